@@ -1,0 +1,274 @@
+"""EfficientNet in plain PyTorch, built from a stage specification.
+
+The architecture is data (`StageSpec`, `NetworkSpec`); the network below reads top to bottom:
+stem, seven MBConv stages, head, pooling, classifier. Resolution is not part of the module: it
+is whatever size the input has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from scaler.scaling import get_preset, round_filters, round_repeats, validate_multiplier
+from scaler.errors import UsageError
+
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.01  # PyTorch convention; TensorFlow's 0.99
+SE_RATIO = 0.25
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of MBConv blocks before scaling: expansion, kernel, stride, repeats, channels."""
+
+    expand: int
+    kernel: int
+    stride: int
+    repeats: int
+    channels: int
+
+
+B0_STAGES: tuple[StageSpec, ...] = (
+    StageSpec(expand=1, kernel=3, stride=1, repeats=1, channels=16),
+    StageSpec(expand=6, kernel=3, stride=2, repeats=2, channels=24),
+    StageSpec(expand=6, kernel=5, stride=2, repeats=2, channels=40),
+    StageSpec(expand=6, kernel=3, stride=2, repeats=3, channels=80),
+    StageSpec(expand=6, kernel=5, stride=1, repeats=3, channels=112),
+    StageSpec(expand=6, kernel=5, stride=2, repeats=4, channels=192),
+    StageSpec(expand=6, kernel=3, stride=1, repeats=1, channels=320),
+)
+B0_STEM_CHANNELS = 32
+B0_HEAD_CHANNELS = 1280
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One MBConv block as built: channels in and out, expansion, kernel, stride, drop rate."""
+
+    cin: int
+    cout: int
+    expand: int
+    kernel: int
+    stride: int
+    drop_path: float
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A whole network: the base stages plus width/depth multipliers and the classifier."""
+
+    width: float = 1.0
+    depth: float = 1.0
+    num_classes: int = 1000
+    dropout: float = 0.2
+    stochastic_depth: float = 0.2
+    stages: tuple[StageSpec, ...] = field(default=B0_STAGES)
+    stem_channels: int = B0_STEM_CHANNELS
+    head_channels: int = B0_HEAD_CHANNELS
+
+    def scaled_stages(self) -> list[StageSpec]:
+        """The stages after the width (round_filters) and depth (ceil) rules."""
+        return [
+            StageSpec(
+                s.expand,
+                s.kernel,
+                s.stride,
+                round_repeats(s.repeats, self.depth),
+                round_filters(s.channels, self.width),
+            )
+            for s in self.stages
+        ]
+
+    def stage_blocks(self) -> list[list[BlockSpec]]:
+        """Every block of every scaled stage, with its input channels, stride and drop rate.
+
+        The stride applies to a stage's first block only; stochastic depth rises linearly
+        from 0 (first block of the network) to the full rate (last block).
+        """
+        stages = self.scaled_stages()
+        last = max(1, sum(s.repeats for s in stages) - 1)
+        cin, index, layout = self.scaled_stem, 0, []
+        for stage in stages:
+            blocks = []
+            for i in range(stage.repeats):
+                rate = self.stochastic_depth * index / last
+                stride = stage.stride if i == 0 else 1
+                blocks.append(
+                    BlockSpec(cin, stage.channels, stage.expand, stage.kernel, stride, rate)
+                )
+                cin, index = stage.channels, index + 1
+            layout.append(blocks)
+        return layout
+
+    @property
+    def scaled_stem(self) -> int:
+        return round_filters(self.stem_channels, self.width)
+
+    @property
+    def scaled_head(self) -> int:
+        return round_filters(self.head_channels, self.width)
+
+
+class ConvBNAct(nn.Sequential):
+    """Convolution without bias, BatchNorm, and SiLU unless `act` is False."""
+
+    def __init__(
+        self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True
+    ) -> None:
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout, eps=BN_EPS, momentum=BN_MOMENTUM),
+        ]
+        if act:
+            layers.append(nn.SiLU(inplace=True))
+        super().__init__(*layers)
+
+
+class SqueezeExcite(nn.Module):
+    """Channel attention: pool, squeeze to `squeeze` channels, SiLU, expand, sigmoid gate."""
+
+    def __init__(self, channels: int, squeeze: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.reduce = nn.Conv2d(channels, squeeze, 1)
+        self.act = nn.SiLU(inplace=True)
+        self.expand = nn.Conv2d(squeeze, channels, 1)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(self.expand(self.act(self.reduce(self.pool(x)))))
+
+
+class MBConv(nn.Module):
+    """Inverted residual block: expand 1x1, depthwise kxk, squeeze-excite, project 1x1.
+
+    The squeeze width comes from the block's input channels, as in the official code. The
+    identity shortcut (stride 1, same channels) carries stochastic depth at rate `drop_path`.
+    """
+
+    def __init__(self, spec: BlockSpec) -> None:
+        super().__init__()
+        hidden = spec.cin * spec.expand
+        layers: list[nn.Module] = []
+        if spec.expand != 1:
+            layers.append(ConvBNAct(spec.cin, hidden, 1))
+        layers += [
+            ConvBNAct(hidden, hidden, spec.kernel, spec.stride, groups=hidden),
+            SqueezeExcite(hidden, max(1, int(spec.cin * SE_RATIO))),
+            ConvBNAct(hidden, spec.cout, 1, act=False),
+        ]
+        self.block = nn.Sequential(*layers)
+        self.use_residual = spec.stride == 1 and spec.cin == spec.cout
+        self.drop_path = spec.drop_path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        if not self.use_residual:
+            return out
+        if self.training and self.drop_path > 0:
+            keep = 1.0 - self.drop_path
+            mask = out.new_empty((out.shape[0], 1, 1, 1)).bernoulli_(keep)
+            out = out * mask.div_(keep)
+        return out + x
+
+
+class Head(nn.Module):
+    """1x1 conv to the head width, global average pooling, dropout and the linear classifier."""
+
+    def __init__(self, cin: int, channels: int, num_classes: int, dropout: float) -> None:
+        super().__init__()
+        self.conv = ConvBNAct(cin, channels, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout, inplace=True)
+        self.classifier = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.pool(self.conv(x)).flatten(1)))
+
+
+def build_stem(spec: NetworkSpec) -> ConvBNAct:
+    """The stem: 3x3 stride-2 conv from RGB to the scaled stem width."""
+    return ConvBNAct(3, spec.scaled_stem, 3, stride=2)
+
+
+def build_head(spec: NetworkSpec) -> Head:
+    """The head that follows the last stage."""
+    return Head(spec.scaled_stages()[-1].channels, spec.scaled_head, spec.num_classes, spec.dropout)
+
+
+class EfficientNet(nn.Module):
+    """The network a `NetworkSpec` describes; `spec` stays attached for counting and reports."""
+
+    def __init__(self, spec: NetworkSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.stem = build_stem(spec)
+        self.stages = nn.ModuleList(
+            nn.Sequential(*(MBConv(block) for block in blocks)) for blocks in spec.stage_blocks()
+        )
+        self.head = build_head(spec)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                bound = 1.0 / m.out_features**0.5
+                nn.init.uniform_(m.weight, -bound, bound)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return self.head(x)
+
+
+def network_spec(
+    variant: str | None = None,
+    *,
+    width: float | None = None,
+    depth: float | None = None,
+    num_classes: int = 1000,
+    dropout: float | None = None,
+) -> NetworkSpec:
+    """The spec of a preset ('b4'), of custom multipliers, or of a preset with overrides."""
+    preset = get_preset(variant) if variant is not None else get_preset("b0")
+    width = preset.width if width is None else width
+    depth = preset.depth if depth is None else depth
+    validate_multiplier("width", width)
+    validate_multiplier("depth", depth)
+    if num_classes < 1:
+        raise UsageError(f"classes = {num_classes} is not allowed; it must be >= 1")
+    return NetworkSpec(
+        width=width,
+        depth=depth,
+        num_classes=num_classes,
+        dropout=preset.dropout if dropout is None else dropout,
+    )
+
+
+def build_model(
+    variant: str | None = None,
+    *,
+    width: float | None = None,
+    depth: float | None = None,
+    num_classes: int = 1000,
+    dropout: float | None = None,
+) -> EfficientNet:
+    """Build an EfficientNet: `build_model("b4")` or `build_model(width=1.2, depth=1.4)`.
+
+    Without a variant the multipliers apply to B0 (and B0's dropout unless given).
+    """
+    return EfficientNet(
+        network_spec(variant, width=width, depth=depth, num_classes=num_classes, dropout=dropout)
+    )
