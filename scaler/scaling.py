@@ -44,26 +44,33 @@ def round_resolution(resolution: float) -> int:
 
 @dataclass(frozen=True)
 class Preset:
-    """An official EfficientNet variant: multipliers of B0, input resolution and dropout."""
+    """An official EfficientNet variant: multipliers of B0, input resolution and dropout.
+
+    `paper_params` and `paper_macs` are the figures printed in the paper's Table 2 (rounded,
+    and for B4/B5 below what the architecture gives): shown beside measured values, never
+    used as measurements.
+    """
 
     name: str
     width: float
     depth: float
     resolution: int
     dropout: float
+    paper_params: float | None = None
+    paper_macs: float | None = None
 
 
 PRESETS: dict[str, Preset] = {
     p.name: p
-    for p in (
-        Preset("b0", 1.0, 1.0, 224, 0.2),
-        Preset("b1", 1.0, 1.1, 240, 0.2),
-        Preset("b2", 1.1, 1.2, 260, 0.3),
-        Preset("b3", 1.2, 1.4, 300, 0.3),
-        Preset("b4", 1.4, 1.8, 380, 0.4),
-        Preset("b5", 1.6, 2.2, 456, 0.4),
-        Preset("b6", 1.8, 2.6, 528, 0.5),
-        Preset("b7", 2.0, 3.1, 600, 0.5),
+    for p in (  # name, width, depth, resolution, dropout, paper's params, paper's "FLOPS" (MACs)
+        Preset("b0", 1.0, 1.0, 224, 0.2, 5.3e6, 0.39e9),
+        Preset("b1", 1.0, 1.1, 240, 0.2, 7.8e6, 0.70e9),
+        Preset("b2", 1.1, 1.2, 260, 0.3, 9.2e6, 1.0e9),
+        Preset("b3", 1.2, 1.4, 300, 0.3, 12e6, 1.8e9),
+        Preset("b4", 1.4, 1.8, 380, 0.4, 19e6, 4.2e9),
+        Preset("b5", 1.6, 2.2, 456, 0.4, 30e6, 9.9e9),
+        Preset("b6", 1.8, 2.6, 528, 0.5, 43e6, 19e9),
+        Preset("b7", 2.0, 3.1, 600, 0.5, 66e6, 37e9),
         Preset("b8", 2.2, 3.6, 672, 0.5),
         Preset("l2", 4.3, 5.3, 800, 0.5),
     )

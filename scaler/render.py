@@ -1,0 +1,158 @@
+"""Rendering frames for people (rich tables, markdown) and for programs (CSV, JSON).
+
+CSV and JSON carry the frame's exact values (integers stay integers); the table and markdown
+formats apply each column's display format.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+from rich import box
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+
+from scaler.errors import UsageError
+
+FORMATS = ("table", "csv", "json", "markdown")
+
+
+@dataclass(frozen=True)
+class Column:
+    """How one frame column is shown: its header and a formatter for a single value."""
+
+    key: str
+    header: str
+    fmt: Callable[[object], str] = str
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def integer(value: object) -> str:
+    return "" if _missing(value) else f"{int(value):,}"
+
+
+def giga(value: object) -> str:
+    return "" if _missing(value) else f"{value / 1e9:.4f}"
+
+
+def mega(value: object) -> str:
+    return "" if _missing(value) else f"{value / 1e6:.3f}"
+
+
+def fixed(digits: int) -> Callable[[object], str]:
+    return lambda value: "" if _missing(value) else f"{value:.{digits}f}"
+
+
+def percent(value: object) -> str:
+    return "" if _missing(value) else f"{value * 100:+.1f}%"
+
+
+def share(value: object) -> str:
+    return "" if _missing(value) else f"{value * 100:.1f}%"
+
+
+def published(unit: str) -> Callable[[object], str]:
+    """A published figure as the paper prints it: 0.39B, 5.3M."""
+    scale = {"B": 1e9, "M": 1e6}[unit]
+    return lambda value: "" if _missing(value) else f"{value / scale:g}{unit}"
+
+
+def text(value: object) -> str:
+    return "" if _missing(value) else str(value)
+
+
+def check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
+    """Raise UsageError for a format name that is not one of `allowed`."""
+    if fmt not in allowed:
+        raise UsageError(f"format {fmt!r} is not allowed; use one of {', '.join(allowed)}")
+    return fmt
+
+
+def _json_value(value: object) -> object:
+    if _missing(value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def to_json(frame: pd.DataFrame) -> str:
+    """Records with exact values: integers stay integers, NaN becomes null."""
+    records = [
+        {key: _json_value(value) for key, value in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+    return json.dumps(records, indent=2)
+
+
+def to_markdown(frame: pd.DataFrame, columns: list[Column]) -> str:
+    lines = [
+        "| " + " | ".join(c.header for c in columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+    ]
+    for _, row in frame.iterrows():
+        lines.append("| " + " | ".join(c.fmt(row[c.key]) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def rich_table(
+    frame: pd.DataFrame,
+    columns: list[Column],
+    *,
+    title: str | None = None,
+    caption: str | None = None,
+    highlight: Callable[[pd.Series], str | None] | None = None,
+) -> Table:
+    """A rich Table; `highlight(row)` may return a style for a row (e.g. the best one)."""
+    table = Table(
+        title=title,
+        caption=caption,
+        caption_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for column in columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[column.key]) if column.key in frame else False
+        table.add_column(column.header, justify="right" if numeric else "left")
+    for _, row in frame.iterrows():
+        style = highlight(row) if highlight else None
+        table.add_row(*(column.fmt(row[column.key]) for column in columns), style=style)
+    return table
+
+
+def emit(
+    frame: pd.DataFrame,
+    columns: list[Column],
+    fmt: str,
+    console: Console,
+    *,
+    title: str | None = None,
+    caption: str | None = None,
+    highlight: Callable[[pd.Series], str | None] | None = None,
+) -> None:
+    """Print `frame` in `fmt`: table, csv, json or markdown."""
+    if fmt == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    elif fmt == "json":
+        print(to_json(frame))
+    elif fmt == "markdown":
+        print(f"**{title}**\n" if title else "", to_markdown(frame, columns), sep="")
+        if caption:
+            print(f"\n{caption}")
+    else:
+        table = rich_table(frame, columns, title=title, caption=caption, highlight=highlight)
+        # Never squeeze numbers into ellipses: widen past a narrow (or piped) console instead.
+        natural = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
+        if natural > console.width:
+            console = Console(file=console.file, width=natural)
+        console.print(table)

@@ -1,0 +1,163 @@
+"""Tables of measured figures, as pandas frames: what the CLI renders and what users analyse.
+
+Each function returns one row per item with exact integers (params, MACs) and plain floats;
+formatting for people happens in `scaler.render`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from scaler.counting import ModelCount, count_model
+from scaler.network import NetworkSpec, network_spec
+from scaler.scaling import PRESETS, Preset, compound_scale, get_preset, validate_resolution
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A network to count: a preset or custom multipliers, at a resolution."""
+
+    label: str
+    spec: NetworkSpec
+    resolution: int
+    preset: Preset | None = None
+
+
+def choose_models(
+    variant: str | None,
+    *,
+    width: float | None = None,
+    depth: float | None = None,
+    resolution: int | None = None,
+    num_classes: int = 1000,
+) -> list[ModelChoice]:
+    """Resolve 'b4', 'all' or custom multipliers (with optional overrides) to models to count."""
+    if resolution is not None:
+        validate_resolution(resolution)
+    if variant is not None and variant.lower() == "all":
+        names = [n for n in PRESETS if n.startswith("b") and n != "b8"]
+    elif variant is not None:
+        names = [get_preset(variant).name]
+    else:
+        spec = network_spec(width=width, depth=depth, num_classes=num_classes)
+        label = f"w{spec.width:g}-d{spec.depth:g}"
+        return [ModelChoice(label, spec, resolution or 224)]
+    choices = []
+    for name in names:
+        preset = PRESETS[name]
+        spec = network_spec(name, width=width, depth=depth, num_classes=num_classes)
+        custom = width is not None or depth is not None or num_classes != 1000
+        custom = custom or (resolution is not None and resolution != preset.resolution)
+        # Published figures only apply to the preset as published.
+        choices.append(
+            ModelChoice(name, spec, resolution or preset.resolution, None if custom else preset)
+        )
+    return choices
+
+
+def _deviation(measured: float, published: float | None) -> float | None:
+    return None if published is None else (measured - published) / published
+
+
+def flops_table(models: list[ModelChoice]) -> pd.DataFrame:
+    """One row per model: params, MACs (paper convention), FLOPs, fvcore total, paper figures."""
+    rows = []
+    for choice in models:
+        count = count_model(choice.spec, choice.resolution)
+        preset = choice.preset
+        rows.append(
+            {
+                "model": choice.label,
+                "width": choice.spec.width,
+                "depth": choice.spec.depth,
+                "resolution": choice.resolution,
+                "classes": choice.spec.num_classes,
+                "params": count.params,
+                "macs": count.macs,
+                "flops": count.flops,
+                "fvcore_total": count.fvcore_total,
+                "paper_params": preset.paper_params if preset else None,
+                "params_deviation": _deviation(count.params, preset and preset.paper_params),
+                "paper_macs": preset.paper_macs if preset else None,
+                "macs_deviation": _deviation(count.macs, preset and preset.paper_macs),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def stage_table(models: list[ModelChoice]) -> pd.DataFrame:
+    """One row per (model, part): stem, stage1..7, head with params, MACs and output size."""
+    rows = []
+    for choice in models:
+        count = count_model(choice.spec, choice.resolution)
+        for part in count.parts:
+            rows.append(
+                {
+                    "model": choice.label,
+                    "part": part.name,
+                    "output_resolution": part.output_resolution,
+                    "params": part.params,
+                    "macs": part.macs,
+                    "macs_share": part.macs / count.macs,
+                    "fvcore_total": part.fvcore_total,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def unsupported_ops(models: list[ModelChoice]) -> dict[str, int]:
+    """Ops fvcore counted as zero (activations, gates, adds) over all models, with occurrences."""
+    total: dict[str, int] = {}
+    for choice in models:
+        for op, n in count_model(choice.spec, choice.resolution).unsupported_ops.items():
+            total[op] = total.get(op, 0) + n
+    return total
+
+
+def family_table(
+    alpha: float,
+    beta: float,
+    gamma: float,
+    phis: list[int],
+    *,
+    base_resolution: int = 224,
+    num_classes: int = 1000,
+) -> pd.DataFrame:
+    """The compound family of B0: one row per phi, measured beside the official preset B<phi>."""
+    rows = []
+    base: ModelCount | None = None
+    for phi in phis:
+        scale = compound_scale(alpha, beta, gamma, phi, base_resolution)
+        spec = network_spec(width=scale.width, depth=scale.depth, num_classes=num_classes)
+        count = count_model(spec, scale.resolution)
+        if base is None:
+            base_scale = compound_scale(alpha, beta, gamma, 0, base_resolution)
+            base_spec = network_spec(width=1.0, depth=1.0, num_classes=num_classes)
+            base = count_model(base_spec, base_scale.resolution)
+        preset = PRESETS.get(f"b{phi}")
+        official = (
+            count_model(network_spec(preset.name, num_classes=num_classes), preset.resolution)
+            if preset
+            else None
+        )
+        rows.append(
+            {
+                "phi": phi,
+                "depth_mult": scale.depth,
+                "width_mult": scale.width,
+                "resolution": scale.resolution,
+                "params": count.params,
+                "macs": count.macs,
+                "macs_ratio": count.macs / base.macs,
+                "nominal_ratio": scale.nominal_flops_ratio,
+                "preset": preset.name if preset else None,
+                "preset_depth": preset.depth if preset else None,
+                "preset_width": preset.width if preset else None,
+                "preset_resolution": preset.resolution if preset else None,
+                "preset_params": official.params if official else None,
+                "preset_macs": official.macs if official else None,
+            }
+        )
+    return pd.DataFrame(rows)

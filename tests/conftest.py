@@ -1,0 +1,45 @@
+"""Shared fixtures: run the CLI in-process or as the installed console script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scaler.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `scaler ARGS` in this process; returns exit code, stdout and stderr."""
+
+    def run(*args: str) -> CliResult:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def console_script():
+    """Run the installed `scaler` console script in a subprocess."""
+    script = Path(sys.executable).parent / "scaler"
+    assert script.exists(), f"console script missing: {script} (run scripts/setup.sh)"
+
+    def run(*args: str, cwd: Path | None = None, timeout: float = 600) -> CliResult:
+        proc = subprocess.run(
+            [str(script), *map(str, args)], capture_output=True, text=True, cwd=cwd or ROOT, timeout=timeout
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run

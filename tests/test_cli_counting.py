@@ -1,0 +1,109 @@
+"""`scaler flops` and `scaler scale`: outputs in every format and every bad-input case."""
+
+import csv
+import io
+import json
+
+import pytest
+
+
+def test_flops_b4_table_via_console_script(console_script):
+    result = console_script("flops", "b4")
+    assert result.code == 0, result.err
+    assert "19,341,616" in result.out
+    assert "4.3938" in result.out  # MACs G
+    assert "8.7875" in result.out  # FLOPs G = 2 x MACs
+    assert "4.2B" in result.out and "+4.6%" in result.out  # paper's printed figure and deviation
+    assert "fvcore counts 0 for" in result.out
+    assert result.err == ""  # no fvcore warnings spill onto the terminal
+
+
+def test_flops_all_json_has_exact_integers(cli):
+    result = cli("flops", "all", "--format", "json")
+    assert result.code == 0
+    rows = json.loads(result.out)
+    assert [r["model"] for r in rows] == [f"b{i}" for i in range(8)]
+    assert rows[0]["params"] == 5_288_548 and rows[0]["macs"] == 385_814_752
+    assert rows[7]["params"] == 66_347_960
+    assert rows[7]["flops"] == 2 * rows[7]["macs"]
+
+
+def test_flops_custom_csv_and_by_stage(cli):
+    result = cli("flops", "--width", "1.2", "--depth", "1.4", "--resolution", "300", "--format", "csv")
+    assert result.code == 0
+    rows = list(csv.DictReader(io.StringIO(result.out)))
+    assert len(rows) == 1
+    # Same multipliers and resolution as B3: same network.
+    assert int(rows[0]["params"]) == 12_233_232
+    assert rows[0]["paper_macs"] == ""  # custom models have no published figure
+
+    result = cli("flops", "b0", "--by-stage", "--format", "json")
+    assert result.code == 0
+    decoder = json.JSONDecoder()
+    models, end = decoder.raw_decode(result.out)
+    stages, _ = decoder.raw_decode(result.out[end:].lstrip())
+    assert [s["part"] for s in stages][:2] == ["stem", "stage1"]
+    assert sum(s["params"] for s in stages) == models[0]["params"]
+
+
+def test_flops_overrides_and_markdown(cli):
+    result = cli("flops", "b0", "--resolution", "128", "--classes", "10", "--format", "markdown")
+    assert result.code == 0
+    assert result.out.startswith("**EfficientNet params and MACs**")
+    assert "| b0 | 128 |" in result.out
+    assert "0.39B" not in result.out  # published figures only for the preset as published
+
+
+def test_scale_family(cli):
+    result = cli("scale", "--phi", "0-2", "--format", "json")
+    assert result.code == 0
+    rows = json.loads(result.out)
+    assert [r["phi"] for r in rows] == [0, 1, 2]
+    assert rows[0]["macs"] == 385_814_752 and rows[0]["macs_ratio"] == 1.0
+    assert rows[1]["resolution"] == 256  # 224 * 1.15 = 257.6 -> nearest multiple of 4
+    assert rows[1]["nominal_ratio"] == pytest.approx(1.2 * 1.1**2 * 1.15**2)
+    assert rows[1]["preset"] == "b1" and rows[1]["preset_params"] == 7_794_184
+    result = cli("scale", "--phi", "1,3")
+    assert result.code == 0 and "b3" in result.out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["flops", "b9"], "unknown variant 'b9'"),
+        (["flops", "--width", "0"], "width = 0.0"),
+        (["flops", "--depth", "-1"], "depth = -1.0"),
+        (["flops", "b0", "--resolution", "0"], "resolution 0"),
+        (["flops", "b0", "--resolution", "100000"], "resolution 100000"),
+        (["flops", "b0", "--classes", "0"], "classes = 0"),
+        (["flops", "b0", "--format", "xml"], "'xml'"),
+        (["flops", "--resolution", "abc"], "--resolution"),
+        (["scale", "--phi", "-1"], "phi '-1'"),
+        (["scale", "--phi", "3-1"], "malformed"),
+        (["scale", "--phi", "a"], "malformed"),
+        (["scale", "--alpha", "0.9"], "alpha = 0.9"),
+        (["scale", "--beta", "0.5"], "beta = 0.5"),
+        (["scale", "--gamma", "0"], "gamma = 0"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(cli, args, message):
+    result = cli(*args)
+    assert result.code == 2
+    assert message in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert "Traceback" not in result.err
+
+
+def test_bad_input_via_console_script_has_no_traceback(console_script):
+    result = console_script("flops", "b9")
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        "error: unknown variant 'b9'; allowed: b0, b1, b2, b3, b4, b5, b6, b7, b8, l2"
+    ]
+
+
+def test_help_has_examples(cli):
+    for command in ("flops", "scale"):
+        result = cli(command, "--help")
+        assert result.code == 0
+        assert "Examples" in result.out
