@@ -161,3 +161,19 @@ def family_table(
             }
         )
     return pd.DataFrame(rows)
+
+
+def pareto_front(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows no other row beats on both top-1 (higher) and MACs (lower); rows without a
+    top-1 are left out. Order and columns are kept."""
+    scored = frame[pd.to_numeric(frame["top1"], errors="coerce").notna()]
+    keep = []
+    for i, row in scored.iterrows():
+        dominated = (
+            (scored["top1"] >= row["top1"])
+            & (scored["macs"] <= row["macs"])
+            & ((scored["top1"] > row["top1"]) | (scored["macs"] < row["macs"]))
+        ).any()
+        if not dominated:
+            keep.append(i)
+    return frame.loc[keep]

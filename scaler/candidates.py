@@ -1,0 +1,213 @@
+"""Candidate coefficients (alpha, beta, gamma) under alpha * beta^2 * gamma^2 ~= T.
+
+Two ways to enumerate:
+
+* `grid`: each coefficient on its own inclusive range; keep the points whose product is within
+  `tolerance` of the target (the paper's and NNI's way);
+* `surface`: alpha and beta on their ranges, gamma solved exactly from the constraint; a point
+  is dropped when the solved gamma falls outside gamma's range (in particular below 1); gamma's
+  step is not used.
+
+Each candidate is then a concrete network: the proxy base scaled by d = alpha^phi,
+w = beta^phi, r = round(base_resolution * gamma^phi), with params and MACs counted by fvcore.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from scaler.counting import count_model
+from scaler.errors import UsageError
+from scaler.network import NetworkSpec, network_spec
+from scaler.scaling import compound_scale, validate_multiplier, validate_resolution
+
+MODES = ("grid", "surface")
+_DECIMALS = 6  # grid values are rounded so 1.1 stays 1.1, not 1.1000000000000001
+
+
+@dataclass(frozen=True)
+class Range:
+    """An inclusive range start:stop:step of one coefficient."""
+
+    start: float
+    stop: float
+    step: float
+
+    def values(self) -> list[float]:
+        count = int(math.floor((self.stop - self.start) / self.step + 1e-9))
+        return [round(self.start + i * self.step, _DECIMALS) for i in range(count + 1)]
+
+    def __str__(self) -> str:
+        return f"{self.start:g}:{self.stop:g}:{self.step:g}"
+
+
+def parse_range(text: str, name: str) -> Range:
+    """Parse 'start:stop:step' (or a single value) for coefficient `name`; each value >= 1."""
+    parts = text.split(":")
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) == 1:
+        numbers = [numbers[0], numbers[0], 1.0]
+    if len(numbers) != 3 or not all(math.isfinite(n) for n in numbers):
+        raise UsageError(f"--{name}-range {text!r} is malformed; use start:stop:step, e.g. 1.0:2.0:0.1")
+    start, stop, step = numbers
+    if start < 1.0:
+        raise UsageError(f"--{name}-range {text!r} is not allowed: {name} must be >= 1")
+    if stop < start or step <= 0:
+        raise UsageError(f"--{name}-range {text!r} is not allowed: need stop >= start and step > 0")
+    if (stop - start) / step > 10_000:
+        raise UsageError(f"--{name}-range {text!r} has too many points (at most 10,000)")
+    return Range(start, stop, step)
+
+
+@dataclass(frozen=True)
+class CandidateSpace:
+    """Which (alpha, beta, gamma) to consider and the constraint they must satisfy."""
+
+    mode: str = "grid"
+    alpha: Range = Range(1.0, 2.0, 0.2)
+    beta: Range = Range(1.0, 1.4, 0.1)
+    gamma: Range = Range(1.0, 1.4, 0.05)
+    target: float = 2.0
+    tolerance: float = 0.1
+    phi: float = 1.0
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise UsageError(f"mode {self.mode!r} is not allowed; use one of {', '.join(MODES)}")
+        if not math.isfinite(self.target) or self.target < 1.0:
+            raise UsageError(f"target = {self.target:g} is not allowed; it must be >= 1")
+        if not math.isfinite(self.tolerance) or self.tolerance <= 0:
+            raise UsageError(f"tolerance = {self.tolerance:g} is not allowed; it must be > 0")
+        if not math.isfinite(self.phi) or self.phi <= 0:
+            raise UsageError(f"phi = {self.phi:g} is not allowed; a search needs phi > 0")
+
+    def coefficients(self) -> list[tuple[float, float, float]]:
+        """The (alpha, beta, gamma) points that satisfy the constraint, in enumeration order."""
+        self.validate()
+        points = []
+        if self.mode == "grid":
+            for a in self.alpha.values():
+                for b in self.beta.values():
+                    for g in self.gamma.values():
+                        if abs(a * b * b * g * g - self.target) <= self.tolerance + 1e-12:
+                            points.append((a, b, g))
+        else:
+            for a in self.alpha.values():
+                for b in self.beta.values():
+                    g = math.sqrt(self.target / (a * b * b))
+                    if self.gamma.start - 1e-12 <= g <= self.gamma.stop + 1e-12:
+                        points.append((a, b, g))
+        if not points:
+            raise UsageError(self._why_empty())
+        return points
+
+    def _why_empty(self) -> str:
+        if self.mode == "grid":
+            grid = [
+                a * b * b * g * g
+                for a in self.alpha.values()
+                for b in self.beta.values()
+                for g in self.gamma.values()
+            ]
+            closest = min(grid, key=lambda p: abs(p - self.target))
+            return (
+                f"no candidate: none of the {len(grid)} grid points has |alpha*beta^2*gamma^2 - "
+                f"{self.target:g}| <= {self.tolerance:g} (closest product {closest:.4f}); "
+                "widen the ranges or raise --tolerance"
+            )
+        return (
+            f"no candidate: for every (alpha, beta) on the grid the solved gamma = "
+            f"sqrt({self.target:g} / (alpha*beta^2)) falls outside --gamma-range {self.gamma} "
+            "(gamma must be >= 1); lower the alpha/beta ranges or raise --target"
+        )
+
+
+@dataclass(frozen=True)
+class ProxyBase:
+    """The network a search scales: a preset, its own width multiplier and its resolution."""
+
+    variant: str = "b0"
+    resolution: int = 64
+    width: float = 0.5
+    num_classes: int = 10
+
+    def validate(self) -> None:
+        validate_resolution(self.resolution, what="base resolution")
+        validate_multiplier("base width", self.width)
+        network_spec(self.variant, num_classes=self.num_classes)
+
+    def spec(self, width: float = 1.0, depth: float = 1.0) -> NetworkSpec:
+        """The base scaled by extra width and depth multipliers (base width applied first)."""
+        base = network_spec(self.variant, num_classes=self.num_classes)
+        return network_spec(
+            self.variant,
+            width=base.width * self.width * width,
+            depth=base.depth * depth,
+            num_classes=self.num_classes,
+        )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One point of the search with its concrete network and measured size."""
+
+    index: int
+    alpha: float
+    beta: float
+    gamma: float
+    product: float
+    depth_mult: float
+    width_mult: float
+    resolution: int
+    params: int
+    macs: int
+    macs_ratio: float  # measured MACs / the base's MACs
+    nominal_ratio: float  # target ** phi: what the ratio would be without rounding
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_candidates(
+    space: CandidateSpace, base: ProxyBase, flops_tolerance: float | None = None
+) -> list[Candidate]:
+    """Enumerate the space and count each candidate; optionally drop those whose measured MACs
+    ratio strays from target^phi by more than `flops_tolerance` (relative)."""
+    base.validate()
+    if flops_tolerance is not None and not flops_tolerance > 0:
+        raise UsageError(f"flops tolerance = {flops_tolerance:g} is not allowed; it must be > 0")
+    base_macs = count_model(base.spec(), base.resolution).macs
+    nominal = space.target**space.phi
+    candidates: list[Candidate] = []
+    for alpha, beta, gamma in space.coefficients():
+        scale = compound_scale(alpha, beta, gamma, space.phi, base.resolution)
+        count = count_model(base.spec(scale.width, scale.depth), scale.resolution)
+        ratio = count.macs / base_macs
+        if flops_tolerance is not None and abs(ratio / nominal - 1) > flops_tolerance:
+            continue
+        candidates.append(
+            Candidate(
+                index=len(candidates),
+                alpha=alpha,
+                beta=beta,
+                gamma=gamma,
+                product=alpha * beta * beta * gamma * gamma,
+                depth_mult=scale.depth,
+                width_mult=scale.width,
+                resolution=scale.resolution,
+                params=count.params,
+                macs=count.macs,
+                macs_ratio=ratio,
+                nominal_ratio=nominal,
+            )
+        )
+    if not candidates:
+        raise UsageError(
+            f"no candidate: every point's measured MACs ratio strays from {nominal:.3f} by more "
+            f"than --flops-tolerance {flops_tolerance:g}; raise it or drop the flag"
+        )
+    return candidates

@@ -1,0 +1,62 @@
+"""Pictures of a search: accuracy against MACs with the Pareto front, and a top-1 heat map
+over (alpha, beta) on the constraint surface. Uses matplotlib's non-interactive backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from scaler.reports import pareto_front  # noqa: E402
+from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA  # noqa: E402
+
+
+def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
+    """Write a two-panel PNG (or any matplotlib format, by suffix) of a search's results."""
+    scored = frame[pd.to_numeric(frame["top1"], errors="coerce").notna()].copy()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
+
+    colors = {"complete": "tab:blue", "pruned": "tab:gray"}
+    for state, group in scored.groupby("state"):
+        left.scatter(group["macs"] / 1e6, group["top1"] * 100, s=36, alpha=0.8,
+                     color=colors.get(state, "tab:red"), label=state)  # fmt: skip
+    front = pareto_front(scored).sort_values("macs")
+    left.plot(front["macs"] / 1e6, front["top1"] * 100, "-o", color="tab:orange", lw=1.5, ms=4, label="Pareto front")
+    paper = scored[
+        np.isclose(scored["alpha"], PAPER_ALPHA) & np.isclose(scored["beta"], PAPER_BETA) & np.isclose(scored["gamma"], PAPER_GAMMA)
+    ]
+    if len(paper):
+        left.scatter(paper["macs"] / 1e6, paper["top1"] * 100, marker="*", s=260, color="tab:red", zorder=5,
+                     label=f"paper ({PAPER_ALPHA}, {PAPER_BETA}, {PAPER_GAMMA})")  # fmt: skip
+    if len(scored):
+        best = scored.sort_values(["top1", "macs"], ascending=[False, True]).iloc[0]
+        left.annotate(f"best ({best['alpha']:g}, {best['beta']:g}, {best['gamma']:.3g})",
+                      (best["macs"] / 1e6, best["top1"] * 100), textcoords="offset points", xytext=(6, 6))  # fmt: skip
+    left.set_xlabel("MACs of the scaled proxy (M)")
+    left.set_ylabel("val top-1 (%)")
+    left.set_title("accuracy against cost")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+
+    if len(scored):
+        best_per_cell = scored.groupby(["alpha", "beta"])["top1"].max().unstack("beta")
+        image = right.imshow(best_per_cell.values * 100, origin="lower", aspect="auto", cmap="viridis")
+        right.set_xticks(range(len(best_per_cell.columns)), [f"{b:g}" for b in best_per_cell.columns])
+        right.set_yticks(range(len(best_per_cell.index)), [f"{a:g}" for a in best_per_cell.index])
+        for (i, j), value in np.ndenumerate(best_per_cell.values):
+            if not np.isnan(value):
+                right.text(j, i, f"{value * 100:.1f}", ha="center", va="center", color="white", fontsize=8)
+        fig.colorbar(image, ax=right, label="val top-1 (%), best gamma per cell")
+    right.set_xlabel("beta (width)")
+    right.set_ylabel("alpha (depth)")
+    right.set_title("top-1 over (alpha, beta); gamma from the constraint")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,111 @@
+"""Enumerating (alpha, beta, gamma) under alpha * beta^2 * gamma^2 ~= T, and counting them."""
+
+import json
+import math
+
+import pytest
+
+from scaler import network_spec
+from scaler.candidates import CandidateSpace, ProxyBase, Range, build_candidates, parse_range
+from scaler.counting import count_model
+from scaler.errors import UsageError
+
+TINY = ProxyBase("b0", resolution=32, width=0.25, num_classes=10)
+
+
+def test_default_grid_contains_the_papers_point_and_satisfies_constraint():
+    space = CandidateSpace()
+    points = space.coefficients()
+    assert (1.2, 1.1, 1.15) in points
+    for a, b, g in points:
+        assert min(a, b, g) >= 1.0
+        assert abs(a * b * b * g * g - space.target) <= space.tolerance + 1e-12
+    assert len(points) == len(set(points))
+
+
+def test_grid_matches_brute_force_enumeration():
+    space = CandidateSpace(alpha=Range(1.0, 2.0, 0.1), beta=Range(1.0, 1.5, 0.05), gamma=Range(1.0, 1.5, 0.05), tolerance=0.05)
+    alphas = [1.0 + i / 10 for i in range(11)]
+    others = [1.0 + i / 20 for i in range(11)]
+    expected = [
+        (round(a, 6), round(b, 6), round(g, 6))
+        for a in alphas for b in others for g in others
+        if abs(a * b * b * g * g - 2) <= 0.05 + 1e-12
+    ]  # fmt: skip
+    assert space.coefficients() == expected
+
+
+def test_surface_mode_solves_gamma_exactly_and_drops_gamma_below_one():
+    space = CandidateSpace(mode="surface", alpha=Range(1.0, 2.2, 0.2), beta=Range(1.0, 1.4, 0.1), gamma=Range(1.0, 1.5, 0.05))
+    points = space.coefficients()
+    assert points
+    for a, b, g in points:
+        assert a * b * b * g * g == pytest.approx(2.0, abs=1e-12)
+        assert g >= 1.0
+    # alpha = 2.2 needs gamma < 1 for every beta: dropped.
+    assert not any(a == 2.2 for a, _, _ in points)
+    assert (1.0, 1.0, math.sqrt(2.0)) in points
+
+
+@pytest.mark.parametrize(
+    "space, words",
+    [
+        (CandidateSpace(alpha=Range(1.0, 1.0, 0.1), beta=Range(1.0, 1.0, 0.1), gamma=Range(1.0, 1.1, 0.1)), "tolerance"),
+        (CandidateSpace(mode="surface", alpha=Range(2.5, 3.0, 0.5), beta=Range(1.0, 1.1, 0.1)), "gamma"),
+    ],
+)
+def test_empty_set_names_the_constraint(space, words):
+    with pytest.raises(UsageError, match=words):
+        space.coefficients()
+
+
+@pytest.mark.parametrize("text", ["1.0:2.0", "a:b:c", "0.9:2:0.1", "2:1:0.1", "1:2:0", "1:2:-0.1"])
+def test_bad_ranges(text):
+    with pytest.raises(UsageError):
+        parse_range(text, "alpha")
+
+
+def test_single_value_range():
+    assert parse_range("1.2", "alpha").values() == [1.2]
+    assert parse_range("1.0:1.3:0.1", "beta").values() == [1.0, 1.1, 1.2, 1.3]
+
+
+def test_candidates_are_counted_with_fvcore():
+    space = CandidateSpace(alpha=Range(1.0, 1.2, 0.2), beta=Range(1.0, 1.1, 0.1), gamma=Range(1.0, 1.2, 0.1), tolerance=0.5)
+    found = build_candidates(space, TINY)
+    base_macs = count_model(TINY.spec(), 32).macs
+    assert [c.index for c in found] == list(range(len(found)))
+    for c in found:
+        spec = TINY.spec(c.width_mult, c.depth_mult)
+        count = count_model(spec, c.resolution)
+        assert (c.params, c.macs) == (count.params, count.macs)
+        assert c.macs_ratio == pytest.approx(c.macs / base_macs)
+        assert c.resolution == 4 * round(32 * c.gamma / 4)
+        assert c.nominal_ratio == 2.0
+    # the proxy base's width applies before the candidate's
+    assert TINY.spec(1.1, 1.2) == network_spec("b0", width=0.25 * 1.1, depth=1.2, num_classes=10)
+
+
+def test_flops_tolerance_drops_strays():
+    space = CandidateSpace(alpha=Range(1.0, 1.2, 0.2), beta=Range(1.0, 1.1, 0.1), gamma=Range(1.0, 1.2, 0.1), tolerance=0.5)
+    every = build_candidates(space, TINY)
+    kept = build_candidates(space, TINY, flops_tolerance=0.3)
+    assert len(kept) < len(every)
+    assert all(abs(c.macs_ratio / 2.0 - 1) <= 0.3 for c in kept)
+    with pytest.raises(UsageError, match="flops-tolerance"):
+        build_candidates(space, TINY, flops_tolerance=1e-6)
+
+
+def test_candidates_command(cli):
+    args = ["candidates", "--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1:1.2:0.1",
+            "--tolerance", "0.5", "--base-resolution", "32", "--base-width", "0.25"]  # fmt: skip
+    result = cli(*args, "--format", "json")
+    assert result.code == 0, result.err
+    rows = json.loads(result.out)
+    assert {"alpha", "beta", "gamma", "params", "macs", "macs_ratio", "resolution"} <= set(rows[0])
+    table = cli(*args)
+    assert table.code == 0 and "MACs ratio" in table.out
+    bad = cli("candidates", "--tolerance", "0")
+    assert bad.code == 2 and "tolerance" in bad.err
+    empty = cli("candidates", "--alpha-range", "1:1:0.1", "--beta-range", "1:1:0.1", "--gamma-range", "1:1.1:0.1")
+    assert empty.code == 2 and "no candidate" in empty.err
