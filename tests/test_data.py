@@ -1,0 +1,283 @@
+"""Data sources decode once into uint8 tensors, split and cache correctly; batches are seeded."""
+
+import hashlib
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from scaler.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SYNTHETIC_CLASSES,
+    ImageSplit,
+    clear_memo,
+    eval_batches,
+    load_dataset,
+    render_synthetic,
+    train_batches,
+)
+from scaler.errors import UsageError
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memo():
+    clear_memo()
+    yield
+    clear_memo()
+
+
+def write_png(path, color, size=(20, 14)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(sum(color))
+    arr = np.clip(np.array(color)[None, None] + rng.integers(-20, 20, (*size[::-1], 3)), 0, 255)
+    Image.fromarray(arr.astype(np.uint8)).save(path)
+
+
+def make_folder(root, per_class=5, classes=("cat", "dog", "eel")):
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            write_png(root / name / f"{i}.png", (80 * c, 200 - 60 * c, 30 * i))
+    return root
+
+
+# ---------------------------------------------------------------- synthetic
+
+
+def test_synthetic_shapes_and_determinism():
+    a = load_dataset("synthetic", storage_resolution=32, train_images=20, val_images=10,
+                     native_resolution=64)
+    assert a.classes == SYNTHETIC_CLASSES and a.num_classes == 10
+    assert a.train.images.shape == (20, 3, 32, 32) and a.train.images.dtype == torch.uint8
+    assert a.train.images.is_contiguous() and a.train.labels.dtype == torch.int64
+    assert len(a.train) == 20 and len(a.val) == 10 and a.decoded == 30 and a.skipped == 0
+    assert sorted(a.train.labels.tolist()) == sorted(list(range(10)) * 2)
+    clear_memo()
+    b = load_dataset("synthetic", storage_resolution=32, train_images=20, val_images=10,
+                     native_resolution=64)
+    assert torch.equal(a.train.images, b.train.images) and torch.equal(a.val.images, b.val.images)
+    assert a.fingerprint == b.fingerprint
+    c = load_dataset("synthetic", storage_resolution=32, train_images=20, val_images=10,
+                     native_resolution=64, seed=1)
+    assert c.fingerprint != a.fingerprint
+    assert not torch.equal(a.train.images, c.train.images)
+    # train and val come from different streams
+    assert not torch.equal(a.train.images[:10], a.val.images)
+
+
+def test_synthetic_render_is_prefix_stable_and_fixed():
+    big, labels = render_synthetic(6, seed=3, stream=1, native=64)
+    small, _ = render_synthetic(2, seed=3, stream=1, native=64)
+    assert np.array_equal(big[:2], small)
+    assert labels.tolist() == [0, 1, 2, 3, 4, 5]
+    # Integer rendering: these bytes are the same on every machine (and numpy version that
+    # keeps PCG64's integer stream); a change here means the data set changed.
+    assert hashlib.blake2b(big.tobytes(), digest_size=8).hexdigest() == "5fb238b542afd090"
+
+
+def test_synthetic_memo_and_options_change_fingerprint():
+    a = load_dataset("synthetic", storage_resolution=16, train_images=10, val_images=10,
+                     native_resolution=32)
+    again = load_dataset("synthetic", storage_resolution=16, train_images=10, val_images=10,
+                         native_resolution=32)
+    assert again.decoded == 0 and again.train.images is a.train.images
+    other = load_dataset("synthetic", storage_resolution=32, train_images=10, val_images=10,
+                         native_resolution=32)
+    assert other.fingerprint != a.fingerprint and other.train.images.shape[-1] == 32
+
+
+# ---------------------------------------------------------------- folders
+
+
+def test_folder_auto_split_stratified(tmp_path):
+    root = make_folder(tmp_path / "data", per_class=5)
+    ds = load_dataset(str(root), storage_resolution=16, val_fraction=0.4)
+    assert ds.classes == ("cat", "dog", "eel")
+    assert ds.train.images.shape == (9, 3, 16, 16) and len(ds.val) == 6
+    assert torch.bincount(ds.val.labels).tolist() == [2, 2, 2]
+    assert ds.decoded == 15 and ds.skipped == 0
+    # colour survives decoding: class 0 is (0, 200, ...), class 2 is (160, 80, ...)
+    means = ds.train.images.float().mean(dim=(2, 3))
+    assert means[ds.train.labels == 0, 0].max() < 40
+    assert means[ds.train.labels == 2, 0].min() > 120
+    capped = load_dataset(str(root), storage_resolution=16, val_fraction=0.4, train_images=3,
+                          val_images=3)
+    assert torch.bincount(capped.train.labels).tolist() == [1, 1, 1]
+    assert len(capped.val) == 3 and capped.fingerprint != ds.fingerprint
+
+
+def test_folder_train_val_subfolders(tmp_path):
+    root = tmp_path / "data"
+    for split, n in (("train", 3), ("val", 2)):
+        for c, name in enumerate(("a", "b")):
+            for i in range(n):
+                write_png(root / split / name / f"{i}.png", (200 * c, 50, 10 * i), size=(30, 18))
+    ds = load_dataset(str(root), storage_resolution=12)
+    assert ds.classes == ("a", "b") and len(ds.train) == 6 and len(ds.val) == 4
+    assert ds.train.images.shape[1:] == (3, 12, 12)
+
+
+def test_folder_skips_corrupt_files(tmp_path):
+    root = make_folder(tmp_path / "data", per_class=4, classes=("a", "b"))
+    (root / "a" / "broken.png").write_bytes(b"this is not a png at all")
+    ds = load_dataset(str(root), storage_resolution=8, val_fraction=0.25)
+    assert ds.skipped == 1
+    assert len(ds.train) + len(ds.val) == 8
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "one_class", "empty_class",
+                                  "unreadable_class", "bad_fraction", "unknown"])
+def test_folder_errors(tmp_path, case):
+    root = tmp_path / "data"
+    kwargs = {}
+    if case == "missing":
+        source, match = str(root), "does not exist"
+    elif case == "unknown":
+        source, match = "imagenet:xyz", "does not exist"
+    elif case == "empty":
+        root.mkdir()
+        source, match = str(root), "no class sub-folders"
+    elif case == "one_class":
+        make_folder(root, per_class=2, classes=("only",))
+        source, match = str(root), "at least 2"
+    elif case == "empty_class":
+        make_folder(root, per_class=2, classes=("a", "b"))
+        (root / "hollow").mkdir()
+        source, match = str(root), "'hollow' has no images"
+    elif case == "unreadable_class":
+        make_folder(root, per_class=2, classes=("a", "b"))
+        (root / "junk").mkdir()
+        (root / "junk" / "x.png").write_bytes(b"garbage")
+        source, match = str(root), "'junk' has no readable"
+    else:
+        make_folder(root, per_class=2, classes=("a", "b"))
+        source, match, kwargs = str(root), "val_fraction", {"val_fraction": 1.0}
+    with pytest.raises(UsageError, match=match):
+        load_dataset(source, storage_resolution=8, **kwargs)
+
+
+def test_disk_cache_reused_and_invalidated(tmp_path):
+    root = make_folder(tmp_path / "data", per_class=3, classes=("a", "b"))
+    cache = tmp_path / "cache"
+    first = load_dataset(str(root), storage_resolution=8, cache_dir=cache)
+    assert first.decoded == 6 and (cache / f"{first.fingerprint}.pt").is_file()
+    assert not [p for p in cache.iterdir() if p.suffix != ".pt"]  # no temp files left
+    clear_memo()
+    second = load_dataset(str(root), storage_resolution=8, cache_dir=cache)
+    assert second.decoded == 0 and second.fingerprint == first.fingerprint
+    assert torch.equal(first.train.images, second.train.images)
+    assert torch.equal(first.val.labels, second.val.labels)
+    write_png(root / "a" / "0.png", (255, 0, 0), size=(22, 22))
+    st = os.stat(root / "a" / "0.png")
+    os.utime(root / "a" / "0.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    third = load_dataset(str(root), storage_resolution=8, cache_dir=cache)
+    assert third.fingerprint != first.fingerprint and third.decoded == 6
+
+
+# ---------------------------------------------------------------- CIFAR-10
+
+
+def write_cifar(root, per_batch=10):
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    names = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+             "test_batch"]
+    for name in names:
+        labels = [i % 10 for i in range(per_batch)]
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        data[:, :1024] = np.array(labels, dtype=np.uint8)[:, None] * 20  # red plane = label
+        with open(root / name, "wb") as f:
+            pickle.dump({b"data": data, b"labels": labels, b"batch_label": name.encode()}, f)
+    with open(root / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, f)
+    return root
+
+
+def test_cifar10(tmp_path):
+    root = write_cifar(tmp_path / "cifar")
+    ds = load_dataset(f"cifar10:{root}", storage_resolution=128)
+    assert ds.classes == tuple(f"c{i}" for i in range(10))
+    assert ds.train.images.shape == (50, 3, 32, 32) and len(ds.val) == 10
+    assert torch.equal(ds.train.images[:, 0, 5, 5].long(), ds.train.labels * 20)
+    small = load_dataset(f"cifar10:{root}", storage_resolution=16, train_images=10, val_images=5)
+    assert small.train.images.shape == (10, 3, 16, 16) and len(small.val) == 5
+    assert sorted(small.train.labels.tolist()) == list(range(10))
+
+
+def test_cifar10_missing_file(tmp_path):
+    root = write_cifar(tmp_path / "cifar")
+    (root / "data_batch_3").unlink()
+    with pytest.raises(UsageError, match="data_batch_3"):
+        load_dataset(f"cifar10:{root}")
+
+
+# ---------------------------------------------------------------- batches
+
+
+def toy_split(n=10, size=24):
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)
+    return ImageSplit(images, torch.arange(n, dtype=torch.int64) % 3)
+
+
+def test_train_batches_shapes_and_determinism():
+    split = toy_split()
+    run = lambda seed: list(train_batches(split, batch_size=4, resolution=16,  # noqa: E731
+                                          generator=torch.Generator().manual_seed(seed),
+                                          device=CPU))
+    a, b, c = run(0), run(0), run(1)
+    assert len(a) == 2  # drop_last: 10 // 4
+    x, y = a[0]
+    assert x.shape == (4, 3, 16, 16) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    lo = (0 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+    hi = (1 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+    assert x.min() >= lo.min() - 1e-4 and x.max() <= hi.max() + 1e-4
+    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b))
+    assert not torch.equal(a[0][0], c[0][0])
+    # every label in a batch belongs to the image it came with: an epoch is a permutation
+    seen = torch.cat([yy for _, yy in a])
+    assert len(seen) == 8
+
+
+def test_train_batches_labels_follow_images_and_flip():
+    # Each image is dark on the left, bright on the right, with a per-label colour offset, so
+    # any crop keeps the label readable and a flip shows as bright-left.
+    n, size = 3, 16
+    images = torch.zeros((n, 3, size, size), dtype=torch.uint8)
+    images[:, :, :, size // 2:] = 200
+    images[:, 1] += (torch.arange(n, dtype=torch.uint8) * 20).view(n, 1, 1)
+    split = ImageSplit(images, torch.arange(n, dtype=torch.int64))
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    flips = set()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(6):
+        batches = list(train_batches(split, batch_size=8, resolution=8, scale=(0.9, 1.0),
+                                     generator=g, device=CPU, channels_last=False))
+        assert len(batches) == 1  # split smaller than a batch: one partial batch
+        x, y = batches[0]
+        pixels = (x * std + mean) * 255
+        assert torch.allclose(pixels[:, 1] - pixels[:, 0], (y * 20).float().view(-1, 1, 1),
+                              atol=0.5)
+        left, right = pixels[..., :2].mean(dim=(1, 2, 3)), pixels[..., -2:].mean(dim=(1, 2, 3))
+        flips.update((left > right).tolist())
+    assert flips == {True, False}
+
+
+def test_eval_batches_centre_crop_and_order():
+    split = toy_split(n=5, size=16)
+    batches = list(eval_batches(split, batch_size=2, resolution=14, device=CPU))
+    assert [len(y) for _, y in batches] == [2, 2, 1]
+    assert torch.equal(torch.cat([y for _, y in batches]), split.labels)
+    x = batches[0][0]
+    assert x.shape == (2, 3, 14, 14)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    back = (x * std + mean) * 255  # crop 14 of 16 = resolution: no resize at all
+    assert torch.allclose(back, split.images[:2, :, 1:15, 1:15].float(), atol=1e-3)
