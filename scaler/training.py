@@ -1,0 +1,499 @@
+"""Short proxy training of a model on a `Dataset`: the measurement behind every grid point.
+
+`train` never re-initialises the model: callers seed (`seed_everything`) BEFORE building it, so
+that a seed fixes the initial weights; `TrainConfig.seed` then fixes the batch order, the
+augmentation and dropout / stochastic depth. On the CPU the same seed (and thread count)
+gives identical metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import resource
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scaler.data import Dataset, eval_batches, train_batches
+from scaler.errors import RunError, UsageError
+
+OPTIMIZERS = ("sgd", "rmsprop", "adamw")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+# Default learning rate per optimizer, for batch 32 on a few-epoch proxy from scratch, measured
+# on the synthetic set (tiny B0, 3 epochs, 96-128 px): SGD+Nesterov 0.02 (0.05 was worse, 0.1
+# never left chance; it is also the linear-scaling rule's 0.1 * 32/256 ~ 0.0125-0.025);
+# RMSpropTF 0.002 (the paper's 0.256 at batch 4096 scaled to 32; 0.01 did not learn);
+# AdamW 0.002.
+DEFAULT_LR = {"sgd": 0.02, "rmsprop": 0.002, "adamw": 2e-3}
+# How often (in optimizer steps) a CUDA run syncs to check the loss and report progress.
+CUDA_SYNC_EVERY = 25
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. `lr=None` takes the optimizer's default (DEFAULT_LR)."""
+
+    epochs: int = 3
+    steps: int | None = None  # total optimizer steps; overrides epochs
+    max_seconds: float | None = None  # stop after the step that crosses it: status "timeout"
+    batch_size: int = 32
+    lr: float | None = None
+    optimizer: str = "sgd"  # sgd (Nesterov, momentum 0.9) | rmsprop (TF-style) | adamw
+    # 1e-5 is the paper's; a few epochs are too short for decay to matter much, and it is
+    # applied to conv/linear weights only (not BN or biases), as in the official code.
+    weight_decay: float = 1e-5
+    label_smoothing: float = 0.1
+    # Linear warmup over the first 0.3 epoch (from 0), then cosine to 0, per optimizer step:
+    # a short warmup keeps the first steps on fresh BN statistics from blowing up.
+    warmup_epochs: float = 0.3
+    # BatchNorm momentum during the run (PyTorch convention), restored afterwards; None keeps
+    # the model's. The official 0.01 suits 350 epochs: over a few hundred proxy steps the
+    # running statistics would still be mostly their initial values, and every evaluation
+    # (which uses them) would be noise.
+    bn_momentum: float | None = 0.1
+    seed: int = 0
+    device: str = "auto"  # auto: cuda, then mps, then cpu
+    threads: int | None = None  # torch.set_num_threads for the run (restored afterwards)
+    eval_batch_size: int = 128
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate in force: `lr`, or the optimizer's default."""
+        return DEFAULT_LR.get(self.optimizer, 0.02) if self.lr is None else self.lr
+
+    def validate(self) -> None:
+        """UsageError (one line) for any value out of range."""
+        _int("epochs", self.epochs, 1)
+        if self.steps is not None:
+            _int("steps", self.steps, 1)
+        if self.max_seconds is not None and not (_number(self.max_seconds)
+                                                 and self.max_seconds > 0):
+            raise UsageError(f"max_seconds = {self.max_seconds!r} is not allowed; it must be > 0")
+        _int("batch_size", self.batch_size, 1)
+        _int("eval_batch_size", self.eval_batch_size, 1)
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(f"optimizer = {self.optimizer!r} is not allowed; choose one of "
+                             f"{', '.join(OPTIMIZERS)}")
+        if self.lr is not None and not (_number(self.lr) and 0 < self.lr < math.inf):
+            raise UsageError(f"lr = {self.lr!r} is not allowed; it must be > 0")
+        if not (_number(self.weight_decay) and 0 <= self.weight_decay < math.inf):
+            raise UsageError(f"weight_decay = {self.weight_decay!r} is not allowed; "
+                             "it must be >= 0")
+        if not (_number(self.label_smoothing) and 0 <= self.label_smoothing < 1):
+            raise UsageError(f"label_smoothing = {self.label_smoothing!r} is not allowed; "
+                             "it must be in [0, 1)")
+        if not (_number(self.warmup_epochs) and 0 <= self.warmup_epochs < math.inf):
+            raise UsageError(f"warmup_epochs = {self.warmup_epochs!r} is not allowed; "
+                             "it must be >= 0")
+        if self.bn_momentum is not None and not (_number(self.bn_momentum)
+                                                 and 0 < self.bn_momentum <= 1):
+            raise UsageError(f"bn_momentum = {self.bn_momentum!r} is not allowed; it must be "
+                             "in (0, 1]")
+        _int("seed", self.seed, 0)
+        if self.threads is not None:
+            _int("threads", self.threads, 1)
+        if not isinstance(self.device, str):
+            raise UsageError(f"device = {self.device!r} is not allowed; choose one of "
+                             f"{', '.join(DEVICES)}")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not (
+        isinstance(value, float) and math.isnan(value))
+
+
+def _int(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UsageError(f"{name} = {value!r} is not allowed; it must be an integer >= {low}")
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """One epoch: mean training loss, validation top-1/top-5 (fractions in [0, 1]; top5 None
+    with fewer than 5 classes) and loss (plain cross-entropy), training images/s, the epoch's
+    wall time (training + evaluation) and the peak memory so far in MB."""
+
+    epoch: int
+    train_loss: float
+    top1: float
+    top5: float | None
+    val_loss: float
+    images_per_s: float
+    seconds: float
+    peak_memory_mb: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The outcome: status "completed" | "diverged" | "stopped" | "timeout", the reason (""
+    when completed), the finished epochs, the device, wall time and mean training images/s."""
+
+    status: str
+    reason: str
+    epochs: tuple[EpochMetrics, ...]
+    device: str
+    train_seconds: float
+    images_per_s: float
+    steps: int = 0  # optimizer steps taken
+    lr: float = field(default=math.nan)  # peak learning rate used
+
+    @property
+    def top1(self) -> float:
+        return self.epochs[-1].top1 if self.epochs else math.nan
+
+    @property
+    def top5(self) -> float | None:
+        return self.epochs[-1].top5 if self.epochs else None
+
+    @property
+    def val_loss(self) -> float:
+        return self.epochs[-1].val_loss if self.epochs else math.nan
+
+    def to_dict(self) -> dict:
+        """JSON-ready (non-finite floats become None)."""
+        out = asdict(self)
+        out["epochs"] = [asdict(e) for e in self.epochs]
+        out.update(top1=self.top1, top5=self.top5, val_loss=self.val_loss)
+        return _finite(out)
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (all devices): call before building the model."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N' or 'mps'; UsageError for an
+    unknown or unavailable one."""
+    name = (name or "auto").strip().lower()
+    mps = getattr(torch.backends, "mps", None)
+    mps_ok = bool(mps and mps.is_available())
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if mps_ok else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not mps_ok:
+            raise UsageError("device = 'mps' is not available here; use 'cpu' or 'auto'")
+        return torch.device("mps")
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name[5:]) if ":" in name else 0
+        if index >= count:
+            raise UsageError(f"device = '{name}' is not available here ({count} CUDA "
+                             "device(s)); use 'cpu' or 'auto'")
+        return torch.device(name)
+    raise UsageError(f"device = '{name}' is not allowed; choose one of {', '.join(DEVICES)}")
+
+
+class RMSpropTF(torch.optim.Optimizer):
+    """RMSprop as TensorFlow (and the EfficientNet paper) has it: the mean square starts at 1,
+    eps sits inside the square root, and the learning rate is applied inside the momentum.
+
+        ms  = alpha * ms + (1 - alpha) * g^2
+        buf = momentum * buf + lr * g / sqrt(ms + eps)
+        p  -= buf
+
+    Weight decay is added to the gradient (L2), as in the official code.
+    """
+
+    def __init__(self, params, lr: float = 0.002, alpha: float = 0.9, eps: float = 1e-3,
+                 momentum: float = 0.9, weight_decay: float = 0.0) -> None:
+        if lr <= 0 or not 0 <= alpha < 1 or eps <= 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError("RMSpropTF needs lr > 0, 0 <= alpha < 1, eps > 0, momentum >= 0, "
+                             "weight_decay >= 0")
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, momentum=momentum,
+                                      weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            for p in params:
+                state = self.state[p]
+                if not state:
+                    state["square_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
+                    state["momentum_buffer"] = torch.zeros_like(
+                        p, memory_format=torch.preserve_format)
+            squares = [self.state[p]["square_avg"] for p in params]
+            buffers = [self.state[p]["momentum_buffer"] for p in params]
+            if group["weight_decay"]:
+                grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+            torch._foreach_mul_(squares, group["alpha"])
+            torch._foreach_addcmul_(squares, grads, grads, value=1 - group["alpha"])
+            denom = torch._foreach_add(squares, group["eps"])
+            torch._foreach_sqrt_(denom)
+            if group["momentum"] > 0:
+                torch._foreach_mul_(buffers, group["momentum"])
+                torch._foreach_addcdiv_(buffers, grads, denom, value=group["lr"])
+                torch._foreach_sub_(params, buffers)
+            else:
+                torch._foreach_addcdiv_(params, grads, denom, value=-group["lr"])
+        return loss
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimizer; weight decay on conv/linear weights only (not BN, biases)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    lr = config.learning_rate
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, foreach=True)
+    if config.optimizer == "rmsprop":
+        return RMSpropTF(groups, lr=lr, alpha=0.9, eps=1e-3, momentum=0.9)
+    return torch.optim.AdamW(groups, lr=lr, foreach=True)
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warmup from 0 over `warmup` steps, then cosine from 1 to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KB on Linux
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, dataset: Dataset, resolution: int, device: torch.device,
+             batch_size: int = 128, channels_last: bool = True) -> tuple[float, float | None,
+                                                                         float]:
+    """(top1, top5 or None with < 5 classes, mean cross-entropy) on the whole val split."""
+    model.eval()
+    k = 5 if dataset.num_classes >= 5 else None
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    hit1 = torch.zeros((), device=device, dtype=torch.int64)
+    hit5 = torch.zeros((), device=device, dtype=torch.int64)
+    n = 0
+    autocast = _autocast(device)
+    for x, y in eval_batches(dataset.val, batch_size=batch_size, resolution=resolution,
+                             device=device, channels_last=channels_last):
+        with autocast:
+            logits = model(x)
+        logits = logits.float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+        if k is not None:
+            top = logits.topk(k, dim=1).indices
+            hit5 += (top == y[:, None]).any(dim=1).sum()
+            hit1 += (top[:, 0] == y).sum()
+        else:
+            hit1 += (logits.argmax(dim=1) == y).sum()
+        n += y.numel()
+    if n == 0:
+        return math.nan, (math.nan if k else None), math.nan
+    return (hit1.item() / n, (hit5.item() / n) if k else None, loss_sum.item() / n)
+
+
+def _autocast(device: torch.device):
+    # bf16 autocast only on CUDA: on CPUs without AMX it is slower than fp32.
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def train(
+    model: nn.Module,
+    dataset: Dataset,
+    resolution: int,
+    config: TrainConfig,
+    *,
+    on_step: Callable[[int, int, float, float], None] | None = None,
+    on_epoch: Callable[[EpochMetrics], bool] | None = None,
+) -> TrainResult:
+    """Train `model` in place on `dataset` at `resolution` px and evaluate after every epoch.
+
+    `on_step(step, total_steps, loss, images_per_s)` is called every step on the CPU and every
+    CUDA_SYNC_EVERY steps on CUDA (and at each epoch's end); `on_epoch(metrics)` returning True
+    stops the run (status "stopped"). A non-finite loss ends it with status "diverged" (no
+    exception); crossing `max_seconds` with status "timeout", after evaluating the partial
+    epoch.
+    """
+    config.validate()
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 8:
+        raise UsageError(f"resolution = {resolution!r} is not allowed; it must be an integer "
+                         ">= 8")
+    if len(dataset.train) == 0:
+        raise UsageError(f"data set {dataset.source} has no training images")
+    spec = getattr(model, "spec", None)
+    model_classes = getattr(spec, "num_classes", None)
+    if model_classes is not None and model_classes < dataset.num_classes:
+        raise UsageError(f"the model has {model_classes} classes but data set "
+                         f"{dataset.source} has {dataset.num_classes}; build it with "
+                         f"num_classes={dataset.num_classes}")
+    device = select_device(config.device)
+    previous_threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    fork_devices = [device.index or 0] if device.type == "cuda" else []
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    if config.bn_momentum is not None:
+        for m in norms:
+            m.momentum = config.bn_momentum
+    # Denormal floats make CPU kernels up to 10x slower once weights or gradients get tiny
+    # (seen here: 66 vs 680 img/s, identical results); flushing them is harmless for training.
+    # Left on: there is no way to read the previous setting back.
+    torch.set_flush_denormal(True)
+    try:
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(config.seed)  # dropout / stochastic depth
+            return _train(model, dataset, resolution, config, device, on_step, on_epoch)
+    except torch.OutOfMemoryError:
+        raise RunError(f"out of memory on {device} training at {resolution} px with batch "
+                       f"{config.batch_size}; lower the batch size or resolution") from None
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        if config.threads is not None:
+            torch.set_num_threads(previous_threads)
+
+
+def _train(model, dataset, resolution, config, device, on_step, on_epoch) -> TrainResult:
+    start = time.perf_counter()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model.to(device=device, memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, config)
+    n_train = len(dataset.train)
+    per_epoch = n_train // config.batch_size if n_train >= config.batch_size else 1
+    total = config.steps if config.steps is not None else config.epochs * per_epoch
+    n_epochs = math.ceil(total / per_epoch)
+    warmup = min(total - 1, round(config.warmup_epochs * per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, total, warmup))
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    generator = torch.Generator().manual_seed(config.seed)  # batch order and augmentation
+    autocast = _autocast(device)
+    on_cuda = device.type != "cpu"
+    report_every = CUDA_SYNC_EVERY if on_cuda else 1
+
+    epochs: list[EpochMetrics] = []
+    status, reason, step = "completed", "", 0
+    train_time, train_images = 0.0, 0
+    for epoch in range(1, n_epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        seen_steps, seen_images, checked_steps = 0, 0, 0
+        bad = None
+        for x, y in train_batches(dataset.train, batch_size=config.batch_size,
+                                  resolution=resolution, generator=generator, device=device):
+            if step >= total:
+                break
+            with autocast:
+                logits = model(x)
+            loss = criterion(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            seen_steps += 1
+            seen_images += y.numel()
+            loss_sum += loss.detach()
+            if seen_steps % report_every == 0 or step == total or seen_steps == per_epoch:
+                # On CUDA this is the only sync: check the loss so far, report progress.
+                mean = (loss_sum / seen_steps).item() if on_cuda else loss.item()
+                if not math.isfinite(mean):
+                    bad = (mean, seen_steps if not on_cuda else
+                           f"{checked_steps + 1}..{seen_steps}")
+                    break
+                checked_steps = seen_steps
+                if on_step is not None:
+                    rate = seen_images / max(1e-9, time.perf_counter() - epoch_start)
+                    on_step(step, total, loss.item() if on_cuda else mean, rate)
+            if config.max_seconds is not None and step < total and \
+                    time.perf_counter() - start > config.max_seconds:
+                status, reason = "timeout", (f"time limit of {config.max_seconds:g} s reached "
+                                             f"at epoch {epoch} step {seen_steps}")
+                break
+        _sync(device)
+        epoch_train = time.perf_counter() - epoch_start
+        train_time += epoch_train
+        train_images += seen_images
+        if bad is None and seen_steps and not math.isfinite((loss_sum / seen_steps).item()):
+            bad = (float((loss_sum / seen_steps).item()), f"{checked_steps + 1}..{seen_steps}")
+        if bad is not None:
+            word = "nan" if math.isnan(bad[0]) else "inf"
+            status, reason = "diverged", f"loss became {word} at epoch {epoch} step {bad[1]}"
+            break
+        top1, top5, val_loss = evaluate(model, dataset, resolution, device,
+                                        config.eval_batch_size)
+        metrics = EpochMetrics(
+            epoch=epoch,
+            train_loss=(loss_sum / max(1, seen_steps)).item(),
+            top1=top1,
+            top5=top5,
+            val_loss=val_loss,
+            images_per_s=seen_images / max(1e-9, epoch_train),
+            seconds=time.perf_counter() - epoch_start,
+            peak_memory_mb=_peak_memory_mb(device),
+        )
+        epochs.append(metrics)
+        if status == "timeout":
+            break
+        if on_epoch is not None and on_epoch(metrics):
+            status, reason = "stopped", f"stopped by the caller after epoch {epoch}"
+            break
+        if step >= total:
+            break
+        if config.max_seconds is not None and time.perf_counter() - start > config.max_seconds:
+            status, reason = "timeout", (f"time limit of {config.max_seconds:g} s reached "
+                                         f"after epoch {epoch}")
+            break
+    model.eval()
+    return TrainResult(
+        status=status,
+        reason=reason,
+        epochs=tuple(epochs),
+        device=str(device),
+        train_seconds=time.perf_counter() - start,
+        images_per_s=train_images / train_time if train_time > 0 else math.nan,
+        steps=step,
+        lr=config.learning_rate,
+    )

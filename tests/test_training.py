@@ -1,0 +1,165 @@
+"""Proxy training is seeded, reports per-epoch metrics and ends with a status, never a crash."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from scaler import build_model
+from scaler.data import Dataset, ImageSplit, clear_memo, load_dataset
+from scaler.errors import UsageError
+from scaler.training import (
+    RMSpropTF,
+    TrainConfig,
+    TrainResult,
+    lr_factor,
+    select_device,
+    seed_everything,
+    train,
+)
+
+TINY = dict(width=0.25, depth=0.25)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    clear_memo()
+    return load_dataset("synthetic", storage_resolution=24, train_images=48, val_images=20,
+                        native_resolution=48)
+
+
+def tiny_model(num_classes=10, seed=0):
+    seed_everything(seed)
+    return build_model(num_classes=num_classes, **TINY)
+
+
+def run(dataset, config, resolution=16, **kw):
+    return train(tiny_model(dataset.num_classes), dataset, resolution, config, **kw)
+
+
+def test_training_is_seeded_and_reports_metrics(synthetic):
+    config = TrainConfig(epochs=2, batch_size=16, threads=1, device="cpu")
+    steps = []
+    a = run(synthetic, config, on_step=lambda *args: steps.append(args))
+    b = run(synthetic, config)
+    assert a.status == "completed" and a.reason == "" and a.device == "cpu"
+    assert len(a.epochs) == 2 and a.steps == 6
+    assert [s[0] for s in steps] == list(range(1, 7)) and steps[-1][1] == 6
+    for ea, eb in zip(a.epochs, b.epochs):
+        assert (ea.train_loss, ea.top1, ea.top5, ea.val_loss) == \
+               (eb.train_loss, eb.top1, eb.top5, eb.val_loss)
+    e = a.epochs[-1]
+    assert 0 <= e.top1 <= e.top5 <= 1 and math.isfinite(e.val_loss)
+    assert e.images_per_s > 0 and e.seconds > 0 and e.peak_memory_mb > 0
+    assert a.top1 == e.top1 and a.top5 == e.top5
+    json.dumps(a.to_dict(), allow_nan=False)
+    other = run(synthetic, TrainConfig(epochs=2, batch_size=16, threads=1, device="cpu",
+                                       seed=1))
+    assert other.epochs[-1].train_loss != a.epochs[-1].train_loss
+
+
+def test_steps_override_epochs(synthetic):
+    r = run(synthetic, TrainConfig(steps=4, batch_size=16, threads=1, device="cpu"))
+    assert r.steps == 4 and len(r.epochs) == 2  # 3 steps per epoch
+
+
+def test_divergence_is_a_status_not_an_exception(synthetic):
+    r = run(synthetic, TrainConfig(epochs=2, batch_size=16, lr=1e6, warmup_epochs=0,
+                                   threads=1, device="cpu"))
+    assert r.status == "diverged"
+    assert "loss became" in r.reason and "epoch" in r.reason
+    assert math.isnan(r.top1) or r.epochs  # no exception; metrics of finished epochs only
+    json.dumps(r.to_dict(), allow_nan=False)
+
+
+def test_on_epoch_true_stops(synthetic):
+    seen = []
+    r = run(synthetic, TrainConfig(epochs=3, batch_size=16, threads=1, device="cpu"),
+            on_epoch=lambda m: seen.append(m.epoch) or True)
+    assert r.status == "stopped" and seen == [1] and len(r.epochs) == 1
+
+
+def test_timeout_after_crossing_the_limit(synthetic):
+    r = run(synthetic, TrainConfig(epochs=3, batch_size=16, max_seconds=1e-6, threads=1,
+                                   device="cpu"))
+    assert r.status == "timeout" and len(r.epochs) == 1 and r.steps == 1
+    assert math.isfinite(r.top1)
+
+
+def test_top5_none_with_fewer_than_five_classes():
+    g = torch.Generator().manual_seed(0)
+    split = lambda n: ImageSplit(  # noqa: E731
+        torch.randint(0, 256, (n, 3, 16, 16), generator=g, dtype=torch.uint8),
+        torch.arange(n) % 3)
+    ds = Dataset("toy", ("a", "b", "c"), split(12), split(6), "toy", 0, 12)
+    r = run(ds, TrainConfig(epochs=1, batch_size=4, threads=1, device="cpu"))
+    assert r.status == "completed" and r.top5 is None and r.epochs[0].top5 is None
+    assert r.to_dict()["top5"] is None
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adamw"])
+def test_other_optimizers_train(synthetic, optimizer):
+    r = run(synthetic, TrainConfig(steps=2, batch_size=16, optimizer=optimizer, threads=1,
+                                   device="cpu"))
+    assert r.status == "completed" and math.isfinite(r.epochs[-1].train_loss)
+
+
+def test_rmsprop_tf_update_rule():
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    opt = RMSpropTF([p], lr=0.1, alpha=0.9, eps=1e-3, momentum=0.9)
+    p.grad = torch.tensor([0.5, 1.0])
+    opt.step()
+    g = torch.tensor([0.5, 1.0])
+    ms = 0.9 * 1.0 + 0.1 * g**2  # mean square starts at one
+    step1 = 0.1 * g / torch.sqrt(ms + 1e-3)  # eps inside the root, lr inside the momentum
+    assert torch.allclose(p.detach(), torch.tensor([1.0, -2.0]) - step1)
+    opt.step()
+    ms2 = 0.9 * ms + 0.1 * g**2
+    step2 = 0.9 * step1 + 0.1 * g / torch.sqrt(ms2 + 1e-3)
+    assert torch.allclose(p.detach(), torch.tensor([1.0, -2.0]) - step1 - step2)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    assert lr_factor(0, 100, 10) < lr_factor(9, 100, 10) <= 1
+    assert lr_factor(10, 100, 10) == 1.0
+    assert lr_factor(99, 100, 10) < 0.01
+    assert lr_factor(0, 10, 0) == 1.0
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("epochs", 0, "epochs"),
+    ("batch_size", 0, "batch_size"),
+    ("lr", 0.0, "lr"),
+    ("lr", -1.0, "lr"),
+    ("optimizer", "lion", "optimizer"),
+    ("steps", 0, "steps"),
+    ("max_seconds", 0, "max_seconds"),
+    ("label_smoothing", 1.0, "label_smoothing"),
+    ("threads", 0, "threads"),
+    ("bn_momentum", 0.0, "bn_momentum"),
+])
+def test_config_validation(field, value, match):
+    with pytest.raises(UsageError, match=match):
+        TrainConfig(**{field: value}).validate()
+
+
+def test_select_device():
+    assert select_device("cpu") == torch.device("cpu")
+    assert select_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(UsageError, match="tpu"):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="not available"):
+            select_device("cuda")
+
+
+def test_model_with_too_few_classes_is_a_usage_error(synthetic):
+    with pytest.raises(UsageError, match="num_classes=10"):
+        train(tiny_model(num_classes=3), synthetic, 16, TrainConfig(epochs=1, device="cpu"))
+
+
+def test_result_properties_without_epochs():
+    r = TrainResult("diverged", "loss became nan at epoch 1 step 1", (), "cpu", 0.1, math.nan)
+    assert math.isnan(r.top1) and r.top5 is None and math.isnan(r.val_loss)
+    assert r.to_dict()["top1"] is None
