@@ -43,3 +43,16 @@ def console_script():
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """URL of the PostgreSQL server scripts/test.sh starts; skipped (failed in CI) without one."""
+    import os
+
+    url = os.environ.get("SCALER_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the PostgreSQL tests: SCALER_TEST_POSTGRES_URL is not set")
+        pytest.skip("no PostgreSQL server: set SCALER_TEST_POSTGRES_URL (scripts/test.sh starts one)")
+    return url

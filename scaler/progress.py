@@ -1,0 +1,109 @@
+"""Progress displays for long work (rich): one training, or a whole search."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from scaler.candidates import Candidate
+from scaler.training import EpochMetrics
+
+
+@contextmanager
+def make_progress(console: Console, *, disable: bool = False) -> Iterator[Progress]:
+    """A progress display with bar, counts, elapsed and remaining time and a stats field."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[stats]}"),
+        console=console,
+        disable=disable,
+        transient=False,
+    )
+    with progress:
+        yield progress
+
+
+class StepBar:
+    """One training as a bar of optimizer steps: loss, images/s, and a line per epoch."""
+
+    def __init__(self, progress: Progress, label: str, epochs: int) -> None:
+        self.progress, self.label, self.epochs = progress, label, epochs
+        self.task = progress.add_task(f"{label} epoch 1/{epochs}", total=None, stats="")
+
+    def on_step(self, step: int, total: int, loss: float, images_per_s: float) -> None:
+        epoch = min(self.epochs, 1 + (step - 1) * self.epochs // max(total, 1))
+        self.progress.update(
+            self.task,
+            completed=step,
+            total=total,
+            description=f"{self.label} epoch {epoch}/{self.epochs}",
+            stats=f"loss {loss:.3f} · {images_per_s:.0f} img/s",
+        )
+
+    def on_epoch(self, metrics: EpochMetrics) -> bool:
+        top5 = f" top-5 {metrics.top5:.1%}" if metrics.top5 is not None else ""
+        self.progress.console.print(
+            f"  {self.label} epoch {metrics.epoch}: train loss {metrics.train_loss:.3f} · "
+            f"val top-1 {metrics.top1:.1%}{top5} · val loss {metrics.val_loss:.3f} · "
+            f"{metrics.images_per_s:.0f} img/s · {metrics.seconds:.1f} s",
+            highlight=False,
+        )
+        return False
+
+    def done(self) -> None:
+        self.progress.remove_task(self.task)
+
+
+def describe(candidate: Candidate) -> str:
+    return (
+        f"#{candidate.index} a={candidate.alpha:g} b={candidate.beta:g} g={candidate.gamma:.3g} "
+        f"r={candidate.resolution}"
+    )
+
+
+class SearchBars:
+    """A search: candidates done / total with ETA, plus the running candidate's steps."""
+
+    def __init__(self, progress: Progress, total: int, done: int, epochs: int) -> None:
+        self.progress, self.epochs = progress, epochs
+        self.overall = progress.add_task("candidates", total=total, completed=done, stats="")
+        self.current: StepBar | None = None
+
+    def on_start(self, candidate: Candidate) -> None:
+        if self.current:
+            self.current.done()
+        self.current = StepBar(self.progress, describe(candidate), self.epochs)
+
+    def on_step(self, step: int, total: int, loss: float, images_per_s: float) -> None:
+        if self.current:
+            self.current.on_step(step, total, loss, images_per_s)
+
+    def on_epoch(self, candidate: Candidate, metrics: EpochMetrics) -> None:
+        if self.current:
+            self.current.on_epoch(metrics)
+
+    def on_finish(self, candidate: Candidate, state: str, reason: str) -> None:
+        if self.current:
+            self.current.done()
+            self.current = None
+        self.progress.advance(self.overall)
+        self.progress.console.print(f"{describe(candidate)}: {state}{' (' + reason + ')' if reason else ''}", highlight=False)
+
+    def set_counts(self, done: int, running: str) -> None:
+        """For a search run by worker processes: refresh from the study's state."""
+        self.progress.update(self.overall, completed=done, stats=running)

@@ -1,0 +1,208 @@
+"""End-to-end micro searches: ranked results, resume after a kill, failures, clashes, pruning,
+reports and plots."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+import scaler.search
+from scaler.search import RESULT_COLUMNS
+
+# 4 candidates: (1, 1.1, 1.2), (1.2, 1, 1.2), (1.2, 1.1, 1.1), (1.2, 1.1, 1.2) on a tiny proxy.
+MICRO = [
+    "--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1:1.2:0.1",
+    "--tolerance", "0.5", "--base-resolution", "32", "--base-width", "0.25",
+    "--train-images", "96", "--val-images", "48", "--batch-size", "16", "--epochs", "1",
+    "--threads", "1", "--device", "cpu", "--quiet",
+]  # fmt: skip
+
+
+def search_args(root: Path, *extra: str, name: str = "micro") -> list[str]:
+    return ["search", *MICRO, "--root", str(root), "--name", name, *extra]
+
+
+def completed_trials(folder: Path) -> dict[int, int]:
+    """How many COMPLETE trials each candidate has in the search's journal."""
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / "study.journal")))
+    study = optuna.load_study(study_name=folder.name, storage=storage)
+    counts: dict[int, int] = {}
+    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        counts[t.params["candidate"]] = counts.get(t.params["candidate"], 0) + 1
+    return counts
+
+
+def test_micro_search_writes_ranked_results(cli, tmp_path):
+    result = cli(*search_args(tmp_path), "--format", "json")
+    assert result.code == 0, result.err
+    folder = tmp_path / "micro"
+    frame = pd.read_csv(folder / "results.csv")
+    assert list(frame.columns) == RESULT_COLUMNS
+    assert len(frame) == 4 and set(frame["state"]) == {"complete"}
+    assert list(frame["rank"]) == [1, 2, 3, 4]
+    # Ranked by top-1, ties broken by fewer MACs.
+    keys = list(zip(-frame["top1"], frame["macs"]))
+    assert keys == sorted(keys)
+    assert frame["params"].min() > 0 and (frame["macs_ratio"] > 1).all()
+    assert (frame["train_seconds"] > 0).all() and (frame["images_per_s"] > 0).all()
+    info = json.loads((folder / "search.json").read_text())
+    assert info["seed"] == 0 and info["candidates"] == 4
+    assert info["best"]["alpha"] == frame.iloc[0]["alpha"]
+    assert len(info["dataset_fingerprint"]) >= 16
+    assert info["environment"]["packages"]["torch"]
+    assert info["config"]["train"]["epochs"] == 1
+    assert json.loads(result.out)[0]["rank"] == 1
+    assert completed_trials(folder) == {0: 1, 1: 1, 2: 1, 3: 1}
+
+    again = cli(*search_args(tmp_path))  # everything finished: nothing is trained again
+    assert again.code == 0
+    assert completed_trials(folder) == {0: 1, 1: 1, 2: 1, 3: 1}
+    assert pd.read_csv(folder / "results.csv")["train_seconds"].tolist() == frame["train_seconds"].tolist()
+
+
+def test_failed_candidate_is_recorded_and_retried_on_request(cli, tmp_path, monkeypatch):
+    real_train = scaler.search.train
+
+    def failing(model, dataset, resolution, config, **kwargs):
+        if model.spec.depth > 1.0 and resolution == 36:  # candidate (1.2, 1.1, 1.1) only
+            raise RuntimeError("boom: injected failure")
+        return real_train(model, dataset, resolution, config, **kwargs)
+
+    monkeypatch.setattr(scaler.search, "train", failing)
+    assert cli(*search_args(tmp_path)).code == 0
+    frame = pd.read_csv(tmp_path / "micro" / "results.csv", keep_default_na=False)
+    failed = frame[frame["state"] == "failed"]
+    assert len(failed) == 1 and failed.iloc[0]["gamma"] == 1.1
+    assert "boom: injected failure" in failed.iloc[0]["reason"]
+    assert (frame[frame["state"] != "failed"]["state"] == "complete").all()
+    assert frame.iloc[-1]["state"] == "failed"  # failures rank last
+
+    monkeypatch.setattr(scaler.search, "train", real_train)
+    assert cli(*search_args(tmp_path)).code == 0  # without --retry-failed it stays failed
+    assert (pd.read_csv(tmp_path / "micro" / "results.csv")["state"] == "failed").sum() == 1
+    assert cli(*search_args(tmp_path, "--retry-failed")).code == 0
+    assert set(pd.read_csv(tmp_path / "micro" / "results.csv")["state"]) == {"complete"}
+
+
+def test_out_of_memory_is_a_failed_candidate(cli, tmp_path, monkeypatch):
+    real_train = scaler.search.train
+
+    def oom(model, dataset, resolution, config, **kwargs):
+        if resolution == 40 and model.spec.depth == 1.0:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+        return real_train(model, dataset, resolution, config, **kwargs)
+
+    monkeypatch.setattr(scaler.search, "train", oom)
+    assert cli(*search_args(tmp_path)).code == 0
+    frame = pd.read_csv(tmp_path / "micro" / "results.csv", keep_default_na=False)
+    assert frame[frame["state"] == "failed"]["reason"].tolist() == ["out of memory"]
+
+
+def test_configuration_clash_is_refused(cli, tmp_path):
+    assert cli(*search_args(tmp_path)).code == 0
+    before = (tmp_path / "micro" / "results.csv").read_text()
+    clash = cli(*search_args(tmp_path, "--lr", "0.05"))
+    assert clash.code == 2
+    assert "already exists with another configuration" in clash.err and "train.lr" in clash.err
+    assert len(clash.err.strip().splitlines()) == 1
+    assert (tmp_path / "micro" / "results.csv").read_text() == before
+
+
+def test_halving_prunes_candidates(cli, tmp_path):
+    args = search_args(tmp_path, "--pruner", "halving", name="pruned")
+    args[args.index("--epochs") + 1] = "3"
+    args[args.index("--tolerance") + 1] = "0.9"
+    args[args.index("--gamma-range") + 1] = "1:1.3:0.1"
+    result = cli(*args)
+    assert result.code == 0, result.err
+    frame = pd.read_csv(tmp_path / "pruned" / "results.csv")
+    pruned = frame[frame["state"] == "pruned"]
+    assert len(pruned) >= 1
+    assert pruned["top1"].notna().all() and (pruned["epochs"] < 3).all()
+    assert (frame[frame["state"] == "complete"]["epochs"] == 3).all()
+
+
+def test_resume_after_kill(console_script, tmp_path):
+    args = search_args(tmp_path, name="killed")
+    args[args.index("--epochs") + 1] = "2"
+    script = Path(sys.executable).parent / "scaler"
+    folder = tmp_path / "killed"
+    process = subprocess.Popen([str(script), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    finished_before: pd.DataFrame | None = None
+    while time.time() < deadline and process.poll() is None:
+        if (folder / "results.csv").exists():
+            frame = pd.read_csv(folder / "results.csv")
+            if 1 <= (frame["state"] == "complete").sum() < 4:
+                finished_before = frame[frame["state"] == "complete"]
+                break
+        time.sleep(0.05)
+    assert finished_before is not None, "the search never stood between its first and last candidate"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+    result = console_script(*args)
+    assert result.code == 0, result.err
+    frame = pd.read_csv(folder / "results.csv")
+    assert len(frame) == 4 and set(frame["state"]) == {"complete"}
+    assert completed_trials(folder) == {0: 1, 1: 1, 2: 1, 3: 1}
+    merged = finished_before.merge(frame, on="candidate", suffixes=("_before", "_after"))
+    assert (merged["train_seconds_before"] == merged["train_seconds_after"]).all()  # not retrained
+
+
+def test_report_formats_pareto_and_plot(cli, tmp_path):
+    assert cli(*search_args(tmp_path)).code == 0
+    folder = tmp_path / "micro"
+    table = cli("report", folder)
+    assert table.code == 0 and "★ best" in table.out
+    frame = pd.read_csv(folder / "results.csv")
+    csv_out = cli("report", folder, "--format", "csv")
+    assert csv_out.out.splitlines()[0] == ",".join(RESULT_COLUMNS)
+    rows = json.loads(cli("report", folder, "--format", "json").out)
+    assert [r["candidate"] for r in rows] == frame["candidate"].tolist()
+    markdown = cli("report", folder, "--format", "markdown").out
+    assert markdown.count("\n| ") == len(frame) + 1
+    pareto = json.loads(cli("report", folder, "--pareto", "--format", "json").out)
+    assert pareto[0]["rank"] == 1  # the best is never dominated
+    for row in pareto:  # nothing on the front is beaten on both axes
+        assert not any(o["top1"] > row["top1"] and o["macs"] < row["macs"] for o in rows)
+    plot = tmp_path / "search.png"
+    assert cli("report", folder, "--plot", plot).code == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+    missing = cli("report", tmp_path / "nowhere")
+    assert missing.code == 2 and "not a search folder" in missing.err
+
+
+def test_scale_from_search(cli, tmp_path):
+    assert cli(*search_args(tmp_path)).code == 0
+    best = pd.read_csv(tmp_path / "micro" / "results.csv").iloc[0]
+    result = cli("scale", "--from", tmp_path / "micro", "--phi", "1-2", "--format", "json")
+    assert result.code == 0, result.err
+    rows = json.loads(result.out)
+    assert rows[0]["depth_mult"] == pytest.approx(best["alpha"])
+    assert rows[0]["width_mult"] == pytest.approx(best["beta"])
+    assert rows[0]["resolution"] == 4 * round(224 * best["gamma"] / 4)
+    assert rows[1]["preset"] == "b2"
+
+
+def test_bad_search_input(cli, tmp_path):
+    for args, words in [
+        (["--alpha-range", "0.5:1:0.1"], "alpha must be >= 1"),
+        (["--tolerance", "-1"], "tolerance"),
+        (["--pruner", "random"], "pruner"),
+        (["--workers", "0"], "workers"),
+        (["--epochs", "0"], "epochs"),
+        (["--base", "b12"], "unknown variant"),
+    ]:
+        result = cli(*search_args(tmp_path), *args)
+        assert result.code == 2, args
+        assert words in result.err and len(result.err.strip().splitlines()) == 1

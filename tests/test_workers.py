@@ -1,0 +1,271 @@
+"""Many workers on one study (PostgreSQL and journal file), kills at several points, Ctrl-C,
+and the remaining bad-input cases. Every candidate must end in the results exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from scaler.search import mask_url
+
+SCALER = str(Path(sys.executable).parent / "scaler")
+# 8 candidates on a tiny proxy.
+GRID8 = [
+    "--alpha-range", "1:1.4:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1:1.1:0.1",
+    "--tolerance", "0.75", "--base-resolution", "32", "--base-width", "0.25",
+    "--train-images", "64", "--val-images", "32", "--batch-size", "16", "--epochs", "2",
+    "--threads", "1", "--device", "cpu", "--quiet",
+]  # fmt: skip
+FAST_HEARTBEAT = {"SCALER_HEARTBEAT_SECONDS": "1", "SCALER_GRACE_SECONDS": "4"}
+
+
+def env(**extra: str) -> dict:
+    return {**os.environ, **FAST_HEARTBEAT, **extra}
+
+
+def load(storage_url: str, name: str) -> optuna.Study:
+    if "://" in storage_url:
+        storage = optuna.storages.RDBStorage(storage_url)
+    else:
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage_url))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def assert_exactly_once(study: optuna.Study, count: int) -> None:
+    """Each candidate has exactly one COMPLETE trial, and no candidate was trained to the end
+    twice."""
+    complete: dict[int, int] = {}
+    for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        complete[trial.params["candidate"]] = complete.get(trial.params["candidate"], 0) + 1
+    assert complete == {i: 1 for i in range(count)}
+
+
+def wait_for(predicate, timeout: float = 300, what: str = "condition") -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def study_exists(url: str, name: str) -> bool:
+    try:
+        summaries = optuna.get_all_study_summaries(optuna.storages.RDBStorage(url), include_best_trial=False)
+    except Exception:
+        return False
+    return any(s.study_name == name and "scaler_candidates" in s.user_attrs for s in summaries)
+
+
+def results(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "results.csv", converters={"state": str, "reason": str})
+
+
+def test_grid_has_eight_candidates(cli):
+    args = [a for a in GRID8 if a not in ("--quiet",)]
+    keep = [a for i, a in enumerate(args) if a not in ("--train-images", "--val-images", "--batch-size", "--epochs", "--threads", "--device")
+            and (i == 0 or args[i - 1] not in ("--train-images", "--val-images", "--batch-size", "--epochs", "--threads", "--device"))]  # fmt: skip
+    result = cli("candidates", *keep, "--format", "csv")
+    assert result.code == 0, result.err
+    assert len(result.out.strip().splitlines()) - 1 == 8
+
+
+def start_three_workers(url: str, name: str, root: Path, args: list[str]) -> tuple[subprocess.Popen, list[subprocess.Popen]]:
+    """`scaler search` on a PostgreSQL study (one worker) and two `scaler worker` joining it."""
+    search = subprocess.Popen(
+        [SCALER, "search", *args, "--storage", url, "--name", name, "--root", str(root)],
+        env=env(), stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(lambda: study_exists(url, name), what="the study")
+    workers = [
+        subprocess.Popen([SCALER, "worker", "--storage", url, "--study", name, "--threads", "1", "--device", "cpu", "--quiet"],
+                         env=env(), stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for _ in range(2)
+    ]
+    return search, workers
+
+
+def test_three_workers_on_postgres_train_each_candidate_once(postgres_url, tmp_path):
+    name = f"pg-three-{uuid.uuid4().hex[:8]}"
+    search, workers = start_three_workers(postgres_url, name, tmp_path, GRID8)
+    for process in [search, *workers]:
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err
+    study = load(postgres_url, name)
+    assert_exactly_once(study, 8)
+    trained = [t for t in study.trials if "worker" in t.user_attrs]
+    assert len(trained) == 8  # no candidate was even started twice
+    assert len({t.user_attrs["worker"] for t in trained}) >= 2  # the work was shared
+    frame = results(tmp_path / name)
+    assert len(frame) == 8 and set(frame["state"]) == {"complete"}
+    assert json.loads((tmp_path / name / "search.json").read_text())["storage"] == mask_url(postgres_url)
+
+
+def test_killed_postgres_worker_is_replaced(postgres_url, tmp_path):
+    name = f"pg-kill-{uuid.uuid4().hex[:8]}"
+    args = list(GRID8)
+    args[args.index("--epochs") + 1] = "4"  # long enough to kill mid-candidate
+    search, workers = start_three_workers(postgres_url, name, tmp_path, args)
+    victim = workers[0]
+
+    def victim_running() -> bool:
+        running = load(postgres_url, name).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+        return any(t.user_attrs.get("worker", "").endswith(f":{victim.pid}") for t in running)
+
+    wait_for(victim_running, what="a candidate on the victim worker")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    for process in [search, workers[1]]:
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err
+    study = load(postgres_url, name)
+    assert_exactly_once(study, 8)
+    lost = [t for t in study.trials if t.user_attrs.get("worker", "").endswith(f":{victim.pid}") and t.state == optuna.trial.TrialState.FAIL]
+    assert len(lost) == 1  # the killed candidate was failed by heartbeat and trained again elsewhere
+    frame = results(tmp_path / name)
+    assert len(frame) == 8 and set(frame["state"]) == {"complete"}
+
+
+def test_local_worker_processes_on_a_journal(cli, tmp_path):
+    result = cli("search", *GRID8, "--workers", "2", "--root", tmp_path, "--name", "local2")
+    assert result.code == 0, result.err
+    folder = tmp_path / "local2"
+    assert_exactly_once(load(str(folder / "study.journal"), "local2"), 8)
+    assert set(results(folder)["state"]) == {"complete"}
+
+
+# A wrapper that runs the CLI but holds every results.csv write between the temporary file
+# and the rename for a moment, so a kill can land in the middle of a write.
+SLOW_WRITES = textwrap.dedent(
+    """
+    import os, sys, time
+    import scaler.files
+    real_replace = os.replace
+    def slow_replace(src, dst):
+        if str(dst).endswith("results.csv"):
+            open(os.environ["WRITE_MARKER"], "w").close()
+            time.sleep(0.5)
+        real_replace(src, dst)
+    scaler.files.os.replace = slow_replace
+    from scaler.cli import run
+    sys.argv = ["scaler", *sys.argv[1:]]
+    run()
+    """
+)
+
+
+def test_sigkill_at_many_points_resumes_to_a_complete_table(tmp_path):
+    wrapper = tmp_path / "slow_writes.py"
+    wrapper.write_text(SLOW_WRITES)
+    marker = tmp_path / "writing"
+    root = tmp_path / "root"
+    folder = root / "crash"
+    args = [sys.executable, str(wrapper), "search", *GRID8, "--root", str(root), "--name", "crash"]
+
+    def journal_has(text: str) -> bool:
+        path = folder / "study.journal"
+        return path.exists() and text in path.read_text(errors="ignore")
+
+    def check_results_intact() -> None:
+        if (folder / "results.csv").exists():
+            frame = results(folder)  # parses completely: never truncated or half-written
+            assert len(frame) == 8 and frame["candidate"].nunique() == 8
+
+    kill_points = [
+        ("while counting candidates", lambda: folder.exists()),
+        ("after the study is created", lambda: journal_has("scaler_candidates")),
+        ("during a results.csv write", lambda: marker.exists()),
+        ("mid-candidate", lambda: journal_has('"worker"')),
+        ("during a later results.csv write", lambda: marker.exists()),
+        ("mid-candidate again", lambda: journal_has('"worker"')),
+    ]
+    tried = []
+    for label, ready in kill_points:
+        marker.unlink(missing_ok=True)
+        process = subprocess.Popen(args, env=env(WRITE_MARKER=str(marker)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: ready() or process.poll() is not None, timeout=300, what=label)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        tried.append(label)
+        check_results_intact()
+    final = subprocess.run(args, env=env(WRITE_MARKER=str(marker)), capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr
+    assert len(tried) >= 5
+    frame = results(folder)
+    assert len(frame) == 8 and set(frame["state"]) == {"complete"}
+    assert_exactly_once(load(str(folder / "study.journal"), "crash"), 8)
+
+
+def test_journal_with_a_torn_last_line_is_repaired(cli, tmp_path):
+    assert cli("search", *GRID8, "--root", tmp_path, "--name", "torn").code == 0
+    journal = tmp_path / "torn" / "study.journal"
+    with open(journal, "ab") as f:
+        f.write(b'{"op_code": 5, "worker_id": "x", "trial_id"')  # a write cut short by a kill
+    assert cli("search", *GRID8, "--root", tmp_path, "--name", "torn").code == 0
+    assert_exactly_once(load(str(journal), "torn"), 8)
+
+
+def test_ctrl_c_marks_the_candidate_interrupted_and_says_how_to_resume(tmp_path):
+    args = [SCALER, "search", *GRID8, "--root", str(tmp_path), "--name", "ctrlc"]
+    args[args.index("--epochs") + 1] = "4"
+    folder = tmp_path / "ctrlc"
+    process = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (folder / "study.journal").exists() and '"worker"' in (folder / "study.journal").read_text(), what="a running candidate")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "resume with the same command" in err
+    assert "interrupted" in set(results(folder)["state"])
+    final = subprocess.run(args, env=env(), capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr
+    assert set(results(folder)["state"]) == {"complete"}
+
+
+def test_unwritable_output_folder(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = cli("search", *GRID8, "--root", blocker)
+    assert result.code == 1
+    assert "cannot write to search folder" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_unreachable_storage(cli, tmp_path):
+    result = cli("search", *GRID8, "--root", tmp_path, "--storage", "postgresql+psycopg2://nobody:secret@127.0.0.1:9/none")
+    assert result.code == 1
+    assert "cannot open storage" in result.err and "secret" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    worker = cli("worker", "--storage", "postgresql+psycopg2://127.0.0.1:9/none", "--study", "x")
+    assert worker.code == 1
+
+
+def test_data_errors_leave_results_untouched(cli, tmp_path):
+    assert cli("search", *GRID8, "--root", tmp_path, "--name", "kept").code == 0
+    before = (tmp_path / "kept" / "results.csv").read_text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "oneclass" / "cat").mkdir(parents=True)
+    (tmp_path / "noimages" / "cat").mkdir(parents=True)
+    (tmp_path / "noimages" / "dog").mkdir(parents=True)
+    for source in [tmp_path / "missing", empty, tmp_path / "noimages"]:
+        result = cli("search", *GRID8, "--root", tmp_path, "--data", source)
+        assert result.code == 2, (source, result.err)
+        assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+    assert (tmp_path / "kept" / "results.csv").read_text() == before
+
+
+def test_passwords_are_masked():
+    assert mask_url("postgresql+psycopg2://me:secret@db:5432/x") == "postgresql+psycopg2://me:***@db:5432/x"
+    assert mask_url("postgresql+psycopg2://me@db/x") == "postgresql+psycopg2://me@db/x"
