@@ -110,7 +110,8 @@ def load_dataset(
 
     `train_images` / `val_images` cap the split sizes (synthetic: the sizes, default 2000 / 500);
     capping is stratified per class and seeded. `val_fraction` applies to folders without
-    train/ and val/ sub-folders. `native_resolution` is the synthetic render size.
+    train/ and val/ sub-folders (CIFAR-10 validates on its test_batch). `native_resolution` is
+    the synthetic render size. CIFAR-10 is stored at min(32, storage_resolution).
     """
     _check_int("storage_resolution", storage_resolution, 8, 4096)
     _check_int("native_resolution", native_resolution, 32, 4096)

@@ -306,7 +306,7 @@ def evaluate(model: nn.Module, dataset: Dataset, resolution: int, device: torch.
     """(top1, top5 or None with < 5 classes, mean cross-entropy) on the whole val split."""
     model.eval()
     k = 5 if dataset.num_classes >= 5 else None
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    loss_sum = torch.zeros((), device=device)  # float32: MPS has no float64
     hit1 = torch.zeros((), device=device, dtype=torch.int64)
     hit5 = torch.zeros((), device=device, dtype=torch.int64)
     n = 0
@@ -316,7 +316,7 @@ def evaluate(model: nn.Module, dataset: Dataset, resolution: int, device: torch.
         with autocast:
             logits = model(x)
         logits = logits.float()
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
         if k is not None:
             top = logits.topk(k, dim=1).indices
             hit5 += (top == y[:, None]).any(dim=1).sum()
@@ -418,7 +418,7 @@ def _train(model, dataset, resolution, config, device, on_step, on_epoch) -> Tra
     for epoch in range(1, n_epochs + 1):
         epoch_start = time.perf_counter()
         model.train()
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        loss_sum = torch.zeros((), device=device)  # float32: MPS has no float64
         seen_steps, seen_images, checked_steps = 0, 0, 0
         bad = None
         for x, y in train_batches(dataset.train, batch_size=config.batch_size,
