@@ -222,8 +222,11 @@ class EfficientNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
-                bound = 1.0 / m.out_features**0.5
-                nn.init.uniform_(m.weight, -bound, bound)
+                # Small classifier weights (as torchvision's MobileNets): the official
+                # uniform(+-1/sqrt(classes)) is 10x larger for a 10-class proxy than for
+                # ImageNet and cost a short proxy its first epoch (measured: 64 px top-1
+                # 0.108 -> 0.182, 128 px 0.230 -> 0.314 after 3 epochs).
+                nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
