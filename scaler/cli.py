@@ -21,13 +21,15 @@ from scaler import build_model, reports
 from scaler.candidates import CandidateSpace, ProxyBase, build_candidates, parse_range
 from scaler.data import load_dataset
 from scaler.errors import RunError, ScalerError, UsageError
-from scaler.progress import SearchBars, StepBar, make_progress
+from scaler.progress import StepBar, make_progress
 from scaler.plots import plot_search
 from scaler.search import (
     DataOptions,
     SearchConfig,
+    FINISHED_STATES,
     best_coefficients,
     create_search,
+    is_url,
     is_paper_point,
     join_search,
     read_results,
@@ -300,16 +302,20 @@ def train(
     with make_progress(console, disable=format is not Format.table) as progress:
         bar = StepBar(progress, variant, config.epochs)
         result = train_model(model, dataset, resolution, config, on_step=bar.on_step, on_epoch=bar.on_epoch)
-    frame = pd.DataFrame([asdict(e) for e in result.epochs])
     if format is Format.json:
         print(json.dumps(result.to_dict(), indent=2))
-        return
-    title = f"{variant} (w={model.spec.width:g}, d={model.spec.depth:g}) at {resolution}px on {data}: {result.status}"
-    caption = f"{len(dataset.train)} train / {len(dataset.val)} val images, {dataset.num_classes} classes, device {result.device}, {result.train_seconds:.1f} s"
-    if result.reason:
-        caption += f"\n{result.status}: {result.reason}"
-    emit(frame, METRIC_COLUMNS, format.value, console, title=title, caption=caption)
+    else:
+        frame = pd.DataFrame([asdict(e) for e in result.epochs], columns=[c.key for c in METRIC_COLUMNS])
+        title = f"{variant} (w={model.spec.width:g}, d={model.spec.depth:g}) at {resolution}px on {data}: {result.status}"
+        caption = (
+            f"{len(dataset.train)} train / {len(dataset.val)} val images, {dataset.num_classes} classes, "
+            f"device {result.device}, {result.train_seconds:.1f} s"
+        )
+        if result.reason:
+            caption += f"\n{result.status}: {result.reason}"
+        emit(frame, METRIC_COLUMNS, format.value, console, title=title, caption=caption)
     if result.status == "diverged":
+        print(f"error: training diverged: {result.reason}", file=sys.stderr)
         raise typer.Exit(1)
 
 
@@ -450,7 +456,7 @@ def search(
     pruner: Annotated[str, typer.Option(help="none, halving (successive halving) or hyperband, on val top-1 per epoch.")] = "none",
     name: Annotated[Optional[str], typer.Option(help="Search name (default: derived from the configuration).")] = None,
     root: Annotated[Path, typer.Option("--root", help="Folder that holds the search folders.")] = Path("searches"),
-    storage: Annotated[Optional[str], typer.Option(help="RDB URL for the study (default: a journal file in the search folder).")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="Database URL for the study, e.g. postgresql+psycopg2://... (default: a journal file in the search folder).")] = None,
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train failed candidates again.")] = False,
     device: Device = "auto",
@@ -472,16 +478,16 @@ def search(
         pruner=pruner,
         flops_tolerance=flops_tolerance,
     )
-    config.validate()
+    config.validate()  # before the search folder is created
     if workers < 1:
         raise UsageError(f"workers = {workers} is not allowed; it must be >= 1")
     name = name or config.default_name()
     folder = root / name
     quiet = quiet or format in (Format.csv, Format.json)
     log, status = _logger(quiet)
-    with status("counting candidates with fvcore..."):
-        handle = create_search(config, folder=folder, storage_url=storage, name=name)
     with search_lock(folder):
+        with status("counting candidates with fvcore..."):
+            handle = create_search(config, folder=folder, storage_url=storage, name=name)
         outcome = run_search(
             handle, workers=workers, device=device, threads=threads,
             cache_dir=cache_dir or root / ".cache", retry_failed=retry_failed, quiet=quiet, log=log,
@@ -497,17 +503,23 @@ def search(
         raise typer.Exit(130)
     caption = (
         f"{folder}/results.csv · {len(frame)} candidates · wall time {_duration(outcome.seconds)} · "
-        "★ best · ◆ the paper's (1.2, 1.1, 1.15) · top-1 on the proxy's validation split"
+        f"★ best · ◆ the paper's ({PAPER_ALPHA:g}, {PAPER_BETA:g}, {PAPER_GAMMA:g}) · top-1 on the proxy's validation split"
     )
     _show_results(frame, format, f"Search {name}: phi={config.space.phi:g}, T={config.space.target:g}", caption)
+    unfinished = frame[~frame["state"].isin(FINISHED_STATES)]
+    if len(unfinished):
+        raise RunError(
+            f"{len(unfinished)} candidate(s) still {', '.join(sorted(set(unfinished['state'])))}; "
+            "run the same command again to finish them"
+        )
 
 
 @app.command(
     epilog="Examples:  scaler worker --storage postgresql+psycopg2://user:pw@db/scaler --study b0-phi1 --device cuda:0 · "
-    "scaler worker --storage searches/NAME/study.journal --study NAME"
+    "scaler worker --storage $URL --study NAME --folder searches/NAME"
 )
 def worker(
-    storage: Annotated[str, typer.Option(help="The study's storage: an RDB URL or a journal file.")],
+    storage: Annotated[str, typer.Option(help="The study's database URL (as given to `scaler search --storage`).")],
     study: Annotated[str, typer.Option(help="Name of the search's study.")],
     device: Device = "auto",
     threads: Threads = None,
@@ -519,6 +531,11 @@ def worker(
 
     The configuration comes from the storage, so no other flags are needed.
     """
+    if not is_url(storage):
+        raise UsageError(
+            f"storage {storage!r} is not a database URL: a search folder's journal belongs to its "
+            "`scaler search` (use --workers N there); share a study between machines through PostgreSQL"
+        )
     handle = join_search(storage, study, folder)
     log, _ = _logger(quiet)
     trained = run_worker(handle, device=device, threads=threads, cache_dir=cache_dir, quiet=quiet, log=log, progress_console=console)
@@ -546,7 +563,7 @@ def report(
         if format is Format.table:
             console.print(f"plot written to {plot}", highlight=False)
     states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
-    caption = f"{folder}/results.csv · {states} · ★ best · ◆ the paper's point" + (" · Pareto front only" if pareto else "")
+    caption = f"{folder}/results.csv · {states} · ★ best · ◆ the paper's point" + (" · Pareto front of finished candidates" if pareto else "")
     _show_results(shown.reset_index(drop=True), format, f"Search {info['name']}", caption)
 
 

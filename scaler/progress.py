@@ -56,6 +56,8 @@ class StepBar:
         )
 
     def on_epoch(self, metrics: EpochMetrics) -> bool:
+        if self.progress.disable:  # machine-readable output: no progress lines on stdout
+            return False
         top5 = f" top-5 {metrics.top5:.1%}" if metrics.top5 is not None else ""
         self.progress.console.print(
             f"  {self.label} epoch {metrics.epoch}: train loss {metrics.train_loss:.3f} · "
@@ -102,7 +104,8 @@ class SearchBars:
             self.current.done()
             self.current = None
         self.progress.advance(self.overall)
-        self.progress.console.print(f"{describe(candidate)}: {state}{' (' + reason + ')' if reason else ''}", highlight=False)
+        if not self.progress.disable:
+            self.progress.console.print(f"{describe(candidate)}: {state}{' (' + reason + ')' if reason else ''}", highlight=False)
 
     def set_counts(self, done: int, running: str) -> None:
         """For a search run by worker processes: refresh from the study's state."""

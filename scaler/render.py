@@ -18,10 +18,6 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from scaler.errors import UsageError
-
-FORMATS = ("table", "csv", "json", "markdown")
-
 
 @dataclass(frozen=True)
 class Column:
@@ -44,10 +40,6 @@ def giga(value: object) -> str:
     return "" if _missing(value) else f"{value / 1e9:.4f}"
 
 
-def mega(value: object) -> str:
-    return "" if _missing(value) else f"{value / 1e6:.3f}"
-
-
 def fixed(digits: int) -> Callable[[object], str]:
     return lambda value: "" if _missing(value) else f"{value:.{digits}f}"
 
@@ -68,13 +60,6 @@ def published(unit: str) -> Callable[[object], str]:
 
 def text(value: object) -> str:
     return "" if _missing(value) else str(value)
-
-
-def check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
-    """Raise UsageError for a format name that is not one of `allowed`."""
-    if fmt not in allowed:
-        raise UsageError(f"format {fmt!r} is not allowed; use one of {', '.join(allowed)}")
-    return fmt
 
 
 def _json_value(value: object) -> object:

@@ -164,9 +164,9 @@ def family_table(
 
 
 def pareto_front(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows no other row beats on both top-1 (higher) and MACs (lower); rows without a
-    top-1 are left out. Order and columns are kept."""
-    scored = frame[pd.to_numeric(frame["top1"], errors="coerce").notna()]
+    """The finished rows (state complete) no other finished row beats on both top-1 (higher)
+    and MACs (lower). Order and columns are kept."""
+    scored = frame[(frame["state"] == "complete") & pd.to_numeric(frame["top1"], errors="coerce").notna()]
     keep = []
     for i, row in scored.iterrows():
         dominated = (

@@ -41,7 +41,7 @@ from scaler.errors import RunError, UsageError
 from scaler.files import atomic_write_text, environment_summary
 from scaler.network import EfficientNet
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
-from scaler.training import EpochMetrics, TrainConfig, TrainResult, seed_everything, train
+from scaler.training import EpochMetrics, TrainConfig, TrainResult, seed_everything, select_device, train
 
 PRUNERS = ("none", "halving", "hyperband")
 JOURNAL_NAME = "study.journal"
@@ -70,6 +70,22 @@ class DataOptions:
     val_fraction: float = 0.2
     native_resolution: int = 256
 
+    def validate(self) -> None:
+        """Catch what can be checked before a study exists: counts, fraction, the source."""
+        for name, value in (("train images", self.train_images), ("val images", self.val_images)):
+            if value is not None and value < 1:
+                raise UsageError(f"{name} = {value} is not allowed; it must be >= 1")
+        if not 0 < self.val_fraction < 1:
+            raise UsageError(f"val fraction = {self.val_fraction} is not allowed; it must be in (0, 1)")
+        if self.source == "synthetic":
+            return
+        path = Path(self.source.removeprefix("cifar10:")).expanduser()
+        if not path.is_dir():
+            raise UsageError(
+                f"data source '{self.source}' is not a folder; use 'synthetic', 'cifar10:PATH' "
+                "or a folder with one sub-folder per class"
+            )
+
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -85,6 +101,7 @@ class SearchConfig:
     def validate(self) -> None:
         self.space.validate()
         self.base.validate()
+        self.data.validate()
         self.train.validate()
         if self.pruner not in PRUNERS:
             raise UsageError(f"pruner {self.pruner!r} is not allowed; use one of {', '.join(PRUNERS)}")
@@ -133,10 +150,13 @@ class CandidateGrid(optuna.samplers.GridSampler):
         return None
 
 
-def _make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    if name == "halving":
+def _make_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
+    """The search's pruner, on val top-1 per epoch. With a budget in steps Hyperband finds its
+    maximum resource from finished trials."""
+    if config.pruner == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    if name == "hyperband":
+    if config.pruner == "hyperband":
+        epochs = "auto" if config.train.steps else config.train.epochs
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
     return optuna.pruners.NopPruner()
 
@@ -152,8 +172,12 @@ def _requeue_lost(study: optuna.Study, trial: FrozenTrial) -> None:
         study.enqueue_trial({"candidate": index}, user_attrs={"candidate": index, "requeued_from": trial.number})
 
 
-def open_storage(storage: str) -> optuna.storages.BaseStorage:
-    """An RDB storage for a URL (with heartbeats), a journal file for a path."""
+def open_storage(storage: str, *, exclusive: bool = False) -> optuna.storages.BaseStorage:
+    """An RDB storage for a URL (with heartbeats), a journal file for a path.
+
+    `exclusive` (the caller holds the search's lock, so no other process writes the journal):
+    first repair what a killed process may have left in the journal.
+    """
     if is_url(storage):
         try:
             with warnings.catch_warnings():
@@ -169,12 +193,15 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RunError(f"cannot open storage {mask_url(storage)}: {first}") from None
     path = Path(storage)
-    _repair_journal(path)
+    if exclusive:
+        _repair_journal(path)
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
 
 
 def _repair_journal(path: Path) -> None:
-    """Drop a last line cut short by a kill, so the journal stays readable and appendable."""
+    """Drop a last line cut short by a kill, so the journal stays readable and appendable,
+    and a journal lock left by a killed writer, which would stall the next one for 30 s."""
+    Path(f"{path}.lock").unlink(missing_ok=True)
     if not path.exists() or path.stat().st_size == 0:
         return
     with open(path, "rb+") as f:
@@ -228,7 +255,7 @@ def _load_study(storage: optuna.storages.BaseStorage, name: str, config: SearchC
         study_name=name,
         storage=storage,
         sampler=CandidateGrid(count, config.train.seed),
-        pruner=_make_pruner(config.pruner, config.train.epochs),
+        pruner=_make_pruner(config),
     )
 
 
@@ -238,29 +265,29 @@ def create_search(
     folder: Path,
     storage_url: str | None = None,
     name: str | None = None,
-    on_counting: Callable[[], None] | None = None,
 ) -> SearchHandle:
     """Create a search, or open the existing one of the same name and configuration.
 
-    Refuses (UsageError) a name that exists with another configuration.
+    Call it inside `search_lock(folder)`. Refuses (UsageError) a name that exists with another
+    configuration.
     """
     config.validate()
+    if storage_url is not None and not is_url(storage_url):
+        raise UsageError(
+            f"storage {storage_url!r} is not a database URL; give one like "
+            "postgresql+psycopg2://user:pw@host/db, or leave --storage out for the search folder's journal"
+        )
     storage_url = storage_url or str(folder / JOURNAL_NAME)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise RunError(f"cannot write to search folder {folder}: {exc.strerror}") from None
     name = name or folder.name
     summary = folder / SUMMARY_NAME
     if summary.exists():
         previous = json.loads(summary.read_text())
         if previous.get("fingerprint") != config.fingerprint():
             raise UsageError(_clash_message(name, previous.get("config", {}), config.identity()))
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, exclusive=True)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    if name in existing and _half_created(existing[name]):
+        existing.pop(name)  # killed between create_study and recording its configuration
     if name in existing:
         attrs = existing[name].user_attrs
         if attrs.get("scaler_fingerprint") != config.fingerprint():
@@ -268,15 +295,13 @@ def create_search(
         candidates = [Candidate(**c) for c in attrs["scaler_candidates"]]
         study = _load_study(storage, name, config, len(candidates))
     else:
-        if on_counting:
-            on_counting()
         candidates = build_candidates(config.space, config.base, config.flops_tolerance)
         study = optuna.create_study(
             study_name=name,
             storage=storage,
             direction="maximize",
             sampler=CandidateGrid(len(candidates), config.train.seed),
-            pruner=_make_pruner(config.pruner, config.train.epochs),
+            pruner=_make_pruner(config),
             load_if_exists=True,
         )
         study.set_user_attr("scaler_config", config.identity())
@@ -285,8 +310,16 @@ def create_search(
     return SearchHandle(study, config, candidates, name, folder, storage_url, exclusive=not is_url(storage_url))
 
 
+def _half_created(summary: optuna.study.StudySummary) -> bool:
+    return "scaler_candidates" not in summary.user_attrs and summary.n_trials == 0
+
+
 def join_search(storage_url: str, name: str, folder: Path | None = None) -> SearchHandle:
-    """Open an existing study from its storage alone (what `scaler worker` does)."""
+    """Open an existing study from its database alone (what `scaler worker` does).
+
+    Journal files are not shared this way: the search folder's journal belongs to the one
+    `scaler search` holding the folder's lock (and the worker processes it starts itself).
+    """
     storage = open_storage(storage_url)
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     if name not in summaries:
@@ -319,9 +352,15 @@ def _clash_message(name: str, old: dict, new: dict) -> str:
 
 @contextlib.contextmanager
 def search_lock(folder: Path) -> Iterator[None]:
-    """Hold the folder's lock for the duration of a search: one `scaler search` at a time."""
-    path = folder / ".lock"
-    handle = open(path, "a+")
+    """Hold the folder's lock for the duration of a search: one `scaler search` at a time.
+
+    Creates the folder; RunError when it cannot be written.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / ".lock", "a+")
+    except OSError as exc:
+        raise RunError(f"cannot write to search folder {folder}: {exc.strerror}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -358,7 +397,7 @@ def _state_label(trial: FrozenTrial | None) -> str:
     if trial.state == TrialState.FAIL:
         return trial.user_attrs.get("state", "interrupted")
     return {
-        TrialState.COMPLETE: "complete",
+        TrialState.COMPLETE: trial.user_attrs.get("state", "complete"),
         TrialState.PRUNED: "pruned",
         TrialState.RUNNING: "running",
         TrialState.WAITING: "queued",
@@ -372,6 +411,17 @@ def trials_by_candidate(study: optuna.Study) -> dict[int, list[FrozenTrial]]:
         if index is not None:
             groups.setdefault(index, []).append(trial)
     return groups
+
+
+FINISHED_STATES = ("complete", "timeout", "pruned", "failed")
+
+
+def count_finished(handle: SearchHandle) -> int:
+    """Candidates that need no more training (failed ones included)."""
+    groups = trials_by_candidate(handle.study)
+    return sum(
+        _state_label(representative(groups.get(i, []))) in FINISHED_STATES for i in range(len(handle.candidates))
+    )
 
 
 def representative(trials: list[FrozenTrial]) -> FrozenTrial | None:
@@ -554,13 +604,13 @@ def run_trial(
     if events.on_start:
         events.on_start(candidate)
     pruning = handle.config.pruner != "none"
+    last_epoch = train_config.planned_epochs(len(dataset.train))
 
     def on_epoch(metrics: EpochMetrics) -> bool:
         trial.report(metrics.top1, metrics.epoch)
-        trial.set_user_attr("top1", metrics.top1)
         if events.on_epoch:
             events.on_epoch(candidate, metrics)
-        return pruning and metrics.epoch < train_config.epochs and trial.should_prune()
+        return pruning and metrics.epoch < last_epoch and trial.should_prune()
 
     result: TrainResult | None = None
     with _Heartbeat(handle, trial._trial_id):
@@ -576,20 +626,29 @@ def run_trial(
         except Exception as exc:  # the candidate fails; the search goes on
             state = "failed"
             reason = "out of memory" if _is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    try:
+        _record(study, trial, state, reason, result)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # Someone else closed this trial meanwhile (a heartbeat judged it stale): the
+        # candidate is someone else's now, this result is dropped.
+        state, reason = "lost", "the trial was closed by another process"
+    if events.on_finish:
+        events.on_finish(candidate, state, reason)
+    return state
+
+
+def _record(study: optuna.Study, trial: optuna.trial.Trial, state: str, reason: str, result: TrainResult | None) -> None:
     if result is not None:
         for key, value in _metrics(result).items():
             trial.set_user_attr(key, value)
     trial.set_user_attr("state", state)
     trial.set_user_attr("reason", reason)
-    if state == "complete":
+    if state in ("complete", "timeout"):
         study.tell(trial, result.top1)
     elif state == "pruned":
         study.tell(trial, state=TrialState.PRUNED)
     else:
         study.tell(trial, state=TrialState.FAIL)
-    if events.on_finish:
-        events.on_finish(candidate, state, reason)
-    return state
 
 
 def _outcome(result: TrainResult) -> tuple[str, str]:
@@ -597,8 +656,8 @@ def _outcome(result: TrainResult) -> tuple[str, str]:
         return "failed", f"diverged: {result.reason}"
     if result.status == "stopped":
         return "pruned", f"pruned after epoch {len(result.epochs)}"
-    if result.status == "timeout":
-        return "complete", result.reason or "time cap reached"
+    if result.status == "timeout":  # fewer epochs than planned: ranked after complete ones
+        return "timeout", result.reason or "time cap reached"
     return "complete", ""
 
 
@@ -632,7 +691,7 @@ def work(
     candidate whose worker dies (no heartbeat) is picked up again.
     """
     events = events or WorkerEvents()
-    trained = 0
+    trained, seen = 0, None
     while True:
         if handle.uses_heartbeat:
             fail_stale_trials(handle.study)
@@ -640,6 +699,10 @@ def work(
         if trial is None:
             running = handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if handle.uses_heartbeat and running:
+                finished = count_finished(handle)
+                if write_results and handle.folder is not None and finished != seen:
+                    write_outputs(handle)  # other machines' candidates finished meanwhile
+                seen = finished
                 time.sleep(poll_seconds)
                 continue
             return trained
@@ -653,14 +716,14 @@ def work(
 # Results
 
 def results_frame(handle: SearchHandle) -> pd.DataFrame:
-    """One row per candidate, ranked: complete by top-1 (ties: fewer MACs), then pruned,
-    then the rest."""
+    """One row per candidate, ranked: complete by top-1 (ties: fewer MACs), then timed-out,
+    then pruned, then the rest (whose partial metrics are not shown)."""
     groups = trials_by_candidate(handle.study)
     rows = []
     for candidate in handle.candidates:
         trial = representative(groups.get(candidate.index, []))
-        attrs = trial.user_attrs if trial else {}
         state = _state_label(trial)
+        attrs = trial.user_attrs if trial is not None and state in SCORED_STATES else {}
         rows.append(
             {
                 "candidate": candidate.index,
@@ -681,20 +744,21 @@ def results_frame(handle: SearchHandle) -> pd.DataFrame:
                 "train_seconds": attrs.get("train_seconds"),
                 "images_per_s": attrs.get("images_per_s"),
                 "state": state,
-                "reason": attrs.get("reason", "") if state != "running" else "",
+                "reason": trial.user_attrs.get("reason", "") if trial is not None and state != "running" else "",
             }
         )
     return rank(pd.DataFrame(rows))
 
 
-_STATE_ORDER = {"complete": 0, "pruned": 1}
+_STATE_ORDER = {"complete": 0, "timeout": 1, "pruned": 2}
+SCORED_STATES = tuple(_STATE_ORDER)  # states whose top-1 is a finished evaluation
 
 
 def rank(frame: pd.DataFrame) -> pd.DataFrame:
     """Sort rows (complete by top-1 desc, ties fewer MACs; then pruned; then the rest) and
     number them."""
     frame = frame.copy()
-    frame["_group"] = frame["state"].map(_STATE_ORDER).fillna(2)
+    frame["_group"] = frame["state"].map(_STATE_ORDER).fillna(len(_STATE_ORDER))
     frame["_top1"] = pd.to_numeric(frame["top1"], errors="coerce").fillna(-1.0)
     frame = frame.sort_values(["_group", "_top1", "macs", "candidate"], ascending=[True, False, True, True])
     frame = frame.drop(columns=["_group", "_top1"]).reset_index(drop=True)
@@ -752,8 +816,15 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, dict]:
     results, info = folder / RESULTS_NAME, folder / SUMMARY_NAME
     if not results.exists() or not info.exists():
         raise UsageError(f"{folder} is not a search folder (no {RESULTS_NAME} / {SUMMARY_NAME})")
-    frame = pd.read_csv(results, converters={"state": str, "reason": str})
-    return frame, json.loads(info.read_text())
+    try:
+        frame = pd.read_csv(results, converters={"state": str, "reason": str})
+        summary = json.loads(info.read_text())
+        missing = [c for c in RESULT_COLUMNS if c not in frame.columns] + [k for k in ("name", "states") if k not in summary]
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{folder} is not a valid search folder: {exc}") from None
+    if missing:
+        raise UsageError(f"{folder} is not a valid search folder: missing {', '.join(missing)}")
+    return frame, summary
 
 
 def best_coefficients(folder: Path) -> tuple[float, float, float]:
@@ -774,35 +845,50 @@ def with_runtime(config: TrainConfig, device: str | None, threads: int | None) -
 def estimate_seconds(handle: SearchHandle, dataset: Dataset, train_config: TrainConfig, indices: list[int]) -> tuple[float, float]:
     """Estimate the training time of `indices` from a short measured run.
 
-    Times two SGD steps (after one warm-up) of the median-MACs candidate on random data at
-    its resolution, then scales by each candidate's MACs. Returns (seconds, measured
-    images/s of that candidate).
+    On the training device, times two SGD steps (after a warm-up) and one evaluation batch
+    of the median-MACs candidate at its resolution, then scales by each candidate's MACs.
+    Returns (seconds, the measured training images/s of that candidate).
     """
     if not indices:
         return 0.0, math.nan
     chosen = sorted((handle.candidates[i] for i in indices), key=lambda c: c.macs)[len(indices) // 2]
+    device = select_device(train_config.device)
     threads = torch.get_num_threads()
     if train_config.threads:
         torch.set_num_threads(train_config.threads)
+
+    def timed(step: Callable[[], object]) -> float:
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
     try:
-        model = candidate_model(handle.config, chosen).to(memory_format=torch.channels_last).train()
+        model = candidate_model(handle.config, chosen).to(device=device, memory_format=torch.channels_last)
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-        batch = train_config.batch_size
-        x = torch.randn(batch, 3, chosen.resolution, chosen.resolution).to(memory_format=torch.channels_last)
-        y = torch.randint(0, handle.config.base.num_classes, (batch,))
-        timings = []
-        for _ in range(3):
-            start = time.perf_counter()
+        batch, side = train_config.batch_size, chosen.resolution
+        x = torch.randn(batch, 3, side, side, device=device).to(memory_format=torch.channels_last)
+        y = torch.randint(0, handle.config.base.num_classes, (batch,), device=device)
+
+        def train_step() -> None:
             optimizer.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model(x), y).backward()
+            torch.nn.functional.cross_entropy(model.train()(x), y).backward()
             optimizer.step()
-            timings.append(time.perf_counter() - start)
+
+        def eval_step() -> None:
+            with torch.no_grad():
+                model.eval()(x)
+
+        train_seconds = [timed(train_step) for _ in range(3)][1:]
+        eval_seconds = [timed(eval_step) for _ in range(2)][1:]
     finally:
         torch.set_num_threads(threads)
-    images_per_s = batch / (sum(timings[1:]) / 2)
-    per_epoch_images = len(dataset.train) + len(dataset.val) / 3  # eval is ~3x cheaper per image
-    total = sum(
-        train_config.epochs * per_epoch_images / images_per_s * handle.candidates[i].macs / chosen.macs
-        for i in indices
-    )
-    return total, images_per_s
+    train_ips = batch / (sum(train_seconds) / len(train_seconds))
+    eval_ips = batch / eval_seconds[0]
+    epochs = train_config.planned_epochs(len(dataset.train))
+    per_candidate = epochs * (len(dataset.train) / train_ips + len(dataset.val) / eval_ips)
+    if train_config.max_seconds is not None:
+        per_candidate = min(per_candidate, train_config.max_seconds + len(dataset.val) / eval_ips)
+    total = sum(per_candidate * handle.candidates[i].macs / chosen.macs for i in indices)
+    return total, train_ips

@@ -64,6 +64,16 @@ class TrainConfig:
     threads: int | None = None  # torch.set_num_threads for the run (restored afterwards)
     eval_batch_size: int = 128
 
+    def steps_per_epoch(self, train_images: int) -> int:
+        """Optimizer steps in one epoch of `train_images` (the last partial batch is dropped)."""
+        return train_images // self.batch_size if train_images >= self.batch_size else 1
+
+    def planned_epochs(self, train_images: int) -> int:
+        """How many epochs (the last one possibly partial) a run on `train_images` takes."""
+        if self.steps is None:
+            return self.epochs
+        return math.ceil(self.steps / self.steps_per_epoch(train_images))
+
     @property
     def learning_rate(self) -> float:
         """The learning rate in force: `lr`, or the optimizer's default."""
@@ -399,10 +409,9 @@ def _train(model, dataset, resolution, config, device, on_step, on_epoch) -> Tra
         torch.cuda.reset_peak_memory_stats(device)
     model.to(device=device, memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
-    n_train = len(dataset.train)
-    per_epoch = n_train // config.batch_size if n_train >= config.batch_size else 1
-    total = config.steps if config.steps is not None else config.epochs * per_epoch
-    n_epochs = math.ceil(total / per_epoch)
+    per_epoch = config.steps_per_epoch(len(dataset.train))
+    n_epochs = config.planned_epochs(len(dataset.train))
+    total = config.steps if config.steps is not None else n_epochs * per_epoch
     warmup = min(total - 1, round(config.warmup_epochs * per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total, warmup))

@@ -24,8 +24,8 @@ from scaler.search import (
     dataset_for,
     estimate_seconds,
     join_search,
+    count_finished,
     reconcile,
-    trials_by_candidate,
     with_runtime,
     work,
     write_outputs,
@@ -44,20 +44,10 @@ class SearchOutcome:
 
 def _threads_per_worker(workers: int, threads: int | None, log: Callable[[str], None]) -> int | None:
     cores = os.cpu_count() or 1
-    if workers > cores:
-        log(f"warning: {workers} workers on {cores} cores; each gets 1 thread and they will compete")
-    if threads is not None:
-        return threads
-    return None if workers == 1 else max(1, cores // workers)
-
-
-def _finished(handle: SearchHandle) -> int:
-    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    groups = trials_by_candidate(handle.study)
-    return sum(
-        1 for trials in groups.values()
-        if any(t.state in done and t.user_attrs.get("state") != "interrupted" for t in trials)
-    )  # fmt: skip
+    per_worker = threads if threads is not None else (None if workers == 1 else max(1, cores // workers))
+    if workers * (per_worker or cores) > cores:
+        log(f"warning: {workers} worker(s) x {per_worker or cores} thread(s) on {cores} cores: they will compete")
+    return per_worker
 
 
 def _events(bars: SearchBars | None, log: Callable[[str], None]) -> WorkerEvents:
@@ -86,6 +76,8 @@ def run_search(
     start = time.perf_counter()
     plan = reconcile(handle, retry_failed=retry_failed)
     dataset = dataset_for(handle, cache_dir)
+    if dataset.skipped:
+        log(f"warning: skipped {dataset.skipped} unreadable image file(s) in {dataset.source}")
     write_outputs(handle)
     if plan.interrupted:
         log(f"{plan.interrupted} candidate(s) interrupted last time will be trained again")
@@ -104,21 +96,24 @@ def run_search(
     try:
         if plan.queued and workers == 1:
             with make_progress(progress_console, disable=quiet) as progress:
-                bars = None if quiet else SearchBars(progress, plan.total, plan.total - len(plan.queued), train_config.epochs)
+                bars = None if quiet else SearchBars(progress, plan.total, plan.total - len(plan.queued), train_config.planned_epochs(len(dataset.train)))
                 work(handle, dataset, train_config, _events(bars, log))
         elif plan.queued:
             _run_processes(handle, workers, device, per_worker, cache_dir, quiet, log, progress_console)
     except KeyboardInterrupt:
         interrupted = True
     frame = write_outputs(handle)
-    return SearchOutcome(frame, time.perf_counter() - start, _finished(handle), interrupted)
+    return SearchOutcome(frame, time.perf_counter() - start, count_finished(handle), interrupted)
 
 
 def _worker_process(storage_url: str, name: str, folder: Path | None, device: str | None, threads: int | None, cache_dir: Path | None) -> None:
     """Body of one local worker process: join the study and work until the queue is empty."""
-    handle = join_search(storage_url, name, folder)
-    dataset = dataset_for(handle, cache_dir)
-    work(handle, dataset, with_runtime(handle.config.train, device, threads))
+    try:
+        handle = join_search(storage_url, name, folder)
+        dataset = dataset_for(handle, cache_dir)
+        work(handle, dataset, with_runtime(handle.config.train, device, threads))
+    except KeyboardInterrupt:  # the parent reports the interruption; no traceback per worker
+        raise SystemExit(130) from None
 
 
 def _run_processes(
@@ -134,7 +129,7 @@ def _run_processes(
     context = multiprocessing.get_context("spawn")
     total = len(handle.candidates)
     with make_progress(progress_console, disable=quiet) as progress:
-        bars = None if quiet else SearchBars(progress, total, _finished(handle), handle.config.train.epochs)
+        bars = None if quiet else SearchBars(progress, total, count_finished(handle), handle.config.train.epochs)
         for round_number in range(MAX_ROUNDS):
             processes = [
                 context.Process(
@@ -149,7 +144,7 @@ def _run_processes(
             try:
                 last = -1
                 while any(p.is_alive() for p in processes):
-                    done = _finished(handle)
+                    done = count_finished(handle)
                     running = [
                         f"#{t.user_attrs.get('candidate', '?')} epoch {max(t.intermediate_values, default=0)}"
                         for t in handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -161,8 +156,12 @@ def _run_processes(
                     last = done
                     time.sleep(1.0)
             except KeyboardInterrupt:
-                for process in processes:
+                for process in processes:  # workers mark their candidates interrupted, then exit
                     process.join(timeout=30)
+                for process in processes:
+                    if process.is_alive():
+                        process.terminate()
+                        process.join()
                 raise
             for process in processes:
                 process.join()
@@ -192,5 +191,8 @@ def run_worker(
     train_config = with_runtime(handle.config.train, device, threads)
     log(f"joined search {handle.name}: {len(handle.candidates)} candidates; data {dataset.fingerprint[:12]}")
     with make_progress(progress_console, disable=quiet) as progress:
-        bars = None if quiet else SearchBars(progress, len(handle.candidates), _finished(handle), train_config.epochs)
-        return work(handle, dataset, train_config, _events(bars, log), write_results=handle.folder is not None)
+        bars = None if quiet else SearchBars(progress, len(handle.candidates), count_finished(handle), train_config.planned_epochs(len(dataset.train)))
+        trained = work(handle, dataset, train_config, _events(bars, log), write_results=handle.folder is not None)
+    if handle.folder is not None:
+        write_outputs(handle)
+    return trained

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-import pytest
+from PIL import Image
 
 from scaler.search import mask_url
 
@@ -196,10 +196,11 @@ def test_sigkill_at_many_points_resumes_to_a_complete_table(tmp_path):
         process = subprocess.Popen(args, env=env(WRITE_MARKER=str(marker)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_for(lambda: ready() or process.poll() is not None, timeout=300, what=label)
+            if process.poll() is None:  # killed at that point, not after the search ended
+                tried.append(label)
         finally:
             process.send_signal(signal.SIGKILL)
             process.wait()
-        tried.append(label)
         check_results_intact()
     final = subprocess.run(args, env=env(WRITE_MARKER=str(marker)), capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr
@@ -249,6 +250,11 @@ def test_unreachable_storage(cli, tmp_path):
     assert len(result.err.strip().splitlines()) == 1
     worker = cli("worker", "--storage", "postgresql+psycopg2://127.0.0.1:9/none", "--study", "x")
     assert worker.code == 1
+    # A journal file is not a shared storage: refused with the reason.
+    journal = cli("worker", "--storage", tmp_path / "study.journal", "--study", "x")
+    assert journal.code == 2 and "not a database URL" in journal.err
+    path = cli("search", *GRID8, "--root", tmp_path, "--storage", tmp_path / "other.journal")
+    assert path.code == 2 and "not a database URL" in path.err
 
 
 def test_data_errors_leave_results_untouched(cli, tmp_path):
@@ -259,11 +265,15 @@ def test_data_errors_leave_results_untouched(cli, tmp_path):
     (tmp_path / "oneclass" / "cat").mkdir(parents=True)
     (tmp_path / "noimages" / "cat").mkdir(parents=True)
     (tmp_path / "noimages" / "dog").mkdir(parents=True)
-    for source in [tmp_path / "missing", empty, tmp_path / "noimages"]:
-        result = cli("search", *GRID8, "--root", tmp_path, "--data", source)
+    Image.new("RGB", (8, 8)).save(tmp_path / "oneclass" / "cat" / "a.png")
+    for source in [tmp_path / "missing", empty, tmp_path / "noimages", tmp_path / "oneclass"]:
+        result = cli("search", *GRID8, "--root", tmp_path, "--name", "kept", "--data", source)
         assert result.code == 2, (source, result.err)
         assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+    # The same name with other data is refused before anything is touched.
     assert (tmp_path / "kept" / "results.csv").read_text() == before
+    fresh = cli("search", *GRID8, "--root", tmp_path, "--name", "fresh", "--data", tmp_path / "missing")
+    assert fresh.code == 2 and not (tmp_path / "fresh").exists()  # checked before a study exists
 
 
 def test_passwords_are_masked():

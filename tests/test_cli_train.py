@@ -1,0 +1,48 @@
+"""`scaler train`: the table and JSON outputs, data warnings and errors, divergence."""
+
+import json
+
+from PIL import Image
+
+TINY = ["--width", "0.25", "--depth", "0.25", "--resolution", "32", "--train-images", "64",
+        "--val-images", "32", "--batch-size", "16", "--threads", "1", "--device", "cpu"]  # fmt: skip
+
+
+def test_train_table(cli):
+    result = cli("train", "b0", *TINY, "--epochs", "2")
+    assert result.code == 0, result.err
+    assert "completed" in result.out and "val top-1" in result.out
+    assert "64 train / 32 val images, 10 classes" in result.out
+
+
+def test_train_json_is_reproducible(cli):
+    runs = [json.loads(cli("train", "b0", *TINY, "--epochs", "1", "--format", "json").out) for _ in range(2)]
+    assert runs[0]["status"] == "completed" and len(runs[0]["epochs"]) == 1
+    assert 0.0 <= runs[0]["top1"] <= 1.0 and runs[0]["top5"] is not None
+    strip = lambda r: [(e["train_loss"], e["top1"], e["val_loss"]) for e in r["epochs"]]  # noqa: E731
+    assert strip(runs[0]) == strip(runs[1])
+
+
+def test_train_on_a_folder_warns_about_corrupt_files(cli, tmp_path):
+    for label, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        folder = tmp_path / "images" / label
+        folder.mkdir(parents=True)
+        for i in range(6):
+            Image.new("RGB", (40, 30), colour).save(folder / f"{i}.png")
+    (tmp_path / "images" / "red" / "broken.png").write_bytes(b"not a png at all")
+    result = cli("train", "b0", *TINY, "--data", tmp_path / "images", "--epochs", "1", "--format", "json")
+    assert result.code == 0, result.err
+    assert result.err.strip() == f"warning: skipped 1 unreadable image file(s) in {tmp_path / 'images'}"
+    assert json.loads(result.out)["top5"] is None  # fewer than 5 classes
+
+
+def test_train_bad_data_and_divergence(cli, tmp_path):
+    missing = cli("train", "b0", *TINY, "--data", tmp_path / "nope")
+    assert missing.code == 2 and "does not exist" in missing.err
+    (tmp_path / "one" / "cat").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "one" / "cat" / "a.png")
+    one = cli("train", "b0", *TINY, "--data", tmp_path / "one")
+    assert one.code == 2 and len(one.err.strip().splitlines()) == 1
+    diverged = cli("train", "b0", *TINY, "--epochs", "1", "--lr", "1e6", "--format", "json")
+    assert diverged.code == 1
+    assert json.loads(diverged.out)["status"] == "diverged"
