@@ -47,6 +47,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Examples:  scaler search --phi 1 · scaler flops b4 · scaler report searches/NAME --plot search.png",
 )
 console = Console()
 
