@@ -138,8 +138,9 @@ def test_killed_postgres_worker_is_replaced(postgres_url, tmp_path):
 
 
 def test_local_worker_processes_on_a_journal(cli, tmp_path):
-    result = cli("search", *GRID8, "--workers", "2", "--root", tmp_path, "--name", "local2")
+    result = cli("search", *GRID8, "--workers", "3", "--root", tmp_path, "--name", "local2")
     assert result.code == 0, result.err
+    assert "warning: 3 worker(s) x 1 thread(s) on" in result.err or (os.cpu_count() or 1) >= 3
     folder = tmp_path / "local2"
     assert_exactly_once(load(str(folder / "study.journal"), "local2"), 8)
     assert set(results(folder)["state"]) == {"complete"}
