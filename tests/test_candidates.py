@@ -21,6 +21,9 @@ def test_default_grid_contains_the_papers_point_and_satisfies_constraint():
         assert min(a, b, g) >= 1.0
         assert abs(a * b * b * g * g - space.target) <= space.tolerance + 1e-12
     assert len(points) == len(set(points))
+    assert len(points) == 19  # what README and the default search's estimate describe
+    # the extremes are in: all depth, all width, all resolution
+    assert {(2.0, 1.0, 1.0), (1.0, 1.4, 1.0), (1.0, 1.0, 1.4)} <= set(points)
 
 
 def test_grid_matches_brute_force_enumeration():
