@@ -669,6 +669,12 @@ def _normaliser(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return 1.0 / (255.0 * std), -mean / std
 
 
+def _on_device(split: ImageSplit, device: torch.device | str):
+    """The split's uint8 images and labels moved to `device` once, with the normaliser."""
+    device = torch.device(device)
+    return (device, split.images.to(device), split.labels.to(device), *_normaliser(device))
+
+
 def _check_batching(batch_size: int, resolution: int) -> None:
     _check_int("batch_size", batch_size, 1, 1 << 20)
     _check_int("resolution", resolution, 8, 8192)
@@ -700,10 +706,7 @@ def train_batches(
     n = len(split)
     if n == 0:
         return
-    device = torch.device(device)
-    images = split.images.to(device)
-    labels = split.labels.to(device)
-    mul, add = _normaliser(device)
+    device, images, labels, mul, add = _on_device(split, device)
     size = split.resolution
     # Largest crop side (in stored pixels) is `size`; pre-shrink so it is <= resolution / sqrt(lo)
     # pixels, which keeps the bilinear down-sampling factor below ~1.7.
@@ -752,10 +755,7 @@ def eval_batches(
     n = len(split)
     if n == 0:
         return
-    device = torch.device(device)
-    images = split.images.to(device)
-    labels = split.labels.to(device)
-    mul, add = _normaliser(device)
+    device, images, labels, mul, add = _on_device(split, device)
     size = split.resolution
     crop = max(1, round(size * EVAL_CROP))
     top = (size - crop) // 2
