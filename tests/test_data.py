@@ -240,9 +240,25 @@ def test_train_batches_shapes_and_determinism():
     assert x.min() >= lo.min() - 1e-4 and x.max() <= hi.max() + 1e-4
     assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b))
     assert not torch.equal(a[0][0], c[0][0])
-    # every label in a batch belongs to the image it came with: an epoch is a permutation
-    seen = torch.cat([yy for _, yy in a])
-    assert len(seen) == 8
+
+
+def test_train_batches_labels_stay_with_their_images():
+    # Image i is flat grey 20 * i + 5, so any crop, flip or resize keeps it flat and the grey
+    # level read back from a batch says which image it is: it must match the label it came with.
+    n = 10
+    images = (torch.arange(n, dtype=torch.uint8) * 20 + 5).view(n, 1, 1, 1).expand(n, 3, 24, 24)
+    split = ImageSplit(images.contiguous(), torch.arange(n, dtype=torch.int64))
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    seen = []
+    for x, y in train_batches(split, batch_size=4, resolution=16, device=CPU,
+                              generator=torch.Generator().manual_seed(0)):
+        grey = (x * std + mean) * 255
+        expected = (y * 20 + 5).float().view(-1, 1, 1, 1).expand_as(grey)
+        assert torch.allclose(grey, expected, atol=0.01)
+        seen += y.tolist()
+    assert len(seen) == 8 and len(set(seen)) == 8  # drop_last, each image at most once
+    assert seen != sorted(seen)  # the epoch really was shuffled
 
 
 def test_train_batches_labels_follow_images_and_flip():

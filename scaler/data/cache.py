@@ -1,0 +1,61 @@
+"""The on-disk tensor cache: one ``<fingerprint>.pt`` file per decoded data set, written
+atomically; a file that is unreadable or of another format is ignored (and later overwritten)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from scaler.data.source import FORMAT_VERSION, Loaded
+from scaler.data.split import ImageSplit
+from scaler.errors import RunError
+
+
+def read_cache(path: Path) -> Loaded | None:
+    """The data set saved at `path` (with decoded = 0), or None when there is no usable file."""
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if blob.get("format") != FORMAT_VERSION:
+            return None
+        return Loaded(
+            classes=tuple(blob["classes"]),
+            train=ImageSplit(blob["train_images"].contiguous(), blob["train_labels"]),
+            val=ImageSplit(blob["val_images"].contiguous(), blob["val_labels"]),
+            skipped=int(blob["skipped"]),
+            decoded=0,
+            # files written before warnings existed hold none (synthetic and CIFAR-10 have none)
+            warnings=tuple(str(w) for w in blob.get("warnings", ())),
+        )
+    except Exception:  # a truncated or foreign file: decode again and overwrite it
+        return None
+
+
+def write_cache(path: Path, loaded: Loaded) -> None:
+    """Save atomically: a temporary file in the same folder, then os.replace."""
+    blob = {
+        "format": FORMAT_VERSION,
+        "classes": list(loaded.classes),
+        "train_images": loaded.train.images,
+        "train_labels": loaded.train.labels,
+        "val_images": loaded.val.images,
+        "val_labels": loaded.val.labels,
+        "skipped": loaded.skipped,
+        "warnings": list(loaded.warnings),
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(blob, f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise RunError(f"cannot write the data cache {path}: {e.strerror or e}") from None

@@ -1,0 +1,140 @@
+"""`load_dataset`: the source a string names, its data from the in-process memo, the disk cache
+or a fresh decode (in that order), as a `Dataset`."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from scaler.data.cache import read_cache, write_cache
+from scaler.data.cifar import CIFAR_CLASSES, CifarSource
+from scaler.data.folder import FolderSource
+from scaler.data.source import Source
+from scaler.data.split import ImageSplit
+from scaler.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_TRAIN, SYNTHETIC_VAL, SyntheticSource
+from scaler.errors import UsageError
+
+_SOURCES = "use 'synthetic', 'cifar10:PATH' or a folder with one sub-folder per class"
+_MEMO_SIZE = 4
+_memo: OrderedDict[str, Dataset] = OrderedDict()
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A loaded data set. `decoded` counts images decoded or rendered by the call that returned
+    it (0 when it came from the in-process memo or the disk cache). `skipped` counts image
+    files that could not be used; `warnings` says which and anything else the user should
+    know about the data (one line each, ready to print)."""
+
+    source: str
+    classes: tuple[str, ...]
+    train: ImageSplit
+    val: ImageSplit
+    fingerprint: str
+    skipped: int
+    decoded: int
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def load_dataset(
+    source: str = "synthetic",
+    *,
+    storage_resolution: int = 128,
+    train_images: int | None = None,
+    val_images: int | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    native_resolution: int = 256,
+    cache_dir: Path | None = None,
+) -> Dataset:
+    """Load (decode once, or fetch from the memo / disk cache) the data set `source` names.
+
+    `train_images` / `val_images` cap the split sizes (synthetic: the sizes, default 2000 / 500);
+    capping is stratified per class and seeded. `val_fraction` applies to folders without
+    train/ and val/ sub-folders (CIFAR-10 validates on its test_batch). `native_resolution` is
+    the synthetic render size. CIFAR-10 is stored at min(32, storage_resolution).
+    """
+    check_int("storage_resolution", storage_resolution, 8, 4096)
+    check_int("native_resolution", native_resolution, 32, 4096)
+    for name, value in (("train_images", train_images), ("val_images", val_images)):
+        if value is not None:
+            check_int(name, value, 1, 10**8)
+    if not (isinstance(val_fraction, (int, float)) and 0.0 < val_fraction < 1.0):
+        raise UsageError(f"val_fraction = {val_fraction!r} is not allowed; it must be in (0, 1)")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UsageError(f"seed = {seed!r} is not allowed; it must be an integer >= 0")
+
+    loader = _open_source(source, storage_resolution, train_images, val_images, val_fraction,
+                          seed, native_resolution)
+    fingerprint = loader.fingerprint()
+    if fingerprint in _memo:
+        _memo.move_to_end(fingerprint)
+        return replace(_memo[fingerprint], source=source, decoded=0)
+
+    cache_file = None
+    loaded = None
+    if cache_dir is not None:
+        cache_file = Path(cache_dir).expanduser() / f"{fingerprint}.pt"
+        loaded = read_cache(cache_file)
+    if loaded is None:
+        loaded = loader.load()
+        if cache_file is not None:
+            write_cache(cache_file, loaded)
+    dataset = Dataset(source, loaded.classes, loaded.train, loaded.val, fingerprint,
+                      loaded.skipped, loaded.decoded, loaded.warnings)
+    _remember(dataset)
+    return dataset
+
+
+def clear_memo() -> None:
+    """Forget the data sets memoised in this process (the disk cache is left as it is)."""
+    _memo.clear()
+
+
+def check_int(name: str, value: object, low: int, high: int) -> None:
+    """Raise UsageError unless `value` is an int (not a bool) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise UsageError(f"{name} = {value!r} is not allowed; it must be an integer "
+                         f"from {low} to {high}")
+
+
+def _open_source(source: str, storage: int, n_train: int | None, n_val: int | None,
+                 val_fraction: float, seed: int, native: int) -> Source:
+    """The source `source` names; input errors (a missing path, a bad layout) raise here."""
+    if not source.strip():
+        raise UsageError(f"data source {source!r} is empty; {_SOURCES}")
+    if source == "synthetic":
+        return SyntheticSource(storage, native,
+                               SYNTHETIC_TRAIN if n_train is None else n_train,
+                               SYNTHETIC_VAL if n_val is None else n_val, seed)
+    if source.startswith("cifar10:"):
+        return CifarSource(source, storage, n_train, n_val, seed)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise UsageError(f"data source '{source}' does not exist; {_SOURCES}")
+    if not path.is_dir():
+        raise UsageError(f"data source '{source}' is a file; {_SOURCES}")
+    return FolderSource(source, path, storage, n_train, n_val, val_fraction, seed)
+
+
+def count_classes(source: str, val_fraction: float = 0.2) -> int:
+    """How many classes the data source `source` has, checking its layout without decoding any
+    image (UsageError for a bad source): what a proxy's classifier must be built for."""
+    if source == "synthetic":
+        return len(SYNTHETIC_CLASSES)
+    loader = _open_source(source, 32, None, None, val_fraction, 0, 32)
+    if isinstance(loader, CifarSource):
+        return CIFAR_CLASSES
+    return len(loader.classes)
+
+
+def _remember(dataset: Dataset) -> None:
+    _memo[dataset.fingerprint] = dataset
+    _memo.move_to_end(dataset.fingerprint)
+    while len(_memo) > _MEMO_SIZE:
+        _memo.popitem(last=False)

@@ -1,0 +1,272 @@
+"""Image folders in ImageFolder layout: one sub-folder of images per class, split into train/val
+either by ``train/`` and ``val/`` sub-folders or automatically (stratified, seeded).
+
+Images are found by extension (case-insensitive), recursively; hidden entries (``.DS_Store``,
+``._x.jpg``) and ``__MACOSX`` are ignored and a symlinked folder is visited once. A file that
+cannot be used is skipped and named in the warnings with its reason; so is anything in the
+layout that would otherwise leave classes or files out silently.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scaler.data.images import Unreadable, decode_image, max_pixels
+from scaler.data.source import Loaded, digest, file_stamps
+from scaler.data.split import ImageSplit, stratified_take
+from scaler.errors import UsageError
+
+# The extensions torchvision's ImageFolder accepts, and .gif.
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff",
+                    ".webp")
+# Bumped whenever the decoding of image files changes: hashed into folder fingerprints only, so
+# the synthetic and CIFAR-10 fingerprints (and their caches) stay as they are.
+DECODER_VERSION = 1
+_NAMED = 3  # how many files or classes a message names before "and N more"
+
+
+class FolderSource:
+    """The data folder `root`: scanned, and its layout checked, when constructed; decoded by
+    `load`. `source` is the string the user gave, for messages."""
+
+    def __init__(self, source: str, root: Path, storage: int, n_train: int | None,
+                 n_val: int | None, val_fraction: float, seed: int) -> None:
+        self.source, self.root, self.storage = source, root, storage
+        self.n_train, self.n_val, self.val_fraction, self.seed = n_train, n_val, val_fraction, seed
+        train_root, val_root = _layout(root)
+        self.presplit = val_root is not None
+        class_dirs = _class_dirs(train_root)
+        if not class_dirs:
+            raise UsageError(f"data folder {train_root} has no class sub-folders; it needs one "
+                             "sub-folder of images per class")
+        if len(class_dirs) < 2:
+            raise UsageError(f"data folder {train_root} has 1 class ('{class_dirs[0].name}'); "
+                             "it needs at least 2 class sub-folders")
+        self.classes = tuple(d.name for d in class_dirs)
+        self.train_files = [_class_files(d) for d in class_dirs]
+        self.val_files: list[list[Path]] | None = None
+        # Warnings about the layout: hashed into the fingerprint, so cached ones stay true.
+        self.notes = _loose_images(train_root, "train/" if self.presplit else "the data folder")
+        if val_root is not None:
+            val_dirs = {d.name: d for d in _class_dirs(val_root)}
+            extra = sorted(set(val_dirs) - set(self.classes))
+            if extra:
+                raise UsageError(f"val/ has class folder(s) {_classes(extra)} that train/ lacks; "
+                                 f"val/ may only hold train/'s classes "
+                                 f"({_classes(self.classes, 10)})")
+            self.val_files = [_class_files(val_dirs[c]) if c in val_dirs else []
+                              for c in self.classes]
+            self.notes += _loose_images(val_root, "val/") + _unused_folders(root)
+        for i, name in enumerate(self.classes):
+            if not self.train_files[i] and not (self.val_files and self.val_files[i]):
+                raise UsageError(f"class folder '{name}' has no images "
+                                 f"({', '.join(IMAGE_EXTENSIONS)})")
+        self.notes += self._split_notes()
+
+    def _split_notes(self) -> list[str]:
+        """Classes that one split will lack; an error when no class can give a val image."""
+        if self.val_files is None:
+            if all(len(files) < 2 for files in self.train_files):
+                raise UsageError(f"no class folder in {self.source} has the 2 images needed to "
+                                 "hold one out for validation; add images (at least 2 per "
+                                 "class) or give train/ and val/ sub-folders")
+            single = [c for c, files in zip(self.classes, self.train_files) if len(files) == 1]
+            return [(f"class(es) {_classes(single)} have 1 image, so none is held out for "
+                     "validation: top-1 leaves them out; add images")] if single else []
+        notes = []
+        for folder, groups, effect in (
+            ("train/", self.train_files, "training never sees them"),
+            ("val/", self.val_files, "top-1 leaves them out"),
+        ):
+            lacking = [c for c, files in zip(self.classes, groups) if not files]
+            if lacking:
+                notes.append(f"{folder} has no images of {len(lacking)} of {len(self.classes)} "
+                             f"classes ({_classes(lacking)}): {effect}; add images to "
+                             f"{folder}<class>/")
+        return notes
+
+    def fingerprint(self) -> str:
+        files = [f for group in self.train_files + (self.val_files or []) for f in group]
+        return digest({
+            "source": "folder", "decoder": DECODER_VERSION, "max_pixels": max_pixels(),
+            "files": file_stamps(self.root, files), "notes": self.notes,
+            "storage": self.storage, "train": self.n_train, "val": self.n_val, "seed": self.seed,
+            "val_fraction": None if self.presplit else self.val_fraction,
+        })
+
+    def _select(self) -> tuple[list[list[Path]], list[list[Path]]]:
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, 0xF01D])))
+        shuffle = lambda files: [files[j] for j in rng.permutation(len(files))]  # noqa: E731
+        if self.presplit:
+            train = [shuffle(f) for f in self.train_files]
+            val = [shuffle(f) for f in self.val_files or []]
+        else:
+            train, val = [], []
+            for files in self.train_files:
+                files = shuffle(files)
+                k = round(len(files) * self.val_fraction)
+                k = min(max(k, 1), len(files) - 1) if len(files) >= 2 else 0
+                val.append(files[:k])
+                train.append(files[k:])
+        return stratified_take(train, self.n_train), stratified_take(val, self.n_val)
+
+    def load(self) -> Loaded:
+        train_sel, val_sel = self._select()
+        jobs = [(f, c) for sel in (train_sel, val_sel) for c, files in enumerate(sel)
+                for f in files]
+        workers = max(1, min(8, os.cpu_count() or 1))
+        with warnings.catch_warnings():
+            # Pillow warns about odd files (DecompressionBombWarning, corrupt EXIF) straight onto
+            # the terminal; decode_image refuses the too-large ones, the rest decode fine.
+            warnings.filterwarnings("ignore", module=r"PIL\.")
+            with ThreadPoolExecutor(workers) as pool:  # Pillow releases the GIL while decoding
+                results = list(pool.map(lambda job: _decode(job[0], self.storage), jobs))
+        n_train = sum(len(files) for files in train_sel)
+        selected, readable = [0] * len(self.classes), [0] * len(self.classes)
+        first_skip: dict[int, tuple[Path, str]] = {}
+        splits, skips = [], []
+        for span in (slice(0, n_train), slice(n_train, len(jobs))):
+            imgs, labels, skipped = [], [], []
+            for (path, c), result in zip(jobs[span], results[span]):
+                selected[c] += 1
+                if isinstance(result, str):
+                    skipped.append((path, result))
+                    first_skip[c] = min(first_skip.get(c, (path, result)), (path, result))
+                else:
+                    imgs.append(result)
+                    labels.append(c)
+                    readable[c] += 1
+            splits.append((imgs, labels))
+            skips.append(skipped)
+        for c, name in enumerate(self.classes):
+            if selected[c] and not readable[c]:
+                raise UsageError(f"class folder '{name}' has no readable images "
+                                 f"({self._named([first_skip[c]])})")
+        for (imgs, _), skipped, which, folder in zip(splits, skips, ("training", "validation"),
+                                                     ("train/", "val/")):
+            if imgs:
+                continue
+            if not skipped:  # only with train/ and val/ (see _split_notes)
+                raise UsageError(f"the {which} split of {self.source} is empty: {folder} has "
+                                 f"no images; add images to {folder}<class>/")
+            example = self._named(sorted(skipped), 1)
+            raise UsageError(f"the {which} split of {self.source} is empty: none of its "
+                             f"{len(skipped)} image(s) is readable ({example})")
+        train, val = (self._to_split(*s) for s in splits)
+        skipped = sorted(skips[0] + skips[1])
+        notes = list(self.notes)
+        if skipped:
+            notes.append(f"skipped {len(skipped)} unreadable image file(s): "
+                         f"{self._named(skipped)}")
+        return Loaded(self.classes, train, val, len(skipped), len(train) + len(val),
+                      tuple(notes))
+
+    def _named(self, skipped: list[tuple[Path, str]], limit: int = _NAMED) -> str:
+        """The first `limit` skipped files, by name (relative to the data folder) and reason."""
+        shown = "; ".join(f"{_quote(p.relative_to(self.root).as_posix())}: {reason}"
+                          for p, reason in skipped[:limit])
+        more = len(skipped) - limit
+        return shown + (f"; and {more} more" if more > 0 else "")
+
+    def _to_split(self, imgs: list[np.ndarray], labels: list[int]) -> ImageSplit:
+        images = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
+        return ImageSplit(images, torch.tensor(labels, dtype=torch.int64))
+
+
+def _decode(path: Path, size: int) -> np.ndarray | str:
+    """The decoded image, or the reason it cannot be used."""
+    try:
+        return decode_image(path, size)
+    except Unreadable as e:
+        return str(e)
+
+
+def _layout(root: Path) -> tuple[Path, Path | None]:
+    """(the folder of training class folders, the folder of validation ones or None)."""
+    train, val = root / "train", root / "val"
+    if not (train.exists() or val.exists()):
+        return root, None
+    for folder in (train, val):
+        if not folder.is_dir():
+            what = "is a file" if folder.exists() else "is missing"
+            raise UsageError(f"in data folder {root}, {folder.name}/ {what}; give both train/ "
+                             "and val/ folders (one sub-folder per class in each) or only "
+                             "class sub-folders")
+    return train, val
+
+
+def _hidden(name: str) -> bool:
+    """Dot entries (.DS_Store, ._x.jpg, .ipynb_checkpoints) and macOS zip resource forks."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _is_image(name: str) -> bool:
+    return not _hidden(name) and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as e:
+        raise UsageError(f"cannot read data folder {folder}: {e.strerror or e}") from None
+
+
+def _class_dirs(folder: Path) -> list[Path]:
+    """The class folders in `folder` (hidden ones ignored), sorted by name."""
+    return [p for p in _entries(folder) if p.is_dir() and not _hidden(p.name)]
+
+
+def _class_files(folder: Path) -> list[Path]:
+    """Image files under a class folder, recursively, sorted. Symlinked folders are followed
+    but each folder is visited once (a link loop would repeat every image); only regular files
+    count (a FIFO named x.png would block the decoder)."""
+    files, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames.clear()
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
+        files += [Path(dirpath) / name for name in filenames
+                  if _is_image(name) and os.path.isfile(os.path.join(dirpath, name))]
+    return sorted(files)
+
+
+def _loose_images(folder: Path, where: str) -> list[str]:
+    """A warning for image files directly in a folder of class folders (they are not used)."""
+    names = [p.name for p in _entries(folder) if _is_image(p.name) and p.is_file()]
+    if not names:
+        return []
+    return [(f"{len(names)} image file(s) directly in {where} are not in a class folder and "
+             f"are not used: {_some([_quote(n) for n in names])}")]
+
+
+def _unused_folders(root: Path) -> list[str]:
+    """A warning for folders beside train/ and val/ (test/, say): they are not used."""
+    names = [p.name + "/" for p in _entries(root)
+             if p.is_dir() and not _hidden(p.name) and p.name not in ("train", "val")]
+    if not names:
+        return []
+    return [(f"folder(s) {_some([_quote(n) for n in names])} beside train/ and val/ are not "
+             "used; only train/ and val/ are")]
+
+
+def _quote(name: str) -> str:
+    """A file or class name fit for a one-line message."""
+    return name if name.isprintable() else ascii(name)
+
+
+def _classes(names: list[str] | tuple[str, ...], limit: int = _NAMED) -> str:
+    return _some([f"'{_quote(n)}'" for n in names], limit)
+
+
+def _some(items: list[str], limit: int = _NAMED) -> str:
+    more = len(items) - limit
+    return ", ".join(items[:limit]) + (f" and {more} more" if more > 0 else "")

@@ -1,0 +1,53 @@
+"""What every data source provides: a fingerprint of everything its data depends on (it names
+the memo entry and the disk-cache file) and, on demand, the decoded splits (`Loaded`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+from scaler.data.split import ImageSplit
+
+# Bumped whenever rendering or the cache layout changes: part of every fingerprint. (Decoding
+# image files has its own version, folder.DECODER_VERSION, in folder fingerprints only.)
+FORMAT_VERSION = 2
+
+
+class Loaded(NamedTuple):
+    """What a source's `load` returns, and what the disk cache stores. `decoded` counts images
+    decoded or rendered; `warnings` are for the user, one line each."""
+
+    classes: tuple[str, ...]
+    train: ImageSplit
+    val: ImageSplit
+    skipped: int
+    decoded: int
+    warnings: tuple[str, ...] = ()
+
+
+class Source(Protocol):
+    def fingerprint(self) -> str:
+        """A hash of every input and option the decoded data depends on."""
+        ...
+
+    def load(self) -> Loaded:
+        """Decode (or render) the data."""
+        ...
+
+
+def digest(parts: dict) -> str:
+    """The fingerprint of a source described by `parts` (JSON-able), FORMAT_VERSION included."""
+    text = json.dumps({"format": FORMAT_VERSION, **parts}, sort_keys=True)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def file_stamps(root: Path, files: Sequence[Path]) -> list[list]:
+    """Relative path, size and mtime of each file: what the fingerprint of a source hashes."""
+    stamps = []
+    for f in files:
+        st = f.stat()
+        stamps.append([f.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
+    return stamps
