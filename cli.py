@@ -1,6 +1,6 @@
 """Run scaler from a checkout: `python cli.py flops b4` is `scaler flops b4`."""
 
-from scaler.cli import run
+from scaler.entry import run
 
 if __name__ == "__main__":
     run()

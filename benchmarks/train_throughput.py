@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scaler import build_model  # noqa: E402
 from scaler.data import load_dataset  # noqa: E402
+from scaler.runtime import Runtime  # noqa: E402
 from scaler.training import TrainConfig, seed_everything, train  # noqa: E402
 
 
@@ -150,9 +151,8 @@ def end_to_end(resolution: int, batch: int, steps: int, warmup: int, threads: in
                         train_images=per_epoch * batch, val_images=batch)
     seed_everything(0)
     model = build_model("b0", num_classes=data.num_classes)
-    config = TrainConfig(epochs=3, batch_size=batch, threads=threads, device="cpu",
-                         eval_batch_size=batch)
-    result = train(model, data, resolution, config)
+    config = TrainConfig(epochs=3, batch_size=batch, eval_batch_size=batch)
+    result = train(model, data, resolution, config, Runtime(device="cpu", threads=threads))
     epoch_rate = max(e.images_per_s for e in result.epochs[1:])  # best warm epoch
     seed_everything(0)
     fresh = build_model("b0", num_classes=data.num_classes)

@@ -1,33 +1,40 @@
-"""scaler: compound scaling of EfficientNet, from the rounding rules to a ranked grid search."""
+"""scaler: compound scaling of ConvNets, from the rounding rules to a ranked grid search.
 
-from scaler.errors import RunError, ScalerError, UsageError
-from scaler.network import EfficientNet, NetworkSpec, StageSpec, build_model, network_spec
-from scaler.scaling import (
-    PRESETS,
-    CompoundScale,
-    Preset,
-    compound_scale,
-    get_preset,
-    round_filters,
-    round_repeats,
-    round_resolution,
-)
+The names below are loaded on first use, so that starting the `scaler` command (and a Ctrl-C
+during its start) does not wait for torch to import.
+"""
 
-__all__ = [
-    "PRESETS",
-    "CompoundScale",
-    "EfficientNet",
-    "NetworkSpec",
-    "Preset",
-    "RunError",
-    "ScalerError",
-    "StageSpec",
-    "UsageError",
-    "build_model",
-    "compound_scale",
-    "get_preset",
-    "network_spec",
-    "round_filters",
-    "round_repeats",
-    "round_resolution",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "RunError": "scaler.errors",
+    "ScalerError": "scaler.errors",
+    "UsageError": "scaler.errors",
+    "Preset": "scaler.models",
+    "build_model": "scaler.models",
+    "families": "scaler.models",
+    "get_family": "scaler.models",
+    "get_preset": "scaler.models",
+    "network_spec": "scaler.models",
+    "PRESETS": "scaler.models.efficientnet",
+    "EfficientNet": "scaler.models.efficientnet",
+    "NetworkSpec": "scaler.models.efficientnet",
+    "StageSpec": "scaler.models.efficientnet",
+    "CompoundScale": "scaler.scaling",
+    "compound_scale": "scaler.scaling",
+    "round_filters": "scaler.scaling",
+    "round_repeats": "scaler.scaling",
+    "round_resolution": "scaler.scaling",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'scaler' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

@@ -19,10 +19,16 @@ from dataclasses import asdict, dataclass
 
 from scaler.counting import count_model
 from scaler.errors import UsageError
-from scaler.network import NetworkSpec, network_spec
-from scaler.scaling import compound_scale, validate_multiplier, validate_resolution
+from collections.abc import Hashable
+
+from torch import nn
+
+from scaler.models import family_of, network_spec
+from scaler.scaling import MAX_PHI, compound_scale, validate_multiplier, validate_resolution
 
 MODES = ("grid", "surface")
+MAX_TARGET = 64.0  # FLOPs growth per step of phi (the paper's is 2)
+MAX_GRID_POINTS = 1_000_000  # points enumerated before the constraint filters them
 _DECIMALS = 6  # grid values are rounded so 1.1 stays 1.1, not 1.1000000000000001
 
 
@@ -34,9 +40,12 @@ class Range:
     stop: float
     step: float
 
+    def count(self) -> int:
+        """How many values the range holds."""
+        return int(math.floor((self.stop - self.start) / self.step + 1e-9)) + 1
+
     def values(self) -> list[float]:
-        count = int(math.floor((self.stop - self.start) / self.step + 1e-9))
-        return [round(self.start + i * self.step, _DECIMALS) for i in range(count + 1)]
+        return [round(self.start + i * self.step, _DECIMALS) for i in range(self.count())]
 
     def __str__(self) -> str:
         return f"{self.start:g}:{self.stop:g}:{self.step:g}"
@@ -77,13 +86,18 @@ class CandidateSpace:
 
     def validate(self) -> None:
         if self.mode not in MODES:
-            raise UsageError(f"mode {self.mode!r} is not allowed; use one of {', '.join(MODES)}")
-        if not math.isfinite(self.target) or self.target < 1.0:
-            raise UsageError(f"target = {self.target:g} is not allowed; it must be >= 1")
+            raise UsageError(f"mode {self.mode!r} is not allowed; use one of {', '.join(MODES)}", param="mode")
+        if not math.isfinite(self.target) or not 1.0 <= self.target <= MAX_TARGET:
+            raise UsageError(f"target = {self.target:g} is not allowed; it must be in [1, {MAX_TARGET:g}]", param="target")
         if not math.isfinite(self.tolerance) or self.tolerance <= 0:
-            raise UsageError(f"tolerance = {self.tolerance:g} is not allowed; it must be > 0")
-        if not math.isfinite(self.phi) or self.phi <= 0:
-            raise UsageError(f"phi = {self.phi:g} is not allowed; a search needs phi > 0")
+            raise UsageError(f"tolerance = {self.tolerance:g} is not allowed; it must be > 0", param="tolerance")
+        if not math.isfinite(self.phi) or not 0 < self.phi <= MAX_PHI:
+            raise UsageError(f"phi = {self.phi:g} is not allowed; a search needs 0 < phi <= {MAX_PHI}", param="phi")
+        points = self.alpha.count() * self.beta.count() * (self.gamma.count() if self.mode == "grid" else 1)
+        if points > MAX_GRID_POINTS:
+            raise UsageError(
+                f"the ranges span {points:,} grid points, more than {MAX_GRID_POINTS:,}; use coarser steps or narrower ranges"
+            )
 
     def coefficients(self) -> list[tuple[float, float, float]]:
         """The (alpha, beta, gamma) points that satisfy the constraint, in enumeration order."""
@@ -140,7 +154,7 @@ class ProxyBase:
         validate_multiplier("base width", self.width)
         network_spec(self.variant, num_classes=self.num_classes)
 
-    def spec(self, width: float = 1.0, depth: float = 1.0) -> NetworkSpec:
+    def spec(self, width: float = 1.0, depth: float = 1.0) -> Hashable:
         """The base scaled by extra width and depth multipliers (base width applied first)."""
         base = network_spec(self.variant, num_classes=self.num_classes)
         return network_spec(
@@ -149,6 +163,11 @@ class ProxyBase:
             depth=base.depth * depth,
             num_classes=self.num_classes,
         )
+
+    def build(self, width: float = 1.0, depth: float = 1.0) -> nn.Module:
+        """The module of `spec(width, depth)`, from its family."""
+        spec = self.spec(width, depth)
+        return family_of(spec).build(spec)
 
 
 @dataclass(frozen=True)
@@ -179,7 +198,7 @@ def build_candidates(
     ratio strays from target^phi by more than `flops_tolerance` (relative)."""
     base.validate()
     if flops_tolerance is not None and not flops_tolerance > 0:
-        raise UsageError(f"flops tolerance = {flops_tolerance:g} is not allowed; it must be > 0")
+        raise UsageError(f"flops tolerance = {flops_tolerance:g} is not allowed; it must be > 0", param="flops_tolerance")
     base_macs = count_model(base.spec(), base.resolution).macs
     nominal = space.target**space.phi
     candidates: list[Candidate] = []

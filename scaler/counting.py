@@ -1,33 +1,39 @@
-"""Parameter and MAC counting with fvcore, in the paper's convention and in fvcore's own.
+"""Parameter and MAC counting with fvcore, in the paper's convention and in fvcore's own,
+for a network of any registered family.
 
 fvcore counts one fused multiply-add as one "flop", i.e. MACs. The paper's "FLOPS" are the MACs
 of convolutions and the final linear layer; fvcore's full total also counts BatchNorm and
 pooling. True floating-point operations are 2 x MACs.
 
-Counting traces real forward passes, which is slow for large variants (B7 at 600x600). Blocks
-after the first of a stage are identical in configuration and input shape, so `count_model`
-traces each distinct piece once (stem, the first and one repeated block of every stage, head),
-all side by side in one trace, and multiplies; pieces are built on the meta device, given
-memory without weight initialisation, and traced in channels_last under no_grad. The totals are those of one fvcore
-pass over the whole model (tests and benchmarks/flops_speed.py check this).
+Counting traces real forward passes, which is slow for large networks (B7 at 600x600). A family
+that declares its distinct pieces (for EfficientNet: stem, the first and one repeated block of
+every stage, head) has each traced once, all side by side in one trace, and multiplied; pieces
+are built on the meta device, given memory without weight initialisation, and traced in
+channels_last under no_grad. Other networks get one whole-model pass. Both give the totals of
+one plain fvcore pass over the whole model (tests and benchmarks/flops_speed.py check this).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import logging
 import warnings
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import torch
 from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
-from scaler.network import MBConv, NetworkSpec, build_head, build_stem
+from scaler.models import Piece, family_of
+from scaler.errors import UsageError
 from scaler.scaling import validate_resolution
 
 PAPER_OPS = ("conv", "linear")  # what the paper's "FLOPS" (MACs) count
+# Largest feature map a piece may take (512 MiB in fp32; its block expands it further).
+MAX_FEATURE_VALUES = 2**27
 
 logging.getLogger("fvcore").setLevel(logging.ERROR)
 
@@ -61,11 +67,6 @@ class ModelCount:
         return 2 * self.macs
 
 
-def conv_output_size(size: int, stride: int) -> int:
-    """Spatial size after a conv with odd kernel k, padding k // 2 and the given stride."""
-    return (size - 1) // stride + 1
-
-
 class _Pieces(nn.Module):
     """The distinct pieces of a network side by side, each fed its own input: one trace."""
 
@@ -89,37 +90,41 @@ def _analysis(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> FlopCountA
 
 
 @functools.lru_cache(maxsize=256)
-def count_model(spec: NetworkSpec, resolution: int) -> ModelCount:
+def count_model(spec: Hashable, resolution: int) -> ModelCount:
     """Count params and MACs of the network `spec` describes, at `resolution` x `resolution`.
 
-    Cached by (spec, resolution): a search counts each configuration once.
+    Piecewise where the spec's family declares pieces, one whole-model pass otherwise. Cached
+    by (spec, resolution): a search counts each configuration once.
     """
     validate_resolution(resolution)
-    # (part name, module, input shape, how many times the network repeats it, output size)
-    size = conv_output_size(resolution, 2)
-    layout: list[tuple[str, nn.Module, tuple[int, ...], int, int]] = []
-    with torch.device("meta"):
-        layout.append(("stem", build_stem(spec), (1, 3, resolution, resolution), 1, size))
-        for number, blocks in enumerate(spec.stage_blocks(), start=1):
-            out = conv_output_size(size, blocks[0].stride)
-            first, rest = blocks[0], blocks[1:]
-            layout.append((f"stage{number}", MBConv(first), (1, first.cin, size, size), 1, out))
-            if rest:
-                shape = (1, rest[0].cin, out, out)
-                layout.append((f"stage{number}", MBConv(rest[0]), shape, len(rest), out))
-            size = out
-        head = build_head(spec)
-        layout.append(("head", head, (1, head.conv[0].in_channels, size, size), 1, 1))
+    family = family_of(spec)
+    if family.pieces is None:
+        with torch.device("meta"):
+            model = family.build(spec)
+        return count_whole_model(_materialise(model), resolution)
+    return _count_pieces(family.pieces(spec, resolution), resolution)
 
-    pieces = _Pieces([module for _, module, _, _, _ in layout])
-    pieces.to_empty(device="cpu")  # values do not change counts: skip initialisation
+
+def _materialise(module: nn.Module) -> nn.Module:
+    """Give a meta-device module real (zeroed) memory: values never change the counts."""
+    module.to_empty(device="cpu")
     with torch.no_grad():
-        for tensor in [*pieces.parameters(), *pieces.buffers()]:
+        for tensor in [*module.parameters(), *module.buffers()]:
             tensor.zero_()
+    return module
+
+
+def _count_pieces(layout: list[Piece], resolution: int) -> ModelCount:
+    largest = max(layout, key=lambda p: math.prod(p.input_shape))
+    if math.prod(largest.input_shape) > MAX_FEATURE_VALUES:
+        shape = "x".join(map(str, largest.input_shape[1:]))
+        raise UsageError(
+            f"this network is too large to count here: its {largest.part} sees a {shape} feature map "
+            f"(over {MAX_FEATURE_VALUES:,} values) at {resolution} px; lower the width, depth or resolution"
+        )
+    pieces = _materialise(_Pieces([piece.module for piece in layout]))
     pieces.to(memory_format=torch.channels_last)
-    inputs = tuple(
-        torch.zeros(shape).to(memory_format=torch.channels_last) for _, _, shape, _, _ in layout
-    )
+    inputs = tuple(torch.zeros(p.input_shape).to(memory_format=torch.channels_last) for p in layout)
     analysis = _analysis(pieces, inputs)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -128,19 +133,19 @@ def count_model(spec: NetworkSpec, resolution: int) -> ModelCount:
     by_op: Counter = Counter()
     unsupported: Counter = Counter()
     parts: dict[str, PartCount] = {}
-    for index, (name, module, _, times, out) in enumerate(layout):
-        ops = {op: n * times for op, n in per_piece.get(f"pieces.{index}", {}).items()}
+    for index, piece in enumerate(layout):
+        ops = {op: n * piece.times for op, n in per_piece.get(f"pieces.{index}", {}).items()}
         by_op.update(ops)
         for op, n in analysis.unsupported_ops(f"pieces.{index}").items():
-            unsupported[op] += n * times
+            unsupported[op] += n * piece.times
         macs = sum(ops.get(k, 0) for k in PAPER_OPS)
-        previous = parts.get(name, PartCount(name, 0, 0, 0, out))
-        parts[name] = PartCount(
-            name,
-            previous.params + _params(module) * times,
+        previous = parts.get(piece.part, PartCount(piece.part, 0, 0, 0, piece.output_resolution))
+        parts[piece.part] = PartCount(
+            piece.part,
+            previous.params + _params(piece.module) * piece.times,
             previous.macs + macs,
             previous.fvcore_total + sum(ops.values()),
-            out,
+            piece.output_resolution,
         )
 
     return ModelCount(

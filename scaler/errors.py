@@ -8,15 +8,29 @@ from __future__ import annotations
 
 
 class ScalerError(Exception):
-    """Base of the errors scaler raises deliberately; its message is one line for the user."""
+    """Base of the errors scaler raises deliberately; its message is one line for the user.
+
+    `param` names the library parameter at fault (e.g. "batch_size"), so a front end can name
+    its own flag for it.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class UsageError(ScalerError):
     """Bad input: a value out of range, an unknown name, a malformed spec (exit code 2)."""
 
     exit_code = 2
+
+
+class Interrupted(ScalerError):
+    """Stopped by the user (Ctrl-C); the message says what was kept and how to resume (exit 130)."""
+
+    exit_code = 130
 
 
 class RunError(ScalerError):

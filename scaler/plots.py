@@ -12,8 +12,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from scaler.errors import UsageError  # noqa: E402
 from scaler.reports import pareto_front  # noqa: E402
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA  # noqa: E402
+
+
+def check_plot_path(path: Path) -> None:
+    """UsageError unless matplotlib can write a picture in the format `path`'s suffix names."""
+    formats = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        raise UsageError(
+            f"plot {str(path)!r} has no picture format matplotlib writes; end it with one of "
+            f"{', '.join('.' + f for f in sorted(formats))}",
+            param="plot",
+        )
 
 
 def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:

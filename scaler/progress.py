@@ -1,4 +1,4 @@
-"""Progress displays for long work (rich): one training, or a whole search."""
+"""Progress displays for long work (rich): one training, or a whole study."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from scaler.candidates import Candidate
+from scaler.states import State
 from scaler.training import EpochMetrics
 
 
@@ -71,42 +71,35 @@ class StepBar:
         self.progress.remove_task(self.task)
 
 
-def describe(candidate: Candidate) -> str:
-    return (
-        f"#{candidate.index} a={candidate.alpha:g} b={candidate.beta:g} g={candidate.gamma:.3g} "
-        f"r={candidate.resolution}"
-    )
+class StudyBars:
+    """A study: items done / total with ETA, plus the running item's steps."""
 
-
-class SearchBars:
-    """A search: candidates done / total with ETA, plus the running candidate's steps."""
-
-    def __init__(self, progress: Progress, total: int, done: int, epochs: int) -> None:
+    def __init__(self, progress: Progress, total: int, done: int, epochs: int, noun: str = "candidate") -> None:
         self.progress, self.epochs = progress, epochs
-        self.overall = progress.add_task("candidates", total=total, completed=done, stats="")
+        self.overall = progress.add_task(f"{noun}s", total=total, completed=done, stats="")
         self.current: StepBar | None = None
 
-    def on_start(self, candidate: Candidate) -> None:
+    def on_start(self, label: str) -> None:
         if self.current:
             self.current.done()
-        self.current = StepBar(self.progress, describe(candidate), self.epochs)
+        self.current = StepBar(self.progress, label, self.epochs)
 
     def on_step(self, step: int, total: int, loss: float, images_per_s: float) -> None:
         if self.current:
             self.current.on_step(step, total, loss, images_per_s)
 
-    def on_epoch(self, candidate: Candidate, metrics: EpochMetrics) -> None:
+    def on_epoch(self, metrics: EpochMetrics) -> None:
         if self.current:
             self.current.on_epoch(metrics)
 
-    def on_finish(self, candidate: Candidate, state: str, reason: str) -> None:
+    def on_finish(self, label: str, state: State, reason: str) -> None:
         if self.current:
             self.current.done()
             self.current = None
         self.progress.advance(self.overall)
         if not self.progress.disable:
-            self.progress.console.print(f"{describe(candidate)}: {state}{' (' + reason + ')' if reason else ''}", highlight=False)
+            self.progress.console.print(f"{label}: {state}{' (' + reason + ')' if reason else ''}", highlight=False)
 
     def set_counts(self, done: int, running: str) -> None:
-        """For a search run by worker processes: refresh from the study's state."""
+        """For a study run by worker processes: refresh from the study's state."""
         self.progress.update(self.overall, completed=done, stats=running)

@@ -10,9 +10,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from collections.abc import Hashable
+
 from scaler.counting import ModelCount, count_model
-from scaler.network import NetworkSpec, network_spec
-from scaler.scaling import PRESETS, Preset, compound_scale, get_preset, validate_resolution
+from scaler.models import Preset, get_family, network_spec, resolve_variant
+from scaler.scaling import compound_scale, validate_resolution
+
+# `scaler flops all`: the EfficientNet presets the paper prints figures for (B0-B7).
+PUBLISHED_FAMILY = "efficientnet"
 
 
 @dataclass(frozen=True)
@@ -20,7 +25,7 @@ class ModelChoice:
     """A network to count: a preset or custom multipliers, at a resolution."""
 
     label: str
-    spec: NetworkSpec
+    spec: Hashable
     resolution: int
     preset: Preset | None = None
 
@@ -37,16 +42,16 @@ def choose_models(
     if resolution is not None:
         validate_resolution(resolution)
     if variant is not None and variant.lower() == "all":
-        names = [n for n in PRESETS if n.startswith("b") and n != "b8"]
+        presets = [p for p in get_family(PUBLISHED_FAMILY).presets.values() if p.paper_macs]
     elif variant is not None:
-        names = [get_preset(variant).name]
+        presets = [resolve_variant(variant)[1]]
     else:
         spec = network_spec(width=width, depth=depth, num_classes=num_classes)
         label = f"w{spec.width:g}-d{spec.depth:g}"
         return [ModelChoice(label, spec, resolution or 224)]
     choices = []
-    for name in names:
-        preset = PRESETS[name]
+    for preset in presets:
+        name = preset.name
         spec = network_spec(name, width=width, depth=depth, num_classes=num_classes)
         custom = width is not None or depth is not None or num_classes != 1000
         custom = custom or (resolution is not None and resolution != preset.resolution)
@@ -136,7 +141,7 @@ def family_table(
             base_scale = compound_scale(alpha, beta, gamma, 0, base_resolution)
             base_spec = network_spec(width=1.0, depth=1.0, num_classes=num_classes)
             base = count_model(base_spec, base_scale.resolution)
-        preset = PRESETS.get(f"b{phi}")
+        preset = get_family(PUBLISHED_FAMILY).presets.get(f"b{phi}")
         official = (
             count_model(network_spec(preset.name, num_classes=num_classes), preset.resolution)
             if preset

@@ -1,4 +1,4 @@
-"""The compound-scaling arithmetic: rounding rules, official presets, compound coefficients.
+"""The compound-scaling arithmetic: rounding rules and compound coefficients, for any family.
 
 Every integer rounding the project applies is stated here once:
 
@@ -19,6 +19,10 @@ from scaler.errors import UsageError
 CHANNEL_DIVISOR = 8
 RESOLUTION_DIVISOR = 4
 MAX_RESOLUTION = 4096
+# Largest width or depth multiplier accepted (EfficientNet-L2 is 4.3 / 5.3): beyond it a
+# network cannot be built, counted or trained on the machines this runs on.
+MAX_MULTIPLIER = 16.0
+MAX_PHI = 64  # and at most this many phis in one list
 # The paper's phi = 1 grid-search result for EfficientNet-B0.
 PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA = 1.2, 1.1, 1.15
 
@@ -37,52 +41,14 @@ def round_repeats(repeats: int, depth: float) -> int:
     return int(math.ceil(repeats * depth))
 
 
+def conv_output_size(size: int, stride: int) -> int:
+    """Spatial size after a conv with odd kernel k, padding k // 2 and the given stride."""
+    return (size - 1) // stride + 1
+
+
 def round_resolution(resolution: float) -> int:
     """Input side length of a compound candidate: nearest multiple of RESOLUTION_DIVISOR."""
     return max(RESOLUTION_DIVISOR, int(round(resolution / RESOLUTION_DIVISOR)) * RESOLUTION_DIVISOR)
-
-
-@dataclass(frozen=True)
-class Preset:
-    """An official EfficientNet variant: multipliers of B0, input resolution and dropout.
-
-    `paper_params` and `paper_macs` are the figures printed in the paper's Table 2 (rounded,
-    and for B4/B5 below what the architecture gives): shown beside measured values, never
-    used as measurements.
-    """
-
-    name: str
-    width: float
-    depth: float
-    resolution: int
-    dropout: float
-    paper_params: float | None = None
-    paper_macs: float | None = None
-
-
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (  # name, width, depth, resolution, dropout, paper's params, paper's "FLOPS" (MACs)
-        Preset("b0", 1.0, 1.0, 224, 0.2, 5.3e6, 0.39e9),
-        Preset("b1", 1.0, 1.1, 240, 0.2, 7.8e6, 0.70e9),
-        Preset("b2", 1.1, 1.2, 260, 0.3, 9.2e6, 1.0e9),
-        Preset("b3", 1.2, 1.4, 300, 0.3, 12e6, 1.8e9),
-        Preset("b4", 1.4, 1.8, 380, 0.4, 19e6, 4.2e9),
-        Preset("b5", 1.6, 2.2, 456, 0.4, 30e6, 9.9e9),
-        Preset("b6", 1.8, 2.6, 528, 0.5, 43e6, 19e9),
-        Preset("b7", 2.0, 3.1, 600, 0.5, 66e6, 37e9),
-        Preset("b8", 2.2, 3.6, 672, 0.5),
-        Preset("l2", 4.3, 5.3, 800, 0.5),
-    )
-}
-
-
-def get_preset(name: str) -> Preset:
-    """Look a preset up by name (case-insensitive, 'efficientnet-b4' and 'b4' both work)."""
-    key = name.lower().removeprefix("efficientnet-").removeprefix("efficientnet_")
-    if key not in PRESETS:
-        raise UsageError(f"unknown variant {name!r}; allowed: {', '.join(PRESETS)}")
-    return PRESETS[key]
 
 
 @dataclass(frozen=True)
@@ -112,7 +78,7 @@ def validate_coefficients(alpha: float, beta: float, gamma: float) -> None:
     """Raise UsageError unless each coefficient is a finite number >= 1."""
     for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
         if not math.isfinite(value) or value < 1.0:
-            raise UsageError(f"{name} = {value} is not allowed; it must be a number >= 1")
+            raise UsageError(f"{name} = {value} is not allowed; it must be a number >= 1", param=name)
 
 
 def compound_scale(
@@ -121,8 +87,22 @@ def compound_scale(
     """The depth, width and (rounded) resolution multipliers of one compound step."""
     validate_coefficients(alpha, beta, gamma)
     if not math.isfinite(phi) or phi < 0:
-        raise UsageError(f"phi = {phi} is not allowed; it must be >= 0")
+        raise UsageError(f"phi = {phi} is not allowed; it must be >= 0", param="phi")
     validate_resolution(base_resolution, what="base resolution")
+    # Each multiplier checked in the user's terms before anything is built from it.
+    for what, coefficient, limit in (("depth", alpha, MAX_MULTIPLIER), ("width", beta, MAX_MULTIPLIER)):
+        if math.log(coefficient) * phi > math.log(limit):
+            raise UsageError(
+                f"phi {phi:g} gives {what} {coefficient:g}^{phi:g} = {coefficient**min(phi, 1000.0):.4g}, more than "
+                f"{limit:g}; lower phi or the coefficient",
+                param="phi",
+            )
+    if math.log(gamma) * phi + math.log(base_resolution) > math.log(MAX_RESOLUTION + 2):
+        raise UsageError(
+            f"phi {phi:g} gives resolution {base_resolution} x {gamma:g}^{phi:g} = "
+            f"{base_resolution * gamma**min(phi, 1000.0):.4g} px, more than {MAX_RESOLUTION}; lower phi or gamma",
+            param="phi",
+        )
     return CompoundScale(
         alpha=alpha,
         beta=beta,
@@ -137,32 +117,30 @@ def compound_scale(
 def validate_resolution(resolution: int, what: str = "resolution") -> None:
     """Raise UsageError for a side length outside 1..MAX_RESOLUTION."""
     if not 1 <= resolution <= MAX_RESOLUTION:
-        raise UsageError(f"{what} {resolution} is not allowed; it must be 1..{MAX_RESOLUTION} pixels")
+        raise UsageError(f"{what} {resolution} is not allowed; it must be 1..{MAX_RESOLUTION} pixels", param=what)
 
 
 def validate_multiplier(name: str, value: float) -> None:
-    """Raise UsageError for a width or depth multiplier that is not a positive finite number."""
-    if not math.isfinite(value) or value <= 0:
-        raise UsageError(f"{name} = {value} is not allowed; it must be a number > 0")
+    """Raise UsageError for a width or depth multiplier outside (0, MAX_MULTIPLIER]."""
+    if not math.isfinite(value) or not 0 < value <= MAX_MULTIPLIER:
+        raise UsageError(f"{name} = {value} is not allowed; it must be a number in (0, {MAX_MULTIPLIER:g}]", param=name)
 
 
 def parse_phi_list(spec: str) -> list[int]:
-    """Parse '0-7', '1,3,5' or '2' into a sorted list of distinct integer phis >= 0."""
-    values: set[int] = set()
+    """Parse '0-7', '1,3,5' or '2' into a sorted list of distinct integer phis in 0..MAX_PHI."""
+    bounds: list[tuple[int, int]] = []
     try:
         for part in spec.replace(" ", "").split(","):
-            if "-" in part[1:]:
-                lo_text, hi_text = part.split("-", 1)
-                lo, hi = int(lo_text), int(hi_text)
-                if lo > hi:
-                    raise ValueError
-                values.update(range(lo, hi + 1))
-            else:
-                values.add(int(part))
+            lo_text, dash, hi_text = part[1:].partition("-") if part.startswith("-") else part.partition("-")
+            lo = int(("-" + lo_text) if part.startswith("-") else lo_text)
+            hi = int(hi_text) if dash else lo
+            if lo > hi:
+                raise ValueError
+            bounds.append((lo, hi))
     except ValueError:
         raise UsageError(
-            f"phi {spec!r} is malformed; use an integer, a range like 0-7 or a list like 1,3,5"
+            f"phi {spec!r} is malformed; use an integer, a range like 0-7 or a list like 1,3,5", param="phi"
         ) from None
-    if min(values) < 0:
-        raise UsageError(f"phi {spec!r} is not allowed; every phi must be >= 0")
-    return sorted(values)
+    if min(lo for lo, _ in bounds) < 0 or max(hi for _, hi in bounds) > MAX_PHI:
+        raise UsageError(f"phi {spec!r} is not allowed; every phi must be in 0..{MAX_PHI}", param="phi")
+    return sorted({phi for lo, hi in bounds for phi in range(lo, hi + 1)})

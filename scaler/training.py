@@ -24,9 +24,10 @@ from torch import nn
 
 from scaler.data import Dataset, eval_batches, train_batches
 from scaler.errors import RunError, UsageError
+from scaler.runtime import Runtime, select_device
+from scaler.states import State
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
-DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 # Default learning rate per optimizer, for batch 32 on a few-epoch proxy from scratch, measured
 # on the synthetic set (tiny B0, 3 epochs, 96-128 px): SGD+Nesterov 0.02 (0.05 was worse, 0.1
 # never left chance; it is also the linear-scaling rule's 0.1 * 32/256 ~ 0.0125-0.025);
@@ -43,7 +44,7 @@ class TrainConfig:
 
     epochs: int = 3
     steps: int | None = None  # total optimizer steps; overrides epochs
-    max_seconds: float | None = None  # stop after the step that crosses it: status "timeout"
+    max_seconds: float | None = None  # stop after the step that crosses it: TIMEOUT
     batch_size: int = 32
     lr: float | None = None
     optimizer: str = "sgd"  # sgd (Nesterov, momentum 0.9) | rmsprop (TF-style) | adamw
@@ -60,8 +61,6 @@ class TrainConfig:
     # (which uses them) would be noise.
     bn_momentum: float | None = 0.1
     seed: int = 0
-    device: str = "auto"  # auto: cuda, then mps, then cpu
-    threads: int | None = None  # torch.set_num_threads for the run (restored afterwards)
     eval_batch_size: int = 128
 
     def steps_per_epoch(self, train_images: int) -> int:
@@ -86,33 +85,28 @@ class TrainConfig:
             _int("steps", self.steps, 1)
         if self.max_seconds is not None and not (_number(self.max_seconds)
                                                  and self.max_seconds > 0):
-            raise UsageError(f"max_seconds = {self.max_seconds!r} is not allowed; it must be > 0")
+            raise UsageError(f"max_seconds = {self.max_seconds!r} is not allowed; it must be > 0", param="max_seconds")
         _int("batch_size", self.batch_size, 1)
         _int("eval_batch_size", self.eval_batch_size, 1)
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"optimizer = {self.optimizer!r} is not allowed; choose one of "
-                             f"{', '.join(OPTIMIZERS)}")
+                             f"{', '.join(OPTIMIZERS)}", param="optimizer")
         if self.lr is not None and not (_number(self.lr) and 0 < self.lr < math.inf):
-            raise UsageError(f"lr = {self.lr!r} is not allowed; it must be > 0")
+            raise UsageError(f"lr = {self.lr!r} is not allowed; it must be > 0", param="lr")
         if not (_number(self.weight_decay) and 0 <= self.weight_decay < math.inf):
             raise UsageError(f"weight_decay = {self.weight_decay!r} is not allowed; "
-                             "it must be >= 0")
+                             "it must be >= 0", param="weight_decay")
         if not (_number(self.label_smoothing) and 0 <= self.label_smoothing < 1):
             raise UsageError(f"label_smoothing = {self.label_smoothing!r} is not allowed; "
-                             "it must be in [0, 1)")
+                             "it must be in [0, 1)", param="label_smoothing")
         if not (_number(self.warmup_epochs) and 0 <= self.warmup_epochs < math.inf):
             raise UsageError(f"warmup_epochs = {self.warmup_epochs!r} is not allowed; "
-                             "it must be >= 0")
+                             "it must be >= 0", param="warmup_epochs")
         if self.bn_momentum is not None and not (_number(self.bn_momentum)
                                                  and 0 < self.bn_momentum <= 1):
             raise UsageError(f"bn_momentum = {self.bn_momentum!r} is not allowed; it must be "
-                             "in (0, 1]")
+                             "in (0, 1]", param="bn_momentum")
         _int("seed", self.seed, 0)
-        if self.threads is not None:
-            _int("threads", self.threads, 1)
-        if not isinstance(self.device, str):
-            raise UsageError(f"device = {self.device!r} is not allowed; choose one of "
-                             f"{', '.join(DEVICES)}")
 
 
 def _number(value: object) -> bool:
@@ -122,7 +116,7 @@ def _number(value: object) -> bool:
 
 def _int(name: str, value: object, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise UsageError(f"{name} = {value!r} is not allowed; it must be an integer >= {low}")
+        raise UsageError(f"{name} = {value!r} is not allowed; it must be an integer >= {low}", param=name)
 
 
 @dataclass(frozen=True)
@@ -143,10 +137,11 @@ class EpochMetrics:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """The outcome: status "completed" | "diverged" | "stopped" | "timeout", the reason (""
-    when completed), the finished epochs, the device, wall time and mean training images/s."""
+    """The outcome: status COMPLETE, DIVERGED, PRUNED (stopped by the caller) or TIMEOUT, the
+    reason ("" when complete), the finished epochs, the device, wall time and mean training
+    images/s."""
 
-    status: str
+    status: State
     reason: str
     epochs: tuple[EpochMetrics, ...]
     device: str
@@ -171,7 +166,7 @@ class TrainResult:
         """JSON-ready (non-finite floats become None)."""
         out = asdict(self)
         out["epochs"] = [asdict(e) for e in self.epochs]
-        out.update(top1=self.top1, top5=self.top5, val_loss=self.val_loss)
+        out.update(status=self.status.value, top1=self.top1, top5=self.top5, val_loss=self.val_loss)
         return _finite(out)
 
 
@@ -190,32 +185,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N' or 'mps'; UsageError for an
-    unknown or unavailable one."""
-    name = (name or "auto").strip().lower()
-    mps = getattr(torch.backends, "mps", None)
-    mps_ok = bool(mps and mps.is_available())
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if mps_ok else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "mps":
-        if not mps_ok:
-            raise UsageError("device = 'mps' is not available here; use 'cpu' or 'auto'")
-        return torch.device("mps")
-    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = int(name[5:]) if ":" in name else 0
-        if index >= count:
-            raise UsageError(f"device = '{name}' is not available here ({count} CUDA "
-                             "device(s)); use 'cpu' or 'auto'")
-        return torch.device(name)
-    raise UsageError(f"device = '{name}' is not allowed; choose one of {', '.join(DEVICES)}")
 
 
 class RMSpropTF(torch.optim.Optimizer):
@@ -351,6 +320,7 @@ def train(
     dataset: Dataset,
     resolution: int,
     config: TrainConfig,
+    runtime: Runtime = Runtime(),
     *,
     on_step: Callable[[int, int, float, float], None] | None = None,
     on_epoch: Callable[[EpochMetrics], bool] | None = None,
@@ -359,9 +329,9 @@ def train(
 
     `on_step(step, total_steps, loss, images_per_s)` is called every step on the CPU and every
     CUDA_SYNC_EVERY steps on CUDA (and at each epoch's end); `on_epoch(metrics)` returning True
-    stops the run (status "stopped"). A non-finite loss ends it with status "diverged" (no
-    exception); crossing `max_seconds` with status "timeout", after evaluating the partial
-    epoch.
+    stops the run (status PRUNED). A non-finite loss ends it with status DIVERGED (no
+    exception); crossing `max_seconds` with status TIMEOUT, after evaluating the partial
+    epoch. `runtime` says where it runs (device, threads); it never changes the result's meaning.
     """
     config.validate()
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 8:
@@ -375,10 +345,11 @@ def train(
         raise UsageError(f"the model has {model_classes} classes but data set "
                          f"{dataset.source} has {dataset.num_classes}; build it with "
                          f"num_classes={dataset.num_classes}")
-    device = select_device(config.device)
+    runtime.validate()
+    device = select_device(runtime.device)
     previous_threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    if runtime.threads is not None:
+        torch.set_num_threads(runtime.threads)
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
@@ -399,7 +370,7 @@ def train(
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
-        if config.threads is not None:
+        if runtime.threads is not None:
             torch.set_num_threads(previous_threads)
 
 
@@ -422,7 +393,7 @@ def _train(model, dataset, resolution, config, device, on_step, on_epoch) -> Tra
     report_every = CUDA_SYNC_EVERY if on_cuda else 1
 
     epochs: list[EpochMetrics] = []
-    status, reason, step = "completed", "", 0
+    status, reason, step = State.COMPLETE, "", 0
     train_time, train_images = 0.0, 0
     for epoch in range(1, n_epochs + 1):
         epoch_start = time.perf_counter()
@@ -458,7 +429,7 @@ def _train(model, dataset, resolution, config, device, on_step, on_epoch) -> Tra
                     on_step(step, total, loss.item() if on_cuda else mean, rate)
             if config.max_seconds is not None and step < total and \
                     time.perf_counter() - start > config.max_seconds:
-                status, reason = "timeout", (f"time limit of {config.max_seconds:g} s reached "
+                status, reason = State.TIMEOUT, (f"time limit of {config.max_seconds:g} s reached "
                                              f"at epoch {epoch} step {seen_steps}")
                 break
         _sync(device)
@@ -469,7 +440,7 @@ def _train(model, dataset, resolution, config, device, on_step, on_epoch) -> Tra
             bad = (float((loss_sum / seen_steps).item()), f"{checked_steps + 1}..{seen_steps}")
         if bad is not None:
             word = "nan" if math.isnan(bad[0]) else "inf"
-            status, reason = "diverged", f"loss became {word} at epoch {epoch} step {bad[1]}"
+            status, reason = State.DIVERGED, f"loss became {word} at epoch {epoch} step {bad[1]}"
             break
         top1, top5, val_loss = evaluate(model, dataset, resolution, device,
                                         config.eval_batch_size)
@@ -484,15 +455,15 @@ def _train(model, dataset, resolution, config, device, on_step, on_epoch) -> Tra
             peak_memory_mb=_peak_memory_mb(device),
         )
         epochs.append(metrics)
-        if status == "timeout":
+        if status is State.TIMEOUT:
             break
         if on_epoch is not None and on_epoch(metrics):
-            status, reason = "stopped", f"stopped by the caller after epoch {epoch}"
+            status, reason = State.PRUNED, f"stopped by the caller after epoch {epoch}"
             break
         if step >= total:
             break
         if config.max_seconds is not None and time.perf_counter() - start > config.max_seconds:
-            status, reason = "timeout", (f"time limit of {config.max_seconds:g} s reached "
+            status, reason = State.TIMEOUT, (f"time limit of {config.max_seconds:g} s reached "
                                          f"after epoch {epoch}")
             break
     model.eval()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 from scaler.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+# A user's default study database must never reach the tests (nor their subprocesses).
+os.environ.pop("SCALER_STORAGE", None)
 
 
 class CliResult:
@@ -48,8 +51,6 @@ def console_script():
 @pytest.fixture
 def postgres_url() -> str:
     """URL of the PostgreSQL server scripts/test.sh starts; skipped (failed in CI) without one."""
-    import os
-
     url = os.environ.get("SCALER_TEST_POSTGRES_URL")
     if not url:
         if os.environ.get("CI") == "true":

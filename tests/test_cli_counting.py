@@ -49,7 +49,7 @@ def test_flops_custom_csv_and_by_stage(cli):
 def test_flops_overrides_and_markdown(cli):
     result = cli("flops", "b0", "--resolution", "128", "--classes", "10", "--format", "markdown")
     assert result.code == 0
-    assert result.out.startswith("**EfficientNet params and MACs**")
+    assert result.out.startswith("**Params and MACs**")
     assert "| b0 | 128 |" in result.out
     assert "0.39B" not in result.out  # published figures only for the preset as published
 
@@ -98,7 +98,7 @@ def test_bad_input_via_console_script_has_no_traceback(console_script):
     result = console_script("flops", "b9")
     assert result.code == 2
     assert result.err.strip().splitlines() == [
-        "error: unknown variant 'b9'; allowed: b0, b1, b2, b3, b4, b5, b6, b7, b8, l2"
+        "error: unknown variant 'b9'; allowed: b0, b1, b2, b3, b4, b5, b6, b7, b8, l2, resnet50, mobilenetv2"
     ]
 
 

@@ -1,9 +1,11 @@
-"""End-to-end micro searches: ranked results, resume after a kill, failures, clashes, pruning,
-reports and plots."""
+"""End-to-end micro searches: ranked results, resume after a kill and from a folder written
+before the engine split, clashes, pruned trainings, reports and plots. (Failures, pruners and
+exactly-once are the engine's: tests/test_engine.py.)"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,9 +16,13 @@ import optuna
 import pandas as pd
 import pytest
 
-import scaler.search
-from scaler.search import RESULT_COLUMNS
-from scaler.training import EpochMetrics, TrainResult
+from scaler.candidates import ProxyBase
+from scaler.data import load_dataset
+from scaler.experiments.proxy import train_outcome
+from scaler.experiments.search import RESULT_COLUMNS, SearchConfig
+from scaler.runtime import Runtime
+from scaler.states import State
+from scaler.training import TrainConfig
 
 # 4 candidates: (1, 1.1, 1.2), (1.2, 1, 1.2), (1.2, 1.1, 1.1), (1.2, 1.1, 1.2) on a tiny proxy.
 MICRO = [
@@ -69,44 +75,6 @@ def test_micro_search_writes_ranked_results(cli, tmp_path):
     assert pd.read_csv(folder / "results.csv")["train_seconds"].tolist() == frame["train_seconds"].tolist()
 
 
-def test_failed_candidate_is_recorded_and_retried_on_request(cli, tmp_path, monkeypatch):
-    real_train = scaler.search.train
-
-    def failing(model, dataset, resolution, config, **kwargs):
-        if model.spec.depth > 1.0 and resolution == 36:  # candidate (1.2, 1.1, 1.1) only
-            raise RuntimeError("boom: injected failure")
-        return real_train(model, dataset, resolution, config, **kwargs)
-
-    monkeypatch.setattr(scaler.search, "train", failing)
-    assert cli(*search_args(tmp_path)).code == 0
-    frame = pd.read_csv(tmp_path / "micro" / "results.csv", keep_default_na=False)
-    failed = frame[frame["state"] == "failed"]
-    assert len(failed) == 1 and failed.iloc[0]["gamma"] == 1.1
-    assert "boom: injected failure" in failed.iloc[0]["reason"]
-    assert (frame[frame["state"] != "failed"]["state"] == "complete").all()
-    assert frame.iloc[-1]["state"] == "failed"  # failures rank last
-
-    monkeypatch.setattr(scaler.search, "train", real_train)
-    assert cli(*search_args(tmp_path)).code == 0  # without --retry-failed it stays failed
-    assert (pd.read_csv(tmp_path / "micro" / "results.csv")["state"] == "failed").sum() == 1
-    assert cli(*search_args(tmp_path, "--retry-failed")).code == 0
-    assert set(pd.read_csv(tmp_path / "micro" / "results.csv")["state"]) == {"complete"}
-
-
-def test_out_of_memory_is_a_failed_candidate(cli, tmp_path, monkeypatch):
-    real_train = scaler.search.train
-
-    def oom(model, dataset, resolution, config, **kwargs):
-        if resolution == 40 and model.spec.depth == 1.0:
-            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
-        return real_train(model, dataset, resolution, config, **kwargs)
-
-    monkeypatch.setattr(scaler.search, "train", oom)
-    assert cli(*search_args(tmp_path)).code == 0
-    frame = pd.read_csv(tmp_path / "micro" / "results.csv", keep_default_na=False)
-    assert frame[frame["state"] == "failed"]["reason"].tolist() == ["out of memory"]
-
-
 def test_configuration_clash_is_refused(cli, tmp_path):
     assert cli(*search_args(tmp_path)).code == 0
     before = (tmp_path / "micro" / "results.csv").read_text()
@@ -117,34 +85,56 @@ def test_configuration_clash_is_refused(cli, tmp_path):
     assert (tmp_path / "micro" / "results.csv").read_text() == before
 
 
-def test_halving_prunes_candidates(cli, tmp_path, monkeypatch):
-    """The engine reports each epoch's top-1 to Optuna's successive-halving pruner and records
-    pruned candidates. The trainer is replaced by one whose accuracies are known (a tiny proxy's
-    first-epoch accuracies tie at chance, and ties are never pruned); the trainer's own stop
-    on request is tested in test_training.py."""
+class ScriptedReporter:
+    """A study's reporter whose pruner says stop after the first epoch."""
 
-    def scripted(model, dataset, resolution, config, *, on_step=None, on_epoch=None):
-        quality = 0.9 - 0.1 * len(calls)  # each candidate worse than the one before
-        calls.append(resolution)
-        epochs = []
-        for epoch in range(1, config.epochs + 1):
-            epochs.append(EpochMetrics(epoch, 1.0, quality * epoch / config.epochs, None, 1.0, 100.0, 0.1, 1.0))
-            if on_epoch(epochs[-1]):
-                return TrainResult("stopped", "pruned", tuple(epochs), "cpu", 0.1, 100.0)
-        return TrainResult("completed", "", tuple(epochs), "cpu", 0.1, 100.0)
+    def __init__(self) -> None:
+        self.reports: list[tuple[float, int]] = []
 
-    calls: list[int] = []
-    monkeypatch.setattr(scaler.search, "train", scripted)
-    args = search_args(tmp_path, "--pruner", "halving", name="pruned")
-    args[args.index("--epochs") + 1] = "3"
-    result = cli(*args)
+    def report(self, value: float, step: int) -> bool:
+        self.reports.append((value, step))
+        return True
+
+    def step(self, *args) -> None:
+        pass
+
+    def epoch(self, metrics) -> None:
+        pass
+
+
+def test_a_pruned_training_is_a_pruned_outcome():
+    """The search's work item reports each epoch's top-1 to the pruner, and a stop request
+    ends a real training after that epoch (the pruner itself is tested in test_engine.py)."""
+    dataset = load_dataset("synthetic", storage_resolution=32, train_images=32, val_images=16, native_resolution=48)
+    config = TrainConfig(epochs=3, batch_size=16)
+    reporter = ScriptedReporter()
+    outcome = train_outcome(ProxyBase(resolution=32, width=0.25).build(), dataset, 32, config, Runtime("cpu", 1), reporter)
+    assert outcome.state is State.PRUNED and outcome.reason == "pruned after epoch 1"
+    assert outcome.attrs["epochs"] == 1 and reporter.reports == [(outcome.attrs["top1"], 1)]
+    assert outcome.value is None
+
+
+def test_search_folder_written_before_the_engine_split_resumes(cli, tmp_path):
+    """tests/data/legacy-search was written by scaler 0.1 (the search before the study engine):
+    2 of its 4 candidates finished. The same command resumes it and trains only the other 2."""
+    folder = tmp_path / "micro"
+    shutil.copytree(Path(__file__).parent / "data" / "legacy-search", folder)
+    before = pd.read_csv(folder / "results.csv")
+    result = cli(*search_args(tmp_path))
     assert result.code == 0, result.err
-    frame = pd.read_csv(tmp_path / "pruned" / "results.csv")
-    pruned = frame[frame["state"] == "pruned"]
-    # The first candidate is best and promoted; every later (worse) one stops at epoch 1.
-    assert len(pruned) == 3 and (pruned["epochs"] == 1).all() and pruned["top1"].notna().all()
-    complete = frame[frame["state"] == "complete"]
-    assert len(complete) == 1 and complete.iloc[0]["epochs"] == 3 and complete.iloc[0]["rank"] == 1
+    assert "2 already finished, 2 to train" in result.err
+    after = pd.read_csv(folder / "results.csv")
+    assert set(after["state"]) == {"complete"}
+    assert completed_trials(folder) == {0: 1, 1: 1, 2: 1, 3: 1}
+    kept = before[before["state"] == "complete"].merge(after, on="candidate", suffixes=("_before", "_after"))
+    assert len(kept) == 2 and (kept["train_seconds_before"] == kept["train_seconds_after"]).all()
+    assert json.loads((folder / "search.json").read_text())["fingerprint"] == "cc39d6d56a"
+
+
+def test_default_configuration_keeps_its_fingerprint():
+    """Search folders are named and matched by the configuration's fingerprint: the engine
+    split must not move it (the value the search before the split computed)."""
+    assert SearchConfig().default_name() == "phi1-grid-b0-r64-w0.5-8bf70e0972"
 
 
 def test_resume_after_kill(console_script, tmp_path):

@@ -9,12 +9,13 @@ import torch
 from scaler import build_model
 from scaler.data import Dataset, ImageSplit, clear_memo, load_dataset
 from scaler.errors import UsageError
+from scaler.runtime import Runtime, select_device
+from scaler.states import State
 from scaler.training import (
     RMSpropTF,
     TrainConfig,
     TrainResult,
     lr_factor,
-    select_device,
     seed_everything,
     train,
 )
@@ -34,16 +35,19 @@ def tiny_model(num_classes=10, seed=0):
     return build_model(num_classes=num_classes, **TINY)
 
 
+CPU = Runtime(device="cpu", threads=1)
+
+
 def run(dataset, config, resolution=16, **kw):
-    return train(tiny_model(dataset.num_classes), dataset, resolution, config, **kw)
+    return train(tiny_model(dataset.num_classes), dataset, resolution, config, CPU, **kw)
 
 
 def test_training_is_seeded_and_reports_metrics(synthetic):
-    config = TrainConfig(epochs=2, batch_size=16, threads=1, device="cpu")
+    config = TrainConfig(epochs=2, batch_size=16)
     steps = []
     a = run(synthetic, config, on_step=lambda *args: steps.append(args))
     b = run(synthetic, config)
-    assert a.status == "completed" and a.reason == "" and a.device == "cpu"
+    assert a.status is State.COMPLETE and a.reason == "" and a.device == "cpu"
     assert len(a.epochs) == 2 and a.steps == 6
     assert [s[0] for s in steps] == list(range(1, 7)) and steps[-1][1] == 6
     for ea, eb in zip(a.epochs, b.epochs):
@@ -54,36 +58,35 @@ def test_training_is_seeded_and_reports_metrics(synthetic):
     assert e.images_per_s > 0 and e.seconds > 0 and e.peak_memory_mb > 0
     assert a.top1 == e.top1 and a.top5 == e.top5
     json.dumps(a.to_dict(), allow_nan=False)
-    other = run(synthetic, TrainConfig(epochs=2, batch_size=16, threads=1, device="cpu",
-                                       seed=1))
+    other = run(synthetic, TrainConfig(epochs=2, batch_size=16, seed=1))
     assert other.epochs[-1].train_loss != a.epochs[-1].train_loss
 
 
 def test_steps_override_epochs(synthetic):
-    r = run(synthetic, TrainConfig(steps=4, batch_size=16, threads=1, device="cpu"))
+    r = run(synthetic, TrainConfig(steps=4, batch_size=16))
     assert r.steps == 4 and len(r.epochs) == 2  # 3 steps per epoch
 
 
 def test_divergence_is_a_status_not_an_exception(synthetic):
-    r = run(synthetic, TrainConfig(epochs=2, batch_size=16, lr=1e6, warmup_epochs=0,
-                                   threads=1, device="cpu"))
-    assert r.status == "diverged"
+    r = run(synthetic, TrainConfig(epochs=2, batch_size=16, lr=1e6, warmup_epochs=0))
+    assert r.status is State.DIVERGED
     assert "loss became" in r.reason and "epoch" in r.reason
-    assert math.isnan(r.top1) or r.epochs  # no exception; metrics of finished epochs only
+    # No exception; metrics of finished epochs only: it diverged in the first one.
+    assert r.reason.startswith("loss became") and "at epoch 1 " in r.reason
+    assert r.epochs == () and math.isnan(r.top1) and r.steps >= 1
     json.dumps(r.to_dict(), allow_nan=False)
 
 
 def test_on_epoch_true_stops(synthetic):
     seen = []
-    r = run(synthetic, TrainConfig(epochs=3, batch_size=16, threads=1, device="cpu"),
+    r = run(synthetic, TrainConfig(epochs=3, batch_size=16),
             on_epoch=lambda m: seen.append(m.epoch) or True)
-    assert r.status == "stopped" and seen == [1] and len(r.epochs) == 1
+    assert r.status is State.PRUNED and seen == [1] and len(r.epochs) == 1
 
 
 def test_timeout_after_crossing_the_limit(synthetic):
-    r = run(synthetic, TrainConfig(epochs=3, batch_size=16, max_seconds=1e-6, threads=1,
-                                   device="cpu"))
-    assert r.status == "timeout" and len(r.epochs) == 1 and r.steps == 1
+    r = run(synthetic, TrainConfig(epochs=3, batch_size=16, max_seconds=1e-6))
+    assert r.status is State.TIMEOUT and len(r.epochs) == 1 and r.steps == 1
     assert math.isfinite(r.top1)
 
 
@@ -93,16 +96,15 @@ def test_top5_none_with_fewer_than_five_classes():
         torch.randint(0, 256, (n, 3, 16, 16), generator=g, dtype=torch.uint8),
         torch.arange(n) % 3)
     ds = Dataset("toy", ("a", "b", "c"), split(12), split(6), "toy", 0, 12)
-    r = run(ds, TrainConfig(epochs=1, batch_size=4, threads=1, device="cpu"))
-    assert r.status == "completed" and r.top5 is None and r.epochs[0].top5 is None
+    r = run(ds, TrainConfig(epochs=1, batch_size=4))
+    assert r.status is State.COMPLETE and r.top5 is None and r.epochs[0].top5 is None
     assert r.to_dict()["top5"] is None
 
 
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adamw"])
 def test_other_optimizers_train(synthetic, optimizer):
-    r = run(synthetic, TrainConfig(steps=2, batch_size=16, optimizer=optimizer, threads=1,
-                                   device="cpu"))
-    assert r.status == "completed" and math.isfinite(r.epochs[-1].train_loss)
+    r = run(synthetic, TrainConfig(steps=2, batch_size=16, optimizer=optimizer))
+    assert r.status is State.COMPLETE and math.isfinite(r.epochs[-1].train_loss)
 
 
 def test_rmsprop_tf_update_rule():
@@ -136,12 +138,21 @@ def test_lr_schedule_warmup_then_cosine():
     ("steps", 0, "steps"),
     ("max_seconds", 0, "max_seconds"),
     ("label_smoothing", 1.0, "label_smoothing"),
-    ("threads", 0, "threads"),
     ("bn_momentum", 0.0, "bn_momentum"),
 ])
 def test_config_validation(field, value, match):
     with pytest.raises(UsageError, match=match):
         TrainConfig(**{field: value}).validate()
+
+
+@pytest.mark.parametrize("runtime, match", [
+    (Runtime(threads=0), "threads"),
+    (Runtime(threads=True), "threads"),
+    (Runtime(device=3), "device"),
+])
+def test_runtime_validation(runtime, match):
+    with pytest.raises(UsageError, match=match):
+        runtime.validate()
 
 
 def test_select_device():
@@ -156,10 +167,10 @@ def test_select_device():
 
 def test_model_with_too_few_classes_is_a_usage_error(synthetic):
     with pytest.raises(UsageError, match="num_classes=10"):
-        train(tiny_model(num_classes=3), synthetic, 16, TrainConfig(epochs=1, device="cpu"))
+        train(tiny_model(num_classes=3), synthetic, 16, TrainConfig(epochs=1))
 
 
 def test_result_properties_without_epochs():
-    r = TrainResult("diverged", "loss became nan at epoch 1 step 1", (), "cpu", 0.1, math.nan)
+    r = TrainResult(State.DIVERGED, "loss became nan at epoch 1 step 1", (), "cpu", 0.1, math.nan)
     assert math.isnan(r.top1) and r.top5 is None and math.isnan(r.val_loss)
     assert r.to_dict()["top1"] is None

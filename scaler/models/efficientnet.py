@@ -1,19 +1,21 @@
-"""EfficientNet in plain PyTorch, built from a stage specification.
+"""EfficientNet in plain PyTorch, built from a stage specification, and its family entry.
 
-The architecture is data (`StageSpec`, `NetworkSpec`); the network below reads top to bottom:
-stem, seven MBConv stages, head, pooling, classifier. Resolution is not part of the module: it
-is whatever size the input has.
+The architecture is data (`StageSpec`, `NetworkSpec`, the official `PRESETS`); the network
+below reads top to bottom: stem, seven MBConv stages, head, pooling, classifier. Resolution is
+not part of the module: it is whatever size the input has.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from scaler.scaling import get_preset, round_filters, round_repeats, validate_multiplier
-from scaler.errors import UsageError
+from scaler.models.family import Family, Piece, Preset, spec_maker, staged_pieces
+from scaler.models.registry import register_family
+from scaler.scaling import conv_output_size, round_filters, round_repeats
 
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # PyTorch convention; TensorFlow's 0.99
@@ -59,6 +61,8 @@ class BlockSpec:
 @dataclass(frozen=True)
 class NetworkSpec:
     """A whole network: the base stages plus width/depth multipliers and the classifier."""
+
+    family: ClassVar[str] = "efficientnet"
 
     width: float = 1.0
     depth: float = 1.0
@@ -236,42 +240,53 @@ class EfficientNet(nn.Module):
         return self.head(x)
 
 
-def network_spec(
-    variant: str | None = None,
-    *,
-    width: float | None = None,
-    depth: float | None = None,
-    num_classes: int = 1000,
-    dropout: float | None = None,
-) -> NetworkSpec:
-    """The spec of a preset ('b4'), of custom multipliers, or of a preset with overrides."""
-    preset = get_preset(variant) if variant is not None else get_preset("b0")
-    width = preset.width if width is None else width
-    depth = preset.depth if depth is None else depth
-    validate_multiplier("width", width)
-    validate_multiplier("depth", depth)
-    if num_classes < 1:
-        raise UsageError(f"classes = {num_classes} is not allowed; it must be >= 1")
-    return NetworkSpec(
-        width=width,
-        depth=depth,
-        num_classes=num_classes,
-        dropout=preset.dropout if dropout is None else dropout,
+PAPER = "Tan & Le 2019, Table 2 (FLOPS there are MACs)"
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (  # name, width, depth, resolution, dropout, paper's params, paper's "FLOPS" (MACs)
+        Preset("b0", 1.0, 1.0, 224, 0.2, 5.3e6, 0.39e9, PAPER),
+        Preset("b1", 1.0, 1.1, 240, 0.2, 7.8e6, 0.70e9, PAPER),
+        Preset("b2", 1.1, 1.2, 260, 0.3, 9.2e6, 1.0e9, PAPER),
+        Preset("b3", 1.2, 1.4, 300, 0.3, 12e6, 1.8e9, PAPER),
+        Preset("b4", 1.4, 1.8, 380, 0.4, 19e6, 4.2e9, PAPER),
+        Preset("b5", 1.6, 2.2, 456, 0.4, 30e6, 9.9e9, PAPER),
+        Preset("b6", 1.8, 2.6, 528, 0.5, 43e6, 19e9, PAPER),
+        Preset("b7", 2.0, 3.1, 600, 0.5, 66e6, 37e9, PAPER),
+        Preset("b8", 2.2, 3.6, 672, 0.5),
+        Preset("l2", 4.3, 5.3, 800, 0.5),
+    )
+}  # Tan & Le 2019, Table 2 (printed figures) and the official implementation's table
+
+
+efficientnet_spec = spec_maker(NetworkSpec)
+
+
+def efficientnet_pieces(spec: NetworkSpec, resolution: int) -> list[Piece]:
+    """Stem, the first and one repeated MBConv block of every stage, and the head."""
+    return staged_pieces(
+        resolution,
+        lambda: build_stem(spec),
+        conv_output_size(resolution, 2),
+        spec.stage_blocks(),
+        MBConv,
+        lambda: build_head(spec),
+        spec.scaled_stages()[-1].channels,
     )
 
 
-def build_model(
-    variant: str | None = None,
-    *,
-    width: float | None = None,
-    depth: float | None = None,
-    num_classes: int = 1000,
-    dropout: float | None = None,
-) -> EfficientNet:
-    """Build an EfficientNet: `build_model("b4")` or `build_model(width=1.2, depth=1.4)`.
+def _alias(name: str) -> str:
+    return name.removeprefix("efficientnet-").removeprefix("efficientnet_")
 
-    Without a variant the multipliers apply to B0 (and B0's dropout unless given).
-    """
-    return EfficientNet(
-        network_spec(variant, width=width, depth=depth, num_classes=num_classes, dropout=dropout)
+
+FAMILY = register_family(
+    Family(
+        name="efficientnet",
+        description="EfficientNet (Tan & Le 2019): MBConv stages with squeeze-and-excitation",
+        presets=PRESETS,
+        base="b0",
+        spec=efficientnet_spec,
+        build=EfficientNet,
+        pieces=efficientnet_pieces,
+        aliases=_alias,
     )
+)

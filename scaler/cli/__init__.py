@@ -1,0 +1,78 @@
+"""The `scaler` command line: parses options, calls the library, renders the results.
+
+A thin root app (`app.py`) and one module per command. Run as the console script `scaler`, or
+`python cli.py` from a checkout.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from scaler.cli import candidates, flops, report, scale, search, train, worker  # noqa: F401  (register commands)
+from scaler.cli.app import app
+from scaler.errors import Interrupted, ScalerError
+
+INTERRUPTED = 130  # exit code of a command stopped with Ctrl-C
+
+
+# Library parameter names whose flag is not `--` + the name with dashes.
+FLAG_OF = {"num_classes": "--classes"}
+
+
+def _command_flags(args: list[str]) -> set[str]:
+    """The option names of the command `args` invoke (empty when none is named)."""
+    group = typer.main.get_command(app)
+    for arg in args:
+        command = group.commands.get(arg) if hasattr(group, "commands") else None
+        if command is not None:
+            return {opt for param in command.params for opt in getattr(param, "opts", [])}
+    return set()
+
+
+def user_message(exc: ScalerError, args: list[str]) -> str:
+    """The error's line, led by the flag of the parameter at fault when the command has one."""
+    if exc.param is None:
+        return str(exc)
+    flag = FLAG_OF.get(exc.param, "--" + exc.param.replace("_", "-").replace(" ", "-"))
+    return f"{flag}: {exc}" if flag in _command_flags(args) else str(exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the app; map errors to one line and an exit code (2 usage, 1 runtime)."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        result = app(args=args, prog_name="scaler", standalone_mode=False)
+        if result == INTERRUPTED:  # typer turns a Ctrl-C inside a command into exit code 130
+            print("interrupted", file=sys.stderr)
+        return result if isinstance(result, int) else 0
+    except Interrupted as exc:
+        print(f"interrupted: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ScalerError as exc:
+        if debug:
+            raise
+        print(f"error: {user_message(exc, args)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as exc:
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            # The parser's own errors (unknown option, wrong type): one line, exit 2.
+            print(f"error: {exc.format_message()}", file=sys.stderr)
+            return int(exc.exit_code)
+        if debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+__all__ = ["app", "main", "run"]

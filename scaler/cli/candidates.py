@@ -1,0 +1,62 @@
+"""`scaler candidates`: what a search would train, with params and MACs, without training."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from scaler.candidates import ProxyBase, build_candidates
+from scaler.cli import options
+from scaler.cli.app import Format, app, console
+from scaler.cli.options import (
+    DEFAULT_BASE, DEFAULT_SPACE, AlphaRange, Base, BaseResolution, BaseWidth, BetaRange, FlopsTolerance,
+    FormatOption, GammaRange, Mode, PhiOption, Target, Tolerance,
+)  # fmt: skip
+from scaler.render import Column, emit, fixed, integer
+
+
+CANDIDATE_COLUMNS = [
+    Column("index", "#", integer),
+    Column("alpha", "alpha", fixed(2)),
+    Column("beta", "beta", fixed(2)),
+    Column("gamma", "gamma", fixed(4)),
+    Column("product", "a*b^2*g^2", fixed(4)),
+    Column("depth_mult", "d", fixed(3)),
+    Column("width_mult", "w", fixed(3)),
+    Column("resolution", "r", integer),
+    Column("params", "params", integer),
+    Column("macs", "MACs (M)", lambda v: f"{v / 1e6:.2f}"),
+    Column("macs_ratio", "MACs ratio", fixed(3)),
+    Column("nominal_ratio", "nominal", fixed(3)),
+]
+
+
+@app.command(
+    epilog="Examples:  scaler candidates · scaler candidates --mode surface --alpha-range 1:1.6:0.1 --beta-range 1:1.3:0.05 · "
+    "scaler candidates --format csv > candidates.csv"
+)
+def candidates(
+    mode: Mode = DEFAULT_SPACE.mode,
+    alpha_range: AlphaRange = str(DEFAULT_SPACE.alpha),
+    beta_range: BetaRange = str(DEFAULT_SPACE.beta),
+    gamma_range: GammaRange = str(DEFAULT_SPACE.gamma),
+    target: Target = DEFAULT_SPACE.target,
+    tolerance: Tolerance = DEFAULT_SPACE.tolerance,
+    phi: PhiOption = DEFAULT_SPACE.phi,
+    flops_tolerance: FlopsTolerance = None,
+    base: Base = DEFAULT_BASE.variant,
+    base_resolution: BaseResolution = DEFAULT_BASE.resolution,
+    base_width: BaseWidth = DEFAULT_BASE.width,
+    classes: Annotated[int, typer.Option(help="Classes of the proxy's classifier.")] = DEFAULT_BASE.num_classes,
+    format: FormatOption = Format.table,
+) -> None:
+    """List the candidates a search would train, with params and MACs, without training."""
+    space = options.space(mode, alpha_range, beta_range, gamma_range, target, tolerance, phi)
+    proxy = ProxyBase(base, base_resolution, base_width, classes)
+    with console.status("counting candidates with fvcore..."):
+        found = build_candidates(space, proxy, flops_tolerance)
+    frame = pd.DataFrame([c.to_dict() for c in found])
+    title = f"{len(found)} candidates ({space.mode}, T={space.target:g}, phi={space.phi:g}) on {base} w{base_width:g} at {base_resolution}px"
+    emit(frame, CANDIDATE_COLUMNS, format.value, console, title=title)

@@ -1,0 +1,76 @@
+"""`scaler flops`: params and MACs of a variant with fvcore, beside the paper's figures."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from scaler import reports
+from scaler.cli.app import Format, app, console
+from scaler.render import Column, emit, giga, integer, percent, published, share
+
+
+FLOPS_COLUMNS = [
+    Column("model", "model"),
+    Column("resolution", "res", integer),
+    Column("params", "params", integer),
+    Column("macs", "MACs G", giga),
+    Column("flops", "FLOPs G", giga),
+    Column("fvcore_total", "fvcore G", giga),
+    Column("paper_macs", "paper†", published("B")),
+    Column("macs_deviation", "Δ", percent),
+    Column("paper_params", "paper†", published("M")),
+    Column("params_deviation", "Δ", percent),
+]
+STAGE_COLUMNS = [
+    Column("model", "model"),
+    Column("part", "part"),
+    Column("output_resolution", "out res", integer),
+    Column("params", "params", integer),
+    Column("macs", "MACs (G)", giga),
+    Column("macs_share", "share", share),
+]
+
+
+@app.command(
+    epilog="Examples:  scaler flops b4 · scaler flops all · "
+    "scaler flops --width 1.2 --depth 1.4 --resolution 300 --by-stage · scaler flops b0 --format json"
+)
+def flops(
+    variant: Annotated[
+        Optional[str], typer.Argument(help="A preset (b0..b8, l2, resnet50, mobilenetv2), or 'all' (B0-B7); omit for B0 with custom multipliers.")
+    ] = None,
+    width: Annotated[Optional[float], typer.Option(help="Width multiplier (overrides a preset's).")] = None,
+    depth: Annotated[Optional[float], typer.Option(help="Depth multiplier (overrides a preset's).")] = None,
+    resolution: Annotated[Optional[int], typer.Option(help="Input side in pixels (overrides a preset's).")] = None,
+    classes: Annotated[int, typer.Option(help="Number of classes of the classifier.")] = 1000,
+    by_stage: Annotated[bool, typer.Option("--by-stage", help="Also break params and MACs down by stem, stage and head.")] = False,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+) -> None:
+    """Count params and MACs of a network with fvcore, beside the figures its paper printed.
+
+    MACs follow the paper's convention (multiply-adds of convolutions and the final linear
+    layer); FLOPs = 2 x MACs; the fvcore total also counts BatchNorm and pooling.
+    """
+    models = reports.choose_models(
+        variant, width=width, depth=depth, resolution=resolution, num_classes=classes
+    )
+    frame = reports.flops_table(models)
+    missing = reports.unsupported_ops(models)
+    caption = (
+        "MACs: conv + linear multiply-adds, measured with fvcore (the papers' convention).\n"
+        "FLOPs = 2 x MACs. fvcore G: fvcore's full total (adds BatchNorm and pooling)."
+    )
+    sources = sorted({m.preset.paper for m in models if m.preset is not None and m.preset.paper})
+    if sources:
+        caption += f"\n† as printed in {'; '.join(sources)}; Δ = measured vs printed."
+    if missing:
+        caption += "\nfvcore counts 0 for: " + ", ".join(
+            f"{op.removeprefix('aten::')} x{n}" for op, n in sorted(missing.items())
+        )
+    emit(frame, FLOPS_COLUMNS, format.value, console, title="Params and MACs", caption=caption)
+    if by_stage:
+        if format is Format.table:
+            console.print()
+        emit(reports.stage_table(models), STAGE_COLUMNS, format.value, console, title="By stage")

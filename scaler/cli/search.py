@@ -1,0 +1,129 @@
+"""`scaler search`: the compound-scaling grid search (a study of the `search` experiment)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from scaler.candidates import ProxyBase
+from scaler.cli import options
+from scaler.cli.app import Format, app, console
+from scaler.cli.options import (
+    DEFAULT_BASE, DEFAULT_SPACE, DEFAULT_TRAIN, SEARCH_DEFAULTS, AlphaRange, Base, BaseResolution,
+    BaseWidth, BatchSize, BetaRange, Data, Device, Epochs, FlopsTolerance, FormatOption, GammaRange, LabelSmoothing,
+    Lr, MaxSeconds, Mode, OptimizerOption, PhiOption, Seed, Steps, Target, Threads, Tolerance,
+    TrainImages, ValFraction, ValImages, WeightDecay,
+)  # fmt: skip
+from scaler.cli.results import show_results
+from scaler.errors import Interrupted, RunError, UsageError
+from scaler.experiments.proxy import DataOptions
+from scaler.experiments.search import CompoundSearch, SearchConfig
+from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
+from scaler.states import State
+from scaler.study.engine import open_study, validate_name
+from scaler.study.lock import folder_lock
+from scaler.study.runner import run_study
+from scaler.study.storage import check_url
+
+
+@app.command(
+    epilog="Examples:  scaler search --phi 1 · scaler search --pruner halving --epochs 6 · "
+    "scaler search --data ./images --base-resolution 96 --workers 2 · "
+    "scaler search --storage postgresql+psycopg2://user:pw@host/db --name b0-phi1 (then `scaler worker` elsewhere)"
+)
+def search(
+    phi: PhiOption = DEFAULT_SPACE.phi,
+    mode: Mode = DEFAULT_SPACE.mode,
+    alpha_range: AlphaRange = str(DEFAULT_SPACE.alpha),
+    beta_range: BetaRange = str(DEFAULT_SPACE.beta),
+    gamma_range: GammaRange = str(DEFAULT_SPACE.gamma),
+    target: Target = DEFAULT_SPACE.target,
+    tolerance: Tolerance = DEFAULT_SPACE.tolerance,
+    flops_tolerance: FlopsTolerance = None,
+    base: Base = DEFAULT_BASE.variant,
+    base_resolution: BaseResolution = DEFAULT_BASE.resolution,
+    base_width: BaseWidth = DEFAULT_BASE.width,
+    data: Data = SEARCH_DEFAULTS.data.source,
+    train_images: TrainImages = SEARCH_DEFAULTS.data.train_images,
+    val_images: ValImages = SEARCH_DEFAULTS.data.val_images,
+    val_fraction: ValFraction = SEARCH_DEFAULTS.data.val_fraction,
+    epochs: Epochs = DEFAULT_TRAIN.epochs,
+    steps: Steps = None,
+    max_seconds: MaxSeconds = None,
+    batch_size: BatchSize = DEFAULT_TRAIN.batch_size,
+    lr: Lr = None,
+    optimizer: OptimizerOption = DEFAULT_TRAIN.optimizer,
+    weight_decay: WeightDecay = DEFAULT_TRAIN.weight_decay,
+    label_smoothing: LabelSmoothing = DEFAULT_TRAIN.label_smoothing,
+    seed: Seed = DEFAULT_TRAIN.seed,
+    pruner: Annotated[str, typer.Option(help="none, halving (successive halving) or hyperband, on val top-1 per epoch.")] = "none",
+    name: Annotated[Optional[str], typer.Option(help="Search name (default: derived from the configuration).")] = None,
+    root: Annotated[Path, typer.Option("--root", help="Folder that holds the search folders.")] = Path("searches"),
+    storage: Annotated[Optional[str], typer.Option(envvar="SCALER_STORAGE", show_envvar=True, help="Database URL for the study, e.g. postgresql://user@host/db (password in ~/.pgpass; default: a journal file in the search folder).")] = None,
+    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train failed candidates again.")] = False,
+    device: Device = "auto",
+    threads: Threads = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Decoded-image cache (default: <root>/.cache).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars.")] = False,
+    format: FormatOption = Format.table,
+) -> None:
+    """Grid-search (alpha, beta, gamma) under alpha*beta^2*gamma^2 ~= T with proxy trainings.
+
+    Writes <root>/<name>/results.csv (ranked) and search.json after every candidate. Running
+    the same command again resumes: finished candidates are kept, interrupted ones retrained.
+    """
+    data_options = DataOptions(data, train_images, val_images, val_fraction)
+    config = SearchConfig(
+        space=options.space(mode, alpha_range, beta_range, gamma_range, target, tolerance, phi),
+        base=ProxyBase(base, base_resolution, base_width, data_options.classes()),  # the data's classes
+        data=data_options,
+        train=options.train_config(epochs, steps, max_seconds, batch_size, lr, optimizer, weight_decay, label_smoothing, seed),
+        pruner=pruner,
+        flops_tolerance=flops_tolerance,
+    )
+    run_on = options.runtime(device, threads, cache_dir or root / ".cache")
+    config.validate()  # everything checked before the search folder is created
+    if workers < 1:
+        raise UsageError(f"workers = {workers} is not allowed; it must be >= 1", param="workers")
+    if storage is not None:
+        check_url(storage)
+    name = name or config.default_name()
+    validate_name(name)
+    folder = root / name
+    quiet = quiet or format in (Format.csv, Format.json)
+    log, status = options.logger(quiet)
+    with folder_lock(folder):
+        with status("counting candidates with fvcore..."):
+            handle = open_study(CompoundSearch, config, folder=folder, storage_url=storage, name=name)
+        outcome = run_study(
+            handle, workers=workers, runtime=run_on, retry_failed=retry_failed, quiet=quiet, log=log,
+            progress_console=console,
+        )  # fmt: skip
+    frame = outcome.frame
+    if outcome.interrupted:
+        raise Interrupted(
+            f"{outcome.finished} of {len(frame)} candidates finished; "
+            f"resume with the same command (results so far in {folder})"
+        )
+    caption = (
+        f"{folder}/results.csv · {len(frame)} candidates · wall time {options.duration(outcome.seconds)} · "
+        f"★ best · ◆ the paper's ({PAPER_ALPHA:g}, {PAPER_BETA:g}, {PAPER_GAMMA:g}) · top-1 on the proxy's validation split"
+    )
+    show_results(frame, format, f"Search {name}: phi={config.space.phi:g}, T={config.space.target:g}", caption)
+    unfinished = frame[[not State(s).is_finished for s in frame["state"]]]
+    scored = frame[[State(s).is_scored for s in frame["state"]]]
+    if len(unfinished) == 0 and len(scored) == 0:
+        reasons = frame["reason"].replace("", None).dropna()
+        raise RunError(
+            f"no candidate finished: all {len(frame)} failed"
+            + (f" (first: {reasons.iloc[0]})" if len(reasons) else "")
+            + "; fix the cause, then rerun with --retry-failed"
+        )
+    if len(unfinished):
+        raise RunError(
+            f"{len(unfinished)} candidate(s) still {', '.join(sorted(set(unfinished['state'])))}; "
+            "run the same command again to finish them"
+        )

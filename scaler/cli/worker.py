@@ -1,0 +1,45 @@
+"""`scaler worker`: join a study kept in a database from any machine and work on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from scaler.cli import options
+from scaler.cli.app import app, console
+from scaler.cli.options import CacheDir, Device, Threads
+from scaler.errors import UsageError
+from scaler.study.engine import join_study, worker_id
+from scaler.study.runner import run_worker
+from scaler.study.storage import is_url
+
+
+@app.command(
+    epilog="Examples:  scaler worker --storage postgresql+psycopg2://user:pw@db/scaler --study b0-phi1 --device cuda:0 · "
+    "scaler worker --storage $URL --study NAME --folder searches/NAME"
+)
+def worker(
+    storage: Annotated[str, typer.Option(envvar="SCALER_STORAGE", show_envvar=True, help="The study's database URL (as given to `scaler search --storage`).")],
+    study: Annotated[str, typer.Option(help="Name of the search's study.")],
+    device: Device = "auto",
+    threads: Threads = None,
+    cache_dir: CacheDir = None,
+    folder: Annotated[Optional[Path], typer.Option(help="Also refresh results.csv / search.json in this folder.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars.")] = False,
+) -> None:
+    """Join an existing search from any machine and train candidates until none are left.
+
+    The configuration comes from the storage, so no other flags are needed.
+    """
+    if not is_url(storage):
+        raise UsageError(
+            f"storage {storage!r} is not a database URL: a search folder's journal belongs to its "
+            "`scaler search` (use --workers N there); share a study between machines through PostgreSQL"
+        )
+    run_on = options.runtime(device, threads, cache_dir)
+    handle = join_study(storage, study, folder)
+    log, _ = options.logger(quiet)
+    trained = run_worker(handle, runtime=run_on, quiet=quiet, log=log, progress_console=console)
+    log(f"worker {worker_id()}: trained {trained} candidate(s); none left")

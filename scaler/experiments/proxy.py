@@ -1,0 +1,164 @@
+"""Proxy training as a study's work: which data, one training turned into an `Outcome`, and
+the measured estimate of what a set of trainings will cost. Shared by every experiment that
+trains scaled networks briefly."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from scaler.data import Dataset, count_classes, load_dataset
+from scaler.errors import UsageError
+from scaler.runtime import Runtime, select_device
+from scaler.states import State
+from scaler.study.experiment import Outcome, Reporter
+from scaler.training import EpochMetrics, TrainConfig, TrainResult, train
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Which data a study trains on (the storage resolution follows from the work items)."""
+
+    source: str = "synthetic"
+    train_images: int | None = None
+    val_images: int | None = None
+    val_fraction: float = 0.2
+    native_resolution: int = 256
+
+    def validate(self) -> None:
+        """Catch what can be checked before a study exists: counts, fraction, the source."""
+        for name, value in (("train images", self.train_images), ("val images", self.val_images)):
+            if value is not None and value < 1:
+                raise UsageError(f"{name} = {value} is not allowed; it must be >= 1", param=name.replace(" ", "_"))
+        if not 0 < self.val_fraction < 1:
+            raise UsageError(f"val fraction = {self.val_fraction} is not allowed; it must be in (0, 1)", param="val_fraction")
+        self.classes()
+
+    def classes(self) -> int:
+        """How many classes the source has (its layout checked, nothing decoded)."""
+        try:
+            return count_classes(self.source, self.val_fraction)
+        except UsageError as exc:
+            raise UsageError(str(exc), param="data") from None
+
+    def load(self, storage_resolution: int, seed: int, runtime: Runtime) -> Dataset:
+        """The data set at `storage_resolution`, split with `seed`, cached in the runtime's
+        cache folder."""
+        return load_dataset(
+            self.source,
+            storage_resolution=storage_resolution,
+            train_images=self.train_images,
+            val_images=self.val_images,
+            val_fraction=self.val_fraction,
+            seed=seed,
+            native_resolution=self.native_resolution,
+            cache_dir=runtime.cache_dir,
+        )
+
+
+def train_outcome(
+    model: nn.Module,
+    dataset: Dataset,
+    resolution: int,
+    config: TrainConfig,
+    runtime: Runtime,
+    reporter: Reporter,
+) -> Outcome:
+    """Train `model` and turn the result into an Outcome: val top-1 after each epoch goes to
+    the study's pruner (never stopping the last epoch); the objective is the final top-1."""
+    last_epoch = config.planned_epochs(len(dataset.train))
+
+    def on_epoch(metrics: EpochMetrics) -> bool:
+        reporter.epoch(metrics)
+        stop = reporter.report(metrics.top1, metrics.epoch)
+        return stop and metrics.epoch < last_epoch
+
+    result = train(model, dataset, resolution, config, runtime, on_step=reporter.step, on_epoch=on_epoch)
+    state, reason = _outcome_state(result)
+    value = result.top1 if state in (State.COMPLETE, State.TIMEOUT) else None
+    return Outcome(state, reason, value, _metrics(result))
+
+
+def _outcome_state(result: TrainResult) -> tuple[State, str]:
+    if result.status is State.DIVERGED:
+        return State.FAILED, f"diverged: {result.reason}"
+    if result.status is State.PRUNED:
+        return State.PRUNED, f"pruned after epoch {len(result.epochs)}"
+    if result.status is State.TIMEOUT:  # fewer epochs than planned: ranked after complete ones
+        return State.TIMEOUT, result.reason or "time cap reached"
+    return State.COMPLETE, ""
+
+
+def _metrics(result: TrainResult) -> dict:
+    def finite(x: float | None) -> float | None:
+        return None if x is None or not math.isfinite(x) else float(x)
+
+    return {
+        "top1": finite(result.top1),
+        "top5": finite(result.top5),
+        "val_loss": finite(result.val_loss),
+        "epochs": len(result.epochs),
+        "train_seconds": result.train_seconds,
+        "images_per_s": result.images_per_s,
+        "device": result.device,
+    }
+
+
+def estimate_seconds(
+    build: Callable[[], nn.Module],
+    resolution: int,
+    num_classes: int,
+    dataset: Dataset,
+    config: TrainConfig,
+    runtime: Runtime,
+) -> tuple[float, float]:
+    """Measure one training of the network `build` makes, from a short run.
+
+    On the runtime's device, times two SGD steps (after a warm-up) and one evaluation batch at
+    `resolution`. Returns (seconds for one full training with its evaluations, the measured
+    training images/s).
+    """
+    device = select_device(runtime.device)
+    threads = torch.get_num_threads()
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
+
+    def timed(step: Callable[[], object]) -> float:
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    try:
+        model = build().to(device=device, memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+        batch = config.batch_size
+        x = torch.randn(batch, 3, resolution, resolution, device=device).to(memory_format=torch.channels_last)
+        y = torch.randint(0, num_classes, (batch,), device=device)
+
+        def train_step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model.train()(x), y).backward()
+            optimizer.step()
+
+        def eval_step() -> None:
+            with torch.no_grad():
+                model.eval()(x)
+
+        train_seconds = [timed(train_step) for _ in range(3)][1:]
+        eval_seconds = [timed(eval_step) for _ in range(2)][1:]
+    finally:
+        torch.set_num_threads(threads)
+    train_ips = batch / (sum(train_seconds) / len(train_seconds))
+    eval_ips = batch / eval_seconds[0]
+    epochs = config.planned_epochs(len(dataset.train))
+    per_training = epochs * (len(dataset.train) / train_ips + len(dataset.val) / eval_ips)
+    if config.max_seconds is not None:
+        per_training = min(per_training, config.max_seconds + len(dataset.val) / eval_ips)
+    return per_training, train_ips

@@ -1,0 +1,35 @@
+"""Network families: EfficientNet (and any family registered beside it), found by name.
+
+Importing this package registers the built-in families.
+"""
+
+from scaler.models import efficientnet  # noqa: F401  (registers the family)
+from scaler.models import resnet  # noqa: F401  (registers the family)
+from scaler.models import mobilenetv2  # noqa: F401  (registers the family)
+from scaler.models.family import Family, Piece, Preset
+from scaler.models.registry import (
+    build_model,
+    families,
+    family_of,
+    get_family,
+    get_preset,
+    network_spec,
+    register_family,
+    resolve_variant,
+    variant_names,
+)
+
+__all__ = [
+    "Family",
+    "Piece",
+    "Preset",
+    "build_model",
+    "families",
+    "family_of",
+    "get_family",
+    "get_preset",
+    "network_spec",
+    "register_family",
+    "resolve_variant",
+    "variant_names",
+]

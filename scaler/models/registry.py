@@ -1,0 +1,91 @@
+"""The registry of network families and the name lookup every command uses.
+
+`register_family` adds a family; `resolve_variant("b4")` finds the family and preset a name
+stands for; `network_spec` / `build_model` work for any family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from torch import nn
+
+from scaler.errors import UsageError
+from scaler.models.family import Family, Preset
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    """Add `family` (its name and its presets' names must be new); returns it."""
+    if family.name in _FAMILIES:
+        raise ValueError(f"family {family.name!r} is already registered")
+    taken = {p for f in _FAMILIES.values() for p in f.presets}
+    clash = taken & set(family.presets)
+    if clash:
+        raise ValueError(f"preset name(s) {sorted(clash)} already belong to another family")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def families() -> list[Family]:
+    """Registered families, in registration order."""
+    return list(_FAMILIES.values())
+
+
+def get_family(name: str) -> Family:
+    """The family called `name`; UsageError naming the registered ones otherwise."""
+    if name not in _FAMILIES:
+        raise UsageError(f"unknown network family {name!r}; registered: {', '.join(_FAMILIES)}")
+    return _FAMILIES[name]
+
+
+def family_of(spec: Hashable) -> Family:
+    """The family a spec belongs to (every spec names it in its `family` attribute)."""
+    return get_family(spec.family)  # type: ignore[attr-defined]
+
+
+def variant_names() -> list[str]:
+    """Every preset name of every family, for help texts and errors."""
+    return [p for f in _FAMILIES.values() for p in f.presets]
+
+
+def resolve_variant(name: str) -> tuple[Family, Preset]:
+    """The family and preset a variant name ('b4', 'efficientnet-b4', 'resnet50') stands for."""
+    for family in _FAMILIES.values():
+        key = name.strip().lower()
+        key = family.aliases(key) if family.aliases else key
+        if key in family.presets:
+            return family, family.presets[key]
+    raise UsageError(f"unknown variant {name!r}; allowed: {', '.join(variant_names())}")
+
+
+def get_preset(name: str) -> Preset:
+    """The preset a variant name stands for, in whichever family has it."""
+    return resolve_variant(name)[1]
+
+
+def network_spec(
+    variant: str | None = None,
+    *,
+    width: float | None = None,
+    depth: float | None = None,
+    num_classes: int = 1000,
+    dropout: float | None = None,
+) -> Hashable:
+    """The spec of a preset ('b4'), of custom multipliers of B0, or of a preset with overrides."""
+    family, preset = resolve_variant(variant or "b0")
+    return family.spec(preset, width=width, depth=depth, num_classes=num_classes, dropout=dropout)
+
+
+def build_model(
+    variant: str | None = None,
+    *,
+    width: float | None = None,
+    depth: float | None = None,
+    num_classes: int = 1000,
+    dropout: float | None = None,
+) -> nn.Module:
+    """Build a network: `build_model("b4")`, `build_model(width=1.2, depth=1.4)` (of B0)."""
+    spec = network_spec(variant, width=width, depth=depth, num_classes=num_classes, dropout=dropout)
+    return family_of(spec).build(spec)

@@ -1,0 +1,64 @@
+"""Where and how a piece of work runs: device, CPU threads, the decoded-image cache.
+
+These settings never change what a result means (the same seeds give the same proxy on any
+device), so they are kept apart from the configuration that identifies a search or a training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from scaler.errors import UsageError
+
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Run-time-only settings of one process: `device` ('auto', 'cpu', 'cuda', 'cuda:N',
+    'mps'), `threads` (torch CPU threads; None keeps torch's default) and `cache_dir` (where
+    decoded images are cached on disk; None keeps them in memory only)."""
+
+    device: str = "auto"
+    threads: int | None = None
+    cache_dir: Path | None = None
+
+    def validate(self) -> None:
+        """UsageError for a malformed device name or thread count (availability is checked
+        by `select_device` when the work starts)."""
+        if not isinstance(self.device, str):
+            raise UsageError(f"device = {self.device!r} is not allowed; choose one of {', '.join(DEVICES)}", param="device")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
+            raise UsageError(f"threads = {self.threads!r} is not allowed; it must be an integer >= 1", param="threads")
+
+    def with_threads(self, threads: int | None) -> Runtime:
+        return replace(self, threads=threads)
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N' or 'mps'; UsageError for an
+    unknown or unavailable one."""
+    name = (name or "auto").strip().lower()
+    mps = getattr(torch.backends, "mps", None)
+    mps_ok = bool(mps and mps.is_available())
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if mps_ok else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not mps_ok:
+            raise UsageError("device = 'mps' is not available here; use 'cpu' or 'auto'", param="device")
+        return torch.device("mps")
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name[5:]) if ":" in name else 0
+        if index >= count:
+            raise UsageError(f"device = '{name}' is not available here ({count} CUDA "
+                             "device(s)); use 'cpu' or 'auto'", param="device")
+        return torch.device(name)
+    raise UsageError(f"device = '{name}' is not allowed; choose one of {', '.join(DEVICES)}", param="device")

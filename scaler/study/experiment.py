@@ -1,0 +1,215 @@
+"""What the study engine runs: an experiment that names its work items, runs one, and turns
+finished items into a ranked table. The engine never knows what the work is.
+
+A new kind of study (a calibration, a comparison) is a subclass of `Experiment` registered
+with `register_experiment`; the engine gives it exactly-once work items, resume, stale-worker
+recovery, local and remote workers, heartbeats and atomic result files.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import importlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import optuna
+import pandas as pd
+
+from scaler.errors import UsageError
+from scaler.runtime import Runtime
+from scaler.states import State
+
+
+class ExperimentConfig(Protocol):
+    """The configuration that identifies a study: two runs with equal identities share results."""
+
+    def validate(self) -> None: ...
+
+    def identity(self) -> dict: ...
+
+
+def fingerprint(config: ExperimentConfig) -> str:
+    """A short hash of the configuration's identity: what must match to resume a study."""
+    text = json.dumps(config.identity(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One unit of work, named by integer parameters (e.g. candidate=3, repeat=1)."""
+
+    params: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, **params: int) -> WorkItem:
+        return cls(tuple(sorted((k, int(v)) for k, v in params.items())))
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.params)
+
+    def __getitem__(self, name: str) -> int:
+        return self.as_dict()[name]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How running an item ended: its state, why (one line), the objective (higher is better;
+    COMPLETE and TIMEOUT need one) and the metrics to store with it."""
+
+    state: State
+    reason: str = ""
+    value: float | None = None
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the study knows of one item: the state and stored metrics of the trial that
+    speaks for it (QUEUED with no metrics when no trial exists yet)."""
+
+    item: WorkItem
+    state: State
+    reason: str = ""
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Events:
+    """Callbacks a worker calls so a front end can show progress (all optional): an item
+    starts (its label), a training step, an epoch (the trainer's metrics), an item ends."""
+
+    on_start: Callable[[str], None] | None = None
+    on_step: Callable[[int, int, float, float], None] | None = None
+    on_epoch: Callable[[Any], None] | None = None
+    on_finish: Callable[[str, State, str], None] | None = None
+
+
+class Reporter(Protocol):
+    """What the engine hands to `Experiment.run`: pruning reports and progress."""
+
+    def report(self, value: float, step: int) -> bool:
+        """Record an intermediate objective; True when the study's pruner says stop."""
+        ...
+
+    def step(self, step: int, total: int, loss: float, images_per_s: float) -> None: ...
+
+    def epoch(self, metrics: Any) -> None: ...
+
+
+class Experiment(abc.ABC):
+    """A kind of study. Subclasses set the class attributes and implement the methods below;
+    an instance holds the configuration and the planned items (e.g. counted candidates)."""
+
+    kind: ClassVar[str]  # registry name, stored with the study
+    noun: ClassVar[str] = "item"  # what users call a work item, for messages
+    summary_name: ClassVar[str]  # the JSON summary beside results.csv
+
+    config: ExperimentConfig
+
+    # -- identity and storage -------------------------------------------------------------
+    @classmethod
+    @abc.abstractmethod
+    def plan(cls, config: ExperimentConfig) -> Experiment:
+        """A new study's experiment: enumerate and measure its items (may be slow)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def config_from_identity(cls, identity: dict) -> ExperimentConfig:
+        """Rebuild the configuration a study stored (for workers that join it)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def restore(cls, config: ExperimentConfig, attrs: Mapping[str, Any]) -> Experiment:
+        """The experiment of an existing study, from the attributes `study_attrs` stored."""
+
+    @abc.abstractmethod
+    def study_attrs(self) -> dict[str, Any]:
+        """What to store with a new study (JSON-ready) so `restore` needs no re-measuring."""
+
+    # -- the work -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def items(self) -> list[WorkItem]:
+        """Every work item, in table order."""
+
+    def item_of(self, params: Mapping[str, int]) -> WorkItem | None:
+        """The item a trial's parameters stand for (None: no parameters). Override to fill
+        parameters that older trials lack; the engine ignores items not in `items()`."""
+        return WorkItem.of(**params) if params else None
+
+    @abc.abstractmethod
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        """Optuna distributions of the item parameters (what dashboards show)."""
+
+    def label(self, item: WorkItem) -> str:
+        """A short name of the item for progress lines."""
+        return ", ".join(f"{k}={v}" for k, v in item.params)
+
+    def pruner(self) -> optuna.pruners.BasePruner:
+        """The pruner that judges `Reporter.report` values (default: never prune)."""
+        return optuna.pruners.NopPruner()
+
+    @abc.abstractmethod
+    def prepare(self, runtime: Runtime) -> Any:
+        """Per worker, once: load what running items needs (data); returns that context."""
+
+    def context_fingerprint(self, context: Any) -> str | None:
+        """A fingerprint of what `prepare` loaded (the data): the engine refuses to go on with
+        different data than the study started with. None: nothing to compare."""
+        return None
+
+    def epochs(self, context: Any) -> int:
+        """How many epochs one item trains, for progress bars."""
+        return 1
+
+    @abc.abstractmethod
+    def run(self, item: WorkItem, context: Any, runtime: Runtime, reporter: Reporter) -> Outcome:
+        """Do one item's work. Exceptions become FAILED outcomes; Ctrl-C propagates."""
+
+    def estimate_seconds(self, context: Any, runtime: Runtime, items: list[WorkItem]) -> tuple[float, str]:
+        """Estimated seconds to run `items` in one worker, and how it was measured."""
+        return float("nan"), "no estimate"
+
+    # -- results --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def table(self, records: list[Record]) -> pd.DataFrame:
+        """The ranked results table (results.csv) from every item's record."""
+
+    @abc.abstractmethod
+    def summary(self, frame: pd.DataFrame) -> dict[str, Any]:
+        """Experiment-specific fields of the JSON summary (best row, counts, seeds)."""
+
+
+_KINDS: dict[str, type[Experiment]] = {}
+BUILT_IN_KINDS = "scaler.experiments"  # the package whose import registers the built-in kinds
+
+
+def register_experiment(cls: type[Experiment]) -> type[Experiment]:
+    """Class decorator: make a kind of experiment known by its `kind` name."""
+    _KINDS[cls.kind] = cls
+    return cls
+
+
+def kind_name(cls: type[Experiment]) -> str:
+    """How a study records its kind: the registered name, or 'module:Class' for others."""
+    return cls.kind if _KINDS.get(cls.kind) is cls else f"{cls.__module__}:{cls.__qualname__}"
+
+
+def experiment_class(kind: str) -> type[Experiment]:
+    """The experiment class a stored kind names (a registered name or 'module:Class')."""
+    importlib.import_module(BUILT_IN_KINDS)  # registers the built-in kinds
+    if kind in _KINDS:
+        return _KINDS[kind]
+    if ":" in kind:
+        module, _, qualname = kind.partition(":")
+        try:
+            cls = importlib.import_module(module)
+            for part in qualname.split("."):
+                cls = getattr(cls, part)
+        except (ImportError, AttributeError):
+            raise UsageError(f"study kind {kind!r} cannot be imported here") from None
+        return cls  # type: ignore[return-value]
+    raise UsageError(f"unknown study kind {kind!r}; known: {', '.join(_KINDS)}")

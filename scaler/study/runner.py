@@ -1,0 +1,231 @@
+"""Running a study: this process as the only worker, or N local worker processes; and
+`scaler worker`, which joins a study kept in a database from any machine.
+
+The engine pieces (reconcile, work, write_outputs) live in `scaler.study.engine`; this module
+drives them with progress shown through `scaler.progress`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from optuna.trial import TrialState
+from rich.console import Console
+
+from scaler.progress import StudyBars, make_progress
+from scaler.runtime import Runtime
+from scaler.states import State
+from scaler.study.engine import (
+    StudyHandle,
+    count_finished,
+    join_study,
+    prepare,
+    reconcile,
+    work,
+    write_outputs,
+)
+from scaler.study.experiment import Events
+from scaler.study.storage import item_params
+
+MAX_ROUNDS = 3  # rounds of local workers; a round after the first reruns items of dead workers
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run of a study ended: its table, wall time, items finished, whether Ctrl-C."""
+
+    frame: pd.DataFrame
+    seconds: float
+    finished: int
+    interrupted: bool
+
+
+def _threads_per_worker(workers: int, threads: int | None, log: Callable[[str], None]) -> int | None:
+    cores = os.cpu_count() or 1
+    per_worker = threads if threads is not None else (None if workers == 1 else max(1, cores // workers))
+    if workers * (per_worker or cores) > cores:
+        log(f"warning: {workers} worker(s) x {per_worker or cores} thread(s) on {cores} cores: they will compete")
+    return per_worker
+
+
+def _events(bars: StudyBars | None, log: Callable[[str], None]) -> Events:
+    if bars is not None:
+        return Events(bars.on_start, bars.on_step, bars.on_epoch, bars.on_finish)
+
+    def finished(label: str, state: State, reason: str) -> None:
+        log(f"{label}: {state}{' (' + reason + ')' if reason else ''}")
+
+    return Events(on_start=lambda label: log(f"{label}: training"), on_finish=finished)
+
+
+def _prepare(handle: StudyHandle, runtime: Runtime, log: Callable[[str], None]) -> Any:
+    for note in handle.notes:
+        log(f"note: {note}")
+    context = prepare(handle, runtime)
+    for warning in getattr(context, "warnings", ()):
+        log(f"warning: {warning}")
+    return context
+
+
+def run_study(
+    handle: StudyHandle,
+    *,
+    workers: int,
+    runtime: Runtime,
+    retry_failed: bool,
+    quiet: bool,
+    log: Callable[[str], None],
+    progress_console: Console,
+) -> RunOutcome:
+    """Reconcile, estimate, run what is left (in-process or in worker processes), write."""
+    start = time.perf_counter()
+    experiment, noun = handle.experiment, handle.experiment.noun
+    plan = reconcile(handle, retry_failed=retry_failed)
+    context = _prepare(handle, runtime, log)
+    write_outputs(handle)
+    if plan.interrupted:
+        log(f"{plan.interrupted} {noun}(s) interrupted last time will be trained again")
+    if plan.failed:
+        log(f"{len(plan.failed)} failed {noun}(s) stay failed (--retry-failed trains them again)")
+    runtime = runtime.with_threads(_threads_per_worker(workers, runtime.threads, log))
+    seconds, how = experiment.estimate_seconds(context, runtime, plan.queued)
+    log(
+        f"search {handle.name}: {plan.total} {noun}s, {plan.finished} already finished, "
+        f"{len(plan.queued)} to train on {_data_size(context)}; "
+        f"estimated {seconds / max(1, min(workers, len(plan.queued) or 1)) / 60:.1f} min ({how})"
+    )
+    interrupted = False
+    try:
+        if plan.queued and workers == 1:
+            with make_progress(progress_console, disable=quiet) as progress:
+                bars = None if quiet else StudyBars(progress, plan.total, plan.total - len(plan.queued), experiment.epochs(context), noun)
+                work(handle, context, runtime, _events(bars, log))
+        elif plan.queued:
+            _run_processes(handle, workers, runtime, quiet, log, progress_console, experiment.epochs(context))
+    except KeyboardInterrupt:
+        interrupted = True
+    frame = write_outputs(handle)
+    return RunOutcome(frame, time.perf_counter() - start, count_finished(handle), interrupted)
+
+
+def _data_size(context: Any) -> str:
+    train, val = getattr(context, "train", None), getattr(context, "val", None)
+    return f"{len(train)} + {len(val)} images" if train is not None and val is not None else "its data"
+
+
+def _running(handle: StudyHandle) -> list[str]:
+    """What the study's RUNNING trials are doing: item label and last reported epoch."""
+    out = []
+    for trial in handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        item = handle.experiment.item_of(item_params(trial))
+        label = handle.experiment.label(item) if item is not None else f"trial {trial.number}"
+        out.append(f"{label} epoch {max(trial.intermediate_values, default=0)}")
+    return out
+
+
+def _die_with_parent(poll_seconds: float = 0.5) -> None:
+    """End this worker process as soon as the process that started it is gone: without its
+    parent nobody holds the folder's lock, so it must not go on writing the journal. (Its item
+    is marked interrupted and run again when the search is resumed.)"""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="scaler-parent-watch", daemon=True).start()
+
+
+def _worker_process(storage_url: str, name: str, folder, runtime: Runtime) -> None:  # noqa: ANN001
+    """Body of one local worker process: join the study and work until the queue is empty."""
+    _die_with_parent()
+    try:
+        handle = join_study(storage_url, name, folder)
+        work(handle, prepare(handle, runtime), runtime)
+    except KeyboardInterrupt:  # the parent reports the interruption; no traceback per worker
+        raise SystemExit(130) from None
+
+
+def _run_processes(
+    handle: StudyHandle,
+    workers: int,
+    runtime: Runtime,
+    quiet: bool,
+    log: Callable[[str], None],
+    progress_console: Console,
+    epochs: int,
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    total, noun = len(handle.experiment.items()), handle.experiment.noun
+    with make_progress(progress_console, disable=quiet) as progress:
+        bars = None if quiet else StudyBars(progress, total, count_finished(handle), epochs, noun)
+        for round_number in range(MAX_ROUNDS):
+            processes = [
+                context.Process(
+                    target=_worker_process,
+                    args=(handle.storage_url, handle.name, handle.folder, runtime),
+                    name=f"scaler-worker-{i}",
+                )
+                for i in range(workers)
+            ]
+            for process in processes:
+                process.start()
+            try:
+                last = -1
+                while any(p.is_alive() for p in processes):
+                    done = count_finished(handle)
+                    running = _running(handle)
+                    if bars is not None:
+                        bars.set_counts(done, "running: " + ", ".join(running) if running else "")
+                    elif done != last:
+                        log(f"{done}/{total} {noun}s finished; running: {', '.join(running) or 'none'}")
+                    last = done
+                    time.sleep(1.0)
+            except KeyboardInterrupt:
+                for process in processes:  # workers mark their items interrupted, then exit
+                    process.join(timeout=30)
+                for process in processes:
+                    if process.is_alive():
+                        process.terminate()
+                        process.join()
+                raise
+            for process in processes:
+                process.join()
+            lost = [p.name for p in processes if p.exitcode != 0]
+            if lost:
+                log(f"warning: worker(s) {', '.join(lost)} ended abnormally")
+            if not handle.exclusive:
+                return
+            plan = reconcile(handle)  # items of dead workers go back in the queue
+            if not plan.queued:
+                return
+            log(f"round {round_number + 2}: retraining {len(plan.queued)} {noun}(s) left by dead workers")
+
+
+def run_worker(
+    handle: StudyHandle,
+    *,
+    runtime: Runtime,
+    quiet: bool,
+    log: Callable[[str], None],
+    progress_console: Console,
+) -> int:
+    """`scaler worker`: run items of a joined study until none are left."""
+    experiment = handle.experiment
+    context = _prepare(handle, runtime, log)
+    fingerprint = getattr(context, "fingerprint", "")
+    log(f"joined search {handle.name}: {len(experiment.items())} {experiment.noun}s; data {fingerprint[:12]}")
+    with make_progress(progress_console, disable=quiet) as progress:
+        bars = None if quiet else StudyBars(progress, len(experiment.items()), count_finished(handle), experiment.epochs(context), experiment.noun)
+        ran = work(handle, context, runtime, _events(bars, log), write_results=handle.folder is not None)
+    if handle.folder is not None:
+        write_outputs(handle)
+    return ran

@@ -1,0 +1,187 @@
+"""Where a study lives: a journal file beside its results (one machine), or a database URL
+(shared between machines, with heartbeats so a dead worker's item is taken up again)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import warnings
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import optuna
+from optuna.trial import FrozenTrial
+from sqlalchemy.engine import make_url
+
+from scaler.errors import RunError, UsageError
+
+JOURNAL_NAME = "study.journal"
+# RDB storages: a running trial records a heartbeat every HEARTBEAT_SECONDS; one silent for
+# GRACE_SECONDS belongs to a dead worker. Both can be set from the environment (tests use 1/4).
+HEARTBEAT_SECONDS = int(os.environ.get("SCALER_HEARTBEAT_SECONDS", "10"))
+GRACE_SECONDS = int(os.environ.get("SCALER_GRACE_SECONDS", "30"))
+
+
+def is_url(storage: str) -> bool:
+    return "://" in storage
+
+
+def item_params(trial: FrozenTrial) -> dict:
+    """The work item a trial stands for: the parameters it was enqueued (or suggested) with."""
+    return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+
+
+def _requeue_lost(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Heartbeat callback (RDB): a worker died mid-item; put the item back in the queue."""
+    params = item_params(trial)
+    if params:
+        study.enqueue_trial(params, user_attrs={**params, "requeued_from": trial.number})
+
+
+def open_storage(storage: str, *, exclusive: bool = False) -> optuna.storages.BaseStorage:
+    """An RDB storage for a URL (with heartbeats), a journal file for a path.
+
+    `exclusive` (the caller holds the folder's lock, so no other process writes the journal):
+    first repair what a killed process may have left in the journal.
+    """
+    if is_url(storage):
+        check_url(storage)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    normalise_url(storage),
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                    heartbeat_stale_trial_callback=_requeue_lost,
+                    engine_kwargs={"pool_pre_ping": True},
+                )
+        except Exception as exc:  # sqlalchemy / driver errors: one line, no password
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "Failed to import DB access module" in first or isinstance(exc, ImportError):
+                driver = make_url(normalise_url(storage)).get_driver_name()
+                first = f"its driver {driver!r} is not installed (pip install {_DRIVER_PACKAGES.get(driver, driver)})"
+            raise RunError(f"cannot open storage {mask_url(storage)}: {scrub(first, storage)}") from None
+    path = Path(storage)
+    if exclusive:
+        repair_journal(path)
+        check_journal(path)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
+def repair_journal(path: Path) -> None:
+    """Drop a last line cut short by a kill, so the journal stays readable and appendable,
+    and a journal lock left by a killed writer, which would stall the next one for 30 s."""
+    Path(f"{path}.lock").unlink(missing_ok=True)
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        data = path.read_bytes()
+        f.truncate(data.rfind(b"\n") + 1)
+
+
+def check_journal(path: Path) -> None:
+    """RunError naming the file and line when a journal line is not a readable record (a
+    journal is append-only history: a damaged line cannot be skipped without losing state)."""
+    if not path.exists():
+        return
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                record = json.loads(line.decode("utf-8"))
+                if not isinstance(record, dict) or "op_code" not in record:
+                    raise ValueError("not a journal record")
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise RunError(
+                    f"{path} line {number} is damaged ({str(exc).splitlines()[0][:80]}); the journal is the "
+                    "study's record: restore it from a backup, or move the search folder away to start again"
+                ) from None
+
+
+_SECRET_KEYS = ("password", "passwd", "pwd", "sslpassword")
+# Which package provides each PostgreSQL driver SQLAlchemy may be asked for.
+_DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "pg8000": "pg8000", "asyncpg": "asyncpg"}
+
+
+def _split(url: str) -> tuple[str, str, str, str]:
+    """(scheme, credentials, location, query) of a URL, splitting the credentials at the LAST
+    '@' before the path, so an unescaped '@' in a password stays in the password."""
+    scheme, _, rest = url.partition("://")
+    rest, _, query = rest.partition("?")
+    slash = rest.find("/", rest.rfind("@") + 1 if "@" in rest else 0)
+    netloc, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
+    credentials, _, host = netloc.rpartition("@")
+    return scheme, credentials, host + path, query
+
+
+def _password(url: str) -> list[str]:
+    """Every password a URL carries (in its credentials or its query), as written."""
+    _, credentials, _, query = _split(url)
+    found = [credentials.split(":", 1)[1]] if ":" in credentials else []
+    for pair in query.split("&"):
+        key, _, value = pair.partition("=")
+        if key.lower() in _SECRET_KEYS and value:
+            found.append(value)
+    return [p for p in found if p]
+
+
+def mask_url(url: str) -> str:
+    """The URL with every password (user:PASSWORD@, ?password=) replaced by ***."""
+    if "://" not in url:
+        return url
+    scheme, credentials, location, query = _split(url)
+    if ":" in credentials:
+        credentials = credentials.split(":", 1)[0] + ":***"
+    pairs = []
+    for pair in query.split("&") if query else []:
+        key, eq, value = pair.partition("=")
+        pairs.append(f"{key}=***" if key.lower() in _SECRET_KEYS and eq else pair)
+    return f"{scheme}://" + (f"{credentials}@" if credentials else "") + location + (("?" + "&".join(pairs)) if pairs else "")
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` (say, a driver's error) with the URL's passwords, raw and escaped, masked."""
+    for secret in _password(url):
+        for form in {secret, quote(secret, safe=""), unquote(secret)}:
+            if len(form) >= 2:
+                text = text.replace(form, "***")
+    return text
+
+
+def normalise_url(url: str) -> str:
+    """The URL SQLAlchemy should get: a password escaped (an '@' or ':' in it would otherwise
+    split the URL in the wrong place), 'postgres://' read as 'postgresql://', and a bare
+    'postgresql://' given a PostgreSQL driver that is installed."""
+    scheme, credentials, location, query = _split(url)
+    if ":" in credentials:
+        user, password = credentials.split(":", 1)
+        credentials = f"{user}:{quote(unquote(password), safe='')}"
+    if scheme in ("postgres", "postgresql"):
+        scheme = f"postgresql+{_installed_postgres_driver()}"
+    return f"{scheme}://" + (f"{credentials}@" if credentials else "") + location + (f"?{query}" if query else "")
+
+
+def _installed_postgres_driver() -> str:
+    for module in ("psycopg2", "psycopg"):
+        if importlib.util.find_spec(module) is not None:
+            return module
+    raise RunError("no PostgreSQL driver is installed; install one with: pip install psycopg2-binary")
+
+
+def check_url(url: str) -> None:
+    """UsageError (naming the expected form) for a storage URL SQLAlchemy cannot parse."""
+    if not is_url(url):
+        raise UsageError(
+            f"storage {mask_url(url)!r} is not a database URL; give one like "
+            "postgresql://user@host/db (password in ~/.pgpass or $SCALER_STORAGE)",
+            param="storage",
+        )
+    try:
+        make_url(normalise_url(url)).get_dialect()
+    except Exception as exc:  # sqlalchemy's ArgumentError / NoSuchModuleError
+        message = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)
+        raise UsageError(f"storage {mask_url(url)!r} is not a usable database URL: {message}", param="storage") from None

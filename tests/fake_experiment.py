@@ -1,0 +1,140 @@
+"""A small experiment for testing the study engine without training anything.
+
+Each item has a known score; items can be told to fail, to run out of memory or to take time,
+and every start and finish is appended to a log file, so tests can count real executions
+(across processes and kills) rather than trusting the engine's own records.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from scaler.runtime import Runtime
+from scaler.states import State
+from scaler.study.experiment import Experiment, Outcome, Record, Reporter, WorkItem
+
+
+@dataclass(frozen=True)
+class FakeConfig:
+    count: int = 5
+    epochs: int = 1
+    fail: tuple[int, ...] = ()  # items that raise RuntimeError
+    oom: tuple[int, ...] = ()  # items that raise the CPU allocator's message
+    seconds: float = 0.0  # how long each item works
+    halving: bool = False  # judge reports with successive halving
+    log: str = ""  # file that gets "start ITEM PID" / "finish ITEM PID" lines
+
+    def validate(self) -> None:
+        assert self.count >= 1
+
+    def identity(self) -> dict:
+        return {**asdict(self), "fail": list(self.fail), "oom": list(self.oom)}
+
+
+def score(index: int) -> float:
+    """Item i scores 0.9 - 0.1 i: the first is best."""
+    return round(0.9 - 0.1 * index, 6)
+
+
+def log_lines(path: Path) -> list[tuple[str, int, int]]:
+    """(event, item, pid) for every line of a fake experiment's log."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        event, item, pid = line.split()
+        out.append((event, int(item), int(pid)))
+    return out
+
+
+class FakeExperiment(Experiment):
+    kind = "fake"
+    noun = "item"
+    summary_name = "fake.json"
+
+    def __init__(self, config: FakeConfig) -> None:
+        self.config = config
+        self.planned = 0  # how often `plan` measured items (only for a new study)
+
+    @classmethod
+    def plan(cls, config: FakeConfig) -> FakeExperiment:
+        experiment = cls(config)
+        experiment.planned = 1
+        return experiment
+
+    @classmethod
+    def config_from_identity(cls, identity: dict) -> FakeConfig:
+        return FakeConfig(**{**identity, "fail": tuple(identity["fail"]), "oom": tuple(identity["oom"])})
+
+    @classmethod
+    def restore(cls, config: FakeConfig, attrs: Mapping[str, Any]) -> FakeExperiment:
+        assert attrs["fake_items"] == config.count
+        return cls(config)
+
+    def study_attrs(self) -> dict[str, Any]:
+        return {"fake_items": self.config.count}
+
+    def items(self) -> list[WorkItem]:
+        return [WorkItem.of(item=i) for i in range(self.config.count)]
+
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        return {"item": optuna.distributions.IntDistribution(0, self.config.count - 1)}
+
+    def pruner(self) -> optuna.pruners.BasePruner:
+        if self.config.halving:
+            return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        return optuna.pruners.NopPruner()
+
+    def prepare(self, runtime: Runtime) -> dict:
+        return {"device": runtime.device}
+
+    def epochs(self, context: dict) -> int:
+        return self.config.epochs
+
+    def _log(self, event: str, index: int) -> None:
+        if self.config.log:
+            with open(self.config.log, "a") as f:
+                f.write(f"{event} {index} {os.getpid()}\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+    def run(self, item: WorkItem, context: dict, runtime: Runtime, reporter: Reporter) -> Outcome:
+        index = item["item"]
+        self._log("start", index)
+        deadline = time.monotonic() + self.config.seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        if index in self.config.fail:
+            raise RuntimeError(f"boom: injected failure in item {index}")
+        if index in self.config.oom:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+        value = score(index)
+        for epoch in range(1, self.config.epochs + 1):
+            reporter.step(epoch, self.config.epochs, 1.0, 100.0)
+            partial = value * epoch / self.config.epochs
+            if reporter.report(partial, epoch) and epoch < self.config.epochs:
+                self._log("finish", index)
+                return Outcome(State.PRUNED, f"pruned after epoch {epoch}", None, {"value": partial, "epochs": epoch})
+        self._log("finish", index)
+        return Outcome(State.COMPLETE, "", value, {"value": value, "epochs": self.config.epochs})
+
+    def table(self, records: list[Record]) -> pd.DataFrame:
+        rows = [
+            {"item": r.item["item"], "value": r.attrs.get("value"), "epochs": r.attrs.get("epochs"), "state": r.state.value, "reason": r.reason}
+            for r in records
+        ]
+        frame = pd.DataFrame(rows)
+        frame["_group"] = [State(s).rank_group for s in frame["state"]]
+        frame = frame.sort_values(["_group", "value"], ascending=[True, False], na_position="last")
+        return frame.drop(columns="_group").reset_index(drop=True)
+
+    def summary(self, frame: pd.DataFrame) -> dict[str, Any]:
+        return {"states": frame["state"].value_counts().to_dict()}

@@ -1,0 +1,259 @@
+"""The study engine through a fake experiment: exactly-once work, resume, failures, pruning,
+stale workers and kills, over a journal file, SQLite and (where the suite starts it)
+PostgreSQL. Nothing here trains a network."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from fake_experiment import FakeConfig, FakeExperiment, log_lines, score
+from rich.console import Console
+
+import scaler.study.engine as engine
+import scaler.study.storage as storage_module
+from scaler.errors import UsageError
+from scaler.runtime import Runtime
+from scaler.states import State
+from scaler.study.engine import (
+    count_finished,
+    join_study,
+    open_study,
+    pop_trial,
+    reconcile,
+    records,
+    run_trial,
+    work,
+)
+from scaler.study.experiment import Events, WorkItem
+from scaler.study.lock import folder_lock
+from scaler.study.runner import run_study
+
+CPU = Runtime(device="cpu", threads=1)
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(params=["journal", "sqlite", "postgres"])
+def storage_url(request, tmp_path):
+    """None (the folder's journal file), a SQLite URL, or the suite's PostgreSQL server."""
+    if request.param == "journal":
+        return None
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'studies.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def open_fake(folder: Path, config: FakeConfig, storage_url: str | None = None, name: str | None = None):
+    return open_study(FakeExperiment, config, folder=folder, storage_url=storage_url, name=name or folder.name)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"  # PostgreSQL is shared by the whole suite
+
+
+def states(handle) -> dict[int, State]:
+    return {r.item["item"]: r.state for r in records(handle)}
+
+
+def test_every_item_runs_once_and_results_are_ranked(tmp_path, storage_url):
+    log = tmp_path / "runs.log"
+    folder = tmp_path / unique("once")
+    config = FakeConfig(count=5, log=str(log))
+    with folder_lock(folder):
+        handle = open_fake(folder, config, storage_url)
+        assert handle.experiment.planned == 1
+        plan = reconcile(handle)
+        assert plan.total == 5 and len(plan.queued) == 5 and plan.finished == 0
+        assert work(handle, handle.experiment.prepare(CPU), CPU) == 5
+    finished = [item for event, item, _ in log_lines(log) if event == "finish"]
+    assert sorted(finished) == [0, 1, 2, 3, 4]
+    frame = pd.read_csv(folder / "results.csv")
+    assert frame["item"].tolist() == [0, 1, 2, 3, 4]  # ranked by score, best first
+    assert frame["value"].tolist() == pytest.approx([score(i) for i in range(5)])
+    info = json.loads((folder / "fake.json").read_text())
+    assert info["states"] == {"complete": 5} and info["name"] == folder.name
+    assert info["kind"] == "fake_experiment:FakeExperiment"
+    assert info["config"]["count"] == 5
+
+    with folder_lock(folder):  # resumed: restored, not planned again; nothing left to run
+        again = open_fake(folder, config, storage_url)
+        assert again.experiment.planned == 0
+        plan = reconcile(again)
+        assert plan.finished == 5 and plan.queued == []
+        assert work(again, {}, CPU) == 0
+    assert len(log_lines(log)) == 10  # 5 starts, 5 finishes: nothing ran twice
+
+
+def test_failures_keep_their_reason_and_are_retried_on_request(tmp_path, storage_url):
+    folder = tmp_path / unique("fail")
+    config = FakeConfig(count=4, fail=(1,), oom=(2,))
+    with folder_lock(folder):
+        handle = open_fake(folder, config, storage_url)
+        reconcile(handle)
+        work(handle, {}, CPU)
+    frame = pd.read_csv(folder / "results.csv", keep_default_na=False)
+    reasons = dict(zip(frame["item"], frame["reason"]))
+    assert frame["state"].tolist() == ["complete", "complete", "failed", "failed"]  # failures last
+    assert reasons[1] == "RuntimeError: boom: injected failure in item 1"
+    assert reasons[2] == "out of memory"
+
+    fixed = FakeConfig(count=4, fail=(1,), oom=(2,))
+    with folder_lock(folder):
+        handle = open_fake(folder, fixed, storage_url)
+        plan = reconcile(handle)  # without retry_failed they stay failed
+        assert plan.failed == [WorkItem.of(item=1), WorkItem.of(item=2)] and plan.queued == []
+        plan = reconcile(handle, retry_failed=True)
+        assert plan.queued == [WorkItem.of(item=1), WorkItem.of(item=2)]
+        work(handle, {}, CPU)
+    assert states(handle) == {0: State.COMPLETE, 1: State.FAILED, 2: State.FAILED, 3: State.COMPLETE}
+    assert count_finished(handle) == 4
+
+
+def test_an_item_left_running_is_interrupted_and_run_again(tmp_path, storage_url, monkeypatch):
+    """Journal: the folder lock proves a RUNNING trial's process is gone. RDB: its heartbeat
+    stops and, after the grace period, the item is queued again."""
+    monkeypatch.setattr(storage_module, "GRACE_SECONDS", 1)
+    monkeypatch.setattr(engine, "HEARTBEAT_SECONDS", 1)
+    log = tmp_path / "runs.log"
+    folder = tmp_path / unique("stale")
+    config = FakeConfig(count=3, log=str(log))
+    with folder_lock(folder):
+        handle = open_fake(folder, config, storage_url)
+        reconcile(handle)
+        orphan = pop_trial(handle)  # taken by a "worker" that then dies without a word
+        assert orphan is not None
+        if storage_url is not None:
+            time.sleep(2.5)  # heartbeat older than the grace period
+        resumed = open_fake(folder, config, storage_url)
+        plan = reconcile(resumed)
+        assert len(plan.queued) == 3
+        if storage_url is None:
+            assert plan.interrupted == 1
+        assert work(resumed, {}, CPU) == 3
+    assert sorted(i for e, i, _ in log_lines(log) if e == "finish") == [0, 1, 2]
+    assert set(states(resumed).values()) == {State.COMPLETE}
+    orphan_state = resumed.study.trials[orphan.number]
+    assert orphan_state.state == optuna.trial.TrialState.FAIL
+
+
+def test_an_item_enqueued_twice_runs_once(tmp_path, storage_url):
+    log = tmp_path / "runs.log"
+    folder = tmp_path / unique("dup")
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=2, log=str(log)), storage_url)
+        reconcile(handle)
+        handle.study.enqueue_trial({"item": 0}, user_attrs={"item": 0})  # a second reconciler
+        states_seen = []
+        while (trial := pop_trial(handle)) is not None:
+            states_seen.append(run_trial(handle, trial, {}, CPU, Events()))
+    assert sorted(states_seen) == sorted([State.COMPLETE, State.COMPLETE, State.DUPLICATE])
+    assert sorted(i for e, i, _ in log_lines(log) if e == "start") == [0, 1]
+
+
+def test_pruned_items_stop_early_and_rank_after_complete(tmp_path, storage_url):
+    folder = tmp_path / unique("halving")
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=4, epochs=3, halving=True), storage_url)
+        reconcile(handle)
+        work(handle, {}, CPU)
+    frame = pd.read_csv(folder / "results.csv")
+    # Item 0 is best and promoted; each later (worse) one stops after epoch 1.
+    assert frame["state"].tolist() == ["complete", "pruned", "pruned", "pruned"]
+    assert frame["epochs"].tolist() == [3, 1, 1, 1]
+    assert frame["value"].notna().all()
+
+
+def test_another_configuration_under_the_same_name_is_refused(tmp_path, storage_url):
+    folder = tmp_path / unique("clash")
+    with folder_lock(folder):
+        open_fake(folder, FakeConfig(count=2), storage_url)
+        with pytest.raises(UsageError, match="already exists with another configuration.*count: 2 -> 3"):
+            open_fake(folder, FakeConfig(count=3), storage_url)
+
+
+def test_workers_join_from_the_stored_configuration(tmp_path, storage_url):
+    if storage_url is None:
+        pytest.skip("a folder's journal is not joined from elsewhere")
+    name = unique("join")
+    with folder_lock(tmp_path / name):
+        created = open_fake(tmp_path / name, FakeConfig(count=3, epochs=2), storage_url)
+        reconcile(created)
+    joined = join_study(storage_url, name)
+    assert isinstance(joined.experiment, FakeExperiment)
+    assert joined.experiment.config == FakeConfig(count=3, epochs=2)
+    assert work(joined, {}, CPU, write_results=False) == 3
+    with pytest.raises(UsageError, match="not found"):
+        join_study(storage_url, "no-such-study")
+
+
+def test_local_worker_processes_share_the_items(tmp_path):
+    log = tmp_path / "runs.log"
+    folder = tmp_path / "processes"
+    config = FakeConfig(count=6, seconds=0.3, log=str(log))
+    messages: list[str] = []
+    with folder_lock(folder):
+        handle = open_fake(folder, config)
+        outcome = run_study(handle, workers=2, runtime=CPU, retry_failed=False, quiet=True, log=messages.append, progress_console=Console(quiet=True))
+    assert outcome.finished == 6 and not outcome.interrupted
+    finishes = [(i, pid) for e, i, pid in log_lines(log) if e == "finish"]
+    assert sorted(i for i, _ in finishes) == list(range(6))  # each item exactly once
+    assert len({pid for _, pid in finishes}) == 2 and os.getpid() not in {pid for _, pid in finishes}
+
+
+KILLABLE = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from rich.console import Console
+    from fake_experiment import FakeConfig, FakeExperiment
+    from scaler.runtime import Runtime
+    from scaler.study.engine import open_study
+    from scaler.study.lock import folder_lock
+    from scaler.study.runner import run_study
+
+    folder, log = Path(sys.argv[1]), sys.argv[2]
+    config = FakeConfig(count=4, seconds=0.5, log=log)
+    with folder_lock(folder):
+        handle = open_study(FakeExperiment, config, folder=folder)
+        run_study(handle, workers=1, runtime=Runtime(device="cpu", threads=1), retry_failed=False,
+                  quiet=True, log=print, progress_console=Console(quiet=True))
+    """
+)
+
+
+def test_sigkill_mid_item_then_resume_runs_every_item_exactly_once(tmp_path):
+    log = tmp_path / "runs.log"
+    folder = tmp_path / "killed"
+    script = tmp_path / "killable.py"
+    script.write_text(KILLABLE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, str(script), str(folder), str(log)], env=env, stdout=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        events = log_lines(log)
+        if any(e == "finish" for e, _, _ in events) and events[-1][0] == "start":
+            break  # one item finished, the next one is mid-work
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = log_lines(log)
+    killed_item = before[-1][1]
+    assert before[-1][0] == "start"
+
+    subprocess.run([sys.executable, str(script), str(folder), str(log)], env=env, check=True, capture_output=True, timeout=120)
+    events = log_lines(log)
+    finishes = sorted(i for e, i, _ in events if e == "finish")
+    assert finishes == [0, 1, 2, 3]  # every item finished exactly once
+    assert [i for e, i, _ in events if e == "start"].count(killed_item) == 2  # the killed one ran again
+    frame = pd.read_csv(folder / "results.csv")
+    assert set(frame["state"]) == {"complete"} and len(frame) == 4

@@ -1,0 +1,317 @@
+"""Hostile use, as a new user would try it: bad flags, damaged folders, kills, pipes, secrets.
+
+Every case checks three things: the exit code, one clear line on stderr, and that nothing
+already written was lost. Add a bad-input case to BAD_INPUT; a damaged-folder case to
+DAMAGED_FOLDERS (a function that damages a finished micro search in place).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+SCALER = str(Path(sys.executable).parent / "scaler")
+# 2 candidates on a tiny proxy: (1, 1.1, 1.1) and (1.2, 1.1, 1.1).
+MICRO = [
+    "--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1.1", "--tolerance", "0.54",
+    "--base-resolution", "32", "--base-width", "0.25", "--train-images", "64", "--val-images", "32",
+    "--batch-size", "16", "--epochs", "1", "--threads", "1", "--device", "cpu", "--quiet",
+]  # fmt: skip
+
+
+def search_args(root: Path, *extra: str, name: str = "micro") -> list[str]:
+    return ["search", *MICRO, "--root", str(root), "--name", name, *extra]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A finished micro search (made once; tests copy it before damaging it)."""
+    root = tmp_path_factory.mktemp("finished")
+    result = subprocess.run([SCALER, *search_args(root)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return root / "micro"
+
+
+@pytest.fixture
+def copy(finished, tmp_path) -> Path:
+    """A private copy of the finished search, as <tmp_path>/micro."""
+    return Path(shutil.copytree(finished, tmp_path / "micro"))
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: exit 2, one line, nothing created.
+
+BAD_INPUT = [
+    (["--name", ".."], "name '..' is not allowed"),
+    (["--name", "../../x"], "is not allowed"),
+    (["--name", "/abs/path"], "is not allowed"),
+    (["--name", "a/b/c"], "is not allowed"),
+    (["--name", "."], "is not allowed"),
+    (["--storage", "notaurl"], "is not a database URL"),
+    (["--storage", "postgresql://u:pw@host:notaport/db"], "is not a usable database URL"),
+    (["--device", "cuda:7"], "is not available here"),
+    (["--data", ""], "is empty"),
+    (["--data", "cifar10:/etc/passwd"], "is a file, not a folder"),
+    (["--base-width", "1e6"], "--base-width"),
+    (["--phi", "100"], "phi"),
+    (["--target", "1e308"], "--target"),
+    (["--alpha-range", "1:100:0.01", "--beta-range", "1:10:0.01"], "grid points"),
+    (["--batch-size", "0"], "--batch-size"),
+]
+
+
+@pytest.mark.parametrize("extra, words", BAD_INPUT)
+def test_bad_search_input_is_refused_before_anything_is_created(cli, tmp_path, extra, words):
+    args = search_args(tmp_path / "root", name="x")
+    name_given = "--name" in extra
+    if name_given:
+        args = args[: args.index("--name")] + args[args.index("--name") + 2 :]
+    result = cli(*args, *extra)
+    assert result.code == 2, result.err
+    assert words in one_line(result.err)
+    assert not (tmp_path / "root").exists() or list((tmp_path / "root").iterdir()) == []
+    assert not (tmp_path / "results.csv").exists() and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["scale", "--phi", "0-1000000000"], "every phi must be in 0..64"),
+        (["scale", "--phi", "20"], "phi 20 gives depth 1.2^20"),
+        (["scale", "--gamma", "2", "--phi", "5"], "phi 5 gives resolution 224 x 2^5"),
+        (["candidates", "--target", "1e308"], "--target"),
+        (["flops", "--width", "16", "--resolution", "4096"], "too large to count"),
+        (["report", "nowhere", "--plot", "out.xyz"], "no picture format"),
+    ],
+)
+def test_huge_or_malformed_values_are_refused_up_front(cli, args, words):
+    start = time.monotonic()
+    result = cli(*args)
+    assert result.code == 2 and words in one_line(result.err)
+    assert time.monotonic() - start < 20
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged folders: recorded results are never overwritten.
+
+
+def test_missing_or_emptied_journal_is_refused_and_results_kept(cli, copy):
+    before = (copy / "results.csv").read_text()
+    for damage in (lambda p: p.unlink(), lambda p: p.write_text("")):
+        if (copy / "study.journal").exists():
+            damage(copy / "study.journal")
+        result = cli(*search_args(copy.parent))
+        assert result.code == 1
+        assert "holds no study 'micro'" in one_line(result.err) and "refusing to start over" in result.err
+        assert (copy / "results.csv").read_text() == before
+
+
+def test_another_storage_for_a_journal_search_is_refused(cli, copy, tmp_path):
+    before = (copy / "results.csv").read_text()
+    result = cli(*search_args(copy.parent), "--storage", f"sqlite:///{tmp_path / 'other.db'}")
+    assert result.code == 2 and "keeps its study in study.journal" in one_line(result.err)
+    assert (copy / "results.csv").read_text() == before
+
+
+@pytest.mark.parametrize("content", ['{"name": "micro", "fing', "{}", "[1,2]"])
+def test_damaged_summary_is_rebuilt_from_the_journal(cli, copy, content):
+    (copy / "search.json").write_text(content)
+    result = cli(*search_args(copy.parent))
+    assert result.code == 0, result.err
+    assert "search.json is not" in result.err and "rebuilt from the study" in result.err
+    assert json.loads((copy / "search.json").read_text())["states"] == {"complete": 2}
+
+
+def test_damaged_journal_line_names_the_file_and_line(cli, copy):
+    lines = (copy / "study.journal").read_bytes().splitlines(keepends=True)
+    lines[2] = b'{"op_code": 5, "broken\xff\n'
+    (copy / "study.journal").write_bytes(b"".join(lines))
+    result = cli(*search_args(copy.parent))
+    assert result.code == 1
+    assert "study.journal line 3 is damaged" in one_line(result.err)
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda text: text[: len(text) * 2 // 3], "disagrees with search.json"),  # cut mid-row
+        (lambda text: text.splitlines()[0] + "\n", "disagrees with search.json"),  # header only
+        (lambda text: text.replace(",complete,", ",finished,", 1), "disagrees with search.json"),
+    ],
+)
+def test_report_refuses_a_table_that_disagrees_with_its_search(cli, copy, damage, words):
+    (copy / "results.csv").write_text(damage((copy / "results.csv").read_text()))
+    result = cli("report", copy)
+    assert result.code == 2 and words in one_line(result.err)
+
+
+def test_report_names_a_hand_edited_cell(cli, copy):
+    frame = pd.read_csv(copy / "results.csv", dtype=str, keep_default_na=False)
+    frame.loc[1, "top1"] = "about half"
+    frame.to_csv(copy / "results.csv", index=False)
+    result = cli("report", copy)
+    assert result.code == 2
+    assert "results.csv line 3, column top1: 'about half' is not a number" in one_line(result.err)
+
+
+def test_stale_temporary_files_are_removed_on_resume(cli, copy):
+    stale = copy / ".results.csv.abc123.tmp"
+    stale.write_text("half a table")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    result = cli(*search_args(copy.parent))
+    assert result.code == 0 and not stale.exists()
+    assert "nan" not in result.err  # nothing left to train: no 'measured nan img/s'
+
+
+# ---------------------------------------------------------------------------------------------
+# Results silently wrong: refused or made right.
+
+
+def make_folder(root: Path, classes: int, per_class: int = 5, size: int = 20) -> Path:
+    for c in range(classes):
+        folder = root / f"class{c:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.new("RGB", (size, size), ((37 * c) % 256, (91 * i) % 256, 128)).save(folder / f"{i}.png")
+    return root
+
+
+def test_changed_data_on_resume_is_refused(cli, tmp_path):
+    data = make_folder(tmp_path / "images", classes=3)
+    args = [a if a != "64" else "12" for a in search_args(tmp_path / "root")]  # fewer train images
+    args = [*args, "--data", str(data), "--val-images", "6"]
+    first = cli(*args)
+    assert first.code == 0, first.err
+    before = (tmp_path / "root" / "micro" / "results.csv").read_text()
+    Image.new("RGB", (20, 20), (1, 2, 3)).save(data / "class00" / "new.png")
+    again = cli(*args)
+    assert again.code == 2 and "changed since it started" in one_line(again.err)
+    assert (tmp_path / "root" / "micro" / "results.csv").read_text() == before
+
+
+def test_a_folder_with_more_than_ten_classes_trains_with_its_class_count(cli, tmp_path):
+    data = make_folder(tmp_path / "images", classes=12, per_class=3)
+    result = cli(*search_args(tmp_path / "root"), "--data", str(data), "--val-fraction", "0.34")
+    assert result.code == 0, result.err
+    frame = pd.read_csv(tmp_path / "root" / "micro" / "results.csv")
+    assert set(frame["state"]) == {"complete"}
+    info = json.loads((tmp_path / "root" / "micro" / "search.json").read_text())
+    assert info["config"]["base"]["num_classes"] == 12
+
+
+def test_a_search_where_everything_failed_exits_1(cli, tmp_path):
+    result = cli(*search_args(tmp_path), "--lr", "1e30")
+    assert result.code == 1
+    assert result.err.strip().splitlines()[-1].startswith("error: no candidate finished: all 2 failed (first: diverged")
+    scale = cli("scale", "--from", tmp_path / "micro")
+    assert scale.code == 2 and "--retry-failed" in one_line(scale.err)
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets
+
+
+@pytest.mark.parametrize(
+    "url, secrets",
+    [
+        ("postgresql://scaler:s3cr3t-pw@127.0.0.1:9/db", ["s3cr3t-pw"]),
+        ("postgresql://scaler@127.0.0.1:9/db?password=t0p-s3cret&sslmode=disable", ["t0p-s3cret"]),
+        ("postgresql://scaler:p@ss:w0rd@127.0.0.1:9/db", ["p@ss:w0rd", "ss:w0rd", "w0rd"]),
+    ],
+)
+def test_no_password_reaches_the_terminal(cli, tmp_path, url, secrets):
+    result = cli(*search_args(tmp_path), "--storage", url)
+    assert result.code == 1 and "cannot open storage" in one_line(result.err)
+    for secret in secrets:
+        assert secret not in result.err and secret not in result.out
+    assert not any(secret in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file() for secret in secrets)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipes, Ctrl-C, kills
+
+
+def test_a_reader_that_goes_away_fails_no_command(tmp_path):
+    flops = subprocess.run(f"set -o pipefail; {SCALER} flops all --format json | head -1", shell=True, executable="/bin/bash", capture_output=True, text=True)
+    assert flops.returncode == 0 and flops.stderr == "" and flops.stdout == "[\n"
+    search = subprocess.run(
+        f"set -o pipefail; {SCALER} {' '.join(search_args(tmp_path))} --format csv | head -1",
+        shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert search.returncode == 0, search.stderr
+    assert set(pd.read_csv(tmp_path / "micro" / "results.csv")["state"]) == {"complete"}
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.4])
+def test_ctrl_c_while_starting_is_one_line(tmp_path, delay):
+    process = subprocess.Popen([SCALER, "flops", "all"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    if process.returncode == 0:
+        pytest.skip("finished before the signal")
+    assert process.returncode == 130 and one_line(err) == "interrupted"
+
+
+def test_ctrl_c_while_counting_candidates_is_one_line(tmp_path):
+    args = [SCALER, "candidates", "--alpha-range", "1:2:0.02", "--beta-range", "1:1.4:0.02", "--gamma-range", "1:1.4:0.02", "--tolerance", "0.3"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and one_line(err) == "interrupted"
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_die_with_their_parent(tmp_path):
+    args = search_args(tmp_path, "--workers", "2", name="orphans")
+    args[args.index("--epochs") + 1] = "30"
+    parent = subprocess.Popen([SCALER, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    workers: list[int] = []
+    while time.time() < deadline and len(workers) < 2:
+        workers = [p for p in children_of(parent.pid) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        time.sleep(0.2)
+    assert len(workers) >= 2, "the worker processes never started"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(alive(p) for p in workers):
+        time.sleep(0.2)
+    assert not any(alive(p) for p in workers)
