@@ -37,8 +37,14 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
 
     colors = {"complete": "tab:blue", "pruned": "tab:gray"}
     for state, group in scored.groupby("state"):
-        left.scatter(group["macs"] / 1e6, group["top1"] * 100, s=36, alpha=0.8,
-                     color=colors.get(state, "tab:red"), label=state)  # fmt: skip
+        color = colors.get(state, "tab:red")
+        left.scatter(group["macs"] / 1e6, group["top1"] * 100, s=36, alpha=0.8, color=color, label=state)
+        bounds = group[["top1_low", "top1_high"]].astype(float) if "top1_low" in group else None
+        if bounds is not None and bounds.notna().all(axis=None):
+            below = (group["top1"] - bounds["top1_low"]).clip(lower=0) * 100
+            above = (bounds["top1_high"] - group["top1"]).clip(lower=0) * 100
+            left.errorbar(group["macs"] / 1e6, group["top1"] * 100, yerr=[below, above], fmt="none",
+                          ecolor=color, alpha=0.5, capsize=2)  # fmt: skip
     front = pareto_front(scored).sort_values("macs")
     left.plot(front["macs"] / 1e6, front["top1"] * 100, "-o", color="tab:orange", lw=1.5, ms=4, label="Pareto front")
     paper = scored[
@@ -52,7 +58,7 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
         left.annotate(f"best ({best['alpha']:g}, {best['beta']:g}, {best['gamma']:.3g})",
                       (best["macs"] / 1e6, best["top1"] * 100), textcoords="offset points", xytext=(6, 6))  # fmt: skip
     left.set_xlabel("MACs of the scaled proxy (M)")
-    left.set_ylabel("val top-1 (%)")
+    left.set_ylabel("val top-1 (%), mean with 95% interval")
     left.set_title("accuracy against cost")
     left.grid(alpha=0.3)
     left.legend(fontsize=8)
@@ -65,7 +71,7 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
         for (i, j), value in np.ndenumerate(best_per_cell.values):
             if not np.isnan(value):
                 right.text(j, i, f"{value * 100:.1f}", ha="center", va="center", color="white", fontsize=8)
-        fig.colorbar(image, ax=right, label="val top-1 (%), best gamma per cell")
+        fig.colorbar(image, ax=right, label="mean val top-1 (%), best gamma per cell")
     right.set_xlabel("beta (width)")
     right.set_ylabel("alpha (depth)")
     right.set_title("top-1 over (alpha, beta); gamma from the constraint")

@@ -13,6 +13,8 @@ import pandas as pd
 from collections.abc import Hashable
 
 from scaler.counting import ModelCount, count_model
+from scaler.states import State
+from scaler.statistics import rank_agreement
 from scaler.models import Preset, get_family, network_spec, resolve_variant
 from scaler.scaling import compound_scale, validate_resolution
 
@@ -182,3 +184,49 @@ def pareto_front(frame: pd.DataFrame) -> pd.DataFrame:
         if not dominated:
             keep.append(i)
     return frame.loc[keep]
+
+
+@dataclass(frozen=True)
+class SearchComparison:
+    """Two searches over the same candidates: rows side by side (`_a`, `_b` suffixes), rank
+    agreement over the candidates complete in both, and what each best is in the other."""
+
+    frame: pd.DataFrame
+    shared: int
+    scored: int
+    spearman: float | None
+    kendall: float | None
+    best_lines: list[str]
+
+
+COMPARE_KEYS = ["alpha", "beta", "gamma", "resolution"]
+
+
+def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
+    """Join two ranked search tables on the candidate (alpha, beta, gamma, resolution)."""
+    keep = ["rank", "top1", "top1_low", "top1_high", "state", "tied_with_best"]
+    frame = a[COMPARE_KEYS + keep].merge(b[COMPARE_KEYS + keep], on=COMPARE_KEYS, suffixes=("_a", "_b"), how="inner")
+    frame["difference"] = pd.to_numeric(frame["top1_b"], errors="coerce") - pd.to_numeric(frame["top1_a"], errors="coerce")
+    frame = frame.sort_values("rank_a").reset_index(drop=True)
+    both = frame[(frame["state_a"] == State.COMPLETE.value) & (frame["state_b"] == State.COMPLETE.value)]
+    agreement = rank_agreement(both["top1_a"].astype(float), both["top1_b"].astype(float)) if len(both) >= 3 else None
+    spearman, kendall = agreement if agreement is not None else (None, None)
+    lines = []
+    for name, mine, other in (("A", "a", "b"), ("B", "b", "a")):
+        own = frame[frame[f"state_{mine}"] == State.COMPLETE.value].sort_values(f"rank_{mine}")
+        if not len(own):
+            continue
+        best = own.iloc[0]
+        where = f"rank {int(best[f'rank_{other}'])} in {'B' if other == 'b' else 'A'}"
+        verdict = {True: "tied with its best there", False: "not tied with its best there"}.get(_truth(best[f"tied_with_best_{other}"]), "tie unknown there")
+        lines.append(f"best of {name}: ({best['alpha']:g}, {best['beta']:g}, {best['gamma']:.3g}) is {where}, {verdict}")
+    return SearchComparison(frame, len(frame), len(both), spearman, kendall, lines)
+
+
+def _truth(value: object) -> bool | None:
+    """A tied_with_best cell as read back from CSV: True, False or unknown."""
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower())
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return bool(value)

@@ -8,6 +8,7 @@ gives identical metrics.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import resource
@@ -15,7 +16,7 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from scaler.data import Dataset, eval_batches, train_batches
 from scaler.errors import RunError, UsageError
 from scaler.runtime import Runtime, select_device
 from scaler.states import State
+from scaler.statistics import pack_correct
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 # Default learning rate per optimizer, for batch 32 on a few-epoch proxy from scratch, measured
@@ -149,6 +151,9 @@ class TrainResult:
     images_per_s: float
     steps: int = 0  # optimizer steps taken
     lr: float = field(default=math.nan)  # peak learning rate used
+    # Per-image top-1 correctness of the last evaluation, packed (scaler.statistics.pack_correct):
+    # what paired comparisons of candidates on the same validation images need.
+    val_correct: str = ""
 
     @property
     def top1(self) -> float:
@@ -178,6 +183,17 @@ def _finite(value):
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
+
+def repeat_seed(seed: int, candidate: int, repeat: int) -> int:
+    """The seed of one repeat (initialisation, batch order, augmentation, dropout): repeat 0
+    uses `seed` itself (as a single run always has); repeat r >= 1 a seed derived from
+    (seed, candidate, r), so a re-run reproduces each repeat. `candidate` tells apart the
+    networks of one search."""
+    if repeat == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}:{candidate}:{repeat}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") % 2**31
 
 
 def seed_everything(seed: int) -> None:
@@ -278,17 +294,27 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+class Evaluation(NamedTuple):
+    """One pass over the val split: top-1, top-5 (None with < 5 classes), mean cross-entropy,
+    and whether each image (in split order) was right at top-1."""
+
+    top1: float
+    top5: float | None
+    loss: float
+    correct: np.ndarray
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, dataset: Dataset, resolution: int, device: torch.device,
-             batch_size: int = 128, channels_last: bool = True) -> tuple[float, float | None,
-                                                                         float]:
-    """(top1, top5 or None with < 5 classes, mean cross-entropy) on the whole val split."""
+             batch_size: int = 128, channels_last: bool = True) -> Evaluation:
+    """Evaluate `model` on the whole val split (see `Evaluation`)."""
     model.eval()
     k = 5 if dataset.num_classes >= 5 else None
     loss_sum = torch.zeros((), device=device)  # float32: MPS has no float64
     hit1 = torch.zeros((), device=device, dtype=torch.int64)
     hit5 = torch.zeros((), device=device, dtype=torch.int64)
     n = 0
+    correct: list[torch.Tensor] = []
     autocast = _autocast(device)
     for x, y in eval_batches(dataset.val, batch_size=batch_size, resolution=resolution,
                              device=device, channels_last=channels_last):
@@ -299,13 +325,16 @@ def evaluate(model: nn.Module, dataset: Dataset, resolution: int, device: torch.
         if k is not None:
             top = logits.topk(k, dim=1).indices
             hit5 += (top == y[:, None]).any(dim=1).sum()
-            hit1 += (top[:, 0] == y).sum()
+            right = top[:, 0] == y
         else:
-            hit1 += (logits.argmax(dim=1) == y).sum()
+            right = logits.argmax(dim=1) == y
+        hit1 += right.sum()
+        correct.append(right)
         n += y.numel()
     if n == 0:
-        return math.nan, (math.nan if k else None), math.nan
-    return (hit1.item() / n, (hit5.item() / n) if k else None, loss_sum.item() / n)
+        return Evaluation(math.nan, (math.nan if k else None), math.nan, np.zeros(0, dtype=bool))
+    right = torch.cat(correct).cpu().numpy()
+    return Evaluation(hit1.item() / n, (hit5.item() / n) if k else None, loss_sum.item() / n, right)
 
 
 def _autocast(device: torch.device):
@@ -393,7 +422,7 @@ def _train(model, dataset, resolution, config, device, on_step, on_epoch) -> Tra
     report_every = CUDA_SYNC_EVERY if on_cuda else 1
 
     epochs: list[EpochMetrics] = []
-    status, reason, step = State.COMPLETE, "", 0
+    status, reason, step, val_correct = State.COMPLETE, "", 0, ""
     train_time, train_images = 0.0, 0
     for epoch in range(1, n_epochs + 1):
         epoch_start = time.perf_counter()
@@ -442,8 +471,9 @@ def _train(model, dataset, resolution, config, device, on_step, on_epoch) -> Tra
             word = "nan" if math.isnan(bad[0]) else "inf"
             status, reason = State.DIVERGED, f"loss became {word} at epoch {epoch} step {bad[1]}"
             break
-        top1, top5, val_loss = evaluate(model, dataset, resolution, device,
-                                        config.eval_batch_size)
+        top1, top5, val_loss, correct = evaluate(model, dataset, resolution, device,
+                                                 config.eval_batch_size)
+        val_correct = pack_correct(correct)
         metrics = EpochMetrics(
             epoch=epoch,
             train_loss=(loss_sum / max(1, seen_steps)).item(),
@@ -476,4 +506,5 @@ def _train(model, dataset, resolution, config, device, on_step, on_epoch) -> Tra
         images_per_s=train_images / train_time if train_time > 0 else math.nan,
         steps=step,
         lr=config.learning_rate,
+        val_correct=val_correct,
     )

@@ -65,7 +65,7 @@ class FakeExperiment(Experiment):
         self.planned = 0  # how often `plan` measured items (only for a new study)
 
     @classmethod
-    def plan(cls, config: FakeConfig) -> FakeExperiment:
+    def plan(cls, config: FakeConfig, **settings: Any) -> FakeExperiment:
         experiment = cls(config)
         experiment.planned = 1
         return experiment
@@ -75,7 +75,7 @@ class FakeExperiment(Experiment):
         return FakeConfig(**{**identity, "fail": tuple(identity["fail"]), "oom": tuple(identity["oom"])})
 
     @classmethod
-    def restore(cls, config: FakeConfig, attrs: Mapping[str, Any]) -> FakeExperiment:
+    def restore(cls, config: FakeConfig, attrs: Mapping[str, Any], **settings: Any) -> FakeExperiment:
         assert attrs["fake_items"] == config.count
         return cls(config)
 
@@ -136,5 +136,5 @@ class FakeExperiment(Experiment):
         frame = frame.sort_values(["_group", "value"], ascending=[True, False], na_position="last")
         return frame.drop(columns="_group").reset_index(drop=True)
 
-    def summary(self, frame: pd.DataFrame) -> dict[str, Any]:
-        return {"states": frame["state"].value_counts().to_dict()}
+    def summary(self, frame: pd.DataFrame, records: list[Record]) -> dict[str, Any]:
+        return {"records": len(records)}

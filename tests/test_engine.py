@@ -257,3 +257,15 @@ def test_sigkill_mid_item_then_resume_runs_every_item_exactly_once(tmp_path):
     assert [i for e, i, _ in events if e == "start"].count(killed_item) == 2  # the killed one ran again
     frame = pd.read_csv(folder / "results.csv")
     assert set(frame["state"]) == {"complete"} and len(frame) == 4
+
+
+def test_a_plain_postgresql_url_uses_the_installed_driver(tmp_path, postgres_url):
+    """The URL a database shows (postgresql://...) works as it is: SQLAlchemy 2.1 would pick
+    psycopg 3, which this project does not install; scaler picks whichever driver is there."""
+    plain_url = postgres_url.replace("postgresql+psycopg2://", "postgresql://")
+    name = unique("plain")
+    with folder_lock(tmp_path / name):
+        handle = open_fake(tmp_path / name, FakeConfig(count=2), plain_url)
+        reconcile(handle)
+        assert work(handle, {}, CPU) == 2
+    assert set(states(handle).values()) == {State.COMPLETE}

@@ -244,6 +244,13 @@ def test_no_password_reaches_the_terminal(cli, tmp_path, url, secrets):
     assert not any(secret in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file() for secret in secrets)
 
 
+def test_a_missing_database_driver_is_named_with_its_package(cli, tmp_path):
+    result = cli(*search_args(tmp_path), "--storage", "postgresql+pg8000://scaler:pw@127.0.0.1:9/db")
+    assert result.code == 1
+    assert "its driver 'pg8000' is not installed (pip install pg8000)" in one_line(result.err)
+    assert "pw@" not in result.err
+
+
 # ---------------------------------------------------------------------------------------------
 # Pipes, Ctrl-C, kills
 

@@ -5,30 +5,54 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
+import pandas as pd
 import typer
 
 from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
-from scaler.cli.results import show_results
-from scaler.errors import RunError
+from scaler.render import Column, emit, fixed, integer, share, text
+from scaler.cli.results import reliability_lines, show_results
+from scaler.errors import RunError, UsageError
 from scaler.experiments.search import read_results
 from scaler.plots import check_plot_path, plot_search
 
 
+COMPARE_COLUMNS = [
+    Column("alpha", "alpha", fixed(2)),
+    Column("beta", "beta", fixed(2)),
+    Column("gamma", "gamma", fixed(3)),
+    Column("resolution", "r", integer),
+    Column("rank_a", "rank A", integer),
+    Column("top1_a", "top-1 A", share),
+    Column("interval_a", "95% A", text),
+    Column("rank_b", "rank B", integer),
+    Column("top1_b", "top-1 B", share),
+    Column("interval_b", "95% B", text),
+    Column("difference", "B - A", lambda v: "" if pd.isna(v) else f"{v * 100:+.1f}"),
+]
+
+
 @app.command(
     epilog="Examples:  scaler report searches/NAME · scaler report searches/NAME --pareto --format markdown · "
-    "scaler report searches/NAME --plot search.png"
+    "scaler report searches/NAME --plot search.png · scaler report searches/SEED0 searches/SEED1"
 )
 def report(
-    folder: Annotated[Path, typer.Argument(help="A search folder (holds results.csv and search.json).")],
+    folders: Annotated[list[Path], typer.Argument(help="A search folder (holds results.csv and search.json); give two to compare them.")],
     pareto: Annotated[bool, typer.Option("--pareto", help="Keep only rows no other beats on both top-1 and MACs.")] = False,
-    plot: Annotated[Optional[Path], typer.Option(help="Write a picture: top-1 against MACs with the Pareto front, and a heat map over (alpha, beta).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a picture: top-1 (with 95% intervals) against MACs with the Pareto front, and a heat map of mean top-1 over (alpha, beta).")] = None,
     format: FormatOption = Format.table,
 ) -> None:
-    """Re-render a search's results from its folder."""
+    """Re-render a search's results from its folder, or compare two searches of the same
+    candidates (two seeds, two machines, two proxies): rank correlations, best vs best."""
+    if len(folders) > 2:
+        raise UsageError(f"report takes one search folder, or two to compare; got {len(folders)}", param="folders")
     if plot is not None:
         check_plot_path(plot)
+    if len(folders) == 2:
+        _compare(folders[0], folders[1], format)
+        return
+    folder = folders[0]
     frame, info = read_results(folder)
     shown = reports.pareto_front(frame) if pareto else frame
     if plot is not None:
@@ -39,5 +63,29 @@ def report(
         if format is Format.table:
             console.print(f"plot written to {plot}", highlight=False)
     states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
-    caption = f"{folder}/results.csv · {states} · ★ best · ◆ the paper's point" + (" · Pareto front of finished candidates" if pareto else "")
+    caption = "\n".join([
+        f"{folder}/results.csv · {states} · ★ best · ≈ tied with it · ◆ the paper's point" + (" · Pareto front of finished candidates" if pareto else ""),
+        *reliability_lines(info),
+    ])
     show_results(shown.reset_index(drop=True), format, f"Search {info['name']}", caption)
+
+
+def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
+    (frame_a, info_a), (frame_b, info_b) = read_results(folder_a), read_results(folder_b)
+    comparison = reports.compare_searches(frame_a, frame_b)
+    if format in (Format.csv, Format.json):
+        emit(comparison.frame, COMPARE_COLUMNS, format.value, console)
+        return
+    shown = comparison.frame.copy()
+    for side in ("a", "b"):
+        shown[f"interval_{side}"] = [
+            "" if pd.isna(lo) or pd.isna(hi) else f"{lo * 100:.1f}-{hi * 100:.1f}%"
+            for lo, hi in zip(shown[f"top1_low_{side}"], shown[f"top1_high_{side}"])
+        ]
+    lines = [f"A = {folder_a} ({info_a['name']}), B = {folder_b} ({info_b['name']}); {comparison.shared} candidates in both, {comparison.scored} complete in both"]
+    if comparison.spearman is not None:
+        lines.append(f"rank agreement: Spearman {comparison.spearman:.2f}, Kendall {comparison.kendall:.2f}")
+    else:
+        lines.append("rank agreement: undefined (fewer than 3 candidates complete in both, or one search scores them all alike)")
+    lines += comparison.best_lines
+    emit(shown, COMPARE_COLUMNS, format.value, console, title="Two searches, candidate by candidate", caption="\n".join(lines))

@@ -21,6 +21,8 @@ SEARCH_COLUMNS = [
     Column("macs", "MACs M", lambda v: f"{v / 1e6:.1f}"),
     Column("macs_ratio", "ratio", fixed(2)),
     Column("top1", "top-1", share),
+    Column("interval", "95% interval", text),
+    Column("repeats", "n", integer),
     Column("top5", "top-5", share),
     Column("val_loss", "val loss", fixed(3)),
     Column("train_seconds", "s", fixed(0)),
@@ -30,15 +32,45 @@ SEARCH_COLUMNS = [
 ]
 
 
+def _interval(row: pd.Series) -> str:
+    low, high = row.get("top1_low"), row.get("top1_high")
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return ""
+    return f"{low * 100:.1f}-{high * 100:.1f}%"
+
+
 def marked(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add a display-only 'mark' column: ★ the best complete row, ◆ the paper's point."""
+    """Add display-only columns: 'mark' (★ the best complete row, ≈ rows the data cannot tell
+    from it, ◆ the paper's point) and 'interval' (top-1's 95% interval)."""
     shown = frame.copy()
     best = shown.index[shown["state"] == State.COMPLETE.value]
-    marks = ["◆ paper" if is_paper_point(row) else "" for _, row in shown.iterrows()]
-    if len(best):
-        marks[best[0]] = ("★ best " + marks[best[0]]).strip()
+    marks = []
+    for i, row in shown.iterrows():
+        mark = "★ best" if len(best) and i == best[0] else ("≈ tied" if row.get("tied_with_best") is True else "")
+        marks.append(f"{mark} ◆ paper".strip() if is_paper_point(row) else mark)
     shown.insert(1, "mark", marks)
+    shown["interval"] = [_interval(row) for _, row in shown.iterrows()]
     return shown
+
+
+def reliability_lines(info: dict) -> list[str]:
+    """What the summary says about how far the ranking can be believed, in plain words."""
+    reliability = info.get("reliability")
+    tied = info.get("tied_best") or []
+    lines = []
+    if tied:
+        lines.append(f"≈ tied with the best: {len(tied) - 1} other candidate(s) the data cannot tell from it (paired test on the validation images, 95%)")
+    if reliability:
+        value, low, high = reliability["spearman"], reliability["low"], reliability["high"]
+        lines.append(f"ranking reliability (split-half Spearman over {info.get('repeats')} repeats): {value:.2f} [{low:.2f}, {high:.2f}]")
+        if value < 0.5:
+            lines.append(
+                "the ranking is mostly noise: two halves of the repeats order the candidates differently; "
+                "more --repeats, more --epochs or more --train-images would help"
+            )
+    elif info.get("repeats", 1) < 2:
+        lines.append("one run per candidate: intervals come from the validation sample only; --repeats 3 measures seed noise and ranking reliability")
+    return lines
 
 
 def show_results(frame: pd.DataFrame, fmt: Format, title: str, caption: str | None = None) -> None:
@@ -47,5 +79,5 @@ def show_results(frame: pd.DataFrame, fmt: Format, title: str, caption: str | No
         return
     emit(
         marked(frame), SEARCH_COLUMNS, fmt.value, console, title=title, caption=caption,
-        highlight=lambda row: "bold green" if row["mark"].startswith("★") else ("yellow" if row["mark"] else None),
+        highlight=lambda row: "bold green" if row["mark"].startswith("★") else ("yellow" if "◆" in row["mark"] else None),
     )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,10 +17,10 @@ from scaler.cli.options import (
     Lr, MaxSeconds, Mode, OptimizerOption, PhiOption, Seed, Steps, Target, Threads, Tolerance,
     TrainImages, ValFraction, ValImages, WeightDecay,
 )  # fmt: skip
-from scaler.cli.results import show_results
+from scaler.cli.results import reliability_lines, show_results
 from scaler.errors import Interrupted, RunError, UsageError
 from scaler.experiments.proxy import DataOptions
-from scaler.experiments.search import CompoundSearch, SearchConfig
+from scaler.experiments.search import SUMMARY_NAME, CompoundSearch, SearchConfig
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
 from scaler.study.engine import open_study, validate_name
@@ -63,6 +64,7 @@ def search(
     root: Annotated[Path, typer.Option("--root", help="Folder that holds the search folders.")] = Path("searches"),
     storage: Annotated[Optional[str], typer.Option(envvar="SCALER_STORAGE", show_envvar=True, help="Database URL for the study, e.g. postgresql://user@host/db (password in ~/.pgpass; default: a journal file in the search folder).")] = None,
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
+    repeats: Annotated[int, typer.Option(help="Trainings per candidate with independent seeds; raising it on an existing search trains only the missing repeats.")] = 1,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train failed candidates again.")] = False,
     device: Device = "auto",
     threads: Threads = None,
@@ -97,7 +99,7 @@ def search(
     log, status = options.logger(quiet)
     with folder_lock(folder):
         with status("counting candidates with fvcore..."):
-            handle = open_study(CompoundSearch, config, folder=folder, storage_url=storage, name=name)
+            handle = open_study(CompoundSearch, config, folder=folder, storage_url=storage, name=name, settings={"repeats": repeats})
         outcome = run_study(
             handle, workers=workers, runtime=run_on, retry_failed=retry_failed, quiet=quiet, log=log,
             progress_console=console,
@@ -105,13 +107,15 @@ def search(
     frame = outcome.frame
     if outcome.interrupted:
         raise Interrupted(
-            f"{outcome.finished} of {len(frame)} candidates finished; "
+            f"{outcome.finished} of {outcome.total} {handle.experiment.noun}s finished; "
             f"resume with the same command (results so far in {folder})"
         )
-    caption = (
-        f"{folder}/results.csv · {len(frame)} candidates · wall time {options.duration(outcome.seconds)} · "
-        f"★ best · ◆ the paper's ({PAPER_ALPHA:g}, {PAPER_BETA:g}, {PAPER_GAMMA:g}) · top-1 on the proxy's validation split"
-    )
+    info = json.loads((folder / SUMMARY_NAME).read_text())
+    caption = "\n".join([
+        f"{folder}/results.csv · {len(frame)} candidates x {info['repeats']} repeat(s) · wall time {options.duration(outcome.seconds)} · "
+        f"★ best · ≈ tied with it · ◆ the paper's ({PAPER_ALPHA:g}, {PAPER_BETA:g}, {PAPER_GAMMA:g}) · top-1 (mean over repeats) on the proxy's validation split",
+        *reliability_lines(info),
+    ])
     show_results(frame, format, f"Search {name}: phi={config.space.phi:g}, T={config.space.target:g}", caption)
     unfinished = frame[[not State(s).is_finished for s in frame["state"]]]
     scored = frame[[State(s).is_scored for s in frame["state"]]]

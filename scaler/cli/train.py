@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated, Optional
 
 import pandas as pd
 import typer
 
-from scaler import build_model
+from scaler.models import family_of, network_spec
 from scaler.cli import options
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import (
@@ -20,10 +20,14 @@ from scaler.cli.options import (
 )  # fmt: skip
 from scaler.data import Dataset, load_dataset
 from scaler.progress import StepBar, make_progress
-from scaler.render import Column, emit, fixed, integer, share
+from scaler.errors import UsageError
+from scaler.experiments.search import MAX_REPEATS
+from scaler.render import Column, emit, fixed, integer, share, text
+from scaler.statistics import mean_interval
+from scaler.study.engine import plain
 from scaler.scaling import validate_resolution
 from scaler.states import State
-from scaler.training import seed_everything
+from scaler.training import TrainResult, repeat_seed, seed_everything
 from scaler.training import train as train_model
 
 
@@ -72,33 +76,76 @@ def train(
     weight_decay: WeightDecay = DEFAULT_TRAIN.weight_decay,
     label_smoothing: LabelSmoothing = DEFAULT_TRAIN.label_smoothing,
     seed: Seed = 0,
+    repeats: Annotated[int, typer.Option(help="Trainings with independent seeds (initialisation, batch order, augmentation); reports mean and spread.")] = 1,
     device: Device = "auto",
     threads: Threads = None,
     cache_dir: CacheDir = None,
     format: FormatOption = Format.table,
 ) -> None:
-    """Train one network briefly and report per-epoch validation metrics."""
+    """Train one network briefly and report per-epoch validation metrics (with --repeats, the
+    final metrics of each seed and their mean with a 95% interval)."""
     config = options.train_config(epochs, steps, max_seconds, batch_size, lr, optimizer, weight_decay, label_smoothing, seed)
     run_on = options.runtime(device, threads, cache_dir)
     validate_resolution(resolution)
+    if not 1 <= repeats <= MAX_REPEATS:
+        raise UsageError(f"repeats = {repeats} is not allowed; it must be 1..{MAX_REPEATS}", param="repeats")
     dataset = _load_data(data, resolution, train_images, val_images, val_fraction, seed, cache_dir)
-    seed_everything(seed)
-    model = build_model(variant, width=width, depth=depth, num_classes=dataset.num_classes)
+    spec = network_spec(variant, width=width, depth=depth, num_classes=dataset.num_classes)
+    results, seeds = [], [repeat_seed(seed, 0, r) for r in range(repeats)]
     with make_progress(console, disable=format is not Format.table) as progress:
-        bar = StepBar(progress, variant, config.epochs)
-        result = train_model(model, dataset, resolution, config, run_on, on_step=bar.on_step, on_epoch=bar.on_epoch)
+        for run_seed in seeds:
+            seed_everything(run_seed)
+            model = family_of(spec).build(spec)
+            bar = StepBar(progress, variant if repeats == 1 else f"{variant} seed {run_seed}", config.epochs)
+            run_config = replace(config, seed=run_seed)
+            results.append(train_model(model, dataset, resolution, run_config, run_on, on_step=bar.on_step, on_epoch=bar.on_epoch))
+    title = f"{variant} (w={spec.width:g}, d={spec.depth:g}) at {resolution}px on {data}"
+    caption = f"{len(dataset.train)} train / {len(dataset.val)} val images, {dataset.num_classes} classes, device {results[0].device}"
+    if repeats > 1:
+        _show_repeats(results, seeds, format, title, caption)
+    else:
+        _show_run(results[0], format, f"{title}: {results[0].status}", caption)
+    diverged = [r for r in results if r.status is State.DIVERGED]
+    if diverged:
+        print(f"error: training diverged: {diverged[0].reason}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+REPEAT_COLUMNS = [
+    Column("repeat", "repeat", integer),
+    Column("seed", "seed", text),
+    Column("status", "status", text),
+    Column("top1", "val top-1", share),
+    Column("top5", "val top-5", share),
+    Column("val_loss", "val loss", fixed(4)),
+    Column("train_seconds", "seconds", fixed(1)),
+]
+
+
+def _show_repeats(results: list[TrainResult], seeds: list[int], format: Format, title: str, caption: str) -> None:
+    """One row per seed, then the mean top-1 with its spread and 95% interval."""
+    top1 = [r.top1 for r in results if r.epochs]
+    mean, std, low, high = mean_interval(top1)
+    if format is Format.json:
+        runs = [{**r.to_dict(), "seed": s} for r, s in zip(results, seeds)]
+        summary = {"top1_mean": mean, "top1_std": std, "top1_low": low, "top1_high": high, "repeats": len(top1)}
+        print(json.dumps(plain({"runs": runs, **summary}), indent=2))
+        return
+    frame = pd.DataFrame(
+        [{"repeat": i + 1, "seed": s, "status": r.status.value, "top1": r.top1, "top5": r.top5, "val_loss": r.val_loss,
+          "train_seconds": r.train_seconds} for i, (r, s) in enumerate(zip(results, seeds))]
+    )  # fmt: skip
+    caption += f"\ntop-1 over {len(top1)} seeds: mean {mean:.1%}, std {std * 100:.1f} points, 95% interval {low:.1%}-{high:.1%}"
+    emit(frame, REPEAT_COLUMNS, format.value, console, title=title, caption=caption)
+
+
+def _show_run(result: TrainResult, format: Format, title: str, caption: str) -> None:
+    """Per-epoch metrics of one training."""
     if format is Format.json:
         print(json.dumps(result.to_dict(), indent=2))
-    else:
-        frame = pd.DataFrame([asdict(e) for e in result.epochs], columns=[c.key for c in METRIC_COLUMNS])
-        title = f"{variant} (w={model.spec.width:g}, d={model.spec.depth:g}) at {resolution}px on {data}: {result.status}"
-        caption = (
-            f"{len(dataset.train)} train / {len(dataset.val)} val images, {dataset.num_classes} classes, "
-            f"device {result.device}, {result.train_seconds:.1f} s"
-        )
-        if result.reason:
-            caption += f"\n{result.status}: {result.reason}"
-        emit(frame, METRIC_COLUMNS, format.value, console, title=title, caption=caption)
-    if result.status is State.DIVERGED:
-        print(f"error: training diverged: {result.reason}", file=sys.stderr)
-        raise typer.Exit(1)
+        return
+    frame = pd.DataFrame([asdict(e) for e in result.epochs], columns=[c.key for c in METRIC_COLUMNS])
+    caption += f", {result.train_seconds:.1f} s"
+    if result.reason:
+        caption += f"\n{result.status}: {result.reason}"
+    emit(frame, METRIC_COLUMNS, format.value, console, title=title, caption=caption)

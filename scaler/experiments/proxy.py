@@ -81,7 +81,7 @@ def train_outcome(
     result = train(model, dataset, resolution, config, runtime, on_step=reporter.step, on_epoch=on_epoch)
     state, reason = _outcome_state(result)
     value = result.top1 if state in (State.COMPLETE, State.TIMEOUT) else None
-    return Outcome(state, reason, value, _metrics(result))
+    return Outcome(state, reason, value, _metrics(result, len(dataset.val)))
 
 
 def _outcome_state(result: TrainResult) -> tuple[State, str]:
@@ -94,7 +94,7 @@ def _outcome_state(result: TrainResult) -> tuple[State, str]:
     return State.COMPLETE, ""
 
 
-def _metrics(result: TrainResult) -> dict:
+def _metrics(result: TrainResult, val_images: int) -> dict:
     def finite(x: float | None) -> float | None:
         return None if x is None or not math.isfinite(x) else float(x)
 
@@ -106,6 +106,8 @@ def _metrics(result: TrainResult) -> dict:
         "train_seconds": result.train_seconds,
         "images_per_s": result.images_per_s,
         "device": result.device,
+        "val_correct": result.val_correct,
+        "val_images": val_images,
     }
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 from torch import nn
@@ -20,9 +21,10 @@ from scaler.experiments.proxy import DataOptions, estimate_seconds, train_outcom
 from scaler.runtime import Runtime
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
+from scaler.statistics import mean_interval, proportion_interval, split_half_reliability, tied, unpack_correct
 from scaler.study.engine import read_outputs
 from scaler.study.experiment import Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
-from scaler.training import TrainConfig, seed_everything
+from scaler.training import TrainConfig, repeat_seed, seed_everything
 
 PRUNERS = ("none", "halving", "hyperband")
 SUMMARY_NAME = "search.json"
@@ -30,9 +32,14 @@ RESULT_COLUMNS = [
     "rank", "candidate", "alpha", "beta", "gamma", "product", "depth_mult", "width_mult",
     "resolution", "params", "macs", "macs_ratio", "top1", "top5", "val_loss", "epochs",
     "train_seconds", "images_per_s", "state", "reason",
+    "top1_std", "top1_low", "top1_high", "repeats", "tied_with_best",
 ]  # fmt: skip
+# Columns of results.csv before repeats existed: reports of such folders still read.
+LEGACY_COLUMNS = RESULT_COLUMNS[:20]
+MAX_REPEATS = 1000
+ATTR_REPEATS = "scaler_repeats"
 _METRICS = ("top1", "top5", "val_loss", "epochs", "train_seconds", "images_per_s")
-NUMERIC_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in ("state", "reason"))
+NUMERIC_COLUMNS = tuple(c for c in LEGACY_COLUMNS if c not in ("state", "reason"))
 
 
 @dataclass(frozen=True)
@@ -91,45 +98,69 @@ def describe(candidate: Candidate) -> str:
 
 @register_experiment
 class CompoundSearch(Experiment):
-    """Step 1 of compound scaling: train every (alpha, beta, gamma) candidate on the proxy."""
+    """Step 1 of compound scaling: train every (alpha, beta, gamma) candidate on the proxy,
+    `repeats` times with independent seeds; each (candidate, repeat) is one work item."""
 
     kind = "search"
-    noun = "candidate"
     summary_name = SUMMARY_NAME
 
-    def __init__(self, config: SearchConfig, candidates: list[Candidate]) -> None:
+    def __init__(self, config: SearchConfig, candidates: list[Candidate], repeats: int = 1) -> None:
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+            raise UsageError(f"repeats = {repeats!r} is not allowed; it must be an integer in 1..{MAX_REPEATS}", param="repeats")
         self.config = config
         self.candidates = candidates
+        self.repeats = repeats
         self.dataset_fingerprint: str | None = None
 
     @classmethod
-    def plan(cls, config: SearchConfig) -> CompoundSearch:
-        return cls(config, build_candidates(config.space, config.base, config.flops_tolerance))
+    def plan(cls, config: SearchConfig, repeats: int = 1) -> CompoundSearch:
+        return cls(config, build_candidates(config.space, config.base, config.flops_tolerance), repeats)
 
     @classmethod
     def config_from_identity(cls, identity: dict) -> SearchConfig:
         return SearchConfig.from_identity(identity)
 
     @classmethod
-    def restore(cls, config: SearchConfig, attrs: Mapping[str, Any]) -> CompoundSearch:
-        return cls(config, [Candidate(**c) for c in attrs["scaler_candidates"]])
+    def restore(cls, config: SearchConfig, attrs: Mapping[str, Any], repeats: int | None = None) -> CompoundSearch:
+        """Repeats never shrink: asking for fewer than the study has keeps the ones it has."""
+        stored = int(attrs.get(ATTR_REPEATS, 1))
+        return cls(config, [Candidate(**c) for c in attrs["scaler_candidates"]], max(stored, repeats or 1))
 
     def study_attrs(self) -> dict[str, Any]:
-        return {"scaler_candidates": [c.to_dict() for c in self.candidates]}
+        return {"scaler_candidates": [c.to_dict() for c in self.candidates], ATTR_REPEATS: self.repeats}
 
     # -- the work -------------------------------------------------------------------------
+    @property
+    def noun(self) -> str:  # type: ignore[override]
+        """A work item is a candidate, or with repeats one training of a candidate."""
+        return "candidate" if self.repeats == 1 else "training"
+
+    def describe(self) -> str:
+        if self.repeats == 1:
+            return f"{len(self.candidates)} candidates"
+        return f"{len(self.candidates)} candidates x {self.repeats} repeats = {len(self.candidates) * self.repeats} trainings"
+
     def items(self) -> list[WorkItem]:
-        return [WorkItem.of(candidate=c.index) for c in self.candidates]
+        return [WorkItem.of(candidate=c.index, repeat=r) for c in self.candidates for r in range(self.repeats)]
+
+    def item_of(self, params: Mapping[str, int]) -> WorkItem | None:
+        """Trials written before repeats existed ran repeat 0."""
+        return WorkItem.of(**{"repeat": 0, **params}) if "candidate" in params else None
 
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
-        return {"candidate": optuna.distributions.CategoricalDistribution(list(range(len(self.candidates))))}
+        return {
+            "candidate": optuna.distributions.CategoricalDistribution(list(range(len(self.candidates)))),
+            "repeat": optuna.distributions.IntDistribution(0, MAX_REPEATS - 1),
+        }
 
     def label(self, item: WorkItem) -> str:
-        return describe(self.candidates[item["candidate"]])
+        text = describe(self.candidates[item["candidate"]])
+        return f"{text} rep {item['repeat'] + 1}/{self.repeats}" if self.repeats > 1 else text
 
     def pruner(self) -> optuna.pruners.BasePruner:
         """Val top-1 per epoch; with a budget in steps Hyperband finds its maximum resource
-        from finished trials."""
+        from finished trials. Each repeat is judged like any trial, against all trials'
+        values at the same epoch."""
         if self.config.pruner == "halving":
             return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
         if self.config.pruner == "hyperband":
@@ -155,14 +186,17 @@ class CompoundSearch(Experiment):
     def epochs(self, context: Dataset) -> int:
         return self.config.train.planned_epochs(len(context.train))
 
-    def model(self, candidate: Candidate) -> nn.Module:
-        """The proxy network of one candidate, seeded so every candidate starts alike."""
-        seed_everything(self.config.train.seed)
+    def model(self, candidate: Candidate, seed: int) -> nn.Module:
+        """The proxy network of one candidate, its initial weights fixed by `seed`."""
+        seed_everything(seed)
         return self.config.base.build(candidate.width_mult, candidate.depth_mult)
 
     def run(self, item: WorkItem, context: Dataset, runtime: Runtime, reporter: Reporter) -> Outcome:
         candidate = self.candidates[item["candidate"]]
-        return train_outcome(self.model(candidate), context, candidate.resolution, self.config.train, runtime, reporter)
+        seed = repeat_seed(self.config.train.seed, candidate.index, item["repeat"])
+        config = replace(self.config.train, seed=seed)
+        outcome = train_outcome(self.model(candidate, seed), context, candidate.resolution, config, runtime, reporter)
+        return replace(outcome, attrs={**outcome.attrs, "seed": seed})
 
     def estimate_seconds(self, context: Dataset, runtime: Runtime, items: list[WorkItem]) -> tuple[float, str]:
         """Times the median-MACs candidate of `items`, then scales by each one's MACs."""
@@ -170,32 +204,127 @@ class CompoundSearch(Experiment):
             return 0.0, "nothing left to train"
         chosen = sorted((self.candidates[i["candidate"]] for i in items), key=lambda c: c.macs)[len(items) // 2]
         seconds, images_per_s = estimate_seconds(
-            lambda: self.model(chosen), chosen.resolution, self.config.base.num_classes, context, self.config.train, runtime
-        )
+            lambda: self.model(chosen, self.config.train.seed), chosen.resolution, self.config.base.num_classes,
+            context, self.config.train, runtime,
+        )  # fmt: skip
         total = sum(seconds * self.candidates[i["candidate"]].macs / chosen.macs for i in items)
         return total, f"measured {images_per_s:.0f} img/s on the median candidate"
 
     # -- results --------------------------------------------------------------------------
     def table(self, records: list[Record]) -> pd.DataFrame:
-        """One row per candidate, ranked: complete by top-1 (ties: fewer MACs), then
-        timed-out, then pruned, then the rest (whose partial metrics are not shown)."""
+        """One row per candidate, its repeats aggregated (see `aggregate`), ranked: complete
+        by mean top-1 (ties: fewer MACs), then timed-out, then pruned, then the rest; and
+        which candidates the data cannot tell from the best."""
+        groups = _by_candidate(records)
         rows = []
-        for record in records:
-            candidate = self.candidates[record.item["candidate"]]
+        for candidate in self.candidates:
             row = {"candidate": candidate.index, **{key: getattr(candidate, key) for key in RESULT_COLUMNS[2:12]}}
-            row.update({key: record.attrs.get(key) for key in _METRICS})
-            row.update(state=record.state.value, reason=record.reason)
+            row.update(aggregate(groups.get(candidate.index, [])))
             rows.append(row)
-        return rank(pd.DataFrame(rows))
+        frame = rank(pd.DataFrame(rows))
+        frame["tied_with_best"] = _tied_with_best(frame, groups)
+        return frame
 
-    def summary(self, frame: pd.DataFrame) -> dict[str, Any]:
+    def summary(self, frame: pd.DataFrame, records: list[Record]) -> dict[str, Any]:
         done = frame[frame["state"] == State.COMPLETE.value]
+        scores = [[r.attrs["top1"] for r in group if r.state.is_scored and r.attrs.get("top1") is not None] for group in _by_candidate(records).values()]
+        reliability = split_half_reliability(scores, seed=self.config.train.seed)
         return {
             "seed": self.config.train.seed,
             "dataset_fingerprint": self.dataset_fingerprint,
             "candidates": len(self.candidates),
+            "repeats": self.repeats,
             "best": done.iloc[0].to_dict() if len(done) else None,
+            "tied_best": [int(c) for c in frame.loc[frame["tied_with_best"] == True, "candidate"]],  # noqa: E712
+            "reliability": None if reliability is None else dict(zip(("spearman", "low", "high"), reliability)),
         }
+
+
+def _by_candidate(records: list[Record]) -> dict[int, list[Record]]:
+    groups: dict[int, list[Record]] = {}
+    for record in records:
+        groups.setdefault(record.item["candidate"], []).append(record)
+    return groups
+
+
+def candidate_state(records: list[Record]) -> State:
+    """A candidate's state from its repeats': unfinished while any repeat runs or waits;
+    then complete if any repeat completed, else timeout, else pruned, else failed."""
+    states = [r.state for r in records] or [State.QUEUED]
+    for waiting in (State.RUNNING, State.INTERRUPTED, State.QUEUED):
+        if waiting in states:
+            return waiting
+    for finished in (State.COMPLETE, State.TIMEOUT, State.PRUNED):
+        if finished in states:
+            return finished
+    return State.FAILED
+
+
+def aggregate(records: list[Record]) -> dict[str, Any]:
+    """The table's fields of one candidate from its repeats: means over the finished (scored)
+    ones, the 95% interval of top-1 (over repeats when there are 2 or more, else from the
+    validation sample), the repeats finished, the state, and why any repeat failed."""
+    scored = [r for r in records if r.state.is_scored and r.attrs.get("top1") is not None]
+    state = candidate_state(records)
+    top1 = [float(r.attrs["top1"]) for r in scored]
+    mean, std, low, high = mean_interval(top1)
+    if len(scored) == 1 and scored[0].attrs.get("val_images"):
+        n = int(scored[0].attrs["val_images"])
+        low, high = proportion_interval(round(top1[0] * n), n)
+    low, high = max(0.0, low), min(1.0, high)  # an accuracy's interval stays in [0, 1]
+
+    def average(key: str) -> float | None:
+        values = [float(r.attrs[key]) for r in scored if r.attrs.get(key) is not None]
+        return float(np.mean(values)) if values else None
+
+    failed = [r for r in records if r.state is State.FAILED]
+    reason = records[0].reason if len(records) == 1 else ""
+    if len(records) > 1 and failed:
+        reason = f"{len(failed)} of {len(records)} repeats failed: {failed[0].reason}"
+    return {
+        "top1": mean if scored else None,
+        "top5": average("top5"),
+        "val_loss": average("val_loss"),
+        "epochs": max((int(r.attrs["epochs"]) for r in scored if r.attrs.get("epochs") is not None), default=None),
+        "train_seconds": sum(float(r.attrs["train_seconds"]) for r in scored if r.attrs.get("train_seconds") is not None) if scored else None,
+        "images_per_s": average("images_per_s"),
+        "state": state.value,
+        "reason": reason,
+        "top1_std": std if scored else None,
+        "top1_low": low if scored else None,
+        "top1_high": high if scored else None,
+        "repeats": len(scored),
+    }
+
+
+def _correct(records: list[Record]) -> list[np.ndarray] | None:
+    """Per-repeat correctness arrays of a candidate's scored repeats (None when not stored)."""
+    out = []
+    for r in records:
+        if r.state.is_scored and r.attrs.get("top1") is not None:
+            if not r.attrs.get("val_correct") or not r.attrs.get("val_images"):
+                return None
+            out.append(unpack_correct(r.attrs["val_correct"], int(r.attrs["val_images"])))
+    return out or None
+
+
+def _tied_with_best(frame: pd.DataFrame, groups: dict[int, list[Record]]) -> list[bool | None]:
+    """Per row: the paired test on the validation images against the best complete row
+    (True for the best itself; None where per-image results were not stored)."""
+    complete = frame.index[frame["state"] == State.COMPLETE.value]
+    if not len(complete):
+        return [None] * len(frame)
+    best_candidate = int(frame.loc[complete[0], "candidate"])
+    best = _correct(groups.get(best_candidate, []))
+    out: list[bool | None] = []
+    for _, row in frame.iterrows():
+        candidate = int(row["candidate"])
+        if candidate == best_candidate:
+            out.append(True)
+            continue
+        mine = _correct(groups.get(candidate, []))
+        out.append(None if best is None or mine is None else tied(best, mine))
+    return out
 
 
 def rank(frame: pd.DataFrame) -> pd.DataFrame:
@@ -207,7 +336,7 @@ def rank(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.sort_values(["_group", "_top1", "macs", "candidate"], ascending=[True, False, True, True])
     frame = frame.drop(columns=["_group", "_top1"]).reset_index(drop=True)
     frame.insert(0, "rank", range(1, len(frame) + 1))
-    return frame[RESULT_COLUMNS]
+    return frame[[c for c in RESULT_COLUMNS if c in frame.columns]]
 
 
 def is_paper_point(row: pd.Series | dict) -> bool:
@@ -219,7 +348,13 @@ def is_paper_point(row: pd.Series | dict) -> bool:
 
 def read_results(folder: Path) -> tuple[pd.DataFrame, dict]:
     """A search folder's results.csv and search.json."""
-    return read_outputs(folder, SUMMARY_NAME, RESULT_COLUMNS, numeric=NUMERIC_COLUMNS)
+    frame, info = read_outputs(folder, SUMMARY_NAME, LEGACY_COLUMNS, numeric=NUMERIC_COLUMNS)
+    for column in ("top1_std", "top1_low", "top1_high", "repeats"):
+        if column not in frame.columns:  # written before repeats: one run each
+            frame[column] = 1 if column == "repeats" else np.nan
+    if "tied_with_best" not in frame.columns:
+        frame["tied_with_best"] = None
+    return frame[RESULT_COLUMNS], info
 
 
 def best_coefficients(folder: Path) -> tuple[float, float, float]:

@@ -28,6 +28,7 @@ import time
 import warnings
 import re
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +152,12 @@ def open_study(
     folder: Path,
     storage_url: str | None = None,
     name: str | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> StudyHandle:
     """Create a study of `kind`, or open the existing one of the same name and configuration.
+
+    `settings` are plan options that are not part of the identity (a search's repeats): given
+    to `plan` / `restore`, and the experiment's attributes are stored again when they change.
 
     Call it inside `folder_lock(folder)`. Refuses (UsageError) a name that exists with another
     configuration or another storage, and (RunError) a folder whose summary records a study
@@ -193,8 +198,11 @@ def open_study(
         attrs = found.user_attrs
         if attrs.get(ATTR_FINGERPRINT) != print_ or experiment_class(attrs.get(ATTR_KIND, LEGACY_KIND)) is not kind:
             raise UsageError(_clash_message(name, attrs.get(ATTR_CONFIG, {}), config.identity()))
-        experiment = kind.restore(config, attrs)
+        experiment = kind.restore(config, attrs, **(settings or {}))
         study = _load(storage, name, experiment)
+        for key, value in experiment.study_attrs().items():
+            if attrs.get(key) != value:
+                study.set_user_attr(key, value)
         if damaged:
             notes.append(f"{damaged}; rebuilt from the study in {storage_label(storage_url)}")
     elif found is not None and found.n_trials:
@@ -207,7 +215,7 @@ def open_study(
             f"storage, or move {folder} away to start a new search"
         )
     else:  # new, or killed between create_study and recording its configuration
-        experiment = kind.plan(config)
+        experiment = kind.plan(config, **(settings or {}))
         study = optuna.create_study(
             study_name=name,
             storage=storage,
@@ -597,7 +605,7 @@ def summary(handle: StudyHandle, frame: pd.DataFrame) -> dict:
         "kind": kind_name(type(experiment)),
         "fingerprint": fingerprint(experiment.config),
         "config": experiment.config.identity(),
-        **experiment.summary(frame),
+        **experiment.summary(frame, records(handle)),
         "states": frame["state"].value_counts().to_dict(),
         "storage": storage_label(handle.storage_url),
         "environment": environment_summary(),

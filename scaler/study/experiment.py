@@ -113,8 +113,9 @@ class Experiment(abc.ABC):
     # -- identity and storage -------------------------------------------------------------
     @classmethod
     @abc.abstractmethod
-    def plan(cls, config: ExperimentConfig) -> Experiment:
-        """A new study's experiment: enumerate and measure its items (may be slow)."""
+    def plan(cls, config: ExperimentConfig, **settings: Any) -> Experiment:
+        """A new study's experiment: enumerate and measure its items (may be slow). `settings`
+        are plan options outside the identity (e.g. repeats)."""
 
     @classmethod
     @abc.abstractmethod
@@ -123,8 +124,9 @@ class Experiment(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def restore(cls, config: ExperimentConfig, attrs: Mapping[str, Any]) -> Experiment:
-        """The experiment of an existing study, from the attributes `study_attrs` stored."""
+    def restore(cls, config: ExperimentConfig, attrs: Mapping[str, Any], **settings: Any) -> Experiment:
+        """The experiment of an existing study, from the attributes `study_attrs` stored (and
+        the settings of this run, e.g. more repeats)."""
 
     @abc.abstractmethod
     def study_attrs(self) -> dict[str, Any]:
@@ -143,6 +145,10 @@ class Experiment(abc.ABC):
     @abc.abstractmethod
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         """Optuna distributions of the item parameters (what dashboards show)."""
+
+    def describe(self) -> str:
+        """What the study holds, for its first log line (e.g. '19 candidates x 3 repeats')."""
+        return f"{len(self.items())} {self.noun}s"
 
     def label(self, item: WorkItem) -> str:
         """A short name of the item for progress lines."""
@@ -179,8 +185,9 @@ class Experiment(abc.ABC):
         """The ranked results table (results.csv) from every item's record."""
 
     @abc.abstractmethod
-    def summary(self, frame: pd.DataFrame) -> dict[str, Any]:
-        """Experiment-specific fields of the JSON summary (best row, counts, seeds)."""
+    def summary(self, frame: pd.DataFrame, records: list[Record]) -> dict[str, Any]:
+        """Experiment-specific fields of the JSON summary (best row, counts, seeds), from the
+        table and the records it was made of."""
 
 
 _KINDS: dict[str, type[Experiment]] = {}

@@ -43,7 +43,8 @@ class RunOutcome:
 
     frame: pd.DataFrame
     seconds: float
-    finished: int
+    finished: int  # work items that need no more work
+    total: int  # work items in the study
     interrupted: bool
 
 
@@ -97,7 +98,7 @@ def run_study(
     runtime = runtime.with_threads(_threads_per_worker(workers, runtime.threads, log))
     seconds, how = experiment.estimate_seconds(context, runtime, plan.queued)
     log(
-        f"search {handle.name}: {plan.total} {noun}s, {plan.finished} already finished, "
+        f"search {handle.name}: {experiment.describe()}, {plan.finished} already finished, "
         f"{len(plan.queued)} to train on {_data_size(context)}; "
         f"estimated {seconds / max(1, min(workers, len(plan.queued) or 1)) / 60:.1f} min ({how})"
     )
@@ -112,7 +113,7 @@ def run_study(
     except KeyboardInterrupt:
         interrupted = True
     frame = write_outputs(handle)
-    return RunOutcome(frame, time.perf_counter() - start, count_finished(handle), interrupted)
+    return RunOutcome(frame, time.perf_counter() - start, count_finished(handle), plan.total, interrupted)
 
 
 def _data_size(context: Any) -> str:

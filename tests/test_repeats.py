@@ -1,0 +1,208 @@
+"""Repeated trainings, intervals, ties and ranking reliability: the statistics on constructed
+data whose answer is known, then micro searches with --repeats (kills, raising the count,
+two searches compared)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from scaler.experiments.search import RESULT_COLUMNS
+from scaler.reports import compare_searches
+from scaler.statistics import (
+    mean_interval,
+    pack_correct,
+    paired_p_value,
+    proportion_interval,
+    rank_agreement,
+    split_half_reliability,
+    tied,
+    unpack_correct,
+)
+from scaler.training import repeat_seed
+
+SCALER = str(Path(sys.executable).parent / "scaler")
+# 3 candidates on a tiny proxy, 2 epochs each.
+MICRO = [
+    "--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1.1", "--tolerance", "0.56",
+    "--base-resolution", "32", "--base-width", "0.25", "--train-images", "64", "--val-images", "40",
+    "--batch-size", "16", "--epochs", "2", "--threads", "1", "--device", "cpu", "--quiet",
+]  # fmt: skip
+
+
+def search_args(root: Path, *extra: str, name: str = "rep") -> list[str]:
+    return ["search", *MICRO, "--root", str(root), "--name", name, *extra]
+
+
+def complete_trials(folder: Path) -> dict[tuple[int, int], int]:
+    """How many COMPLETE trials each (candidate, repeat) has in the search's journal."""
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / "study.journal")))
+    try:
+        study = optuna.load_study(study_name=folder.name, storage=storage)
+    except KeyError:  # the journal exists, the study is not in it yet
+        return {}
+    counts: dict[tuple[int, int], int] = {}
+    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        key = (t.params["candidate"], t.params.get("repeat", 0))
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# The statistics, on constructed data
+
+
+def test_identical_per_image_outcomes_are_tied():
+    rng = np.random.default_rng(0)
+    runs = [rng.random(500) < 0.4 for _ in range(3)]
+    assert paired_p_value(runs, [r.copy() for r in runs]) == 1.0
+    assert tied(runs, [r.copy() for r in runs])
+    assert tied(runs[:1], [runs[0].copy()])  # one run each: McNemar with no discordant image
+
+
+def test_candidates_far_apart_are_not_tied_and_close_ones_are():
+    rng = np.random.default_rng(1)
+    weak = [rng.random(500) < 0.2 for _ in range(3)]
+    strong = [rng.random(500) < 0.6 for _ in range(3)]
+    assert not tied(strong, weak) and paired_p_value(strong[:1], weak[:1]) < 1e-6
+    nearly = [w.copy() for w in weak]
+    for n in nearly:
+        n[:2] = ~n[:2]  # two images of 500 differ
+    assert tied(weak, nearly)
+
+
+def test_interval_of_a_constant_series_has_zero_width_and_others_cover_the_mean():
+    assert mean_interval([0.3, 0.3, 0.3]) == (0.3, 0.0, 0.3, 0.3)
+    mean, std, low, high = mean_interval([0.2, 0.3, 0.4])
+    assert mean == pytest.approx(0.3) and std == pytest.approx(0.1)
+    assert low == pytest.approx(0.3 - 4.302653 * 0.1 / 3**0.5, abs=1e-5) and high > mean
+    single = mean_interval([0.5])
+    assert single[0] == 0.5 and np.isnan(single[2])
+    low, high = proportion_interval(50, 500)  # Wilson, 10% of 500 images
+    assert low == pytest.approx(0.0767, abs=1e-3) and high == pytest.approx(0.1294, abs=1e-3)
+
+
+def test_a_ranking_compared_with_itself_agrees_perfectly():
+    scores = [0.1, 0.5, 0.3, 0.9, 0.7]
+    assert rank_agreement(scores, scores) == pytest.approx((1.0, 1.0))
+    separated = [[0.1 * c + 0.001 * r for r in range(4)] for c in range(6)]  # noise far below the gaps
+    assert split_half_reliability(separated) == pytest.approx((1.0, 1.0, 1.0))
+    noise = np.random.default_rng(2).random((6, 4)).tolist()  # no signal at all
+    median, low, high = split_half_reliability(noise)
+    assert low < 0.5 and low <= median <= high
+    assert split_half_reliability([[0.1], [0.2], [0.3]]) is None  # one repeat each
+
+
+def test_correctness_round_trips_and_seeds_are_independent_but_reproducible():
+    bits = np.random.default_rng(3).random(501) < 0.5
+    assert (unpack_correct(pack_correct(bits), 501) == bits).all()
+    seeds = {repeat_seed(0, c, r) for c in range(5) for r in range(1, 4)}
+    assert len(seeds) == 15 and repeat_seed(7, 2, 0) == 7 and repeat_seed(0, 1, 1) == repeat_seed(0, 1, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Micro searches with repeats
+
+
+def test_repeats_give_intervals_ties_and_reliability(cli, tmp_path):
+    result = cli(*search_args(tmp_path, "--repeats", "3"))
+    assert result.code == 0, result.err
+    folder = tmp_path / "rep"
+    frame = pd.read_csv(folder / "results.csv")
+    assert list(frame.columns) == RESULT_COLUMNS
+    assert len(frame) == 3 and (frame["repeats"] == 3).all() and set(frame["state"]) == {"complete"}
+    assert complete_trials(folder) == {(c, r): 1 for c in range(3) for r in range(3)}
+    assert ((frame["top1_low"] <= frame["top1"]) & (frame["top1"] <= frame["top1_high"])).all()
+    assert frame["tied_with_best"].iloc[0]  # the best is tied with itself
+    info = json.loads((folder / "search.json").read_text())
+    assert info["repeats"] == 3 and info["tied_best"][0] == frame["candidate"].iloc[0]
+    assert set(info["reliability"]) == {"spearman", "low", "high"}
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / "study.journal")))
+    seeds = {t.user_attrs["seed"] for t in optuna.load_study(study_name="rep", storage=storage).trials}
+    assert len(seeds) == 7  # repeat 0 shares the search seed; the 6 others are distinct
+    assert "ranking reliability (split-half Spearman over 3 repeats)" in result.err or "reliability" in result.out
+
+
+def test_raising_repeats_trains_only_the_missing_ones(cli, tmp_path):
+    assert cli(*search_args(tmp_path, "--repeats", "2")).code == 0
+    folder = tmp_path / "rep"
+    before = pd.read_csv(folder / "results.csv")
+    assert complete_trials(folder) == {(c, r): 1 for c in range(3) for r in range(2)}
+    result = cli(*search_args(tmp_path, "--repeats", "3"))
+    assert result.code == 0, result.err
+    assert "6 already finished, 3 to train" in result.err
+    assert complete_trials(folder) == {(c, r): 1 for c in range(3) for r in range(3)}
+    fewer = cli(*search_args(tmp_path))  # asking for fewer keeps them all: nothing trained
+    assert fewer.code == 0 and "9 already finished, 0 to train" in fewer.err
+    assert (pd.read_csv(folder / "results.csv")["repeats"] == 3).all() and len(before) == 3
+
+
+def test_sigkill_mid_repeat_then_resume_trains_each_repeat_once(tmp_path):
+    args = search_args(tmp_path, "--repeats", "3", name="killed")
+    folder = tmp_path / "killed"
+    process = subprocess.Popen([SCALER, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if (folder / "study.journal").exists() and 2 <= sum(complete_trials(folder).values()) < 8:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = complete_trials(folder)
+    assert 2 <= sum(done_before.values()) < 9
+    result = subprocess.run([SCALER, *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert complete_trials(folder) == {(c, r): 1 for c in range(3) for r in range(3)}
+
+
+def test_report_compares_two_searches(cli, tmp_path):
+    for seed in ("0", "1"):
+        assert cli(*search_args(tmp_path, "--seed", seed, "--repeats", "2", name=f"seed{seed}")).code == 0
+    result = cli("report", tmp_path / "seed0", tmp_path / "seed1", "--format", "json")
+    assert result.code == 0, result.err
+    rows = json.loads(result.out)
+    assert len(rows) == 3 and {"top1_a", "top1_b", "rank_a", "rank_b", "difference"} <= set(rows[0])
+    assert [r["rank_a"] for r in rows] == [1, 2, 3]
+    table = cli("report", tmp_path / "seed0", tmp_path / "seed0")
+    assert table.code == 0 and "rank agreement:" in table.out
+    assert "best of A: " in table.out and "is rank 1 in B, tied with its best there" in table.out
+    too_many = cli("report", tmp_path / "seed0", tmp_path / "seed1", tmp_path)
+    assert too_many.code == 2
+
+
+def test_comparison_of_constructed_searches():
+    def frame(top1: list[float], tied: list[bool]) -> pd.DataFrame:
+        rows = pd.DataFrame({"alpha": [1.0, 1.2, 1.4, 1.6], "beta": 1.0, "gamma": 1.1, "resolution": 36, "top1": top1,
+                             "top1_low": 0.0, "top1_high": 1.0, "state": "complete", "tied_with_best": tied})  # fmt: skip
+        rows = rows.sort_values("top1", ascending=False).reset_index(drop=True)
+        rows.insert(0, "rank", range(1, 5))
+        return rows
+
+    a = frame([0.5, 0.4, 0.3, 0.2], [True, False, False, False])
+    same = compare_searches(a, a)
+    assert same.spearman == pytest.approx(1.0) and same.kendall == pytest.approx(1.0) and same.shared == 4
+    reversed_ = compare_searches(a, frame([0.2, 0.3, 0.4, 0.5], [False, False, False, True]))
+    assert reversed_.spearman == pytest.approx(-1.0)
+    assert reversed_.best_lines[0] == "best of A: (1, 1, 1.1) is rank 4 in B, not tied with its best there"
+    flat = compare_searches(a, frame([0.1, 0.1, 0.1, 0.1], [True] * 4))
+    assert flat.spearman is None
+
+
+def test_train_with_repeats_reports_mean_and_spread(cli):
+    result = cli("train", "b0", "--width", "0.25", "--depth", "0.25", "--resolution", "32", "--train-images", "48",
+                 "--val-images", "20", "--epochs", "1", "--batch-size", "16", "--threads", "1", "--repeats", "3", "--format", "json")  # fmt: skip
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert len(data["runs"]) == 3 and data["repeats"] == 3
+    assert [r["seed"] for r in data["runs"]][0] == 0 and len({r["seed"] for r in data["runs"]}) == 3
+    top1 = [r["top1"] for r in data["runs"]]
+    assert data["top1_mean"] == pytest.approx(np.mean(top1)) and data["top1_std"] == pytest.approx(np.std(top1, ddof=1))
