@@ -25,16 +25,9 @@ import scaler.study.storage as storage_module
 from scaler.errors import UsageError
 from scaler.runtime import Runtime
 from scaler.states import State
-from scaler.study.engine import (
-    count_finished,
-    join_study,
-    open_study,
-    pop_trial,
-    reconcile,
-    records,
-    run_trial,
-    work,
-)
+from scaler.study.create import join_study, open_study
+from scaler.study.engine import pop_trial, reconcile, run_trial, work
+from scaler.study.trials import count_finished, records
 from scaler.study.experiment import Events, WorkItem
 from scaler.study.lock import folder_lock
 from scaler.study.runner import run_study
@@ -217,7 +210,7 @@ KILLABLE = textwrap.dedent(
     from rich.console import Console
     from fake_experiment import FakeConfig, FakeExperiment
     from scaler.runtime import Runtime
-    from scaler.study.engine import open_study
+    from scaler.study.create import open_study
     from scaler.study.lock import folder_lock
     from scaler.study.runner import run_study
 

@@ -23,7 +23,7 @@ from scaler.experiments.proxy import DataOptions
 from scaler.experiments.search import SUMMARY_NAME, CompoundSearch, SearchConfig
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
-from scaler.study.engine import open_study, validate_name
+from scaler.study.create import open_study, validate_name
 from scaler.study.lock import folder_lock
 from scaler.study.runner import run_study
 from scaler.study.storage import check_url

@@ -24,7 +24,7 @@ from scaler.errors import UsageError
 from scaler.experiments.search import MAX_REPEATS
 from scaler.render import Column, emit, fixed, integer, share, text
 from scaler.statistics import mean_interval
-from scaler.study.engine import plain
+from scaler.study.results import plain
 from scaler.scaling import validate_resolution
 from scaler.states import State
 from scaler.training import TrainResult, repeat_seed, seed_everything

@@ -11,7 +11,8 @@ from scaler.cli import options
 from scaler.cli.app import app, console
 from scaler.cli.options import CacheDir, Device, Threads
 from scaler.errors import UsageError
-from scaler.study.engine import join_study, worker_id
+from scaler.study.create import join_study
+from scaler.study.engine import worker_id
 from scaler.study.runner import run_worker
 from scaler.study.storage import is_url
 

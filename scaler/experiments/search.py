@@ -22,7 +22,7 @@ from scaler.runtime import Runtime
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
 from scaler.statistics import mean_interval, proportion_interval, split_half_reliability, tied, unpack_correct
-from scaler.study.engine import read_outputs
+from scaler.study.results import read_outputs
 from scaler.study.experiment import Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
 from scaler.training import TrainConfig, repeat_seed, seed_everything
 

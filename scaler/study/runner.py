@@ -1,7 +1,7 @@
 """Running a study: this process as the only worker, or N local worker processes; and
 `scaler worker`, which joins a study kept in a database from any machine.
 
-The engine pieces (reconcile, work, write_outputs) live in `scaler.study.engine`; this module
+The engine pieces (reconcile, work, write_outputs) live in `engine`, `results`; this module
 drives them with progress shown through `scaler.progress`.
 """
 
@@ -22,15 +22,11 @@ from rich.console import Console
 from scaler.progress import StudyBars, make_progress
 from scaler.runtime import Runtime
 from scaler.states import State
-from scaler.study.engine import (
-    StudyHandle,
-    count_finished,
-    join_study,
-    prepare,
-    reconcile,
-    work,
-    write_outputs,
-)
+from scaler.study.create import join_study
+from scaler.study.engine import prepare, reconcile, work
+from scaler.study.handle import StudyHandle
+from scaler.study.results import write_outputs
+from scaler.study.trials import count_finished
 from scaler.study.experiment import Events
 from scaler.study.storage import item_params
 

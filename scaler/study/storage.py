@@ -27,6 +27,12 @@ def is_url(storage: str) -> bool:
     return "://" in storage
 
 
+def storage_label(storage_url: str) -> str:
+    """How a summary records where its study lives: the journal's file name, or the URL
+    without its password."""
+    return mask_url(storage_url) if is_url(storage_url) else JOURNAL_NAME
+
+
 def item_params(trial: FrozenTrial) -> dict:
     """The work item a trial stands for: the parameters it was enqueued (or suggested) with."""
     return {**trial.system_attrs.get("fixed_params", {}), **trial.params}

@@ -1,0 +1,180 @@
+"""Creating a study, opening it again (never over recorded results), and joining it from
+another machine: names, configuration fingerprints, stored experiment attributes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from scaler.errors import RunError, UsageError
+from scaler.study.experiment import Experiment, ExperimentConfig, experiment_class, fingerprint, kind_name
+from scaler.study.handle import StudyHandle
+from scaler.study.storage import JOURNAL_NAME, is_url, mask_url, open_storage, storage_label
+
+# A study name is one path component: it names the folder under --root and the stored study.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+ATTR_KIND, ATTR_CONFIG, ATTR_FINGERPRINT = "scaler_kind", "scaler_config", "scaler_fingerprint"
+# Studies written before kinds were recorded are all compound searches.
+LEGACY_KIND = "search"
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _load(storage: optuna.storages.BaseStorage, name: str, experiment: Experiment) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler(0), pruner=experiment.pruner())
+
+
+def validate_name(name: str) -> None:
+    """UsageError unless `name` is one safe path component (letters, digits, . _ + -)."""
+    if not NAME_PATTERN.fullmatch(name) or ".." in name:
+        raise UsageError(
+            f"name {name!r} is not allowed; use 1-128 letters, digits, '.', '_', '+' or '-', "
+            "starting with a letter or digit (one folder name, no path)",
+            param="name",
+        )
+
+
+class _Damaged(Exception):
+    """A summary file that exists but cannot be used; the message says why."""
+
+
+def read_summary(path: Path) -> dict | None:
+    """A study folder's JSON summary, None when absent; _Damaged when unreadable."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise _Damaged(f"{path} is not valid JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("fingerprint"), str):
+        raise _Damaged(f"{path} is not a scaler summary (no fingerprint)")
+    return data
+
+
+def open_study(
+    kind: type[Experiment],
+    config: ExperimentConfig,
+    *,
+    folder: Path,
+    storage_url: str | None = None,
+    name: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> StudyHandle:
+    """Create a study of `kind`, or open the existing one of the same name and configuration.
+
+    `settings` are plan options that are not part of the identity (a search's repeats): given
+    to `plan` / `restore`, and the experiment's attributes are stored again when they change.
+
+    Call it inside `folder_lock(folder)`. Refuses (UsageError) a name that exists with another
+    configuration or another storage, and (RunError) a folder whose summary records a study
+    its storage no longer holds: recorded results are never overwritten. Planning
+    (`kind.plan`) runs only for a new study.
+    """
+    config.validate()
+    if storage_url is not None and not is_url(storage_url):
+        raise UsageError(
+            f"storage {storage_url!r} is not a database URL; give one like "
+            "postgresql+psycopg2://user:pw@host/db, or leave --storage out for the search folder's journal",
+            param="storage",
+        )
+    name = name or folder.name
+    validate_name(name)
+    storage_url = storage_url or str(folder / JOURNAL_NAME)
+    print_ = fingerprint(config)
+    summary_path = folder / kind.summary_name
+    notes: list[str] = []
+    try:
+        previous = read_summary(summary_path)
+        damaged = None
+    except _Damaged as exc:
+        previous, damaged = None, str(exc)
+    if previous is not None:
+        if previous["fingerprint"] != print_:
+            raise UsageError(_clash_message(name, previous.get("config", {}), config.identity()))
+        recorded = previous.get("storage")
+        if recorded is not None and recorded != storage_label(storage_url):
+            raise UsageError(
+                f"search {name!r} keeps its study in {recorded}, not {storage_label(storage_url)}; "
+                "rerun with the same --storage (or none), or pick a new --name"
+            )
+    storage = open_storage(storage_url, exclusive=True)
+    existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    found = existing.get(name)
+    if found is not None and ATTR_FINGERPRINT in found.user_attrs:
+        attrs = found.user_attrs
+        if attrs.get(ATTR_FINGERPRINT) != print_ or experiment_class(attrs.get(ATTR_KIND, LEGACY_KIND)) is not kind:
+            raise UsageError(_clash_message(name, attrs.get(ATTR_CONFIG, {}), config.identity()))
+        experiment = kind.restore(config, attrs, **(settings or {}))
+        study = _load(storage, name, experiment)
+        for key, value in experiment.study_attrs().items():
+            if attrs.get(key) != value:
+                study.set_user_attr(key, value)
+        if damaged:
+            notes.append(f"{damaged}; rebuilt from the study in {storage_label(storage_url)}")
+    elif found is not None and found.n_trials:
+        raise RunError(f"study {name!r} in {mask_url(storage_url)} has trials but no scaler configuration")
+    elif previous is not None or damaged:
+        what = f"{summary_path} records this search" if previous is not None else damaged
+        raise RunError(
+            f"{what}, but {storage_label(storage_url)} holds no study {name!r} (missing, emptied or "
+            f"replaced); refusing to start over and overwrite recorded results: restore the study's "
+            f"storage, or move {folder} away to start a new search"
+        )
+    else:  # new, or killed between create_study and recording its configuration
+        experiment = kind.plan(config, **(settings or {}))
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            direction="maximize",
+            sampler=optuna.samplers.RandomSampler(0),
+            pruner=experiment.pruner(),
+            load_if_exists=True,
+        )
+        study.set_user_attr(ATTR_KIND, kind_name(kind))
+        study.set_user_attr(ATTR_CONFIG, config.identity())
+        for key, value in experiment.study_attrs().items():
+            study.set_user_attr(key, value)
+        study.set_user_attr(ATTR_FINGERPRINT, print_)  # last: marks the study complete
+    handle = StudyHandle(study, experiment, name, folder, storage_url, exclusive=not is_url(storage_url))
+    handle.notes.extend(notes)
+    return handle
+
+
+def join_study(storage_url: str, name: str, folder: Path | None = None) -> StudyHandle:
+    """Open an existing study from its database alone (what `scaler worker` does).
+
+    Journal files are not shared this way: a study folder's journal belongs to the one process
+    holding the folder's lock (and the worker processes it starts itself).
+    """
+    storage = open_storage(storage_url)
+    summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    if name not in summaries:
+        known = ", ".join(sorted(summaries)) or "none"
+        raise UsageError(f"study {name!r} not found in {mask_url(storage_url)}; studies there: {known}")
+    attrs = summaries[name].user_attrs
+    if ATTR_FINGERPRINT not in attrs:
+        raise UsageError(f"study {name!r} was not created by scaler (or its creation was cut short)")
+    kind = experiment_class(attrs.get(ATTR_KIND, LEGACY_KIND))
+    experiment = kind.restore(kind.config_from_identity(attrs[ATTR_CONFIG]), attrs)
+    return StudyHandle(_load(storage, name, experiment), experiment, name, folder, storage_url)
+
+
+def _clash_message(name: str, old: dict, new: dict) -> str:
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(old), flat(new)
+    diffs = [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    shown = "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
+    return (
+        f"search {name!r} already exists with another configuration ({shown}); "
+        "rerun with its original options, or pick a new --name"
+    )

@@ -1,0 +1,106 @@
+"""The result files of a study folder: the experiment's ranked table (results.csv) and its JSON
+summary, written atomically after every finished item, and read back with checks."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from scaler.errors import UsageError
+from scaler.files import atomic_write_text, environment_summary
+from scaler.study.experiment import fingerprint, kind_name
+from scaler.study.handle import StudyHandle
+from scaler.study.storage import storage_label
+from scaler.study.trials import records
+
+RESULTS_NAME = "results.csv"
+
+
+def results_frame(handle: StudyHandle) -> pd.DataFrame:
+    """The experiment's ranked table of the study as it stands."""
+    return handle.experiment.table(records(handle))
+
+
+def summary(handle: StudyHandle, frame: pd.DataFrame) -> dict:
+    """The JSON summary: name, configuration, storage, environment, and the experiment's own
+    fields (best row, counts, seeds)."""
+    experiment = handle.experiment
+    return {
+        "name": handle.name,
+        "kind": kind_name(type(experiment)),
+        "fingerprint": fingerprint(experiment.config),
+        "config": experiment.config.identity(),
+        **experiment.summary(frame, records(handle)),
+        "states": frame["state"].value_counts().to_dict(),
+        "storage": storage_label(handle.storage_url),
+        "environment": environment_summary(),
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def plain(value: object) -> object:
+    """JSON-ready: numpy scalars to Python, non-finite floats to None, recursively."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_outputs(handle: StudyHandle) -> pd.DataFrame:
+    """Refresh results.csv and the JSON summary in the study folder, each atomically."""
+    assert handle.folder is not None
+    frame = results_frame(handle)
+    atomic_write_text(handle.folder / RESULTS_NAME, frame.to_csv(index=False))
+    text = json.dumps(plain(summary(handle, frame)), indent=2)
+    atomic_write_text(handle.folder / handle.experiment.summary_name, text)
+    return frame
+
+
+def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict]:
+    """A study folder's results.csv and JSON summary, checked: expected columns, numbers where
+    numbers belong, and a table that agrees with its summary (rows and states). UsageError
+    naming the file and the fault otherwise."""
+    results, info = folder / RESULTS_NAME, folder / summary_name
+    if not results.exists() or not info.exists():
+        raise UsageError(f"{folder} is not a search folder (no {RESULTS_NAME} / {summary_name})")
+    rewrite = "rerun the study's command (same options) to rewrite it from the study"
+    try:
+        frame = pd.read_csv(results, converters={"state": str, "reason": str}, keep_default_na=True)
+        data = json.loads(info.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{folder} is not a valid search folder: {str(exc).splitlines()[0]}; {rewrite}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{info} is not a scaler summary; {rewrite}")
+    missing = [c for c in [*columns, "state"] if c not in frame.columns] + [k for k in ("name", "states") if k not in data]
+    if missing:
+        raise UsageError(f"{folder} is not a valid search folder: missing {', '.join(missing)}")
+    for column in numeric:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame[column].notna() & values.isna()
+        if bad.any():
+            row = int(bad.idxmax())
+            raise UsageError(
+                f"{results} line {row + 2}, column {column}: {frame[column][row]!r} is not a number; {rewrite}"
+            )
+        frame[column] = values
+    counts = {str(k): int(v) for k, v in frame["state"].value_counts().items()}
+    recorded = {str(k): int(v) for k, v in dict(data["states"]).items()}
+    if counts != recorded:
+        raise UsageError(
+            f"{results} disagrees with {info.name} (table: {_counts(counts)}; summary: {_counts(recorded)}): "
+            f"cut short or edited; {rewrite}"
+        )
+    return frame, data
+
+
+def _counts(states: dict[str, int]) -> str:
+    return ", ".join(f"{n} {s or '(blank)'}" for s, n in sorted(states.items())) or "no rows"

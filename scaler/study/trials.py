@@ -1,0 +1,73 @@
+"""Trial bookkeeping: which item a trial ran, the state it stands in, which trial speaks for
+an item, and the records the results are made of."""
+
+from __future__ import annotations
+
+import contextlib
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from scaler.states import State
+from scaler.study.experiment import Record, WorkItem
+from scaler.study.handle import StudyHandle
+from scaler.study.storage import item_params
+
+# Which trial speaks for an item: complete > pruned > running > queued > failed.
+_PREFERENCE = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.WAITING: 3, TrialState.FAIL: 4}
+
+
+def trial_state(trial: FrozenTrial | None) -> State:
+    """The state a trial stands in (QUEUED for no trial)."""
+    if trial is None or trial.state == TrialState.WAITING:
+        return State.QUEUED
+    if trial.state == TrialState.RUNNING:
+        return State.RUNNING
+    if trial.state == TrialState.PRUNED:
+        return State.PRUNED
+    default = State.COMPLETE if trial.state == TrialState.COMPLETE else State.INTERRUPTED
+    return State(trial.user_attrs.get("state", default))
+
+
+def trials_by_item(handle: StudyHandle) -> dict[WorkItem, list[FrozenTrial]]:
+    """Every trial of the study grouped by the item it ran; trials of unknown items dropped."""
+    known = set(handle.experiment.items())
+    groups: dict[WorkItem, list[FrozenTrial]] = {}
+    for trial in handle.study.get_trials(deepcopy=False):
+        item = handle.experiment.item_of(item_params(trial))
+        if item in known:
+            groups.setdefault(item, []).append(trial)
+    return groups
+
+
+def representative(trials: list[FrozenTrial]) -> FrozenTrial | None:
+    """The trial that speaks for an item: complete > pruned > running > queued > failed, the
+    latest among equals."""
+    if not trials:
+        return None
+    return min(trials, key=lambda t: (_PREFERENCE.get(t.state, 9), -t.number))
+
+
+def records(handle: StudyHandle) -> list[Record]:
+    """One record per item, in the experiment's order; metrics only from scored trials."""
+    groups = trials_by_item(handle)
+    out = []
+    for item in handle.experiment.items():
+        trial = representative(groups.get(item, []))
+        state = trial_state(trial)
+        attrs = dict(trial.user_attrs) if trial is not None and state.is_scored else {}
+        reason = trial.user_attrs.get("reason", "") if trial is not None and state is not State.RUNNING else ""
+        out.append(Record(item, state, reason, attrs))
+    return out
+
+
+def count_finished(handle: StudyHandle) -> int:
+    """Items that need no more work (failed ones included)."""
+    return sum(record.state.is_finished for record in records(handle))
+
+
+def mark_interrupted(storage: optuna.storages.BaseStorage, trial_id: int, reason: str) -> None:
+    storage.set_trial_user_attr(trial_id, "state", State.INTERRUPTED.value)
+    storage.set_trial_user_attr(trial_id, "reason", reason)
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
