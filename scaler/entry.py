@@ -3,16 +3,18 @@ with one line, and keeps a reader that goes away (`scaler ... | head`) from fail
 
 from __future__ import annotations
 
-import io
 import os
 import sys
+from typing import Any, TextIO
 
 
-class ReaderSafeStream(io.TextIOBase):
-    """A text stream that turns a closed reader (EPIPE) into silence: writes after that go
-    nowhere, and the command, a search included, carries on and exits as it would have."""
+class ReaderSafeStream:
+    """Standard output that turns a closed reader (EPIPE) into silence: writes after that go
+    nowhere, and the command, a search included, carries on and exits as it would have.
+    Everything else (isatty, fileno, encoding, ...) is the real stream's, so a terminal is
+    still seen as one."""
 
-    def __init__(self, stream: io.TextIOBase) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self.reader_gone = False
 
@@ -40,13 +42,13 @@ class ReaderSafeStream(io.TextIOBase):
         except (OSError, ValueError):
             pass
 
-    def __getattr__(self, name: str):  # isatty, fileno, encoding, ...: the real stream's
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
 
 def run() -> None:
     """Console-script entry point."""
-    sys.stdout = ReaderSafeStream(sys.stdout)
+    sys.stdout = ReaderSafeStream(sys.stdout)  # type: ignore[assignment]
     try:
         from scaler.cli import main
     except KeyboardInterrupt:

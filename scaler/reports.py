@@ -218,12 +218,12 @@ def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
             continue
         best = own.iloc[0]
         where = f"rank {int(best[f'rank_{other}'])} in {'B' if other == 'b' else 'A'}"
-        verdict = {True: "tied with its best there", False: "not tied with its best there"}.get(_truth(best[f"tied_with_best_{other}"]), "tie unknown there")
+        verdict = {True: "tied with its best there", False: "not tied with its best there"}.get(truth(best[f"tied_with_best_{other}"]), "tie unknown there")
         lines.append(f"best of {name}: ({best['alpha']:g}, {best['beta']:g}, {best['gamma']:.3g}) is {where}, {verdict}")
     return SearchComparison(frame, len(frame), len(both), spearman, kendall, lines)
 
 
-def _truth(value: object) -> bool | None:
+def truth(value: object) -> bool | None:
     """A tied_with_best cell as read back from CSV: True, False or unknown."""
     if isinstance(value, str):
         return {"true": True, "false": False}.get(value.strip().lower())

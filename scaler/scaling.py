@@ -93,14 +93,14 @@ def compound_scale(
     for what, coefficient, limit in (("depth", alpha, MAX_MULTIPLIER), ("width", beta, MAX_MULTIPLIER)):
         if math.log(coefficient) * phi > math.log(limit):
             raise UsageError(
-                f"phi {phi:g} gives {what} {coefficient:g}^{phi:g} = {coefficient**min(phi, 1000.0):.4g}, more than "
+                f"phi {phi:g} gives {what} {coefficient:g}^{phi:g} = {_power(math.log10(coefficient) * phi)}, more than "
                 f"{limit:g}; lower phi or the coefficient",
                 param="phi",
             )
     if math.log(gamma) * phi + math.log(base_resolution) > math.log(MAX_RESOLUTION + 2):
         raise UsageError(
             f"phi {phi:g} gives resolution {base_resolution} x {gamma:g}^{phi:g} = "
-            f"{base_resolution * gamma**min(phi, 1000.0):.4g} px, more than {MAX_RESOLUTION}; lower phi or gamma",
+            f"{_power(math.log10(base_resolution) + math.log10(gamma) * phi)} px, more than {MAX_RESOLUTION}; lower phi or gamma",
             param="phi",
         )
     return CompoundScale(
@@ -112,6 +112,13 @@ def compound_scale(
         width=beta**phi,
         resolution=round_resolution(base_resolution * gamma**phi),
     )
+
+
+def _power(log10: float) -> str:
+    """10**log10 written without overflowing: 38.34, or 1.5e+79 for huge values."""
+    if log10 < 15:
+        return f"{10**log10:.4g}"
+    return f"{10 ** (log10 % 1):.2f}e+{int(log10)}"
 
 
 def validate_resolution(resolution: int, what: str = "resolution") -> None:

@@ -80,8 +80,9 @@ def tied(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
 
 def split_half_reliability(scores: Sequence[Sequence[float]], seed: int = 0) -> tuple[float, float, float] | None:
     """(median, low, high) Spearman correlation between the candidate rankings of two disjoint
-    halves of the repeats, over random splits; None with fewer than 2 repeats everywhere or
-    fewer than 3 candidates. `scores[c]` holds candidate c's per-repeat top-1."""
+    halves of the repeats, over random splits; None with fewer than 3 candidates of 2 or more
+    repeats, or when most splits leave a half that scores every candidate alike (undefined).
+    `scores[c]` holds candidate c's per-repeat top-1."""
     usable = [np.asarray(s, dtype=float) for s in scores if len(s) >= 2]
     if len(usable) < 3:
         return None
@@ -94,10 +95,10 @@ def split_half_reliability(scores: Sequence[Sequence[float]], seed: int = 0) -> 
             half = len(s) // 2
             first.append(s[order[:half]].mean())
             second.append(s[order[half : 2 * half]].mean())
-        if np.ptp(first) == 0 or np.ptp(second) == 0:
-            correlations.append(0.0)
-            continue
-        correlations.append(float(stats.spearmanr(first, second).statistic))
+        if np.ptp(first) > 0 and np.ptp(second) > 0:  # a half that scores all alike ranks nothing
+            correlations.append(float(stats.spearmanr(first, second).statistic))
+    if len(correlations) < SPLITS // 2:
+        return None
     low, median, high = np.percentile(correlations, [2.5, 50, 97.5])
     return float(median), float(low), float(high)
 

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -95,6 +96,7 @@ def test_bad_search_input_is_refused_before_anything_is_created(cli, tmp_path, e
     [
         (["scale", "--phi", "0-1000000000"], "every phi must be in 0..64"),
         (["scale", "--phi", "20"], "phi 20 gives depth 1.2^20"),
+        (["scale", "--alpha", "1e10", "--phi", "64"], "gives depth 1e+10^64 = 1.00e+640"),
         (["scale", "--gamma", "2", "--phi", "5"], "phi 5 gives resolution 224 x 2^5"),
         (["candidates", "--target", "1e308"], "--target"),
         (["flops", "--width", "16", "--resolution", "4096"], "too large to count"),
@@ -234,6 +236,7 @@ def test_a_search_where_everything_failed_exits_1(cli, tmp_path):
         ("postgresql://scaler:s3cr3t-pw@127.0.0.1:9/db", ["s3cr3t-pw"]),
         ("postgresql://scaler@127.0.0.1:9/db?password=t0p-s3cret&sslmode=disable", ["t0p-s3cret"]),
         ("postgresql://scaler:p@ss:w0rd@127.0.0.1:9/db", ["p@ss:w0rd", "ss:w0rd", "w0rd"]),
+        ("postgresql+psycopg2://scaler:pa?ss/w0rd@127.0.0.1:9/db", ["pa?ss", "ss/w0rd"]),
     ],
 )
 def test_no_password_reaches_the_terminal(cli, tmp_path, url, secrets):
@@ -242,6 +245,37 @@ def test_no_password_reaches_the_terminal(cli, tmp_path, url, secrets):
     for secret in secrets:
         assert secret not in result.err and secret not in result.out
     assert not any(secret in p.read_text(errors="ignore") for p in tmp_path.rglob("*") if p.is_file() for secret in secrets)
+
+
+def test_a_terminal_is_still_a_terminal_behind_the_pipe_guard():
+    from scaler.entry import ReaderSafeStream
+
+    leader, follower = os.openpty()
+    with os.fdopen(follower, "w") as terminal:
+        guarded = ReaderSafeStream(terminal)
+        assert guarded.isatty() and guarded.fileno() == follower and guarded.encoding == terminal.encoding
+    os.close(leader)
+
+
+def test_same_database_with_another_driver_or_password_is_the_same_storage():
+    from scaler.study.storage import same_storage
+
+    assert same_storage("postgresql+psycopg2://u:***@db:5432/s", "postgresql://u@db:5432/s")
+    assert same_storage("postgresql://u@db/s?password=old", "postgresql://u:new@db/s")
+    assert not same_storage("postgresql://u@db/s", "postgresql://u@other/s")
+    assert not same_storage("study.journal", "postgresql://u@db/s")
+
+
+def test_a_search_begun_by_scaler_01_on_few_classes_resumes_with_ten(tmp_path):
+    from scaler.cli.search import _resumable
+    from scaler.experiments.search import SearchConfig
+
+    config = SearchConfig()
+    three = replace(config, base=replace(config.base, num_classes=3))
+    assert _resumable(three, tmp_path, "old") == three  # nothing recorded: the data's 3 classes
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "search.json").write_text(json.dumps({"fingerprint": config.fingerprint()}))
+    assert _resumable(three, tmp_path, "old") == config  # recorded with 0.1's 10 classes
 
 
 def test_a_missing_database_driver_is_named_with_its_package(cli, tmp_path):

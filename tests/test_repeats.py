@@ -16,7 +16,9 @@ import optuna
 import pandas as pd
 import pytest
 
-from scaler.experiments.search import RESULT_COLUMNS
+from scaler.experiments.search import RESULT_COLUMNS, CompoundSearch, SearchConfig, _tied_with_best, aggregate
+from scaler.states import State
+from scaler.study.experiment import Record, WorkItem
 from scaler.reports import compare_searches
 from scaler.statistics import (
     mean_interval,
@@ -125,9 +127,12 @@ def test_repeats_give_intervals_ties_and_reliability(cli, tmp_path):
     assert frame["tied_with_best"].iloc[0]  # the best is tied with itself
     info = json.loads((folder / "search.json").read_text())
     assert info["repeats"] == 3 and info["tied_best"][0] == frame["candidate"].iloc[0]
-    assert set(info["reliability"]) == {"spearman", "low", "high"}
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / "study.journal")))
-    seeds = {t.user_attrs["seed"] for t in optuna.load_study(study_name="rep", storage=storage).trials}
+    trials = optuna.load_study(study_name="rep", storage=storage).trials
+    scores = [[t.user_attrs["top1"] for t in trials if t.params["candidate"] == c] for c in range(3)]
+    expected = split_half_reliability(scores, seed=0)  # None when the halves score all alike
+    assert info["reliability"] == (None if expected is None else dict(zip(("spearman", "low", "high"), expected)))
+    seeds = {t.user_attrs["seed"] for t in trials}
     assert len(seeds) == 7  # repeat 0 shares the search seed; the 6 others are distinct
     assert "ranking reliability (split-half Spearman over 3 repeats)" in result.err or "reliability" in result.out
 
@@ -206,3 +211,41 @@ def test_train_with_repeats_reports_mean_and_spread(cli):
     assert [r["seed"] for r in data["runs"]][0] == 0 and len({r["seed"] for r in data["runs"]}) == 3
     top1 = [r["top1"] for r in data["runs"]]
     assert data["top1_mean"] == pytest.approx(np.mean(top1)) and data["top1_std"] == pytest.approx(np.std(top1, ddof=1))
+
+
+def record(candidate: int, repeat: int, state: str, top1: float | None, **attrs) -> Record:
+    return Record(WorkItem.of(candidate=candidate, repeat=repeat), State(state), attrs.pop("reason", ""),
+                  {"top1": top1, "epochs": 3, **attrs} if top1 is not None else {})  # fmt: skip
+
+
+def test_a_pruned_repeat_never_enters_a_complete_candidates_mean():
+    row = aggregate([
+        record(0, 0, "complete", 0.8), record(0, 1, "complete", 0.6),
+        record(0, 2, "pruned", 0.1, reason="pruned after epoch 1"),
+    ])  # fmt: skip
+    assert row["state"] == "complete" and row["top1"] == pytest.approx(0.7) and row["repeats"] == 2
+    assert row["reason"] == "1 of 3 repeats pruned (pruned after epoch 1)"
+    only_pruned = aggregate([record(1, 0, "pruned", 0.2), record(1, 1, "pruned", 0.4)])
+    assert only_pruned["state"] == "pruned" and only_pruned["top1"] == pytest.approx(0.3)
+
+
+def test_a_single_run_without_its_sample_size_has_no_interval():
+    row = aggregate([record(0, 0, "complete", 0.5)])  # a run from before val_images was stored
+    assert np.isnan(row["top1_low"]) and np.isnan(row["top1_high"])
+    known = aggregate([record(0, 0, "complete", 0.1, val_images=500)])
+    assert known["top1_low"] == pytest.approx(0.0767, abs=1e-3)
+
+
+def test_ties_are_unknown_without_per_image_results_and_reliability_undefined_when_flat():
+    frame = pd.DataFrame({"candidate": [0, 1], "state": ["complete", "complete"]})
+    groups = {0: [record(0, 0, "complete", 0.5)], 1: [record(1, 0, "complete", 0.4)]}
+    assert _tied_with_best(frame, groups) == [None, None]
+    assert split_half_reliability([[0.1, 0.1], [0.1, 0.1], [0.1, 0.1]]) is None
+
+
+def test_a_worker_takes_up_repeats_raised_after_it_joined():
+    search = CompoundSearch(SearchConfig(), [], repeats=2)
+    search.refresh({"scaler_repeats": 3})
+    assert search.repeats == 3
+    search.refresh({"scaler_repeats": 1})  # never fewer
+    assert search.repeats == 3

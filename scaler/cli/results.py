@@ -6,6 +6,7 @@ import pandas as pd
 
 from scaler.cli.app import Format, console
 from scaler.experiments.search import is_paper_point
+from scaler.reports import truth
 from scaler.render import Column, emit, fixed, integer, share, text
 from scaler.states import State
 
@@ -46,7 +47,7 @@ def marked(frame: pd.DataFrame) -> pd.DataFrame:
     best = shown.index[shown["state"] == State.COMPLETE.value]
     marks = []
     for i, row in shown.iterrows():
-        mark = "★ best" if len(best) and i == best[0] else ("≈ tied" if row.get("tied_with_best") is True else "")
+        mark = "★ best" if len(best) and i == best[0] else ("≈ tied" if truth(row.get("tied_with_best")) else "")
         marks.append(f"{mark} ◆ paper".strip() if is_paper_point(row) else mark)
     shown.insert(1, "mark", marks)
     shown["interval"] = [_interval(row) for _, row in shown.iterrows()]
@@ -60,6 +61,8 @@ def reliability_lines(info: dict) -> list[str]:
     lines = []
     if tied:
         lines.append(f"≈ tied with the best: {len(tied) - 1} other candidate(s) the data cannot tell from it (paired test on the validation images, 95%)")
+    elif info.get("best"):
+        lines.append("ties with the best: unknown (these runs stored no per-image results; runs from scaler 0.2 on do)")
     if reliability:
         value, low, high = reliability["spearman"], reliability["low"], reliability["high"]
         lines.append(f"ranking reliability (split-half Spearman over {info.get('repeats')} repeats): {value:.2f} [{low:.2f}, {high:.2f}]")
@@ -68,7 +71,9 @@ def reliability_lines(info: dict) -> list[str]:
                 "the ranking is mostly noise: two halves of the repeats order the candidates differently; "
                 "more --repeats, more --epochs or more --train-images would help"
             )
-    elif info.get("repeats", 1) < 2:
+    elif info.get("repeats", 1) >= 2:
+        lines.append("ranking reliability: undefined (too few candidates with 2 repeats, or the halves score them all alike)")
+    else:
         lines.append("one run per candidate: intervals come from the validation sample only; --repeats 3 measures seed noise and ranking reliability")
     return lines
 

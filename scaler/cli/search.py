@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -62,7 +63,7 @@ def search(
     pruner: Annotated[str, typer.Option(help="none, halving (successive halving) or hyperband, on val top-1 per epoch.")] = "none",
     name: Annotated[Optional[str], typer.Option(help="Search name (default: derived from the configuration).")] = None,
     root: Annotated[Path, typer.Option("--root", help="Folder that holds the search folders.")] = Path("searches"),
-    storage: Annotated[Optional[str], typer.Option(envvar="SCALER_STORAGE", show_envvar=True, help="Database URL for the study, e.g. postgresql://user@host/db (password in ~/.pgpass; default: a journal file in the search folder).")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="Database URL for the study, e.g. postgresql://user@host/db (password in ~/.pgpass, or --storage \"$SCALER_STORAGE\"; default: a journal file in the search folder).")] = None,
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
     repeats: Annotated[int, typer.Option(help="Trainings per candidate with independent seeds; raising it on an existing search trains only the missing repeats.")] = 1,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train failed candidates again.")] = False,
@@ -86,6 +87,7 @@ def search(
         pruner=pruner,
         flops_tolerance=flops_tolerance,
     )
+    config = _resumable(config, root, name)
     run_on = options.runtime(device, threads, cache_dir or root / ".cache")
     config.validate()  # everything checked before the search folder is created
     if workers < 1:
@@ -131,3 +133,17 @@ def search(
             f"{len(unfinished)} candidate(s) still {', '.join(sorted(set(unfinished['state'])))}; "
             "run the same command again to finish them"
         )
+
+
+def _resumable(config: SearchConfig, root: Path, name: str | None) -> SearchConfig:
+    """The configuration to run: scaler 0.1 gave every proxy 10 classes, whatever the data had;
+    a search it started on data with fewer classes resumes with that classifier."""
+    legacy = replace(config, base=replace(config.base, num_classes=10))
+    if legacy == config:
+        return config
+    summary = root / (name or legacy.default_name()) / SUMMARY_NAME
+    try:
+        recorded = json.loads(summary.read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return config
+    return legacy if recorded == legacy.fingerprint() else config

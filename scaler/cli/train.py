@@ -123,12 +123,13 @@ REPEAT_COLUMNS = [
 
 
 def _show_repeats(results: list[TrainResult], seeds: list[int], format: Format, title: str, caption: str) -> None:
-    """One row per seed, then the mean top-1 with its spread and 95% interval."""
-    top1 = [r.top1 for r in results if r.epochs]
+    """One row per seed, then the mean top-1 of the runs that completed, with its spread and
+    95% interval (diverged or timed-out runs are listed, not averaged)."""
+    top1 = [r.top1 for r in results if r.status is State.COMPLETE]
     mean, std, low, high = mean_interval(top1)
     if format is Format.json:
         runs = [{**r.to_dict(), "seed": s} for r, s in zip(results, seeds)]
-        summary = {"top1_mean": mean, "top1_std": std, "top1_low": low, "top1_high": high, "repeats": len(top1)}
+        summary = {"top1_mean": mean, "top1_std": std, "top1_low": low, "top1_high": high, "repeats": len(top1)}  # completed runs
         print(json.dumps(plain({"runs": runs, **summary}), indent=2))
         return
     frame = pd.DataFrame(

@@ -129,6 +129,10 @@ class CompoundSearch(Experiment):
     def study_attrs(self) -> dict[str, Any]:
         return {"scaler_candidates": [c.to_dict() for c in self.candidates], ATTR_REPEATS: self.repeats}
 
+    def refresh(self, attrs: Mapping[str, Any]) -> None:
+        """A search raised to more repeats while this worker ran: work on those too."""
+        self.repeats = max(self.repeats, int(attrs.get(ATTR_REPEATS, 1)))
+
     # -- the work -------------------------------------------------------------------------
     @property
     def noun(self) -> str:  # type: ignore[override]
@@ -172,10 +176,10 @@ class CompoundSearch(Experiment):
         """The search's data at a storage resolution that serves its largest candidate."""
         storage_resolution = max(c.resolution for c in self.candidates)
         dataset = self.config.data.load(storage_resolution, self.config.train.seed, runtime)
-        if dataset.num_classes != self.config.base.num_classes:
+        if dataset.num_classes > self.config.base.num_classes:
             raise UsageError(
-                f"data {self.config.data.source} has {dataset.num_classes} classes, the search's proxy "
-                f"{self.config.base.num_classes}: the data changed since the search started; restore it or pick a new --name"
+                f"data {self.config.data.source} has {dataset.num_classes} classes but the search's proxy classifies "
+                f"{self.config.base.num_classes}: a class was added since the search started; restore the data or pick a new --name"
             )
         self.dataset_fingerprint = dataset.fingerprint
         return dataset
@@ -227,7 +231,7 @@ class CompoundSearch(Experiment):
 
     def summary(self, frame: pd.DataFrame, records: list[Record]) -> dict[str, Any]:
         done = frame[frame["state"] == State.COMPLETE.value]
-        scores = [[r.attrs["top1"] for r in group if r.state.is_scored and r.attrs.get("top1") is not None] for group in _by_candidate(records).values()]
+        scores = [[r.attrs["top1"] for r in counted(group)] for group in _by_candidate(records).values()]
         reliability = split_half_reliability(scores, seed=self.config.train.seed)
         return {
             "seed": self.config.train.seed,
@@ -260,27 +264,40 @@ def candidate_state(records: list[Record]) -> State:
     return State.FAILED
 
 
+def counted(records: list[Record]) -> list[Record]:
+    """The repeats a candidate's figures are made of: those in the candidate's own state (a
+    complete candidate's complete repeats; a pruned repeat's partial accuracy never enters a
+    complete candidate's mean), with a top-1."""
+    state = candidate_state(records)
+    return [r for r in records if r.state is state and state.is_scored and r.attrs.get("top1") is not None]
+
+
 def aggregate(records: list[Record]) -> dict[str, Any]:
-    """The table's fields of one candidate from its repeats: means over the finished (scored)
-    ones, the 95% interval of top-1 (over repeats when there are 2 or more, else from the
-    validation sample), the repeats finished, the state, and why any repeat failed."""
-    scored = [r for r in records if r.state.is_scored and r.attrs.get("top1") is not None]
+    """The table's fields of one candidate from its repeats: means over the counted ones (see
+    `counted`), the 95% interval of top-1 (over repeats when there are 2 or more, else from
+    the validation sample), the repeats counted, the state, and what happened to the others."""
+    scored = counted(records)
     state = candidate_state(records)
     top1 = [float(r.attrs["top1"]) for r in scored]
     mean, std, low, high = mean_interval(top1)
     if len(scored) == 1 and scored[0].attrs.get("val_images"):
         n = int(scored[0].attrs["val_images"])
         low, high = proportion_interval(round(top1[0] * n), n)
-    low, high = max(0.0, low), min(1.0, high)  # an accuracy's interval stays in [0, 1]
+    if math.isfinite(low) and math.isfinite(high):  # an accuracy's interval stays in [0, 1]
+        low, high = max(0.0, low), min(1.0, high)
 
     def average(key: str) -> float | None:
         values = [float(r.attrs[key]) for r in scored if r.attrs.get(key) is not None]
         return float(np.mean(values)) if values else None
 
-    failed = [r for r in records if r.state is State.FAILED]
     reason = records[0].reason if len(records) == 1 else ""
-    if len(records) > 1 and failed:
-        reason = f"{len(failed)} of {len(records)} repeats failed: {failed[0].reason}"
+    others = [r for r in records if r.state.is_finished and r not in scored] if state.is_scored else []
+    if len(records) > 1 and others:
+        reason = "; ".join(
+            f"{sum(r.state is s for r in others)} of {len(records)} repeats {s.value}"
+            + (f" ({next(r.reason for r in others if r.state is s)})" if any(r.reason for r in others if r.state is s) else "")
+            for s in dict.fromkeys(r.state for r in others)
+        )
     return {
         "top1": mean if scored else None,
         "top5": average("top5"),
@@ -298,13 +315,13 @@ def aggregate(records: list[Record]) -> dict[str, Any]:
 
 
 def _correct(records: list[Record]) -> list[np.ndarray] | None:
-    """Per-repeat correctness arrays of a candidate's scored repeats (None when not stored)."""
+    """Per-repeat correctness arrays of a candidate's counted repeats (None when not stored:
+    runs from before per-image results were kept)."""
     out = []
-    for r in records:
-        if r.state.is_scored and r.attrs.get("top1") is not None:
-            if not r.attrs.get("val_correct") or not r.attrs.get("val_images"):
-                return None
-            out.append(unpack_correct(r.attrs["val_correct"], int(r.attrs["val_images"])))
+    for r in counted(records):
+        if not r.attrs.get("val_correct") or not r.attrs.get("val_images"):
+            return None
+        out.append(unpack_correct(r.attrs["val_correct"], int(r.attrs["val_images"])))
     return out or None
 
 
@@ -320,7 +337,7 @@ def _tied_with_best(frame: pd.DataFrame, groups: dict[int, list[Record]]) -> lis
     for _, row in frame.iterrows():
         candidate = int(row["candidate"])
         if candidate == best_candidate:
-            out.append(True)
+            out.append(None if best is None else True)  # unknown when nothing can be compared
             continue
         mine = _correct(groups.get(candidate, []))
         out.append(None if best is None or mine is None else tied(best, mine))

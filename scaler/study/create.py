@@ -14,7 +14,7 @@ import optuna
 from scaler.errors import RunError, UsageError
 from scaler.study.experiment import Experiment, ExperimentConfig, experiment_class, fingerprint, kind_name
 from scaler.study.handle import StudyHandle
-from scaler.study.storage import JOURNAL_NAME, is_url, mask_url, open_storage, storage_label
+from scaler.study.storage import JOURNAL_NAME, is_url, mask_url, open_storage, same_storage, storage_label
 
 # A study name is one path component: it names the folder under --root and the stored study.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
@@ -97,9 +97,9 @@ def open_study(
         if previous["fingerprint"] != print_:
             raise UsageError(_clash_message(name, previous.get("config", {}), config.identity()))
         recorded = previous.get("storage")
-        if recorded is not None and recorded != storage_label(storage_url):
+        if recorded is not None and not same_storage(str(recorded), storage_url):
             raise UsageError(
-                f"search {name!r} keeps its study in {recorded}, not {storage_label(storage_url)}; "
+                f"search {name!r} keeps its study in {mask_url(str(recorded))}, not {storage_label(storage_url)}; "
                 "rerun with the same --storage (or none), or pick a new --name"
             )
     storage = open_storage(storage_url, exclusive=True)
@@ -109,7 +109,12 @@ def open_study(
         attrs = found.user_attrs
         if attrs.get(ATTR_FINGERPRINT) != print_ or experiment_class(attrs.get(ATTR_KIND, LEGACY_KIND)) is not kind:
             raise UsageError(_clash_message(name, attrs.get(ATTR_CONFIG, {}), config.identity()))
-        experiment = kind.restore(config, attrs, **(settings or {}))
+        try:
+            experiment = kind.restore(config, attrs, **(settings or {}))
+        except KeyError as missing:  # killed between the fingerprint and the rest (scaler 0.1)
+            if found.n_trials:
+                raise RunError(f"study {name!r} lacks its stored {missing}; move {folder} away to start again") from None
+            return _create(kind, config, storage, name, folder, storage_url, print_, settings)
         study = _load(storage, name, experiment)
         for key, value in experiment.study_attrs().items():
             if attrs.get(key) != value:
@@ -126,23 +131,39 @@ def open_study(
             f"storage, or move {folder} away to start a new search"
         )
     else:  # new, or killed between create_study and recording its configuration
-        experiment = kind.plan(config, **(settings or {}))
-        study = optuna.create_study(
-            study_name=name,
-            storage=storage,
-            direction="maximize",
-            sampler=optuna.samplers.RandomSampler(0),
-            pruner=experiment.pruner(),
-            load_if_exists=True,
-        )
-        study.set_user_attr(ATTR_KIND, kind_name(kind))
-        study.set_user_attr(ATTR_CONFIG, config.identity())
-        for key, value in experiment.study_attrs().items():
-            study.set_user_attr(key, value)
-        study.set_user_attr(ATTR_FINGERPRINT, print_)  # last: marks the study complete
+        return _create(kind, config, storage, name, folder, storage_url, print_, settings)
     handle = StudyHandle(study, experiment, name, folder, storage_url, exclusive=not is_url(storage_url))
     handle.notes.extend(notes)
     return handle
+
+
+def _create(
+    kind: type[Experiment],
+    config: ExperimentConfig,
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    folder: Path,
+    storage_url: str,
+    print_: str,
+    settings: Mapping[str, Any] | None,
+) -> StudyHandle:
+    """Plan a new study and record its configuration; the fingerprint last, as the mark of a
+    study whose creation finished."""
+    experiment = kind.plan(config, **(settings or {}))
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(0),
+        pruner=experiment.pruner(),
+        load_if_exists=True,
+    )
+    study.set_user_attr(ATTR_KIND, kind_name(kind))
+    study.set_user_attr(ATTR_CONFIG, config.identity())
+    for key, value in experiment.study_attrs().items():
+        study.set_user_attr(key, value)
+    study.set_user_attr(ATTR_FINGERPRINT, print_)
+    return StudyHandle(study, experiment, name, folder, storage_url, exclusive=not is_url(storage_url))
 
 
 def join_study(storage_url: str, name: str, folder: Path | None = None) -> StudyHandle:

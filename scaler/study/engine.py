@@ -291,6 +291,7 @@ def work(
     while True:
         if handle.uses_heartbeat:
             fail_stale_trials(handle.study)
+        handle.experiment.refresh(handle.study.user_attrs)
         trial = pop_trial(handle)
         if trial is None:
             running = handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

@@ -132,6 +132,10 @@ class Experiment(abc.ABC):
     def study_attrs(self) -> dict[str, Any]:
         """What to store with a new study (JSON-ready) so `restore` needs no re-measuring."""
 
+    def refresh(self, attrs: Mapping[str, Any]) -> None:
+        """Take up what another process changed in the stored attributes since this one opened
+        the study (e.g. more repeats); called before every work item is taken."""
+
     # -- the work -------------------------------------------------------------------------
     @abc.abstractmethod
     def items(self) -> list[WorkItem]:

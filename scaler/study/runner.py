@@ -127,11 +127,13 @@ def _running(handle: StudyHandle) -> list[str]:
     return out
 
 
-def _die_with_parent(poll_seconds: float = 0.5) -> None:
-    """End this worker process as soon as the process that started it is gone: without its
-    parent nobody holds the folder's lock, so it must not go on writing the journal. (Its item
-    is marked interrupted and run again when the search is resumed.)"""
-    parent = os.getppid()
+def _die_with_parent(parent: int, poll_seconds: float = 0.5) -> None:
+    """End this worker process as soon as the process `parent` that started it is gone (also
+    when it died while this one was still starting): without its parent nobody holds the
+    folder's lock, so it must not go on writing the journal. (Its item is marked interrupted
+    and run again when the search is resumed.)"""
+    if os.getppid() != parent:
+        os._exit(1)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -141,9 +143,9 @@ def _die_with_parent(poll_seconds: float = 0.5) -> None:
     threading.Thread(target=watch, name="scaler-parent-watch", daemon=True).start()
 
 
-def _worker_process(storage_url: str, name: str, folder, runtime: Runtime) -> None:  # noqa: ANN001
+def _worker_process(storage_url: str, name: str, folder, runtime: Runtime, parent: int) -> None:  # noqa: ANN001
     """Body of one local worker process: join the study and work until the queue is empty."""
-    _die_with_parent()
+    _die_with_parent(parent)
     try:
         handle = join_study(storage_url, name, folder)
         work(handle, prepare(handle, runtime), runtime)
@@ -168,7 +170,7 @@ def _run_processes(
             processes = [
                 context.Process(
                     target=_worker_process,
-                    args=(handle.storage_url, handle.name, handle.folder, runtime),
+                    args=(handle.storage_url, handle.name, handle.folder, runtime, os.getpid()),
                     name=f"scaler-worker-{i}",
                 )
                 for i in range(workers)

@@ -27,6 +27,23 @@ def is_url(storage: str) -> bool:
     return "://" in storage
 
 
+def same_storage(recorded: str, storage_url: str) -> bool:
+    """Whether a summary's recorded storage (a label) and a URL name the same place: the same
+    backend, host, port, database and user (driver and password may differ), or both the
+    folder's journal."""
+    if not is_url(recorded) or not is_url(storage_url):
+        return recorded == storage_label(storage_url)
+
+    def identity(url: str) -> tuple:
+        try:
+            parsed = make_url(normalise_url(url.replace(":***@", "@")))
+        except Exception:  # an unparsable label matches nothing
+            return (url,)
+        return (parsed.get_backend_name(), parsed.host, parsed.port, parsed.database, parsed.username)
+
+    return identity(recorded) == identity(storage_url)
+
+
 def storage_label(storage_url: str) -> str:
     """How a summary records where its study lives: the journal's file name, or the URL
     without its password."""
@@ -117,11 +134,11 @@ def _split(url: str) -> tuple[str, str, str, str]:
     """(scheme, credentials, location, query) of a URL, splitting the credentials at the LAST
     '@' before the path, so an unescaped '@' in a password stays in the password."""
     scheme, _, rest = url.partition("://")
-    rest, _, query = rest.partition("?")
-    slash = rest.find("/", rest.rfind("@") + 1 if "@" in rest else 0)
-    netloc, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
-    credentials, _, host = netloc.rpartition("@")
-    return scheme, credentials, host + path, query
+    credentials, at, remainder = rest.rpartition("@")  # credentials first: a password may hold '?' or '/'
+    if not at:
+        credentials, remainder = "", rest
+    location, _, query = remainder.partition("?")
+    return scheme, credentials, location, query
 
 
 def _password(url: str) -> list[str]:
