@@ -98,7 +98,8 @@ def test_bad_input_via_console_script_has_no_traceback(console_script):
     result = console_script("flops", "b9")
     assert result.code == 2
     assert result.err.strip().splitlines() == [
-        "error: unknown variant 'b9'; allowed: b0, b1, b2, b3, b4, b5, b6, b7, b8, l2, resnet50, mobilenetv2"
+        "error: unknown variant 'b9'; allowed: b0, b1, b2, b3, b4, b5, b6, b7, b8, l2, resnet50, mobilenetv2, "
+        "or a factory package.module:make or path/to/file.py:make"
     ]
 
 

@@ -35,11 +35,12 @@ STAGE_COLUMNS = [
 
 @app.command(
     epilog="Examples:  scaler flops b4 · scaler flops all · "
-    "scaler flops --width 1.2 --depth 1.4 --resolution 300 --by-stage · scaler flops b0 --format json"
+    "scaler flops --width 1.2 --depth 1.4 --resolution 300 --by-stage · scaler flops b0 --format json · "
+    "scaler flops net.py:make --width 1.2 --resolution 128"
 )
 def flops(
     variant: Annotated[
-        Optional[str], typer.Argument(help="A preset (b0..b8, l2, resnet50, mobilenetv2), or 'all' (B0-B7); omit for B0 with custom multipliers.")
+        Optional[str], typer.Argument(help="A preset (b0..b8, l2, resnet50, mobilenetv2), a factory package.module:make or path/to/file.py:make, or 'all' (B0-B7); omit for B0 with custom multipliers.")
     ] = None,
     width: Annotated[Optional[float], typer.Option(help="Width multiplier (overrides a preset's).")] = None,
     depth: Annotated[Optional[float], typer.Option(help="Depth multiplier (overrides a preset's).")] = None,

@@ -56,10 +56,11 @@ METRIC_COLUMNS = [
 
 @app.command(
     epilog="Examples:  scaler train b0 --data synthetic --epochs 3 --resolution 128 · "
-    "scaler train b0 --data ./images --width 0.5 --format json · scaler train b0 --data cifar10:./cifar-10-batches-py"
+    "scaler train b0 --data ./images --width 0.5 --format json · scaler train b0 --data cifar10:./cifar-10-batches-py · "
+    "scaler train net.py:make --width 0.5 --resolution 64"
 )
 def train(
-    variant: Annotated[str, typer.Argument(help="Preset to train: b0..b8, l2.")] = "b0",
+    variant: Annotated[str, typer.Argument(help="Preset to train (b0..b8, l2, resnet50, mobilenetv2), or a factory package.module:make or path/to/file.py:make.")] = "b0",
     width: Annotated[Optional[float], typer.Option(help="Width multiplier (overrides the preset's).")] = None,
     depth: Annotated[Optional[float], typer.Option(help="Depth multiplier (overrides the preset's).")] = None,
     resolution: Annotated[int, typer.Option(help="Training resolution in pixels.")] = 128,

@@ -18,6 +18,7 @@ from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build
 from scaler.data import Dataset
 from scaler.errors import UsageError
 from scaler.experiments.proxy import DataOptions, estimate_seconds, train_outcome
+from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
@@ -71,7 +72,7 @@ class SearchConfig:
 
     def default_name(self) -> str:
         s, b = self.space, self.base
-        return f"phi{s.phi:g}-{s.mode}-{b.variant}-r{b.resolution}-w{b.width:g}-{self.fingerprint()}"
+        return f"phi{s.phi:g}-{s.mode}-{short_name(b.variant)}-r{b.resolution}-w{b.width:g}-{self.fingerprint()}"
 
     @classmethod
     def from_identity(cls, data: dict) -> SearchConfig:

@@ -1,4 +1,5 @@
-"""Network families: EfficientNet (and any family registered beside it), found by name.
+"""Network families: EfficientNet (and any family registered beside it), found by name, and
+any user network through a factory reference ('net.py:make').
 
 Importing this package registers the built-in families.
 """
@@ -6,6 +7,7 @@ Importing this package registers the built-in families.
 from scaler.models import efficientnet  # noqa: F401  (registers the family)
 from scaler.models import resnet  # noqa: F401  (registers the family)
 from scaler.models import mobilenetv2  # noqa: F401  (registers the family)
+from scaler.models import factory  # noqa: F401  (registers the family of factory references)
 from scaler.models.family import Family, Piece, Preset
 from scaler.models.registry import (
     build_model,

@@ -1,7 +1,9 @@
 """The registry of network families and the name lookup every command uses.
 
 `register_family` adds a family; `resolve_variant("b4")` finds the family and preset a name
-stands for; `network_spec` / `build_model` work for any family.
+stands for; `network_spec` / `build_model` work for any family. A name with a ':' is a factory
+reference ('net.py:make', 'package.module:make'; see `scaler.models.factory`), accepted
+wherever a preset name is.
 """
 
 from __future__ import annotations
@@ -14,6 +16,13 @@ from scaler.errors import UsageError
 from scaler.models.family import Family, Preset
 
 _FAMILIES: dict[str, Family] = {}
+REFERENCE_FAMILY = "factory"  # the family a factory reference belongs to
+REFERENCE_RESOLUTION = 224  # the resolution a reference stands for, as a preset's native one
+
+
+def is_reference(name: str) -> bool:
+    """Whether a variant name is a factory reference rather than a preset name."""
+    return ":" in name
 
 
 def register_family(family: Family) -> Family:
@@ -51,13 +60,20 @@ def variant_names() -> list[str]:
 
 
 def resolve_variant(name: str) -> tuple[Family, Preset]:
-    """The family and preset a variant name ('b4', 'efficientnet-b4', 'resnet50') stands for."""
+    """The family and preset a variant name ('b4', 'efficientnet-b4', 'resnet50') stands for;
+    a factory reference ('net.py:make') stands for a preset of width 1, depth 1 at 224 px."""
+    if is_reference(name):
+        reference = name.strip()
+        return get_family(REFERENCE_FAMILY), Preset(reference, 1.0, 1.0, REFERENCE_RESOLUTION)
     for family in _FAMILIES.values():
         key = name.strip().lower()
         key = family.aliases(key) if family.aliases else key
         if key in family.presets:
             return family, family.presets[key]
-    raise UsageError(f"unknown variant {name!r}; allowed: {', '.join(variant_names())}")
+    raise UsageError(
+        f"unknown variant {name!r}; allowed: {', '.join(variant_names())}, or a factory "
+        "package.module:make or path/to/file.py:make"
+    )
 
 
 def get_preset(name: str) -> Preset:
@@ -73,7 +89,8 @@ def network_spec(
     num_classes: int = 1000,
     dropout: float | None = None,
 ) -> Hashable:
-    """The spec of a preset ('b4'), of custom multipliers of B0, or of a preset with overrides."""
+    """The spec of a preset ('b4') or factory reference ('net.py:make'), of custom multipliers
+    of B0, or of either with overrides."""
     family, preset = resolve_variant(variant or "b0")
     return family.spec(preset, width=width, depth=depth, num_classes=num_classes, dropout=dropout)
 
@@ -86,6 +103,7 @@ def build_model(
     num_classes: int = 1000,
     dropout: float | None = None,
 ) -> nn.Module:
-    """Build a network: `build_model("b4")`, `build_model(width=1.2, depth=1.4)` (of B0)."""
+    """Build a network: `build_model("b4")`, `build_model(width=1.2, depth=1.4)` (of B0),
+    `build_model("net.py:make", width=0.5, num_classes=10)` (a factory's)."""
     spec = network_spec(variant, width=width, depth=depth, num_classes=num_classes, dropout=dropout)
     return family_of(spec).build(spec)

@@ -1,0 +1,156 @@
+"""Any network as the base: a user's factory file driven through flops, candidates, search and
+train, and every way a factory can be broken (one line naming it, exit 2, nothing trained)."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from fvcore.nn import FlopCountAnalysis
+
+from scaler.models import build_model, network_spec
+
+TINY_NET = '''
+from torch import nn
+from scaler import round_filters, round_repeats
+
+STAGES = ((24, 1, 2), (40, 2, 2))  # channels, repeats, stride of the first block
+
+
+def conv(cin, cout, stride):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+def make(width, depth, num_classes):
+    cin = round_filters(16, width)
+    layers = [conv(3, cin, 2)]
+    for channels, repeats, stride in STAGES:
+        cout = round_filters(channels, width)
+        for i in range(round_repeats(repeats, depth)):
+            layers.append(conv(cin, cout, stride if i == 0 else 1))
+            cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
+'''
+
+TRAIN = ["--train-images", "32", "--val-images", "16", "--batch-size", "16", "--epochs", "1",
+         "--threads", "1", "--device", "cpu"]  # fmt: skip
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> str:
+    """A reference to the tiny factory, written into its own file."""
+    path = tmp_path / "tinynet.py"
+    path.write_text(TINY_NET)
+    return f"{path}:make"
+
+
+def test_flops_counts_exactly_what_the_factory_returns(cli, net):
+    result = cli("flops", net, "--width", "1.2", "--resolution", "128", "--format", "json")
+    assert result.code == 0, result.err
+    [row] = json.loads(result.out)
+    assert row["model"] == net and row["resolution"] == 128 and row["width"] == 1.2
+    model = runpy.run_path(net.rpartition(":")[0])["make"](1.2, 1.0, 1000)
+    assert row["params"] == sum(p.numel() for p in model.parameters())
+    by_op = FlopCountAnalysis(model.eval(), torch.randn(1, 3, 128, 128)).by_operator()
+    assert row["macs"] == by_op["conv"] + by_op["linear"]
+    default = json.loads(cli("flops", net, "--format", "json").out)[0]
+    assert default["resolution"] == 224 and default["width"] == 1.0  # a reference's "preset"
+
+
+def test_candidates_scale_the_factory(cli, net):
+    args = ["--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1:1.2:0.1", "--tolerance", "0.5"]
+    result = cli("candidates", "--base", net, "--base-width", "1", "--base-resolution", "32", *args, "--format", "json")
+    assert result.code == 0, result.err
+    rows = json.loads(result.out)
+    assert len(rows) == 4
+    wide = next(r for r in rows if r["width_mult"] == 1.1 and r["depth_mult"] == 1.0)
+    assert wide["params"] == sum(p.numel() for p in build_model(net, width=1.1, num_classes=10).parameters())
+
+
+def test_micro_search_and_train_on_the_factory(cli, net, tmp_path):
+    root = tmp_path / "searches"
+    result = cli(
+        "search", "--base", net, "--base-width", "0.5", "--base-resolution", "32",
+        "--alpha-range", "1:1.2:0.2", "--beta-range", "1", "--gamma-range", "1.2", "--tolerance", "0.6",
+        *TRAIN, "--root", root, "--quiet", "--format", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    [folder] = [f for f in root.iterdir() if not f.name.startswith(".")]  # beside .cache
+    assert folder.name.startswith("phi1-grid-tinynet-make-r32-w0.5-")  # the reference, shortened
+    frame = pd.read_csv(folder / "results.csv")
+    assert len(frame) == 2 and set(frame["state"]) == {"complete"}
+
+    trained = cli("train", net, "--width", "0.5", "--resolution", "32", *TRAIN, "--format", "json")
+    assert trained.code == 0, trained.err
+    assert json.loads(trained.out)["status"] == "complete"
+
+
+def test_module_reference(tmp_path, monkeypatch):
+    (tmp_path / "tinynet_module.py").write_text(TINY_NET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = build_model("tinynet_module:make", depth=2.0, num_classes=3)
+    assert model(torch.zeros(2, 3, 40, 40)).shape == (2, 3)
+
+
+def test_check_leaves_the_random_state_alone(net):
+    """A seeded build that runs the check first must make the weights one that does not would."""
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    network_spec(net, num_classes=7)  # first spec of its kind: builds and runs the network
+    assert torch.equal(torch.rand(3), expected)
+
+
+BAD = {
+    "import error": ("import no_such_module_for_scaler\n", "make", "cannot be imported: ModuleNotFoundError: No module named 'no_such_module_for_scaler'"),
+    "syntax error": ("def make(:\n", "make", "cannot be imported: SyntaxError: "),
+    "missing attribute": (TINY_NET, "build", "has no attribute 'build'"),
+    "not callable": ("make = 3\n", "make", "make is a int, not a callable"),
+    "raises": ("def make(width, depth, num_classes):\n    raise ValueError('no width ' + str(width))\n", "make",
+               "raised ValueError: no width 1.0 when called with width=1, depth=1, num_classes=1000"),
+    "not a module": ("def make(width, depth, num_classes):\n    return [width]\n", "make", "returned a list, not a torch.nn.Module"),
+    "wrong logits": (TINY_NET.replace("nn.Linear(cin, num_classes)", "nn.Linear(cin, 5)"), "make",
+                     "returns shape (1, 5) for a (1, 3, 64, 64) input; expected (1, 1000)"),
+    "forward fails": (TINY_NET.replace("nn.Flatten(), ", ""), "make", "its network fails on a (1, 3, 64, 64) input: RuntimeError: "),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_factory_is_one_line_naming_it(cli, tmp_path, case):
+    source, attribute, message = BAD[case]
+    path = tmp_path / f"bad_{case.replace(' ', '_')}.py"
+    path.write_text(textwrap.dedent(source))
+    reference = f"{path}:{attribute}"
+    result = cli("flops", reference)
+    assert result.code == 2
+    [line] = result.err.strip().splitlines()
+    assert line.startswith(f"error: factory {reference!r}") and message in line, line
+
+
+@pytest.mark.parametrize(
+    ("command", "reference", "message"),
+    [
+        ("flops", "no_such_package_for_scaler.net:make", "cannot be imported: ModuleNotFoundError"),
+        ("candidates --base", "missing_file.py:make", "no file missing_file.py"),
+        ("train", "net.py:", "is malformed; use package.module:factory or path/to/file.py:factory"),
+    ],
+)
+def test_bad_reference_in_every_command(cli, tmp_path, command, reference, message):
+    result = cli(*command.split(), reference, *(TRAIN if command == "train" else []))
+    assert result.code == 2
+    [line] = result.err.strip().splitlines()
+    assert line.startswith(f"error: factory {reference!r}") and message in line, line
+
+
+def test_search_refuses_a_bad_factory_before_creating_anything(cli, tmp_path):
+    path = tmp_path / "broken.py"
+    path.write_text("def make(width, depth, num_classes):\n    raise RuntimeError('boom')\n")
+    root = tmp_path / "searches"
+    result = cli("search", "--base", f"{path}:make", *TRAIN, "--root", root)
+    assert result.code == 2 and "raised RuntimeError: boom" in result.err
+    assert not root.exists()
