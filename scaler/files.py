@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 import platform
 import subprocess
@@ -52,8 +54,24 @@ def git_commit(start: Path | None = None) -> str | None:
         return None
 
 
+def json_ready(value: object) -> object:
+    """`value` as JSON can hold it: numpy scalars to Python, non-finite floats to None, in
+    nested dicts, lists and tuples too."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@functools.lru_cache(maxsize=1)
 def environment_summary() -> dict:
-    """Python, platform, package versions and git commit: what a result depends on."""
+    """Python, platform, package versions and git commit: what a result depends on. Read once
+    per process (it runs git), however often result files are rewritten."""
     versions = {}
     for name in PACKAGES:
         try:

@@ -25,6 +25,7 @@ from torch import nn
 
 from scaler.data import Dataset, eval_batches, train_batches
 from scaler.errors import RunError, UsageError
+from scaler.files import json_ready
 from scaler.runtime import Runtime, select_device
 from scaler.states import State
 from scaler.statistics import pack_correct
@@ -172,17 +173,7 @@ class TrainResult:
         out = asdict(self)
         out["epochs"] = [asdict(e) for e in self.epochs]
         out.update(status=self.status.value, top1=self.top1, top5=self.top5, val_loss=self.val_loss)
-        return _finite(out)
-
-
-def _finite(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+        return json_ready(out)
 
 
 def repeat_seed(seed: int, candidate: int, repeat: int) -> int:

@@ -267,15 +267,14 @@ def test_same_database_with_another_driver_or_password_is_the_same_storage():
 
 
 def test_a_search_begun_by_scaler_01_on_few_classes_resumes_with_ten(tmp_path):
-    from scaler.cli.search import _resumable
     from scaler.experiments.search import SearchConfig
 
     config = SearchConfig()
     three = replace(config, base=replace(config.base, num_classes=3))
-    assert _resumable(three, tmp_path, "old") == three  # nothing recorded: the data's 3 classes
+    assert three.resumable(tmp_path, "old") == three  # nothing recorded: the data's 3 classes
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "search.json").write_text(json.dumps({"fingerprint": config.fingerprint()}))
-    assert _resumable(three, tmp_path, "old") == config  # recorded with 0.1's 10 classes
+    assert three.resumable(tmp_path, "old") == config  # recorded with 0.1's 10 classes
 
 
 def test_a_missing_database_driver_is_named_with_its_package(cli, tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -87,7 +86,7 @@ def search(
         pruner=pruner,
         flops_tolerance=flops_tolerance,
     )
-    config = _resumable(config, root, name)
+    config = config.resumable(root, name)
     run_on = options.runtime(device, threads, cache_dir or root / ".cache")
     config.validate()  # everything checked before the search folder is created
     if workers < 1:
@@ -133,17 +132,3 @@ def search(
             f"{len(unfinished)} candidate(s) still {', '.join(sorted(set(unfinished['state'])))}; "
             "run the same command again to finish them"
         )
-
-
-def _resumable(config: SearchConfig, root: Path, name: str | None) -> SearchConfig:
-    """The configuration to run: scaler 0.1 gave every proxy 10 classes, whatever the data had;
-    a search it started on data with fewer classes resumes with that classifier."""
-    legacy = replace(config, base=replace(config.base, num_classes=10))
-    if legacy == config:
-        return config
-    summary = root / (name or legacy.default_name()) / SUMMARY_NAME
-    try:
-        recorded = json.loads(summary.read_text()).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
-        return config
-    return legacy if recorded == legacy.fingerprint() else config

@@ -24,7 +24,7 @@ from scaler.errors import UsageError
 from scaler.experiments.search import MAX_REPEATS
 from scaler.render import Column, emit, fixed, integer, share, text
 from scaler.statistics import mean_interval
-from scaler.study.results import plain
+from scaler.files import json_ready
 from scaler.scaling import validate_resolution
 from scaler.states import State
 from scaler.training import TrainResult, repeat_seed, seed_everything
@@ -131,7 +131,7 @@ def _show_repeats(results: list[TrainResult], seeds: list[int], format: Format, 
     if format is Format.json:
         runs = [{**r.to_dict(), "seed": s} for r, s in zip(results, seeds)]
         summary = {"top1_mean": mean, "top1_std": std, "top1_low": low, "top1_high": high, "repeats": len(top1)}  # completed runs
-        print(json.dumps(plain({"runs": runs, **summary}), indent=2))
+        print(json.dumps(json_ready({"runs": runs, **summary}), indent=2))
         return
     frame = pd.DataFrame(
         [{"repeat": i + 1, "seed": s, "status": r.status.value, "top1": r.top1, "top5": r.top5, "val_loss": r.val_loss,

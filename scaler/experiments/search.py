@@ -3,6 +3,7 @@ candidate, each a proxy training of the scaled base; results ranked by validatio
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
@@ -73,6 +74,19 @@ class SearchConfig:
     def default_name(self) -> str:
         s, b = self.space, self.base
         return f"phi{s.phi:g}-{s.mode}-{short_name(b.variant)}-r{b.resolution}-w{b.width:g}-{self.fingerprint()}"
+
+    def resumable(self, root: Path, name: str | None) -> SearchConfig:
+        """The configuration to run under `root`: scaler 0.1 gave every proxy 10 classes,
+        whatever the data had; a search it began on data with fewer classes resumes with that
+        classifier rather than starting over under a new fingerprint."""
+        legacy = replace(self, base=replace(self.base, num_classes=10))
+        if legacy == self:
+            return self
+        try:
+            recorded = json.loads((root / (name or legacy.default_name()) / SUMMARY_NAME).read_text()).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            return self
+        return legacy if recorded == legacy.fingerprint() else self
 
     @classmethod
     def from_identity(cls, data: dict) -> SearchConfig:

@@ -4,15 +4,14 @@ summary, written atomically after every finished item, and read back with checks
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
 import pandas as pd
 
 from scaler.errors import UsageError
-from scaler.files import atomic_write_text, environment_summary
-from scaler.study.experiment import fingerprint, kind_name
+from scaler.files import atomic_write_text, environment_summary, json_ready
+from scaler.study.experiment import Record, fingerprint, kind_name
 from scaler.study.handle import StudyHandle
 from scaler.study.storage import storage_label
 from scaler.study.trials import records
@@ -20,21 +19,16 @@ from scaler.study.trials import records
 RESULTS_NAME = "results.csv"
 
 
-def results_frame(handle: StudyHandle) -> pd.DataFrame:
-    """The experiment's ranked table of the study as it stands."""
-    return handle.experiment.table(records(handle))
-
-
-def summary(handle: StudyHandle, frame: pd.DataFrame) -> dict:
+def summary(handle: StudyHandle, frame: pd.DataFrame, found: list[Record]) -> dict:
     """The JSON summary: name, configuration, storage, environment, and the experiment's own
-    fields (best row, counts, seeds)."""
+    fields (best row, counts, seeds) from the table and the records it was made of."""
     experiment = handle.experiment
     return {
         "name": handle.name,
         "kind": kind_name(type(experiment)),
         "fingerprint": fingerprint(experiment.config),
         "config": experiment.config.identity(),
-        **experiment.summary(frame, records(handle)),
+        **experiment.summary(frame, found),
         "states": frame["state"].value_counts().to_dict(),
         "storage": storage_label(handle.storage_url),
         "environment": environment_summary(),
@@ -42,25 +36,13 @@ def summary(handle: StudyHandle, frame: pd.DataFrame) -> dict:
     }
 
 
-def plain(value: object) -> object:
-    """JSON-ready: numpy scalars to Python, non-finite floats to None, recursively."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_outputs(handle: StudyHandle) -> pd.DataFrame:
     """Refresh results.csv and the JSON summary in the study folder, each atomically."""
     assert handle.folder is not None
-    frame = results_frame(handle)
+    found = records(handle)  # the study is read once per write
+    frame = handle.experiment.table(found)
     atomic_write_text(handle.folder / RESULTS_NAME, frame.to_csv(index=False))
-    text = json.dumps(plain(summary(handle, frame)), indent=2)
+    text = json.dumps(json_ready(summary(handle, frame, found)), indent=2)
     atomic_write_text(handle.folder / handle.experiment.summary_name, text)
     return frame
 
