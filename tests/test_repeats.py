@@ -16,7 +16,8 @@ import optuna
 import pandas as pd
 import pytest
 
-from scaler.experiments.search import RESULT_COLUMNS, CompoundSearch, SearchConfig, _tied_with_best, aggregate
+from scaler.experiments.repeats import aggregate
+from scaler.experiments.search import RESULT_COLUMNS, CompoundSearch, SearchConfig, _tied_with_best
 from scaler.states import State
 from scaler.study.experiment import Record, WorkItem
 from scaler.reports import compare_searches

@@ -23,7 +23,8 @@ from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
-from scaler.statistics import mean_interval, proportion_interval, split_half_reliability, tied, unpack_correct
+from scaler.experiments.repeats import aggregate, correctness, group_by, means, paired_p
+from scaler.statistics import LEVEL, split_half_reliability
 from scaler.study.results import read_outputs
 from scaler.study.experiment import Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
 from scaler.training import TrainConfig, repeat_seed, seed_everything
@@ -234,7 +235,7 @@ class CompoundSearch(Experiment):
         """One row per candidate, its repeats aggregated (see `aggregate`), ranked: complete
         by mean top-1 (ties: fewer MACs), then timed-out, then pruned, then the rest; and
         which candidates the data cannot tell from the best."""
-        groups = _by_candidate(records)
+        groups = group_by(records, "candidate")
         rows = []
         for candidate in self.candidates:
             row = {"candidate": candidate.index, **{key: getattr(candidate, key) for key in RESULT_COLUMNS[2:12]}}
@@ -246,7 +247,7 @@ class CompoundSearch(Experiment):
 
     def summary(self, frame: pd.DataFrame, records: list[Record]) -> dict[str, Any]:
         done = frame[frame["state"] == State.COMPLETE.value]
-        scores = [[r.attrs["top1"] for r in counted(group)] for group in _by_candidate(records).values()]
+        scores = means(list(group_by(records, "candidate").values()))
         reliability = split_half_reliability(scores, seed=self.config.train.seed)
         return {
             "seed": self.config.train.seed,
@@ -259,87 +260,6 @@ class CompoundSearch(Experiment):
         }
 
 
-def _by_candidate(records: list[Record]) -> dict[int, list[Record]]:
-    groups: dict[int, list[Record]] = {}
-    for record in records:
-        groups.setdefault(record.item["candidate"], []).append(record)
-    return groups
-
-
-def candidate_state(records: list[Record]) -> State:
-    """A candidate's state from its repeats': unfinished while any repeat runs or waits;
-    then complete if any repeat completed, else timeout, else pruned, else failed."""
-    states = [r.state for r in records] or [State.QUEUED]
-    for waiting in (State.RUNNING, State.INTERRUPTED, State.QUEUED):
-        if waiting in states:
-            return waiting
-    for finished in (State.COMPLETE, State.TIMEOUT, State.PRUNED):
-        if finished in states:
-            return finished
-    return State.FAILED
-
-
-def counted(records: list[Record]) -> list[Record]:
-    """The repeats a candidate's figures are made of: those in the candidate's own state (a
-    complete candidate's complete repeats; a pruned repeat's partial accuracy never enters a
-    complete candidate's mean), with a top-1."""
-    state = candidate_state(records)
-    return [r for r in records if r.state is state and state.is_scored and r.attrs.get("top1") is not None]
-
-
-def aggregate(records: list[Record]) -> dict[str, Any]:
-    """The table's fields of one candidate from its repeats: means over the counted ones (see
-    `counted`), the 95% interval of top-1 (over repeats when there are 2 or more, else from
-    the validation sample), the repeats counted, the state, and what happened to the others."""
-    scored = counted(records)
-    state = candidate_state(records)
-    top1 = [float(r.attrs["top1"]) for r in scored]
-    mean, std, low, high = mean_interval(top1)
-    if len(scored) == 1 and scored[0].attrs.get("val_images"):
-        n = int(scored[0].attrs["val_images"])
-        low, high = proportion_interval(round(top1[0] * n), n)
-    if math.isfinite(low) and math.isfinite(high):  # an accuracy's interval stays in [0, 1]
-        low, high = max(0.0, low), min(1.0, high)
-
-    def average(key: str) -> float | None:
-        values = [float(r.attrs[key]) for r in scored if r.attrs.get(key) is not None]
-        return float(np.mean(values)) if values else None
-
-    reason = records[0].reason if len(records) == 1 else ""
-    others = [r for r in records if r.state.is_finished and r not in scored] if state.is_scored else []
-    if len(records) > 1 and others:
-        reason = "; ".join(
-            f"{sum(r.state is s for r in others)} of {len(records)} repeats {s.value}"
-            + (f" ({next(r.reason for r in others if r.state is s)})" if any(r.reason for r in others if r.state is s) else "")
-            for s in dict.fromkeys(r.state for r in others)
-        )
-    return {
-        "top1": mean if scored else None,
-        "top5": average("top5"),
-        "val_loss": average("val_loss"),
-        "epochs": max((int(r.attrs["epochs"]) for r in scored if r.attrs.get("epochs") is not None), default=None),
-        "train_seconds": sum(float(r.attrs["train_seconds"]) for r in scored if r.attrs.get("train_seconds") is not None) if scored else None,
-        "images_per_s": average("images_per_s"),
-        "state": state.value,
-        "reason": reason,
-        "top1_std": std if scored else None,
-        "top1_low": low if scored else None,
-        "top1_high": high if scored else None,
-        "repeats": len(scored),
-    }
-
-
-def _correct(records: list[Record]) -> list[np.ndarray] | None:
-    """Per-repeat correctness arrays of a candidate's counted repeats (None when not stored:
-    runs from before per-image results were kept)."""
-    out = []
-    for r in counted(records):
-        if not r.attrs.get("val_correct") or not r.attrs.get("val_images"):
-            return None
-        out.append(unpack_correct(r.attrs["val_correct"], int(r.attrs["val_images"])))
-    return out or None
-
-
 def _tied_with_best(frame: pd.DataFrame, groups: dict[int, list[Record]]) -> list[bool | None]:
     """Per row: the paired test on the validation images against the best complete row
     (True for the best itself; None where per-image results were not stored)."""
@@ -347,15 +267,15 @@ def _tied_with_best(frame: pd.DataFrame, groups: dict[int, list[Record]]) -> lis
     if not len(complete):
         return [None] * len(frame)
     best_candidate = int(frame.loc[complete[0], "candidate"])
-    best = _correct(groups.get(best_candidate, []))
+    best = groups.get(best_candidate, [])
     out: list[bool | None] = []
     for _, row in frame.iterrows():
         candidate = int(row["candidate"])
         if candidate == best_candidate:
-            out.append(None if best is None else True)  # unknown when nothing can be compared
+            out.append(None if correctness(best) is None else True)  # unknown when nothing can be compared
             continue
-        mine = _correct(groups.get(candidate, []))
-        out.append(None if best is None or mine is None else tied(best, mine))
+        p = paired_p(best, groups.get(candidate, []))
+        out.append(None if p is None else p >= 1 - LEVEL)
     return out
 
 

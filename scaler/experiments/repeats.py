@@ -1,0 +1,113 @@
+"""How the repeats of one trained configuration become one row: which repeats count, their
+mean top-1 with its interval, the configuration's state, and the paired test on the shared
+validation images. Every experiment that trains a network several times (search, comparison,
+calibration) aggregates this way."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+
+from scaler.states import State
+from scaler.statistics import mean_interval, paired_p_value, proportion_interval, unpack_correct
+from scaler.study.experiment import Record
+
+
+def group_by(records: list[Record], key: str) -> dict[Hashable, list[Record]]:
+    """Records grouped by one item parameter (e.g. 'candidate'), in first-seen order."""
+    groups: dict[Hashable, list[Record]] = {}
+    for record in records:
+        groups.setdefault(record.item[key], []).append(record)
+    return groups
+
+
+def candidate_state(records: list[Record]) -> State:
+    """A configuration's state from its repeats': unfinished while any repeat runs or waits;
+    then complete if any repeat completed, else timeout, else pruned, else failed."""
+    states = [r.state for r in records] or [State.QUEUED]
+    for waiting in (State.RUNNING, State.INTERRUPTED, State.QUEUED):
+        if waiting in states:
+            return waiting
+    for finished in (State.COMPLETE, State.TIMEOUT, State.PRUNED):
+        if finished in states:
+            return finished
+    return State.FAILED
+
+
+def counted(records: list[Record]) -> list[Record]:
+    """The repeats a configuration's figures are made of: those in its own state (a complete
+    configuration's complete repeats; a pruned repeat's partial accuracy never enters a
+    complete one's mean), with a top-1."""
+    state = candidate_state(records)
+    return [r for r in records if r.state is state and state.is_scored and r.attrs.get("top1") is not None]
+
+
+def aggregate(records: list[Record]) -> dict[str, Any]:
+    """The table's fields of one configuration from its repeats: means over the counted ones
+    (see `counted`), the 95% interval of top-1 (over repeats when there are 2 or more, else
+    from the validation sample), the repeats counted, the state, and what happened to the
+    others."""
+    scored = counted(records)
+    state = candidate_state(records)
+    top1 = [float(r.attrs["top1"]) for r in scored]
+    mean, std, low, high = mean_interval(top1)
+    if len(scored) == 1 and scored[0].attrs.get("val_images"):
+        n = int(scored[0].attrs["val_images"])
+        low, high = proportion_interval(round(top1[0] * n), n)
+    if math.isfinite(low) and math.isfinite(high):  # an accuracy's interval stays in [0, 1]
+        low, high = max(0.0, low), min(1.0, high)
+
+    def average(key: str) -> float | None:
+        values = [float(r.attrs[key]) for r in scored if r.attrs.get(key) is not None]
+        return float(np.mean(values)) if values else None
+
+    reason = records[0].reason if len(records) == 1 else ""
+    others = [r for r in records if r.state.is_finished and r not in scored] if state.is_scored else []
+    if len(records) > 1 and others:
+        reason = "; ".join(
+            f"{sum(r.state is s for r in others)} of {len(records)} repeats {s.value}"
+            + (f" ({next(r.reason for r in others if r.state is s)})" if any(r.reason for r in others if r.state is s) else "")
+            for s in dict.fromkeys(r.state for r in others)
+        )
+    return {
+        "top1": mean if scored else None,
+        "top5": average("top5"),
+        "val_loss": average("val_loss"),
+        "epochs": max((int(r.attrs["epochs"]) for r in scored if r.attrs.get("epochs") is not None), default=None),
+        "train_seconds": sum(float(r.attrs["train_seconds"]) for r in scored if r.attrs.get("train_seconds") is not None) if scored else None,
+        "images_per_s": average("images_per_s"),
+        "state": state.value,
+        "reason": reason,
+        "top1_std": std if scored else None,
+        "top1_low": low if scored else None,
+        "top1_high": high if scored else None,
+        "repeats": len(scored),
+    }
+
+
+def correctness(records: list[Record]) -> list[np.ndarray] | None:
+    """Per-repeat correctness arrays of a configuration's counted repeats (None when not
+    stored: runs from before per-image results were kept, or nothing counted)."""
+    out = []
+    for r in counted(records):
+        if not r.attrs.get("val_correct") or not r.attrs.get("val_images"):
+            return None
+        out.append(unpack_correct(r.attrs["val_correct"], int(r.attrs["val_images"])))
+    return out or None
+
+
+def paired_p(a: list[Record], b: list[Record]) -> float | None:
+    """Two-sided p-value that two configurations trained on the same validation images have
+    equal top-1 (None when either has no per-image results)."""
+    mine, theirs = correctness(a), correctness(b)
+    if mine is None or theirs is None or len(mine[0]) != len(theirs[0]):
+        return None
+    return paired_p_value(mine, theirs)
+
+
+def means(groups: Sequence[list[Record]]) -> list[list[float]]:
+    """Each group's counted per-repeat top-1 values."""
+    return [[float(r.attrs["top1"]) for r in counted(group)] for group in groups]
