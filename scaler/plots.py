@@ -30,6 +30,18 @@ def check_plot_path(path: Path) -> None:
         )
 
 
+def save(fig: plt.Figure, path: Path) -> None:
+    """Write the figure atomically (a temporary file, then a rename) and close it; the
+    format follows `path`'s suffix."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".").lower())
+        tmp.replace(path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+
+
 def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
     """Write a two-panel PNG (or any matplotlib format, by suffix) of a search's results."""
     scored = frame[pd.to_numeric(frame["top1"], errors="coerce").notna()].copy()
@@ -78,5 +90,31 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
+
+
+def plot_comparison(frame: pd.DataFrame, path: Path, title: str = "") -> None:
+    """Top-1 against MACs, one line per strategy from the unscaled base through phi = 1..K,
+    with 95% intervals as error bars (the shape of the paper's Figure 8)."""
+    scored = frame[pd.to_numeric(frame["top1"], errors="coerce").notna()]
+    base = scored[scored["strategy"] == "base"]
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    for strategy in dict.fromkeys(s for s in frame["strategy"] if s != "base"):
+        line = pd.concat([base, scored[scored["strategy"] == strategy]]).sort_values("phi")
+        if line.empty:
+            continue
+        top1 = line["top1"].astype(float) * 100
+        low = (line["top1"].astype(float) - line["top1_low"].astype(float)).clip(lower=0).fillna(0) * 100
+        high = (line["top1_high"].astype(float) - line["top1"].astype(float)).clip(lower=0).fillna(0) * 100
+        style = dict(lw=2.2, ms=7) if strategy == "compound" else dict(lw=1.3, ms=5)
+        ax.errorbar(line["macs"] / 1e6, top1, yerr=[low, high], fmt="-o", capsize=3, label=strategy, **style)
+        for _, row in line.iterrows():
+            if row["phi"] > 0:
+                ax.annotate(f"φ={int(row['phi'])}", (row["macs"] / 1e6, row["top1"] * 100), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set_xlabel("MACs (M), measured with fvcore")
+    ax.set_ylabel("val top-1 (%), mean with 95% interval")
+    ax.set_title(title or "scaling strategies at equal nominal FLOPs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)

@@ -4,10 +4,12 @@ trains scaled networks briefly."""
 
 from __future__ import annotations
 
+import abc
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -16,8 +18,8 @@ from scaler.data import Dataset, count_classes, load_dataset
 from scaler.errors import UsageError
 from scaler.runtime import Runtime, select_device
 from scaler.states import State
-from scaler.study.experiment import Outcome, Reporter
-from scaler.training import EpochMetrics, TrainConfig, TrainResult, train
+from scaler.study.experiment import Experiment, Outcome, Reporter, WorkItem
+from scaler.training import EpochMetrics, TrainConfig, TrainResult, seed_everything, train
 
 
 @dataclass(frozen=True)
@@ -164,3 +166,67 @@ def estimate_seconds(
     if config.max_seconds is not None:
         per_training = min(per_training, config.max_seconds + len(dataset.val) / eval_ips)
     return per_training, train_ips
+
+
+class ScaledNetwork(Protocol):
+    """What a proxy study knows of one network it trains (a candidate, a comparison point)."""
+
+    depth_mult: float
+    width_mult: float
+    resolution: int
+    macs: int
+
+
+class ProxyExperiment(Experiment):
+    """An experiment whose every item trains one scaled network of `config.base` on
+    `config.data` with `config.train` (the search, the comparison): loading the data, building
+    a network and estimating the cost are the same for all of them, and live here."""
+
+    dataset_fingerprint: str | None = None
+
+    @abc.abstractmethod
+    def networks(self) -> list[ScaledNetwork]:
+        """Every network the study trains."""
+
+    @abc.abstractmethod
+    def network(self, item: WorkItem) -> ScaledNetwork:
+        """The network one item trains."""
+
+    def prepare(self, runtime: Runtime) -> Dataset:
+        """The study's data at a storage resolution that serves its largest network."""
+        config: Any = self.config
+        storage_resolution = max(n.resolution for n in self.networks())
+        dataset = config.data.load(storage_resolution, config.train.seed, runtime)
+        if dataset.num_classes > config.base.num_classes:
+            raise UsageError(
+                f"data {config.data.source} has {dataset.num_classes} classes but the study's networks classify "
+                f"{config.base.num_classes}: a class was added since the study started; restore the data or pick a new --name"
+            )
+        self.dataset_fingerprint = dataset.fingerprint
+        return dataset
+
+    def context_fingerprint(self, context: Dataset) -> str:
+        return context.fingerprint
+
+    def epochs(self, context: Dataset) -> int:
+        config: Any = self.config
+        return config.train.planned_epochs(len(context.train))
+
+    def model(self, network: ScaledNetwork, seed: int) -> nn.Module:
+        """The module of one network, its initial weights fixed by `seed`."""
+        seed_everything(seed)
+        config: Any = self.config
+        return config.base.build(network.width_mult, network.depth_mult)
+
+    def estimate_seconds(self, context: Dataset, runtime: Runtime, items: list[WorkItem]) -> tuple[float, str]:
+        """Times the median-MACs network of `items`, then scales by each one's MACs."""
+        if not items:
+            return 0.0, "nothing left to train"
+        config: Any = self.config
+        chosen = sorted((self.network(i) for i in items), key=lambda n: n.macs)[len(items) // 2]
+        seconds, images_per_s = estimate_seconds(
+            lambda: self.model(chosen, config.train.seed), chosen.resolution, config.base.num_classes,
+            context, config.train, runtime,
+        )  # fmt: skip
+        total = sum(seconds * self.network(i).macs / chosen.macs for i in items)
+        return total, f"measured {images_per_s:.0f} img/s on the median network"

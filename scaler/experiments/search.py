@@ -13,12 +13,11 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-from torch import nn
 
 from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build_candidates
 from scaler.data import Dataset
 from scaler.errors import UsageError
-from scaler.experiments.proxy import DataOptions, estimate_seconds, train_outcome
+from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
@@ -26,8 +25,8 @@ from scaler.states import State
 from scaler.experiments.repeats import aggregate, correctness, group_by, means, paired_p
 from scaler.statistics import LEVEL, split_half_reliability
 from scaler.study.results import read_outputs
-from scaler.study.experiment import Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
-from scaler.training import TrainConfig, repeat_seed, seed_everything
+from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
+from scaler.training import TrainConfig, repeat_seed
 
 PRUNERS = ("none", "halving", "hyperband")
 SUMMARY_NAME = "search.json"
@@ -113,7 +112,7 @@ def describe(candidate: Candidate) -> str:
 
 
 @register_experiment
-class CompoundSearch(Experiment):
+class CompoundSearch(ProxyExperiment):
     """Step 1 of compound scaling: train every (alpha, beta, gamma) candidate on the proxy,
     `repeats` times with independent seeds; each (candidate, repeat) is one work item."""
 
@@ -126,7 +125,6 @@ class CompoundSearch(Experiment):
         self.config = config
         self.candidates = candidates
         self.repeats = repeats
-        self.dataset_fingerprint: str | None = None
 
     @classmethod
     def plan(cls, config: SearchConfig, repeats: int = 1) -> CompoundSearch:
@@ -188,28 +186,11 @@ class CompoundSearch(Experiment):
             return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
         return optuna.pruners.NopPruner()
 
-    def prepare(self, runtime: Runtime) -> Dataset:
-        """The search's data at a storage resolution that serves its largest candidate."""
-        storage_resolution = max(c.resolution for c in self.candidates)
-        dataset = self.config.data.load(storage_resolution, self.config.train.seed, runtime)
-        if dataset.num_classes > self.config.base.num_classes:
-            raise UsageError(
-                f"data {self.config.data.source} has {dataset.num_classes} classes but the search's proxy classifies "
-                f"{self.config.base.num_classes}: a class was added since the search started; restore the data or pick a new --name"
-            )
-        self.dataset_fingerprint = dataset.fingerprint
-        return dataset
+    def networks(self) -> list[Candidate]:
+        return self.candidates
 
-    def context_fingerprint(self, context: Dataset) -> str:
-        return context.fingerprint
-
-    def epochs(self, context: Dataset) -> int:
-        return self.config.train.planned_epochs(len(context.train))
-
-    def model(self, candidate: Candidate, seed: int) -> nn.Module:
-        """The proxy network of one candidate, its initial weights fixed by `seed`."""
-        seed_everything(seed)
-        return self.config.base.build(candidate.width_mult, candidate.depth_mult)
+    def network(self, item: WorkItem) -> Candidate:
+        return self.candidates[item["candidate"]]
 
     def run(self, item: WorkItem, context: Dataset, runtime: Runtime, reporter: Reporter) -> Outcome:
         candidate = self.candidates[item["candidate"]]
@@ -217,18 +198,6 @@ class CompoundSearch(Experiment):
         config = replace(self.config.train, seed=seed)
         outcome = train_outcome(self.model(candidate, seed), context, candidate.resolution, config, runtime, reporter)
         return replace(outcome, attrs={**outcome.attrs, "seed": seed})
-
-    def estimate_seconds(self, context: Dataset, runtime: Runtime, items: list[WorkItem]) -> tuple[float, str]:
-        """Times the median-MACs candidate of `items`, then scales by each one's MACs."""
-        if not items:
-            return 0.0, "nothing left to train"
-        chosen = sorted((self.candidates[i["candidate"]] for i in items), key=lambda c: c.macs)[len(items) // 2]
-        seconds, images_per_s = estimate_seconds(
-            lambda: self.model(chosen, self.config.train.seed), chosen.resolution, self.config.base.num_classes,
-            context, self.config.train, runtime,
-        )  # fmt: skip
-        total = sum(seconds * self.candidates[i["candidate"]].macs / chosen.macs for i in items)
-        return total, f"measured {images_per_s:.0f} img/s on the median candidate"
 
     # -- results --------------------------------------------------------------------------
     def table(self, records: list[Record]) -> pd.DataFrame:

@@ -99,7 +99,7 @@ def open_study(
         recorded = previous.get("storage")
         if recorded is not None and not same_storage(str(recorded), storage_url):
             raise UsageError(
-                f"search {name!r} keeps its study in {mask_url(str(recorded))}, not {storage_label(storage_url)}; "
+                f"{name!r} keeps its study in {mask_url(str(recorded))}, not {storage_label(storage_url)}; "
                 "rerun with the same --storage (or none), or pick a new --name"
             )
     storage = open_storage(storage_url, exclusive=True)

@@ -37,7 +37,7 @@ def folder_lock(folder: Path) -> Iterator[None]:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise RunError(f"search {folder} is already running ({holder}); wait for it to finish") from None
+        raise RunError(f"{folder} is already running ({holder}); wait for it to finish") from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()} on {socket.gethostname()}")

@@ -94,7 +94,7 @@ def run_study(
     runtime = runtime.with_threads(_threads_per_worker(workers, runtime.threads, log))
     seconds, how = experiment.estimate_seconds(context, runtime, plan.queued)
     log(
-        f"search {handle.name}: {experiment.describe()}, {plan.finished} already finished, "
+        f"{experiment.kind} {handle.name}: {experiment.describe()}, {plan.finished} already finished, "
         f"{len(plan.queued)} to train on {_data_size(context)}; "
         f"estimated {seconds / max(1, min(workers, len(plan.queued) or 1)) / 60:.1f} min ({how})"
     )

@@ -1,0 +1,201 @@
+"""`scaler compare`: compound against single-dimension scaling at equal nominal FLOPs (a study
+of the `compare` experiment), with a table per phi, a CSV and a plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import pandas as pd
+import typer
+
+from scaler.candidates import ProxyBase
+from scaler.cli import options
+from scaler.cli.app import Format, app, console
+from scaler.cli.options import (
+    DEFAULT_BASE, DEFAULT_TRAIN, SEARCH_DEFAULTS, Base, BaseResolution, BaseWidth, BatchSize, Data, Device, Epochs,
+    FormatOption, LabelSmoothing, Lr, MaxSeconds, OptimizerOption, Seed, Steps, Threads, TrainImages, ValFraction,
+    ValImages, WeightDecay,
+)  # fmt: skip
+from scaler.errors import Interrupted, RunError, UsageError
+from scaler.experiments.comparison import (
+    BASE, COMPOUND, DEFAULT_STRATEGIES, SUMMARY_NAME, CompareConfig, Comparison, strategies,
+)  # fmt: skip
+from scaler.experiments.proxy import DataOptions
+from scaler.experiments.search import best_coefficients
+from scaler.plots import check_plot_path, plot_comparison
+from scaler.render import Column, emit, fixed, integer, share, text
+from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
+from scaler.states import State
+from scaler.study.create import open_study, validate_name
+from scaler.study.lock import folder_lock
+from scaler.study.runner import run_study
+from scaler.study.storage import check_url
+
+COLUMNS = [
+    Column("strategy", "strategy", text),
+    Column("alpha", "alpha", fixed(2)),
+    Column("beta", "beta", fixed(3)),
+    Column("gamma", "gamma", fixed(3)),
+    Column("resolution", "r", integer),
+    Column("params", "params", integer),
+    Column("macs", "MACs M", lambda v: f"{v / 1e6:.1f}"),
+    Column("macs_ratio", "MACs ratio", fixed(2)),
+    Column("top1", "top-1", share),
+    Column("interval", "95% interval", text),
+    Column("repeats", "n", integer),
+    Column("versus_base", "vs base", text),
+    Column("versus_compound", "compound vs it", text),
+    Column("train_seconds", "s", fixed(0)),
+    Column("state", "state", text),
+]
+
+
+def _coefficients(text: str) -> tuple[float, float, float]:
+    try:
+        alpha, beta, gamma = (float(v) for v in text.replace(":", ",").split(","))
+    except ValueError:
+        raise UsageError(f"--compound {text!r} is malformed; use alpha,beta,gamma, e.g. 1.2,1.1,1.15") from None
+    return alpha, beta, gamma
+
+
+def _test(p: object, word: object) -> str:
+    if not word:
+        return ""
+    return f"{word} (p={p:.3f})" if isinstance(p, float) and not pd.isna(p) else str(word)
+
+
+def shown(frame: pd.DataFrame) -> pd.DataFrame:
+    """Display-only columns: the interval and the two paired tests in words."""
+    out = frame.copy()
+    out["interval"] = [
+        "" if pd.isna(low) or pd.isna(high) else f"{low * 100:.1f}-{high * 100:.1f}%"
+        for low, high in zip(out["top1_low"], out["top1_high"])
+    ]
+    out["versus_base"] = [_test(p, w) for p, w in zip(out["vs_base_p"], out["vs_base"])]
+    out["versus_compound"] = [_test(p, w) for p, w in zip(out["vs_compound_p"], out["vs_compound"])]
+    out["strategy"] = ["base (unscaled)" if s == BASE else s for s in out["strategy"]]
+    return out
+
+
+@app.command(
+    epilog="Examples:  scaler compare · scaler compare --from searches/NAME --repeats 3 · "
+    "scaler compare --base resnet50 --base-width 0.25 --phis 2 · "
+    "scaler compare --strategies width,depth,resolution,fast=1.07:1.32:1.035"
+)
+def compare(
+    phis: Annotated[int, typer.Option("--phis", help="Compare at phi = 1..K (nominal FLOPs T^phi).")] = 3,
+    target: Annotated[float, typer.Option(help="T: FLOPs growth per step of phi.")] = 2.0,
+    compound: Annotated[str, typer.Option(help="Compound coefficients alpha,beta,gamma (default: the paper's).")] = f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}",
+    from_search: Annotated[Optional[Path], typer.Option("--from", help="Take compound's coefficients from a finished search folder's best candidate.")] = None,
+    strategy_list: Annotated[str, typer.Option("--strategies", help="Comma-separated: compound, width, depth, resolution, or name=alpha:beta:gamma (product within 10% of T).")] = ",".join(DEFAULT_STRATEGIES),
+    base: Base = DEFAULT_BASE.variant,
+    base_resolution: BaseResolution = DEFAULT_BASE.resolution,
+    base_width: BaseWidth = DEFAULT_BASE.width,
+    data: Data = SEARCH_DEFAULTS.data.source,
+    train_images: TrainImages = SEARCH_DEFAULTS.data.train_images,
+    val_images: ValImages = SEARCH_DEFAULTS.data.val_images,
+    val_fraction: ValFraction = SEARCH_DEFAULTS.data.val_fraction,
+    epochs: Epochs = DEFAULT_TRAIN.epochs,
+    steps: Steps = None,
+    max_seconds: MaxSeconds = None,
+    batch_size: BatchSize = DEFAULT_TRAIN.batch_size,
+    lr: Lr = None,
+    optimizer: OptimizerOption = DEFAULT_TRAIN.optimizer,
+    weight_decay: WeightDecay = DEFAULT_TRAIN.weight_decay,
+    label_smoothing: LabelSmoothing = DEFAULT_TRAIN.label_smoothing,
+    seed: Seed = DEFAULT_TRAIN.seed,
+    repeats: Annotated[int, typer.Option(help="Trainings per network with independent seeds (all networks of a repeat share its seed).")] = 2,
+    name: Annotated[Optional[str], typer.Option(help="Comparison name (default: derived from the configuration).")] = None,
+    root: Annotated[Path, typer.Option("--root", help="Folder that holds the study folders.")] = Path("searches"),
+    storage: Annotated[Optional[str], typer.Option(help="Database URL for the study (default: a journal file in its folder); `scaler worker` can join it.")] = None,
+    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train failed networks again.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="Where to draw top-1 against MACs per strategy (default: <folder>/compare.png).")] = None,
+    device: Device = "auto",
+    threads: Threads = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Decoded-image cache (default: <root>/.cache).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars.")] = False,
+    format: FormatOption = Format.table,
+) -> None:
+    """Compound scaling against width-, depth- and resolution-only scaling at equal FLOPs.
+
+    Trains the unscaled base and, for phi = 1..K, the base scaled by each strategy (FLOPs grow
+    by T^phi for all of them), `--repeats` times each, with the search's proxy training. Prints
+    a table per phi (top-1 with its interval; paired tests against the base and of compound
+    against each strategy), writes <root>/<name>/results.csv, compare.json and a plot. Running
+    the same command again resumes.
+    """
+    coefficients = best_coefficients(from_search) if from_search is not None else _coefficients(compound)
+    data_options = DataOptions(data, train_images, val_images, val_fraction)
+    config = CompareConfig(
+        base=ProxyBase(base, base_resolution, base_width, data_options.classes()),
+        data=data_options,
+        train=options.train_config(epochs, steps, max_seconds, batch_size, lr, optimizer, weight_decay, label_smoothing, seed),
+        target=target,
+        max_phi=phis,
+        strategies=strategies(strategy_list, target, coefficients),
+    )
+    run_on = options.runtime(device, threads, cache_dir or root / ".cache")
+    config.validate()
+    if workers < 1:
+        raise UsageError(f"workers = {workers} is not allowed; it must be >= 1", param="workers")
+    if storage is not None:
+        check_url(storage)
+    if plot is not None:
+        check_plot_path(plot)
+    name = name or config.default_name()
+    validate_name(name)
+    folder = root / name
+    quiet = quiet or format in (Format.csv, Format.json)
+    log, status = options.logger(quiet)
+    if from_search is not None:
+        log(f"compound coefficients from {from_search}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g})")
+    with folder_lock(folder):
+        with status("counting networks with fvcore..."):
+            handle = open_study(Comparison, config, folder=folder, storage_url=storage, name=name, settings={"repeats": repeats})
+        outcome = run_study(
+            handle, workers=workers, runtime=run_on, retry_failed=retry_failed, quiet=quiet, log=log,
+            progress_console=console,
+        )  # fmt: skip
+        frame = outcome.frame
+        plot_path = plot or folder / "compare.png"
+        plot_comparison(frame, plot_path, f"{name}: top-1 against MACs per strategy")
+    if outcome.interrupted:
+        raise Interrupted(
+            f"{outcome.finished} of {outcome.total} trainings finished; resume with the same command (results so far in {folder})"
+        )
+    info = json.loads((folder / SUMMARY_NAME).read_text())
+    if format in (Format.csv, Format.json):
+        emit(frame, [Column(c, c) for c in frame.columns], format.value, console)
+    else:
+        show_tables(frame, format, info, name)
+        console.print(f"{folder}/results.csv · plot {plot_path} · wall time {options.duration(outcome.seconds)}", highlight=False)
+    unfinished = frame[[not State(s).is_finished for s in frame["state"]]]
+    if len(unfinished):
+        raise RunError(f"{len(unfinished)} network(s) still {', '.join(sorted(set(unfinished['state'])))}; run the same command again to finish them")
+    if not (frame["state"] == State.COMPLETE.value).any():
+        raise RunError("no network finished training; fix the cause, then rerun with --retry-failed")
+
+
+def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> None:
+    """A table per phi (the unscaled base on top of each), then compound's tally."""
+    display = shown(frame)
+    base_row = display[display["strategy"] == "base (unscaled)"]
+    for phi in sorted(p for p in display["phi"].unique() if p > 0):
+        rows = pd.concat([base_row, display[display["phi"] == phi]])
+        emit(
+            rows, COLUMNS, format.value, console,
+            title=f"{name} · phi = {phi}: nominal FLOPs x{info['config']['target'] ** phi:g}",
+            highlight=lambda row: "bold green" if row["strategy"] == COMPOUND else ("dim" if row["strategy"] == "base (unscaled)" else None),
+        )  # fmt: skip
+    tally = info.get("tally", {})
+    single = sum(tally.values())
+    console.print(
+        f"compound against a single dimension, {single} duels (paired test on the validation images, 95%): "
+        f"better in {tally.get('better', 0)}, tied in {tally.get('tied', 0)}, worse in {tally.get('worse', 0)}"
+        + (f", unknown in {tally['unknown']}" if tally.get("unknown") else "")
+        + (f", pending {tally['pending']}" if tally.get("pending") else ""),
+        highlight=False,
+    )

@@ -1,0 +1,327 @@
+"""Compound scaling against single-dimension scaling at equal FLOPs, as an experiment: the
+base scaled by each strategy's (alpha, beta, gamma) at phi = 1..K (nominal FLOPs growth T^phi),
+plus the unscaled base, each trained with the search's proxy; one work item per (point,
+repeat). The paper's Table 3 and Figures 3 and 8 in a study folder.
+
+Strategies: `compound` (given coefficients, or a finished search's best), `width` (beta =
+T^(1/2)), `depth` (alpha = T), `resolution` (gamma = T^(1/2)), and any named (alpha, beta,
+gamma) whose product alpha*beta^2*gamma^2 is within 10% of T.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from scaler.candidates import ProxyBase
+from scaler.counting import count_model
+from scaler.data import Dataset
+from scaler.errors import UsageError
+from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
+from scaler.experiments.repeats import aggregate, counted, group_by, paired_p
+from scaler.models.factory import short_name
+from scaler.runtime import Runtime
+from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_scale, validate_coefficients
+from scaler.statistics import LEVEL
+from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
+from scaler.study.results import read_outputs
+from scaler.training import TrainConfig, repeat_seed
+
+SUMMARY_NAME = "compare.json"
+COMPOUND = "compound"
+BASE = "base"
+SINGLE_DIMENSIONS = ("width", "depth", "resolution")
+DEFAULT_STRATEGIES = (COMPOUND, *SINGLE_DIMENSIONS)
+MAX_COMPARE_PHI = 8
+MAX_REPEATS = 1000
+PRODUCT_TOLERANCE = 0.1  # a named strategy's alpha*beta^2*gamma^2 within 10% of T
+ATTR_POINTS, ATTR_REPEATS = "scaler_points", "scaler_repeats"
+RESULT_COLUMNS = [
+    "point", "strategy", "phi", "alpha", "beta", "gamma", "depth_mult", "width_mult", "resolution",
+    "params", "macs", "macs_ratio", "nominal_ratio", "top1", "top1_low", "top1_high", "top1_std", "repeats",
+    "top5", "val_loss", "epochs", "train_seconds", "images_per_s", "state", "reason",
+    "vs_base_p", "vs_base", "vs_compound_p", "vs_compound",
+]  # fmt: skip
+NUMERIC_COLUMNS = ("point", "phi", "alpha", "beta", "gamma", "depth_mult", "width_mult", "resolution", "params", "macs", "macs_ratio")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One way to spend a step of FLOPs growth: (alpha, beta, gamma), applied phi times."""
+
+    name: str
+    alpha: float
+    beta: float
+    gamma: float
+
+    @property
+    def product(self) -> float:
+        return self.alpha * self.beta**2 * self.gamma**2
+
+
+def strategies(text: str, target: float, compound: tuple[float, float, float]) -> tuple[Strategy, ...]:
+    """Parse `--strategies`: comma-separated built-in names (compound, width, depth,
+    resolution) and `name=alpha:beta:gamma` entries; compound is always included, first."""
+    built_in = {
+        COMPOUND: Strategy(COMPOUND, *compound),
+        "width": Strategy("width", 1.0, math.sqrt(target), 1.0),
+        "depth": Strategy("depth", target, 1.0, 1.0),
+        "resolution": Strategy("resolution", 1.0, 1.0, math.sqrt(target)),
+    }
+    chosen: dict[str, Strategy] = {COMPOUND: built_in[COMPOUND]}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        name, sep, value = entry.partition("=")
+        name = name.strip()
+        if not sep:
+            if name not in built_in:
+                raise UsageError(
+                    f"strategy {name!r} is unknown; use {', '.join(built_in)} or name=alpha:beta:gamma (e.g. fast=1.07:1.32:1.035)",
+                    param="strategies",
+                )
+            chosen[name] = built_in[name]
+            continue
+        if not name.replace("-", "").replace("_", "").isalnum() or name in (*built_in, BASE):
+            raise UsageError(f"strategy name {name!r} is not allowed; use letters, digits, - or _, not a built-in name", param="strategies")
+        try:
+            alpha, beta, gamma = (float(v) for v in value.split(":"))
+        except ValueError:
+            raise UsageError(f"strategy {entry!r} is malformed; use name=alpha:beta:gamma, e.g. fast=1.07:1.32:1.035", param="strategies") from None
+        chosen[name] = Strategy(name, alpha, beta, gamma)
+    for strategy in chosen.values():
+        check_strategy(strategy, target)
+    return tuple(chosen.values())
+
+
+def check_strategy(strategy: Strategy, target: float) -> None:
+    """UsageError unless the coefficients are valid and spend T's FLOPs (within 10%)."""
+    try:
+        validate_coefficients(strategy.alpha, strategy.beta, strategy.gamma)
+    except UsageError as exc:
+        raise UsageError(f"strategy {strategy.name}: {exc}", param="strategies") from None
+    if abs(strategy.product / target - 1) > PRODUCT_TOLERANCE:
+        raise UsageError(
+            f"strategy {strategy.name} ({strategy.alpha:g}, {strategy.beta:g}, {strategy.gamma:g}) has "
+            f"alpha*beta^2*gamma^2 = {strategy.product:.3f}, more than {PRODUCT_TOLERANCE:.0%} from T = {target:g}: "
+            "it would not compare at equal FLOPs",
+            param="strategies",
+        )
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Everything that defines a comparison's results (the `Runtime` does not)."""
+
+    base: ProxyBase = ProxyBase()
+    data: DataOptions = DataOptions()
+    train: TrainConfig = TrainConfig()
+    target: float = 2.0
+    max_phi: int = 3
+    strategies: tuple[Strategy, ...] = strategies(",".join(DEFAULT_STRATEGIES), 2.0, (PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA))
+
+    def validate(self) -> None:
+        self.base.validate()
+        self.data.validate()
+        self.train.validate()
+        if not math.isfinite(self.target) or not 1 < self.target <= 64:
+            raise UsageError(f"target = {self.target:g} is not allowed; it must be in (1, 64]", param="target")
+        if isinstance(self.max_phi, bool) or not isinstance(self.max_phi, int) or not 1 <= self.max_phi <= MAX_COMPARE_PHI:
+            raise UsageError(f"phis = {self.max_phi!r} is not allowed; compare phi = 1..K with K an integer in 1..{MAX_COMPARE_PHI}", param="phis")
+        if not self.strategies or self.strategies[0].name != COMPOUND:
+            raise UsageError("a comparison needs the compound strategy", param="strategies")
+        for strategy in self.strategies:
+            check_strategy(strategy, self.target)
+
+    def identity(self) -> dict:
+        return asdict(self)
+
+    def fingerprint(self) -> str:
+        return fingerprint(self)
+
+    def default_name(self) -> str:
+        b = self.base
+        return f"compare-{short_name(b.variant)}-r{b.resolution}-w{b.width:g}-phi1-{self.max_phi}-{self.fingerprint()}"
+
+    @classmethod
+    def from_identity(cls, data: dict) -> CompareConfig:
+        return cls(
+            base=ProxyBase(**data["base"]),
+            data=DataOptions(**data["data"]),
+            train=TrainConfig(**data["train"]),
+            target=data["target"],
+            max_phi=data["max_phi"],
+            strategies=tuple(Strategy(**s) for s in data["strategies"]),
+        )
+
+
+@dataclass(frozen=True)
+class Point:
+    """One network of the comparison: a strategy at one phi (the base: strategy 'base', phi 0),
+    with its multipliers and measured size."""
+
+    index: int
+    strategy: str
+    phi: int
+    alpha: float
+    beta: float
+    gamma: float
+    depth_mult: float
+    width_mult: float
+    resolution: int
+    params: int
+    macs: int
+    macs_ratio: float  # measured MACs / the base's
+    nominal_ratio: float  # T ** phi
+
+
+def build_points(config: CompareConfig) -> list[Point]:
+    """The unscaled base, then for each phi every strategy's network, counted with fvcore."""
+    config.validate()
+    base = config.base
+    base_count = count_model(base.spec(), base.resolution)
+    points = [Point(0, BASE, 0, 1.0, 1.0, 1.0, 1.0, 1.0, base.resolution, base_count.params, base_count.macs, 1.0, 1.0)]
+    for phi in range(1, config.max_phi + 1):
+        for s in config.strategies:
+            scale = compound_scale(s.alpha, s.beta, s.gamma, phi, base.resolution)
+            count = count_model(base.spec(scale.width, scale.depth), scale.resolution)
+            points.append(
+                Point(
+                    len(points), s.name, phi, s.alpha, s.beta, s.gamma, scale.depth, scale.width, scale.resolution,
+                    count.params, count.macs, count.macs / base_count.macs, config.target**phi,
+                )  # fmt: skip
+            )
+    return points
+
+
+@register_experiment
+class Comparison(ProxyExperiment):
+    """Every strategy at phi = 1..K and the unscaled base, `repeats` trainings each. All points
+    of one repeat share its seed (batch order, augmentation): paired differences between
+    strategies are not blurred by different data orders."""
+
+    kind = "compare"
+    summary_name = SUMMARY_NAME
+    noun = "training"
+
+    def __init__(self, config: CompareConfig, points: list[Point], repeats: int = 2) -> None:
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+            raise UsageError(f"repeats = {repeats!r} is not allowed; it must be an integer in 1..{MAX_REPEATS}", param="repeats")
+        self.config = config
+        self.points = points
+        self.repeats = repeats
+
+    @classmethod
+    def plan(cls, config: CompareConfig, repeats: int = 2) -> Comparison:
+        return cls(config, build_points(config), repeats)
+
+    @classmethod
+    def config_from_identity(cls, identity: dict) -> CompareConfig:
+        return CompareConfig.from_identity(identity)
+
+    @classmethod
+    def restore(cls, config: CompareConfig, attrs: Mapping[str, Any], repeats: int | None = None) -> Comparison:
+        """Repeats never shrink: asking for fewer keeps the ones the study has."""
+        stored = int(attrs.get(ATTR_REPEATS, 1))
+        return cls(config, [Point(**p) for p in attrs[ATTR_POINTS]], max(stored, repeats or 1))
+
+    def study_attrs(self) -> dict[str, Any]:
+        return {ATTR_POINTS: [asdict(p) for p in self.points], ATTR_REPEATS: self.repeats}
+
+    def refresh(self, attrs: Mapping[str, Any]) -> None:
+        self.repeats = max(self.repeats, int(attrs.get(ATTR_REPEATS, 1)))
+
+    # -- the work -------------------------------------------------------------------------
+    def describe(self) -> str:
+        return f"{len(self.points)} networks (base + {len(self.config.strategies)} strategies x phi 1..{self.config.max_phi}) x {self.repeats} repeats"
+
+    def items(self) -> list[WorkItem]:
+        return [WorkItem.of(point=p.index, repeat=r) for p in self.points for r in range(self.repeats)]
+
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        return {
+            "point": optuna.distributions.CategoricalDistribution(list(range(len(self.points)))),
+            "repeat": optuna.distributions.IntDistribution(0, MAX_REPEATS - 1),
+        }
+
+    def label(self, item: WorkItem) -> str:
+        p = self.points[item["point"]]
+        what = "base" if p.strategy == BASE else f"{p.strategy} phi={p.phi}"
+        return f"{what} r={p.resolution} rep {item['repeat'] + 1}/{self.repeats}"
+
+    def networks(self) -> list[Point]:
+        return self.points
+
+    def network(self, item: WorkItem) -> Point:
+        return self.points[item["point"]]
+
+    def run(self, item: WorkItem, context: Dataset, runtime: Runtime, reporter: Reporter) -> Outcome:
+        point = self.points[item["point"]]
+        seed = repeat_seed(self.config.train.seed, 0, item["repeat"])  # shared by all points of a repeat
+        outcome = train_outcome(self.model(point, seed), context, point.resolution, replace(self.config.train, seed=seed), runtime, reporter)
+        return replace(outcome, attrs={**outcome.attrs, "seed": seed})
+
+    # -- results --------------------------------------------------------------------------
+    def table(self, records: list[Record]) -> pd.DataFrame:
+        """One row per point in plan order (base, then phi by phi): its repeats aggregated,
+        and the paired tests against the unscaled base and against compound at its phi."""
+        groups = group_by(records, "point")
+        compound_at = {p.phi: p.index for p in self.points if p.strategy == COMPOUND}
+        rows = []
+        for p in self.points:
+            mine = groups.get(p.index, [])
+            row = {**asdict(p), "point": p.index, **aggregate(mine)}
+            row.pop("index")
+            row["vs_base_p"], row["vs_base"] = verdict(mine, groups.get(0, []), p.strategy == BASE)
+            compound = groups.get(compound_at.get(p.phi, -1), [])
+            row["vs_compound_p"], row["vs_compound"] = verdict(compound, mine, p.strategy in (BASE, COMPOUND))
+            rows.append(row)
+        return pd.DataFrame(rows)[RESULT_COLUMNS]
+
+    def summary(self, frame: pd.DataFrame, records: list[Record]) -> dict[str, Any]:
+        """Per phi and single dimension: compound's verdict against it; and the tally."""
+        duels = []
+        for _, row in frame[~frame["strategy"].isin((BASE, COMPOUND))].iterrows():
+            compound = frame[(frame["strategy"] == COMPOUND) & (frame["phi"] == row["phi"])].iloc[0]
+            duels.append({
+                "phi": int(row["phi"]), "strategy": row["strategy"], "compound_top1": compound["top1"],
+                "top1": row["top1"], "p": row["vs_compound_p"], "verdict": row["vs_compound"],
+            })  # fmt: skip
+        single = [d for d in duels if d["strategy"] in SINGLE_DIMENSIONS]
+        return {
+            "seed": self.config.train.seed,
+            "dataset_fingerprint": self.dataset_fingerprint,
+            "points": len(self.points),
+            "repeats": self.repeats,
+            "strategies": {s.name: [s.alpha, s.beta, s.gamma] for s in self.config.strategies},
+            "compound_vs_single": duels,
+            "tally": {v or "pending": sum(d["verdict"] == v for d in single) for v in ("better", "tied", "worse", "unknown", "")},
+        }
+
+
+def verdict(a: list[Record], b: list[Record], skip: bool = False) -> tuple[float | None, str]:
+    """(p, word) for 'a against b' on the shared validation images: 'better' or 'worse' where
+    the paired test rejects equality at 95%, 'tied' where it does not, 'unknown' where per-image
+    results are missing; (None, '') while either has no finished repeat, or when `skip`."""
+    mine, theirs = counted(a), counted(b)
+    if skip or not mine or not theirs:
+        return None, ""
+    p = paired_p(mine, theirs)
+    if p is None:
+        return None, "unknown"
+    if p >= 1 - LEVEL:
+        return p, "tied"
+    better = np.mean([r.attrs["top1"] for r in mine]) > np.mean([r.attrs["top1"] for r in theirs])
+    return p, "better" if better else "worse"
+
+
+def read_comparison(folder: Path) -> tuple[pd.DataFrame, dict]:
+    """A comparison folder's results.csv and compare.json, checked."""
+    return read_outputs(folder, SUMMARY_NAME, RESULT_COLUMNS, numeric=NUMERIC_COLUMNS)

@@ -1,0 +1,171 @@
+"""`scaler compare`: strategies at equal nominal FLOPs, the paired verdicts, and the study's
+promises (resume after SIGKILL with every (network, repeat) trained once, a clash refused)."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from scaler.candidates import ProxyBase
+from scaler.counting import count_model
+from scaler.errors import UsageError
+from scaler.experiments.comparison import CompareConfig, build_points, strategies, verdict
+from scaler.scaling import round_resolution
+from scaler.states import State
+from scaler.statistics import pack_correct
+from scaler.study.experiment import Record, WorkItem
+from tests.test_factories import TINY_NET
+
+SCALER = str(Path(sys.executable).parent / "scaler")
+MICRO = ["--base-resolution", "32", "--phis", "2", "--train-images", "64", "--val-images", "40", "--batch-size", "16",
+         "--epochs", "1", "--threads", "1", "--device", "cpu", "--quiet"]  # fmt: skip
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> str:
+    path = tmp_path / "tinynet.py"
+    path.write_text(TINY_NET)
+    return f"{path}:make"
+
+
+def compare_args(net: str, root: Path, *extra: str, name: str = "cmp") -> list[str]:
+    return ["compare", "--base", net, *MICRO, "--root", str(root), "--name", name, *extra]
+
+
+def complete_trials(folder: Path) -> dict[tuple[int, int], int]:
+    """How many COMPLETE trials each (point, repeat) has in the study's journal."""
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / "study.journal")))
+    try:
+        study = optuna.load_study(study_name=folder.name, storage=storage)
+    except KeyError:
+        return {}
+    counts: dict[tuple[int, int], int] = {}
+    for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        key = (t.params["point"], t.params["repeat"])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def test_single_dimension_strategies_spend_exactly_t():
+    chosen = strategies("width,depth,resolution,fast=1.07:1.32:1.035", 2.0, (1.2, 1.1, 1.15))
+    by_name = {s.name: s for s in chosen}
+    assert list(by_name) == ["compound", "width", "depth", "resolution", "fast"]
+    assert (by_name["width"].alpha, by_name["width"].beta, by_name["width"].gamma) == (1.0, math.sqrt(2), 1.0)
+    assert (by_name["depth"].alpha, by_name["depth"].beta) == (2.0, 1.0)
+    assert by_name["resolution"].gamma == math.sqrt(2)
+    for name in ("width", "depth", "resolution"):
+        assert by_name[name].product == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [("width,height", "'height' is unknown"), ("x=2:2:2", "more than 10% from T"), ("x=1:2", "malformed"),
+     ("depth=1:1:1.41", "not a built-in name"), ("x=0.5:2:1", "strategy x")],
+)  # fmt: skip
+def test_bad_strategies_are_refused(text, words):
+    with pytest.raises(UsageError, match=words):
+        strategies(text, 2.0, (1.2, 1.1, 1.15))
+
+
+def test_points_are_the_base_then_every_strategy_at_each_phi(net):
+    config = CompareConfig(base=ProxyBase(net, 32, 1.0, 10), max_phi=2)
+    points = build_points(config)
+    assert [(p.strategy, p.phi) for p in points] == [("base", 0)] + [
+        (s, phi) for phi in (1, 2) for s in ("compound", "width", "depth", "resolution")
+    ]
+    depth2 = next(p for p in points if p.strategy == "depth" and p.phi == 2)
+    res2 = next(p for p in points if p.strategy == "resolution" and p.phi == 2)
+    assert depth2.depth_mult == 4.0 and depth2.width_mult == 1.0 and depth2.resolution == 32
+    assert res2.resolution == round_resolution(32 * 2.0) and res2.params == points[0].params
+    assert all(p.nominal_ratio == 2.0**p.phi for p in points)
+    count = count_model(config.base.spec(depth2.width_mult, depth2.depth_mult), depth2.resolution)
+    assert (depth2.params, depth2.macs) == (count.params, count.macs)
+    assert depth2.macs_ratio == count.macs / points[0].macs
+
+
+def _records(point: int, accuracy: float, images: int = 400, repeats: int = 2) -> list[Record]:
+    rng = np.random.default_rng(point)
+    out = []
+    for r in range(repeats):
+        correct = rng.random(images) < accuracy
+        attrs = {"top1": float(correct.mean()), "val_correct": pack_correct(correct), "val_images": images}
+        out.append(Record(WorkItem.of(point=point, repeat=r), State.COMPLETE, "", attrs))
+    return out
+
+
+def test_verdicts_follow_the_paired_test():
+    strong, weak = _records(1, 0.8), _records(2, 0.3)
+    assert verdict(strong, weak)[1] == "better"
+    assert verdict(weak, strong)[1] == "worse"
+    p, word = verdict(strong, strong)
+    assert word == "tied" and p == 1.0
+    assert verdict(strong, []) == (None, "")  # nothing finished yet: no verdict
+    assert verdict(strong, weak, skip=True) == (None, "")
+
+
+def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path):
+    result = cli(*compare_args(net, tmp_path, "--repeats", "2"))
+    assert result.code == 0, result.err
+    folder = tmp_path / "cmp"
+    frame = pd.read_csv(folder / "results.csv")
+    assert len(frame) == 1 + 4 * 2 and (frame["state"] == "complete").all() and (frame["repeats"] == 2).all()
+    assert list(frame["strategy"][:5]) == ["base", "compound", "width", "depth", "resolution"]
+    scaled = frame[frame["phi"] > 0]
+    assert scaled["vs_base"].isin(["better", "tied", "worse"]).all()
+    singles = frame[frame["strategy"].isin(["width", "depth", "resolution"])]
+    assert singles["vs_compound"].isin(["better", "tied", "worse"]).all()
+    info = json.loads((folder / "compare.json").read_text())
+    assert info["kind"] == "compare" and info["repeats"] == 2 and len(info["compound_vs_single"]) == 6
+    assert sum(info["tally"].values()) == 6 and info["tally"]["pending"] == 0
+    assert (folder / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    assert "phi = 1" in result.out and "phi = 2" in result.out
+    again = cli(*compare_args(net, tmp_path, "--repeats", "2"))
+    assert again.code == 0 and "18 already finished, 0 to train" in again.err
+    csv = cli(*compare_args(net, tmp_path, "--repeats", "2", "--format", "csv"))
+    assert pd.read_csv(pd.io.common.StringIO(csv.out)).equals(frame)
+
+
+def test_same_name_with_another_configuration_is_refused(cli, net, tmp_path):
+    assert cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1")).code == 0
+    clash = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--strategies", "width"))
+    assert clash.code == 2 and "strategies" in clash.err and "Traceback" not in clash.err
+
+
+def test_compound_coefficients_from_a_finished_search(cli, net, tmp_path):
+    legacy = Path(__file__).parent / "data" / "legacy-search"  # a micro search: its best spends 1.742, not 2
+    refused = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--from", str(legacy)))
+    assert refused.code == 2 and "1.742, more than 10% from T = 2" in refused.err
+    assert not (tmp_path / "cmp").exists()
+    result = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--from", str(legacy), "--target", "1.75"))
+    assert result.code == 0, result.err
+    best = json.loads((legacy / "search.json").read_text())["best"]
+    info = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert info["strategies"]["compound"] == [best["alpha"], best["beta"], best["gamma"]]
+
+
+def test_sigkill_then_resume_trains_every_network_and_repeat_once(net, tmp_path):
+    args = compare_args(net, tmp_path, "--repeats", "2", "--epochs", "2", name="killed")
+    folder = tmp_path / "killed"
+    process = subprocess.Popen([SCALER, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if (folder / "study.journal").exists() and 2 <= sum(complete_trials(folder).values()) < 12:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = sum(complete_trials(folder).values())
+    assert 2 <= before < 18
+    result = subprocess.run([SCALER, *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert complete_trials(folder) == {(p, r): 1 for p in range(9) for r in range(2)}
