@@ -151,6 +151,8 @@ def test_compound_coefficients_from_a_finished_search(cli, net, tmp_path):
     best = json.loads((legacy / "search.json").read_text())["best"]
     info = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert info["strategies"]["compound"] == [best["alpha"], best["beta"], best["gamma"]]
+    both = cli(*compare_args(net, tmp_path, "--from", str(legacy), "--compound", "1.2,1.1,1.15"))
+    assert both.code == 2 and "give one" in both.err
 
 
 def test_sigkill_then_resume_trains_every_network_and_repeat_once(net, tmp_path):

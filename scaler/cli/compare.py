@@ -87,7 +87,7 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
 def compare(
     phis: Annotated[int, typer.Option("--phis", help="Compare at phi = 1..K (nominal FLOPs T^phi).")] = 3,
     target: Annotated[float, typer.Option(help="T: FLOPs growth per step of phi.")] = 2.0,
-    compound: Annotated[str, typer.Option(help="Compound coefficients alpha,beta,gamma (default: the paper's).")] = f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}",
+    compound: Annotated[Optional[str], typer.Option(help=f"Compound coefficients alpha,beta,gamma (default: the paper's {PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}).")] = None,
     from_search: Annotated[Optional[Path], typer.Option("--from", help="Take compound's coefficients from a finished search folder's best candidate.")] = None,
     strategy_list: Annotated[str, typer.Option("--strategies", help="Comma-separated: compound, width, depth, resolution, or name=alpha:beta:gamma (product within 10% of T).")] = ",".join(DEFAULT_STRATEGIES),
     base: Base = DEFAULT_BASE.variant,
@@ -127,7 +127,9 @@ def compare(
     against each strategy), writes <root>/<name>/results.csv, compare.json and a plot. Running
     the same command again resumes.
     """
-    coefficients = best_coefficients(from_search) if from_search is not None else _coefficients(compound)
+    if compound is not None and from_search is not None:
+        raise UsageError("--compound and --from both set compound's coefficients; give one")
+    coefficients = best_coefficients(from_search) if from_search is not None else _coefficients(compound or f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
     data_options = DataOptions(data, train_images, val_images, val_fraction)
     config = CompareConfig(
         base=ProxyBase(base, base_resolution, base_width, data_options.classes()),
