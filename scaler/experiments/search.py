@@ -104,6 +104,24 @@ class SearchConfig:
         )
 
 
+def check_repeats(repeats: object) -> None:
+    """UsageError unless `repeats` is an integer in 1..MAX_REPEATS."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+        raise UsageError(f"repeats = {repeats!r} is not allowed; it must be an integer in 1..{MAX_REPEATS}", param="repeats")
+
+
+def load_checked(config: SearchConfig, data: DataOptions, storage_resolution: int, runtime: Runtime) -> Dataset:
+    """`data` loaded for a study of the search `config`, refused when it has more classes than
+    the proxy's classifier (a class added since the study started)."""
+    dataset = data.load(storage_resolution, config.train.seed, runtime)
+    if dataset.num_classes > config.base.num_classes:
+        raise UsageError(
+            f"data {data.source} has {dataset.num_classes} classes but the search's proxy classifies "
+            f"{config.base.num_classes}: a class was added since the search started; restore the data or pick a new --name"
+        )
+    return dataset
+
+
 def describe(candidate: Candidate) -> str:
     """A candidate in a progress line: its index, coefficients and resolution."""
     return (
@@ -121,8 +139,7 @@ class CompoundSearch(Experiment):
     summary_name = SUMMARY_NAME
 
     def __init__(self, config: SearchConfig, candidates: list[Candidate], repeats: int = 1) -> None:
-        if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
-            raise UsageError(f"repeats = {repeats!r} is not allowed; it must be an integer in 1..{MAX_REPEATS}", param="repeats")
+        check_repeats(repeats)
         self.config = config
         self.candidates = candidates
         self.repeats = repeats
@@ -191,12 +208,7 @@ class CompoundSearch(Experiment):
     def prepare(self, runtime: Runtime) -> Dataset:
         """The search's data at a storage resolution that serves its largest candidate."""
         storage_resolution = max(c.resolution for c in self.candidates)
-        dataset = self.config.data.load(storage_resolution, self.config.train.seed, runtime)
-        if dataset.num_classes > self.config.base.num_classes:
-            raise UsageError(
-                f"data {self.config.data.source} has {dataset.num_classes} classes but the search's proxy classifies "
-                f"{self.config.base.num_classes}: a class was added since the search started; restore the data or pick a new --name"
-            )
+        dataset = load_checked(self.config, self.config.data, storage_resolution, runtime)
         self.dataset_fingerprint = dataset.fingerprint
         return dataset
 
