@@ -1,6 +1,7 @@
 """The kinds of study scaler runs on its engine; importing this package registers them.
 
 * `search`: the compound-scaling grid search (`scaler search`).
+* `calibration`: how well the search's proxy ranking predicts longer training (`scaler calibrate`).
 """
 
-from scaler.experiments import search  # noqa: F401  (registers the kind)
+from scaler.experiments import calibration, search  # noqa: F401  (registers the kinds)
