@@ -7,7 +7,13 @@ from __future__ import annotations
 import json
 import math
 import shlex
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 import torch
@@ -166,16 +172,22 @@ def test_bad_calibration_options_are_refused_before_anything_is_created(cli, tmp
     assert not any(tmp_path.iterdir())
 
 
-def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):
+def micro(tmp_path: Path) -> list[str]:
+    """A micro calibration: 3 of 4 candidates of a tiny factory network at 16-20 px on 64
+    synthetic images, 1 epoch (the reference 2), one cheaper try."""
     net = tmp_path / "tinynet.py"
     net.write_text(TINY_NET)
-    args = [
+    return [
         "calibrate", "--base", f"{net}:make", "--base-width", "0.5", "--base-resolution", "16",
         "--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1:1.2:0.1", "--tolerance", "0.5",
         "--train-images", "64", "--val-images", "32", "--batch-size", "16", "--epochs", "1", "--lr", "0.05",
-        "--threads", "1", "--device", "cpu", "--candidates", "3", "--repeats", "1", "--reference-factor", "2",
-        "--try", "train-images=32", "--root", tmp_path / "studies", "--name", "cal", "--quiet",
+        "--threads", "1", "--device", "cpu", "--candidates", "3", "--reference-factor", "2",
+        "--try", "train-images=32", "--quiet",
     ]  # fmt: skip
+
+
+def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):
+    args = [*micro(tmp_path), "--repeats", "1", "--root", tmp_path / "studies", "--name", "cal"]
     result = cli(*args)
     assert result.code == 0, result.err
     folder = tmp_path / "studies" / "cal"
@@ -216,3 +228,29 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):
     by_candidate = {r["candidate"]: r["val_loss"] for r in json.loads(searched.out)}
     for _, row in frame[frame["setting"] == 2].iterrows():
         assert by_candidate[row["candidate"]] == pytest.approx(row["val_loss"], rel=1e-12)
+
+
+def test_a_worker_joins_a_calibration_kept_in_postgres(postgres_url, tmp_path):
+    name = f"cal-pg-{uuid.uuid4().hex[:8]}"
+    scaler = str(Path(sys.executable).parent / "scaler")
+    args = [*micro(tmp_path), "--repeats", "2", "--root", tmp_path, "--name", name, "--storage", postgres_url]
+    first = subprocess.Popen([scaler, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    storage = optuna.storages.RDBStorage(postgres_url)
+    deadline = time.time() + 120
+    while not any(s.study_name == name and ATTR_CALIBRATION in s.user_attrs for s in optuna.get_all_study_summaries(storage, False)):
+        assert time.time() < deadline and first.poll() is None, "the calibration's study never appeared"
+        time.sleep(0.2)
+    worker = subprocess.run(
+        [scaler, "worker", "--storage", postgres_url, "--study", name, "--device", "cpu", "--threads", "1", "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert worker.returncode == 0, worker.stderr
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    complete: dict[tuple, int] = {}
+    for trial in optuna.load_study(study_name=name, storage=storage).get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        key = (trial.params["setting"], trial.params["candidate"], trial.params["repeat"])
+        complete[key] = complete.get(key, 0) + 1
+    assert complete == {(s, c, r): 1 for s in range(3) for c in range(3) for r in range(2)}
+    frame = pd.read_csv(tmp_path / name / "results.csv")
+    assert len(frame) == 9 and set(frame["state"]) == {"complete"} and set(frame["repeats"]) == {2}
