@@ -15,9 +15,15 @@ PACKAGES = ("scaler", "torch", "fvcore", "optuna", "pandas", "numpy", "typer", "
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the new one, never a part.
+    """Write `text` to `path` so that readers see the old file or the new one, never a part
+    (see `atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode())
 
-    The text goes to a temporary file in the same folder, is flushed to disk, and replaces
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never a part.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, and replace
     `path` with one rename.
     """
     path = Path(path)
@@ -26,8 +32,8 @@ def atomic_write_text(path: Path, text: str) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make results private
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

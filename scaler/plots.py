@@ -1,8 +1,10 @@
 """Pictures of a search: accuracy against MACs with the Pareto front, and a top-1 heat map
-over (alpha, beta) on the constraint surface. Uses matplotlib's non-interactive backend."""
+over (alpha, beta) on the constraint surface; and of a calibration: each setting's top-1
+against the reference's. Uses matplotlib's non-interactive backend."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from scaler.errors import UsageError  # noqa: E402
+from scaler.files import atomic_write_bytes  # noqa: E402
 from scaler.reports import pareto_front  # noqa: E402
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA  # noqa: E402
 
@@ -31,15 +34,14 @@ def check_plot_path(path: Path) -> None:
 
 
 def save(fig: plt.Figure, path: Path) -> None:
-    """Write the figure atomically (a temporary file, then a rename) and close it; the
-    format follows `path`'s suffix."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Close the figure and write it atomically (see `atomic_write_bytes`); the format follows
+    `path`'s suffix."""
+    picture = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".").lower())
-        tmp.replace(path)
+        fig.savefig(picture, format=path.suffix.lower().lstrip("."), dpi=110)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    atomic_write_bytes(path, picture.getvalue())
 
 
 def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
@@ -118,3 +120,46 @@ def plot_comparison(frame: pd.DataFrame, path: Path, title: str = "") -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     save(fig, path)
+
+
+def _bounds(group: pd.DataFrame) -> list[np.ndarray] | None:
+    """Error bars (below, above) in percent from a frame's top-1 intervals; None where any is
+    missing."""
+    top1 = group["top1"].astype(float)
+    low, high = group["top1_low"].astype(float), group["top1_high"].astype(float)
+    if low.isna().any() or high.isna().any():
+        return None
+    return [((top1 - low).clip(lower=0) * 100).to_numpy(), ((high - top1).clip(lower=0) * 100).to_numpy()]
+
+
+def plot_calibration(frame: pd.DataFrame, path: Path, title: str = "") -> None:
+    """Each setting's mean top-1 (y) against the reference's (x) per candidate, one colour per
+    setting, with the 95% intervals as error bars and the diagonal."""
+    frame = frame.assign(top1=pd.to_numeric(frame["top1"], errors="coerce"))
+    reference = frame[frame["setting"] == 0].set_index("candidate")
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    shown: list[float] = []
+    for number, (setting, group) in enumerate(frame[frame["setting"] != 0].groupby("setting", sort=True)):
+        group = group[group["top1"].notna()].set_index("candidate")
+        both = group.index.intersection(reference.index[reference["top1"].notna()])
+        if not len(both):
+            continue
+        x, y = reference.loc[both], group.loc[both]
+        color = colors[number % len(colors)]
+        ax.scatter(x["top1"] * 100, y["top1"] * 100, s=36, color=color, label=str(y["label"].iloc[0]), zorder=3)
+        ax.errorbar(x["top1"] * 100, y["top1"] * 100, xerr=_bounds(x), yerr=_bounds(y), fmt="none", ecolor=color, alpha=0.5, capsize=2)
+        shown += [*x["top1"], *y["top1"]]
+    if shown:
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        low, high = min(x0, y0), max(x1, y1)
+        ax.plot([low, high], [low, high], "--", color="tab:gray", lw=1, label="y = x (same accuracy)")
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+        ax.legend(fontsize=8)
+    ax.set_xlabel("reference val top-1 (%), mean with 95% interval")
+    ax.set_ylabel("setting's val top-1 (%)")
+    ax.set_title("each setting against the reference, per candidate" + (f"\n{title}" if title else ""), fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save(fig, Path(path))

@@ -109,3 +109,38 @@ def rank_agreement(a: Sequence[float], b: Sequence[float]) -> tuple[float, float
     if np.ptp(np.asarray(a, dtype=float)) == 0 or np.ptp(np.asarray(b, dtype=float)) == 0:
         return None
     return float(stats.spearmanr(a, b).statistic), float(stats.kendalltau(a, b).statistic)
+
+
+RESAMPLES = 1000  # bootstrap resamples of the candidates for a rank correlation's interval
+
+
+def bootstrap_agreement(
+    a: Sequence[float], b: Sequence[float], seed: int = 0, resamples: int = RESAMPLES
+) -> tuple[tuple[float, float, float], tuple[float, float, float]] | None:
+    """((Spearman, low, high), (Kendall tau-b, low, high)) of two measurements of the same
+    candidates, each with its 95% percentile bootstrap interval over candidates (resampled
+    with replacement; a resample where either side scores all alike ranks nothing and is
+    skipped). Pairs with a NaN on either side are dropped first. None when fewer than 3 pairs
+    remain, when `rank_agreement` is undefined, or when most resamples are skipped."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(x) < 3:
+        return None
+    point = rank_agreement(x, y)
+    if point is None:
+        return None
+    rng = np.random.default_rng(seed)
+    spearman, kendall = [], []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(x), len(x))
+        found = rank_agreement(x[pick], y[pick])
+        if found is not None and all(math.isfinite(v) for v in found):
+            spearman.append(found[0])
+            kendall.append(found[1])
+    if len(spearman) < resamples // 2:
+        return None
+    tail = (1 - LEVEL) / 2 * 100
+    s_low, s_high = np.percentile(spearman, [tail, 100 - tail])
+    k_low, k_high = np.percentile(kendall, [tail, 100 - tail])
+    return (point[0], float(s_low), float(s_high)), (point[1], float(k_low), float(k_high))

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from scaler.cli import candidates, compare, flops, report, scale, search, train, worker  # noqa: F401  (register commands)
+from scaler.cli import calibrate, candidates, compare, flops, report, scale, search, train, worker  # noqa: F401  (register commands)
 from scaler.cli.app import app
 from scaler.errors import Interrupted, ScalerError
 

@@ -4,6 +4,7 @@ of the `compare` experiment), with a table per phi, a CSV and a plot."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,7 +19,8 @@ from scaler.cli.options import (
     FormatOption, LabelSmoothing, Lr, MaxSeconds, OptimizerOption, Seed, Steps, Threads, TrainImages, ValFraction,
     ValImages, WeightDecay,
 )  # fmt: skip
-from scaler.errors import Interrupted, RunError, UsageError
+from scaler.cli.study import check_finished, run_command_study
+from scaler.errors import UsageError
 from scaler.experiments.comparison import (
     BASE, COMPOUND, DEFAULT_STRATEGIES, SUMMARY_NAME, CompareConfig, Comparison, strategies,
 )  # fmt: skip
@@ -27,11 +29,6 @@ from scaler.experiments.search import best_coefficients
 from scaler.plots import check_plot_path, plot_comparison
 from scaler.render import Column, emit, fixed, integer, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
-from scaler.states import State
-from scaler.study.create import open_study, validate_name
-from scaler.study.lock import folder_lock
-from scaler.study.runner import run_study
-from scaler.study.storage import check_url
 
 COLUMNS = [
     Column("strategy", "strategy", text),
@@ -139,46 +136,24 @@ def compare(
         max_phi=phis,
         strategies=strategies(strategy_list, target, coefficients),
     )
-    run_on = options.runtime(device, threads, cache_dir or root / ".cache")
-    config.validate()
-    if workers < 1:
-        raise UsageError(f"workers = {workers} is not allowed; it must be >= 1", param="workers")
-    if storage is not None:
-        check_url(storage)
     if plot is not None:
         check_plot_path(plot)
-    name = name or config.default_name()
-    validate_name(name)
-    folder = root / name
-    quiet = quiet or format in (Format.csv, Format.json)
-    log, status = options.logger(quiet)
     if from_search is not None:
-        log(f"compound coefficients from {from_search}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g})")
-    with folder_lock(folder):
-        with status("counting networks with fvcore..."):
-            handle = open_study(Comparison, config, folder=folder, storage_url=storage, name=name, settings={"repeats": repeats})
-        outcome = run_study(
-            handle, workers=workers, runtime=run_on, retry_failed=retry_failed, quiet=quiet, log=log,
-            progress_console=console,
-        )  # fmt: skip
-        frame = outcome.frame
-        plot_path = plot or folder / "compare.png"
-        plot_comparison(frame, plot_path, f"{name}: top-1 against MACs per strategy")
-    if outcome.interrupted:
-        raise Interrupted(
-            f"{outcome.finished} of {outcome.total} trainings finished; resume with the same command (results so far in {folder})"
-        )
-    info = json.loads((folder / SUMMARY_NAME).read_text())
+        print(f"compound coefficients from {from_search}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g})", file=sys.stderr)
+    outcome, handle = run_command_study(
+        Comparison, config, name=name or config.default_name(), root=root, storage=storage, workers=workers,
+        settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
+        quiet=quiet or format in (Format.csv, Format.json), counting="counting networks with fvcore...",
+    )  # fmt: skip
+    frame, folder = outcome.frame, handle.folder
+    plot_path = plot or folder / "compare.png"
+    plot_comparison(frame, plot_path, f"{handle.name}: top-1 against MACs per strategy")
     if format in (Format.csv, Format.json):
         emit(frame, [Column(c, c) for c in frame.columns], format.value, console)
     else:
-        show_tables(frame, format, info, name)
+        show_tables(frame, format, json.loads((folder / SUMMARY_NAME).read_text()), handle.name)
         console.print(f"{folder}/results.csv · plot {plot_path} · wall time {options.duration(outcome.seconds)}", highlight=False)
-    unfinished = frame[[not State(s).is_finished for s in frame["state"]]]
-    if len(unfinished):
-        raise RunError(f"{len(unfinished)} network(s) still {', '.join(sorted(set(unfinished['state'])))}; run the same command again to finish them")
-    if not (frame["state"] == State.COMPLETE.value).any():
-        raise RunError("no network finished training; fix the cause, then rerun with --retry-failed")
+    check_finished(frame, "network")
 
 
 def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> None:

@@ -10,7 +10,7 @@ import typer
 
 from scaler.candidates import ProxyBase
 from scaler.cli import options
-from scaler.cli.app import Format, app, console
+from scaler.cli.app import Format, app
 from scaler.cli.options import (
     DEFAULT_BASE, DEFAULT_SPACE, DEFAULT_TRAIN, SEARCH_DEFAULTS, AlphaRange, Base, BaseResolution,
     BaseWidth, BatchSize, BetaRange, Data, Device, Epochs, FlopsTolerance, FormatOption, GammaRange, LabelSmoothing,
@@ -18,15 +18,10 @@ from scaler.cli.options import (
     TrainImages, ValFraction, ValImages, WeightDecay,
 )  # fmt: skip
 from scaler.cli.results import reliability_lines, show_results
-from scaler.errors import Interrupted, RunError, UsageError
+from scaler.cli.study import check_finished, run_command_study
 from scaler.experiments.proxy import DataOptions
 from scaler.experiments.search import SUMMARY_NAME, CompoundSearch, SearchConfig
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
-from scaler.states import State
-from scaler.study.create import open_study, validate_name
-from scaler.study.lock import folder_lock
-from scaler.study.runner import run_study
-from scaler.study.storage import check_url
 
 
 @app.command(
@@ -77,40 +72,19 @@ def search(
     Writes <root>/<name>/results.csv (ranked) and search.json after every candidate. Running
     the same command again resumes: finished candidates are kept, interrupted ones retrained.
     """
-    data_options = DataOptions(data, train_images, val_images, val_fraction)
-    config = SearchConfig(
-        space=options.space(mode, alpha_range, beta_range, gamma_range, target, tolerance, phi),
-        base=ProxyBase(base, base_resolution, base_width, data_options.classes()),  # the data's classes
-        data=data_options,
-        train=options.train_config(epochs, steps, max_seconds, batch_size, lr, optimizer, weight_decay, label_smoothing, seed),
-        pruner=pruner,
-        flops_tolerance=flops_tolerance,
-    )
-    config = config.resumable(root, name)
-    run_on = options.runtime(device, threads, cache_dir or root / ".cache")
-    config.validate()  # everything checked before the search folder is created
-    if workers < 1:
-        raise UsageError(f"workers = {workers} is not allowed; it must be >= 1", param="workers")
-    if storage is not None:
-        check_url(storage)
-    name = name or config.default_name()
-    validate_name(name)
-    folder = root / name
-    quiet = quiet or format in (Format.csv, Format.json)
-    log, status = options.logger(quiet)
-    with folder_lock(folder):
-        with status("counting candidates with fvcore..."):
-            handle = open_study(CompoundSearch, config, folder=folder, storage_url=storage, name=name, settings={"repeats": repeats})
-        outcome = run_study(
-            handle, workers=workers, runtime=run_on, retry_failed=retry_failed, quiet=quiet, log=log,
-            progress_console=console,
-        )  # fmt: skip
-    frame = outcome.frame
-    if outcome.interrupted:
-        raise Interrupted(
-            f"{outcome.finished} of {outcome.total} {handle.experiment.noun}s finished; "
-            f"resume with the same command (results so far in {folder})"
-        )
+    config = build_search_config(
+        phi=phi, mode=mode, alpha_range=alpha_range, beta_range=beta_range, gamma_range=gamma_range, target=target,
+        tolerance=tolerance, flops_tolerance=flops_tolerance, base=base, base_resolution=base_resolution,
+        base_width=base_width, data=data, train_images=train_images, val_images=val_images, val_fraction=val_fraction,
+        epochs=epochs, steps=steps, max_seconds=max_seconds, batch_size=batch_size, lr=lr, optimizer=optimizer,
+        weight_decay=weight_decay, label_smoothing=label_smoothing, seed=seed, pruner=pruner,
+    ).resumable(root, name)  # fmt: skip
+    outcome, handle = run_command_study(
+        CompoundSearch, config, name=name or config.default_name(), root=root, storage=storage, workers=workers,
+        settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
+        quiet=quiet or format in (Format.csv, Format.json), counting="counting candidates with fvcore...",
+    )  # fmt: skip
+    frame, folder, name = outcome.frame, handle.folder, handle.name
     info = json.loads((folder / SUMMARY_NAME).read_text())
     caption = "\n".join([
         f"{folder}/results.csv · {len(frame)} candidates x {info['repeats']} repeat(s) · wall time {options.duration(outcome.seconds)} · "
@@ -118,17 +92,24 @@ def search(
         *reliability_lines(info),
     ])
     show_results(frame, format, f"Search {name}: phi={config.space.phi:g}, T={config.space.target:g}", caption)
-    unfinished = frame[[not State(s).is_finished for s in frame["state"]]]
-    scored = frame[[State(s).is_scored for s in frame["state"]]]
-    if len(unfinished) == 0 and len(scored) == 0:
-        reasons = frame["reason"].replace("", None).dropna()
-        raise RunError(
-            f"no candidate finished: all {len(frame)} failed"
-            + (f" (first: {reasons.iloc[0]})" if len(reasons) else "")
-            + "; fix the cause, then rerun with --retry-failed"
-        )
-    if len(unfinished):
-        raise RunError(
-            f"{len(unfinished)} candidate(s) still {', '.join(sorted(set(unfinished['state'])))}; "
-            "run the same command again to finish them"
-        )
+    check_finished(frame, "candidate")
+
+
+def build_search_config(
+    *, phi: float, mode: str, alpha_range: str, beta_range: str, gamma_range: str, target: float, tolerance: float,
+    flops_tolerance: Optional[float], base: str, base_resolution: int, base_width: float, data: str,
+    train_images: Optional[int], val_images: Optional[int], val_fraction: float, epochs: int, steps: Optional[int],
+    max_seconds: Optional[float], batch_size: int, lr: Optional[float], optimizer: str, weight_decay: float,
+    label_smoothing: float, seed: int, pruner: str = "none",
+) -> SearchConfig:
+    """The search's flags as a SearchConfig (its proxy classifies as many classes as the data
+    has); what `scaler search` and `scaler calibrate` share."""
+    data_options = DataOptions(data, train_images, val_images, val_fraction)
+    return SearchConfig(
+        space=options.space(mode, alpha_range, beta_range, gamma_range, target, tolerance, phi),
+        base=ProxyBase(base, base_resolution, base_width, data_options.classes()),  # the data's classes
+        data=data_options,
+        train=options.train_config(epochs, steps, max_seconds, batch_size, lr, optimizer, weight_decay, label_smoothing, seed),
+        pruner=pruner,
+        flops_tolerance=flops_tolerance,
+    )

@@ -20,8 +20,7 @@ from scaler.cli.options import (
 )  # fmt: skip
 from scaler.data import Dataset, load_dataset
 from scaler.progress import StepBar, make_progress
-from scaler.errors import UsageError
-from scaler.experiments.search import MAX_REPEATS
+from scaler.experiments.repeats import check_repeats
 from scaler.render import Column, emit, fixed, integer, share, text
 from scaler.statistics import mean_interval
 from scaler.files import json_ready
@@ -88,8 +87,7 @@ def train(
     config = options.train_config(epochs, steps, max_seconds, batch_size, lr, optimizer, weight_decay, label_smoothing, seed)
     run_on = options.runtime(device, threads, cache_dir)
     validate_resolution(resolution)
-    if not 1 <= repeats <= MAX_REPEATS:
-        raise UsageError(f"repeats = {repeats} is not allowed; it must be 1..{MAX_REPEATS}", param="repeats")
+    check_repeats(repeats)
     dataset = _load_data(data, resolution, train_images, val_images, val_fraction, seed, cache_dir)
     spec = network_spec(variant, width=width, depth=depth, num_classes=dataset.num_classes)
     results, seeds = [], [repeat_seed(seed, 0, r) for r in range(repeats)]

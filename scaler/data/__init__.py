@@ -20,7 +20,7 @@ from scaler.data.batches import (
     train_batches,
 )
 from scaler.data.cifar import CIFAR_FILES, CIFAR_RESOLUTION
-from scaler.data.dataset import Dataset, clear_memo, count_classes, load_dataset
+from scaler.data.dataset import Dataset, clear_memo, count_classes, load_dataset, take_train
 from scaler.data.folder import IMAGE_EXTENSIONS
 from scaler.data.source import FORMAT_VERSION
 from scaler.data.split import ImageSplit
@@ -55,5 +55,6 @@ __all__ = [
     "eval_batches",
     "load_dataset",
     "render_synthetic",
+    "take_train",
     "train_batches",
 ]

@@ -7,11 +7,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+
 from scaler.data.cache import read_cache, write_cache
 from scaler.data.cifar import CIFAR_CLASSES, CifarSource
 from scaler.data.folder import FolderSource
-from scaler.data.source import Source
-from scaler.data.split import ImageSplit
+from scaler.data.source import Source, digest
+from scaler.data.split import ImageSplit, stratified_take
 from scaler.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_TRAIN, SYNTHETIC_VAL, SyntheticSource
 from scaler.errors import UsageError
 
@@ -89,6 +91,23 @@ def load_dataset(
                       loaded.skipped, loaded.decoded, loaded.warnings)
     _remember(dataset)
     return dataset
+
+
+def take_train(dataset: Dataset, count: int) -> Dataset:
+    """The data set with only `count` of its training images (validation unchanged): the first
+    images of each class in split order, as many per class as `stratified_take` gives. On the
+    synthetic set (labels cycle through the classes) that is exactly the first `count` images,
+    which are what loading it with `train_images=count` renders. The whole data set when it
+    has no more than `count` training images."""
+    check_int("count", count, 1, 10**8)
+    if count >= len(dataset.train):
+        return dataset
+    labels = dataset.train.labels
+    groups = [torch.nonzero(labels == c).flatten().tolist() for c in range(int(labels.max()) + 1)]
+    keep = torch.tensor(sorted(i for group in stratified_take(groups, count) for i in group), dtype=torch.int64)
+    train = ImageSplit(dataset.train.images[keep].contiguous(), labels[keep].clone())
+    fingerprint = digest({"of": dataset.fingerprint, "train": count})
+    return replace(dataset, train=train, fingerprint=fingerprint, decoded=0)
 
 
 def clear_memo() -> None:

@@ -25,7 +25,7 @@ from scaler.counting import count_model
 from scaler.data import Dataset
 from scaler.errors import UsageError
 from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
-from scaler.experiments.repeats import aggregate, counted, group_by, paired_p
+from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, counted, group_by, paired_p
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_scale, validate_coefficients
@@ -40,9 +40,8 @@ BASE = "base"
 SINGLE_DIMENSIONS = ("width", "depth", "resolution")
 DEFAULT_STRATEGIES = (COMPOUND, *SINGLE_DIMENSIONS)
 MAX_COMPARE_PHI = 8
-MAX_REPEATS = 1000
 PRODUCT_TOLERANCE = 0.1  # a named strategy's alpha*beta^2*gamma^2 within 10% of T
-ATTR_POINTS, ATTR_REPEATS = "scaler_points", "scaler_repeats"
+ATTR_POINTS = "scaler_points"
 RESULT_COLUMNS = [
     "point", "strategy", "phi", "alpha", "beta", "gamma", "depth_mult", "width_mult", "resolution",
     "params", "macs", "macs_ratio", "nominal_ratio", "top1", "top1_low", "top1_high", "top1_std", "repeats",
@@ -212,8 +211,7 @@ class Comparison(ProxyExperiment):
     noun = "training"
 
     def __init__(self, config: CompareConfig, points: list[Point], repeats: int = 2) -> None:
-        if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
-            raise UsageError(f"repeats = {repeats!r} is not allowed; it must be an integer in 1..{MAX_REPEATS}", param="repeats")
+        check_repeats(repeats)
         self.config = config
         self.points = points
         self.repeats = repeats

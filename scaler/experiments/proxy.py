@@ -63,6 +63,18 @@ class DataOptions:
         )
 
 
+def load_checked(data: DataOptions, seed: int, num_classes: int, storage_resolution: int, runtime: Runtime) -> Dataset:
+    """`data` loaded for a study whose networks classify `num_classes`; refused when it has
+    more classes (one was added since the study started)."""
+    dataset = data.load(storage_resolution, seed, runtime)
+    if dataset.num_classes > num_classes:
+        raise UsageError(
+            f"data {data.source} has {dataset.num_classes} classes but the study's networks classify "
+            f"{num_classes}: a class was added since the study started; restore the data or pick a new --name"
+        )
+    return dataset
+
+
 def train_outcome(
     model: nn.Module,
     dataset: Dataset,
@@ -196,12 +208,7 @@ class ProxyExperiment(Experiment):
         """The study's data at a storage resolution that serves its largest network."""
         config: Any = self.config
         storage_resolution = max(n.resolution for n in self.networks())
-        dataset = config.data.load(storage_resolution, config.train.seed, runtime)
-        if dataset.num_classes > config.base.num_classes:
-            raise UsageError(
-                f"data {config.data.source} has {dataset.num_classes} classes but the study's networks classify "
-                f"{config.base.num_classes}: a class was added since the study started; restore the data or pick a new --name"
-            )
+        dataset = load_checked(config.data, config.train.seed, config.base.num_classes, storage_resolution, runtime)
         self.dataset_fingerprint = dataset.fingerprint
         return dataset
 

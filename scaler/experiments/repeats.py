@@ -11,9 +11,19 @@ from typing import Any
 
 import numpy as np
 
+from scaler.errors import UsageError
 from scaler.states import State
 from scaler.statistics import mean_interval, paired_p_value, proportion_interval, unpack_correct
 from scaler.study.experiment import Record
+
+MAX_REPEATS = 1000
+ATTR_REPEATS = "scaler_repeats"  # the study attribute that holds how many repeats it asks for
+
+
+def check_repeats(repeats: object) -> None:
+    """UsageError unless `repeats` is an integer in 1..MAX_REPEATS."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+        raise UsageError(f"repeats = {repeats!r} is not allowed; it must be an integer in 1..{MAX_REPEATS}", param="repeats")
 
 
 def group_by(records: list[Record], key: str) -> dict[Hashable, list[Record]]:

@@ -22,7 +22,7 @@ from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
-from scaler.experiments.repeats import aggregate, correctness, group_by, means, paired_p
+from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, correctness, group_by, means, paired_p
 from scaler.statistics import LEVEL, split_half_reliability
 from scaler.study.results import read_outputs
 from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
@@ -38,8 +38,6 @@ RESULT_COLUMNS = [
 ]  # fmt: skip
 # Columns of results.csv before repeats existed: reports of such folders still read.
 LEGACY_COLUMNS = RESULT_COLUMNS[:20]
-MAX_REPEATS = 1000
-ATTR_REPEATS = "scaler_repeats"
 _METRICS = ("top1", "top5", "val_loss", "epochs", "train_seconds", "images_per_s")
 NUMERIC_COLUMNS = tuple(c for c in LEGACY_COLUMNS if c not in ("state", "reason"))
 
@@ -120,8 +118,7 @@ class CompoundSearch(ProxyExperiment):
     summary_name = SUMMARY_NAME
 
     def __init__(self, config: SearchConfig, candidates: list[Candidate], repeats: int = 1) -> None:
-        if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
-            raise UsageError(f"repeats = {repeats!r} is not allowed; it must be an integer in 1..{MAX_REPEATS}", param="repeats")
+        check_repeats(repeats)
         self.config = config
         self.candidates = candidates
         self.repeats = repeats

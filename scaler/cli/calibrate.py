@@ -1,0 +1,203 @@
+"""`scaler calibrate`: does the search's cheap ranking predict the ranking under longer
+training? (A study of the `calibration` experiment.)"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import shlex
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import pandas as pd
+import typer
+
+from scaler.cli import options
+from scaler.cli import search as search_command
+from scaler.cli.app import Format, app, console
+from scaler.cli.options import (
+    DEFAULT_BASE, DEFAULT_SPACE, DEFAULT_TRAIN, SEARCH_DEFAULTS, AlphaRange, Base, BaseResolution,
+    BaseWidth, BatchSize, BetaRange, CacheDir, Data, Device, Epochs, FlopsTolerance, FormatOption, GammaRange,
+    LabelSmoothing, Lr, MaxSeconds, Mode, OptimizerOption, PhiOption, Seed, Steps, Target, Threads, Tolerance,
+    TrainImages, ValFraction, ValImages, WeightDecay,
+)  # fmt: skip
+from scaler.cli.search import build_search_config
+from scaler.cli.study import check_finished, run_command_study
+from scaler.errors import RunError
+from scaler.experiments.calibration import (
+    DEFAULT_FACTOR, DEFAULT_K, OVERRIDES, SUMMARY_NAME, THRESHOLD, Calibration, CalibrationConfig, parse_try,
+    reference_setting,
+)  # fmt: skip
+from scaler.plots import check_plot_path, plot_calibration
+from scaler.render import Column, emit, fixed, integer, text
+
+# Options of `scaler calibrate` that are not the search's to repeat in the recommended command.
+NOT_SEARCH_OPTIONS = {"name", "storage", "repeats", "format", "quiet", "retry_failed"}
+
+SETTING_COLUMNS = [
+    Column("mark", ""),
+    Column("label", "setting", text),
+    Column("epochs", "epochs", integer),
+    Column("train_images", "images", integer),
+    Column("base_resolution", "base r", integer),
+    Column("base_width", "base w", fixed(3)),
+    Column("cost", "cost", lambda v: "" if pd.isna(v) else f"{v:.2f}x"),
+    Column("train_seconds", "s", fixed(0)),
+    Column("scored", "n", integer),
+    Column("spearman_text", "Spearman [95%]", text),
+    Column("kendall_text", "Kendall [95%]", text),
+]
+
+
+@app.command(
+    epilog="Examples:  scaler calibrate --epochs 3 --try epochs=1 --try train-images=500 --try base-resolution=48 · "
+    "scaler calibrate --candidates 8 --reference-epochs 30 --repeats 3 · "
+    "scaler calibrate --data ./images --reference-train-images 20000 --train-images 5000 --try epochs=1,base-width=0.25 · "
+    "scaler calibrate --storage postgresql+psycopg2://user:pw@host/db --name cal-b0 (then `scaler worker --study cal-b0` elsewhere)"
+)
+def calibrate(
+    ctx: typer.Context,
+    phi: PhiOption = DEFAULT_SPACE.phi,
+    mode: Mode = DEFAULT_SPACE.mode,
+    alpha_range: AlphaRange = str(DEFAULT_SPACE.alpha),
+    beta_range: BetaRange = str(DEFAULT_SPACE.beta),
+    gamma_range: GammaRange = str(DEFAULT_SPACE.gamma),
+    target: Target = DEFAULT_SPACE.target,
+    tolerance: Tolerance = DEFAULT_SPACE.tolerance,
+    flops_tolerance: FlopsTolerance = None,
+    base: Base = DEFAULT_BASE.variant,
+    base_resolution: BaseResolution = DEFAULT_BASE.resolution,
+    base_width: BaseWidth = DEFAULT_BASE.width,
+    data: Data = SEARCH_DEFAULTS.data.source,
+    train_images: TrainImages = SEARCH_DEFAULTS.data.train_images,
+    val_images: ValImages = SEARCH_DEFAULTS.data.val_images,
+    val_fraction: ValFraction = SEARCH_DEFAULTS.data.val_fraction,
+    epochs: Epochs = DEFAULT_TRAIN.epochs,
+    steps: Steps = None,
+    max_seconds: MaxSeconds = None,
+    batch_size: BatchSize = DEFAULT_TRAIN.batch_size,
+    lr: Lr = None,
+    optimizer: OptimizerOption = DEFAULT_TRAIN.optimizer,
+    weight_decay: WeightDecay = DEFAULT_TRAIN.weight_decay,
+    label_smoothing: LabelSmoothing = DEFAULT_TRAIN.label_smoothing,
+    seed: Seed = DEFAULT_TRAIN.seed,
+    candidates: Annotated[int, typer.Option("--candidates", help="How many candidates to train, spread over the search's set: the largest alpha, beta and gamma, then the points farthest from those picked (at least 3).")] = DEFAULT_K,
+    reference_factor: Annotated[float, typer.Option(help="The reference trains this many times the proxy's --epochs, on the same data.")] = DEFAULT_FACTOR,
+    reference_epochs: Annotated[Optional[int], typer.Option(help="The reference's epochs (instead of --reference-factor).")] = None,
+    reference_train_images: Annotated[Optional[int], typer.Option(help="The reference's training images (default: the proxy's); the proxy and the tries train on the first of them.")] = None,
+    tries: Annotated[Optional[list[str]], typer.Option("--try", help="A cheaper setting to compare, key=value[,key=value] with keys epochs, train-images, base-resolution, base-width (repeatable).")] = None,
+    repeats: Annotated[int, typer.Option(help="Trainings per candidate and setting with independent seeds (the search's seeds); raising it on an existing calibration trains only the missing repeats.")] = 2,
+    name: Annotated[Optional[str], typer.Option(help="Calibration name (default: derived from the configuration).")] = None,
+    root: Annotated[Path, typer.Option("--root", help="Folder that holds the study folders.")] = Path("searches"),
+    storage: Annotated[Optional[str], typer.Option(help="Database URL for the study (default: a journal file in its folder); `scaler worker` can join it there.")] = None,
+    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train failed trainings again.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="Picture of each setting's top-1 against the reference's (default: <folder>/calibration.png).")] = None,
+    device: Device = "auto",
+    threads: Threads = None,
+    cache_dir: CacheDir = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars.")] = False,
+    format: FormatOption = Format.table,
+) -> None:
+    """Check a search's proxy: train a few candidates under it and under a longer reference,
+    and measure how well the two rankings agree (Spearman, Kendall, 95% bootstrap intervals).
+
+    With --try, cheaper settings are measured too; the cheapest one whose Spearman with the
+    reference is at least 0.8 is recommended, as the `scaler search` command to run. Writes
+    <root>/<name>/results.csv (one row per setting and candidate), calibration.json and the
+    plot. Running the same command again resumes; `scaler worker` can join a database study.
+    """
+    if plot is not None:
+        check_plot_path(plot)
+    settings = tuple(parse_try(t) for t in tries or ())
+    search = build_search_config(
+        phi=phi, mode=mode, alpha_range=alpha_range, beta_range=beta_range, gamma_range=gamma_range, target=target,
+        tolerance=tolerance, flops_tolerance=flops_tolerance, base=base, base_resolution=base_resolution,
+        base_width=base_width, data=data, train_images=train_images, val_images=val_images, val_fraction=val_fraction,
+        epochs=epochs, steps=steps, max_seconds=max_seconds, batch_size=batch_size, lr=lr, optimizer=optimizer,
+        weight_decay=weight_decay, label_smoothing=label_smoothing, seed=seed,
+    )  # fmt: skip
+    reference = reference_setting(search, reference_factor, reference_epochs, reference_train_images)
+    config = CalibrationConfig(search=search, reference=reference, k=candidates, tries=settings)
+    outcome, handle = run_command_study(
+        Calibration, config, name=name or config.default_name(), root=root, storage=storage, workers=workers,
+        settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
+        quiet=quiet or format in (Format.csv, Format.json), counting="counting the candidates' networks with fvcore...",
+    )  # fmt: skip
+    folder = handle.folder
+    info = json.loads((folder / SUMMARY_NAME).read_text())
+    plot = plot or folder / "calibration.png"
+    try:
+        plot_calibration(outcome.frame, plot, title=handle.name)
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot write plot {plot}: {exc}") from None
+    frame = setting_frame(info, search_commands(ctx, info))
+    if format in (Format.csv, Format.json):
+        emit(frame.drop(columns=["mark", "spearman_text", "kendall_text"]), SETTING_COLUMNS, format.value, console)
+    else:
+        emit(
+            frame, SETTING_COLUMNS, format.value, console, caption="\n".join(caption_lines(info, folder, plot)),
+            title=f"Calibration {handle.name}: {len(info['candidates'])} candidates x {info['repeats']} repeat(s), wall time {options.duration(outcome.seconds)}",
+            highlight=lambda row: "bold green" if row["mark"] else None,
+        )  # fmt: skip
+        print(recommendation_line(frame))
+    check_finished(outcome.frame, "setting-candidate pair")
+
+
+def _interval(value: Any, low: Any, high: Any) -> str:
+    if value is None:
+        return "undefined"
+    bounds = "" if low is None or high is None else f" [{low:.2f}, {high:.2f}]"
+    return f"{value:.2f}{bounds}"
+
+
+def setting_frame(info: dict, commands: list[str]) -> pd.DataFrame:
+    """One row per setting from the summary, with display columns and its `scaler search`."""
+    frame = pd.DataFrame(info["settings"])
+    frame.insert(0, "mark", ["★ recommended" if r else "" for r in frame["recommended"]])
+    frame["spearman_text"] = [
+        "reference" if s["role"] == "reference" else _interval(s["spearman"], s["spearman_low"], s["spearman_high"]) for s in info["settings"]
+    ]  # fmt: skip
+    frame["kendall_text"] = [
+        "" if s["role"] == "reference" else _interval(s["kendall"], s["kendall_low"], s["kendall_high"]) for s in info["settings"]
+    ]  # fmt: skip
+    frame["command"] = commands
+    return frame.drop(columns=["overrides"])
+
+
+def caption_lines(info: dict, folder: Path, plot: Path) -> list[str]:
+    return [
+        f"{folder}/results.csv · candidates {', '.join(str(c) for c in info['candidates'])} of the search's set · plot {plot}",
+        "cost: MACs x epochs x training images over the candidates, relative to the proxy's; s: measured training seconds",
+        f"Spearman and Kendall of each setting's mean top-1 with the reference's, 95% bootstrap intervals over candidates; "
+        f"★ the cheapest setting with Spearman >= {THRESHOLD:g}; undefined: fewer than 3 candidates scored under both, "
+        "or one of them scores all alike",
+    ]
+
+
+def recommendation_line(frame: pd.DataFrame) -> str:
+    chosen = frame[frame["recommended"]]
+    if not len(chosen):
+        return f"no setting keeps Spearman >= {THRESHOLD:g} with the reference: trust the proxy's ranking less, or train it longer"
+    return f"recommended ({chosen['label'].iloc[0]}):\n  {chosen['command'].iloc[0]}"
+
+
+def search_commands(ctx: typer.Context, info: dict) -> list[str]:
+    """Per setting: the `scaler search` command that runs it: the search options given to this
+    command, with the setting's overrides."""
+    shared = [p for p in inspect.signature(search_command.search).parameters if p not in NOT_SEARCH_OPTIONS]
+    flags = {p.name: p.opts[0] for p in ctx.command.params if p.opts}
+    given = {
+        name: ctx.params[name] for name in shared
+        if name in ctx.params and getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+    }  # fmt: skip
+    out = []
+    for setting in info["settings"]:
+        values = {**given, **{OVERRIDES[flag]: value for flag, value in setting["overrides"].items()}}
+        args = ["scaler", "search"]
+        for name in [p for p in shared if p in values]:
+            value = values[name]
+            args += [flags[name], str(value.value if isinstance(value, Enum) else value)]
+        out.append(shlex.join(args))
+    return out

@@ -1,0 +1,73 @@
+"""What the study commands (search, compare, calibrate) share: check the flags, create or
+resume the study, run it to the end, and judge how it ended."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from scaler.cli import options
+from scaler.cli.app import console
+from scaler.errors import Interrupted, RunError, UsageError
+from scaler.experiments.repeats import check_repeats
+from scaler.states import State
+from scaler.study.create import open_study, validate_name
+from scaler.study.experiment import Experiment, ExperimentConfig
+from scaler.study.handle import StudyHandle
+from scaler.study.lock import folder_lock
+from scaler.study.runner import RunOutcome, run_study
+from scaler.study.storage import check_url
+
+
+def run_command_study(
+    kind: type[Experiment], config: ExperimentConfig, *, name: str, root: Path, storage: Optional[str], workers: int,
+    settings: dict, retry_failed: bool, device: str, threads: Optional[int], cache_dir: Optional[Path], quiet: bool,
+    counting: str,
+) -> tuple[RunOutcome, StudyHandle]:
+    """Check the flags, then create or resume the study `name` under `root` and run it to the
+    end (Interrupted on Ctrl-C, with how to resume); `counting` is what the spinner says while
+    a new study is planned. What the study commands share."""
+    run_on = options.runtime(device, threads, cache_dir or root / ".cache")
+    config.validate()  # everything checked before the study folder is created
+    if "repeats" in settings:
+        check_repeats(settings["repeats"])
+    if workers < 1:
+        raise UsageError(f"workers = {workers} is not allowed; it must be >= 1", param="workers")
+    if storage is not None:
+        check_url(storage)
+    validate_name(name)
+    folder = root / name
+    log, status = options.logger(quiet)
+    with folder_lock(folder):
+        with status(counting):
+            handle = open_study(kind, config, folder=folder, storage_url=storage, name=name, settings=settings)
+        outcome = run_study(
+            handle, workers=workers, runtime=run_on, retry_failed=retry_failed, quiet=quiet, log=log,
+            progress_console=console,
+        )  # fmt: skip
+    if outcome.interrupted:
+        raise Interrupted(
+            f"{outcome.finished} of {outcome.total} {handle.experiment.noun}s finished; "
+            f"resume with the same command (results so far in {folder})"
+        )
+    return outcome, handle
+
+
+def check_finished(frame: pd.DataFrame, noun: str) -> None:
+    """RunError when no row of a study's table was scored (all failed), or some are unfinished."""
+    unfinished = frame[[not State(s).is_finished for s in frame["state"]]]
+    scored = frame[[State(s).is_scored for s in frame["state"]]]
+    if len(unfinished) == 0 and len(scored) == 0:
+        reasons = frame["reason"].replace("", None).dropna()
+        raise RunError(
+            f"no {noun} finished: all {len(frame)} failed"
+            + (f" (first: {reasons.iloc[0]})" if len(reasons) else "")
+            + "; fix the cause, then rerun with --retry-failed"
+        )
+    if len(unfinished):
+        raise RunError(
+            f"{len(unfinished)} {noun}(s) still {', '.join(sorted(set(unfinished['state'])))}; "
+            "run the same command again to finish them"
+        )

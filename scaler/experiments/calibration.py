@@ -1,0 +1,434 @@
+"""Calibrating a proxy as an experiment: does the search's cheap ranking predict the ranking
+under longer training?
+
+A few candidates spread over the search's candidate set are trained under several settings:
+the reference (longer training: more epochs, or more images), the proxy (the search's own
+options) and cheaper tries (fewer epochs or images, a smaller base resolution or width). Each
+(setting, candidate, repeat) is one work item. The summary gives, per setting, its cost and
+the Spearman and Kendall correlations of its candidates' mean top-1 with the reference's
+(95% bootstrap intervals over candidates), and recommends the cheapest setting that keeps
+Spearman >= 0.8.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from torch import nn
+
+from scaler.candidates import Candidate, ProxyBase, build_candidates
+from scaler.counting import count_model
+from scaler.data import SYNTHETIC_TRAIN, Dataset, take_train
+from scaler.errors import UsageError
+from scaler.experiments.proxy import estimate_seconds, train_outcome
+from scaler.experiments.repeats import aggregate, group_by
+from scaler.experiments.proxy import load_checked
+from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, check_repeats
+from scaler.experiments.search import SearchConfig, describe
+from scaler.runtime import Runtime
+from scaler.scaling import compound_scale, validate_multiplier, validate_resolution
+from scaler.statistics import bootstrap_agreement
+from scaler.study.experiment import Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
+from scaler.training import repeat_seed, seed_everything
+
+SUMMARY_NAME = "calibration.json"
+DEFAULT_K = 6
+MIN_K = 3  # fewer candidates rank nothing a correlation can judge
+DEFAULT_FACTOR = 4.0  # the reference trains this many times the proxy's epochs
+THRESHOLD = 0.8  # the Spearman a setting must keep with the reference to be recommended
+REFERENCE, PROXY = 0, 1  # setting indices; the tries follow
+ATTR_CALIBRATION = "scaler_calibration"
+# The keys of --try and of a setting's overrides: the flag of `scaler search` each one sets.
+OVERRIDES = {"epochs": "epochs", "train-images": "train_images", "base-resolution": "base_resolution", "base-width": "base_width"}
+RESULT_COLUMNS = [
+    "setting", "label", "candidate", "alpha", "beta", "gamma", "resolution", "params", "macs",
+    "top1", "top1_low", "top1_high", "top1_std", "repeats", "top5", "val_loss", "epochs",
+    "train_seconds", "images_per_s", "state", "reason",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one setting trains the candidates: the proxy's options with some replaced (None
+    keeps the proxy's)."""
+
+    label: str
+    epochs: int | None = None
+    train_images: int | None = None
+    base_resolution: int | None = None
+    base_width: float | None = None
+
+    def overrides(self) -> dict[str, int | float]:
+        """The options this setting replaces, by their `scaler search` flag name (no dashes)."""
+        return {flag: getattr(self, key) for flag, key in OVERRIDES.items() if getattr(self, key) is not None}
+
+    def validate(self) -> None:
+        for key in ("epochs", "train_images"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UsageError(f"{key.replace('_', ' ')} = {value!r} is not allowed; it must be an integer >= 1")
+        if self.base_resolution is not None:
+            validate_resolution(self.base_resolution, what="base resolution")
+        if self.base_width is not None:
+            validate_multiplier("base width", self.base_width)
+
+    def base(self, base: ProxyBase) -> ProxyBase:
+        """The proxy base this setting scales."""
+        return replace(
+            base,
+            resolution=base.resolution if self.base_resolution is None else self.base_resolution,
+            width=base.width if self.base_width is None else self.base_width,
+        )
+
+
+def label_of(overrides: Mapping[str, int | float]) -> str:
+    """A try's label: its overrides as `--try` takes them, in a fixed order."""
+    return ",".join(f"{flag}={overrides[flag]:g}" for flag in OVERRIDES if flag in overrides)
+
+
+def parse_try(text: str) -> Setting:
+    """A `--try` value `key=value[,key=value]` (keys: epochs, train-images, base-resolution,
+    base-width) as a Setting; UsageError naming the fault otherwise."""
+    overrides: dict[str, int | float] = {}
+    for part in text.split(","):
+        key, sep, value = (p.strip() for p in part.partition("="))
+        if not sep or not key:
+            raise UsageError(f"{text!r}: {part.strip()!r} is not key=value; e.g. --try epochs=1,train-images=500", param="try")
+        if key not in OVERRIDES:
+            raise UsageError(f"{text!r}: unknown key {key!r}; use {', '.join(OVERRIDES)}", param="try")
+        if key in overrides:
+            raise UsageError(f"{text!r}: {key} is given twice", param="try")
+        try:
+            number: int | float = float(value) if key == "base-width" else int(value)
+        except ValueError:
+            kind = "a number" if key == "base-width" else "a whole number"
+            raise UsageError(f"{text!r}: {key} needs {kind}, not {value!r}", param="try") from None
+        overrides[key] = number
+    setting = Setting(label_of(overrides), **{OVERRIDES[k]: v for k, v in overrides.items()})
+    try:
+        setting.validate()
+    except UsageError as exc:
+        raise UsageError(f"{text!r}: {exc}", param="try") from None
+    return setting
+
+
+def reference_setting(search: SearchConfig, factor: float = DEFAULT_FACTOR, epochs: int | None = None, train_images: int | None = None) -> Setting:
+    """The reference: `epochs` (default the proxy's times `factor`) on `train_images` (default
+    the proxy's data)."""
+    if not math.isfinite(factor) or factor <= 0:
+        raise UsageError(f"reference factor = {factor:g} is not allowed; it must be > 0", param="reference_factor")
+    for name, value in (("reference_epochs", epochs), ("reference_train_images", train_images)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name.replace('_', ' ')} = {value} is not allowed; it must be >= 1", param=name)
+    return Setting("reference", epochs=max(1, round(search.train.epochs * factor)) if epochs is None else epochs, train_images=train_images)
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Everything that defines a calibration's results: the search it calibrates, how many
+    candidates, the reference and the cheaper settings to try."""
+
+    search: SearchConfig
+    reference: Setting
+    k: int = DEFAULT_K
+    tries: tuple[Setting, ...] = ()
+
+    def settings(self) -> tuple[Setting, ...]:
+        """Setting 0 the reference, 1 the proxy (the search's own options), then the tries."""
+        return (self.reference, Setting("proxy"), *self.tries)
+
+    def validate(self) -> None:
+        self.search.validate()
+        if self.search.train.steps is not None:
+            raise UsageError("a calibration compares settings by their epochs; give --epochs instead of --steps", param="steps")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < MIN_K:
+            raise UsageError(f"candidates = {self.k!r} is not allowed; a rank correlation needs at least {MIN_K}", param="candidates")
+        for setting in self.settings():
+            try:
+                setting.validate()
+            except UsageError as exc:
+                raise UsageError(f"setting {setting.label}: {exc}", param="try" if setting in self.tries else None) from None
+        labels = [s.label for s in self.settings()]
+        doubled = sorted({label for label in labels if labels.count(label) > 1})
+        if doubled:
+            raise UsageError(f"setting {doubled[0]!r} is given twice", param="try")
+
+    def identity(self) -> dict:
+        return {
+            "search": self.search.identity(),
+            "k": self.k,
+            "reference": asdict(self.reference),
+            "tries": [asdict(t) for t in self.tries],
+        }
+
+    @classmethod
+    def from_identity(cls, data: dict) -> CalibrationConfig:
+        return cls(
+            search=SearchConfig.from_identity(data["search"]),
+            reference=Setting(**data["reference"]),
+            k=int(data["k"]),
+            tries=tuple(Setting(**t) for t in data["tries"]),
+        )
+
+    def fingerprint(self) -> str:
+        return fingerprint(self)
+
+    def default_name(self) -> str:
+        """calibrate-<the search's default name without its fingerprint>-<this fingerprint>."""
+        return f"calibrate-{self.search.default_name().rsplit('-', 1)[0]}-{self.fingerprint()}"
+
+    def images(self, setting: Setting) -> int | None:
+        """The training images a setting asks for (None: all the data gives; the synthetic set
+        renders SYNTHETIC_TRAIN unless told otherwise)."""
+        count = self.search.data.train_images if setting.train_images is None else setting.train_images
+        if count is None and self.search.data.source == "synthetic":
+            return SYNTHETIC_TRAIN
+        return count
+
+    def epochs(self, setting: Setting) -> int:
+        return self.search.train.epochs if setting.epochs is None else setting.epochs
+
+
+def spread(candidates: list[Candidate], k: int) -> list[Candidate]:
+    """`k` candidates spread over the set: the one with the largest alpha, the largest beta, the
+    largest gamma (ties: the first), then farthest-point sampling in (log alpha, log beta,
+    log gamma) (ties: the first). All of them when there are no more than `k`. In the set's
+    order."""
+    if len(candidates) <= k:
+        return list(candidates)
+    points = np.log(np.array([[c.alpha, c.beta, c.gamma] for c in candidates], dtype=float))
+    picked: list[int] = []
+    for axis in range(3):
+        best = int(np.argmax(points[:, axis]))  # the first of equal maxima
+        if best not in picked:
+            picked.append(best)
+    while len(picked) < k:
+        distance = np.min(np.linalg.norm(points[:, None, :] - points[None, picked, :], axis=2), axis=1)
+        distance[picked] = -1.0
+        picked.append(int(np.argmax(distance)))
+    return [candidates[i] for i in sorted(picked[:k])]
+
+
+def count_networks(config: CalibrationConfig, candidates: list[Candidate]) -> list[list[dict[str, int]]]:
+    """Per setting, per candidate: the resolution, params and MACs of the network it trains (a
+    setting with another base resolution or width counts its own networks)."""
+    out = []
+    for setting in config.settings():
+        if setting.base_resolution is None and setting.base_width is None:
+            out.append([{"resolution": c.resolution, "params": c.params, "macs": c.macs} for c in candidates])
+            continue
+        base, phi = setting.base(config.search.base), config.search.space.phi
+        row = []
+        for c in candidates:
+            scale = compound_scale(c.alpha, c.beta, c.gamma, phi, base.resolution)
+            count = count_model(base.spec(scale.width, scale.depth), scale.resolution)
+            row.append({"resolution": scale.resolution, "params": count.params, "macs": count.macs})
+        out.append(row)
+    return out
+
+
+def recommend(settings: list[dict[str, Any]]) -> int | None:
+    """The index of the cheapest setting (by nominal cost; ties: the lower index) other than the
+    reference whose Spearman with the reference is at least THRESHOLD; None when none is."""
+    eligible = [
+        s for s in settings
+        if s["index"] != REFERENCE and s.get("spearman") is not None and s["spearman"] >= THRESHOLD
+        and s.get("cost") is not None and math.isfinite(s["cost"])
+    ]  # fmt: skip
+    return min(eligible, key=lambda s: (s["cost"], s["index"]))["index"] if eligible else None
+
+
+@register_experiment
+class Calibration(Experiment):
+    """Train k spread candidates under every setting, `repeats` times each with the seeds the
+    search would use (a candidate's repeat has the same seed under every setting)."""
+
+    kind = "calibration"
+    noun = "training"
+    summary_name = SUMMARY_NAME
+
+    def __init__(self, config: CalibrationConfig, candidates: list[Candidate], networks: list[list[dict[str, int]]], repeats: int = 1) -> None:
+        check_repeats(repeats)
+        self.config = config
+        self.settings = config.settings()
+        self.candidates = candidates
+        self.position = {c.index: i for i, c in enumerate(candidates)}
+        self.networks = networks
+        self.repeats = repeats
+        self.dataset_fingerprint: str | None = None
+        self.train_sizes: dict[int, int] = {}  # setting -> its training images, once prepared
+        self._subsets: dict[int, Dataset] = {}
+
+    @classmethod
+    def plan(cls, config: CalibrationConfig, repeats: int = 1) -> Calibration:
+        search = config.search
+        candidates = spread(build_candidates(search.space, search.base, search.flops_tolerance), config.k)
+        return cls(config, candidates, count_networks(config, candidates), repeats)
+
+    @classmethod
+    def config_from_identity(cls, identity: dict) -> CalibrationConfig:
+        return CalibrationConfig.from_identity(identity)
+
+    @classmethod
+    def restore(cls, config: CalibrationConfig, attrs: Mapping[str, Any], repeats: int | None = None) -> Calibration:
+        """Repeats never shrink: asking for fewer than the study has keeps the ones it has."""
+        stored = attrs[ATTR_CALIBRATION]
+        candidates = [Candidate(**c) for c in stored["candidates"]]
+        return cls(config, candidates, stored["networks"], max(int(attrs.get(ATTR_REPEATS, 1)), repeats or 1))
+
+    def study_attrs(self) -> dict[str, Any]:
+        return {
+            ATTR_CALIBRATION: {"candidates": [c.to_dict() for c in self.candidates], "networks": self.networks},
+            ATTR_REPEATS: self.repeats,
+        }
+
+    def refresh(self, attrs: Mapping[str, Any]) -> None:
+        self.repeats = max(self.repeats, int(attrs.get(ATTR_REPEATS, 1)))
+
+    # -- the work -------------------------------------------------------------------------
+    def describe(self) -> str:
+        n = len(self.settings) * len(self.candidates) * self.repeats
+        return f"{len(self.settings)} settings x {len(self.candidates)} candidates x {self.repeats} repeat(s) = {n} trainings"
+
+    def items(self) -> list[WorkItem]:
+        return [
+            WorkItem.of(setting=s, candidate=c.index, repeat=r)
+            for s in range(len(self.settings)) for c in self.candidates for r in range(self.repeats)
+        ]  # fmt: skip
+
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        return {
+            "setting": optuna.distributions.CategoricalDistribution(list(range(len(self.settings)))),
+            "candidate": optuna.distributions.CategoricalDistribution([c.index for c in self.candidates]),
+            "repeat": optuna.distributions.IntDistribution(0, MAX_REPEATS - 1),
+        }
+
+    def label(self, item: WorkItem) -> str:
+        setting = self.settings[item["setting"]]
+        candidate = self.candidates[self.position[item["candidate"]]]
+        network = self.networks[item["setting"]][self.position[candidate.index]]
+        text = f"{setting.label}: {describe(replace(candidate, resolution=network['resolution']))}"
+        return f"{text} rep {item['repeat'] + 1}/{self.repeats}" if self.repeats > 1 else text
+
+    def prepare(self, runtime: Runtime) -> Dataset:
+        """The data once, at the largest resolution and with the most training images any
+        setting needs; a setting with fewer trains on the first of them (`take_train`)."""
+        wanted = [self.config.images(s) for s in self.settings]
+        data = replace(self.config.search.data, train_images=None if None in wanted else max(wanted))
+        storage_resolution = max(n["resolution"] for row in self.networks for n in row)
+        dataset = load_checked(data, self.config.search.train.seed, self.config.search.base.num_classes, storage_resolution, runtime)
+        self.dataset_fingerprint = dataset.fingerprint
+        self._subsets = {}
+        for index, setting in enumerate(self.settings):
+            count = self.config.images(setting)
+            subset = dataset if count is None else take_train(dataset, count)
+            self._subsets[index] = subset
+            self.train_sizes[index] = len(subset.train)
+        return dataset
+
+    def context_fingerprint(self, context: Dataset) -> str:
+        return context.fingerprint
+
+    def epochs(self, context: Dataset) -> int:
+        return max(self.config.epochs(s) for s in self.settings)
+
+    def model(self, setting: int, candidate: Candidate, seed: int) -> nn.Module:
+        """The network one setting trains for a candidate, its initial weights fixed by `seed`."""
+        seed_everything(seed)
+        return self.settings[setting].base(self.config.search.base).build(candidate.width_mult, candidate.depth_mult)
+
+    def run(self, item: WorkItem, context: Dataset, runtime: Runtime, reporter: Reporter) -> Outcome:
+        index = item["setting"]
+        candidate = self.candidates[self.position[item["candidate"]]]
+        network = self.networks[index][self.position[candidate.index]]
+        seed = repeat_seed(self.config.search.train.seed, candidate.index, item["repeat"])
+        train = replace(self.config.search.train, epochs=self.config.epochs(self.settings[index]), seed=seed)
+        data = self._subsets.get(index, context)
+        outcome = train_outcome(self.model(index, candidate, seed), data, network["resolution"], train, runtime, reporter)
+        return replace(outcome, attrs={**outcome.attrs, "seed": seed, "train_images": len(data.train)})
+
+    def estimate_seconds(self, context: Dataset, runtime: Runtime, items: list[WorkItem]) -> tuple[float, str]:
+        """Times the proxy's median-MACs candidate, then scales by each item's nominal cost."""
+        if not items:
+            return 0.0, "nothing left to train"
+        chosen = sorted(self.candidates, key=lambda c: c.macs)[len(self.candidates) // 2]
+        search = self.config.search
+        seconds, images_per_s = estimate_seconds(
+            lambda: self.model(PROXY, chosen, search.train.seed), chosen.resolution, search.base.num_classes,
+            self._subsets.get(PROXY, context), search.train, runtime,
+        )  # fmt: skip
+        unit = self._cost(PROXY, self.position[chosen.index])
+        total = sum(seconds * self._cost(i["setting"], self.position[i["candidate"]]) / unit for i in items)
+        return total, f"measured {images_per_s:.0f} img/s on the proxy's median candidate"
+
+    def _cost(self, setting: int, position: int, images: int | None = None) -> float:
+        """Nominal cost of one training: MACs x epochs x training images."""
+        count = images or self.train_sizes.get(setting) or self.config.images(self.settings[setting])
+        if not count:
+            return math.nan
+        return float(self.networks[setting][position]["macs"]) * self.config.epochs(self.settings[setting]) * count
+
+    # -- results --------------------------------------------------------------------------
+    def table(self, records: list[Record]) -> pd.DataFrame:
+        """One row per (setting, candidate), its repeats aggregated (see `aggregate`), in the
+        settings' order, then the candidates'."""
+        by_setting = group_by(records, "setting")
+        rows = []
+        for index, setting in enumerate(self.settings):
+            groups = group_by(by_setting.get(index, []), "candidate")
+            for position, c in enumerate(self.candidates):
+                network = self.networks[index][position]
+                row = {"setting": index, "label": setting.label, "candidate": c.index, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, **network}
+                row.update(aggregate(groups.get(c.index, [])))
+                rows.append(row)
+        return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+    def summary(self, frame: pd.DataFrame, records: list[Record]) -> dict[str, Any]:
+        top1 = pd.to_numeric(frame["top1"], errors="coerce")
+        scores = {index: top1[frame["setting"] == index].to_numpy(dtype=float) for index in range(len(self.settings))}
+        by_setting = group_by(records, "setting")
+        seed = self.config.search.train.seed
+        settings = []
+        for index, setting in enumerate(self.settings):
+            recorded = [int(r.attrs["train_images"]) for r in by_setting.get(index, []) if r.attrs.get("train_images")]
+            images = self.train_sizes.get(index) or max(recorded, default=None) or self.config.images(setting)
+            cost = sum(self._cost(index, p, images) for p in range(len(self.candidates)))
+            seconds = pd.to_numeric(frame.loc[frame["setting"] == index, "train_seconds"], errors="coerce")
+            agreement = None if index == REFERENCE else bootstrap_agreement(scores[index], scores[REFERENCE], seed=seed)
+            (spearman, s_low, s_high), (kendall, k_low, k_high) = agreement or ((None,) * 3, (None,) * 3)
+            settings.append({
+                "index": index,
+                "label": setting.label,
+                "role": "reference" if index == REFERENCE else "proxy" if index == PROXY else "try",
+                "overrides": setting.overrides(),
+                "epochs": self.config.epochs(setting),
+                "train_images": images,
+                "base_resolution": setting.base(self.config.search.base).resolution,
+                "base_width": setting.base(self.config.search.base).width,
+                "cost": cost,
+                "train_seconds": float(seconds.sum()) if seconds.notna().any() else None,
+                "scored": int(np.isfinite(scores[index]).sum()),
+                "spearman": spearman, "spearman_low": s_low, "spearman_high": s_high,
+                "kendall": kendall, "kendall_low": k_low, "kendall_high": k_high,
+            })  # fmt: skip
+        proxy_cost = settings[PROXY]["cost"]
+        for entry in settings:
+            entry["cost"] = entry["cost"] / proxy_cost if proxy_cost and math.isfinite(proxy_cost) else None
+        chosen = recommend(settings)
+        for entry in settings:
+            entry["recommended"] = entry["index"] == chosen
+        return {
+            "seed": seed,
+            "dataset_fingerprint": self.dataset_fingerprint,
+            "candidates": [c.index for c in self.candidates],
+            "repeats": self.repeats,
+            "threshold": THRESHOLD,
+            "settings": settings,
+            "recommended": None if chosen is None else settings[chosen]["label"],
+        }

@@ -1,0 +1,257 @@
+"""`scaler calibrate`: which candidates it picks, the bootstrap interval of a rank correlation,
+the recommendation rule, a training-image prefix of a data set, `--try` parsing, and one micro
+calibration end to end (with its resume)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import torch
+
+from scaler.candidates import Candidate
+from scaler.data import Dataset, ImageSplit, load_dataset, take_train
+from scaler.errors import UsageError
+from scaler.candidates import CandidateSpace, ProxyBase, Range
+from scaler.experiments.calibration import (
+    ATTR_CALIBRATION, RESULT_COLUMNS, Calibration, CalibrationConfig, Setting, parse_try, recommend,
+    reference_setting, spread,
+)  # fmt: skip
+from scaler.experiments.repeats import ATTR_REPEATS
+from scaler.experiments.search import SearchConfig
+from scaler.study.experiment import WorkItem, experiment_class
+from scaler.statistics import bootstrap_agreement
+
+from test_factories import TINY_NET
+
+
+def candidate(index: int, alpha: float, beta: float, gamma: float) -> Candidate:
+    return Candidate(index, alpha, beta, gamma, alpha * beta**2 * gamma**2, alpha, beta, 64, 1, 1, 1.0, 2.0)
+
+
+# In logs: 1 (0.69, 0, 0), 2 (0, 0.34, 0), 3 (0, 0, 0.34) are the extremes; then 4 is the
+# farthest from those (0.41), then 5 (0.35, ahead of 0 at 0.34).
+POINTS = [candidate(0, 1, 1, 1), candidate(1, 2, 1, 1), candidate(2, 1, 1.4, 1), candidate(3, 1, 1, 1.4),
+          candidate(4, 1.4, 1.2, 1.2), candidate(5, 1.1, 1, 1)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("k", "picked"),
+    [(3, [1, 2, 3]), (4, [1, 2, 3, 4]), (5, [1, 2, 3, 4, 5]), (6, [0, 1, 2, 3, 4, 5]), (9, [0, 1, 2, 3, 4, 5])],
+)
+def test_spread_picks_the_extremes_then_the_farthest_points(k, picked):
+    assert [c.index for c in spread(POINTS, k)] == picked
+
+
+def test_spread_takes_the_first_of_equal_extremes():
+    points = [candidate(0, 1, 1, 1), candidate(1, 2, 1, 1), candidate(2, 2, 1.1, 1), candidate(3, 1, 1, 1.2), candidate(4, 1.5, 1, 1)]
+    # largest alpha: 1 (before 2, tied), largest beta: 2, largest gamma: 3
+    assert [c.index for c in spread(points, 3)] == [1, 2, 3]
+
+
+def test_bootstrap_interval_holds_the_estimate_and_is_reproducible():
+    a = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    b = [0.15, 0.1, 0.35, 0.3, 0.6, 0.5]
+    (spearman, s_low, s_high), (kendall, k_low, k_high) = bootstrap_agreement(a, b, seed=3)
+    assert spearman == pytest.approx(0.8286, abs=1e-3) and kendall == pytest.approx(0.6, abs=1e-9)
+    assert -1 <= s_low <= spearman <= s_high <= 1 and -1 <= k_low <= kendall <= k_high <= 1
+    assert bootstrap_agreement(a, b, seed=3) == bootstrap_agreement(a, b, seed=3)
+
+
+def test_bootstrap_is_undefined_without_a_ranking_and_drops_missing_pairs():
+    assert bootstrap_agreement([0.1, 0.2, 0.3], [0.5, 0.5, 0.5]) is None  # one side ranks nothing
+    assert bootstrap_agreement([0.1, 0.2], [0.3, 0.4]) is None  # too few candidates
+    assert bootstrap_agreement([0.1, 0.2, math.nan, 0.4], [0.3, 0.4, 0.9, math.nan]) is None  # two pairs left
+    with_gap = bootstrap_agreement([0.1, 0.3, math.nan, 0.2, 0.4], [0.2, 0.3, 0.5, 0.1, 0.4], seed=1)
+    assert with_gap == bootstrap_agreement([0.1, 0.3, 0.2, 0.4], [0.2, 0.3, 0.1, 0.4], seed=1)
+
+
+def test_recommendation_is_the_cheapest_setting_that_keeps_the_ranking():
+    def setting(index, cost, spearman):
+        return {"index": index, "cost": cost, "spearman": spearman}
+
+    reference = setting(0, 4.0, None)
+    assert recommend([reference, setting(1, 1.0, 0.9), setting(2, 0.5, 0.8), setting(3, 0.25, 0.79)]) == 2
+    assert recommend([reference, setting(1, 1.0, 0.7), setting(2, 0.5, None)]) is None
+    assert recommend([reference, setting(1, 1.0, 0.85), setting(2, 1.0, 0.95)]) == 1  # equal cost: the lower index
+    assert recommend([setting(0, 4.0, 1.0), setting(1, 1.0, 0.5)]) is None  # never the reference
+
+
+def test_take_train_keeps_the_first_images_the_synthetic_set_renders():
+    big = load_dataset("synthetic", storage_resolution=16, train_images=40, val_images=10, native_resolution=32)
+    small = load_dataset("synthetic", storage_resolution=16, train_images=23, val_images=10, native_resolution=32)
+    taken = take_train(big, 23)
+    assert torch.equal(taken.train.images, small.train.images) and torch.equal(taken.train.labels, small.train.labels)
+    assert taken.val is big.val and taken.fingerprint != big.fingerprint
+    assert take_train(big, 40) is big and take_train(big, 100) is big
+
+
+def test_take_train_keeps_every_class_of_a_split_ordered_by_class():
+    labels = torch.tensor([0] * 6 + [1] * 6 + [2] * 6)
+    images = torch.arange(18, dtype=torch.uint8).view(18, 1, 1, 1).expand(18, 3, 2, 2).contiguous()
+    split = ImageSplit(images, labels)
+    dataset = Dataset("folder", ("a", "b", "c"), split, split, "f", 0, 0)
+    taken = take_train(dataset, 7)
+    assert taken.train.labels.tolist() == [0, 0, 0, 1, 1, 2, 2]
+    assert taken.train.images[:, 0, 0, 0].tolist() == [0, 1, 2, 6, 7, 12, 13]  # the first of each class, in order
+
+
+def test_config_round_trips_and_refuses_what_cannot_be_calibrated():
+    search = SearchConfig()
+    config = CalibrationConfig(search, reference_setting(search, 4), tries=(parse_try("epochs=1,base-width=0.25"),))
+    config.validate()
+    assert config.reference == Setting("reference", epochs=12)
+    assert CalibrationConfig.from_identity(json.loads(json.dumps(config.identity()))) == config
+    assert config.default_name().startswith("calibrate-phi1-grid-b0-r64-w0.5-")
+    more = CalibrationConfig(search, reference_setting(search, 4, train_images=4000))
+    assert [more.images(s) for s in more.settings()] == [4000, 2000]  # the synthetic set's 2000 by default
+    with pytest.raises(UsageError, match="at least 3"):
+        CalibrationConfig(search, config.reference, k=2).validate()
+    with pytest.raises(UsageError, match="given twice"):
+        CalibrationConfig(search, config.reference, tries=(parse_try("epochs=1"), parse_try("epochs=1"))).validate()
+
+
+def test_plan_counts_each_settings_networks_and_restores_without_counting(tmp_path):
+    (tmp_path / "tinynet.py").write_text(TINY_NET)
+    space = CandidateSpace(alpha=Range(1, 1.2, 0.2), beta=Range(1, 1.1, 0.1), gamma=Range(1, 1.2, 0.1), tolerance=0.5)
+    search = SearchConfig(space=space, base=ProxyBase(f"{tmp_path / 'tinynet.py'}:make", resolution=32, width=0.5))
+    tries = (parse_try("base-resolution=24"), parse_try("base-width=1"))
+    config = CalibrationConfig(search, reference_setting(search, 2), k=3, tries=tries)
+    planned = Calibration.plan(config, repeats=2)
+    assert [c.index for c in planned.candidates] == [0, 1, 2]
+    reference, proxy, low, wide = planned.networks
+    assert reference == proxy == [{"resolution": c.resolution, "params": c.params, "macs": c.macs} for c in planned.candidates]
+    assert [n["resolution"] for n in low] == [28, 28, 28] and all(a["macs"] > b["macs"] for a, b in zip(proxy, low))
+    assert all(a["params"] < b["params"] for a, b in zip(proxy, wide))
+    assert len(planned.items()) == 4 * 3 * 2 and WorkItem.of(setting=3, candidate=2, repeat=1) in planned.items()
+    attrs = json.loads(json.dumps(planned.study_attrs()))  # what a study stores
+    assert experiment_class("calibration") is Calibration
+    restored = Calibration.restore(Calibration.config_from_identity(json.loads(json.dumps(config.identity()))), attrs)
+    assert restored.items() == planned.items() and restored.networks == planned.networks
+    assert Calibration.restore(config, attrs, repeats=1).repeats == 2  # repeats never shrink
+    restored.refresh({ATTR_CALIBRATION: attrs[ATTR_CALIBRATION], ATTR_REPEATS: 3})
+    assert len(restored.items()) == 4 * 3 * 3
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("epoch=1", "unknown key 'epoch'"),
+        ("epochs", "is not key=value"),
+        ("epochs=two", "epochs needs a whole number"),
+        ("epochs=0", "must be an integer >= 1"),
+        ("base-width=wide", "base-width needs a number"),
+        ("base-resolution=100000", "base resolution"),
+        ("epochs=1,epochs=2", "given twice"),
+    ],
+)
+def test_bad_try_is_one_line_and_exit_2(cli, tmp_path, value, message):
+    result = cli("calibrate", "--try", value, "--root", tmp_path)
+    assert result.code == 2
+    assert result.err.startswith("error: --try: ") and message in result.err
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_calibration_options_are_refused_before_anything_is_created(cli, tmp_path):
+    result = cli("calibrate", "--candidates", "2", "--root", tmp_path)
+    assert result.code == 2 and result.err.startswith("error: --candidates: ") and result.err.count("\n") == 1
+    result = cli("calibrate", "--steps", "10", "--root", tmp_path)
+    assert result.code == 2 and "--steps" in result.err and result.err.count("\n") == 1
+    for flag, value in (("--repeats", "0"), ("--reference-epochs", "0"), ("--reference-factor", "0")):
+        result = cli("calibrate", flag, value, "--root", tmp_path)
+        assert result.code == 2 and result.err.startswith(f"error: {flag}: ") and result.err.count("\n") == 1
+    assert not any(tmp_path.iterdir())
+
+
+def micro(tmp_path: Path) -> list[str]:
+    """A micro calibration: 3 of 4 candidates of a tiny factory network at 16-20 px on 64
+    synthetic images, 1 epoch (the reference 2), one cheaper try."""
+    net = tmp_path / "tinynet.py"
+    net.write_text(TINY_NET)
+    return [
+        "calibrate", "--base", f"{net}:make", "--base-width", "0.5", "--base-resolution", "16",
+        "--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1:1.2:0.1", "--tolerance", "0.5",
+        "--train-images", "64", "--val-images", "32", "--batch-size", "16", "--epochs", "1", "--lr", "0.05",
+        "--threads", "1", "--device", "cpu", "--candidates", "3", "--reference-factor", "2",
+        "--try", "train-images=32", "--quiet",
+    ]  # fmt: skip
+
+
+def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):
+    args = [*micro(tmp_path), "--repeats", "1", "--root", tmp_path / "studies", "--name", "cal"]
+    result = cli(*args)
+    assert result.code == 0, result.err
+    folder = tmp_path / "studies" / "cal"
+    frame = pd.read_csv(folder / "results.csv")
+    assert list(frame.columns) == RESULT_COLUMNS
+    assert len(frame) == 3 * 3 and set(frame["state"]) == {"complete"}
+    assert list(frame["label"].unique()) == ["reference", "proxy", "train-images=32"]
+    assert list(frame["candidate"][:3]) == [0, 1, 2]  # 4 candidates: the 3 extremes are picked
+    info = json.loads((folder / "calibration.json").read_text())
+    assert info["kind"] == "calibration" and info["candidates"] == [0, 1, 2] and info["repeats"] == 1
+    reference, proxy, cheap = info["settings"]
+    assert (reference["epochs"], reference["train_images"], reference["cost"]) == (2, 64, 2.0)
+    assert (proxy["epochs"], proxy["cost"], cheap["train_images"], cheap["cost"]) == (1, 1.0, 32, 0.5)
+    assert reference["spearman"] is None and cheap["overrides"] == {"train-images": 32}
+    for setting in (proxy, cheap):
+        assert {"spearman", "spearman_low", "spearman_high", "kendall", "kendall_low", "kendall_high", "train_seconds", "recommended"} <= set(setting)
+    assert info["recommended"] in (None, "proxy", "train-images=32")
+    assert (folder / "calibration.png").stat().st_size > 0
+    if info["recommended"]:
+        assert "scaler search " in result.out and "--train-images" in result.out
+    else:
+        assert "no setting keeps Spearman >= 0.8" in result.out
+
+    again = cli(*args, "--format", "json")
+    assert again.code == 0, again.err
+    assert "9 already finished, 0 to train" in again.err
+    assert "training" not in again.err.replace("trainings", "")
+    assert pd.read_csv(folder / "results.csv").equals(frame)
+
+    # A setting's `scaler search` command trains exactly what the calibration trained for it.
+    rows = json.loads(again.out)
+    assert [r["label"] for r in rows] == ["reference", "proxy", "train-images=32"]
+    command = shlex.split(rows[2]["command"])
+    assert command[:2] == ["scaler", "search"] and command[command.index("--train-images") + 1] == "32"
+    assert "--try" not in command and "--candidates" not in command and "--epochs" in command
+    searched = cli(*command[1:], "--quiet", "--format", "json")
+    assert searched.code == 0, searched.err
+    by_candidate = {r["candidate"]: r["val_loss"] for r in json.loads(searched.out)}
+    for _, row in frame[frame["setting"] == 2].iterrows():
+        assert by_candidate[row["candidate"]] == pytest.approx(row["val_loss"], rel=1e-12)
+
+
+def test_a_worker_joins_a_calibration_kept_in_postgres(postgres_url, tmp_path):
+    name = f"cal-pg-{uuid.uuid4().hex[:8]}"
+    scaler = str(Path(sys.executable).parent / "scaler")
+    args = [*micro(tmp_path), "--repeats", "2", "--root", tmp_path, "--name", name, "--storage", postgres_url]
+    first = subprocess.Popen([scaler, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    storage = optuna.storages.RDBStorage(postgres_url)
+    deadline = time.time() + 120
+    while not any(s.study_name == name and ATTR_CALIBRATION in s.user_attrs for s in optuna.get_all_study_summaries(storage, False)):
+        assert time.time() < deadline and first.poll() is None, "the calibration's study never appeared"
+        time.sleep(0.2)
+    worker = subprocess.run(
+        [scaler, "worker", "--storage", postgres_url, "--study", name, "--device", "cpu", "--threads", "1", "--quiet"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert worker.returncode == 0, worker.stderr
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    complete: dict[tuple, int] = {}
+    for trial in optuna.load_study(study_name=name, storage=storage).get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        key = (trial.params["setting"], trial.params["candidate"], trial.params["repeat"])
+        complete[key] = complete.get(key, 0) + 1
+    assert complete == {(s, c, r): 1 for s in range(3) for c in range(3) for r in range(2)}
+    frame = pd.read_csv(tmp_path / name / "results.csv")
+    assert len(frame) == 9 and set(frame["state"]) == {"complete"} and set(frame["repeats"]) == {2}
