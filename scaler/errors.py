@@ -37,3 +37,16 @@ class RunError(ScalerError):
     """Valid input that could not be carried out: unwritable folder, unreachable storage (exit 1)."""
 
     exit_code = 1
+
+
+def interrupted_by_user(exc: BaseException | None) -> bool:
+    """Whether `exc` is a Ctrl-C, or an error raised while one was being handled: a library's
+    clean-up that failed halfway (optuna releasing a journal lock it never took raises
+    FileNotFoundError in place of the KeyboardInterrupt)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__context__
+    return False

@@ -141,6 +141,12 @@ def test_same_name_with_another_configuration_is_refused(cli, net, tmp_path):
     assert clash.code == 2 and "strategies" in clash.err and "Traceback" not in clash.err
 
 
+def test_zero_repeats_is_refused_before_any_folder_exists(cli, net, tmp_path):
+    result = cli(*compare_args(net, tmp_path, "--repeats", "0"))
+    assert result.code == 2 and "repeats = 0 is not allowed" in result.err
+    assert not (tmp_path / "cmp").exists()
+
+
 def test_compound_coefficients_from_a_finished_search(cli, net, tmp_path):
     legacy = Path(__file__).parent / "data" / "legacy-search"  # a micro search: its best spends 1.742, not 2
     refused = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--from", str(legacy)))

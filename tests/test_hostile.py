@@ -355,3 +355,18 @@ def test_workers_die_with_their_parent(tmp_path):
     while time.time() < deadline and any(alive(p) for p in workers):
         time.sleep(0.2)
     assert not any(alive(p) for p in workers)
+
+
+def test_an_error_raised_while_ctrl_c_is_handled_counts_as_the_interruption():
+    from scaler.errors import interrupted_by_user
+
+    def cleanup_fails_during_ctrl_c():
+        try:
+            raise KeyboardInterrupt
+        except BaseException:
+            raise FileNotFoundError("study.journal.lock...rename")  # optuna's lock release, halfway
+
+    with pytest.raises(FileNotFoundError) as caught:
+        cleanup_fails_during_ctrl_c()
+    assert interrupted_by_user(caught.value) and interrupted_by_user(KeyboardInterrupt())
+    assert not interrupted_by_user(FileNotFoundError("plain")) and not interrupted_by_user(None)

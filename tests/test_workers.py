@@ -228,7 +228,7 @@ def test_ctrl_c_marks_the_candidate_interrupted_and_says_how_to_resume(tmp_path)
     wait_for(lambda: (folder / "study.journal").exists() and '"worker"' in (folder / "study.journal").read_text(), what="a running candidate")
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 130
+    assert process.returncode == 130, err
     assert "resume with the same command" in err
     assert "interrupted" in set(results(folder)["state"])
     final = subprocess.run(args, env=env(), capture_output=True, text=True, timeout=600)
@@ -241,7 +241,7 @@ def test_unwritable_output_folder(cli, tmp_path):
     blocker.write_text("not a folder")
     result = cli("search", *GRID8, "--root", blocker)
     assert result.code == 1
-    assert "cannot write to search folder" in result.err and len(result.err.strip().splitlines()) == 1
+    assert "cannot write to study folder" in result.err and len(result.err.strip().splitlines()) == 1
 
 
 def test_unreachable_storage(cli, tmp_path):

@@ -12,7 +12,7 @@ import typer
 
 from scaler.cli import calibrate, candidates, compare, flops, report, scale, search, train, worker  # noqa: F401  (register commands)
 from scaler.cli.app import app
-from scaler.errors import Interrupted, ScalerError
+from scaler.errors import Interrupted, ScalerError, interrupted_by_user
 
 INTERRUPTED = 130  # exit code of a command stopped with Ctrl-C
 
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED
     except Exception as exc:
+        if interrupted_by_user(exc):  # a library's clean-up failed while Ctrl-C was handled
+            print("interrupted", file=sys.stderr)
+            return INTERRUPTED
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             # The parser's own errors (unknown option, wrong type): one line, exit 2.
             print(f"error: {exc.format_message()}", file=sys.stderr)

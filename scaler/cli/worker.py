@@ -23,7 +23,7 @@ from scaler.study.storage import is_url
 )
 def worker(
     storage: Annotated[str, typer.Option(envvar="SCALER_STORAGE", show_envvar=True, help="The study's database URL (as given to `scaler search --storage`).")],
-    study: Annotated[str, typer.Option(help="Name of the search's study.")],
+    study: Annotated[str, typer.Option(help="Name of the study (search, comparison or calibration).")],
     device: Device = "auto",
     threads: Threads = None,
     cache_dir: CacheDir = None,
@@ -43,4 +43,4 @@ def worker(
     handle = join_study(storage, study, folder)
     log, _ = options.logger(quiet)
     trained = run_worker(handle, runtime=run_on, quiet=quiet, log=log, progress_console=console)
-    log(f"worker {worker_id()}: trained {trained} candidate(s); none left")
+    log(f"worker {worker_id()}: ran {trained} work item(s); none left")

@@ -124,11 +124,11 @@ def open_study(
     elif found is not None and found.n_trials:
         raise RunError(f"study {name!r} in {mask_url(storage_url)} has trials but no scaler configuration")
     elif previous is not None or damaged:
-        what = f"{summary_path} records this search" if previous is not None else damaged
+        what = f"{summary_path} records this study" if previous is not None else damaged
         raise RunError(
             f"{what}, but {storage_label(storage_url)} holds no study {name!r} (missing, emptied or "
             f"replaced); refusing to start over and overwrite recorded results: restore the study's "
-            f"storage, or move {folder} away to start a new search"
+            f"storage, or move {folder} away to start a new study"
         )
     else:  # new, or killed between create_study and recording its configuration
         return _create(kind, config, storage, name, folder, storage_url, print_, settings)
@@ -196,6 +196,6 @@ def _clash_message(name: str, old: dict, new: dict) -> str:
     diffs = [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     shown = "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
     return (
-        f"search {name!r} already exists with another configuration ({shown}); "
+        f"study {name!r} already exists with another configuration ({shown}); "
         "rerun with its original options, or pick a new --name"
     )

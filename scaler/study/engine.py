@@ -33,7 +33,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from scaler.errors import UsageError
+from scaler.errors import UsageError, interrupted_by_user
 from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.study.experiment import Events, Experiment, Outcome, WorkItem
@@ -61,7 +61,7 @@ def prepare(handle: StudyHandle, runtime: Runtime) -> Any:
         handle.study.set_user_attr(ATTR_CONTEXT, current)
     elif recorded != current:
         raise UsageError(
-            f"the data of search {handle.name!r} changed since it started (fingerprint "
+            f"the data of study {handle.name!r} changed since it started (fingerprint "
             f"{recorded[:12]} -> {current[:12]}: files added, removed or modified); results on "
             "different data cannot be ranked together: restore the data, or pick a new --name"
         )
@@ -232,22 +232,28 @@ def run_trial(handle: StudyHandle, trial: optuna.trial.Trial, context: Any, runt
         study.tell(trial, state=TrialState.FAIL)
         return State.DUPLICATE
     label = experiment.label(item)
-    trial.set_user_attr("worker", worker_id())
-    for key, value in item.params:
-        trial.set_user_attr(key, value)
-    if events.on_start:
-        events.on_start(label)
-    with _Heartbeat(handle, trial._trial_id):
-        try:
-            outcome = experiment.run(item, context, runtime, _TrialReporter(trial, events))
-        except KeyboardInterrupt:
-            mark_interrupted(storage, trial._trial_id, "interrupted by the user (Ctrl-C)")
-            if events.on_finish:
-                events.on_finish(label, State.INTERRUPTED, "Ctrl-C")
+    try:  # from here on, a Ctrl-C anywhere leaves the trial marked interrupted
+        trial.set_user_attr("worker", worker_id())
+        for key, value in item.params:
+            trial.set_user_attr(key, value)
+        if events.on_start:
+            events.on_start(label)
+        with _Heartbeat(handle, trial._trial_id):
+            try:
+                outcome = experiment.run(item, context, runtime, _TrialReporter(trial, events))
+            except Exception as exc:
+                if interrupted_by_user(exc):
+                    raise
+                # the item fails; the study goes on
+                reason = "out of memory" if is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                outcome = Outcome(State.FAILED, reason)
+    except BaseException as exc:
+        if not interrupted_by_user(exc):
             raise
-        except Exception as exc:  # the item fails; the study goes on
-            reason = "out of memory" if is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-            outcome = Outcome(State.FAILED, reason)
+        mark_interrupted(storage, trial._trial_id, "interrupted by the user (Ctrl-C)")
+        if events.on_finish:
+            events.on_finish(label, State.INTERRUPTED, "Ctrl-C")
+        raise KeyboardInterrupt from exc
     try:
         _record(study, trial, outcome)
         state, reason = outcome.state, outcome.reason

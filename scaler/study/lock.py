@@ -30,7 +30,7 @@ def folder_lock(folder: Path) -> Iterator[None]:
         folder.mkdir(parents=True, exist_ok=True)
         handle = open(folder / LOCK_NAME, "a+")
     except OSError as exc:
-        raise RunError(f"cannot write to search folder {folder}: {exc.strerror}") from None
+        raise RunError(f"cannot write to study folder {folder}: {exc.strerror}") from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -53,18 +53,18 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
     naming the file and the fault otherwise."""
     results, info = folder / RESULTS_NAME, folder / summary_name
     if not results.exists() or not info.exists():
-        raise UsageError(f"{folder} is not a search folder (no {RESULTS_NAME} / {summary_name})")
+        raise UsageError(f"{folder} is not a study folder (no {RESULTS_NAME} / {summary_name})")
     rewrite = "rerun the study's command (same options) to rewrite it from the study"
     try:
         frame = pd.read_csv(results, converters={"state": str, "reason": str}, keep_default_na=True)
         data = json.loads(info.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"{folder} is not a valid search folder: {str(exc).splitlines()[0]}; {rewrite}") from None
+        raise UsageError(f"{folder} is not a valid study folder: {str(exc).splitlines()[0]}; {rewrite}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{info} is not a scaler summary; {rewrite}")
     missing = [c for c in [*columns, "state"] if c not in frame.columns] + [k for k in ("name", "states") if k not in data]
     if missing:
-        raise UsageError(f"{folder} is not a valid search folder: missing {', '.join(missing)}")
+        raise UsageError(f"{folder} is not a valid study folder: missing {', '.join(missing)}")
     for column in numeric:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = frame[column].notna() & values.isna()

@@ -19,6 +19,7 @@ import pandas as pd
 from optuna.trial import TrialState
 from rich.console import Console
 
+from scaler.errors import interrupted_by_user
 from scaler.progress import StudyBars, make_progress
 from scaler.runtime import Runtime
 from scaler.states import State
@@ -106,7 +107,9 @@ def run_study(
                 work(handle, context, runtime, _events(bars, log))
         elif plan.queued:
             _run_processes(handle, workers, runtime, quiet, log, progress_console, experiment.epochs(context))
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not interrupted_by_user(exc):
+            raise
         interrupted = True
     frame = write_outputs(handle)
     return RunOutcome(frame, time.perf_counter() - start, count_finished(handle), plan.total, interrupted)
@@ -149,8 +152,10 @@ def _worker_process(storage_url: str, name: str, folder, runtime: Runtime, paren
     try:
         handle = join_study(storage_url, name, folder)
         work(handle, prepare(handle, runtime), runtime)
-    except KeyboardInterrupt:  # the parent reports the interruption; no traceback per worker
-        raise SystemExit(130) from None
+    except BaseException as exc:  # the parent reports an interruption; no traceback per worker
+        if interrupted_by_user(exc):
+            raise SystemExit(130) from None
+        raise
 
 
 def _run_processes(
@@ -221,7 +226,7 @@ def run_worker(
     experiment = handle.experiment
     context = _prepare(handle, runtime, log)
     fingerprint = getattr(context, "fingerprint", "")
-    log(f"joined search {handle.name}: {len(experiment.items())} {experiment.noun}s; data {fingerprint[:12]}")
+    log(f"joined {handle.experiment.kind} {handle.name}: {len(experiment.items())} {experiment.noun}s; data {fingerprint[:12]}")
     with make_progress(progress_console, disable=quiet) as progress:
         bars = None if quiet else StudyBars(progress, len(experiment.items()), count_finished(handle), experiment.epochs(context), experiment.noun)
         ran = work(handle, context, runtime, _events(bars, log), write_results=handle.folder is not None)
