@@ -26,10 +26,8 @@ from scaler.candidates import Candidate, ProxyBase, build_candidates
 from scaler.counting import count_model
 from scaler.data import SYNTHETIC_TRAIN, Dataset, take_train
 from scaler.errors import UsageError
-from scaler.experiments.proxy import estimate_seconds, train_outcome
-from scaler.experiments.repeats import aggregate, group_by
-from scaler.experiments.proxy import load_checked
-from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, check_repeats
+from scaler.experiments.proxy import estimate_seconds, load_checked, train_outcome
+from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, group_by
 from scaler.experiments.search import SearchConfig, describe
 from scaler.runtime import Runtime
 from scaler.scaling import compound_scale, validate_multiplier, validate_resolution
