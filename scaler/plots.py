@@ -21,7 +21,8 @@ from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA  # noqa: E402
 
 
 def check_plot_path(path: Path) -> None:
-    """UsageError unless matplotlib can write a picture in the format `path`'s suffix names."""
+    """UsageError unless matplotlib can write a picture in the format `path`'s suffix names,
+    into a folder that exists."""
     formats = plt.figure().canvas.get_supported_filetypes()
     plt.close("all")
     suffix = path.suffix.lower().lstrip(".")
@@ -31,6 +32,8 @@ def check_plot_path(path: Path) -> None:
             f"{', '.join('.' + f for f in sorted(formats))}",
             param="plot",
         )
+    if not path.parent.is_dir():
+        raise UsageError(f"plot {str(path)!r}: folder {str(path.parent)!r} does not exist", param="plot")
 
 
 def save(fig: plt.Figure, path: Path) -> None:
@@ -117,7 +120,8 @@ def plot_comparison(frame: pd.DataFrame, path: Path, title: str = "") -> None:
     ax.set_ylabel("val top-1 (%), mean with 95% interval")
     ax.set_title(title or "scaling strategies at equal nominal FLOPs")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     save(fig, path)
 

@@ -73,9 +73,17 @@ def paired_p_value(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
     return float(stats.ttest_rel(mean_a, mean_b).pvalue)
 
 
-def tied(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
-    """Whether the data cannot tell a from b at the 95% level (see `paired_p_value`)."""
-    return paired_p_value(a, b) >= 1 - LEVEL
+def repeat_paired_p_value(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p-value that two configurations have equal mean top-1, from their top-1 per
+    repeat where a[r] and b[r] were trained with repeat r's seed: the paired t-test over
+    repeats, so seed-to-seed variation counts. Needs 2 or more pairs."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError("a paired test over repeats needs 2 or more pairs")
+    diff = x - y
+    if np.all(diff == diff[0]):
+        return 1.0 if diff[0] == 0 else 0.0
+    return float(stats.ttest_rel(x, y).pvalue)
 
 
 def split_half_reliability(scores: Sequence[Sequence[float]], seed: int = 0) -> tuple[float, float, float] | None:

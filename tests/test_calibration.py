@@ -167,9 +167,14 @@ def test_bad_calibration_options_are_refused_before_anything_is_created(cli, tmp
     assert result.code == 2 and result.err.startswith("error: --candidates: ") and result.err.count("\n") == 1
     result = cli("calibrate", "--steps", "10", "--root", tmp_path)
     assert result.code == 2 and "--steps" in result.err and result.err.count("\n") == 1
-    for flag, value in (("--repeats", "0"), ("--reference-epochs", "0"), ("--reference-factor", "0")):
+    for flag, value in (("--repeats", "0"), ("--reference-epochs", "0"), ("--reference-factor", "0"), ("--max-seconds", "60")):
         result = cli("calibrate", flag, value, "--root", tmp_path)
         assert result.code == 2 and result.err.startswith(f"error: {flag}: ") and result.err.count("\n") == 1
+    for flag, value in (("--reference-factor", "1.1"), ("--reference-epochs", "3")):  # 3 epochs, as the proxy
+        result = cli("calibrate", flag, value, "--root", tmp_path)
+        assert result.code == 2 and "trains no longer than the proxy (3 epochs on 2000 images)" in result.err
+    longer = cli("calibrate", "--reference-epochs", "3", "--reference-train-images", "4000", "--candidates", "2", "--root", tmp_path)
+    assert longer.err.startswith("error: --candidates: ")  # 3 epochs on more images is longer: only k is refused
     assert not any(tmp_path.iterdir())
 
 

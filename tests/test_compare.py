@@ -77,6 +77,18 @@ def test_bad_strategies_are_refused(text, words):
         strategies(text, 2.0, (1.2, 1.1, 1.15))
 
 
+@pytest.mark.parametrize(
+    "args, flag, words",
+    [(["--target", "-1"], "--target", "must be in (1, 64]"), (["--phis", "5"], "--phis", "strategy depth at phi 5"),
+     (["--strategies", ""], "--strategies", "nothing to compare"), (["--plot", "no/such/dir/x.png"], "--plot", "does not exist"),
+     (["--phis", "0"], "--phis", "1..8")],
+)  # fmt: skip
+def test_bad_compare_input_is_one_line_before_anything_is_created(cli, tmp_path, args, flag, words):
+    result = cli("compare", *args, "--root", tmp_path)
+    assert result.code == 2 and result.err.startswith(f"error: {flag}: ") and words in result.err, result.err
+    assert result.err.count("\n") == 1 and not any(tmp_path.iterdir())
+
+
 def test_points_are_the_base_then_every_strategy_at_each_phi(net):
     config = CompareConfig(base=ProxyBase(net, 32, 1.0, 10), max_phi=2)
     points = build_points(config)
@@ -87,7 +99,9 @@ def test_points_are_the_base_then_every_strategy_at_each_phi(net):
     res2 = next(p for p in points if p.strategy == "resolution" and p.phi == 2)
     assert depth2.depth_mult == 4.0 and depth2.width_mult == 1.0 and depth2.resolution == 32
     assert res2.resolution == round_resolution(32 * 2.0) and res2.params == points[0].params
-    assert all(p.nominal_ratio == 2.0**p.phi for p in points)
+    assert all(p.nominal_ratio == pytest.approx(2.0**p.phi) for p in points if p.strategy != "compound")
+    compound2 = next(p for p in points if p.strategy == "compound" and p.phi == 2)
+    assert compound2.nominal_ratio == pytest.approx((1.2 * 1.1**2 * 1.15**2) ** 2)  # its own product, not T
     count = count_model(config.base.spec(depth2.width_mult, depth2.depth_mult), depth2.resolution)
     assert (depth2.params, depth2.macs) == (count.params, count.macs)
     assert depth2.macs_ratio == count.macs / points[0].macs
@@ -126,7 +140,13 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path)
     assert singles["vs_compound"].isin(["better", "tied", "worse"]).all()
     info = json.loads((folder / "compare.json").read_text())
     assert info["kind"] == "compare" and info["repeats"] == 2 and len(info["compound_vs_single"]) == 6
-    assert sum(info["tally"].values()) == 6 and info["tally"]["pending"] == 0
+    assert sum(info["tally"].values()) == 6 and "pending" not in info["tally"]
+    duel = info["compound_vs_single"][0]
+    row = frame[(frame["strategy"] == duel["strategy"]) & (frame["phi"] == duel["phi"])].iloc[0]
+    compound = frame[(frame["strategy"] == "compound") & (frame["phi"] == duel["phi"])].iloc[0]
+    assert duel["compound_macs_ratio"] == pytest.approx(compound["macs"] / row["macs"])
+    assert row["macs_vs_compound"] == pytest.approx(row["macs"] / compound["macs"])
+    assert info["unequal_macs"] == sum(abs(d["compound_macs_ratio"] - 1) > 0.1 for d in info["compound_vs_single"])
     assert (folder / "compare.png").read_bytes()[:4] == b"\x89PNG"
     assert "phi = 1" in result.out and "phi = 2" in result.out
     again = cli(*compare_args(net, tmp_path, "--repeats", "2"))
@@ -148,16 +168,20 @@ def test_zero_repeats_is_refused_before_any_folder_exists(cli, net, tmp_path):
 
 
 def test_compound_coefficients_from_a_finished_search(cli, net, tmp_path):
-    legacy = Path(__file__).parent / "data" / "legacy-search"  # a micro search: its best spends 1.742, not 2
-    refused = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--from", str(legacy)))
-    assert refused.code == 2 and "1.742, more than 10% from T = 2" in refused.err
-    assert not (tmp_path / "cmp").exists()
-    result = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--from", str(legacy), "--target", "1.75"))
+    unfinished = Path(__file__).parent / "data" / "legacy-search"  # 2 candidates still queued
+    refused = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--from", str(unfinished)))
+    assert refused.code == 2 and "is not finished (2 queued)" in refused.err and not (tmp_path / "cmp").exists()
+    grid = ["--alpha-range", "1:2:1", "--beta-range", "1", "--gamma-range", "1:1.42:0.41"]  # (2, 1, 1) and (1, 1, 1.41)
+    micro = [a for a in MICRO if a not in ("--phis", "2")]
+    assert cli("search", "--base", net, *grid, *micro, "--root", tmp_path, "--name", "s").code == 0
+    best = json.loads((tmp_path / "s" / "search.json").read_text())["best"]
+    other_t = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--from", str(tmp_path / "s"), "--target", "3"))
+    assert other_t.code == 2 and "more than 10% from T = 3" in other_t.err
+    result = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--from", str(tmp_path / "s")))
     assert result.code == 0, result.err
-    best = json.loads((legacy / "search.json").read_text())["best"]
     info = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert info["strategies"]["compound"] == [best["alpha"], best["beta"], best["gamma"]]
-    both = cli(*compare_args(net, tmp_path, "--from", str(legacy), "--compound", "1.2,1.1,1.15"))
+    both = cli(*compare_args(net, tmp_path, "--from", str(tmp_path / "s"), "--compound", "1.2,1.1,1.15"))
     assert both.code == 2 and "give one" in both.err
 
 

@@ -178,9 +178,19 @@ def caption_lines(info: dict, folder: Path, plot: Path) -> list[str]:
 
 def recommendation_line(frame: pd.DataFrame) -> str:
     chosen = frame[frame["recommended"]]
+    measured = frame[(frame["role"] != "reference") & frame["spearman"].notna()]
+    if not len(measured):
+        return (
+            "no agreement could be measured: the reference or every setting scored fewer than 3 candidates, "
+            "or scored them all alike (see the state column of results.csv)"
+        )
     if not len(chosen):
         return f"no setting keeps Spearman >= {THRESHOLD:g} with the reference: trust the proxy's ranking less, or train it longer"
-    return f"recommended ({chosen['label'].iloc[0]}):\n  {chosen['command'].iloc[0]}"
+    row = chosen.iloc[0]
+    return (
+        f"recommended ({row['label']}, Spearman {row['spearman_text']} over {int(row['scored'])} candidates; "
+        f"a wide interval is weak evidence):\n  {row['command']}"
+    )
 
 
 def search_commands(ctx: typer.Context, info: dict) -> list[str]:
@@ -199,5 +209,7 @@ def search_commands(ctx: typer.Context, info: dict) -> list[str]:
         for name in [p for p in shared if p in values]:
             value = values[name]
             args += [flags[name], str(value.value if isinstance(value, Enum) else value)]
+        if info["repeats"] > 1:  # the agreement was measured on means over this many repeats
+            args += ["--repeats", str(info["repeats"])]
         out.append(shlex.join(args))
     return out

@@ -20,15 +20,17 @@ from scaler.cli.options import (
     ValImages, WeightDecay,
 )  # fmt: skip
 from scaler.cli.study import check_finished, run_command_study
-from scaler.errors import UsageError
+from scaler.errors import Interrupted, RunError, UsageError
 from scaler.experiments.comparison import (
     BASE, COMPOUND, DEFAULT_STRATEGIES, SUMMARY_NAME, CompareConfig, Comparison, strategies,
 )  # fmt: skip
 from scaler.experiments.proxy import DataOptions
-from scaler.experiments.search import best_coefficients
+from scaler.experiments.search import best_coefficients, read_results
+from scaler.study.results import RESULTS_NAME
 from scaler.plots import check_plot_path, plot_comparison
 from scaler.render import Column, emit, fixed, integer, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
+from scaler.states import State
 
 COLUMNS = [
     Column("strategy", "strategy", text),
@@ -44,6 +46,7 @@ COLUMNS = [
     Column("repeats", "n", integer),
     Column("versus_base", "vs base", text),
     Column("versus_compound", "compound vs it", text),
+    Column("compound_macs", "compound MACs", text),
     Column("train_seconds", "s", fixed(0)),
     Column("state", "state", text),
 ]
@@ -72,6 +75,7 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
     ]
     out["versus_base"] = [_test(p, w) for p, w in zip(out["vs_base_p"], out["vs_base"])]
     out["versus_compound"] = [_test(p, w) for p, w in zip(out["vs_compound_p"], out["vs_compound"])]
+    out["compound_macs"] = ["" if pd.isna(r) or s in (BASE, COMPOUND) else f"x{1 / r:.2f}" for r, s in zip(out["macs_vs_compound"], out["strategy"])]
     out["strategy"] = ["base (unscaled)" if s == BASE else s for s in out["strategy"]]
     return out
 
@@ -103,7 +107,7 @@ def compare(
     weight_decay: WeightDecay = DEFAULT_TRAIN.weight_decay,
     label_smoothing: LabelSmoothing = DEFAULT_TRAIN.label_smoothing,
     seed: Seed = DEFAULT_TRAIN.seed,
-    repeats: Annotated[int, typer.Option(help="Trainings per network with independent seeds (all networks of a repeat share its seed).")] = 2,
+    repeats: Annotated[int, typer.Option(help="Trainings per network with independent seeds (all networks of a repeat share its seed); 3 or more give the paired test over repeats some power.")] = 3,
     name: Annotated[Optional[str], typer.Option(help="Comparison name (default: derived from the configuration).")] = None,
     root: Annotated[Path, typer.Option("--root", help="Folder that holds the study folders.")] = Path("searches"),
     storage: Annotated[Optional[str], typer.Option(help="Database URL for the study (default: a journal file in its folder); `scaler worker` can join it.")] = None,
@@ -126,7 +130,7 @@ def compare(
     """
     if compound is not None and from_search is not None:
         raise UsageError("--compound and --from both set compound's coefficients; give one")
-    coefficients = best_coefficients(from_search) if from_search is not None else _coefficients(compound or f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
+    coefficients = _from_search(from_search, base) if from_search is not None else _coefficients(compound or f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
     data_options = DataOptions(data, train_images, val_images, val_fraction)
     config = CompareConfig(
         base=ProxyBase(base, base_resolution, base_width, data_options.classes()),
@@ -138,22 +142,49 @@ def compare(
     )
     if plot is not None:
         check_plot_path(plot)
-    if from_search is not None:
-        print(f"compound coefficients from {from_search}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g})", file=sys.stderr)
-    outcome, handle = run_command_study(
-        Comparison, config, name=name or config.default_name(), root=root, storage=storage, workers=workers,
-        settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
-        quiet=quiet or format in (Format.csv, Format.json), counting="counting networks with fvcore...",
-    )  # fmt: skip
+    name = name or config.default_name()
+    plot_path = plot or root / name / "compare.png"
+    try:
+        outcome, handle = run_command_study(
+            Comparison, config, name=name, root=root, storage=storage, workers=workers,
+            settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
+            quiet=quiet or format in (Format.csv, Format.json), counting="counting networks with fvcore...",
+        )  # fmt: skip
+    except Interrupted:  # what finished so far is drawn too
+        _draw(pd.read_csv(root / name / RESULTS_NAME), plot_path, name)
+        raise
     frame, folder = outcome.frame, handle.folder
-    plot_path = plot or folder / "compare.png"
-    plot_comparison(frame, plot_path, f"{handle.name}: top-1 against MACs per strategy")
     if format in (Format.csv, Format.json):
         emit(frame, [Column(c, c) for c in frame.columns], format.value, console)
     else:
-        show_tables(frame, format, json.loads((folder / SUMMARY_NAME).read_text()), handle.name)
+        show_tables(frame, format, json.loads((folder / SUMMARY_NAME).read_text()), name)
         console.print(f"{folder}/results.csv · plot {plot_path} · wall time {options.duration(outcome.seconds)}", highlight=False)
+    _draw(frame, plot_path, name)
     check_finished(frame, "network")
+    if not frame.loc[frame["strategy"] == COMPOUND, "state"].map(lambda s: State(s).is_scored).any():
+        raise RunError("no compound network finished training: there is nothing to compare; fix the cause, then rerun with --retry-failed")
+
+
+def _from_search(folder: Path, base: str) -> tuple[float, float, float]:
+    """Compound's coefficients from a finished search (every candidate finished); a note on
+    stderr naming them, and a warning when the search scaled another base."""
+    info = read_results(folder)[1]
+    waiting = {s: n for s, n in info.get("states", {}).items() if s in State._value2member_map_ and not State(s).is_finished}
+    if waiting:
+        raise UsageError(f"search {folder} is not finished ({', '.join(f'{n} {s}' for s, n in waiting.items())}); finish it with its own command first")
+    coefficients = best_coefficients(folder)
+    searched = info.get("config", {}).get("base", {}).get("variant")
+    print(f"compound coefficients from {folder}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g})", file=sys.stderr)
+    if searched is not None and searched != base:
+        print(f"warning: {folder} searched base {searched}, this comparison scales {base}", file=sys.stderr)
+    return coefficients
+
+
+def _draw(frame: pd.DataFrame, path: Path, name: str) -> None:
+    try:
+        plot_comparison(frame, path, f"{name}: top-1 against MACs per strategy")
+    except OSError as exc:
+        raise RunError(f"cannot write plot {path}: {exc.strerror or exc}") from None
 
 
 def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> None:
@@ -167,12 +198,16 @@ def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> N
             title=f"{name} · phi = {phi}: nominal FLOPs x{info['config']['target'] ** phi:g}",
             highlight=lambda row: "bold green" if row["strategy"] == COMPOUND else ("dim" if row["strategy"] == "base (unscaled)" else None),
         )  # fmt: skip
-    tally = info.get("tally", {})
-    single = sum(tally.values())
+    tally, unequal = info.get("tally", {}), info.get("unequal_macs", 0)
+    duels = sum(tally.values())
+    test = "paired t-test over repeats" if info.get("repeats", 1) >= 2 else "McNemar on the validation images, validation noise only"
     console.print(
-        f"compound against a single dimension, {single} duels (paired test on the validation images, 95%): "
-        f"better in {tally.get('better', 0)}, tied in {tally.get('tied', 0)}, worse in {tally.get('worse', 0)}"
-        + (f", unknown in {tally['unknown']}" if tally.get("unknown") else "")
-        + (f", pending {tally['pending']}" if tally.get("pending") else ""),
+        f"compound against a single dimension, {duels} duels ({test}, 95%): " + ", ".join(f"{word} in {n}" for word, n in tally.items()),
         highlight=False,
     )
+    if unequal:
+        console.print(
+            f"{unequal} of the {duels} duels are not at equal measured MACs (more than 10% apart; 'compound MACs' column): "
+            "rounding gives compound more or less compute than nominal; read them against MACs in the plot",
+            highlight=False,
+        )

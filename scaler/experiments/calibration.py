@@ -145,6 +145,18 @@ class CalibrationConfig:
         self.search.validate()
         if self.search.train.steps is not None:
             raise UsageError("a calibration compares settings by their epochs; give --epochs instead of --steps", param="steps")
+        if self.search.train.max_seconds is not None:
+            raise UsageError("a calibration needs every training to run its epochs; drop --max-seconds", param="max_seconds")
+        proxy_images, reference_images = self.images(Setting("proxy")), self.images(self.reference)
+        more_images = reference_images is None and proxy_images is not None or (
+            reference_images is not None and proxy_images is not None and reference_images > proxy_images
+        )
+        if self.epochs(self.reference) <= self.epochs(Setting("proxy")) and not more_images:
+            raise UsageError(
+                f"the reference ({self.epochs(self.reference)} epochs on {reference_images or 'all'} images) trains no longer than "
+                f"the proxy ({self.epochs(Setting('proxy'))} epochs on {proxy_images or 'all'} images): raise --reference-factor, "
+                "--reference-epochs or --reference-train-images"
+            )
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < MIN_K:
             raise UsageError(f"candidates = {self.k!r} is not allowed; a rank correlation needs at least {MIN_K}", param="candidates")
         for setting in self.settings():
@@ -295,9 +307,11 @@ class Calibration(Experiment):
         return f"{len(self.settings)} settings x {len(self.candidates)} candidates x {self.repeats} repeat(s) = {n} trainings"
 
     def items(self) -> list[WorkItem]:
+        """Repeat by repeat, candidate by candidate, every setting: an interrupted calibration
+        already has candidates scored under every setting."""
         return [
             WorkItem.of(setting=s, candidate=c.index, repeat=r)
-            for s in range(len(self.settings)) for c in self.candidates for r in range(self.repeats)
+            for r in range(self.repeats) for c in self.candidates for s in range(len(self.settings))
         ]  # fmt: skip
 
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:

@@ -6,6 +6,12 @@ repeat). The paper's Table 3 and Figures 3 and 8 in a study folder.
 Strategies: `compound` (given coefficients, or a finished search's best), `width` (beta =
 T^(1/2)), `depth` (alpha = T), `resolution` (gamma = T^(1/2)), and any named (alpha, beta,
 gamma) whose product alpha*beta^2*gamma^2 is within 10% of T.
+
+Verdicts: with 2 or more repeats on both sides, the paired t-test over repeats (repeat r of
+every network shares its seed), so seed noise counts; with one repeat, the exact McNemar test
+on the shared validation images (validation noise only). Rounding (channels to multiples of 8,
+repeats rounded up) makes measured MACs stray from the nominal T^phi; each duel records the
+ratio of measured MACs, and one more than 10% apart is flagged as not at equal MACs.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,13 +30,13 @@ from scaler.counting import count_model
 from scaler.data import Dataset
 from scaler.errors import UsageError
 from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
-from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, counted, group_by, paired_p
+from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, counted, group_by, paired_p
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_scale, validate_coefficients
-from scaler.statistics import LEVEL
+from scaler.states import State
+from scaler.statistics import LEVEL, repeat_paired_p_value
 from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
-from scaler.study.results import read_outputs
 from scaler.training import TrainConfig, repeat_seed
 
 SUMMARY_NAME = "compare.json"
@@ -41,14 +46,15 @@ SINGLE_DIMENSIONS = ("width", "depth", "resolution")
 DEFAULT_STRATEGIES = (COMPOUND, *SINGLE_DIMENSIONS)
 MAX_COMPARE_PHI = 8
 PRODUCT_TOLERANCE = 0.1  # a named strategy's alpha*beta^2*gamma^2 within 10% of T
+MACS_TOLERANCE = 0.1  # a duel is at equal measured MACs when they differ by at most 10%
+MAX_TARGET = 64.0
 ATTR_POINTS = "scaler_points"
 RESULT_COLUMNS = [
     "point", "strategy", "phi", "alpha", "beta", "gamma", "depth_mult", "width_mult", "resolution",
     "params", "macs", "macs_ratio", "nominal_ratio", "top1", "top1_low", "top1_high", "top1_std", "repeats",
     "top5", "val_loss", "epochs", "train_seconds", "images_per_s", "state", "reason",
-    "vs_base_p", "vs_base", "vs_compound_p", "vs_compound",
+    "vs_base_p", "vs_base", "vs_compound_p", "vs_compound", "macs_vs_compound",
 ]  # fmt: skip
-NUMERIC_COLUMNS = ("point", "phi", "alpha", "beta", "gamma", "depth_mult", "width_mult", "resolution", "params", "macs", "macs_ratio")
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class Strategy:
 def strategies(text: str, target: float, compound: tuple[float, float, float]) -> tuple[Strategy, ...]:
     """Parse `--strategies`: comma-separated built-in names (compound, width, depth,
     resolution) and `name=alpha:beta:gamma` entries; compound is always included, first."""
+    check_target(target)
     built_in = {
         COMPOUND: Strategy(COMPOUND, *compound),
         "width": Strategy("width", 1.0, math.sqrt(target), 1.0),
@@ -95,9 +102,16 @@ def strategies(text: str, target: float, compound: tuple[float, float, float]) -
         except ValueError:
             raise UsageError(f"strategy {entry!r} is malformed; use name=alpha:beta:gamma, e.g. fast=1.07:1.32:1.035", param="strategies") from None
         chosen[name] = Strategy(name, alpha, beta, gamma)
+    if len(chosen) < 2:
+        raise UsageError(f"--strategies {text!r} leaves nothing to compare compound with; name at least one of width, depth, resolution", param="strategies")
     for strategy in chosen.values():
         check_strategy(strategy, target)
     return tuple(chosen.values())
+
+
+def check_target(target: float) -> None:
+    if not math.isfinite(target) or not 1 < target <= MAX_TARGET:
+        raise UsageError(f"target = {target:g} is not allowed; it must be in (1, {MAX_TARGET:g}]", param="target")
 
 
 def check_strategy(strategy: Strategy, target: float) -> None:
@@ -130,14 +144,17 @@ class CompareConfig:
         self.base.validate()
         self.data.validate()
         self.train.validate()
-        if not math.isfinite(self.target) or not 1 < self.target <= 64:
-            raise UsageError(f"target = {self.target:g} is not allowed; it must be in (1, 64]", param="target")
+        check_target(self.target)
         if isinstance(self.max_phi, bool) or not isinstance(self.max_phi, int) or not 1 <= self.max_phi <= MAX_COMPARE_PHI:
             raise UsageError(f"phis = {self.max_phi!r} is not allowed; compare phi = 1..K with K an integer in 1..{MAX_COMPARE_PHI}", param="phis")
         if not self.strategies or self.strategies[0].name != COMPOUND:
             raise UsageError("a comparison needs the compound strategy", param="strategies")
         for strategy in self.strategies:
             check_strategy(strategy, self.target)
+            try:  # the largest phi bounds every multiplier: refuse before anything is created
+                compound_scale(strategy.alpha, strategy.beta, strategy.gamma, self.max_phi, self.base.resolution)
+            except UsageError as exc:
+                raise UsageError(f"strategy {strategy.name} at phi {self.max_phi}: {exc}", param="phis") from None
 
     def identity(self) -> dict:
         return asdict(self)
@@ -178,7 +195,7 @@ class Point:
     params: int
     macs: int
     macs_ratio: float  # measured MACs / the base's
-    nominal_ratio: float  # T ** phi
+    nominal_ratio: float  # the strategy's alpha*beta^2*gamma^2, to the power phi
 
 
 def build_points(config: CompareConfig) -> list[Point]:
@@ -194,7 +211,7 @@ def build_points(config: CompareConfig) -> list[Point]:
             points.append(
                 Point(
                     len(points), s.name, phi, s.alpha, s.beta, s.gamma, scale.depth, scale.width, scale.resolution,
-                    count.params, count.macs, count.macs / base_count.macs, config.target**phi,
+                    count.params, count.macs, count.macs / base_count.macs, s.product**phi,
                 )  # fmt: skip
             )
     return points
@@ -210,14 +227,14 @@ class Comparison(ProxyExperiment):
     summary_name = SUMMARY_NAME
     noun = "training"
 
-    def __init__(self, config: CompareConfig, points: list[Point], repeats: int = 2) -> None:
+    def __init__(self, config: CompareConfig, points: list[Point], repeats: int = 3) -> None:
         check_repeats(repeats)
         self.config = config
         self.points = points
         self.repeats = repeats
 
     @classmethod
-    def plan(cls, config: CompareConfig, repeats: int = 2) -> Comparison:
+    def plan(cls, config: CompareConfig, repeats: int = 3) -> Comparison:
         return cls(config, build_points(config), repeats)
 
     @classmethod
@@ -269,28 +286,34 @@ class Comparison(ProxyExperiment):
     # -- results --------------------------------------------------------------------------
     def table(self, records: list[Record]) -> pd.DataFrame:
         """One row per point in plan order (base, then phi by phi): its repeats aggregated,
-        and the paired tests against the unscaled base and against compound at its phi."""
+        the paired tests against the unscaled base and against compound at its phi, and its
+        measured MACs over compound's at that phi."""
         groups = group_by(records, "point")
-        compound_at = {p.phi: p.index for p in self.points if p.strategy == COMPOUND}
+        compound_at = {p.phi: p for p in self.points if p.strategy == COMPOUND}
         rows = []
         for p in self.points:
             mine = groups.get(p.index, [])
             row = {**asdict(p), "point": p.index, **aggregate(mine)}
             row.pop("index")
             row["vs_base_p"], row["vs_base"] = verdict(mine, groups.get(0, []), p.strategy == BASE)
-            compound = groups.get(compound_at.get(p.phi, -1), [])
-            row["vs_compound_p"], row["vs_compound"] = verdict(compound, mine, p.strategy in (BASE, COMPOUND))
+            compound = compound_at.get(p.phi)
+            versus = p.strategy in (BASE, COMPOUND) or compound is None
+            row["vs_compound_p"], row["vs_compound"] = verdict(groups.get(compound.index, []) if compound else [], mine, versus)
+            row["macs_vs_compound"] = None if compound is None or p.strategy == BASE else p.macs / compound.macs
             rows.append(row)
         return pd.DataFrame(rows)[RESULT_COLUMNS]
 
     def summary(self, frame: pd.DataFrame, records: list[Record]) -> dict[str, Any]:
-        """Per phi and single dimension: compound's verdict against it; and the tally."""
+        """Per phi and strategy: compound's verdict against it and their measured MACs; the
+        tally of verdicts against the single dimensions, and those not at equal MACs."""
         duels = []
         for _, row in frame[~frame["strategy"].isin((BASE, COMPOUND))].iterrows():
             compound = frame[(frame["strategy"] == COMPOUND) & (frame["phi"] == row["phi"])].iloc[0]
+            ratio = float(compound["macs"]) / float(row["macs"])
             duels.append({
                 "phi": int(row["phi"]), "strategy": row["strategy"], "compound_top1": compound["top1"],
-                "top1": row["top1"], "p": row["vs_compound_p"], "verdict": row["vs_compound"],
+                "top1": row["top1"], "p": row["vs_compound_p"], "verdict": row["vs_compound"] or "pending",
+                "compound_macs_ratio": ratio, "equal_macs": abs(ratio - 1) <= MACS_TOLERANCE,
             })  # fmt: skip
         single = [d for d in duels if d["strategy"] in SINGLE_DIMENSIONS]
         return {
@@ -300,26 +323,31 @@ class Comparison(ProxyExperiment):
             "repeats": self.repeats,
             "strategies": {s.name: [s.alpha, s.beta, s.gamma] for s in self.config.strategies},
             "compound_vs_single": duels,
-            "tally": {v or "pending": sum(d["verdict"] == v for d in single) for v in ("better", "tied", "worse", "unknown", "")},
+            "tally": {word: sum(d["verdict"] == word for d in single) for word in dict.fromkeys(d["verdict"] for d in single)},
+            "unequal_macs": sum(not d["equal_macs"] for d in single),
         }
 
 
 def verdict(a: list[Record], b: list[Record], skip: bool = False) -> tuple[float | None, str]:
-    """(p, word) for 'a against b' on the shared validation images: 'better' or 'worse' where
-    the paired test rejects equality at 95%, 'tied' where it does not, 'unknown' where per-image
-    results are missing; (None, '') while either has no finished repeat, or when `skip`."""
-    mine, theirs = counted(a), counted(b)
-    if skip or not mine or not theirs:
+    """(p, word) for 'a against b': 'better' or 'worse' where the paired test rejects equal
+    top-1 at 95%, else 'tied' (with 2 or more common repeats the t-test over repeats, else
+    McNemar on the validation images); 'no result' where either finished without a score,
+    'unknown' where either hit the time cap or lacks per-image results; (None, '') while
+    either is unfinished, or when `skip`."""
+    states = candidate_state(a), candidate_state(b)
+    if skip or not all(s.is_finished for s in states):
         return None, ""
-    p = paired_p(mine, theirs)
+    mine, theirs = counted(a), counted(b)
+    if not mine or not theirs:
+        return None, "no result"
+    if State.TIMEOUT in states:  # fewer epochs than planned: not comparable head-on
+        return None, "unknown"
+    x = {r.item["repeat"]: float(r.attrs["top1"]) for r in mine}
+    y = {r.item["repeat"]: float(r.attrs["top1"]) for r in theirs}
+    common = sorted(set(x) & set(y))
+    p = repeat_paired_p_value([x[r] for r in common], [y[r] for r in common]) if len(common) >= 2 else paired_p(mine, theirs)
     if p is None:
         return None, "unknown"
     if p >= 1 - LEVEL:
         return p, "tied"
-    better = np.mean([r.attrs["top1"] for r in mine]) > np.mean([r.attrs["top1"] for r in theirs])
-    return p, "better" if better else "worse"
-
-
-def read_comparison(folder: Path) -> tuple[pd.DataFrame, dict]:
-    """A comparison folder's results.csv and compare.json, checked."""
-    return read_outputs(folder, SUMMARY_NAME, RESULT_COLUMNS, numeric=NUMERIC_COLUMNS)
+    return p, "better" if np.mean(list(x.values())) > np.mean(list(y.values())) else "worse"

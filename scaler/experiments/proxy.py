@@ -191,8 +191,9 @@ class ScaledNetwork(Protocol):
 
 class ProxyExperiment(Experiment):
     """An experiment whose every item trains one scaled network of `config.base` on
-    `config.data` with `config.train` (the search, the comparison): loading the data, building
-    a network and estimating the cost are the same for all of them, and live here."""
+    `config.data` with `config.train` (the search and the comparison; a calibration varies
+    them per item and does its own): loading the data, building a network and estimating the
+    cost are the same for all of them, and live here."""
 
     dataset_fingerprint: str | None = None
 
