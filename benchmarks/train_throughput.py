@@ -9,113 +9,27 @@ model, resolution and batch (goal >= 0.95).
 
     .venv/bin/python benchmarks/train_throughput.py [--steps 8] [--threads 2]
 
-timm is optional and not a project dependency. To include it without touching the project's
-environment: `pip install --no-deps --target /tmp/timm_pkgs timm`, then `--timm-path
-/tmp/timm_pkgs`. timm imports torchvision at import time; when torchvision is missing (or
-broken) this script puts an empty stand-in module in its place, enough for
-timm.create_model('efficientnet_b0'), which uses nothing from it.
+timm is optional and not a project dependency: see benchmarks/timm_support.py for how to
+install it aside (`--timm-path /tmp/timm_pkgs`) and how it is imported without torchvision.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.abc
-import importlib.machinery
 import sys
-import time
-import types
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timm_support import import_timm, step_rate  # noqa: E402
 
 from scaler import build_model  # noqa: E402
 from scaler.data import load_dataset  # noqa: E402
 from scaler.runtime import Runtime  # noqa: E402
 from scaler.training import TrainConfig, seed_everything, train  # noqa: E402
-
-
-def step_rate(model, resolution: int, batch: int, steps: int, warmup: int) -> float:
-    """Images/s of plain SGD training steps on random channels_last data."""
-    model.train()
-    model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
-                          foreach=True)
-    x = torch.randn(batch, 3, resolution, resolution).contiguous(
-        memory_format=torch.channels_last)
-    n_out = next(m for m in reversed(list(model.modules()))
-                 if isinstance(m, torch.nn.Linear)).out_features
-    y = torch.randint(0, n_out, (batch,))
-
-    def one():
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    for _ in range(warmup):
-        one()
-    start = time.perf_counter()
-    for _ in range(steps):
-        one()
-    return batch * steps / (time.perf_counter() - start)
-
-
-class _StubMeta(type):
-    def __getattr__(cls, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _StubMeta(name, (), {"__init__": lambda self, *a, **k: None})
-
-
-class _StubModule(types.ModuleType):
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return _StubMeta(name, (), {"__init__": lambda self, *a, **k: None})
-
-
-class _TorchvisionStub(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Answers every `import torchvision...` with an empty module of placeholder classes."""
-
-    def find_spec(self, fullname, path, target=None):
-        if fullname == "torchvision" or fullname.startswith("torchvision."):
-            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
-        return None
-
-    def create_module(self, spec):
-        module = _StubModule(spec.name)
-        module.__path__ = []
-        module.__version__ = "0.0.0-stub"
-        return module
-
-    def exec_module(self, module):
-        pass
-
-
-def import_timm(path: str | None):
-    """timm, or (None, why)."""
-    if path:
-        sys.path.insert(0, path)
-    try:
-        import timm  # noqa: F401
-        return timm, ""
-    except ModuleNotFoundError as e:
-        if e.name is None or not e.name.startswith("torchvision"):
-            return None, f"timm is not importable ({e})"
-    except Exception as e:  # a broken torchvision raises other errors
-        if "torchvision" not in repr(e):
-            return None, f"timm is not importable ({type(e).__name__}: {e})"
-    for name in [m for m in sys.modules if m == "timm" or m.startswith(("timm.", "torchvision"))]:
-        del sys.modules[name]
-    sys.meta_path.insert(0, _TorchvisionStub())
-    try:
-        import timm
-        return timm, "torchvision stubbed"
-    except Exception as e:
-        return None, f"timm is not importable even with torchvision stubbed ({e})"
 
 
 def compare(timm, resolution: int, batch: int, steps: int, warmup: int, rounds: int) -> None:

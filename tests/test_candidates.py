@@ -13,17 +13,18 @@ from scaler.errors import UsageError
 TINY = ProxyBase("b0", resolution=32, width=0.25, num_classes=10)
 
 
-def test_default_grid_contains_the_papers_point_and_satisfies_constraint():
+def test_default_grid_satisfies_constraint_and_finer_grid_has_papers_point():
     space = CandidateSpace()
     points = space.coefficients()
-    assert (1.2, 1.1, 1.15) in points
     for a, b, g in points:
         assert min(a, b, g) >= 1.0
         assert abs(a * b * b * g * g - space.target) <= space.tolerance + 1e-12
     assert len(points) == len(set(points))
-    assert len(points) == 19  # what README and the default search's estimate describe
-    # the extremes are in: all depth, all width, all resolution
-    assert {(2.0, 1.0, 1.0), (1.0, 1.4, 1.0), (1.0, 1.0, 1.4)} <= set(points)
+    # what README describes: each dimension alone and each pair
+    assert points == [(1.0, 1.0, 1.4), (1.0, 1.2, 1.2), (1.0, 1.4, 1.0), (1.4, 1.0, 1.2),
+                      (1.4, 1.2, 1.0), (2.0, 1.0, 1.0)]
+    finer = CandidateSpace(beta=Range(1.0, 1.4, 0.1), gamma=Range(1.0, 1.4, 0.05)).coefficients()
+    assert len(finer) == 19 and (1.2, 1.1, 1.15) in finer
 
 
 def test_grid_matches_brute_force_enumeration():

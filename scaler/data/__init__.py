@@ -25,7 +25,9 @@ from scaler.data.folder import IMAGE_EXTENSIONS
 from scaler.data.source import FORMAT_VERSION
 from scaler.data.split import ImageSplit
 from scaler.data.synthetic import (
-    ORIENTATIONS,
+    GLYPH_SETS,
+    LAYOUTS,
+    TEXTURES,
     SHAPES,
     SYNTHETIC_CLASSES,
     SYNTHETIC_TRAIN,
@@ -42,7 +44,9 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "IMAGE_EXTENSIONS",
-    "ORIENTATIONS",
+    "GLYPH_SETS",
+    "LAYOUTS",
+    "TEXTURES",
     "SHAPES",
     "SYNTHETIC_CLASSES",
     "SYNTHETIC_TRAIN",

@@ -56,7 +56,7 @@ def load_dataset(
 ) -> Dataset:
     """Load (decode once, or fetch from the memo / disk cache) the data set `source` names.
 
-    `train_images` / `val_images` cap the split sizes (synthetic: the sizes, default 2000 / 500);
+    `train_images` / `val_images` cap the split sizes (synthetic: the sizes, default 1800 / 1000);
     capping is stratified per class and seeded. `val_fraction` applies to folders without
     train/ and val/ sub-folders (CIFAR-10 validates on its test_batch). `native_resolution` is
     the synthetic render size. CIFAR-10 is stored at min(32, storage_resolution).

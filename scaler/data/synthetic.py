@@ -1,7 +1,9 @@
 """The built-in synthetic data set: seeded, procedurally rendered, 10 classes, no download.
 
-It needs fine detail, object shape and layout at once (see `SyntheticRenderer`), so resolution,
-width and depth all show in the accuracy of a short proxy run.
+Three groups of classes, one per scaling dimension: fine texture (resolution), the large-scale
+arrangement of small dots (depth, receptive field) and eighteen distinct glyphs (width); see
+`SyntheticRenderer`. Format 3 (`scaler.data.source.FORMAT_VERSION`); format 2 had five shapes
+x two stripe orientations, on which a short proxy left most scaled networks near chance.
 """
 
 from __future__ import annotations
@@ -14,10 +16,22 @@ import torch
 from scaler.data.source import Loaded, digest
 from scaler.data.split import ImageSplit, resize_uint8
 
-SYNTHETIC_TRAIN, SYNTHETIC_VAL = 2000, 500
-SHAPES = ("circle", "square", "triangle", "cross", "ring")
-ORIENTATIONS = ("horizontal", "vertical")
-SYNTHETIC_CLASSES = tuple(f"{s}-{o}" for s in SHAPES for o in ORIENTATIONS)
+# 1000 validation images: one run's top-1 then has a 95% interval of about +-3 points. 1800
+# training images: the default search (6 candidates x 5 epochs) took 255 s x 119.5 img/s of
+# timm's B0 step = 30,500 images with 2000; the goal is <= 30,000 (benchmarks/search_cost.py).
+SYNTHETIC_TRAIN, SYNTHETIC_VAL = 1800, 1000
+# Three groups of classes, one per scaling dimension (see SyntheticRenderer).
+TEXTURES = ("horizontal", "vertical", "checker", "plain")  # fine detail: resolution
+LAYOUTS = ("ring", "cross", "scatter")  # large-scale arrangement of small dots: depth
+GLYPH_SETS = ("glyphs-a", "glyphs-b", "glyphs-c")  # many distinct patterns: width
+SYNTHETIC_CLASSES = (tuple(f"disc-{t}" for t in TEXTURES) + tuple(f"dots-{l}" for l in LAYOUTS)
+                     + GLYPH_SETS)
+SHAPES = ("circle", "square", "triangle", "cross", "ring")  # distractor shapes
+GLYPHS_PER_CLASS = 6
+GLYPH_CELLS = 5
+# cos(2 pi k / 24) * 1024, written out so that no libm enters the rendering.
+_COS24 = (1024, 989, 887, 724, 512, 265, 0, -265, -512, -724, -887, -989,
+          -1024, -989, -887, -724, -512, -265, 0, 265, 512, 724, 887, 989)
 
 
 @lru_cache(maxsize=None)
@@ -44,32 +58,63 @@ def _shape_mask(shape: int, r: int) -> np.ndarray:
     return m
 
 
+@lru_cache(maxsize=None)
+def _glyph_bank() -> np.ndarray:
+    """The glyphs of the three glyph classes: bool [3, GLYPHS_PER_CLASS, 5, 5], the same for
+    every seed (they define the classes). Each has 9-16 of its 25 cells set, and any two
+    differ in at least 6 cells, also when one of them is mirrored (training flips images)."""
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([0x6C1F, 3])))
+    chosen: list[np.ndarray] = []
+    total = len(GLYPH_SETS) * GLYPHS_PER_CLASS
+    while len(chosen) < total:
+        g = rng.integers(0, 2, size=(GLYPH_CELLS, GLYPH_CELLS)).astype(bool)
+        if not 9 <= int(g.sum()) <= 16:
+            continue
+        if all(int((g != c).sum()) >= 6 and int((g[:, ::-1] != c).sum()) >= 6 for c in chosen):
+            chosen.append(g)
+    bank = np.stack(chosen).reshape(len(GLYPH_SETS), GLYPHS_PER_CLASS, GLYPH_CELLS, GLYPH_CELLS)
+    bank.setflags(write=False)
+    return bank
+
+
 class SyntheticRenderer:
     """Renders the synthetic set of one (seed, stream) at `native` px, `count` images per call;
     successive calls continue the same stream (so chunked rendering equals one big call).
 
     Integer arithmetic and numpy's PCG64 only, so a (seed, stream) renders bit-identical images
     on every machine; image i depends only on the draws before it (a larger count keeps the
-    first images). Labels cycle through the classes (balanced splits). Each image: a two-colour
-    gradient background, 1-3 distractor shapes (radius 10-28 px at 256) with plain or coarsely
-    striped fills (period 16-32 px), then the target on top, centred in the middle half,
-    radius 44-72 px: one shape with high-contrast stripes (period 4-12 px at 256, dark/light,
-    so it looks plain grey where they blur away), whose shape x stripe orientation is the
-    class; finally pixel noise. Fine stripes
-    alias or vanish at low resolution (orientation needs pixels), the shape needs a receptive
-    field that covers the object, and the target must be told apart from distractors of the
-    same shapes by its texture.
+    first images). Labels cycle through the classes (balanced splits).
+
+    Each image: a two-colour gradient background, 1-2 plain distractor shapes (radius 10-24 px
+    at 256), the class's object in the middle half, then pixel noise. The ten classes come in
+    three groups, each built so that one scaling dimension pays:
+
+    * resolution (`disc-horizontal`, `disc-vertical`, `disc-checker`, `disc-plain`): a large
+      disc (radius 48-72 px at 256) filled with fine high-contrast stripes or a checkerboard
+      (period 6-12 px at 256, i.e. 1.5-3 px at 64) or, for `disc-plain`, with the mean of the
+      two colours. The disc's outline is the same in all four; only the fine texture tells
+      them apart, and the finer periods blur to the plain colour at low resolution, so each
+      step up in resolution makes more of them readable.
+    * depth (`dots-ring`, `dots-cross`, `dots-scatter`): 12 small dots (radius 5-7 px at 256)
+      of one colour placed on a large circle, on the two bars of a large plus, or at random in
+      the same area (radius 56-88 px at 256). Locally all three are the same dots; only their
+      arrangement over most of the image tells them apart, which needs a receptive field that
+      spans the object and several layers to combine the dots into a figure.
+    * width (`glyphs-a`, `-b`, `-c`): one of six fixed 5x5 binary glyphs per class (cells of
+      12-16 px at 256), the same glyphs for every seed, any two at least 6 cells apart even
+      when mirrored. Eighteen distinct patterns to tell apart: a capacity (channel) test.
     """
 
-    # Tuned so that B0 at width 0.5 learns in 3 epochs of 2000 images (measured top-1: 64 px
-    # 0.15, 80 px 0.20, 96 px 0.27; chance 0.10). Changing them changes the data: bump
-    # FORMAT_VERSION and the golden hash in tests/test_data.py.
-    DISTRACTORS = (1, 3)  # how many, inclusive
-    DISTRACTOR_RADIUS = (10, 28)  # px at 256
-    TARGET_RADIUS = (44, 72)  # px at 256
-    # Stripe periods of the target at 256 px, fine to medium: at 64 px only the coarser ones
-    # survive, so each step up in resolution makes more of the orientation readable.
-    TARGET_PERIODS = (4, 6, 8, 12)
+    # Changing any of these changes the data: bump FORMAT_VERSION and the golden hash in
+    # tests/test_data.py.
+    DISTRACTORS = (1, 2)  # how many, inclusive
+    DISTRACTOR_RADIUS = (10, 24)  # px at 256
+    DISC_RADIUS = (48, 72)  # px at 256
+    DISC_PERIODS = (6, 8, 10, 12)  # texture periods at 256 px
+    DOTS = 12
+    DOT_RADIUS = (5, 7)  # px at 256
+    LAYOUT_RADIUS = (56, 88)  # px at 256
+    GLYPH_CELL = (12, 16)  # px at 256
 
     def __init__(self, seed: int, stream: int, native: int = 256) -> None:
         self.rng = np.random.Generator(
@@ -79,17 +124,22 @@ class SyntheticRenderer:
         self.noise = self.rng.integers(0, 32, size=(3, 2 * native, 2 * native), dtype=np.uint8)
         self.ramp = np.arange(native, dtype=np.int32) * 256 // native
         self.coord = np.arange(native, dtype=np.int32)
-        self.fine_periods = sorted({max(2, self.unit(p)) for p in self.TARGET_PERIODS})
+        self.periods = sorted({max(2, self.unit(p)) for p in self.DISC_PERIODS})
 
     def unit(self, px: int) -> int:
         """A length given at 256 px, scaled to the native resolution."""
         return max(1, px * self.n // 256)
 
-    def _stamp(self, img: np.ndarray, shape: int, r: int, cy: int, cx: int, fill) -> None:
-        n, mask = self.n, _shape_mask(shape, r)
+    def _between(self, bounds: tuple[int, int]) -> int:
+        """A length drawn uniformly from `bounds` (px at 256), at the native resolution."""
+        return int(self.rng.integers(self.unit(bounds[0]), self.unit(bounds[1]) + 1))
+
+    def _stamp(self, img: np.ndarray, mask: np.ndarray, cy: int, cx: int, fill) -> None:
+        """Paint `fill` where the odd-sized `mask` centred at (cy, cx) is set (clipped)."""
+        n, r = self.n, mask.shape[0] // 2
         y0, x0 = cy - r, cx - r
         ys, xs = max(0, y0), max(0, x0)
-        ye, xe = min(n, y0 + 2 * r + 1), min(n, x0 + 2 * r + 1)
+        ye, xe = min(n, y0 + mask.shape[0]), min(n, x0 + mask.shape[1])
         if ye <= ys or xe <= xs:
             return
         m = mask[ys - y0 : ye - y0, xs - x0 : xe - x0]
@@ -99,22 +149,67 @@ class SyntheticRenderer:
     def _plain(color: np.ndarray):
         return lambda ys, ye, xs, xe: color[:, None, None]
 
-    def _stripes(self, c_on: np.ndarray, c_off: np.ndarray, period: int, phase: int,
-                 vertical: bool):
-        coord = self.coord
+    def _texture(self, c_on: np.ndarray, c_off: np.ndarray, period: int, py: int, px: int,
+                 kind: str):
+        coord, half = self.coord, period // 2
 
         def fill(ys, ye, xs, xe):
-            if vertical:  # vertical stripes: the pattern varies along x
-                on = (coord[xs:xe] + phase) % period < period // 2
-                return np.where(on[None, None, :], c_on[:, None, None], c_off[:, None, None])
-            on = (coord[ys:ye] + phase) % period < period // 2
-            return np.where(on[None, :, None], c_on[:, None, None], c_off[:, None, None])
+            on_y = (coord[ys:ye, None] + py) % period < half
+            on_x = (coord[None, xs:xe] + px) % period < half
+            on = {"horizontal": np.broadcast_to(on_y, (ye - ys, xe - xs)),
+                  "vertical": np.broadcast_to(on_x, (ye - ys, xe - xs)),
+                  "checker": on_y ^ on_x}[kind]
+            return np.where(on[None], c_on[:, None, None], c_off[:, None, None])
 
         return fill
 
+    def _disc(self, img: np.ndarray, texture: str) -> None:
+        rng = self.rng
+        r = self._between(self.DISC_RADIUS)
+        cy, cx = (int(v) for v in rng.integers(self.n // 4, 3 * self.n // 4 + 1, size=2))
+        dark = rng.integers(0, 70, size=3, dtype=np.uint8)
+        light = rng.integers(155, 225, size=3, dtype=np.uint8)
+        period = self.periods[int(rng.integers(len(self.periods)))]
+        py, px = (int(v) for v in rng.integers(0, period, size=2))
+        if texture == "plain":
+            mean = ((dark.astype(np.int32) + light) // 2).astype(np.uint8)
+            fill = self._plain(mean)
+        else:
+            fill = self._texture(light, dark, period, py, px, texture)
+        self._stamp(img, _shape_mask(0, r), cy, cx, fill)
+
+    def _dots(self, img: np.ndarray, layout: str) -> None:
+        rng, n = self.rng, self.n
+        big = self._between(self.LAYOUT_RADIUS)
+        cy, cx = (int(v) for v in rng.integers(n // 4, 3 * n // 4 + 1, size=2))
+        color = rng.integers(0, 225, size=3, dtype=np.uint8)
+        dot = _shape_mask(0, self._between(self.DOT_RADIUS))
+        if layout == "ring":
+            turn = int(rng.integers(2))  # 12 of the 24 directions, even or odd ones
+            points = [(_COS24[(2 * k + turn + 6) % 24] * big // 1024,
+                       _COS24[(2 * k + turn) % 24] * big // 1024) for k in range(self.DOTS)]
+        elif layout == "cross":  # 6 dots on each bar of a plus, none at the centre
+            steps = (-3, -2, -1, 1, 2, 3)
+            points = [(s * big // 3, 0) for s in steps] + [(0, s * big // 3) for s in steps]
+        else:  # scatter: anywhere in the square the other layouts span
+            points = [(int(y), int(x)) for y, x in rng.integers(-big, big + 1, size=(self.DOTS, 2))]
+        for dy, dx in points:
+            self._stamp(img, dot, cy + dy, cx + dx, self._plain(color))
+
+    def _glyph(self, img: np.ndarray, group: int) -> None:
+        rng, n = self.rng, self.n
+        glyph = _glyph_bank()[group, int(rng.integers(GLYPHS_PER_CLASS))]
+        cell = self._between(self.GLYPH_CELL)
+        size = cell * GLYPH_CELLS
+        mask = np.zeros((size + 1 - size % 2, size + 1 - size % 2), dtype=bool)
+        mask[:size, :size] = np.repeat(np.repeat(glyph, cell, 0), cell, 1)
+        cy, cx = (int(v) for v in rng.integers(n // 4, 3 * n // 4 + 1, size=2))
+        color = rng.integers(0, 225, size=3, dtype=np.uint8)
+        self._stamp(img, mask, cy, cx, self._plain(color))
+
     def render(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """The next `count` images (uint8 [count, 3, n, n]) and labels (int64 [count])."""
-        rng, n, unit = self.rng, self.n, self.unit
+        rng, n = self.rng, self.n
         images = np.empty((count, 3, n, n), dtype=np.uint8)
         labels = (np.arange(self.index, self.index + count, dtype=np.int64)
                   % len(SYNTHETIC_CLASSES))
@@ -126,30 +221,19 @@ class SyntheticRenderer:
             c1 = rng.integers(30, 200, size=3, dtype=np.int32)
             grad = (c0[:, None] + ((c1 - c0)[:, None] * self.ramp[None, :] >> 8)).astype(np.uint8)
             img[...] = grad[:, :, None] if rng.integers(2) else grad[:, None, :]
-            # Distractors anywhere, a third of them with coarse stripes.
             for _ in range(int(rng.integers(self.DISTRACTORS[0], self.DISTRACTORS[1] + 1))):
                 shape = int(rng.integers(len(SHAPES)))
-                r = int(rng.integers(unit(self.DISTRACTOR_RADIUS[0]), unit(self.DISTRACTOR_RADIUS[1]) + 1))
+                r = self._between(self.DISTRACTOR_RADIUS)
                 cy, cx = (int(v) for v in rng.integers(0, n, size=2))
                 color = rng.integers(0, 225, size=3, dtype=np.uint8)
-                if rng.integers(3) == 0:
-                    other = rng.integers(0, 225, size=3, dtype=np.uint8)
-                    period = int(rng.integers(unit(16), unit(32) + 1))
-                    fill = self._stripes(color, other, period, int(rng.integers(period)),
-                                         bool(rng.integers(2)))
-                else:
-                    fill = self._plain(color)
-                self._stamp(img, shape, r, cy, cx, fill)
-            # The target: central half, on top, fine high-contrast stripes.
-            shape, vertical = divmod(int(labels[i]), 2)
-            r = int(rng.integers(unit(self.TARGET_RADIUS[0]), unit(self.TARGET_RADIUS[1]) + 1))
-            cy, cx = (int(v) for v in rng.integers(n // 4, 3 * n // 4 + 1, size=2))
-            dark = rng.integers(0, 70, size=3, dtype=np.uint8)
-            light = rng.integers(155, 225, size=3, dtype=np.uint8)
-            period = self.fine_periods[int(rng.integers(len(self.fine_periods)))]
-            self._stamp(img, shape, r, cy, cx,
-                        self._stripes(light, dark, period, int(rng.integers(period)),
-                                      bool(vertical)))
+                self._stamp(img, _shape_mask(shape, r), cy, cx, self._plain(color))
+            label = int(labels[i])
+            if label < len(TEXTURES):
+                self._disc(img, TEXTURES[label])
+            elif label < len(TEXTURES) + len(LAYOUTS):
+                self._dots(img, LAYOUTS[label - len(TEXTURES)])
+            else:
+                self._glyph(img, label - len(TEXTURES) - len(LAYOUTS))
             # Pixel noise: a random window of a noise tile (0..31; colours stay <= 224).
             oy, ox = (int(v) for v in rng.integers(0, n, size=2))
             img += self.noise[:, oy : oy + n, ox : ox + n]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import abc
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from scaler.errors import UsageError
 from scaler.runtime import Runtime, select_device
 from scaler.states import State
 from scaler.study.experiment import Experiment, Outcome, Reporter, WorkItem
-from scaler.training import EpochMetrics, TrainConfig, TrainResult, seed_everything, train
+from scaler.training import EpochMetrics, TrainConfig, TrainResult, make_optimizer, seed_everything, train
 
 
 @dataclass(frozen=True)
@@ -135,9 +136,11 @@ def estimate_seconds(
 ) -> tuple[float, float]:
     """Measure one training of the network `build` makes, from a short run.
 
-    On the runtime's device, times two SGD steps (after a warm-up) and one evaluation batch at
-    `resolution`. Returns (seconds for one full training with its evaluations, the measured
-    training images/s).
+    On the runtime's device, times training steps with the configured optimizer (three warm-up
+    steps, then the median of six) and evaluation batches (one warm-up, then the median of
+    three) at `resolution`. Returns (seconds for one full training with its evaluations, the
+    measured training images/s). The median of several steps, rather than the mean of two,
+    keeps one slow step (a fresh allocation, another process) out of the figure.
     """
     device = select_device(runtime.device)
     threads = torch.get_num_threads()
@@ -153,10 +156,12 @@ def estimate_seconds(
 
     try:
         model = build().to(device=device, memory_format=torch.channels_last)
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+        optimizer = make_optimizer(model, config)
         batch = config.batch_size
         x = torch.randn(batch, 3, resolution, resolution, device=device).to(memory_format=torch.channels_last)
         y = torch.randint(0, num_classes, (batch,), device=device)
+        eval_batch = min(config.eval_batch_size, max(1, len(dataset.val)))
+        xe = torch.randn(eval_batch, 3, resolution, resolution, device=device).to(memory_format=torch.channels_last)
 
         def train_step() -> None:
             optimizer.zero_grad(set_to_none=True)
@@ -165,14 +170,14 @@ def estimate_seconds(
 
         def eval_step() -> None:
             with torch.no_grad():
-                model.eval()(x)
+                model.eval()(xe)
 
-        train_seconds = [timed(train_step) for _ in range(3)][1:]
-        eval_seconds = [timed(eval_step) for _ in range(2)][1:]
+        train_seconds = statistics.median([timed(train_step) for _ in range(9)][3:])
+        eval_seconds = statistics.median([timed(eval_step) for _ in range(4)][1:])
     finally:
         torch.set_num_threads(threads)
-    train_ips = batch / (sum(train_seconds) / len(train_seconds))
-    eval_ips = batch / eval_seconds[0]
+    train_ips = batch / train_seconds
+    eval_ips = eval_batch / eval_seconds
     epochs = config.planned_epochs(len(dataset.train))
     per_training = epochs * (len(dataset.train) / train_ips + len(dataset.val) / eval_ips)
     if config.max_seconds is not None:

@@ -21,6 +21,7 @@ Creating and joining a study is `create.py`; trial bookkeeping `trials.py`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import threading
@@ -56,16 +57,31 @@ def prepare(handle: StudyHandle, runtime: Runtime) -> Any:
     current = handle.experiment.context_fingerprint(context)
     if current is None:
         return context
-    recorded = handle.study.user_attrs.get(ATTR_CONTEXT)
-    if recorded is None:
+    recorded = handle.study.user_attrs.get(ATTR_CONTEXT) or _summary_data_fingerprint(handle)
+    if handle.study.user_attrs.get(ATTR_CONTEXT) is None and recorded in (None, current):
         handle.study.set_user_attr(ATTR_CONTEXT, current)
     elif recorded != current:
         raise UsageError(
             f"the data of study {handle.name!r} changed since it started (fingerprint "
-            f"{recorded[:12]} -> {current[:12]}: files added, removed or modified); results on "
-            "different data cannot be ranked together: restore the data, or pick a new --name"
+            f"{recorded[:12]} -> {current[:12]}: files added, removed or modified, or the built-in "
+            "synthetic data redrawn by a newer scaler); results on different data cannot be ranked "
+            "together: restore the data (or the scaler it was rendered with), or pick a new --name"
         )
     return context
+
+
+def _summary_data_fingerprint(handle: StudyHandle) -> str | None:
+    """The data fingerprint a study's summary file recorded, for studies begun before the
+    study kept it (scaler 0.1 searches): without it such a folder would resume on whatever
+    data there is now, e.g. the synthetic set of a newer format."""
+    if handle.folder is None:
+        return None
+    try:
+        data = json.loads((handle.folder / handle.experiment.summary_name).read_text())
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    value = data.get("dataset_fingerprint") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,158 @@
+"""How much a proxy setting can tell: trains the unscaled base, the three single-dimension
+candidates and a few compound ones, each with two or more seeds, exactly as a search trains a
+candidate (data split with the seed, initial weights from the seed, `train` with the search's
+TrainConfig), and prints top-1 per network, its gain over the base against the noise, and
+the cost of one training in images of timm's efficientnet_b0 step (see timm_support.py).
+
+    PYTHONPATH=. nice -n 5 .venv/bin/python benchmarks/proxy_probe.py --timm-path /tmp/timm_pkgs \
+        [--epochs 3 --train-images 2000 --val-images 500 --lr 0.02 --base-resolution 64 \
+         --base-width 0.5 --seeds 0,1 --nets "1,1,1;2,1,1;1,1.4,1;1,1,1.4;1.2,1.1,1.15"]
+
+Each seed plays one search's repeat 0 (`scaler search --seed S`): the data of seed S, the
+weights of seed S. The noise figures: `val` is the 95% Wilson half-width of one run's top-1 on
+the validation images; `seeds` is the standard deviation over seeds of (net - base), the
+spread a gain must clear to rank the same way in two searches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timm_support import import_timm, reference_rate  # noqa: E402
+
+from scaler.candidates import CandidateSpace, ProxyBase  # noqa: E402
+from scaler.experiments.proxy import DataOptions  # noqa: E402
+from scaler.runtime import Runtime  # noqa: E402
+from scaler.scaling import compound_scale  # noqa: E402
+from scaler.statistics import proportion_interval, unpack_correct  # noqa: E402
+from scaler.training import TrainConfig, seed_everything, train  # noqa: E402
+
+
+def adjust(model: torch.nn.Module, no_drop: bool, zero_init: bool) -> None:
+    """Experimental changes to a built EfficientNet (not library behaviour)."""
+    for m in model.modules():
+        if no_drop and isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+        if no_drop and hasattr(m, "drop_path"):
+            m.drop_path = 0.0
+        if zero_init and getattr(m, "use_residual", False):
+            torch.nn.init.zeros_(m.block[-1].bn.weight if hasattr(m.block[-1], "bn")
+                                 else [x for x in m.block[-1].modules()
+                                       if isinstance(x, torch.nn.BatchNorm2d)][-1].weight)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    d = TrainConfig()
+    b = ProxyBase()
+    p.add_argument("--nets", default="1,1,1;2,1,1;1,1.4,1;1,1,1.4;1.4,1.2,1;1.2,1.1,1.15")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--optimizer", default=d.optimizer)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--no-timm", action="store_true", help="skip the reference rate")
+    p.add_argument("--no-drop", action="store_true", help="no dropout / stochastic depth")
+    p.add_argument("--zero-init", action="store_true",
+                   help="residual blocks start as identities (last BN scale 0)")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    p.add_argument("--train-images", type=int, default=None)
+    p.add_argument("--val-images", type=int, default=None)
+    p.add_argument("--base-resolution", type=int, default=b.resolution)
+    p.add_argument("--base-width", type=float, default=b.width)
+    p.add_argument("--base", default=b.variant)
+    p.add_argument("--storage", type=int, default=None, help="storage resolution")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--timm-path", default="/tmp/timm_pkgs")
+    args = p.parse_args()
+
+    torch.set_flush_denormal(True)
+    timm, note = (None, "skipped") if args.no_timm else import_timm(args.timm_path)
+    rates = [reference_rate(timm, args.threads)] if timm else []
+    base = ProxyBase(args.base, args.base_resolution, args.base_width, 10)
+    nets = [tuple(float(v) for v in n.split(",")) for n in args.nets.split(";")]
+    scales = [compound_scale(a, bb, g, 1.0, base.resolution) for a, bb, g in nets]
+    # A search stores its data at its largest candidate's resolution, which every candidate
+    # (and so the base here) then reads: the default grid's, unless --storage says otherwise.
+    storage = args.storage or max(
+        compound_scale(a, bb, g, 1.0, base.resolution).resolution
+        for a, bb, g in CandidateSpace().coefficients())
+    storage = max(storage, *(s.resolution for s in scales))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         optimizer=args.optimizer, weight_decay=args.weight_decay,
+                         label_smoothing=args.label_smoothing, warmup_epochs=args.warmup_epochs)
+    runtime = Runtime(device="cpu", threads=args.threads)
+    data_options = DataOptions("synthetic", args.train_images, args.val_images)
+    top1: dict[int, list[float]] = {i: [] for i in range(len(nets))}
+    seconds: dict[int, list[float]] = {i: [] for i in range(len(nets))}
+    n_val = 0
+    for seed in seeds:
+        start = time.perf_counter()
+        data = data_options.load(storage, seed, runtime)
+        n_val = len(data.val)
+        print(f"seed {seed}: data {len(data.train)}+{n_val} at {storage} px in "
+              f"{time.perf_counter() - start:.1f} s", flush=True)
+        for i, scale in enumerate(scales):
+            seed_everything(seed)
+            model = base.build(scale.width, scale.depth)
+            adjust(model, args.no_drop, args.zero_init)
+            result = train(model, data, scale.resolution, replace(config, seed=seed), runtime)
+            top1[i].append(result.top1)
+            right = unpack_correct(result.val_correct, len(data.val))
+            labels = data.val.labels.numpy()
+            per_class = " ".join(f"{right[labels == c].mean():.2f}" for c in range(data.num_classes))
+            seconds[i].append(result.train_seconds)
+            print(f"  {nets[i]} r={scale.resolution} top1 {result.top1:.3f} "
+                  f"({'/'.join(f'{e.top1:.2f}' for e in result.epochs)}) "
+                  f"{result.train_seconds:.1f} s {result.status.value}; per class {per_class}", flush=True)
+    if timm:
+        rates.append(reference_rate(timm, args.threads))
+    rate = statistics.mean(rates) if rates else math.nan
+
+    print(f"\nsetting: base {args.base} r{args.base_resolution} w{args.base_width:g}, "
+          f"epochs {args.epochs}, batch {args.batch_size}, {args.optimizer} lr {config.learning_rate:g}, "
+          f"train {args.train_images or 'default'}, val {n_val}, seeds {seeds}"
+          f"{', no drop' if args.no_drop else ''}{', zero-init' if args.zero_init else ''}")
+    print(f"timm reference {rate:.1f} img/s ({', '.join(f'{r:.1f}' for r in rates)}; {note or 'ok'})")
+    base_mean = statistics.mean(top1[0])
+    half = lambda p: (lambda lo_hi: (lo_hi[1] - lo_hi[0]) / 2)(
+        proportion_interval(round(p * n_val), n_val))
+    print(f"{'net':>18} {'top1 per seed':>22} {'mean':>6} {'gain':>6} {'val±':>5} "
+          f"{'seeds sd':>8} {'premise':>7} {'s x rate':>9}")
+    compound_costs = []
+    for i, net in enumerate(nets):
+        m = statistics.mean(top1[i])
+        diffs = [t - b0 for t, b0 in zip(top1[i], top1[0])]
+        gain = m - base_mean
+        sd = statistics.stdev(diffs) if len(diffs) > 1 else math.nan
+        # premise: gain larger than the candidate's own 95% interval half-width (one run: Wilson)
+        premise = "" if i == 0 else ("yes" if gain > half(m) and min(diffs) > 0 else "no")
+        cost = statistics.mean(seconds[i]) * rate
+        if i:
+            compound_costs.append(cost)
+        print(f"{str(net):>18} {' '.join(f'{t:.3f}' for t in top1[i]):>22} {m:6.3f} "
+              f"{gain:+6.3f} {half(m):5.3f} {sd:8.3f} {premise:>7} {cost:9.0f}")
+    best = max(statistics.mean(v) for v in top1.values())
+    if not compound_costs:
+        return
+    print(f"best/chance {best / 0.1:.2f}; one scaled training = {statistics.mean(compound_costs):.0f} "
+          f"timm images; 30,000 buys {30000 / statistics.mean(compound_costs):.1f} trainings "
+          "(before data and estimate overhead)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""What a default search costs on this machine, in images of timm's efficientnet_b0 step.
+
+Runs `scaler search --phi 1` (the built-in defaults; extra arguments after `--` are passed on,
+e.g. `-- --seed 1`) in a child process with 2 threads, times it, and measures timm's
+efficientnet_b0 training step (128 px, batch 32, channels_last, 10 classes, plain SGD; see
+timm_support.py) in this process just before and just after it, so that both figures see
+the same machine. Prints the search's own estimate (the "estimated N min" line) against the
+wall time, and
+
+    wall x rate = N images (goal <= 30,000)
+
+which normalises the wall time for the machine. With `--wall SECONDS` no search is run: the
+wall time of a finished search is given, and only the rate is measured.
+
+    PYTHONPATH=. nice -n 5 .venv/bin/python benchmarks/search_cost.py --timm-path /tmp/timm_pkgs \
+        --root /tmp/searches [-- --seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timm_support import REFERENCE, import_timm, reference_rate  # noqa: E402
+
+GOAL = 30_000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--timm-path", help="folder to add to sys.path for timm")
+    parser.add_argument("--root", default="searches", help="--root of the search")
+    parser.add_argument("--wall", type=float, help="wall seconds of a finished search (no run)")
+    parser.add_argument("--scaler", default=str(Path(sys.executable).with_name("scaler")),
+                        help="the scaler command (default: next to this Python)")
+    parser.add_argument("extra", nargs="*", help="more `scaler search` arguments (after --)")
+    args = parser.parse_args()
+    timm, note = import_timm(args.timm_path)
+    if timm is None:
+        sys.exit(f"search_cost: {note}; install it aside (see benchmarks/timm_support.py)")
+    rates = [reference_rate(timm, args.threads)]
+    print(f"{REFERENCE}: {rates[0]:.1f} img/s", flush=True)
+    estimate = None
+    if args.wall is None:
+        command = [args.scaler, "search", "--phi", "1", "--threads", str(args.threads),
+                   "--quiet", "--root", args.root, *args.extra]
+        print("running: " + " ".join(command), flush=True)
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env={**os.environ, "COLUMNS": "200"})
+        for line in proc.stdout:
+            print("  | " + line.rstrip(), flush=True)
+            found = re.search(r"estimated ([0-9.]+) min", line)
+            if found and estimate is None:
+                estimate = float(found.group(1)) * 60
+        if proc.wait():
+            sys.exit(f"search_cost: the search failed (exit {proc.returncode})")
+        wall = time.perf_counter() - start
+        rates.append(reference_rate(timm, args.threads))
+        print(f"{REFERENCE}: {rates[-1]:.1f} img/s (after)", flush=True)
+    else:
+        wall = args.wall
+    rate = sum(rates) / len(rates)
+    if estimate is not None:
+        print(f"estimate {estimate / 60:.1f} min vs wall {wall / 60:.1f} min: "
+              f"{estimate / wall - 1:+.0%} (goal within +-25%)")
+    product = wall * rate
+    print(f"wall {wall:.0f} s x rate {rate:.1f} img/s = {product:,.0f} images "
+          f"(goal <= {GOAL:,}: {'met' if product <= GOAL else 'not met'})")
+
+
+if __name__ == "__main__":
+    main()
