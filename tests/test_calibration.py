@@ -26,6 +26,7 @@ from scaler.experiments.calibration import (
     ATTR_CALIBRATION, RESULT_COLUMNS, Calibration, CalibrationConfig, Setting, parse_try, recommend,
     reference_setting, spread,
 )  # fmt: skip
+from scaler.data import SYNTHETIC_TRAIN
 from scaler.experiments.repeats import ATTR_REPEATS
 from scaler.experiments.search import SearchConfig
 from scaler.study.experiment import WorkItem, experiment_class
@@ -109,11 +110,11 @@ def test_config_round_trips_and_refuses_what_cannot_be_calibrated():
     search = SearchConfig()
     config = CalibrationConfig(search, reference_setting(search, 4), tries=(parse_try("epochs=1,base-width=0.25"),))
     config.validate()
-    assert config.reference == Setting("reference", epochs=12)
+    assert config.reference == Setting("reference", epochs=4 * search.train.epochs)
     assert CalibrationConfig.from_identity(json.loads(json.dumps(config.identity()))) == config
     assert config.default_name().startswith("calibrate-phi1-grid-b0-r64-w0.5-")
     more = CalibrationConfig(search, reference_setting(search, 4, train_images=4000))
-    assert [more.images(s) for s in more.settings()] == [4000, 2000]  # the synthetic set's 2000 by default
+    assert [more.images(s) for s in more.settings()] == [4000, SYNTHETIC_TRAIN]  # the synthetic set's size by default
     with pytest.raises(UsageError, match="at least 3"):
         CalibrationConfig(search, config.reference, k=2).validate()
     with pytest.raises(UsageError, match="given twice"):
@@ -170,11 +171,12 @@ def test_bad_calibration_options_are_refused_before_anything_is_created(cli, tmp
     for flag, value in (("--repeats", "0"), ("--reference-epochs", "0"), ("--reference-factor", "0"), ("--max-seconds", "60")):
         result = cli("calibrate", flag, value, "--root", tmp_path)
         assert result.code == 2 and result.err.startswith(f"error: {flag}: ") and result.err.count("\n") == 1
-    for flag, value in (("--reference-factor", "1.1"), ("--reference-epochs", "3")):  # 3 epochs, as the proxy
+    epochs = SearchConfig().train.epochs
+    for flag, value in (("--reference-factor", "1"), ("--reference-epochs", str(epochs))):  # as long as the proxy
         result = cli("calibrate", flag, value, "--root", tmp_path)
-        assert result.code == 2 and "trains no longer than the proxy (3 epochs on 2000 images)" in result.err
-    longer = cli("calibrate", "--reference-epochs", "3", "--reference-train-images", "4000", "--candidates", "2", "--root", tmp_path)
-    assert longer.err.startswith("error: --candidates: ")  # 3 epochs on more images is longer: only k is refused
+        assert result.code == 2 and f"trains no longer than the proxy ({epochs} epochs on {SYNTHETIC_TRAIN} images)" in result.err
+    longer = cli("calibrate", "--reference-epochs", str(epochs), "--reference-train-images", "4000", "--candidates", "2", "--root", tmp_path)
+    assert longer.err.startswith("error: --candidates: ")  # as many epochs on more images is longer: only k is refused
     assert not any(tmp_path.iterdir())
 
 
