@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,10 @@ def postgres_url() -> str:
             pytest.fail("CI must run the PostgreSQL tests: SCALER_TEST_POSTGRES_URL is not set")
         pytest.skip("no PostgreSQL server: set SCALER_TEST_POSTGRES_URL (scripts/test.sh starts one)")
     return url
+
+
+def sigint_default() -> None:
+    """`preexec_fn` for a child that a test stops with SIGINT: a shell that starts the suite in
+    the background (`bash .ci/run &`) passes SIGINT on as ignored, and Python then never raises
+    KeyboardInterrupt; the child gets the default disposition back."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -43,6 +43,6 @@ def test_train_bad_data_and_divergence(cli, tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "one" / "cat" / "a.png")
     one = cli("train", "b0", *TINY, "--data", tmp_path / "one")
     assert one.code == 2 and len(one.err.strip().splitlines()) == 1
-    diverged = cli("train", "b0", *TINY, "--epochs", "1", "--lr", "1e6", "--format", "json")
+    diverged = cli("train", "b0", *TINY, "--epochs", "1", "--optimizer", "sgd", "--lr", "1e6", "--format", "json")
     assert diverged.code == 1
     assert json.loads(diverged.out)["status"] == "diverged"

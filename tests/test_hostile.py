@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.conftest import sigint_default
 from PIL import Image
 
 SCALER = str(Path(sys.executable).parent / "scaler")
@@ -301,7 +303,7 @@ def test_a_reader_that_goes_away_fails_no_command(tmp_path):
 
 @pytest.mark.parametrize("delay", [0.05, 0.4])
 def test_ctrl_c_while_starting_is_one_line(tmp_path, delay):
-    process = subprocess.Popen([SCALER, "flops", "all"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([SCALER, "flops", "all"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     time.sleep(delay)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
@@ -312,7 +314,7 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path, delay):
 
 def test_ctrl_c_while_counting_candidates_is_one_line(tmp_path):
     args = [SCALER, "candidates", "--alpha-range", "1:2:0.02", "--beta-range", "1:1.4:0.02", "--gamma-range", "1:1.4:0.02", "--tolerance", "0.3"]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     time.sleep(6)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)

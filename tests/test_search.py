@@ -190,7 +190,7 @@ def test_report_formats_pareto_and_plot(cli, tmp_path):
     assert cli("report", folder, "--plot", plot).code == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
     missing = cli("report", tmp_path / "nowhere")
-    assert missing.code == 2 and "not a search folder" in missing.err
+    assert missing.code == 2 and "not a study folder" in missing.err
 
 
 def test_scale_from_search(cli, tmp_path):

@@ -18,6 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from scaler.study.storage import mask_url
+from tests.conftest import sigint_default
 
 SCALER = str(Path(sys.executable).parent / "scaler")
 # 8 candidates on a tiny proxy: the space (shared with `scaler candidates`), then training.
@@ -224,7 +225,7 @@ def test_ctrl_c_marks_the_candidate_interrupted_and_says_how_to_resume(tmp_path)
     args = [SCALER, "search", *GRID8, "--root", str(tmp_path), "--name", "ctrlc"]
     args[args.index("--epochs") + 1] = "4"
     folder = tmp_path / "ctrlc"
-    process = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     wait_for(lambda: (folder / "study.journal").exists() and '"worker"' in (folder / "study.journal").read_text(), what="a running candidate")
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
