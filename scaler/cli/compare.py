@@ -26,11 +26,11 @@ from scaler.experiments.comparison import (
 )  # fmt: skip
 from scaler.experiments.proxy import DataOptions
 from scaler.experiments.search import best_coefficients, read_results
-from scaler.study.results import RESULTS_NAME
 from scaler.plots import check_plot_path, plot_comparison
 from scaler.render import Column, emit, fixed, integer, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
+from scaler.study.results import RESULTS_NAME
 
 COLUMNS = [
     Column("strategy", "strategy", text),
@@ -151,7 +151,8 @@ def compare(
             quiet=quiet or format in (Format.csv, Format.json), counting="counting networks with fvcore...",
         )  # fmt: skip
     except Interrupted:  # what finished so far is drawn too
-        _draw(pd.read_csv(root / name / RESULTS_NAME), plot_path, name)
+        if (root / name / RESULTS_NAME).exists():
+            _draw(pd.read_csv(root / name / RESULTS_NAME), plot_path, name)
         raise
     frame, folder = outcome.frame, handle.folder
     if format in (Format.csv, Format.json):
