@@ -52,6 +52,11 @@ def share(value: object) -> str:
     return "" if _missing(value) else f"{value * 100:.1f}%"
 
 
+def interval(low: object, high: object) -> str:
+    """A share's 95% interval as 'low-high%' (empty where a bound is missing)."""
+    return "" if _missing(low) or _missing(high) else f"{low * 100:.1f}-{high * 100:.1f}%"  # type: ignore[operator]
+
+
 def published(unit: str) -> Callable[[object], str]:
     """A published figure as the paper prints it: 0.39B, 5.3M."""
     scale = {"B": 1e9, "M": 1e6}[unit]

@@ -27,7 +27,7 @@ from scaler.experiments.comparison import (
 from scaler.experiments.proxy import DataOptions
 from scaler.experiments.search import best_coefficients, read_results
 from scaler.plots import check_plot_path, plot_comparison
-from scaler.render import Column, emit, fixed, integer, share, text
+from scaler.render import Column, emit, fixed, integer, interval, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
 from scaler.study.results import RESULTS_NAME
@@ -69,10 +69,7 @@ def _test(p: object, word: object) -> str:
 def shown(frame: pd.DataFrame) -> pd.DataFrame:
     """Display-only columns: the interval and the two paired tests in words."""
     out = frame.copy()
-    out["interval"] = [
-        "" if pd.isna(low) or pd.isna(high) else f"{low * 100:.1f}-{high * 100:.1f}%"
-        for low, high in zip(out["top1_low"], out["top1_high"])
-    ]
+    out["interval"] = [interval(low, high) for low, high in zip(out["top1_low"], out["top1_high"])]
     out["versus_base"] = [_test(p, w) for p, w in zip(out["vs_base_p"], out["vs_base"])]
     out["versus_compound"] = [_test(p, w) for p, w in zip(out["vs_compound_p"], out["vs_compound"])]
     out["compound_macs"] = ["" if pd.isna(r) or s in (BASE, COMPOUND) else f"x{1 / r:.2f}" for r, s in zip(out["macs_vs_compound"], out["strategy"])]

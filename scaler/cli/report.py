@@ -11,7 +11,7 @@ import typer
 from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
-from scaler.render import Column, emit, fixed, integer, share, text
+from scaler.render import Column, emit, fixed, integer, interval, share, text
 from scaler.cli.results import reliability_lines, show_results
 from scaler.errors import RunError, UsageError
 from scaler.experiments.search import read_results
@@ -78,10 +78,7 @@ def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
         return
     shown = comparison.frame.copy()
     for side in ("a", "b"):
-        shown[f"interval_{side}"] = [
-            "" if pd.isna(lo) or pd.isna(hi) else f"{lo * 100:.1f}-{hi * 100:.1f}%"
-            for lo, hi in zip(shown[f"top1_low_{side}"], shown[f"top1_high_{side}"])
-        ]
+        shown[f"interval_{side}"] = [interval(lo, hi) for lo, hi in zip(shown[f"top1_low_{side}"], shown[f"top1_high_{side}"])]
     lines = [f"A = {folder_a} ({info_a['name']}), B = {folder_b} ({info_b['name']}); {comparison.shared} candidates in both, {comparison.scored} complete in both"]
     if comparison.spearman is not None:
         lines.append(f"rank agreement: Spearman {comparison.spearman:.2f}, Kendall {comparison.kendall:.2f}")

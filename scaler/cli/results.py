@@ -7,7 +7,7 @@ import pandas as pd
 from scaler.cli.app import Format, console
 from scaler.experiments.search import is_paper_point
 from scaler.reports import truth
-from scaler.render import Column, emit, fixed, integer, share, text
+from scaler.render import Column, emit, fixed, integer, interval, share, text
 from scaler.states import State
 
 SEARCH_COLUMNS = [
@@ -33,13 +33,6 @@ SEARCH_COLUMNS = [
 ]
 
 
-def _interval(row: pd.Series) -> str:
-    low, high = row.get("top1_low"), row.get("top1_high")
-    if low is None or high is None or pd.isna(low) or pd.isna(high):
-        return ""
-    return f"{low * 100:.1f}-{high * 100:.1f}%"
-
-
 def marked(frame: pd.DataFrame) -> pd.DataFrame:
     """Add display-only columns: 'mark' (★ the best complete row, ≈ rows the data cannot tell
     from it, ◆ the paper's point) and 'interval' (top-1's 95% interval)."""
@@ -50,7 +43,7 @@ def marked(frame: pd.DataFrame) -> pd.DataFrame:
         mark = "★ best" if len(best) and i == best[0] else ("≈ tied" if truth(row.get("tied_with_best")) else "")
         marks.append(f"{mark} ◆ paper".strip() if is_paper_point(row) else mark)
     shown.insert(1, "mark", marks)
-    shown["interval"] = [_interval(row) for _, row in shown.iterrows()]
+    shown["interval"] = [interval(row.get("top1_low"), row.get("top1_high")) for _, row in shown.iterrows()]
     return shown
 
 

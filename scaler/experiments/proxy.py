@@ -10,11 +10,12 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
 
+from scaler.candidates import ProxyBase
 from scaler.data import Dataset, count_classes, load_dataset
 from scaler.errors import UsageError
 from scaler.runtime import Runtime, select_device
@@ -194,12 +195,25 @@ class ScaledNetwork(Protocol):
     macs: int
 
 
+class ProxyConfig(Protocol):
+    """The parts of a proxy study's configuration that say what it trains and on what."""
+
+    base: ProxyBase
+    data: DataOptions
+    train: TrainConfig
+
+    def validate(self) -> None: ...
+
+    def identity(self) -> dict: ...
+
+
 class ProxyExperiment(Experiment):
     """An experiment whose every item trains one scaled network of `config.base` on
     `config.data` with `config.train` (the search and the comparison; a calibration varies
     them per item and does its own): loading the data, building a network and estimating the
     cost are the same for all of them, and live here."""
 
+    config: ProxyConfig
     dataset_fingerprint: str | None = None
 
     @abc.abstractmethod
@@ -212,7 +226,7 @@ class ProxyExperiment(Experiment):
 
     def prepare(self, runtime: Runtime) -> Dataset:
         """The study's data at a storage resolution that serves its largest network."""
-        config: Any = self.config
+        config = self.config
         storage_resolution = max(n.resolution for n in self.networks())
         dataset = load_checked(config.data, config.train.seed, config.base.num_classes, storage_resolution, runtime)
         self.dataset_fingerprint = dataset.fingerprint
@@ -222,20 +236,18 @@ class ProxyExperiment(Experiment):
         return context.fingerprint
 
     def epochs(self, context: Dataset) -> int:
-        config: Any = self.config
-        return config.train.planned_epochs(len(context.train))
+        return self.config.train.planned_epochs(len(context.train))
 
     def model(self, network: ScaledNetwork, seed: int) -> nn.Module:
         """The module of one network, its initial weights fixed by `seed`."""
         seed_everything(seed)
-        config: Any = self.config
-        return config.base.build(network.width_mult, network.depth_mult)
+        return self.config.base.build(network.width_mult, network.depth_mult)
 
     def estimate_seconds(self, context: Dataset, runtime: Runtime, items: list[WorkItem]) -> tuple[float, str]:
         """Times the median-MACs network of `items`, then scales by each one's MACs."""
         if not items:
             return 0.0, "nothing left to train"
-        config: Any = self.config
+        config = self.config
         chosen = sorted((self.network(i) for i in items), key=lambda n: n.macs)[len(items) // 2]
         seconds, images_per_s = estimate_seconds(
             lambda: self.model(chosen, config.train.seed), chosen.resolution, config.base.num_classes,
