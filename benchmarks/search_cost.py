@@ -4,7 +4,7 @@ Runs `scaler search --phi 1` (the built-in defaults; extra arguments after `--` 
 e.g. `-- --seed 1`) in a child process with 2 threads, times it, and measures timm's
 efficientnet_b0 training step (128 px, batch 32, channels_last, 10 classes, plain SGD; see
 timm_support.py) in this process just before and just after it, so that both figures see
-the same machine. Prints the search's own estimate (the "estimated N min" line) against the
+the same machine. Prints the search's own estimate (the "estimated N s" or "N min" line) against the
 wall time, and
 
     wall x rate = N images (goal <= 30,000)
@@ -58,9 +58,9 @@ def main() -> None:
                                 text=True, env={**os.environ, "COLUMNS": "200"})
         for line in proc.stdout:
             print("  | " + line.rstrip(), flush=True)
-            found = re.search(r"estimated ([0-9.]+) min", line)
+            found = re.search(r"estimated ([0-9.]+) (s|min)\b", line)
             if found and estimate is None:
-                estimate = float(found.group(1)) * 60
+                estimate = float(found.group(1)) * (60 if found.group(2) == "min" else 1)
         if proc.wait():
             sys.exit(f"search_cost: the search failed (exit {proc.returncode})")
         wall = time.perf_counter() - start

@@ -57,6 +57,11 @@ def interval(low: object, high: object) -> str:
     return "" if _missing(low) or _missing(high) else f"{low * 100:.1f}-{high * 100:.1f}%"  # type: ignore[operator]
 
 
+def duration(seconds: float) -> str:
+    """A span of time a reader takes in at once: '48 s' under 5 minutes, else '12.5 min'."""
+    return f"{seconds:.0f} s" if seconds < 300 else f"{seconds / 60:.1f} min"
+
+
 def published(unit: str) -> Callable[[object], str]:
     """A published figure as the paper prints it: 0.39B, 5.3M."""
     scale = {"B": 1e9, "M": 1e6}[unit]

@@ -37,6 +37,27 @@ class Runtime:
     def with_threads(self, threads: int | None) -> Runtime:
         return replace(self, threads=threads)
 
+    def for_worker(self, index: int) -> Runtime:
+        """The runtime of local worker `index`: 'cuda' (or 'auto' where CUDA is available)
+        becomes one visible GPU per worker, round-robin, so N workers spread over the GPUs;
+        a named device ('cuda:1', 'cpu', 'mps') pins every worker to it."""
+        return replace(self, device=worker_device(self.device, index, cuda_count()))
+
+
+def cuda_count() -> int:
+    """Visible CUDA devices (CUDA_VISIBLE_DEVICES applies); 0 without CUDA."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def worker_device(device: str, index: int, gpus: int) -> str:
+    """The device local worker `index` trains on when the study runs on `device` and `gpus`
+    CUDA devices are visible: 'cuda' and 'auto' take GPU `index % gpus`; anything else
+    (a pinned 'cuda:N', 'cpu', 'mps', or 'auto' without a GPU) is kept."""
+    name = (device or "auto").strip().lower()
+    if name in ("cuda", "auto") and gpus > 0:
+        return f"cuda:{index % gpus}"
+    return device
+
 
 def select_device(name: str = "auto") -> torch.device:
     """'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N' or 'mps'; UsageError for an
@@ -55,7 +76,7 @@ def select_device(name: str = "auto") -> torch.device:
             raise UsageError("device = 'mps' is not available here; use 'cpu' or 'auto'", param="device")
         return torch.device("mps")
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        count = cuda_count()
         index = int(name[5:]) if ":" in name else 0
         if index >= count:
             raise UsageError(f"device = '{name}' is not available here ({count} CUDA "

@@ -9,7 +9,10 @@ import torch
 from scaler import build_model
 from scaler.data import Dataset, ImageSplit, clear_memo, load_dataset
 from scaler.errors import UsageError
-from scaler.runtime import Runtime, select_device
+from scaler.experiments import proxy
+from scaler.experiments.proxy import estimate_seconds
+from scaler.experiments.search import CompoundSearch, SearchConfig
+from scaler.runtime import Runtime, select_device, worker_device
 from scaler.states import State
 from scaler.training import (
     RMSpropTF,
@@ -167,6 +170,25 @@ def test_select_device():
             select_device("cuda")
 
 
+@pytest.mark.parametrize("device, gpus, expected", [
+    ("cuda", 2, ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]),  # spread round-robin
+    ("auto", 3, ["cuda:0", "cuda:1", "cuda:2", "cuda:0"]),
+    ("cuda:1", 2, ["cuda:1"] * 4),  # pinned
+    ("auto", 0, ["auto"] * 4),  # no GPU: nothing to spread
+    ("cpu", 2, ["cpu"] * 4),
+])
+def test_workers_spread_over_visible_gpus(device, gpus, expected):
+    assert [worker_device(device, i, gpus) for i in range(4)] == expected
+
+
+def test_runtime_for_worker_uses_the_visible_gpu_count(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    runtime = Runtime(device="cuda", threads=3)
+    assert [runtime.for_worker(i) for i in range(3)] == [
+        Runtime(device="cuda:0", threads=3), Runtime(device="cuda:1", threads=3), Runtime(device="cuda:0", threads=3)]
+
+
 def test_model_with_too_few_classes_is_a_usage_error(synthetic):
     with pytest.raises(UsageError, match="num_classes=10"):
         train(tiny_model(num_classes=3), synthetic, 16, TrainConfig(epochs=1))
@@ -176,3 +198,21 @@ def test_result_properties_without_epochs():
     r = TrainResult(State.DIVERGED, "loss became nan at epoch 1 step 1", (), "cpu", 0.1, math.nan)
     assert math.isnan(r.top1) and r.top5 is None and math.isnan(r.val_loss)
     assert r.to_dict()["top1"] is None
+
+
+def test_estimate_times_warm_steps_and_the_first_use(synthetic):
+    timing = estimate_seconds(lambda: tiny_model(), 16, 10, synthetic, TrainConfig(epochs=2, batch_size=8),
+                              Runtime(device="cpu", threads=1))
+    assert timing.images_per_s > 0 and timing.first_use >= 0
+    # Two epochs of the training images at the measured rate, plus the evaluations.
+    assert timing.seconds > 2 * len(synthetic.train) / timing.images_per_s
+
+
+def test_search_estimate_pays_the_first_use_once_per_network(monkeypatch):
+    search = CompoundSearch.plan(SearchConfig(), repeats=2)
+    monkeypatch.setattr(proxy, "estimate_seconds", lambda *args: proxy.Timing(10.0, 3.0, 100.0))
+    total, how = search.estimate_seconds(None, Runtime(device="cpu"), search.items())
+    median = sorted(c.macs for c in search.candidates for _ in range(2))[len(search.candidates)]
+    expected = sum(2 * 10.0 * c.macs / median for c in search.candidates) + 3.0 * len(search.candidates)
+    assert total == pytest.approx(expected)
+    assert "first use 3.0 s per network" in how

@@ -45,7 +45,7 @@ OptimizerOption = Annotated[str, typer.Option("--optimizer", help="sgd (Nesterov
 WeightDecay = Annotated[float, typer.Option(help="Weight decay of conv and linear weights.")]
 LabelSmoothing = Annotated[float, typer.Option(help="Label smoothing.")]
 Seed = Annotated[int, typer.Option(help="Seed of data, initialisation and augmentation.")]
-Device = Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps.")]
+Device = Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps. With --workers N, cuda (or auto) gives worker i GPU i mod the visible count; cuda:N pins every worker to GPU N.")]
 Threads = Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores, split between workers).")]
 CacheDir = Annotated[Optional[Path], typer.Option(help="Where decoded image tensors are cached.")]
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]

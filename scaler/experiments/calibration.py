@@ -371,13 +371,14 @@ class Calibration(Experiment):
             return 0.0, "nothing left to train"
         chosen = sorted(self.candidates, key=lambda c: c.macs)[len(self.candidates) // 2]
         search = self.config.search
-        seconds, images_per_s = estimate_seconds(
+        timing = estimate_seconds(
             lambda: self.model(PROXY, chosen, search.train.seed), chosen.resolution, search.base.num_classes,
             self._subsets.get(PROXY, context), search.train, runtime,
         )  # fmt: skip
         unit = self._cost(PROXY, self.position[chosen.index])
-        total = sum(seconds * self._cost(i["setting"], self.position[i["candidate"]]) / unit for i in items)
-        return total, f"measured {images_per_s:.0f} img/s on the proxy's median candidate"
+        total = sum(timing.seconds * self._cost(i["setting"], self.position[i["candidate"]]) / unit for i in items)
+        shapes = {tuple(sorted(self.networks[i["setting"]][self.position[i["candidate"]]].items())) for i in items}
+        return total + timing.first_use * len(shapes), timing.describe("the proxy's median candidate")
 
     def _cost(self, setting: int, position: int, images: int | None = None) -> float:
         """Nominal cost of one training: MACs x epochs x training images."""

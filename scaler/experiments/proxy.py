@@ -127,6 +127,22 @@ def _metrics(result: TrainResult, val_images: int) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Timing:
+    """What one network's training costs on a device: `seconds` for a full training with its
+    evaluations once its shapes are warm, `first_use` the extra seconds its first steps took
+    (paid once per network and process: kernel selection, cuDNN or oneDNN set-up and
+    compilation for its shapes; seconds on a GPU, little on a CPU) and the warm training
+    `images_per_s`."""
+
+    seconds: float
+    first_use: float
+    images_per_s: float
+
+    def describe(self, what: str) -> str:
+        return f"measured {self.images_per_s:.0f} img/s on {what}, first use {self.first_use:.1f} s per network"
+
+
 def estimate_seconds(
     build: Callable[[], nn.Module],
     resolution: int,
@@ -134,14 +150,14 @@ def estimate_seconds(
     dataset: Dataset,
     config: TrainConfig,
     runtime: Runtime,
-) -> tuple[float, float]:
+) -> Timing:
     """Measure one training of the network `build` makes, from a short run.
 
     On the runtime's device, times training steps with the configured optimizer (three warm-up
     steps, then the median of six) and evaluation batches (one warm-up, then the median of
-    three) at `resolution`. Returns (seconds for one full training with its evaluations, the
-    measured training images/s). The median of several steps, rather than the mean of two,
-    keeps one slow step (a fresh allocation, another process) out of the figure.
+    three) at `resolution`. The median of several steps, rather than the mean of two, keeps one
+    slow step (a fresh allocation, another process) out of the figure; the first step of each
+    kind, less that median, is the network's first-use cost.
     """
     device = select_device(runtime.device)
     threads = torch.get_num_threads()
@@ -173,17 +189,19 @@ def estimate_seconds(
             with torch.no_grad():
                 model.eval()(xe)
 
-        train_seconds = statistics.median([timed(train_step) for _ in range(9)][3:])
-        eval_seconds = statistics.median([timed(eval_step) for _ in range(4)][1:])
+        train_times = [timed(train_step) for _ in range(9)]
+        eval_times = [timed(eval_step) for _ in range(4)]
     finally:
         torch.set_num_threads(threads)
+    train_seconds, eval_seconds = statistics.median(train_times[3:]), statistics.median(eval_times[1:])
+    first_use = max(0.0, train_times[0] - train_seconds) + max(0.0, eval_times[0] - eval_seconds)
     train_ips = batch / train_seconds
     eval_ips = eval_batch / eval_seconds
     epochs = config.planned_epochs(len(dataset.train))
     per_training = epochs * (len(dataset.train) / train_ips + len(dataset.val) / eval_ips)
     if config.max_seconds is not None:
         per_training = min(per_training, config.max_seconds + len(dataset.val) / eval_ips)
-    return per_training, train_ips
+    return Timing(per_training, first_use, train_ips)
 
 
 class ScaledNetwork(Protocol):
@@ -248,10 +266,12 @@ class ProxyExperiment(Experiment):
         if not items:
             return 0.0, "nothing left to train"
         config = self.config
-        chosen = sorted((self.network(i) for i in items), key=lambda n: n.macs)[len(items) // 2]
-        seconds, images_per_s = estimate_seconds(
+        networks = [self.network(i) for i in items]
+        chosen = sorted(networks, key=lambda n: n.macs)[len(items) // 2]
+        timing = estimate_seconds(
             lambda: self.model(chosen, config.train.seed), chosen.resolution, config.base.num_classes,
             context, config.train, runtime,
         )  # fmt: skip
-        total = sum(seconds * self.network(i).macs / chosen.macs for i in items)
-        return total, f"measured {images_per_s:.0f} img/s on the median network"
+        distinct = {(n.resolution, n.width_mult, n.depth_mult) for n in networks}  # repeats reuse warm shapes
+        total = sum(timing.seconds * n.macs / chosen.macs for n in networks) + timing.first_use * len(distinct)
+        return total, timing.describe("the median network")

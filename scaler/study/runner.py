@@ -21,6 +21,7 @@ from rich.console import Console
 
 from scaler.errors import interrupted_by_user
 from scaler.progress import StudyBars, make_progress
+from scaler.render import duration
 from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.study.create import join_study
@@ -97,7 +98,7 @@ def run_study(
     log(
         f"{experiment.kind} {handle.name}: {experiment.describe()}, {plan.finished} already finished, "
         f"{len(plan.queued)} to train on {_data_size(context)}; "
-        f"estimated {seconds / max(1, min(workers, len(plan.queued) or 1)) / 60:.1f} min ({how})"
+        f"estimated {duration(seconds / max(1, min(workers, len(plan.queued) or 1)))} ({how})"
     )
     interrupted = False
     try:
@@ -175,7 +176,7 @@ def _run_processes(
             processes = [
                 context.Process(
                     target=_worker_process,
-                    args=(handle.storage_url, handle.name, handle.folder, runtime, os.getpid()),
+                    args=(handle.storage_url, handle.name, handle.folder, runtime.for_worker(i), os.getpid()),
                     name=f"scaler-worker-{i}",
                 )
                 for i in range(workers)
