@@ -39,17 +39,13 @@ from scaler.statistics import proportion_interval, unpack_correct  # noqa: E402
 from scaler.training import TrainConfig, seed_everything, train  # noqa: E402
 
 
-def adjust(model: torch.nn.Module, no_drop: bool, zero_init: bool) -> None:
+def adjust(model: torch.nn.Module, no_drop: bool) -> None:
     """Experimental changes to a built EfficientNet (not library behaviour)."""
     for m in model.modules():
         if no_drop and isinstance(m, torch.nn.Dropout):
             m.p = 0.0
         if no_drop and hasattr(m, "drop_path"):
             m.drop_path = 0.0
-        if zero_init and getattr(m, "use_residual", False):
-            torch.nn.init.zeros_(m.block[-1].bn.weight if hasattr(m.block[-1], "bn")
-                                 else [x for x in m.block[-1].modules()
-                                       if isinstance(x, torch.nn.BatchNorm2d)][-1].weight)
 
 
 def main() -> None:
@@ -65,8 +61,8 @@ def main() -> None:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--no-timm", action="store_true", help="skip the reference rate")
     p.add_argument("--no-drop", action="store_true", help="no dropout / stochastic depth")
-    p.add_argument("--zero-init", action="store_true",
-                   help="residual blocks start as identities (last BN scale 0)")
+    p.add_argument("--no-zero-init", action="store_true",
+                   help="the standard start instead of residual branches at zero (ProxyBase.zero_init)")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
     p.add_argument("--train-images", type=int, default=None)
@@ -82,7 +78,7 @@ def main() -> None:
     torch.set_flush_denormal(True)
     timm, note = (None, "skipped") if args.no_timm else import_timm(args.timm_path)
     rates = [reference_rate(timm, args.threads)] if timm else []
-    base = ProxyBase(args.base, args.base_resolution, args.base_width, 10)
+    base = ProxyBase(args.base, args.base_resolution, args.base_width, 10, zero_init=not args.no_zero_init)
     nets = [tuple(float(v) for v in n.split(",")) for n in args.nets.split(";")]
     scales = [compound_scale(a, bb, g, 1.0, base.resolution) for a, bb, g in nets]
     # A search stores its data at its largest candidate's resolution, which every candidate
@@ -109,7 +105,7 @@ def main() -> None:
         for i, scale in enumerate(scales):
             seed_everything(seed)
             model = base.build(scale.width, scale.depth)
-            adjust(model, args.no_drop, args.zero_init)
+            adjust(model, args.no_drop)
             result = train(model, data, scale.resolution, replace(config, seed=seed), runtime)
             top1[i].append(result.top1)
             right = unpack_correct(result.val_correct, len(data.val))
@@ -126,7 +122,7 @@ def main() -> None:
     print(f"\nsetting: base {args.base} r{args.base_resolution} w{args.base_width:g}, "
           f"epochs {args.epochs}, batch {args.batch_size}, {args.optimizer} lr {config.learning_rate:g}, "
           f"train {args.train_images or 'default'}, val {n_val}, seeds {seeds}"
-          f"{', no drop' if args.no_drop else ''}{', zero-init' if args.zero_init else ''}")
+          f"{', no drop' if args.no_drop else ''}{', standard start' if args.no_zero_init else ''}")
     print(f"timm reference {rate:.1f} img/s ({', '.join(f'{r:.1f}' for r in rates)}; {note or 'ok'})")
     base_mean = statistics.mean(top1[0])
     half = lambda p: (lambda lo_hi: (lo_hi[1] - lo_hi[0]) / 2)(

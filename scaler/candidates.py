@@ -24,6 +24,7 @@ from collections.abc import Hashable
 from torch import nn
 
 from scaler.models import family_of, network_spec
+from scaler.models.init import zero_init_residuals
 from scaler.scaling import MAX_PHI, compound_scale, validate_multiplier, validate_resolution
 
 MODES = ("grid", "surface")
@@ -145,12 +146,29 @@ class CandidateSpace:
 
 @dataclass(frozen=True)
 class ProxyBase:
-    """The network a search scales: a preset, its own width multiplier and its resolution."""
+    """The network a search scales: a preset, its own width multiplier and its resolution, and
+    how its networks start: `zero_init` sets every residual branch to zero first
+    (`scaler.models.init`), which makes a short proxy's result depend far less on the seed.
+    Configurations stored without it (before it existed) trained with the standard start."""
 
     variant: str = "b0"
     resolution: int = 64
     width: float = 0.5
     num_classes: int = 10
+    zero_init: bool = True
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ProxyBase:
+        """A stored base; one stored before `zero_init` existed trained without it."""
+        return cls(**{"zero_init": False, **data})
+
+    def identity(self) -> dict:
+        """The base as plain data; `zero_init` is left out when off, so a study stored before
+        it existed keeps its fingerprint under `--standard-init`."""
+        data = asdict(self)
+        if not self.zero_init:
+            del data["zero_init"]
+        return data
 
     def validate(self) -> None:
         validate_resolution(self.resolution, what="base resolution")
@@ -168,9 +186,13 @@ class ProxyBase:
         )
 
     def build(self, width: float = 1.0, depth: float = 1.0) -> nn.Module:
-        """The module of `spec(width, depth)`, from its family."""
+        """The module of `spec(width, depth)`, from its family, residual branches at zero
+        when `zero_init`."""
         spec = self.spec(width, depth)
-        return family_of(spec).build(spec)
+        model = family_of(spec).build(spec)
+        if self.zero_init:
+            zero_init_residuals(model)
+        return model
 
 
 @dataclass(frozen=True)

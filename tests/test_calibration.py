@@ -190,7 +190,7 @@ def micro(tmp_path: Path) -> list[str]:
         "--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1:1.2:0.1", "--tolerance", "0.5",
         "--train-images", "64", "--val-images", "32", "--batch-size", "16", "--epochs", "1", "--lr", "0.05",
         "--threads", "1", "--device", "cpu", "--candidates", "3", "--reference-factor", "2",
-        "--try", "train-images=32", "--quiet",
+        "--try", "train-images=32", "--standard-init", "--quiet",
     ]  # fmt: skip
 
 
@@ -231,6 +231,7 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):
     command = shlex.split(rows[2]["command"])
     assert command[:2] == ["scaler", "search"] and command[command.index("--train-images") + 1] == "32"
     assert "--try" not in command and "--candidates" not in command and "--epochs" in command
+    assert "--standard-init" in command  # an on/off flag is passed on as itself
     searched = cli(*command[1:], "--quiet", "--format", "json")
     assert searched.code == 0, searched.err
     by_candidate = {r["candidate"]: r["val_loss"] for r in json.loads(searched.out)}

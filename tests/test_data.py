@@ -20,6 +20,7 @@ from scaler.data import (
     render_synthetic,
     train_batches,
 )
+from scaler.data.synthetic import SyntheticRenderer
 from scaler.errors import UsageError
 
 CPU = torch.device("cpu")
@@ -77,7 +78,15 @@ def test_synthetic_render_is_prefix_stable_and_fixed():
     assert labels.tolist() == list(range(10))
     # Integer rendering: these bytes are the same on every machine (and numpy version that
     # keeps PCG64's integer stream); a change here means the data set changed.
-    assert hashlib.blake2b(big.tobytes(), digest_size=8).hexdigest() == "96cdec6296937a95"
+    assert hashlib.blake2b(big.tobytes(), digest_size=8).hexdigest() == "9c67d263b769d3db"
+
+
+def test_dots_and_glyphs_contrast_with_where_they_sit():
+    renderer = SyntheticRenderer(0, 1, native=64)
+    light, dark = np.full((3, 64, 64), 200, np.uint8), np.full((3, 64, 64), 30, np.uint8)
+    for _ in range(20):
+        assert renderer._contrasting(light, 10, 70).max() < 50  # clipped to the image
+        assert renderer._contrasting(dark, 32, 32).min() >= 175
 
 
 def test_synthetic_memo_and_options_change_fingerprint():

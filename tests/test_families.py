@@ -179,3 +179,34 @@ def test_arguments_are_validated(variant):
         network_spec(variant, depth=float("nan"))
     with pytest.raises(UsageError):
         network_spec(variant, num_classes=0)
+
+
+@pytest.mark.parametrize("variant, block_type, blocks", [
+    ("b0", "MBConv", 9),  # the stride-1 blocks with unchanged channels
+    ("mobilenetv2", "InvertedResidual", 10),
+    ("resnet50", "Bottleneck", 16),  # every bottleneck adds its branch to a shortcut
+])
+def test_zero_init_makes_every_residual_block_start_as_its_shortcut(variant, block_type, blocks):
+    from scaler.candidates import ProxyBase
+
+    torch.manual_seed(0)
+    model = ProxyBase(variant, 32, 1.0).build().eval()
+    residual = [m for m in model.modules() if type(m).__name__ == block_type
+                and (getattr(m, "use_residual", True))]
+    assert len(residual) == blocks
+    x = torch.rand(2, 1, 8, 8)  # non-negative: a ResNet block ends in ReLU
+    for block in residual:
+        cin = next(c for c in block.modules() if isinstance(c, nn.Conv2d)).in_channels
+        inputs = x.expand(2, cin, 8, 8).contiguous()
+        if variant == "resnet50" and not isinstance(block.shortcut, nn.Identity):
+            continue  # a projection shortcut is not the identity; its branch still starts at zero
+        assert torch.equal(block(inputs), inputs)
+    # Without zero_init (and in a configuration stored before it existed) the branches start live.
+    for plain in (ProxyBase(variant, 32, 0.25, zero_init=False), ProxyBase.from_dict(
+            {"variant": variant, "resolution": 32, "width": 1.0, "num_classes": 10})):
+        assert not plain.zero_init
+        block = next(m for m in plain.build().eval().modules() if type(m).__name__ == block_type
+                     and getattr(m, "use_residual", True))
+        cin = next(c for c in block.modules() if isinstance(c, nn.Conv2d)).in_channels
+        inputs = x.expand(2, cin, 8, 8).contiguous()
+        assert not torch.equal(block(inputs), inputs)

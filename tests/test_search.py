@@ -5,6 +5,7 @@ exactly-once are the engine's: tests/test_engine.py.)"""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import shutil
 import signal
 import subprocess
@@ -126,6 +127,8 @@ def test_search_folder_written_before_the_engine_split_is_not_resumed_on_new_dat
     result = cli(*search_args(tmp_path))
     assert result.code == 2 and "train.optimizer: sgd -> adamw" in result.err
     result = cli(*search_args(tmp_path, "--optimizer", "sgd"))
+    assert result.code == 2 and "base.zero_init" in result.err  # it trained from the standard start
+    result = cli(*search_args(tmp_path, "--optimizer", "sgd", "--standard-init"))
     assert result.code == 2 and "changed since it started" in result.err
     assert "redrawn by a newer scaler" in result.err
     assert (folder / "results.csv").read_text() == before
@@ -135,8 +138,14 @@ def test_search_folder_written_before_the_engine_split_is_not_resumed_on_new_dat
 def test_default_configuration_keeps_its_fingerprint():
     """Search folders are named and matched by the configuration's fingerprint: only a change
     of the defaults may move it (8bf70e0972 until the default proxy became six candidates, 5
-    epochs of AdamW: an old default folder is then left alone, not resumed)."""
-    assert SearchConfig().default_name() == "phi1-grid-b0-r64-w0.5-7a95989f82"
+    epochs of AdamW; 7a95989f82 until residual branches started at zero: an old default
+    folder is then left alone, not resumed)."""
+    config = SearchConfig()
+    assert config.default_name() == "phi1-grid-b0-r64-w0.5-30bd7322b2"
+    # --standard-init is the configuration as it was before: the same fingerprint.
+    standard = replace(config, base=replace(config.base, zero_init=False))
+    assert standard.default_name() == "phi1-grid-b0-r64-w0.5-7a95989f82"
+    assert SearchConfig.from_identity(standard.identity()) == standard
 
 
 def test_resume_after_kill(console_script, tmp_path):

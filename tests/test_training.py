@@ -201,7 +201,7 @@ def test_result_properties_without_epochs():
 
 
 def test_estimate_times_warm_steps_and_the_first_use(synthetic):
-    timing = estimate_seconds(lambda: tiny_model(), 16, 10, synthetic, TrainConfig(epochs=2, batch_size=8),
+    timing = estimate_seconds(lambda: tiny_model(), 16, synthetic, TrainConfig(epochs=2, batch_size=8),
                               Runtime(device="cpu", threads=1))
     assert timing.images_per_s > 0 and timing.first_use >= 0
     # Two epochs of the training images at the measured rate, plus the evaluations.

@@ -20,7 +20,7 @@ from scaler.cli.options import (
     DEFAULT_BASE, DEFAULT_SPACE, DEFAULT_TRAIN, SEARCH_DEFAULTS, AlphaRange, Base, BaseResolution,
     BaseWidth, BatchSize, BetaRange, CacheDir, Data, Device, Epochs, FlopsTolerance, FormatOption, GammaRange,
     LabelSmoothing, Lr, MaxSeconds, Mode, OptimizerOption, PhiOption, Seed, Steps, Target, Threads, Tolerance,
-    TrainImages, ValFraction, ValImages, WeightDecay,
+    TrainImages, ValFraction, ValImages, WeightDecay, ZeroInit,
 )  # fmt: skip
 from scaler.cli.search import build_search_config
 from scaler.cli.study import check_finished, run_command_study
@@ -69,6 +69,7 @@ def calibrate(
     base: Base = DEFAULT_BASE.variant,
     base_resolution: BaseResolution = DEFAULT_BASE.resolution,
     base_width: BaseWidth = DEFAULT_BASE.width,
+    zero_init: ZeroInit = DEFAULT_BASE.zero_init,
     data: Data = SEARCH_DEFAULTS.data.source,
     train_images: TrainImages = SEARCH_DEFAULTS.data.train_images,
     val_images: ValImages = SEARCH_DEFAULTS.data.val_images,
@@ -114,7 +115,7 @@ def calibrate(
     search = build_search_config(
         phi=phi, mode=mode, alpha_range=alpha_range, beta_range=beta_range, gamma_range=gamma_range, target=target,
         tolerance=tolerance, flops_tolerance=flops_tolerance, base=base, base_resolution=base_resolution,
-        base_width=base_width, data=data, train_images=train_images, val_images=val_images, val_fraction=val_fraction,
+        base_width=base_width, zero_init=zero_init, data=data, train_images=train_images, val_images=val_images, val_fraction=val_fraction,
         epochs=epochs, steps=steps, max_seconds=max_seconds, batch_size=batch_size, lr=lr, optimizer=optimizer,
         weight_decay=weight_decay, label_smoothing=label_smoothing, seed=seed,
     )  # fmt: skip
@@ -197,7 +198,7 @@ def search_commands(ctx: typer.Context, info: dict) -> list[str]:
     """Per setting: the `scaler search` command that runs it: the search options given to this
     command, with the setting's overrides."""
     shared = [p for p in inspect.signature(search_command.search).parameters if p not in NOT_SEARCH_OPTIONS]
-    flags = {p.name: p.opts[0] for p in ctx.command.params if p.opts}
+    params = {p.name: p for p in ctx.command.params if p.opts}
     given = {
         name: ctx.params[name] for name in shared
         if name in ctx.params and getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
@@ -207,8 +208,11 @@ def search_commands(ctx: typer.Context, info: dict) -> list[str]:
         values = {**given, **{OVERRIDES[flag]: value for flag, value in setting["overrides"].items()}}
         args = ["scaler", "search"]
         for name in [p for p in shared if p in values]:
-            value = values[name]
-            args += [flags[name], str(value.value if isinstance(value, Enum) else value)]
+            value, param = values[name], params[name]
+            if isinstance(value, bool):  # an on/off flag such as --zero-init/--standard-init
+                args.append(param.opts[0] if value else param.secondary_opts[0])
+            else:
+                args += [param.opts[0], str(value.value if isinstance(value, Enum) else value)]
         if info["repeats"] > 1:  # the agreement was measured on means over this many repeats
             args += ["--repeats", str(info["repeats"])]
         out.append(shlex.join(args))

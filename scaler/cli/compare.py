@@ -17,7 +17,7 @@ from scaler.cli.app import Format, app, console
 from scaler.cli.options import (
     DEFAULT_BASE, DEFAULT_TRAIN, SEARCH_DEFAULTS, Base, BaseResolution, BaseWidth, BatchSize, Data, Device, Epochs,
     FormatOption, LabelSmoothing, Lr, MaxSeconds, OptimizerOption, Seed, Steps, Threads, TrainImages, ValFraction,
-    ValImages, WeightDecay,
+    ValImages, WeightDecay, ZeroInit,
 )  # fmt: skip
 from scaler.cli.study import check_finished, run_command_study
 from scaler.errors import Interrupted, RunError, UsageError
@@ -91,6 +91,7 @@ def compare(
     base: Base = DEFAULT_BASE.variant,
     base_resolution: BaseResolution = DEFAULT_BASE.resolution,
     base_width: BaseWidth = DEFAULT_BASE.width,
+    zero_init: ZeroInit = DEFAULT_BASE.zero_init,
     data: Data = SEARCH_DEFAULTS.data.source,
     train_images: TrainImages = SEARCH_DEFAULTS.data.train_images,
     val_images: ValImages = SEARCH_DEFAULTS.data.val_images,
@@ -130,7 +131,7 @@ def compare(
     coefficients = _from_search(from_search, base) if from_search is not None else _coefficients(compound or f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
     data_options = DataOptions(data, train_images, val_images, val_fraction)
     config = CompareConfig(
-        base=ProxyBase(base, base_resolution, base_width, data_options.classes()),
+        base=ProxyBase(base, base_resolution, base_width, data_options.classes(), zero_init),
         data=data_options,
         train=options.train_config(epochs, steps, max_seconds, batch_size, lr, optimizer, weight_decay, label_smoothing, seed),
         target=target,

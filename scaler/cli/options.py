@@ -32,6 +32,7 @@ PhiOption = Annotated[float, typer.Option("--phi", help="Compound coefficient of
 Base = Annotated[str, typer.Option(help="Preset the proxy is built from, or a factory package.module:make or path/to/file.py:make.")]
 BaseResolution = Annotated[int, typer.Option(help="Resolution of the proxy base (gamma scales it).")]
 BaseWidth = Annotated[float, typer.Option(help="The proxy base's own width multiplier, applied before beta^phi.")]
+ZeroInit = Annotated[bool, typer.Option("--zero-init/--standard-init", help="Start every residual branch of the proxy's networks at zero (far less seed noise in a short proxy), or as the network's own initialisation does.")]
 Data = Annotated[str, typer.Option(help="'synthetic' (built in), a folder in ImageFolder layout, or cifar10:PATH.")]
 TrainImages = Annotated[Optional[int], typer.Option(help="Training images (synthetic: how many; others: a cap).")]
 ValImages = Annotated[Optional[int], typer.Option(help="Validation images (synthetic: how many; others: a cap).")]

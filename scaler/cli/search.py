@@ -15,7 +15,7 @@ from scaler.cli.options import (
     DEFAULT_BASE, DEFAULT_SPACE, DEFAULT_TRAIN, SEARCH_DEFAULTS, AlphaRange, Base, BaseResolution,
     BaseWidth, BatchSize, BetaRange, Data, Device, Epochs, FlopsTolerance, FormatOption, GammaRange, LabelSmoothing,
     Lr, MaxSeconds, Mode, OptimizerOption, PhiOption, Seed, Steps, Target, Threads, Tolerance,
-    TrainImages, ValFraction, ValImages, WeightDecay,
+    TrainImages, ValFraction, ValImages, WeightDecay, ZeroInit,
 )  # fmt: skip
 from scaler.cli.results import reliability_lines, show_results
 from scaler.cli.study import check_finished, run_command_study
@@ -41,6 +41,7 @@ def search(
     base: Base = DEFAULT_BASE.variant,
     base_resolution: BaseResolution = DEFAULT_BASE.resolution,
     base_width: BaseWidth = DEFAULT_BASE.width,
+    zero_init: ZeroInit = DEFAULT_BASE.zero_init,
     data: Data = SEARCH_DEFAULTS.data.source,
     train_images: TrainImages = SEARCH_DEFAULTS.data.train_images,
     val_images: ValImages = SEARCH_DEFAULTS.data.val_images,
@@ -75,7 +76,7 @@ def search(
     config = build_search_config(
         phi=phi, mode=mode, alpha_range=alpha_range, beta_range=beta_range, gamma_range=gamma_range, target=target,
         tolerance=tolerance, flops_tolerance=flops_tolerance, base=base, base_resolution=base_resolution,
-        base_width=base_width, data=data, train_images=train_images, val_images=val_images, val_fraction=val_fraction,
+        base_width=base_width, zero_init=zero_init, data=data, train_images=train_images, val_images=val_images, val_fraction=val_fraction,
         epochs=epochs, steps=steps, max_seconds=max_seconds, batch_size=batch_size, lr=lr, optimizer=optimizer,
         weight_decay=weight_decay, label_smoothing=label_smoothing, seed=seed, pruner=pruner,
     ).resumable(root, name)  # fmt: skip
@@ -97,7 +98,7 @@ def search(
 
 def build_search_config(
     *, phi: float, mode: str, alpha_range: str, beta_range: str, gamma_range: str, target: float, tolerance: float,
-    flops_tolerance: Optional[float], base: str, base_resolution: int, base_width: float, data: str,
+    flops_tolerance: Optional[float], base: str, base_resolution: int, base_width: float, zero_init: bool, data: str,
     train_images: Optional[int], val_images: Optional[int], val_fraction: float, epochs: int, steps: Optional[int],
     max_seconds: Optional[float], batch_size: int, lr: Optional[float], optimizer: str, weight_decay: float,
     label_smoothing: float, seed: int, pruner: str = "none",
@@ -107,7 +108,7 @@ def build_search_config(
     data_options = DataOptions(data, train_images, val_images, val_fraction)
     return SearchConfig(
         space=options.space(mode, alpha_range, beta_range, gamma_range, target, tolerance, phi),
-        base=ProxyBase(base, base_resolution, base_width, data_options.classes()),  # the data's classes
+        base=ProxyBase(base, base_resolution, base_width, data_options.classes(), zero_init),  # the data's classes
         data=data_options,
         train=options.train_config(epochs, steps, max_seconds, batch_size, lr, optimizer, weight_decay, label_smoothing, seed),
         pruner=pruner,

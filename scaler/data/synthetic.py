@@ -1,9 +1,12 @@
 """The built-in synthetic data set: seeded, procedurally rendered, 10 classes, no download.
 
-Three groups of classes, one per scaling dimension: fine texture (resolution), the large-scale
-arrangement of small dots (depth, receptive field) and eighteen distinct glyphs (width); see
-`SyntheticRenderer`. Format 3 (`scaler.data.source.FORMAT_VERSION`); format 2 had five shapes
-x two stripe orientations, on which a short proxy left most scaled networks near chance.
+Three groups of classes, one per scaling dimension: texture from coarse to fine (resolution),
+the large-scale arrangement of small dots (depth, receptive field) and nine distinct glyphs
+(width); see `SyntheticRenderer`. Format 4 (`scaler.data.source.FORMAT_VERSION`). Format 3 drew
+dots and glyphs in any colour (often close to the background's) and only fine textures, so a
+5-epoch proxy learned whole classes or none of them, depending on the seed; format 2 had five
+shapes x two stripe orientations, on which a short proxy left most scaled networks near
+chance.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ SYNTHETIC_TRAIN, SYNTHETIC_VAL = 1800, 1000
 # Three groups of classes, one per scaling dimension (see SyntheticRenderer).
 TEXTURES = ("horizontal", "vertical", "checker", "plain")  # fine detail: resolution
 LAYOUTS = ("ring", "cross", "scatter")  # large-scale arrangement of small dots: depth
-GLYPH_SETS = ("glyphs-a", "glyphs-b", "glyphs-c")  # many distinct patterns: width
+GLYPH_SETS = ("glyphs-a", "glyphs-b", "glyphs-c")  # distinct patterns to tell apart: width
 SYNTHETIC_CLASSES = (tuple(f"disc-{t}" for t in TEXTURES) + tuple(f"dots-{l}" for l in LAYOUTS)
                      + GLYPH_SETS)
 SHAPES = ("circle", "square", "triangle", "cross", "ring")  # distractor shapes
-GLYPHS_PER_CLASS = 6
+GLYPHS_PER_CLASS = 3
 GLYPH_CELLS = 5
 # cos(2 pi k / 24) * 1024, written out so that no libm enters the rendering.
 _COS24 = (1024, 989, 887, 724, 512, 265, 0, -265, -512, -724, -887, -989,
@@ -90,19 +93,23 @@ class SyntheticRenderer:
     three groups, each built so that one scaling dimension pays:
 
     * resolution (`disc-horizontal`, `disc-vertical`, `disc-checker`, `disc-plain`): a large
-      disc (radius 48-72 px at 256) filled with fine high-contrast stripes or a checkerboard
-      (period 6-12 px at 256, i.e. 1.5-3 px at 64) or, for `disc-plain`, with the mean of the
-      two colours. The disc's outline is the same in all four; only the fine texture tells
-      them apart, and the finer periods blur to the plain colour at low resolution, so each
-      step up in resolution makes more of them readable.
-    * depth (`dots-ring`, `dots-cross`, `dots-scatter`): 12 small dots (radius 5-7 px at 256)
+      disc (radius 48-72 px at 256) filled with high-contrast stripes or a checkerboard of
+      period 6-32 px at 256 (1.5-8 px at 64) or, for `disc-plain`, with the mean of the two
+      colours. The disc's outline is the same in all four; only the texture tells them apart.
+      Coarse periods are readable at any resolution, so every network learns the group; the
+      finest blur to the plain colour at 64 px, so each step up in resolution reads more.
+    * depth (`dots-ring`, `dots-cross`, `dots-scatter`): 12 small dots (radius 7-10 px at 256)
       of one colour placed on a large circle, on the two bars of a large plus, or at random in
       the same area (radius 56-88 px at 256). Locally all three are the same dots; only their
       arrangement over most of the image tells them apart, which needs a receptive field that
       spans the object and several layers to combine the dots into a figure.
-    * width (`glyphs-a`, `-b`, `-c`): one of six fixed 5x5 binary glyphs per class (cells of
+    * width (`glyphs-a`, `-b`, `-c`): one of three fixed 5x5 binary glyphs per class (cells of
       12-16 px at 256), the same glyphs for every seed, any two at least 6 cells apart even
-      when mirrored. Eighteen distinct patterns to tell apart: a capacity (channel) test.
+      when mirrored. Nine distinct patterns to tell apart: a capacity (channel) test.
+
+    Dots and glyphs are drawn in a colour that contrasts with the background where they sit
+    (dark on light, light on dark), as the discs' textures are: an object the network cannot
+    see teaches it nothing, and made its class a coin toss per seed.
     """
 
     # Changing any of these changes the data: bump FORMAT_VERSION and the golden hash in
@@ -110,9 +117,9 @@ class SyntheticRenderer:
     DISTRACTORS = (1, 2)  # how many, inclusive
     DISTRACTOR_RADIUS = (10, 24)  # px at 256
     DISC_RADIUS = (48, 72)  # px at 256
-    DISC_PERIODS = (6, 8, 10, 12)  # texture periods at 256 px
+    DISC_PERIODS = (6, 8, 12, 16, 24, 32)  # texture periods at 256 px, fine to coarse
     DOTS = 12
-    DOT_RADIUS = (5, 7)  # px at 256
+    DOT_RADIUS = (7, 10)  # px at 256
     LAYOUT_RADIUS = (56, 88)  # px at 256
     GLYPH_CELL = (12, 16)  # px at 256
 
@@ -129,6 +136,15 @@ class SyntheticRenderer:
     def unit(self, px: int) -> int:
         """A length given at 256 px, scaled to the native resolution."""
         return max(1, px * self.n // 256)
+
+    def _contrasting(self, img: np.ndarray, cy: int, cx: int) -> np.ndarray:
+        """A colour that stands out from the image at (cy, cx): dark on a light spot, light on
+        a dark one (the background's colours are 30-200)."""
+        n = self.n
+        spot = img[:, min(max(cy, 0), n - 1), min(max(cx, 0), n - 1)].astype(np.int32)
+        if int(spot.sum()) > 3 * 115:
+            return self.rng.integers(0, 50, size=3, dtype=np.uint8)
+        return self.rng.integers(175, 225, size=3, dtype=np.uint8)
 
     def _between(self, bounds: tuple[int, int]) -> int:
         """A length drawn uniformly from `bounds` (px at 256), at the native resolution."""
@@ -182,7 +198,7 @@ class SyntheticRenderer:
         rng, n = self.rng, self.n
         big = self._between(self.LAYOUT_RADIUS)
         cy, cx = (int(v) for v in rng.integers(n // 4, 3 * n // 4 + 1, size=2))
-        color = rng.integers(0, 225, size=3, dtype=np.uint8)
+        color = self._contrasting(img, cy, cx)
         dot = _shape_mask(0, self._between(self.DOT_RADIUS))
         if layout == "ring":
             turn = int(rng.integers(2))  # 12 of the 24 directions, even or odd ones
@@ -204,7 +220,7 @@ class SyntheticRenderer:
         mask = np.zeros((size + 1 - size % 2, size + 1 - size % 2), dtype=bool)
         mask[:size, :size] = np.repeat(np.repeat(glyph, cell, 0), cell, 1)
         cy, cx = (int(v) for v in rng.integers(n // 4, 3 * n // 4 + 1, size=2))
-        color = rng.integers(0, 225, size=3, dtype=np.uint8)
+        color = self._contrasting(img, cy, cx)
         self._stamp(img, mask, cy, cx, self._plain(color))
 
     def render(self, count: int) -> tuple[np.ndarray, np.ndarray]:

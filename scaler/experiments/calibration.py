@@ -366,13 +366,14 @@ class Calibration(Experiment):
         return replace(outcome, attrs={**outcome.attrs, "seed": seed, "train_images": len(data.train)})
 
     def estimate_seconds(self, context: Dataset, runtime: Runtime, items: list[WorkItem]) -> tuple[float, str]:
-        """Times the proxy's median-MACs candidate, then scales by each item's nominal cost."""
+        """Times the proxy's median-MACs candidate, scales its warm time by each item's nominal
+        cost, and adds its first-use time once per distinct network."""
         if not items:
             return 0.0, "nothing left to train"
         chosen = sorted(self.candidates, key=lambda c: c.macs)[len(self.candidates) // 2]
         search = self.config.search
         timing = estimate_seconds(
-            lambda: self.model(PROXY, chosen, search.train.seed), chosen.resolution, search.base.num_classes,
+            lambda: self.model(PROXY, chosen, search.train.seed), chosen.resolution,
             self._subsets.get(PROXY, context), search.train, runtime,
         )  # fmt: skip
         unit = self._cost(PROXY, self.position[chosen.index])

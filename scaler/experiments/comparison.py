@@ -157,7 +157,7 @@ class CompareConfig:
                 raise UsageError(f"strategy {strategy.name} at phi {self.max_phi}: {exc}", param="phis") from None
 
     def identity(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "base": self.base.identity()}
 
     def fingerprint(self) -> str:
         return fingerprint(self)
@@ -169,7 +169,7 @@ class CompareConfig:
     @classmethod
     def from_identity(cls, data: dict) -> CompareConfig:
         return cls(
-            base=ProxyBase(**data["base"]),
+            base=ProxyBase.from_dict(data["base"]),
             data=DataOptions(**data["data"]),
             train=TrainConfig(**data["train"]),
             target=data["target"],

@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import abc
 import math
-import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-import torch
 from torch import nn
 
 from scaler.candidates import ProxyBase
-from scaler.data import Dataset, count_classes, load_dataset
+from scaler.data import Dataset, ImageSplit, count_classes, load_dataset
 from scaler.errors import UsageError
-from scaler.runtime import Runtime, select_device
+from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.study.experiment import Experiment, Outcome, Reporter, WorkItem
-from scaler.training import EpochMetrics, TrainConfig, TrainResult, make_optimizer, seed_everything, train
+from scaler.training import EpochMetrics, TrainConfig, TrainResult, seed_everything, train
 
 
 @dataclass(frozen=True)
@@ -143,60 +141,40 @@ class Timing:
         return f"measured {self.images_per_s:.0f} img/s on {what}, first use {self.first_use:.1f} s per network"
 
 
+WARM_STEPS, TIMED_STEPS = 3, 10  # the estimate's two short runs of the training loop
+
+
 def estimate_seconds(
     build: Callable[[], nn.Module],
     resolution: int,
-    num_classes: int,
     dataset: Dataset,
     config: TrainConfig,
     runtime: Runtime,
 ) -> Timing:
-    """Measure one training of the network `build` makes, from a short run.
+    """Measure one training of the network `build` makes by running the training loop itself.
 
-    On the runtime's device, times training steps with the configured optimizer (three warm-up
-    steps, then the median of six) and evaluation batches (one warm-up, then the median of
-    three) at `resolution`. The median of several steps, rather than the mean of two, keeps one
-    slow step (a fresh allocation, another process) out of the figure; the first step of each
-    kind, less that median, is the network's first-use cost.
+    `train` runs WARM_STEPS steps and one evaluation batch on the study's own images, which
+    pays the network's first use, then TIMED_STEPS more steps and the batch again on the same
+    module: the warm training and evaluation rates. The first run's excess over what the warm
+    rates predict for it is the first-use cost. (Timing bare steps on random tensors outside
+    the loop read 15-25% slower than the loop runs on 2 CPU cores, which made every estimate
+    too high.)
     """
-    device = select_device(runtime.device)
-    threads = torch.get_num_threads()
-    if runtime.threads:
-        torch.set_num_threads(runtime.threads)
+    model = build()
+    eval_batch = min(config.eval_batch_size, len(dataset.val))
+    probe = replace(dataset, val=ImageSplit(dataset.val.images[:eval_batch], dataset.val.labels[:eval_batch]))
 
-    def timed(step: Callable[[], object]) -> float:
+    def run(steps: int) -> tuple[float, TrainResult]:
         start = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - start
+        result = train(model, probe, resolution, replace(config, steps=steps, max_seconds=None), runtime)
+        return time.perf_counter() - start, result
 
-    try:
-        model = build().to(device=device, memory_format=torch.channels_last)
-        optimizer = make_optimizer(model, config)
-        batch = config.batch_size
-        x = torch.randn(batch, 3, resolution, resolution, device=device).to(memory_format=torch.channels_last)
-        y = torch.randint(0, num_classes, (batch,), device=device)
-        eval_batch = min(config.eval_batch_size, max(1, len(dataset.val)))
-        xe = torch.randn(eval_batch, 3, resolution, resolution, device=device).to(memory_format=torch.channels_last)
-
-        def train_step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model.train()(x), y).backward()
-            optimizer.step()
-
-        def eval_step() -> None:
-            with torch.no_grad():
-                model.eval()(xe)
-
-        train_times = [timed(train_step) for _ in range(9)]
-        eval_times = [timed(eval_step) for _ in range(4)]
-    finally:
-        torch.set_num_threads(threads)
-    train_seconds, eval_seconds = statistics.median(train_times[3:]), statistics.median(eval_times[1:])
-    first_use = max(0.0, train_times[0] - train_seconds) + max(0.0, eval_times[0] - eval_seconds)
-    train_ips = batch / train_seconds
+    cold_wall, _ = run(WARM_STEPS)
+    warm_wall, warm = run(TIMED_STEPS)
+    train_ips = warm.images_per_s
+    eval_seconds = max(1e-9, warm_wall - warm.train_seconds) / max(1, len(warm.epochs))
     eval_ips = eval_batch / eval_seconds
+    first_use = max(0.0, cold_wall - WARM_STEPS * config.batch_size / train_ips - eval_seconds)
     epochs = config.planned_epochs(len(dataset.train))
     per_training = epochs * (len(dataset.train) / train_ips + len(dataset.val) / eval_ips)
     if config.max_seconds is not None:
@@ -262,15 +240,15 @@ class ProxyExperiment(Experiment):
         return self.config.base.build(network.width_mult, network.depth_mult)
 
     def estimate_seconds(self, context: Dataset, runtime: Runtime, items: list[WorkItem]) -> tuple[float, str]:
-        """Times the median-MACs network of `items`, then scales by each one's MACs."""
+        """Times the median-MACs network of `items`, scales its warm time by each one's MACs,
+        and adds its first-use time once per distinct network (repeats reuse warm shapes)."""
         if not items:
             return 0.0, "nothing left to train"
         config = self.config
         networks = [self.network(i) for i in items]
         chosen = sorted(networks, key=lambda n: n.macs)[len(items) // 2]
         timing = estimate_seconds(
-            lambda: self.model(chosen, config.train.seed), chosen.resolution, config.base.num_classes,
-            context, config.train, runtime,
+            lambda: self.model(chosen, config.train.seed), chosen.resolution, context, config.train, runtime,
         )  # fmt: skip
         distinct = {(n.resolution, n.width_mult, n.depth_mult) for n in networks}  # repeats reuse warm shapes
         total = sum(timing.seconds * n.macs / chosen.macs for n in networks) + timing.first_use * len(distinct)

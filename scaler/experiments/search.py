@@ -64,7 +64,7 @@ class SearchConfig:
 
     def identity(self) -> dict:
         """The configuration as plain data (what its fingerprint hashes)."""
-        return asdict(self)
+        return {**asdict(self), "base": self.base.identity()}
 
     def fingerprint(self) -> str:
         return fingerprint(self)
@@ -93,7 +93,7 @@ class SearchConfig:
             space[key] = Range(**space[key])
         return cls(
             space=CandidateSpace(**space),
-            base=ProxyBase(**data["base"]),
+            base=ProxyBase.from_dict(data["base"]),
             data=DataOptions(**data["data"]),
             train=TrainConfig(**data["train"]),
             pruner=data["pruner"],

@@ -168,6 +168,12 @@ class MBConv(nn.Module):
         self.use_residual = spec.stride == 1 and spec.cin == spec.cout
         self.drop_path = spec.drop_path
 
+    def zero_init_last(self) -> None:
+        """Start the residual branch at zero (its last BatchNorm scale 0), so that the block
+        begins as its shortcut (see `scaler.models.init`)."""
+        if self.use_residual:
+            nn.init.zeros_(self.block[-1][1].weight)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.block(x)
         if not self.use_residual:

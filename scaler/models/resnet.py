@@ -143,6 +143,11 @@ class Bottleneck(nn.Module):
         )
         self.act = nn.ReLU(inplace=True)
 
+    def zero_init_last(self) -> None:
+        """Start the residual branch at zero (its last BatchNorm scale 0), so that the block
+        begins as its shortcut (see `scaler.models.init`)."""
+        nn.init.zeros_(self.block[-1].weight)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.block(x) + self.shortcut(x))
 
