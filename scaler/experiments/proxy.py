@@ -172,13 +172,14 @@ def estimate_seconds(
     cold_wall, _ = run(WARM_STEPS)
     warm_wall, warm = run(TIMED_STEPS)
     train_ips = warm.images_per_s
-    eval_seconds = max(1e-9, warm_wall - warm.train_seconds) / max(1, len(warm.epochs))
-    eval_ips = eval_batch / eval_seconds
+    eval_seconds = max(0.0, warm_wall - warm.train_seconds) / max(1, len(warm.epochs))
+    per_eval_image = eval_seconds / eval_batch if eval_batch else 0.0
     first_use = max(0.0, cold_wall - WARM_STEPS * config.batch_size / train_ips - eval_seconds)
     epochs = config.planned_epochs(len(dataset.train))
-    per_training = epochs * (len(dataset.train) / train_ips + len(dataset.val) / eval_ips)
+    evaluation = len(dataset.val) * per_eval_image
+    per_training = epochs * (len(dataset.train) / train_ips + evaluation)
     if config.max_seconds is not None:
-        per_training = min(per_training, config.max_seconds + len(dataset.val) / eval_ips)
+        per_training = min(per_training, config.max_seconds + evaluation)
     return Timing(per_training, first_use, train_ips)
 
 
