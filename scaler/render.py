@@ -36,6 +36,10 @@ def integer(value: object) -> str:
     return "" if _missing(value) else f"{int(value):,}"
 
 
+def mega(value: object) -> str:
+    return "" if _missing(value) else f"{value / 1e6:.1f}"
+
+
 def giga(value: object) -> str:
     return "" if _missing(value) else f"{value / 1e9:.4f}"
 

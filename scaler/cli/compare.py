@@ -27,7 +27,7 @@ from scaler.experiments.comparison import (
 from scaler.experiments.proxy import DataOptions
 from scaler.experiments.search import best_coefficients, read_results
 from scaler.plots import check_plot_path, plot_comparison
-from scaler.render import Column, emit, fixed, integer, interval, share, text
+from scaler.render import Column, emit, fixed, integer, interval, mega, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
 from scaler.study.results import RESULTS_NAME
@@ -39,7 +39,7 @@ COLUMNS = [
     Column("gamma", "gamma", fixed(3)),
     Column("resolution", "r", integer),
     Column("params", "params", integer),
-    Column("macs", "MACs M", lambda v: f"{v / 1e6:.1f}"),
+    Column("macs", "MACs M", mega),
     Column("macs_ratio", "MACs ratio", fixed(2)),
     Column("top1", "top-1", share),
     Column("interval", "95% interval", text),

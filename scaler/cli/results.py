@@ -7,7 +7,7 @@ import pandas as pd
 from scaler.cli.app import Format, console
 from scaler.experiments.search import is_paper_point
 from scaler.reports import truth
-from scaler.render import Column, emit, fixed, integer, interval, share, text
+from scaler.render import Column, emit, fixed, integer, interval, mega, share, text
 from scaler.states import State
 
 SEARCH_COLUMNS = [
@@ -19,7 +19,7 @@ SEARCH_COLUMNS = [
     Column("product", "a*b²*g²", fixed(3)),
     Column("resolution", "r", integer),
     Column("params", "params", integer),
-    Column("macs", "MACs M", lambda v: f"{v / 1e6:.1f}"),
+    Column("macs", "MACs M", mega),
     Column("macs_ratio", "ratio", fixed(2)),
     Column("top1", "top-1", share),
     Column("interval", "95% interval", text),
