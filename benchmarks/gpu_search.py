@@ -1,4 +1,4 @@
-"""Where a search's time goes on an accelerator, in four figures, each with its goal.
+"""Where a search's time goes on an accelerator, in five figures (the first four with their goals).
 
     PYTHONPATH=. python benchmarks/gpu_search.py --device cuda [--timm-path DIR] [--root /tmp/gpu]
 
@@ -16,6 +16,12 @@
 4. The default search, `scaler search --phi 1 --device DEVICE` in a child process: its wall
    time and the estimate it printed before training. Goals: <= 60 s on one H200, estimate
    within +-25% of the wall time.
+5. Where first use goes: the base network at resolutions no other figure uses (so every
+   shape is new) trained for two short epochs under each of bf16 or fp32, with cuDNN or
+   without it (PyTorch's own kernels), and each one's first use and warm epoch. A backend
+   whose first use stays small at a warm epoch near the default's is the fix to make;
+   cuDNN 9.10+ finalising one execution plan per new depthwise shape is the suspect
+   (NVIDIA/cudnn-frontend#1066). It runs before figure 4, so that the slow search comes last.
 
 `--quick` shrinks every part (two candidates, tiny images, a micro search) so that the script
 can be smoke-tested on a CPU; its figures then mean nothing.
@@ -24,6 +30,7 @@ can be smoke-tested on a CPU; its figures then mean nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
@@ -35,12 +42,15 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from timm_support import import_timm, step_rate  # noqa: E402
 
+import scaler.training  # noqa: E402
 from scaler import build_model  # noqa: E402
+from scaler.candidates import ProxyBase  # noqa: E402
 from scaler.data import load_dataset  # noqa: E402
 from scaler.experiments.proxy import DataOptions  # noqa: E402
 from scaler.experiments.search import CompoundSearch, SearchConfig  # noqa: E402
@@ -111,11 +121,13 @@ def train_against_step(device: str, pure: float, quick: bool) -> None:
 
 def default_search(device: str, root: str, quick: bool) -> None:
     """Figure 4: the default search's wall time and its printed estimate."""
-    scaler = str(Path(sys.executable).with_name("scaler"))
-    command = [scaler if Path(scaler).exists() else "scaler", "search", "--phi", "1", "--device", device,
+    command = [sys.executable, "-m", "scaler", "search", "--phi", "1", "--device", device,
                "--quiet", "--root", root, *(MICRO_SEARCH if quick else [])]
+    # This checkout's scaler, installed or not.
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    proc = subprocess.run(command, capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200", "PYTHONPATH": path})
     wall = time.perf_counter() - start
     if proc.returncode:
         sys.exit(f"gpu_search: the search failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
@@ -125,13 +137,50 @@ def default_search(device: str, root: str, quick: bool) -> None:
           f"{estimate:.0f} s = {estimate / wall - 1:+.0%} of the wall (goal within +-25%)", flush=True)
 
 
+@contextlib.contextmanager
+def backend(bf16: bool, cudnn: bool):
+    """Train in the library's precision (bf16 autocast on CUDA, fp32 elsewhere) or fp32, with cuDNN
+    on or off; restored afterwards. An experiment's switch, not a library option."""
+    autocast = scaler.training._autocast
+    if not bf16:
+        scaler.training._autocast = lambda device: contextlib.nullcontext()
+    try:
+        with torch.backends.cudnn.flags(enabled=cudnn, benchmark=False, deterministic=False):
+            yield
+    finally:
+        scaler.training._autocast = autocast
+
+
+def first_use_by_backend(device: str, quick: bool) -> None:
+    """Figure 5: first use and warm epoch of the base under each precision and cuDNN setting,
+    two networks each, at resolutions nothing else in this process has used."""
+    resolutions = iter((20, 24, 28, 36, 40, 44, 52, 56) if quick else (60, 68, 72, 80, 84, 92, 96, 100))
+    images, batch = (32, 16) if quick else (640, 32)
+    data = load_dataset("synthetic", storage_resolution=56 if quick else 100, train_images=images,
+                        val_images=batch, native_resolution=64 if quick else 256)
+    base, runtime = ProxyBase(), Runtime(device=device)
+    config = TrainConfig(epochs=2, batch_size=batch)
+    print(f"5. first use by backend ({images} images, batch {batch}, two networks each):", flush=True)
+    for bf16, cudnn in ((True, True), (True, False), (False, True), (False, False)):
+        cells = []
+        for _ in range(2):
+            resolution = next(resolutions)
+            seed_everything(0)
+            with backend(bf16, cudnn):
+                result = train(base.build(), data, resolution, config, runtime)
+            one, two = (e.seconds for e in result.epochs)
+            cells.append(f"r={resolution} first use {one - two:.2f} s, warm epoch {two:.2f} s")
+        precision = "library's (bf16 on cuda)" if bf16 else "fp32"
+        print(f"   {precision:>24}, cuDNN {'on ' if cudnn else 'off'}: {'; '.join(cells)}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--timm-path", help="folder to add to sys.path for timm")
     parser.add_argument("--root", help="--root of the search (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
-    parser.add_argument("--skip", default="", help="figures to skip, e.g. 1,4")
+    parser.add_argument("--skip", default="", help="figures to skip, e.g. 1,4 (a call of the device tool has 10 minutes)")
     args = parser.parse_args()
     skip = {int(s) for s in args.skip.split(",") if s}
     device = str(select_device(args.device))
@@ -142,6 +191,8 @@ def main() -> None:
     pure = step_against_timm(device, args.timm_path, args.quick) if {2, 3} - skip else 0.0
     if 3 not in skip:
         train_against_step(device, pure, args.quick)
+    if 5 not in skip:
+        first_use_by_backend(device, args.quick)
     if 4 not in skip:
         with tempfile.TemporaryDirectory() as scratch:
             default_search(device, args.root or scratch, args.quick)

@@ -3,8 +3,14 @@
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_flops_b4_table_via_console_script(console_script):
@@ -101,6 +107,18 @@ def test_bad_input_via_console_script_has_no_traceback(console_script):
         "error: unknown variant 'b9'; allowed: b0, b1, b2, b3, b4, b5, b6, b7, b8, l2, resnet50, mobilenetv2, "
         "or a factory package.module:make or path/to/file.py:make"
     ]
+
+
+def test_python_dash_m_runs_the_same_command_line(tmp_path):
+    """`python -m scaler` serves a checkout that is not installed (a GPU machine without
+    network runs it so): same program name, same one-line error and exit code."""
+    proc = subprocess.run([sys.executable, "-m", "scaler", "flops", "b9"], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: unknown variant 'b9'") and len(proc.stderr.splitlines()) == 1
+    help_text = subprocess.run([sys.executable, "-m", "scaler", "--help"], capture_output=True, text=True,
+                               cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120).stdout
+    assert "Usage: scaler " in help_text
 
 
 def test_help_has_examples(cli):
