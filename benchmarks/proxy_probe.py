@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timm_support import import_timm, reference_rate  # noqa: E402
 
 from scaler.candidates import CandidateSpace, ProxyBase  # noqa: E402
+from scaler.data import train_batches  # noqa: E402
 from scaler.experiments.proxy import DataOptions  # noqa: E402
 from scaler.runtime import Runtime  # noqa: E402
 from scaler.scaling import compound_scale  # noqa: E402
@@ -39,13 +40,18 @@ from scaler.statistics import proportion_interval, unpack_correct  # noqa: E402
 from scaler.training import TrainConfig, seed_everything, train  # noqa: E402
 
 
-def adjust(model: torch.nn.Module, no_drop: bool) -> None:
-    """Experimental changes to a built EfficientNet (not library behaviour)."""
+def adjust(model: torch.nn.Module, no_drop: bool, readout_divisor: float) -> None:
+    """Experimental changes to a built EfficientNet (not library behaviour): no dropout or
+    stochastic depth; the classifier's output divided by `readout_divisor` (muP's readout
+    rule when it is the network's width multiplier over the base's)."""
     for m in model.modules():
         if no_drop and isinstance(m, torch.nn.Dropout):
             m.p = 0.0
         if no_drop and hasattr(m, "drop_path"):
             m.drop_path = 0.0
+    if readout_divisor != 1.0:
+        classifier = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+        classifier.register_forward_hook(lambda module, inputs, output: output / readout_divisor)
 
 
 def main() -> None:
@@ -63,6 +69,12 @@ def main() -> None:
     p.add_argument("--no-drop", action="store_true", help="no dropout / stochastic depth")
     p.add_argument("--no-zero-init", action="store_true",
                    help="the standard start instead of residual branches at zero (ProxyBase.zero_init)")
+    p.add_argument("--readout-by-width", action="store_true",
+                   help="divide the classifier's output by the width multiplier (muP's readout rule)")
+    p.add_argument("--base-depth", type=float, default=1.0,
+                   help="depth multiplier of the base itself (the nets' depth multiplies it)")
+    p.add_argument("--crop-min", type=float, default=None,
+                   help="smallest crop area of the training augmentation (library: 0.35)")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
     p.add_argument("--train-images", type=int, default=None)
@@ -76,6 +88,8 @@ def main() -> None:
     args = p.parse_args()
 
     torch.set_flush_denormal(True)
+    if args.crop_min is not None:  # an experiment's switch: every train() in this process
+        train_batches.__kwdefaults__["scale"] = (args.crop_min, 1.0)
     timm, note = (None, "skipped") if args.no_timm else import_timm(args.timm_path)
     rates = [reference_rate(timm, args.threads)] if timm else []
     base = ProxyBase(args.base, args.base_resolution, args.base_width, 10, zero_init=not args.no_zero_init)
@@ -104,8 +118,8 @@ def main() -> None:
               f"{time.perf_counter() - start:.1f} s", flush=True)
         for i, scale in enumerate(scales):
             seed_everything(seed)
-            model = base.build(scale.width, scale.depth)
-            adjust(model, args.no_drop)
+            model = base.build(scale.width, scale.depth * args.base_depth)
+            adjust(model, args.no_drop, scale.width if args.readout_by_width else 1.0)
             result = train(model, data, scale.resolution, replace(config, seed=seed), runtime)
             top1[i].append(result.top1)
             right = unpack_correct(result.val_correct, len(data.val))
@@ -122,7 +136,10 @@ def main() -> None:
     print(f"\nsetting: base {args.base} r{args.base_resolution} w{args.base_width:g}, "
           f"epochs {args.epochs}, batch {args.batch_size}, {args.optimizer} lr {config.learning_rate:g}, "
           f"train {args.train_images or 'default'}, val {n_val}, seeds {seeds}"
-          f"{', no drop' if args.no_drop else ''}{', standard start' if args.no_zero_init else ''}")
+          f"{', no drop' if args.no_drop else ''}{', standard start' if args.no_zero_init else ''}"
+          f"{f', base depth {args.base_depth:g}' if args.base_depth != 1 else ''}"
+          f"{', readout / width' if args.readout_by_width else ''}"
+          f"{f', crop area {args.crop_min:g}-1' if args.crop_min is not None else ''}")
     print(f"timm reference {rate:.1f} img/s ({', '.join(f'{r:.1f}' for r in rates)}; {note or 'ok'})")
     base_mean = statistics.mean(top1[0])
     half = lambda p: (lambda lo_hi: (lo_hi[1] - lo_hi[0]) / 2)(
