@@ -16,12 +16,7 @@ import typer
 from scaler.cli import options
 from scaler.cli import search as search_command
 from scaler.cli.app import Format, app, console
-from scaler.cli.options import (
-    DEFAULT_BASE, DEFAULT_SPACE, DEFAULT_TRAIN, SEARCH_DEFAULTS, AlphaRange, Base, BaseResolution,
-    BaseWidth, BatchSize, BetaRange, CacheDir, Data, Device, Epochs, FlopsTolerance, FormatOption, GammaRange,
-    LabelSmoothing, Lr, MaxSeconds, Mode, OptimizerOption, PhiOption, Seed, Steps, Target, Threads, Tolerance,
-    TrainImages, ValFraction, ValImages, WeightDecay, ZeroInit,
-)  # fmt: skip
+from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, TRAIN_OPTIONS, CacheDir, Device, FormatOption, Threads
 from scaler.cli.search import build_search_config
 from scaler.cli.study import check_finished, run_command_study
 from scaler.errors import RunError
@@ -56,33 +51,9 @@ SETTING_COLUMNS = [
     "scaler calibrate --data ./images --reference-train-images 20000 --train-images 5000 --try epochs=1,base-width=0.25 · "
     "scaler calibrate --storage postgresql+psycopg2://user:pw@host/db --name cal-b0 (then `scaler worker --study cal-b0` elsewhere)"
 )
+@options.with_options(SPACE_OPTIONS, BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, after="ctx")
 def calibrate(
     ctx: typer.Context,
-    phi: PhiOption = DEFAULT_SPACE.phi,
-    mode: Mode = DEFAULT_SPACE.mode,
-    alpha_range: AlphaRange = str(DEFAULT_SPACE.alpha),
-    beta_range: BetaRange = str(DEFAULT_SPACE.beta),
-    gamma_range: GammaRange = str(DEFAULT_SPACE.gamma),
-    target: Target = DEFAULT_SPACE.target,
-    tolerance: Tolerance = DEFAULT_SPACE.tolerance,
-    flops_tolerance: FlopsTolerance = None,
-    base: Base = DEFAULT_BASE.variant,
-    base_resolution: BaseResolution = DEFAULT_BASE.resolution,
-    base_width: BaseWidth = DEFAULT_BASE.width,
-    zero_init: ZeroInit = DEFAULT_BASE.zero_init,
-    data: Data = SEARCH_DEFAULTS.data.source,
-    train_images: TrainImages = SEARCH_DEFAULTS.data.train_images,
-    val_images: ValImages = SEARCH_DEFAULTS.data.val_images,
-    val_fraction: ValFraction = SEARCH_DEFAULTS.data.val_fraction,
-    epochs: Epochs = DEFAULT_TRAIN.epochs,
-    steps: Steps = None,
-    max_seconds: MaxSeconds = None,
-    batch_size: BatchSize = DEFAULT_TRAIN.batch_size,
-    lr: Lr = None,
-    optimizer: OptimizerOption = DEFAULT_TRAIN.optimizer,
-    weight_decay: WeightDecay = DEFAULT_TRAIN.weight_decay,
-    label_smoothing: LabelSmoothing = DEFAULT_TRAIN.label_smoothing,
-    seed: Seed = DEFAULT_TRAIN.seed,
     candidates: Annotated[int, typer.Option("--candidates", help="How many candidates to train, spread over the search's set: the largest alpha, beta and gamma, then the points farthest from those picked (at least 3).")] = DEFAULT_K,
     reference_factor: Annotated[float, typer.Option(help="The reference trains this many times the proxy's --epochs, on the same data.")] = DEFAULT_FACTOR,
     reference_epochs: Annotated[Optional[int], typer.Option(help="The reference's epochs (instead of --reference-factor).")] = None,
@@ -100,6 +71,7 @@ def calibrate(
     cache_dir: CacheDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars.")] = False,
     format: FormatOption = Format.table,
+    **proxy: Any,
 ) -> None:
     """Check a search's proxy: train a few candidates under it and under a longer reference,
     and measure how well the two rankings agree (Spearman, Kendall, 95% bootstrap intervals).
@@ -112,13 +84,7 @@ def calibrate(
     if plot is not None:
         check_plot_path(plot)
     settings = tuple(parse_try(t) for t in tries or ())
-    search = build_search_config(
-        phi=phi, mode=mode, alpha_range=alpha_range, beta_range=beta_range, gamma_range=gamma_range, target=target,
-        tolerance=tolerance, flops_tolerance=flops_tolerance, base=base, base_resolution=base_resolution,
-        base_width=base_width, zero_init=zero_init, data=data, train_images=train_images, val_images=val_images, val_fraction=val_fraction,
-        epochs=epochs, steps=steps, max_seconds=max_seconds, batch_size=batch_size, lr=lr, optimizer=optimizer,
-        weight_decay=weight_decay, label_smoothing=label_smoothing, seed=seed,
-    )  # fmt: skip
+    search = build_search_config(**proxy)
     reference = reference_setting(search, reference_factor, reference_epochs, reference_train_images)
     config = CalibrationConfig(search=search, reference=reference, k=candidates, tries=settings)
     outcome, handle = run_command_study(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -10,10 +10,7 @@ import typer
 from scaler.candidates import ProxyBase, build_candidates
 from scaler.cli import options
 from scaler.cli.app import Format, app, console
-from scaler.cli.options import (
-    DEFAULT_BASE, DEFAULT_SPACE, AlphaRange, Base, BaseResolution, BaseWidth, BetaRange, FlopsTolerance,
-    FormatOption, GammaRange, Mode, PhiOption, Target, Tolerance,
-)  # fmt: skip
+from scaler.cli.options import DEFAULT_BASE, SPACE_OPTIONS, Base, BaseResolution, BaseWidth, FormatOption
 from scaler.render import Column, emit, fixed, integer
 
 
@@ -37,23 +34,18 @@ CANDIDATE_COLUMNS = [
     epilog="Examples:  scaler candidates · scaler candidates --mode surface --alpha-range 1:1.6:0.1 --beta-range 1:1.3:0.05 · "
     "scaler candidates --format csv > candidates.csv"
 )
+@options.with_options(SPACE_OPTIONS)
 def candidates(
-    mode: Mode = DEFAULT_SPACE.mode,
-    alpha_range: AlphaRange = str(DEFAULT_SPACE.alpha),
-    beta_range: BetaRange = str(DEFAULT_SPACE.beta),
-    gamma_range: GammaRange = str(DEFAULT_SPACE.gamma),
-    target: Target = DEFAULT_SPACE.target,
-    tolerance: Tolerance = DEFAULT_SPACE.tolerance,
-    phi: PhiOption = DEFAULT_SPACE.phi,
-    flops_tolerance: FlopsTolerance = None,
     base: Base = DEFAULT_BASE.variant,
     base_resolution: BaseResolution = DEFAULT_BASE.resolution,
     base_width: BaseWidth = DEFAULT_BASE.width,
     classes: Annotated[int, typer.Option(help="Classes of the proxy's classifier.")] = DEFAULT_BASE.num_classes,
     format: FormatOption = Format.table,
+    **flags: Any,
 ) -> None:
     """List the candidates a search would train, with params and MACs, without training."""
-    space = options.space(mode, alpha_range, beta_range, gamma_range, target, tolerance, phi)
+    flops_tolerance = flags.pop("flops_tolerance")
+    space = options.space(**flags)
     proxy = ProxyBase(base, base_resolution, base_width, classes)
     with console.status("counting candidates with fvcore..."):
         found = build_candidates(space, proxy, flops_tolerance)

@@ -6,25 +6,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import pandas as pd
 import typer
 
-from scaler.candidates import ProxyBase
 from scaler.cli import options
 from scaler.cli.app import Format, app, console
-from scaler.cli.options import (
-    DEFAULT_BASE, DEFAULT_TRAIN, SEARCH_DEFAULTS, Base, BaseResolution, BaseWidth, BatchSize, Data, Device, Epochs,
-    FormatOption, LabelSmoothing, Lr, MaxSeconds, OptimizerOption, Seed, Steps, Threads, TrainImages, ValFraction,
-    ValImages, WeightDecay, ZeroInit,
-)  # fmt: skip
+from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, Threads
 from scaler.cli.study import check_finished, run_command_study
 from scaler.errors import Interrupted, RunError, UsageError
 from scaler.experiments.comparison import (
     BASE, COMPOUND, DEFAULT_STRATEGIES, SUMMARY_NAME, CompareConfig, Comparison, strategies,
 )  # fmt: skip
-from scaler.experiments.proxy import DataOptions
 from scaler.experiments.search import best_coefficients, read_results
 from scaler.plots import check_plot_path, plot_comparison
 from scaler.render import Column, emit, fixed, integer, interval, mega, share, text
@@ -82,29 +76,13 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
     "scaler compare --base resnet50 --base-width 0.25 --phis 2 · "
     "scaler compare --strategies width,depth,resolution,fast=1.07:1.32:1.035"
 )
+@options.with_options(BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, after="strategy_list")
 def compare(
     phis: Annotated[int, typer.Option("--phis", help="Compare at phi = 1..K (nominal FLOPs T^phi).")] = 3,
     target: Annotated[float, typer.Option(help="T: FLOPs growth per step of phi.")] = 2.0,
     compound: Annotated[Optional[str], typer.Option(help=f"Compound coefficients alpha,beta,gamma (default: the paper's {PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}).")] = None,
     from_search: Annotated[Optional[Path], typer.Option("--from", help="Take compound's coefficients from a finished search folder's best candidate.")] = None,
     strategy_list: Annotated[str, typer.Option("--strategies", help="Comma-separated: compound, width, depth, resolution, or name=alpha:beta:gamma (product within 10% of T).")] = ",".join(DEFAULT_STRATEGIES),
-    base: Base = DEFAULT_BASE.variant,
-    base_resolution: BaseResolution = DEFAULT_BASE.resolution,
-    base_width: BaseWidth = DEFAULT_BASE.width,
-    zero_init: ZeroInit = DEFAULT_BASE.zero_init,
-    data: Data = SEARCH_DEFAULTS.data.source,
-    train_images: TrainImages = SEARCH_DEFAULTS.data.train_images,
-    val_images: ValImages = SEARCH_DEFAULTS.data.val_images,
-    val_fraction: ValFraction = SEARCH_DEFAULTS.data.val_fraction,
-    epochs: Epochs = DEFAULT_TRAIN.epochs,
-    steps: Steps = None,
-    max_seconds: MaxSeconds = None,
-    batch_size: BatchSize = DEFAULT_TRAIN.batch_size,
-    lr: Lr = None,
-    optimizer: OptimizerOption = DEFAULT_TRAIN.optimizer,
-    weight_decay: WeightDecay = DEFAULT_TRAIN.weight_decay,
-    label_smoothing: LabelSmoothing = DEFAULT_TRAIN.label_smoothing,
-    seed: Seed = DEFAULT_TRAIN.seed,
     repeats: Annotated[int, typer.Option(help="Trainings per network with independent seeds (all networks of a repeat share its seed); 3 or more give the paired test over repeats some power.")] = 3,
     name: Annotated[Optional[str], typer.Option(help="Comparison name (default: derived from the configuration).")] = None,
     root: Annotated[Path, typer.Option("--root", help="Folder that holds the study folders.")] = Path("searches"),
@@ -117,6 +95,7 @@ def compare(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Decoded-image cache (default: <root>/.cache).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars.")] = False,
     format: FormatOption = Format.table,
+    **proxy: Any,
 ) -> None:
     """Compound scaling against width-, depth- and resolution-only scaling at equal FLOPs.
 
@@ -128,12 +107,12 @@ def compare(
     """
     if compound is not None and from_search is not None:
         raise UsageError("--compound and --from both set compound's coefficients; give one")
-    coefficients = _from_search(from_search, base) if from_search is not None else _coefficients(compound or f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
-    data_options = DataOptions(data, train_images, val_images, val_fraction)
+    coefficients = _from_search(from_search, proxy["base"]) if from_search is not None else _coefficients(compound or f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
+    base, data, train = options.proxy_parts(**proxy)
     config = CompareConfig(
-        base=ProxyBase(base, base_resolution, base_width, data_options.classes(), zero_init),
-        data=data_options,
-        train=options.train_config(epochs, steps, max_seconds, batch_size, lr, optimizer, weight_decay, label_smoothing, seed),
+        base=base,
+        data=data,
+        train=train,
         target=target,
         max_phi=phis,
         strategies=strategies(strategy_list, target, coefficients),

@@ -3,15 +3,19 @@ library objects or set up logging."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from scaler.candidates import CandidateSpace, ProxyBase, parse_range
 from scaler.cli.app import Format, console
+from scaler.experiments.proxy import DataOptions
 from scaler.experiments.search import SearchConfig
 from scaler.runtime import Runtime, select_device
 from scaler.training import TrainConfig
@@ -52,7 +56,80 @@ CacheDir = Annotated[Optional[Path], typer.Option(help="Where decoded image tens
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
 
-def train_config(epochs: int, steps: Optional[int], max_seconds: Optional[float], batch_size: int, lr: Optional[float], optimizer: str, weight_decay: float, label_smoothing: float, seed: int) -> TrainConfig:
+def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+
+# The option groups of the commands that train proxies, each declared once: `search` and
+# `calibrate` take all four, `compare` the last three (its --phis and --target replace the
+# space), `train` data and training. `with_options` gives a command its groups.
+SPACE_OPTIONS = (
+    _keyword("phi", PhiOption, DEFAULT_SPACE.phi),
+    _keyword("mode", Mode, DEFAULT_SPACE.mode),
+    _keyword("alpha_range", AlphaRange, str(DEFAULT_SPACE.alpha)),
+    _keyword("beta_range", BetaRange, str(DEFAULT_SPACE.beta)),
+    _keyword("gamma_range", GammaRange, str(DEFAULT_SPACE.gamma)),
+    _keyword("target", Target, DEFAULT_SPACE.target),
+    _keyword("tolerance", Tolerance, DEFAULT_SPACE.tolerance),
+    _keyword("flops_tolerance", FlopsTolerance, None),
+)
+BASE_OPTIONS = (
+    _keyword("base", Base, DEFAULT_BASE.variant),
+    _keyword("base_resolution", BaseResolution, DEFAULT_BASE.resolution),
+    _keyword("base_width", BaseWidth, DEFAULT_BASE.width),
+    _keyword("zero_init", ZeroInit, DEFAULT_BASE.zero_init),
+)
+DATA_OPTIONS = (
+    _keyword("data", Data, SEARCH_DEFAULTS.data.source),
+    _keyword("train_images", TrainImages, SEARCH_DEFAULTS.data.train_images),
+    _keyword("val_images", ValImages, SEARCH_DEFAULTS.data.val_images),
+    _keyword("val_fraction", ValFraction, SEARCH_DEFAULTS.data.val_fraction),
+)
+TRAIN_OPTIONS = (
+    _keyword("epochs", Epochs, DEFAULT_TRAIN.epochs),
+    _keyword("steps", Steps, None),
+    _keyword("max_seconds", MaxSeconds, None),
+    _keyword("batch_size", BatchSize, DEFAULT_TRAIN.batch_size),
+    _keyword("lr", Lr, None),
+    _keyword("optimizer", OptimizerOption, DEFAULT_TRAIN.optimizer),
+    _keyword("weight_decay", WeightDecay, DEFAULT_TRAIN.weight_decay),
+    _keyword("label_smoothing", LabelSmoothing, DEFAULT_TRAIN.label_smoothing),
+    _keyword("seed", Seed, DEFAULT_TRAIN.seed),
+)
+
+
+def with_options(*groups: tuple[inspect.Parameter, ...], after: Optional[str] = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the options of `groups`: they join its signature, which typer reads,
+    right after its parameter `after` (or first), and reach it through its `**options`."""
+    shared = [parameter for group in groups for parameter in group]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inspect.signature(command, eval_str=True).parameters.values()
+               if p.kind is not inspect.Parameter.VAR_KEYWORD]  # fmt: skip
+        at = 0 if after is None else [p.name for p in own].index(after) + 1
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> Any:
+            return command(**kwargs)
+
+        run.__signature__ = inspect.Signature([*own[:at], *shared, *own[at:]], return_annotation=None)  # type: ignore[attr-defined]
+        return run
+
+    return decorate
+
+
+def proxy_parts(
+    *, base: str, base_resolution: int, base_width: float, zero_init: bool, data: str, train_images: Optional[int],
+    val_images: Optional[int], val_fraction: float, **training: Any,
+) -> tuple[ProxyBase, DataOptions, TrainConfig]:
+    """The base, data and training flags as the library's objects, validated; the base
+    classifies as many classes as the data has."""
+    data_options = DataOptions(data, train_images, val_images, val_fraction)
+    proxy = ProxyBase(base, base_resolution, base_width, data_options.classes(), zero_init)
+    return proxy, data_options, train_config(**training)
+
+
+def train_config(*, epochs: int, steps: Optional[int], max_seconds: Optional[float], batch_size: int, lr: Optional[float], optimizer: str, weight_decay: float, label_smoothing: float, seed: int) -> TrainConfig:
     """The training flags as a validated TrainConfig."""
     config = TrainConfig(
         epochs=epochs, steps=steps, max_seconds=max_seconds, batch_size=batch_size, lr=lr,
@@ -70,7 +147,7 @@ def runtime(device: str, threads: Optional[int], cache_dir: Optional[Path]) -> R
     return result
 
 
-def space(mode: str, alpha_range: str, beta_range: str, gamma_range: str, target: float, tolerance: float, phi: float) -> CandidateSpace:
+def space(*, mode: str, alpha_range: str, beta_range: str, gamma_range: str, target: float, tolerance: float, phi: float) -> CandidateSpace:
     """The candidate-space flags as a validated CandidateSpace."""
     result = CandidateSpace(
         mode=mode,

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from scaler.candidates import ProxyBase
 from scaler.cli import options
 from scaler.cli.app import Format, app
-from scaler.cli.options import (
-    DEFAULT_BASE, DEFAULT_SPACE, DEFAULT_TRAIN, SEARCH_DEFAULTS, AlphaRange, Base, BaseResolution,
-    BaseWidth, BatchSize, BetaRange, Data, Device, Epochs, FlopsTolerance, FormatOption, GammaRange, LabelSmoothing,
-    Lr, MaxSeconds, Mode, OptimizerOption, PhiOption, Seed, Steps, Target, Threads, Tolerance,
-    TrainImages, ValFraction, ValImages, WeightDecay, ZeroInit,
-)  # fmt: skip
+from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, Threads
 from scaler.cli.results import reliability_lines, show_results
 from scaler.cli.study import check_finished, run_command_study
-from scaler.experiments.proxy import DataOptions
 from scaler.experiments.search import SUMMARY_NAME, CompoundSearch, SearchConfig
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 
@@ -29,32 +22,8 @@ from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
     "scaler search --data ./images --base-resolution 96 --workers 2 · "
     "scaler search --storage postgresql+psycopg2://user:pw@host/db --name b0-phi1 (then `scaler worker` elsewhere)"
 )
+@options.with_options(SPACE_OPTIONS, BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS)
 def search(
-    phi: PhiOption = DEFAULT_SPACE.phi,
-    mode: Mode = DEFAULT_SPACE.mode,
-    alpha_range: AlphaRange = str(DEFAULT_SPACE.alpha),
-    beta_range: BetaRange = str(DEFAULT_SPACE.beta),
-    gamma_range: GammaRange = str(DEFAULT_SPACE.gamma),
-    target: Target = DEFAULT_SPACE.target,
-    tolerance: Tolerance = DEFAULT_SPACE.tolerance,
-    flops_tolerance: FlopsTolerance = None,
-    base: Base = DEFAULT_BASE.variant,
-    base_resolution: BaseResolution = DEFAULT_BASE.resolution,
-    base_width: BaseWidth = DEFAULT_BASE.width,
-    zero_init: ZeroInit = DEFAULT_BASE.zero_init,
-    data: Data = SEARCH_DEFAULTS.data.source,
-    train_images: TrainImages = SEARCH_DEFAULTS.data.train_images,
-    val_images: ValImages = SEARCH_DEFAULTS.data.val_images,
-    val_fraction: ValFraction = SEARCH_DEFAULTS.data.val_fraction,
-    epochs: Epochs = DEFAULT_TRAIN.epochs,
-    steps: Steps = None,
-    max_seconds: MaxSeconds = None,
-    batch_size: BatchSize = DEFAULT_TRAIN.batch_size,
-    lr: Lr = None,
-    optimizer: OptimizerOption = DEFAULT_TRAIN.optimizer,
-    weight_decay: WeightDecay = DEFAULT_TRAIN.weight_decay,
-    label_smoothing: LabelSmoothing = DEFAULT_TRAIN.label_smoothing,
-    seed: Seed = DEFAULT_TRAIN.seed,
     pruner: Annotated[str, typer.Option(help="none, halving (successive halving) or hyperband, on val top-1 per epoch.")] = "none",
     name: Annotated[Optional[str], typer.Option(help="Search name (default: derived from the configuration).")] = None,
     root: Annotated[Path, typer.Option("--root", help="Folder that holds the search folders.")] = Path("searches"),
@@ -67,19 +36,14 @@ def search(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Decoded-image cache (default: <root>/.cache).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars.")] = False,
     format: FormatOption = Format.table,
+    **proxy: Any,
 ) -> None:
     """Grid-search (alpha, beta, gamma) under alpha*beta^2*gamma^2 ~= T with proxy trainings.
 
     Writes <root>/<name>/results.csv (ranked) and search.json after every candidate. Running
     the same command again resumes: finished candidates are kept, interrupted ones retrained.
     """
-    config = build_search_config(
-        phi=phi, mode=mode, alpha_range=alpha_range, beta_range=beta_range, gamma_range=gamma_range, target=target,
-        tolerance=tolerance, flops_tolerance=flops_tolerance, base=base, base_resolution=base_resolution,
-        base_width=base_width, zero_init=zero_init, data=data, train_images=train_images, val_images=val_images, val_fraction=val_fraction,
-        epochs=epochs, steps=steps, max_seconds=max_seconds, batch_size=batch_size, lr=lr, optimizer=optimizer,
-        weight_decay=weight_decay, label_smoothing=label_smoothing, seed=seed, pruner=pruner,
-    ).resumable(root, name)  # fmt: skip
+    config = build_search_config(**proxy, pruner=pruner).resumable(root, name)
     outcome, handle = run_command_study(
         CompoundSearch, config, name=name or config.default_name(), root=root, storage=storage, workers=workers,
         settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
@@ -98,19 +62,17 @@ def search(
 
 def build_search_config(
     *, phi: float, mode: str, alpha_range: str, beta_range: str, gamma_range: str, target: float, tolerance: float,
-    flops_tolerance: Optional[float], base: str, base_resolution: int, base_width: float, zero_init: bool, data: str,
-    train_images: Optional[int], val_images: Optional[int], val_fraction: float, epochs: int, steps: Optional[int],
-    max_seconds: Optional[float], batch_size: int, lr: Optional[float], optimizer: str, weight_decay: float,
-    label_smoothing: float, seed: int, pruner: str = "none",
+    flops_tolerance: Optional[float], pruner: str = "none", **proxy: Any,
 ) -> SearchConfig:
-    """The search's flags as a SearchConfig (its proxy classifies as many classes as the data
-    has); what `scaler search` and `scaler calibrate` share."""
-    data_options = DataOptions(data, train_images, val_images, val_fraction)
+    """The search's flags (`options.SPACE_OPTIONS` and the proxy's groups) as a SearchConfig;
+    what `scaler search` and `scaler calibrate` share."""
+    base, data, train = options.proxy_parts(**proxy)
     return SearchConfig(
-        space=options.space(mode, alpha_range, beta_range, gamma_range, target, tolerance, phi),
-        base=ProxyBase(base, base_resolution, base_width, data_options.classes(), zero_init),  # the data's classes
-        data=data_options,
-        train=options.train_config(epochs, steps, max_seconds, batch_size, lr, optimizer, weight_decay, label_smoothing, seed),
+        space=options.space(mode=mode, alpha_range=alpha_range, beta_range=beta_range, gamma_range=gamma_range,
+                            target=target, tolerance=tolerance, phi=phi),
+        base=base,
+        data=data,
+        train=train,
         pruner=pruner,
         flops_tolerance=flops_tolerance,
     )

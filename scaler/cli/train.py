@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import pandas as pd
 import typer
@@ -14,10 +14,7 @@ import typer
 from scaler.models import family_of, network_spec
 from scaler.cli import options
 from scaler.cli.app import Format, app, console
-from scaler.cli.options import (
-    DEFAULT_TRAIN, BatchSize, CacheDir, Data, Device, Epochs, FormatOption, LabelSmoothing, Lr,
-    MaxSeconds, OptimizerOption, Seed, Steps, Threads, TrainImages, ValFraction, ValImages, WeightDecay,
-)  # fmt: skip
+from scaler.cli.options import DATA_OPTIONS, TRAIN_OPTIONS, CacheDir, Device, FormatOption, Threads
 from scaler.data import Dataset, load_dataset
 from scaler.progress import StepBar, make_progress
 from scaler.experiments.repeats import check_repeats
@@ -58,33 +55,24 @@ METRIC_COLUMNS = [
     "scaler train b0 --data ./images --width 0.5 --format json · scaler train b0 --data cifar10:./cifar-10-batches-py · "
     "scaler train net.py:make --width 0.5 --resolution 64"
 )
+@options.with_options(DATA_OPTIONS, TRAIN_OPTIONS, after="resolution")
 def train(
     variant: Annotated[str, typer.Argument(help="Preset to train (b0..b8, l2, resnet50, mobilenetv2), or a factory package.module:make or path/to/file.py:make.")] = "b0",
     width: Annotated[Optional[float], typer.Option(help="Width multiplier (overrides the preset's).")] = None,
     depth: Annotated[Optional[float], typer.Option(help="Depth multiplier (overrides the preset's).")] = None,
     resolution: Annotated[int, typer.Option(help="Training resolution in pixels.")] = 128,
-    data: Data = "synthetic",
-    train_images: TrainImages = None,
-    val_images: ValImages = None,
-    val_fraction: ValFraction = 0.2,
-    epochs: Epochs = DEFAULT_TRAIN.epochs,
-    steps: Steps = None,
-    max_seconds: MaxSeconds = None,
-    batch_size: BatchSize = DEFAULT_TRAIN.batch_size,
-    lr: Lr = None,
-    optimizer: OptimizerOption = DEFAULT_TRAIN.optimizer,
-    weight_decay: WeightDecay = DEFAULT_TRAIN.weight_decay,
-    label_smoothing: LabelSmoothing = DEFAULT_TRAIN.label_smoothing,
-    seed: Seed = 0,
     repeats: Annotated[int, typer.Option(help="Trainings with independent seeds (initialisation, batch order, augmentation); reports mean and spread.")] = 1,
     device: Device = "auto",
     threads: Threads = None,
     cache_dir: CacheDir = None,
     format: FormatOption = Format.table,
+    **flags: Any,
 ) -> None:
     """Train one network briefly and report per-epoch validation metrics (with --repeats, the
     final metrics of each seed and their mean with a 95% interval)."""
-    config = options.train_config(epochs, steps, max_seconds, batch_size, lr, optimizer, weight_decay, label_smoothing, seed)
+    data, train_images, val_images, val_fraction = (flags.pop(k) for k in ("data", "train_images", "val_images", "val_fraction"))
+    config = options.train_config(**flags)
+    seed = config.seed
     run_on = options.runtime(device, threads, cache_dir)
     validate_resolution(resolution)
     check_repeats(repeats)

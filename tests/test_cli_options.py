@@ -1,0 +1,43 @@
+"""The option groups declared once in `scaler.cli.options` reach every command that takes
+them, in the help, and on to the library (a bad value in any group is refused by name)."""
+
+import inspect
+
+import pytest
+
+from scaler.cli import options
+from scaler.cli.calibrate import calibrate
+from scaler.cli.candidates import candidates
+from scaler.cli.compare import compare
+from scaler.cli.search import search
+from scaler.cli.train import train
+
+GROUPS = {
+    search: (options.SPACE_OPTIONS, options.BASE_OPTIONS, options.DATA_OPTIONS, options.TRAIN_OPTIONS),
+    calibrate: (options.SPACE_OPTIONS, options.BASE_OPTIONS, options.DATA_OPTIONS, options.TRAIN_OPTIONS),
+    compare: (options.BASE_OPTIONS, options.DATA_OPTIONS, options.TRAIN_OPTIONS),
+    train: (options.DATA_OPTIONS, options.TRAIN_OPTIONS),
+    candidates: (options.SPACE_OPTIONS,),
+}
+
+
+@pytest.mark.parametrize("command", list(GROUPS), ids=lambda c: c.__name__)
+def test_each_command_has_its_groups_once_and_no_catch_all(command):
+    parameters = inspect.signature(command).parameters
+    names = [p.name for group in GROUPS[command] for p in group]
+    assert set(names) <= set(parameters)
+    assert all(p.kind is not p.VAR_KEYWORD for p in parameters.values())  # typer sees only options
+    assert len(parameters) == len(set(parameters))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["search", "--epochs", "0", "--phi", "1"], "epochs = 0 is not allowed"),
+    (["calibrate", "--base-width", "-1"], "base width"),
+    (["compare", "--val-fraction", "1.5"], "val fraction = 1.5 is not allowed"),
+    (["train", "b0", "--batch-size", "0"], "batch_size = 0 is not allowed"),
+    (["candidates", "--tolerance", "-1"], "tolerance"),
+])
+def test_a_bad_value_in_a_shared_group_is_refused_by_each_command(cli, tmp_path, args, message):
+    result = cli(*args, "--root", str(tmp_path)) if args[0] not in ("train", "candidates") else cli(*args)
+    assert result.code == 2, result.out + result.err
+    assert message in result.err and len(result.err.strip().splitlines()) == 1
