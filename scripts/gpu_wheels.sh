@@ -11,11 +11,12 @@ PYVER=${PYVER:-3.12}
 OUT=${WHEELS:-.gpu-wheels}
 mkdir -p "$OUT"
 # Pure-Python or manylinux wheels for the target interpreter; no dependencies are resolved,
-# so the list names every package that may be missing there (iopath to pyyaml are fvcore's
-# own; scipy is not known to be there).
+# so the list names every package that may be missing there (markupsafe is mako's; iopath to
+# pyyaml are fvcore's own; scipy is not known to be there). Files for several pythons may
+# share the folder: gpu_check.sh lets pip pick the one that suits.
 "$PY" -m pip download -q --no-deps --dest "$OUT" --python-version "$PYVER" \
     --platform manylinux2014_x86_64 --only-binary=:all: \
-    setuptools optuna sqlalchemy alembic colorlog mako greenlet iopath yacs termcolor portalocker tabulate tqdm pyyaml scipy
+    setuptools optuna sqlalchemy alembic colorlog mako markupsafe greenlet iopath yacs termcolor portalocker tabulate tqdm pyyaml scipy
 # fvcore publishes only a source distribution.
 "$PY" -m pip download -q --no-deps --dest "$OUT" --no-binary=:all: "fvcore>=0.1.5.post20221221"
 ls "$OUT"

@@ -41,3 +41,15 @@ def test_a_bad_value_in_a_shared_group_is_refused_by_each_command(cli, tmp_path,
     result = cli(*args, "--root", str(tmp_path)) if args[0] not in ("train", "candidates") else cli(*args)
     assert result.code == 2, result.out + result.err
     assert message in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_with_options_refuses_a_command_that_cannot_receive_them():
+    def command(name: str = "x") -> None: ...
+
+    with pytest.raises(TypeError, match=r"command needs a \*\* parameter"):
+        options.with_options(options.TRAIN_OPTIONS)(command)
+
+
+def test_search_checks_the_space_flags_before_the_others(cli, tmp_path):
+    result = cli("search", "--epochs", "0", "--tolerance", "-1", "--root", str(tmp_path))
+    assert result.code == 2 and "tolerance" in result.err and "epochs" not in result.err

@@ -100,12 +100,15 @@ TRAIN_OPTIONS = (
 
 def with_options(*groups: tuple[inspect.Parameter, ...], after: Optional[str] = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command the options of `groups`: they join its signature, which typer reads,
-    right after its parameter `after` (or first), and reach it through its `**options`."""
+    right after its parameter `after` (or first), and reach it through its `**` parameter.
+    Goes below `@app.command` (typer must see the joined signature)."""
     shared = [parameter for group in groups for parameter in group]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inspect.signature(command, eval_str=True).parameters.values()
-               if p.kind is not inspect.Parameter.VAR_KEYWORD]  # fmt: skip
+        parameters = inspect.signature(command, eval_str=True).parameters.values()
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            raise TypeError(f"{command.__name__} needs a ** parameter to receive the options of with_options")
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD]
         at = 0 if after is None else [p.name for p in own].index(after) + 1
 
         @functools.wraps(command)

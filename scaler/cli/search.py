@@ -66,10 +66,11 @@ def build_search_config(
 ) -> SearchConfig:
     """The search's flags (`options.SPACE_OPTIONS` and the proxy's groups) as a SearchConfig;
     what `scaler search` and `scaler calibrate` share."""
+    space = options.space(mode=mode, alpha_range=alpha_range, beta_range=beta_range, gamma_range=gamma_range,
+                          target=target, tolerance=tolerance, phi=phi)  # checked first, as the flags come
     base, data, train = options.proxy_parts(**proxy)
     return SearchConfig(
-        space=options.space(mode=mode, alpha_range=alpha_range, beta_range=beta_range, gamma_range=gamma_range,
-                            target=target, tolerance=tolerance, phi=phi),
+        space=space,
         base=base,
         data=data,
         train=train,
