@@ -62,7 +62,8 @@ def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
 
 # The option groups of the commands that train proxies, each declared once: `search` and
 # `calibrate` take all four, `compare` the last three (its --phis and --target replace the
-# space), `train` data and training. `with_options` gives a command its groups.
+# space), `train` data and training, `candidates` the space. `with_options` gives a command
+# its groups.
 SPACE_OPTIONS = (
     _keyword("phi", PhiOption, DEFAULT_SPACE.phi),
     _keyword("mode", Mode, DEFAULT_SPACE.mode),
