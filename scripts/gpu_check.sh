@@ -16,17 +16,12 @@ WHEELS=${WHEELS:-.gpu-wheels}
 SITE=${SITE:-${TMPDIR:-/tmp}/scaler-gpu-site}
 # This checkout and the installed packages come first; torch stays the machine's.
 export PYTHONPATH="$PWD:$SITE${PYTHONPATH:+:$PYTHONPATH}"
-# module to import : distribution name in $WHEELS (setuptools first: fvcore builds from source)
-for pair in setuptools:setuptools optuna:optuna sqlalchemy:sqlalchemy alembic:alembic colorlog:colorlog \
-            mako:mako markupsafe:markupsafe greenlet:greenlet iopath:iopath yacs:yacs termcolor:termcolor \
-            portalocker:portalocker tabulate:tabulate tqdm:tqdm yaml:pyyaml scipy:scipy fvcore:fvcore; do
-    module=${pair%%:*}
-    name=${pair#*:}
-    if ! "$PY" -c "import $module" 2>/dev/null; then
+while read -r module name; do
+    if ! "$PY" -c "import $module" </dev/null 2>/dev/null; then
         # pip picks the file that suits this python among those in $WHEELS (any versions, any pythons).
         "$PY" -m pip install -q --no-index --find-links "$WHEELS" --no-deps --no-build-isolation \
-            --target "$SITE" "$name" \
+            --target "$SITE" "$name" </dev/null \
             || { echo "gpu_check: $module is missing and $WHEELS has no $name for this python; run scripts/gpu_wheels.sh and carry $WHEELS" >&2; exit 1; }
     fi
-done
+done < <(awk '!/^#/ && NF' scripts/gpu_packages)
 exec "$PY" benchmarks/gpu_search.py --device "${DEVICE:-cuda}" "$@"

@@ -10,13 +10,14 @@ PY=${PYTHON:-python3}
 PYVER=${PYVER:-3.12}
 OUT=${WHEELS:-.gpu-wheels}
 mkdir -p "$OUT"
-# Pure-Python or manylinux wheels for the target interpreter; no dependencies are resolved,
-# so the list names every package that may be missing there (markupsafe is mako's; iopath to
-# pyyaml are fvcore's own; scipy is not known to be there). Files for several pythons may
-# share the folder: gpu_check.sh lets pip pick the one that suits.
+# The distributions of scripts/gpu_packages: pure-Python or manylinux wheels for the target
+# interpreter, no dependencies resolved (the list names them all); fvcore publishes only a
+# source distribution. Files for several pythons may share the folder: gpu_check.sh lets pip
+# pick the one that suits.
+mapfile -t names < <(awk '!/^#/ && NF {print $2}' scripts/gpu_packages)
+binary=()
+for name in "${names[@]}"; do [ "$name" = fvcore ] || binary+=("$name"); done
 "$PY" -m pip download -q --no-deps --dest "$OUT" --python-version "$PYVER" \
-    --platform manylinux2014_x86_64 --only-binary=:all: \
-    setuptools optuna sqlalchemy alembic colorlog mako markupsafe greenlet iopath yacs termcolor portalocker tabulate tqdm pyyaml scipy
-# fvcore publishes only a source distribution.
+    --platform manylinux2014_x86_64 --only-binary=:all: "${binary[@]}"
 "$PY" -m pip download -q --no-deps --dest "$OUT" --no-binary=:all: "fvcore>=0.1.5.post20221221"
 ls "$OUT"
