@@ -259,6 +259,23 @@ def test_a_terminal_is_still_a_terminal_behind_the_pipe_guard():
     os.close(leader)
 
 
+def test_a_ctrl_c_during_the_imports_waits_for_them_and_an_ignored_one_stays_ignored():
+    from scaler.entry import interrupts_held
+
+    with interrupts_held() as caught:  # a KeyboardInterrupt here would fail the test
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+    assert caught == [signal.SIGINT] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts_held() as caught:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+        assert caught == [] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_same_database_with_another_driver_or_password_is_the_same_storage():
     from scaler.study.storage import same_storage
 
@@ -301,7 +318,7 @@ def test_a_reader_that_goes_away_fails_no_command(tmp_path):
     assert set(pd.read_csv(tmp_path / "micro" / "results.csv")["state"]) == {"complete"}
 
 
-@pytest.mark.parametrize("delay", [0.05, 0.4])
+@pytest.mark.parametrize("delay", [0.05, 0.4, 1.5])
 def test_ctrl_c_while_starting_is_one_line(tmp_path, delay):
     process = subprocess.Popen([SCALER, "flops", "all"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     time.sleep(delay)
