@@ -208,11 +208,34 @@ def test_estimate_times_warm_steps_and_the_first_use(synthetic):
     assert timing.seconds > 2 * len(synthetic.train) / timing.images_per_s
 
 
-def test_search_estimate_pays_the_first_use_once_per_network(monkeypatch):
+def test_search_estimate_times_each_network_once_and_pays_its_first_use_once(monkeypatch):
     search = CompoundSearch.plan(SearchConfig(), repeats=2)
-    monkeypatch.setattr(proxy, "estimate_seconds", lambda *args: proxy.Timing(10.0, 3.0, 100.0))
+    timed = []
+
+    def timing(build, resolution, *args):  # seconds grow with resolution, not with MACs
+        timed.append(resolution)
+        return proxy.Timing(float(resolution), 3.0, 100.0)
+
+    monkeypatch.setattr(proxy, "estimate_seconds", timing)
     total, how = search.estimate_seconds(None, Runtime(device="cpu"), search.items())
-    median = sorted(c.macs for c in search.candidates for _ in range(2))[len(search.candidates)]
-    expected = sum(2 * 10.0 * c.macs / median for c in search.candidates) + 3.0 * len(search.candidates)
-    assert total == pytest.approx(expected)
-    assert "first use 3.0 s per network" in how
+    assert sorted(timed) == sorted(c.resolution for c in search.candidates)  # each network once, not per repeat
+    assert total == pytest.approx(sum(2 * c.resolution for c in search.candidates) + 3.0 * len(search.candidates))
+    assert how == f"timed {len(search.candidates)} networks: 100-100 img/s, first use 3.0-3.0 s per network"
+
+
+def test_beyond_the_limit_networks_take_the_timing_of_the_nearest_timed_one_scaled_by_macs():
+    macs = {name: m for name, m in zip("abcdefg", [10, 18, 30, 40, 50, 60, 70])}
+    measured = []
+
+    def measure(name):
+        measured.append(name)
+        return proxy.Timing(seconds=macs[name] / 10 + 100, first_use=1.0, images_per_s=1000 / macs[name])
+
+    timings = proxy.time_networks(macs, measure, limit=3)
+    assert measured == ["a", "d", "g"]  # spread over the MACs range: the cheapest, the middle, the costliest
+    assert timings["d"].seconds == 104
+    assert timings["c"].seconds == pytest.approx(104 * 30 / 40)  # nearest in MACs is d (40), not a (10)
+    assert timings["b"].seconds == pytest.approx(101 * 18 / 10)  # nearest to 18 is a (10), by ratio
+    assert timings["f"].images_per_s == pytest.approx(1000 / 70 * 70 / 60)  # g's rate, scaled
+    assert set(timings) == set(macs) and all(t.first_use == 1.0 for t in timings.values())
+    assert "timed 3 of 7 networks" in proxy.describe_timings(timings.values(), limit=3)

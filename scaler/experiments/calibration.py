@@ -26,7 +26,7 @@ from scaler.candidates import Candidate, ProxyBase, build_candidates
 from scaler.counting import count_model
 from scaler.data import SYNTHETIC_TRAIN, Dataset, take_train
 from scaler.errors import UsageError
-from scaler.experiments.proxy import estimate_seconds, load_checked, train_outcome
+from scaler.experiments.proxy import Timing, describe_timings, estimate_seconds, load_checked, time_networks, train_outcome
 from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, group_by
 from scaler.experiments.search import SearchConfig, describe
 from scaler.runtime import Runtime
@@ -366,27 +366,44 @@ class Calibration(Experiment):
         return replace(outcome, attrs={**outcome.attrs, "seed": seed, "train_images": len(data.train)})
 
     def estimate_seconds(self, context: Dataset, runtime: Runtime, items: list[WorkItem]) -> tuple[float, str]:
-        """Times the proxy's median-MACs candidate, scales its warm time by each item's nominal
-        cost, and adds its first-use time once per distinct network."""
+        """Times each distinct network of `items` (see `time_networks`) as the proxy trains,
+        scales its warm time by each item's epochs x training images against the proxy's, and
+        adds its first-use time once."""
         if not items:
             return 0.0, "nothing left to train"
-        chosen = sorted(self.candidates, key=lambda c: c.macs)[len(self.candidates) // 2]
         search = self.config.search
-        timing = estimate_seconds(
-            lambda: self.model(PROXY, chosen, search.train.seed), chosen.resolution,
-            self._subsets.get(PROXY, context), search.train, runtime,
-        )  # fmt: skip
-        unit = self._cost(PROXY, self.position[chosen.index])
-        total = sum(timing.seconds * self._cost(i["setting"], self.position[i["candidate"]]) / unit for i in items)
-        shapes = {tuple(sorted(self.networks[i["setting"]][self.position[i["candidate"]]].items())) for i in items}
-        return total + timing.first_use * len(shapes), timing.describe("the proxy's median candidate")
+        builds: dict[tuple, tuple[int, int]] = {}  # network -> a (setting, position) that builds it
+        for item in items:
+            position = self.position[item["candidate"]]
+            builds.setdefault(self._shape(item["setting"], position), (item["setting"], position))
+
+        def measure(shape: tuple) -> Timing:
+            setting, position = builds[shape]
+            network, candidate = self.networks[setting][position], self.candidates[position]
+            return estimate_seconds(
+                lambda: self.model(setting, candidate, search.train.seed), network["resolution"],
+                self._subsets.get(PROXY, context), search.train, runtime,
+            )  # fmt: skip
+
+        timings = time_networks({shape: self.networks[s][p]["macs"] for shape, (s, p) in builds.items()}, measure)
+        total = 0.0
+        for item in items:
+            setting, position = item["setting"], self.position[item["candidate"]]
+            total += timings[self._shape(setting, position)].seconds * self._work(setting) / self._work(PROXY)
+        return total + sum(t.first_use for t in timings.values()), describe_timings(timings.values())
+
+    def _shape(self, setting: int, position: int) -> tuple:
+        """What makes two trainings the same network (resolution, width, depth, ...)."""
+        return tuple(sorted(self.networks[setting][position].items()))
+
+    def _work(self, setting: int, images: int | None = None) -> float:
+        """Images one training of `setting` passes through its network: epochs x training images."""
+        count = images or self.train_sizes.get(setting) or self.config.images(self.settings[setting])
+        return float(self.config.epochs(self.settings[setting]) * count) if count else math.nan
 
     def _cost(self, setting: int, position: int, images: int | None = None) -> float:
         """Nominal cost of one training: MACs x epochs x training images."""
-        count = images or self.train_sizes.get(setting) or self.config.images(self.settings[setting])
-        if not count:
-            return math.nan
-        return float(self.networks[setting][position]["macs"]) * self.config.epochs(self.settings[setting]) * count
+        return float(self.networks[setting][position]["macs"]) * self._work(setting, images)
 
     # -- results --------------------------------------------------------------------------
     def table(self, records: list[Record]) -> pd.DataFrame:
