@@ -160,7 +160,7 @@ def test_estimate_times_each_distinct_network_once_and_scales_it_by_each_setting
         return Timing(seconds=resolution + params / 1000, first_use=0.5, images_per_s=100.0)
 
     monkeypatch.setattr(calibration, "estimate_seconds", timing)
-    total, how = planned.estimate_seconds(None, Runtime(device="cpu"), planned.items())
+    total, how = planned.estimate_seconds(None, Runtime(device="cpu"), planned.items(), in_process=False)
     proxy, low = planned.networks[1], planned.networks[2]
     # the reference and the 1-epoch try train the proxy's networks; two of the low-resolution
     # try's candidates round to the same network: 5 networks, each timed once

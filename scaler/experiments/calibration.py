@@ -26,7 +26,9 @@ from scaler.candidates import Candidate, ProxyBase, build_candidates
 from scaler.counting import count_model
 from scaler.data import SYNTHETIC_TRAIN, Dataset, take_train
 from scaler.errors import UsageError
-from scaler.experiments.proxy import Timing, describe_timings, estimate_seconds, load_checked, time_networks, train_outcome
+from scaler.experiments.proxy import (
+    Timing, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
+)
 from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, group_by
 from scaler.experiments.search import SearchConfig, describe
 from scaler.runtime import Runtime
@@ -365,10 +367,12 @@ class Calibration(Experiment):
         outcome = train_outcome(self.model(index, candidate, seed), data, network["resolution"], train, runtime, reporter)
         return replace(outcome, attrs={**outcome.attrs, "seed": seed, "train_images": len(data.train)})
 
-    def estimate_seconds(self, context: Dataset, runtime: Runtime, items: list[WorkItem]) -> tuple[float, str]:
+    def estimate_seconds(
+        self, context: Dataset, runtime: Runtime, items: list[WorkItem], *, in_process: bool = True
+    ) -> tuple[float, str]:
         """Times each distinct network of `items` (see `time_networks`) as the proxy trains,
         scales its warm time by each item's epochs x training images against the proxy's, and
-        adds its first-use time once."""
+        adds the first use still to pay (see `first_use_left`)."""
         if not items:
             return 0.0, "nothing left to train"
         search = self.config.search
@@ -390,7 +394,7 @@ class Calibration(Experiment):
         for item in items:
             setting, position = item["setting"], self.position[item["candidate"]]
             total += timings[self._shape(setting, position)].seconds * self._work(setting) / self._work(PROXY)
-        return total + sum(t.first_use for t in timings.values()), describe_timings(timings.values())
+        return total + first_use_left(timings.values(), in_process), describe_timings(timings.values())
 
     def _shape(self, setting: int, position: int) -> tuple:
         """What makes two trainings the same network (resolution, width, depth, ...)."""

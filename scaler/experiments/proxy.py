@@ -138,10 +138,11 @@ class Timing:
     seconds: float
     first_use: float
     images_per_s: float
+    measured: bool = True  # False: read off another network's timing (`scaled`)
 
     def scaled(self, factor: float) -> Timing:
-        """The timing of a network `factor` times as costly (same first use)."""
-        return Timing(self.seconds * factor, self.first_use, self.images_per_s / factor)
+        """The timing of a network `factor` times as costly (same first use), not measured."""
+        return Timing(self.seconds * factor, self.first_use, self.images_per_s / factor, measured=False)
 
 
 WARM_STEPS, TIMED_STEPS = 3, 10  # the estimate's two short runs of the training loop
@@ -211,6 +212,13 @@ def time_networks(macs: dict[K, int], measure: Callable[[K], Timing], limit: int
         return min(chosen, key=lambda c: abs(math.log(macs[c] / macs[key])))
 
     return {k: measured[k] if k in measured else measured[nearest(k)].scaled(macs[k] / macs[nearest(k)]) for k in keys}
+
+
+def first_use_left(timings: Iterable[Timing], in_process: bool) -> float:
+    """The first-use seconds the work will still pay: once per network, except for the
+    networks the estimate itself ran when the work runs in this same process (their shapes
+    stay warm; on a GPU that is seconds per network, on a CPU little)."""
+    return sum(t.first_use for t in timings if not (in_process and t.measured))
 
 
 def describe_timings(timings: Iterable[Timing], limit: int = TIMED_NETWORKS) -> str:
@@ -287,9 +295,12 @@ class ProxyExperiment(Experiment):
         seed_everything(seed)
         return self.config.base.build(network.width_mult, network.depth_mult)
 
-    def estimate_seconds(self, context: Dataset, runtime: Runtime, items: list[WorkItem]) -> tuple[float, str]:
+    def estimate_seconds(
+        self, context: Dataset, runtime: Runtime, items: list[WorkItem], *, in_process: bool = True
+    ) -> tuple[float, str]:
         """Times each distinct network of `items` (see `time_networks`): its warm time for
-        every item, its first-use time once (repeats reuse warm shapes)."""
+        every item, plus the first use still to pay (see `first_use_left`; repeats reuse warm
+        shapes)."""
         if not items:
             return 0.0, "nothing left to train"
         config = self.config
@@ -301,6 +312,6 @@ class ProxyExperiment(Experiment):
                 lambda: self.model(distinct[key], config.train.seed), distinct[key].resolution, context, config.train, runtime,
             ),
         )  # fmt: skip
-        total = sum(timings[shape(n)].seconds for n in networks) + sum(t.first_use for t in timings.values())
+        total = sum(timings[shape(n)].seconds for n in networks) + first_use_left(timings.values(), in_process)
         return total, describe_timings(timings.values())
 

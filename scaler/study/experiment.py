@@ -179,8 +179,12 @@ class Experiment(abc.ABC):
     def run(self, item: WorkItem, context: Any, runtime: Runtime, reporter: Reporter) -> Outcome:
         """Do one item's work. Exceptions become FAILED outcomes; Ctrl-C propagates."""
 
-    def estimate_seconds(self, context: Any, runtime: Runtime, items: list[WorkItem]) -> tuple[float, str]:
-        """Estimated seconds to run `items` in one worker, and how it was measured."""
+    def estimate_seconds(
+        self, context: Any, runtime: Runtime, items: list[WorkItem], *, in_process: bool = True
+    ) -> tuple[float, str]:
+        """Estimated seconds to run `items` in one worker, and how it was measured.
+        `in_process`: the items will run in this process (what the estimate warmed stays
+        warm), not in worker processes."""
         return float("nan"), "no estimate"
 
     # -- results --------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def run_study(
     if plan.failed:
         log(f"{len(plan.failed)} failed {noun}(s) stay failed (--retry-failed trains them again)")
     runtime = runtime.with_threads(_threads_per_worker(workers, runtime.threads, log))
-    seconds, how = experiment.estimate_seconds(context, runtime, plan.queued)
+    seconds, how = experiment.estimate_seconds(context, runtime, plan.queued, in_process=workers == 1)
     log(
         f"{experiment.kind} {handle.name}: {experiment.describe()}, {plan.finished} already finished, "
         f"{len(plan.queued)} to train on {_data_size(context)}; "
