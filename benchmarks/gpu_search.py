@@ -14,8 +14,8 @@
    rate against the pure step rate of figure 2. Goals: epoch 2 >= 0.95x the pure step, epoch 1
    within 1.5x of epoch 2's time.
 4. The default search, `scaler search --phi 1 --device DEVICE` in a child process: its wall
-   time and the estimate it printed before training. Goals: <= 60 s on one H200, estimate
-   within +-25% of the wall time.
+   time and the estimate it printed before training, against the time that followed it
+   (search_run.py). Goals: <= 60 s on one H200, estimate within +-25%.
 5. Where first use goes: the base network at resolutions no other figure uses (so every
    shape is new) trained for two short epochs under each of bf16 or fp32 (cuDNN's TF32
    convolutions allowed, PyTorch's default), with cuDNN or without it (PyTorch's own
@@ -34,11 +34,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from search_run import run_search  # noqa: E402
 from timm_support import import_timm, step_rate  # noqa: E402
 
 import scaler.training  # noqa: E402
@@ -127,16 +125,12 @@ def default_search(device: str, root: str, quick: bool) -> None:
                "--quiet", "--root", root, *(MICRO_SEARCH if quick else [])]
     # This checkout's scaler, installed or not.
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200", "PYTHONPATH": path})
-    wall = time.perf_counter() - start
-    if proc.returncode:
-        sys.exit(f"gpu_search: the search failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
-    found = re.search(r"estimated ([0-9.]+) (s|min)\b", proc.stdout + proc.stderr)
-    estimate = float(found.group(1)) * (60 if found.group(2) == "min" else 1) if found else float("nan")
-    print(f"4. default search on {device}: wall {wall:.1f} s (goal <= 60 s on one H200); estimate "
-          f"{estimate:.0f} s = {estimate / wall - 1:+.0%} of the wall (goal within +-25%)", flush=True)
+    lines: list[str] = []
+    run, code = run_search(command, env={"PYTHONPATH": path}, echo=lines.append)
+    if code:
+        sys.exit(f"gpu_search: the search failed (exit {code}): {' | '.join(lines)[-500:]}")
+    print(f"4. default search on {device}: wall {run.wall:.1f} s (goal <= 60 s on one H200); {run.report()}",
+          flush=True)
 
 
 @contextlib.contextmanager

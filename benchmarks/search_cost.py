@@ -4,8 +4,8 @@ Runs `scaler search --phi 1` (the built-in defaults; extra arguments after `--` 
 e.g. `-- --seed 1`) in a child process with 2 threads, times it, and measures timm's
 efficientnet_b0 training step (128 px, batch 32, channels_last, 10 classes, plain SGD; see
 timm_support.py) in this process just before and just after it, so that both figures see
-the same machine. Prints the search's own estimate (the "estimated N s" or "N min" line) against the
-wall time, and
+the same machine. Prints the search's own estimate (the "estimated N s" or "N min" line) against
+the time that followed it (see search_run.py), and
 
     wall x rate = N images (goal <= 30,000)
 
@@ -19,15 +19,12 @@ wall time of a finished search is given, and only the rate is measured.
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from search_run import run_search  # noqa: E402
 from timm_support import REFERENCE, import_timm, reference_rate  # noqa: E402
 
 GOAL = 30_000
@@ -48,30 +45,22 @@ def main() -> None:
         sys.exit(f"search_cost: {note}; install it aside (see benchmarks/timm_support.py)")
     rates = [reference_rate(timm, args.threads)]
     print(f"{REFERENCE}: {rates[0]:.1f} img/s", flush=True)
-    estimate = None
+    run = None
     if args.wall is None:
         command = [args.scaler, "search", "--phi", "1", "--threads", str(args.threads),
                    "--quiet", "--root", args.root, *args.extra]
         print("running: " + " ".join(command), flush=True)
-        start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env={**os.environ, "COLUMNS": "200"})
-        for line in proc.stdout:
-            print("  | " + line.rstrip(), flush=True)
-            found = re.search(r"estimated ([0-9.]+) (s|min)\b", line)
-            if found and estimate is None:
-                estimate = float(found.group(1)) * (60 if found.group(2) == "min" else 1)
-        if proc.wait():
-            sys.exit(f"search_cost: the search failed (exit {proc.returncode})")
-        wall = time.perf_counter() - start
+        run, code = run_search(command, echo=lambda line: print("  | " + line, flush=True))
+        if code:
+            sys.exit(f"search_cost: the search failed (exit {code})")
+        wall = run.wall
         rates.append(reference_rate(timm, args.threads))
         print(f"{REFERENCE}: {rates[-1]:.1f} img/s (after)", flush=True)
     else:
         wall = args.wall
     rate = sum(rates) / len(rates)
-    if estimate is not None:
-        print(f"estimate {estimate / 60:.1f} min vs wall {wall / 60:.1f} min: "
-              f"{estimate / wall - 1:+.0%} (goal within +-25%)")
+    if run is not None:
+        print(run.report())
     product = wall * rate
     print(f"wall {wall:.0f} s x rate {rate:.1f} img/s = {product:,.0f} images "
           f"(goal <= {GOAL:,}: {'met' if product <= GOAL else 'not met'})")

@@ -1,0 +1,55 @@
+"""Run `scaler search` in a child process and time it against the estimate it prints.
+
+Shared by search_cost.py and gpu_search.py. The estimate is printed once the data is ready and
+every network has been timed, and it estimates what is left: it is compared with the time
+that followed its line, and the whole run's wall time is reported beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+ESTIMATE = re.compile(r"estimated ([0-9.]+) (s|min)\b")
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    """A finished search: its wall time, the estimate it printed, and when it printed it."""
+
+    wall: float
+    estimate: float  # nan when no estimate line was seen
+    printed_at: float  # seconds after the start; nan likewise
+
+    def report(self) -> str:
+        """Estimate against the time that followed it (goal within +-25%), and the whole run."""
+        after = self.wall - self.printed_at
+        return (
+            f"estimate {self.estimate:.0f} s vs the {after:.0f} s that followed it: "
+            f"{self.estimate / after - 1:+.0%} (goal within +-25%); whole run {self.wall:.0f} s, "
+            f"of which {self.printed_at:.0f} s before the estimate (start-up, data, timing each network)"
+        )
+
+
+def run_search(command: list[str], env: dict[str, str] | None = None,
+               echo: Callable[[str], None] | None = None) -> tuple[SearchRun, int]:
+    """Run `command` (a search with `--quiet`), echo each output line, and return the run and
+    its exit code."""
+    start = time.perf_counter()
+    estimate = printed_at = float("nan")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "200", **(env or {})})
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if echo is not None:
+            echo(line.rstrip())
+        found = ESTIMATE.search(line)
+        if found and printed_at != printed_at:  # the first estimate line
+            estimate = float(found.group(1)) * (60 if found.group(2) == "min" else 1)
+            printed_at = time.perf_counter() - start
+    code = proc.wait()
+    return SearchRun(time.perf_counter() - start, estimate, printed_at), code
