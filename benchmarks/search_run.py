@@ -22,11 +22,13 @@ class SearchRun:
     """A finished search: its wall time, the estimate it printed, and when it printed it."""
 
     wall: float
-    estimate: float  # nan when no estimate line was seen
-    printed_at: float  # seconds after the start; nan likewise
+    estimate: float | None  # None when no estimate line was seen
+    printed_at: float | None  # seconds after the start; None likewise
 
     def report(self) -> str:
         """Estimate against the time that followed it (goal within +-25%), and the whole run."""
+        if self.estimate is None or self.printed_at is None:
+            return f"no estimate line was printed; whole run {self.wall:.0f} s"
         after = self.wall - self.printed_at
         return (
             f"estimate {self.estimate:.0f} s vs the {after:.0f} s that followed it: "
@@ -40,7 +42,8 @@ def run_search(command: list[str], env: dict[str, str] | None = None,
     """Run `command` (a search with `--quiet`), echo each output line, and return the run and
     its exit code."""
     start = time.perf_counter()
-    estimate = printed_at = float("nan")
+    estimate: float | None = None
+    printed_at: float | None = None
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "COLUMNS": "200", **(env or {})})
     assert proc.stdout is not None
@@ -48,7 +51,7 @@ def run_search(command: list[str], env: dict[str, str] | None = None,
         if echo is not None:
             echo(line.rstrip())
         found = ESTIMATE.search(line)
-        if found and printed_at != printed_at:  # the first estimate line
+        if found and estimate is None:
             estimate = float(found.group(1)) * (60 if found.group(2) == "min" else 1)
             printed_at = time.perf_counter() - start
     code = proc.wait()

@@ -59,14 +59,21 @@ def interrupts_held() -> Iterator[list[int]]:
     catches: std::terminate, SIGABRT (exit -6), no message of ours. Seen once in CI
     (`scaler flops all` interrupted 0.4 s after its start) and reproduced by raising the
     interrupt at chosen times during `import scaler.cli`. Held back, the Ctrl-C is answered as
-    soon as the imports (about 3 s on 2 cores) are done. A SIGINT that is ignored (a job
-    started with `nohup` or in the background) stays ignored."""
+    soon as the imports (about 3 s on 2 cores) are done; a second Ctrl-C stops them at once
+    (an import that hangs). A SIGINT that is ignored (a job started with `nohup` or in the
+    background) stays ignored."""
     caught: list[int] = []
     previous = signal.getsignal(signal.SIGINT)
     if previous is not signal.default_int_handler:
         yield caught
         return
-    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+
+    def hold(signum: int, frame: object) -> None:
+        if caught:  # a second Ctrl-C: the user insists (an import that hangs), stop now
+            raise KeyboardInterrupt
+        caught.append(signum)
+
+    signal.signal(signal.SIGINT, hold)
     try:
         yield caught
     finally:
@@ -78,7 +85,11 @@ def run() -> None:
     sys.stdout = ReaderSafeStream(sys.stdout)  # type: ignore[assignment]
     with interrupts_held() as caught:
         from scaler.cli import main
-    if caught:
+    try:
+        if caught:
+            raise KeyboardInterrupt
+        code = main()
+    except KeyboardInterrupt:  # held during the imports, or between them and main's own handling
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(main())
+        code = 130
+    sys.exit(code)

@@ -30,8 +30,8 @@ from scaler.data import SYNTHETIC_TRAIN
 from scaler.experiments import calibration
 from scaler.experiments.proxy import Timing
 from scaler.experiments.repeats import ATTR_REPEATS
-from scaler.runtime import Runtime
 from scaler.experiments.search import SearchConfig
+from scaler.runtime import Runtime
 from scaler.study.experiment import WorkItem, experiment_class
 from scaler.statistics import bootstrap_agreement
 
@@ -171,6 +171,8 @@ def test_estimate_times_each_distinct_network_once_and_scales_it_by_each_setting
     seconds = [n["resolution"] + n["params"] / 1000 for n in proxy], [n["resolution"] + n["params"] / 1000 for n in low]
     expected = sum(seconds[s == 2][c] * work[s] / epochs for s in range(4) for c in range(3) for _ in range(2))
     assert total == pytest.approx(expected + 0.5 * 5) and how.startswith("timed 5 networks")
+    # run in this process, the networks the estimate timed are warm: no first use left
+    assert planned.estimate_seconds(None, Runtime(device="cpu"), planned.items())[0] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(

@@ -203,6 +203,25 @@ def test_local_worker_processes_share_the_items(tmp_path):
     assert len({pid for _, pid in finishes}) == 2 and os.getpid() not in {pid for _, pid in finishes}
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_estimate_knows_whether_the_work_runs_in_this_process(tmp_path, monkeypatch, workers):
+    asked = []
+
+    def estimate(self, context, runtime, items, *, in_process=True):
+        asked.append(in_process)
+        return 42.0, "measured by the test"
+
+    monkeypatch.setattr(FakeExperiment, "estimate_seconds", estimate)
+    messages: list[str] = []
+    folder = tmp_path / "estimated"
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=2, seconds=0.0, log=str(tmp_path / "runs.log")))
+        run_study(handle, workers=workers, runtime=CPU, retry_failed=False, quiet=True, log=messages.append, progress_console=Console(quiet=True))
+    assert asked == [workers == 1]  # in this process the shapes the estimate timed stay warm
+    timing = next(i for i, m in enumerate(messages) if m.startswith("timing the networks of the 2"))
+    assert "estimated" in messages[timing + 1] and "measured by the test" in messages[timing + 1]
+
+
 KILLABLE = textwrap.dedent(
     """
     import sys

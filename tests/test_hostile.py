@@ -262,10 +262,19 @@ def test_a_terminal_is_still_a_terminal_behind_the_pipe_guard():
 def test_a_ctrl_c_during_the_imports_waits_for_them_and_an_ignored_one_stays_ignored():
     from scaler.entry import interrupts_held
 
-    with interrupts_held() as caught:  # a KeyboardInterrupt here would fail the test
+    try:
+        with interrupts_held() as caught:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        pytest.fail("the Ctrl-C was not held back")
+    assert caught == [signal.SIGINT] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt), interrupts_held():  # a second one stops at once
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)
-    assert caught == [signal.SIGINT] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         with interrupts_held() as caught:

@@ -397,7 +397,8 @@ class Calibration(Experiment):
         return total + first_use_left(timings.values(), in_process), describe_timings(timings.values())
 
     def _shape(self, setting: int, position: int) -> tuple:
-        """What makes two trainings the same network (resolution, width, depth, ...)."""
+        """What makes two trainings the same network, as far as the plan records it:
+        resolution, parameters and MACs."""
         return tuple(sorted(self.networks[setting][position].items()))
 
     def _work(self, setting: int, images: int | None = None) -> float:

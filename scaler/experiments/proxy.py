@@ -21,7 +21,7 @@ from scaler.states import State
 from scaler.study.experiment import Experiment, Outcome, Reporter, WorkItem
 from scaler.training import EpochMetrics, TrainConfig, TrainResult, seed_everything, train
 
-K = TypeVar("K", bound=Hashable)
+_K = TypeVar("_K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ def estimate_seconds(
     return Timing(per_training, first_use, train_ips)
 
 
-def time_networks(macs: dict[K, int], measure: Callable[[K], Timing], limit: int = TIMED_NETWORKS) -> dict[K, Timing]:
+def time_networks(macs: dict[_K, int], measure: Callable[[_K], Timing], limit: int = TIMED_NETWORKS) -> dict[_K, Timing]:
     """The timing of every distinct network: `macs` maps a key per network to its MACs, and
     `measure` times the network of a key.
 
@@ -208,10 +208,13 @@ def time_networks(macs: dict[K, int], measure: Callable[[K], Timing], limit: int
         chosen = keys
     measured = {k: measure(k) for k in chosen}
 
-    def nearest(key: K) -> K:
-        return min(chosen, key=lambda c: abs(math.log(macs[c] / macs[key])))
+    def ratio(a: _K, b: _K) -> float:
+        return max(macs[a], 1) / max(macs[b], 1)  # a network of no MACs counts as one
 
-    return {k: measured[k] if k in measured else measured[nearest(k)].scaled(macs[k] / macs[nearest(k)]) for k in keys}
+    def nearest(key: _K) -> _K:
+        return min(chosen, key=lambda c: abs(math.log(ratio(c, key))))
+
+    return {k: measured[k] if k in measured else measured[nearest(k)].scaled(ratio(k, nearest(k))) for k in keys}
 
 
 def first_use_left(timings: Iterable[Timing], in_process: bool) -> float:
@@ -221,16 +224,20 @@ def first_use_left(timings: Iterable[Timing], in_process: bool) -> float:
     return sum(t.first_use for t in timings if not (in_process and t.measured))
 
 
-def describe_timings(timings: Iterable[Timing], limit: int = TIMED_NETWORKS) -> str:
-    """How an estimate was measured: the networks' training rates and first-use times."""
+def describe_timings(timings: Iterable[Timing]) -> str:
+    """How an estimate was measured: the timed networks' training rates and first-use times."""
     timings = list(timings)
-    rates = [t.images_per_s for t in timings]
-    first = [t.first_use for t in timings]
-    timed = f"{len(timings)} networks" if len(timings) <= limit else f"{limit} of {len(timings)} networks"
-    return (
-        f"timed {timed}: {min(rates):.0f}-{max(rates):.0f} img/s, "
-        f"first use {min(first):.1f}-{max(first):.1f} s per network"
-    )
+    timed = [t for t in timings if t.measured]
+    count = f"{len(timed)} of {len(timings)}" if len(timed) < len(timings) else f"{len(timed)}"
+    rates = span([t.images_per_s for t in timed], "{:.0f}")
+    first = span([t.first_use for t in timed], "{:.1f}")
+    return f"timed {count} network{'s' if len(timings) > 1 else ''}: {rates} img/s, first use {first} s per network"
+
+
+def span(values: list[float], form: str) -> str:
+    """`low-high` of `values` in `form`, or the one value when they all print the same."""
+    low, high = form.format(min(values)), form.format(max(values))
+    return low if low == high else f"{low}-{high}"
 
 
 class ScaledNetwork(Protocol):
@@ -314,4 +321,3 @@ class ProxyExperiment(Experiment):
         )  # fmt: skip
         total = sum(timings[shape(n)].seconds for n in networks) + first_use_left(timings.values(), in_process)
         return total, describe_timings(timings.values())
-
