@@ -146,30 +146,36 @@ def test_plan_counts_each_settings_networks_and_restores_without_counting(tmp_pa
     assert len(restored.items()) == 4 * 3 * 3
 
 
-def test_estimate_times_each_distinct_network_once_and_scales_it_by_each_settings_work(tmp_path, monkeypatch):
+def test_estimate_times_each_distinct_network_once_and_trains_each_setting_from_its_rates(tmp_path, monkeypatch):
     (tmp_path / "tinynet.py").write_text(TINY_NET)
     space = CandidateSpace(alpha=Range(1, 1.2, 0.2), beta=Range(1, 1.1, 0.1), gamma=Range(1, 1.2, 0.1), tolerance=0.5)
     search = SearchConfig(space=space, base=ProxyBase(f"{tmp_path / 'tinynet.py'}:make", resolution=32, width=0.5))
-    tries = (parse_try("base-resolution=24"), parse_try("epochs=1"))
+    tries = (parse_try("base-resolution=24"), parse_try("epochs=1"), parse_try("train-images=900"))
     planned = Calibration.plan(CalibrationConfig(search, reference_setting(search, 2), k=3, tries=tries), repeats=2)
     timed = []
+
+    def rate(resolution, params):  # images per second, different for every network
+        return 1e6 / (resolution * params)
 
     def timing(build, resolution, *args):
         params = sum(p.numel() for p in build().parameters())
         timed.append((resolution, params))
-        return Timing(seconds=resolution + params / 1000, first_use=0.5, images_per_s=100.0)
+        return Timing(seconds=math.nan, first_use=0.5, images_per_s=rate(resolution, params), evaluation=2.0)
 
     monkeypatch.setattr(calibration, "estimate_seconds", timing)
     total, how = planned.estimate_seconds(None, Runtime(device="cpu"), planned.items(), in_process=False)
     proxy, low = planned.networks[1], planned.networks[2]
-    # the reference and the 1-epoch try train the proxy's networks; two of the low-resolution
-    # try's candidates round to the same network: 5 networks, each timed once
+    # the reference and the epochs and images tries train the proxy's networks; two of the
+    # low-resolution try's candidates round to the same network: 5 networks, each timed once
     distinct = {(n["resolution"], n["params"]) for n in proxy + low}
     assert len(distinct) == 5 and sorted(timed) == sorted(distinct)
-    epochs = search.train.epochs
-    work = {0: 2 * epochs, 1: epochs, 2: epochs, 3: 1}  # epochs per setting, the same images
-    seconds = [n["resolution"] + n["params"] / 1000 for n in proxy], [n["resolution"] + n["params"] / 1000 for n in low]
-    expected = sum(seconds[s == 2][c] * work[s] / epochs for s in range(4) for c in range(3) for _ in range(2))
+    epochs, images = search.train.epochs, SYNTHETIC_TRAIN
+    runs = {0: (2 * epochs, images), 1: (epochs, images), 2: (epochs, images), 3: (1, images), 4: (epochs, 900)}
+    # each epoch passes the setting's training images and evaluates the same validation split (2 s)
+    expected = sum(
+        e * (n / rate(net["resolution"], net["params"]) + 2.0)
+        for s, (e, n) in runs.items() for net in (low if s == 2 else proxy) for _ in range(2)
+    )  # fmt: skip
     assert total == pytest.approx(expected + 0.5 * 5) and how.startswith("timed 5 networks")
     # run in this process, the networks the estimate timed are warm: no first use left
     assert planned.estimate_seconds(None, Runtime(device="cpu"), planned.items())[0] == pytest.approx(expected)

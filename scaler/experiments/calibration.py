@@ -371,8 +371,9 @@ class Calibration(Experiment):
         self, context: Dataset, runtime: Runtime, items: list[WorkItem], *, in_process: bool = True
     ) -> tuple[float, str]:
         """Times each distinct network of `items` (see `time_networks`) as the proxy trains,
-        scales its warm time by each item's epochs x training images against the proxy's, and
-        adds the first use still to pay (see `first_use_left`)."""
+        takes each item's training from its rates (the setting's epochs over its training
+        images, each epoch evaluated on the shared validation split), and adds the first use
+        still to pay (see `first_use_left`)."""
         if not items:
             return 0.0, "nothing left to train"
         search = self.config.search
@@ -393,7 +394,10 @@ class Calibration(Experiment):
         total = 0.0
         for item in items:
             setting, position = item["setting"], self.position[item["candidate"]]
-            total += timings[self._shape(setting, position)].seconds * self._work(setting) / self._work(PROXY)
+            images = self._train_images(setting)
+            timing = timings[self._shape(setting, position)]
+            epochs = self.config.epochs(self.settings[setting])
+            total += timing.training_seconds(epochs, images, search.train.max_seconds) if images else math.nan
         return total + first_use_left(timings.values(), in_process), describe_timings(timings.values())
 
     def _shape(self, setting: int, position: int) -> tuple:
@@ -401,14 +405,16 @@ class Calibration(Experiment):
         resolution, parameters and MACs."""
         return tuple(sorted(self.networks[setting][position].items()))
 
-    def _work(self, setting: int, images: int | None = None) -> float:
-        """Images one training of `setting` passes through its network: epochs x training images."""
-        count = images or self.train_sizes.get(setting) or self.config.images(self.settings[setting])
-        return float(self.config.epochs(self.settings[setting]) * count) if count else math.nan
+    def _train_images(self, setting: int) -> int | None:
+        """The training images of `setting`: counted once prepared, else as it asks."""
+        return self.train_sizes.get(setting) or self.config.images(self.settings[setting])
 
     def _cost(self, setting: int, position: int, images: int | None = None) -> float:
         """Nominal cost of one training: MACs x epochs x training images."""
-        return float(self.networks[setting][position]["macs"]) * self._work(setting, images)
+        count = images or self._train_images(setting)
+        if not count:
+            return math.nan
+        return float(self.networks[setting][position]["macs"]) * self.config.epochs(self.settings[setting]) * count
 
     # -- results --------------------------------------------------------------------------
     def table(self, records: list[Record]) -> pd.DataFrame:

@@ -132,17 +132,25 @@ class Timing:
     """What one network's training costs on a device: `seconds` for a full training with its
     evaluations once its shapes are warm, `first_use` the extra seconds its first steps took
     (paid once per network and process: kernel selection, cuDNN or oneDNN set-up and
-    compilation for its shapes; seconds on a GPU, little on a CPU) and the warm training
-    `images_per_s`."""
+    compilation for its shapes; seconds on a GPU, little on a CPU), the warm training
+    `images_per_s` and the seconds of one `evaluation` of the validation split."""
 
     seconds: float
     first_use: float
     images_per_s: float
+    evaluation: float = 0.0
     measured: bool = True  # False: read off another network's timing (`scaled`)
+
+    def training_seconds(self, epochs: int, train_images: int, max_seconds: float | None = None) -> float:
+        """A warm training of `epochs` over `train_images`, each epoch evaluated; one stopped by
+        `max_seconds` evaluates once more after it."""
+        seconds = epochs * (train_images / self.images_per_s + self.evaluation)
+        return seconds if max_seconds is None else min(seconds, max_seconds + self.evaluation)
 
     def scaled(self, factor: float) -> Timing:
         """The timing of a network `factor` times as costly (same first use), not measured."""
-        return Timing(self.seconds * factor, self.first_use, self.images_per_s / factor, measured=False)
+        return Timing(self.seconds * factor, self.first_use, self.images_per_s / factor, self.evaluation * factor,
+                      measured=False)
 
 
 WARM_STEPS, TIMED_STEPS = 3, 10  # the estimate's two short runs of the training loop
@@ -180,12 +188,9 @@ def estimate_seconds(
     eval_seconds = max(0.0, warm_wall - warm.train_seconds) / max(1, len(warm.epochs))
     per_eval_image = eval_seconds / eval_batch if eval_batch else 0.0
     first_use = max(0.0, cold_wall - WARM_STEPS * config.batch_size / train_ips - eval_seconds)
+    timing = Timing(0.0, first_use, train_ips, evaluation=len(dataset.val) * per_eval_image)
     epochs = config.planned_epochs(len(dataset.train))
-    evaluation = len(dataset.val) * per_eval_image
-    per_training = epochs * (len(dataset.train) / train_ips + evaluation)
-    if config.max_seconds is not None:
-        per_training = min(per_training, config.max_seconds + evaluation)
-    return Timing(per_training, first_use, train_ips)
+    return replace(timing, seconds=timing.training_seconds(epochs, len(dataset.train), config.max_seconds))
 
 
 def time_networks(macs: dict[_K, int], measure: Callable[[_K], Timing], limit: int = TIMED_NETWORKS) -> dict[_K, Timing]:
