@@ -235,14 +235,31 @@ def test_beyond_the_limit_networks_take_the_timing_of_the_nearest_timed_one_scal
         return proxy.Timing(seconds=macs[name] / 10 + 100, first_use=1.0, images_per_s=1000 / macs[name])
 
     timings = proxy.time_networks(macs, measure, limit=3)
-    assert measured == ["a", "d", "g"]  # spread over the MACs range: the cheapest, the middle, the costliest
-    assert timings["d"].seconds == 104
-    assert timings["c"].seconds == pytest.approx(104 * 30 / 40)  # nearest in MACs is d (40), not a (10)
-    assert timings["b"].seconds == pytest.approx(104 * 24 / 40)  # by ratio 24 is nearer d (40) than a (10)
-    assert timings["f"].images_per_s == pytest.approx(1000 / 70 * 70 / 60)  # g's rate, scaled
+    # the cheapest, the costliest, then the farthest from both in log MACs (24: ~1/2.4 of the way)
+    assert measured == ["a", "g", "b"]
+    assert timings["b"].seconds == pytest.approx(102.4)
+    assert timings["d"].seconds == pytest.approx(102.4 * 40 / 24)  # nearer b (24) than g (70) by ratio
+    assert timings["e"].seconds == pytest.approx(107 * 50 / 70)
+    assert timings["f"].images_per_s == pytest.approx(1000 / 60)  # g's rate, scaled to f's MACs
     assert set(timings) == set(macs) and all(t.first_use == 1.0 for t in timings.values())
-    assert [k for k, t in timings.items() if t.measured] == ["a", "d", "g"]
+    assert [k for k, t in timings.items() if t.measured] == ["a", "b", "g"]
     # in this process only the unmeasured networks' first use is left; in workers every one's
     assert proxy.first_use_left(timings.values(), in_process=True) == 4.0
     assert proxy.first_use_left(timings.values(), in_process=False) == 7.0
     assert proxy.describe_timings(timings.values()) == "timed 3 of 7 networks: 14-100 img/s, first use 1.0 s per network"
+
+
+@pytest.mark.parametrize("in_process, timed", [(True, 6), (False, 3)])
+def test_timing_stops_once_it_costs_a_tenth_of_the_work_it_estimates(in_process, timed):
+    """Six networks of 100 s each (600 s of work, so 60 s for timing); each measurement takes
+    25 s, 20 of them first use. In this process the first use is paid for the training
+    anyway: 5 s each, all six timed. For worker processes it is a cost: 25, 50, 75 s, three."""
+    macs = {name: 10 * (i + 1) for i, name in enumerate("abcdef")}
+    measured = []
+
+    def measure(name):
+        measured.append(name)
+        return proxy.Timing(seconds=100.0, first_use=20.0, images_per_s=50.0, spent=25.0)
+
+    timings = proxy.time_networks(macs, measure, in_process=in_process)
+    assert len(measured) == timed and measured[:2] == ["a", "f"] and len(timings) == 6

@@ -7,6 +7,7 @@ from __future__ import annotations
 import abc
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
@@ -140,6 +141,7 @@ class Timing:
     images_per_s: float
     evaluation: float = 0.0
     measured: bool = True  # False: read off another network's timing (`scaled`)
+    spent: float = 0.0  # seconds the measurement itself took, first use included
 
     def training_seconds(self, epochs: int, train_images: int, max_seconds: float | None = None) -> float:
         """A warm training of `epochs` over `train_images`, each epoch evaluated; one stopped by
@@ -150,11 +152,12 @@ class Timing:
     def scaled(self, factor: float) -> Timing:
         """The timing of a network `factor` times as costly (same first use), not measured."""
         return Timing(self.seconds * factor, self.first_use, self.images_per_s / factor, self.evaluation * factor,
-                      measured=False)
+                      measured=False, spent=0.0)
 
 
 WARM_STEPS, TIMED_STEPS = 3, 10  # the estimate's two short runs of the training loop
 TIMED_NETWORKS = 12  # at most this many distinct networks are timed before a study
+TIMING_SHARE = 0.1  # and only while timing them costs less than this share of their work
 
 
 def estimate_seconds(
@@ -173,6 +176,7 @@ def estimate_seconds(
     the loop read 15-25% slower than the loop runs on 2 CPU cores, which made every estimate
     too high.)
     """
+    began = time.perf_counter()
     model = build()
     eval_batch = min(config.eval_batch_size, len(dataset.val))
     probe = replace(dataset, val=ImageSplit(dataset.val.images[:eval_batch], dataset.val.labels[:eval_batch]))
@@ -188,38 +192,63 @@ def estimate_seconds(
     eval_seconds = max(0.0, warm_wall - warm.train_seconds) / max(1, len(warm.epochs))
     per_eval_image = eval_seconds / eval_batch if eval_batch else 0.0
     first_use = max(0.0, cold_wall - WARM_STEPS * config.batch_size / train_ips - eval_seconds)
-    timing = Timing(0.0, first_use, train_ips, evaluation=len(dataset.val) * per_eval_image)
+    timing = Timing(0.0, first_use, train_ips, evaluation=len(dataset.val) * per_eval_image,
+                    spent=time.perf_counter() - began)
     epochs = config.planned_epochs(len(dataset.train))
     return replace(timing, seconds=timing.training_seconds(epochs, len(dataset.train), config.max_seconds))
 
 
-def time_networks(macs: dict[_K, int], measure: Callable[[_K], Timing], limit: int = TIMED_NETWORKS) -> dict[_K, Timing]:
-    """The timing of every distinct network: `macs` maps a key per network to its MACs, and
-    `measure` times the network of a key.
+def time_networks(
+    macs: dict[_K, int],
+    measure: Callable[[_K], Timing],
+    *,
+    uses: dict[_K, float] | None = None,
+    in_process: bool = True,
+    limit: int = TIMED_NETWORKS,
+    share: float = TIMING_SHARE,
+) -> dict[_K, Timing]:
+    """The timing of every distinct network: `macs` maps a key per network to its MACs,
+    `measure` times the network of a key, `uses` says how many trainings of the measured
+    length each network will run (default one).
 
-    Each network is measured when there are at most `limit`, since a network's time is far
-    from proportional to its MACs on a small proxy (on 2 CPU cores, a ResNet-50 at base width
-    0.125 made 4x deeper took 2.5x the base's time per image for 3.1x its MACs, 2x wider 1.3x
-    for 3.6x; timing only the median network and scaling by MACs read 24% short for a
-    comparison of such networks). Beyond `limit`, that many networks spread over the MACs
-    range are measured and every other one takes the timing of the nearest of them in MACs,
-    scaled by MACs.
+    A network's time is far from proportional to its MACs on a small proxy (on 2 CPU cores,
+    a ResNet-50 at base width 0.125 made 4x deeper took 2.5x the base's time per image for
+    3.1x its MACs, 2x wider 1.3x for 3.6x; timing only the median network and scaling by
+    MACs read 24% short for a comparison of such networks), so networks are measured one by
+    one, spread over the MACs range: the cheapest, the costliest, then each time the one
+    farthest in MACs from those measured. Measuring stops after `limit` networks, or once
+    the measurements have cost more than `share` of the work they estimate (at least two are
+    measured). A first use that the work would pay anyway does not count as a cost: with
+    `in_process`, the measured networks' shapes stay warm for the training. On a GPU whose
+    first use takes seconds per network, worker processes (which pay it again) thus get few
+    networks timed, and a search in this process all of them. Every network not measured
+    takes the timing of the nearest measured one in MACs, scaled by MACs.
     """
     keys = sorted(macs, key=lambda k: macs[k])
-    limit = max(2, limit)  # the cheapest and the costliest at least
-    if len(keys) > limit:
-        chosen = [keys[round(i * (len(keys) - 1) / (limit - 1))] for i in range(limit)]
-    else:
-        chosen = keys
-    measured = {k: measure(k) for k in chosen}
+    uses = uses or {k: 1.0 for k in keys}
+    size = {k: math.log(max(macs[k], 1)) for k in keys}  # a network of no MACs counts as one
+    measured: dict[_K, Timing] = {}
 
-    def ratio(a: _K, b: _K) -> float:
-        return max(macs[a], 1) / max(macs[b], 1)  # a network of no MACs counts as one
+    def timing_of(key: _K) -> Timing:
+        if key in measured:
+            return measured[key]
+        near = min(measured, key=lambda c: abs(size[c] - size[key]))
+        return measured[near].scaled(math.exp(size[key] - size[near]))
 
-    def nearest(key: _K) -> _K:
-        return min(chosen, key=lambda c: abs(math.log(ratio(c, key))))
-
-    return {k: measured[k] if k in measured else measured[nearest(k)].scaled(ratio(k, nearest(k))) for k in keys}
+    spent = 0.0
+    left = list(keys)
+    while left and len(measured) < max(2, limit):
+        if len(measured) >= 2 and spent > share * sum(uses[k] * timing_of(k).seconds for k in keys):
+            break
+        if len(measured) < 2:
+            key = left[0] if not measured else left[-1]  # the cheapest, then the costliest
+        else:
+            key = max(left, key=lambda k: min(abs(size[k] - size[c]) for c in measured))
+        left.remove(key)
+        timing = measure(key)
+        measured[key] = timing
+        spent += max(0.0, timing.spent - (timing.first_use if in_process else 0.0))
+    return {k: timing_of(k) for k in keys}
 
 
 def first_use_left(timings: Iterable[Timing], in_process: bool) -> float:
@@ -318,11 +347,13 @@ class ProxyExperiment(Experiment):
         config = self.config
         networks = [self.network(i) for i in items]
         distinct = {shape(n): n for n in networks}
+        uses = Counter(shape(n) for n in networks)
         timings = time_networks(
             {key: n.macs for key, n in distinct.items()},
             lambda key: estimate_seconds(
                 lambda: self.model(distinct[key], config.train.seed), distinct[key].resolution, context, config.train, runtime,
             ),
+            uses={key: float(count) for key, count in uses.items()}, in_process=in_process,
         )  # fmt: skip
         total = sum(timings[shape(n)].seconds for n in networks) + first_use_left(timings.values(), in_process)
         return total, describe_timings(timings.values())
