@@ -152,7 +152,7 @@ def test_estimate_times_each_distinct_network_once_and_trains_each_setting_from_
     search = SearchConfig(space=space, base=ProxyBase(f"{tmp_path / 'tinynet.py'}:make", resolution=32, width=0.5))
     tries = (parse_try("base-resolution=24"), parse_try("epochs=1"), parse_try("train-images=900"))
     planned = Calibration.plan(CalibrationConfig(search, reference_setting(search, 2), k=3, tries=tries), repeats=2)
-    timed = []
+    timed, cost = [], [0.0]
 
     def rate(resolution, params):  # images per second, different for every network
         return 1e6 / (resolution * params)
@@ -160,7 +160,8 @@ def test_estimate_times_each_distinct_network_once_and_trains_each_setting_from_
     def timing(build, resolution, *args):
         params = sum(p.numel() for p in build().parameters())
         timed.append((resolution, params))
-        return Timing(seconds=math.nan, first_use=0.5, images_per_s=rate(resolution, params), evaluation=2.0)
+        return Timing(seconds=math.nan, first_use=0.5, images_per_s=rate(resolution, params), evaluation=2.0,
+                      spent=cost[0])
 
     monkeypatch.setattr(calibration, "estimate_seconds", timing)
     total, how = planned.estimate_seconds(None, Runtime(device="cpu"), planned.items(), in_process=False)
@@ -179,6 +180,9 @@ def test_estimate_times_each_distinct_network_once_and_trains_each_setting_from_
     assert total == pytest.approx(expected + 0.5 * 5) and how.startswith("timed 5 networks")
     # run in this process, the networks the estimate timed are warm: no first use left
     assert planned.estimate_seconds(None, Runtime(device="cpu"), planned.items())[0] == pytest.approx(expected)
+    # a timing that costs more than a tenth of the work stops after the minimum of two networks
+    cost[0] = expected
+    assert planned.estimate_seconds(None, Runtime(device="cpu"), planned.items())[1].startswith("timed 2 of 5 networks")
 
 
 @pytest.mark.parametrize(

@@ -249,17 +249,24 @@ def test_beyond_the_limit_networks_take_the_timing_of_the_nearest_timed_one_scal
     assert proxy.describe_timings(timings.values()) == "timed 3 of 7 networks: 14-100 img/s, first use 1.0 s per network"
 
 
-@pytest.mark.parametrize("in_process, timed", [(True, 6), (False, 3)])
-def test_timing_stops_once_it_costs_a_tenth_of_the_work_it_estimates(in_process, timed):
-    """Six networks of 100 s each (600 s of work, so 60 s for timing); each measurement takes
-    25 s, 20 of them first use. In this process the first use is paid for the training
-    anyway: 5 s each, all six timed. For worker processes it is a cost: 25, 50, 75 s, three."""
-    macs = {name: 10 * (i + 1) for i, name in enumerate("abcdef")}
+@pytest.mark.parametrize("in_process, trainings, timed", [(True, 1, 6), (False, 1, 3), (False, 10, 6)])
+def test_timing_stops_once_it_costs_a_tenth_of_the_work_it_estimates(in_process, trainings, timed):
+    """Six networks of the same MACs, 100 s a training: 600 s of work at one training each,
+    so 60 s for timing. Each measurement takes 25 s, 20 of them first use. In this process the
+    first use is paid for the training anyway: 5 s each, all six timed. For worker processes it
+    is a cost: 25, 50, 75 s, three timed; at ten trainings each (6,000 s) all six again."""
+    macs = dict.fromkeys("abcdef", 1000)
     measured = []
 
     def measure(name):
         measured.append(name)
         return proxy.Timing(seconds=100.0, first_use=20.0, images_per_s=50.0, spent=25.0)
 
-    timings = proxy.time_networks(macs, measure, in_process=in_process)
-    assert len(measured) == timed and measured[:2] == ["a", "f"] and len(timings) == 6
+    timings = proxy.time_networks(macs, measure, in_process=in_process, work=lambda key, t: trainings * t.seconds)
+    assert measured == list("afbcde")[:timed] and len(timings) == 6
+    assert all(t.seconds == 100.0 for t in timings.values())
+
+
+def test_one_network_is_timed_once():
+    timings = proxy.time_networks({"only": 0}, lambda key: proxy.Timing(5.0, 0.0, 10.0), limit=1)
+    assert timings == {"only": proxy.Timing(5.0, 0.0, 10.0)}

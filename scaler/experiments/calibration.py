@@ -378,12 +378,12 @@ class Calibration(Experiment):
             return 0.0, "nothing left to train"
         search = self.config.search
         builds: dict[tuple, tuple[int, int]] = {}  # network -> a (setting, position) that builds it
-        uses: dict[tuple, float] = {}  # network -> its trainings, in trainings of the proxy's length
+        runs: dict[tuple, list[tuple[int, int | None]]] = {}  # network -> (epochs, training images) per item
         for item in items:
             setting, position = item["setting"], self.position[item["candidate"]]
             network = self._shape(setting, position)
             builds.setdefault(network, (setting, position))
-            uses[network] = uses.get(network, 0.0) + self._length(setting) / self._length(PROXY)
+            runs.setdefault(network, []).append((self.config.epochs(self.settings[setting]), self._train_images(setting)))
 
         def measure(shape: tuple) -> Timing:
             setting, position = builds[shape]
@@ -393,17 +393,17 @@ class Calibration(Experiment):
                 self._subsets.get(PROXY, context), search.train, runtime,
             )  # fmt: skip
 
+        def work(shape: tuple, timing: Timing) -> float:
+            return sum(
+                timing.training_seconds(epochs, images, search.train.max_seconds) if images else math.nan
+                for epochs, images in runs[shape]
+            )  # fmt: skip
+
         timings = time_networks(
             {shape: self.networks[s][p]["macs"] for shape, (s, p) in builds.items()}, measure,
-            uses=uses, in_process=in_process,
+            work=work, in_process=in_process,
         )  # fmt: skip
-        total = 0.0
-        for item in items:
-            setting, position = item["setting"], self.position[item["candidate"]]
-            images = self._train_images(setting)
-            timing = timings[self._shape(setting, position)]
-            epochs = self.config.epochs(self.settings[setting])
-            total += timing.training_seconds(epochs, images, search.train.max_seconds) if images else math.nan
+        total = sum(work(k, t) for k, t in timings.items())
         return total + first_use_left(timings.values(), in_process), describe_timings(timings.values())
 
     def _shape(self, setting: int, position: int) -> tuple:
@@ -414,10 +414,6 @@ class Calibration(Experiment):
     def _train_images(self, setting: int) -> int | None:
         """The training images of `setting`: counted once prepared, else as it asks."""
         return self.train_sizes.get(setting) or self.config.images(self.settings[setting])
-
-    def _length(self, setting: int) -> float:
-        """Images one training of `setting` passes (epochs x training images; 1 if unknown)."""
-        return float(self.config.epochs(self.settings[setting]) * (self._train_images(setting) or 1))
 
     def _cost(self, setting: int, position: int, images: int | None = None) -> float:
         """Nominal cost of one training: MACs x epochs x training images."""

@@ -152,7 +152,7 @@ class Timing:
     def scaled(self, factor: float) -> Timing:
         """The timing of a network `factor` times as costly (same first use), not measured."""
         return Timing(self.seconds * factor, self.first_use, self.images_per_s / factor, self.evaluation * factor,
-                      measured=False, spent=0.0)
+                      measured=False)
 
 
 WARM_STEPS, TIMED_STEPS = 3, 10  # the estimate's two short runs of the training loop
@@ -202,30 +202,30 @@ def time_networks(
     macs: dict[_K, int],
     measure: Callable[[_K], Timing],
     *,
-    uses: dict[_K, float] | None = None,
+    work: Callable[[_K, Timing], float] | None = None,
     in_process: bool = True,
     limit: int = TIMED_NETWORKS,
     share: float = TIMING_SHARE,
 ) -> dict[_K, Timing]:
     """The timing of every distinct network: `macs` maps a key per network to its MACs,
-    `measure` times the network of a key, `uses` says how many trainings of the measured
-    length each network will run (default one).
+    `measure` times the network of a key, `work` gives the seconds of all the trainings a
+    network will run from its timing (default: one training, `Timing.seconds`).
 
     A network's time is far from proportional to its MACs on a small proxy (on 2 CPU cores,
     a ResNet-50 at base width 0.125 made 4x deeper took 2.5x the base's time per image for
     3.1x its MACs, 2x wider 1.3x for 3.6x; timing only the median network and scaling by
     MACs read 24% short for a comparison of such networks), so networks are measured one by
     one, spread over the MACs range: the cheapest, the costliest, then each time the one
-    farthest in MACs from those measured. Measuring stops after `limit` networks, or once
+    farthest in log MACs from those measured. Measuring stops after `limit` networks, or once
     the measurements have cost more than `share` of the work they estimate (at least two are
     measured). A first use that the work would pay anyway does not count as a cost: with
     `in_process`, the measured networks' shapes stay warm for the training. On a GPU whose
     first use takes seconds per network, worker processes (which pay it again) thus get few
     networks timed, and a search in this process all of them. Every network not measured
-    takes the timing of the nearest measured one in MACs, scaled by MACs.
+    takes the timing of the nearest measured one in log MACs, scaled by MACs.
     """
     keys = sorted(macs, key=lambda k: macs[k])
-    uses = uses or {k: 1.0 for k in keys}
+    work = work or (lambda key, timing: timing.seconds)
     size = {k: math.log(max(macs[k], 1)) for k in keys}  # a network of no MACs counts as one
     measured: dict[_K, Timing] = {}
 
@@ -238,7 +238,7 @@ def time_networks(
     spent = 0.0
     left = list(keys)
     while left and len(measured) < max(2, limit):
-        if len(measured) >= 2 and spent > share * sum(uses[k] * timing_of(k).seconds for k in keys):
+        if len(measured) >= 2 and spent > share * sum(work(k, timing_of(k)) for k in keys):
             break
         if len(measured) < 2:
             key = left[0] if not measured else left[-1]  # the cheapest, then the costliest
@@ -347,13 +347,17 @@ class ProxyExperiment(Experiment):
         config = self.config
         networks = [self.network(i) for i in items]
         distinct = {shape(n): n for n in networks}
-        uses = Counter(shape(n) for n in networks)
+        trainings = Counter(shape(n) for n in networks)  # repeats train the same network
+
+        def work(key: tuple, timing: Timing) -> float:
+            return trainings[key] * timing.seconds
+
         timings = time_networks(
             {key: n.macs for key, n in distinct.items()},
             lambda key: estimate_seconds(
                 lambda: self.model(distinct[key], config.train.seed), distinct[key].resolution, context, config.train, runtime,
             ),
-            uses={key: float(count) for key, count in uses.items()}, in_process=in_process,
+            work=work, in_process=in_process,
         )  # fmt: skip
-        total = sum(timings[shape(n)].seconds for n in networks) + first_use_left(timings.values(), in_process)
+        total = sum(work(k, t) for k, t in timings.items()) + first_use_left(timings.values(), in_process)
         return total, describe_timings(timings.values())
