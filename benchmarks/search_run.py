@@ -1,7 +1,7 @@
 """Run `scaler search` in a child process and time it against the estimate it prints.
 
 Shared by search_cost.py and gpu_search.py. The estimate is printed once the data is ready and
-every network has been timed, and it estimates what is left: it is compared with the time
+the networks have been timed, and it estimates what is left: it is compared with the time
 that followed its line, and the whole run's wall time is reported beside it.
 """
 
@@ -33,7 +33,7 @@ class SearchRun:
         return (
             f"estimate {self.estimate:.0f} s vs the {after:.0f} s that followed it: "
             f"{self.estimate / after - 1:+.0%} (goal within +-25%); whole run {self.wall:.0f} s, "
-            f"of which {self.printed_at:.0f} s before the estimate (start-up, data, timing each network)"
+            f"of which {self.printed_at:.0f} s before the estimate (start-up, data, timing the networks)"
         )
 
 
