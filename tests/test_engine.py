@@ -218,7 +218,7 @@ def test_the_estimate_knows_whether_the_work_runs_in_this_process(tmp_path, monk
         handle = open_fake(folder, FakeConfig(count=2, seconds=0.0, log=str(tmp_path / "runs.log")))
         run_study(handle, workers=workers, runtime=CPU, retry_failed=False, quiet=True, log=messages.append, progress_console=Console(quiet=True))
     assert asked == [workers == 1]  # in this process the shapes the estimate timed stay warm
-    timing = next(i for i, m in enumerate(messages) if m.startswith("timing the networks of the 2"))
+    timing = next(i for i, m in enumerate(messages) if m == "timing the networks for the estimate of the 2 item(s) left")
     assert "estimated" in messages[timing + 1] and "measured by the test" in messages[timing + 1]
 
 

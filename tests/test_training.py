@@ -15,6 +15,7 @@ from scaler.experiments.search import CompoundSearch, SearchConfig
 from scaler.runtime import Runtime, select_device, worker_device
 from scaler.states import State
 from scaler.training import (
+    EpochMetrics,
     RMSpropTF,
     TrainConfig,
     TrainResult,
@@ -206,6 +207,20 @@ def test_estimate_times_warm_steps_and_the_first_use(synthetic):
     assert timing.images_per_s > 0 and timing.first_use >= 0
     # Two epochs of the training images at the measured rate, plus the evaluations.
     assert timing.seconds > 2 * len(synthetic.train) / timing.images_per_s
+
+
+def test_estimate_splits_an_epoch_into_its_steps_and_its_evaluation(synthetic, monkeypatch):
+    """The warm run's epoch took 2 s, of which its 10 steps of 8 images at 80 img/s took 1 s:
+    the other second evaluated one batch of 8 of the 20 validation images, so evaluating all 20
+    takes 2.5 s, and each of 2 epochs of 48 images trains 0.6 s and evaluates 2.5 s."""
+    epoch = EpochMetrics(epoch=1, train_loss=1.0, top1=0.5, top5=None, val_loss=1.0, images_per_s=80.0, seconds=2.0,
+                         peak_memory_mb=0.0)
+    result = TrainResult(State.COMPLETE, "", (epoch,), "cpu", train_seconds=2.0, images_per_s=80.0)
+    monkeypatch.setattr(proxy, "train", lambda *args: result)
+    config = TrainConfig(epochs=2, batch_size=8, eval_batch_size=8)
+    timing = estimate_seconds(lambda: tiny_model(), 16, synthetic, config, Runtime(device="cpu", threads=1))
+    assert timing.images_per_s == 80.0 and timing.evaluation == pytest.approx(2.5)
+    assert timing.seconds == pytest.approx(2 * (48 / 80 + 2.5))
 
 
 def test_search_estimate_times_each_network_once_and_pays_its_first_use_once(monkeypatch):

@@ -187,11 +187,15 @@ def estimate_seconds(
         return time.perf_counter() - start, result
 
     cold_wall, _ = run(WARM_STEPS)
-    warm_wall, warm = run(TIMED_STEPS)
+    _, warm = run(TIMED_STEPS)
     train_ips = warm.images_per_s
-    eval_seconds = max(0.0, warm_wall - warm.train_seconds) / max(1, len(warm.epochs))
+    batch = min(config.batch_size, len(dataset.train))
+    # An epoch's seconds hold its steps and its evaluation; the steps took TIMED_STEPS batches
+    # at the training rate. (TrainResult.train_seconds holds both, so it cannot tell them apart.)
+    steps_seconds = TIMED_STEPS * batch / train_ips
+    eval_seconds = max(0.0, sum(e.seconds for e in warm.epochs) - steps_seconds) / max(1, len(warm.epochs))
     per_eval_image = eval_seconds / eval_batch if eval_batch else 0.0
-    first_use = max(0.0, cold_wall - WARM_STEPS * config.batch_size / train_ips - eval_seconds)
+    first_use = max(0.0, cold_wall - WARM_STEPS * batch / train_ips - eval_seconds)
     timing = Timing(0.0, first_use, train_ips, evaluation=len(dataset.val) * per_eval_image,
                     spent=time.perf_counter() - began)
     epochs = config.planned_epochs(len(dataset.train))

@@ -95,7 +95,7 @@ def run_study(
         log(f"{len(plan.failed)} failed {noun}(s) stay failed (--retry-failed trains them again)")
     runtime = runtime.with_threads(_threads_per_worker(workers, runtime.threads, log))
     if plan.queued:  # seconds per network on a GPU (first use) before the estimate line
-        log(f"timing the networks of the {len(plan.queued)} {noun}(s) to train, for the estimate")
+        log(f"timing the networks for the estimate of the {len(plan.queued)} {noun}(s) left")
     seconds, how = experiment.estimate_seconds(context, runtime, plan.queued, in_process=workers == 1)
     log(
         f"{experiment.kind} {handle.name}: {experiment.describe()}, {plan.finished} already finished, "
