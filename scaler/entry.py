@@ -83,13 +83,13 @@ def interrupts_held() -> Iterator[list[int]]:
 def run() -> None:
     """Console-script entry point."""
     sys.stdout = ReaderSafeStream(sys.stdout)  # type: ignore[assignment]
-    with interrupts_held() as caught:
-        from scaler.cli import main
     try:
+        with interrupts_held() as caught:
+            from scaler.cli import main
         if caught:
             raise KeyboardInterrupt
         code = main()
-    except KeyboardInterrupt:  # held during the imports, or between them and main's own handling
+    except KeyboardInterrupt:  # held during the imports, a second one, or one before main's own handling
         print("interrupted", file=sys.stderr)
         code = 130
     sys.exit(code)
