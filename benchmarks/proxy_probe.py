@@ -29,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from data_variants import VARIANTS, apply  # noqa: E402
 from timm_support import import_timm, reference_rate  # noqa: E402
 
 from scaler.candidates import CandidateSpace, ProxyBase  # noqa: E402
@@ -83,16 +84,23 @@ def main() -> None:
     p.add_argument("--base-width", type=float, default=b.width)
     p.add_argument("--base", default=b.variant)
     p.add_argument("--storage", type=int, default=None, help="storage resolution")
+    p.add_argument("--variant", action="append", default=[],
+                   help=f"a data design tried and not kept, NAME[=ARGS] (repeatable): {', '.join(VARIANTS)}; "
+                        "see data_variants.py")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--timm-path", default="/tmp/timm_pkgs")
     args = p.parse_args()
 
     torch.set_flush_denormal(True)
+    variants = [apply(v) for v in args.variant]
     if args.crop_min is not None:  # an experiment's switch: every train() in this process
         train_batches.__kwdefaults__["scale"] = (args.crop_min, 1.0)
     timm, note = (None, "skipped") if args.no_timm else import_timm(args.timm_path)
     rates = [reference_rate(timm, args.threads)] if timm else []
-    base = ProxyBase(args.base, args.base_resolution, args.base_width, 10, zero_init=not args.no_zero_init)
+    data_options = DataOptions("synthetic", args.train_images, args.val_images)
+    classes = data_options.classes()
+    base = ProxyBase(args.base, args.base_resolution, args.base_width, classes,
+                     zero_init=not args.no_zero_init)
     nets = [tuple(float(v) for v in n.split(",")) for n in args.nets.split(";")]
     scales = [compound_scale(a, bb, g, 1.0, base.resolution) for a, bb, g in nets]
     # A search stores its data at its largest candidate's resolution, which every candidate
@@ -106,7 +114,6 @@ def main() -> None:
                          optimizer=args.optimizer, weight_decay=args.weight_decay,
                          label_smoothing=args.label_smoothing, warmup_epochs=args.warmup_epochs)
     runtime = Runtime(device="cpu", threads=args.threads)
-    data_options = DataOptions("synthetic", args.train_images, args.val_images)
     top1: dict[int, list[float]] = {i: [] for i in range(len(nets))}
     seconds: dict[int, list[float]] = {i: [] for i in range(len(nets))}
     n_val = 0
@@ -139,7 +146,8 @@ def main() -> None:
           f"{', no drop' if args.no_drop else ''}{', standard start' if args.no_zero_init else ''}"
           f"{f', base depth {args.base_depth:g}' if args.base_depth != 1 else ''}"
           f"{', readout / width' if args.readout_by_width else ''}"
-          f"{f', crop area {args.crop_min:g}-1' if args.crop_min is not None else ''}")
+          f"{f', crop area {args.crop_min:g}-1' if args.crop_min is not None else ''}"
+          f"{''.join(f'; {v}' for v in variants)}")
     print(f"timm reference {rate:.1f} img/s ({', '.join(f'{r:.1f}' for r in rates)}; {note or 'ok'})")
     base_mean = statistics.mean(top1[0])
     half = lambda p: (lambda lo_hi: (lo_hi[1] - lo_hi[0]) / 2)(
@@ -162,7 +170,7 @@ def main() -> None:
     best = max(statistics.mean(v) for v in top1.values())
     if not compound_costs:
         return
-    print(f"best/chance {best / 0.1:.2f}; one scaled training = {statistics.mean(compound_costs):.0f} "
+    print(f"best/chance {best * classes:.2f}; one scaled training = {statistics.mean(compound_costs):.0f} "
           f"timm images; 30,000 buys {30000 / statistics.mean(compound_costs):.1f} trainings "
           "(before data and estimate overhead)")
 

@@ -44,3 +44,53 @@ def test_gpu_check_names_the_wheel_it_lacks(tmp_path):
                         rf"run scripts/gpu_wheels.sh and carry {re.escape(str(wheels))}", last), proc.stderr
     assert proc.stdout == ""
     assert not list((tmp_path / "site").glob("*"))
+
+
+VARIANT_ARGS = {"no-glyphs": "", "glyphs-per-class": "6", "glyph-cell": "16,24", "mosaic": "5,8,12",
+                "conjunctions": "36,56", "glyph-classes": "12", "visibility": "100", "token-bags": "24,4,60,25,10,12"}
+
+
+def test_each_data_variant_renders_its_own_classes(monkeypatch):
+    """benchmarks/data_variants.py: every design named in the README renders, labels within
+    its classes, and differs from the built-in data; the patches are undone afterwards."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import data_variants
+    import scaler.data.dataset as dataset_module
+    import scaler.data.synthetic as synthetic
+
+    assert set(VARIANT_ARGS) == set(data_variants.VARIANTS)
+    standard, standard_labels = synthetic.render_synthetic(10, seed=0, stream=1, native=64)
+    for name, args in VARIANT_ARGS.items():
+        with monkeypatch.context() as m:
+            for owner, attr in ((synthetic, "SYNTHETIC_CLASSES"), (synthetic, "TEXTURES"),
+                                (synthetic, "LAYOUTS"), (synthetic, "GLYPHS_PER_CLASS"),
+                                (dataset_module, "SYNTHETIC_CLASSES")):
+                m.setattr(owner, attr, getattr(owner, attr))
+            for attr in ("_glyph", "_dots", "GLYPH_CELL", "DISTRACTORS", "VISIBILITY"):
+                m.setattr(synthetic.SyntheticRenderer, attr, getattr(synthetic.SyntheticRenderer, attr))
+            described = data_variants.apply(f"{name}={args}" if args else name)
+            assert described
+            classes = len(synthetic.SYNTHETIC_CLASSES)
+            assert dataset_module.count_classes("synthetic", 0.2) == classes
+            images, labels = synthetic.render_synthetic(2 * classes, seed=0, stream=1, native=64)
+            assert images.shape == (2 * classes, 3, 64, 64)
+            assert sorted(set(labels.tolist())) == list(range(classes))
+            assert not (images[:10] == standard).all()
+        synthetic._glyph_bank.cache_clear()
+    assert len(synthetic.SYNTHETIC_CLASSES) == 10 and synthetic.GLYPHS_PER_CLASS == 3
+    again, _ = synthetic.render_synthetic(10, seed=0, stream=1, native=64)
+    assert (again == standard).all()
+
+
+def test_proxy_probe_trains_on_a_data_variant():
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/proxy_probe.py", "--no-timm", "--variant", "no-glyphs", "--seeds", "0",
+         "--nets", "1,1,1;1,1.1,1", "--epochs", "1", "--train-images", "64", "--val-images", "28",
+         "--storage", "64", "--threads", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    trained = [line for line in proc.stdout.splitlines() if "per class" in line]
+    assert len(trained) == 2 and all(len(line.split("per class")[1].split()) == 7 for line in trained)
+    assert "no glyph classes" in proc.stdout
+    assert re.search(r"best/chance \d+\.\d\d", proc.stdout)

@@ -13,7 +13,7 @@ from scaler.data.split import ImageSplit
 
 # Bumped whenever rendering or the cache layout changes: part of every fingerprint. (Decoding
 # image files has its own version, folder.DECODER_VERSION, in folder fingerprints only.)
-FORMAT_VERSION = 4  # 3: the synthetic classes by dimension; 4: objects in contrasting colours, coarse to fine textures
+FORMAT_VERSION = 5  # 3: the synthetic classes by dimension; 4: objects in contrasting colours, coarse to fine textures; 5: objects faded to 10-100% visibility
 
 
 class Loaded(NamedTuple):

@@ -2,11 +2,13 @@
 
 Three groups of classes, one per scaling dimension: texture from coarse to fine (resolution),
 the large-scale arrangement of small dots (depth, receptive field) and nine distinct glyphs
-(width); see `SyntheticRenderer`. Format 4 (`scaler.data.source.FORMAT_VERSION`). Format 3 drew
-dots and glyphs in any colour (often close to the background's) and only fine textures, so a
-5-epoch proxy learned whole classes or none of them, depending on the seed; format 2 had five
-shapes x two stripe orientations, on which a short proxy left most scaled networks near
-chance.
+(width), each object faded into its background by a visibility drawn from 10-100%; see
+`SyntheticRenderer`. Format 5 (`scaler.data.source.FORMAT_VERSION`). Format 4 drew every
+object at full contrast: a 5-epoch proxy then read the same from the base as from its
+depth- and width-only scalings. Format 3 drew dots and glyphs in any colour (often close to the
+background's) and only fine textures, so a 5-epoch proxy learned whole classes or none of
+them, depending on the seed; format 2 had five shapes x two stripe orientations, on which a
+short proxy left most scaled networks near chance.
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ class SyntheticRenderer:
     first images). Labels cycle through the classes (balanced splits).
 
     Each image: a two-colour gradient background, 1-2 plain distractor shapes (radius 10-24 px
-    at 256), the class's object in the middle half, then pixel noise. The ten classes come in
+    at 256), the class's object in the middle half, faded into what lies under it, then pixel
+    noise. The ten classes come in
     three groups, each built so that one scaling dimension pays:
 
     * resolution (`disc-horizontal`, `disc-vertical`, `disc-checker`, `disc-plain`): a large
@@ -110,6 +113,14 @@ class SyntheticRenderer:
     Dots and glyphs are drawn in a colour that contrasts with the background where they sit
     (dark on light, light on dark), as the discs' textures are: an object the network cannot
     see teaches it nothing, and made its class a coin toss per seed.
+
+    Then the object is faded: blended with what lay under it by a visibility drawn uniformly
+    from 10-100% (`VISIBILITY`, in 256ths), so each class runs from plain to barely above the
+    pixel noise. The faint end is where a larger network pays within a short proxy: at full
+    contrast (format 4) the base learned every object as fast as its depth- and width-only
+    scalings did; with the fade, depth-only gains 3.7 points over the base on average over
+    three seeds, and the order of a search's candidates holds better against seeds and against
+    longer training (README "How far to trust a search").
     """
 
     # Changing any of these changes the data: bump FORMAT_VERSION and the golden hash in
@@ -122,6 +133,7 @@ class SyntheticRenderer:
     DOT_RADIUS = (7, 10)  # px at 256
     LAYOUT_RADIUS = (56, 88)  # px at 256
     GLYPH_CELL = (12, 16)  # px at 256
+    VISIBILITY = (25, 256)  # the object's weight against what lies under it, in 256ths
 
     def __init__(self, seed: int, stream: int, native: int = 256) -> None:
         self.rng = np.random.Generator(
@@ -244,12 +256,15 @@ class SyntheticRenderer:
                 color = rng.integers(0, 225, size=3, dtype=np.uint8)
                 self._stamp(img, _shape_mask(shape, r), cy, cx, self._plain(color))
             label = int(labels[i])
+            under = img.astype(np.int32)
             if label < len(TEXTURES):
                 self._disc(img, TEXTURES[label])
             elif label < len(TEXTURES) + len(LAYOUTS):
                 self._dots(img, LAYOUTS[label - len(TEXTURES)])
             else:
                 self._glyph(img, label - len(TEXTURES) - len(LAYOUTS))
+            w = int(rng.integers(self.VISIBILITY[0], self.VISIBILITY[1] + 1))
+            img[...] = ((under * (256 - w) + img.astype(np.int32) * w) >> 8).astype(np.uint8)
             # Pixel noise: a random window of a noise tile (0..31; colours stay <= 224).
             oy, ox = (int(v) for v in rng.integers(0, n, size=2))
             img += self.noise[:, oy : oy + n, ox : ox + n]
