@@ -1,7 +1,8 @@
 """Designs of the built-in synthetic data that were tried for the default proxy and not kept,
 so that the README's figures for them can be reproduced: `proxy_probe.py --variant NAME=ARGS`
-(repeatable) patches `scaler.data.synthetic` in the probe's process only. None of this is
-library behaviour; a search always renders the data as `SyntheticRenderer` does.
+(repeatable) patches `scaler.data.synthetic` (and the class list `scaler.data.dataset`
+counts) in the probe's process only. None of this is library behaviour; a search always
+renders the data as `SyntheticRenderer` does.
 
     no-glyphs                 the 7 disc and dot classes only
     glyphs-per-class=N        N glyphs per glyph class instead of 3
@@ -149,6 +150,8 @@ def glyph_classes(args: str) -> str:
 
 def visibility(args: str) -> str:
     (lo,) = _ints(args, 1)
+    if not 0 <= lo <= 100:
+        raise SystemExit(f"visibility takes a percentage 0-100, got {lo}")
     SyntheticRenderer.VISIBILITY = (lo * 256 // 100, 256)
     return f"class objects at {lo}-100% visibility"
 

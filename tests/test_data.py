@@ -323,3 +323,7 @@ def test_class_objects_fade_between_invisible_and_full_contrast(monkeypatch):
     low, high = np.minimum(under, full), np.maximum(under, full)
     assert ((half >= low - 1) & (half <= high + 1)).all()  # within rounding of the blend
     assert (np.abs(half[drawn] - (under[drawn] + full[drawn]) / 2) <= 1).all()
+    # Full visibility draws nothing more: format 4's images, byte for byte (its golden hash).
+    monkeypatch.setattr(SyntheticRenderer, "VISIBILITY", (256, 256))
+    format4, _ = render_synthetic(10, seed=3, stream=1, native=64)
+    assert hashlib.blake2b(format4.tobytes(), digest_size=8).hexdigest() == "9c67d263b769d3db"

@@ -115,12 +115,13 @@ class SyntheticRenderer:
     see teaches it nothing, and made its class a coin toss per seed.
 
     Then the object is faded: blended with what lay under it by a visibility drawn uniformly
-    from 10-100% (`VISIBILITY`, in 256ths), so each class runs from plain to barely above the
-    pixel noise. The faint end is where a larger network pays within a short proxy: at full
+    from 10-100% (`VISIBILITY`, in 256ths), so each class runs from full contrast to about the
+    level of the pixel noise (0-31). The faint end is where a larger network pays within a short proxy: at full
     contrast (format 4) the base learned every object as fast as its depth- and width-only
     scalings did; with the fade, depth-only gains 3.7 points over the base on average over
-    three seeds, and the order of a search's candidates holds better against seeds and against
-    longer training (README "How far to trust a search").
+    three seeds, and the order of a search's candidates agrees better over seeds on average and
+    with a 4x longer training (README "How far to trust a search"). `VISIBILITY = (256, 256)`
+    draws nothing more and renders format 4 exactly.
     """
 
     # Changing any of these changes the data: bump FORMAT_VERSION and the golden hash in
