@@ -92,8 +92,7 @@ class SyntheticRenderer:
 
     Each image: a two-colour gradient background, 1-2 plain distractor shapes (radius 10-24 px
     at 256), the class's object in the middle half, faded into what lies under it, then pixel
-    noise. The ten classes come in
-    three groups, each built so that one scaling dimension pays:
+    noise. The ten classes come in three groups, each built so that one scaling dimension pays:
 
     * resolution (`disc-horizontal`, `disc-vertical`, `disc-checker`, `disc-plain`): a large
       disc (radius 48-72 px at 256) filled with high-contrast stripes or a checkerboard of
@@ -116,12 +115,12 @@ class SyntheticRenderer:
 
     Then the object is faded: blended with what lay under it by a visibility drawn uniformly
     from 10-100% (`VISIBILITY`, in 256ths), so each class runs from full contrast to about the
-    level of the pixel noise (0-31). The faint end is where a larger network pays within a short proxy: at full
-    contrast (format 4) the base learned every object as fast as its depth- and width-only
-    scalings did; with the fade, depth-only gains 3.7 points over the base on average over
-    three seeds, and the order of a search's candidates agrees better over seeds on average and
-    with a 4x longer training (README "How far to trust a search"). `VISIBILITY = (256, 256)`
-    draws nothing more and renders format 4 exactly.
+    level of the pixel noise (0-31). The faint end is where a larger network pays within a
+    short proxy: at full contrast (format 4) the base learned every object as fast as its
+    depth- and width-only scalings did; with the fade, depth-only gains 3.7 points over the
+    base on average over three seeds, and the order of a search's candidates agrees better
+    over seeds on average and with a 4x longer training (README "How far to trust a search").
+    `VISIBILITY = (256, 256)` draws nothing more and renders format 4 exactly.
     """
 
     # Changing any of these changes the data: bump FORMAT_VERSION and the golden hash in
