@@ -1,29 +1,34 @@
-"""Where a search's time goes on an accelerator, in five figures (the first four with their goals).
+"""Where a search's time goes on an accelerator, in seven figures (four with the goals of issue 11).
 
-    PYTHONPATH=. python benchmarks/gpu_search.py --device cuda [--timm-path DIR] [--root /tmp/gpu]
+    PYTHONPATH=. python benchmarks/gpu_search.py --device cuda [--timm-path DIR] [--workers 1,4]
 
-1. First use per candidate: every candidate of the default search (`scaler search --phi 1`)
-   trains two epochs of the default data in this one process, one after the other, as one
-   worker trains its items; first use = epoch 1 seconds - epoch 2 seconds (kernel selection
-   and compilation for new shapes). Goal on one H200: <= 2 s.
-2. The warm training step at 224 px, batch 128, channels_last, bf16 autocast on cuda, plain
-   SGD: our B0 against timm's efficientnet_b0 with the same stochastic depth (drop-path 0.2)
-   and dropout (0.2), best of alternating rounds. Goal: >= 1.0x. timm is optional
-   (`--timm-path`, see timm_support.py); without it this line says so.
-3. `train` of B0 at 224 px, batch 128, two epochs of synthetic images: each epoch's training
-   rate against the pure step rate of figure 2. Goals: epoch 2 >= 0.95x the pure step, epoch 1
-   within 1.5x of epoch 2's time.
-4. The default search, `scaler search --phi 1 --device DEVICE` in a child process: its wall
-   time and the estimate it printed before training, against the time that followed it
-   (search_run.py). Goals: <= 60 s on one H200, estimate within +-25%.
-5. Where first use goes: the base network at resolutions no other figure uses (so every
-   shape is new) trained for two short epochs under each of bf16 or fp32 (cuDNN's TF32
-   convolutions allowed, PyTorch's default), with cuDNN or without it (PyTorch's own
-   kernels), and each one's first use and warm epoch, after a throwaway network has paid the
-   process's start-up. A backend
-   whose first use stays small at a warm epoch near the default's is the fix to make;
-   cuDNN 9.10+ finalising one execution plan per new depthwise shape is the suspect
-   (NVIDIA/cudnn-frontend#1066). It runs before figure 4, so that the slow search comes last.
+They run in this order, so that one call of a 10-minute device slot gets the answers first.
+Figures 1-4 and 6-7 run under SCALER_CONV's convolution policy, or the library's default
+(`auto`, see scaler.conv_backend).
+
+5. Where first use goes: the base network at resolutions no other figure uses (so every shape
+   is new) trained for two short epochs under each concrete policy (bf16 autocast), after a
+   throwaway network has paid the process's start-up; each one's first use (epoch 1 - epoch 2
+   seconds) and warm epoch, and which policy costs least at this size.
+4. The default search, `scaler search --phi 1 --device DEVICE --workers N` in a child process,
+   once per `--workers` value: its wall time and the estimate it printed before training,
+   against the time that followed it (search_run.py). Goals: <= 60 s on one H200, estimate
+   within +-25%.
+1. First use per candidate: every candidate of the default search trains two epochs of the
+   default data in this one process, one after the other, as one worker trains its items.
+   Goal on one H200: <= 2 s.
+6. How launch-bound the default proxy's step is: eager, eager with the fused AdamW, and the
+   whole step as one CUDA graph (CUDA only).
+3. `train` of B0 at 224 px, batch 128, two epochs of synthetic images, run before figure 2
+   would warm its shapes (its line prints after figure 2's): each epoch's training rate
+   against the pure step rate of figure 2.
+   Goals: epoch 2 >= 0.95x the pure step, epoch 1 within 1.5x of epoch 2's time.
+2. The warm training step at 224 px, batch 128, bf16 autocast on cuda, plain SGD: our B0 under
+   the policy and under channels-last against timm's efficientnet_b0 (channels-last) with the
+   same stochastic depth (drop-path 0.2) and dropout (0.2), best of alternating rounds. Goal:
+   >= 1.0x. timm is optional (`--timm-path`, see timm_support.py); without it this line says so.
+7. Which layout pays at which size: B0's step at 64 to 224 px under contiguous and
+   channels-last, first use and warm rate (what `auto`'s threshold rests on).
 
 `--quick` shrinks every part (two candidates, tiny images, a micro search) so that the script
 can be smoke-tested on a CPU; its figures then mean nothing.
@@ -36,10 +41,12 @@ import contextlib
 import os
 import sys
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -48,14 +55,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_run import run_search  # noqa: E402
 from timm_support import import_timm, step_rate  # noqa: E402
 
-import scaler.training  # noqa: E402
 from scaler import build_model  # noqa: E402
 from scaler.candidates import ProxyBase  # noqa: E402
+from scaler.conv_backend import DEFAULT_POLICY, ENV, POLICIES, conv_backend, resolve  # noqa: E402
 from scaler.data import load_dataset  # noqa: E402
 from scaler.experiments.proxy import DataOptions  # noqa: E402
 from scaler.experiments.search import CompoundSearch, SearchConfig  # noqa: E402
 from scaler.runtime import Runtime, select_device  # noqa: E402
-from scaler.training import TrainConfig, seed_everything, train  # noqa: E402
+from scaler.training import EpochMetrics, TrainConfig, seed_everything, train  # noqa: E402
 
 MICRO_SEARCH = ["--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1:1.2:0.1",
                 "--tolerance", "0.5", "--base-resolution", "32", "--base-width", "0.25",
@@ -84,72 +91,75 @@ def first_use(device: str, quick: bool) -> None:
     print(f"   first use: max {max(overheads):.2f} s, mean {sum(overheads) / len(overheads):.2f} s")
 
 
-def step_against_timm(device: str, timm_path: str | None, quick: bool) -> float:
-    """Figure 2: the pure step of our B0 and timm's, alternating rounds; returns ours."""
+def step_against_timm(device: str, timm_path: str | None, quick: bool, policy: str) -> float:
+    """Figure 2: the pure step of our B0 (under `policy` and under channels-last) and timm's
+    (channels-last), alternating rounds; returns ours under `policy`."""
     resolution, batch, steps = (32, 8, 2) if quick else (224, 128, 20)
     bf16 = select_device(device).type == "cuda"
     timm, note = import_timm(timm_path)
     ours = build_model("b0", num_classes=1000)
     theirs = timm.create_model("efficientnet_b0", drop_path_rate=0.2, drop_rate=0.2) if timm else None
-    mine, ref = [], []
+    policies = dict.fromkeys((policy, "channels-last"))
+    rates: dict[str, list[float]] = {name: [] for name in [*policies, "timm"]}
     for _ in range(1 if quick else 3):
-        mine.append(step_rate(ours, resolution, batch, steps, 3, device, bf16))
+        for name in policies:
+            rates[name].append(step_rate(ours, resolution, batch, steps, 3, device, bf16, name))
         if theirs is not None:
-            ref.append(step_rate(theirs, resolution, batch, steps, 3, device, bf16))
-    how = f"{resolution} px, batch {batch}, channels_last{', bf16' if bf16 else ''}, drop-path 0.2"
-    if ref:
-        print(f"2. training step ({how}): ours {max(mine):.0f} img/s, timm {max(ref):.0f} img/s: "
-              f"{max(mine) / max(ref):.2f}x (goal >= 1.0x)", flush=True)
+            rates["timm"].append(step_rate(theirs, resolution, batch, steps, 3, device, bf16))
+    how = f"{resolution} px, batch {batch}{', bf16' if bf16 else ''}, drop-path 0.2"
+    best = {name: max(r) for name, r in rates.items() if r}
+    ours_text = ", ".join(f"ours ({name}) {best[name]:.0f} img/s" for name in policies)
+    if "timm" in best:
+        ratios = ", ".join(f"{best[name] / best['timm']:.2f}x ({name})" for name in policies)
+        print(f"2. training step ({how}): {ours_text}, timm (channels-last) {best['timm']:.0f} img/s: "
+              f"{ratios} (goal >= 1.0x)", flush=True)
     else:
-        print(f"2. training step ({how}): ours {max(mine):.0f} img/s; timm not measured ({note})", flush=True)
-    return max(mine)
+        print(f"2. training step ({how}): {ours_text}; timm not measured ({note})", flush=True)
+    return best[policy]
 
 
-def train_against_step(device: str, pure: float, quick: bool) -> None:
-    """Figure 3: `train`'s epochs against the pure step rate."""
+def train_cold(device: str, quick: bool) -> tuple[str, EpochMetrics, EpochMetrics]:
+    """Figure 3's run: `train` of B0 for two epochs, before anything else in this process has
+    used B0's shapes at this size (so that epoch 1 pays the first use a fresh `scaler train`
+    pays); what it did and its two epochs."""
     resolution, batch, images = (32, 8, 32) if quick else (224, 128, 5120)
     data = load_dataset("synthetic", storage_resolution=resolution, train_images=images,
                         val_images=batch, native_resolution=64 if quick else 256)
     seed_everything(0)
     result = train(build_model("b0", num_classes=data.num_classes), data, resolution,
                    TrainConfig(epochs=2, batch_size=batch, optimizer="sgd"), Runtime(device=device))
-    one, two = result.epochs
-    print(f"3. train ({images} images, {resolution} px, batch {batch}): epoch 1 {one.images_per_s:.0f} img/s, "
+    return f"{images} images, {resolution} px, batch {batch}", *result.epochs
+
+
+def train_against_step(run: tuple[str, EpochMetrics, EpochMetrics], pure: float) -> None:
+    """Figure 3: `train`'s epochs against the pure step rate of figure 2."""
+    how, one, two = run
+    print(f"3. train ({how}): epoch 1 {one.images_per_s:.0f} img/s, "
           f"epoch 2 {two.images_per_s:.0f} img/s = {two.images_per_s / pure:.2f}x the pure step "
           f"(goal >= 0.95x); epoch 1 took {one.seconds / two.seconds:.2f}x epoch 2 (goal <= 1.5x)", flush=True)
 
 
-def default_search(device: str, root: str, quick: bool) -> None:
-    """Figure 4: the default search's wall time and its printed estimate."""
+def default_search(device: str, root: str, quick: bool, workers: int) -> None:
+    """Figure 4: the default search's wall time and its printed estimate, with `workers`
+    worker processes."""
     command = [sys.executable, "-m", "scaler", "search", "--phi", "1", "--device", device,
-               "--quiet", "--root", root, *(MICRO_SEARCH if quick else [])]
+               "--workers", str(workers), "--quiet", "--root", root, *(MICRO_SEARCH if quick else [])]
     # This checkout's scaler, installed or not.
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     lines: list[str] = []
     run, code = run_search(command, env={"PYTHONPATH": path}, echo=lines.append)
     if code:
         sys.exit(f"gpu_search: the search failed (exit {code}): {' | '.join(lines)[-500:]}")
-    print(f"4. default search on {device}: wall {run.wall:.1f} s (goal <= 60 s on one H200); {run.report()}",
-          flush=True)
+    print(f"4. default search on {device}, {workers} worker{'s' if workers > 1 else ''} "
+          f"({os.environ.get(ENV, 'default')} convolutions): wall {run.wall:.1f} s "
+          f"(goal <= 60 s on one H200); {run.report()}", flush=True)
 
 
-@contextlib.contextmanager
-def backend(bf16: bool, cudnn: bool):
-    """Train in the library's precision (bf16 autocast on CUDA, fp32 elsewhere) or fp32, with cuDNN
-    on or off; restored afterwards. An experiment's switch, not a library option."""
-    autocast = scaler.training._autocast
-    if not bf16:
-        scaler.training._autocast = lambda device: contextlib.nullcontext()
-    try:
-        with torch.backends.cudnn.flags(enabled=cudnn, benchmark=False, deterministic=False):
-            yield
-    finally:
-        scaler.training._autocast = autocast
-
-
-def first_use_by_backend(device: str, quick: bool) -> None:
-    """Figure 5: first use and warm epoch of the base under each precision and cuDNN setting,
-    two networks each, at resolutions nothing else in this process has used."""
+def first_use_by_policy(device: str, quick: bool) -> None:
+    """Figure 5: first use and warm epoch of the base under each convolution policy
+    (scaler.conv_backend), two networks each (one for channels-last, whose first use is large),
+    at resolutions nothing else in this process has used; and the policy with the least first
+    use + five warm epochs (a default search's candidate)."""
     resolutions = iter((20, 24, 28, 36, 40, 44, 52, 56) if quick else (60, 68, 72, 80, 84, 92, 96, 100))
     images, batch = (32, 16) if quick else (640, 32)
     data = load_dataset("synthetic", storage_resolution=56 if quick else 108, train_images=images,
@@ -159,18 +169,110 @@ def first_use_by_backend(device: str, quick: bool) -> None:
     # A throwaway network first (16 / 108 px, which no figure uses), so that no cell pays the
     # process's one-time start-up.
     train(base.build(), data, 16 if quick else 108, replace(config, epochs=1), runtime)
-    print(f"5. first use by backend ({images} images, batch {batch}, two networks each):", flush=True)
-    for bf16, cudnn in ((True, True), (True, False), (False, True), (False, False)):
-        cells = []
-        for _ in range(2):
+    print(f"5. first use by convolution policy (bf16 autocast, {images} images, batch {batch}, "
+          f"two networks each, one for channels-last):", flush=True)
+    costs = {}
+    for policy in (p for p in POLICIES if p != "auto"):  # auto is a rule over the others
+        cells, cost = [], 0.0
+        for _ in range(1 if policy == "channels-last" else 2):  # its first use is known to be large
             resolution = next(resolutions)
             seed_everything(0)
-            with backend(bf16, cudnn):
+            with policy_env(policy):
                 result = train(base.build(), data, resolution, config, runtime)
             one, two = (e.seconds for e in result.epochs)
+            cost = max(cost, one + 4 * two)
             cells.append(f"r={resolution} first use {one - two:.2f} s, warm epoch {two:.2f} s")
-        precision = "library's (bf16 on cuda)" if bf16 else "fp32 (TF32 convolutions)"
-        print(f"   {precision:>24}, cuDNN {'on ' if cudnn else 'off'}: {'; '.join(cells)}", flush=True)
+        costs[policy] = cost
+        print(f"   {policy:>16}: {'; '.join(cells)}", flush=True)
+    print(f"   least first use + 5 warm epochs (the worse of its networks): {min(costs, key=costs.get)}", flush=True)
+
+
+def launch_bound(device: str, quick: bool) -> None:
+    """Figure 6: the default proxy's warm step (base network, 64 px, batch 32, AdamW, bf16) run
+    eagerly as the library does, eagerly with the fused AdamW, and captured whole (forward,
+    backward and a capturable AdamW) in one CUDA graph replayed per step. The gap between the
+    first and the last is the launch and Python overhead that a graphed step would take off."""
+    if not device.startswith("cuda"):
+        print("6. launch-bound step: CUDA only", flush=True)
+        return
+    resolution, batch, steps = 64, 32, 10 if quick else 60
+    torch.manual_seed(0)
+    x = torch.randn(batch, 3, resolution, resolution, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    rates = {}
+    for how in ("eager", "eager, fused AdamW", "one CUDA graph"):
+        try:
+            model = ProxyBase().build().to(device)
+            with conv_backend(model, resolve(os.environ.get(ENV, DEFAULT_POLICY), resolution)) as layout:
+                inputs = x.contiguous(memory_format=layout)
+                fused = how != "eager"
+                opt = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=not fused, fused=fused or None,
+                                        capturable=how == "one CUDA graph")
+
+                def step():
+                    with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+                        loss = F.cross_entropy(model(inputs).float(), y)
+                    loss.backward()
+                    opt.step()
+
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    for _ in range(3):
+                        opt.zero_grad(set_to_none=how != "one CUDA graph")
+                        step()
+                torch.cuda.current_stream().wait_stream(side)
+                if how == "one CUDA graph":
+                    graph = torch.cuda.CUDAGraph()
+                    opt.zero_grad(set_to_none=True)
+                    with torch.cuda.graph(graph):
+                        step()
+                    run = graph.replay
+                else:
+                    def run():
+                        opt.zero_grad(set_to_none=True)
+                        step()
+                torch.cuda.synchronize()
+                start = time.perf_counter()
+                for _ in range(steps):
+                    run()
+                torch.cuda.synchronize()
+                rates[how] = batch * steps / (time.perf_counter() - start)
+        except Exception as error:  # an experiment: report and go on
+            print(f"   {how}: failed ({type(error).__name__}: {str(error)[:200]})", flush=True)
+    cells = ", ".join(f"{how} {rate:.0f} img/s ({1000 * batch / rate:.1f} ms/step)" for how, rate in rates.items())
+    print(f"6. launch-bound step ({resolution} px, batch {batch}, base network, bf16): {cells}", flush=True)
+
+
+def policy_by_size(device: str, quick: bool) -> None:
+    """Figure 7: which layout pays at which size: B0's training step (plain SGD, bf16) at a
+    proxy's size and at full size under the contiguous and channels-last policies: the first
+    three steps' time over three warm steps' (first use) and the warm rate."""
+    sizes = ((0.5, 32, 8), (1.0, 32, 8)) if quick else ((0.5, 64, 32), (1.0, 128, 32), (1.0, 128, 128), (1.0, 224, 128))
+    bf16 = select_device(device).type == "cuda"
+    print("7. layout by size (B0 training step, bf16, plain SGD):", flush=True)
+    for width, resolution, batch in sizes:
+        cells = []
+        for policy in ("contiguous", "channels-last"):
+            model = ProxyBase(resolution=resolution, width=width).build()
+            cold = 3 * batch / step_rate(model, resolution, batch, 3, 0, device, bf16, policy)
+            warm = step_rate(model, resolution, batch, 20, 2, device, bf16, policy)
+            cells.append(f"{policy} first use {cold - 3 * batch / warm:.2f} s, warm {warm:.0f} img/s")
+        print(f"   width {width:g}, {resolution} px, batch {batch}: {'; '.join(cells)}", flush=True)
+
+
+@contextlib.contextmanager
+def policy_env(policy: str):
+    """SCALER_CONV set to `policy` while the block runs (child processes inherit it)."""
+    previous = os.environ.get(ENV)
+    os.environ[ENV] = policy
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(ENV)
+        else:
+            os.environ[ENV] = previous
 
 
 def main() -> None:
@@ -180,21 +282,31 @@ def main() -> None:
     parser.add_argument("--root", help="--root of the search (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument("--skip", default="", help="figures to skip, e.g. 1,4 (a call of the device tool has 10 minutes)")
+    parser.add_argument("--workers", default="1", help="figure 4's --workers, one search each: e.g. 1,4")
     args = parser.parse_args()
     skip = {int(s) for s in args.skip.split(",") if s}
     device = str(select_device(args.device))
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else device
-    print(f"device {device} ({name}), torch {torch.__version__}", flush=True)
-    if 1 not in skip:
-        first_use(device, args.quick)
-    pure = step_against_timm(device, args.timm_path, args.quick) if {2, 3} - skip else 0.0
-    if 3 not in skip:
-        train_against_step(device, pure, args.quick)
+    cudnn = torch.backends.cudnn.version() if device.startswith("cuda") else None
+    print(f"device {device} ({name}), torch {torch.__version__}, cuDNN {cudnn}, {os.cpu_count()} CPUs", flush=True)
     if 5 not in skip:
-        first_use_by_backend(device, args.quick)
-    if 4 not in skip:
-        with tempfile.TemporaryDirectory() as scratch:
-            default_search(device, args.root or scratch, args.quick)
+        first_use_by_policy(device, args.quick)
+    policy = os.environ.get(ENV, DEFAULT_POLICY)  # what the other figures run under
+    with policy_env(policy):
+        if 4 not in skip:
+            for workers in (int(w) for w in args.workers.split(",")):
+                with tempfile.TemporaryDirectory() as scratch:
+                    default_search(device, args.root or scratch, args.quick, workers)
+        if 1 not in skip:
+            first_use(device, args.quick)
+        if 6 not in skip:
+            launch_bound(device, args.quick)
+        cold = train_cold(device, args.quick) if 3 not in skip else None  # before figure 2 warms B0
+        pure = step_against_timm(device, args.timm_path, args.quick, policy) if {2, 3} - skip else 0.0
+        if cold is not None:
+            train_against_step(cold, pure)
+        if 7 not in skip:
+            policy_by_size(device, args.quick)
 
 
 if __name__ == "__main__":

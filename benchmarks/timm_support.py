@@ -23,20 +23,27 @@ import types
 import torch
 import torch.nn.functional as F
 
+from scaler.conv_backend import conv_backend, resolve
+
 REFERENCE = "timm efficientnet_b0, 128 px, batch 32, channels_last, 10 classes, plain SGD"
 
 
 def step_rate(model, resolution: int, batch: int, steps: int, warmup: int,
-              device: str = "cpu", bf16: bool = False) -> float:
-    """Images/s of plain SGD training steps on random channels_last data on `device` (bf16
-    autocast when `bf16`; on cuda the clock waits for the GPU before and after)."""
+              device: str = "cpu", bf16: bool = False, policy: str = "channels-last") -> float:
+    """Images/s of plain SGD training steps on random data on `device` (bf16 autocast when
+    `bf16`; on cuda the clock waits for the GPU before and after), laid out by `policy`
+    (scaler.conv_backend; timm's own benchmarks use channels-last)."""
     device = torch.device(device)
     model.train()
-    model.to(device=device, memory_format=torch.channels_last)
+    model.to(device=device)
+    with conv_backend(model, resolve(policy, resolution)) as layout:
+        return _timed_steps(model, resolution, batch, steps, warmup, device, bf16, layout)
+
+
+def _timed_steps(model, resolution, batch, steps, warmup, device, bf16, layout) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
                           foreach=True)
-    x = torch.randn(batch, 3, resolution, resolution, device=device).contiguous(
-        memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, resolution, resolution, device=device).contiguous(memory_format=layout)
     n_out = next(m for m in reversed(list(model.modules()))
                  if isinstance(m, torch.nn.Linear)).out_features
     y = torch.randint(0, n_out, (batch,), device=device)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scaler.conv_backend import conv_backend, policy_for
 from scaler.data import Dataset, eval_batches, train_batches
 from scaler.errors import RunError, UsageError
 from scaler.files import json_ready
@@ -385,9 +386,13 @@ def train(
     # Left on: there is no way to read the previous setting back.
     torch.set_flush_denormal(True)
     try:
-        with torch.random.fork_rng(devices=fork_devices):
+        model.to(device=device)  # first, so that CUDA is initialised in a fresh worker process
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        with torch.random.fork_rng(devices=fork_devices), \
+                conv_backend(model, policy_for(device, resolution)) as layout:
             torch.manual_seed(config.seed)  # dropout / stochastic depth
-            return _train(model, dataset, resolution, config, device, on_step, on_epoch)
+            return _train(model, dataset, resolution, config, device, layout, on_step, on_epoch)
     except torch.OutOfMemoryError:
         raise RunError(f"out of memory on {device} training at {resolution} px with batch "
                        f"{config.batch_size}; lower the batch size or resolution") from None
@@ -398,11 +403,9 @@ def train(
             torch.set_num_threads(previous_threads)
 
 
-def _train(model, dataset, resolution, config, device, on_step, on_epoch) -> TrainResult:
+def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch) -> TrainResult:
     start = time.perf_counter()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    model.to(device=device, memory_format=torch.channels_last)
+    channels_last = layout == torch.channels_last
     optimizer = make_optimizer(model, config)
     per_epoch = config.steps_per_epoch(len(dataset.train))
     n_epochs = config.planned_epochs(len(dataset.train))
@@ -426,7 +429,8 @@ def _train(model, dataset, resolution, config, device, on_step, on_epoch) -> Tra
         seen_steps, seen_images, checked_steps = 0, 0, 0
         bad = None
         for x, y in train_batches(dataset.train, batch_size=config.batch_size,
-                                  resolution=resolution, generator=generator, device=device):
+                                  resolution=resolution, generator=generator, device=device,
+                                  channels_last=channels_last):
             if step >= total:
                 break
             with autocast:
@@ -467,7 +471,7 @@ def _train(model, dataset, resolution, config, device, on_step, on_epoch) -> Tra
             status, reason = State.DIVERGED, f"loss became {word} at epoch {epoch} step {bad[1]}"
             break
         top1, top5, val_loss, correct = evaluate(model, dataset, resolution, device,
-                                                 config.eval_batch_size)
+                                                 config.eval_batch_size, channels_last)
         val_correct = pack_correct(correct)
         metrics = EpochMetrics(
             epoch=epoch,

@@ -9,19 +9,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_gpu_benchmark_prints_its_five_figures_on_a_cpu(tmp_path):
+def test_gpu_benchmark_prints_its_seven_figures_on_a_cpu(tmp_path):
     proc = subprocess.run(
         [sys.executable, "benchmarks/gpu_search.py", "--device", "cpu", "--quick", "--root", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    for figure in ("1. first use per candidate", "2. training step", "3. train", "4. default search on cpu",
-                   "5. first use by backend"):
+    for figure in ("5. first use by convolution policy", "4. default search on cpu, 1 worker",
+                   "1. first use per candidate", "6. launch-bound step: CUDA only", "2. training step", "3. train",
+                   "7. layout by size"):
         assert any(line.startswith(figure) for line in lines), proc.stdout
-    assert "first use" in lines[2] and "epoch 2" in lines[2]  # one line per candidate
-    backends = [line for line in lines if "cuDNN" in line]
-    assert len(backends) == 4 and all(line.count("first use") == 2 for line in backends)
+    cells = {line.split(":")[0].strip(): line.count("first use") for line in lines if "warm epoch " in line}
+    assert cells == {"contiguous": 2, "channels-last": 1, "native-depthwise": 2, "no-cudnn": 2}
+    picked = next(line for line in lines if "least first use" in line)
+    assert picked.rsplit(": ", 1)[1] in cells
+    per_candidate = [line for line in lines if line.lstrip().startswith("#")]
+    assert len(per_candidate) == 2 and all("first use" in line and "epoch 2" in line for line in per_candidate)
     assert len(list(tmp_path.glob("*/results.csv"))) == 1  # the search ran and wrote its table
 
 

@@ -21,6 +21,7 @@ from fake_experiment import FakeConfig, FakeExperiment, log_lines, score
 from rich.console import Console
 
 import scaler.study.engine as engine
+import scaler.study.runner as runner
 import scaler.study.storage as storage_module
 from scaler.errors import UsageError
 from scaler.runtime import Runtime
@@ -220,6 +221,25 @@ def test_the_estimate_knows_whether_the_work_runs_in_this_process(tmp_path, monk
     assert asked == [workers == 1]  # in this process the shapes the estimate timed stay warm
     timing = next(i for i, m in enumerate(messages) if m == "timing the networks for the estimate of the 2 item(s) left")
     assert "estimated" in messages[timing + 1] and "measured by the test" in messages[timing + 1]
+
+
+def test_worker_processes_are_estimated_by_the_busiest_worker_plus_its_start_up(tmp_path, monkeypatch):
+    monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, context, runtime, items, *, in_process=True: (42.0, "measured"))
+    monkeypatch.setattr(runner, "process_age", lambda: 5.0)
+    messages: list[str] = []
+    folder = tmp_path / "parallel"
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=3, seconds=0.0, log=str(tmp_path / "runs.log")))
+        run_study(handle, workers=2, runtime=CPU, retry_failed=False, quiet=True, log=messages.append, progress_console=Console(quiet=True))
+    # 3 items of 14 s on 2 workers: one trains two (28 s), after starting as this process did (5 s).
+    line = next(m for m in messages if "estimated" in m)
+    assert "estimated 33 s (measured; each worker starts in ~5 s, as this process did)" in line
+    assert runner.parallel_seconds(42.0, 3, 8, None) == 14.0  # more workers than items: one each
+
+
+def test_process_age_counts_from_this_process_start():
+    age = runner.process_age()
+    assert age is not None and 0.0 < age < 24 * 3600
 
 
 KILLABLE = textwrap.dedent(
