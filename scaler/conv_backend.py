@@ -4,22 +4,26 @@ Why this exists: cuDNN pays a set-up cost the first time it meets each channels_
 convolution shape (cuDNN 9.10+ builds an execution plan at run time for new depthwise shapes,
 NVIDIA/cudnn-frontend#1066), and every candidate of a search brings new shapes. On one H200
 (torch 2.11, cuDNN 9.19) each default candidate's first epoch took 4.5-14.5 s longer than its
-second with channels_last everywhere; moving only the depthwise convolutions to PyTorch's
-kernels left 5.9-6.3 s per network; the contiguous layout 0.1-0.2 s, and its warm steps were
-faster up to 128 px. At 224 px batch 128 channels_last was 2.1x faster. `auto` follows those
-measurements (benchmarks/gpu_search.py, figures 5 and 7).
+second with channels_last everywhere, and 0.29 s on average (at most 1.18 s) in the contiguous
+layout, whose warm steps were also faster up to 128 px; at 224 px batch 128 channels_last was
+2.1x faster. `auto` follows those measurements (benchmarks/gpu_search.py, figures 1 and 7).
 
-Policies (environment variable SCALER_CONV, read when training starts; CPU runs ignore it):
+Policies (environment variable SCALER_CONV, read when training starts; CPU and MPS runs ignore
+it and train channels_last):
 
 - `auto` (default): `contiguous` below CHANNELS_LAST_FROM px, `channels-last` from it.
 - `contiguous`: the whole network in the contiguous format: cuDNN's NCHW convolutions and
-  PyTorch's own depthwise kernels (first use measured at 0.1-0.2 s per network).
+  PyTorch's own depthwise kernels.
 - `channels-last`: everything channels_last on cuDNN (scaler 0.1's behaviour).
-- `native-depthwise`: channels_last, but depthwise convolutions in the contiguous format.
+- `native-depthwise`: channels_last, but depthwise convolutions (weights and inputs) in the
+  contiguous format, so that PyTorch's own kernels serve them.
 - `no-cudnn`: channels_last with cuDNN switched off for the run.
 
-A policy changes where the arithmetic runs, not what is computed: results agree up to
-floating-point rounding, and the same proxy definition means the same on every device.
+A policy changes where the arithmetic runs, not what is computed: one step agrees up to
+floating-point rounding (tests/test_conv_backend.py). Over a whole training in bf16 or fp16
+those roundings can add up to a different top-1, and cuDNN may still serve some fp16
+convolutions under any policy; the policy is not part of a study's fingerprint, so keep it
+fixed within one study.
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ ENV = "SCALER_CONV"
 # one H200 (B0, bf16, SGD steps) contiguous was faster warm at 64 px batch 32 (1,402 against
 # 1,026 img/s) and at 128 px batch 128 (4,105 against 3,595) and paid 0.2-1.3 s of first use
 # against 7.5-11.4 s; channels_last was 2.1x faster at 224 px batch 128 (4,039 against 1,923),
-# where the first use is repaid within seconds. Between 128 and 224 px nothing was measured.
+# where its ~7.3 s more of first use is repaid after about 27,000 images (7.3 s / (1/1,923 -
+# 1/4,039 s per image)). Between 128 and 224 px nothing was measured.
 CHANNELS_LAST_FROM = 176
 
 
@@ -75,7 +80,7 @@ def is_depthwise(module: nn.Module) -> bool:
 @contextlib.contextmanager
 def conv_backend(model: nn.Module, policy: str) -> Iterator[torch.memory_format]:
     """Apply `policy` to `model` (already on its device) while the block runs; yields the memory
-    format its inputs should have. Hooks and cuDNN flags are removed or restored afterwards;
+    format its inputs should have. Hooks and cuDNN's switch are removed or restored afterwards;
     the weights keep the layout given here (a layout, not a value)."""
     layout = memory_format(policy)
     model.to(memory_format=layout)
@@ -84,15 +89,20 @@ def conv_backend(model: nn.Module, policy: str) -> Iterator[torch.memory_format]
         for module in model.modules():
             if is_depthwise(module):
                 # PyTorch picks cuDNN for a depthwise convolution whenever its input or its
-                # weight is channels_last; both contiguous selects its own kernels.
-                module.weight.data = module.weight.data.contiguous()
+                # weight is channels_last; both contiguous selects its own kernels. A (C, 1, k, k)
+                # weight counts as contiguous in either layout (its size-1 dimension), so
+                # `.contiguous()` would keep the channels_last strides: clone into the format.
+                module.weight.data = module.weight.data.clone(memory_format=torch.contiguous_format)
                 handles.append(module.register_forward_pre_hook(_to_contiguous))
                 handles.append(module.register_forward_hook(_to_channels_last))
-    flags = torch.backends.cudnn.flags(enabled=False) if policy == "no-cudnn" else contextlib.nullcontext()
+    # Only `enabled` is touched: cudnn.flags() would also reset benchmark, deterministic and tf32.
+    enabled = torch.backends.cudnn.enabled
+    if policy == "no-cudnn":
+        torch.backends.cudnn.enabled = False
     try:
-        with flags:
-            yield layout
+        yield layout
     finally:
+        torch.backends.cudnn.enabled = enabled
         for handle in handles:
             handle.remove()
 

@@ -26,7 +26,9 @@ def test_gpu_benchmark_prints_its_seven_figures_on_a_cpu(tmp_path):
     assert picked.rsplit(": ", 1)[1] in cells
     per_candidate = [line for line in lines if line.lstrip().startswith("#")]
     assert len(per_candidate) == 2 and all("first use" in line and "epoch 2" in line for line in per_candidate)
-    assert len(list(tmp_path.glob("*/results.csv"))) == 1  # the search ran and wrote its table
+    search = next(line for line in lines if line.startswith("4."))
+    assert " wall " in search and "failed" not in search, search  # a failed search is reported, not timed
+    assert len(list(tmp_path.glob("workers1/*/results.csv"))) == 1  # the search ran in its own folder and wrote its table
 
 
 def test_gpu_check_names_the_wheel_it_lacks(tmp_path):

@@ -64,7 +64,8 @@ def test_native_depthwise_feeds_depthwise_convolutions_contiguous_tensors_and_le
     seen = []
     with conv_backend(model, "native-depthwise") as layout:
         assert layout == torch.channels_last
-        assert all(m.weight.is_contiguous() for m in depthwise)
+        # Strides, not is_contiguous(): a (C, 1, k, k) weight passes that in either layout.
+        assert all(m.weight.stride() == torch.empty(m.weight.shape).stride() for m in depthwise)
         # Registered after the policy's hook, so it sees what the convolution is given.
         spy = depthwise[3].register_forward_pre_hook(lambda m, args: seen.append(args[0].is_contiguous()))
         model(torch.randn(2, 3, 32, 32).contiguous(memory_format=layout))
@@ -73,12 +74,15 @@ def test_native_depthwise_feeds_depthwise_convolutions_contiguous_tensors_and_le
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
-def test_no_cudnn_switches_cudnn_off_for_the_block_only():
+def test_no_cudnn_switches_cudnn_off_for_the_block_only_and_leaves_its_other_flags(monkeypatch):
     model = nn.Sequential(nn.Conv2d(3, 4, 3))
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
     before = torch.backends.cudnn.enabled
     with conv_backend(model, "no-cudnn"):
         assert torch.backends.cudnn.enabled is False
+        assert torch.backends.cudnn.benchmark is True
     assert torch.backends.cudnn.enabled == before
+    assert torch.backends.cudnn.benchmark is True
 
 
 def test_contiguous_lays_out_weights_and_inputs_contiguously():

@@ -230,11 +230,25 @@ def test_worker_processes_are_estimated_by_the_busiest_worker_plus_its_start_up(
     folder = tmp_path / "parallel"
     with folder_lock(folder):
         handle = open_fake(folder, FakeConfig(count=3, seconds=0.0, log=str(tmp_path / "runs.log")))
-        run_study(handle, workers=2, runtime=CPU, retry_failed=False, quiet=True, log=messages.append, progress_console=Console(quiet=True))
+        run_study(handle, workers=2, runtime=CPU, retry_failed=False, quiet=True, log=messages.append,
+                  progress_console=Console(quiet=True), fresh_process=True)
     # 3 items of 14 s on 2 workers: one trains two (28 s), after starting as this process did (5 s).
     line = next(m for m in messages if "estimated" in m)
     assert "estimated 33 s (measured; each worker starts in ~5 s, as this process did)" in line
     assert runner.parallel_seconds(42.0, 3, 8, None) == 14.0  # more workers than items: one each
+
+
+def test_a_long_lived_caller_counts_no_worker_start_up(tmp_path, monkeypatch):
+    monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, context, runtime, items, *, in_process=True: (42.0, "measured"))
+    monkeypatch.setattr(runner, "process_age", lambda: 3600.0)  # a notebook open for an hour
+    messages: list[str] = []
+    folder = tmp_path / "notebook"
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=3, seconds=0.0, log=str(tmp_path / "runs.log")))
+        run_study(handle, workers=2, runtime=CPU, retry_failed=False, quiet=True, log=messages.append,
+                  progress_console=Console(quiet=True))
+    line = next(m for m in messages if "estimated" in m)
+    assert "estimated 28 s (measured)" in line
 
 
 def test_process_age_counts_from_this_process_start():

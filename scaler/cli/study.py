@@ -45,7 +45,7 @@ def run_command_study(
             handle = open_study(kind, config, folder=folder, storage_url=storage, name=name, settings=settings)
         outcome = run_study(
             handle, workers=workers, runtime=run_on, retry_failed=retry_failed, quiet=quiet, log=log,
-            progress_console=console,
+            progress_console=console, fresh_process=True,
         )  # fmt: skip
     if outcome.interrupted:
         raise Interrupted(

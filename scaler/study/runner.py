@@ -83,8 +83,14 @@ def run_study(
     quiet: bool,
     log: Callable[[str], None],
     progress_console: Console,
+    fresh_process: bool = False,
 ) -> RunOutcome:
-    """Reconcile, estimate, run what is left (in-process or in worker processes), write."""
+    """Reconcile, estimate, run what is left (in-process or in worker processes), write.
+
+    `fresh_process`: this process was started for this run (the command line), so its age when
+    the estimate is made is what each worker process repeats (interpreter, imports, study,
+    data) and the estimate for workers counts it; a long-lived caller (a notebook, a test)
+    leaves it False, and no start-up is counted."""
     start = time.perf_counter()
     experiment, noun = handle.experiment, handle.experiment.noun
     plan = reconcile(handle, retry_failed=retry_failed)
@@ -94,7 +100,7 @@ def run_study(
         log(f"{plan.interrupted} {noun}(s) interrupted last time will be trained again")
     if plan.failed:
         log(f"{len(plan.failed)} failed {noun}(s) stay failed (--retry-failed trains them again)")
-    startup = process_age()  # what each worker process repeats: interpreter, imports, study, data
+    startup = process_age() if fresh_process else None  # what each worker process repeats
     runtime = runtime.with_threads(_threads_per_worker(workers, runtime.threads, log))
     if plan.queued:  # seconds per network on a GPU (first use) before the estimate line
         log(f"timing the networks for the estimate of the {len(plan.queued)} {noun}(s) left")
