@@ -38,6 +38,7 @@ from scaler.experiments.proxy import DataOptions  # noqa: E402
 from scaler.runtime import Runtime  # noqa: E402
 from scaler.scaling import compound_scale  # noqa: E402
 from scaler.statistics import proportion_interval, unpack_correct  # noqa: E402
+import scaler.training as training_module  # noqa: E402
 from scaler.training import TrainConfig, seed_everything, train  # noqa: E402
 
 
@@ -53,6 +54,35 @@ def adjust(model: torch.nn.Module, no_drop: bool, readout_divisor: float) -> Non
     if readout_divisor != 1.0:
         classifier = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
         classifier.register_forward_hook(lambda module, inputs, output: output / readout_divisor)
+
+
+def lr_by_width() -> None:
+    """Experimental (not library behaviour): from now on, an optimizer made for a network with
+    a `width_ratio` attribute trains its width-scaled weights (1x1 convolutions and linear
+    layers, whose fan-in grows with width) at the learning rate / that ratio, the rest (stem,
+    depthwise kernels, norms, biases) as configured: muP's rule for Adam, which keeps a wider
+    layer's effective step the base's. Done by wrapping the library's optimizer factory in
+    this process."""
+    make = training_module.make_optimizer
+
+    def scaled(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+        optimizer = make(model, config)
+        ratio = getattr(model, "width_ratio", 1.0)
+        if ratio == 1.0:
+            return optimizer
+        wide = {id(m.weight) for m in model.modules()
+                if isinstance(m, torch.nn.Linear)
+                or (isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) and m.groups == 1)}
+        groups, optimizer.param_groups = optimizer.param_groups, []  # no step taken yet: no state
+        for group in groups:
+            settings = {k: v for k, v in group.items() if k != "params"}
+            for chosen, lr in ((True, group["lr"] / ratio), (False, group["lr"])):
+                params = [q for q in group["params"] if (id(q) in wide) == chosen]
+                if params:
+                    optimizer.add_param_group({**settings, "params": params, "lr": lr})
+        return optimizer
+
+    training_module.make_optimizer = scaled
 
 
 def main() -> None:
@@ -72,6 +102,8 @@ def main() -> None:
                    help="the standard start instead of residual branches at zero (ProxyBase.zero_init)")
     p.add_argument("--readout-by-width", action="store_true",
                    help="divide the classifier's output by the width multiplier (muP's readout rule)")
+    p.add_argument("--lr-by-width", action="store_true",
+                   help="1x1 convolutions and linear layers at the learning rate / the width multiplier (muP's Adam rule)")
     p.add_argument("--base-depth", type=float, default=1.0,
                    help="depth multiplier of the base itself (the nets' depth multiplies it)")
     p.add_argument("--crop-min", type=float, default=None,
@@ -93,6 +125,8 @@ def main() -> None:
 
     torch.set_flush_denormal(True)
     variants = [apply(v) for v in args.variant]
+    if args.lr_by_width:  # an experiment's switch: every train() in this process
+        lr_by_width()
     if args.crop_min is not None:  # an experiment's switch: every train() in this process
         train_batches.__kwdefaults__["scale"] = (args.crop_min, 1.0)
     timm, note = (None, "skipped") if args.no_timm else import_timm(args.timm_path)
@@ -127,6 +161,7 @@ def main() -> None:
             seed_everything(seed)
             model = base.build(scale.width, scale.depth * args.base_depth)
             adjust(model, args.no_drop, scale.width if args.readout_by_width else 1.0)
+            model.width_ratio = scale.width  # read by lr_by_width's optimizer, if installed
             result = train(model, data, scale.resolution, replace(config, seed=seed), runtime)
             top1[i].append(result.top1)
             right = unpack_correct(result.val_correct, len(data.val))
@@ -146,6 +181,7 @@ def main() -> None:
           f"{', no drop' if args.no_drop else ''}{', standard start' if args.no_zero_init else ''}"
           f"{f', base depth {args.base_depth:g}' if args.base_depth != 1 else ''}"
           f"{', readout / width' if args.readout_by_width else ''}"
+          f"{', width-scaled lr / width' if args.lr_by_width else ''}"
           f"{f', crop area {args.crop_min:g}-1' if args.crop_min is not None else ''}"
           f"{''.join(f'; {v}' for v in variants)}")
     print(f"timm reference {rate:.1f} img/s ({', '.join(f'{r:.1f}' for r in rates)}; {note or 'ok'})")

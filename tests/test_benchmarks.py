@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -100,3 +102,57 @@ def test_proxy_probe_trains_on_a_data_variant():
     assert len(trained) == 2 and all(len(line.split("per class")[1].split()) == 7 for line in trained)
     assert "no glyph classes" in proc.stdout
     assert re.search(r"best/chance \d+\.\d\d", proc.stdout)
+
+
+def test_proxy_probe_lr_by_width_slows_only_the_width_scaled_weights(monkeypatch):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import proxy_probe
+
+    import scaler.training as training
+    from scaler import build_model
+
+    monkeypatch.setattr(training, "make_optimizer", training.make_optimizer)  # restored afterwards
+    proxy_probe.lr_by_width()
+    config = training.TrainConfig(lr=0.004)
+    model = build_model("b0", num_classes=10, width=0.25, depth=0.25)
+    assert [g["lr"] for g in training.make_optimizer(model, config).param_groups] == [0.004, 0.004]
+    model.width_ratio = 2.0
+    optimizer = training.make_optimizer(model, config)
+    lr_of = {id(p): (g["lr"], g["weight_decay"]) for g in optimizer.param_groups for p in g["params"]}
+    assert len(lr_of) == len(list(model.parameters()))
+    pointwise = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1)]
+    depthwise = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    classifier = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    assert {lr_of[id(m.weight)] for m in [*pointwise, classifier]} == {(0.002, config.weight_decay)}
+    assert {lr_of[id(m.weight)] for m in depthwise} == {(0.004, config.weight_decay)}
+    assert lr_of[id(classifier.bias)] == (0.004, 0.0)
+
+
+def _results(folder: Path, top1: list[float], tied: list[bool]) -> str:
+    """A search's results.csv with the columns seed_agreement.py reads."""
+    (folder / "study").mkdir(parents=True)
+    rows = ["candidate,alpha,beta,gamma,top1,tied_with_best"]
+    rows += [f"{i},1.0,{1 + i / 10},1.0,{t},{b}" for i, (t, b) in enumerate(zip(top1, tied))]
+    (folder / "study" / "results.csv").write_text("\n".join(rows) + "\n")
+    return str(folder)
+
+
+def test_seed_agreement_reports_rank_agreement_noise_and_the_chance_of_the_goal(tmp_path):
+    # Searches 0 and 1 differ by a shared offset only; search 2 swaps the last two candidates.
+    roots = [_results(tmp_path / "s0", [0.6, 0.5, 0.4], [True, False, False]),
+             _results(tmp_path / "s1", [0.7, 0.6, 0.5], [True, True, False]),
+             _results(tmp_path / "s2", [0.6, 0.4, 0.5], [True, False, False])]
+    proc = subprocess.run([sys.executable, "benchmarks/seed_agreement.py", *roots[:2], "--repeats", "1", "--draws", "50"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "searches 0 and 1: Spearman 1.00; tied-best sets share ['(1, 1, 1)']" in proc.stdout
+    assert "per-run noise sigma 0.0 points (2 degrees of freedom)" in proc.stdout  # an offset is no noise
+    assert "--repeats 1: median Spearman 1.00, P(Spearman >= 0.9) 1.00" in proc.stdout
+    proc = subprocess.run([sys.executable, "benchmarks/seed_agreement.py", *roots, "--repeats", "1,4", "--draws", "200"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "searches 0 and 2: Spearman 0.50" in proc.stdout  # ranks 1 2 3 against 1 3 2: 1 - 6 * 2 / 24
+    sigma = float(re.search(r"sigma (\d+\.\d) points \(4 degrees", proc.stdout).group(1))
+    assert sigma > 0
+    chance = [float(v) for v in re.findall(r"P\(Spearman >= 0\.9\) (\d\.\d\d)", proc.stdout)]
+    assert len(chance) == 2 and chance[0] < chance[1] < 1.0  # more repeats, better odds, never certain
