@@ -14,8 +14,9 @@ figures 5 and 7 set the policies they compare.
 4. The default search, `scaler search --phi 1 --device DEVICE --workers N` in a child process,
    once per `--workers` value (each in its own folder): its wall time and the estimate it
    printed before training, against the time that followed it (search_run.py). A failed
-   search is reported and the other figures still run. Goals: <= 60 s on one H200, estimate
-   within +-25%.
+   search is reported, the other figures still run, and the script then exits 1. With
+   `--root`, each folder must be new (a finished search would resume, not train). Goals:
+   <= 60 s on one H200, estimate within +-25%.
 1. First use per candidate: every candidate of the default search trains two epochs of the
    default data in this one process, one after the other, as one worker trains its items.
    Goal on one H200: <= 2 s.
@@ -81,7 +82,7 @@ def first_use(device: str, quick: bool) -> None:
     data = search.prepare(runtime)
     train_config = replace(config.train, epochs=2)
     print(f"1. first use per candidate ({len(data.train)} + {len(data.val)} images, batch "
-          f"{train_config.batch_size}, goal <= 2 s):", flush=True)
+          f"{train_config.batch_size}, {os.environ.get(ENV, DEFAULT_POLICY)} convolutions, goal <= 2 s):", flush=True)
     overheads = []
     for candidate in search.candidates[: 2 if quick else None]:
         result = train(search.model(candidate, config.train.seed), data, candidate.resolution, train_config, runtime)
@@ -141,9 +142,9 @@ def train_against_step(run: tuple[str, EpochMetrics, EpochMetrics], pure: float)
           f"(goal >= 0.95x); epoch 1 took {one.seconds / two.seconds:.2f}x epoch 2 (goal <= 1.5x)", flush=True)
 
 
-def default_search(device: str, root: str, quick: bool, workers: int) -> None:
+def default_search(device: str, root: str, quick: bool, workers: int) -> bool:
     """Figure 4: the default search's wall time and its printed estimate, with `workers`
-    worker processes."""
+    worker processes; False when the search failed."""
     command = [sys.executable, "-m", "scaler", "search", "--phi", "1", "--device", device,
                "--workers", str(workers), "--quiet", "--root", root, *(MICRO_SEARCH if quick else [])]
     # This checkout's scaler, installed or not.
@@ -153,10 +154,11 @@ def default_search(device: str, root: str, quick: bool, workers: int) -> None:
     if code:  # report and go on: the other figures still answer
         print(f"4. default search on {device}, {workers} worker(s): failed (exit {code}): "
               f"{' | '.join(lines)[-500:]}", flush=True)
-        return
+        return False
     print(f"4. default search on {device}, {workers} worker{'s' if workers > 1 else ''} "
           f"({os.environ.get(ENV, 'default')} convolutions): wall {run.wall:.1f} s "
           f"(goal <= 60 s on one H200); {run.report()}", flush=True)
+    return True
 
 
 def first_use_by_policy(device: str, quick: bool) -> None:
@@ -289,6 +291,13 @@ def main() -> None:
     parser.add_argument("--workers", default="1", help="figure 4's --workers, one search each: e.g. 1,4")
     args = parser.parse_args()
     skip = {int(s) for s in args.skip.split(",") if s}
+    workers_list = [int(w) for w in args.workers.split(",")]
+    if len(set(workers_list)) != len(workers_list):
+        parser.error(f"--workers {args.workers}: each value once (each search gets its own folder)")
+    for workers in workers_list if args.root and 4 not in skip else ():
+        folder = Path(args.root) / f"workers{workers}"
+        if folder.exists() and any(folder.iterdir()):  # a finished search would resume, not time anything
+            parser.error(f"{folder} is not empty: give figure 4 a fresh --root")
     device = str(select_device(args.device))
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else device
     cudnn = torch.backends.cudnn.version() if device.startswith("cuda") else None
@@ -296,12 +305,13 @@ def main() -> None:
     if 5 not in skip:
         first_use_by_policy(device, args.quick)
     policy = os.environ.get(ENV, DEFAULT_POLICY)  # what the other figures run under
+    failed = 0
     with policy_env(policy):
         if 4 not in skip:
-            for workers in (int(w) for w in args.workers.split(",")):
+            for workers in workers_list:
                 with tempfile.TemporaryDirectory() as scratch:  # a study folder per search
                     root = Path(args.root) / f"workers{workers}" if args.root else Path(scratch)
-                    default_search(device, str(root), args.quick, workers)
+                    failed += not default_search(device, str(root), args.quick, workers)
         if 1 not in skip:
             first_use(device, args.quick)
         if 6 not in skip:
@@ -312,6 +322,8 @@ def main() -> None:
             train_against_step(cold, pure)
         if 7 not in skip:
             policy_by_size(device, args.quick)
+    if failed:
+        sys.exit(f"gpu_search: {failed} search(es) of figure 4 failed (above)")
 
 
 if __name__ == "__main__":

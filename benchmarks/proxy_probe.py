@@ -64,6 +64,8 @@ def lr_by_width() -> None:
     layer's effective step the base's. Done by wrapping the library's optimizer factory in
     this process."""
     make = training_module.make_optimizer
+    if getattr(make, "lr_by_width", False):  # installed already: scaling twice would divide twice
+        return
 
     def scaled(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
         optimizer = make(model, config)
@@ -82,6 +84,7 @@ def lr_by_width() -> None:
                     optimizer.add_param_group({**settings, "params": params, "lr": lr})
         return optimizer
 
+    scaled.lr_by_width = True
     training_module.make_optimizer = scaled
 
 

@@ -16,7 +16,7 @@ it and train channels_last):
   PyTorch's own depthwise kernels.
 - `channels-last`: everything channels_last on cuDNN (scaler 0.1's behaviour).
 - `native-depthwise`: channels_last, but depthwise convolutions (weights and inputs) in the
-  contiguous format, so that PyTorch's own kernels serve them.
+  contiguous format, so that PyTorch's own kernels serve them (not yet timed on a GPU).
 - `no-cudnn`: channels_last with cuDNN switched off for the run.
 
 A policy changes where the arithmetic runs, not what is computed: one step agrees up to
@@ -85,21 +85,21 @@ def conv_backend(model: nn.Module, policy: str) -> Iterator[torch.memory_format]
     layout = memory_format(policy)
     model.to(memory_format=layout)
     handles = []
-    if policy == "native-depthwise":
-        for module in model.modules():
-            if is_depthwise(module):
-                # PyTorch picks cuDNN for a depthwise convolution whenever its input or its
-                # weight is channels_last; both contiguous selects its own kernels. A (C, 1, k, k)
-                # weight counts as contiguous in either layout (its size-1 dimension), so
-                # `.contiguous()` would keep the channels_last strides: clone into the format.
-                module.weight.data = module.weight.data.clone(memory_format=torch.contiguous_format)
-                handles.append(module.register_forward_pre_hook(_to_contiguous))
-                handles.append(module.register_forward_hook(_to_channels_last))
     # Only `enabled` is touched: cudnn.flags() would also reset benchmark, deterministic and tf32.
     enabled = torch.backends.cudnn.enabled
-    if policy == "no-cudnn":
-        torch.backends.cudnn.enabled = False
-    try:
+    try:  # from here on, whatever was set up is undone even if setting up fails halfway
+        if policy == "native-depthwise":
+            for module in model.modules():
+                if is_depthwise(module):
+                    # PyTorch picks cuDNN for a depthwise convolution whenever its input or its
+                    # weight is channels_last; both contiguous selects its own kernels. A
+                    # (C, 1, k, k) weight counts as contiguous in either layout (its size-1
+                    # dimension), so `.contiguous()` would keep the channels_last strides.
+                    module.weight.data = module.weight.data.clone(memory_format=torch.contiguous_format)
+                    handles.append(module.register_forward_pre_hook(_to_contiguous))
+                    handles.append(module.register_forward_hook(_to_channels_last))
+        if policy == "no-cudnn":
+            torch.backends.cudnn.enabled = False
         yield layout
     finally:
         torch.backends.cudnn.enabled = enabled

@@ -80,8 +80,16 @@ def interrupts_held() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous)
 
 
+# Set when this process was started to run one command (the console script, `python -m
+# scaler`), not when a long-lived process (a notebook, a test) calls scaler.cli.main: only then
+# is the process's age what each worker process repeats before it trains (the estimate).
+STARTED_FOR_ONE_COMMAND = False
+
+
 def run() -> None:
     """Console-script entry point."""
+    global STARTED_FOR_ONE_COMMAND
+    STARTED_FOR_ONE_COMMAND = True
     sys.stdout = ReaderSafeStream(sys.stdout)  # type: ignore[assignment]
     try:
         with interrupts_held() as caught:

@@ -31,6 +31,11 @@ def test_gpu_benchmark_prints_its_seven_figures_on_a_cpu(tmp_path):
     search = next(line for line in lines if line.startswith("4."))
     assert " wall " in search and "failed" not in search, search  # a failed search is reported, not timed
     assert len(list(tmp_path.glob("workers1/*/results.csv"))) == 1  # the search ran in its own folder and wrote its table
+    again = subprocess.run(
+        [sys.executable, "benchmarks/gpu_search.py", "--device", "cpu", "--quick", "--root", str(tmp_path), "--skip", "1,2,3,5,6,7"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert again.returncode == 2 and "workers1 is not empty: give figure 4 a fresh --root" in again.stderr
 
 
 def test_gpu_check_names_the_wheel_it_lacks(tmp_path):
@@ -61,7 +66,7 @@ VARIANT_ARGS = {"no-glyphs": "", "glyphs-per-class": "6", "glyph-cell": "16,24",
 def test_each_data_variant_renders_its_own_classes(monkeypatch):
     """benchmarks/data_variants.py: every design named in the README renders, labels within
     its classes, and differs from the built-in data; the patches are undone afterwards."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import data_variants
     import scaler.data.dataset as dataset_module
     import scaler.data.synthetic as synthetic
@@ -105,7 +110,7 @@ def test_proxy_probe_trains_on_a_data_variant():
 
 
 def test_proxy_probe_lr_by_width_slows_only_the_width_scaled_weights(monkeypatch):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import proxy_probe
 
     import scaler.training as training
@@ -113,6 +118,7 @@ def test_proxy_probe_lr_by_width_slows_only_the_width_scaled_weights(monkeypatch
 
     monkeypatch.setattr(training, "make_optimizer", training.make_optimizer)  # restored afterwards
     proxy_probe.lr_by_width()
+    proxy_probe.lr_by_width()  # a second call changes nothing
     config = training.TrainConfig(lr=0.004)
     model = build_model("b0", num_classes=10, width=0.25, depth=0.25)
     assert [g["lr"] for g in training.make_optimizer(model, config).param_groups] == [0.004, 0.004]
@@ -128,23 +134,26 @@ def test_proxy_probe_lr_by_width_slows_only_the_width_scaled_weights(monkeypatch
     assert lr_of[id(classifier.bias)] == (0.004, 0.0)
 
 
-def _results(folder: Path, top1: list[float], tied: list[bool]) -> str:
-    """A search's results.csv with the columns seed_agreement.py reads."""
+def _results(folder: Path, top1: list[float | None], tied: list[bool | None]) -> str:
+    """A search's results.csv with the columns seed_agreement.py reads (None: a failed candidate)."""
     (folder / "study").mkdir(parents=True)
-    rows = ["candidate,alpha,beta,gamma,top1,tied_with_best"]
-    rows += [f"{i},1.0,{1 + i / 10},1.0,{t},{b}" for i, (t, b) in enumerate(zip(top1, tied))]
+    rows = ["candidate,alpha,beta,gamma,top1,tied_with_best,state"]
+    rows += [f"{i},1.0,{1 + i / 10},1.0,{'' if t is None else t},{'' if b is None else b},"
+             f"{'failed' if t is None else 'complete'}" for i, (t, b) in enumerate(zip(top1, tied))]
     (folder / "study" / "results.csv").write_text("\n".join(rows) + "\n")
     return str(folder)
 
 
 def test_seed_agreement_reports_rank_agreement_noise_and_the_chance_of_the_goal(tmp_path):
     # Searches 0 and 1 differ by a shared offset only; search 2 swaps the last two candidates.
-    roots = [_results(tmp_path / "s0", [0.6, 0.5, 0.4], [True, False, False]),
-             _results(tmp_path / "s1", [0.7, 0.6, 0.5], [True, True, False]),
-             _results(tmp_path / "s2", [0.6, 0.4, 0.5], [True, False, False])]
+    # The fourth candidate failed in search 1: it is left out, not read as tied or as a score.
+    roots = [_results(tmp_path / "s0", [0.6, 0.5, 0.4, 0.9], [True, False, False, False]),
+             _results(tmp_path / "s1", [0.7, 0.6, 0.5, None], [True, True, False, None]),
+             _results(tmp_path / "s2", [0.6, 0.4, 0.5, 0.1], [True, False, False, False])]
     proc = subprocess.run([sys.executable, "benchmarks/seed_agreement.py", *roots[:2], "--repeats", "1", "--draws", "50"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    assert "left out, not complete in every search: (1, 1.3, 1)" in proc.stdout
     assert "searches 0 and 1: Spearman 1.00; tied-best sets share ['(1, 1, 1)']" in proc.stdout
     assert "per-run noise sigma 0.0 points (2 degrees of freedom)" in proc.stdout  # an offset is no noise
     assert "--repeats 1: median Spearman 1.00, P(Spearman >= 0.9) 1.00" in proc.stdout
@@ -156,3 +165,10 @@ def test_seed_agreement_reports_rank_agreement_noise_and_the_chance_of_the_goal(
     assert sigma > 0
     chance = [float(v) for v in re.findall(r"P\(Spearman >= 0\.9\) (\d\.\d\d)", proc.stdout)]
     assert len(chance) == 2 and chance[0] < chance[1] < 1.0  # more repeats, better odds, never certain
+    proc = subprocess.run([sys.executable, "benchmarks/seed_agreement.py", roots[0], str(tmp_path / "s0")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0  # the same search twice: nothing to compare but agreement
+    short = _results(tmp_path / "s3", [0.6, None, 0.4, 0.9], [True, None, False, False])
+    proc = subprocess.run([sys.executable, "benchmarks/seed_agreement.py", roots[1], short],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "only 2 candidate(s) are complete in every search; need 3 or more" in proc.stderr

@@ -145,6 +145,17 @@ def test_local_worker_processes_on_a_journal(cli, tmp_path):
     folder = tmp_path / "local2"
     assert_exactly_once(load(str(folder / "study.journal"), "local2"), 8)
     assert set(results(folder)["state"]) == {"complete"}
+    # Called in this long-lived process, the estimate counts no worker start-up (this
+    # process's age is pytest's, not what a worker repeats).
+    assert "estimated" in result.err and "each worker starts in" not in result.err
+
+
+def test_the_command_line_counts_each_worker_start_up_in_its_estimate(tmp_path):
+    proc = subprocess.run([SCALER, "search", *GRID8, "--workers", "2", "--root", str(tmp_path), "--name", "startup"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stderr.splitlines() if "estimated" in line)
+    assert "each worker starts in ~" in line and "as this process did" in line
 
 
 # A wrapper that runs the CLI but holds every results.csv write between the temporary file

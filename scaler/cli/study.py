@@ -8,6 +8,7 @@ from typing import Optional
 
 import pandas as pd
 
+from scaler import entry
 from scaler.cli import options
 from scaler.cli.app import console
 from scaler.errors import Interrupted, RunError, UsageError
@@ -45,7 +46,7 @@ def run_command_study(
             handle = open_study(kind, config, folder=folder, storage_url=storage, name=name, settings=settings)
         outcome = run_study(
             handle, workers=workers, runtime=run_on, retry_failed=retry_failed, quiet=quiet, log=log,
-            progress_console=console, fresh_process=True,
+            progress_console=console, fresh_process=entry.STARTED_FOR_ONE_COMMAND,
         )  # fmt: skip
     if outcome.interrupted:
         raise Interrupted(
