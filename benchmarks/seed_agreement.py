@@ -5,14 +5,17 @@ goal).
 
     .venv/bin/python benchmarks/seed_agreement.py ROOT0 ROOT1 ROOT2 [--repeats 1,2,3,4]
 
-Each ROOT is a search's `--root` (or its study folder): its results.csv is read. Only the
-candidates complete in every search are compared (the others are named). The noise model: a candidate's top-1 in one search = its true value + an offset the whole search shares
-(its data split, as far as it moves every candidate alike) + independent noise of standard
-deviation sigma; k repeats average k independent draws. sigma is estimated from the residuals
-after removing each search's mean and each candidate's mean ((searches - 1) x (candidates -
-1) degrees of freedom: with 3 searches of 6 candidates, 10, so sigma itself is uncertain by
-about -30% / +75%). The probabilities printed are upper bounds, for two reasons: the
-simulation takes the candidates' means over the searches as their true values, which the
+Each ROOT is a search's `--root` (or its study folder), read as `scaler report` reads it;
+pairs are compared as `scaler report A --against B` compares them (`compare_searches`). Only
+the candidates complete in every search enter the noise figures (the others are named).
+
+The noise model: a candidate's top-1 in one search = its true value + an offset the whole
+search shares (its data split, as far as it moves every candidate alike) + independent noise
+of standard deviation sigma; k repeats average k independent draws. sigma is estimated from
+the residuals after removing each search's mean and each candidate's mean ((searches - 1) x
+(candidates - 1) degrees of freedom: with 3 searches of 6 candidates, 10, so sigma itself is
+uncertain by about -30% / +75%). The probabilities printed are upper bounds, for two reasons:
+the simulation takes the candidates' means over the searches as their true values, which the
 same noise spreads wider than the truth; and a search's repeats share its data split and
 validation images (only initial weights and batch order change), so the part of sigma that
 comes from the split does not shrink with k.
@@ -31,18 +34,25 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaler.reports import truth  # noqa: E402
+from scaler.errors import UsageError  # noqa: E402
+from scaler.experiments.search import read_results  # noqa: E402
+from scaler.reports import COMPARE_KEYS, compare_searches, truth  # noqa: E402
+from scaler.states import State  # noqa: E402
 
 
 def load(root: str) -> pd.DataFrame:
-    """The search's results table, indexed by candidate number, tied_with_best as booleans
-    (unknown: False)."""
+    """The search's results table, checked as `scaler report` checks it."""
     found = sorted(Path(root).glob("**/results.csv"))
     if len(found) != 1:
         raise SystemExit(f"{root}: expected one results.csv below it, found {len(found)}")
-    frame = pd.read_csv(found[0]).set_index("candidate").sort_index()
-    frame["tied_with_best"] = [truth(v) is True for v in frame["tied_with_best"]]
-    return frame
+    try:
+        return read_results(found[0].parent)[0]
+    except UsageError as error:
+        raise SystemExit(str(error)) from None
+
+
+def label(row: pd.Series) -> str:
+    return f"({row['alpha']:g}, {row['beta']:g}, {row['gamma']:g})"
 
 
 def main() -> None:
@@ -54,28 +64,29 @@ def main() -> None:
     if len(args.roots) < 2:
         raise SystemExit("give two or more searches")
     frames = [load(root) for root in args.roots]
-    coefficients = ["alpha", "beta", "gamma"]
-    if any(not f.index.equals(frames[0].index) or not f[coefficients].equals(frames[0][coefficients]) for f in frames):
-        raise SystemExit("the searches do not have the same candidates")
-    complete = np.logical_and.reduce([(f["state"] == "complete").to_numpy() for f in frames])
-    dropped = [f"({a:g}, {b:g}, {g:g})" for a, b, g in frames[0].loc[~complete, coefficients].itertuples(index=False)]
+    for (i, a), (j, b) in itertools.combinations(enumerate(frames), 2):
+        comparison = compare_searches(a, b)
+        both = comparison.frame
+        tied = [label(row) for _, row in both.iterrows()
+                if truth(row["tied_with_best_a"]) and truth(row["tied_with_best_b"])]
+        rho = "undefined" if comparison.spearman is None else f"{comparison.spearman:.2f}"
+        print(f"searches {i} and {j}: Spearman {rho} over {comparison.scored} candidates complete in both; "
+              f"tied-best sets share {tied or 'nothing'}")
+
+    # Candidates x searches, over the candidates complete in every search.
+    table = frames[0][COMPARE_KEYS]
+    for i, frame in enumerate(frames):
+        done = frame[frame["state"] == State.COMPLETE.value]
+        table = table.merge(done[COMPARE_KEYS + ["top1"]].rename(columns={"top1": i}), on=COMPARE_KEYS, how="left")
+    complete = table[list(range(len(frames)))].notna().all(axis=1)
+    dropped = [label(row) for _, row in table[~complete].iterrows()]
     if dropped:
         print(f"left out, not complete in every search: {', '.join(dropped)}")
-    frames = [f[complete] for f in frames]
-    if len(frames[0]) < 3:
-        raise SystemExit(f"only {len(frames[0])} candidate(s) are complete in every search; need 3 or more")
-    labels = [f"({a:g}, {b:g}, {g:g})" for a, b, g in frames[0][["alpha", "beta", "gamma"]].itertuples(index=False)]
-    top1 = np.array([f["top1"].to_numpy(dtype=float) for f in frames])  # searches x candidates
-    print("top-1 per search (* tied with the best):")
-    for root, frame in zip(args.roots, frames):
-        cells = [f"{t:.3f}{'*' if tied else ''}" for t, tied in zip(frame["top1"], frame["tied_with_best"])]
-        print(f"  {root}: {' '.join(cells)}")
-    print(f"  candidates: {', '.join(labels)}")
-    for (i, a), (j, b) in itertools.combinations(enumerate(frames), 2):
-        rho = spearmanr(top1[i], top1[j]).statistic
-        overlap = [k for k in range(len(a)) if a["tied_with_best"].iloc[k] and b["tied_with_best"].iloc[k]]
-        print(f"searches {i} and {j}: Spearman {rho:.2f}; tied-best sets share {[labels[k] for k in overlap] or 'nothing'}")
-
+    table = table[complete]
+    if len(table) < 3:
+        raise SystemExit(f"only {len(table)} candidate(s) are complete in every search; need 3 or more")
+    labels = [label(row) for _, row in table.iterrows()]
+    top1 = table[list(range(len(frames)))].to_numpy(dtype=float).T  # searches x candidates
     centred = top1 - top1.mean(axis=1, keepdims=True)  # each search's shared offset removed
     means = centred.mean(axis=0)
     residual = centred - means

@@ -1,5 +1,8 @@
-"""The GPU benchmark is run where device time is scarce: its --quick form must work on a CPU."""
+"""The benchmark scripts run: the GPU benchmark (where device time is scarce, so its --quick
+form must work on a CPU), the proxy probe and its data variants, and the seed-agreement
+analysis."""
 
+import json
 import os
 import re
 import subprocess
@@ -135,12 +138,24 @@ def test_proxy_probe_lr_by_width_slows_only_the_width_scaled_weights(monkeypatch
 
 
 def _results(folder: Path, top1: list[float | None], tied: list[bool | None]) -> str:
-    """A search's results.csv with the columns seed_agreement.py reads (None: a failed candidate)."""
-    (folder / "study").mkdir(parents=True)
-    rows = ["candidate,alpha,beta,gamma,top1,tied_with_best,state"]
-    rows += [f"{i},1.0,{1 + i / 10},1.0,{'' if t is None else t},{'' if b is None else b},"
-             f"{'failed' if t is None else 'complete'}" for i, (t, b) in enumerate(zip(top1, tied))]
-    (folder / "study" / "results.csv").write_text("\n".join(rows) + "\n")
+    """A search folder as `scaler search` writes it (results.csv and search.json), with the
+    given top-1 per candidate (None: a failed one); the other columns are placeholders."""
+    import pandas as pd
+
+    from scaler.experiments.search import RESULT_COLUMNS
+
+    study = folder / "study"
+    study.mkdir(parents=True)
+    states = ["failed" if t is None else "complete" for t in top1]
+    frame = pd.DataFrame({c: [1.0] * len(top1) for c in RESULT_COLUMNS})
+    frame["rank"] = range(1, len(top1) + 1)
+    frame["candidate"] = range(len(top1))
+    frame["beta"] = [1 + i / 10 for i in range(len(top1))]
+    frame["resolution"] = 32
+    frame["top1"], frame["tied_with_best"], frame["state"], frame["reason"] = top1, tied, states, ""
+    frame.to_csv(study / "results.csv", index=False)
+    counts = {state: states.count(state) for state in set(states)}
+    (study / "search.json").write_text(json.dumps({"name": "study", "states": counts}))
     return str(folder)
 
 
@@ -154,13 +169,16 @@ def test_seed_agreement_reports_rank_agreement_noise_and_the_chance_of_the_goal(
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "left out, not complete in every search: (1, 1.3, 1)" in proc.stdout
-    assert "searches 0 and 1: Spearman 1.00; tied-best sets share ['(1, 1, 1)']" in proc.stdout
+    assert "searches 0 and 1: Spearman 1.00 over 3 candidates complete in both; tied-best sets share ['(1, 1, 1)']" in proc.stdout
     assert "per-run noise sigma 0.0 points (2 degrees of freedom)" in proc.stdout  # an offset is no noise
     assert "--repeats 1: median Spearman 1.00, P(Spearman >= 0.9) 1.00" in proc.stdout
     proc = subprocess.run([sys.executable, "benchmarks/seed_agreement.py", *roots, "--repeats", "1,4", "--draws", "200"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "searches 0 and 2: Spearman 0.50" in proc.stdout  # ranks 1 2 3 against 1 3 2: 1 - 6 * 2 / 24
+    # Pairs rank the candidates complete in both: ranks 3 2 1 4 against 4 2 3 1, 1 - 6 * 14 / 60;
+    # with search 1, ranks 1 2 3 against 1 3 2 over three: 1 - 6 * 2 / 24.
+    assert "searches 0 and 2: Spearman -0.40 over 4 candidates complete in both" in proc.stdout
+    assert "searches 1 and 2: Spearman 0.50 over 3 candidates complete in both" in proc.stdout  # ranks 1 2 3 against 1 3 2: 1 - 6 * 2 / 24
     sigma = float(re.search(r"sigma (\d+\.\d) points \(4 degrees", proc.stdout).group(1))
     assert sigma > 0
     chance = [float(v) for v in re.findall(r"P\(Spearman >= 0\.9\) (\d\.\d\d)", proc.stdout)]
