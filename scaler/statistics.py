@@ -3,10 +3,11 @@ ranking reproduces itself. Built on scipy.stats; every function takes plain numb
 
 * A candidate's top-1 over several repeats (seeds) gets Student's t interval of the mean; a
   single run gets the Wilson interval of its validation sample (k of n images right).
-* "Tied with the best" is a paired test on the shared validation images: each image's
-  correctness, averaged over a candidate's repeats, is compared with the best candidate's on
-  the same image (exact McNemar test for one run each, paired t-test otherwise); tied when
-  p >= 0.05 (two-sided).
+* "Tied with the best" tests the difference of mean top-1 against two noises added up: the
+  validation sample's (each image's correctness, averaged over a candidate's repeats, paired
+  with the best candidate's on the same image) and, with 2 or more repeats on both sides,
+  the seed's (each side's spread over its repeats); exact McNemar for one run each; tied
+  when p >= 0.05 (two-sided).
 * Split-half reliability: the repeats are split into two disjoint halves many ways; each half
   ranks the candidates by its mean; the Spearman correlation of the two rankings, with the
   2.5-97.5% range over the splits.
@@ -56,34 +57,38 @@ def proportion_interval(correct: int, total: int) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
-def paired_p_value(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> float:
-    """Two-sided p-value that candidates a and b (each a list of per-repeat correctness arrays
-    over the same validation images) have equal accuracy."""
-    mean_a = np.mean(np.stack(a).astype(float), axis=0)
-    mean_b = np.mean(np.stack(b).astype(float), axis=0)
-    if len(a) == 1 and len(b) == 1:  # exact McNemar: only discordant images carry information
-        only_a = int(np.sum((mean_a == 1) & (mean_b == 0)))
-        only_b = int(np.sum((mean_a == 0) & (mean_b == 1)))
-        if only_a + only_b == 0:
-            return 1.0
-        return float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
-    diff = mean_a - mean_b
-    if np.all(diff == diff[0]):
-        return 1.0 if diff[0] == 0 else 0.0
-    return float(stats.ttest_rel(mean_a, mean_b).pvalue)
+def difference_test(a: Sequence[np.ndarray], b: Sequence[np.ndarray], paired: bool = False) -> tuple[float, float]:
+    """(difference, p): a's mean top-1 minus b's, and the two-sided p-value that the two
+    configurations have equal expected top-1. Each is a list of per-repeat correctness arrays
+    over the same validation images.
 
-
-def repeat_paired_p_value(a: Sequence[float], b: Sequence[float]) -> float:
-    """Two-sided p-value that two configurations have equal mean top-1, from their top-1 per
-    repeat where a[r] and b[r] were trained with repeat r's seed: the paired t-test over
-    repeats, so seed-to-seed variation counts. Needs 2 or more pairs."""
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if len(x) != len(y) or len(x) < 2:
-        raise ValueError("a paired test over repeats needs 2 or more pairs")
-    diff = x - y
-    if np.all(diff == diff[0]):
-        return 1.0 if diff[0] == 0 else 0.0
-    return float(stats.ttest_rel(x, y).pvalue)
+    Two noises are added up, because a configuration is better only if it would stay better
+    on other images and other seeds: the validation sample's (the per-image differences of
+    the repeat-averaged correctness, as in a paired t-test over images) and the seed's (each
+    side's variance of top-1 over its repeats; with `paired`, where a[r] and b[r] were trained
+    with the same seed, the variance of their differences). The sum is tested with Student's
+    t on Welch-Satterthwaite degrees of freedom. With one run on a side (or, paired, fewer
+    than two pairs) the seed's noise cannot be measured: the per-image test alone, exact
+    McNemar for one run each, which may call a difference that another seed would undo."""
+    runs_a, runs_b = np.stack(a).astype(float), np.stack(b).astype(float)  # (repeats, images)
+    per_image = runs_a.mean(axis=0) - runs_b.mean(axis=0)
+    difference = float(per_image.mean())
+    if len(runs_a) == 1 and len(runs_b) == 1:  # exact McNemar: only discordant images carry information
+        only_a = int(np.sum(per_image == 1))
+        only_b = int(np.sum(per_image == -1))
+        p = 1.0 if only_a + only_b == 0 else float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+        return difference, p
+    parts = [(float(per_image.var(ddof=1)) / len(per_image), len(per_image) - 1)]  # (variance of the mean, dof)
+    if paired and len(runs_a) == len(runs_b) >= 2:
+        seed = runs_a.mean(axis=1) - runs_b.mean(axis=1)
+        parts.append((float(seed.var(ddof=1)) / len(seed), len(seed) - 1))
+    elif not paired and len(runs_a) >= 2 and len(runs_b) >= 2:
+        parts += [(float(top1.var(ddof=1)) / len(top1), len(top1) - 1) for top1 in (runs_a.mean(axis=1), runs_b.mean(axis=1))]
+    variance = sum(v for v, _ in parts)
+    if variance <= 1e-18:  # every image and every seed says the same
+        return difference, 1.0 if abs(difference) <= 1e-12 else 0.0
+    dof = variance**2 / sum(v**2 / k for v, k in parts if v > 0)
+    return difference, float(2 * stats.t.sf(abs(difference) / math.sqrt(variance), dof))
 
 
 def split_half_reliability(scores: Sequence[Sequence[float]], seed: int = 0) -> tuple[float, float, float] | None:

@@ -15,6 +15,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from scipy import stats
 
 from scaler.candidates import ProxyBase
 from scaler.counting import count_model
@@ -22,7 +23,8 @@ from scaler.errors import UsageError
 from scaler.experiments.comparison import CompareConfig, build_points, strategies, verdict
 from scaler.scaling import round_resolution
 from scaler.states import State
-from scaler.statistics import pack_correct
+from scaler.experiments.repeats import correctness
+from scaler.statistics import difference_test, pack_correct
 from scaler.study.experiment import Record, WorkItem
 from tests.test_factories import TINY_NET
 
@@ -107,11 +109,13 @@ def test_points_are_the_base_then_every_strategy_at_each_phi(net):
     assert depth2.macs_ratio == count.macs / points[0].macs
 
 
-def _records(point: int, accuracy: float, images: int = 400, repeats: int = 2) -> list[Record]:
+def _records(point: int, accuracy: float | list[float], images: int = 400, repeats: int = 2) -> list[Record]:
+    """`repeats` runs of one point, repeat r right on a random share accuracy[r] of the images."""
     rng = np.random.default_rng(point)
+    shares = accuracy if isinstance(accuracy, list) else [accuracy] * repeats
     out = []
-    for r in range(repeats):
-        correct = rng.random(images) < accuracy
+    for r, share in enumerate(shares):
+        correct = rng.random(images) < share
         attrs = {"top1": float(correct.mean()), "val_correct": pack_correct(correct), "val_images": images}
         out.append(Record(WorkItem.of(point=point, repeat=r), State.COMPLETE, "", attrs))
     return out
@@ -125,6 +129,28 @@ def test_verdicts_follow_the_paired_test():
     assert word == "tied" and p == 1.0
     assert verdict(strong, []) == (None, "")  # nothing finished yet: no verdict
     assert verdict(strong, weak, skip=True) == (None, "")
+
+
+def test_a_verdict_reads_the_repeats_both_sides_finished():
+    # a trails b by 6 points on repeats 0 and 1; its repeat 2, which b lacks (failed), is far
+    # ahead: the verdict must not let it turn "worse" into "better"
+    a = _records(1, [0.50, 0.52, 0.80], images=2000)
+    b = _records(2, [0.56, 0.58], images=2000) + [Record(WorkItem.of(point=2, repeat=2), State.FAILED, "boom", {})]
+    p, word = verdict(a, b)
+    assert word in ("worse", "tied") and verdict(b, a)[1] in ("better", "tied")
+    assert word == "worse" and p < 0.05  # the same 6-point gap on both seeds and 2,000 images
+
+
+def test_seed_noise_makes_a_verdict_tied_where_the_images_alone_would_not():
+    # b is 5 points below a's mean, but a's three seeds spread over 30-70%: another seed could
+    # undo the gap, though on the validation images alone it is clear
+    a, b = _records(1, [0.3, 0.7, 0.5], images=2000), _records(2, [0.45, 0.45, 0.45], images=2000)
+    p, word = verdict(a, b)
+    assert word == "tied" and p > 0.3
+    per_image = [np.mean(correctness(side), axis=0) for side in (a, b)]
+    assert stats.ttest_rel(*per_image).pvalue < 1e-4  # the images alone (the old test) would call it
+    difference, _ = difference_test(correctness(a), correctness(b))
+    assert difference == pytest.approx(np.mean([float(r.attrs["top1"]) for r in a]) - np.mean([float(r.attrs["top1"]) for r in b]))
 
 
 def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path):

@@ -16,21 +16,23 @@ import optuna
 import pandas as pd
 import pytest
 
+from scaler.cli.app import Format
+from scaler.cli.train import _show_repeats
 from scaler.experiments.repeats import aggregate
 from scaler.experiments.search import RESULT_COLUMNS, CompoundSearch, SearchConfig, _tied_with_best
 from scaler.states import State
 from scaler.study.experiment import Record, WorkItem
 from scaler.reports import compare_searches
 from scaler.statistics import (
+    difference_test,
     mean_interval,
     pack_correct,
-    paired_p_value,
     proportion_interval,
     rank_agreement,
     split_half_reliability,
     unpack_correct,
 )
-from scaler.training import repeat_seed
+from scaler.training import EpochMetrics, TrainResult, repeat_seed
 
 SCALER = str(Path(sys.executable).parent / "scaler")
 # 3 candidates on a tiny proxy, 2 epochs each.
@@ -66,20 +68,32 @@ def complete_trials(folder: Path) -> dict[tuple[int, int], int]:
 def test_identical_per_image_outcomes_are_tied():
     rng = np.random.default_rng(0)
     runs = [rng.random(500) < 0.4 for _ in range(3)]
-    assert paired_p_value(runs, [r.copy() for r in runs]) == 1.0
-    assert paired_p_value(runs, [r.copy() for r in runs]) == 1.0
-    assert paired_p_value(runs[:1], [runs[0].copy()]) == 1.0  # one run each: McNemar with no discordant image
+    assert difference_test(runs, [r.copy() for r in runs]) == (0.0, 1.0)
+    assert difference_test(runs, [r.copy() for r in runs], paired=True) == (0.0, 1.0)
+    assert difference_test(runs[:1], [runs[0].copy()]) == (0.0, 1.0)  # one run each: McNemar with no discordant image
 
 
 def test_candidates_far_apart_are_not_tied_and_close_ones_are():
     rng = np.random.default_rng(1)
     weak = [rng.random(500) < 0.2 for _ in range(3)]
     strong = [rng.random(500) < 0.6 for _ in range(3)]
-    assert paired_p_value(strong, weak) < 0.05 and paired_p_value(strong[:1], weak[:1]) < 1e-6
+    assert difference_test(strong, weak)[1] < 0.05 and difference_test(strong[:1], weak[:1])[1] < 1e-6
+    assert difference_test(strong, weak)[0] == pytest.approx(np.mean(strong) - np.mean(weak))
     nearly = [w.copy() for w in weak]
     for n in nearly:
         n[:2] = ~n[:2]  # two images of 500 differ
-    assert paired_p_value(weak, nearly) >= 0.05
+    assert difference_test(weak, nearly)[1] >= 0.05
+
+
+def test_a_constant_gap_over_two_seeds_is_not_certainty():
+    # two seeds, each one point apart on 200 images: the seeds agree exactly, but 2 of 200
+    # images are no evidence; the old paired t-test over repeats returned p = 0 here
+    base = [np.arange(200) < 100, np.arange(200) < 120]
+    ahead = [b.copy() for b in base]
+    for run in ahead:
+        run[150:152] = True
+    difference, p = difference_test(ahead, base, paired=True)
+    assert difference == pytest.approx(0.01) and p > 0.05
 
 
 def test_interval_of_a_constant_series_has_zero_width_and_others_cover_the_mean():
@@ -244,9 +258,51 @@ def test_ties_are_unknown_without_per_image_results_and_reliability_undefined_wh
     assert split_half_reliability([[0.1, 0.1], [0.1, 0.1], [0.1, 0.1]]) is None
 
 
+def _runs(candidate: int, shares: list[float], state: str = "complete", images: int = 2000) -> list[Record]:
+    """Repeats of one candidate, repeat r right on a random share shares[r] of the images."""
+    rng = np.random.default_rng(candidate)
+    out = []
+    for r, share in enumerate(shares):
+        correct = rng.random(images) < share
+        out.append(record(candidate, r, state, float(correct.mean()), val_correct=pack_correct(correct), val_images=images))
+    return out
+
+
+def test_a_tie_with_the_best_counts_seed_noise_and_skips_rows_of_fewer_epochs():
+    groups = {
+        0: _runs(0, [0.62, 0.58, 0.60]),  # the best, steady over seeds
+        1: _runs(1, [0.40, 0.80, 0.45]),  # 5 points behind on average, but all over the place
+        2: _runs(2, [0.50, 0.51, 0.49]),  # 10 points behind on every seed
+        3: _runs(3, [0.59], state="pruned"),  # its top-1 comes from fewer epochs
+    }
+    frame = pd.DataFrame({"candidate": [0, 1, 2, 3], "state": ["complete"] * 3 + ["pruned"]})
+    assert _tied_with_best(frame, groups) == [True, True, False, None]
+    # on the images alone (one repeat each), candidate 1's first seed is far behind the best's
+    one = {c: runs[:1] for c, runs in groups.items()}
+    assert _tied_with_best(frame, one)[:3] == [True, False, False]
+
+
+def test_reliability_ranks_only_complete_candidates():
+    records = [record(c, r, "complete", top1) for c, tops in enumerate([[0.5, 0.52], [0.6, 0.58], [0.7, 0.71]]) for r, top1 in enumerate(tops)]
+    records += [record(3, 0, "pruned", 0.1), record(3, 1, "pruned", 0.9)]  # partial accuracies of fewer epochs
+    frame = pd.DataFrame({"candidate": [2, 1, 0, 3], "state": ["complete"] * 3 + ["pruned"], "tied_with_best": [True, False, False, None]})
+    summary = CompoundSearch(SearchConfig(), [], repeats=2).summary(frame, records)
+    expected = split_half_reliability([[0.5, 0.52], [0.6, 0.58], [0.7, 0.71]], seed=SearchConfig().train.seed)
+    assert summary["reliability"] == dict(zip(("spearman", "low", "high"), expected))
+
+
 def test_a_worker_takes_up_repeats_raised_after_it_joined():
     search = CompoundSearch(SearchConfig(), [], repeats=2)
     search.refresh({"scaler_repeats": 3})
     assert search.repeats == 3
     search.refresh({"scaler_repeats": 1})  # never fewer
     assert search.repeats == 3
+
+
+def test_train_repeats_with_one_completed_run_print_no_spread(capsys):
+    epoch = EpochMetrics(epoch=1, train_loss=1.0, top1=0.25, top5=None, val_loss=1.0, images_per_s=1.0, seconds=1.0,
+                         peak_memory_mb=0.0)
+    runs = [TrainResult(State.COMPLETE, "", (epoch,), "cpu", 1.0, 1.0), TrainResult(State.DIVERGED, "loss nan", (), "cpu", 1.0, 1.0)]
+    _show_repeats(runs, [0, 1], Format.table, "t", "c")
+    out = capsys.readouterr().out
+    assert "1 of 2 runs completed (top-1 25.0%): no spread or interval over seeds" in out and "nan" not in out

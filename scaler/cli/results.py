@@ -7,6 +7,7 @@ import pandas as pd
 from scaler.cli.app import Format, console
 from scaler.experiments.search import is_paper_point
 from scaler.reports import truth
+from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.render import Column, emit, fixed, integer, interval, mega, share, text
 from scaler.states import State
 
@@ -33,6 +34,12 @@ SEARCH_COLUMNS = [
 ]
 
 
+def legend(frame: pd.DataFrame) -> str:
+    """The marks a table of `frame` can show: ★ and ≈ always, ◆ where the paper's point is a row."""
+    paper = any(is_paper_point(row) for _, row in frame.iterrows())
+    return "★ best · ≈ tied with it" + (f" · ◆ the paper's ({PAPER_ALPHA:g}, {PAPER_BETA:g}, {PAPER_GAMMA:g})" if paper else "")
+
+
 def marked(frame: pd.DataFrame) -> pd.DataFrame:
     """Add display-only columns: 'mark' (★ the best complete row, ≈ rows the data cannot tell
     from it, ◆ the paper's point) and 'interval' (top-1's 95% interval)."""
@@ -53,7 +60,8 @@ def reliability_lines(info: dict) -> list[str]:
     tied = info.get("tied_best") or []
     lines = []
     if tied:
-        lines.append(f"≈ tied with the best: {len(tied) - 1} other candidate(s) the data cannot tell from it (paired test on the validation images, 95%)")
+        noise = "validation and seed noise" if info.get("repeats", 1) >= 2 else "validation images only"
+        lines.append(f"≈ tied with the best: {len(tied) - 1} other candidate(s) the data cannot tell from it ({noise}, 95%)")
     elif info.get("best"):
         lines.append("ties with the best: unknown (these runs stored no per-image results; runs from scaler 0.2 on do)")
     if reliability:
@@ -67,7 +75,7 @@ def reliability_lines(info: dict) -> list[str]:
     elif info.get("repeats", 1) >= 2:
         lines.append("ranking reliability: undefined (too few candidates with 2 repeats, or the halves score them all alike)")
     else:
-        lines.append("one run per candidate: intervals come from the validation sample only; --repeats 3 measures seed noise and ranking reliability")
+        lines.append("one run per candidate: intervals and ties come from the validation sample only; --repeats 3 measures seed noise and ranking reliability")
     return lines
 
 

@@ -7,9 +7,11 @@ Strategies: `compound` (given coefficients, or a finished search's best), `width
 T^(1/2)), `depth` (alpha = T), `resolution` (gamma = T^(1/2)), and any named (alpha, beta,
 gamma) whose product alpha*beta^2*gamma^2 is within 10% of T.
 
-Verdicts: with 2 or more repeats on both sides, the paired t-test over repeats (repeat r of
-every network shares its seed), so seed noise counts; with one repeat, the exact McNemar test
-on the shared validation images (validation noise only). Rounding (channels to multiples of 8,
+Verdicts (`scaler.statistics.difference_test`): the difference of mean top-1 against the
+validation sample's noise (per image, paired on the shared validation images) plus, with 2 or
+more repeats both sides finished, the seed's (the spread of the per-repeat differences, repeat
+r of every network sharing its seed); with fewer, the validation noise alone (exact McNemar
+for one run each). Rounding (channels to multiples of 8,
 repeats rounded up) makes measured MACs stray from the nominal T^phi; each duel records the
 ratio of measured MACs, and one more than 10% apart is flagged as not at equal MACs.
 """
@@ -21,7 +23,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-import numpy as np
 import optuna
 import pandas as pd
 
@@ -30,12 +31,12 @@ from scaler.counting import count_model
 from scaler.data import Dataset
 from scaler.errors import UsageError
 from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
-from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, counted, group_by, paired_p
+from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, compare, counted, group_by
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_scale, validate_coefficients
 from scaler.states import State
-from scaler.statistics import LEVEL, repeat_paired_p_value
+from scaler.statistics import LEVEL
 from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
 from scaler.training import TrainConfig, repeat_seed
 
@@ -329,11 +330,11 @@ class Comparison(ProxyExperiment):
 
 
 def verdict(a: list[Record], b: list[Record], skip: bool = False) -> tuple[float | None, str]:
-    """(p, word) for 'a against b': 'better' or 'worse' where the paired test rejects equal
-    top-1 at 95%, else 'tied' (with 2 or more common repeats the t-test over repeats, else
-    McNemar on the validation images); 'no result' where either finished without a score,
-    'unknown' where either hit the time cap or lacks per-image results; (None, '') while
-    either is unfinished, or when `skip`."""
+    """(p, word) for 'a against b': 'better' or 'worse' where the test rejects equal top-1 at
+    95%, else 'tied'. With 2 or more repeats finished on both sides, those common repeats,
+    paired by seed; otherwise every counted repeat, unpaired (see `difference_test`). 'no
+    result' where either finished without a score, 'unknown' where either hit the time cap or
+    lacks per-image results; (None, '') while either is unfinished, or when `skip`."""
     states = candidate_state(a), candidate_state(b)
     if skip or not all(s.is_finished for s in states):
         return None, ""
@@ -342,12 +343,14 @@ def verdict(a: list[Record], b: list[Record], skip: bool = False) -> tuple[float
         return None, "no result"
     if State.TIMEOUT in states:  # fewer epochs than planned: not comparable head-on
         return None, "unknown"
-    x = {r.item["repeat"]: float(r.attrs["top1"]) for r in mine}
-    y = {r.item["repeat"]: float(r.attrs["top1"]) for r in theirs}
-    common = sorted(set(x) & set(y))
-    p = repeat_paired_p_value([x[r] for r in common], [y[r] for r in common]) if len(common) >= 2 else paired_p(mine, theirs)
-    if p is None:
+    common = {r.item["repeat"] for r in mine} & {r.item["repeat"] for r in theirs}
+    paired = len(common) >= 2
+    if paired:
+        mine, theirs = (sorted((r for r in side if r.item["repeat"] in common), key=lambda r: r.item["repeat"]) for side in (mine, theirs))
+    tested = compare(mine, theirs, paired=paired)
+    if tested is None:
         return None, "unknown"
+    difference, p = tested
     if p >= 1 - LEVEL:
         return p, "tied"
-    return p, "better" if np.mean(list(x.values())) > np.mean(list(y.values())) else "worse"
+    return p, "better" if difference > 0 else "worse"

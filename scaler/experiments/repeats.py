@@ -1,6 +1,6 @@
 """How the repeats of one trained configuration become one row: which repeats count, their
-mean top-1 with its interval, the configuration's state, and the paired test on the shared
-validation images. Every experiment that trains a network several times (search, comparison,
+mean top-1 with its interval, the configuration's state, and the test of a difference on
+the shared validation images. Every experiment that trains a network several times (search, comparison,
 calibration) aggregates this way."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from scaler.errors import UsageError
 from scaler.states import State
-from scaler.statistics import mean_interval, paired_p_value, proportion_interval, unpack_correct
+from scaler.statistics import difference_test, mean_interval, proportion_interval, unpack_correct
 from scaler.study.experiment import Record
 
 MAX_REPEATS = 1000
@@ -109,13 +109,14 @@ def correctness(records: list[Record]) -> list[np.ndarray] | None:
     return out or None
 
 
-def paired_p(a: list[Record], b: list[Record]) -> float | None:
-    """Two-sided p-value that two configurations trained on the same validation images have
-    equal top-1 (None when either has no per-image results)."""
+def compare(a: list[Record], b: list[Record], paired: bool = False) -> tuple[float, float] | None:
+    """(difference of mean top-1, p) of two configurations trained on the same validation
+    images, from their counted repeats (see `difference_test`; `paired` when a's repeat r and
+    b's share a seed); None when either has no per-image results."""
     mine, theirs = correctness(a), correctness(b)
     if mine is None or theirs is None or len(mine[0]) != len(theirs[0]):
         return None
-    return paired_p_value(mine, theirs)
+    return difference_test(mine, theirs, paired=paired)
 
 
 def means(groups: Sequence[list[Record]]) -> list[list[float]]:

@@ -22,7 +22,7 @@ from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
-from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, correctness, group_by, means, paired_p
+from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, compare, correctness, group_by, means
 from scaler.statistics import LEVEL, split_half_reliability
 from scaler.study.results import read_outputs
 from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
@@ -213,7 +213,8 @@ class CompoundSearch(ProxyExperiment):
 
     def summary(self, frame: pd.DataFrame, records: list[Record]) -> dict[str, Any]:
         done = frame[frame["state"] == State.COMPLETE.value]
-        scores = means(list(group_by(records, "candidate").values()))
+        complete = [g for g in group_by(records, "candidate").values() if candidate_state(g) is State.COMPLETE]
+        scores = means(complete)  # a pruned candidate's partial top-1 would rank fewer epochs
         reliability = split_half_reliability(scores, seed=self.config.train.seed)
         return {
             "seed": self.config.train.seed,
@@ -227,8 +228,10 @@ class CompoundSearch(ProxyExperiment):
 
 
 def _tied_with_best(frame: pd.DataFrame, groups: dict[int, list[Record]]) -> list[bool | None]:
-    """Per row: the paired test on the validation images against the best complete row
-    (True for the best itself; None where per-image results were not stored)."""
+    """Per row: whether the data cannot tell it from the best complete row (`difference_test`,
+    unpaired: a candidate's repeats have seeds of their own). True for the best itself; None
+    for rows not complete (a pruned or timed-out accuracy comes from fewer epochs) and where
+    per-image results were not stored."""
     complete = frame.index[frame["state"] == State.COMPLETE.value]
     if not len(complete):
         return [None] * len(frame)
@@ -240,8 +243,8 @@ def _tied_with_best(frame: pd.DataFrame, groups: dict[int, list[Record]]) -> lis
         if candidate == best_candidate:
             out.append(None if correctness(best) is None else True)  # unknown when nothing can be compared
             continue
-        p = paired_p(best, groups.get(candidate, []))
-        out.append(None if p is None else p >= 1 - LEVEL)
+        tested = compare(best, groups.get(candidate, [])) if row["state"] == State.COMPLETE.value else None
+        out.append(None if tested is None else tested[1] >= 1 - LEVEL)
     return out
 
 
