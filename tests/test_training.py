@@ -223,6 +223,21 @@ def test_estimate_splits_an_epoch_into_its_steps_and_its_evaluation(synthetic, m
     assert timing.seconds == pytest.approx(2 * (48 / 80 + 2.5))
 
 
+def test_a_training_is_estimated_by_the_steps_it_takes():
+    timing = proxy.Timing(seconds=0.0, first_use=0.0, images_per_s=100.0, evaluation=2.0)
+    # --steps 5 on 640 images, batch 32: 160 images and the one evaluation of a partial epoch,
+    # not a whole epoch of 640
+    assert timing.training_seconds(TrainConfig(steps=5, batch_size=32), 640) == pytest.approx(5 * 32 / 100 + 2.0)
+    # --steps 21 with 20 steps per epoch: two evaluations
+    assert timing.training_seconds(TrainConfig(steps=21, batch_size=32), 640) == pytest.approx(21 * 32 / 100 + 2 * 2.0)
+    # an epoch drops its last partial batch: 50 images at batch 32 train 32
+    assert timing.training_seconds(TrainConfig(epochs=2, batch_size=32), 50) == pytest.approx(2 * (32 / 100 + 2.0))
+    # fewer images than a batch: one step of all of them per epoch
+    assert timing.training_seconds(TrainConfig(epochs=3, batch_size=32), 20) == pytest.approx(3 * (20 / 100 + 2.0))
+    # a time cap ends the training, which then evaluates once more
+    assert timing.training_seconds(TrainConfig(epochs=10, batch_size=32, max_seconds=1.0), 640) == pytest.approx(3.0)
+
+
 def test_search_estimate_times_each_network_once_and_pays_its_first_use_once(monkeypatch):
     search = CompoundSearch.plan(SearchConfig(), repeats=2)
     timed = []

@@ -395,7 +395,7 @@ class Calibration(Experiment):
 
         def work(shape: tuple, timing: Timing) -> float:
             return sum(
-                timing.training_seconds(epochs, images, search.train.max_seconds) if images else math.nan
+                timing.training_seconds(replace(search.train, epochs=epochs), images) if images else math.nan
                 for epochs, images in runs[shape]
             )  # fmt: skip
 

@@ -143,11 +143,15 @@ class Timing:
     measured: bool = True  # False: read off another network's timing (`scaled`)
     spent: float = 0.0  # seconds the measurement itself took, first use included
 
-    def training_seconds(self, epochs: int, train_images: int, max_seconds: float | None = None) -> float:
-        """A warm training of `epochs` over `train_images`, each epoch evaluated; one stopped by
-        `max_seconds` evaluates once more after it."""
-        seconds = epochs * (train_images / self.images_per_s + self.evaluation)
-        return seconds if max_seconds is None else min(seconds, max_seconds + self.evaluation)
+    def training_seconds(self, config: TrainConfig, train_images: int) -> float:
+        """A warm training under `config` on `train_images`: the images its steps take (each
+        epoch drops its last partial batch, `--steps` may end mid-epoch) at the training rate,
+        and one evaluation per epoch begun; one stopped by `max_seconds` evaluates once more
+        after it."""
+        steps = config.steps if config.steps is not None else config.epochs * config.steps_per_epoch(train_images)
+        seconds = steps * min(config.batch_size, train_images) / self.images_per_s \
+            + config.planned_epochs(train_images) * self.evaluation
+        return seconds if config.max_seconds is None else min(seconds, config.max_seconds + self.evaluation)
 
     def scaled(self, factor: float) -> Timing:
         """The timing of a network `factor` times as costly (same first use), not measured."""
@@ -198,8 +202,7 @@ def estimate_seconds(
     first_use = max(0.0, cold_wall - WARM_STEPS * batch / train_ips - eval_seconds)
     timing = Timing(0.0, first_use, train_ips, evaluation=len(dataset.val) * per_eval_image,
                     spent=time.perf_counter() - began)
-    epochs = config.planned_epochs(len(dataset.train))
-    return replace(timing, seconds=timing.training_seconds(epochs, len(dataset.train), config.max_seconds))
+    return replace(timing, seconds=timing.training_seconds(config, len(dataset.train)))
 
 
 def time_networks(
