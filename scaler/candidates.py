@@ -68,6 +68,8 @@ def parse_range(text: str, name: str) -> Range:
         raise UsageError(f"--{name}-range {text!r} is not allowed: {name} must be >= 1")
     if stop < start or step <= 0:
         raise UsageError(f"--{name}-range {text!r} is not allowed: need stop >= start and step > 0")
+    if stop > start and step < 10**-_DECIMALS:  # values are kept to _DECIMALS places: finer steps repeat them
+        raise UsageError(f"--{name}-range {text!r} is not allowed: the step must be >= {10**-_DECIMALS:g}")
     if (stop - start) / step > 10_000:
         raise UsageError(f"--{name}-range {text!r} has too many points (at most 10,000)")
     return Range(start, stop, step)

@@ -47,8 +47,9 @@ def conv_output_size(size: int, stride: int) -> int:
 
 
 def round_resolution(resolution: float) -> int:
-    """Input side length of a compound candidate: nearest multiple of RESOLUTION_DIVISOR."""
-    return max(RESOLUTION_DIVISOR, int(round(resolution / RESOLUTION_DIVISOR)) * RESOLUTION_DIVISOR)
+    """Input side length of a compound candidate: nearest multiple of RESOLUTION_DIVISOR, a
+    half-way value rounded up (226 -> 228, as 230 -> 232; Python's round() would go to even)."""
+    return max(RESOLUTION_DIVISOR, math.floor(resolution / RESOLUTION_DIVISOR + 0.5) * RESOLUTION_DIVISOR)
 
 
 @dataclass(frozen=True)

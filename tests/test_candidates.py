@@ -63,7 +63,7 @@ def test_empty_set_names_the_constraint(space, words):
         space.coefficients()
 
 
-@pytest.mark.parametrize("text", ["1.0:2.0", "a:b:c", "0.9:2:0.1", "2:1:0.1", "1:2:0", "1:2:-0.1"])
+@pytest.mark.parametrize("text", ["1.0:2.0", "a:b:c", "0.9:2:0.1", "2:1:0.1", "1:2:0", "1:2:-0.1", "1:1.0003:1e-7"])
 def test_bad_ranges(text):
     with pytest.raises(UsageError):
         parse_range(text, "alpha")
@@ -72,6 +72,8 @@ def test_bad_ranges(text):
 def test_single_value_range():
     assert parse_range("1.2", "alpha").values() == [1.2]
     assert parse_range("1.0:1.3:0.1", "beta").values() == [1.0, 1.1, 1.2, 1.3]
+    finest = parse_range("1:1.000003:1e-6", "gamma").values()  # values kept to 6 places: still distinct
+    assert finest == [1.0, 1.000001, 1.000002, 1.000003]
 
 
 def test_candidates_are_counted_with_fvcore():

@@ -16,7 +16,7 @@ from scaler.cli.train import train
 
 GROUPS = {
     search: (options.SPACE_OPTIONS, options.BASE_OPTIONS, options.DATA_OPTIONS, options.TRAIN_OPTIONS),
-    calibrate: (options.SPACE_OPTIONS, options.BASE_OPTIONS, options.DATA_OPTIONS, options.TRAIN_OPTIONS),
+    calibrate: (options.SPACE_OPTIONS, options.BASE_OPTIONS, options.DATA_OPTIONS, options.EPOCH_TRAIN_OPTIONS),
     compare: (options.BASE_OPTIONS, options.DATA_OPTIONS, options.TRAIN_OPTIONS),
     train: (options.DATA_OPTIONS, options.TRAIN_OPTIONS),
     candidates: (options.SPACE_OPTIONS,),

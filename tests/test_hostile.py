@@ -103,6 +103,7 @@ def test_bad_search_input_is_refused_before_anything_is_created(cli, tmp_path, e
         (["candidates", "--target", "1e308"], "--target"),
         (["flops", "--width", "16", "--resolution", "4096"], "too large to count"),
         (["report", "nowhere", "--plot", "out.xyz"], "no picture format"),
+        (["flops", "b0", "--format", "xml"], "error: Invalid value for '--format' / '-f': 'xml' is not one of 'table', 'csv', 'json', 'markdown'"),
     ],
 )
 def test_huge_or_malformed_values_are_refused_up_front(cli, args, words):

@@ -5,6 +5,7 @@ import torch
 
 from scaler import build_model, network_spec, round_filters, round_repeats
 from scaler.errors import UsageError
+from scaler.scaling import round_resolution
 
 OFFICIAL_PARAMS = {
     "b0": 5_288_548,
@@ -50,6 +51,10 @@ def test_round_filters_never_drops_more_than_ten_percent():
             n = round_filters(channels, width)
             assert n % 8 == 0 and n >= 8
             assert n >= 0.9 * channels * width
+
+
+def test_resolution_rounds_to_the_nearest_multiple_of_4_halves_up():
+    assert [round_resolution(r) for r in (76.8, 89.6, 257.6, 225.9, 226.0, 230.0, 1.0)] == [76, 88, 256, 224, 228, 232, 4]
 
 
 def test_depth_rounds_up_per_stage():

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from scaler.candidates import ProxyBase
+from scaler.cli.results import legend
 from scaler.data import load_dataset
 from scaler.experiments.proxy import train_outcome
 from scaler.experiments.search import RESULT_COLUMNS, SearchConfig
@@ -240,3 +241,9 @@ def test_budget_in_steps_and_time_cap(cli, tmp_path):
     assert set(frame["state"]) == {"timeout"} and (frame["epochs"] < 3).all()
     assert frame["top1"].notna().all()
     assert json.loads((tmp_path / "capped" / "search.json").read_text())["best"] is None  # none complete
+
+
+def test_the_legend_names_the_paper_point_only_where_it_is_a_row():
+    frame = pd.DataFrame({"alpha": [1.2, 2.0], "beta": [1.1, 1.0], "gamma": [1.15, 1.0]})
+    assert legend(frame) == "★ best · ≈ tied with it · ◆ the paper's (1.2, 1.1, 1.15)"
+    assert legend(frame.iloc[1:]) == "★ best · ≈ tied with it"  # the default grid has no paper point

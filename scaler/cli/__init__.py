@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             return INTERRUPTED
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             # The parser's own errors (unknown option, wrong type): one line, exit 2.
-            print(f"error: {exc.format_message()}", file=sys.stderr)
+            # (typer's validation prefixes some with pydantic's "Value error, ": noise to a user)
+            print(f"error: {exc.format_message().replace('Value error, ', '')}", file=sys.stderr)
             return int(exc.exit_code)
         if debug:
             raise

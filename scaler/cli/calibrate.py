@@ -16,7 +16,7 @@ import typer
 from scaler.cli import options
 from scaler.cli import search as search_command
 from scaler.cli.app import Format, app, console
-from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, TRAIN_OPTIONS, CacheDir, Device, FormatOption, Threads
+from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, EPOCH_TRAIN_OPTIONS, CacheDir, Device, FormatOption, Threads
 from scaler.cli.search import build_search_config
 from scaler.cli.study import check_finished, run_command_study
 from scaler.errors import RunError
@@ -51,7 +51,7 @@ SETTING_COLUMNS = [
     "scaler calibrate --data ./images --reference-train-images 20000 --train-images 5000 --try epochs=1,base-width=0.25 · "
     "scaler calibrate --storage postgresql+psycopg2://user:pw@host/db --name cal-b0 (then `scaler worker --study cal-b0` elsewhere)"
 )
-@options.with_options(SPACE_OPTIONS, BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, after="ctx")
+@options.with_options(SPACE_OPTIONS, BASE_OPTIONS, DATA_OPTIONS, EPOCH_TRAIN_OPTIONS, after="ctx")
 def calibrate(
     ctx: typer.Context,
     candidates: Annotated[int, typer.Option("--candidates", help="How many candidates to train, spread over the search's set: the largest alpha, beta and gamma, then the points farthest from those picked (at least 3).")] = DEFAULT_K,
@@ -84,7 +84,7 @@ def calibrate(
     if plot is not None:
         check_plot_path(plot)
     settings = tuple(parse_try(t) for t in tries or ())
-    search = build_search_config(**proxy)
+    search = build_search_config(**proxy, steps=None, max_seconds=None)
     reference = reference_setting(search, reference_factor, reference_epochs, reference_train_images)
     config = CalibrationConfig(search=search, reference=reference, k=candidates, tries=settings)
     outcome, handle = run_command_study(

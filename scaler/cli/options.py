@@ -53,7 +53,7 @@ Seed = Annotated[int, typer.Option(help="Seed of data, initialisation and augmen
 Device = Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps. With --workers N, cuda (or auto) gives worker i GPU i mod the visible count; cuda:N pins every worker to GPU N.")]
 Threads = Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores, split between workers).")]
 CacheDir = Annotated[Optional[Path], typer.Option(help="Where decoded image tensors are cached.")]
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+FormatOption = Annotated[Format, typer.Option("--format", "-f", show_choices=False, help="Output format: table, csv, json or markdown.")]
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -97,6 +97,8 @@ TRAIN_OPTIONS = (
     _keyword("label_smoothing", LabelSmoothing, DEFAULT_TRAIN.label_smoothing),
     _keyword("seed", Seed, DEFAULT_TRAIN.seed),
 )
+# A calibration compares settings by their epochs, every training run to its end.
+EPOCH_TRAIN_OPTIONS = tuple(p for p in TRAIN_OPTIONS if p.name not in ("steps", "max_seconds"))
 
 
 def with_options(*groups: tuple[inspect.Parameter, ...], after: Optional[str] = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -12,7 +12,7 @@ from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
 from scaler.render import Column, emit, fixed, integer, interval, share, text
-from scaler.cli.results import reliability_lines, show_results
+from scaler.cli.results import legend, reliability_lines, show_results
 from scaler.errors import RunError, UsageError
 from scaler.experiments.search import read_results
 from scaler.plots import check_plot_path, plot_search
@@ -64,7 +64,7 @@ def report(
             console.print(f"plot written to {plot}", highlight=False)
     states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
     caption = "\n".join([
-        f"{folder}/results.csv · {states} · ★ best · ≈ tied with it · ◆ the paper's point" + (" · Pareto front of finished candidates" if pareto else ""),
+        f"{folder}/results.csv · {states} · {legend(shown)}" + (" · Pareto front of finished candidates" if pareto else ""),
         *reliability_lines(info),
     ])
     show_results(shown.reset_index(drop=True), format, f"Search {info['name']}", caption)

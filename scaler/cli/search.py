@@ -11,10 +11,9 @@ import typer
 from scaler.cli import options
 from scaler.cli.app import Format, app
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, Threads
-from scaler.cli.results import reliability_lines, show_results
+from scaler.cli.results import legend, reliability_lines, show_results
 from scaler.cli.study import check_finished, run_command_study
 from scaler.experiments.search import SUMMARY_NAME, CompoundSearch, SearchConfig
-from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 
 
 @app.command(
@@ -53,7 +52,7 @@ def search(
     info = json.loads((folder / SUMMARY_NAME).read_text())
     caption = "\n".join([
         f"{folder}/results.csv · {len(frame)} candidates x {info['repeats']} repeat(s) · wall time {options.duration(outcome.seconds)} · "
-        f"★ best · ≈ tied with it · ◆ the paper's ({PAPER_ALPHA:g}, {PAPER_BETA:g}, {PAPER_GAMMA:g}) · top-1 (mean over repeats) on the proxy's validation split",
+        f"{legend(frame)} · top-1 (mean over repeats) on the proxy's validation split",
         *reliability_lines(info),
     ])
     show_results(frame, format, f"Search {name}: phi={config.space.phi:g}, T={config.space.target:g}", caption)

@@ -12,6 +12,7 @@ import pandas as pd
 import typer
 
 from scaler.models import family_of, network_spec
+from scaler.models.init import zero_init_residuals
 from scaler.cli import options
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import DATA_OPTIONS, TRAIN_OPTIONS, CacheDir, Device, FormatOption, Threads
@@ -53,7 +54,8 @@ METRIC_COLUMNS = [
 @app.command(
     epilog="Examples:  scaler train b0 --data synthetic --epochs 3 --resolution 128 · "
     "scaler train b0 --data ./images --width 0.5 --format json · scaler train b0 --data cifar10:./cifar-10-batches-py · "
-    "scaler train net.py:make --width 0.5 --resolution 64"
+    "scaler train net.py:make --width 0.5 --resolution 64 · "
+    "scaler train b0 --width 0.5 --resolution 64 --zero-init (the default search's unscaled base)"
 )
 @options.with_options(DATA_OPTIONS, TRAIN_OPTIONS, after="resolution")
 def train(
@@ -62,6 +64,7 @@ def train(
     depth: Annotated[Optional[float], typer.Option(help="Depth multiplier (overrides the preset's).")] = None,
     resolution: Annotated[int, typer.Option(help="Training resolution in pixels.")] = 128,
     repeats: Annotated[int, typer.Option(help="Trainings with independent seeds (initialisation, batch order, augmentation); reports mean and spread.")] = 1,
+    zero_init: Annotated[bool, typer.Option("--zero-init/--standard-init", help="Start every residual branch at zero, as a search's proxy does by default, or as the network's own initialisation does.")] = False,
     device: Device = "auto",
     threads: Threads = None,
     cache_dir: CacheDir = None,
@@ -83,6 +86,8 @@ def train(
         for run_seed in seeds:
             seed_everything(run_seed)
             model = family_of(spec).build(spec)
+            if zero_init:
+                zero_init_residuals(model)
             bar = StepBar(progress, variant if repeats == 1 else f"{variant} seed {run_seed}", config.epochs)
             run_config = replace(config, seed=run_seed)
             results.append(train_model(model, dataset, resolution, run_config, run_on, on_step=bar.on_step, on_epoch=bar.on_epoch))
@@ -123,7 +128,10 @@ def _show_repeats(results: list[TrainResult], seeds: list[int], format: Format, 
         [{"repeat": i + 1, "seed": s, "status": r.status.value, "top1": r.top1, "top5": r.top5, "val_loss": r.val_loss,
           "train_seconds": r.train_seconds} for i, (r, s) in enumerate(zip(results, seeds))]
     )  # fmt: skip
-    caption += f"\ntop-1 over {len(top1)} seeds: mean {mean:.1%}, std {std * 100:.1f} points, 95% interval {low:.1%}-{high:.1%}"
+    if len(top1) >= 2:
+        caption += f"\ntop-1 over {len(top1)} seeds: mean {mean:.1%}, std {std * 100:.1f} points, 95% interval {low:.1%}-{high:.1%}"
+    else:  # a spread needs two completed runs
+        caption += f"\n{len(top1)} of {len(results)} runs completed" + (f" (top-1 {mean:.1%}): no spread or interval over seeds" if top1 else "")
     emit(frame, REPEAT_COLUMNS, format.value, console, title=title, caption=caption)
 
 
