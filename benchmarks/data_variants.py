@@ -1,8 +1,9 @@
 """Designs of the built-in synthetic data that were tried for the default proxy and not kept,
 so that the README's figures for them can be reproduced: `proxy_probe.py --variant NAME=ARGS`
 (repeatable) patches `scaler.data.synthetic` (and the class list `scaler.data.dataset`
-counts) in the probe's process only. None of this is library behaviour; a search always
-renders the data as `SyntheticRenderer` does.
+counts) in the probe's process only, and gives the patched data a fingerprint of its own.
+None of this is library behaviour; a search always renders the data as `SyntheticRenderer`
+does.
 
     no-glyphs                 the 7 disc and dot classes only
     glyphs-per-class=N        N glyphs per glyph class instead of 3
@@ -25,6 +26,7 @@ import numpy as np
 
 import scaler.data.dataset as dataset_module
 import scaler.data.synthetic as synthetic
+from scaler.data.source import digest
 from scaler.data.synthetic import SyntheticRenderer, _shape_mask
 
 
@@ -202,4 +204,10 @@ def apply(spec: str) -> str:
     name, _, args = spec.partition("=")
     if name not in VARIANTS:
         raise SystemExit(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")
-    return VARIANTS[name](args)
+    described = VARIANTS[name](args)
+    # Variant images get a fingerprint of their own: a search or probe run with a variant
+    # never reads plain images from a cache (nor leaves its own for plain runs), and a study
+    # begun on plain data refuses to resume on the variant's.
+    plain = synthetic.SyntheticSource.fingerprint
+    synthetic.SyntheticSource.fingerprint = lambda self: digest({"data": plain(self), "variant": spec})
+    return described

@@ -1,4 +1,4 @@
-"""Where a search's time goes on an accelerator, in seven figures (four with the goals of issue 11).
+"""Where a search's time goes on an accelerator, in seven figures (four with goals of their own).
 
     PYTHONPATH=. python benchmarks/gpu_search.py --device cuda [--timm-path DIR] [--workers 1,4]
 

@@ -10,10 +10,12 @@ the time that followed it (see search_run.py), and
     wall x rate = N images (goal <= 30,000)
 
 which normalises the wall time for the machine. With `--wall SECONDS` no search is run: the
-wall time of a finished search is given, and only the rate is measured.
+wall time of a finished search is given, and only the rate is measured. `--root` must be a new
+(or empty) folder: in a used one the search would resume a finished study and time nothing.
+One folder per seed also gives `seed_agreement.py` its searches:
 
     PYTHONPATH=. nice -n 5 .venv/bin/python benchmarks/search_cost.py --timm-path /tmp/timm_pkgs \
-        --root /tmp/searches [-- --seed 1]
+        --root /tmp/cost-seed1 -- --seed 1
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--timm-path", help="folder to add to sys.path for timm")
-    parser.add_argument("--root", default="searches", help="--root of the search")
+    parser.add_argument("--root", type=Path, help="--root of the search: a new or empty folder (required unless --wall)")
     parser.add_argument("--wall", type=float, help="wall seconds of a finished search (no run)")
     parser.add_argument("--scaler", default=str(Path(sys.executable).with_name("scaler")),
                         help="the scaler command (default: next to this Python)")
     parser.add_argument("extra", nargs="*", help="more `scaler search` arguments (after --)")
     args = parser.parse_args()
+    if args.wall is None and (args.root is None or (args.root.exists() and any(args.root.iterdir()))):
+        parser.error("--root must name a new or empty folder (a used one would resume a finished search, not time one)")
     timm, note = import_timm(args.timm_path)
     if timm is None:
         sys.exit(f"search_cost: {note}; install it aside (see benchmarks/timm_support.py)")
@@ -48,7 +52,7 @@ def main() -> None:
     run = None
     if args.wall is None:
         command = [args.scaler, "search", "--phi", "1", "--threads", str(args.threads),
-                   "--quiet", "--root", args.root, *args.extra]
+                   "--quiet", "--root", str(args.root), *args.extra]
         print("running: " + " ".join(command), flush=True)
         run, code = run_search(command, echo=lambda line: print("  | " + line, flush=True))
         if code:

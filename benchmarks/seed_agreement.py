@@ -1,12 +1,12 @@
 """How far two searches that differ only in `--seed` can agree: pairwise Spearman and tied-best
 overlap of the given searches, the per-run noise they show, and, from that noise, how often
-two searches with `--repeats k` would reach a Spearman of at least 0.9 (issue 10's stability
-goal).
+two searches with `--repeats k` would reach a Spearman of at least 0.9 (the default search's
+stability goal).
 
     .venv/bin/python benchmarks/seed_agreement.py ROOT0 ROOT1 ROOT2 [--repeats 1,2,3,4]
 
 Each ROOT is a search's `--root` (or its study folder), read as `scaler report` reads it;
-pairs are compared as `scaler report A --against B` compares them (`compare_searches`). Only
+pairs are compared as `scaler report A B` compares them (`compare_searches`). Only
 the candidates complete in every search enter the noise figures (the others are named).
 
 The noise model: a candidate's top-1 in one search = its true value + an offset the whole

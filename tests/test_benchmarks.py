@@ -84,8 +84,12 @@ def test_each_data_variant_renders_its_own_classes(monkeypatch):
                 m.setattr(owner, attr, getattr(owner, attr))
             for attr in ("_glyph", "_dots", "GLYPH_CELL", "DISTRACTORS", "VISIBILITY"):
                 m.setattr(synthetic.SyntheticRenderer, attr, getattr(synthetic.SyntheticRenderer, attr))
+            m.setattr(synthetic.SyntheticSource, "fingerprint", synthetic.SyntheticSource.fingerprint)
+            source = synthetic.SyntheticSource(64, 64, 20, 10, 0)
+            plain = source.fingerprint()
             described = data_variants.apply(f"{name}={args}" if args else name)
             assert described
+            assert source.fingerprint() != plain  # its own cache entry and study fingerprint
             classes = len(synthetic.SYNTHETIC_CLASSES)
             assert dataset_module.count_classes("synthetic", 0.2) == classes
             images, labels = synthetic.render_synthetic(2 * classes, seed=0, stream=1, native=64)
@@ -94,6 +98,7 @@ def test_each_data_variant_renders_its_own_classes(monkeypatch):
             assert not (images[:10] == standard).all()
         synthetic._glyph_bank.cache_clear()
     assert len(synthetic.SYNTHETIC_CLASSES) == 10 and synthetic.GLYPHS_PER_CLASS == 3
+    assert synthetic.SyntheticSource(64, 64, 20, 10, 0).fingerprint() == plain
     again, _ = synthetic.render_synthetic(10, seed=0, stream=1, native=64)
     assert (again == standard).all()
 
