@@ -25,7 +25,7 @@ from torch import nn
 
 from scaler.models import family_of, network_spec
 from scaler.models.init import zero_init_residuals
-from scaler.scaling import MAX_PHI, compound_scale, validate_multiplier, validate_resolution
+from scaler.scaling import MAX_PHI, MIN_TRAIN_RESOLUTION, compound_scale, validate_multiplier, validate_resolution
 
 MODES = ("grid", "surface")
 MAX_TARGET = 64.0  # FLOPs growth per step of phi (the paper's is 2)
@@ -173,7 +173,7 @@ class ProxyBase:
         return data
 
     def validate(self) -> None:
-        validate_resolution(self.resolution, what="base resolution")
+        validate_resolution(self.resolution, what="base resolution", low=MIN_TRAIN_RESOLUTION)
         validate_multiplier("base width", self.width)
         network_spec(self.variant, num_classes=self.num_classes)
 

@@ -217,10 +217,26 @@ def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
         if not len(own):
             continue
         best = own.iloc[0]
-        where = f"rank {int(best[f'rank_{other}'])} in {'B' if other == 'b' else 'A'}"
+        there = "B" if other == "b" else "A"
+        candidate = f"({best['alpha']:g}, {best['beta']:g}, {best['gamma']:.3g})"
+        state = best[f"state_{other}"]
+        if state != State.COMPLETE.value:  # its rank there would place it among unfinished work
+            lines.append(f"best of {name}: {candidate} {_not_complete(state, there)}")
+            continue
+        where = f"rank {int(best[f'rank_{other}'])} in {there}"
         verdict = {True: "tied with its best there", False: "not tied with its best there"}.get(truth(best[f"tied_with_best_{other}"]), "tie unknown there")
-        lines.append(f"best of {name}: ({best['alpha']:g}, {best['beta']:g}, {best['gamma']:.3g}) is {where}, {verdict}")
+        lines.append(f"best of {name}: {candidate} is {where}, {verdict}")
     return SearchComparison(frame, len(frame), len(both), spearman, kendall, lines)
+
+
+def _not_complete(state: object, there: str) -> str:
+    """Where a candidate stands in the other search when it is not complete there: no rank,
+    its state instead ("is not finished in B (state queued)")."""
+    known = State._value2member_map_.get(state) if isinstance(state, str) else None
+    shown = state if isinstance(state, str) and state else "unknown"
+    if isinstance(known, State) and known.is_finished:  # failed, diverged, timed out, pruned
+        return f"did not complete in {there} (state {shown})"
+    return f"is not finished in {there} (state {shown})"
 
 
 def truth(value: object) -> bool | None:

@@ -6,6 +6,8 @@ device), so they are kept apart from the configuration that identifies a search 
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -33,6 +35,8 @@ class Runtime:
             raise UsageError(f"device = {self.device!r} is not allowed; choose one of {', '.join(DEVICES)}", param="device")
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
             raise UsageError(f"threads = {self.threads!r} is not allowed; it must be an integer >= 1", param="threads")
+        if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
+            raise UsageError(f"cache folder {self.cache_dir} is a file; give a folder (it is created if missing)", param="cache_dir")
 
     def with_threads(self, threads: int | None) -> Runtime:
         return replace(self, threads=threads)
@@ -42,6 +46,15 @@ class Runtime:
         becomes one visible GPU per worker, round-robin, so N workers spread over the GPUs;
         a named device ('cuda:1', 'cpu', 'mps') pins every worker to it."""
         return replace(self, device=worker_device(self.device, index, cuda_count()))
+
+
+def oversubscription(workers: int, threads: int | None) -> str | None:
+    """A warning where `workers` processes of `threads` threads each (None: all cores) ask for
+    more threads than this machine has cores: they compete, and the work gets slower."""
+    cores = os.cpu_count() or 1
+    if workers * (threads or cores) > cores:
+        return f"warning: {workers} worker(s) x {threads or cores} thread(s) on {cores} cores: they will compete"
+    return None
 
 
 def cuda_count() -> int:

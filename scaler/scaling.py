@@ -12,6 +12,7 @@ Every integer rounding the project applies is stated here once:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from scaler.errors import UsageError
@@ -66,13 +67,23 @@ class CompoundScale:
 
     @property
     def product(self) -> float:
-        """alpha * beta^2 * gamma^2: the FLOPs growth per step of phi."""
-        return self.alpha * self.beta**2 * self.gamma**2
+        """alpha * beta^2 * gamma^2: the FLOPs growth per step of phi (inf past float range)."""
+        return _or_inf(lambda: self.alpha * self.beta**2 * self.gamma**2)
 
     @property
     def nominal_flops_ratio(self) -> float:
-        """(alpha * beta^2 * gamma^2)^phi: how much the FLOPs should grow before rounding."""
-        return self.product**self.phi
+        """(alpha * beta^2 * gamma^2)^phi: how much the FLOPs should grow before rounding (inf
+        past float range; phi 0 of any coefficients is 1)."""
+        return 1.0 if self.phi == 0 else _or_inf(lambda: self.product**self.phi)
+
+
+def _or_inf(compute: Callable[[], float]) -> float:
+    """compute(), or inf where a power overflows floats (huge coefficients, which the checks
+    of `compound_scale` refuse for any phi > 0)."""
+    try:
+        return compute()
+    except OverflowError:
+        return math.inf
 
 
 def validate_coefficients(alpha: float, beta: float, gamma: float) -> None:
@@ -122,10 +133,14 @@ def _power(log10: float) -> str:
     return f"{10 ** (log10 % 1):.2f}e+{int(log10)}"
 
 
-def validate_resolution(resolution: int, what: str = "resolution") -> None:
-    """Raise UsageError for a side length outside 1..MAX_RESOLUTION."""
-    if not 1 <= resolution <= MAX_RESOLUTION:
-        raise UsageError(f"{what} {resolution} is not allowed; it must be 1..{MAX_RESOLUTION} pixels", param=what)
+MIN_TRAIN_RESOLUTION = 8  # images are stored for training at 8 px or more
+
+
+def validate_resolution(resolution: int, what: str = "resolution", low: int = 1) -> None:
+    """Raise UsageError for a side length outside low..MAX_RESOLUTION (counting takes 1 px;
+    training, MIN_TRAIN_RESOLUTION)."""
+    if not low <= resolution <= MAX_RESOLUTION:
+        raise UsageError(f"{what} {resolution} is not allowed; it must be {low}..{MAX_RESOLUTION} pixels", param=what)
 
 
 def validate_multiplier(name: str, value: float) -> None:

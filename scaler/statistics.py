@@ -1,8 +1,9 @@
 """How much a measured accuracy can be believed: intervals, ties with the best, and how well a
 ranking reproduces itself. Built on scipy.stats; every function takes plain numbers.
 
-* A candidate's top-1 over several repeats (seeds) gets Student's t interval of the mean; a
-  single run gets the Wilson interval of its validation sample (k of n images right).
+* A candidate's top-1 over several repeats (seeds) gets Student's t interval of the mean, the
+  seeds' spread and the shared validation sample's noise added; a single run gets the Wilson
+  interval of its validation sample (k of n images right).
 * "Tied with the best" tests the difference of mean top-1 against two noises added up: the
   validation sample's (each image's correctness, averaged over a candidate's repeats, paired
   with the best candidate's on the same image) and, with 2 or more repeats on both sides,
@@ -35,17 +36,26 @@ def unpack_correct(text: str, count: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))[:count].astype(bool)
 
 
-def mean_interval(values: Sequence[float]) -> tuple[float, float, float, float]:
+def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[float, float, float, float]:
     """(mean, sample std, low, high) of repeated measurements: Student's t interval of the mean.
-    A constant series has zero width; fewer than 2 values give NaN bounds."""
+    With `images`, the values are accuracies of repeats on the same `images` validation images,
+    whose sampling noise does not average out over repeats: its variance, mean x (1 - mean) /
+    images, is added to the seeds' (Welch-Satterthwaite degrees of freedom), so repeats that
+    happen to agree do not make the interval a point. Without it, a constant series has zero
+    width. Fewer than 2 values give NaN bounds."""
     x = np.asarray(values, dtype=float)
     mean = float(x.mean()) if len(x) else math.nan
     if len(x) < 2:
         return mean, math.nan, math.nan, math.nan
     std = float(x.std(ddof=1))
-    if std == 0.0:
-        return mean, 0.0, mean, mean
-    low, high = stats.t.interval(LEVEL, len(x) - 1, loc=mean, scale=std / math.sqrt(len(x)))
+    parts = [(std**2 / len(x), len(x) - 1)]  # (variance of the mean, degrees of freedom)
+    if images is not None and images >= 2:
+        parts.append((mean * (1 - mean) / images, images - 1))
+    variance = sum(v for v, _ in parts)
+    if variance == 0.0:
+        return mean, std, mean, mean
+    dof = variance**2 / sum(v**2 / k for v, k in parts if v > 0)
+    low, high = stats.t.interval(LEVEL, dof, loc=mean, scale=math.sqrt(variance))
     return mean, std, float(low), float(high)
 
 

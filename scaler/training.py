@@ -114,7 +114,7 @@ class TrainConfig:
                                                  and 0 < self.bn_momentum <= 1):
             raise UsageError(f"bn_momentum = {self.bn_momentum!r} is not allowed; it must be "
                              "in (0, 1]", param="bn_momentum")
-        _int("seed", self.seed, 0)
+        _int("seed", self.seed, 0, MAX_SEED)
 
 
 def _number(value: object) -> bool:
@@ -122,9 +122,10 @@ def _number(value: object) -> bool:
         isinstance(value, float) and math.isnan(value))
 
 
-def _int(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise UsageError(f"{name} = {value!r} is not allowed; it must be an integer >= {low}", param=name)
+def _int(name: str, value: object, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"from {low} to {high}"
+        raise UsageError(f"{name} = {value!r} is not allowed; it must be an integer {allowed}", param=name)
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,9 @@ class TrainResult:
         out["epochs"] = [asdict(e) for e in self.epochs]
         out.update(status=self.status.value, top1=self.top1, top5=self.top5, val_loss=self.val_loss)
         return json_ready(out)
+
+
+MAX_SEED = 2**63 - 1  # seeds are stored and handed on as signed 64-bit integers
 
 
 def repeat_seed(seed: int, candidate: int, repeat: int) -> int:
@@ -484,6 +488,10 @@ def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch
             peak_memory_mb=_peak_memory_mb(device),
         )
         epochs.append(metrics)
+        if math.isfinite(top1) and not math.isfinite(val_loss):  # a finite training loss, broken outputs
+            word = "nan" if math.isnan(val_loss) else "inf"
+            status, reason = State.DIVERGED, f"validation loss became {word} at epoch {epoch} (the outputs overflowed)"
+            break
         if status is State.TIMEOUT:
             break
         if on_epoch is not None and on_epoch(metrics):

@@ -221,6 +221,10 @@ def test_bad_calibration_options_are_refused_before_anything_is_created(cli, tmp
     for flag, value in (("--reference-factor", "1"), ("--reference-epochs", str(epochs))):  # as long as the proxy
         result = cli("calibrate", flag, value, "--root", tmp_path)
         assert result.code == 2 and f"trains no longer than the proxy ({epochs} epochs on {SYNTHETIC_TRAIN} images)" in result.err
+    fewer = cli("calibrate", "--reference-train-images", "10", "--root", tmp_path)  # 4x the epochs, but on 10 images
+    assert fewer.code == 2 and fewer.err == (
+        f"error: --reference-train-images: the reference trains on 10 images, fewer than the proxy setting's {SYNTHETIC_TRAIN}: "
+        "every setting trains on the first of the reference's images; raise --reference-train-images\n")
     longer = cli("calibrate", "--reference-epochs", str(epochs), "--reference-train-images", "4000", "--candidates", "2", "--root", tmp_path)
     assert longer.err.startswith("error: --candidates: ")  # as many epochs on more images is longer: only k is refused
     assert not any(tmp_path.iterdir())

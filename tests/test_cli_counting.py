@@ -121,8 +121,9 @@ def test_python_dash_m_runs_the_same_command_line(tmp_path):
     assert "Usage: scaler " in help_text
 
 
-def test_help_has_examples(cli):
-    for command in ("flops", "scale"):
+def test_help_has_examples_and_reads_as_text(cli):
+    for command in ("search", "calibrate", "candidates", "compare", "flops", "report", "scale", "train", "worker"):
         result = cli(command, "--help")
         assert result.code == 0
         assert "Examples" in result.out
+        assert "<bool>" not in result.out and "│" not in result.out  # plain help: no boxes, no types on flags

@@ -103,6 +103,10 @@ def test_bad_search_input_is_refused_before_anything_is_created(cli, tmp_path, e
         (["candidates", "--target", "1e308"], "--target"),
         (["flops", "--width", "16", "--resolution", "4096"], "too large to count"),
         (["report", "nowhere", "--plot", "out.xyz"], "no picture format"),
+        (["scale", "--gamma", "1e308"], "phi 1 gives resolution 224 x 1e+308^1"),
+        (["search", "--seed", "99999999999999999999"], "--seed: seed = 99999999999999999999 is not allowed; it must be an integer from 0 to 9223372036854775807"),
+        (["train", "b0", "--resolution", "2"], "--resolution: resolution 2 is not allowed; it must be 8..4096 pixels"),
+        (["search", "--base-resolution", "4"], "--base-resolution: base resolution 4 is not allowed; it must be 8..4096 pixels"),
         (["flops", "b0", "--format", "xml"], "error: Invalid value for '--format' / '-f': 'xml' is not one of 'table', 'csv', 'json', 'markdown'"),
     ],
 )
@@ -111,6 +115,15 @@ def test_huge_or_malformed_values_are_refused_up_front(cli, args, words):
     result = cli(*args)
     assert result.code == 2 and words in one_line(result.err)
     assert time.monotonic() - start < 20
+
+
+def test_a_file_where_a_folder_belongs_is_refused_by_name(cli, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    search = cli("search", "--root", tmp_path / "file")
+    assert search.code == 2 and search.err == f"error: --root: root {tmp_path / 'file'} is a file; give a folder (it is created if missing)\n"
+    train = cli("train", "b0", "--cache-dir", tmp_path / "file", "--steps", "1")
+    assert train.code == 2 and train.err.startswith(f"error: --cache-dir: cache folder {tmp_path / 'file'} is a file")
+    assert (tmp_path / "file").read_text() == "not a folder"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,12 +166,21 @@ def test_damaged_journal_line_names_the_file_and_line(cli, copy):
     assert "study.journal line 3 is damaged" in one_line(result.err)
 
 
+def _edit_best_top1(text: str, value: str) -> str:
+    """The table with its first row's top-1 replaced: every cell still a number, every state kept."""
+    lines = text.splitlines(keepends=True)
+    cells = lines[1].split(",")
+    cells[lines[0].split(",").index("top1")] = value
+    return "".join([lines[0], ",".join(cells), *lines[2:]])
+
+
 @pytest.mark.parametrize(
     "damage, words",
     [
         (lambda text: text[: len(text) * 2 // 3], "disagrees with search.json"),  # cut mid-row
         (lambda text: text.splitlines()[0] + "\n", "disagrees with search.json"),  # header only
         (lambda text: text.replace(",complete,", ",finished,", 1), "disagrees with search.json"),
+        (lambda text: _edit_best_top1(text, "0.9"), "disagrees with search.json (not the table the study wrote"),
     ],
 )
 def test_report_refuses_a_table_that_disagrees_with_its_search(cli, copy, damage, words):

@@ -5,6 +5,7 @@ two searches compared)."""
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from scipy import stats
 
 from scaler.cli.app import Format
 from scaler.cli.train import _show_repeats
@@ -101,6 +103,13 @@ def test_interval_of_a_constant_series_has_zero_width_and_others_cover_the_mean(
     mean, std, low, high = mean_interval([0.2, 0.3, 0.4])
     assert mean == pytest.approx(0.3) and std == pytest.approx(0.1)
     assert low == pytest.approx(0.3 - 4.302653 * 0.1 / 3**0.5, abs=1e-5) and high > mean
+    # repeats on the same 64 validation images that agree exactly: the images' noise remains
+    mean, std, low, high = mean_interval([0.25, 0.25], images=64)
+    half = 1.9983 * math.sqrt(0.25 * 0.75 / 64)  # t at 63 degrees of freedom: the seeds add nothing
+    assert std == 0.0 and low == pytest.approx(0.25 - half, abs=1e-4) and high == pytest.approx(0.25 + half, abs=1e-4)
+    both = 0.1**2 / 3 + 0.3 * 0.7 / 1000  # the seeds' variance of the mean and the images'
+    dof = both**2 / ((0.1**2 / 3) ** 2 / 2 + (0.3 * 0.7 / 1000) ** 2 / 999)
+    assert mean_interval([0.2, 0.3, 0.4], images=1000)[2] == pytest.approx(0.3 - stats.t.ppf(0.975, dof) * math.sqrt(both))
     single = mean_interval([0.5])
     assert single[0] == 0.5 and np.isnan(single[2])
     low, high = proportion_interval(50, 500)  # Wilson, 10% of 500 images
@@ -189,7 +198,7 @@ def test_report_compares_two_searches(cli, tmp_path):
         assert cli(*search_args(tmp_path, "--seed", seed, "--repeats", "2", name=f"seed{seed}")).code == 0
     result = cli("report", tmp_path / "seed0", tmp_path / "seed1", "--format", "json")
     assert result.code == 0, result.err
-    rows = json.loads(result.out)
+    rows = json.loads(result.out)["candidates"]
     assert len(rows) == 3 and {"top1_a", "top1_b", "rank_a", "rank_b", "difference"} <= set(rows[0])
     assert [r["rank_a"] for r in rows] == [1, 2, 3]
     table = cli("report", tmp_path / "seed0", tmp_path / "seed0")
@@ -303,6 +312,6 @@ def test_train_repeats_with_one_completed_run_print_no_spread(capsys):
     epoch = EpochMetrics(epoch=1, train_loss=1.0, top1=0.25, top5=None, val_loss=1.0, images_per_s=1.0, seconds=1.0,
                          peak_memory_mb=0.0)
     runs = [TrainResult(State.COMPLETE, "", (epoch,), "cpu", 1.0, 1.0), TrainResult(State.DIVERGED, "loss nan", (), "cpu", 1.0, 1.0)]
-    _show_repeats(runs, [0, 1], Format.table, "t", "c")
+    _show_repeats(runs, [0, 1], 32, Format.table, "t", "c")
     out = capsys.readouterr().out
     assert "1 of 2 runs completed (top-1 25.0%): no spread or interval over seeds" in out and "nan" not in out

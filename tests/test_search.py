@@ -236,11 +236,17 @@ def test_budget_in_steps_and_time_cap(cli, tmp_path):
 
     args = search_args(tmp_path, "--max-seconds", "0.001", name="capped")
     args[args.index("--epochs") + 1] = "3"
-    assert cli(*args).code == 0
+    result = cli(*args)
+    assert result.code == 1  # nothing complete to rank: a failure, with the way out
+    last = result.err.splitlines()[-1]
+    assert last.startswith("error: no candidate completed (") and "timeout): a ranking needs complete" in last
+    assert "run again under a new --name" in result.err
     frame = pd.read_csv(tmp_path / "capped" / "results.csv", converters={"reason": str})
     assert set(frame["state"]) == {"timeout"} and (frame["epochs"] < 3).all()
     assert frame["top1"].notna().all()
     assert json.loads((tmp_path / "capped" / "search.json").read_text())["best"] is None  # none complete
+    refused = cli("scale", "--from", tmp_path / "capped")
+    assert refused.code == 2 and "hit --max-seconds: give it more room under a new --name" in refused.err
 
 
 def test_the_legend_names_the_paper_point_only_where_it_is_a_row():

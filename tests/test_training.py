@@ -1,6 +1,7 @@
 """Proxy training is seeded, reports per-epoch metrics and ends with a status, never a crash."""
 
 import json
+import os
 import math
 
 import pytest
@@ -12,7 +13,7 @@ from scaler.errors import UsageError
 from scaler.experiments import proxy
 from scaler.experiments.proxy import estimate_seconds
 from scaler.experiments.search import CompoundSearch, SearchConfig
-from scaler.runtime import Runtime, select_device, worker_device
+from scaler.runtime import Runtime, oversubscription, select_device, worker_device
 from scaler.states import State
 from scaler.training import (
     EpochMetrics,
@@ -80,6 +81,24 @@ def test_divergence_is_a_status_not_an_exception(synthetic):
     # No exception; metrics of finished epochs only: it diverged in the first one.
     assert r.reason.startswith("loss became") and "at epoch 1 " in r.reason
     assert r.epochs == () and math.isnan(r.top1) and r.steps >= 1
+    json.dumps(r.to_dict(), allow_nan=False)
+
+
+def test_outputs_that_overflow_on_the_validation_images_are_a_divergence(synthetic, monkeypatch):
+    # AdamW at lr 1e6 on 2 CPU cores: a training loss of ~1e13, still finite, and logits whose
+    # validation loss is nan; the evaluation is replaced to make that exact on every CPU
+    import scaler.training as training_module
+
+    real = training_module.evaluate
+
+    def overflowed(*args, **kwargs):
+        result = real(*args, **kwargs)
+        return result._replace(loss=math.nan)
+
+    monkeypatch.setattr(training_module, "evaluate", overflowed)
+    r = run(synthetic, TrainConfig(epochs=3, batch_size=16))
+    assert r.status is State.DIVERGED and r.reason == "validation loss became nan at epoch 1 (the outputs overflowed)"
+    assert len(r.epochs) == 1 and r.epochs[0].top1 == r.top1  # the epoch is kept, its accuracy is not ranked
     json.dumps(r.to_dict(), allow_nan=False)
 
 
@@ -300,3 +319,10 @@ def test_timing_stops_once_it_costs_a_tenth_of_the_work_it_estimates(in_process,
 def test_one_network_is_timed_once():
     timings = proxy.time_networks({"only": 0}, lambda key: proxy.Timing(5.0, 0.0, 10.0), limit=1)
     assert timings == {"only": proxy.Timing(5.0, 0.0, 10.0)}
+
+
+def test_more_threads_than_cores_are_warned_about():
+    cores = os.cpu_count() or 1
+    assert oversubscription(1, cores) is None and oversubscription(1, None) is None
+    assert oversubscription(1, cores + 1) == f"warning: 1 worker(s) x {cores + 1} thread(s) on {cores} cores: they will compete"
+    assert oversubscription(2, None) == f"warning: 2 worker(s) x {cores} thread(s) on {cores} cores: they will compete"

@@ -251,7 +251,7 @@ def test_ctrl_c_marks_the_candidate_interrupted_and_says_how_to_resume(tmp_path)
 def test_unwritable_output_folder(cli, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = cli("search", *GRID8, "--root", blocker)
+    result = cli("search", *GRID8, "--root", blocker / "under")  # a root that cannot be made (a file is in the way)
     assert result.code == 1
     assert "cannot write to study folder" in result.err and len(result.err.strip().splitlines()) == 1
 

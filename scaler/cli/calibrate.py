@@ -88,7 +88,7 @@ def calibrate(
     reference = reference_setting(search, reference_factor, reference_epochs, reference_train_images)
     config = CalibrationConfig(search=search, reference=reference, k=candidates, tries=settings)
     outcome, handle = run_command_study(
-        Calibration, config, name=name or config.default_name(), root=root, storage=storage, workers=workers,
+        Calibration, config, name=name if name is not None else config.default_name(), root=root, storage=storage, workers=workers,
         settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
         quiet=quiet or format in (Format.csv, Format.json), counting="counting the candidates' networks with fvcore...",
     )  # fmt: skip

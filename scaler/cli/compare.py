@@ -109,17 +109,23 @@ def compare(
         raise UsageError("--compound and --from both set compound's coefficients; give one")
     coefficients = _from_search(from_search, proxy["base"]) if from_search is not None else _coefficients(compound or f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
     base, data, train = options.proxy_parts(**proxy)
+    try:
+        chosen = strategies(strategy_list, target, coefficients)
+    except UsageError as exc:  # compound's coefficients came from --from's search, not --compound
+        if exc.param == "compound" and from_search is not None:
+            raise UsageError(f"the best candidate of {from_search}: {exc}", param="from") from None
+        raise
     config = CompareConfig(
         base=base,
         data=data,
         train=train,
         target=target,
         max_phi=phis,
-        strategies=strategies(strategy_list, target, coefficients),
+        strategies=chosen,
     )
     if plot is not None:
         check_plot_path(plot)
-    name = name or config.default_name()
+    name = name if name is not None else config.default_name()  # '' is refused, not the default
     plot_path = plot or root / name / "compare.png"
     try:
         outcome, handle = run_command_study(

@@ -18,10 +18,10 @@ FLOPS_COLUMNS = [
     Column("macs", "MACs G", giga),
     Column("flops", "FLOPs G", giga),
     Column("fvcore_total", "fvcore G", giga),
-    Column("paper_macs", "paper†", published("B")),
-    Column("macs_deviation", "Δ", percent),
-    Column("paper_params", "paper†", published("M")),
-    Column("params_deviation", "Δ", percent),
+    Column("paper_macs", "MACs paper†", published("B")),
+    Column("macs_deviation", "Δ MACs", percent),
+    Column("paper_params", "params paper†", published("M")),
+    Column("params_deviation", "Δ params", percent),
 ]
 STAGE_COLUMNS = [
     Column("model", "model"),

@@ -51,7 +51,10 @@ WeightDecay = Annotated[float, typer.Option(help="Weight decay of conv and linea
 LabelSmoothing = Annotated[float, typer.Option(help="Label smoothing.")]
 Seed = Annotated[int, typer.Option(help="Seed of data, initialisation and augmentation.")]
 Device = Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps. With --workers N, cuda (or auto) gives worker i GPU i mod the visible count; cuda:N pins every worker to GPU N.")]
-Threads = Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores, split between workers).")]
+Threads = Annotated[Optional[int], typer.Option(help="CPU threads of each worker process (default: all cores with one worker; with --workers N, cores / N each).")]
+# The same two options for the commands that train in their own process alone (train, worker): no --workers there.
+ProcessDevice = Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps.")]
+ProcessThreads = Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores).")]
 CacheDir = Annotated[Optional[Path], typer.Option(help="Where decoded image tensors are cached.")]
 FormatOption = Annotated[Format, typer.Option("--format", "-f", show_choices=False, help="Output format: table, csv, json or markdown.")]
 

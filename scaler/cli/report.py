@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,10 +12,13 @@ import typer
 from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
-from scaler.render import Column, emit, fixed, integer, interval, share, text
+from scaler.render import Column, emit, fixed, integer, interval, share, text, to_json
 from scaler.cli.results import legend, reliability_lines, show_results
 from scaler.errors import RunError, UsageError
-from scaler.experiments.search import read_results
+from scaler.experiments.calibration import SUMMARY_NAME as CALIBRATION_SUMMARY
+from scaler.experiments.comparison import SUMMARY_NAME as COMPARISON_SUMMARY
+from scaler.experiments.search import SUMMARY_NAME, read_results
+from scaler.files import json_ready
 from scaler.plots import check_plot_path, plot_search
 
 
@@ -47,13 +51,15 @@ def report(
     candidates (two seeds, two machines, two proxies): rank correlations, best vs best."""
     if len(folders) > 2:
         raise UsageError(f"report takes one search folder, or two to compare; got {len(folders)}", param="folders")
+    if len(folders) == 2 and (plot is not None or pareto):
+        raise UsageError("--plot and --pareto take one search folder; to compare two, drop them")
     if plot is not None:
         check_plot_path(plot)
     if len(folders) == 2:
         _compare(folders[0], folders[1], format)
         return
     folder = folders[0]
-    frame, info = read_results(folder)
+    frame, info = _read(folder)
     shown = reports.pareto_front(frame) if pareto else frame
     if plot is not None:
         try:
@@ -70,11 +76,40 @@ def report(
     show_results(shown.reset_index(drop=True), format, f"Search {info['name']}", caption)
 
 
+# Folders that hold a results.csv but are not searches: their summary file names the kind.
+OTHER_STUDIES = {COMPARISON_SUMMARY: "comparison", CALIBRATION_SUMMARY: "calibration"}
+
+
+def _read(folder: Path) -> tuple[pd.DataFrame, dict]:
+    """A search folder's results; a comparison or calibration folder is refused by name (its
+    results.csv is a different table), not as 'not a study folder'."""
+    if not (folder / SUMMARY_NAME).exists():
+        for summary, kind in OTHER_STUDIES.items():
+            if (folder / summary).exists():
+                raise UsageError(
+                    f"{folder} is a {kind} folder ({summary}); scaler report reads search folders "
+                    f"(its table is {folder}/results.csv)"
+                )
+    return read_results(folder)
+
+
 def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
-    (frame_a, info_a), (frame_b, info_b) = read_results(folder_a), read_results(folder_b)
+    (frame_a, info_a), (frame_b, info_b) = _read(folder_a), _read(folder_b)
     comparison = reports.compare_searches(frame_a, frame_b)
-    if format in (Format.csv, Format.json):
+    if format is Format.csv:  # one table: the rows; the figures are in the other formats
         emit(comparison.frame, COMPARE_COLUMNS, format.value, console)
+        return
+    if format is Format.json:
+        print(json.dumps(json_ready({
+            "a": str(folder_a),
+            "b": str(folder_b),
+            "shared": comparison.shared,
+            "scored": comparison.scored,
+            "spearman": comparison.spearman,
+            "kendall": comparison.kendall,
+            "best": comparison.best_lines,
+            "candidates": json.loads(to_json(comparison.frame)),  # the rows as `emit` writes them
+        }), indent=2))
         return
     shown = comparison.frame.copy()
     for side in ("a", "b"):

@@ -44,7 +44,7 @@ def search(
     """
     config = build_search_config(**proxy, pruner=pruner).resumable(root, name)
     outcome, handle = run_command_study(
-        CompoundSearch, config, name=name or config.default_name(), root=root, storage=storage, workers=workers,
+        CompoundSearch, config, name=name if name is not None else config.default_name(), root=root, storage=storage, workers=workers,
         settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
         quiet=quiet or format in (Format.csv, Format.json), counting="counting candidates with fvcore...",
     )  # fmt: skip

@@ -30,6 +30,8 @@ def run_command_study(
     """Check the flags, then create or resume the study `name` under `root` and run it to the
     end (Interrupted on Ctrl-C, with how to resume); `counting` is what the spinner says while
     a new study is planned. What the study commands share."""
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"root {root} is a file; give a folder (it is created if missing)", param="root")
     run_on = options.runtime(device, threads, cache_dir or root / ".cache")
     config.validate()  # everything checked before the study folder is created
     if "repeats" in settings:
@@ -56,8 +58,14 @@ def run_command_study(
     return outcome, handle
 
 
+# What to do when time-capped trainings left nothing complete: the cap is part of the configuration.
+NO_TIME_LEFT = ("give --max-seconds more room (or drop it) and run again under a new --name "
+                "(the cap is part of the configuration, so this name refuses another)")
+
+
 def check_finished(frame: pd.DataFrame, noun: str) -> None:
-    """RunError when no row of a study's table was scored (all failed), or some are unfinished."""
+    """RunError when no row of a study's table was scored (all failed), some are unfinished, or
+    none completed (every one stopped by the time cap or a pruner)."""
     unfinished = frame[[not State(s).is_finished for s in frame["state"]]]
     scored = frame[[State(s).is_scored for s in frame["state"]]]
     if len(unfinished) == 0 and len(scored) == 0:
@@ -71,4 +79,10 @@ def check_finished(frame: pd.DataFrame, noun: str) -> None:
         raise RunError(
             f"{len(unfinished)} {noun}(s) still {', '.join(sorted(set(unfinished['state'])))}; "
             "run the same command again to finish them"
+        )
+    if not (frame["state"] == State.COMPLETE.value).any():  # all stopped early: nothing to rank
+        counts = ", ".join(f"{n} {s}" for s, n in frame["state"].value_counts().items())
+        raise RunError(
+            f"no {noun} completed ({counts}): a ranking needs complete trainings; "
+            + (NO_TIME_LEFT if (frame["state"] == State.TIMEOUT.value).any() else "run again without --pruner under a new --name")
         )

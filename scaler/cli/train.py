@@ -15,14 +15,15 @@ from scaler.models import family_of, network_spec
 from scaler.models.init import zero_init_residuals
 from scaler.cli import options
 from scaler.cli.app import Format, app, console
-from scaler.cli.options import DATA_OPTIONS, TRAIN_OPTIONS, CacheDir, Device, FormatOption, Threads
+from scaler.cli.options import DATA_OPTIONS, TRAIN_OPTIONS, CacheDir, FormatOption, ProcessDevice, ProcessThreads
 from scaler.data import Dataset, load_dataset
 from scaler.progress import StepBar, make_progress
 from scaler.experiments.repeats import check_repeats
 from scaler.render import Column, emit, fixed, integer, share, text
 from scaler.statistics import mean_interval
 from scaler.files import json_ready
-from scaler.scaling import validate_resolution
+from scaler.runtime import oversubscription
+from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_resolution
 from scaler.states import State
 from scaler.training import TrainResult, repeat_seed, seed_everything
 from scaler.training import train as train_model
@@ -65,8 +66,8 @@ def train(
     resolution: Annotated[int, typer.Option(help="Training resolution in pixels.")] = 128,
     repeats: Annotated[int, typer.Option(help="Trainings with independent seeds (initialisation, batch order, augmentation); reports mean and spread.")] = 1,
     zero_init: Annotated[bool, typer.Option("--zero-init/--standard-init", help="Start every residual branch at zero, as a search's proxy does by default, or as the network's own initialisation does.")] = False,
-    device: Device = "auto",
-    threads: Threads = None,
+    device: ProcessDevice = "auto",
+    threads: ProcessThreads = None,
     cache_dir: CacheDir = None,
     format: FormatOption = Format.table,
     **flags: Any,
@@ -77,7 +78,9 @@ def train(
     config = options.train_config(**flags)
     seed = config.seed
     run_on = options.runtime(device, threads, cache_dir)
-    validate_resolution(resolution)
+    if threads is not None and (warning := oversubscription(1, threads)):
+        print(warning, file=sys.stderr)
+    validate_resolution(resolution, low=MIN_TRAIN_RESOLUTION)
     check_repeats(repeats)
     dataset = _load_data(data, resolution, train_images, val_images, val_fraction, seed, cache_dir)
     spec = network_spec(variant, width=width, depth=depth, num_classes=dataset.num_classes)
@@ -94,7 +97,7 @@ def train(
     title = f"{variant} (w={spec.width:g}, d={spec.depth:g}) at {resolution}px on {data}"
     caption = f"{len(dataset.train)} train / {len(dataset.val)} val images, {dataset.num_classes} classes, device {results[0].device}"
     if repeats > 1:
-        _show_repeats(results, seeds, format, title, caption)
+        _show_repeats(results, seeds, len(dataset.val), format, title, caption)
     else:
         _show_run(results[0], format, f"{title}: {results[0].status}", caption)
     diverged = [r for r in results if r.status is State.DIVERGED]
@@ -114,11 +117,11 @@ REPEAT_COLUMNS = [
 ]
 
 
-def _show_repeats(results: list[TrainResult], seeds: list[int], format: Format, title: str, caption: str) -> None:
+def _show_repeats(results: list[TrainResult], seeds: list[int], val_images: int, format: Format, title: str, caption: str) -> None:
     """One row per seed, then the mean top-1 of the runs that completed, with its spread and
     95% interval (diverged or timed-out runs are listed, not averaged)."""
     top1 = [r.top1 for r in results if r.status is State.COMPLETE]
-    mean, std, low, high = mean_interval(top1)
+    mean, std, low, high = mean_interval(top1, images=val_images)
     if format is Format.json:
         runs = [{**r.to_dict(), "seed": s} for r, s in zip(results, seeds)]
         summary = {"top1_mean": mean, "top1_std": std, "top1_low": low, "top1_high": high, "repeats": len(top1)}  # completed runs

@@ -9,7 +9,7 @@ import typer
 
 from scaler.cli import options
 from scaler.cli.app import app, console
-from scaler.cli.options import CacheDir, Device, Threads
+from scaler.cli.options import CacheDir, ProcessDevice, ProcessThreads
 from scaler.errors import UsageError
 from scaler.study.create import join_study
 from scaler.study.engine import worker_id
@@ -24,8 +24,8 @@ from scaler.study.storage import is_url
 def worker(
     storage: Annotated[str, typer.Option(envvar="SCALER_STORAGE", show_envvar=True, help="The study's database URL (as given to `scaler search --storage`).")],
     study: Annotated[str, typer.Option(help="Name of the study (search, comparison or calibration).")],
-    device: Device = "auto",
-    threads: Threads = None,
+    device: ProcessDevice = "auto",
+    threads: ProcessThreads = None,
     cache_dir: CacheDir = None,
     folder: Annotated[Optional[Path], typer.Option(help="Also refresh results.csv / search.json in this folder.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars.")] = False,

@@ -16,6 +16,7 @@ from scaler.data.source import Source, digest
 from scaler.data.split import ImageSplit, stratified_take
 from scaler.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_TRAIN, SYNTHETIC_VAL, SyntheticSource
 from scaler.errors import UsageError
+from scaler.scaling import MAX_RESOLUTION, MIN_TRAIN_RESOLUTION
 
 _SOURCES = "use 'synthetic', 'cifar10:PATH' or a folder with one sub-folder per class"
 _MEMO_SIZE = 4
@@ -61,7 +62,7 @@ def load_dataset(
     train/ and val/ sub-folders (CIFAR-10 validates on its test_batch). `native_resolution` is
     the synthetic render size. CIFAR-10 is stored at min(32, storage_resolution).
     """
-    check_int("storage_resolution", storage_resolution, 8, 4096)
+    check_int("storage_resolution", storage_resolution, MIN_TRAIN_RESOLUTION, MAX_RESOLUTION)
     check_int("native_resolution", native_resolution, 32, 4096)
     for name, value in (("train_images", train_images), ("val_images", val_images)):
         if value is not None:

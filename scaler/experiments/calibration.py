@@ -159,6 +159,14 @@ class CalibrationConfig:
                 f"the proxy ({self.epochs(Setting('proxy'))} epochs on {proxy_images or 'all'} images): raise --reference-factor, "
                 "--reference-epochs or --reference-train-images"
             )
+        if reference_images is not None:  # the proxy and the tries train on the first of the reference's images
+            for setting in self.settings()[1:]:
+                images = self.images(setting)
+                if images is None or images > reference_images:
+                    raise UsageError(
+                        f"the reference trains on {reference_images} images, fewer than the {setting.label} setting's "
+                        f"{images or 'all'}: every setting trains on the first of the reference's images; "
+                        "raise --reference-train-images", param="reference_train_images")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < MIN_K:
             raise UsageError(f"candidates = {self.k!r} is not allowed; a rank correlation needs at least {MIN_K}", param="candidates")
         for setting in self.settings():

@@ -104,9 +104,10 @@ def strategies(text: str, target: float, compound: tuple[float, float, float]) -
             raise UsageError(f"strategy {entry!r} is malformed; use name=alpha:beta:gamma, e.g. fast=1.07:1.32:1.035", param="strategies") from None
         chosen[name] = Strategy(name, alpha, beta, gamma)
     if len(chosen) < 2:
-        raise UsageError(f"--strategies {text!r} leaves nothing to compare compound with; name at least one of width, depth, resolution", param="strategies")
+        raise UsageError(f"{text!r} leaves nothing to compare compound with; name at least one of width, depth, resolution", param="strategies")
     for strategy in chosen.values():
-        check_strategy(strategy, target)
+        # compound's coefficients come from the `compound` argument, the others from `text`
+        check_strategy(strategy, target, param="compound" if strategy.name == COMPOUND else "strategies")
     return tuple(chosen.values())
 
 
@@ -115,18 +116,18 @@ def check_target(target: float) -> None:
         raise UsageError(f"target = {target:g} is not allowed; it must be in (1, {MAX_TARGET:g}]", param="target")
 
 
-def check_strategy(strategy: Strategy, target: float) -> None:
-    """UsageError unless the coefficients are valid and spend T's FLOPs (within 10%)."""
+def check_strategy(strategy: Strategy, target: float, *, param: str = "strategies") -> None:
+    """UsageError (naming `param`) unless the coefficients are valid and spend T's FLOPs (within 10%)."""
     try:
         validate_coefficients(strategy.alpha, strategy.beta, strategy.gamma)
     except UsageError as exc:
-        raise UsageError(f"strategy {strategy.name}: {exc}", param="strategies") from None
+        raise UsageError(f"strategy {strategy.name}: {exc}", param=param) from None
     if abs(strategy.product / target - 1) > PRODUCT_TOLERANCE:
         raise UsageError(
             f"strategy {strategy.name} ({strategy.alpha:g}, {strategy.beta:g}, {strategy.gamma:g}) has "
             f"alpha*beta^2*gamma^2 = {strategy.product:.3f}, more than {PRODUCT_TOLERANCE:.0%} from T = {target:g}: "
             "it would not compare at equal FLOPs",
-            param="strategies",
+            param=param,
         )
 
 

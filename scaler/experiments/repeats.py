@@ -63,9 +63,10 @@ def aggregate(records: list[Record]) -> dict[str, Any]:
     scored = counted(records)
     state = candidate_state(records)
     top1 = [float(r.attrs["top1"]) for r in scored]
-    mean, std, low, high = mean_interval(top1)
-    if len(scored) == 1 and scored[0].attrs.get("val_images"):
-        n = int(scored[0].attrs["val_images"])
+    images = {int(r.attrs["val_images"]) for r in scored if r.attrs.get("val_images")}
+    n = images.pop() if len(images) == 1 else None  # the repeats' shared validation images
+    mean, std, low, high = mean_interval(top1, images=n)
+    if len(scored) == 1 and n:
         low, high = proportion_interval(round(top1[0] * n), n)
     if math.isfinite(low) and math.isfinite(high):  # an accuracy's interval stays in [0, 1]
         low, high = max(0.0, low), min(1.0, high)

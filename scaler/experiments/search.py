@@ -285,6 +285,9 @@ def best_coefficients(folder: Path) -> tuple[float, float, float]:
     if not best:
         states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
         unfinished = any(not State(s).is_finished for s in info.get("states", {}) if s in State._value2member_map_)
-        what = "run or resume it first" if unfinished else "fix the cause, then rerun it with --retry-failed"
+        capped = State.TIMEOUT.value in info.get("states", {})
+        what = "run or resume it first" if unfinished else (
+            "its candidates hit --max-seconds: give it more room under a new --name" if capped
+            else "fix the cause, then rerun it with --retry-failed")
         raise UsageError(f"search {folder} has no complete candidate ({states}); {what}")
     return float(best["alpha"]), float(best["beta"]), float(best["gamma"])

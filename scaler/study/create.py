@@ -29,14 +29,16 @@ def _load(storage: optuna.storages.BaseStorage, name: str, experiment: Experimen
     return optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler(0), pruner=experiment.pruner())
 
 
-def validate_name(name: str) -> None:
-    """UsageError unless `name` is one safe path component (letters, digits, . _ + -)."""
+NAME_RULE = "1-128 letters, digits, '.', '_', '+' or '-', starting with a letter or digit (one folder name, no path)"
+
+
+def validate_name(name: str, *, param: str = "name") -> None:
+    """UsageError (naming `param`) unless `name` is one safe path component (letters, digits,
+    . _ + -). An empty name is refused too: it is not "no name" (callers test `is None`)."""
+    if not name:
+        raise UsageError(f"the name is empty; use {NAME_RULE}", param=param)
     if not NAME_PATTERN.fullmatch(name) or ".." in name:
-        raise UsageError(
-            f"name {name!r} is not allowed; use 1-128 letters, digits, '.', '_', '+' or '-', "
-            "starting with a letter or digit (one folder name, no path)",
-            param="name",
-        )
+        raise UsageError(f"name {name!r} is not allowed; use {NAME_RULE}", param=param)
 
 
 class _Damaged(Exception):
@@ -172,6 +174,8 @@ def join_study(storage_url: str, name: str, folder: Path | None = None) -> Study
     Journal files are not shared this way: a study folder's journal belongs to the one process
     holding the folder's lock (and the worker processes it starts itself).
     """
+    if not name:  # only the empty name: studies made before names were checked keep theirs
+        validate_name(name, param="study")
     storage = open_storage(storage_url)
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     if name not in summaries:

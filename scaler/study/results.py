@@ -3,6 +3,7 @@ summary, written atomically after every finished item, and read back with checks
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -17,6 +18,9 @@ from scaler.study.storage import storage_label
 from scaler.study.trials import records
 
 RESULTS_NAME = "results.csv"
+# Counts, written as integers whether or not some rows are still blank (a NaN would make
+# pandas write the whole column as floats, 2.0 until every row is finished).
+INTEGER_COLUMNS = ("epochs", "repeats")
 
 
 def summary(handle: StudyHandle, frame: pd.DataFrame, found: list[Record]) -> dict:
@@ -36,20 +40,28 @@ def summary(handle: StudyHandle, frame: pd.DataFrame, found: list[Record]) -> di
     }
 
 
+def csv_text(frame: pd.DataFrame) -> str:
+    """results.csv's text of a study's table: the count columns as integers (blank when unknown)."""
+    counts = {c: "Int64" for c in INTEGER_COLUMNS if c in frame.columns}
+    return frame.astype(counts).to_csv(index=False)
+
+
 def write_outputs(handle: StudyHandle) -> pd.DataFrame:
     """Refresh results.csv and the JSON summary in the study folder, each atomically."""
     assert handle.folder is not None
     found = records(handle)  # the study is read once per write
     frame = handle.experiment.table(found)
-    atomic_write_text(handle.folder / RESULTS_NAME, frame.to_csv(index=False))
-    text = json.dumps(json_ready(summary(handle, frame, found)), indent=2)
+    table = csv_text(frame)
+    atomic_write_text(handle.folder / RESULTS_NAME, table)
+    text = json.dumps(json_ready({**summary(handle, frame, found), "results_sha256": _digest(table.encode())}), indent=2)
     atomic_write_text(handle.folder / handle.experiment.summary_name, text)
     return frame
 
 
 def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict]:
     """A study folder's results.csv and JSON summary, checked: expected columns, numbers where
-    numbers belong, and a table that agrees with its summary (rows and states). UsageError
+    numbers belong, and a table that agrees with its summary (the digest of the table the study
+    wrote; in summaries from before the digest, rows and states). UsageError
     naming the file and the fault otherwise."""
     results, info = folder / RESULTS_NAME, folder / summary_name
     if not results.exists() or not info.exists():
@@ -74,6 +86,9 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
                 f"{results} line {row + 2}, column {column}: {frame[column][row]!r} is not a number; {rewrite}"
             )
         frame[column] = values
+    if "results_sha256" in data and _digest(results.read_bytes()) != data["results_sha256"]:  # older summaries lack it
+        raise UsageError(f"{results} disagrees with {info.name} (not the table the study wrote: its digest differs): "
+                         f"cut short or edited; {rewrite}")
     counts = {str(k): int(v) for k, v in frame["state"].value_counts().items()}
     recorded = {str(k): int(v) for k, v in dict(data["states"]).items()}
     if counts != recorded:
@@ -82,6 +97,10 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
             f"cut short or edited; {rewrite}"
         )
     return frame, data
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _counts(states: dict[str, int]) -> str:

@@ -23,7 +23,7 @@ from rich.console import Console
 from scaler.errors import interrupted_by_user
 from scaler.progress import StudyBars, make_progress
 from scaler.render import duration
-from scaler.runtime import Runtime
+from scaler.runtime import Runtime, oversubscription
 from scaler.states import State
 from scaler.study.create import join_study
 from scaler.study.engine import prepare, reconcile, work
@@ -50,8 +50,9 @@ class RunOutcome:
 def _threads_per_worker(workers: int, threads: int | None, log: Callable[[str], None]) -> int | None:
     cores = os.cpu_count() or 1
     per_worker = threads if threads is not None else (None if workers == 1 else max(1, cores // workers))
-    if workers * (per_worker or cores) > cores:
-        log(f"warning: {workers} worker(s) x {per_worker or cores} thread(s) on {cores} cores: they will compete")
+    warning = oversubscription(workers, per_worker)
+    if warning:
+        log(warning)
     return per_worker
 
 

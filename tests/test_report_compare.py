@@ -1,0 +1,215 @@
+"""`scaler report A B`: two searches compared. Options that take one folder are refused, the
+JSON is one object with the figures and the rows, a best that is not finished in the other
+search gets its state rather than a rank, and non-search study folders are named as such."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from scaler.cli import main
+from scaler.experiments.search import read_results
+from scaler.reports import compare_searches
+
+REPORT = sys.modules["scaler.cli.report"]
+TWO_FOLDERS = "error: --plot and --pareto take one search folder; to compare two, drop them\n"
+KEYS = ["alpha", "beta", "gamma", "resolution"]
+# 3 candidates on a tiny proxy, 1 epoch each: a few seconds per search.
+TINY = [
+    "--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1.1", "--tolerance", "0.56",
+    "--base-resolution", "32", "--base-width", "0.25", "--train-images", "64", "--val-images", "40",
+    "--batch-size", "16", "--epochs", "1", "--threads", "1", "--device", "cpu", "--quiet",
+]  # fmt: skip
+
+
+def ranked(top1: list[float], states: list[str], tied: list[bool] | None = None) -> pd.DataFrame:
+    """A search table over 4 fixed candidates as read_results returns it: complete rows first
+    by top-1, then the rest, ranked 1..n."""
+    rows = pd.DataFrame({"alpha": [1.0, 1.2, 1.4, 1.6], "beta": 1.0, "gamma": 1.1, "resolution": 36, "top1": top1,
+                         "top1_low": [t - 0.05 for t in top1], "top1_high": [t + 0.05 for t in top1], "state": states,
+                         "tied_with_best": tied if tied is not None else [False] * 4})  # fmt: skip
+    rows["_done"] = rows["state"] != "complete"
+    rows = rows.sort_values(["_done", "top1"], ascending=[True, False]).drop(columns="_done").reset_index(drop=True)
+    rows.insert(0, "rank", range(1, len(rows) + 1))
+    return rows
+
+
+def constructed(monkeypatch, tables: dict[str, pd.DataFrame]) -> None:
+    """Make `scaler report` read `tables[folder name]` in place of the folder's files."""
+    monkeypatch.setattr(REPORT, "read_results", lambda folder: (tables[Path(folder).name].copy(), {"name": Path(folder).name}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals
+
+
+@pytest.mark.parametrize("extra", [["--plot", "x.png"], ["--pareto"], ["--pareto", "--plot", "x.png"]])
+def test_plot_and_pareto_are_refused_with_two_folders_before_anything_is_read(cli, tmp_path, extra):
+    plot = tmp_path / "x.png"
+    extra = [str(plot) if e == "x.png" else e for e in extra]
+    # the folders do not exist: the refusal comes first, not a missing-folder error
+    result = cli("report", tmp_path / "a", tmp_path / "b", *extra)
+    assert result.code == 2 and result.err == TWO_FOLDERS and result.out == ""
+    assert not plot.exists()
+
+
+@pytest.mark.parametrize(("summary", "kind"), [("compare.json", "comparison"), ("calibration.json", "calibration")])
+def test_comparison_and_calibration_folders_are_named_not_called_non_studies(cli, tmp_path, summary, kind):
+    folder = tmp_path / "other"
+    folder.mkdir()
+    (folder / "results.csv").write_text("rank,state\n1,complete\n")
+    (folder / summary).write_text("{}")
+    expected = (f"error: {folder} is a {kind} folder ({summary}); scaler report reads search folders "
+                f"(its table is {folder}/results.csv)\n")  # fmt: skip
+    alone = cli("report", folder)
+    assert alone.code == 2 and alone.err == expected and alone.out == ""
+    paired = cli("report", folder, folder, "--format", "json")
+    assert paired.code == 2 and paired.err == expected and paired.out == ""
+    # a folder with neither summary still gets the study reader's own message
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = cli("report", empty)
+    assert missing.code == 2 and "is not a study folder" in missing.err
+
+
+# ---------------------------------------------------------------------------------------------
+# The JSON object, on constructed searches whose figures are known
+
+
+def test_compare_json_is_one_object_with_figures_best_lines_and_rows(cli, monkeypatch, tmp_path):
+    a = ranked([0.5, 0.4, 0.3, 0.2], ["complete"] * 4, [True, False, False, False])
+    b = ranked([0.3, 0.45, 0.35, 0.1], ["complete"] * 4, [False, True, True, False])
+    constructed(monkeypatch, {"A": a, "B": b})
+    result = cli("report", tmp_path / "A", tmp_path / "B", "--format", "json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert list(data) == ["a", "b", "shared", "scored", "spearman", "kendall", "best", "candidates"]
+    assert data["a"] == str(tmp_path / "A") and data["b"] == str(tmp_path / "B")
+    assert data["shared"] == 4 and data["scored"] == 4
+    # top-1 by candidate (alpha 1.0, 1.2, 1.4, 1.6): A 0.5 0.4 0.3 0.2, B 0.3 0.45 0.35 0.1
+    assert data["spearman"] == pytest.approx(stats.spearmanr([0.5, 0.4, 0.3, 0.2], [0.3, 0.45, 0.35, 0.1]).statistic)
+    assert data["spearman"] == pytest.approx(0.4) and data["kendall"] == pytest.approx(1 / 3)
+    assert data["best"] == [
+        "best of A: (1, 1, 1.1) is rank 3 in B, not tied with its best there",
+        "best of B: (1.2, 1, 1.1) is rank 2 in A, not tied with its best there",
+    ]
+    rows = data["candidates"]
+    assert [r["alpha"] for r in rows] == [1.0, 1.2, 1.4, 1.6] and [r["rank_a"] for r in rows] == [1, 2, 3, 4]
+    assert [r["rank_b"] for r in rows] == [3, 1, 2, 4] and [r["top1_b"] for r in rows] == [0.3, 0.45, 0.35, 0.1]
+    assert rows[0]["difference"] == pytest.approx(-0.2) and rows[0]["tied_with_best_a"] is True
+    # the rows are the ones --format csv prints (the CSV is the rows alone)
+    csv = cli("report", tmp_path / "A", tmp_path / "B", "--format", "csv")
+    assert csv.code == 0, csv.err
+    table = pd.read_csv(io.StringIO(csv.out))
+    assert list(table.columns) == list(rows[0])
+    assert len(table) == len(rows)
+    for row, line in zip(rows, table.to_dict(orient="records")):
+        assert row == {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in line.items()}
+
+
+def test_compare_json_writes_null_figures_and_not_finished_bests(cli, monkeypatch, tmp_path):
+    a = ranked([0.5, 0.4, 0.3, 0.2], ["complete"] * 4, [True, False, False, False])
+    b = ranked([np.nan, 0.45, 0.35, np.nan], ["queued", "complete", "complete", "failed"], [False, True, False, False])
+    constructed(monkeypatch, {"A": a, "B": b})
+    result = cli("report", tmp_path / "A", tmp_path / "B", "--format", "json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)  # NaN is no JSON: a strict parser would fail on it
+    assert data["shared"] == 4 and data["scored"] == 2 and data["spearman"] is None and data["kendall"] is None
+    assert data["best"] == [
+        "best of A: (1, 1, 1.1) is not finished in B (state queued)",
+        "best of B: (1.2, 1, 1.1) is rank 2 in A, not tied with its best there",
+    ]
+    queued = next(r for r in data["candidates"] if r["alpha"] == 1.0)
+    assert queued["top1_b"] is None and queued["difference"] is None and queued["state_b"] == "queued"
+    table = cli("report", tmp_path / "A", tmp_path / "B")
+    assert table.code == 0, table.err
+    flat = " ".join(table.out.split())
+    assert "best of A: (1, 1, 1.1) is not finished in B (state queued)" in flat and "is rank 1 in B" not in flat
+
+
+# ---------------------------------------------------------------------------------------------
+# compare_searches: a best that is not complete in the other search
+
+
+@pytest.mark.parametrize(("state", "words"), [
+    ("queued", "is not finished in B (state queued)"),
+    ("running", "is not finished in B (state running)"),
+    ("interrupted", "is not finished in B (state interrupted)"),
+    ("failed", "did not complete in B (state failed)"),
+    ("diverged", "did not complete in B (state diverged)"),
+    ("timeout", "did not complete in B (state timeout)"),
+])  # fmt: skip
+def test_best_of_a_unfinished_in_b_gets_its_state_not_a_rank(state, words):
+    a = ranked([0.5, 0.4, 0.3, 0.2], ["complete"] * 4, [True, False, False, False])
+    b = ranked([0.6, 0.45, 0.35, 0.1], [state, "complete", "complete", "complete"], [False, True, False, False])
+    assert b.loc[b["alpha"] == 1.0, "rank"].item() == 4  # ranked after the complete ones: a rank, but no standing
+    comparison = compare_searches(a, b)
+    assert comparison.best_lines == [f"best of A: (1, 1, 1.1) {words}", "best of B: (1.2, 1, 1.1) is rank 2 in A, not tied with its best there"]
+    assert comparison.scored == 3
+
+
+def test_best_of_b_unfinished_in_a_and_complete_bests_keep_their_rank():
+    a = ranked([0.5, 0.4, 0.3, 0.2], ["complete", "running", "complete", "complete"], [True, False, False, False])
+    b = ranked([0.2, 0.45, 0.35, 0.1], ["complete"] * 4, [False, True, False, False])
+    assert compare_searches(a, b).best_lines == [
+        "best of A: (1, 1, 1.1) is rank 3 in B, not tied with its best there",
+        "best of B: (1.2, 1, 1.1) is not finished in A (state running)",
+    ]
+    same = compare_searches(b, b).best_lines
+    assert same == ["best of A: (1.2, 1, 1.1) is rank 1 in B, tied with its best there",
+                    "best of B: (1.2, 1, 1.1) is rank 1 in A, tied with its best there"]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Two real (tiny) searches
+
+
+@pytest.fixture(scope="module")
+def two_searches(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("searches")
+    for seed in ("0", "1"):
+        assert main(["search", *TINY, "--root", str(root), "--name", f"s{seed}", "--seed", seed]) == 0
+    return root / "s0", root / "s1"
+
+
+def test_two_real_searches_compare_as_one_json_object(cli, two_searches, tmp_path):
+    first, second = two_searches
+    result = cli("report", first, second, "--format", "json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    a, b = pd.read_csv(first / "results.csv"), pd.read_csv(second / "results.csv")
+    both = a.merge(b, on=KEYS, suffixes=("_a", "_b"))
+    done = both[(both["state_a"] == "complete") & (both["state_b"] == "complete")]
+    assert data["a"] == str(first) and data["b"] == str(second)
+    assert data["shared"] == len(both) == 3 and data["scored"] == len(done)
+    x, y = done["top1_a"].to_numpy(float), done["top1_b"].to_numpy(float)
+    if len(done) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:  # one search scores them all alike
+        assert data["spearman"] is None and data["kendall"] is None
+    else:
+        assert data["spearman"] == pytest.approx(stats.spearmanr(x, y).statistic)
+        assert data["kendall"] == pytest.approx(stats.kendalltau(x, y).statistic)
+    best_a = a[a["state"] == "complete"].sort_values("rank").iloc[0]
+    in_b = b[(b[KEYS] == best_a[KEYS]).all(axis=1)].iloc[0]
+    tie = "tied with its best there" if in_b["tied_with_best"] else "not tied with its best there"
+    assert data["best"][0] == f"best of A: ({best_a['alpha']:g}, {best_a['beta']:g}, {best_a['gamma']:.3g}) is rank {in_b['rank']} in B, {tie}"
+    assert len(data["best"]) == 2 and data["best"][1].startswith("best of B: ")
+    assert [r["rank_a"] for r in data["candidates"]] == [1, 2, 3]
+    assert [r["top1_a"] for r in data["candidates"]] == a.sort_values("rank")["top1"].tolist()
+    # the caption of the table shows the same lines
+    table = cli("report", first, second)
+    assert table.code == 0 and all(line in " ".join(table.out.split()) for line in data["best"])
+    # --plot and --pareto are refused with two real folders too, and still work with one
+    plot = tmp_path / "x.png"
+    refused = cli("report", first, second, "--plot", plot)
+    assert refused.code == 2 and refused.err == TWO_FOLDERS and not plot.exists()
+    alone = cli("report", first, "--pareto", "--plot", plot, "--format", "json")
+    assert alone.code == 0 and plot.exists() and len(json.loads(alone.out)) >= 1
+    frame, _ = read_results(first)
+    assert len(json.loads(alone.out)) <= len(frame)
