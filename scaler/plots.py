@@ -6,23 +6,36 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from scaler.errors import UsageError
+from scaler.files import atomic_write_bytes
+from scaler.reports import pareto_front
+from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 
-from scaler.errors import UsageError  # noqa: E402
-from scaler.files import atomic_write_bytes  # noqa: E402
-from scaler.reports import pareto_front  # noqa: E402
-from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _pyplot() -> ModuleType:
+    """matplotlib.pyplot on the non-interactive backend, imported when a picture is wanted:
+    imported with this module, it added a third of a second to every command's start-up."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def check_plot_path(path: Path) -> None:
     """UsageError unless matplotlib can write a picture in the format `path`'s suffix names,
     into a folder that exists."""
+    plt = _pyplot()
     formats = plt.figure().canvas.get_supported_filetypes()
     plt.close("all")
     suffix = path.suffix.lower().lstrip(".")
@@ -36,9 +49,10 @@ def check_plot_path(path: Path) -> None:
         raise UsageError(f"plot {str(path)!r}: folder {str(path.parent)!r} does not exist", param="plot")
 
 
-def save(fig: plt.Figure, path: Path) -> None:
+def save(fig: Figure, path: Path) -> None:
     """Close the figure and write it atomically (see `atomic_write_bytes`); the format follows
     `path`'s suffix."""
+    plt = _pyplot()
     picture = io.BytesIO()
     try:
         fig.savefig(picture, format=path.suffix.lower().lstrip("."), dpi=110)
@@ -49,6 +63,7 @@ def save(fig: plt.Figure, path: Path) -> None:
 
 def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
     """Write a two-panel PNG (or any matplotlib format, by suffix) of a search's results."""
+    plt = _pyplot()
     scored = frame[pd.to_numeric(frame["top1"], errors="coerce").notna()].copy()
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
 
@@ -101,6 +116,7 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
 def plot_comparison(frame: pd.DataFrame, path: Path, title: str = "") -> None:
     """Top-1 against MACs, one line per strategy from the unscaled base through phi = 1..K,
     with 95% intervals as error bars (the shape of the paper's Figure 8)."""
+    plt = _pyplot()
     scored = frame[pd.to_numeric(frame["top1"], errors="coerce").notna()]
     base = scored[scored["strategy"] == "base"]
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
@@ -139,6 +155,7 @@ def _bounds(group: pd.DataFrame) -> list[np.ndarray] | None:
 def plot_calibration(frame: pd.DataFrame, path: Path, title: str = "") -> None:
     """Each setting's mean top-1 (y) against the reference's (x) per candidate, one colour per
     setting, with the 95% intervals as error bars and the diagonal."""
+    plt = _pyplot()
     frame = frame.assign(top1=pd.to_numeric(frame["top1"], errors="coerce"))
     reference = frame[frame["setting"] == 0].set_index("candidate")
     fig, ax = plt.subplots(figsize=(6.4, 5.6))

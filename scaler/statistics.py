@@ -12,6 +12,9 @@ ranking reproduces itself. Built on scipy.stats; every function takes plain numb
 * Split-half reliability: the repeats are split into two disjoint halves many ways; each half
   ranks the candidates by its mean; the Spearman correlation of the two rankings, with the
   2.5-97.5% range over the splits.
+
+scipy.stats is imported by the functions that use it: imported with this module, it added
+half a second to the start-up of every command and worker process.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
 
 LEVEL = 0.95  # every interval and test here is at the 95% level
 SPLITS = 200  # random splits of the repeats for split-half reliability
@@ -55,6 +57,8 @@ def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[f
     if variance == 0.0:
         return mean, std, mean, mean
     dof = variance**2 / sum(v**2 / k for v, k in parts if v > 0)
+    from scipy import stats
+
     low, high = stats.t.interval(LEVEL, dof, loc=mean, scale=math.sqrt(variance))
     return mean, std, float(low), float(high)
 
@@ -63,6 +67,8 @@ def proportion_interval(correct: int, total: int) -> tuple[float, float]:
     """Wilson interval of an accuracy measured on `total` images, `correct` of them right."""
     if total <= 0:
         return math.nan, math.nan
+    from scipy import stats
+
     ci = stats.binomtest(correct, total).proportion_ci(LEVEL, method="wilson")
     return float(ci.low), float(ci.high)
 
@@ -80,6 +86,8 @@ def difference_test(a: Sequence[np.ndarray], b: Sequence[np.ndarray], paired: bo
     t on Welch-Satterthwaite degrees of freedom. With one run on a side (or, paired, fewer
     than two pairs) the seed's noise cannot be measured: the per-image test alone, exact
     McNemar for one run each, which may call a difference that another seed would undo."""
+    from scipy import stats
+
     runs_a, runs_b = np.stack(a).astype(float), np.stack(b).astype(float)  # (repeats, images)
     per_image = runs_a.mean(axis=0) - runs_b.mean(axis=0)
     difference = float(per_image.mean())
@@ -106,6 +114,8 @@ def split_half_reliability(scores: Sequence[Sequence[float]], seed: int = 0) -> 
     halves of the repeats, over random splits; None with fewer than 3 candidates of 2 or more
     repeats, or when most splits leave a half that scores every candidate alike (undefined).
     `scores[c]` holds candidate c's per-repeat top-1."""
+    from scipy import stats
+
     usable = [np.asarray(s, dtype=float) for s in scores if len(s) >= 2]
     if len(usable) < 3:
         return None
@@ -131,6 +141,8 @@ def rank_agreement(a: Sequence[float], b: Sequence[float]) -> tuple[float, float
     gives every candidate the same score (no ranking to compare)."""
     if np.ptp(np.asarray(a, dtype=float)) == 0 or np.ptp(np.asarray(b, dtype=float)) == 0:
         return None
+    from scipy import stats
+
     return float(stats.spearmanr(a, b).statistic), float(stats.kendalltau(a, b).statistic)
 
 

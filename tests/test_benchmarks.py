@@ -188,7 +188,7 @@ def test_seed_agreement_reports_rank_agreement_noise_and_the_chance_of_the_goal(
     assert sigma > 0
     chance = [float(v) for v in re.findall(r"P\(Spearman >= 0\.9\) (\d\.\d\d)", proc.stdout)]
     assert len(chance) == 2 and chance[0] < chance[1] < 1.0  # more repeats, better odds, never certain
-    proc = subprocess.run([sys.executable, "benchmarks/seed_agreement.py", roots[0], str(tmp_path / "s0")],
+    proc = subprocess.run([sys.executable, "benchmarks/seed_agreement.py", roots[0], str(tmp_path / "s0"), "--draws", "50"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0  # the same search twice: nothing to compare but agreement
     short = _results(tmp_path / "s3", [0.6, None, 0.4, 0.9], [True, None, False, False])

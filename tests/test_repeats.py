@@ -1,6 +1,6 @@
 """Repeated trainings, intervals, ties and ranking reliability: the statistics on constructed
-data whose answer is known, then micro searches with --repeats (kills, raising the count,
-two searches compared)."""
+data whose answer is known, then micro searches with --repeats (kills, raising the count).
+Two real searches compared: tests/test_report_compare.py."""
 
 from __future__ import annotations
 
@@ -176,36 +176,21 @@ def test_raising_repeats_trains_only_the_missing_ones(cli, tmp_path):
 
 
 def test_sigkill_mid_repeat_then_resume_trains_each_repeat_once(tmp_path):
-    args = search_args(tmp_path, "--repeats", "3", name="killed")
+    args = search_args(tmp_path, "--repeats", "2", name="killed")
     folder = tmp_path / "killed"
     process = subprocess.Popen([SCALER, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if (folder / "study.journal").exists() and 2 <= sum(complete_trials(folder).values()) < 8:
+        if (folder / "study.journal").exists() and 2 <= sum(complete_trials(folder).values()) < 5:
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     done_before = complete_trials(folder)
-    assert 2 <= sum(done_before.values()) < 9
+    assert 2 <= sum(done_before.values()) < 6
     result = subprocess.run([SCALER, *args], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert complete_trials(folder) == {(c, r): 1 for c in range(3) for r in range(3)}
-
-
-def test_report_compares_two_searches(cli, tmp_path):
-    for seed in ("0", "1"):
-        assert cli(*search_args(tmp_path, "--seed", seed, "--repeats", "2", name=f"seed{seed}")).code == 0
-    result = cli("report", tmp_path / "seed0", tmp_path / "seed1", "--format", "json")
-    assert result.code == 0, result.err
-    rows = json.loads(result.out)["candidates"]
-    assert len(rows) == 3 and {"top1_a", "top1_b", "rank_a", "rank_b", "difference"} <= set(rows[0])
-    assert [r["rank_a"] for r in rows] == [1, 2, 3]
-    table = cli("report", tmp_path / "seed0", tmp_path / "seed0")
-    assert table.code == 0 and "rank agreement:" in table.out
-    assert "best of A: " in table.out and "is rank 1 in B, tied with its best there" in table.out
-    too_many = cli("report", tmp_path / "seed0", tmp_path / "seed1", tmp_path)
-    assert too_many.code == 2
+    assert complete_trials(folder) == {(c, r): 1 for c in range(3) for r in range(2)}
 
 
 def test_comparison_of_constructed_searches():

@@ -173,9 +173,10 @@ def test_best_of_b_unfinished_in_a_and_complete_bests_keep_their_rank():
 
 @pytest.fixture(scope="module")
 def two_searches(tmp_path_factory) -> tuple[Path, Path]:
+    """Two searches of the same candidates, seeds 0 and 1, 2 repeats each."""
     root = tmp_path_factory.mktemp("searches")
     for seed in ("0", "1"):
-        assert main(["search", *TINY, "--root", str(root), "--name", f"s{seed}", "--seed", seed]) == 0
+        assert main(["search", *TINY, "--root", str(root), "--name", f"s{seed}", "--seed", seed, "--repeats", "2"]) == 0
     return root / "s0", root / "s1"
 
 
@@ -213,3 +214,8 @@ def test_two_real_searches_compare_as_one_json_object(cli, two_searches, tmp_pat
     assert alone.code == 0 and plot.exists() and len(json.loads(alone.out)) >= 1
     frame, _ = read_results(first)
     assert len(json.loads(alone.out)) <= len(frame)
+    # a search against itself: full agreement, its best is rank 1 and tied with itself; three folders are refused
+    itself = cli("report", first, first)
+    assert itself.code == 0 and "rank agreement:" in itself.out
+    assert "is rank 1 in B, tied with its best there" in " ".join(itself.out.split())
+    assert cli("report", first, second, tmp_path).code == 2

@@ -1,16 +1,12 @@
-"""End-to-end micro searches: ranked results, resume after a kill and from a folder written
-before the engine split, clashes, pruned trainings, reports and plots. (Failures, pruners and
-exactly-once are the engine's: tests/test_engine.py.)"""
+"""End-to-end micro searches: ranked results, resume from a folder written before the engine
+split, clashes, pruned trainings, reports and plots. (Failures, pruners and exactly-once are
+the engine's: tests/test_engine.py; kills at many points, tests/test_workers.py.)"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -147,34 +143,6 @@ def test_default_configuration_keeps_its_fingerprint():
     standard = replace(config, base=replace(config.base, zero_init=False))
     assert standard.default_name() == "phi1-grid-b0-r64-w0.5-7a95989f82"
     assert SearchConfig.from_identity(standard.identity()) == standard
-
-
-def test_resume_after_kill(console_script, tmp_path):
-    args = search_args(tmp_path, name="killed")
-    args[args.index("--epochs") + 1] = "2"
-    script = Path(sys.executable).parent / "scaler"
-    folder = tmp_path / "killed"
-    process = subprocess.Popen([str(script), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    finished_before: pd.DataFrame | None = None
-    while time.time() < deadline and process.poll() is None:
-        if (folder / "results.csv").exists():
-            frame = pd.read_csv(folder / "results.csv")
-            if 1 <= (frame["state"] == "complete").sum() < 4:
-                finished_before = frame[frame["state"] == "complete"]
-                break
-        time.sleep(0.05)
-    assert finished_before is not None, "the search never stood between its first and last candidate"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-
-    result = console_script(*args)
-    assert result.code == 0, result.err
-    frame = pd.read_csv(folder / "results.csv")
-    assert len(frame) == 4 and set(frame["state"]) == {"complete"}
-    assert completed_trials(folder) == {0: 1, 1: 1, 2: 1, 3: 1}
-    merged = finished_before.merge(frame, on="candidate", suffixes=("_before", "_after"))
-    assert (merged["train_seconds_before"] == merged["train_seconds_after"]).all()  # not retrained
 
 
 def test_report_formats_pareto_and_plot(cli, tmp_path):

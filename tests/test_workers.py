@@ -30,6 +30,9 @@ GRID8 = [
     *GRID8_SPACE, "--train-images", "64", "--val-images", "32", "--batch-size", "16", "--epochs", "2",
     "--threads", "1", "--device", "cpu", "--quiet",
 ]  # fmt: skip
+# Two candidates on the same proxy, for one process's interrupts and refusals: no sharing.
+GRID2_SPACE = ["--alpha-range", "1.2:1.4:0.2", "--beta-range", "1", "--gamma-range", "1.1", *GRID8_SPACE[6:]]
+GRID2 = [*GRID2_SPACE, *GRID8[len(GRID8_SPACE) :]]
 FAST_HEARTBEAT = {"SCALER_HEARTBEAT_SECONDS": "1", "SCALER_GRACE_SECONDS": "4"}
 
 
@@ -75,10 +78,12 @@ def results(folder: Path) -> pd.DataFrame:
     return pd.read_csv(folder / "results.csv", converters={"state": str, "reason": str})
 
 
-def test_grid_has_eight_candidates(cli):
+def test_grids_have_eight_and_two_candidates(cli):
     result = cli("candidates", *GRID8_SPACE, "--format", "csv")
     assert result.code == 0, result.err
     assert len(result.out.strip().splitlines()) - 1 == 8
+    two = cli("candidates", *GRID2_SPACE, "--format", "csv")
+    assert two.code == 0 and len(two.out.strip().splitlines()) - 1 == 2, two.err
 
 
 def start_three_workers(url: str, name: str, root: Path, args: list[str]) -> tuple[subprocess.Popen, list[subprocess.Popen]]:
@@ -151,7 +156,7 @@ def test_local_worker_processes_on_a_journal(cli, tmp_path):
 
 
 def test_the_command_line_counts_each_worker_start_up_in_its_estimate(tmp_path):
-    proc = subprocess.run([SCALER, "search", *GRID8, "--workers", "2", "--root", str(tmp_path), "--name", "startup"],
+    proc = subprocess.run([SCALER, "search", *GRID2, "--workers", "2", "--root", str(tmp_path), "--name", "startup"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     line = next(line for line in proc.stderr.splitlines() if "estimated" in line)
@@ -190,18 +195,26 @@ def test_sigkill_at_many_points_resumes_to_a_complete_table(tmp_path):
         path = folder / "study.journal"
         return path.exists() and text in path.read_text(errors="ignore")
 
+    finished: dict[int, float] = {}  # candidate -> train_seconds, once complete before a kill
+
+    def finished_now() -> dict[int, float]:
+        if not (folder / "results.csv").exists():
+            return {}
+        frame = results(folder)  # parses completely: never truncated or half-written
+        assert len(frame) == 8 and frame["candidate"].nunique() == 8
+        done = frame[frame["state"] == "complete"]
+        return dict(zip(done["candidate"], done["train_seconds"]))
+
     def check_results_intact() -> None:
-        if (folder / "results.csv").exists():
-            frame = results(folder)  # parses completely: never truncated or half-written
-            assert len(frame) == 8 and frame["candidate"].nunique() == 8
+        finished.update(finished_now())
 
     kill_points = [
         ("while counting candidates", lambda: folder.exists()),
         ("after the study is created", lambda: journal_has("scaler_candidates")),
         ("during a results.csv write", lambda: marker.exists()),
+        ("after a candidate completed", lambda: bool(finished_now())),
         ("mid-candidate", lambda: journal_has('"worker"')),
         ("during a later results.csv write", lambda: marker.exists()),
-        ("mid-candidate again", lambda: journal_has('"worker"')),
     ]
     tried = []
     for label, ready in kill_points:
@@ -221,19 +234,22 @@ def test_sigkill_at_many_points_resumes_to_a_complete_table(tmp_path):
     frame = results(folder)
     assert len(frame) == 8 and set(frame["state"]) == {"complete"}
     assert_exactly_once(load(str(folder / "study.journal"), "crash"), 8)
+    assert finished and len(finished) < 8  # some candidates were finished before the last kill
+    after = dict(zip(frame["candidate"], frame["train_seconds"]))
+    assert all(after[c] == seconds for c, seconds in finished.items())  # and none was trained again
 
 
 def test_journal_with_a_torn_last_line_is_repaired(cli, tmp_path):
-    assert cli("search", *GRID8, "--root", tmp_path, "--name", "torn").code == 0
+    assert cli("search", *GRID2, "--root", tmp_path, "--name", "torn").code == 0
     journal = tmp_path / "torn" / "study.journal"
     with open(journal, "ab") as f:
         f.write(b'{"op_code": 5, "worker_id": "x", "trial_id"')  # a write cut short by a kill
-    assert cli("search", *GRID8, "--root", tmp_path, "--name", "torn").code == 0
-    assert_exactly_once(load(str(journal), "torn"), 8)
+    assert cli("search", *GRID2, "--root", tmp_path, "--name", "torn").code == 0
+    assert_exactly_once(load(str(journal), "torn"), 2)
 
 
 def test_ctrl_c_marks_the_candidate_interrupted_and_says_how_to_resume(tmp_path):
-    args = [SCALER, "search", *GRID8, "--root", str(tmp_path), "--name", "ctrlc"]
+    args = [SCALER, "search", *GRID2, "--root", str(tmp_path), "--name", "ctrlc"]
     args[args.index("--epochs") + 1] = "4"
     folder = tmp_path / "ctrlc"
     process = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
@@ -271,7 +287,7 @@ def test_unreachable_storage(cli, tmp_path):
 
 
 def test_data_errors_leave_results_untouched(cli, tmp_path):
-    assert cli("search", *GRID8, "--root", tmp_path, "--name", "kept").code == 0
+    assert cli("search", *GRID2, "--root", tmp_path, "--name", "kept").code == 0
     before = (tmp_path / "kept" / "results.csv").read_text()
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -280,12 +296,12 @@ def test_data_errors_leave_results_untouched(cli, tmp_path):
     (tmp_path / "noimages" / "dog").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(tmp_path / "oneclass" / "cat" / "a.png")
     for source in [tmp_path / "missing", empty, tmp_path / "noimages", tmp_path / "oneclass"]:
-        result = cli("search", *GRID8, "--root", tmp_path, "--name", "kept", "--data", source)
+        result = cli("search", *GRID2, "--root", tmp_path, "--name", "kept", "--data", source)
         assert result.code == 2, (source, result.err)
         assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
     # The same name with other data is refused before anything is touched.
     assert (tmp_path / "kept" / "results.csv").read_text() == before
-    fresh = cli("search", *GRID8, "--root", tmp_path, "--name", "fresh", "--data", tmp_path / "missing")
+    fresh = cli("search", *GRID2, "--root", tmp_path, "--name", "fresh", "--data", tmp_path / "missing")
     assert fresh.code == 2 and not (tmp_path / "fresh").exists()  # checked before a study exists
 
 
