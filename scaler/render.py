@@ -84,6 +84,18 @@ def _json_value(value: object) -> object:
     return value
 
 
+def whole_numbers(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
+    """`frame` with each column shown as an integer held as nullable integers, where every
+    value is whole: a count beside blanks reads 3 in CSV, not 3.0."""
+    counts = {}
+    for column in columns:
+        if column.fmt is integer and column.key in frame.columns:
+            values = pd.to_numeric(frame[column.key], errors="coerce")
+            if values.notna().equals(frame[column.key].notna()) and (values.dropna() % 1 == 0).all():
+                counts[column.key] = "Int64"
+    return frame.astype(counts)
+
+
 def to_json(frame: pd.DataFrame) -> str:
     """Records with exact values: integers stay integers, NaN becomes null."""
     records = [
@@ -141,7 +153,7 @@ def emit(
 ) -> None:
     """Print `frame` in `fmt`: table, csv, json or markdown."""
     if fmt == "csv":
-        sys.stdout.write(frame.to_csv(index=False))
+        sys.stdout.write(whole_numbers(frame, columns).to_csv(index=False))
     elif fmt == "json":
         print(to_json(frame))
     elif fmt == "markdown":

@@ -1,13 +1,19 @@
 """Small CLI defects: flops headers, the flag an error names, empty study names, integer
-counts in results.csv, and the --device / --threads help of each command."""
+counts in results.csv, the --device / --threads help of each command, and options that would
+be ignored."""
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 
+import pandas as pd
 import pytest
+from rich.console import Console
 
+from scaler.cli.calibrate import caption_lines
+from scaler.render import Column, emit, integer, share
 from scaler.study import results as study_results
 from scaler.study.create import join_study
 from scaler.study.trials import records
@@ -140,3 +146,46 @@ def test_study_commands_explain_workers_and_threads_per_worker(cli, command):
         "with --workers N, cores / N each)." in text
     )
     assert "split between workers" not in text
+
+
+# 7. Options that would be ignored are refused or said; closed choices show in help.
+
+
+@pytest.mark.parametrize("given", [["--alpha", "1.3"], ["--beta", "1.1", "--gamma", "1.2"]])
+def test_scale_from_refuses_coefficients_it_would_ignore(cli, tmp_path, given):
+    result = cli("scale", "--from", tmp_path / "missing", *given)
+    flags = ", ".join(g for g in given if g.startswith("--"))
+    assert (result.code, result.err) == (2, f"error: --from takes alpha, beta and gamma from the search; drop {flags}\n")
+
+
+def test_scale_defaults_to_the_papers_coefficients(cli):
+    default = cli("scale", "--phi", "1", "--format", "csv")
+    spelled = cli("scale", "--phi", "1", "--alpha", "1.2", "--beta", "1.1", "--gamma", "1.15", "--format", "csv")
+    assert default.code == spelled.code == 0 and default.out == spelled.out
+
+
+def test_worker_on_a_missing_sqlite_file_creates_nothing(cli, tmp_path):
+    result = cli("worker", "--storage", f"sqlite:///{tmp_path}/missing.db", "--study", "s")
+    assert (result.code, result.err) == (2, f"error: --storage: sqlite:///{tmp_path}/missing.db: {tmp_path}/missing.db does not exist\n")
+    assert not any(tmp_path.iterdir())
+
+
+def test_calibration_caption_says_when_the_set_has_fewer_candidates_than_asked(tmp_path):
+    info = {"candidates": [0, 1, 2]}
+    lines = caption_lines(info, tmp_path, tmp_path / "c.png", asked=100)
+    assert lines[0] == f"{tmp_path}/results.csv · candidates 0, 1, 2 all 3 of the search's set (--candidates 100 asked for more) · plot {tmp_path}/c.png"
+    assert "asked for more" not in caption_lines(info, tmp_path, tmp_path / "c.png", asked=3)[0]
+
+
+def test_closed_choices_show_in_help(cli):
+    text = flat(cli("search", "--help").out)
+    for shown in ("--mode grid|surface", "--alpha-range START:STOP:STEP", "--optimizer sgd|rmsprop|adamw",
+                  "--pruner none|halving|hyperband"):
+        assert shown in text
+
+
+def test_csv_on_stdout_writes_counts_as_integers_beside_blanks(capsys):
+    frame = pd.DataFrame({"epochs": [5.0, math.nan], "top1": [0.5, math.nan], "phi": [0.5, 1.0]})
+    columns = [Column("epochs", "epochs", integer), Column("top1", "top-1", share), Column("phi", "phi", integer)]
+    emit(frame, columns, "csv", Console())
+    assert capsys.readouterr().out == "epochs,top1,phi\n5,0.5,0.5\n,,1.0\n"  # a fractional column is left as it is

@@ -104,7 +104,7 @@ def calibrate(
         emit(frame.drop(columns=["mark", "spearman_text", "kendall_text"]), SETTING_COLUMNS, format.value, console)
     else:
         emit(
-            frame, SETTING_COLUMNS, format.value, console, caption="\n".join(caption_lines(info, folder, plot)),
+            frame, SETTING_COLUMNS, format.value, console, caption="\n".join(caption_lines(info, folder, plot, candidates)),
             title=f"Calibration {handle.name}: {len(info['candidates'])} candidates x {info['repeats']} repeat(s), wall time {options.duration(outcome.seconds)}",
             highlight=lambda row: "bold green" if row["mark"] else None,
         )  # fmt: skip
@@ -133,9 +133,12 @@ def setting_frame(info: dict, commands: list[str]) -> pd.DataFrame:
     return frame.drop(columns=["overrides"])
 
 
-def caption_lines(info: dict, folder: Path, plot: Path) -> list[str]:
+def caption_lines(info: dict, folder: Path, plot: Path, asked: int) -> list[str]:
+    picked = ", ".join(str(c) for c in info["candidates"])
+    which = f"all {len(info['candidates'])} of the search's set (--candidates {asked} asked for more)" \
+        if asked > len(info["candidates"]) else "of the search's set"
     return [
-        f"{folder}/results.csv · candidates {', '.join(str(c) for c in info['candidates'])} of the search's set · plot {plot}",
+        f"{folder}/results.csv · candidates {picked} {which} · plot {plot}",
         "cost: MACs x epochs x training images over the candidates, relative to the proxy's; s: measured training seconds",
         f"Spearman and Kendall of each setting's mean top-1 with the reference's, 95% bootstrap intervals over candidates; "
         f"★ the cheapest setting with Spearman >= {THRESHOLD:g}; undefined: fewer than 3 candidates scored under both, "

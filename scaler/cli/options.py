@@ -25,10 +25,10 @@ DEFAULT_BASE = ProxyBase()
 DEFAULT_TRAIN = TrainConfig()
 SEARCH_DEFAULTS = SearchConfig()
 
-Mode = Annotated[str, typer.Option(help="grid: every coefficient on its range, keep |product - target| <= tolerance; surface: gamma solved exactly.")]
-AlphaRange = Annotated[str, typer.Option(help="alpha (depth) range start:stop:step, inclusive.")]
-BetaRange = Annotated[str, typer.Option(help="beta (width) range start:stop:step, inclusive.")]
-GammaRange = Annotated[str, typer.Option(help="gamma (resolution) range start:stop:step; in surface mode it bounds the solved gamma.")]
+Mode = Annotated[str, typer.Option(metavar="grid|surface", help="grid: every coefficient on its range, keep |product - target| <= tolerance; surface: gamma solved exactly.")]
+AlphaRange = Annotated[str, typer.Option(metavar="START:STOP:STEP", help="alpha (depth) range start:stop:step, inclusive.")]
+BetaRange = Annotated[str, typer.Option(metavar="START:STOP:STEP", help="beta (width) range start:stop:step, inclusive.")]
+GammaRange = Annotated[str, typer.Option(metavar="START:STOP:STEP", help="gamma (resolution) range start:stop:step; in surface mode it bounds the solved gamma.")]
 Target = Annotated[float, typer.Option(help="T in alpha*beta^2*gamma^2 ~= T.")]
 Tolerance = Annotated[float, typer.Option(help="Grid mode: keep |alpha*beta^2*gamma^2 - T| <= tolerance.")]
 FlopsTolerance = Annotated[Optional[float], typer.Option(help="Drop candidates whose measured MACs ratio strays from T^phi by more than this fraction.")]
@@ -46,7 +46,7 @@ Steps = Annotated[Optional[int], typer.Option(help="Total optimizer steps instea
 MaxSeconds = Annotated[Optional[float], typer.Option(help="Wall-clock cap per training.")]
 BatchSize = Annotated[int, typer.Option(help="Training batch size.")]
 Lr = Annotated[Optional[float], typer.Option(help="Peak learning rate (default: the optimizer's).")]
-OptimizerOption = Annotated[str, typer.Option("--optimizer", help="sgd (Nesterov), rmsprop (TensorFlow style) or adamw.")]
+OptimizerOption = Annotated[str, typer.Option("--optimizer", metavar="sgd|rmsprop|adamw", help="sgd (Nesterov), rmsprop (TensorFlow style) or adamw.")]
 WeightDecay = Annotated[float, typer.Option(help="Weight decay of conv and linear weights.")]
 LabelSmoothing = Annotated[float, typer.Option(help="Label smoothing.")]
 Seed = Annotated[int, typer.Option(help="Seed of data, initialisation and augmentation.")]

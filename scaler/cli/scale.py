@@ -10,6 +10,7 @@ import typer
 
 from scaler import reports
 from scaler.cli.app import Format, app, console
+from scaler.errors import UsageError
 from scaler.experiments.search import best_coefficients
 from scaler.render import Column, emit, fixed, giga, integer, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, parse_phi_list
@@ -38,9 +39,9 @@ FAMILY_COLUMNS = [
     "scaler scale --alpha 1.3 --beta 1.05 --gamma 1.2 --phi 0-4 --format csv · scaler scale --from searches/NAME --phi 1-7"
 )
 def scale(
-    alpha: Annotated[float, typer.Option(help="Depth coefficient (>= 1).")] = PAPER_ALPHA,
-    beta: Annotated[float, typer.Option(help="Width coefficient (>= 1).")] = PAPER_BETA,
-    gamma: Annotated[float, typer.Option(help="Resolution coefficient (>= 1).")] = PAPER_GAMMA,
+    alpha: Annotated[Optional[float], typer.Option(help=f"Depth coefficient (>= 1; default: the paper's {PAPER_ALPHA}).")] = None,
+    beta: Annotated[Optional[float], typer.Option(help=f"Width coefficient (>= 1; default: the paper's {PAPER_BETA}).")] = None,
+    gamma: Annotated[Optional[float], typer.Option(help=f"Resolution coefficient (>= 1; default: the paper's {PAPER_GAMMA}).")] = None,
     phi: Annotated[str, typer.Option(help="Compound coefficients: 0-7, 1,3,5 or 2.")] = "0-7",
     base_resolution: Annotated[int, typer.Option(help="Resolution at phi = 0.")] = 224,
     from_search: Annotated[Optional[Path], typer.Option("--from", help="Take alpha, beta, gamma from a search folder's best candidate.")] = None,
@@ -53,8 +54,14 @@ def scale(
     hand-rounded and are not exactly this family.
     """
     phis = parse_phi_list(phi)
+    given = [f"--{name}" for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)) if value is not None]
     if from_search is not None:
+        if given:
+            raise UsageError(f"--from takes alpha, beta and gamma from the search; drop {', '.join(given)}")
         alpha, beta, gamma = best_coefficients(from_search)
+    else:
+        alpha, beta, gamma = (PAPER_ALPHA if alpha is None else alpha, PAPER_BETA if beta is None else beta,
+                              PAPER_GAMMA if gamma is None else gamma)
     frame = reports.family_table(alpha, beta, gamma, phis, base_resolution=base_resolution)
     title = f"Compound family: alpha={alpha:g}, beta={beta:g}, gamma={gamma:g} (product {alpha * beta**2 * gamma**2:.4f})"
     caption = (

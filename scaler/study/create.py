@@ -176,7 +176,7 @@ def join_study(storage_url: str, name: str, folder: Path | None = None) -> Study
     """
     if not name:  # only the empty name: studies made before names were checked keep theirs
         validate_name(name, param="study")
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, create=False)
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     if name not in summaries:
         known = ", ".join(sorted(summaries)) or "none"

@@ -62,14 +62,19 @@ def _requeue_lost(study: optuna.Study, trial: FrozenTrial) -> None:
         study.enqueue_trial(params, user_attrs={**params, "requeued_from": trial.number})
 
 
-def open_storage(storage: str, *, exclusive: bool = False) -> optuna.storages.BaseStorage:
+def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) -> optuna.storages.BaseStorage:
     """An RDB storage for a URL (with heartbeats), a journal file for a path.
 
     `exclusive` (the caller holds the folder's lock, so no other process writes the journal):
-    first repair what a killed process may have left in the journal.
+    first repair what a killed process may have left in the journal. Without `create`, a
+    SQLite file that does not exist is a UsageError (opening it would create an empty one).
     """
     if is_url(storage):
         check_url(storage)
+        database = make_url(normalise_url(storage))
+        if not create and database.get_backend_name() == "sqlite" and database.database not in (None, "", ":memory:"):
+            if not Path(database.database).is_file():
+                raise UsageError(f"{mask_url(storage)}: {database.database} does not exist", param="storage")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
