@@ -1,6 +1,7 @@
 """Rendering frames for people (rich tables, markdown) and for programs (CSV, JSON).
 
-CSV and JSON carry the frame's exact values (integers stay integers); the table and markdown
+CSV and JSON carry the frame's exact values (integers stay integers; in CSV a whole-number
+column shown as an integer is written as one even beside blanks); the table and markdown
 formats apply each column's display format.
 """
 
@@ -89,10 +90,12 @@ def whole_numbers(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
     value is whole: a count beside blanks reads 3 in CSV, not 3.0."""
     counts = {}
     for column in columns:
-        if column.fmt is integer and column.key in frame.columns:
-            values = pd.to_numeric(frame[column.key], errors="coerce")
-            if values.notna().equals(frame[column.key].notna()) and (values.dropna() % 1 == 0).all():
-                counts[column.key] = "Int64"
+        values = frame[column.key] if column.key in frame.columns else None
+        if column.fmt is not integer or values is None or not pd.api.types.is_float_dtype(values):
+            continue
+        known = values.dropna()
+        if (known % 1 == 0).all() and (known.abs() < 2**63).all():
+            counts[column.key] = "Int64"
     return frame.astype(counts)
 
 

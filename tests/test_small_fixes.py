@@ -168,6 +168,9 @@ def test_worker_on_a_missing_sqlite_file_creates_nothing(cli, tmp_path):
     result = cli("worker", "--storage", f"sqlite:///{tmp_path}/missing.db", "--study", "s")
     assert (result.code, result.err) == (2, f"error: --storage: sqlite:///{tmp_path}/missing.db: {tmp_path}/missing.db does not exist\n")
     assert not any(tmp_path.iterdir())
+    # a SQLite URI filename is SQLite's to open: not read as a path, so not refused as missing
+    uri = cli("worker", "--storage", f"sqlite:///file:{tmp_path}/u.db?uri=true", "--study", "s")
+    assert uri.code == 2 and "study 's' not found" in uri.err
 
 
 def test_calibration_caption_says_when_the_set_has_fewer_candidates_than_asked(tmp_path):

@@ -206,14 +206,15 @@ def test_sigkill_at_many_points_resumes_to_a_complete_table(tmp_path):
         return dict(zip(done["candidate"], done["train_seconds"]))
 
     def check_results_intact() -> None:
-        finished.update(finished_now())
+        for candidate, seconds in finished_now().items():
+            assert finished.setdefault(candidate, seconds) == seconds  # never trained again
 
     kill_points = [
         ("while counting candidates", lambda: folder.exists()),
         ("after the study is created", lambda: journal_has("scaler_candidates")),
         ("during a results.csv write", lambda: marker.exists()),
+        ("mid-candidate", lambda: journal_has('"worker"')),  # the first trial to start: none has before
         ("after a candidate completed", lambda: bool(finished_now())),
-        ("mid-candidate", lambda: journal_has('"worker"')),
         ("during a later results.csv write", lambda: marker.exists()),
     ]
     tried = []

@@ -71,10 +71,8 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
     """
     if is_url(storage):
         check_url(storage)
-        database = make_url(normalise_url(storage))
-        if not create and database.get_backend_name() == "sqlite" and database.database not in (None, "", ":memory:"):
-            if not Path(database.database).is_file():
-                raise UsageError(f"{mask_url(storage)}: {database.database} does not exist", param="storage")
+        if not create:
+            _check_sqlite_file(storage)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -96,6 +94,19 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
         repair_journal(path)
         check_journal(path)
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
+def _check_sqlite_file(url: str) -> None:
+    """UsageError when `url` names a SQLite file that does not exist (SQLAlchemy would create
+    it empty). In-memory databases and URI filenames (`?uri=true`, `file:...`) are left to
+    SQLite."""
+    database = make_url(normalise_url(url))
+    name = database.database or ""
+    if database.get_backend_name() != "sqlite" or name in ("", ":memory:") or name.startswith("file:") \
+            or database.query.get("uri") in ("true", "1"):
+        return
+    if not Path(name).is_file():
+        raise UsageError(f"{mask_url(url)}: {Path(name).absolute()} does not exist", param="storage")
 
 
 def repair_journal(path: Path) -> None:
