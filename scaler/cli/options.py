@@ -13,19 +13,19 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from scaler.candidates import CandidateSpace, ProxyBase, parse_range
+from scaler.candidates import MODES, CandidateSpace, ProxyBase, parse_range
 from scaler.cli.app import Format, console
 from scaler.experiments.proxy import DataOptions
 from scaler.experiments.search import SearchConfig
 from scaler.runtime import Runtime, select_device
-from scaler.training import TrainConfig
+from scaler.training import OPTIMIZERS, TrainConfig
 
 DEFAULT_SPACE = CandidateSpace()
 DEFAULT_BASE = ProxyBase()
 DEFAULT_TRAIN = TrainConfig()
 SEARCH_DEFAULTS = SearchConfig()
 
-Mode = Annotated[str, typer.Option(metavar="grid|surface", help="grid: every coefficient on its range, keep |product - target| <= tolerance; surface: gamma solved exactly.")]
+Mode = Annotated[str, typer.Option(metavar="|".join(MODES), help="grid: every coefficient on its range, keep |product - target| <= tolerance; surface: gamma solved exactly.")]
 AlphaRange = Annotated[str, typer.Option(metavar="START:STOP:STEP", help="alpha (depth) range start:stop:step, inclusive.")]
 BetaRange = Annotated[str, typer.Option(metavar="START:STOP:STEP", help="beta (width) range start:stop:step, inclusive.")]
 GammaRange = Annotated[str, typer.Option(metavar="START:STOP:STEP", help="gamma (resolution) range start:stop:step; in surface mode it bounds the solved gamma.")]
@@ -46,7 +46,7 @@ Steps = Annotated[Optional[int], typer.Option(help="Total optimizer steps instea
 MaxSeconds = Annotated[Optional[float], typer.Option(help="Wall-clock cap per training.")]
 BatchSize = Annotated[int, typer.Option(help="Training batch size.")]
 Lr = Annotated[Optional[float], typer.Option(help="Peak learning rate (default: the optimizer's).")]
-OptimizerOption = Annotated[str, typer.Option("--optimizer", metavar="sgd|rmsprop|adamw", help="sgd (Nesterov), rmsprop (TensorFlow style) or adamw.")]
+OptimizerOption = Annotated[str, typer.Option("--optimizer", metavar="|".join(OPTIMIZERS), help="sgd (Nesterov), rmsprop (TensorFlow style) or adamw.")]
 WeightDecay = Annotated[float, typer.Option(help="Weight decay of conv and linear weights.")]
 LabelSmoothing = Annotated[float, typer.Option(help="Label smoothing.")]
 Seed = Annotated[int, typer.Option(help="Seed of data, initialisation and augmentation.")]

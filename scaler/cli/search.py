@@ -13,7 +13,7 @@ from scaler.cli.app import Format, app
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, Threads
 from scaler.cli.results import legend, reliability_lines, show_results
 from scaler.cli.study import check_finished, run_command_study
-from scaler.experiments.search import SUMMARY_NAME, CompoundSearch, SearchConfig
+from scaler.experiments.search import PRUNERS, SUMMARY_NAME, CompoundSearch, SearchConfig
 
 
 @app.command(
@@ -23,7 +23,7 @@ from scaler.experiments.search import SUMMARY_NAME, CompoundSearch, SearchConfig
 )
 @options.with_options(SPACE_OPTIONS, BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS)
 def search(
-    pruner: Annotated[str, typer.Option(metavar="none|halving|hyperband", help="none, halving (successive halving) or hyperband, on val top-1 per epoch.")] = "none",
+    pruner: Annotated[str, typer.Option(metavar="|".join(PRUNERS), help="none, halving (successive halving) or hyperband, on val top-1 per epoch.")] = "none",
     name: Annotated[Optional[str], typer.Option(help="Search name (default: derived from the configuration).")] = None,
     root: Annotated[Path, typer.Option("--root", help="Folder that holds the search folders.")] = Path("searches"),
     storage: Annotated[Optional[str], typer.Option(help="Database URL for the study, e.g. postgresql://user@host/db (password in ~/.pgpass, or --storage \"$SCALER_STORAGE\"; default: a journal file in the search folder).")] = None,
