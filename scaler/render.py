@@ -86,8 +86,9 @@ def _json_value(value: object) -> object:
 
 
 def whole_numbers(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
-    """`frame` with each column shown as an integer held as nullable integers, where every
-    value is whole: a count beside blanks reads 3 in CSV, not 3.0."""
+    """`frame` with each float column that `columns` formats as an integer, and whose values
+    are all whole or missing, held as nullable integers: a count beside blanks reads 3 in
+    CSV, not 3.0."""
     counts = {}
     for column in columns:
         values = frame[column.key] if column.key in frame.columns else None
