@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -85,18 +85,18 @@ def _json_value(value: object) -> object:
     return value
 
 
-def whole_numbers(frame: pd.DataFrame, columns: list[Column]) -> pd.DataFrame:
-    """`frame` with each float column that `columns` formats as an integer, and whose values
-    are all whole or missing, held as nullable integers: a count beside blanks reads 3 in
-    CSV, not 3.0."""
+def whole_numbers(frame: pd.DataFrame, keys: Iterable[str]) -> pd.DataFrame:
+    """`frame` with each float column of `keys` whose values are all whole (or missing) held
+    as nullable integers: a count beside blanks reads 3 in CSV, not 3.0 (pandas writes a
+    column with any NaN as floats)."""
     counts = {}
-    for column in columns:
-        values = frame[column.key] if column.key in frame.columns else None
-        if column.fmt is not integer or values is None or not pd.api.types.is_float_dtype(values):
+    for key in keys:
+        values = frame[key] if key in frame.columns else None
+        if values is None or not pd.api.types.is_float_dtype(values):
             continue
         known = values.dropna()
         if (known % 1 == 0).all() and (known.abs() < 2**63).all():
-            counts[column.key] = "Int64"
+            counts[key] = "Int64"
     return frame.astype(counts)
 
 
@@ -157,7 +157,7 @@ def emit(
 ) -> None:
     """Print `frame` in `fmt`: table, csv, json or markdown."""
     if fmt == "csv":
-        sys.stdout.write(whole_numbers(frame, columns).to_csv(index=False))
+        sys.stdout.write(whole_numbers(frame, [c.key for c in columns if c.fmt is integer]).to_csv(index=False))
     elif fmt == "json":
         print(to_json(frame))
     elif fmt == "markdown":

@@ -12,6 +12,7 @@ import pandas as pd
 
 from scaler.errors import UsageError
 from scaler.files import atomic_write_text, environment_summary, json_ready
+from scaler.render import whole_numbers
 from scaler.study.experiment import Record, fingerprint, kind_name
 from scaler.study.handle import StudyHandle
 from scaler.study.storage import storage_label
@@ -42,8 +43,7 @@ def summary(handle: StudyHandle, frame: pd.DataFrame, found: list[Record]) -> di
 
 def csv_text(frame: pd.DataFrame) -> str:
     """results.csv's text of a study's table: the count columns as integers (blank when unknown)."""
-    counts = {c: "Int64" for c in INTEGER_COLUMNS if c in frame.columns}
-    return frame.astype(counts).to_csv(index=False)
+    return whole_numbers(frame, INTEGER_COLUMNS).to_csv(index=False)
 
 
 def write_outputs(handle: StudyHandle) -> pd.DataFrame:
