@@ -90,8 +90,9 @@ def first_use(device: str, quick: bool) -> None:
         overheads.append(one - two)
         print(f"   #{candidate.index} r={candidate.resolution} w={candidate.width_mult:.3g} "
               f"d={candidate.depth_mult:.3g}: epoch 1 {one:.2f} s, epoch 2 {two:.2f} s, "
-              f"first use {one - two:.2f} s", flush=True)
-    print(f"   first use: max {max(overheads):.2f} s, mean {sum(overheads) / len(overheads):.2f} s")
+              f"first use {one - two:+.2f} s", flush=True)
+    print(f"   first use: max {max(overheads):+.2f} s, mean {sum(overheads) / len(overheads):+.2f} s "
+          "(epoch 1 - epoch 2; below 0: none measurable, epoch 2 ran slower by chance)")
 
 
 def step_against_timm(device: str, timm_path: str | None, quick: bool, policy: str) -> float:
@@ -187,7 +188,7 @@ def first_use_by_policy(device: str, quick: bool) -> None:
                 result = train(base.build(), data, resolution, config, runtime)
             one, two = (e.seconds for e in result.epochs)
             cost = max(cost, one + 4 * two)
-            cells.append(f"r={resolution} first use {one - two:.2f} s, warm epoch {two:.2f} s")
+            cells.append(f"r={resolution} first use {one - two:+.2f} s, warm epoch {two:.2f} s")
         costs[policy] = cost
         print(f"   {policy:>16}: {'; '.join(cells)}", flush=True)
     print(f"   least first use + 5 warm epochs (the worse of its networks): {min(costs, key=costs.get)}", flush=True)

@@ -114,11 +114,11 @@ def split_half_reliability(scores: Sequence[Sequence[float]], seed: int = 0) -> 
     halves of the repeats, over random splits; None with fewer than 3 candidates of 2 or more
     repeats, or when most splits leave a half that scores every candidate alike (undefined).
     `scores[c]` holds candidate c's per-repeat top-1."""
-    from scipy import stats
-
     usable = [np.asarray(s, dtype=float) for s in scores if len(s) >= 2]
     if len(usable) < 3:
         return None
+    from scipy import stats
+
     rng = np.random.default_rng(seed)
     correlations = []
     for _ in range(SPLITS):

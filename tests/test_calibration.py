@@ -182,8 +182,13 @@ def test_estimate_times_each_distinct_network_once_and_trains_each_setting_from_
     assert total == pytest.approx(expected + 0.5 * 5) and how.startswith("timed 5 networks")
     # run in this process, the networks the estimate timed are warm: no first use left
     assert planned.estimate_seconds(None, Runtime(device="cpu"), planned.items())[0] == pytest.approx(expected)
-    # a timing that costs more than a tenth of the work stops after the minimum of two networks
+    # a timing that costs more than a tenth of the work stops after the minimum of one network
+    # (the cheapest), and the others take its rate scaled by their MACs
     cost[0] = expected
+    scaled, how = planned.estimate_seconds(None, Runtime(device="cpu"), planned.items())
+    assert how.startswith("timed 1 of 5 networks") and scaled != pytest.approx(expected)
+    # one that costs a fifteenth of it times a second network, and stops there
+    cost[0] = expected / 15
     assert planned.estimate_seconds(None, Runtime(device="cpu"), planned.items())[1].startswith("timed 2 of 5 networks")
 
 
@@ -217,6 +222,9 @@ def test_bad_calibration_options_are_refused_before_anything_is_created(cli, tmp
     for flag, value in (("--repeats", "0"), ("--reference-epochs", "0"), ("--reference-factor", "0")):
         result = cli("calibrate", flag, value, "--root", tmp_path)
         assert result.code == 2 and result.err.startswith(f"error: {flag}: ") and result.err.count("\n") == 1
+    both = cli("calibrate", "--reference-factor", "2", "--reference-epochs", "30", "--root", tmp_path)  # one would be ignored
+    assert both.code == 2 and both.err == (
+        "error: --reference-factor 2 and --reference-epochs 30 both set the reference's epochs; give one\n")
     epochs = SearchConfig().train.epochs
     for flag, value in (("--reference-factor", "1"), ("--reference-epochs", str(epochs))):  # as long as the proxy
         result = cli("calibrate", flag, value, "--root", tmp_path)

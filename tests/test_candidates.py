@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+from PIL import Image
 
 from scaler import network_spec
 from scaler.candidates import CandidateSpace, ProxyBase, Range, build_candidates, parse_range
@@ -115,3 +116,17 @@ def test_candidates_command(cli):
     assert bad.code == 2 and "tolerance" in bad.err
     empty = cli("candidates", "--alpha-range", "1:1:0.1", "--beta-range", "1:1:0.1", "--gamma-range", "1:1.1:0.1")
     assert empty.code == 2 and "no candidate" in empty.err
+
+
+def test_candidates_classify_as_many_classes_as_the_data_has(cli, tmp_path):
+    """As a search does: a folder of 3 classes gives each candidate a 3-way classifier."""
+    for name in "abc":
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(2):  # one held out for validation, as a search splits it
+            Image.new("RGB", (8, 8)).save(tmp_path / "images" / name / f"{i}.png")
+    args = ["candidates", "--base-resolution", "32", "--base-width", "0.25", "--format", "json"]
+    ten, three = (json.loads(cli(*args, *extra).out) for extra in ([], ["--data", tmp_path / "images"]))
+    assert ten[0]["params"] - three[0]["params"] == 7 * (three[0]["params"] - json.loads(cli(*args, "--classes", "2").out)[0]["params"])
+    assert json.loads(cli(*args, "--data", tmp_path / "images", "--classes", "10").out) == ten  # --classes overrides
+    missing = cli(*args, "--data", tmp_path / "nowhere")
+    assert missing.code == 2 and missing.err.startswith("error: --data: ") and missing.err.count("\n") == 1

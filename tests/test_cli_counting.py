@@ -43,13 +43,16 @@ def test_flops_custom_csv_and_by_stage(cli):
     assert int(rows[0]["params"]) == 12_233_232
     assert rows[0]["paper_macs"] == ""  # custom models have no published figure
 
+    # machine formats stay one document: the stage rows replace the totals, and sum to them
+    models = json.loads(cli("flops", "b0", "--format", "json").out)
     result = cli("flops", "b0", "--by-stage", "--format", "json")
     assert result.code == 0
-    decoder = json.JSONDecoder()
-    models, end = decoder.raw_decode(result.out)
-    stages, _ = decoder.raw_decode(result.out[end:].lstrip())
+    stages = json.loads(result.out)
     assert [s["part"] for s in stages][:2] == ["stem", "stage1"]
-    assert sum(s["params"] for s in stages) == models[0]["params"]
+    assert sum(s["params"] for s in stages) == models[0]["params"] == 5_288_548
+    assert sum(s["macs"] for s in stages) == models[0]["macs"]
+    rows = list(csv.DictReader(io.StringIO(cli("flops", "b0", "--by-stage", "--format", "csv").out)))
+    assert [r["part"] for r in rows] == [s["part"] for s in stages]
 
 
 def test_flops_overrides_and_markdown(cli):

@@ -43,6 +43,8 @@ def test_train_bad_data_and_divergence(cli, tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "one" / "cat" / "a.png")
     one = cli("train", "b0", *TINY, "--data", tmp_path / "one")
     assert one.code == 2 and len(one.err.strip().splitlines()) == 1
+    both = cli("train", "b0", *TINY, "--epochs", "2", "--steps", "3")  # --steps would silently win
+    assert both.code == 2 and both.err == "error: --epochs 2 and --steps 3 both set how long to train; give one\n"
     diverged = cli("train", "b0", *TINY, "--epochs", "1", "--optimizer", "sgd", "--lr", "1e6", "--format", "json")
     assert diverged.code == 1
     assert json.loads(diverged.out)["status"] == "diverged"

@@ -190,6 +190,7 @@ def test_bad_search_input(cli, tmp_path):
         (["--pruner", "random"], "pruner"),
         (["--workers", "0"], "workers"),
         (["--epochs", "0"], "epochs"),
+        (["--epochs", "5", "--steps", "10"], "--epochs 5 and --steps 10 both set how long to train; give one"),
         (["--base", "b12"], "unknown variant"),
     ]:
         result = cli(*search_args(tmp_path), *args)
@@ -198,7 +199,9 @@ def test_bad_search_input(cli, tmp_path):
 
 
 def test_budget_in_steps_and_time_cap(cli, tmp_path):
-    assert cli(*search_args(tmp_path, "--steps", "5", name="steps")).code == 0
+    args = search_args(tmp_path, "--steps", "5", name="steps")
+    del args[args.index("--epochs") : args.index("--epochs") + 2]  # --steps replaces MICRO's --epochs (both: refused)
+    assert cli(*args).code == 0
     frame = pd.read_csv(tmp_path / "steps" / "results.csv")
     assert set(frame["state"]) == {"complete"} and set(frame["epochs"]) == {1}  # 5 steps < 6 per epoch
 

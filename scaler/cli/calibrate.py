@@ -16,7 +16,7 @@ import typer
 from scaler.cli import options
 from scaler.cli import search as search_command
 from scaler.cli.app import Format, app, console
-from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, EPOCH_TRAIN_OPTIONS, CacheDir, Device, FormatOption, Threads
+from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, EPOCH_TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
 from scaler.cli.search import build_search_config
 from scaler.cli.study import check_finished, run_command_study
 from scaler.errors import RunError
@@ -55,10 +55,10 @@ SETTING_COLUMNS = [
 def calibrate(
     ctx: typer.Context,
     candidates: Annotated[int, typer.Option("--candidates", help="How many candidates to train, spread over the search's set: the largest alpha, beta and gamma, then the points farthest from those picked (at least 3).")] = DEFAULT_K,
-    reference_factor: Annotated[float, typer.Option(help="The reference trains this many times the proxy's --epochs, on the same data.")] = DEFAULT_FACTOR,
+    reference_factor: Annotated[Optional[float], typer.Option(help=f"The reference trains this many times the proxy's --epochs, on the same data (default {DEFAULT_FACTOR:g}).")] = None,
     reference_epochs: Annotated[Optional[int], typer.Option(help="The reference's epochs (instead of --reference-factor).")] = None,
     reference_train_images: Annotated[Optional[int], typer.Option(help="The reference's training images (default: the proxy's); the proxy and the tries train on the first of them.")] = None,
-    tries: Annotated[Optional[list[str]], typer.Option("--try", help="A cheaper setting to compare, key=value[,key=value] with keys epochs, train-images, base-resolution, base-width (repeatable).")] = None,
+    tries: Annotated[Optional[list[str]], typer.Option("--try", metavar="KEY=VALUE[,KEY=VALUE]", help="A cheaper setting to compare, key=value[,key=value] with keys epochs, train-images, base-resolution, base-width (repeatable).")] = None,
     repeats: Annotated[int, typer.Option(help="Trainings per candidate and setting with independent seeds (the search's seeds); raising it on an existing calibration trains only the missing repeats.")] = 2,
     name: Annotated[Optional[str], typer.Option(help="Calibration name (default: derived from the configuration).")] = None,
     root: Annotated[Path, typer.Option("--root", help="Folder that holds the study folders.")] = Path("searches"),
@@ -68,7 +68,7 @@ def calibrate(
     plot: Annotated[Optional[Path], typer.Option(help="Picture of each setting's top-1 against the reference's (default: <folder>/calibration.png).")] = None,
     device: Device = "auto",
     threads: Threads = None,
-    cache_dir: CacheDir = None,
+    cache_dir: StudyCacheDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars.")] = False,
     format: FormatOption = Format.table,
     **proxy: Any,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import pandas as pd
 import typer
@@ -10,7 +10,8 @@ import typer
 from scaler.candidates import ProxyBase, build_candidates
 from scaler.cli import options
 from scaler.cli.app import Format, app, console
-from scaler.cli.options import DEFAULT_BASE, SPACE_OPTIONS, Base, BaseResolution, BaseWidth, FormatOption
+from scaler.cli.options import DEFAULT_BASE, SEARCH_DEFAULTS, SPACE_OPTIONS, Base, BaseResolution, BaseWidth, Data, FormatOption
+from scaler.experiments.proxy import DataOptions
 from scaler.render import Column, emit, fixed, integer
 
 
@@ -32,21 +33,22 @@ CANDIDATE_COLUMNS = [
 
 @app.command(
     epilog="Examples:  scaler candidates · scaler candidates --mode surface --alpha-range 1:1.6:0.1 --beta-range 1:1.3:0.05 · "
-    "scaler candidates --format csv > candidates.csv"
+    "scaler candidates --data ./my-images --base-resolution 96 · scaler candidates --format csv > candidates.csv"
 )
 @options.with_options(SPACE_OPTIONS)
 def candidates(
     base: Base = DEFAULT_BASE.variant,
     base_resolution: BaseResolution = DEFAULT_BASE.resolution,
     base_width: BaseWidth = DEFAULT_BASE.width,
-    classes: Annotated[int, typer.Option(help="Classes of the proxy's classifier.")] = DEFAULT_BASE.num_classes,
+    data: Data = SEARCH_DEFAULTS.data.source,
+    classes: Annotated[Optional[int], typer.Option(help="Classes of the proxy's classifier (default: as many as --data has, as a search does).")] = None,
     format: FormatOption = Format.table,
     **flags: Any,
 ) -> None:
     """List the candidates a search would train, with params and MACs, without training."""
     flops_tolerance = flags.pop("flops_tolerance")
     space = options.space(**flags)
-    proxy = ProxyBase(base, base_resolution, base_width, classes)
+    proxy = ProxyBase(base, base_resolution, base_width, DataOptions(data).classes() if classes is None else classes)
     with console.status("counting candidates with fvcore..."):
         found = build_candidates(space, proxy, flops_tolerance)
     frame = pd.DataFrame([c.to_dict() for c in found])

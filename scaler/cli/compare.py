@@ -13,7 +13,7 @@ import typer
 
 from scaler.cli import options
 from scaler.cli.app import Format, app, console
-from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, Threads
+from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
 from scaler.cli.study import check_finished, run_command_study
 from scaler.errors import Interrupted, RunError, UsageError
 from scaler.experiments.comparison import (
@@ -92,7 +92,7 @@ def compare(
     plot: Annotated[Optional[Path], typer.Option(help="Where to draw top-1 against MACs per strategy (default: <folder>/compare.png).")] = None,
     device: Device = "auto",
     threads: Threads = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Decoded-image cache (default: <root>/.cache).")] = None,
+    cache_dir: StudyCacheDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars.")] = False,
     format: FormatOption = Format.table,
     **proxy: Any,

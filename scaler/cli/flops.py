@@ -8,6 +8,7 @@ import typer
 
 from scaler import reports
 from scaler.cli.app import Format, app, console
+from scaler.cli.options import FormatOption
 from scaler.render import Column, emit, giga, integer, percent, published, share
 
 
@@ -46,8 +47,8 @@ def flops(
     depth: Annotated[Optional[float], typer.Option(help="Depth multiplier (overrides a preset's).")] = None,
     resolution: Annotated[Optional[int], typer.Option(help="Input side in pixels (overrides a preset's).")] = None,
     classes: Annotated[int, typer.Option(help="Number of classes of the classifier.")] = 1000,
-    by_stage: Annotated[bool, typer.Option("--by-stage", help="Also break params and MACs down by stem, stage and head.")] = False,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    by_stage: Annotated[bool, typer.Option("--by-stage", help="Also break params and MACs down by stem, stage and head (with --format csv or json: those rows instead of the totals, so the output stays one document; each model's rows sum to its totals).")] = False,
+    format: FormatOption = Format.table,
 ) -> None:
     """Count params and MACs of a network with fvcore, beside the figures its paper printed.
 
@@ -70,7 +71,9 @@ def flops(
         caption += "\nfvcore counts 0 for: " + ", ".join(
             f"{op.removeprefix('aten::')} x{n}" for op, n in sorted(missing.items())
         )
-    emit(frame, FLOPS_COLUMNS, format.value, console, title="Params and MACs", caption=caption)
+    machine = format in (Format.csv, Format.json)
+    if not (by_stage and machine):
+        emit(frame, FLOPS_COLUMNS, format.value, console, title="Params and MACs", caption=caption)
     if by_stage:
         if format is Format.table:
             console.print()

@@ -15,6 +15,7 @@ import typer
 
 from scaler.candidates import MODES, CandidateSpace, ProxyBase, parse_range
 from scaler.cli.app import Format, console
+from scaler.errors import UsageError
 from scaler.experiments.proxy import DataOptions
 from scaler.experiments.search import SearchConfig
 from scaler.runtime import Runtime, select_device
@@ -41,8 +42,8 @@ Data = Annotated[str, typer.Option(help="'synthetic' (built in), a folder in Ima
 TrainImages = Annotated[Optional[int], typer.Option(help="Training images (synthetic: how many; others: a cap).")]
 ValImages = Annotated[Optional[int], typer.Option(help="Validation images (synthetic: how many; others: a cap).")]
 ValFraction = Annotated[float, typer.Option(help="Validation share when a folder has no train/ and val/.")]
-Epochs = Annotated[int, typer.Option(help="Training epochs per candidate.")]
-Steps = Annotated[Optional[int], typer.Option(help="Total optimizer steps instead of epochs.")]
+Epochs = Annotated[Optional[int], typer.Option(help=f"Training epochs of each network (default: {DEFAULT_TRAIN.epochs}).")]
+Steps = Annotated[Optional[int], typer.Option(help="Total optimizer steps of each network, instead of --epochs (not both).")]
 MaxSeconds = Annotated[Optional[float], typer.Option(help="Wall-clock cap per training.")]
 BatchSize = Annotated[int, typer.Option(help="Training batch size.")]
 Lr = Annotated[Optional[float], typer.Option(help="Peak learning rate (default: the optimizer's).")]
@@ -55,8 +56,9 @@ Threads = Annotated[Optional[int], typer.Option(help="CPU threads of each worker
 # The same two options for the commands that train in their own process alone (train, worker): no --workers there.
 ProcessDevice = Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps.")]
 ProcessThreads = Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores).")]
-CacheDir = Annotated[Optional[Path], typer.Option(help="Where decoded image tensors are cached.")]
-FormatOption = Annotated[Format, typer.Option("--format", "-f", show_choices=False, help="Output format: table, csv, json or markdown.")]
+CacheDir = Annotated[Optional[Path], typer.Option(help="Where decoded image tensors are cached (default: none; decoded every run).")]
+StudyCacheDir = Annotated[Optional[Path], typer.Option(help="Decoded-image cache (default: <root>/.cache).")]
+FormatOption = Annotated[Format, typer.Option("--format", "-f", metavar="|".join(f.value for f in Format), help="Output format.")]
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -90,7 +92,7 @@ DATA_OPTIONS = (
     _keyword("val_fraction", ValFraction, SEARCH_DEFAULTS.data.val_fraction),
 )
 TRAIN_OPTIONS = (
-    _keyword("epochs", Epochs, DEFAULT_TRAIN.epochs),
+    _keyword("epochs", Epochs, None),
     _keyword("steps", Steps, None),
     _keyword("max_seconds", MaxSeconds, None),
     _keyword("batch_size", BatchSize, DEFAULT_TRAIN.batch_size),
@@ -138,10 +140,13 @@ def proxy_parts(
     return proxy, data_options, train_config(**training)
 
 
-def train_config(*, epochs: int, steps: Optional[int], max_seconds: Optional[float], batch_size: int, lr: Optional[float], optimizer: str, weight_decay: float, label_smoothing: float, seed: int) -> TrainConfig:
-    """The training flags as a validated TrainConfig."""
+def train_config(*, epochs: Optional[int], steps: Optional[int], max_seconds: Optional[float], batch_size: int, lr: Optional[float], optimizer: str, weight_decay: float, label_smoothing: float, seed: int) -> TrainConfig:
+    """The training flags as a validated TrainConfig (--epochs left out: the default's);
+    --epochs and --steps together are refused, since --steps would silently win."""
+    if steps is not None and epochs is not None:
+        raise UsageError(f"--epochs {epochs} and --steps {steps} both set how long to train; give one")
     config = TrainConfig(
-        epochs=epochs, steps=steps, max_seconds=max_seconds, batch_size=batch_size, lr=lr,
+        epochs=DEFAULT_TRAIN.epochs if epochs is None else epochs, steps=steps, max_seconds=max_seconds, batch_size=batch_size, lr=lr,
         optimizer=optimizer, weight_decay=weight_decay, label_smoothing=label_smoothing, seed=seed,
     )  # fmt: skip
     config.validate()

@@ -42,7 +42,7 @@ COMPARE_COLUMNS = [
     "scaler report searches/NAME --plot search.png · scaler report searches/SEED0 searches/SEED1"
 )
 def report(
-    folders: Annotated[list[Path], typer.Argument(help="A search folder (holds results.csv and search.json); give two to compare them.")],
+    folders: Annotated[list[Path], typer.Argument(metavar="FOLDER", help="A search folder (holds results.csv and search.json); give two to compare them.")],
     pareto: Annotated[bool, typer.Option("--pareto", help="Keep only rows no other beats on both top-1 and MACs.")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="Write a picture: top-1 (with 95% intervals) against MACs with the Pareto front, and a heat map of mean top-1 over (alpha, beta).")] = None,
     format: FormatOption = Format.table,

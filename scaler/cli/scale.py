@@ -10,6 +10,7 @@ import typer
 
 from scaler import reports
 from scaler.cli.app import Format, app, console
+from scaler.cli.options import FormatOption
 from scaler.errors import UsageError
 from scaler.experiments.search import best_coefficients
 from scaler.render import Column, emit, fixed, giga, integer, text
@@ -45,7 +46,7 @@ def scale(
     phi: Annotated[str, typer.Option(help="Compound coefficients: 0-7, 1,3,5 or 2.")] = "0-7",
     base_resolution: Annotated[int, typer.Option(help="Resolution at phi = 0.")] = 224,
     from_search: Annotated[Optional[Path], typer.Option("--from", help="Take alpha, beta, gamma from a search folder's best candidate.")] = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    format: FormatOption = Format.table,
 ) -> None:
     """The compound family of B0: d = alpha^phi, w = beta^phi, r = gamma^phi, beside B<phi>.
 

@@ -10,7 +10,7 @@ import typer
 
 from scaler.cli import options
 from scaler.cli.app import Format, app
-from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, Threads
+from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
 from scaler.cli.results import legend, reliability_lines, show_results
 from scaler.cli.study import check_finished, run_command_study
 from scaler.experiments.search import PRUNERS, SUMMARY_NAME, CompoundSearch, SearchConfig
@@ -32,7 +32,7 @@ def search(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train failed candidates again.")] = False,
     device: Device = "auto",
     threads: Threads = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Decoded-image cache (default: <root>/.cache).")] = None,
+    cache_dir: StudyCacheDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars.")] = False,
     format: FormatOption = Format.table,
     **proxy: Any,

@@ -22,7 +22,7 @@ from scaler.study.storage import is_url
     "scaler worker --storage $URL --study NAME --folder searches/NAME"
 )
 def worker(
-    storage: Annotated[str, typer.Option(envvar="SCALER_STORAGE", show_envvar=True, help="The study's database URL (as given to `scaler search --storage`).")],
+    storage: Annotated[str, typer.Option(envvar="SCALER_STORAGE", show_envvar=True, help="The study's database URL (as given to the --storage of `scaler search`, `compare` or `calibrate`).")],
     study: Annotated[str, typer.Option(help="Name of the study (search, comparison or calibration).")],
     device: ProcessDevice = "auto",
     threads: ProcessThreads = None,
@@ -30,7 +30,8 @@ def worker(
     folder: Annotated[Optional[Path], typer.Option(help="Also refresh results.csv / search.json in this folder.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars.")] = False,
 ) -> None:
-    """Join an existing search from any machine and train candidates until none are left.
+    """Join an existing study (a search, comparison or calibration) from any machine and
+    train its work until none is left.
 
     The configuration comes from the storage, so no other flags are needed.
     """

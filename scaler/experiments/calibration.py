@@ -118,9 +118,15 @@ def parse_try(text: str) -> Setting:
     return setting
 
 
-def reference_setting(search: SearchConfig, factor: float = DEFAULT_FACTOR, epochs: int | None = None, train_images: int | None = None) -> Setting:
-    """The reference: `epochs` (default the proxy's times `factor`) on `train_images` (default
-    the proxy's data)."""
+def reference_setting(search: SearchConfig, factor: float | None = None, epochs: int | None = None, train_images: int | None = None) -> Setting:
+    """The reference: `epochs`, or the proxy's epochs times `factor` (default DEFAULT_FACTOR),
+    on `train_images` (default the proxy's data). Giving both `factor` and `epochs` is refused:
+    one of them would be ignored."""
+    if factor is not None and epochs is not None:
+        raise UsageError(
+            f"--reference-factor {factor:g} and --reference-epochs {epochs} both set the reference's epochs; give one"
+        )
+    factor = DEFAULT_FACTOR if factor is None else factor
     if not math.isfinite(factor) or factor <= 0:
         raise UsageError(f"reference factor = {factor:g} is not allowed; it must be > 0", param="reference_factor")
     for name, value in (("reference_epochs", epochs), ("reference_train_images", train_images)):

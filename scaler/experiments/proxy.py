@@ -224,8 +224,9 @@ def time_networks(
     MACs read 24% short for a comparison of such networks), so networks are measured one by
     one, spread over the MACs range: the cheapest, the costliest, then each time the one
     farthest in log MACs from those measured. Measuring stops after `limit` networks, or once
-    the measurements have cost more than `share` of the work they estimate (at least two are
-    measured). A first use that the work would pay anyway does not count as a cost: with
+    the measurements have cost more than `share` of the work they estimate (at least one is
+    measured: for a few seconds of work, timing a second network could cost more than the
+    work itself). A first use that the work would pay anyway does not count as a cost: with
     `in_process`, the measured networks' shapes stay warm for the training. On a GPU whose
     first use takes seconds per network, worker processes (which pay it again) thus get few
     networks timed, and a search in this process all of them. Every network not measured
@@ -244,8 +245,8 @@ def time_networks(
 
     spent = 0.0
     left = list(keys)
-    while left and len(measured) < max(2, limit):
-        if len(measured) >= 2 and spent > share * sum(work(k, timing_of(k)) for k in keys):
+    while left and len(measured) < max(1, limit):
+        if measured and spent > share * sum(work(k, timing_of(k)) for k in keys):
             break
         if len(measured) < 2:
             key = left[0] if not measured else left[-1]  # the cheapest, then the costliest
