@@ -32,8 +32,10 @@ from scaler.experiments.proxy import Timing
 from scaler.experiments.repeats import ATTR_REPEATS
 from scaler.experiments.search import SearchConfig
 from scaler.runtime import Runtime
-from scaler.study.experiment import WorkItem, experiment_class
-from scaler.statistics import bootstrap_agreement
+from scaler.cli.calibrate import recommendation_line, setting_frame
+from scaler.states import State
+from scaler.study.experiment import Record, WorkItem, experiment_class
+from scaler.statistics import bootstrap_agreement, split_half_reliability
 
 from test_factories import TINY_NET
 
@@ -268,6 +270,7 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):
     assert (reference["epochs"], reference["train_images"], reference["cost"]) == (2, 64, 2.0)
     assert (proxy["epochs"], proxy["cost"], cheap["train_images"], cheap["cost"]) == (1, 1.0, 32, 0.5)
     assert reference["spearman"] is None and cheap["overrides"] == {"train-images": 32}
+    assert all(s["reliability"] is None for s in info["settings"])  # one repeat: nothing to split
     for setting in (proxy, cheap):
         assert {"spearman", "spearman_low", "spearman_high", "kendall", "kendall_low", "kendall_high", "train_seconds", "recommended"} <= set(setting)
     assert info["recommended"] in (None, "proxy", "train-images=32")
@@ -321,3 +324,35 @@ def test_a_worker_joins_a_calibration_kept_in_postgres(postgres_url, tmp_path):
     assert complete == {(s, c, r): 1 for s in range(3) for c in range(3) for r in range(2)}
     frame = pd.read_csv(tmp_path / name / "results.csv")
     assert len(frame) == 9 and set(frame["state"]) == {"complete"} and set(frame["repeats"]) == {2}
+
+
+def test_each_setting_reports_how_well_its_own_repeats_agree():
+    """A setting's split-half reliability over its repeats; a reference that disagrees with
+    itself is named beside the recommendation, since a Spearman with it says little."""
+    search = SearchConfig()
+    config = CalibrationConfig(search, reference_setting(search))
+    points = POINTS[:5]
+    networks = [[{"resolution": 64, "params": 1, "macs": 1} for _ in points] for _ in config.settings()]
+    planned = Calibration(config, points, networks, repeats=2)
+    steady, reversed_ = ([0.5, 0.6, 0.7, 0.8, 0.9], [0.51, 0.61, 0.71, 0.81, 0.91]), ([0.5, 0.6, 0.7, 0.8, 0.9], [0.9, 0.8, 0.7, 0.6, 0.5])
+
+    def summary(reference, proxy):  # per setting, per repeat: each candidate's top-1
+        records = [
+            Record(WorkItem.of(setting=s, candidate=c.index, repeat=r), State.COMPLETE, attrs={"top1": top1[r][i]})
+            for s, top1 in enumerate((reference, proxy)) for r in range(2) for i, c in enumerate(points)
+        ]  # fmt: skip
+        return planned.summary(planned.table(records), records)
+
+    info = summary(steady, reversed_)
+    reference, proxy = info["settings"]
+    assert (reference["reliability"], reference["reliability_low"], reference["reliability_high"]) == pytest.approx((1.0, 1.0, 1.0))
+    expected = split_half_reliability([list(pair) for pair in zip(*reversed_)], seed=search.train.seed)
+    assert (proxy["reliability"], proxy["reliability_low"], proxy["reliability_high"]) == expected and expected[0] < 0.8
+    frame = setting_frame(info, ["scaler search", "scaler search"])
+    assert list(frame["reliability_text"]) == ["1.00 [1.00, 1.00]", f"{expected[0]:.2f} [{expected[1]:.2f}, {expected[2]:.2f}]"]
+    assert "agree at only" not in recommendation_line(frame)  # the proxy's noise is its own Spearman's business
+
+    shuffled = ([0.5, 0.6, 0.7, 0.8, 0.9], [0.8, 0.5, 0.9, 0.6, 0.7])
+    noisy = setting_frame(summary(shuffled, steady), ["scaler search", "scaler search"])
+    line = recommendation_line(noisy).splitlines()[-1]
+    assert line.startswith(f"the reference's own repeats agree at only {noisy['reliability_text'][0]} (split-half Spearman, below 0.8)")

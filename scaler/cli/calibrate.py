@@ -42,6 +42,7 @@ SETTING_COLUMNS = [
     Column("scored", "n", integer),
     Column("spearman_text", "Spearman [95%]", text),
     Column("kendall_text", "Kendall [95%]", text),
+    Column("reliability_text", "repeats agree [95%]", text),
 ]
 
 
@@ -101,7 +102,7 @@ def calibrate(
         raise RunError(f"cannot write plot {plot}: {exc}") from None
     frame = setting_frame(info, search_commands(ctx, info))
     if format in (Format.csv, Format.json):
-        emit(frame.drop(columns=["mark", "spearman_text", "kendall_text"]), SETTING_COLUMNS, format.value, console)
+        emit(frame.drop(columns=["mark", "spearman_text", "kendall_text", "reliability_text"]), SETTING_COLUMNS, format.value, console)
     else:
         emit(
             frame, SETTING_COLUMNS, format.value, console, caption="\n".join(caption_lines(info, folder, plot, candidates)),
@@ -129,6 +130,9 @@ def setting_frame(info: dict, commands: list[str]) -> pd.DataFrame:
     frame["kendall_text"] = [
         "" if s["role"] == "reference" else _interval(s["kendall"], s["kendall_low"], s["kendall_high"]) for s in info["settings"]
     ]  # fmt: skip
+    frame["reliability_text"] = [
+        "" if info["repeats"] < 2 else _interval(s["reliability"], s["reliability_low"], s["reliability_high"]) for s in info["settings"]
+    ]  # fmt: skip
     frame["command"] = commands
     return frame.drop(columns=["overrides"])
 
@@ -143,24 +147,37 @@ def caption_lines(info: dict, folder: Path, plot: Path, asked: int) -> list[str]
         f"Spearman and Kendall of each setting's mean top-1 with the reference's, 95% bootstrap intervals over candidates; "
         f"★ the cheapest setting with Spearman >= {THRESHOLD:g}; undefined: fewer than 3 candidates scored under both, "
         "or one of them scores all alike",
+        "repeats agree: split-half Spearman of the setting's own ranking between two halves of its repeats (with --repeats 2 "
+        "or more); the reference's bounds what its agreement with any setting can show",
     ]
 
 
 def recommendation_line(frame: pd.DataFrame) -> str:
+    """The setting to use as a `scaler search` command, or why there is none; and a warning
+    when the reference disagrees with itself (it then confirms nothing)."""
     chosen = frame[frame["recommended"]]
     measured = frame[(frame["role"] != "reference") & frame["spearman"].notna()]
     if not len(measured):
-        return (
+        lines = [
             "no agreement could be measured: the reference or every setting scored fewer than 3 candidates, "
             "or scored them all alike (see the state column of results.csv)"
+        ]
+    elif not len(chosen):
+        lines = [f"no setting keeps Spearman >= {THRESHOLD:g} with the reference: trust the proxy's ranking less, or train it longer"]
+    else:
+        row = chosen.iloc[0]
+        lines = [
+            f"recommended ({row['label']}, Spearman {row['spearman_text']} over {int(row['scored'])} candidates; "
+            f"a wide interval is weak evidence):\n  {row['command']}"
+        ]
+    reference = frame[frame["role"] == "reference"].iloc[0]
+    if pd.notna(reference["reliability"]) and reference["reliability"] < THRESHOLD:
+        lines.append(
+            f"the reference's own repeats agree at only {reference['reliability_text']} (split-half Spearman, below {THRESHOLD:g}): "
+            "its ranking is itself uncertain, so any setting's Spearman with it says little; "
+            "a longer reference (--reference-factor), more --repeats or candidates farther apart would help"
         )
-    if not len(chosen):
-        return f"no setting keeps Spearman >= {THRESHOLD:g} with the reference: trust the proxy's ranking less, or train it longer"
-    row = chosen.iloc[0]
-    return (
-        f"recommended ({row['label']}, Spearman {row['spearman_text']} over {int(row['scored'])} candidates; "
-        f"a wide interval is weak evidence):\n  {row['command']}"
-    )
+    return "\n".join(lines)
 
 
 def search_commands(ctx: typer.Context, info: dict) -> list[str]:

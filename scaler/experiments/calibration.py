@@ -29,11 +29,11 @@ from scaler.errors import UsageError
 from scaler.experiments.proxy import (
     Timing, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
 )
-from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, group_by
+from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, group_by, means
 from scaler.experiments.search import SearchConfig, describe
 from scaler.runtime import Runtime
 from scaler.scaling import compound_scale, validate_multiplier, validate_resolution
-from scaler.statistics import bootstrap_agreement
+from scaler.statistics import bootstrap_agreement, split_half_reliability
 from scaler.study.experiment import Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
 from scaler.training import repeat_seed, seed_everything
 
@@ -464,6 +464,10 @@ class Calibration(Experiment):
             seconds = pd.to_numeric(frame.loc[frame["setting"] == index, "train_seconds"], errors="coerce")
             agreement = None if index == REFERENCE else bootstrap_agreement(scores[index], scores[REFERENCE], seed=seed)
             (spearman, s_low, s_high), (kendall, k_low, k_high) = agreement or ((None,) * 3, (None,) * 3)
+            # How well the setting agrees with itself: the reference's bounds what any setting's
+            # agreement with it can show (a noisy reference confirms nothing).
+            reliability = split_half_reliability(means(list(group_by(by_setting.get(index, []), "candidate").values())), seed=seed)
+            r_value, r_low, r_high = reliability or (None,) * 3
             settings.append({
                 "index": index,
                 "label": setting.label,
@@ -478,6 +482,7 @@ class Calibration(Experiment):
                 "scored": int(np.isfinite(scores[index]).sum()),
                 "spearman": spearman, "spearman_low": s_low, "spearman_high": s_high,
                 "kendall": kendall, "kendall_low": k_low, "kendall_high": k_high,
+                "reliability": r_value, "reliability_low": r_low, "reliability_high": r_high,
             })  # fmt: skip
         proxy_cost = settings[PROXY]["cost"]
         for entry in settings:
