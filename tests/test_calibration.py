@@ -356,3 +356,10 @@ def test_each_setting_reports_how_well_its_own_repeats_agree():
     noisy = setting_frame(summary(shuffled, steady), ["scaler search", "scaler search"])
     line = recommendation_line(noisy).splitlines()[-1]
     assert line.startswith(f"the reference's own repeats agree at only {noisy['reliability_text'][0]} (split-half Spearman, below 0.8)")
+
+    # a summary written before the figure existed renders without it
+    for setting in info["settings"]:
+        for key in ("reliability", "reliability_low", "reliability_high"):
+            del setting[key]
+    older = setting_frame(info, ["scaler search", "scaler search"])
+    assert list(older["reliability_text"]) == ["undefined", "undefined"] and "agree at only" not in recommendation_line(older)

@@ -131,7 +131,8 @@ def setting_frame(info: dict, commands: list[str]) -> pd.DataFrame:
         "" if s["role"] == "reference" else _interval(s["kendall"], s["kendall_low"], s["kendall_high"]) for s in info["settings"]
     ]  # fmt: skip
     frame["reliability_text"] = [
-        "" if info["repeats"] < 2 else _interval(s["reliability"], s["reliability_low"], s["reliability_high"]) for s in info["settings"]
+        "" if info["repeats"] < 2 else _interval(s.get("reliability"), s.get("reliability_low"), s.get("reliability_high"))
+        for s in info["settings"]
     ]  # fmt: skip
     frame["command"] = commands
     return frame.drop(columns=["overrides"])
@@ -148,7 +149,7 @@ def caption_lines(info: dict, folder: Path, plot: Path, asked: int) -> list[str]
         f"★ the cheapest setting with Spearman >= {THRESHOLD:g}; undefined: fewer than 3 candidates scored under both, "
         "or one of them scores all alike",
         "repeats agree: split-half Spearman of the setting's own ranking between two halves of its repeats (with --repeats 2 "
-        "or more); the reference's bounds what its agreement with any setting can show",
+        "or more); the reference's says how stable the target itself is",
     ]
 
 
@@ -171,7 +172,7 @@ def recommendation_line(frame: pd.DataFrame) -> str:
             f"a wide interval is weak evidence):\n  {row['command']}"
         ]
     reference = frame[frame["role"] == "reference"].iloc[0]
-    if pd.notna(reference["reliability"]) and reference["reliability"] < THRESHOLD:
+    if pd.notna(reference.get("reliability")) and reference["reliability"] < THRESHOLD:
         lines.append(
             f"the reference's own repeats agree at only {reference['reliability_text']} (split-half Spearman, below {THRESHOLD:g}): "
             "its ranking is itself uncertain, so any setting's Spearman with it says little; "
