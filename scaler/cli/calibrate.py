@@ -155,7 +155,7 @@ def caption_lines(info: dict, folder: Path, plot: Path, asked: int) -> list[str]
 
 def recommendation_line(frame: pd.DataFrame) -> str:
     """The setting to use as a `scaler search` command, or why there is none; and a warning
-    when the reference disagrees with itself (it then confirms nothing)."""
+    when the reference disagrees with itself (a Spearman with it then says little)."""
     chosen = frame[frame["recommended"]]
     measured = frame[(frame["role"] != "reference") & frame["spearman"].notna()]
     if not len(measured):

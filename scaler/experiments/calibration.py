@@ -464,8 +464,8 @@ class Calibration(Experiment):
             seconds = pd.to_numeric(frame.loc[frame["setting"] == index, "train_seconds"], errors="coerce")
             agreement = None if index == REFERENCE else bootstrap_agreement(scores[index], scores[REFERENCE], seed=seed)
             (spearman, s_low, s_high), (kendall, k_low, k_high) = agreement or ((None,) * 3, (None,) * 3)
-            # How well the setting agrees with itself: the reference's bounds what any setting's
-            # agreement with it can show (a noisy reference confirms nothing).
+            # How well the setting agrees with itself: a reference that reorders the candidates
+            # between its own repeats is a noisy target, and a Spearman with it says little.
             reliability = split_half_reliability(means(list(group_by(by_setting.get(index, []), "candidate").values())), seed=seed)
             r_value, r_low, r_high = reliability or (None,) * 3
             settings.append({
