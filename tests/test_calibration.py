@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -35,7 +36,7 @@ from scaler.runtime import Runtime
 from scaler.cli.calibrate import recommendation_line, setting_frame
 from scaler.states import State
 from scaler.study.experiment import Record, WorkItem, experiment_class
-from scaler.statistics import bootstrap_agreement, split_half_reliability
+from scaler.statistics import bootstrap_agreement, pack_correct, split_half_reliability
 
 from test_factories import TINY_NET
 
@@ -363,3 +364,49 @@ def test_each_setting_reports_how_well_its_own_repeats_agree():
             del setting[key]
     older = setting_frame(info, ["scaler search", "scaler search"])
     assert list(older["reliability_text"]) == ["undefined", "undefined"] and "agree at only" not in recommendation_line(older)
+
+
+def test_a_setting_is_judged_on_the_pairs_the_reference_tells_apart():
+    """Of the reference's pairs whose gap exceeds its noise (seeds and validation images), how
+    many a setting orders alike; pairs within the noise are not counted either way."""
+    search = SearchConfig()
+    config = CalibrationConfig(search, reference_setting(search))
+    points = POINTS[:4]
+    networks = [[{"resolution": 64, "params": 1, "macs": 1} for _ in points] for _ in config.settings()]
+    planned = Calibration(config, points, networks, repeats=2)
+    images = 400
+
+    def runs(top1s):  # per candidate: the top-1 of repeats 0 and 1, as the first k images right
+        return [[np.arange(images) < round(t * images) for t in pair] for pair in top1s]
+
+    # The reference: 0.9 > 0.7 > 0.5 ~ 0.49: five pairs apart, (2, 3) within the noise.
+    reference = runs([(0.90, 0.91), (0.70, 0.71), (0.50, 0.51), (0.49, 0.50)])
+    # The proxy: 0 and 1 swapped (one pair broken), 2 and 3 swapped (not judged).
+    proxy = runs([(0.60, 0.61), (0.65, 0.66), (0.30, 0.31), (0.40, 0.41)])
+    records = [
+        Record(WorkItem.of(setting=s, candidate=c.index, repeat=r), State.COMPLETE,
+               attrs={"top1": float(correct[i][r].mean()), "val_images": images, "val_correct": pack_correct(correct[i][r])})
+        for s, correct in enumerate((reference, proxy)) for r in range(2) for i, c in enumerate(points)
+    ]  # fmt: skip
+    info = planned.summary(planned.table(records), records)
+    assert info["separated_pairs"] == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3]]
+    ref, prox = info["settings"]
+    assert (prox["pairs_kept"], prox["pairs_judged"]) == (4, 5) and (ref["pairs_kept"], ref["pairs_judged"]) == (5, 5)
+    frame = setting_frame(info, ["scaler search", "scaler search"])
+    assert list(frame["pairs_text"]) == ["5 apart", "4 of 5"]
+    assert "pairs it does tell apart" not in recommendation_line(frame)  # the reference agrees with itself
+    frame.loc[frame["role"] == "reference", ["reliability", "reliability_text"]] = (0.5, "0.50 [0.10, 0.90]")
+    assert recommendation_line(frame).endswith("; of the 5 pairs of candidates it does tell apart, the proxy orders 4 as it does")
+
+    # a candidate the proxy did not score: only the pairs it scored are judged
+    partial = [r for r in records if not (r.item["setting"] == 1 and r.item["candidate"] == 3)]
+    some = setting_frame(planned.summary(planned.table(partial), partial), ["scaler search", "scaler search"])
+    assert list(some["pairs_text"]) == ["5 apart", "2 of 3"]
+    some.loc[some["role"] == "reference", ["reliability", "reliability_text"]] = (0.5, "0.50 [0.10, 0.90]")
+    assert recommendation_line(some).endswith("the proxy orders 2 of the 3 it scored as it does")
+
+    # one repeat: the seed's noise is unmeasured, so no pair is called apart
+    single = [r for r in records if r.item["repeat"] == 0]
+    alone = planned.summary(planned.table(single), single)
+    assert alone["separated_pairs"] is None and alone["settings"][1]["pairs_kept"] is None
+    assert list(setting_frame(alone, ["scaler search", "scaler search"])["pairs_text"]) == ["", ""]

@@ -43,6 +43,7 @@ SETTING_COLUMNS = [
     Column("spearman_text", "Spearman [95%]", text),
     Column("kendall_text", "Kendall [95%]", text),
     Column("reliability_text", "repeats agree [95%]", text),
+    Column("pairs_text", "pairs kept", text),
 ]
 
 
@@ -75,7 +76,8 @@ def calibrate(
     **proxy: Any,
 ) -> None:
     """Check a search's proxy: train a few candidates under it and under a longer reference,
-    and measure how well the two rankings agree (Spearman, Kendall, 95% bootstrap intervals).
+    and measure how well the two rankings agree (Spearman, Kendall, 95% bootstrap intervals;
+    with --repeats 2 or more, how many of the pairs the reference tells apart keep its order).
 
     With --try, cheaper settings are measured too; the cheapest one whose Spearman with the
     reference is at least 0.8 is recommended, as the `scaler search` command to run. Writes
@@ -102,7 +104,7 @@ def calibrate(
         raise RunError(f"cannot write plot {plot}: {exc}") from None
     frame = setting_frame(info, search_commands(ctx, info))
     if format in (Format.csv, Format.json):
-        emit(frame.drop(columns=["mark", "spearman_text", "kendall_text", "reliability_text"]), SETTING_COLUMNS, format.value, console)
+        emit(frame.drop(columns=["mark", "spearman_text", "kendall_text", "reliability_text", "pairs_text"]), SETTING_COLUMNS, format.value, console)
     else:
         emit(
             frame, SETTING_COLUMNS, format.value, console, caption="\n".join(caption_lines(info, folder, plot, candidates)),
@@ -134,8 +136,19 @@ def setting_frame(info: dict, commands: list[str]) -> pd.DataFrame:
         "" if info["repeats"] < 2 else _interval(s.get("reliability"), s.get("reliability_low"), s.get("reliability_high"))
         for s in info["settings"]
     ]  # fmt: skip
+    frame["pairs_text"] = [_pairs(s, info.get("separated_pairs")) for s in info["settings"]]
     frame["command"] = commands
     return frame.drop(columns=["overrides"])
+
+
+def _pairs(setting: dict, separated: list | None) -> str:
+    """'N apart' for the reference, 'K of N' for the others; blank when not measured."""
+    if separated is None:
+        return ""
+    if setting["role"] == "reference":
+        return f"{len(separated)} apart"
+    judged = setting.get("pairs_judged")
+    return "" if judged is None else f"{setting['pairs_kept']} of {judged}"
 
 
 def caption_lines(info: dict, folder: Path, plot: Path, asked: int) -> list[str]:
@@ -150,6 +163,8 @@ def caption_lines(info: dict, folder: Path, plot: Path, asked: int) -> list[str]
         "or one of them scores all alike",
         "repeats agree: split-half Spearman of the setting's own ranking between two halves of its repeats (with --repeats 2 "
         "or more); the reference's says how stable the target itself is",
+        "pairs kept: of the pairs of candidates the reference tells apart (mean top-1 differs at p < 0.05, the seed's noise "
+        "included; with --repeats 2 or more), how many the setting orders as the reference does",
     ]
 
 
@@ -178,6 +193,11 @@ def recommendation_line(frame: pd.DataFrame) -> str:
             "its ranking is itself uncertain, so any setting's Spearman with it says little; "
             "a longer reference (--reference-factor), more --repeats or candidates farther apart would help"
         )
+        proxy = frame[frame["role"] == "proxy"].iloc[0]
+        if pd.notna(proxy.get("pairs_judged")):
+            apart, judged, kept = int(reference["pairs_judged"]), int(proxy["pairs_judged"]), int(proxy["pairs_kept"])
+            which = f"{kept}" if judged == apart else f"{kept} of the {judged} it scored"
+            lines[-1] += f"; of the {apart} pairs of candidates it does tell apart, the proxy orders {which} as it does"
     return "\n".join(lines)
 
 

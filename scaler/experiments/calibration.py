@@ -6,7 +6,8 @@ the reference (longer training: more epochs, or more images), the proxy (the sea
 options) and cheaper tries (fewer epochs or images, a smaller base resolution or width). Each
 (setting, candidate, repeat) is one work item. The summary gives, per setting, its cost and
 the Spearman and Kendall correlations of its candidates' mean top-1 with the reference's
-(95% bootstrap intervals over candidates), and recommends the cheapest setting that keeps
+(95% bootstrap intervals over candidates), how many of the pairs of candidates the reference
+tells apart it orders as the reference does, and recommends the cheapest setting that keeps
 Spearman >= 0.8.
 """
 
@@ -29,7 +30,7 @@ from scaler.errors import UsageError
 from scaler.experiments.proxy import (
     Timing, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
 )
-from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, group_by, means
+from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, group_by, means, separated_pairs
 from scaler.experiments.search import SearchConfig, describe
 from scaler.runtime import Runtime
 from scaler.scaling import compound_scale, validate_multiplier, validate_resolution
@@ -456,6 +457,9 @@ class Calibration(Experiment):
         scores = {index: top1[frame["setting"] == index].to_numpy(dtype=float) for index in range(len(self.settings))}
         by_setting = group_by(records, "setting")
         seed = self.config.search.train.seed
+        # The pairs the reference tells apart: what a setting can be judged on when the
+        # reference's ranking of the rest is within its own noise.
+        pairs = separated_pairs(group_by(by_setting.get(REFERENCE, []), "candidate"))
         settings = []
         for index, setting in enumerate(self.settings):
             recorded = [int(r.attrs["train_images"]) for r in by_setting.get(index, []) if r.attrs.get("train_images")]
@@ -466,8 +470,11 @@ class Calibration(Experiment):
             (spearman, s_low, s_high), (kendall, k_low, k_high) = agreement or ((None,) * 3, (None,) * 3)
             # How well the setting agrees with itself: a reference that reorders the candidates
             # between its own repeats is a noisy target, and a Spearman with it says little.
-            reliability = split_half_reliability(means(list(group_by(by_setting.get(index, []), "candidate").values())), seed=seed)
+            groups = group_by(by_setting.get(index, []), "candidate")
+            reliability = split_half_reliability(means(list(groups.values())), seed=seed)
             r_value, r_low, r_high = reliability or (None,) * 3
+            mean_of = {c: float(np.mean(top1)) for c, top1 in zip(groups, means(list(groups.values()))) if top1}
+            judged = None if pairs is None else [(hi, lo) for hi, lo in pairs if hi in mean_of and lo in mean_of]
             settings.append({
                 "index": index,
                 "label": setting.label,
@@ -483,6 +490,8 @@ class Calibration(Experiment):
                 "spearman": spearman, "spearman_low": s_low, "spearman_high": s_high,
                 "kendall": kendall, "kendall_low": k_low, "kendall_high": k_high,
                 "reliability": r_value, "reliability_low": r_low, "reliability_high": r_high,
+                "pairs_judged": None if judged is None else len(judged),
+                "pairs_kept": None if judged is None else sum(mean_of[hi] > mean_of[lo] for hi, lo in judged),
             })  # fmt: skip
         proxy_cost = settings[PROXY]["cost"]
         for entry in settings:
@@ -496,6 +505,7 @@ class Calibration(Experiment):
             "candidates": [c.index for c in self.candidates],
             "repeats": self.repeats,
             "threshold": THRESHOLD,
+            "separated_pairs": None if pairs is None else [list(pair) for pair in pairs],
             "settings": settings,
             "recommended": None if chosen is None else settings[chosen]["label"],
         }

@@ -6,14 +6,15 @@ calibration) aggregates this way."""
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from itertools import combinations
 from typing import Any
 
 import numpy as np
 
 from scaler.errors import UsageError
 from scaler.states import State
-from scaler.statistics import difference_test, mean_interval, proportion_interval, unpack_correct
+from scaler.statistics import LEVEL, difference_test, mean_interval, proportion_interval, unpack_correct
 from scaler.study.experiment import Record
 
 MAX_REPEATS = 1000
@@ -118,6 +119,26 @@ def compare(a: list[Record], b: list[Record], paired: bool = False) -> tuple[flo
     if mine is None or theirs is None or len(mine[0]) != len(theirs[0]):
         return None
     return difference_test(mine, theirs, paired=paired)
+
+
+def separated_pairs(groups: Mapping[Hashable, list[Record]]) -> list[tuple[Hashable, Hashable]] | None:
+    """The pairs (higher, lower) of configurations whose mean top-1 the data tells apart:
+    `compare` rejects equal expected top-1 at the 5% level, the seed's noise included. Only
+    configurations with 2 or more counted repeats are tested (with one run the seed's noise is
+    unmeasured, and a gap that another seed would undo could pass). None when fewer than two
+    such configurations, or when one has no per-image results."""
+    tested = [key for key, group in groups.items() if len(counted(group)) >= 2]
+    if len(tested) < 2:
+        return None
+    out = []
+    for a, b in combinations(tested, 2):
+        found = compare(groups[a], groups[b])
+        if found is None:
+            return None
+        difference, p = found
+        if p < 1 - LEVEL:
+            out.append((a, b) if difference > 0 else (b, a))
+    return out
 
 
 def means(groups: Sequence[list[Record]]) -> list[list[float]]:
