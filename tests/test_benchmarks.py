@@ -1,6 +1,6 @@
 """The benchmark scripts run: the GPU benchmark (where device time is scarce, so its --quick
-form must work on a CPU), the proxy probe and its data variants, and the seed-agreement
-analysis."""
+form must work on a CPU), the proxy probe and its data variants, the seed-agreement analysis
+and the per-class error analysis."""
 
 import json
 import os
@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,3 +197,32 @@ def test_seed_agreement_reports_rank_agreement_noise_and_the_chance_of_the_goal(
     proc = subprocess.run([sys.executable, "benchmarks/seed_agreement.py", roots[1], short],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "only 2 candidate(s) are complete in every search; need 3 or more" in proc.stderr
+
+
+def test_class_errors_renders_the_validation_images_again_and_splits_a_search_by_class(cli, tmp_path):
+    from scaler.data.synthetic import SyntheticRenderer, render_synthetic
+    from test_factories import TINY_NET
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from class_errors import validation_draws
+
+    labels, visibility = validation_draws(3, 40, 64)
+    assert (labels == render_synthetic(40, 3, 2, 64)[1]).all()  # the same images, the same order
+    low, high = SyntheticRenderer.VISIBILITY
+    assert visibility.min() >= low * 100 / 256 and visibility.max() <= high * 100 / 256 and visibility.std() > 0
+
+    net = tmp_path / "tinynet.py"
+    net.write_text(TINY_NET)
+    result = cli("search", "--base", f"{net}:make", "--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1",
+                 "--gamma-range", "1:1.2:0.1", "--tolerance", "0.5", "--base-resolution", "16", "--train-images", "32",
+                 "--val-images", "40", "--batch-size", "16", "--epochs", "1", "--threads", "1", "--device", "cpu",
+                 "--repeats", "2", "--quiet", "--root", str(tmp_path), "--name", "s")  # fmt: skip
+    assert result.code == 0, result.err
+    proc = subprocess.run([sys.executable, "benchmarks/class_errors.py", str(tmp_path / "s")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = {m[0]: float(m[1]) for m in re.findall(r"^(\(.*?\)): top-1 +(\d+\.\d)", proc.stdout, re.M)}
+    table = pd.read_csv(tmp_path / "s" / "results.csv")
+    expected = {f"({r.alpha:g}, {r.beta:g}, {r.gamma:g})": round(r.top1 * 100, 1) for r in table.itertuples()}
+    assert rows == pytest.approx(expected, abs=0.051)  # each configuration's mean over its repeats
+    assert proc.stdout.count("discs/dots/glyphs per repeat") == len(table)

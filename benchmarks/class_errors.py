@@ -1,0 +1,108 @@
+"""Where a study's trainings on the built-in synthetic data err: per class group (discs for
+resolution, dots for depth, glyphs for width) and per visibility of the class object, from the
+per-image results every run stores. Nothing is trained: the validation images are rendered
+again (their labels and the visibility drawn for each) from the study's data seed.
+
+    .venv/bin/python benchmarks/class_errors.py FOLDER [--curves]
+
+FOLDER is a search's or a calibration's study folder (its journal file). Printed per trained
+configuration (a calibration's setting and candidate): mean top-1, each group's top-1 per
+repeat, and each group's top-1 by visibility bin over its repeats; `--curves` adds each run's
+validation top-1 after every epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scaler.data.synthetic import LAYOUTS, TEXTURES, SyntheticRenderer  # noqa: E402
+from scaler.statistics import unpack_correct  # noqa: E402
+from scaler.study.storage import open_storage  # noqa: E402
+
+GROUPS = {"discs": (0, len(TEXTURES)), "dots": (len(TEXTURES), len(TEXTURES) + len(LAYOUTS)), "glyphs": (len(TEXTURES) + len(LAYOUTS), None)}
+BINS = ((0, 28), (28, 45), (45, 63), (63, 101))  # visibility, percent
+
+
+def validation_draws(seed: int, count: int, native: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and visibility (percent) of the first `count` validation images of `seed`, as
+    `SyntheticSource` renders them (stream 2); the visibility draw is recorded on the way."""
+    renderer = SyntheticRenderer(seed, 2, native)
+    low, high = SyntheticRenderer.VISIBILITY
+    drawn: list[int] = []
+
+    class Recording:  # the renderer's generator, noting each visibility draw
+        def __init__(self, rng: np.random.Generator) -> None:
+            self.rng = rng
+
+        def integers(self, *args, **kwargs):
+            value = self.rng.integers(*args, **kwargs)
+            if args[:2] == (low, high + 1):
+                drawn.append(int(value))
+            return value
+
+        def __getattr__(self, name: str):
+            return getattr(self.rng, name)
+
+    renderer.rng = Recording(renderer.rng)
+    _, labels = renderer.render(count)
+    if len(drawn) != count:
+        raise SystemExit(f"recorded {len(drawn)} visibility draws for {count} images: the renderer changed")
+    return labels, np.array(drawn) * 100 / 256
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", type=Path)
+    p.add_argument("--curves", action="store_true", help="each run's validation top-1 after every epoch")
+    args = p.parse_args()
+    summary = next((json.loads(f.read_text()) for f in sorted(args.folder.glob("*.json"))), None)
+    if summary is None:
+        raise SystemExit(f"{args.folder} holds no study summary (*.json)")
+    config = summary["config"].get("search", summary["config"])
+    if config["data"]["source"] != "synthetic":
+        raise SystemExit("only studies on the built-in synthetic data can be rendered again")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=summary["name"], storage=open_storage(str(args.folder / "study.journal")))
+    runs: dict[tuple, list] = {}
+    for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        if "val_correct" in trial.user_attrs:
+            key = tuple(trial.params[k] for k in ("setting", "candidate") if k in trial.params)
+            runs.setdefault(key, []).append(trial)
+    if not runs:
+        raise SystemExit("no finished run with per-image results")
+    count = int(next(iter(runs.values()))[0].user_attrs["val_images"])
+    labels, visibility = validation_draws(config["train"]["seed"], count, config["data"]["native_resolution"])
+    masks = {name: (labels >= lo) & (labels < (hi if hi is not None else labels.max() + 1)) for name, (lo, hi) in GROUPS.items()}
+    print(f"{count} validation images; visibility bins {', '.join(f'{a}-{b}%: {int(((visibility >= a) & (visibility < b)).sum())}' for a, b in BINS)}")
+    table = pd.read_csv(args.folder / "results.csv")
+    names = {row.candidate: f"({row.alpha:g}, {row.beta:g}, {row.gamma:g})" for row in table.itertuples()}
+    labels_of = dict(zip(table["setting"], table["label"])) if "setting" in table else {}
+    for key, trials in sorted(runs.items()):
+        name = f"{labels_of[key[0]]} {names[key[1]]}" if len(key) == 2 else names[key[0]]
+        trials.sort(key=lambda t: t.params.get("repeat", 0))
+        correct = [unpack_correct(t.user_attrs["val_correct"], count) for t in trials]
+        mean = np.mean(correct, axis=0)
+        per_repeat = "  ".join("/".join(f"{c[m].mean() * 100:3.0f}" for m in masks.values()) for c in correct)
+        by_bin = "  ".join(
+            f"{name} " + "/".join(f"{mean[m & (visibility >= a) & (visibility < b)].mean() * 100:3.0f}" for a, b in BINS)
+            for name, m in masks.items()
+        )  # fmt: skip
+        print(f"{name}: top-1 {mean.mean() * 100:5.1f} | {'/'.join(masks)} per repeat: {per_repeat} | by visibility: {by_bin}")
+        if args.curves:
+            for t in trials:
+                values = [t.intermediate_values[e] * 100 for e in sorted(t.intermediate_values)]
+                print(f"    repeat {t.params.get('repeat', 0)}: " + " ".join(f"{v:.0f}" for v in values))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
