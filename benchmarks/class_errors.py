@@ -26,16 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scaler.data.synthetic import LAYOUTS, TEXTURES, SyntheticRenderer  # noqa: E402
 from scaler.statistics import unpack_correct  # noqa: E402
+from scaler.states import State  # noqa: E402
 from scaler.study.storage import open_storage  # noqa: E402
+from scaler.study.trials import trial_state  # noqa: E402
 
 GROUPS = {"discs": (0, len(TEXTURES)), "dots": (len(TEXTURES), len(TEXTURES) + len(LAYOUTS)), "glyphs": (len(TEXTURES) + len(LAYOUTS), None)}
 BINS = ((0, 28), (28, 45), (45, 63), (63, 101))  # visibility, percent
 
 
-def validation_draws(seed: int, count: int, native: int) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and visibility (percent) of the first `count` validation images of `seed`, as
-    `SyntheticSource` renders them (stream 2); the visibility draw is recorded on the way."""
-    renderer = SyntheticRenderer(seed, 2, native)
+def recording_renderer(seed: int, stream: int, native: int) -> tuple[SyntheticRenderer, list[int]]:
+    """A renderer of (seed, stream) that notes, in the returned list, the visibility it draws for
+    each image (in 256ths); it renders the same images as an unwatched one."""
+    renderer = SyntheticRenderer(seed, stream, native)
     low, high = SyntheticRenderer.VISIBILITY
     drawn: list[int] = []
 
@@ -53,6 +55,13 @@ def validation_draws(seed: int, count: int, native: int) -> tuple[np.ndarray, np
             return getattr(self.rng, name)
 
     renderer.rng = Recording(renderer.rng)
+    return renderer, drawn
+
+
+def validation_draws(seed: int, count: int, native: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and visibility (percent) of the first `count` validation images of `seed`, as
+    `SyntheticSource` renders them (stream 2)."""
+    renderer, drawn = recording_renderer(seed, 2, native)
     _, labels = renderer.render(count)
     if len(drawn) != count:
         raise SystemExit(f"recorded {len(drawn)} visibility draws for {count} images: the renderer changed")
@@ -74,7 +83,7 @@ def main() -> int:
     study = optuna.load_study(study_name=summary["name"], storage=open_storage(str(args.folder / "study.journal")))
     runs: dict[tuple, list] = {}
     for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
-        if "val_correct" in trial.user_attrs:
+        if trial_state(trial) is State.COMPLETE and "val_correct" in trial.user_attrs:  # not timed out
             key = tuple(trial.params[k] for k in ("setting", "candidate") if k in trial.params)
             runs.setdefault(key, []).append(trial)
     if not runs:

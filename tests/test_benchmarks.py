@@ -199,17 +199,24 @@ def test_seed_agreement_reports_rank_agreement_noise_and_the_chance_of_the_goal(
     assert proc.returncode == 1 and "only 2 candidate(s) are complete in every search; need 3 or more" in proc.stderr
 
 
-def test_class_errors_renders_the_validation_images_again_and_splits_a_search_by_class(cli, tmp_path):
+def test_class_errors_renders_the_validation_images_again_and_splits_a_search_by_class(cli, tmp_path, monkeypatch):
+    import optuna
+
     from scaler.data.synthetic import SyntheticRenderer, render_synthetic
+    from scaler.statistics import unpack_correct
     from test_factories import TINY_NET
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from class_errors import validation_draws
+    from class_errors import recording_renderer, validation_draws
 
-    labels, visibility = validation_draws(3, 40, 64)
-    assert (labels == render_synthetic(40, 3, 2, 64)[1]).all()  # the same images, the same order
+    renderer, drawn = recording_renderer(3, 2, 64)
+    images, _ = renderer.render(40)
+    assert (images == render_synthetic(40, 3, 2, 64)[0]).all() and len(drawn) == 40  # watching changes nothing
     low, high = SyntheticRenderer.VISIBILITY
-    assert visibility.min() >= low * 100 / 256 and visibility.max() <= high * 100 / 256 and visibility.std() > 0
+    assert min(drawn) >= low and max(drawn) <= high and len(set(drawn)) > 1
+    monkeypatch.setattr(SyntheticRenderer, "VISIBILITY", (128, 128))
+    assert set(validation_draws(3, 40, 64)[1]) == {50.0}  # the draw it records is the visibility's
+    monkeypatch.undo()
 
     net = tmp_path / "tinynet.py"
     net.write_text(TINY_NET)
@@ -226,3 +233,14 @@ def test_class_errors_renders_the_validation_images_again_and_splits_a_search_by
     expected = {f"({r.alpha:g}, {r.beta:g}, {r.gamma:g})": round(r.top1 * 100, 1) for r in table.itertuples()}
     assert rows == pytest.approx(expected, abs=0.051)  # each configuration's mean over its repeats
     assert proc.stdout.count("discs/dots/glyphs per repeat") == len(table)
+    # one configuration's groups by hand: its repeats' per-image results on the rendered labels
+    labels, _ = validation_draws(0, 40, 256)
+    journal = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "s" / "study.journal")))
+    trials = sorted((t for t in optuna.load_study(study_name="s", storage=journal).get_trials() if t.params["candidate"] == 0),
+                    key=lambda t: t.params["repeat"])
+    groups = [(labels < 4), (labels >= 4) & (labels < 7), (labels >= 7)]
+    by_hand = "  ".join("/".join(f"{unpack_correct(t.user_attrs['val_correct'], 40)[g].mean() * 100:3.0f}" for g in groups) for t in trials)
+    first = table[table["candidate"] == 0].iloc[0]
+    assert f"({first.alpha:g}, {first.beta:g}, {first.gamma:g}): top-1" in proc.stdout
+    line = next(l for l in proc.stdout.splitlines() if l.startswith(f"({first.alpha:g}, {first.beta:g}, {first.gamma:g})"))
+    assert f"discs/dots/glyphs per repeat: {by_hand} |" in line

@@ -391,22 +391,48 @@ def test_a_setting_is_judged_on_the_pairs_the_reference_tells_apart():
     info = planned.summary(planned.table(records), records)
     assert info["separated_pairs"] == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3]]
     ref, prox = info["settings"]
-    assert (prox["pairs_kept"], prox["pairs_judged"]) == (4, 5) and (ref["pairs_kept"], ref["pairs_judged"]) == (5, 5)
+    assert (ref["pairs_apart"], ref["pairs_tested"], ref["pairs_kept"]) == (5, 6, None)
+    assert (prox["pairs_kept"], prox["pairs_judged"], prox["pairs_apart"]) == (4, 5, None)
     frame = setting_frame(info, ["scaler search", "scaler search"])
-    assert list(frame["pairs_text"]) == ["5 apart", "4 of 5"]
-    assert "pairs it does tell apart" not in recommendation_line(frame)  # the reference agrees with itself
-    frame.loc[frame["role"] == "reference", ["reliability", "reliability_text"]] = (0.5, "0.50 [0.10, 0.90]")
-    assert recommendation_line(frame).endswith("; of the 5 pairs of candidates it does tell apart, the proxy orders 4 as it does")
+    assert list(frame["pairs_text"]) == ["5 of 6 apart", "4 of 5"]
+    counts = frame[["pairs_apart", "pairs_tested", "pairs_judged", "pairs_kept"]].to_csv(index=False)
+    assert counts == "pairs_apart,pairs_tested,pairs_judged,pairs_kept\n5,6,,\n,,5,4\n"  # counts, not 5.0
+    assert "pairs of candidates apart" not in recommendation_line(frame)  # the reference agrees with itself
+
+    def warned(frame):  # the line beside a reference that disagrees with itself
+        frame.loc[frame["role"] == "reference", ["reliability", "reliability_text"]] = (0.5, "0.50 [0.10, 0.90]")
+        return recommendation_line(frame).splitlines()[-1]
+
+    assert warned(frame) == "the reference tells 5 of its 6 pairs of candidates apart (p < 0.05 for each); the proxy orders 4 as the reference does"
 
     # a candidate the proxy did not score: only the pairs it scored are judged
     partial = [r for r in records if not (r.item["setting"] == 1 and r.item["candidate"] == 3)]
     some = setting_frame(planned.summary(planned.table(partial), partial), ["scaler search", "scaler search"])
-    assert list(some["pairs_text"]) == ["5 apart", "2 of 3"]
-    some.loc[some["role"] == "reference", ["reliability", "reliability_text"]] = (0.5, "0.50 [0.10, 0.90]")
-    assert recommendation_line(some).endswith("the proxy orders 2 of the 3 it scored as it does")
+    assert list(some["pairs_text"]) == ["5 of 6 apart", "2 of 3"]
+    assert warned(some).endswith("the proxy orders 2 of the 3 it scored as the reference does")
+
+    # a reference candidate with one counted repeat is not tested: (0, 1) and (1, 2) remain of 3
+    lone = [r for r in records if not (r.item["setting"] == 0 and r.item["candidate"] == 3 and r.item["repeat"] == 1)]
+    fewer = planned.summary(planned.table(lone), lone)
+    assert fewer["separated_pairs"] == [[0, 1], [0, 2], [1, 2]] and fewer["settings"][0]["pairs_tested"] == 3
+
+    # a reference whose candidates are all within the noise tells nothing apart
+    flat = runs([(0.50, 0.52), (0.51, 0.49), (0.52, 0.50), (0.49, 0.51)])
+    even = [
+        Record(r.item, r.state, attrs={"top1": float(flat[r.item["candidate"]][r.item["repeat"]].mean()), "val_images": images,
+                                       "val_correct": pack_correct(flat[r.item["candidate"]][r.item["repeat"]])})
+        if r.item["setting"] == 0 else r
+        for r in records
+    ]  # fmt: skip
+    nothing = setting_frame(planned.summary(planned.table(even), even), ["scaler search", "scaler search"])
+    assert list(nothing["pairs_text"]) == ["0 of 6 apart", "0 of 0"]
+    assert warned(nothing) == "the reference tells none of its 6 pairs of candidates apart (p < 0.05 for each)"
 
     # one repeat: the seed's noise is unmeasured, so no pair is called apart
     single = [r for r in records if r.item["repeat"] == 0]
     alone = planned.summary(planned.table(single), single)
     assert alone["separated_pairs"] is None and alone["settings"][1]["pairs_kept"] is None
     assert list(setting_frame(alone, ["scaler search", "scaler search"])["pairs_text"]) == ["", ""]
+    # nor without per-image results (runs recorded before they were kept)
+    bare = [Record(r.item, r.state, attrs={"top1": r.attrs["top1"]}) for r in records]
+    assert planned.summary(planned.table(bare), bare)["separated_pairs"] is None

@@ -25,7 +25,7 @@ from scaler.experiments.calibration import (
     reference_setting,
 )  # fmt: skip
 from scaler.plots import check_plot_path, plot_calibration
-from scaler.render import Column, emit, fixed, integer, text
+from scaler.render import Column, emit, fixed, integer, text, whole_numbers
 
 # Options of `scaler calibrate` that are not the search's to repeat in the recommended command.
 NOT_SEARCH_OPTIONS = {"name", "storage", "repeats", "format", "quiet", "retry_failed"}
@@ -136,17 +136,17 @@ def setting_frame(info: dict, commands: list[str]) -> pd.DataFrame:
         "" if info["repeats"] < 2 else _interval(s.get("reliability"), s.get("reliability_low"), s.get("reliability_high"))
         for s in info["settings"]
     ]  # fmt: skip
-    frame["pairs_text"] = [_pairs(s, info.get("separated_pairs")) for s in info["settings"]]
+    frame["pairs_text"] = [_pairs(s) for s in info["settings"]]
     frame["command"] = commands
-    return frame.drop(columns=["overrides"])
+    # counts that only some rows have: 2 in CSV and JSON, not 2.0
+    return whole_numbers(frame.drop(columns=["overrides"]), ["pairs_apart", "pairs_tested", "pairs_judged", "pairs_kept"])
 
 
-def _pairs(setting: dict, separated: list | None) -> str:
-    """'N apart' for the reference, 'K of N' for the others; blank when not measured."""
-    if separated is None:
-        return ""
+def _pairs(setting: dict) -> str:
+    """'A of T apart' for the reference, 'K of N' for the others; blank when not measured."""
     if setting["role"] == "reference":
-        return f"{len(separated)} apart"
+        apart = setting.get("pairs_apart")
+        return "" if apart is None else f"{apart} of {setting['pairs_tested']} apart"
     judged = setting.get("pairs_judged")
     return "" if judged is None else f"{setting['pairs_kept']} of {judged}"
 
@@ -163,8 +163,8 @@ def caption_lines(info: dict, folder: Path, plot: Path, asked: int) -> list[str]
         "or one of them scores all alike",
         "repeats agree: split-half Spearman of the setting's own ranking between two halves of its repeats (with --repeats 2 "
         "or more); the reference's says how stable the target itself is",
-        "pairs kept: of the pairs of candidates the reference tells apart (mean top-1 differs at p < 0.05, the seed's noise "
-        "included; with --repeats 2 or more), how many the setting orders as the reference does",
+        "pairs kept: of the pairs of candidates the reference tells apart (mean top-1 differs at p < 0.05 for each pair, "
+        "the seed's noise included; with --repeats 2 or more), how many the setting orders as the reference does",
     ]
 
 
@@ -193,12 +193,22 @@ def recommendation_line(frame: pd.DataFrame) -> str:
             "its ranking is itself uncertain, so any setting's Spearman with it says little; "
             "a longer reference (--reference-factor), more --repeats or candidates farther apart would help"
         )
-        proxy = frame[frame["role"] == "proxy"].iloc[0]
-        if pd.notna(proxy.get("pairs_judged")):
-            apart, judged, kept = int(reference["pairs_judged"]), int(proxy["pairs_judged"]), int(proxy["pairs_kept"])
-            which = f"{kept}" if judged == apart else f"{kept} of the {judged} it scored"
-            lines[-1] += f"; of the {apart} pairs of candidates it does tell apart, the proxy orders {which} as it does"
+        pairs = _pairs_line(reference, frame[frame["role"] == "proxy"].iloc[0])
+        lines += [pairs] if pairs else []
     return "\n".join(lines)
+
+
+def _pairs_line(reference: pd.Series, proxy: pd.Series) -> str:
+    """What the reference can still tell, and how much of it the proxy keeps ('' when unmeasured)."""
+    if pd.isna(reference.get("pairs_apart")) or pd.isna(proxy.get("pairs_judged")):
+        return ""
+    apart, tested = int(reference["pairs_apart"]), int(reference["pairs_tested"])
+    if apart == 0:
+        return f"the reference tells none of its {tested} pairs of candidates apart (p < 0.05 for each)"
+    judged, kept = int(proxy["pairs_judged"]), int(proxy["pairs_kept"])
+    which = f"{kept}" if judged == apart else f"{kept} of the {judged} it scored"
+    return (f"the reference tells {apart} of its {tested} pairs of candidates apart (p < 0.05 for each); "
+            f"the proxy orders {which} as the reference does")
 
 
 def search_commands(ctx: typer.Context, info: dict) -> list[str]:

@@ -459,7 +459,7 @@ class Calibration(Experiment):
         seed = self.config.search.train.seed
         # The pairs the reference tells apart: what a setting can be judged on when the
         # reference's ranking of the rest is within its own noise.
-        pairs = separated_pairs(group_by(by_setting.get(REFERENCE, []), "candidate"))
+        apart, tested = separated_pairs(group_by(by_setting.get(REFERENCE, []), "candidate")) or (None, None)
         settings = []
         for index, setting in enumerate(self.settings):
             recorded = [int(r.attrs["train_images"]) for r in by_setting.get(index, []) if r.attrs.get("train_images")]
@@ -474,7 +474,7 @@ class Calibration(Experiment):
             reliability = split_half_reliability(means(list(groups.values())), seed=seed)
             r_value, r_low, r_high = reliability or (None,) * 3
             mean_of = {c: float(np.mean(top1)) for c, top1 in zip(groups, means(list(groups.values()))) if top1}
-            judged = None if pairs is None else [(hi, lo) for hi, lo in pairs if hi in mean_of and lo in mean_of]
+            judged = None if apart is None or index == REFERENCE else [(hi, lo) for hi, lo in apart if hi in mean_of and lo in mean_of]
             settings.append({
                 "index": index,
                 "label": setting.label,
@@ -490,6 +490,10 @@ class Calibration(Experiment):
                 "spearman": spearman, "spearman_low": s_low, "spearman_high": s_high,
                 "kendall": kendall, "kendall_low": k_low, "kendall_high": k_high,
                 "reliability": r_value, "reliability_low": r_low, "reliability_high": r_high,
+                # the reference: how many pairs it tells apart of those it tested; the others:
+                # how many of those apart they score, and order alike
+                "pairs_apart": len(apart) if apart is not None and index == REFERENCE else None,
+                "pairs_tested": tested if index == REFERENCE else None,
                 "pairs_judged": None if judged is None else len(judged),
                 "pairs_kept": None if judged is None else sum(mean_of[hi] > mean_of[lo] for hi, lo in judged),
             })  # fmt: skip
@@ -505,7 +509,7 @@ class Calibration(Experiment):
             "candidates": [c.index for c in self.candidates],
             "repeats": self.repeats,
             "threshold": THRESHOLD,
-            "separated_pairs": None if pairs is None else [list(pair) for pair in pairs],
+            "separated_pairs": None if apart is None else [list(pair) for pair in apart],
             "settings": settings,
             "recommended": None if chosen is None else settings[chosen]["label"],
         }

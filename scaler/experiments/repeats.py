@@ -121,24 +121,25 @@ def compare(a: list[Record], b: list[Record], paired: bool = False) -> tuple[flo
     return difference_test(mine, theirs, paired=paired)
 
 
-def separated_pairs(groups: Mapping[Hashable, list[Record]]) -> list[tuple[Hashable, Hashable]] | None:
-    """The pairs (higher, lower) of configurations whose mean top-1 the data tells apart:
-    `compare` rejects equal expected top-1 at the 5% level, the seed's noise included. Only
+def separated_pairs(groups: Mapping[Hashable, list[Record]]) -> tuple[list[tuple[Hashable, Hashable]], int] | None:
+    """(apart, tested): the pairs (higher, lower) of configurations whose mean top-1 the data
+    tells apart, and how many pairs were tested. Each pair is tested by `compare` at the 5%
+    level, the seed's noise included, with no correction for the number of pairs. Only
     configurations with 2 or more counted repeats are tested (with one run the seed's noise is
     unmeasured, and a gap that another seed would undo could pass). None when fewer than two
     such configurations, or when one has no per-image results."""
     tested = [key for key, group in groups.items() if len(counted(group)) >= 2]
     if len(tested) < 2:
         return None
-    out = []
+    apart = []
     for a, b in combinations(tested, 2):
         found = compare(groups[a], groups[b])
         if found is None:
             return None
         difference, p = found
         if p < 1 - LEVEL:
-            out.append((a, b) if difference > 0 else (b, a))
-    return out
+            apart.append((a, b) if difference > 0 else (b, a))
+    return apart, len(tested) * (len(tested) - 1) // 2
 
 
 def means(groups: Sequence[list[Record]]) -> list[list[float]]:
