@@ -24,13 +24,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scaler.data.synthetic import LAYOUTS, TEXTURES, SyntheticRenderer  # noqa: E402
+from scaler.data.synthetic import LAYOUTS, SYNTHETIC_CLASSES, TEXTURES, SyntheticRenderer  # noqa: E402
 from scaler.statistics import unpack_correct  # noqa: E402
 from scaler.states import State  # noqa: E402
 from scaler.study.storage import open_storage  # noqa: E402
 from scaler.study.trials import trial_state  # noqa: E402
 
-GROUPS = {"discs": (0, len(TEXTURES)), "dots": (len(TEXTURES), len(TEXTURES) + len(LAYOUTS)), "glyphs": (len(TEXTURES) + len(LAYOUTS), None)}
+_FIRST_GLYPH = len(TEXTURES) + len(LAYOUTS)
+GROUPS = {"discs": range(len(TEXTURES)), "dots": range(len(TEXTURES), _FIRST_GLYPH), "glyphs": range(_FIRST_GLYPH, len(SYNTHETIC_CLASSES))}
 BINS = ((0, 28), (28, 45), (45, 63), (63, 101))  # visibility, percent
 
 
@@ -90,7 +91,7 @@ def main() -> int:
         raise SystemExit("no finished run with per-image results")
     count = int(next(iter(runs.values()))[0].user_attrs["val_images"])
     labels, visibility = validation_draws(config["train"]["seed"], count, config["data"]["native_resolution"])
-    masks = {name: (labels >= lo) & (labels < (hi if hi is not None else labels.max() + 1)) for name, (lo, hi) in GROUPS.items()}
+    masks = {group: np.isin(labels, list(classes)) for group, classes in GROUPS.items()}
     print(f"{count} validation images; visibility bins {', '.join(f'{a}-{b}%: {int(((visibility >= a) & (visibility < b)).sum())}' for a, b in BINS)}")
     table = pd.read_csv(args.folder / "results.csv")
     names = {row.candidate: f"({row.alpha:g}, {row.beta:g}, {row.gamma:g})" for row in table.itertuples()}
@@ -102,8 +103,8 @@ def main() -> int:
         mean = np.mean(correct, axis=0)
         per_repeat = "  ".join("/".join(f"{c[m].mean() * 100:3.0f}" for m in masks.values()) for c in correct)
         by_bin = "  ".join(
-            f"{name} " + "/".join(f"{mean[m & (visibility >= a) & (visibility < b)].mean() * 100:3.0f}" for a, b in BINS)
-            for name, m in masks.items()
+            f"{group} " + "/".join(f"{mean[m & (visibility >= a) & (visibility < b)].mean() * 100:3.0f}" for a, b in BINS)
+            for group, m in masks.items()
         )  # fmt: skip
         print(f"{name}: top-1 {mean.mean() * 100:5.1f} | {'/'.join(masks)} per repeat: {per_repeat} | by visibility: {by_bin}")
         if args.curves:

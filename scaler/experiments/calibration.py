@@ -470,10 +470,9 @@ class Calibration(Experiment):
             (spearman, s_low, s_high), (kendall, k_low, k_high) = agreement or ((None,) * 3, (None,) * 3)
             # How well the setting agrees with itself: a reference that reorders the candidates
             # between its own repeats is a noisy target, and a Spearman with it says little.
-            groups = group_by(by_setting.get(index, []), "candidate")
-            reliability = split_half_reliability(means(list(groups.values())), seed=seed)
+            reliability = split_half_reliability(means(list(group_by(by_setting.get(index, []), "candidate").values())), seed=seed)
             r_value, r_low, r_high = reliability or (None,) * 3
-            mean_of = {c: float(np.mean(top1)) for c, top1 in zip(groups, means(list(groups.values()))) if top1}
+            mean_of = {c.index: float(v) for c, v in zip(self.candidates, scores[index]) if math.isfinite(v)}  # the table's top-1
             judged = None if apart is None or index == REFERENCE else [(hi, lo) for hi, lo in apart if hi in mean_of and lo in mean_of]
             settings.append({
                 "index": index,
