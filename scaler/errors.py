@@ -6,6 +6,9 @@ time (exit 1). Both carry one line that says what was wrong and what is allowed.
 
 from __future__ import annotations
 
+# Set by `scaler --debug`, so that worker processes show their tracebacks too.
+DEBUG_ENV = "SCALER_DEBUG"
+
 
 class ScalerError(Exception):
     """Base of the errors scaler raises deliberately; its message is one line for the user.

@@ -24,6 +24,7 @@ MAX_RESOLUTION = 4096
 # network cannot be built, counted or trained on the machines this runs on.
 MAX_MULTIPLIER = 16.0
 MAX_PHI = 64  # and at most this many phis in one list
+REPEATS_DIGITS = 6  # decimals a stage's scaled block count is rounded to before rounding up
 # The paper's phi = 1 grid-search result for EfficientNet-B0.
 PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA = 1.2, 1.1, 1.15
 
@@ -38,8 +39,11 @@ def round_filters(channels: int, width: float) -> int:
 
 
 def round_repeats(repeats: int, depth: float) -> int:
-    """Blocks in a stage after depth scaling: always rounded up."""
-    return int(math.ceil(repeats * depth))
+    """Blocks in a stage after depth scaling: always rounded up, from the product rounded to
+    REPEATS_DIGITS decimals first, so that float noise (2.2 x 5 = 11.000000000000002) or a
+    multiplier a hair above 1 (alpha ** 1e-9) does not add a whole block. No official
+    coefficient's product lies that close above a whole number."""
+    return int(math.ceil(round(repeats * depth, REPEATS_DIGITS)))
 
 
 def conv_output_size(size: int, stride: int) -> int:

@@ -6,13 +6,15 @@ A thin root app (`app.py`) and one module per command. Run as the console script
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 
 import typer
 
 from scaler.cli import calibrate, candidates, compare, flops, report, scale, search, train, worker  # noqa: F401  (register commands)
 from scaler.cli.app import app
-from scaler.errors import Interrupted, ScalerError, interrupted_by_user
+from scaler.errors import DEBUG_ENV, Interrupted, ScalerError, interrupted_by_user
 
 INTERRUPTED = 130  # exit code of a command stopped with Ctrl-C
 
@@ -39,10 +41,60 @@ def user_message(exc: ScalerError, args: list[str]) -> str:
     return f"{flag}: {exc}" if flag in _command_flags(args) else str(exc)
 
 
+# Options whose own check refuses an empty value and names what is allowed.
+CHECKED_WHEN_EMPTY = {"--data", "--name", "--study", "--strategies"}
+
+
+def _empty_value(args: list[str]) -> str | None:
+    """The line refusing an empty argument, None when there is none. Checked before parsing:
+    a path option would otherwise read '' as '.', the current folder, and a preset or
+    coefficients as their default."""
+    for index, arg in enumerate(args):
+        if arg.startswith("--") and arg.endswith("="):
+            option: str | None = arg[:-1]
+        elif arg == "":
+            option = args[index - 1] if index > 0 and args[index - 1].startswith("-") else None
+        else:
+            continue
+        if option in CHECKED_WHEN_EMPTY:
+            continue
+        help_hint = f"`{_help_command(args)}`"
+        if option is None:
+            return f"an argument is empty; {help_hint} says what it takes"
+        return f"{option}: the value is empty; give one ({help_hint} says what it takes) or leave {option} out"
+    return None
+
+
+def _help_command(args: list[str]) -> str:
+    """`scaler COMMAND --help` for the command `args` name (`scaler --help` when none)."""
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    command = next((a for a in args if a in commands), None)
+    return f"scaler {command} --help" if command else "scaler --help"
+
+
+def _parser_message(exc: Exception, args: list[str]) -> str:
+    """The parser's error as one line, with what is allowed where click leaves it out: the
+    commands for an unknown command, the command's help for an unknown option."""
+    message = exc.format_message().replace("Value error, ", "")  # type: ignore[attr-defined]
+    if message.startswith("No such command"):
+        commands = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+        return f"{message} Commands: {', '.join(commands)}."
+    if message.startswith("No such option"):
+        end = "" if message.endswith((".", "?")) else "."
+        return f"{message}{end} See `{_help_command(args)}`."
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the app; map errors to one line and an exit code (2 usage, 1 runtime)."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # worker processes inherit it
+    empty = _empty_value(args)
+    if empty is not None:
+        print(f"error: {empty}", file=sys.stderr)
+        return 2
     try:
         result = app(args=args, prog_name="scaler", standalone_mode=False)
         if result == INTERRUPTED:  # typer turns a Ctrl-C inside a command into exit code 130
@@ -52,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"interrupted: {exc}", file=sys.stderr)
         return exc.exit_code
     except ScalerError as exc:
-        if debug:
-            raise
+        if debug:  # the traceback as well, the exit code unchanged
+            traceback.print_exc()
         print(f"error: {user_message(exc, args)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -66,11 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             # The parser's own errors (unknown option, wrong type): one line, exit 2.
             # (typer's validation prefixes some with pydantic's "Value error, ": noise to a user)
-            print(f"error: {exc.format_message().replace('Value error, ', '')}", file=sys.stderr)
+            print(f"error: {_parser_message(exc, args)}", file=sys.stderr)
             return int(exc.exit_code)
         if debug:
-            raise
-        print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+            traceback.print_exc()
+            print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        else:
+            print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
         return 1
 
 

@@ -107,7 +107,7 @@ def compare(
     """
     if compound is not None and from_search is not None:
         raise UsageError("--compound and --from both set compound's coefficients; give one")
-    coefficients = _from_search(from_search, proxy["base"]) if from_search is not None else _coefficients(compound or f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
+    coefficients = _from_search(from_search, proxy["base"]) if from_search is not None else _coefficients(compound if compound is not None else f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
     base, data, train = options.proxy_parts(**proxy)
     try:
         chosen = strategies(strategy_list, target, coefficients)

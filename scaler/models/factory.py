@@ -94,7 +94,7 @@ def load_factory(reference: str) -> Callable[..., object]:
         raise UsageError(f"factory {reference!r}: no file {location}")
     try:
         module = importlib.import_module(location) if path is None else _import_file(path)
-    except Exception as exc:  # ImportError, SyntaxError, or whatever the module's code raises
+    except (Exception, SystemExit) as exc:  # ImportError, SyntaxError, or whatever the module's code raises (sys.exit too)
         raise UsageError(f"factory {reference!r} cannot be imported: {_one_line(exc)}") from None
     if not hasattr(module, attribute):
         raise UsageError(f"factory {reference!r}: {location} has no attribute {attribute!r}")
@@ -113,7 +113,7 @@ def build_factory(spec: FactorySpec) -> nn.Module:
     factory = load_factory(spec.reference)
     try:
         model = factory(spec.width, spec.depth, spec.num_classes)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise UsageError(
             f"factory {spec.reference!r} raised {_one_line(exc)} when called with "
             f"width={spec.width:g}, depth={spec.depth:g}, num_classes={spec.num_classes}"
@@ -139,7 +139,7 @@ def check_factory(spec: FactorySpec) -> None:
             try:
                 with torch.no_grad():
                     output = model.eval()(torch.zeros(CHECK_INPUT))
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 raise UsageError(
                     f"factory {spec.reference!r}: its network fails on a {CHECK_INPUT} input: {_one_line(exc)}"
                 ) from None

@@ -91,7 +91,7 @@ def network_spec(
 ) -> Hashable:
     """The spec of a preset ('b4') or factory reference ('net.py:make'), of custom multipliers
     of B0, or of either with overrides."""
-    family, preset = resolve_variant(variant or "b0")
+    family, preset = resolve_variant("b0" if variant is None else variant)
     return family.spec(preset, width=width, depth=depth, num_classes=num_classes, dropout=dropout)
 
 

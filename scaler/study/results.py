@@ -74,9 +74,12 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
         raise UsageError(f"{folder} is not a valid study folder: {str(exc).splitlines()[0]}; {rewrite}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{info} is not a scaler summary; {rewrite}")
-    missing = [c for c in [*columns, "state"] if c not in frame.columns] + [k for k in ("name", "states") if k not in data]
-    if missing:
-        raise UsageError(f"{folder} is not a valid study folder: missing {', '.join(missing)}")
+    no_columns = [c for c in dict.fromkeys([*columns, "state"]) if c not in frame.columns]
+    no_keys = [k for k in ("name", "states") if k not in data]
+    lacks = [f"{RESULTS_NAME} lacks the column(s) {', '.join(no_columns)}"] if no_columns else []
+    lacks += [f"{summary_name} lacks the key(s) {', '.join(no_keys)}"] if no_keys else []
+    if lacks:
+        raise UsageError(f"{folder} is not a valid study folder: {'; '.join(lacks)}; {rewrite}")
     for column in numeric:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = frame[column].notna() & values.isna()

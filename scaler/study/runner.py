@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +22,7 @@ import pandas as pd
 from optuna.trial import TrialState
 from rich.console import Console
 
-from scaler.errors import interrupted_by_user
+from scaler.errors import DEBUG_ENV, ScalerError, interrupted_by_user
 from scaler.progress import StudyBars, make_progress
 from scaler.render import duration
 from scaler.runtime import Runtime, oversubscription
@@ -102,6 +104,9 @@ def run_study(
     if plan.failed:
         log(f"{len(plan.failed)} failed {noun}(s) stay failed (--retry-failed trains them again)")
     startup = process_age() if fresh_process else None  # what each worker process repeats
+    if 0 < len(plan.queued) < workers:  # a worker without an item would only start and stop
+        log(f"{len(plan.queued)} {noun}(s) to train: {len(plan.queued)} worker(s), not {workers}")
+        workers = len(plan.queued)
     runtime = runtime.with_threads(_threads_per_worker(workers, runtime.threads, log))
     if plan.queued:  # seconds per network on a GPU (first use) before the estimate line
         log(f"timing the networks for the estimate of the {len(plan.queued)} {noun}(s) left")
@@ -190,7 +195,11 @@ def _worker_process(storage_url: str, name: str, folder, runtime: Runtime, paren
     except BaseException as exc:  # the parent reports an interruption; no traceback per worker
         if interrupted_by_user(exc):
             raise SystemExit(130) from None
-        raise
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        reason = str(exc) if isinstance(exc, ScalerError) else f"{type(exc).__name__}: {exc}"
+        print(f"error: {multiprocessing.current_process().name}: {reason}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code if isinstance(exc, ScalerError) else 1) from None
 
 
 def _run_processes(

@@ -102,11 +102,11 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
 
 def _check_sqlite_file(url: str) -> None:
     """UsageError when `url` names a SQLite file that does not exist (SQLAlchemy would create
-    it empty). In-memory databases and URI filenames (`?uri=true`, `file:...`) are left to
-    SQLite."""
+    it empty). URI filenames (`?uri=true`, `file:...`) are left to SQLite; in-memory ones
+    never get here (`check_url`)."""
     database = make_url(normalise_url(url))
     name = database.database or ""
-    if database.get_backend_name() != "sqlite" or name in ("", ":memory:") or name.startswith("file:") \
+    if database.get_backend_name() != "sqlite" or name.startswith("file:") \
             or database.query.get("uri") in ("true", "1"):
         return
     if not Path(name).is_file():
@@ -146,8 +146,11 @@ def check_journal(path: Path) -> None:
 
 
 _SECRET_KEYS = ("password", "passwd", "pwd", "sslpassword")
-# Which package provides each PostgreSQL driver SQLAlchemy may be asked for.
-_DRIVER_PACKAGES = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "pg8000": "pg8000", "asyncpg": "asyncpg"}
+# Which package provides each database driver SQLAlchemy may be asked for.
+_DRIVER_PACKAGES = {
+    "psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "pg8000": "pg8000", "asyncpg": "asyncpg",
+    "mysqldb": "mysqlclient", "pymysql": "pymysql", "mysqlconnector": "mysql-connector-python",
+}  # fmt: skip
 
 
 def _split(url: str) -> tuple[str, str, str, str]:
@@ -231,7 +234,24 @@ def check_url(url: str) -> None:
             param="storage",
         )
     try:
-        make_url(normalise_url(url)).get_dialect()
+        parsed = make_url(normalise_url(url))
+        parsed.get_dialect()
     except Exception as exc:  # sqlalchemy's ArgumentError / NoSuchModuleError
         message = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)
         raise UsageError(f"storage {mask_url(url)!r} is not a usable database URL: {message}", param="storage") from None
+    if _in_memory(parsed):
+        raise UsageError(
+            f"storage {mask_url(url)!r} is an in-memory database: each process would see its own, empty, "
+            "and it ends with the run; give a file (sqlite:///path/study.db) or a server",
+            param="storage",
+        )
+
+
+def _in_memory(url: URL) -> bool:
+    """Whether a parsed URL names an in-memory SQLite database (no file, ':memory:', or a URI
+    filename in memory mode)."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    name = url.database or ""
+    return name in ("", ":memory:") or name.startswith("file::memory:") or "mode=memory" in name \
+        or url.query.get("mode") == "memory"

@@ -1,0 +1,135 @@
+"""Bad input a QA pass found handled poorly (session 13): each case checks the exit code, the
+one line on stderr, and that nothing was created or overwritten."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import pytest
+
+from scaler.errors import DEBUG_ENV
+from scaler.files import atomic_write_text
+from scaler.models.family import MAX_CLASSES
+from scaler.scaling import round_repeats
+from scaler.runtime import Runtime
+from scaler.study.runner import _worker_process
+from tests.test_hostile import one_line, search_args
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?cache=shared&uri=true"])
+def test_an_in_memory_database_is_refused_up_front(cli, tmp_path, url):
+    # Each worker process would open its own empty database, and the study would end with the
+    # run, leaving a folder whose summary names a study nobody can find.
+    result = cli(*search_args(tmp_path / "root"), "--storage", url)
+    assert result.code == 2
+    assert one_line(result.err).startswith(f"error: --storage: storage {url!r} is an in-memory database")
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_missing_mysql_driver_is_named_with_its_pypi_package(cli, tmp_path):
+    result = cli(*search_args(tmp_path), "--storage", "mysql://u@127.0.0.1:9/db")
+    assert result.code == 1
+    assert "its driver 'mysqldb' is not installed (pip install mysqlclient)" in one_line(result.err)
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["search", "--root", ""], "error: --root: the value is empty; give one (`scaler search --help` says what it takes) or leave --root out"),
+        (["search", "--root="], "error: --root: the value is empty; give one (`scaler search --help` says what it takes) or leave --root out"),
+        (["train", ""], "error: an argument is empty; `scaler train --help` says what it takes"),
+        (["report", ""], "error: an argument is empty; `scaler report --help` says what it takes"),
+        (["report", "x", "--plot", ""], "error: --plot: the value is empty; give one (`scaler report --help` says what it takes) or leave --plot out"),
+        (["compare", "--compound", ""], "error: --compound: the value is empty; give one (`scaler compare --help` says what it takes) or leave --compound out"),
+        (["flops", "b0", "-f", ""], "error: -f: the value is empty; give one (`scaler flops --help` says what it takes) or leave -f out"),
+    ],
+)
+def test_an_empty_value_is_refused_not_read_as_a_default(cli, tmp_path, monkeypatch, args, line):
+    # A path option would read '' as '.', a preset or coefficients as their default.
+    monkeypatch.chdir(tmp_path)
+    result = cli(*args)
+    assert (result.code, result.err) == (2, line + "\n")
+    assert not any(tmp_path.iterdir())
+
+
+def test_options_with_their_own_empty_check_keep_it(cli):
+    result = cli("search", "--data=")
+    assert result.code == 2 and one_line(result.err).startswith("error: --data: data source '' is empty; use 'synthetic'")
+
+
+def test_an_empty_variant_is_unknown_to_the_library_too():
+    from scaler.errors import UsageError
+    from scaler.models.registry import network_spec
+
+    with pytest.raises(UsageError, match="unknown variant ''"):
+        network_spec("")
+
+
+def test_debug_adds_the_traceback_and_keeps_the_exit_code(cli):
+    plain, debug = cli("flops", "b9"), cli("--debug", "flops", "b9")
+    assert plain.code == debug.code == 2
+    assert "Traceback" in debug.err and debug.err.strip().splitlines()[-1] == plain.err.strip()
+    os.environ.pop(DEBUG_ENV, None)
+
+
+def test_unknown_commands_and_options_say_what_is_allowed(cli):
+    command = cli("nosuchcmd")
+    assert command.code == 2
+    assert one_line(command.err) == (
+        "error: No such command 'nosuchcmd'. Commands: calibrate, candidates, compare, flops, report, scale, search, train, worker."
+    )
+    option = cli("flops", "b0", "--bogus")
+    assert (option.code, one_line(option.err)) == (2, "error: No such option: --bogus. See `scaler flops --help`.")
+
+
+@pytest.mark.parametrize("classes", ["0", str(MAX_CLASSES + 1), "99999999999"])
+def test_a_class_count_out_of_range_is_refused_before_allocating(cli, classes):
+    result = cli("flops", "b0", "--classes", classes)
+    assert (result.code, one_line(result.err)) == (2, f"error: --classes: classes = {classes} is not allowed; it must be 1..100,000")
+
+
+def test_float_noise_and_a_hair_above_one_add_no_block():
+    assert round_repeats(5, 2.2) == 11  # 2.2 * 5 = 11.000000000000002
+    assert round_repeats(4, 2 ** 1e-9) == 4
+    assert round_repeats(4, 1.0001) == 5  # a real excess still rounds up
+    assert round_repeats(3, 1.1) == 4  # 3.3000000000000003, as the official code rounds it
+
+
+def test_tiny_phi_gives_the_base_network_everywhere(cli):
+    result = cli("candidates", "--phi", "1e-9", "--format", "csv")
+    assert result.code == 0
+    params = {line.split(",")[0]: line for line in result.out.splitlines()[1:]}
+    header = result.out.splitlines()[0].split(",")
+    column = header.index("params")
+    assert len({row.split(",")[column] for row in params.values()}) == 1, result.out
+
+
+def test_an_unwritable_plot_is_named_by_its_own_path(tmp_path):
+    target = tmp_path / "missing" / "x.png"
+    with pytest.raises(OSError) as error:
+        atomic_write_text(target, "x")
+    assert error.value.filename == str(target)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_a_factory_that_calls_sys_exit_is_an_error_line(cli, tmp_path):
+    (tmp_path / "at_call.py").write_text("import sys\ndef make(width, depth, num_classes):\n    sys.exit(5)\n")
+    (tmp_path / "at_import.py").write_text("import sys\nsys.exit(5)\ndef make(width, depth, num_classes): pass\n")
+    call = cli("flops", f"{tmp_path}/at_call.py:make")
+    assert (call.code, one_line(call.err)) == (
+        2, f"error: factory '{tmp_path}/at_call.py:make' raised SystemExit: 5 when called with width=1, depth=1, num_classes=1000"
+    )
+    load = cli("flops", f"{tmp_path}/at_import.py:make")
+    assert (load.code, one_line(load.err)) == (2, f"error: factory '{tmp_path}/at_import.py:make' cannot be imported: SystemExit: 5")
+
+
+def test_a_worker_that_cannot_join_prints_one_line_and_its_exit_code(tmp_path, capsys):
+    # What each worker process prints instead of a traceback (shown only with --debug).
+    url = f"sqlite:///{tmp_path}/none.db"
+    with pytest.raises(SystemExit) as exited:
+        _worker_process(url, "nothing", None, Runtime(device="cpu"), os.getppid())
+    assert exited.value.code == 2
+    name = multiprocessing.current_process().name
+    assert capsys.readouterr().err == f"error: {name}: {url}: {tmp_path}/none.db does not exist\n"
+    assert not (tmp_path / "none.db").exists()
