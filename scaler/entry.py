@@ -4,11 +4,12 @@ with one line once the imports are done), and keeps a reader that goes away
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TextIO
 
 
@@ -80,6 +81,24 @@ def interrupts_held() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous)
 
 
+TERMINATED = 143  # exit code of a command stopped by SIGTERM (128 + 15), as a shell reports it
+_terminated = False
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (`kill`, `timeout`, `docker stop`, a batch scheduler) is answered as Ctrl-C is:
+    the item in flight is marked interrupted and one line says how to resume. Local worker
+    processes get the signal too (a terminal's Ctrl-C reaches them through the process
+    group; a `kill` of this process alone would not), and their items are trained again on
+    resume."""
+    global _terminated
+    _terminated = True
+    for child in multiprocessing.active_children():
+        with suppress(OSError):
+            os.kill(child.pid, signal.SIGTERM)
+    raise KeyboardInterrupt
+
+
 # Set when this process was started to run one command (the console script, `python -m
 # scaler`), not when a long-lived process (a notebook, a test) calls scaler.cli.main: only then
 # is the process's age what each worker process repeats before it trains (the estimate).
@@ -96,8 +115,9 @@ def run() -> None:
             from scaler.cli import main
         if caught:
             raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, _terminate)
         code = main()
     except KeyboardInterrupt:  # held during the imports, a second one, or one before main's own handling
         print("interrupted", file=sys.stderr)
         code = 130
-    sys.exit(code)
+    sys.exit(TERMINATED if _terminated and code == 130 else code)

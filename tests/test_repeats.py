@@ -300,3 +300,20 @@ def test_train_repeats_with_one_completed_run_print_no_spread(capsys):
     _show_repeats(runs, [0, 1], 32, Format.table, "t", "c")
     out = capsys.readouterr().out
     assert "1 of 2 runs completed (top-1 25.0%): no spread or interval over seeds" in out and "nan" not in out
+
+
+def test_finished_repeats_stay_visible_while_others_wait():
+    # Raising --repeats, or a kill mid-search, must not blank a candidate's row: it shows the
+    # mean of the repeats finished so far, and stays unfinished (ranked after complete rows,
+    # never tested for ties).
+    row = aggregate([
+        record(0, 0, "complete", 0.8, val_images=100), record(0, 1, "complete", 0.6, val_images=100),
+        record(0, 2, "queued", None),
+    ])  # fmt: skip
+    assert row["state"] == "queued" and row["repeats"] == 2 and row["top1"] == pytest.approx(0.7)
+    running = aggregate([record(1, 0, "running", None), record(1, 1, "pruned", 0.3), record(1, 2, "complete", 0.5)])
+    assert running["state"] == "running" and running["repeats"] == 1 and running["top1"] == pytest.approx(0.5)
+    assert aggregate([record(2, 0, "queued", None)])["repeats"] == 0
+    frame = pd.DataFrame({"candidate": [0, 1], "state": ["complete", "queued"]})
+    groups = {0: _runs(0, [0.9, 0.8]), 1: _runs(1, [0.3, 0.3])[:1] + [record(1, 1, "queued", None)]}
+    assert _tied_with_best(frame, groups) == [True, None]

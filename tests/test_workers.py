@@ -309,3 +309,33 @@ def test_data_errors_leave_results_untouched(cli, tmp_path):
 def test_passwords_are_masked():
     assert mask_url("postgresql+psycopg2://me:secret@db:5432/x") == "postgresql+psycopg2://me:***@db:5432/x"
     assert mask_url("postgresql+psycopg2://me@db/x") == "postgresql+psycopg2://me@db/x"
+
+
+def test_sigterm_is_answered_as_ctrl_c_is_with_the_shells_exit_code(tmp_path):
+    # `kill`, `timeout`, `docker stop` and batch schedulers send SIGTERM.
+    args = [SCALER, "search", *GRID2, "--root", str(tmp_path), "--name", "term"]
+    args[args.index("--epochs") + 1] = "4"
+    folder = tmp_path / "term"
+    process = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (folder / "study.journal").exists() and '"worker"' in (folder / "study.journal").read_text(), what="a running candidate")
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("interrupted: ") and "resume with the same command" in err
+    assert "interrupted" in set(results(folder)["state"])
+    final = subprocess.run(args, env=env(), capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr
+    assert set(results(folder)["state"]) == {"complete"}
+
+
+def test_a_journal_record_optuna_cannot_replay_is_named(cli, tmp_path):
+    assert cli("search", *GRID2, "--root", tmp_path, "--name", "odd").code == 0
+    journal = tmp_path / "odd" / "study.journal"
+    before = (tmp_path / "odd" / "results.csv").read_text()
+    with open(journal, "a") as f:
+        f.write('{"op_code": 6, "worker_id": "x"}\n')  # valid JSON, not a record Optuna can replay
+    result = cli("search", *GRID2, "--root", tmp_path, "--name", "odd")
+    assert result.code == 1
+    assert result.err == (f"error: {journal} holds a record Optuna cannot replay (KeyError: 'trial_id'); the journal is "
+                          "the study's record: restore it from a backup, or move the search folder away to start again\n")
+    assert (tmp_path / "odd" / "results.csv").read_text() == before

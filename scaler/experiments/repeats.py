@@ -51,8 +51,11 @@ def candidate_state(records: list[Record]) -> State:
 def counted(records: list[Record]) -> list[Record]:
     """The repeats a configuration's figures are made of: those in its own state (a complete
     configuration's complete repeats; a pruned repeat's partial accuracy never enters a
-    complete one's mean), with a top-1."""
+    complete one's mean), with a top-1. While repeats still wait or run, the complete ones so
+    far: a resumed search, or one whose --repeats was raised, keeps showing what it has."""
     state = candidate_state(records)
+    if not state.is_finished:
+        return [r for r in records if r.state is State.COMPLETE and r.attrs.get("top1") is not None]
     return [r for r in records if r.state is state and state.is_scored and r.attrs.get("top1") is not None]
 
 

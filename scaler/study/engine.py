@@ -266,9 +266,9 @@ def run_trial(handle: StudyHandle, trial: optuna.trial.Trial, context: Any, runt
     except BaseException as exc:
         if not interrupted_by_user(exc):
             raise
-        mark_interrupted(storage, trial._trial_id, "interrupted by the user (Ctrl-C)")
+        mark_interrupted(storage, trial._trial_id, "interrupted (Ctrl-C or SIGTERM)")
         if events.on_finish:
-            events.on_finish(label, State.INTERRUPTED, "Ctrl-C")
+            events.on_finish(label, State.INTERRUPTED, "Ctrl-C or SIGTERM")
         raise KeyboardInterrupt from exc
     try:
         _record(study, trial, outcome)

@@ -91,7 +91,7 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
         frame[column] = values
     if "results_sha256" in data and _digest(results.read_bytes()) != data["results_sha256"]:  # older summaries lack it
         raise UsageError(f"{results} disagrees with {info.name} (not the table the study wrote: its digest differs): "
-                         f"cut short or edited; {rewrite}")
+                         f"cut short, edited, or a run stopped between writing the two; {rewrite}")
     counts = {str(k): int(v) for k, v in frame["state"].value_counts().items()}
     recorded = {str(k): int(v) for k, v in dict(data["states"]).items()}
     if counts != recorded:

@@ -97,7 +97,13 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
     if exclusive:
         repair_journal(path)
         check_journal(path)
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    try:
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    except (AssertionError, KeyError, TypeError, ValueError, IndexError) as exc:  # a record Optuna cannot replay
+        raise RunError(
+            f"{path} holds a record Optuna cannot replay ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}); "
+            "the journal is the study's record: restore it from a backup, or move the search folder away to start again"
+        ) from None
 
 
 def _check_sqlite_file(url: str) -> None:
