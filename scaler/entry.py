@@ -88,9 +88,9 @@ _terminated = False
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM (`kill`, `timeout`, `docker stop`, a batch scheduler) is answered as Ctrl-C is:
     the item in flight is marked interrupted and one line says how to resume. Local worker
-    processes get the signal too (a terminal's Ctrl-C reaches them through the process
-    group; a `kill` of this process alone would not), and their items are trained again on
-    resume."""
+    processes get the signal too (a terminal's Ctrl-C reaches them through the process group;
+    a `kill` of this process alone would not), and answer it the same way
+    (`scaler.study.runner`)."""
     global _terminated
     _terminated = True
     for child in multiprocessing.active_children():

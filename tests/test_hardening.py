@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 
 import pytest
 
@@ -13,7 +14,7 @@ from scaler.files import atomic_write_text
 from scaler.models.family import MAX_CLASSES
 from scaler.scaling import round_repeats
 from scaler.runtime import Runtime
-from scaler.study.runner import _worker_process
+from scaler.study import runner
 from tests.test_hostile import one_line, search_args
 
 
@@ -43,6 +44,8 @@ def test_a_missing_mysql_driver_is_named_with_its_pypi_package(cli, tmp_path):
         (["report", "x", "--plot", ""], "error: --plot: the value is empty; give one (`scaler report --help` says what it takes) or leave --plot out"),
         (["compare", "--compound", ""], "error: --compound: the value is empty; give one (`scaler compare --help` says what it takes) or leave --compound out"),
         (["flops", "b0", "-f", ""], "error: -f: the value is empty; give one (`scaler flops --help` says what it takes) or leave -f out"),
+        (["report", "--pareto", ""], "error: an argument is empty; `scaler report --help` says what it takes"),  # a flag takes no value
+        (["search", "--name", "report", "--root", ""], "error: --root: the value is empty; give one (`scaler search --help` says what it takes) or leave --root out"),
     ],
 )
 def test_an_empty_value_is_refused_not_read_as_a_default(cli, tmp_path, monkeypatch, args, line):
@@ -51,6 +54,12 @@ def test_an_empty_value_is_refused_not_read_as_a_default(cli, tmp_path, monkeypa
     result = cli(*args)
     assert (result.code, result.err) == (2, line + "\n")
     assert not any(tmp_path.iterdir())
+
+
+def test_a_value_that_ends_in_an_equals_sign_is_not_empty(cli, tmp_path):
+    result = cli("report", "nowhere", f"--plot={tmp_path}/a=")
+    assert result.code == 2
+    assert one_line(result.err).startswith(f"error: --plot: plot '{tmp_path}/a=' has no picture format matplotlib writes")
 
 
 def test_options_with_their_own_empty_check_keep_it(cli):
@@ -66,11 +75,12 @@ def test_an_empty_variant_is_unknown_to_the_library_too():
         network_spec("")
 
 
-def test_debug_adds_the_traceback_and_keeps_the_exit_code(cli):
+def test_debug_adds_the_traceback_and_keeps_the_exit_code(cli, monkeypatch):
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
     plain, debug = cli("flops", "b9"), cli("--debug", "flops", "b9")
     assert plain.code == debug.code == 2
     assert "Traceback" in debug.err and debug.err.strip().splitlines()[-1] == plain.err.strip()
-    os.environ.pop(DEBUG_ENV, None)
+    assert DEBUG_ENV not in os.environ  # set for the command's worker processes only
 
 
 def test_unknown_commands_and_options_say_what_is_allowed(cli):
@@ -124,11 +134,14 @@ def test_a_factory_that_calls_sys_exit_is_an_error_line(cli, tmp_path):
     assert (load.code, one_line(load.err)) == (2, f"error: factory '{tmp_path}/at_import.py:make' cannot be imported: SystemExit: 5")
 
 
-def test_a_worker_that_cannot_join_prints_one_line_and_its_exit_code(tmp_path, capsys):
+def test_a_worker_that_cannot_join_prints_one_line_and_its_exit_code(tmp_path, capsys, monkeypatch):
     # What each worker process prints instead of a traceback (shown only with --debug).
+    monkeypatch.setattr(runner, "_die_with_parent", lambda parent: None)  # no watcher in pytest
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)  # pytest keeps its SIGTERM
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
     url = f"sqlite:///{tmp_path}/none.db"
     with pytest.raises(SystemExit) as exited:
-        _worker_process(url, "nothing", None, Runtime(device="cpu"), os.getppid())
+        runner._worker_process(url, "nothing", None, Runtime(device="cpu"), os.getppid())
     assert exited.value.code == 2
     name = multiprocessing.current_process().name
     assert capsys.readouterr().err == f"error: {name}: {url}: {tmp_path}/none.db does not exist\n"

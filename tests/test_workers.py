@@ -328,6 +328,23 @@ def test_sigterm_is_answered_as_ctrl_c_is_with_the_shells_exit_code(tmp_path):
     assert set(results(folder)["state"]) == {"complete"}
 
 
+def test_sigterm_reaches_local_workers_and_their_items_are_marked_interrupted(tmp_path):
+    args = [SCALER, "search", *GRID2, "--root", str(tmp_path), "--name", "termw", "--workers", "2"]
+    args[args.index("--epochs") + 1] = "6"
+    folder = tmp_path / "termw"
+    process = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: (folder / "study.journal").exists() and (folder / "study.journal").read_text().count('"worker"') >= 2,
+             what="two running candidates")
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    states = set(results(folder)["state"])
+    assert "running" not in states and "interrupted" in states, states  # marked by the workers themselves
+    final = subprocess.run(args, env=env(), capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr
+    assert set(results(folder)["state"]) == {"complete"}
+
+
 def test_a_journal_record_optuna_cannot_replay_is_named(cli, tmp_path):
     assert cli("search", *GRID2, "--root", tmp_path, "--name", "odd").code == 0
     journal = tmp_path / "odd" / "study.journal"

@@ -50,10 +50,11 @@ def _empty_value(args: list[str]) -> str | None:
     a path option would otherwise read '' as '.', the current folder, and a preset or
     coefficients as their default."""
     for index, arg in enumerate(args):
-        if arg.startswith("--") and arg.endswith("="):
-            option: str | None = arg[:-1]
+        name, equals, value = arg.partition("=")
+        if arg.startswith("--") and equals and not value:
+            option: str | None = name
         elif arg == "":
-            option = args[index - 1] if index > 0 and args[index - 1].startswith("-") else None
+            option = args[index - 1] if index > 0 and _takes_value(args, args[index - 1]) else None
         else:
             continue
         if option in CHECKED_WHEN_EMPTY:
@@ -65,11 +66,23 @@ def _empty_value(args: list[str]) -> str | None:
     return None
 
 
+def _command(args: list[str]) -> typer.core.TyperCommand | None:
+    """The command `args` name: its first argument that is not an option (the root app's
+    only options are flags)."""
+    first = next((a for a in args if not a.startswith("-")), None)
+    return typer.main.get_command(app).commands.get(first)  # type: ignore[attr-defined]
+
+
+def _takes_value(args: list[str], option: str) -> bool:
+    """Whether `option` is an option of the command `args` name that takes a value."""
+    command = _command(args)
+    return command is not None and any(option in p.opts and not getattr(p, "is_flag", True) for p in command.params)
+
+
 def _help_command(args: list[str]) -> str:
     """`scaler COMMAND --help` for the command `args` name (`scaler --help` when none)."""
-    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
-    command = next((a for a in args if a in commands), None)
-    return f"scaler {command} --help" if command else "scaler --help"
+    command = _command(args)
+    return f"scaler {command.name} --help" if command is not None else "scaler --help"
 
 
 def _parser_message(exc: Exception, args: list[str]) -> str:
@@ -89,8 +102,20 @@ def main(argv: list[str] | None = None) -> int:
     """Run the app; map errors to one line and an exit code (2 usage, 1 runtime)."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    previous = os.environ.get(DEBUG_ENV)
     if debug:
         os.environ[DEBUG_ENV] = "1"  # worker processes inherit it
+    try:
+        return _run(args, debug)
+    finally:
+        if previous is None:
+            os.environ.pop(DEBUG_ENV, None)
+        else:
+            os.environ[DEBUG_ENV] = previous
+
+
+def _run(args: list[str], debug: bool) -> int:
+    """Run the app; map errors to one line and an exit code (2 usage, 1 runtime)."""
     empty = _empty_value(args)
     if empty is not None:
         print(f"error: {empty}", file=sys.stderr)

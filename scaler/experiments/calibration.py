@@ -34,6 +34,7 @@ from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, che
 from scaler.experiments.search import SearchConfig, describe
 from scaler.runtime import Runtime
 from scaler.scaling import compound_scale, validate_multiplier, validate_resolution
+from scaler.states import State
 from scaler.statistics import bootstrap_agreement, split_half_reliability
 from scaler.study.experiment import Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
 from scaler.training import repeat_seed, seed_everything
@@ -453,7 +454,8 @@ class Calibration(Experiment):
         return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
     def summary(self, frame: pd.DataFrame, records: list[Record]) -> dict[str, Any]:
-        top1 = pd.to_numeric(frame["top1"], errors="coerce")
+        # Finished rows only: an unfinished row's top-1 is the mean of the repeats it has so far.
+        top1 = pd.to_numeric(frame["top1"], errors="coerce").where(frame["state"] == State.COMPLETE.value)
         scores = {index: top1[frame["setting"] == index].to_numpy(dtype=float) for index in range(len(self.settings))}
         by_setting = group_by(records, "setting")
         seed = self.config.search.train.seed

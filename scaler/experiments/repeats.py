@@ -51,21 +51,21 @@ def candidate_state(records: list[Record]) -> State:
 def counted(records: list[Record]) -> list[Record]:
     """The repeats a configuration's figures are made of: those in its own state (a complete
     configuration's complete repeats; a pruned repeat's partial accuracy never enters a
-    complete one's mean), with a top-1. While repeats still wait or run, the complete ones so
-    far: a resumed search, or one whose --repeats was raised, keeps showing what it has."""
+    complete one's mean), with a top-1."""
     state = candidate_state(records)
-    if not state.is_finished:
-        return [r for r in records if r.state is State.COMPLETE and r.attrs.get("top1") is not None]
     return [r for r in records if r.state is state and state.is_scored and r.attrs.get("top1") is not None]
 
 
 def aggregate(records: list[Record]) -> dict[str, Any]:
     """The table's fields of one configuration from its repeats: means over the counted ones
-    (see `counted`), the 95% interval of top-1 (over repeats when there are 2 or more, else
-    from the validation sample), the repeats counted, the state, and what happened to the
-    others."""
-    scored = counted(records)
+    (see `counted`; while repeats still wait or run, over those complete so far, so that a
+    resumed search, or one whose --repeats was raised, keeps showing what it has), the 95%
+    interval of top-1 (over repeats when there are 2 or more, else from the validation
+    sample), the repeats counted, the state, and what happened to the others."""
     state = candidate_state(records)
+    scored = counted(records) if state.is_finished else [
+        r for r in records if r.state is State.COMPLETE and r.attrs.get("top1") is not None
+    ]  # fmt: skip
     top1 = [float(r.attrs["top1"]) for r in scored]
     images = {int(r.attrs["val_images"]) for r in scored if r.attrs.get("val_images")}
     n = images.pop() if len(images) == 1 else None  # the repeats' shared validation images

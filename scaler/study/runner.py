@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -186,15 +187,24 @@ def _die_with_parent(parent: int, poll_seconds: float = 0.5) -> None:
     threading.Thread(target=watch, name="scaler-parent-watch", daemon=True).start()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _worker_process(storage_url: str, name: str, folder, runtime: Runtime, parent: int) -> None:  # noqa: ANN001
-    """Body of one local worker process: join the study and work until the queue is empty."""
+    """Body of one local worker process: join the study and work until the queue is empty.
+    SIGTERM (forwarded by the parent, or sent to every process by a scheduler) is answered as
+    Ctrl-C: the item in flight is marked interrupted."""
     _die_with_parent(parent)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         handle = join_study(storage_url, name, folder)
         work(handle, prepare(handle, runtime), runtime)
     except BaseException as exc:  # the parent reports an interruption; no traceback per worker
         if interrupted_by_user(exc):
             raise SystemExit(130) from None
+        if isinstance(exc, SystemExit):
+            raise
         if os.environ.get(DEBUG_ENV):
             traceback.print_exc()
         reason = str(exc) if isinstance(exc, ScalerError) else f"{type(exc).__name__}: {exc}"

@@ -100,8 +100,9 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
     try:
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     except (AssertionError, KeyError, TypeError, ValueError, IndexError) as exc:  # a record Optuna cannot replay
+        what = type(exc).__name__ + (f": {str(exc).splitlines()[0][:80]}" if str(exc) else "")
         raise RunError(
-            f"{path} holds a record Optuna cannot replay ({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''}); "
+            f"{path} holds a record Optuna cannot replay ({what}); "
             "the journal is the study's record: restore it from a backup, or move the search folder away to start again"
         ) from None
 
@@ -259,5 +260,4 @@ def _in_memory(url: URL) -> bool:
     if url.get_backend_name() != "sqlite":
         return False
     name = url.database or ""
-    return name in ("", ":memory:") or name.startswith("file::memory:") or "mode=memory" in name \
-        or url.query.get("mode") == "memory"
+    return name in ("", ":memory:") or name.startswith("file::memory:") or url.query.get("mode") == "memory"
