@@ -99,7 +99,8 @@ def _parser_message(exc: Exception, args: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the app; map errors to one line and an exit code (2 usage, 1 runtime)."""
+    """Run one command (see `_run`); with --debug, its worker processes show tracebacks too,
+    for this call only."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     previous = os.environ.get(DEBUG_ENV)
