@@ -3,6 +3,8 @@ one line on stderr, and that nothing was created or overwritten."""
 
 from __future__ import annotations
 
+import csv
+import io
 import multiprocessing
 import os
 import signal
@@ -109,10 +111,8 @@ def test_float_noise_and_a_hair_above_one_add_no_block():
 def test_tiny_phi_gives_the_base_network_everywhere(cli):
     result = cli("candidates", "--phi", "1e-9", "--format", "csv")
     assert result.code == 0
-    params = {line.split(",")[0]: line for line in result.out.splitlines()[1:]}
-    header = result.out.splitlines()[0].split(",")
-    column = header.index("params")
-    assert len({row.split(",")[column] for row in params.values()}) == 1, result.out
+    rows = list(csv.DictReader(io.StringIO(result.out)))
+    assert len(rows) == 6 and len({row["params"] for row in rows}) == 1, result.out
 
 
 def test_an_unwritable_plot_is_named_by_its_own_path(tmp_path):

@@ -23,14 +23,17 @@ INTERRUPTED = 130  # exit code of a command stopped with Ctrl-C
 FLAG_OF = {"num_classes": "--classes"}
 
 
+def _command(args: list[str]) -> typer.core.TyperCommand | None:
+    """The command `args` name: its first argument that is not an option (the root app's
+    only options are flags)."""
+    first = next((a for a in args if not a.startswith("-")), None)
+    return typer.main.get_command(app).commands.get(first)  # type: ignore[attr-defined]
+
+
 def _command_flags(args: list[str]) -> set[str]:
     """The option names of the command `args` invoke (empty when none is named)."""
-    group = typer.main.get_command(app)
-    for arg in args:
-        command = group.commands.get(arg) if hasattr(group, "commands") else None
-        if command is not None:
-            return {opt for param in command.params for opt in getattr(param, "opts", [])}
-    return set()
+    command = _command(args)
+    return set() if command is None else {opt for param in command.params for opt in getattr(param, "opts", [])}
 
 
 def user_message(exc: ScalerError, args: list[str]) -> str:
@@ -64,13 +67,6 @@ def _empty_value(args: list[str]) -> str | None:
             return f"an argument is empty; {help_hint} says what it takes"
         return f"{option}: the value is empty; give one ({help_hint} says what it takes) or leave {option} out"
     return None
-
-
-def _command(args: list[str]) -> typer.core.TyperCommand | None:
-    """The command `args` name: its first argument that is not an option (the root app's
-    only options are flags)."""
-    first = next((a for a in args if not a.startswith("-")), None)
-    return typer.main.get_command(app).commands.get(first)  # type: ignore[attr-defined]
 
 
 def _takes_value(args: list[str], option: str) -> bool:
