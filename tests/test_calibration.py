@@ -1,6 +1,6 @@
 """`scaler calibrate`: which candidates it picks, the bootstrap interval of a rank correlation,
-the recommendation rule, a training-image prefix of a data set, `--try` parsing, and one micro
-calibration end to end (with its resume)."""
+the recommendation rule, a training-image prefix of a data set, `--try` parsing, tries added to
+an existing calibration, and one micro calibration end to end (with its resume)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import torch
 
 from scaler.candidates import Candidate
 from scaler.data import Dataset, ImageSplit, load_dataset, take_train
-from scaler.errors import UsageError
+from scaler.errors import RunError, UsageError
 from scaler.candidates import CandidateSpace, ProxyBase, Range
 from scaler.experiments.calibration import (
     ATTR_CALIBRATION, RESULT_COLUMNS, Calibration, CalibrationConfig, Setting, parse_try, recommend,
@@ -117,14 +118,76 @@ def test_config_round_trips_and_refuses_what_cannot_be_calibrated():
     config = CalibrationConfig(search, reference_setting(search, 4), tries=(parse_try("epochs=1,base-width=0.25"),))
     config.validate()
     assert config.reference == Setting("reference", epochs=4 * search.train.epochs)
-    assert CalibrationConfig.from_identity(json.loads(json.dumps(config.identity()))) == config
-    assert config.default_name().startswith("calibrate-phi1-grid-b0-r64-w0.5-")
+    restored = CalibrationConfig.from_identity(json.loads(json.dumps(config.identity())))
+    assert restored == replace(config, tries=())  # the tries are kept with the study, not in its identity
+    assert restored.default_name() == config.default_name() and config.default_name().startswith("calibrate-phi1-grid-b0-r64-w0.5-")
     more = CalibrationConfig(search, reference_setting(search, 4, train_images=4000))
     assert [more.images(s) for s in more.settings()] == [4000, SYNTHETIC_TRAIN]  # the synthetic set's size by default
     with pytest.raises(UsageError, match="at least 3"):
         CalibrationConfig(search, config.reference, k=2).validate()
     with pytest.raises(UsageError, match="given twice"):
         CalibrationConfig(search, config.reference, tries=(parse_try("epochs=1"), parse_try("epochs=1"))).validate()
+    many = tuple(parse_try(f"train-images={n}") for n in range(1, calibration.MAX_SETTINGS))
+    with pytest.raises(UsageError, match="are more than the 98 a calibration takes"):
+        CalibrationConfig(search, config.reference, tries=many).validate()
+
+
+def tiny_calibration(tmp_path: Path, *tries: str) -> CalibrationConfig:
+    """Three candidates of a tiny factory network at 32 px, the reference at twice the epochs."""
+    (tmp_path / "tinynet.py").write_text(TINY_NET)
+    space = CandidateSpace(alpha=Range(1, 1.2, 0.2), beta=Range(1, 1.1, 0.1), gamma=Range(1, 1.2, 0.1), tolerance=0.5)
+    search = SearchConfig(space=space, base=ProxyBase(f"{tmp_path / 'tinynet.py'}:make", resolution=32, width=0.5))
+    return CalibrationConfig(search, reference_setting(search, 2), k=3, tries=tuple(parse_try(t) for t in tries))
+
+
+def test_a_try_asked_later_is_added_and_counts_only_its_own_networks(tmp_path, monkeypatch):
+    config = tiny_calibration(tmp_path, "base-resolution=24")
+    attrs = json.loads(json.dumps(Calibration.plan(config).study_attrs()))
+    counted = []
+    real = calibration.count_networks
+    monkeypatch.setattr(calibration, "count_networks", lambda c, cands: counted.append([s.label for s in c.settings()]) or real(c, cands))
+    # asked again with one try the study has and one it lacks: the study's first, then the new one
+    grown = Calibration.restore(replace(config, tries=(parse_try("base-width=1"), parse_try("base-resolution=24"))), attrs)
+    assert [s.label for s in grown.settings] == ["reference", "proxy", "base-resolution=24", "base-width=1"]
+    assert counted == [["reference", "proxy", "base-width=1"]]  # the study's networks are not counted again
+    assert grown.networks[:3] == attrs[ATTR_CALIBRATION]["networks"] and len(grown.networks) == 4
+    assert grown.networks[3][0]["params"] > grown.networks[1][0]["params"]  # the wider base's own network
+    assert grown.study_attrs()[ATTR_CALIBRATION]["tries"][1]["label"] == "base-width=1"
+    # asked with no try at all, the study keeps its own
+    assert [s.label for s in Calibration.restore(replace(config, tries=()), attrs).settings][2:] == ["base-resolution=24"]
+    # the "setting" parameter is an integer range, so a study's trials stay valid as tries are added
+    assert grown.distributions()["setting"] == optuna.distributions.IntDistribution(0, calibration.MAX_SETTINGS - 1)
+    # a try that needs more of the data than the study prepared is refused: it would change the
+    # data (a higher resolution here; more images than the reference's are refused for any try)
+    with pytest.raises(UsageError, match="needs more of the data than this calibration prepares") as refused:
+        Calibration.restore(replace(config, tries=(parse_try("base-resolution=48"),)), attrs)
+    assert f"({SYNTHETIC_TRAIN} training images, stored at 40 px)" in str(refused.value) and refused.value.param == "try"
+    with pytest.raises(UsageError, match="raise --reference-train-images"):
+        Calibration.restore(replace(config, tries=(parse_try("train-images=5000"),)), attrs)
+    # a worker that opened the study before the try was added takes it up before its next item
+    worker = Calibration.restore(Calibration.config_from_identity(config.identity()), attrs)
+    worker.refresh(json.loads(json.dumps(grown.study_attrs())))
+    assert worker.settings == grown.settings and worker.networks == grown.networks and worker.items() == grown.items()
+    # two processes that added different tries at once: setting 2 would mean two things
+    other = Calibration.restore(replace(config, tries=(parse_try("base-width=0.25"),)), attrs)
+    with pytest.raises(RunError, match=r"changed this calibration's tries while this one ran \(base-resolution=24, base-width=1 -> "):
+        grown.refresh(json.loads(json.dumps(other.study_attrs())))
+
+
+def test_a_calibration_made_before_tries_were_stored_resumes_with_its_settings_fixed(tmp_path):
+    config = tiny_calibration(tmp_path)
+    attrs = json.loads(json.dumps(Calibration.plan(config).study_attrs()))
+    del attrs[ATTR_CALIBRATION]["tries"]  # what an earlier scaler stored
+    old = Calibration.restore(config, attrs)
+    assert old.distributions()["setting"] == optuna.distributions.CategoricalDistribution([0, 1])  # as its trials have it
+    assert "tries" not in old.study_attrs()[ATTR_CALIBRATION]  # and it stays recognisable as such
+    with pytest.raises(UsageError, match="fixed its tries when it started; calibrate new tries under a new --name"):
+        Calibration.restore(replace(config, tries=(parse_try("epochs=1"),)), attrs)
+    # its tries were part of its configuration: a worker that joins it reads them from there
+    attrs[ATTR_CALIBRATION]["networks"] *= 2  # as if it had two tries of the proxy's networks
+    joined = Calibration.restore(replace(config, tries=(parse_try("epochs=1"), parse_try("train-images=900"))), attrs)
+    assert [s.label for s in joined.settings] == ["reference", "proxy", "epochs=1", "train-images=900"]
+    assert joined.distributions()["setting"].choices == (0, 1, 2, 3)
 
 
 def test_plan_counts_each_settings_networks_and_restores_without_counting(tmp_path):
@@ -286,6 +349,15 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):
     assert "9 already finished, 0 to train" in again.err
     assert "training" not in again.err.replace("trainings", "")
     assert pd.read_csv(folder / "results.csv").equals(frame)
+
+    # A try asked later trains only itself; the reference and the other settings are kept.
+    grown = cli(*args, "--try", "train-images=48")
+    assert grown.code == 0, grown.err
+    assert "9 already finished, 3 to train" in grown.err
+    table = pd.read_csv(folder / "results.csv")
+    assert list(table["label"].unique()) == ["reference", "proxy", "train-images=32", "train-images=48"]
+    assert table[:9].equals(frame) and set(table["state"]) == {"complete"}
+    assert json.loads((folder / "calibration.json").read_text())["settings"][3]["train_images"] == 48
 
     # A setting's `scaler search` command trains exactly what the calibration trained for it.
     rows = json.loads(again.out)

@@ -60,7 +60,7 @@ def calibrate(
     reference_factor: Annotated[Optional[float], typer.Option(help=f"The reference trains this many times the proxy's --epochs, on the same data (default {DEFAULT_FACTOR:g}).")] = None,
     reference_epochs: Annotated[Optional[int], typer.Option(help="The reference's epochs (instead of --reference-factor).")] = None,
     reference_train_images: Annotated[Optional[int], typer.Option(help="The reference's training images (default: the proxy's); the proxy and the tries train on the first of them.")] = None,
-    tries: Annotated[Optional[list[str]], typer.Option("--try", metavar="KEY=VALUE[,KEY=VALUE]", help="A cheaper setting to compare; keys epochs, train-images, base-resolution, base-width (repeatable).")] = None,
+    tries: Annotated[Optional[list[str]], typer.Option("--try", metavar="KEY=VALUE[,KEY=VALUE]", help="A cheaper setting to compare; keys epochs, train-images, base-resolution, base-width (repeatable). Asked of an existing calibration, a try is added to it and only its own trainings run.")] = None,
     repeats: Annotated[int, typer.Option(help="Trainings per candidate and setting with independent seeds (the search's seeds); raising it on an existing calibration trains only the missing repeats.")] = 2,
     name: Annotated[Optional[str], typer.Option(help="Calibration name (default: derived from the configuration).")] = None,
     root: Annotated[Path, typer.Option("--root", help="Folder that holds the study folders.")] = Path("searches"),
@@ -82,7 +82,8 @@ def calibrate(
     With --try, cheaper settings are measured too; the cheapest one whose Spearman with the
     reference is at least 0.8 is recommended, as the `scaler search` command to run. Writes
     <root>/<name>/results.csv (one row per setting and candidate), calibration.json and the
-    plot. Running the same command again resumes; `scaler worker` can join a database study.
+    plot. Running the same command again resumes, and with another --try adds that setting
+    and trains only it; `scaler worker` can join a database study.
     """
     if plot is not None:
         check_plot_path(plot)

@@ -9,6 +9,11 @@ the Spearman and Kendall correlations of its candidates' mean top-1 with the ref
 (95% bootstrap intervals over candidates), how many of the pairs of candidates the reference
 tells apart it orders as the reference does, and recommends the cheapest setting that keeps
 Spearman >= 0.8.
+
+The tries are not part of a calibration's identity: each setting's trainings are the same
+whatever else is tried, so a try asked of an existing calibration is added to it (stored with
+the study) and only its own trainings run; the reference, the costliest part, is never trained
+again for it.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from torch import nn
 from scaler.candidates import Candidate, ProxyBase, build_candidates
 from scaler.counting import count_model
 from scaler.data import SYNTHETIC_TRAIN, Dataset, take_train
-from scaler.errors import UsageError
+from scaler.errors import RunError, UsageError
 from scaler.experiments.proxy import (
     Timing, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
 )
@@ -45,6 +50,7 @@ MIN_K = 3  # fewer candidates rank nothing a correlation can judge
 DEFAULT_FACTOR = 4.0  # the reference trains this many times the proxy's epochs
 THRESHOLD = 0.8  # the Spearman a setting must keep with the reference to be recommended
 REFERENCE, PROXY = 0, 1  # setting indices; the tries follow
+MAX_SETTINGS = 100  # the reference, the proxy and up to 98 tries in one calibration
 ATTR_CALIBRATION = "scaler_calibration"
 # The keys of --try and of a setting's overrides: the flag of `scaler search` each one sets.
 OVERRIDES = {"epochs": "epochs", "train-images": "train_images", "base-resolution": "base_resolution", "base-width": "base_width"}
@@ -140,7 +146,8 @@ def reference_setting(search: SearchConfig, factor: float | None = None, epochs:
 @dataclass(frozen=True)
 class CalibrationConfig:
     """Everything that defines a calibration's results: the search it calibrates, how many
-    candidates, the reference and the cheaper settings to try."""
+    candidates and the reference; and the cheaper settings to try this time, which a study
+    keeps with its attributes instead (see the module's docstring)."""
 
     search: SearchConfig
     reference: Setting
@@ -182,18 +189,17 @@ class CalibrationConfig:
                 setting.validate()
             except UsageError as exc:
                 raise UsageError(f"setting {setting.label}: {exc}", param="try" if setting in self.tries else None) from None
+        if len(self.settings()) > MAX_SETTINGS:
+            raise UsageError(f"{len(self.tries)} tries are more than the {MAX_SETTINGS - 2} a calibration takes", param="try")
         labels = [s.label for s in self.settings()]
         doubled = sorted({label for label in labels if labels.count(label) > 1})
         if doubled:
             raise UsageError(f"setting {doubled[0]!r} is given twice", param="try")
 
     def identity(self) -> dict:
-        return {
-            "search": self.search.identity(),
-            "k": self.k,
-            "reference": asdict(self.reference),
-            "tries": [asdict(t) for t in self.tries],
-        }
+        # "tries" stays, always empty: calibrations made before tries moved to the study's
+        # attributes and without a try keep their fingerprint (and their default name).
+        return {"search": self.search.identity(), "k": self.k, "reference": asdict(self.reference), "tries": []}
 
     @classmethod
     def from_identity(cls, data: dict) -> CalibrationConfig:
@@ -201,7 +207,7 @@ class CalibrationConfig:
             search=SearchConfig.from_identity(data["search"]),
             reference=Setting(**data["reference"]),
             k=int(data["k"]),
-            tries=tuple(Setting(**t) for t in data["tries"]),
+            tries=tuple(Setting(**t) for t in data.get("tries", [])),  # a calibration made before: its tries
         )
 
     def fingerprint(self) -> str:
@@ -221,6 +227,13 @@ class CalibrationConfig:
 
     def epochs(self, setting: Setting) -> int:
         return self.search.train.epochs if setting.epochs is None else setting.epochs
+
+    def data_needs(self, networks: list[list[dict[str, int]]]) -> tuple[int | None, int]:
+        """The data the settings train on, prepared once: the most training images any setting
+        asks for (None: all) and the largest resolution of `networks` (per setting, per
+        candidate), at which the images are stored."""
+        wanted = [self.images(s) for s in self.settings()]
+        return (None if None in wanted else max(wanted)), max(n["resolution"] for row in networks for n in row)
 
 
 def spread(candidates: list[Candidate], k: int) -> list[Candidate]:
@@ -281,9 +294,15 @@ class Calibration(Experiment):
     noun = "training"
     summary_name = SUMMARY_NAME
 
-    def __init__(self, config: CalibrationConfig, candidates: list[Candidate], networks: list[list[dict[str, int]]], repeats: int = 1) -> None:
+    def __init__(
+        self, config: CalibrationConfig, candidates: list[Candidate], networks: list[list[dict[str, int]]], repeats: int = 1,
+        *, fixed_settings: bool = False,
+    ) -> None:
+        """`fixed_settings`: a calibration made before tries were stored with the study, whose
+        settings were fixed when it started (and recorded as a categorical parameter)."""
         check_repeats(repeats)
         self.config = config
+        self.fixed_settings = fixed_settings
         self.settings = config.settings()
         self.candidates = candidates
         self.position = {c.index: i for i, c in enumerate(candidates)}
@@ -305,19 +324,60 @@ class Calibration(Experiment):
 
     @classmethod
     def restore(cls, config: CalibrationConfig, attrs: Mapping[str, Any], repeats: int | None = None) -> Calibration:
-        """Repeats never shrink: asking for fewer than the study has keeps the ones it has."""
+        """Neither repeats nor tries shrink: the study's tries, then those of `config` it lacks,
+        whose networks alone are counted. A try that needs more of the data than the study
+        prepares (more training images, a higher resolution) is refused: the data is part of
+        what the other settings' results mean."""
         stored = attrs[ATTR_CALIBRATION]
         candidates = [Candidate(**c) for c in stored["candidates"]]
-        return cls(config, candidates, stored["networks"], max(int(attrs.get(ATTR_REPEATS, 1)), repeats or 1))
+        repeats = max(int(attrs.get(ATTR_REPEATS, 1)), repeats or 1)
+        networks = stored["networks"]
+        if "tries" not in stored:  # made before tries were stored: they were part of the configuration
+            fixed = config.tries[: len(networks) - 2]  # a joining worker's config has them; a matching fingerprint, none
+            if len(config.tries) > len(fixed):
+                raise UsageError(
+                    "this calibration was made by an earlier scaler, which fixed its tries when it started; "
+                    "calibrate new tries under a new --name", param="try")
+            return cls(replace(config, tries=fixed), candidates, networks, repeats, fixed_settings=True)
+        kept = tuple(Setting(**t) for t in stored["tries"])
+        added = tuple(t for t in config.tries if t.label not in {k.label for k in kept})
+        if not added:
+            return cls(replace(config, tries=kept), candidates, networks, repeats)
+        before, merged = replace(config, tries=kept), replace(config, tries=kept + added)
+        merged.validate()
+        counted = networks + count_networks(replace(config, tries=added), candidates)[2:]
+        prepared, needed = before.data_needs(networks), merged.data_needs(counted)
+        if needed != prepared:
+            images, resolution = prepared
+            raise UsageError(
+                f"{', '.join(t.label for t in added)} needs more of the data than this calibration prepares "
+                f"({images or 'all'} training images, stored at {resolution} px); a try added later trains on "
+                "those at most: ask for it with the first run, or under a new --name", param="try")
+        return cls(merged, candidates, counted, repeats)
 
     def study_attrs(self) -> dict[str, Any]:
-        return {
-            ATTR_CALIBRATION: {"candidates": [c.to_dict() for c in self.candidates], "networks": self.networks},
-            ATTR_REPEATS: self.repeats,
-        }
+        stored: dict[str, Any] = {"candidates": [c.to_dict() for c in self.candidates], "networks": self.networks}
+        if not self.fixed_settings:
+            stored["tries"] = [asdict(t) for t in self.config.tries]
+        return {ATTR_CALIBRATION: stored, ATTR_REPEATS: self.repeats}
 
     def refresh(self, attrs: Mapping[str, Any]) -> None:
+        """More repeats or tries asked by another process (a database study) while this one
+        runs. Tries only grow: if the study's no longer begin with this process's, two processes
+        added different tries at once, and a setting's index no longer means one setting."""
         self.repeats = max(self.repeats, int(attrs.get(ATTR_REPEATS, 1)))
+        tries = attrs.get(ATTR_CALIBRATION, {}).get("tries")
+        if self.fixed_settings or tries is None:
+            return
+        mine = [t.label for t in self.config.tries]
+        if [t["label"] for t in tries][: len(mine)] != mine:
+            raise RunError(
+                f"another process changed this calibration's tries while this one ran ({', '.join(mine)} -> "
+                f"{', '.join(t['label'] for t in tries)}); stop the others, then run one command at a time to add tries")
+        if len(tries) > len(mine):
+            self.config = replace(self.config, tries=tuple(Setting(**t) for t in tries))
+            self.settings = self.config.settings()
+            self.networks = attrs[ATTR_CALIBRATION]["networks"]
 
     # -- the work -------------------------------------------------------------------------
     def describe(self) -> str:
@@ -334,7 +394,9 @@ class Calibration(Experiment):
 
     def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         return {
-            "setting": optuna.distributions.CategoricalDistribution(list(range(len(self.settings)))),
+            # an integer range, so that tries can be added; the categorical of the fixed settings before
+            "setting": optuna.distributions.CategoricalDistribution(list(range(len(self.settings)))) if self.fixed_settings
+            else optuna.distributions.IntDistribution(0, MAX_SETTINGS - 1),
             "candidate": optuna.distributions.CategoricalDistribution([c.index for c in self.candidates]),
             "repeat": optuna.distributions.IntDistribution(0, MAX_REPEATS - 1),
         }
@@ -349,18 +411,23 @@ class Calibration(Experiment):
     def prepare(self, runtime: Runtime) -> Dataset:
         """The data once, at the largest resolution and with the most training images any
         setting needs; a setting with fewer trains on the first of them (`take_train`)."""
-        wanted = [self.config.images(s) for s in self.settings]
-        data = replace(self.config.search.data, train_images=None if None in wanted else max(wanted))
-        storage_resolution = max(n["resolution"] for row in self.networks for n in row)
+        images, storage_resolution = self.config.data_needs(self.networks)
+        data = replace(self.config.search.data, train_images=images)
         dataset = load_checked(data, self.config.search.train.seed, self.config.search.base.num_classes, storage_resolution, runtime)
         self.dataset_fingerprint = dataset.fingerprint
         self._subsets = {}
-        for index, setting in enumerate(self.settings):
-            count = self.config.images(setting)
-            subset = dataset if count is None else take_train(dataset, count)
-            self._subsets[index] = subset
-            self.train_sizes[index] = len(subset.train)
+        for index in range(len(self.settings)):
+            self._subset(index, dataset)
         return dataset
+
+    def _subset(self, index: int, context: Dataset) -> Dataset:
+        """Setting `index`'s data: the first of the prepared training images it asks for (a
+        setting another process added since `prepare` is cut the first time it runs)."""
+        if index not in self._subsets:
+            count = self.config.images(self.settings[index])
+            self._subsets[index] = context if count is None else take_train(context, count)
+            self.train_sizes[index] = len(self._subsets[index].train)
+        return self._subsets[index]
 
     def context_fingerprint(self, context: Dataset) -> str:
         return context.fingerprint
@@ -379,7 +446,7 @@ class Calibration(Experiment):
         network = self.networks[index][self.position[candidate.index]]
         seed = repeat_seed(self.config.search.train.seed, candidate.index, item["repeat"])
         train = replace(self.config.search.train, epochs=self.config.epochs(self.settings[index]), seed=seed)
-        data = self._subsets.get(index, context)
+        data = self._subset(index, context)
         outcome = train_outcome(self.model(index, candidate, seed), data, network["resolution"], train, runtime, reporter)
         return replace(outcome, attrs={**outcome.attrs, "seed": seed, "train_images": len(data.train)})
 
