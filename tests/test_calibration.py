@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +153,7 @@ def test_a_try_asked_later_is_added_and_counts_only_its_own_networks(tmp_path, m
     assert grown.networks[:3] == attrs[ATTR_CALIBRATION]["networks"] and len(grown.networks) == 4
     assert grown.networks[3][0]["params"] > grown.networks[1][0]["params"]  # the wider base's own network
     assert grown.study_attrs()[ATTR_CALIBRATION]["tries"][1]["label"] == "base-width=1"
+    assert parse_try("train-images=1281167").label == "train-images=1281167"  # exact: two tries never share a label
     # asked with no try at all, the study keeps its own
     assert [s.label for s in Calibration.restore(replace(config, tries=()), attrs).settings][2:] == ["base-resolution=24"]
     # the "setting" parameter is an integer range, so a study's trials stay valid as tries are added
@@ -316,6 +317,34 @@ def micro(tmp_path: Path) -> list[str]:
         "--threads", "1", "--device", "cpu", "--candidates", "3", "--reference-factor", "2",
         "--try", "train-images=32", "--standard-init", "--quiet",
     ]  # fmt: skip
+
+
+def test_a_calibration_an_earlier_scaler_began_with_tries_resumes_by_the_same_command(cli, tmp_path, monkeypatch):
+    """Before tries were stored with the study they were part of its identity (and name), and
+    its "setting" parameter was a categorical of the settings it began with."""
+    args = [*micro(tmp_path), "--repeats", "1", "--root", tmp_path / "studies"]
+    with monkeypatch.context() as old:
+        old.setattr(CalibrationConfig, "identity", lambda self: {
+            "search": self.search.identity(), "k": self.k, "reference": asdict(self.reference), "tries": [asdict(t) for t in self.tries]})
+        study_attrs = Calibration.study_attrs
+        old.setattr(Calibration, "study_attrs", lambda self: {
+            k: {n: x for n, x in v.items() if n != "tries"} if k == ATTR_CALIBRATION else v for k, v in study_attrs(self).items()})
+        distributions = Calibration.distributions
+        old.setattr(Calibration, "distributions", lambda self: {
+            **distributions(self), "setting": optuna.distributions.CategoricalDistribution(list(range(len(self.settings))))})
+        first = cli(*args)
+        assert first.code == 0, first.err
+    def studies() -> list[Path]:
+        return [f for f in (tmp_path / "studies").iterdir() if not f.name.startswith(".")]  # not the data cache
+
+    (folder,) = studies()
+    frame = pd.read_csv(folder / "results.csv")
+    again = cli(*args)
+    assert again.code == 0, again.err
+    assert "9 already finished, 0 to train" in again.err and studies() == [folder]
+    assert pd.read_csv(folder / "results.csv").equals(frame)
+    more = cli(*args, "--try", "train-images=48")
+    assert more.code == 2 and "fixed its tries when it started; calibrate new tries under a new --name" in more.err
 
 
 def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):

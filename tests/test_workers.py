@@ -345,6 +345,34 @@ def test_sigterm_reaches_local_workers_and_their_items_are_marked_interrupted(tm
     assert set(results(folder)["state"]) == {"complete"}
 
 
+def test_a_killed_local_worker_s_item_is_released_at_once_and_trained_again(tmp_path):
+    args = [SCALER, "search", *GRID8, "--root", str(tmp_path), "--name", "killw", "--workers", "2"]
+    args[args.index("--epochs") + 1] = "8"  # seconds per candidate: the kill lands mid-candidate
+    journal = tmp_path / "killw" / "study.journal"
+    process = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def running() -> list[optuna.trial.FrozenTrial]:
+        if '"worker"' not in (journal.read_text() if journal.exists() else ""):  # no study yet, or no item started
+            return []
+        return load(str(journal), "killw").get_trials(states=(optuna.trial.TrialState.RUNNING,))
+
+    wait_for(lambda: any("worker" in t.user_attrs for t in running()), what="a running candidate")
+    pid = int(next(t for t in running() if "worker" in t.user_attrs).user_attrs["worker"].rsplit(":", 1)[1])
+    os.kill(pid, signal.SIGKILL)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+    assert "ended abnormally" in err
+    study = load(str(journal), "killw")
+    # marked by the parent as soon as it saw the worker dead (not by the next round's
+    # reconcile, whose reason differs), and queued again at once
+    released = [t for t in study.trials if t.user_attrs.get("reason", "").startswith("its worker process scaler-worker-")]
+    assert len(released) == 1 and released[0].user_attrs["worker"].endswith(f":{pid}")
+    assert released[0].user_attrs["state"] == "interrupted" and "(killed by signal 9)" in released[0].user_attrs["reason"]
+    assert [t.user_attrs.get("requeued_from") for t in study.trials].count(released[0].number) == 1
+    assert_exactly_once(study, 8)
+    assert set(results(tmp_path / "killw")["state"]) == {"complete"}
+
+
 def test_a_journal_record_optuna_cannot_replay_is_named(cli, tmp_path):
     assert cli("search", *GRID2, "--root", tmp_path, "--name", "odd").code == 0
     journal = tmp_path / "odd" / "study.journal"

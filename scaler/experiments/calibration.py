@@ -41,7 +41,9 @@ from scaler.runtime import Runtime
 from scaler.scaling import compound_scale, validate_multiplier, validate_resolution
 from scaler.states import State
 from scaler.statistics import bootstrap_agreement, split_half_reliability
-from scaler.study.experiment import Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
+from scaler.study.experiment import (
+    Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, identity_digest, register_experiment,
+)
 from scaler.training import repeat_seed, seed_everything
 
 SUMMARY_NAME = "calibration.json"
@@ -96,8 +98,12 @@ class Setting:
 
 
 def label_of(overrides: Mapping[str, int | float]) -> str:
-    """A try's label: its overrides as `--try` takes them, in a fixed order."""
-    return ",".join(f"{flag}={overrides[flag]:g}" for flag in OVERRIDES if flag in overrides)
+    """A try's label: its overrides as `--try` takes them, in a fixed order; each value exact
+    (1281167, not 1.28117e+06), so two tries never share a label."""
+    def text(value: int | float) -> str:
+        return str(value) if isinstance(value, int) or float(f"{value:g}") != value else f"{value:g}"
+
+    return ",".join(f"{flag}={text(overrides[flag])}" for flag in OVERRIDES if flag in overrides)
 
 
 def parse_try(text: str) -> Setting:
@@ -213,9 +219,18 @@ class CalibrationConfig:
     def fingerprint(self) -> str:
         return fingerprint(self)
 
-    def default_name(self) -> str:
+    def earlier_fingerprints(self) -> list[str]:
+        """The fingerprints an earlier scaler, which kept the tries in the identity, gave this
+        configuration with its tries and with each shorter run of its first tries (a study
+        begun with those, now asked for more): the longest first. Without tries, none (it
+        gave the same as this one)."""
+        return [
+            identity_digest({**self.identity(), "tries": [asdict(t) for t in self.tries[:n]]}) for n in range(len(self.tries), 0, -1)
+        ]  # fmt: skip
+
+    def default_name(self, fingerprint: str | None = None) -> str:
         """calibrate-<the search's default name without its fingerprint>-<this fingerprint>."""
-        return f"calibrate-{self.search.default_name().rsplit('-', 1)[0]}-{self.fingerprint()}"
+        return f"calibrate-{self.search.default_name().rsplit('-', 1)[0]}-{fingerprint or self.fingerprint()}"
 
     def images(self, setting: Setting) -> int | None:
         """The training images a setting asks for (None: all the data gives; the synthetic set
@@ -323,6 +338,10 @@ class Calibration(Experiment):
         return CalibrationConfig.from_identity(identity)
 
     @classmethod
+    def earlier_fingerprints(cls, config: CalibrationConfig) -> set[str]:
+        return set(config.earlier_fingerprints())
+
+    @classmethod
     def restore(cls, config: CalibrationConfig, attrs: Mapping[str, Any], repeats: int | None = None) -> Calibration:
         """Neither repeats nor tries shrink: the study's tries, then those of `config` it lacks,
         whose networks alone are counted. A try that needs more of the data than the study
@@ -333,14 +352,14 @@ class Calibration(Experiment):
         repeats = max(int(attrs.get(ATTR_REPEATS, 1)), repeats or 1)
         networks = stored["networks"]
         if "tries" not in stored:  # made before tries were stored: they were part of the configuration
-            fixed = config.tries[: len(networks) - 2]  # a joining worker's config has them; a matching fingerprint, none
+            fixed = config.tries[: len(networks) - 2]  # what it began with (its fingerprint matched these first ones)
             if len(config.tries) > len(fixed):
                 raise UsageError(
                     "this calibration was made by an earlier scaler, which fixed its tries when it started; "
                     "calibrate new tries under a new --name", param="try")
             return cls(replace(config, tries=fixed), candidates, networks, repeats, fixed_settings=True)
         kept = tuple(Setting(**t) for t in stored["tries"])
-        added = tuple(t for t in config.tries if t.label not in {k.label for k in kept})
+        added = tuple(t for t in config.tries if t.overrides() not in [k.overrides() for k in kept])
         if not added:
             return cls(replace(config, tries=kept), candidates, networks, repeats)
         before, merged = replace(config, tries=kept), replace(config, tries=kept + added)

@@ -88,6 +88,7 @@ def open_study(
     validate_name(name)
     storage_url = storage_url or str(folder / JOURNAL_NAME)
     print_ = fingerprint(config)
+    accepted = {print_, *kind.earlier_fingerprints(config)}
     summary_path = folder / kind.summary_name
     notes: list[str] = []
     try:
@@ -96,7 +97,7 @@ def open_study(
     except _Damaged as exc:
         previous, damaged = None, str(exc)
     if previous is not None:
-        if previous["fingerprint"] != print_:
+        if previous["fingerprint"] not in accepted:
             raise UsageError(_clash_message(name, previous.get("config", {}), config.identity()))
         recorded = previous.get("storage")
         if recorded is not None and not same_storage(str(recorded), storage_url):
@@ -109,7 +110,7 @@ def open_study(
     found = existing.get(name)
     if found is not None and ATTR_FINGERPRINT in found.user_attrs:
         attrs = found.user_attrs
-        if attrs.get(ATTR_FINGERPRINT) != print_ or experiment_class(attrs.get(ATTR_KIND, LEGACY_KIND)) is not kind:
+        if attrs.get(ATTR_FINGERPRINT) not in accepted or experiment_class(attrs.get(ATTR_KIND, LEGACY_KIND)) is not kind:
             raise UsageError(_clash_message(name, attrs.get(ATTR_CONFIG, {}), config.identity()))
         try:
             experiment = kind.restore(config, attrs, **(settings or {}))

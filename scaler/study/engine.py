@@ -164,8 +164,9 @@ def pop_trial(handle: StudyHandle) -> optuna.trial.Trial | None:
 # Running one item
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_id(pid: int | None = None) -> str:
+    """What a trial records as its worker: host and process id (this process's by default)."""
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
 class _Heartbeat:

@@ -34,8 +34,12 @@ class ExperimentConfig(Protocol):
 
 def fingerprint(config: ExperimentConfig) -> str:
     """A short hash of the configuration's identity: what must match to resume a study."""
-    text = json.dumps(config.identity(), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    return identity_digest(config.identity())
+
+
+def identity_digest(identity: dict) -> str:
+    """The short hash of an identity (see `fingerprint`)."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,12 @@ class Experiment(abc.ABC):
     @abc.abstractmethod
     def config_from_identity(cls, identity: dict) -> ExperimentConfig:
         """Rebuild the configuration a study stored (for workers that join it)."""
+
+    @classmethod
+    def earlier_fingerprints(cls, config: ExperimentConfig) -> set[str]:
+        """Fingerprints an earlier scaler gave `config`: a study stored under one of them opens
+        as if it had this one (none by default)."""
+        return set()
 
     @classmethod
     @abc.abstractmethod

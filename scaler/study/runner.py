@@ -7,6 +7,7 @@ drives them with progress shown through `scaler.progress`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import optuna
 import pandas as pd
 from optuna.trial import TrialState
 from rich.console import Console
@@ -29,12 +31,12 @@ from scaler.render import duration
 from scaler.runtime import Runtime, oversubscription
 from scaler.states import State
 from scaler.study.create import join_study
-from scaler.study.engine import prepare, reconcile, work
+from scaler.study.engine import prepare, reconcile, work, worker_id
 from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
-from scaler.study.trials import count_finished
+from scaler.study.trials import count_finished, mark_interrupted
 from scaler.study.experiment import Events
-from scaler.study.storage import item_params
+from scaler.study.storage import item_params, requeue_lost
 
 MAX_ROUNDS = 3  # rounds of local workers; a round after the first reruns items of dead workers
 
@@ -212,6 +214,28 @@ def _worker_process(storage_url: str, name: str, folder, runtime: Runtime, paren
         raise SystemExit(exc.exit_code if isinstance(exc, ScalerError) else 1) from None
 
 
+def _release_items_of_dead(handle: StudyHandle, processes: list[multiprocessing.process.BaseProcess], dead: set[int]) -> None:
+    """Queue again, and mark interrupted, the item each worker process in `processes` was
+    running when a signal ended it (killed, out of memory) and is not yet in `dead`, as soon as
+    it is seen dead: the progress line and the tables stop showing it running, and a live
+    worker (or the next round) trains it again. Queued before it is marked, so that a live
+    worker never finds nothing to wait for and leaves. A worker that exited with an error
+    code said why itself; its item is left to the next round, as before."""
+    for process in processes:
+        if process.exitcode is None or process.exitcode >= 0 or process.pid in dead:
+            continue
+        dead.add(process.pid)
+        for trial in handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.user_attrs.get("worker") != worker_id(process.pid):
+                continue
+            if handle.storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+                continue  # a heartbeat (RDB) released it meanwhile
+            requeue_lost(handle.study, trial)
+            reason = f"its worker process {process.name} ended (killed by signal {-process.exitcode})"
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                mark_interrupted(handle.storage, trial._trial_id, reason)
+
+
 def _run_processes(
     handle: StudyHandle,
     workers: int,
@@ -236,9 +260,12 @@ def _run_processes(
             ]
             for process in processes:
                 process.start()
+            dead: set[int] = set()
             try:
                 last = -1
                 while any(p.is_alive() for p in processes):
+                    _release_items_of_dead(handle, processes, dead)
+                    handle.experiment.refresh(handle.study.user_attrs)  # e.g. tries another process added
                     done = count_finished(handle)
                     running = _running(handle)
                     if bars is not None:
@@ -257,6 +284,7 @@ def _run_processes(
                 raise
             for process in processes:
                 process.join()
+            _release_items_of_dead(handle, processes, dead)  # those that died after the last look
             lost = [p.name for p in processes if p.exitcode != 0]
             if lost:
                 log(f"warning: worker(s) {', '.join(lost)} ended abnormally")

@@ -59,8 +59,9 @@ def item_params(trial: FrozenTrial) -> dict:
     return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
 
 
-def _requeue_lost(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Heartbeat callback (RDB): a worker died mid-item; put the item back in the queue."""
+def requeue_lost(study: optuna.Study, trial: FrozenTrial) -> None:
+    """A worker died mid-item (the heartbeat callback of RDB storages, and what a parent does
+    for a local worker process it sees dead): put the item back in the queue."""
     params = item_params(trial)
     if params:
         study.enqueue_trial(params, user_attrs={**params, "requeued_from": trial.number})
@@ -84,7 +85,7 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
                     normalise_url(storage),
                     heartbeat_interval=HEARTBEAT_SECONDS,
                     grace_period=GRACE_SECONDS,
-                    heartbeat_stale_trial_callback=_requeue_lost,
+                    heartbeat_stale_trial_callback=requeue_lost,
                     engine_kwargs={"pool_pre_ping": True},
                 )
         except Exception as exc:  # sqlalchemy / driver errors: one line, no password
