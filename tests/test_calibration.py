@@ -36,7 +36,7 @@ from scaler.experiments.search import SearchConfig
 from scaler.runtime import Runtime
 from scaler.cli.calibrate import recommendation_line, setting_frame
 from scaler.states import State
-from scaler.study.experiment import Record, WorkItem, experiment_class
+from scaler.study.experiment import Record, WorkItem, experiment_class, identity_digest
 from scaler.statistics import bootstrap_agreement, pack_correct, split_half_reliability
 
 from test_factories import TINY_NET
@@ -154,6 +154,10 @@ def test_a_try_asked_later_is_added_and_counts_only_its_own_networks(tmp_path, m
     assert grown.networks[3][0]["params"] > grown.networks[1][0]["params"]  # the wider base's own network
     assert grown.study_attrs()[ATTR_CALIBRATION]["tries"][1]["label"] == "base-width=1"
     assert parse_try("train-images=1281167").label == "train-images=1281167"  # exact: two tries never share a label
+    # an earlier scaler labelled tries with :g and kept them in the identity: its fingerprint is still found
+    big = replace(config, tries=(parse_try("epochs=1"), parse_try("train-images=1000000")))
+    written = {**big.identity(), "tries": [asdict(big.tries[0]), {**asdict(big.tries[1]), "label": "train-images=1e+06"}]}
+    assert big.earlier_fingerprints() == [identity_digest(written), identity_digest({**written, "tries": written["tries"][:1]})]
     # asked with no try at all, the study keeps its own
     assert [s.label for s in Calibration.restore(replace(config, tries=()), attrs).settings][2:] == ["base-resolution=24"]
     # the "setting" parameter is an integer range, so a study's trials stay valid as tries are added

@@ -220,13 +220,12 @@ class CalibrationConfig:
         return fingerprint(self)
 
     def earlier_fingerprints(self) -> list[str]:
-        """The fingerprints an earlier scaler, which kept the tries in the identity, gave this
-        configuration with its tries and with each shorter run of its first tries (a study
-        begun with those, now asked for more): the longest first. Without tries, none (it
-        gave the same as this one)."""
-        return [
-            identity_digest({**self.identity(), "tries": [asdict(t) for t in self.tries[:n]]}) for n in range(len(self.tries), 0, -1)
-        ]  # fmt: skip
+        """The fingerprints an earlier scaler, which kept the tries in the identity (labelled
+        with `:g`, so 1e+06 for 1000000), gave this configuration with its tries and with each
+        shorter run of its first tries (a study begun with those, now asked for more): the
+        longest first. Without tries, none (it gave the same as this one)."""
+        earlier = [{**asdict(t), "label": ",".join(f"{flag}={v:g}" for flag, v in t.overrides().items())} for t in self.tries]
+        return [identity_digest({**self.identity(), "tries": earlier[:n]}) for n in range(len(earlier), 0, -1)]
 
     def default_name(self, fingerprint: str | None = None) -> str:
         """calibrate-<the search's default name without its fingerprint>-<this fingerprint>."""
