@@ -15,7 +15,7 @@ import resource
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -393,6 +393,8 @@ def train(
         model.to(device=device)  # first, so that CUDA is initialised in a fresh worker process
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        # The images move to the device once per run, not once per epoch and evaluation.
+        dataset = replace(dataset, train=dataset.train.to(device), val=dataset.val.to(device))
         with torch.random.fork_rng(devices=fork_devices), \
                 conv_backend(model, policy_for(device, resolution)) as layout:
             torch.manual_seed(config.seed)  # dropout / stochastic depth

@@ -251,6 +251,30 @@ def test_train_batches_shapes_and_determinism():
     assert not torch.equal(a[0][0], c[0][0])
 
 
+def test_an_epoch_draws_all_its_randomness_before_its_first_batch():
+    # On a GPU a draw from the CPU generator per batch, copied to the device, makes the host
+    # wait for the device at every step; so the generator must be left alone once batches flow.
+    g = torch.Generator().manual_seed(0)
+    batches = train_batches(toy_split(n=20), batch_size=4, resolution=16, generator=g, device=CPU)
+    next(batches)
+    state = g.get_state()
+    assert len(list(batches)) == 4
+    assert torch.equal(g.get_state(), state)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_gpu_epoch_never_waits_for_the_device_between_batches():
+    split = toy_split(n=64).to("cuda")
+    batches = train_batches(split, batch_size=8, resolution=16, device=torch.device("cuda"),
+                            generator=torch.Generator().manual_seed(0))
+    next(batches)  # the epoch's one copy of its draws happens here
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        assert len(list(batches)) == 7
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 def test_train_batches_labels_stay_with_their_images():
     # Image i is flat grey 20 * i + 5, so any crop, flip or resize keeps it flat and the grey
     # level read back from a batch says which image it is: it must match the label it came with.

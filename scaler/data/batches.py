@@ -67,17 +67,23 @@ def train_batches(
     # pixels, which keeps the bilinear down-sampling factor below ~1.7.
     pre = min(size, math.ceil(resolution / math.sqrt(lo)))
     gen_device = generator.device
-    order = torch.randperm(n, generator=generator, device=gen_device).to(device)
     steps = n // batch_size if n >= batch_size else 1
+    b = min(n, batch_size)
+    # The whole epoch's randomness is drawn here and moved in one copy: a copy from the CPU
+    # generator per batch would make the host wait for the device at every step (a blocking
+    # copy from pageable memory synchronises the stream), so the launches of one step could
+    # never overlap the device's work on the previous one. Drawing the same numbers at once
+    # keeps every epoch identical to drawing them per batch.
+    order = torch.randperm(n, generator=generator, device=gen_device).to(device)
+    draws = torch.rand((steps, b, 5), generator=generator, device=gen_device).to(device)
     memory = torch.channels_last if channels_last else torch.contiguous_format
     log_ratio = (math.log(3 / 4), math.log(4 / 3))
     for step in range(steps):
-        idx = order[step * batch_size : (step + 1) * batch_size]
-        b = idx.numel()
+        idx = order[step * b : (step + 1) * b]
         x = images.index_select(0, idx).float()
         if pre < size:
             x = F.interpolate(x, size=(pre, pre), mode="area")
-        u = torch.rand((b, 5), generator=generator, device=gen_device).to(device)
+        u = draws[step]
         area = lo + (hi - lo) * u[:, 0]
         ratio = torch.exp(log_ratio[0] + (log_ratio[1] - log_ratio[0]) * u[:, 1])
         w = torch.sqrt(area * ratio).clamp_(max=1.0)  # crop size as a fraction of the image

@@ -31,6 +31,11 @@ class ImageSplit:
     def resolution(self) -> int:
         return int(self.images.shape[-1])
 
+    def to(self, device: torch.device | str) -> ImageSplit:
+        """The split on `device` (itself where it already lies there)."""
+        images, labels = self.images.to(device), self.labels.to(device)
+        return self if images is self.images and labels is self.labels else ImageSplit(images, labels)
+
 
 def stratified_take(groups: list[list], cap: int | None) -> list[list]:
     """The first items of each (already shuffled) group, `cap` in all, proportional to the group
