@@ -1,6 +1,7 @@
-"""Where a search's time goes on an accelerator, in seven figures (four with goals of their own).
+"""Where a search's time goes on an accelerator, in eight figures (four with goals of their own).
 
     PYTHONPATH=. python benchmarks/gpu_search.py --device cuda [--timm-path DIR] [--workers 1,4]
+    PYTHONPATH=. python benchmarks/gpu_search.py --device cuda --only 8   # the GPU-sized proxy alone
 
 They run in this order, so that one call of a 10-minute device slot gets the answers first.
 Figures 1, 3, 4 and 6 run under SCALER_CONV's convolution policy, or the library's default
@@ -32,6 +33,10 @@ figures 5 and 7 set the policies they compare.
    >= 1.0x. timm is optional (`--timm-path`, see timm_support.py); without it this line says so.
 7. Which layout pays at which size: B0's step at 64 to 224 px under contiguous and
    channels-last, first use and warm rate (what `auto`'s threshold rests on).
+8. A GPU-sized proxy: the default search's candidates and recipe on B0 at full width, 128 px and
+   20,000 + 2,000 synthetic images (GPU_PROXY), `--workers` 4 (`--proxy-workers`): its wall
+   time, its estimate, and its best and worst top-1. It takes minutes, so it runs only when
+   `--only` names it (`--only 8`: it alone, in a call of its own).
 
 `--quick` shrinks every part (two candidates, tiny images, a micro search) so that the script
 can be smoke-tested on a CPU; its figures then mean nothing.
@@ -48,6 +53,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -67,6 +73,10 @@ from scaler.experiments.search import CompoundSearch, SearchConfig  # noqa: E402
 from scaler.runtime import Runtime, select_device  # noqa: E402
 from scaler.training import EpochMetrics, TrainConfig, seed_everything, train  # noqa: E402
 
+# The GPU-sized proxy of figure 8 (and of the README): the default's recipe on a larger base
+# and 11x the images.
+GPU_PROXY = ["--base-width", "1.0", "--base-resolution", "128", "--train-images", "20000",
+             "--val-images", "2000"]
 MICRO_SEARCH = ["--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1:1.2:0.1",
                 "--tolerance", "0.5", "--base-resolution", "32", "--base-width", "0.25",
                 "--train-images", "64", "--val-images", "32", "--batch-size", "16", "--epochs", "1"]
@@ -143,23 +153,41 @@ def train_against_step(run: tuple[str, EpochMetrics, EpochMetrics], pure: float)
           f"(goal >= 0.95x); epoch 1 took {one.seconds / two.seconds:.2f}x epoch 2 (goal <= 1.5x)", flush=True)
 
 
-def default_search(device: str, root: str, quick: bool, workers: int) -> bool:
-    """Figure 4: the default search's wall time and its printed estimate, with `workers`
-    worker processes; False when the search failed."""
+def timed_search(figure: str, device: str, root: str, workers: int, options: list[str],
+                 goal: str = "") -> bool:
+    """`scaler search --phi 1 OPTIONS` in a child process, with `workers` worker processes: its
+    wall time and printed estimate, and its best and worst top-1 (figures 4 and 8); False when
+    the search failed."""
     command = [sys.executable, "-m", "scaler", "search", "--phi", "1", "--device", device,
-               "--workers", str(workers), "--quiet", "--root", root, *(MICRO_SEARCH if quick else [])]
+               "--workers", str(workers), "--quiet", "--root", root, *options]
     # This checkout's scaler, installed or not.
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     lines: list[str] = []
     run, code = run_search(command, env={"PYTHONPATH": path}, echo=lines.append)
     if code:  # report and go on: the other figures still answer
-        print(f"4. default search on {device}, {workers} worker(s): failed (exit {code}): "
+        print(f"{figure} on {device}, {workers} worker(s): failed (exit {code}): "
               f"{' | '.join(lines)[-500:]}", flush=True)
         return False
-    print(f"4. default search on {device}, {workers} worker{'s' if workers > 1 else ''} "
-          f"({os.environ.get(ENV, 'default')} convolutions): wall {run.wall:.1f} s "
-          f"(goal <= 60 s on one H200); {run.report()}", flush=True)
+    tables = sorted(Path(root).glob("*/results.csv"))
+    top1 = pd.read_csv(tables[-1])["top1"].dropna() if tables else pd.Series(dtype=float)
+    accuracy = (f"; top-1 {top1.max():.1%} best, {top1.min():.1%} worst" if len(top1) else "")
+    print(f"{figure} on {device}, {workers} worker{'s' if workers > 1 else ''} "
+          f"({os.environ.get(ENV, 'default')} convolutions): wall {run.wall:.1f} s{goal}; "
+          f"{run.report()}{accuracy}", flush=True)
     return True
+
+
+def default_search(device: str, root: str, quick: bool, workers: int) -> bool:
+    """Figure 4: the default search (goal <= 60 s on one H200, estimate within +-25%)."""
+    return timed_search("4. default search", device, root, workers, MICRO_SEARCH if quick else [],
+                        " (goal <= 60 s on one H200)")
+
+
+def gpu_proxy_search(device: str, root: str, quick: bool, workers: int) -> bool:
+    """Figure 8: the GPU-sized proxy's search (GPU_PROXY)."""
+    how = "micro search, --quick" if quick else "B0 width 1.0, 128 px, 20,000 + 2,000 images"
+    return timed_search(f"8. GPU-sized proxy search ({how})", device, root, workers,
+                        MICRO_SEARCH if quick else GPU_PROXY)
 
 
 def first_use_by_policy(device: str, quick: bool) -> None:
@@ -289,16 +317,21 @@ def main() -> None:
     parser.add_argument("--root", help="figure 4 keeps its searches in ROOT/workersN (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument("--skip", default="", help="figures to skip, e.g. 1,4 (a call of the device tool has 10 minutes)")
+    parser.add_argument("--only", default="", help="the figures to run, e.g. 8 (which runs only when named here)")
     parser.add_argument("--workers", default="1", help="figure 4's --workers, one search each: e.g. 1,4")
+    parser.add_argument("--proxy-workers", type=int, default=4, help="figure 8's --workers")
     args = parser.parse_args()
     skip = {int(s) for s in args.skip.split(",") if s}
+    only = {int(s) for s in args.only.split(",") if s}
+    skip |= set(range(1, 9)) - only if only else {8}
     workers_list = [int(w) for w in args.workers.split(",")]
     if len(set(workers_list)) != len(workers_list):
         parser.error(f"--workers {args.workers}: each value once (each search gets its own folder)")
-    for workers in workers_list if args.root and 4 not in skip else ():
-        folder = Path(args.root) / f"workers{workers}"
+    folders = [Path(args.root) / f"workers{w}" for w in workers_list] if 4 not in skip else []
+    folders += [Path(args.root) / "gpu-proxy"] if 8 not in skip else []
+    for folder in folders if args.root else ():
         if folder.exists() and any(folder.iterdir()):  # a finished search would resume, not time anything
-            parser.error(f"{folder} is not empty: give figure 4 a fresh --root")
+            parser.error(f"{folder} is not empty: give figures 4 and 8 a fresh --root")
     device = str(select_device(args.device))
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else device
     cudnn = torch.backends.cudnn.version() if device.startswith("cuda") else None
@@ -323,8 +356,12 @@ def main() -> None:
             train_against_step(cold, pure)
         if 7 not in skip:
             policy_by_size(device, args.quick)
+        if 8 not in skip:
+            with tempfile.TemporaryDirectory() as scratch:
+                root = Path(args.root) / "gpu-proxy" if args.root else Path(scratch)
+                failed += not gpu_proxy_search(device, str(root), args.quick, args.proxy_workers)
     if failed:
-        sys.exit(f"gpu_search: {failed} search(es) of figure 4 failed (above)")
+        sys.exit(f"gpu_search: {failed} search(es) of figures 4 and 8 failed (above)")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@
 # import, into a folder of its own (the machine's site-packages stay as they are, and a
 # system python that refuses pip installs, PEP 668, is fine), then run
 # benchmarks/gpu_search.py with the arguments given, on this checkout in place.
-# It checks that each package imports, not its version. All seven figures, the default search
+# It checks that each package imports, not its version. Figures 1-7, the default search
 # at 1 and at 4 workers included, in one call of the device tool (not yet timed as one call,
 # so give it the call's 10 minutes):
 #   bash scripts/gpu_check.sh --workers 1,4
 # `--skip 4` (the searches) or `--skip 7` (channels_last's first uses) save the most time.
+# The GPU-sized proxy's search (figure 8, minutes) runs in a call of its own:
+#   bash scripts/gpu_check.sh --only 8
 # On a CPU, as a smoke test: DEVICE=cpu PYTHON=.venv/bin/python bash scripts/gpu_check.sh --quick
 set -euo pipefail
 cd "$(dirname "$0")/.."
