@@ -168,13 +168,23 @@ def timed_search(figure: str, device: str, root: str, workers: int, options: lis
         print(f"{figure} on {device}, {workers} worker(s): failed (exit {code}): "
               f"{' | '.join(lines)[-500:]}", flush=True)
         return False
-    tables = sorted(Path(root).glob("*/results.csv"))
-    top1 = pd.read_csv(tables[-1])["top1"].dropna() if tables else pd.Series(dtype=float)
-    accuracy = (f"; top-1 {top1.max():.1%} best, {top1.min():.1%} worst" if len(top1) else "")
     print(f"{figure} on {device}, {workers} worker{'s' if workers > 1 else ''} "
           f"({os.environ.get(ENV, 'default')} convolutions): wall {run.wall:.1f} s{goal}; "
-          f"{run.report()}{accuracy}", flush=True)
+          f"{run.report()}; {outcome(Path(root))}", flush=True)
     return True
+
+
+def outcome(root: Path) -> str:
+    """The search's candidates by state, and the top-1 range of the complete ones (the others'
+    top-1, where they have one, comes from fewer epochs)."""
+    tables = sorted(root.glob("*/results.csv"))
+    if not tables:
+        return "no results.csv written"
+    table = pd.read_csv(tables[-1])
+    states = ", ".join(f"{n} {state}" for state, n in table["state"].value_counts().items())
+    top1 = table.loc[table["state"] == "complete", "top1"].dropna()
+    return f"candidates {states}" + (f"; top-1 {top1.max():.1%} best, {top1.min():.1%} worst"
+                                     if len(top1) else "")
 
 
 def default_search(device: str, root: str, quick: bool, workers: int) -> bool:
@@ -310,19 +320,30 @@ def policy_env(policy: str):
             os.environ[ENV] = previous
 
 
+def figures(parser: argparse.ArgumentParser, option: str, text: str) -> set[int]:
+    """The figure numbers a comma-separated option names; a usage error for anything else."""
+    try:
+        numbers = {int(s) for s in text.split(",") if s}
+    except ValueError:
+        numbers = {0}
+    if not numbers <= set(range(1, 9)):
+        parser.error(f"{option} {text}: name figures by their numbers, 1 to 8, e.g. 1,4")
+    return numbers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--timm-path", help="folder to add to sys.path for timm")
-    parser.add_argument("--root", help="figure 4 keeps its searches in ROOT/workersN (default: a temporary folder)")
+    parser.add_argument("--root", help="figure 4 keeps its searches in ROOT/workersN and figure 8 in ROOT/gpu-proxy "
+                        "(default: a temporary folder)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument("--skip", default="", help="figures to skip, e.g. 1,4 (a call of the device tool has 10 minutes)")
     parser.add_argument("--only", default="", help="the figures to run, e.g. 8 (which runs only when named here)")
     parser.add_argument("--workers", default="1", help="figure 4's --workers, one search each: e.g. 1,4")
     parser.add_argument("--proxy-workers", type=int, default=4, help="figure 8's --workers")
     args = parser.parse_args()
-    skip = {int(s) for s in args.skip.split(",") if s}
-    only = {int(s) for s in args.only.split(",") if s}
+    skip, only = figures(parser, "--skip", args.skip), figures(parser, "--only", args.only)
     skip |= set(range(1, 9)) - only if only else {8}
     workers_list = [int(w) for w in args.workers.split(",")]
     if len(set(workers_list)) != len(workers_list):
@@ -331,7 +352,7 @@ def main() -> None:
     folders += [Path(args.root) / "gpu-proxy"] if 8 not in skip else []
     for folder in folders if args.root else ():
         if folder.exists() and any(folder.iterdir()):  # a finished search would resume, not time anything
-            parser.error(f"{folder} is not empty: give figures 4 and 8 a fresh --root")
+            parser.error(f"{folder} is not empty: give the searches a fresh --root")
     device = str(select_device(args.device))
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else device
     cudnn = torch.backends.cudnn.version() if device.startswith("cuda") else None

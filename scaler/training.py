@@ -394,7 +394,12 @@ def train(
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         # The images move to the device once per run, not once per epoch and evaluation.
-        dataset = replace(dataset, train=dataset.train.to(device), val=dataset.val.to(device))
+        try:
+            dataset = replace(dataset, train=dataset.train.to(device), val=dataset.val.to(device))
+        except torch.OutOfMemoryError:
+            size = (dataset.train.images.nbytes + dataset.val.images.nbytes) / 2**30
+            raise RunError(f"out of memory on {device} holding the data set's images "
+                           f"({size:.1f} GiB); use fewer or smaller images") from None
         with torch.random.fork_rng(devices=fork_devices), \
                 conv_backend(model, policy_for(device, resolution)) as layout:
             torch.manual_seed(config.seed)  # dropout / stochastic depth

@@ -41,15 +41,21 @@ def test_gpu_benchmark_prints_its_figures_on_a_cpu(tmp_path):
         [sys.executable, "benchmarks/gpu_search.py", "--device", "cpu", "--quick", "--root", str(tmp_path), "--skip", "1,2,3,5,6,7"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
-    assert again.returncode == 2 and "workers1 is not empty: give figures 4 and 8 a fresh --root" in again.stderr
+    assert again.returncode == 2 and "workers1 is not empty: give the searches a fresh --root" in again.stderr
     alone = subprocess.run(
-        [sys.executable, "benchmarks/gpu_search.py", "--device", "cpu", "--quick", "--root", str(tmp_path / "alone"), "--only", "8"],
+        [sys.executable, "benchmarks/gpu_search.py", "--device", "cpu", "--quick", "--root", str(tmp_path / "alone"), "--only", "8",
+         "--proxy-workers", "1"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert alone.returncode == 0, alone.stderr
     proxy = alone.stdout.splitlines()[1:]
-    assert len(proxy) == 1 and re.search(r"^8\. .* wall [0-9.]+ s; .*top-1 [0-9.]+% best, [0-9.]+% worst$", proxy[0]), alone.stdout
+    assert len(proxy) == 1 and re.search(r"^8\. .* wall [0-9.]+ s; .*; candidates \d+ complete; "
+                                         r"top-1 [0-9.]+% best, [0-9.]+% worst$", proxy[0]), alone.stdout
     assert len(list((tmp_path / "alone").glob("gpu-proxy/*/results.csv"))) == 1
+    for bad in (["--only", "9"], ["--skip", "x"]):
+        wrong = subprocess.run([sys.executable, "benchmarks/gpu_search.py", "--device", "cpu", *bad],
+                               cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert wrong.returncode == 2 and "name figures by their numbers, 1 to 8" in wrong.stderr
 
 
 def test_gpu_check_names_the_wheel_it_lacks(tmp_path):

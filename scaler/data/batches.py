@@ -72,8 +72,9 @@ def train_batches(
     # The whole epoch's randomness is drawn here and moved in one copy: a copy from the CPU
     # generator per batch would make the host wait for the device at every step (a blocking
     # copy from pageable memory synchronises the stream), so the launches of one step could
-    # never overlap the device's work on the previous one. Drawing the same numbers at once
-    # keeps every epoch identical to drawing them per batch.
+    # never overlap the device's work on the previous one. A CPU generator (the one training
+    # uses) fills a tensor one draw per element in order, so drawing the epoch at once gives
+    # the same numbers as drawing them per batch, and every epoch stays as it was.
     order = torch.randperm(n, generator=generator, device=gen_device).to(device)
     draws = torch.rand((steps, b, 5), generator=generator, device=gen_device).to(device)
     memory = torch.channels_last if channels_last else torch.contiguous_format
