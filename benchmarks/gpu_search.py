@@ -31,8 +31,8 @@ figures 5 and 7 set the policies they compare.
    the policy and under channels-last against timm's efficientnet_b0 (channels-last) with the
    same stochastic depth (drop-path 0.2) and dropout (0.2), best of alternating rounds. Goal:
    >= 1.0x. timm is optional (`--timm-path`, see timm_support.py); without it this line says so.
-7. Which layout pays at which size: B0's step at 64 to 224 px under contiguous and
-   channels-last, first use and warm rate (what `auto`'s threshold rests on).
+7. Which layout pays at which size: B0's step at 64 to 224 px under contiguous, channels-last
+   and native-depthwise, first use and warm rate (what `auto`'s threshold rests on).
 8. A GPU-sized proxy: the default search's candidates and recipe on B0 at full width, 128 px and
    20,000 + 2,000 synthetic images (GPU_PROXY), `--workers` 4 (`--proxy-workers`): its wall
    time, its estimate, and its best and worst top-1. It takes minutes, so it runs only when
@@ -291,18 +291,22 @@ def launch_bound(device: str, quick: bool) -> None:
 
 def policy_by_size(device: str, quick: bool) -> None:
     """Figure 7: which layout pays at which size: B0's training step (plain SGD, bf16) at a
-    proxy's size and at full size under the contiguous and channels-last policies: the first
-    three steps' time over three warm steps' (first use) and the warm rate."""
+    proxy's size and at full size under the contiguous, channels-last and native-depthwise
+    policies: the first three steps' time over three warm steps' (first use) and the warm rate.
+    native-depthwise runs 4 px larger: its pointwise convolutions are channels-last's, whose
+    shapes at the same size would already be warm."""
     sizes = ((0.5, 32, 8), (1.0, 32, 8)) if quick else ((0.5, 64, 32), (1.0, 128, 32), (1.0, 128, 128), (1.0, 224, 128))
     bf16 = select_device(device).type == "cuda"
     print("7. layout by size (B0 training step, bf16, plain SGD):", flush=True)
     for width, resolution, batch in sizes:
         cells = []
-        for policy in ("contiguous", "channels-last"):
-            model = ProxyBase(resolution=resolution, width=width).build()
-            cold = 3 * batch / step_rate(model, resolution, batch, 3, 0, device, bf16, policy)
-            warm = step_rate(model, resolution, batch, 20, 2, device, bf16, policy)
-            cells.append(f"{policy} first use {cold - 3 * batch / warm:.2f} s, warm {warm:.0f} img/s")
+        for policy, at in (("contiguous", resolution), ("channels-last", resolution),
+                           ("native-depthwise", resolution + 4)):
+            model = ProxyBase(resolution=at, width=width).build()
+            cold = 3 * batch / step_rate(model, at, batch, 3, 0, device, bf16, policy)
+            warm = step_rate(model, at, batch, 20, 2, device, bf16, policy)
+            where = f" (at {at} px)" if at != resolution else ""
+            cells.append(f"{policy}{where} first use {cold - 3 * batch / warm:.2f} s, warm {warm:.0f} img/s")
         print(f"   width {width:g}, {resolution} px, batch {batch}: {'; '.join(cells)}", flush=True)
 
 
