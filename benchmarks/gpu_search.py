@@ -352,9 +352,8 @@ def main() -> None:
     workers_list = [int(w) for w in args.workers.split(",")]
     if len(set(workers_list)) != len(workers_list):
         parser.error(f"--workers {args.workers}: each value once (each search gets its own folder)")
-    folders = [Path(args.root) / f"workers{w}" for w in workers_list] if 4 not in skip else []
-    folders += [Path(args.root) / "gpu-proxy"] if 8 not in skip else []
-    for folder in folders if args.root else ():
+    names = [f"workers{w}" for w in workers_list] * (4 not in skip) + ["gpu-proxy"] * (8 not in skip)
+    for folder in [Path(args.root) / name for name in names] if args.root else ():
         if folder.exists() and any(folder.iterdir()):  # a finished search would resume, not time anything
             parser.error(f"{folder} is not empty: give the searches a fresh --root")
     device = str(select_device(args.device))

@@ -42,16 +42,14 @@ def test_gpu_benchmark_prints_its_figures_on_a_cpu(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert again.returncode == 2 and "workers1 is not empty: give the searches a fresh --root" in again.stderr
-    alone = subprocess.run(
-        [sys.executable, "benchmarks/gpu_search.py", "--device", "cpu", "--quick", "--root", str(tmp_path / "alone"), "--only", "8",
-         "--proxy-workers", "1"],
+    alone = subprocess.run(  # no --root, as on the GPU machine: a temporary folder
+        [sys.executable, "benchmarks/gpu_search.py", "--device", "cpu", "--quick", "--only", "8", "--proxy-workers", "1"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert alone.returncode == 0, alone.stderr
     proxy = alone.stdout.splitlines()[1:]
     assert len(proxy) == 1 and re.search(r"^8\. .* wall [0-9.]+ s; .*; candidates \d+ complete; "
                                          r"top-1 [0-9.]+% best, [0-9.]+% worst$", proxy[0]), alone.stdout
-    assert len(list((tmp_path / "alone").glob("gpu-proxy/*/results.csv"))) == 1
     for bad in (["--only", "9"], ["--skip", "x"]):
         wrong = subprocess.run([sys.executable, "benchmarks/gpu_search.py", "--device", "cpu", *bad],
                                cwd=ROOT, capture_output=True, text=True, timeout=60)

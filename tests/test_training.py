@@ -9,7 +9,7 @@ import torch
 
 from scaler import build_model
 from scaler.data import Dataset, ImageSplit, clear_memo, load_dataset
-from scaler.errors import UsageError
+from scaler.errors import RunError, UsageError
 from scaler.experiments import proxy
 from scaler.experiments.proxy import estimate_seconds
 from scaler.experiments.search import CompoundSearch, SearchConfig
@@ -326,3 +326,13 @@ def test_more_threads_than_cores_are_warned_about():
     assert oversubscription(1, cores) is None and oversubscription(1, None) is None
     assert oversubscription(1, cores + 1) == f"warning: 1 worker(s) x {cores + 1} thread(s) on {cores} cores: they will compete"
     assert oversubscription(2, None) == f"warning: 2 worker(s) x {cores} thread(s) on {cores} cores: they will compete"
+
+
+def test_data_that_does_not_fit_the_device_is_named_as_the_cause(synthetic, monkeypatch):
+    def full(split, device):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(ImageSplit, "to", full)
+    with pytest.raises(RunError, match=r"out of memory on cpu holding the data set's images "
+                                       r"\(0\.0 GiB\); use fewer or smaller images"):
+        train(tiny_model(), synthetic, 16, TrainConfig(epochs=1, batch_size=16))
