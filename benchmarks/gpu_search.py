@@ -25,7 +25,8 @@ figures 5 and 7 set the policies they compare.
    whole step as one CUDA graph (CUDA only).
 3. `train` of B0 at 224 px, batch 128, two epochs of synthetic images, run before figure 2
    would warm its shapes (its line prints after figure 2's): each epoch's training rate
-   against the pure step rate of figure 2.
+   against the pure step rate of figure 2, and (on CUDA) how often epoch 2 made the host wait
+   for the device (torch.cuda.set_sync_debug_mode counts each synchronising operation).
    Goals: epoch 2 >= 0.95x the pure step, epoch 1 within 1.5x of epoch 2's time.
 2. The warm training step at 224 px, batch 128, bf16 autocast on cuda, plain SGD: our B0 under
    the policy and under channels-last against timm's efficientnet_b0 (channels-last) with the
@@ -50,6 +51,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -71,7 +73,7 @@ from scaler.data import load_dataset  # noqa: E402
 from scaler.experiments.proxy import DataOptions  # noqa: E402
 from scaler.experiments.search import CompoundSearch, SearchConfig  # noqa: E402
 from scaler.runtime import Runtime, select_device  # noqa: E402
-from scaler.training import EpochMetrics, TrainConfig, seed_everything, train  # noqa: E402
+from scaler.training import CUDA_SYNC_EVERY, EpochMetrics, TrainConfig, seed_everything, train  # noqa: E402
 
 # The GPU-sized proxy of figure 8 (and of the README): the default's recipe on a larger base
 # and 11x the images.
@@ -132,25 +134,46 @@ def step_against_timm(device: str, timm_path: str | None, quick: bool, policy: s
     return best[policy]
 
 
-def train_cold(device: str, quick: bool) -> tuple[str, EpochMetrics, EpochMetrics]:
+def train_cold(device: str, quick: bool) -> tuple[str, EpochMetrics, EpochMetrics, str]:
     """Figure 3's run: `train` of B0 for two epochs, before anything else in this process has
     used B0's shapes at this size (so that epoch 1 pays the first use a fresh `scaler train`
-    pays); what it did and its two epochs."""
+    pays); what it did, its two epochs, and on CUDA the host's waits for the device in epoch 2."""
     resolution, batch, images = (32, 8, 32) if quick else (224, 128, 5120)
     data = load_dataset("synthetic", storage_resolution=resolution, train_images=images,
                         val_images=batch, native_resolution=64 if quick else 256)
     seed_everything(0)
-    result = train(build_model("b0", num_classes=data.num_classes), data, resolution,
-                   TrainConfig(epochs=2, batch_size=batch, optimizer="sgd"), Runtime(device=device))
-    return f"{images} images, {resolution} px, batch {batch}", *result.epochs
+    config = TrainConfig(epochs=2, batch_size=batch, optimizer="sgd")
+    cuda = select_device(device).type == "cuda"
+    ends: list[int] = []  # synchronising operations seen by the end of each epoch
+
+    def epoch_end(metrics: EpochMetrics) -> bool:
+        ends.append(sum("synchroniz" in str(w.message) for w in seen))  # torch's sync-debug warnings
+        return False  # never stop the run
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        if cuda:
+            torch.cuda.set_sync_debug_mode("warn")
+        try:
+            result = train(build_model("b0", num_classes=data.num_classes), data, resolution, config,
+                           Runtime(device=device), on_epoch=epoch_end)
+        finally:
+            if cuda:
+                torch.cuda.set_sync_debug_mode("default")
+    steps = config.steps_per_epoch(images)
+    waits = (f"epoch 2 made the host wait for the device {ends[1] - ends[0]} times in {steps} steps "
+             f"(training, its loss checks every {CUDA_SYNC_EVERY} steps and evaluation)"
+             if cuda else "host waits counted on CUDA only")
+    return f"{images} images, {resolution} px, batch {batch}", *result.epochs, waits
 
 
-def train_against_step(run: tuple[str, EpochMetrics, EpochMetrics], pure: float) -> None:
+def train_against_step(run: tuple[str, EpochMetrics, EpochMetrics, str], pure: float) -> None:
     """Figure 3: `train`'s epochs against the pure step rate of figure 2."""
-    how, one, two = run
+    how, one, two, waits = run
     print(f"3. train ({how}): epoch 1 {one.images_per_s:.0f} img/s, "
           f"epoch 2 {two.images_per_s:.0f} img/s = {two.images_per_s / pure:.2f}x the pure step "
-          f"(goal >= 0.95x); epoch 1 took {one.seconds / two.seconds:.2f}x epoch 2 (goal <= 1.5x)", flush=True)
+          f"(goal >= 0.95x); epoch 1 took {one.seconds / two.seconds:.2f}x epoch 2 (goal <= 1.5x); "
+          f"{waits}", flush=True)
 
 
 def timed_search(figure: str, device: str, root: str, workers: int, options: list[str],
