@@ -318,7 +318,7 @@ def policy_by_size(device: str, quick: bool) -> None:
     policies: the first three steps' time over three warm steps' (first use) and the warm rate.
     native-depthwise runs 4 px larger: its pointwise convolutions are channels-last's, whose
     shapes at the same size would already be warm."""
-    sizes = ((0.5, 32, 8), (1.0, 32, 8)) if quick else ((0.5, 64, 32), (1.0, 128, 32), (1.0, 128, 128), (1.0, 224, 128))
+    sizes = ((0.5, 32, 8),) if quick else ((0.5, 64, 32), (1.0, 128, 32), (1.0, 128, 128), (1.0, 224, 128))
     bf16 = select_device(device).type == "cuda"
     print("7. layout by size (B0 training step, bf16, plain SGD):", flush=True)
     for width, resolution, batch in sizes:
@@ -327,7 +327,7 @@ def policy_by_size(device: str, quick: bool) -> None:
                            ("native-depthwise", resolution + 4)):
             model = ProxyBase(resolution=at, width=width).build()
             cold = 3 * batch / step_rate(model, at, batch, 3, 0, device, bf16, policy)
-            warm = step_rate(model, at, batch, 20, 2, device, bf16, policy)
+            warm = step_rate(model, at, batch, 5 if quick else 20, 2, device, bf16, policy)
             where = f" (at {at} px)" if at != resolution else ""
             cells.append(f"{policy}{where} first use {cold - 3 * batch / warm:.2f} s, warm {warm:.0f} img/s")
         print(f"   width {width:g}, {resolution} px, batch {batch}: {'; '.join(cells)}", flush=True)

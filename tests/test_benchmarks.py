@@ -33,6 +33,9 @@ def test_gpu_benchmark_prints_its_figures_on_a_cpu(tmp_path):
     assert picked.rsplit(": ", 1)[1] in cells
     per_candidate = [line for line in lines if line.lstrip().startswith("#")]
     assert len(per_candidate) == 2 and all("first use" in line and "epoch 2" in line for line in per_candidate)
+    by_size = lines[lines.index("7. layout by size (B0 training step, bf16, plain SGD):") + 1:]
+    assert by_size and all(re.search(rf"{policy} first use [0-9.]+ s, warm [0-9]+ img/s", by_size[0])
+                           for policy in ("contiguous", "channels-last", r"native-depthwise \(at 36 px\)")), by_size
     search = next(line for line in lines if line.startswith("4."))
     assert " wall " in search and "failed" not in search, search  # a failed search is reported, not timed
     assert len(list(tmp_path.glob("workers1/*/results.csv"))) == 1  # the search ran in its own folder and wrote its table
