@@ -62,9 +62,12 @@ def save(fig: Figure, path: Path) -> None:
 
 
 def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
-    """Write a two-panel PNG (or any matplotlib format, by suffix) of a search's results."""
+    """Write a two-panel PNG (or any matplotlib format, by suffix) of a search's results.
+    Every scored row is drawn, coloured by state; the best, the Pareto front and the map read
+    complete rows only, as the table's ranking does (an unfinished row's top-1 is partial)."""
     plt = _pyplot()
     scored = frame[pd.to_numeric(frame["top1"], errors="coerce").notna()].copy()
+    complete = scored[scored["state"] == "complete"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
 
     colors = {"complete": "tab:blue", "pruned": "tab:gray"}
@@ -85,8 +88,8 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
     if len(paper):
         left.scatter(paper["macs"] / 1e6, paper["top1"] * 100, marker="*", s=260, color="tab:red", zorder=5,
                      label=f"paper ({PAPER_ALPHA}, {PAPER_BETA}, {PAPER_GAMMA})")  # fmt: skip
-    if len(scored):
-        best = scored.sort_values(["top1", "macs"], ascending=[False, True]).iloc[0]
+    if len(complete):
+        best = complete.sort_values(["top1", "macs"], ascending=[False, True]).iloc[0]
         left.annotate(f"best ({best['alpha']:g}, {best['beta']:g}, {best['gamma']:.3g})",
                       (best["macs"] / 1e6, best["top1"] * 100), textcoords="offset points", xytext=(6, 6))  # fmt: skip
     left.set_xlabel("MACs of the scaled proxy (M)")
@@ -95,8 +98,8 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
     left.grid(alpha=0.3)
     left.legend(fontsize=8)
 
-    if len(scored):
-        best_per_cell = scored.groupby(["alpha", "beta"])["top1"].max().unstack("beta")
+    if len(complete):
+        best_per_cell = complete.groupby(["alpha", "beta"])["top1"].max().unstack("beta")
         image = right.imshow(best_per_cell.values * 100, origin="lower", aspect="auto", cmap="viridis")
         right.set_xticks(range(len(best_per_cell.columns)), [f"{b:g}" for b in best_per_cell.columns])
         right.set_yticks(range(len(best_per_cell.index)), [f"{a:g}" for a in best_per_cell.index])
@@ -106,7 +109,7 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
         fig.colorbar(image, ax=right, label="mean val top-1 (%), best gamma per cell")
     right.set_xlabel("beta (width)")
     right.set_ylabel("alpha (depth)")
-    right.set_title("top-1 over (alpha, beta); gamma from the constraint")
+    right.set_title("top-1 over (alpha, beta), complete candidates")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -169,5 +169,5 @@ def emit(
         # Never squeeze numbers into ellipses: widen past a narrow (or piped) console instead.
         natural = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
         if natural > console.width:
-            console = Console(file=console.file, width=natural)
+            console = Console(file=console.file, width=natural, markup=False)  # data, never styles
         console.print(table)

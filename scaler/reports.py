@@ -12,6 +12,7 @@ import pandas as pd
 
 from collections.abc import Hashable
 
+from scaler.errors import UsageError
 from scaler.counting import ModelCount, count_model
 from scaler.states import State
 from scaler.statistics import rank_agreement
@@ -95,10 +96,14 @@ def flops_table(models: list[ModelChoice]) -> pd.DataFrame:
 
 
 def stage_table(models: list[ModelChoice]) -> pd.DataFrame:
-    """One row per (model, part): stem, stage1..7, head with params, MACs and output size."""
+    """One row per (model, part): stem, stage1..7, head with params, MACs and output size; a
+    usage error for a network whose parts scaler does not know (a factory's)."""
     rows = []
     for choice in models:
         count = count_model(choice.spec, choice.resolution)
+        if not count.parts:
+            raise UsageError(f"{choice.label} is counted as a whole (scaler does not know its stem, stages "
+                             "and head); drop --by-stage for its totals", param="by_stage")
         for part in count.parts:
             rows.append(
                 {
@@ -212,13 +217,17 @@ def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
     agreement = rank_agreement(both["top1_a"].astype(float), both["top1_b"].astype(float)) if len(both) >= 3 else None
     spearman, kendall = agreement if agreement is not None else (None, None)
     lines = []
-    for name, mine, other in (("A", "a", "b"), ("B", "b", "a")):
-        own = frame[frame[f"state_{mine}"] == State.COMPLETE.value].sort_values(f"rank_{mine}")
+    for name, table, other in (("A", a, "b"), ("B", b, "a")):
+        own = table[table["state"] == State.COMPLETE.value].sort_values("rank")  # its own best, shared or not
         if not len(own):
             continue
-        best = own.iloc[0]
         there = "B" if other == "b" else "A"
-        candidate = f"({best['alpha']:g}, {best['beta']:g}, {best['gamma']:.3g})"
+        candidate = f"({own.iloc[0]['alpha']:g}, {own.iloc[0]['beta']:g}, {own.iloc[0]['gamma']:.3g})"
+        joined = frame.merge(own.iloc[:1][COMPARE_KEYS], on=COMPARE_KEYS)
+        if not len(joined):
+            lines.append(f"best of {name}: {candidate} is not among {there}'s candidates")
+            continue
+        best = joined.iloc[0]
         state = best[f"state_{other}"]
         if state != State.COMPLETE.value:  # its rank there would place it among unfinished work
             lines.append(f"best of {name}: {candidate} {_not_complete(state, there)}")

@@ -72,13 +72,18 @@ class CompoundScale:
     @property
     def product(self) -> float:
         """alpha * beta^2 * gamma^2: the FLOPs growth per step of phi (inf past float range)."""
-        return _or_inf(lambda: self.alpha * self.beta**2 * self.gamma**2)
+        return compound_product(self.alpha, self.beta, self.gamma)
 
     @property
     def nominal_flops_ratio(self) -> float:
         """(alpha * beta^2 * gamma^2)^phi: how much the FLOPs should grow before rounding (inf
         past float range; phi 0 of any coefficients is 1)."""
         return 1.0 if self.phi == 0 else _or_inf(lambda: self.product**self.phi)
+
+
+def compound_product(alpha: float, beta: float, gamma: float) -> float:
+    """alpha * beta^2 * gamma^2, the FLOPs growth per step of phi; inf past float range."""
+    return _or_inf(lambda: alpha * beta**2 * gamma**2)
 
 
 def _or_inf(compute: Callable[[], float]) -> float:

@@ -20,7 +20,7 @@ from scipy import stats
 from scaler.candidates import ProxyBase
 from scaler.counting import count_model
 from scaler.errors import UsageError
-from scaler.experiments.comparison import CompareConfig, build_points, strategies, verdict
+from scaler.experiments.comparison import CompareConfig, at_equal_macs, build_points, strategies, verdict
 from scaler.scaling import round_resolution
 from scaler.states import State
 from scaler.experiments.repeats import correctness
@@ -172,7 +172,7 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path)
     compound = frame[(frame["strategy"] == "compound") & (frame["phi"] == duel["phi"])].iloc[0]
     assert duel["compound_macs_ratio"] == pytest.approx(compound["macs"] / row["macs"])
     assert row["macs_vs_compound"] == pytest.approx(row["macs"] / compound["macs"])
-    assert info["unequal_macs"] == sum(abs(d["compound_macs_ratio"] - 1) > 0.1 for d in info["compound_vs_single"])
+    assert info["unequal_macs"] == sum(max(r, 1 / r) > 1.1 for r in (d["compound_macs_ratio"] for d in info["compound_vs_single"]))
     assert (folder / "compare.png").read_bytes()[:4] == b"\x89PNG"
     assert "phi = 1" in result.out and "phi = 2" in result.out
     again = cli(*compare_args(net, tmp_path, "--repeats", "2"))
@@ -197,6 +197,8 @@ def test_compound_coefficients_from_a_finished_search(cli, net, tmp_path):
     unfinished = Path(__file__).parent / "data" / "legacy-search"  # 2 candidates still queued
     refused = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--from", str(unfinished)))
     assert refused.code == 2 and "is not finished (2 queued)" in refused.err and not (tmp_path / "cmp").exists()
+    scaled = cli("scale", "--from", unfinished, "--phi", "1")  # the same refusal: the best so far is not the search's
+    assert scaled.code == 2 and "is not finished (2 queued)" in scaled.err and scaled.out == ""
     grid = ["--alpha-range", "1:2:1", "--beta-range", "1", "--gamma-range", "1:1.42:0.41"]  # (2, 1, 1) and (1, 1, 1.41)
     micro = [a for a in MICRO if a not in ("--phis", "2")]
     assert cli("search", "--base", net, *grid, *micro, "--root", tmp_path, "--name", "s").code == 0
@@ -227,3 +229,9 @@ def test_sigkill_then_resume_trains_every_network_and_repeat_once(net, tmp_path)
     result = subprocess.run([SCALER, *args], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert complete_trials(folder) == {(p, r): 1 for p in range(9) for r in range(2)}
+
+
+def test_equal_macs_is_ten_percent_either_way():
+    """Compound with 11% more MACs than a strategy, or 11% fewer, is not at equal MACs."""
+    assert at_equal_macs(1.0) and at_equal_macs(1.09) and at_equal_macs(1 / 1.09)
+    assert not at_equal_macs(1.11) and not at_equal_macs(1 / 1.11)

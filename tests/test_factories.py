@@ -62,6 +62,16 @@ def test_flops_counts_exactly_what_the_factory_returns(cli, net):
     assert default["resolution"] == 224 and default["width"] == 1.0  # a reference's "preset"
 
 
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+def test_by_stage_of_a_factory_is_refused_not_an_empty_document(cli, net, fmt):
+    """scaler knows no stem, stages or head of a factory's network: one line, exit 2, nothing
+    printed (the help promises each model's rows sum to its totals)."""
+    result = cli("flops", net, "--by-stage", "--format", fmt)
+    assert result.code == 2 and result.out == ""
+    assert result.err == (f"error: --by-stage: {net} is counted as a whole (scaler does not know its stem, stages and head); "
+                          "drop --by-stage for its totals\n")
+
+
 def test_candidates_scale_the_factory(cli, net):
     args = ["--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1:1.2:0.1", "--tolerance", "0.5"]
     result = cli("candidates", "--base", net, "--base-width", "1", "--base-resolution", "32", *args, "--format", "json")

@@ -167,6 +167,21 @@ def test_best_of_b_unfinished_in_a_and_complete_bests_keep_their_rank():
                     "best of B: (1.2, 1, 1.1) is rank 1 in A, tied with its best there"]  # fmt: skip
 
 
+def test_each_best_is_its_own_search_s_even_when_the_other_lacks_it():
+    """A's best is a candidate B never had: A's line says so, and B's best is B's own rank 1,
+    not the best of the candidates both share."""
+    a = ranked([0.5, 0.4, 0.3, 0.2], ["complete"] * 4, [True, False, False, False])
+    b = ranked([0.3, 0.45, 0.35, 0.1], ["complete"] * 4, [False, True, True, False])
+    b.loc[b["alpha"] == 1.2, ["alpha", "resolution"]] = [1.8, 40]  # B's best is not among A's candidates
+    comparison = compare_searches(a, b)
+    assert comparison.shared == 3
+    assert comparison.best_lines == [
+        "best of A: (1, 1, 1.1) is rank 3 in B, not tied with its best there",
+        "best of B: (1.8, 1, 1.1) is not among A's candidates",
+    ]
+    assert compare_searches(b, a).best_lines[0] == "best of A: (1.8, 1, 1.1) is not among B's candidates"
+
+
 # ---------------------------------------------------------------------------------------------
 # Two real (tiny) searches
 

@@ -192,3 +192,126 @@ def test_csv_on_stdout_writes_counts_as_integers_beside_blanks(capsys):
     columns = [Column("epochs", "epochs", integer), Column("top1", "top-1", share), Column("phi", "phi", integer)]
     emit(frame, columns, "csv", Console())
     assert capsys.readouterr().out == "epochs,top1,phi\n5,0.5,0.5\n,,1.0\n"  # a fractional column is left as it is
+
+
+def test_the_search_plot_names_the_table_s_best_not_an_unfinished_row(monkeypatch, tmp_path):
+    """A queued candidate with a partial top-1 above every complete one: the plot's "best" and
+    its map are the complete rows' (the table's ★), and the queued row is still drawn."""
+    from scaler import plots
+
+    frame = pd.DataFrame({
+        "alpha": [1.0, 1.2, 1.4], "beta": [1.0, 1.0, 1.1], "gamma": [1.1, 1.1, 1.0], "macs": [2e6, 3e6, 4e6],
+        "top1": [0.40, 0.30, 0.90], "top1_low": [0.35, 0.25, 0.85], "top1_high": [0.45, 0.35, 0.95],
+        "state": ["complete", "complete", "queued"],
+    })  # fmt: skip
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig))
+    plots.plot_search(frame, tmp_path / "search.png")
+    left, right = figures[0].axes[:2]
+    assert [t.get_text() for t in left.texts] == ["best (1, 1, 1.1)"]
+    assert sorted(t.get_text() for t in right.texts) == ["30.0", "40.0"]  # no cell from the queued row
+    assert sum(len(c.get_offsets()) for c in left.collections if c.get_label() == "queued") == 1
+
+
+def test_markdown_output_is_the_document_alone(cli, tmp_path):
+    """--format markdown, like csv and json, runs quietly: stdout holds the title, the table
+    and its caption, and the progress goes to stderr, not into the document."""
+    space = ["--alpha-range", "1.2:1.4:0.2", "--beta-range", "1", "--gamma-range", "1.1", "--tolerance", "0.75", "--base-width", "0.25"]
+    result = cli("search", *space, *TINY[:-1], "--root", tmp_path, "--format", "markdown")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].startswith("**Search ") and lines[1].startswith("| rank |") and lines[2].startswith("|---|")
+    assert sum(line.startswith("| ") for line in lines) == 3  # the header and the two candidates
+    assert "estimated" not in result.out and "training" not in result.out
+    assert "estimated" in result.err and ": complete" in result.err
+
+
+@pytest.mark.parametrize("args", [
+    ["scale", "--beta", "1e200", "--phi", "0"],
+    ["compare", "--compound", "2,1,1e200", "--phis", "1"],
+    ["compare", "--strategies", "x=1:1:1e200", "--phis", "1"],
+])  # fmt: skip
+def test_a_coefficient_whose_square_overflows_is_input_not_a_crash(cli, tmp_path, args):
+    """alpha * beta^2 * gamma^2 past float range: phi 0 is still B0 (product shown as inf);
+    compare refuses it as a product far from T, exit 2, one line."""
+    result = cli(*args, "--root", tmp_path) if args[0] == "compare" else cli(*args)
+    if args[0] == "scale":
+        assert result.code == 0, result.err
+        assert "(product inf)" in flat(result.out) and "5,288,548" in result.out
+    else:
+        assert result.code == 2 and result.err.count("\n") == 1
+        assert "alpha*beta^2*gamma^2 = inf, more than 10% from T = 2" in result.err
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_a_report_prints_counts_as_integers_beside_unfinished_rows(capsys, fmt):
+    """`scaler report --format csv|json` of a search with an unfinished row: epochs and
+    repeats read 1, as in results.csv, not 1.0."""
+    from scaler.cli.app import Format
+    from scaler.cli.results import show_results
+
+    frame = pd.DataFrame({"rank": [1, 2], "top1": [0.5, math.nan], "epochs": [1.0, math.nan],
+                          "repeats": [2.0, math.nan], "state": ["complete", "queued"]})  # fmt: skip
+    show_results(frame, Format(fmt), "t")
+    out = capsys.readouterr().out
+    if fmt == "csv":
+        assert out.splitlines() == ["rank,top1,epochs,repeats,state", "1,0.5,1,2,complete", "2,,,,queued"]
+    else:
+        import json
+
+        rows = json.loads(out)
+        assert rows[0]["epochs"] == 1 and isinstance(rows[0]["epochs"], int) and rows[0]["repeats"] == 2
+        assert rows[1]["epochs"] is None and rows[1]["top1"] is None
+
+
+def test_square_brackets_in_a_path_are_printed_not_read_as_styles(cli, tmp_path):
+    """rich reads "[old]" as a style and "x[/y]" as a closing tag that fails; the console
+    prints text as it is."""
+    space = ["--alpha-range", "1.2:1.4:0.2", "--beta-range", "1", "--gamma-range", "1.1", "--tolerance", "0.75", "--base-width", "0.25"]
+    root = tmp_path / "[old]" / "x[/y]"
+    result = cli("search", *space, *TINY, "--root", root, "--name", "s1")
+    assert result.code == 0, result.err
+    assert f"{root}/s1/results.csv" in flat(result.out)
+    report = cli("report", root / "s1")
+    assert report.code == 0 and f"{root}/s1/results.csv" in flat(report.out), report.err
+
+
+@pytest.fixture
+def tiny_search(cli, tmp_path):
+    """A finished two-candidate search folder."""
+    space = ["--alpha-range", "1.2:1.4:0.2", "--beta-range", "1", "--gamma-range", "1.1", "--tolerance", "0.75", "--base-width", "0.25"]
+    assert cli("search", *space, *TINY, "--root", tmp_path, "--name", "s").code == 0
+    return tmp_path / "s"
+
+
+def test_a_reader_between_a_study_s_two_renames_waits_for_the_pair(tiny_search):
+    """A running study replaces results.csv, then search.json: a reader in between sees the
+    new table beside the old summary. It reads again until they match, and gets the new pair."""
+    import hashlib
+    import json
+    import threading
+    import time
+
+    from scaler.experiments.search import read_results
+
+    table, summary = tiny_search / "results.csv", tiny_search / "search.json"
+    newer = table.read_text().replace(",complete,", ",complete,newer", 1)  # the reason column of the first row
+    info = json.loads(summary.read_text())
+    table.write_text(newer)  # the first rename has happened, the second not yet
+    writer = threading.Timer(0.15, lambda: summary.write_text(json.dumps({**info, "results_sha256": hashlib.sha256(newer.encode()).hexdigest()})))
+    writer.start()
+    started = time.monotonic()
+    frame, _ = read_results(tiny_search)
+    writer.join()
+    assert frame["reason"].iloc[0] == "newer" and time.monotonic() - started < 2
+
+
+def test_a_repeat_column_edited_to_a_word_is_named(cli, tiny_search):
+    table = tiny_search / "results.csv"
+    frame = pd.read_csv(table)
+    frame["top1_low"] = frame["top1_low"].astype(object)
+    frame.loc[1, "top1_low"] = "abc"
+    frame.to_csv(table, index=False)
+    result = cli("report", tiny_search)
+    assert result.code == 2
+    assert result.err.startswith(f"error: {table} line 3, column top1_low: 'abc' is not a number; rerun the study's command")

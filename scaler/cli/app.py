@@ -18,7 +18,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Examples:  scaler search --phi 1 · scaler flops b4 · scaler report searches/NAME --plot search.png",
 )
-console = Console()
+console = Console(markup=False)  # paths and names are printed as they are: "[old]" is no style
 
 
 class Format(str, Enum):
@@ -26,6 +26,12 @@ class Format(str, Enum):
     csv = "csv"
     json = "json"
     markdown = "markdown"
+
+    @property
+    def is_document(self) -> bool:
+        """csv, json and markdown are documents on stdout, to be parsed or pasted: the command
+        runs quietly (no progress bars or estimate lines mixed into them)."""
+        return self is not Format.table
 
 
 @app.callback()

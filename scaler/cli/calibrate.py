@@ -94,7 +94,7 @@ def calibrate(
     outcome, handle = run_command_study(
         Calibration, config, name=name if name is not None else default_name(config, root), root=root, storage=storage, workers=workers,
         settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
-        quiet=quiet or format in (Format.csv, Format.json), counting="counting the candidates' networks with fvcore...",
+        quiet=quiet or format.is_document, counting="counting the candidates' networks with fvcore...",
     )  # fmt: skip
     folder = handle.folder
     info = json.loads((folder / SUMMARY_NAME).read_text())

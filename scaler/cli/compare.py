@@ -131,7 +131,7 @@ def compare(
         outcome, handle = run_command_study(
             Comparison, config, name=name, root=root, storage=storage, workers=workers,
             settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
-            quiet=quiet or format in (Format.csv, Format.json), counting="counting networks with fvcore...",
+            quiet=quiet or format.is_document, counting="counting networks with fvcore...",
         )  # fmt: skip
     except Interrupted:  # what finished so far is drawn too
         if (root / name / RESULTS_NAME).exists():
@@ -152,11 +152,8 @@ def compare(
 def _from_search(folder: Path, base: str) -> tuple[float, float, float]:
     """Compound's coefficients from a finished search (every candidate finished); a note on
     stderr naming them, and a warning when the search scaled another base."""
-    info = read_results(folder)[1]
-    waiting = {s: n for s, n in info.get("states", {}).items() if s in State._value2member_map_ and not State(s).is_finished}
-    if waiting:
-        raise UsageError(f"search {folder} is not finished ({', '.join(f'{n} {s}' for s, n in waiting.items())}); finish it with its own command first")
     coefficients = best_coefficients(folder)
+    info = read_results(folder)[1]
     searched = info.get("config", {}).get("base", {}).get("variant")
     print(f"compound coefficients from {folder}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g})", file=sys.stderr)
     if searched is not None and searched != base:
@@ -184,7 +181,7 @@ def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> N
         )  # fmt: skip
     tally, unequal = info.get("tally", {}), info.get("unequal_macs", 0)
     duels = sum(tally.values())
-    test = "paired t-test over repeats" if info.get("repeats", 1) >= 2 else "McNemar on the validation images, validation noise only"
+    test = "t-test of seed and validation-image noise" if info.get("repeats", 1) >= 2 else "McNemar on the validation images, validation noise only"
     console.print(
         f"compound against a single dimension, {duels} duels ({test}, 95%): " + ", ".join(f"{word} in {n}" for word, n in tally.items()),
         highlight=False,

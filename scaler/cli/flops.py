@@ -72,9 +72,10 @@ def flops(
             f"{op.removeprefix('aten::')} x{n}" for op, n in sorted(missing.items())
         )
     machine = format in (Format.csv, Format.json)
+    stages = reports.stage_table(models) if by_stage else None  # refused before anything is printed
     if not (by_stage and machine):
         emit(frame, FLOPS_COLUMNS, format.value, console, title="Params and MACs", caption=caption)
-    if by_stage:
+    if stages is not None:
         if format is Format.table:
             console.print()
-        emit(reports.stage_table(models), STAGE_COLUMNS, format.value, console, title="By stage")
+        emit(stages, STAGE_COLUMNS, format.value, console, title="By stage")

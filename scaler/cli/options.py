@@ -58,7 +58,7 @@ ProcessDevice = Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cu
 ProcessThreads = Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores).")]
 CacheDir = Annotated[Optional[Path], typer.Option(help="Where decoded image tensors are cached (default: none; decoded every run).")]
 StudyCacheDir = Annotated[Optional[Path], typer.Option(help="Decoded-image cache (default: <root>/.cache).")]
-FormatOption = Annotated[Format, typer.Option("--format", "-f", metavar="|".join(f.value for f in Format), help="Output format.")]
+FormatOption = Annotated[Format, typer.Option("--format", "-f", metavar="|".join(f.value for f in Format), help="Output format; csv, json and markdown print the document alone on stdout (progress, if any, goes to stderr).")]
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:

@@ -8,8 +8,9 @@ from scaler.cli.app import Format, console
 from scaler.experiments.search import is_paper_point
 from scaler.reports import truth
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
-from scaler.render import Column, emit, fixed, integer, interval, mega, share, text
+from scaler.render import Column, emit, fixed, integer, interval, mega, share, text, whole_numbers
 from scaler.states import State
+from scaler.study.results import INTEGER_COLUMNS
 
 SEARCH_COLUMNS = [
     Column("rank", "rank", integer),
@@ -80,8 +81,8 @@ def reliability_lines(info: dict) -> list[str]:
 
 
 def show_results(frame: pd.DataFrame, fmt: Format, title: str, caption: str | None = None) -> None:
-    if fmt in (Format.csv, Format.json):
-        emit(frame, SEARCH_COLUMNS, fmt.value, console)
+    if fmt in (Format.csv, Format.json):  # every column, the counts as integers, as results.csv has them
+        emit(whole_numbers(frame, INTEGER_COLUMNS), SEARCH_COLUMNS, fmt.value, console)
         return
     emit(
         marked(frame), SEARCH_COLUMNS, fmt.value, console, title=title, caption=caption,

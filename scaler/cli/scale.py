@@ -14,7 +14,7 @@ from scaler.cli.options import FormatOption
 from scaler.errors import UsageError
 from scaler.experiments.search import best_coefficients
 from scaler.render import Column, emit, fixed, giga, integer, text
-from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, parse_phi_list
+from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_product, parse_phi_list
 
 
 FAMILY_COLUMNS = [
@@ -45,7 +45,7 @@ def scale(
     gamma: Annotated[Optional[float], typer.Option(help=f"Resolution coefficient (>= 1; default: the paper's {PAPER_GAMMA}).")] = None,
     phi: Annotated[str, typer.Option(help="Compound coefficients: 0-7, 1,3,5 or 2.")] = "0-7",
     base_resolution: Annotated[int, typer.Option(help="Resolution at phi = 0.")] = 224,
-    from_search: Annotated[Optional[Path], typer.Option("--from", help="Take alpha, beta, gamma from a search folder's best candidate.")] = None,
+    from_search: Annotated[Optional[Path], typer.Option("--from", help="Take alpha, beta, gamma from a finished search folder's best candidate.")] = None,
     format: FormatOption = Format.table,
 ) -> None:
     """The compound family of B0: d = alpha^phi, w = beta^phi, r = gamma^phi, beside B<phi>.
@@ -64,7 +64,7 @@ def scale(
         alpha, beta, gamma = (PAPER_ALPHA if alpha is None else alpha, PAPER_BETA if beta is None else beta,
                               PAPER_GAMMA if gamma is None else gamma)
     frame = reports.family_table(alpha, beta, gamma, phis, base_resolution=base_resolution)
-    title = f"Compound family: alpha={alpha:g}, beta={beta:g}, gamma={gamma:g} (product {alpha * beta**2 * gamma**2:.4f})"
+    title = f"Compound family: alpha={alpha:g}, beta={beta:g}, gamma={gamma:g} (product {compound_product(alpha, beta, gamma):.4f})"
     caption = (
         f"resolution = {base_resolution} x gamma^phi rounded to a multiple of 4; "
         "'official' = the released preset of the same index (measured, native resolution)."

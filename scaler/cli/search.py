@@ -46,7 +46,7 @@ def search(
     outcome, handle = run_command_study(
         CompoundSearch, config, name=name if name is not None else config.default_name(), root=root, storage=storage, workers=workers,
         settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
-        quiet=quiet or format in (Format.csv, Format.json), counting="counting candidates with fvcore...",
+        quiet=quiet or format.is_document, counting="counting candidates with fvcore...",
     )  # fmt: skip
     frame, folder, name = outcome.frame, handle.folder, handle.name
     info = json.loads((folder / SUMMARY_NAME).read_text())

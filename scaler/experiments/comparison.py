@@ -34,7 +34,7 @@ from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
 from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, compare, counted, group_by
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
-from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_scale, validate_coefficients
+from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_product, compound_scale, validate_coefficients
 from scaler.states import State
 from scaler.statistics import LEVEL
 from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
@@ -69,7 +69,7 @@ class Strategy:
 
     @property
     def product(self) -> float:
-        return self.alpha * self.beta**2 * self.gamma**2
+        return compound_product(self.alpha, self.beta, self.gamma)
 
 
 def strategies(text: str, target: float, compound: tuple[float, float, float]) -> tuple[Strategy, ...]:
@@ -315,7 +315,7 @@ class Comparison(ProxyExperiment):
             duels.append({
                 "phi": int(row["phi"]), "strategy": row["strategy"], "compound_top1": compound["top1"],
                 "top1": row["top1"], "p": row["vs_compound_p"], "verdict": row["vs_compound"] or "pending",
-                "compound_macs_ratio": ratio, "equal_macs": abs(ratio - 1) <= MACS_TOLERANCE,
+                "compound_macs_ratio": ratio, "equal_macs": at_equal_macs(ratio),
             })  # fmt: skip
         single = [d for d in duels if d["strategy"] in SINGLE_DIMENSIONS]
         return {
@@ -328,6 +328,12 @@ class Comparison(ProxyExperiment):
             "tally": {word: sum(d["verdict"] == word for d in single) for word in dict.fromkeys(d["verdict"] for d in single)},
             "unequal_macs": sum(not d["equal_macs"] for d in single),
         }
+
+
+def at_equal_macs(ratio: float) -> bool:
+    """Whether two networks whose MACs are in `ratio` count as equal: the larger is at most
+    MACS_TOLERANCE above the smaller, whichever of the two it is."""
+    return max(ratio, 1 / ratio) <= 1 + MACS_TOLERANCE
 
 
 def verdict(a: list[Record], b: list[Record], skip: bool = False) -> tuple[float | None, str]:

@@ -39,7 +39,8 @@ RESULT_COLUMNS = [
 # Columns of results.csv before repeats existed: reports of such folders still read.
 LEGACY_COLUMNS = RESULT_COLUMNS[:20]
 _METRICS = ("top1", "top5", "val_loss", "epochs", "train_seconds", "images_per_s")
-NUMERIC_COLUMNS = tuple(c for c in LEGACY_COLUMNS if c not in ("state", "reason"))
+# Checked where present: the repeat columns are missing from searches made before repeats.
+NUMERIC_COLUMNS = (*(c for c in LEGACY_COLUMNS if c not in ("state", "reason")), "top1_std", "top1_low", "top1_high", "repeats")
 
 
 @dataclass(frozen=True)
@@ -279,15 +280,17 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, dict]:
 
 
 def best_coefficients(folder: Path) -> tuple[float, float, float]:
-    """(alpha, beta, gamma) of a search's best finished candidate."""
+    """(alpha, beta, gamma) of a finished search's best candidate; a usage error while any
+    candidate is still to train (the best so far may not be the search's)."""
     _, info = read_results(folder)
+    waiting = {s: n for s, n in info.get("states", {}).items() if s in State._value2member_map_ and not State(s).is_finished}
+    if waiting:
+        raise UsageError(f"search {folder} is not finished ({', '.join(f'{n} {s}' for s, n in waiting.items())}); "
+                         "finish it with its own command first")
     best = info.get("best")
     if not best:
         states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
-        unfinished = any(not State(s).is_finished for s in info.get("states", {}) if s in State._value2member_map_)
-        capped = State.TIMEOUT.value in info.get("states", {})
-        what = "run or resume it first" if unfinished else (
-            "its candidates hit --max-seconds: give it more room under a new --name" if capped
-            else "fix the cause, then rerun it with --retry-failed")
+        what = ("its candidates hit --max-seconds: give it more room under a new --name" if State.TIMEOUT.value in info.get("states", {})
+                else "fix the cause, then rerun it with --retry-failed")
         raise UsageError(f"search {folder} has no complete candidate ({states}); {what}")
     return float(best["alpha"]), float(best["beta"]), float(best["gamma"])

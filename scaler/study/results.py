@@ -4,6 +4,7 @@ summary, written atomically after every finished item, and read back with checks
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from pathlib import Path
@@ -68,8 +69,8 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
         raise UsageError(f"{folder} is not a study folder (no {RESULTS_NAME} / {summary_name})")
     rewrite = "rerun the study's command (same options) to rewrite it from the study"
     try:
-        frame = pd.read_csv(results, converters={"state": str, "reason": str}, keep_default_na=True)
-        data = json.loads(info.read_text())
+        raw, data = _read_pair(results, info)
+        frame = pd.read_csv(io.BytesIO(raw), converters={"state": str, "reason": str}, keep_default_na=True)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UsageError(f"{folder} is not a valid study folder: {str(exc).splitlines()[0]}; {rewrite}") from None
     if not isinstance(data, dict):
@@ -80,7 +81,7 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
     lacks += [f"{summary_name} lacks the key(s) {', '.join(no_keys)}"] if no_keys else []
     if lacks:
         raise UsageError(f"{folder} is not a valid study folder: {'; '.join(lacks)}; {rewrite}")
-    for column in numeric:
+    for column in (c for c in numeric if c in frame.columns):  # a column an older study lacks is added by its reader
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = frame[column].notna() & values.isna()
         if bad.any():
@@ -89,7 +90,7 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
                 f"{results} line {row + 2}, column {column}: {frame[column][row]!r} is not a number; {rewrite}"
             )
         frame[column] = values
-    if "results_sha256" in data and _digest(results.read_bytes()) != data["results_sha256"]:  # older summaries lack it
+    if "results_sha256" in data and _digest(raw) != data["results_sha256"]:  # older summaries lack it
         raise UsageError(f"{results} disagrees with {info.name} (not the table the study wrote: its digest differs): "
                          f"cut short, edited, or a run stopped between writing the two; {rewrite}")
     counts = {str(k): int(v) for k, v in frame["state"].value_counts().items()}
@@ -100,6 +101,23 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
             f"cut short or edited; {rewrite}"
         )
     return frame, data
+
+
+PAIR_READS = 5  # tries to read a table and its summary as one pair while a study rewrites them
+
+
+def _read_pair(results: Path, info: Path) -> tuple[bytes, object]:
+    """The table's bytes and the parsed summary. A running study replaces the two one after
+    the other, so a reader between the renames sees a new table beside the old summary: read
+    again (0.1 s apart) until the summary's digest matches; what a study did not write
+    (an edit, a cut) still differs on the last try and is reported by the caller."""
+    for attempt in range(PAIR_READS):
+        raw, data = results.read_bytes(), json.loads(info.read_text())
+        if not isinstance(data, dict) or data.get("results_sha256") in (None, _digest(raw)):
+            break
+        if attempt < PAIR_READS - 1:
+            time.sleep(0.1)
+    return raw, data
 
 
 def _digest(data: bytes) -> str:
