@@ -6,9 +6,6 @@ during its start) does not wait for torch to import.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 _EXPORTS = {
     "RunError": "scaler.errors",
     "ScalerError": "scaler.errors",
@@ -32,9 +29,11 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'scaler' has no attribute {name!r}")
+    import importlib  # here: `import scaler` (the console script's first step) imports nothing
+
     value = getattr(importlib.import_module(_EXPORTS[name]), name)
     globals()[name] = value
     return value

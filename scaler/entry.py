@@ -4,7 +4,6 @@ with one line once the imports are done), and keeps a reader that goes away
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import sys
@@ -91,6 +90,8 @@ def _terminate(signum: int, frame: object) -> None:
     processes get the signal too (a terminal's Ctrl-C reaches them through the process group;
     a `kill` of this process alone would not), and answer it the same way
     (`scaler.study.runner`)."""
+    import multiprocessing  # here, not at the top: every import before `run` holds Ctrl-C back is a window
+
     global _terminated
     _terminated = True
     for child in multiprocessing.active_children():
