@@ -298,7 +298,7 @@ def test_a_reader_between_a_study_s_two_renames_waits_for_the_pair(tiny_search):
     newer = table.read_text().replace(",complete,", ",complete,newer", 1)  # the reason column of the first row
     info = json.loads(summary.read_text())
     table.write_text(newer)  # the first rename has happened, the second not yet
-    writer = threading.Timer(0.15, lambda: summary.write_text(json.dumps({**info, "results_sha256": hashlib.sha256(newer.encode()).hexdigest()})))
+    writer = threading.Timer(0.05, lambda: summary.write_text(json.dumps({**info, "results_sha256": hashlib.sha256(newer.encode()).hexdigest()})))
     writer.start()
     started = time.monotonic()
     frame, _ = read_results(tiny_search)
