@@ -68,9 +68,19 @@ def duration(seconds: float) -> str:
 
 
 def published(unit: str) -> Callable[[object], str]:
-    """A published figure as the paper prints it: 0.39B, 5.3M."""
+    """A published figure as the papers print it: at least two significant digits, more where
+    the figure has them (0.39B, 0.70B, 1.0B, 19B, 4.09B, 25.6M)."""
     scale = {"B": 1e9, "M": 1e6}[unit]
-    return lambda value: "" if _missing(value) else f"{value / scale:g}{unit}"
+
+    def fmt(value: object) -> str:
+        if _missing(value):
+            return ""
+        digits = f"{value / scale:g}"  # type: ignore[operator]
+        if len(digits.replace(".", "").lstrip("0")) < 2 and "e" not in digits:
+            digits += "0" if "." in digits else ".0"
+        return f"{digits}{unit}"
+
+    return fmt
 
 
 def text(value: object) -> str:
