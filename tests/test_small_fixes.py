@@ -55,6 +55,17 @@ def test_flops_headers_name_params_and_macs_apart(cli):
     )
 
 
+
+def test_paper_figures_keep_the_digits_the_papers_printed(cli):
+    result = cli("flops", "all", "--format", "markdown")
+    assert result.code == 0, result.err
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]] for line in result.out.splitlines()
+            if line.startswith("| b")}
+    # Tan & Le 2019, Table 2: 0.70B and 1.0B, not 0.7B and 1B; 12M stays 12M.
+    assert rows["b1"][6] == "0.70B" and rows["b2"][6] == "1.0B" and rows["b3"][8] == "12M"
+    resnet = cli("flops", "resnet50", "--format", "markdown")
+    assert "| 4.09B |" in resnet.out and "| 25.6M |" in resnet.out  # three digits where printed so
+
 # 2. `scaler compare`: bad compound coefficients name --compound; --strategies is named once.
 
 
@@ -298,7 +309,9 @@ def test_a_reader_between_a_study_s_two_renames_waits_for_the_pair(tiny_search):
     newer = table.read_text().replace(",complete,", ",complete,newer", 1)  # the reason column of the first row
     info = json.loads(summary.read_text())
     table.write_text(newer)  # the first rename has happened, the second not yet
-    writer = threading.Timer(0.05, lambda: summary.write_text(json.dumps({**info, "results_sha256": hashlib.sha256(newer.encode()).hexdigest()})))
+    renewed = {**info, "results_sha256": hashlib.sha256(newer.encode()).hexdigest()}
+    renewed["summary_sha256"] = study_results.summary_digest(renewed)
+    writer = threading.Timer(0.05, lambda: summary.write_text(json.dumps(renewed)))
     writer.start()
     started = time.monotonic()
     frame, _ = read_results(tiny_search)
@@ -315,3 +328,22 @@ def test_a_repeat_column_edited_to_a_word_is_named(cli, tiny_search):
     result = cli("report", tiny_search)
     assert result.code == 2
     assert result.err.startswith(f"error: {table} line 3, column top1_low: 'abc' is not a number; rerun the study's command")
+
+
+@pytest.mark.parametrize("field, value", [("states", "x"), ("repeats", "3"), ("best", "x"), ("tied_best", 3), ("config", 5)])
+def test_a_hand_edited_summary_field_is_one_line_and_the_search_rebuilds_it(cli, tiny_search, field, value):
+    """Each of these used to end in a TypeError or ValueError (exit 1) in whichever command
+    read the field first."""
+    import json
+
+    summary = tiny_search / "search.json"
+    info = json.loads(summary.read_text())
+    summary.write_text(json.dumps({**info, field: value}, indent=2))
+    for command in (["report", tiny_search], ["scale", "--from", tiny_search]):
+        result = cli(*command)
+        assert result.code == 2 and result.err.count("\n") == 1, result.err
+        assert result.err.startswith(f"error: {summary} is not the summary the study wrote (its digest differs): edited or damaged; rerun")
+    space = ["--alpha-range", "1.2:1.4:0.2", "--beta-range", "1", "--gamma-range", "1.1", "--tolerance", "0.75", "--base-width", "0.25"]
+    again = cli("search", *space, *TINY, "--root", tiny_search.parent, "--name", "s")
+    assert again.code == 0 and "rebuilt from the study" in again.err, again.err
+    assert json.loads(summary.read_text())[field] == info[field] and cli("report", tiny_search).code == 0

@@ -14,6 +14,7 @@ import optuna
 from scaler.errors import RunError, UsageError
 from scaler.study.experiment import Experiment, ExperimentConfig, experiment_class, fingerprint, kind_name
 from scaler.study.handle import StudyHandle
+from scaler.study.results import summary_intact
 from scaler.study.storage import JOURNAL_NAME, is_url, mask_url, open_storage, same_storage, storage_label
 
 # A study name is one path component: it names the folder under --root and the stored study.
@@ -55,6 +56,8 @@ def read_summary(path: Path) -> dict | None:
         raise _Damaged(f"{path} is not valid JSON ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict) or not isinstance(data.get("fingerprint"), str):
         raise _Damaged(f"{path} is not a scaler summary (no fingerprint)")
+    if not summary_intact(data):
+        raise _Damaged(f"{path} is not the summary the study wrote (its digest differs)")
     return data
 
 

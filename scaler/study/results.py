@@ -54,9 +54,26 @@ def write_outputs(handle: StudyHandle) -> pd.DataFrame:
     frame = handle.experiment.table(found)
     table = csv_text(frame)
     atomic_write_text(handle.folder / RESULTS_NAME, table)
-    text = json.dumps(json_ready({**summary(handle, frame, found), "results_sha256": _digest(table.encode())}), indent=2)
+    data = json_ready({**summary(handle, frame, found), "results_sha256": _digest(table.encode())})
+    text = json.dumps({**data, SUMMARY_DIGEST: summary_digest(data)}, indent=2)
     atomic_write_text(handle.folder / handle.experiment.summary_name, text)
     return frame
+
+
+SUMMARY_DIGEST = "summary_sha256"
+
+
+def summary_digest(data: dict) -> str:
+    """The digest a summary carries of its other fields, so that a reader can tell the summary
+    a study wrote from one edited or damaged since (its fields are read, not re-derived)."""
+    fields = json.loads(json.dumps({k: v for k, v in data.items() if k != SUMMARY_DIGEST}))  # as read back
+    return _digest(json.dumps(fields, sort_keys=True).encode())
+
+
+def summary_intact(data: dict) -> bool:
+    """Whether a summary's fields are those its study wrote (summaries from before the digest
+    cannot tell, and pass)."""
+    return SUMMARY_DIGEST not in data or data[SUMMARY_DIGEST] == summary_digest(data)
 
 
 def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict]:
@@ -75,6 +92,8 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
         raise UsageError(f"{folder} is not a valid study folder: {str(exc).splitlines()[0]}; {rewrite}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{info} is not a scaler summary; {rewrite}")
+    if not summary_intact(data):
+        raise UsageError(f"{info} is not the summary the study wrote (its digest differs): edited or damaged; {rewrite}")
     no_columns = [c for c in dict.fromkeys([*columns, "state"]) if c not in frame.columns]
     no_keys = [k for k in ("name", "states") if k not in data]
     lacks = [f"{RESULTS_NAME} lacks the column(s) {', '.join(no_columns)}"] if no_columns else []
