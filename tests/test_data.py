@@ -225,6 +225,19 @@ def test_cifar10_missing_file(tmp_path):
         load_dataset(f"cifar10:{root}")
 
 
+
+@pytest.mark.parametrize("labels", [None, ["x"] * 10])
+def test_a_cifar10_batch_without_integer_labels_is_named(tmp_path, labels):
+    root = write_cifar(tmp_path / "cifar")
+    with open(root / "data_batch_3", "rb") as f:
+        blob = pickle.load(f)
+    with open(root / "data_batch_3", "wb") as f:
+        pickle.dump({**{k: v for k, v in blob.items() if k != b"labels"}, **({b"labels": labels} if labels else {})}, f)
+    with pytest.raises(UsageError, match=r"data_batch_3 is not a python CIFAR-10 batch \(needs b'data' uint8 "
+                                         r"\[N, 3072\] and b'labels' \[N\]\)$"):
+        load_dataset(f"cifar10:{root}")
+
+
 # ---------------------------------------------------------------- batches
 
 

@@ -370,3 +370,62 @@ def test_cifar10_path_that_is_a_file_or_missing(tmp_path):
     with pytest.raises(UsageError) as error:
         load_dataset(f"cifar10:{tmp_path / 'nowhere'}")
     assert str(error.value) == f"CIFAR-10 folder {tmp_path / 'nowhere'} does not exist; {needs}"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_cap_counts_readable_images_an_unreadable_one_is_replaced(tmp_path, seed):
+    """A capped split used to take its files first and decode them after: a class whose picks
+    were all unreadable was refused though it had good images, and a split came out short."""
+    root = two_classes(tmp_path / "data", per_class=10)
+    for i in range(3):
+        (root / "a" / f"bad{i}.png").write_text("garbage")
+    ds = load_dataset(str(root), storage_resolution=8, train_images=4, val_images=4, seed=seed)
+    assert len(ds.train) == 4 and len(ds.val) == 4
+    assert ds.train.labels.tolist() == [0, 0, 1, 1] and ds.val.labels.tolist() == [0, 0, 1, 1]
+    assert ds.skipped == (len(ds.warnings[0].split(";")) if ds.skipped else 0)  # each one tried is named
+    assert (all_images(ds)[all_labels(ds) == 0][:, 0] == 120).all()  # a's own images only
+
+
+def test_a_class_named_train_beside_other_classes_is_a_class(tmp_path):
+    root = tmp_path / "voc"
+    for name, color in (("boat", (1, 2, 3)), ("car", (90, 90, 90)), ("train", (200, 0, 0))):
+        for i in range(3):
+            flat(root / name / f"{i}.png", color)
+    ds = load_dataset(str(root), storage_resolution=8)
+    assert ds.classes == ("boat", "car", "train") and len(ds.train) + len(ds.val) == 9
+
+
+def test_links_that_lead_nowhere_back_up_or_across_are_named(tmp_path):
+    root = two_classes(tmp_path / "data", per_class=3)
+    flat(root / "c" / "0.png", (0, 200, 0))
+    flat(root / "c" / "1.png", (0, 200, 0))
+    os.symlink(tmp_path / "not-mounted" / "d", root / "d")  # a class on a disk that is not there
+    os.symlink(tmp_path / "gone.png", root / "a" / "extra.png")
+    os.symlink("..", root / "a" / "up")  # would label every image a
+    os.symlink(root / "b", root / "c" / "b")  # would label b's images c too
+    ds = load_dataset(str(root), storage_resolution=8)
+    assert ds.classes == ("a", "b", "c") and sorted(all_labels(ds).tolist()) == [0, 0, 0, 1, 1, 1, 2, 2]
+    assert ds.warnings == (
+        "1 class folder link(s) lead nowhere, so their classes are left out: 'd'",
+        "2 linked folder(s) in class folders lead back up to the data folder or into another class's folder "
+        "and are not followed: a/up, c/b",
+        "1 image link(s) lead nowhere and are not used: a/extra.png",
+    )
+
+
+def test_the_disk_cache_is_not_used_for_files_replaced_with_the_same_size_and_time(tmp_path):
+    """cp -p, rsync -a and tar x keep size and mtime: the fingerprint (the same on every machine
+    holding the same files) cannot tell, the cache must."""
+    root = two_classes(tmp_path / "data", per_class=2)
+    cache = tmp_path / "cache"
+    before = load_dataset(str(root), storage_resolution=8, cache_dir=cache)
+    for path in root.glob("a/*.png"):
+        stat = path.stat()
+        flat(path, (20, 220, 20))  # a PNG of a flat colour: the same size as the red one
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    clear_memo()
+    after = load_dataset(str(root), storage_resolution=8, cache_dir=cache)
+    assert after.fingerprint == before.fingerprint and after.decoded == 4
+    assert (all_images(after)[all_labels(after) == 0][:, 1] == 220).all()
+    clear_memo()
+    assert load_dataset(str(root), storage_resolution=8, cache_dir=cache).decoded == 0  # and then it is

@@ -14,13 +14,15 @@ from scaler.data.split import ImageSplit
 from scaler.errors import RunError
 
 
-def read_cache(path: Path) -> Loaded | None:
-    """The data set saved at `path` (with decoded = 0), or None when there is no usable file."""
+def read_cache(path: Path, stamp: str) -> Loaded | None:
+    """The data set saved at `path` (with decoded = 0), or None when there is no usable file:
+    none, another format, or decoded from another copy of the files (`stamp`, the source's
+    `local_stamp`: replaced files, or another folder with the same names, sizes and times)."""
     if not path.is_file():
         return None
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob.get("format") != FORMAT_VERSION:
+        if blob.get("format") != FORMAT_VERSION or blob.get("local_stamp", "") != stamp:
             return None
         return Loaded(
             classes=tuple(blob["classes"]),
@@ -35,10 +37,11 @@ def read_cache(path: Path) -> Loaded | None:
         return None
 
 
-def write_cache(path: Path, loaded: Loaded) -> None:
+def write_cache(path: Path, loaded: Loaded, stamp: str) -> None:
     """Save atomically: a temporary file in the same folder, then os.replace."""
     blob = {
         "format": FORMAT_VERSION,
+        "local_stamp": stamp,
         "classes": list(loaded.classes),
         "train_images": loaded.train.images,
         "train_labels": loaded.train.labels,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scaler.data.source import Loaded, digest, file_stamps
+from scaler.data.source import Loaded, digest, file_stamps, local_stamp
 from scaler.data.split import ImageSplit, resize_uint8, stratified_take
 from scaler.errors import UsageError
 
@@ -39,6 +39,9 @@ class CifarSource:
         self.storage = min(CIFAR_RESOLUTION, storage)
         self.n_train, self.n_val, self.seed = n_train, n_val, seed
 
+    def local_stamp(self) -> str:
+        return local_stamp([self.root / name for name in CIFAR_FILES])
+
     def fingerprint(self) -> str:
         files = [self.root / name for name in CIFAR_FILES]
         return digest({"source": "cifar10", "files": file_stamps(self.root, files),
@@ -62,7 +65,10 @@ class CifarSource:
         for name in names:
             blob = self._unpickle(name)
             d = np.asarray(blob.get(b"data"))
-            lab = np.asarray(blob.get(b"labels", blob.get(b"fine_labels")), dtype=np.int64)
+            try:
+                lab = np.asarray(blob.get(b"labels", blob.get(b"fine_labels")), dtype=np.int64)
+            except (TypeError, ValueError):  # none, or not a list of integers
+                lab = np.empty(0)
             if d.dtype != np.uint8 or d.ndim != 2 or d.shape[1] != 3 * 32 * 32 \
                     or lab.shape != (d.shape[0],):
                 raise UsageError(f"CIFAR-10 file {self.root / name} is not a python CIFAR-10 "

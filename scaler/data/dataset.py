@@ -74,23 +74,24 @@ def load_dataset(
 
     loader = _open_source(source, storage_resolution, train_images, val_images, val_fraction,
                           seed, native_resolution)
-    fingerprint = loader.fingerprint()
-    if fingerprint in _memo:
-        _memo.move_to_end(fingerprint)
-        return replace(_memo[fingerprint], source=source, decoded=0)
+    fingerprint, stamp = loader.fingerprint(), loader.local_stamp()
+    key = f"{fingerprint}:{stamp}"  # a memo of the files as they are now
+    if key in _memo:
+        _memo.move_to_end(key)
+        return replace(_memo[key], source=source, decoded=0)
 
     cache_file = None
     loaded = None
     if cache_dir is not None:
         cache_file = Path(cache_dir).expanduser() / f"{fingerprint}.pt"
-        loaded = read_cache(cache_file)
+        loaded = read_cache(cache_file, stamp)
     if loaded is None:
         loaded = loader.load()
         if cache_file is not None:
-            write_cache(cache_file, loaded)
+            write_cache(cache_file, loaded, stamp)
     dataset = Dataset(source, loaded.classes, loaded.train, loaded.val, fingerprint,
                       loaded.skipped, loaded.decoded, loaded.warnings)
-    _remember(dataset)
+    _remember(key, dataset)
     return dataset
 
 
@@ -153,8 +154,8 @@ def count_classes(source: str, val_fraction: float = 0.2) -> int:
     return len(loader.classes)
 
 
-def _remember(dataset: Dataset) -> None:
-    _memo[dataset.fingerprint] = dataset
-    _memo.move_to_end(dataset.fingerprint)
+def _remember(key: str, dataset: Dataset) -> None:
+    _memo[key] = dataset
+    _memo.move_to_end(key)
     while len(_memo) > _MEMO_SIZE:
         _memo.popitem(last=False)

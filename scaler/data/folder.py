@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from scaler.data.images import Unreadable, decode_image, max_pixels
-from scaler.data.source import Loaded, digest, file_stamps
+from scaler.data.source import Loaded, digest, file_stamps, local_stamp
 from scaler.data.split import ImageSplit, stratified_take
 from scaler.errors import UsageError
 
@@ -49,20 +49,23 @@ class FolderSource:
             raise UsageError(f"data folder {train_root} has 1 class ('{class_dirs[0].name}'); "
                              "it needs at least 2 class sub-folders")
         self.classes = tuple(d.name for d in class_dirs)
-        self.train_files = [_class_files(d) for d in class_dirs]
+        val_dirs = {d.name: d for d in _class_dirs(val_root)} if val_root is not None else {}
+        walk = _ClassWalk(root, [*class_dirs, *val_dirs.values()])
+        self.train_files = [walk.files(d) for d in class_dirs]
         self.val_files: list[list[Path]] | None = None
         # Warnings about the layout: hashed into the fingerprint, so cached ones stay true.
         self.notes = _loose_images(train_root, "train/" if self.presplit else "the data folder")
+        self.notes += _dangling_classes(train_root)
         if val_root is not None:
-            val_dirs = {d.name: d for d in _class_dirs(val_root)}
             extra = sorted(set(val_dirs) - set(self.classes))
             if extra:
                 raise UsageError(f"val/ has class folder(s) {_classes(extra)} that train/ lacks; "
                                  f"val/ may only hold train/'s classes "
                                  f"({_classes(self.classes, 10)})")
-            self.val_files = [_class_files(val_dirs[c]) if c in val_dirs else []
+            self.val_files = [walk.files(val_dirs[c]) if c in val_dirs else []
                               for c in self.classes]
-            self.notes += _loose_images(val_root, "val/") + _unused_folders(root)
+            self.notes += _loose_images(val_root, "val/") + _dangling_classes(val_root) + _unused_folders(root)
+        self.notes += walk.notes()
         for i, name in enumerate(self.classes):
             if not self.train_files[i] and not (self.val_files and self.val_files[i]):
                 raise UsageError(f"class folder '{name}' has no images "
@@ -91,6 +94,9 @@ class FolderSource:
                              f"{folder}<class>/")
         return notes
 
+    def local_stamp(self) -> str:
+        return local_stamp([f for group in self.train_files + (self.val_files or []) for f in group])
+
     def fingerprint(self) -> str:
         files = [f for group in self.train_files + (self.val_files or []) for f in group]
         return digest({
@@ -98,9 +104,14 @@ class FolderSource:
             "files": file_stamps(self.root, files), "notes": self.notes,
             "storage": self.storage, "train": self.n_train, "val": self.n_val, "seed": self.seed,
             "val_fraction": None if self.presplit else self.val_fraction,
+            # Under a cap, an unreadable file is replaced by the next of its class (scaler 0.2
+            # took fewer images instead): capped studies of either rule never mix.
+            **({"selection": 2} if self.n_train is not None or self.n_val is not None else {}),
         })
 
-    def _select(self) -> tuple[list[list[Path]], list[list[Path]]]:
+    def _select(self) -> list[tuple[list[list[Path]], list[int]]]:
+        """For the training and the validation split: each class's files in a seeded order, and
+        how many of them the split takes (all, or the cap shared out by class)."""
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, 0xF01D])))
         shuffle = lambda files: [files[j] for j in rng.permutation(len(files))]  # noqa: E731
         if self.presplit:
@@ -114,41 +125,50 @@ class FolderSource:
                 k = min(max(k, 1), len(files) - 1) if len(files) >= 2 else 0
                 val.append(files[:k])
                 train.append(files[k:])
-        return stratified_take(train, self.n_train), stratified_take(val, self.n_val)
+        return [(groups, [len(g) for g in stratified_take(groups, cap)])
+                for groups, cap in ((train, self.n_train), (val, self.n_val))]
 
     def load(self) -> Loaded:
-        train_sel, val_sel = self._select()
-        jobs = [(f, c) for sel in (train_sel, val_sel) for c, files in enumerate(sel)
-                for f in files]
+        splits = self._select()
+        # Each class's first `wanted` files of a split; a file that cannot be decoded is
+        # replaced by the class's next one, so a cap counts readable images.
+        taken = [[list(files[:n]) for files, n in zip(groups, wanted)] for groups, wanted in splits]
+        decoded: dict[Path, np.ndarray | str] = {}
         workers = max(1, min(8, os.cpu_count() or 1))
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), ThreadPoolExecutor(workers) as pool:
             # Pillow warns about odd files (DecompressionBombWarning, corrupt EXIF) straight onto
             # the terminal; decode_image refuses the too-large ones, the rest decode fine.
             warnings.filterwarnings("ignore", module=r"PIL\.")
-            with ThreadPoolExecutor(workers) as pool:  # Pillow releases the GIL while decoding
-                results = list(pool.map(lambda job: _decode(job[0], self.storage), jobs))
-        n_train = sum(len(files) for files in train_sel)
-        selected, readable = [0] * len(self.classes), [0] * len(self.classes)
+            while todo := [f for split in taken for files in split for f in files if f not in decoded]:
+                decoded.update(zip(todo, pool.map(lambda f: _decode(f, self.storage), todo)))  # Pillow releases the GIL
+                for (groups, wanted), split in zip(splits, taken):
+                    for files, group, n in zip(split, groups, wanted):
+                        short = n - sum(not isinstance(decoded[f], str) for f in files)
+                        files += group[len(files):len(files) + short]
+        readable = [0] * len(self.classes)
+        tried = [0] * len(self.classes)
         first_skip: dict[int, tuple[Path, str]] = {}
-        splits, skips = [], []
-        for span in (slice(0, n_train), slice(n_train, len(jobs))):
+        parts, skips = [], []
+        for split in taken:
             imgs, labels, skipped = [], [], []
-            for (path, c), result in zip(jobs[span], results[span]):
-                selected[c] += 1
-                if isinstance(result, str):
-                    skipped.append((path, result))
-                    first_skip[c] = min(first_skip.get(c, (path, result)), (path, result))
-                else:
-                    imgs.append(result)
-                    labels.append(c)
-                    readable[c] += 1
-            splits.append((imgs, labels))
+            for c, files in enumerate(split):
+                for path in files:
+                    tried[c] += 1
+                    result = decoded[path]
+                    if isinstance(result, str):
+                        skipped.append((path, result))
+                        first_skip[c] = min(first_skip.get(c, (path, result)), (path, result))
+                    else:
+                        imgs.append(result)
+                        labels.append(c)
+                        readable[c] += 1
+            parts.append((imgs, labels))
             skips.append(skipped)
         for c, name in enumerate(self.classes):
-            if selected[c] and not readable[c]:
+            if tried[c] and not readable[c]:
                 raise UsageError(f"class folder '{name}' has no readable images "
                                  f"({self._named([first_skip[c]])})")
-        for (imgs, _), skipped, which, folder in zip(splits, skips, ("training", "validation"),
+        for (imgs, _), skipped, which, folder in zip(parts, skips, ("training", "validation"),
                                                      ("train/", "val/")):
             if imgs:
                 continue
@@ -158,7 +178,7 @@ class FolderSource:
             example = self._named(sorted(skipped), 1)
             raise UsageError(f"the {which} split of {self.source} is empty: none of its "
                              f"{len(skipped)} image(s) is readable ({example})")
-        train, val = (self._to_split(*s) for s in splits)
+        train, val = (self._to_split(*part) for part in parts)
         skipped = sorted(skips[0] + skips[1])
         notes = list(self.notes)
         if skipped:
@@ -188,9 +208,13 @@ def _decode(path: Path, size: int) -> np.ndarray | str:
 
 
 def _layout(root: Path) -> tuple[Path, Path | None]:
-    """(the folder of training class folders, the folder of validation ones or None)."""
+    """(the folder of training class folders, the folder of validation ones or None). One of
+    train/ and val/ beside other class folders is a class (PASCAL VOC has one named train)."""
     train, val = root / "train", root / "val"
     if not (train.exists() or val.exists()):
+        return root, None
+    others = [d for d in _class_dirs(root) if d.name not in ("train", "val", "test")]
+    if others and not (train.is_dir() and val.is_dir()):
         return root, None
     for folder in (train, val):
         if not folder.is_dir():
@@ -222,21 +246,67 @@ def _class_dirs(folder: Path) -> list[Path]:
     return [p for p in _entries(folder) if p.is_dir() and not _hidden(p.name)]
 
 
-def _class_files(folder: Path) -> list[Path]:
-    """Image files under a class folder, recursively, sorted. Symlinked folders are followed
-    but each folder is visited once (a link loop would repeat every image); only regular files
-    count (a FIFO named x.png would block the decoder)."""
-    files, seen = [], set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        st = os.stat(dirpath)
-        if (st.st_dev, st.st_ino) in seen:
-            dirnames.clear()
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
-        files += [Path(dirpath) / name for name in filenames
-                  if _is_image(name) and os.path.isfile(os.path.join(dirpath, name))]
-    return sorted(files)
+class _ClassWalk:
+    """Image files under class folders, recursively, sorted, and what the walk leaves out (for
+    one warning each). Linked folders are followed, each visited once per class (a link loop
+    would repeat every image), but not one that holds the data folder (a link back up) or lies
+    in another class's folder (its images would be labelled twice). Only regular files count (a
+    FIFO named x.png would block the decoder); links that lead nowhere are named."""
+
+    def __init__(self, root: Path, class_dirs: list[Path]) -> None:
+        self.root, self.real_root = root, root.resolve()
+        self.class_dirs = [d.resolve() for d in class_dirs]
+        self.dangling: list[Path] = []
+        self.refused: list[Path] = []
+
+    def files(self, folder: Path) -> list[Path]:
+        own = folder.resolve()
+        files, seen = [], set()
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+            st = os.stat(dirpath)
+            if (st.st_dev, st.st_ino) in seen:
+                dirnames.clear()
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            kept = []
+            for name in sorted(d for d in dirnames if not _hidden(d)):
+                path = Path(dirpath) / name
+                if path.is_symlink() and not self._may_follow(path.resolve(), own):
+                    self.refused.append(path)
+                else:
+                    kept.append(name)
+            dirnames[:] = kept
+            for name in filenames:
+                path = Path(dirpath) / name
+                if _is_image(name) and path.is_file():
+                    files.append(path)
+                elif _is_image(name) and path.is_symlink() and not path.exists():
+                    self.dangling.append(path)
+        return sorted(files)
+
+    def _may_follow(self, target: Path, own: Path) -> bool:
+        if self.real_root.is_relative_to(target):
+            return False
+        return not any(target.is_relative_to(c) for c in self.class_dirs if c != own)
+
+    def notes(self) -> list[str]:
+        named = lambda paths: _some([_quote(p.relative_to(self.root).as_posix()) for p in sorted(paths)])  # noqa: E731
+        notes = []
+        if self.refused:
+            notes.append(f"{len(self.refused)} linked folder(s) in class folders lead back up to the data folder or "
+                         f"into another class's folder and are not followed: {named(self.refused)}")
+        if self.dangling:
+            notes.append(f"{len(self.dangling)} image link(s) lead nowhere and are not used: {named(self.dangling)}")
+        return notes
+
+
+def _dangling_classes(folder: Path) -> list[str]:
+    """A warning for links among the class folders that lead nowhere (an unmounted disk): their
+    classes are left out."""
+    names = [p.name for p in _entries(folder) if p.is_symlink() and not p.exists() and not _hidden(p.name)]
+    if not names:
+        return []
+    return [f"{len(names)} class folder link(s) lead nowhere, so their classes are left out: {_classes(names)}"]
 
 
 def _loose_images(folder: Path, where: str) -> list[str]:

@@ -33,6 +33,11 @@ class Source(Protocol):
         """A hash of every input and option the decoded data depends on."""
         ...
 
+    def local_stamp(self) -> str:
+        """This machine's copy of the files the data is decoded from (see `local_stamp`); empty
+        for data rendered from the fingerprint's inputs alone."""
+        ...
+
     def load(self) -> Loaded:
         """Decode (or render) the data."""
         ...
@@ -42,6 +47,18 @@ def digest(parts: dict) -> str:
     """The fingerprint of a source described by `parts` (JSON-able), FORMAT_VERSION included."""
     text = json.dumps({"format": FORMAT_VERSION, **parts}, sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def local_stamp(files: Sequence[Path]) -> str:
+    """Where this machine's copy of `files` lives and when each last changed (absolute path,
+    inode, change time): what a decoded copy kept on this machine (memo, disk cache) must match.
+    It is not in the fingerprint, which must agree on every machine holding the same files; a
+    file replaced by one of the same size and mtime (cp -p, rsync -a, tar x) changes only this."""
+    stamps = []
+    for f in files:
+        st = f.stat()
+        stamps.append([str(f.resolve()), st.st_dev, st.st_ino, st.st_ctime_ns])
+    return hashlib.blake2b(json.dumps(stamps).encode(), digest_size=16).hexdigest()
 
 
 def file_stamps(root: Path, files: Sequence[Path]) -> list[list]:

@@ -286,6 +286,9 @@ class SyntheticSource:
         self.storage, self.native, self.n_train, self.n_val, self.seed = (
             storage, native, n_train, n_val, seed)
 
+    def local_stamp(self) -> str:
+        return ""  # rendered from the fingerprint's inputs alone
+
     def fingerprint(self) -> str:
         return digest({"source": "synthetic", "storage": self.storage, "native": self.native,
                        "train": self.n_train, "val": self.n_val, "seed": self.seed})
