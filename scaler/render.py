@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -119,13 +120,19 @@ def to_json(frame: pd.DataFrame) -> str:
     return json.dumps(records, indent=2)
 
 
+def markdown_text(text: str) -> str:
+    """`text` as a markdown renderer shows it as written: a*b^2*g^2 is not emphasis, a | in a
+    cell does not split it."""
+    return re.sub(r"([\\`*_\[\]<>|~])", r"\\\1", text)
+
+
 def to_markdown(frame: pd.DataFrame, columns: list[Column]) -> str:
     lines = [
-        "| " + " | ".join(c.header for c in columns) + " |",
+        "| " + " | ".join(markdown_text(c.header) for c in columns) + " |",
         "|" + "|".join("---" for _ in columns) + "|",
     ]
     for _, row in frame.iterrows():
-        lines.append("| " + " | ".join(c.fmt(row[c.key]) for c in columns) + " |")
+        lines.append("| " + " | ".join(markdown_text(c.fmt(row[c.key])) for c in columns) + " |")
     return "\n".join(lines)
 
 
@@ -171,9 +178,9 @@ def emit(
     elif fmt == "json":
         print(to_json(frame))
     elif fmt == "markdown":
-        print(f"**{title}**\n" if title else "", to_markdown(frame, columns), sep="")
+        print(f"**{markdown_text(title)}**\n" if title else "", to_markdown(frame, columns), sep="")
         if caption:
-            print(f"\n{caption}")
+            print(f"\n{markdown_text(caption)}")
     else:
         table = rich_table(frame, columns, title=title, caption=caption, highlight=highlight)
         # Never squeeze numbers into ellipses: widen past a narrow (or piped) console instead.

@@ -43,8 +43,9 @@ def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[f
     With `images`, the values are accuracies of repeats on the same `images` validation images,
     whose sampling noise does not average out over repeats: its variance, mean x (1 - mean) /
     images, is added to the seeds' (Welch-Satterthwaite degrees of freedom), so repeats that
-    happen to agree do not make the interval a point. Without it, a constant series has zero
-    width. Fewer than 2 values give NaN bounds."""
+    happen to agree do not make the interval a point, and the bounds are kept to [0, 1] (a t
+    interval of two accuracies far apart reaches past them). Without it, a constant series has
+    zero width. Fewer than 2 values give NaN bounds."""
     x = np.asarray(values, dtype=float)
     mean = float(x.mean()) if len(x) else math.nan
     if len(x) < 2:
@@ -60,6 +61,8 @@ def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[f
     from scipy import stats
 
     low, high = stats.t.interval(LEVEL, dof, loc=mean, scale=math.sqrt(variance))
+    if images is not None:
+        low, high = max(low, 0.0), min(high, 1.0)
     return mean, std, float(low), float(high)
 
 

@@ -94,7 +94,7 @@ class TrainConfig:
         if self.max_seconds is not None and not (_number(self.max_seconds)
                                                  and self.max_seconds > 0):
             raise UsageError(f"max_seconds = {self.max_seconds!r} is not allowed; it must be > 0", param="max_seconds")
-        _int("batch_size", self.batch_size, 1)
+        _int("batch_size", self.batch_size, 2)  # BatchNorm learns from a batch's statistics
         _int("eval_batch_size", self.eval_batch_size, 1)
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"optimizer = {self.optimizer!r} is not allowed; choose one of "
@@ -366,8 +366,9 @@ def train(
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 8:
         raise UsageError(f"resolution = {resolution!r} is not allowed; it must be an integer "
                          ">= 8")
-    if len(dataset.train) == 0:
-        raise UsageError(f"data set {dataset.source} has no training images")
+    if len(dataset.train) < 2:  # a batch of one gives BatchNorm no statistics where maps are 1x1
+        raise UsageError(f"data set {dataset.source} has {len(dataset.train)} training image(s); "
+                         "training needs at least 2 (BatchNorm learns from a batch's statistics)")
     spec = getattr(model, "spec", None)
     model_classes = getattr(spec, "num_classes", None)
     if model_classes is not None and model_classes < dataset.num_classes:

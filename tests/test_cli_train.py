@@ -4,6 +4,8 @@ import json
 
 from PIL import Image
 
+from scaler.progress import StepBar
+
 TINY = ["--width", "0.25", "--depth", "0.25", "--resolution", "32", "--train-images", "64",
         "--val-images", "32", "--batch-size", "16", "--threads", "1", "--device", "cpu"]  # fmt: skip
 
@@ -66,3 +68,27 @@ def test_train_zero_init_starts_every_residual_branch_at_zero(cli, monkeypatch):
     zero, standard = started
     assert zero and all(s == 0.0 for s in zero)
     assert len(standard) == len(zero) and all(s > 0.0 for s in standard)
+
+
+def test_a_batch_of_one_image_is_refused_before_training(cli):
+    """BatchNorm learns from a batch's statistics: at 32 px a batch of one reached a 1x1 map and
+    failed inside PyTorch (exit 1, a ValueError)."""
+    one = cli("train", "b0", *TINY, "--batch-size", "1", "--epochs", "1")
+    assert one.code == 2 and one.err == "error: --batch-size: batch_size = 1 is not allowed; it must be an integer >= 2\n"
+    single = cli("train", "b0", *TINY[:6], "--train-images", "1", "--val-images", "8", "--epochs", "1", "--format", "json")
+    assert single.code == 2
+    assert single.err.endswith("error: data set synthetic has 1 training image(s); training needs at least 2 "
+                               "(BatchNorm learns from a batch's statistics)\n")
+
+
+def test_steps_show_the_epochs_they_take_and_intervals_stay_in_0_1(cli, monkeypatch):
+    import scaler.cli.train
+
+    bars = []
+    monkeypatch.setattr(scaler.cli.train, "StepBar", lambda progress, label, epochs: bars.append(epochs) or StepBar(progress, label, epochs))
+    steps = cli("train", "b0", *TINY, "--steps", "2")  # 64 images in batches of 16: one partial epoch
+    assert steps.code == 0, steps.err
+    assert bars == [1]  # the progress bar's epochs, not the default 5
+    tiny = [*TINY[:6], "--train-images", "32", "--val-images", "8", *TINY[10:]]
+    runs = json.loads(cli("train", "b0", *tiny, "--epochs", "1", "--repeats", "2", "--format", "json").out)
+    assert 0.0 <= runs["top1_low"] <= runs["top1_mean"] <= runs["top1_high"] <= 1.0

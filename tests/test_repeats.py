@@ -112,6 +112,9 @@ def test_interval_of_a_constant_series_has_zero_width_and_others_cover_the_mean(
     assert mean_interval([0.2, 0.3, 0.4], images=1000)[2] == pytest.approx(0.3 - stats.t.ppf(0.975, dof) * math.sqrt(both))
     single = mean_interval([0.5])
     assert single[0] == 0.5 and np.isnan(single[2])
+    # two accuracies far apart: the t interval (1 degree of freedom) reaches past 0% and 100%
+    assert mean_interval([0.90, 0.97], images=1000)[2:] == (pytest.approx(0.5677, abs=1e-3), 1.0)
+    assert mean_interval([0.01, 0.09], images=1000)[2] == 0.0
     low, high = proportion_interval(50, 500)  # Wilson, 10% of 500 images
     assert low == pytest.approx(0.0767, abs=1e-3) and high == pytest.approx(0.1294, abs=1e-3)
 

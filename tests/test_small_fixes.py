@@ -4,6 +4,7 @@ be ignored."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -347,3 +348,20 @@ def test_a_hand_edited_summary_field_is_one_line_and_the_search_rebuilds_it(cli,
     again = cli("search", *space, *TINY, "--root", tiny_search.parent, "--name", "s")
     assert again.code == 0 and "rebuilt from the study" in again.err, again.err
     assert json.loads(summary.read_text())[field] == info[field] and cli("report", tiny_search).code == 0
+
+
+def test_candidates_check_data_that_classes_overrides(cli, tmp_path):
+    result = cli("candidates", "--data", tmp_path / "nope", "--classes", "4")
+    assert result.code == 2 and result.err.startswith(f"error: --data: data source '{tmp_path / 'nope'}' does not exist")
+
+
+def test_markdown_shows_symbols_as_written():
+    """a*b^2*g^2 rendered as emphasis, and a | split a cell."""
+    from scaler.render import markdown_text
+
+    frame = pd.DataFrame({"product": [1.96], "name": ["x|y_z"]})
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        emit(frame, [Column("product", "a*b^2*g^2"), Column("name", "name")], "markdown", Console(), title="t_1")
+    assert out.getvalue().splitlines() == ["**t\\_1**", "| a\\*b^2\\*g^2 | name |", "|---|---|", "| 1.96 | x\\|y\\_z |"]
+    assert markdown_text("[a] <b> ~c~ `d` \\") == "\\[a\\] \\<b\\> \\~c\\~ \\`d\\` \\\\"

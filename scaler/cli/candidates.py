@@ -48,7 +48,8 @@ def candidates(
     """List the candidates a search would train, with params and MACs, without training."""
     flops_tolerance = flags.pop("flops_tolerance")
     space = options.space(**flags)
-    proxy = ProxyBase(base, base_resolution, base_width, DataOptions(data).classes() if classes is None else classes)
+    data_classes = DataOptions(data).classes()  # checks --data even where --classes sets the count
+    proxy = ProxyBase(base, base_resolution, base_width, data_classes if classes is None else classes)
     with console.status("counting candidates with fvcore..."):
         found = build_candidates(space, proxy, flops_tolerance)
     frame = pd.DataFrame([c.to_dict() for c in found])

@@ -91,7 +91,7 @@ def train(
             model = family_of(spec).build(spec)
             if zero_init:
                 zero_init_residuals(model)
-            bar = StepBar(progress, variant if repeats == 1 else f"{variant} seed {run_seed}", config.epochs)
+            bar = StepBar(progress, variant if repeats == 1 else f"{variant} seed {run_seed}", config.planned_epochs(len(dataset.train)))
             run_config = replace(config, seed=run_seed)
             results.append(train_model(model, dataset, resolution, run_config, run_on, on_step=bar.on_step, on_epoch=bar.on_epoch))
     title = f"{variant} (w={spec.width:g}, d={spec.depth:g}) at {resolution}px on {data}"
