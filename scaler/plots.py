@@ -38,6 +38,7 @@ def check_plot_path(path: Path) -> None:
     plt = _pyplot()
     formats = plt.figure().canvas.get_supported_filetypes()
     plt.close("all")
+    formats.pop("pgf", None)  # needs a LaTeX installation, found (or not) only when writing
     suffix = path.suffix.lower().lstrip(".")
     if suffix not in formats:
         raise UsageError(
@@ -47,6 +48,8 @@ def check_plot_path(path: Path) -> None:
         )
     if not path.parent.is_dir():
         raise UsageError(f"plot {str(path)!r}: folder {str(path.parent)!r} does not exist", param="plot")
+    if path.is_dir():
+        raise UsageError(f"plot {str(path)!r} is a folder; name a file in it", param="plot")
 
 
 def save(fig: Figure, path: Path) -> None:

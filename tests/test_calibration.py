@@ -541,3 +541,70 @@ def test_a_setting_is_judged_on_the_pairs_the_reference_tells_apart():
     # nor without per-image results (runs recorded before they were kept)
     bare = [Record(r.item, r.state, attrs={"top1": r.attrs["top1"]}) for r in records]
     assert planned.summary(planned.table(bare), bare)["separated_pairs"] is None
+
+
+def test_the_recommendation_counts_the_candidates_scored_under_both_settings():
+    """Spearman is over the candidates the setting and the reference both scored: the line said
+    the setting's own count (6 where the reference's failed training left 5)."""
+    search = SearchConfig()
+    config = CalibrationConfig(search, reference_setting(search))
+    points = POINTS[:6]
+    networks = [[{"resolution": 64, "params": 1, "macs": 1} for _ in points] for _ in config.settings()]
+    planned = Calibration(config, points, networks)
+    records = [
+        Record(WorkItem.of(setting=s, candidate=c.index, repeat=0), State.FAILED, "boom") if s == 0 and i == 0 else
+        Record(WorkItem.of(setting=s, candidate=c.index, repeat=0), State.COMPLETE, attrs={"top1": 0.3 + 0.1 * i})
+        for s in range(2) for i, c in enumerate(points)
+    ]  # fmt: skip
+    info = planned.summary(planned.table(records), records)
+    assert [(s["scored"], s["compared"]) for s in info["settings"]] == [(5, None), (6, 5)]
+    line = recommendation_line(setting_frame(info, ["scaler search", "scaler search"]))
+    assert line.startswith("recommended (proxy, Spearman 1.00 [1.00, 1.00] over 5 candidates;")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("base-resolution=4", "'base-resolution=4': base resolution 4 is not allowed; it must be 8..4096 pixels"),
+        (f"epochs={SearchConfig().train.epochs}", "trains as the proxy setting does"),
+        (f"epochs={SearchConfig().train.epochs * 4}", "trains as the reference setting does"),
+        (f"epochs=1,base-resolution={SearchConfig().base.resolution}", "'epochs=1' trains as the epochs=1,base-resolution=64 setting does"),
+    ],
+)
+def test_a_try_that_cannot_train_or_repeats_a_setting_is_refused_before_anything_is_created(cli, tmp_path, value, message):
+    result = cli("calibrate", "--try", value, *(["--try", "epochs=1"] if "base-resolution=64" in message else []), "--root", tmp_path)
+    assert result.code == 2 and result.err.startswith("error: --try: ") and result.err.count("\n") == 1, result.err
+    assert message in result.err and not any(tmp_path.iterdir())
+
+
+def test_a_search_set_too_small_to_rank_is_refused_before_training(cli, tmp_path):
+    result = cli("calibrate", "--alpha-range", "1:2:1", "--beta-range", "1", "--gamma-range", "1", "--root", tmp_path)
+    assert result.code == 2 and result.err == (
+        "error: the search's set has 1 candidate(s); a rank correlation needs at least 3: "
+        "widen the coefficient ranges or the tolerance (see scaler candidates)\n")
+
+
+def test_plot_paths_that_fail_only_when_written_are_refused_first(cli, tmp_path):
+    (tmp_path / "dir.png").mkdir()
+    folder = cli("calibrate", "--plot", tmp_path / "dir.png", "--root", tmp_path / "r")
+    assert folder.code == 2 and folder.err == f"error: --plot: plot '{tmp_path / 'dir.png'}' is a folder; name a file in it\n"
+    pgf = cli("calibrate", "--plot", tmp_path / "x.pgf", "--root", tmp_path / "r")  # needs LaTeX to write
+    assert pgf.code == 2 and "has no picture format" in pgf.err and ".pgf" not in pgf.err.split("end it with one of")[1]
+
+
+def test_a_setting_at_another_base_resolution_trains_on_data_stored_as_its_search_stores_it(cli, tmp_path):
+    """The data was stored once at the largest resolution of every setting: a try at a higher
+    base resolution changed the proxy's pixels, so its `scaler search` command no longer
+    reproduced the calibration's numbers."""
+    args = [*micro(tmp_path), "--repeats", "1", "--root", tmp_path / "studies", "--name", "cal", "--format", "json"]
+    args[args.index("train-images=32")] = "base-resolution=12"
+    result = cli(*args, "--try", "base-resolution=24")
+    assert result.code == 0, result.err
+    frame = pd.read_csv(tmp_path / "studies" / "cal" / "results.csv")
+    for row in json.loads(result.out)[1:3]:  # the proxy, and the try below the largest resolution
+        command = shlex.split(row["command"])
+        searched = cli(*command[1:], "--root", tmp_path / "searches", "--quiet", "--format", "json")
+        assert searched.code == 0, searched.err
+        by_candidate = {r["candidate"]: r["val_loss"] for r in json.loads(searched.out)}
+        for _, trained in frame[frame["label"] == row["label"]].iterrows():
+            assert by_candidate[trained["candidate"]] == pytest.approx(trained["val_loss"], rel=1e-12)

@@ -195,7 +195,7 @@ def recommendation_line(frame: pd.DataFrame) -> str:
     else:
         row = chosen.iloc[0]
         lines = [
-            f"recommended ({row['label']}, Spearman {row['spearman_text']} over {int(row['scored'])} candidates; "
+            f"recommended ({row['label']}, Spearman {row['spearman_text']} over {int(row.get('compared', row['scored']))} candidates; "
             f"a wide interval is weak evidence):\n  {row['command']}"
         ]
     reference = frame[frame["role"] == "reference"].iloc[0]

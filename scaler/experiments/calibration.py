@@ -38,7 +38,7 @@ from scaler.experiments.proxy import (
 from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, group_by, means, separated_pairs
 from scaler.experiments.search import SearchConfig, describe
 from scaler.runtime import Runtime
-from scaler.scaling import compound_scale, validate_multiplier, validate_resolution
+from scaler.scaling import MIN_TRAIN_RESOLUTION, compound_scale, validate_multiplier, validate_resolution
 from scaler.states import State
 from scaler.statistics import bootstrap_agreement, split_half_reliability
 from scaler.study.experiment import (
@@ -84,7 +84,7 @@ class Setting:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise UsageError(f"{key.replace('_', ' ')} = {value!r} is not allowed; it must be an integer >= 1")
         if self.base_resolution is not None:
-            validate_resolution(self.base_resolution, what="base resolution")
+            validate_resolution(self.base_resolution, what="base resolution", low=MIN_TRAIN_RESOLUTION)
         if self.base_width is not None:
             validate_multiplier("base width", self.base_width)
 
@@ -201,6 +201,18 @@ class CalibrationConfig:
         doubled = sorted({label for label in labels if labels.count(label) > 1})
         if doubled:
             raise UsageError(f"setting {doubled[0]!r} is given twice", param="try")
+        seen = {self.trains_as(s): s.label for s in self.settings()[:2]}
+        for setting in self.tries:
+            same = seen.setdefault(self.trains_as(setting), setting.label)
+            if same != setting.label:
+                epochs, images, resolution, width = self.trains_as(setting)
+                raise UsageError(f"{setting.label!r} trains as the {same} setting does ({epochs} epoch(s) on {images or 'all'} "
+                                 f"images, base {resolution} px at width {width:g}): it would measure nothing new", param="try")
+
+    def trains_as(self, setting: Setting) -> tuple[int, int | None, int, float]:
+        """What a setting's trainings are: epochs, training images, base resolution and width."""
+        base = setting.base(self.search.base)
+        return self.epochs(setting), self.images(setting), base.resolution, base.width
 
     def identity(self) -> dict:
         # "tries" stays, always empty: calibrations made before tries moved to the study's
@@ -281,8 +293,11 @@ def count_networks(config: CalibrationConfig, candidates: list[Candidate]) -> li
         base, phi = setting.base(config.search.base), config.search.space.phi
         row = []
         for c in candidates:
-            scale = compound_scale(c.alpha, c.beta, c.gamma, phi, base.resolution)
-            count = count_model(base.spec(scale.width, scale.depth), scale.resolution)
+            try:
+                scale = compound_scale(c.alpha, c.beta, c.gamma, phi, base.resolution)
+                count = count_model(base.spec(scale.width, scale.depth), scale.resolution)
+            except UsageError as exc:  # the try's base, not the search's, is at fault
+                raise UsageError(f"{setting.label!r}: candidate #{c.index}: {exc}", param="try") from None
             row.append({"resolution": scale.resolution, "params": count.params, "macs": count.macs})
         out.append(row)
     return out
@@ -325,11 +340,15 @@ class Calibration(Experiment):
         self.dataset_fingerprint: str | None = None
         self.train_sizes: dict[int, int] = {}  # setting -> its training images, once prepared
         self._subsets: dict[int, Dataset] = {}
+        self._storage_resolution: int | None = None  # the prepared data's
 
     @classmethod
     def plan(cls, config: CalibrationConfig, repeats: int = 1) -> Calibration:
         search = config.search
         candidates = spread(build_candidates(search.space, search.base, search.flops_tolerance), config.k)
+        if len(candidates) < MIN_K:
+            raise UsageError(f"the search's set has {len(candidates)} candidate(s); a rank correlation needs at least {MIN_K}: "
+                             "widen the coefficient ranges or the tolerance (see scaler candidates)")
         return cls(config, candidates, count_networks(config, candidates), repeats)
 
     @classmethod
@@ -429,21 +448,31 @@ class Calibration(Experiment):
     def prepare(self, runtime: Runtime) -> Dataset:
         """The data once, at the largest resolution and with the most training images any
         setting needs; a setting with fewer trains on the first of them (`take_train`)."""
-        images, storage_resolution = self.config.data_needs(self.networks)
-        data = replace(self.config.search.data, train_images=images)
-        dataset = load_checked(data, self.config.search.train.seed, self.config.search.base.num_classes, storage_resolution, runtime)
+        _, self._storage_resolution = self.config.data_needs(self.networks)
+        dataset = self._load(self._storage_resolution, runtime)
         self.dataset_fingerprint = dataset.fingerprint
         self._subsets = {}
         for index in range(len(self.settings)):
-            self._subset(index, dataset)
+            self._subset(index, dataset, runtime)
         return dataset
 
-    def _subset(self, index: int, context: Dataset) -> Dataset:
-        """Setting `index`'s data: the first of the prepared training images it asks for (a
-        setting another process added since `prepare` is cut the first time it runs)."""
+    def _load(self, storage_resolution: int, runtime: Runtime) -> Dataset:
+        """The data with the most training images any setting needs, stored at `storage_resolution`."""
+        images, _ = self.config.data_needs(self.networks)
+        data = replace(self.config.search.data, train_images=images)
+        return load_checked(data, self.config.search.train.seed, self.config.search.base.num_classes, storage_resolution, runtime)
+
+    def _subset(self, index: int, context: Dataset, runtime: Runtime) -> Dataset:
+        """Setting `index`'s data as its own `scaler search` command has it: stored at the
+        largest resolution of its networks (the resize from the source to that size shapes the
+        pixels, so a setting at another base resolution than the largest loads its own copy),
+        and the first of the training images it asks for. A setting another process added
+        since `prepare` gets its data the first time it runs."""
         if index not in self._subsets:
+            storage_resolution = max(n["resolution"] for n in self.networks[index])
+            data = context if storage_resolution == self._storage_resolution else self._load(storage_resolution, runtime)
             count = self.config.images(self.settings[index])
-            self._subsets[index] = context if count is None else take_train(context, count)
+            self._subsets[index] = data if count is None else take_train(data, count)
             self.train_sizes[index] = len(self._subsets[index].train)
         return self._subsets[index]
 
@@ -464,7 +493,7 @@ class Calibration(Experiment):
         network = self.networks[index][self.position[candidate.index]]
         seed = repeat_seed(self.config.search.train.seed, candidate.index, item["repeat"])
         train = replace(self.config.search.train, epochs=self.config.epochs(self.settings[index]), seed=seed)
-        data = self._subset(index, context)
+        data = self._subset(index, context, runtime)
         outcome = train_outcome(self.model(index, candidate, seed), data, network["resolution"], train, runtime, reporter)
         return replace(outcome, attrs={**outcome.attrs, "seed": seed, "train_images": len(data.train)})
 
@@ -573,6 +602,8 @@ class Calibration(Experiment):
                 "cost": cost,
                 "train_seconds": float(seconds.sum()) if seconds.notna().any() else None,
                 "scored": int(np.isfinite(scores[index]).sum()),
+                # the candidates behind its Spearman: scored under it and under the reference
+                "compared": None if index == REFERENCE else int((np.isfinite(scores[index]) & np.isfinite(scores[REFERENCE])).sum()),
                 "spearman": spearman, "spearman_low": s_low, "spearman_high": s_high,
                 "kendall": kendall, "kendall_low": k_low, "kendall_high": k_high,
                 "reliability": r_value, "reliability_low": r_low, "reliability_high": r_high,
