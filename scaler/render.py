@@ -64,7 +64,10 @@ def interval(low: object, high: object) -> str:
 
 
 def duration(seconds: float) -> str:
-    """A span of time a reader takes in at once: '48 s' under 5 minutes, else '12.5 min'."""
+    """A span of time a reader takes in at once: '48 s' under 5 minutes, else '12.5 min';
+    'unknown' when it could not be measured (NaN)."""
+    if math.isnan(seconds):
+        return "unknown"
     return f"{seconds:.0f} s" if seconds < 300 else f"{seconds / 60:.1f} min"
 
 

@@ -237,6 +237,8 @@ def test_a_pruned_repeat_never_enters_a_complete_candidates_mean():
     ])  # fmt: skip
     assert row["state"] == "complete" and row["top1"] == pytest.approx(0.7) and row["repeats"] == 2
     assert row["reason"] == "1 of 3 repeats pruned (pruned after epoch 1)"
+    twice = aggregate([record(0, 0, "complete", 0.8), *(record(0, r, "pruned", 0.1, reason=f"pruned after epoch {r}") for r in (1, 2))])
+    assert twice["reason"] == "2 of 3 repeats pruned (pruned after epoch 1, pruned after epoch 2)"  # each, not the first alone
     only_pruned = aggregate([record(1, 0, "pruned", 0.2), record(1, 1, "pruned", 0.4)])
     assert only_pruned["state"] == "pruned" and only_pruned["top1"] == pytest.approx(0.3)
 

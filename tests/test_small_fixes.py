@@ -115,8 +115,8 @@ def test_results_csv_counts_are_integers_finished_or_not(cli, tmp_path, monkeypa
     assert column(text, "epochs") == ["1"] * 6 and column(text, "repeats") == ["1"] * 6
 
     # The same writer while 4 of the 6 candidates are unfinished: blanks, and "1", never "1.0".
+    (tmp_path / "partial").mkdir()  # a worker's --folder must exist
     handle = join_study(url, "s", tmp_path / "partial")
-    (tmp_path / "partial").mkdir()
     found = records(handle)
     assert len(found) == 6
     monkeypatch.setattr(study_results, "records", lambda _: found[:2])
@@ -365,3 +365,22 @@ def test_markdown_shows_symbols_as_written():
         emit(frame, [Column("product", "a*b^2*g^2"), Column("name", "name")], "markdown", Console(), title="t_1")
     assert out.getvalue().splitlines() == ["**t\\_1**", "| a\\*b^2\\*g^2 | name |", "|---|---|", "| 1.96 | x\\|y\\_z |"]
     assert markdown_text("[a] <b> ~c~ `d` \\") == "\\[a\\] \\<b\\> \\~c\\~ \\`d\\` \\\\"
+
+
+def test_a_worker_refuses_a_folder_that_is_not_its_study_s(cli, tiny_search, tmp_path):
+    """`scaler worker --folder` wrote its study's results over another search's (which then
+    could not resume), and a missing folder failed after an item had trained (exit 1)."""
+    space = ["--alpha-range", "1.2:1.4:0.2", "--beta-range", "1", "--gamma-range", "1.1", "--tolerance", "0.75", "--base-width", "0.25"]
+    url = f"sqlite:///{tmp_path}/studies.db"
+    assert cli("search", *space, *TINY, "--root", tmp_path / "db", "--name", "shared", "--storage", url).code == 0
+    before = (tiny_search / "results.csv").read_bytes()
+    for folder, line in (
+        (tiny_search, f"folder {tiny_search} holds the results of study 's', not 'shared': they would be overwritten; "
+                      "give the folder of study 'shared', or a new one"),
+        (tmp_path / "nope", f"folder {tmp_path / 'nope'} does not exist; give the study's results folder (or leave --folder out)"),
+    ):
+        result = cli("worker", "--storage", url, "--study", "shared", "--folder", folder, "--quiet")
+        assert result.code == 2 and result.err == f"error: --folder: {line}\n"
+    assert (tiny_search / "results.csv").read_bytes() == before and cli("report", tiny_search).code == 0
+    own = cli("worker", "--storage", url, "--study", "shared", "--folder", tmp_path / "db" / "shared", "--quiet")
+    assert own.code == 0, own.err

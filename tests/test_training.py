@@ -1,6 +1,7 @@
 """Proxy training is seeded, reports per-epoch metrics and ends with a status, never a crash."""
 
 import json
+from dataclasses import replace
 import os
 import math
 
@@ -320,6 +321,37 @@ def test_one_network_is_timed_once():
     timings = proxy.time_networks({"only": 0}, lambda key: proxy.Timing(5.0, 0.0, 10.0), limit=1)
     assert timings == {"only": proxy.Timing(5.0, 0.0, 10.0)}
 
+
+
+def test_a_network_that_fails_its_timing_run_does_not_stop_the_others():
+    """The costliest network (timed second) running out of memory, or a factory's network
+    raising, stopped the whole search before anything trained: its own training records why."""
+    macs = {"a": 10, "b": 20, "c": 40}
+
+    def measure(name):
+        if name == "c":
+            raise RuntimeError("out of memory")
+        return proxy.Timing(seconds=float(macs[name]), first_use=0.0, images_per_s=1.0)
+
+    timings = proxy.time_networks(macs, measure)
+    assert [k for k, t in timings.items() if t.measured] == ["a", "b"] and timings["c"].seconds == pytest.approx(40.0)
+    failing = proxy.time_networks(macs, lambda name: measure("c"))
+    assert all(math.isnan(t.seconds) for t in failing.values())
+    assert proxy.describe_timings(failing.values()) == "no network could be timed: each timing run failed, and each training will record why"
+    with pytest.raises(UsageError):  # bad input fails every network alike: it is said at once
+        proxy.time_networks(macs, lambda name: (_ for _ in ()).throw(UsageError("bad")))
+
+
+def test_a_capped_timing_is_scaled_before_its_cap():
+    """Scaling a capped time by MACs overshot the cap for a costlier network and fell below it
+    for a cheaper one."""
+    config = TrainConfig(epochs=100, max_seconds=0.5)
+    rates = proxy.Timing(0.0, 0.0, 3000.0, evaluation=0.02)
+    timing = replace(rates, seconds=rates.training_seconds(config, 1000), max_seconds=0.5,
+                     uncapped=rates.training_seconds(replace(config, max_seconds=None), 1000))
+    assert timing.seconds == pytest.approx(0.52)
+    assert timing.scaled(5).seconds == pytest.approx(0.5 + 0.1)  # the cap and one evaluation of the costlier net
+    assert timing.scaled(0.2).seconds == pytest.approx(0.5 + 0.004)  # still past the cap at 5x the rate
 
 def test_more_threads_than_cores_are_warned_about():
     cores = os.cpu_count() or 1

@@ -16,7 +16,7 @@ from torch import nn
 
 from scaler.candidates import ProxyBase
 from scaler.data import Dataset, ImageSplit, count_classes, load_dataset
-from scaler.errors import UsageError
+from scaler.errors import Interrupted, UsageError
 from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.study.experiment import Experiment, Outcome, Reporter, WorkItem
@@ -142,6 +142,10 @@ class Timing:
     evaluation: float = 0.0
     measured: bool = True  # False: read off another network's timing (`scaled`)
     spent: float = 0.0  # seconds the measurement itself took, first use included
+    # `seconds` before a --max-seconds cap, and the cap: a costlier network is scaled from
+    # the uncapped time, then capped again (scaling the capped time overshot the cap)
+    uncapped: float | None = None
+    max_seconds: float | None = None
 
     def training_seconds(self, config: TrainConfig, train_images: int) -> float:
         """A warm training under `config` on `train_images`: the images its steps take (each
@@ -155,8 +159,11 @@ class Timing:
 
     def scaled(self, factor: float) -> Timing:
         """The timing of a network `factor` times as costly (same first use), not measured."""
-        return Timing(self.seconds * factor, self.first_use, self.images_per_s / factor, self.evaluation * factor,
-                      measured=False)
+        uncapped = (self.seconds if self.uncapped is None else self.uncapped) * factor
+        evaluation = self.evaluation * factor
+        seconds = uncapped if self.max_seconds is None else min(uncapped, self.max_seconds + evaluation)
+        return Timing(seconds, self.first_use, self.images_per_s / factor, evaluation, measured=False,
+                      uncapped=uncapped, max_seconds=self.max_seconds)
 
 
 WARM_STEPS, TIMED_STEPS = 3, 10  # the estimate's two short runs of the training loop
@@ -201,8 +208,9 @@ def estimate_seconds(
     per_eval_image = eval_seconds / eval_batch if eval_batch else 0.0
     first_use = max(0.0, cold_wall - WARM_STEPS * batch / train_ips - eval_seconds)
     timing = Timing(0.0, first_use, train_ips, evaluation=len(dataset.val) * per_eval_image,
-                    spent=time.perf_counter() - began)
-    return replace(timing, seconds=timing.training_seconds(config, len(dataset.train)))
+                    spent=time.perf_counter() - began, max_seconds=config.max_seconds)
+    return replace(timing, seconds=timing.training_seconds(config, len(dataset.train)),
+                   uncapped=timing.training_seconds(replace(config, max_seconds=None), len(dataset.train)))
 
 
 def time_networks(
@@ -223,7 +231,9 @@ def time_networks(
     3.1x its MACs, 2x wider 1.3x for 3.6x; timing only the median network and scaling by
     MACs read 24% short for a comparison of such networks), so networks are measured one by
     one, spread over the MACs range: the cheapest, the costliest, then each time the one
-    farthest in log MACs from those measured. Measuring stops after `limit` networks, or once
+    farthest in log MACs from those measured. A network whose timing run fails (out of memory,
+    an error in a factory's network) is left unmeasured: its own training records the failure,
+    and one failing network must not stop the others. Measuring stops after `limit` networks, or once
     the measurements have cost more than `share` of the work they estimate (at least one is
     measured: for a few seconds of work, timing a second network could cost more than the
     work itself). A first use that the work would pay anyway does not count as a cost: with
@@ -253,9 +263,16 @@ def time_networks(
         else:
             key = max(left, key=lambda k: min(abs(size[k] - size[c]) for c in measured))
         left.remove(key)
-        timing = measure(key)
+        try:
+            timing = measure(key)
+        except (UsageError, Interrupted):  # bad input fails every network: say so now
+            raise
+        except Exception:  # noqa: BLE001 (any other error of the network's training)
+            continue
         measured[key] = timing
         spent += max(0.0, timing.spent - (timing.first_use if in_process else 0.0))
+    if not measured:  # every timing run failed: no rate to estimate from
+        return {k: Timing(math.nan, 0.0, math.nan, math.nan, measured=False) for k in keys}
     return {k: timing_of(k) for k in keys}
 
 
@@ -270,6 +287,8 @@ def describe_timings(timings: Iterable[Timing]) -> str:
     """How an estimate was measured: the timed networks' training rates and first-use times."""
     timings = list(timings)
     timed = [t for t in timings if t.measured]
+    if not timed:
+        return "no network could be timed: each timing run failed, and each training will record why"
     count = f"{len(timed)} of {len(timings)}" if len(timed) < len(timings) else f"{len(timed)}"
     rates = span([t.images_per_s for t in timed], "{:.0f}")
     first = span([t.first_use for t in timed], "{:.1f}")

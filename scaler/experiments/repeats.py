@@ -84,7 +84,8 @@ def aggregate(records: list[Record]) -> dict[str, Any]:
     if len(records) > 1 and others:
         reason = "; ".join(
             f"{sum(r.state is s for r in others)} of {len(records)} repeats {s.value}"
-            + (f" ({next(r.reason for r in others if r.state is s)})" if any(r.reason for r in others if r.state is s) else "")
+            + (f" ({', '.join(dict.fromkeys(r.reason for r in others if r.state is s and r.reason))})"
+               if any(r.reason for r in others if r.state is s) else "")
             for s in dict.fromkeys(r.state for r in others)
         )
     return {
