@@ -211,9 +211,11 @@ def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
     """Join two ranked search tables on the candidate (alpha, beta, gamma, resolution)."""
     keep = ["rank", "top1", "top1_low", "top1_high", "state", "tied_with_best"]
     frame = a[COMPARE_KEYS + keep].merge(b[COMPARE_KEYS + keep], on=COMPARE_KEYS, suffixes=("_a", "_b"), how="inner")
-    frame["difference"] = pd.to_numeric(frame["top1_b"], errors="coerce") - pd.to_numeric(frame["top1_a"], errors="coerce")
     frame = frame.sort_values("rank_a").reset_index(drop=True)
-    both = frame[(frame["state_a"] == State.COMPLETE.value) & (frame["state_b"] == State.COMPLETE.value)]
+    complete = (frame["state_a"] == State.COMPLETE.value) & (frame["state_b"] == State.COMPLETE.value)
+    # a timed-out or pruned row's top-1 is of a shorter training: no difference with a full one
+    frame["difference"] = (pd.to_numeric(frame["top1_b"], errors="coerce") - pd.to_numeric(frame["top1_a"], errors="coerce")).where(complete)
+    both = frame[complete]
     agreement = rank_agreement(both["top1_a"].astype(float), both["top1_b"].astype(float)) if len(both) >= 3 else None
     spearman, kendall = agreement if agreement is not None else (None, None)
     lines = []

@@ -212,6 +212,9 @@ def test_comparison_of_constructed_searches():
     assert reversed_.best_lines[0] == "best of A: (1, 1, 1.1) is rank 4 in B, not tied with its best there"
     flat = compare_searches(a, frame([0.1, 0.1, 0.1, 0.1], [True] * 4))
     assert flat.spearman is None
+    capped = frame([0.2, 0.3, 0.4, 0.5], [False, False, False, True]).assign(state=["complete", "complete", "complete", "timeout"])
+    differences = compare_searches(a, capped).frame.set_index("alpha")["difference"]  # a shorter training's top-1 is no match
+    assert differences.isna().tolist() == [True, False, False, False] and differences[1.2] == pytest.approx(-0.1)
 
 
 def test_train_with_repeats_reports_mean_and_spread(cli):

@@ -384,3 +384,15 @@ def test_a_worker_refuses_a_folder_that_is_not_its_study_s(cli, tiny_search, tmp
     assert (tiny_search / "results.csv").read_bytes() == before and cli("report", tiny_search).code == 0
     own = cli("worker", "--storage", url, "--study", "shared", "--folder", tmp_path / "db" / "shared", "--quiet")
     assert own.code == 0, own.err
+
+
+def test_the_tie_line_counts_only_the_candidates_a_tie_was_tested_on():
+    """With the other rows timed out, '0 other candidate(s) the data cannot tell from it' read
+    as if they had been compared."""
+    from scaler.cli.results import reliability_lines
+
+    info = {"tied_best": [3], "best": {"candidate": 3}, "repeats": 1, "states": {"complete": 1, "timeout": 3}}
+    assert reliability_lines(info)[0] == ("≈ tied with the best: 0 of the 0 other complete candidate(s) the data cannot "
+                                          "tell from it (validation images only, 95%)")
+    info.update(tied_best=[3, 1], states={"complete": 4})
+    assert reliability_lines(info)[0].startswith("≈ tied with the best: 1 of the 3 other complete candidate(s)")

@@ -62,7 +62,8 @@ def reliability_lines(info: dict) -> list[str]:
     lines = []
     if tied:
         noise = "validation and seed noise" if info.get("repeats", 1) >= 2 else "validation images only"
-        lines.append(f"≈ tied with the best: {len(tied) - 1} other candidate(s) the data cannot tell from it ({noise}, 95%)")
+        others = max(0, int(info.get("states", {}).get(State.COMPLETE.value, len(tied))) - 1)  # the rows a tie was tested on
+        lines.append(f"≈ tied with the best: {len(tied) - 1} of the {others} other complete candidate(s) the data cannot tell from it ({noise}, 95%)")
     elif info.get("best"):
         lines.append("ties with the best: unknown (these runs stored no per-image results; runs from scaler 0.2 on do)")
     if reliability:
