@@ -17,6 +17,7 @@ from scaler.cli.calibrate import caption_lines
 from scaler.render import Column, emit, integer, share
 from scaler.study import results as study_results
 from scaler.study.create import join_study
+from scaler.study.storage import mask_url
 from scaler.study.trials import records
 
 EMPTY_NAME = (
@@ -375,12 +376,15 @@ def test_a_worker_refuses_a_folder_that_is_not_its_study_s(cli, tiny_search, tmp
     assert cli("search", *space, *TINY, "--root", tmp_path / "db", "--name", "shared", "--storage", url).code == 0
     before = (tiny_search / "results.csv").read_bytes()
     for folder, line in (
-        (tiny_search, f"folder {tiny_search} holds the results of study 's', not 'shared': they would be overwritten; "
-                      "give the folder of study 'shared', or a new one"),
+        (tiny_search, f"folder {tiny_search} holds the results of study 's' in study.journal, not of 'shared' in {mask_url(url)}: "
+                      "they would be overwritten; give the folder of study 'shared', or a new one"),
         (tmp_path / "nope", f"folder {tmp_path / 'nope'} does not exist; give the study's results folder (or leave --folder out)"),
     ):
         result = cli("worker", "--storage", url, "--study", "shared", "--folder", folder, "--quiet")
         assert result.code == 2 and result.err == f"error: --folder: {line}\n"
+    assert cli("search", *space, *TINY, "--root", tmp_path / "db", "--name", "s", "--storage", url).code == 0
+    same_name = cli("worker", "--storage", url, "--study", "s", "--folder", tiny_search, "--quiet")  # another storage's 's'
+    assert same_name.code == 2 and f"holds the results of study 's' in study.journal, not of 's' in {mask_url(url)}" in same_name.err
     assert (tiny_search / "results.csv").read_bytes() == before and cli("report", tiny_search).code == 0
     own = cli("worker", "--storage", url, "--study", "shared", "--folder", tmp_path / "db" / "shared", "--quiet")
     assert own.code == 0, own.err

@@ -190,15 +190,16 @@ def join_study(storage_url: str, name: str, folder: Path | None = None) -> Study
         raise UsageError(f"study {name!r} was not created by scaler (or its creation was cut short)")
     kind = experiment_class(attrs.get(ATTR_KIND, LEGACY_KIND))
     if folder is not None:
-        _check_folder(folder, name, attrs[ATTR_FINGERPRINT], kind, storage_url)
+        _check_folder(folder, name, kind, storage_url)
     experiment = kind.restore(kind.config_from_identity(attrs[ATTR_CONFIG]), attrs)
     return StudyHandle(_load(storage, name, experiment), experiment, name, folder, storage_url)
 
 
-def _check_folder(folder: Path, name: str, print_: str, kind: type[Experiment], storage_url: str) -> None:
+def _check_folder(folder: Path, name: str, kind: type[Experiment], storage_url: str) -> None:
     """UsageError unless `folder` can take study `name`'s result files: an existing folder
-    that holds no other study's results (they would be overwritten) and no journal other than
-    the study's own (a local worker of a journal study joins that journal's folder)."""
+    that holds no other study's results (another name, or the same name in another storage:
+    they would be overwritten) and no journal other than the study's own (a local worker of a
+    journal study joins that journal's folder)."""
     if not folder.is_dir():
         what = "is a file" if folder.exists() else "does not exist"
         raise UsageError(f"folder {folder} {what}; give the study's results folder (or leave --folder out)", param="folder")
@@ -206,9 +207,11 @@ def _check_folder(folder: Path, name: str, print_: str, kind: type[Experiment], 
         previous = read_summary(folder / kind.summary_name)
     except _Damaged:  # rewritten from the study, as its own command would
         previous = None
-    if previous is not None and (previous.get("name") != name or previous["fingerprint"] != print_):
-        raise UsageError(f"folder {folder} holds the results of study {previous.get('name')!r}, not {name!r}: "
-                         f"they would be overwritten; give the folder of study {name!r}, or a new one", param="folder")
+    recorded = previous.get("storage") if previous is not None else None
+    if previous is not None and (previous.get("name") != name or recorded is not None and not same_storage(str(recorded), storage_url)):
+        raise UsageError(f"folder {folder} holds the results of study {previous.get('name')!r} in {recorded}, not of {name!r} "
+                         f"in {storage_label(storage_url)}: they would be overwritten; give the folder of study {name!r}, "
+                         "or a new one", param="folder")
     journal = folder / JOURNAL_NAME
     own = not is_url(storage_url) and Path(storage_url).resolve() == journal.resolve()
     if journal.exists() and journal.stat().st_size and not own:
