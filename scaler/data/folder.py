@@ -94,11 +94,15 @@ class FolderSource:
                              f"{folder}<class>/")
         return notes
 
+    def _files(self) -> list[Path]:
+        """Every image file of both splits, before any is decoded."""
+        return [f for group in self.train_files + (self.val_files or []) for f in group]
+
     def local_stamp(self) -> str:
-        return local_stamp([f for group in self.train_files + (self.val_files or []) for f in group])
+        return local_stamp(self._files())
 
     def fingerprint(self) -> str:
-        files = [f for group in self.train_files + (self.val_files or []) for f in group]
+        files = self._files()
         return digest({
             "source": "folder", "decoder": DECODER_VERSION, "max_pixels": max_pixels(),
             "files": file_stamps(self.root, files), "notes": self.notes,
