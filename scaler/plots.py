@@ -15,7 +15,7 @@ import pandas as pd
 from scaler.errors import UsageError
 from scaler.files import atomic_write_bytes
 from scaler.reports import pareto_front
-from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
+from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, is_paper_point
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -77,17 +77,12 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
     for state, group in scored.groupby("state"):
         color = colors.get(state, "tab:red")
         left.scatter(group["macs"] / 1e6, group["top1"] * 100, s=36, alpha=0.8, color=color, label=state)
-        bounds = group[["top1_low", "top1_high"]].astype(float) if "top1_low" in group else None
-        if bounds is not None and bounds.notna().all(axis=None):
-            below = (group["top1"] - bounds["top1_low"]).clip(lower=0) * 100
-            above = (bounds["top1_high"] - group["top1"]).clip(lower=0) * 100
-            left.errorbar(group["macs"] / 1e6, group["top1"] * 100, yerr=[below, above], fmt="none",
-                          ecolor=color, alpha=0.5, capsize=2)  # fmt: skip
+        bounds = _bounds(group) if "top1_low" in group else None
+        if bounds is not None:
+            left.errorbar(group["macs"] / 1e6, group["top1"] * 100, yerr=bounds, fmt="none", ecolor=color, alpha=0.5, capsize=2)
     front = pareto_front(scored).sort_values("macs")
     left.plot(front["macs"] / 1e6, front["top1"] * 100, "-o", color="tab:orange", lw=1.5, ms=4, label="Pareto front")
-    paper = scored[
-        np.isclose(scored["alpha"], PAPER_ALPHA) & np.isclose(scored["beta"], PAPER_BETA) & np.isclose(scored["gamma"], PAPER_GAMMA)
-    ]
+    paper = scored[[is_paper_point(a, b, g) for a, b, g in zip(scored["alpha"], scored["beta"], scored["gamma"])]]
     if len(paper):
         left.scatter(paper["macs"] / 1e6, paper["top1"] * 100, marker="*", s=260, color="tab:red", zorder=5,
                      label=f"paper ({PAPER_ALPHA}, {PAPER_BETA}, {PAPER_GAMMA})")  # fmt: skip

@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from scaler.files import json_ready
+
 
 @dataclass(frozen=True)
 class Column:
@@ -71,6 +73,13 @@ def duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 300 else f"{seconds / 60:.1f} min"
 
 
+def elapsed(seconds: float) -> str:
+    """A measured span to the second ('48 s', '6 min 02 s'): the wall time a command took.
+    Estimates use `duration`, whose rounding says they are approximate."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
 def published(unit: str) -> Callable[[object], str]:
     """A published figure as the papers print it: at least two significant digits, more where
     the figure has them (0.39B, 0.70B, 1.0B, 19B, 4.09B, 25.6M)."""
@@ -91,14 +100,6 @@ def text(value: object) -> str:
     return "" if _missing(value) else str(value)
 
 
-def _json_value(value: object) -> object:
-    if _missing(value):
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
 def whole_numbers(frame: pd.DataFrame, keys: Iterable[str]) -> pd.DataFrame:
     """`frame` with each float column of `keys` whose values are all whole (or missing) held
     as nullable integers: a count beside blanks reads 3 in CSV, not 3.0 (pandas writes a
@@ -115,12 +116,9 @@ def whole_numbers(frame: pd.DataFrame, keys: Iterable[str]) -> pd.DataFrame:
 
 
 def to_json(frame: pd.DataFrame) -> str:
-    """Records with exact values: integers stay integers, NaN becomes null."""
-    records = [
-        {key: _json_value(value) for key, value in row.items()}
-        for row in frame.to_dict(orient="records")
-    ]
-    return json.dumps(records, indent=2)
+    """Records with exact values: integers stay integers; NaN and infinities, which JSON
+    cannot hold, become null."""
+    return json.dumps(json_ready(frame.to_dict(orient="records")), indent=2)
 
 
 def markdown_text(text: str) -> str:
@@ -130,6 +128,7 @@ def markdown_text(text: str) -> str:
 
 
 def to_markdown(frame: pd.DataFrame, columns: list[Column]) -> str:
+    """A markdown table of `columns`, each value in its display format and escaped."""
     lines = [
         "| " + " | ".join(markdown_text(c.header) for c in columns) + " |",
         "|" + "|".join("---" for _ in columns) + "|",

@@ -29,6 +29,11 @@ REPEATS_DIGITS = 6  # decimals a stage's scaled block count is rounded to before
 PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA = 1.2, 1.1, 1.15
 
 
+def is_paper_point(alpha: float, beta: float, gamma: float) -> bool:
+    """Whether (alpha, beta, gamma) is the paper's (1.2, 1.1, 1.15), which tables and plots mark."""
+    return all(math.isclose(float(x), v, abs_tol=1e-9) for x, v in ((alpha, PAPER_ALPHA), (beta, PAPER_BETA), (gamma, PAPER_GAMMA)))
+
+
 def round_filters(channels: int, width: float) -> int:
     """Channels after width scaling, as the official implementation rounds them."""
     x = channels * width

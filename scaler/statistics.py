@@ -54,16 +54,23 @@ def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[f
     parts = [(std**2 / len(x), len(x) - 1)]  # (variance of the mean, degrees of freedom)
     if images is not None and images >= 2:
         parts.append((mean * (1 - mean) / images, images - 1))
-    variance = sum(v for v, _ in parts)
+    variance, dof = _welch(parts)
     if variance == 0.0:
         return mean, std, mean, mean
-    dof = variance**2 / sum(v**2 / k for v, k in parts if v > 0)
     from scipy import stats
 
     low, high = stats.t.interval(LEVEL, dof, loc=mean, scale=math.sqrt(variance))
     if images is not None:
         low, high = max(low, 0.0), min(high, 1.0)
     return mean, std, float(low), float(high)
+
+
+def _welch(parts: Sequence[tuple[float, int]]) -> tuple[float, float]:
+    """(variance, degrees of freedom) of a sum of independent variance estimates, each given
+    as (variance, its degrees of freedom): Welch-Satterthwaite. NaN degrees when all are 0."""
+    variance = sum(v for v, _ in parts)
+    weights = sum(v**2 / k for v, k in parts if v > 0)
+    return variance, (variance**2 / weights if weights > 0 else math.nan)
 
 
 def proportion_interval(correct: int, total: int) -> tuple[float, float]:
@@ -105,10 +112,9 @@ def difference_test(a: Sequence[np.ndarray], b: Sequence[np.ndarray], paired: bo
         parts.append((float(seed.var(ddof=1)) / len(seed), len(seed) - 1))
     elif not paired and len(runs_a) >= 2 and len(runs_b) >= 2:
         parts += [(float(top1.var(ddof=1)) / len(top1), len(top1) - 1) for top1 in (runs_a.mean(axis=1), runs_b.mean(axis=1))]
-    variance = sum(v for v, _ in parts)
+    variance, dof = _welch(parts)
     if variance <= 1e-18:  # every image and every seed says the same
         return difference, 1.0 if abs(difference) <= 1e-12 else 0.0
-    dof = variance**2 / sum(v**2 / k for v, k in parts if v > 0)
     return difference, float(2 * stats.t.sf(abs(difference) / math.sqrt(variance), dof))
 
 
@@ -159,7 +165,10 @@ def bootstrap_agreement(
     candidates, each with its 95% percentile bootstrap interval over candidates (resampled
     with replacement; a resample where either side scores all alike ranks nothing and is
     skipped). Pairs with a NaN on either side are dropped first. None when fewer than 3 pairs
-    remain, when `rank_agreement` is undefined, or when most resamples are skipped."""
+    remain, when `rank_agreement` is undefined, or when most resamples are skipped.
+
+    Not scipy.stats.bootstrap: with 3-6 candidates many resamples score one side all alike,
+    and there one undefined resample makes its whole interval NaN."""
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]

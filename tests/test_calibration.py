@@ -582,6 +582,7 @@ def test_a_search_set_too_small_to_rank_is_refused_before_training(cli, tmp_path
     assert result.code == 2 and result.err == (
         "error: the search's set has 1 candidate(s); a rank correlation needs at least 3: "
         "widen the coefficient ranges or the tolerance (see scaler candidates)\n")
+    assert not any(tmp_path.iterdir())  # no empty journal and lock left in a study folder
 
 
 def test_plot_paths_that_fail_only_when_written_are_refused_first(cli, tmp_path):

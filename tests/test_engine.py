@@ -204,6 +204,15 @@ def test_local_worker_processes_share_the_items(tmp_path):
     assert len({pid for _, pid in finishes}) == 2 and os.getpid() not in {pid for _, pid in finishes}
 
 
+def test_the_library_refuses_a_run_with_no_worker_before_touching_the_study(tmp_path):
+    folder = tmp_path / "none"
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=2))
+        with pytest.raises(UsageError, match=r"workers = 0 is not allowed; it must be an integer >= 1"):
+            run_study(handle, workers=0, runtime=CPU, retry_failed=False, quiet=True, log=print, progress_console=Console(quiet=True))
+    assert not (folder / "results.csv").exists()
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_the_estimate_knows_whether_the_work_runs_in_this_process(tmp_path, monkeypatch, workers):
     asked = []

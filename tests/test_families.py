@@ -8,7 +8,7 @@ from torch import nn
 from scaler import build_model, network_spec, round_filters
 from scaler.counting import count_model, count_whole_model
 from scaler.errors import UsageError
-from scaler.models import get_family, resolve_variant
+from scaler.models import families, resolve_variant
 
 TORCHVISION_PARAMS = {"resnet50": 25_557_032, "mobilenetv2": 3_504_872}
 
@@ -161,9 +161,15 @@ def test_initialisation_is_torchvisions():
     assert bool((last_bn.weight == 1).all())  # no zero-init of the last gamma, as torchvision
 
 
+def test_every_registered_preset_is_named_in_the_help_of_the_commands_that_take_one(cli):
+    presets = [p for family in families() for p in family.presets]
+    assert {"b0", "l2", "resnet50", "mobilenetv2"} <= set(presets)
+    for command in ("flops", "train"):
+        shown = " ".join(cli(command, "--help").out.split())
+        assert all(f" {p}," in shown or f" {p};" in shown or f" {p})" in shown for p in presets), shown
+
+
 def test_presets_aliases_and_dropout():
-    assert get_family("resnet").base == "resnet50"
-    assert get_family("mobilenetv2").base == "mobilenetv2"
     assert resolve_variant("ResNet-50")[1].name == "resnet50"
     assert resolve_variant("mobilenet_v2")[1].name == "mobilenetv2"
     assert network_spec("resnet50").dropout == 0.0  # torchvision's ResNet has none

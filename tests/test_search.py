@@ -220,7 +220,13 @@ def test_budget_in_steps_and_time_cap(cli, tmp_path):
     assert refused.code == 2 and "hit --max-seconds: give it more room under a new --name" in refused.err
 
 
-def test_the_legend_names_the_paper_point_only_where_it_is_a_row():
-    frame = pd.DataFrame({"alpha": [1.2, 2.0], "beta": [1.1, 1.0], "gamma": [1.15, 1.0]})
+def test_the_legend_names_only_the_marks_the_table_shows():
+    frame = pd.DataFrame({
+        "alpha": [1.2, 2.0, 1.0], "beta": [1.1, 1.0, 1.41], "gamma": [1.15, 1.0, 1.0],
+        "state": ["complete", "complete", "complete"], "tied_with_best": [True, True, True],
+    })
     assert legend(frame) == "★ best · ≈ tied with it · ◆ the paper's (1.2, 1.1, 1.15)"
     assert legend(frame.iloc[1:]) == "★ best · ≈ tied with it"  # the default grid has no paper point
+    assert legend(frame.iloc[1:].assign(tied_with_best=False)) == "★ best"  # nothing tied with it: no ≈
+    timed_out = frame.iloc[1:].assign(state="timeout", tied_with_best=False)
+    assert legend(timed_out) == ""  # no complete row: no ★ either

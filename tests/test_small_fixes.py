@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import math
 
 import pandas as pd
@@ -14,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from scaler.cli.calibrate import caption_lines
-from scaler.render import Column, emit, integer, share
+from scaler.render import Column, emit, integer, share, to_json, whole_numbers
 from scaler.study import results as study_results
 from scaler.study.create import join_study
 from scaler.study.storage import mask_url
@@ -400,3 +401,10 @@ def test_the_tie_line_counts_only_the_candidates_a_tie_was_tested_on():
                                           "tell from it (validation images only, 95%)")
     info.update(tied_best=[3, 1], states={"complete": 4})
     assert reliability_lines(info)[0].startswith("≈ tied with the best: 1 of the 3 other complete candidate(s)")
+
+
+
+def test_json_output_is_strict_json_even_with_infinite_values():
+    frame = whole_numbers(pd.DataFrame({"ratio": [math.inf, 1.5, -math.inf], "count": [3.0, math.nan, 2.0]}), ["count"])
+    strict = json.loads(to_json(frame), parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert strict == [{"ratio": None, "count": 3}, {"ratio": 1.5, "count": None}, {"ratio": None, "count": 2}]

@@ -176,7 +176,7 @@ SLOW_WRITES = textwrap.dedent(
             time.sleep(0.5)
         real_replace(src, dst)
     scaler.files.os.replace = slow_replace
-    from scaler.cli import run
+    from scaler.entry import run
     sys.argv = ["scaler", *sys.argv[1:]]
     run()
     """

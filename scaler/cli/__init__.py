@@ -1,7 +1,7 @@
 """The `scaler` command line: parses options, calls the library, renders the results.
 
-A thin root app (`app.py`) and one module per command. Run as the console script `scaler`, or
-`python cli.py` from a checkout.
+A thin root app (`app.py`) and one module per command. Run as the console script `scaler`
+(`scaler.entry`), or `python cli.py` from a checkout.
 """
 
 from __future__ import annotations
@@ -150,9 +150,4 @@ def _run(args: list[str], debug: bool) -> int:
         return 1
 
 
-def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
-
-
-__all__ = ["app", "main", "run"]
+__all__ = ["app", "main"]

@@ -25,7 +25,7 @@ from scaler.experiments.calibration import (
     reference_setting,
 )  # fmt: skip
 from scaler.plots import check_plot_path, plot_calibration
-from scaler.render import Column, emit, fixed, integer, text, whole_numbers
+from scaler.render import Column, elapsed, emit, fixed, integer, text, whole_numbers
 
 # Options of `scaler calibrate` that are not the search's to repeat in the recommended command.
 NOT_SEARCH_OPTIONS = {"name", "storage", "repeats", "format", "quiet", "retry_failed"}
@@ -109,7 +109,7 @@ def calibrate(
     else:
         emit(
             frame, SETTING_COLUMNS, format.value, console, caption="\n".join(caption_lines(info, folder, plot, candidates)),
-            title=f"Calibration {handle.name}: {len(info['candidates'])} candidates x {info['repeats']} repeat(s), wall time {options.duration(outcome.seconds)}",
+            title=f"Calibration {handle.name}: {len(info['candidates'])} candidates x {info['repeats']} repeat(s), wall time {elapsed(outcome.seconds)}",
             highlight=lambda row: "bold green" if row["mark"] else None,
         )  # fmt: skip
         print(recommendation_line(frame))
@@ -164,6 +164,8 @@ def _pairs(setting: dict) -> str:
 
 
 def caption_lines(info: dict, folder: Path, plot: Path, asked: int) -> list[str]:
+    """The lines under a calibration's table: which candidates, where the files are, what the
+    marks mean and how far the figures can be believed."""
     picked = ", ".join(str(c) for c in info["candidates"])
     which = f"all {len(info['candidates'])} of the search's set (--candidates {asked} asked for more)" \
         if asked > len(info["candidates"]) else "of the search's set"

@@ -21,7 +21,7 @@ from scaler.experiments.comparison import (
 )  # fmt: skip
 from scaler.experiments.search import best_coefficients, read_results
 from scaler.plots import check_plot_path, plot_comparison
-from scaler.render import Column, emit, fixed, integer, interval, mega, share, text
+from scaler.render import Column, elapsed, emit, fixed, integer, interval, mega, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
 from scaler.study.results import RESULTS_NAME
@@ -142,7 +142,7 @@ def compare(
         emit(frame, [Column(c, c) for c in frame.columns], format.value, console)
     else:
         show_tables(frame, format, json.loads((folder / SUMMARY_NAME).read_text()), name)
-        console.print(f"{folder}/results.csv · plot {plot_path} · wall time {options.duration(outcome.seconds)}", highlight=False)
+        console.print(f"{folder}/results.csv · plot {plot_path} · wall time {elapsed(outcome.seconds)}", highlight=False)
     _draw(frame, plot_path, name)
     check_finished(frame, "network")
     if not frame.loc[frame["strategy"] == COMPOUND, "state"].map(lambda s: State(s).is_scored).any():

@@ -9,6 +9,7 @@ import typer
 from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
+from scaler.models import presets_by_family
 from scaler.render import Column, emit, giga, integer, percent, published, share
 
 
@@ -41,7 +42,7 @@ STAGE_COLUMNS = [
 )
 def flops(
     variant: Annotated[
-        Optional[str], typer.Argument(help="A preset (b0..b8, l2, resnet50, mobilenetv2), a factory package.module:make or path/to/file.py:make, or 'all' (B0-B7); omit for B0 with custom multipliers.")
+        Optional[str], typer.Argument(help=f"A preset ({presets_by_family()}), a factory package.module:make or path/to/file.py:make, or 'all' (B0-B7); omit for B0 with custom multipliers.")
     ] = None,
     width: Annotated[Optional[float], typer.Option(help="Width multiplier (overrides a preset's).")] = None,
     depth: Annotated[Optional[float], typer.Option(help="Depth multiplier (overrides a preset's).")] = None,

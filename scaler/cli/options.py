@@ -7,7 +7,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -176,14 +176,10 @@ def space(*, mode: str, alpha_range: str, beta_range: str, gamma_range: str, tar
     return result
 
 
-def logger(quiet: bool):
+def logger(quiet: bool) -> tuple[Callable[[str], None], Callable[[str], AbstractContextManager]]:
     """(log, status) for long commands: plain lines on stderr when quiet (or when stdout
     carries csv/json), rich lines and a spinner on the terminal otherwise."""
     if quiet:
         return (lambda message: print(message, file=sys.stderr, flush=True)), (lambda _: nullcontext())
     return (lambda message: console.print(message, highlight=False)), (lambda text: console.status(text))
 
-
-def duration(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"

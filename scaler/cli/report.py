@@ -70,7 +70,7 @@ def report(
             console.print(f"plot written to {plot}", highlight=False)
     states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
     caption = "\n".join([
-        f"{folder}/results.csv · {states} · {legend(shown)}" + (" · Pareto front of finished candidates" if pareto else ""),
+        " · ".join(filter(None, [f"{folder}/results.csv", states, legend(shown), "Pareto front of finished candidates" if pareto else ""])),
         *reliability_lines(info),
     ])
     show_results(shown.reset_index(drop=True), format, f"Search {info['name']}", caption)

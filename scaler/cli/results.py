@@ -5,9 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from scaler.cli.app import Format, console
-from scaler.experiments.search import is_paper_point
 from scaler.reports import truth
-from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
+from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, is_paper_point
 from scaler.render import Column, emit, fixed, integer, interval, mega, share, text, whole_numbers
 from scaler.states import State
 from scaler.study.results import INTEGER_COLUMNS
@@ -36,9 +35,11 @@ SEARCH_COLUMNS = [
 
 
 def legend(frame: pd.DataFrame) -> str:
-    """The marks a table of `frame` can show: ★ and ≈ always, ◆ where the paper's point is a row."""
-    paper = any(is_paper_point(row) for _, row in frame.iterrows())
-    return "★ best · ≈ tied with it" + (f" · ◆ the paper's ({PAPER_ALPHA:g}, {PAPER_BETA:g}, {PAPER_GAMMA:g})" if paper else "")
+    """The marks a table of `frame` shows, each named once: ★ where a row is complete, ≈ where
+    one is tied with it, ◆ where the paper's point is a row; "" when no row carries a mark."""
+    marks = " ".join(marked(frame)["mark"]) if len(frame) else ""
+    parts = [("★", "★ best"), ("≈", "≈ tied with it"), ("◆", f"◆ the paper's ({PAPER_ALPHA:g}, {PAPER_BETA:g}, {PAPER_GAMMA:g})")]
+    return " · ".join(name for symbol, name in parts if symbol in marks)
 
 
 def marked(frame: pd.DataFrame) -> pd.DataFrame:
@@ -49,7 +50,7 @@ def marked(frame: pd.DataFrame) -> pd.DataFrame:
     marks = []
     for i, row in shown.iterrows():
         mark = "★ best" if len(best) and i == best[0] else ("≈ tied" if truth(row.get("tied_with_best")) else "")
-        marks.append(f"{mark} ◆ paper".strip() if is_paper_point(row) else mark)
+        marks.append(f"{mark} ◆ paper".strip() if is_paper_point(row["alpha"], row["beta"], row["gamma"]) else mark)
     shown.insert(1, "mark", marks)
     shown["interval"] = [interval(row.get("top1_low"), row.get("top1_high")) for _, row in shown.iterrows()]
     return shown
@@ -82,6 +83,7 @@ def reliability_lines(info: dict) -> list[str]:
 
 
 def show_results(frame: pd.DataFrame, fmt: Format, title: str, caption: str | None = None) -> None:
+    """Print a search's ranked table: marked and formatted for people, every column for programs."""
     if fmt in (Format.csv, Format.json):  # every column, the counts as integers, as results.csv has them
         emit(whole_numbers(frame, INTEGER_COLUMNS), SEARCH_COLUMNS, fmt.value, console)
         return

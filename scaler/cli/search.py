@@ -14,6 +14,7 @@ from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, TRAIN_
 from scaler.cli.results import legend, reliability_lines, show_results
 from scaler.cli.study import check_finished, run_command_study
 from scaler.experiments.search import PRUNERS, SUMMARY_NAME, CompoundSearch, SearchConfig
+from scaler.render import elapsed
 
 
 @app.command(
@@ -51,8 +52,10 @@ def search(
     frame, folder, name = outcome.frame, handle.folder, handle.name
     info = json.loads((folder / SUMMARY_NAME).read_text())
     caption = "\n".join([
-        f"{folder}/results.csv · {len(frame)} candidates x {info['repeats']} repeat(s) · wall time {options.duration(outcome.seconds)} · "
-        f"{legend(frame)} · top-1 (mean over repeats) on the proxy's validation split",
+        " · ".join(filter(None, [
+            f"{folder}/results.csv", f"{len(frame)} candidates x {info['repeats']} repeat(s)", f"wall time {elapsed(outcome.seconds)}",
+            legend(frame), "top-1 (mean over repeats) on the proxy's validation split",
+        ])),
         *reliability_lines(info),
     ])
     show_results(frame, format, f"Search {name}: phi={config.space.phi:g}, T={config.space.target:g}", caption)

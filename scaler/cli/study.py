@@ -18,7 +18,7 @@ from scaler.study.create import open_study, validate_name
 from scaler.study.experiment import Experiment, ExperimentConfig
 from scaler.study.handle import StudyHandle
 from scaler.study.lock import folder_lock
-from scaler.study.runner import RunOutcome, run_study
+from scaler.study.runner import RunOutcome, check_workers, run_study
 from scaler.study.storage import check_url
 
 
@@ -36,8 +36,7 @@ def run_command_study(
     config.validate()  # everything checked before the study folder is created
     if "repeats" in settings:
         check_repeats(settings["repeats"])
-    if workers < 1:
-        raise UsageError(f"workers = {workers} is not allowed; it must be >= 1", param="workers")
+    check_workers(workers)
     if storage is not None:
         check_url(storage)
     validate_name(name)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 import pandas as pd
 import typer
 
-from scaler.models import family_of, network_spec
+from scaler.models import family_of, network_spec, presets_by_family
 from scaler.models.init import zero_init_residuals
 from scaler.cli import options
 from scaler.cli.app import Format, app, console
@@ -60,7 +60,7 @@ METRIC_COLUMNS = [
 )
 @options.with_options(DATA_OPTIONS, TRAIN_OPTIONS, after="resolution")
 def train(
-    variant: Annotated[str, typer.Argument(help="Preset to train (b0..b8, l2, resnet50, mobilenetv2), or a factory package.module:make or path/to/file.py:make.")] = "b0",
+    variant: Annotated[str, typer.Argument(help=f"Preset to train ({presets_by_family()}), or a factory package.module:make or path/to/file.py:make.")] = "b0",
     width: Annotated[Optional[float], typer.Option(help="Width multiplier (overrides the preset's).")] = None,
     depth: Annotated[Optional[float], typer.Option(help="Depth multiplier (overrides the preset's).")] = None,
     resolution: Annotated[int, typer.Option(help="Training resolution in pixels.")] = 128,

@@ -35,8 +35,8 @@ from scaler.errors import RunError, UsageError
 from scaler.experiments.proxy import (
     Timing, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
 )
-from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, group_by, means, separated_pairs
-from scaler.experiments.search import SearchConfig, describe
+from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, group_by, per_repeat_top1, separated_pairs
+from scaler.experiments.search import SearchConfig, candidate_label
 from scaler.runtime import Runtime
 from scaler.scaling import MIN_TRAIN_RESOLUTION, compound_scale, validate_multiplier, validate_resolution
 from scaler.states import State
@@ -442,7 +442,7 @@ class Calibration(Experiment):
         setting = self.settings[item["setting"]]
         candidate = self.candidates[self.position[item["candidate"]]]
         network = self.networks[item["setting"]][self.position[candidate.index]]
-        text = f"{setting.label}: {describe(replace(candidate, resolution=network['resolution']))}"
+        text = f"{setting.label}: {candidate_label(replace(candidate, resolution=network['resolution']))}"
         return f"{text} rep {item['repeat'] + 1}/{self.repeats}" if self.repeats > 1 else text
 
     def prepare(self, runtime: Runtime) -> Dataset:
@@ -586,7 +586,7 @@ class Calibration(Experiment):
             (spearman, s_low, s_high), (kendall, k_low, k_high) = agreement or ((None,) * 3, (None,) * 3)
             # How well the setting agrees with itself: a reference that reorders the candidates
             # between its own repeats is a noisy target, and a Spearman with it says little.
-            reliability = split_half_reliability(means(list(group_by(by_setting.get(index, []), "candidate").values())), seed=seed)
+            reliability = split_half_reliability(per_repeat_top1(list(group_by(by_setting.get(index, []), "candidate").values())), seed=seed)
             r_value, r_low, r_high = reliability or (None,) * 3
             mean_of = {c.index: float(v) for c, v in zip(self.candidates, scores[index]) if math.isfinite(v)}  # the table's top-1
             judged = None if apart is None or index == REFERENCE else [(hi, lo) for hi, lo in apart if hi in mean_of and lo in mean_of]

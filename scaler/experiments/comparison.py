@@ -26,12 +26,12 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from scaler.candidates import ProxyBase
+from scaler.candidates import MAX_TARGET, ProxyBase
 from scaler.counting import count_model
 from scaler.data import Dataset
 from scaler.errors import UsageError
 from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
-from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, compare, counted, group_by
+from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, counted, difference_of, group_by
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_product, compound_scale, validate_coefficients
@@ -48,7 +48,6 @@ DEFAULT_STRATEGIES = (COMPOUND, *SINGLE_DIMENSIONS)
 MAX_COMPARE_PHI = 8
 PRODUCT_TOLERANCE = 0.1  # a named strategy's alpha*beta^2*gamma^2 within 10% of T
 MACS_TOLERANCE = 0.1  # a duel is at equal measured MACs when they differ by at most 10%
-MAX_TARGET = 64.0
 ATTR_POINTS = "scaler_points"
 RESULT_COLUMNS = [
     "point", "strategy", "phi", "alpha", "beta", "gamma", "depth_mult", "width_mult", "resolution",
@@ -112,6 +111,8 @@ def strategies(text: str, target: float, compound: tuple[float, float, float]) -
 
 
 def check_target(target: float) -> None:
+    """UsageError unless the FLOPs growth per step of phi is in (1, MAX_TARGET]: at 1 no
+    strategy would grow, and the single-dimension multipliers are undefined."""
     if not math.isfinite(target) or not 1 < target <= MAX_TARGET:
         raise UsageError(f"target = {target:g} is not allowed; it must be in (1, {MAX_TARGET:g}]", param="target")
 
@@ -354,7 +355,7 @@ def verdict(a: list[Record], b: list[Record], skip: bool = False) -> tuple[float
     paired = len(common) >= 2
     if paired:
         mine, theirs = (sorted((r for r in side if r.item["repeat"] in common), key=lambda r: r.item["repeat"]) for side in (mine, theirs))
-    tested = compare(mine, theirs, paired=paired)
+    tested = difference_of(mine, theirs, paired=paired)
     if tested is None:
         return None, "unknown"
     difference, p = tested

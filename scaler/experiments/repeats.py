@@ -115,7 +115,7 @@ def correctness(records: list[Record]) -> list[np.ndarray] | None:
     return out or None
 
 
-def compare(a: list[Record], b: list[Record], paired: bool = False) -> tuple[float, float] | None:
+def difference_of(a: list[Record], b: list[Record], paired: bool = False) -> tuple[float, float] | None:
     """(difference of mean top-1, p) of two configurations trained on the same validation
     images, from their counted repeats (see `difference_test`; `paired` when a's repeat r and
     b's share a seed); None when either has no per-image results."""
@@ -127,7 +127,7 @@ def compare(a: list[Record], b: list[Record], paired: bool = False) -> tuple[flo
 
 def separated_pairs(groups: Mapping[Hashable, list[Record]]) -> tuple[list[tuple[Hashable, Hashable]], int] | None:
     """(apart, tested): the pairs (higher, lower) of configurations whose mean top-1 the data
-    tells apart, and how many pairs were tested. Each pair is tested by `compare` at the 5%
+    tells apart, and how many pairs were tested. Each pair is tested by `difference_of` at the 5%
     level, the seed's noise included, with no correction for the number of pairs. Only
     configurations with 2 or more counted repeats are tested (with one run the seed's noise is
     unmeasured, and a gap that another seed would undo could pass). None when fewer than two
@@ -137,7 +137,7 @@ def separated_pairs(groups: Mapping[Hashable, list[Record]]) -> tuple[list[tuple
         return None
     apart = []
     for a, b in combinations(tested, 2):
-        found = compare(groups[a], groups[b])
+        found = difference_of(groups[a], groups[b])
         if found is None:
             return None
         difference, p = found
@@ -146,6 +146,6 @@ def separated_pairs(groups: Mapping[Hashable, list[Record]]) -> tuple[list[tuple
     return apart, len(tested) * (len(tested) - 1) // 2
 
 
-def means(groups: Sequence[list[Record]]) -> list[list[float]]:
+def per_repeat_top1(groups: Sequence[list[Record]]) -> list[list[float]]:
     """Each group's counted per-repeat top-1 values."""
     return [[float(r.attrs["top1"]) for r in counted(group)] for group in groups]

@@ -4,7 +4,6 @@ candidate, each a proxy training of the scaled base; results ranked by validatio
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -20,9 +19,8 @@ from scaler.errors import UsageError
 from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
-from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
-from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, compare, correctness, group_by, means
+from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, correctness, difference_of, group_by, per_repeat_top1
 from scaler.statistics import LEVEL, split_half_reliability
 from scaler.study.results import read_outputs
 from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
@@ -38,7 +36,6 @@ RESULT_COLUMNS = [
 ]  # fmt: skip
 # Columns of results.csv before repeats existed: reports of such folders still read.
 LEGACY_COLUMNS = RESULT_COLUMNS[:20]
-_METRICS = ("top1", "top5", "val_loss", "epochs", "train_seconds", "images_per_s")
 # Checked where present: the repeat columns are missing from searches made before repeats.
 NUMERIC_COLUMNS = (*(c for c in LEGACY_COLUMNS if c not in ("state", "reason")), "top1_std", "top1_low", "top1_high", "repeats")
 
@@ -102,7 +99,7 @@ class SearchConfig:
         )
 
 
-def describe(candidate: Candidate) -> str:
+def candidate_label(candidate: Candidate) -> str:
     """A candidate in a progress line: its index, coefficients and resolution."""
     return (
         f"#{candidate.index} a={candidate.alpha:g} b={candidate.beta:g} g={candidate.gamma:.3g} "
@@ -170,7 +167,7 @@ class CompoundSearch(ProxyExperiment):
         }
 
     def label(self, item: WorkItem) -> str:
-        text = describe(self.candidates[item["candidate"]])
+        text = candidate_label(self.candidates[item["candidate"]])
         return f"{text} rep {item['repeat'] + 1}/{self.repeats}" if self.repeats > 1 else text
 
     def pruner(self) -> optuna.pruners.BasePruner:
@@ -215,7 +212,7 @@ class CompoundSearch(ProxyExperiment):
     def summary(self, frame: pd.DataFrame, records: list[Record]) -> dict[str, Any]:
         done = frame[frame["state"] == State.COMPLETE.value]
         complete = [g for g in group_by(records, "candidate").values() if candidate_state(g) is State.COMPLETE]
-        scores = means(complete)  # a pruned candidate's partial top-1 would rank fewer epochs
+        scores = per_repeat_top1(complete)  # a pruned candidate's partial top-1 would rank fewer epochs
         reliability = split_half_reliability(scores, seed=self.config.train.seed)
         return {
             "seed": self.config.train.seed,
@@ -244,7 +241,7 @@ def _tied_with_best(frame: pd.DataFrame, groups: dict[int, list[Record]]) -> lis
         if candidate == best_candidate:
             out.append(None if correctness(best) is None else True)  # unknown when nothing can be compared
             continue
-        tested = compare(best, groups.get(candidate, [])) if row["state"] == State.COMPLETE.value else None
+        tested = difference_of(best, groups.get(candidate, [])) if row["state"] == State.COMPLETE.value else None
         out.append(None if tested is None else tested[1] >= 1 - LEVEL)
     return out
 
@@ -259,13 +256,6 @@ def rank(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.drop(columns=["_group", "_top1"]).reset_index(drop=True)
     frame.insert(0, "rank", range(1, len(frame) + 1))
     return frame[[c for c in RESULT_COLUMNS if c in frame.columns]]
-
-
-def is_paper_point(row: pd.Series | dict) -> bool:
-    return all(
-        math.isclose(float(row[k]), v, abs_tol=1e-9)
-        for k, v in (("alpha", PAPER_ALPHA), ("beta", PAPER_BETA), ("gamma", PAPER_GAMMA))
-    )
 
 
 def read_results(folder: Path) -> tuple[pd.DataFrame, dict]:

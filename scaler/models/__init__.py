@@ -18,6 +18,7 @@ from scaler.models.registry import (
     network_spec,
     register_family,
     resolve_variant,
+    presets_by_family,
     variant_names,
 )
 
@@ -33,5 +34,6 @@ __all__ = [
     "network_spec",
     "register_family",
     "resolve_variant",
+    "presets_by_family",
     "variant_names",
 ]

@@ -287,9 +287,7 @@ def _alias(name: str) -> str:
 FAMILY = register_family(
     Family(
         name="efficientnet",
-        description="EfficientNet (Tan & Le 2019): MBConv stages with squeeze-and-excitation",
         presets=PRESETS,
-        base="b0",
         spec=efficientnet_spec,
         build=EfficientNet,
         pieces=efficientnet_pieces,

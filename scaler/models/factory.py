@@ -191,9 +191,7 @@ def short_name(variant: str) -> str:
 FAMILY = register_family(
     Family(
         name=REFERENCE_FAMILY,
-        description="any network: a factory make(width, depth, num_classes) named package.module:make or file.py:make",
         presets={},
-        base="",  # no preset: a reference stands for its own base
         spec=factory_spec,
         build=build_factory,
         pieces=None,  # counted by one whole-model pass

@@ -118,17 +118,15 @@ class Family:
     """A registered network family. Its specs are hashable (frozen dataclasses) and carry
     `family`, `width`, `depth` and `num_classes`.
 
-    * `spec(preset, width, depth, num_classes)`: the spec of a preset (or of the family's base
-      when `preset` is None) with optional multiplier overrides; validates its arguments.
+    * `spec(preset, width, depth, num_classes)`: the spec of a preset with optional multiplier
+      overrides; validates its arguments.
     * `build(spec)`: the `nn.Module` (resolution is the input's size, never the module's).
     * `pieces(spec, resolution)`: the distinct pieces for the fast counter, or None to count a
       whole-model fvcore pass instead.
     """
 
     name: str
-    description: str
     presets: Mapping[str, Preset]
-    base: str  # the preset that width = depth = 1 describes
     spec: Callable[..., Hashable]
     build: Callable[[Hashable], nn.Module]
     pieces: Callable[[Hashable, int], list[Piece]] | None = None

@@ -234,9 +234,7 @@ def _alias(name: str) -> str:
 FAMILY = register_family(
     Family(
         name="mobilenetv2",
-        description="MobileNetV2 (Sandler et al. 2018): inverted residuals with linear bottlenecks",
         presets=PRESETS,
-        base="mobilenetv2",
         spec=mobilenetv2_spec,
         build=MobileNetV2,
         pieces=mobilenetv2_pieces,

@@ -59,6 +59,12 @@ def variant_names() -> list[str]:
     return [p for f in _FAMILIES.values() for p in f.presets]
 
 
+def presets_by_family() -> str:
+    """The presets of each family that has any, for help texts: 'efficientnet: b0, b1, ...;
+    resnet: resnet50; ...'. A new family's presets appear in every command's help."""
+    return "; ".join(f"{f.name}: {', '.join(f.presets)}" for f in _FAMILIES.values() if f.presets)
+
+
 def resolve_variant(name: str) -> tuple[Family, Preset]:
     """The family and preset a variant name ('b4', 'efficientnet-b4', 'resnet50') stands for;
     a factory reference ('net.py:make') stands for a preset of width 1, depth 1 at 224 px."""

@@ -231,9 +231,7 @@ def _alias(name: str) -> str:
 FAMILY = register_family(
     Family(
         name="resnet",
-        description="ResNet (He et al. 2015), torchvision's v1.5 bottleneck layout",
         presets=PRESETS,
-        base="resnet50",
         spec=resnet_spec,
         build=ResNet,
         pieces=resnet_pieces,

@@ -108,6 +108,7 @@ def open_study(
                 f"{name!r} keeps its study in {mask_url(str(recorded))}, not {storage_label(storage_url)}; "
                 "rerun with the same --storage (or none), or pick a new --name"
             )
+    new_journal = not is_url(storage_url) and not Path(storage_url).exists()
     storage = open_storage(storage_url, exclusive=True)
     existing = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     found = existing.get(name)
@@ -137,7 +138,13 @@ def open_study(
             f"storage, or move {folder} away to start a new study"
         )
     else:  # new, or killed between create_study and recording its configuration
-        return _create(kind, config, storage, name, folder, storage_url, print_, settings)
+        try:
+            return _create(kind, config, storage, name, folder, storage_url, print_, settings)
+        except BaseException:  # a plan refused: leave no empty journal behind (nor, so, the folder)
+            journal = Path(storage_url)
+            if new_journal and journal.exists() and journal.stat().st_size == 0:
+                journal.unlink()
+            raise
     handle = StudyHandle(study, experiment, name, folder, storage_url, exclusive=not is_url(storage_url))
     handle.notes.extend(notes)
     return handle

@@ -25,7 +25,7 @@ import pandas as pd
 from optuna.trial import TrialState
 from rich.console import Console
 
-from scaler.errors import DEBUG_ENV, ScalerError, interrupted_by_user
+from scaler.errors import DEBUG_ENV, ScalerError, UsageError, interrupted_by_user
 from scaler.progress import StudyBars, make_progress
 from scaler.render import duration
 from scaler.runtime import Runtime, oversubscription
@@ -50,6 +50,12 @@ class RunOutcome:
     finished: int  # work items that need no more work
     total: int  # work items in the study
     interrupted: bool
+
+
+def check_workers(workers: int) -> None:
+    """UsageError unless `workers` (processes that train a study's items) is at least 1."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UsageError(f"workers = {workers!r} is not allowed; it must be an integer >= 1", param="workers")
 
 
 def _threads_per_worker(workers: int, threads: int | None, log: Callable[[str], None]) -> int | None:
@@ -97,6 +103,7 @@ def run_study(
     the estimate is made is what each worker process repeats (interpreter, imports, study,
     data) and the estimate for workers counts it; a long-lived caller (a notebook, a test)
     leaves it False, and no start-up is counted."""
+    check_workers(workers)
     start = time.perf_counter()
     experiment, noun = handle.experiment, handle.experiment.noun
     plan = reconcile(handle, retry_failed=retry_failed)

@@ -28,6 +28,7 @@ GRACE_SECONDS = int(os.environ.get("SCALER_GRACE_SECONDS", "30"))
 
 
 def is_url(storage: str) -> bool:
+    """Whether a --storage value is a database URL (else it is a journal file's path)."""
     return "://" in storage
 
 

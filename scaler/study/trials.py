@@ -67,6 +67,8 @@ def count_finished(handle: StudyHandle) -> int:
 
 
 def mark_interrupted(storage: optuna.storages.BaseStorage, trial_id: int, reason: str) -> None:
+    """Record a trial as interrupted (with `reason`) and end it as FAIL, so that the next run
+    trains its item again."""
     storage.set_trial_user_attr(trial_id, "state", State.INTERRUPTED.value)
     storage.set_trial_user_attr(trial_id, "reason", reason)
     with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
