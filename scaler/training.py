@@ -344,6 +344,11 @@ def _autocast(device: torch.device):
     return nullcontext()
 
 
+# train()'s progress callbacks: on_step(step, total_steps, loss, images_per_s), on_epoch(metrics)
+StepCallback = Callable[[int, int, float, float], None]
+EpochCallback = Callable[[EpochMetrics], bool]
+
+
 def train(
     model: nn.Module,
     dataset: Dataset,
@@ -351,8 +356,8 @@ def train(
     config: TrainConfig,
     runtime: Runtime = Runtime(),
     *,
-    on_step: Callable[[int, int, float, float], None] | None = None,
-    on_epoch: Callable[[EpochMetrics], bool] | None = None,
+    on_step: StepCallback | None = None,
+    on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
     """Train `model` in place on `dataset` at `resolution` px and evaluate after every epoch.
 
@@ -413,6 +418,32 @@ def train(
             m.momentum = momentum
         if runtime.threads is not None:
             torch.set_num_threads(previous_threads)
+
+
+def train_repeats(
+    build: Callable[[], nn.Module],
+    dataset: Dataset,
+    resolution: int,
+    config: TrainConfig,
+    runtime: Runtime = Runtime(),
+    *,
+    repeats: int = 1,
+    watch: Callable[[int], tuple[StepCallback | None, EpochCallback | None]] | None = None,
+) -> list[tuple[int, TrainResult]]:
+    """(seed, result) of `repeats` trainings of a fresh network from `build`, each under its own
+    seed (initialisation, batch order, augmentation, dropout): repeat r uses
+    `repeat_seed(config.seed, 0, r)`, so repeat 0 is the single run `config` describes and a
+    re-run reproduces every repeat. `watch(seed)` gives the `on_step` / `on_epoch` callbacks
+    of one training (a progress bar)."""
+    _int("repeats", repeats, 1)
+    runs = []
+    for repeat in range(repeats):
+        seed = repeat_seed(config.seed, 0, repeat)
+        seed_everything(seed)
+        model = build()
+        on_step, on_epoch = watch(seed) if watch is not None else (None, None)
+        runs.append((seed, train(model, dataset, resolution, replace(config, seed=seed), runtime, on_step=on_step, on_epoch=on_epoch)))
+    return runs
 
 
 def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch) -> TrainResult:

@@ -53,16 +53,16 @@ def test_train_bad_data_and_divergence(cli, tmp_path):
 
 
 def test_train_zero_init_starts_every_residual_branch_at_zero(cli, monkeypatch):
-    import scaler.cli.train as train_command
+    import scaler.training as training
 
-    real, started = train_command.train_model, []
+    real, started = training.train, []
 
     def record(model, *args, **kwargs):  # the last BatchNorm scale of each residual branch, then train for real
         blocks = [b for b in model.modules() if getattr(b, "use_residual", False)]
         started.append([float(b.block[-1][1].weight.detach().abs().sum()) for b in blocks])
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(train_command, "train_model", record)
+    monkeypatch.setattr(training, "train", record)
     for flag in ("--zero-init", "--standard-init"):
         assert cli("train", "b0", *TINY, "--steps", "1", flag, "--format", "json").code == 0
     zero, standard = started

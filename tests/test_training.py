@@ -22,8 +22,10 @@ from scaler.training import (
     TrainConfig,
     TrainResult,
     lr_factor,
+    repeat_seed,
     seed_everything,
     train,
+    train_repeats,
 )
 
 TINY = dict(width=0.25, depth=0.25)
@@ -66,6 +68,23 @@ def test_training_is_seeded_and_reports_metrics(synthetic):
     json.dumps(a.to_dict(), allow_nan=False)
     other = run(synthetic, TrainConfig(epochs=2, batch_size=16, seed=1))
     assert other.epochs[-1].train_loss != a.epochs[-1].train_loss
+
+
+def test_repeats_train_a_fresh_network_under_each_repeat_s_seed(synthetic):
+    config = TrainConfig(epochs=1, batch_size=16, seed=3)
+    watched = []
+
+    def watch(seed):
+        watched.append(seed)
+        return None, None
+
+    runs = train_repeats(lambda: build_model(num_classes=synthetic.num_classes, **TINY), synthetic, 16, config, CPU, repeats=2, watch=watch)
+    assert [seed for seed, _ in runs] == watched == [3, repeat_seed(3, 0, 1)] and watched[1] != 3
+    alone = train(tiny_model(synthetic.num_classes, seed=watched[1]), synthetic, 16, replace(config, seed=watched[1]), CPU)
+    assert runs[1][1].epochs[-1].train_loss == alone.epochs[-1].train_loss  # repeat 1 is that seed's single run
+    assert runs[0][1].epochs[-1].train_loss != runs[1][1].epochs[-1].train_loss
+    with pytest.raises(UsageError, match="repeats = 0 is not allowed"):
+        train_repeats(lambda: build_model(**TINY), synthetic, 16, config, CPU, repeats=0)
 
 
 def test_steps_override_epochs(synthetic):

@@ -92,7 +92,7 @@ def calibrate(
     reference = reference_setting(search, reference_factor, reference_epochs, reference_train_images)
     config = CalibrationConfig(search=search, reference=reference, k=candidates, tries=settings)
     outcome, handle = run_command_study(
-        Calibration, config, name=name if name is not None else default_name(config, root), root=root, storage=storage, workers=workers,
+        Calibration, config, name=name if name is not None else config.name_under(root), root=root, storage=storage, workers=workers,
         settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
         quiet=quiet or format.is_document, counting="counting the candidates' networks with fvcore...",
     )  # fmt: skip
@@ -114,17 +114,6 @@ def calibrate(
         )  # fmt: skip
         print(recommendation_line(frame))
     check_finished(outcome.frame, "setting-candidate pair")
-
-
-def default_name(config: CalibrationConfig, root: Path) -> str:
-    """The calibration's default name; for one an earlier scaler began with these --try
-    settings, or the first of them (its name held them), that one's: the same command resumes
-    it, and more tries are refused with the reason rather than started over in a new folder."""
-    if not (root / config.default_name()).exists():
-        for earlier in config.earlier_fingerprints():
-            if (root / config.default_name(earlier)).exists():
-                return config.default_name(earlier)
-    return config.default_name()
 
 
 def _interval(value: Any, low: Any, high: Any) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import pandas as pd
 import typer
+from torch import nn
 
 from scaler.models import family_of, network_spec, presets_by_family
 from scaler.models.init import zero_init_residuals
@@ -25,8 +26,7 @@ from scaler.files import json_ready
 from scaler.runtime import oversubscription
 from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_resolution
 from scaler.states import State
-from scaler.training import TrainResult, repeat_seed, seed_everything
-from scaler.training import train as train_model
+from scaler.training import EpochCallback, StepCallback, TrainResult, train_repeats
 
 
 def _load_data(source: str, storage_resolution: int, train_images: Optional[int], val_images: Optional[int], val_fraction: float, seed: int, cache_dir: Optional[Path]) -> Dataset:
@@ -84,16 +84,21 @@ def train(
     check_repeats(repeats)
     dataset = _load_data(data, resolution, train_images, val_images, val_fraction, seed, cache_dir)
     spec = network_spec(variant, width=width, depth=depth, num_classes=dataset.num_classes)
-    results, seeds = [], [repeat_seed(seed, 0, r) for r in range(repeats)]
+
+    def build() -> nn.Module:
+        model = family_of(spec).build(spec)
+        if zero_init:
+            zero_init_residuals(model)
+        return model
+
     with make_progress(console, disable=format is not Format.table) as progress:
-        for run_seed in seeds:
-            seed_everything(run_seed)
-            model = family_of(spec).build(spec)
-            if zero_init:
-                zero_init_residuals(model)
+
+        def watch(run_seed: int) -> tuple[StepCallback, EpochCallback]:
             bar = StepBar(progress, variant if repeats == 1 else f"{variant} seed {run_seed}", config.planned_epochs(len(dataset.train)))
-            run_config = replace(config, seed=run_seed)
-            results.append(train_model(model, dataset, resolution, run_config, run_on, on_step=bar.on_step, on_epoch=bar.on_epoch))
+            return bar.on_step, bar.on_epoch
+
+        runs = train_repeats(build, dataset, resolution, config, run_on, repeats=repeats, watch=watch)
+    seeds, results = [s for s, _ in runs], [r for _, r in runs]
     title = f"{variant} (w={spec.width:g}, d={spec.depth:g}) at {resolution}px on {data}"
     caption = f"{len(dataset.train)} train / {len(dataset.val)} val images, {dataset.num_classes} classes, device {results[0].device}"
     if repeats > 1:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -242,6 +243,17 @@ class CalibrationConfig:
     def default_name(self, fingerprint: str | None = None) -> str:
         """calibrate-<the search's default name without its fingerprint>-<this fingerprint>."""
         return f"calibrate-{self.search.default_name().rsplit('-', 1)[0]}-{fingerprint or self.fingerprint()}"
+
+    def name_under(self, root: Path) -> str:
+        """The name this calibration runs under in `root` when none is given: the default; or,
+        for one an earlier scaler began with these --try settings (or the first of them, its
+        name held them), that one's, so that the same command resumes it and more tries are
+        refused with the reason rather than started over in a new folder."""
+        if not (root / self.default_name()).exists():
+            for earlier in self.earlier_fingerprints():
+                if (root / self.default_name(earlier)).exists():
+                    return self.default_name(earlier)
+        return self.default_name()
 
     def images(self, setting: Setting) -> int | None:
         """The training images a setting asks for (None: all the data gives; the synthetic set
