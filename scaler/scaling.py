@@ -45,7 +45,7 @@ def round_filters(channels: int, width: float) -> int:
 
 def round_repeats(repeats: int, depth: float) -> int:
     """Blocks in a stage after depth scaling: always rounded up, from the product rounded to
-    REPEATS_DIGITS decimals first, so that float noise (2.2 x 5 = 11.000000000000002) or a
+    REPEATS_DIGITS decimals first, so that float noise (5 x (1.6 x 1.5) = 12.000000000000002) or a
     multiplier a hair above 1 (alpha ** 1e-9) does not add a whole block. No official
     coefficient's product lies that close above a whole number."""
     return int(math.ceil(round(repeats * depth, REPEATS_DIGITS)))

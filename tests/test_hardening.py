@@ -102,7 +102,7 @@ def test_a_class_count_out_of_range_is_refused_before_allocating(cli, classes):
 
 
 def test_float_noise_and_a_hair_above_one_add_no_block():
-    assert round_repeats(5, 2.2) == 11  # 2.2 * 5 = 11.000000000000002
+    assert 5 * (1.6 * 1.5) > 12 and round_repeats(5, 1.6 * 1.5) == 12  # a base depth 1.6 scaled by 1.5: 12.000000000000002
     assert round_repeats(4, 2 ** 1e-9) == 4
     assert round_repeats(4, 1.0001) == 5  # a real excess still rounds up
     assert round_repeats(3, 1.1) == 4  # 3.3000000000000003, as the official code rounds it
