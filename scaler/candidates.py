@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from scaler.counting import count_model
+from scaler.counting import ModelCount, count_model
 from scaler.errors import UsageError
 from collections.abc import Hashable
 
@@ -25,7 +25,7 @@ from torch import nn
 
 from scaler.models import family_of, network_spec
 from scaler.models.init import zero_init_residuals
-from scaler.scaling import MAX_PHI, MIN_TRAIN_RESOLUTION, compound_scale, validate_multiplier, validate_resolution
+from scaler.scaling import MAX_PHI, MIN_TRAIN_RESOLUTION, CompoundScale, compound_product, compound_scale, validate_multiplier, validate_resolution
 
 MODES = ("grid", "surface")
 MAX_TARGET = 64.0  # FLOPs growth per step of phi (the paper's is 2)
@@ -113,7 +113,7 @@ class CandidateSpace:
             for a in self.alpha.values():
                 for b in self.beta.values():
                     for g in self.gamma.values():
-                        if abs(a * b * b * g * g - self.target) <= self.tolerance + 1e-12:
+                        if abs(compound_product(a, b, g) - self.target) <= self.tolerance + 1e-12:
                             points.append((a, b, g))
         else:
             for a in self.alpha.values():
@@ -128,7 +128,7 @@ class CandidateSpace:
     def _why_empty(self) -> str:
         if self.mode == "grid":
             grid = [
-                a * b * b * g * g
+                compound_product(a, b, g)
                 for a in self.alpha.values()
                 for b in self.beta.values()
                 for g in self.gamma.values()
@@ -187,6 +187,12 @@ class ProxyBase:
             num_classes=self.num_classes,
         )
 
+    def scaled(self, alpha: float, beta: float, gamma: float, phi: float) -> tuple[CompoundScale, ModelCount]:
+        """The compound step (alpha, beta, gamma) at `phi` from this base, and its network
+        counted with fvcore (cached): how every study sizes a scaled network."""
+        scale = compound_scale(alpha, beta, gamma, phi, self.resolution)
+        return scale, count_model(self.spec(scale.width, scale.depth), scale.resolution)
+
     def build(self, width: float = 1.0, depth: float = 1.0) -> nn.Module:
         """The module of `spec(width, depth)`, from its family, residual branches at zero
         when `zero_init`."""
@@ -230,8 +236,7 @@ def build_candidates(
     nominal = space.target**space.phi
     candidates: list[Candidate] = []
     for alpha, beta, gamma in space.coefficients():
-        scale = compound_scale(alpha, beta, gamma, space.phi, base.resolution)
-        count = count_model(base.spec(scale.width, scale.depth), scale.resolution)
+        scale, count = base.scaled(alpha, beta, gamma, space.phi)
         ratio = count.macs / base_macs
         if flops_tolerance is not None and abs(ratio / nominal - 1) > flops_tolerance:
             continue
@@ -241,7 +246,7 @@ def build_candidates(
                 alpha=alpha,
                 beta=beta,
                 gamma=gamma,
-                product=alpha * beta * beta * gamma * gamma,
+                product=compound_product(alpha, beta, gamma),
                 depth_mult=scale.depth,
                 width_mult=scale.width,
                 resolution=scale.resolution,

@@ -30,7 +30,6 @@ import pandas as pd
 from torch import nn
 
 from scaler.candidates import Candidate, ProxyBase, build_candidates
-from scaler.counting import count_model
 from scaler.data import SYNTHETIC_TRAIN, Dataset, take_train
 from scaler.errors import RunError, UsageError
 from scaler.experiments.proxy import (
@@ -39,7 +38,7 @@ from scaler.experiments.proxy import (
 from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, group_by, per_repeat_top1, separated_pairs
 from scaler.experiments.search import SearchConfig, candidate_label
 from scaler.runtime import Runtime
-from scaler.scaling import MIN_TRAIN_RESOLUTION, compound_scale, validate_multiplier, validate_resolution
+from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_multiplier, validate_resolution
 from scaler.states import State
 from scaler.statistics import bootstrap_agreement, split_half_reliability
 from scaler.study.experiment import (
@@ -306,8 +305,7 @@ def count_networks(config: CalibrationConfig, candidates: list[Candidate]) -> li
         row = []
         for c in candidates:
             try:
-                scale = compound_scale(c.alpha, c.beta, c.gamma, phi, base.resolution)
-                count = count_model(base.spec(scale.width, scale.depth), scale.resolution)
+                scale, count = base.scaled(c.alpha, c.beta, c.gamma, phi)
             except UsageError as exc:  # the try's base, not the search's, is at fault
                 raise UsageError(f"{setting.label!r}: candidate #{c.index}: {exc}", param="try") from None
             row.append({"resolution": scale.resolution, "params": count.params, "macs": count.macs})

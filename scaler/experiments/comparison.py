@@ -209,12 +209,11 @@ def build_points(config: CompareConfig) -> list[Point]:
     points = [Point(0, BASE, 0, 1.0, 1.0, 1.0, 1.0, 1.0, base.resolution, base_count.params, base_count.macs, 1.0, 1.0)]
     for phi in range(1, config.max_phi + 1):
         for s in config.strategies:
-            scale = compound_scale(s.alpha, s.beta, s.gamma, phi, base.resolution)
-            count = count_model(base.spec(scale.width, scale.depth), scale.resolution)
+            scale, count = base.scaled(s.alpha, s.beta, s.gamma, phi)
             points.append(
                 Point(
                     len(points), s.name, phi, s.alpha, s.beta, s.gamma, scale.depth, scale.width, scale.resolution,
-                    count.params, count.macs, count.macs / base_count.macs, s.product**phi,
+                    count.params, count.macs, count.macs / base_count.macs, scale.nominal_flops_ratio,
                 )  # fmt: skip
             )
     return points
