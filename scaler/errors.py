@@ -1,7 +1,8 @@
 """Errors the library raises on purpose, so the CLI can map them to exit codes.
 
 `UsageError` means the input was wrong (exit 2); `RunError` means valid input failed at run
-time (exit 1). Both carry one line that says what was wrong and what is allowed.
+time (exit 1). Both carry one line that says what was wrong and what is allowed. `check_int`
+is the one wording of an integer out of range.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ class RunError(ScalerError):
     """Valid input that could not be carried out: unwritable folder, unreachable storage (exit 1)."""
 
     exit_code = 1
+
+
+def check_int(name: str, value: object, low: int, high: int | None = None) -> None:
+    """UsageError (naming `name` as its param) unless `value` is an int, not a bool, in
+    [low, high]; no upper bound when `high` is None."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"from {low} to {high}"
+        raise UsageError(f"{name} = {value!r} is not allowed; it must be an integer {allowed}", param=name)
 
 
 def interrupted_by_user(exc: BaseException | None) -> bool:

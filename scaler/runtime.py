@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from scaler.errors import UsageError
+from scaler.errors import UsageError, check_int
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
@@ -33,8 +33,8 @@ class Runtime:
         by `select_device` when the work starts)."""
         if not isinstance(self.device, str):
             raise UsageError(f"device = {self.device!r} is not allowed; choose one of {', '.join(DEVICES)}", param="device")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
-            raise UsageError(f"threads = {self.threads!r} is not allowed; it must be an integer >= 1", param="threads")
+        if self.threads is not None:
+            check_int("threads", self.threads, 1)
         if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
             raise UsageError(f"cache folder {self.cache_dir} is a file; give a folder (it is created if missing)", param="cache_dir")
 

@@ -25,9 +25,10 @@ from torch import nn
 
 from scaler.conv_backend import conv_backend, policy_for
 from scaler.data import Dataset, eval_batches, train_batches
-from scaler.errors import RunError, UsageError
+from scaler.errors import RunError, UsageError, check_int
 from scaler.files import json_ready
 from scaler.runtime import Runtime, select_device
+from scaler.scaling import MAX_RESOLUTION, MIN_TRAIN_RESOLUTION
 from scaler.states import State
 from scaler.statistics import pack_correct
 
@@ -88,14 +89,14 @@ class TrainConfig:
 
     def validate(self) -> None:
         """UsageError (one line) for any value out of range."""
-        _int("epochs", self.epochs, 1)
+        check_int("epochs", self.epochs, 1)
         if self.steps is not None:
-            _int("steps", self.steps, 1)
+            check_int("steps", self.steps, 1)
         if self.max_seconds is not None and not (_number(self.max_seconds)
                                                  and self.max_seconds > 0):
             raise UsageError(f"max_seconds = {self.max_seconds!r} is not allowed; it must be > 0", param="max_seconds")
-        _int("batch_size", self.batch_size, 2)  # BatchNorm learns from a batch's statistics
-        _int("eval_batch_size", self.eval_batch_size, 1)
+        check_int("batch_size", self.batch_size, 2)  # BatchNorm learns from a batch's statistics
+        check_int("eval_batch_size", self.eval_batch_size, 1)
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"optimizer = {self.optimizer!r} is not allowed; choose one of "
                              f"{', '.join(OPTIMIZERS)}", param="optimizer")
@@ -114,18 +115,12 @@ class TrainConfig:
                                                  and 0 < self.bn_momentum <= 1):
             raise UsageError(f"bn_momentum = {self.bn_momentum!r} is not allowed; it must be "
                              "in (0, 1]", param="bn_momentum")
-        _int("seed", self.seed, 0, MAX_SEED)
+        check_int("seed", self.seed, 0, MAX_SEED)
 
 
 def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and not (
         isinstance(value, float) and math.isnan(value))
-
-
-def _int(name: str, value: object, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"from {low} to {high}"
-        raise UsageError(f"{name} = {value!r} is not allowed; it must be an integer {allowed}", param=name)
 
 
 @dataclass(frozen=True)
@@ -368,9 +363,7 @@ def train(
     epoch. `runtime` says where it runs (device, threads); it never changes the result's meaning.
     """
     config.validate()
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 8:
-        raise UsageError(f"resolution = {resolution!r} is not allowed; it must be an integer "
-                         ">= 8")
+    check_int("resolution", resolution, MIN_TRAIN_RESOLUTION, MAX_RESOLUTION)
     if len(dataset.train) < 2:  # a batch of one gives BatchNorm no statistics where maps are 1x1
         raise UsageError(f"data set {dataset.source} has {len(dataset.train)} training image(s); "
                          "training needs at least 2 (BatchNorm learns from a batch's statistics)")
@@ -435,7 +428,7 @@ def train_repeats(
     `repeat_seed(config.seed, 0, r)`, so repeat 0 is the single run `config` describes and a
     re-run reproduces every repeat. `watch(seed)` gives the `on_step` / `on_epoch` callbacks
     of one training (a progress bar)."""
-    _int("repeats", repeats, 1)
+    check_int("repeats", repeats, 1)
     runs = []
     for repeat in range(repeats):
         seed = repeat_seed(config.seed, 0, repeat)

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from scaler.data.dataset import check_int
 from scaler.data.split import ImageSplit
-from scaler.errors import UsageError
+from scaler.errors import UsageError, check_int
+from scaler.scaling import MAX_RESOLUTION, MIN_TRAIN_RESOLUTION
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -32,7 +32,7 @@ def _on_device(split: ImageSplit, device: torch.device | str):
 
 def _check_batching(batch_size: int, resolution: int) -> None:
     check_int("batch_size", batch_size, 1, 1 << 20)
-    check_int("resolution", resolution, 8, 8192)
+    check_int("resolution", resolution, MIN_TRAIN_RESOLUTION, MAX_RESOLUTION)
 
 
 def train_batches(

@@ -15,7 +15,7 @@ from scaler.data.folder import FolderSource
 from scaler.data.source import Source, digest
 from scaler.data.split import ImageSplit, stratified_take
 from scaler.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_TRAIN, SYNTHETIC_VAL, SyntheticSource
-from scaler.errors import UsageError
+from scaler.errors import UsageError, check_int
 from scaler.scaling import MAX_RESOLUTION, MIN_TRAIN_RESOLUTION
 
 _SOURCES = "use 'synthetic', 'cifar10:PATH' or a folder with one sub-folder per class"
@@ -69,8 +69,7 @@ def load_dataset(
             check_int(name, value, 1, 10**8)
     if not (isinstance(val_fraction, (int, float)) and 0.0 < val_fraction < 1.0):
         raise UsageError(f"val_fraction = {val_fraction!r} is not allowed; it must be in (0, 1)")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise UsageError(f"seed = {seed!r} is not allowed; it must be an integer >= 0")
+    check_int("seed", seed, 0)
 
     loader = _open_source(source, storage_resolution, train_images, val_images, val_fraction,
                           seed, native_resolution)
@@ -115,13 +114,6 @@ def take_train(dataset: Dataset, count: int) -> Dataset:
 def clear_memo() -> None:
     """Forget the data sets memoised in this process (the disk cache is left as it is)."""
     _memo.clear()
-
-
-def check_int(name: str, value: object, low: int, high: int) -> None:
-    """Raise UsageError unless `value` is an int (not a bool) in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise UsageError(f"{name} = {value!r} is not allowed; it must be an integer "
-                         f"from {low} to {high}")
 
 
 def _open_source(source: str, storage: int, n_train: int | None, n_val: int | None,

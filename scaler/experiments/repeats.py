@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from scaler.errors import UsageError
+from scaler.errors import check_int
 from scaler.states import State
 from scaler.statistics import LEVEL, difference_test, mean_interval, proportion_interval, unpack_correct
 from scaler.study.experiment import Record
@@ -23,8 +23,7 @@ ATTR_REPEATS = "scaler_repeats"  # the study attribute that holds how many repea
 
 def check_repeats(repeats: object) -> None:
     """UsageError unless `repeats` is an integer in 1..MAX_REPEATS."""
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
-        raise UsageError(f"repeats = {repeats!r} is not allowed; it must be an integer in 1..{MAX_REPEATS}", param="repeats")
+    check_int("repeats", repeats, 1, MAX_REPEATS)
 
 
 def group_by(records: list[Record], key: str) -> dict[Hashable, list[Record]]:
