@@ -72,6 +72,10 @@ def test_bootstrap_interval_holds_the_estimate_and_is_reproducible():
     (spearman, s_low, s_high), (kendall, k_low, k_high) = bootstrap_agreement(a, b, seed=3)
     assert spearman == pytest.approx(0.8286, abs=1e-3) and kendall == pytest.approx(0.6, abs=1e-9)
     assert -1 <= s_low <= spearman <= s_high <= 1 and -1 <= k_low <= kendall <= k_high <= 1
+    # resampled with replacement: some resamples keep mostly the swapped pairs (low), some only
+    # the agreeing ones (Spearman 1); a resample without replacement would give a point
+    assert s_low < spearman - 0.2 and s_high == 1.0 and k_low < kendall - 0.2 and k_high == 1.0
+    assert bootstrap_agreement(a, a, seed=3) == (pytest.approx((1.0, 1.0, 1.0)), pytest.approx((1.0, 1.0, 1.0)))
     assert bootstrap_agreement(a, b, seed=3) == bootstrap_agreement(a, b, seed=3)
 
 
@@ -560,6 +564,27 @@ def test_the_recommendation_counts_the_candidates_scored_under_both_settings():
     assert [(s["scored"], s["compared"]) for s in info["settings"]] == [(5, None), (6, 5)]
     line = recommendation_line(setting_frame(info, ["scaler search", "scaler search"]))
     assert line.startswith("recommended (proxy, Spearman 1.00 [1.00, 1.00] over 5 candidates;")
+
+
+def test_a_setting_is_scored_against_the_reference_s_ranking_not_its_own():
+    search = SearchConfig()
+    config = CalibrationConfig(search, reference_setting(search))
+    points = POINTS[:6]
+    networks = [[{"resolution": 64, "params": 1, "macs": 1} for _ in points] for _ in config.settings()]
+    planned = Calibration(config, points, networks)
+    orders = {0: [0.3, 0.4, 0.5, 0.6, 0.7, 0.8], 1: [0.8, 0.7, 0.6, 0.5, 0.4, 0.3]}  # the proxy reverses the reference
+
+    def records(proxy):
+        return [Record(WorkItem.of(setting=s, candidate=c.index, repeat=0), State.COMPLETE, attrs={"top1": top1[i]})
+                for s, top1 in ((0, orders[0]), (1, proxy)) for i, c in enumerate(points)]
+
+    reversed_info = planned.summary(planned.table(records(orders[1])), records(orders[1]))
+    proxy = reversed_info["settings"][1]
+    assert proxy["spearman"] == pytest.approx(-1.0) and proxy["kendall"] == pytest.approx(-1.0)
+    assert reversed_info["recommended"] is None
+    swapped = [0.3, 0.4, 0.5, 0.6, 0.8, 0.7]  # one swap of neighbours: 1 - 6 * 2 / (6 * 35)
+    info = planned.summary(planned.table(records(swapped)), records(swapped))
+    assert info["settings"][1]["spearman"] == pytest.approx(1 - 12 / 210) and info["recommended"] == "proxy"
 
 
 @pytest.mark.parametrize(

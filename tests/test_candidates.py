@@ -91,6 +91,11 @@ def test_candidates_are_counted_with_fvcore():
         assert c.nominal_ratio == 2.0
     # the proxy base's width applies before the candidate's
     assert TINY.spec(1.1, 1.2) == network_spec("b0", width=0.25 * 1.1, depth=1.2, num_classes=10)
+    # at phi = 2 every multiplier is squared and the nominal FLOPs grow by T^2
+    for c in build_candidates(CandidateSpace(alpha=space.alpha, beta=space.beta, gamma=space.gamma, tolerance=0.5, phi=2), TINY):
+        assert c.nominal_ratio == 4.0
+        assert (c.depth_mult, c.width_mult) == (pytest.approx(c.alpha**2), pytest.approx(c.beta**2))
+        assert c.resolution == 4 * round(32 * c.gamma**2 / 4)
 
 
 def test_flops_tolerance_drops_strays():

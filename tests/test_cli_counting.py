@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from scaler import network_spec
+from scaler.counting import count_model
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -72,6 +75,13 @@ def test_scale_family(cli):
     assert rows[1]["resolution"] == 256  # 224 * 1.15 = 257.6 -> nearest multiple of 4
     assert rows[1]["nominal_ratio"] == pytest.approx(1.2 * 1.1**2 * 1.15**2)
     assert rows[1]["preset"] == "b1" and rows[1]["preset_params"] == 7_794_184
+    # phi = 1: B0 at width 1.1, depth 1.2, 256 px (B2's network at B1's step of resolution)
+    assert (rows[1]["params"], rows[1]["macs"]) == (9_109_994, 859_853_760)
+    assert rows[1]["macs_ratio"] == pytest.approx(859_853_760 / 385_814_752)
+    for row, (width, depth) in zip(rows[1:], [(1.1, 1.2), (1.1**2, 1.2**2)]):  # each checked against a direct count
+        count = count_model(network_spec(width=width, depth=depth), row["resolution"])
+        assert (row["params"], row["macs"]) == (count.params, count.macs)
+    assert rows[2]["resolution"] == 4 * round(224 * 1.15**2 / 4)
     result = cli("scale", "--phi", "1,3")
     assert result.code == 0 and "b3" in result.out
 

@@ -20,7 +20,7 @@ from scipy import stats
 from scaler.candidates import ProxyBase
 from scaler.counting import count_model
 from scaler.errors import UsageError
-from scaler.experiments.comparison import CompareConfig, at_equal_macs, build_points, strategies, verdict
+from scaler.experiments.comparison import Comparison, CompareConfig, at_equal_macs, build_points, strategies, verdict
 from scaler.scaling import round_resolution
 from scaler.states import State
 from scaler.experiments.repeats import correctness
@@ -151,6 +151,22 @@ def test_seed_noise_makes_a_verdict_tied_where_the_images_alone_would_not():
     assert stats.ttest_rel(*per_image).pvalue < 1e-4  # the images alone (the old test) would call it
     difference, _ = difference_test(correctness(a), correctness(b))
     assert difference == pytest.approx(np.mean([float(r.attrs["top1"]) for r in a]) - np.mean([float(r.attrs["top1"]) for r in b]))
+
+
+def test_the_table_reads_each_verdict_from_the_right_side(net):
+    """vs base: does this point beat the unscaled base? vs compound: does compound beat this
+    point? A swapped pair of arguments would turn every 'better' into 'worse'."""
+    config = CompareConfig(base=ProxyBase(net, 32, 1.0, 10), max_phi=1)
+    comparison = Comparison(config, build_points(config), repeats=2)
+    index = {p.strategy: p.index for p in comparison.points}
+    shares = {"base": 0.5, "compound": 0.8, "width": 0.3, "depth": 0.8, "resolution": 0.95}
+    records = [r for strategy, share in shares.items() for r in _records(index[strategy], share, images=2000)]
+    frame = comparison.table(records).set_index("strategy")
+    assert frame.loc["base", "vs_base"] == "" and frame.loc["base", "vs_compound"] == ""
+    assert dict(frame["vs_base"].drop("base")) == {"compound": "better", "width": "worse", "depth": "better", "resolution": "better"}
+    assert dict(frame["vs_compound"].drop(["base", "compound"])) == {"width": "better", "depth": "tied", "resolution": "worse"}
+    tally = comparison.summary(frame.reset_index(), records)["tally"]
+    assert tally == {"better": 1, "tied": 1, "worse": 1}
 
 
 def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path):

@@ -43,7 +43,9 @@ def _step(model: nn.Module, layout: torch.memory_format) -> tuple[torch.Tensor, 
     return out.detach(), next(model.parameters()).grad.clone()
 
 
-@pytest.mark.parametrize("policy", [p for p in POLICIES if p not in ("auto", "channels-last")])
+# Not no-cudnn: on a CPU it is channels_last itself (cuDNN exists only on CUDA), and
+# test_no_cudnn_switches_cudnn_off_for_the_block_only_and_leaves_its_other_flags checks what it changes.
+@pytest.mark.parametrize("policy", [p for p in POLICIES if p not in ("auto", "channels-last", "no-cudnn")])
 def test_each_policy_computes_what_channels_last_computes(policy):
     seed_everything(0)
     model = build_model("b0", num_classes=10, width=0.25, depth=0.25).train()

@@ -90,7 +90,8 @@ def test_every_item_runs_once_and_results_are_ranked(tmp_path, storage_url):
 
 def test_failures_keep_their_reason_and_are_retried_on_request(tmp_path, storage_url):
     folder = tmp_path / unique("fail")
-    config = FakeConfig(count=4, fail=(1,), oom=(2,))
+    log = tmp_path / "runs.log"
+    config = FakeConfig(count=4, fail=(1,), oom=(2,), log=str(log))
     with folder_lock(folder):
         handle = open_fake(folder, config, storage_url)
         reconcile(handle)
@@ -101,9 +102,8 @@ def test_failures_keep_their_reason_and_are_retried_on_request(tmp_path, storage
     assert reasons[1] == "RuntimeError: boom: injected failure in item 1"
     assert reasons[2] == "out of memory"
 
-    fixed = FakeConfig(count=4, fail=(1,), oom=(2,))
     with folder_lock(folder):
-        handle = open_fake(folder, fixed, storage_url)
+        handle = open_fake(folder, config, storage_url)  # the same study: its failures are part of its configuration
         plan = reconcile(handle)  # without retry_failed they stay failed
         assert plan.failed == [WorkItem.of(item=1), WorkItem.of(item=2)] and plan.queued == []
         plan = reconcile(handle, retry_failed=True)
@@ -111,6 +111,8 @@ def test_failures_keep_their_reason_and_are_retried_on_request(tmp_path, storage
         work(handle, {}, CPU)
     assert states(handle) == {0: State.COMPLETE, 1: State.FAILED, 2: State.FAILED, 3: State.COMPLETE}
     assert count_finished(handle) == 4
+    started = [item for event, item, _ in log_lines(log) if event == "start"]
+    assert sorted(started) == [0, 1, 1, 2, 2, 3]  # the failed items ran again, the complete ones did not
 
 
 def test_an_item_left_running_is_interrupted_and_run_again(tmp_path, storage_url, monkeypatch):
