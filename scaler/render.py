@@ -11,7 +11,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from scaler.files import json_ready
+from scaler.files import json_ready, whole_numbers
 
 
 @dataclass(frozen=True)
@@ -98,21 +98,6 @@ def published(unit: str) -> Callable[[object], str]:
 
 def text(value: object) -> str:
     return "" if _missing(value) else str(value)
-
-
-def whole_numbers(frame: pd.DataFrame, keys: Iterable[str]) -> pd.DataFrame:
-    """`frame` with each float column of `keys` whose values are all whole (or missing) held
-    as nullable integers: a count beside blanks reads 3 in CSV, not 3.0 (pandas writes a
-    column with any NaN as floats)."""
-    counts = {}
-    for key in keys:
-        values = frame[key] if key in frame.columns else None
-        if values is None or not pd.api.types.is_float_dtype(values):
-            continue
-        known = values.dropna()
-        if (known % 1 == 0).all() and (known.abs() < 2**63).all():
-            counts[key] = "Int64"
-    return frame.astype(counts)
 
 
 def to_json(frame: pd.DataFrame) -> str:

@@ -15,7 +15,8 @@ import pytest
 from rich.console import Console
 
 from scaler.cli.calibrate import caption_lines
-from scaler.render import Column, emit, integer, share, to_json, whole_numbers
+from scaler.files import whole_numbers
+from scaler.render import Column, emit, integer, share, to_json
 from scaler.study import results as study_results
 from scaler.study.create import join_study
 from scaler.study.storage import mask_url

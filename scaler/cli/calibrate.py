@@ -25,7 +25,8 @@ from scaler.experiments.calibration import (
     reference_setting,
 )  # fmt: skip
 from scaler.plots import check_plot_path, plot_calibration
-from scaler.render import Column, elapsed, emit, fixed, integer, text, whole_numbers
+from scaler.files import whole_numbers
+from scaler.render import Column, elapsed, emit, fixed, integer, text
 
 # Options of `scaler calibrate` that are not the search's to repeat in the recommended command.
 NOT_SEARCH_OPTIONS = {"name", "storage", "repeats", "format", "quiet", "retry_failed"}

@@ -7,7 +7,8 @@ import pandas as pd
 from scaler.cli.app import Format, console
 from scaler.reports import truth
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, is_paper_point
-from scaler.render import Column, emit, fixed, integer, interval, mega, share, text, whole_numbers
+from scaler.files import whole_numbers
+from scaler.render import Column, emit, fixed, integer, interval, mega, share, text
 from scaler.states import State
 from scaler.study.results import INTEGER_COLUMNS
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from scaler.errors import UsageError
-from scaler.files import atomic_write_text, environment_summary, json_ready
-from scaler.render import whole_numbers
+from scaler.files import atomic_write_text, environment_summary, json_ready, whole_numbers
 from scaler.study.experiment import Record, fingerprint, kind_name
 from scaler.study.handle import StudyHandle
 from scaler.study.storage import storage_label
