@@ -339,6 +339,16 @@ def _autocast(device: torch.device):
     return nullcontext()
 
 
+def check_trainable(dataset: Dataset, resolution: int, config: TrainConfig) -> None:
+    """UsageError for a configuration, resolution or training split no training can take:
+    what `train` checks first, for a caller that sets up a display before training."""
+    config.validate()
+    check_int("resolution", resolution, MIN_TRAIN_RESOLUTION, MAX_RESOLUTION)
+    if len(dataset.train) < 2:  # a batch of one gives BatchNorm no statistics where maps are 1x1
+        raise UsageError(f"data set {dataset.source} has {len(dataset.train)} training image(s); "
+                         "training needs at least 2 (BatchNorm learns from a batch's statistics)")
+
+
 # train()'s progress callbacks: on_step(step, total_steps, loss, images_per_s), on_epoch(metrics)
 StepCallback = Callable[[int, int, float, float], None]
 EpochCallback = Callable[[EpochMetrics], bool]
@@ -362,11 +372,7 @@ def train(
     exception); crossing `max_seconds` with status TIMEOUT, after evaluating the partial
     epoch. `runtime` says where it runs (device, threads); it never changes the result's meaning.
     """
-    config.validate()
-    check_int("resolution", resolution, MIN_TRAIN_RESOLUTION, MAX_RESOLUTION)
-    if len(dataset.train) < 2:  # a batch of one gives BatchNorm no statistics where maps are 1x1
-        raise UsageError(f"data set {dataset.source} has {len(dataset.train)} training image(s); "
-                         "training needs at least 2 (BatchNorm learns from a batch's statistics)")
+    check_trainable(dataset, resolution, config)
     spec = getattr(model, "spec", None)
     model_classes = getattr(spec, "num_classes", None)
     if model_classes is not None and model_classes < dataset.num_classes:
@@ -429,6 +435,7 @@ def train_repeats(
     re-run reproduces every repeat. `watch(seed)` gives the `on_step` / `on_epoch` callbacks
     of one training (a progress bar)."""
     check_int("repeats", repeats, 1)
+    check_trainable(dataset, resolution, config)  # before the first watch()
     runs = []
     for repeat in range(repeats):
         seed = repeat_seed(config.seed, 0, repeat)

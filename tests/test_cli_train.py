@@ -79,6 +79,8 @@ def test_a_batch_of_one_image_is_refused_before_training(cli):
     assert single.code == 2
     assert single.err.endswith("error: data set synthetic has 1 training image(s); training needs at least 2 "
                                "(BatchNorm learns from a batch's statistics)\n")
+    table = cli("train", "b0", *TINY[:6], "--train-images", "1", "--val-images", "8", "--epochs", "1")
+    assert table.code == 2 and table.out == ""  # refused before a progress bar is drawn
 
 
 def test_steps_show_the_epochs_they_take_and_intervals_stay_in_0_1(cli, monkeypatch):

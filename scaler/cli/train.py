@@ -26,7 +26,7 @@ from scaler.files import json_ready
 from scaler.runtime import oversubscription
 from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_resolution
 from scaler.states import State
-from scaler.training import EpochCallback, StepCallback, TrainResult, train_repeats
+from scaler.training import EpochCallback, StepCallback, TrainResult, check_trainable, train_repeats
 
 
 def _load_data(source: str, storage_resolution: int, train_images: Optional[int], val_images: Optional[int], val_fraction: float, seed: int, cache_dir: Optional[Path]) -> Dataset:
@@ -91,6 +91,7 @@ def train(
             zero_init_residuals(model)
         return model
 
+    check_trainable(dataset, resolution, config)  # refused before any progress display is drawn
     with make_progress(console, disable=format is not Format.table) as progress:
 
         def watch(run_seed: int) -> tuple[StepCallback, EpochCallback]:
