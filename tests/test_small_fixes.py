@@ -390,6 +390,12 @@ def test_a_worker_refuses_a_folder_that_is_not_its_study_s(cli, tiny_search, tmp
     assert (tiny_search / "results.csv").read_bytes() == before and cli("report", tiny_search).code == 0
     own = cli("worker", "--storage", url, "--study", "shared", "--folder", tmp_path / "db" / "shared", "--quiet")
     assert own.code == 0, own.err
+    older = tmp_path / "older"  # a summary from before scaler recorded the storage (and its digest)
+    older.mkdir()
+    summary = json.loads((tiny_search / "search.json").read_text())
+    (older / "search.json").write_text(json.dumps({k: v for k, v in summary.items() if k not in ("storage", "summary_sha256")}))
+    old_one = cli("worker", "--storage", url, "--study", "shared", "--folder", older, "--quiet")
+    assert old_one.code == 2 and f"holds the results of study 's', not of 'shared' in {mask_url(url)}" in old_one.err
 
 
 def test_the_tie_line_counts_only_the_candidates_a_tie_was_tested_on():

@@ -16,9 +16,9 @@ from scaler.models.registry import (
     get_family,
     get_preset,
     network_spec,
+    presets_by_family,
     register_family,
     resolve_variant,
-    presets_by_family,
     variant_names,
 )
 
@@ -32,8 +32,8 @@ __all__ = [
     "get_family",
     "get_preset",
     "network_spec",
+    "presets_by_family",
     "register_family",
     "resolve_variant",
-    "presets_by_family",
     "variant_names",
 ]

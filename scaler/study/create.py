@@ -216,7 +216,8 @@ def _check_folder(folder: Path, name: str, kind: type[Experiment], storage_url: 
         previous = None
     recorded = previous.get("storage") if previous is not None else None
     if previous is not None and (previous.get("name") != name or recorded is not None and not same_storage(str(recorded), storage_url)):
-        raise UsageError(f"folder {folder} holds the results of study {previous.get('name')!r} in {recorded}, not of {name!r} "
+        where = "" if recorded is None else f" in {recorded}"  # summaries before scaler recorded the storage name none
+        raise UsageError(f"folder {folder} holds the results of study {previous.get('name')!r}{where}, not of {name!r} "
                          f"in {storage_label(storage_url)}: they would be overwritten; give the folder of study {name!r}, "
                          "or a new one", param="folder")
     journal = folder / JOURNAL_NAME
