@@ -65,17 +65,9 @@ def interval(low: object, high: object) -> str:
     return "" if _missing(low) or _missing(high) else f"{low * 100:.1f}-{high * 100:.1f}%"  # type: ignore[operator]
 
 
-def duration(seconds: float) -> str:
-    """A span of time a reader takes in at once: '48 s' under 5 minutes, else '12.5 min';
-    'unknown' when it could not be measured (NaN)."""
-    if math.isnan(seconds):
-        return "unknown"
-    return f"{seconds:.0f} s" if seconds < 300 else f"{seconds / 60:.1f} min"
-
-
 def elapsed(seconds: float) -> str:
     """A measured span to the second ('48 s', '6 min 02 s'): the wall time a command took.
-    Estimates use `duration`, whose rounding says they are approximate."""
+    Estimates use `scaler.study.runner.duration`, whose rounding says they are approximate."""
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 

@@ -144,10 +144,10 @@ def test_the_command_line_starts_without_scipy_matplotlib_or_sqlalchemy():
 
 
 def test_the_studies_and_their_results_need_no_command_line_or_terminal_library():
-    """The library works without the CLI: defining, planning and writing a study's results
-    imports neither typer nor rich (running one draws rich progress bars: scaler.study.runner)."""
+    """The library works without the CLI: defining, running and writing a study's results
+    imports neither typer nor rich (a caller passes run_study a progress display, or reads log lines)."""
     code = ("import sys, scaler.experiments.search, scaler.experiments.calibration, scaler.experiments.comparison, "
-            "scaler.study.results, scaler.reports; print(sorted(m for m in ('typer', 'rich', 'scaler.cli') if m in sys.modules))")
+            "scaler.study.runner, scaler.study.results, scaler.reports, scaler.training; print(sorted(m for m in ('typer', 'rich', 'scaler.cli') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout == "[]\n", proc.stdout + proc.stderr
 

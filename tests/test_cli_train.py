@@ -4,7 +4,7 @@ import json
 
 from PIL import Image
 
-from scaler.progress import StepBar
+from scaler.cli.progress import StepBar
 
 TINY = ["--width", "0.25", "--depth", "0.25", "--resolution", "32", "--train-images", "64",
         "--val-images", "32", "--batch-size", "16", "--threads", "1", "--device", "cpu"]  # fmt: skip

@@ -4,6 +4,7 @@ PostgreSQL. Nothing here trains a network."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -18,7 +19,6 @@ import optuna
 import pandas as pd
 import pytest
 from fake_experiment import FakeConfig, FakeExperiment, log_lines, score
-from rich.console import Console
 
 import scaler.study.engine as engine
 import scaler.study.runner as runner
@@ -199,11 +199,60 @@ def test_local_worker_processes_share_the_items(tmp_path):
     messages: list[str] = []
     with folder_lock(folder):
         handle = open_fake(folder, config)
-        outcome = run_study(handle, workers=2, runtime=CPU, retry_failed=False, quiet=True, log=messages.append, progress_console=Console(quiet=True))
+        outcome = run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=messages.append)
     assert outcome.finished == 6 and not outcome.interrupted
     finishes = [(i, pid) for e, i, pid in log_lines(log) if e == "finish"]
     assert sorted(i for i, _ in finishes) == list(range(6))  # each item exactly once
     assert len({pid for _, pid in finishes}) == 2 and os.getpid() not in {pid for _, pid in finishes}
+
+
+class RecordingDisplay:
+    """A front end's study display that writes down what it is shown (runner.Display)."""
+
+    def __init__(self) -> None:
+        self.opened: list[tuple] = []
+        self.seen: list[tuple] = []
+
+    @contextlib.contextmanager
+    def __call__(self, total: int, done: int, epochs: int, noun: str):
+        self.opened.append((total, done, epochs, noun))
+        yield self
+
+    def on_start(self, label):
+        self.seen.append(("start", label))
+
+    def on_step(self, step, total, loss, images_per_s):
+        self.seen.append(("step", step, total))
+
+    def on_epoch(self, metrics):
+        self.seen.append(("epoch",))
+
+    def on_finish(self, label, state, reason):
+        self.seen.append(("finish", label, state))
+
+    def set_counts(self, done, running):
+        self.seen.append(("counts", done))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_run_shows_its_progress_on_the_display_it_is_given_and_logs_it_without_one(tmp_path, workers):
+    display, messages = RecordingDisplay(), []
+    config = FakeConfig(count=2, seconds=0.0, epochs=2, log=str(tmp_path / "runs.log"))
+    with folder_lock(tmp_path / "shown"):
+        handle = open_fake(tmp_path / "shown", config)
+        run_study(handle, workers=workers, runtime=CPU, retry_failed=False, log=messages.append, display=display)
+    assert display.opened == [(2, 0, 2, "item")]
+    if workers == 1:  # every item's start, steps and end, in order
+        labels = [handle.experiment.label(item) for item in handle.experiment.items()]
+        assert display.seen == [e for label in labels for e in (("start", label), ("step", 1, 2), ("step", 2, 2),
+                                                                 ("finish", label, State.COMPLETE))]
+    else:  # worker processes: the study's counts, ending with both items done
+        assert display.seen and {e[0] for e in display.seen} == {"counts"} and display.seen[-1] == ("counts", 2)
+    assert not any(": training" in m or "finished; running" in m for m in messages)  # the display showed it
+    with folder_lock(tmp_path / "logged"):
+        handle = open_fake(tmp_path / "logged", config)
+        run_study(handle, workers=workers, runtime=CPU, retry_failed=False, log=messages.append)
+    assert any(m.endswith(": training") for m in messages) if workers == 1 else any("2/2 items finished" in m for m in messages)
 
 
 def test_the_library_refuses_a_run_with_no_worker_before_touching_the_study(tmp_path):
@@ -211,7 +260,7 @@ def test_the_library_refuses_a_run_with_no_worker_before_touching_the_study(tmp_
     with folder_lock(folder):
         handle = open_fake(folder, FakeConfig(count=2))
         with pytest.raises(UsageError, match=r"workers = 0 is not allowed; it must be an integer >= 1"):
-            run_study(handle, workers=0, runtime=CPU, retry_failed=False, quiet=True, log=print, progress_console=Console(quiet=True))
+            run_study(handle, workers=0, runtime=CPU, retry_failed=False, log=print)
     assert not (folder / "results.csv").exists()
 
 
@@ -228,7 +277,7 @@ def test_the_estimate_knows_whether_the_work_runs_in_this_process(tmp_path, monk
     folder = tmp_path / "estimated"
     with folder_lock(folder):
         handle = open_fake(folder, FakeConfig(count=2, seconds=0.0, log=str(tmp_path / "runs.log")))
-        run_study(handle, workers=workers, runtime=CPU, retry_failed=False, quiet=True, log=messages.append, progress_console=Console(quiet=True))
+        run_study(handle, workers=workers, runtime=CPU, retry_failed=False, log=messages.append)
     assert asked == [workers == 1]  # in this process the shapes the estimate timed stay warm
     timing = next(i for i, m in enumerate(messages) if m == "timing the networks for the estimate of the 2 item(s) left")
     assert "estimated" in messages[timing + 1] and "measured by the test" in messages[timing + 1]
@@ -241,8 +290,7 @@ def test_worker_processes_are_estimated_by_the_busiest_worker_plus_its_start_up(
     folder = tmp_path / "parallel"
     with folder_lock(folder):
         handle = open_fake(folder, FakeConfig(count=3, seconds=0.0, log=str(tmp_path / "runs.log")))
-        run_study(handle, workers=2, runtime=CPU, retry_failed=False, quiet=True, log=messages.append,
-                  progress_console=Console(quiet=True), fresh_process=True)
+        run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=messages.append, fresh_process=True)
     # 3 items of 14 s on 2 workers: one trains two (28 s), after starting as this process did (5 s).
     line = next(m for m in messages if "estimated" in m)
     assert "estimated 33 s (measured; each worker starts in ~5 s, as this process did)" in line
@@ -256,8 +304,7 @@ def test_a_long_lived_caller_counts_no_worker_start_up(tmp_path, monkeypatch):
     folder = tmp_path / "notebook"
     with folder_lock(folder):
         handle = open_fake(folder, FakeConfig(count=3, seconds=0.0, log=str(tmp_path / "runs.log")))
-        run_study(handle, workers=2, runtime=CPU, retry_failed=False, quiet=True, log=messages.append,
-                  progress_console=Console(quiet=True))
+        run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=messages.append)
     line = next(m for m in messages if "estimated" in m)
     assert "estimated 28 s (measured)" in line
 
@@ -271,7 +318,6 @@ KILLABLE = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from rich.console import Console
     from fake_experiment import FakeConfig, FakeExperiment
     from scaler.runtime import Runtime
     from scaler.study.create import open_study
@@ -283,7 +329,7 @@ KILLABLE = textwrap.dedent(
     with folder_lock(folder):
         handle = open_study(FakeExperiment, config, folder=folder)
         run_study(handle, workers=1, runtime=Runtime(device="cpu", threads=1), retry_failed=False,
-                  quiet=True, log=print, progress_console=Console(quiet=True))
+                  log=print)
     """
 )
 

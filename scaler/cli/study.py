@@ -11,6 +11,7 @@ import pandas as pd
 from scaler import entry
 from scaler.cli import options
 from scaler.cli.app import console
+from scaler.cli.progress import study_bars
 from scaler.errors import Interrupted, RunError, UsageError
 from scaler.experiments.repeats import check_repeats
 from scaler.states import State
@@ -46,8 +47,8 @@ def run_command_study(
         with status(counting):
             handle = open_study(kind, config, folder=folder, storage_url=storage, name=name, settings=settings)
         outcome = run_study(
-            handle, workers=workers, runtime=run_on, retry_failed=retry_failed, quiet=quiet, log=log,
-            progress_console=console, fresh_process=entry.STARTED_FOR_ONE_COMMAND,
+            handle, workers=workers, runtime=run_on, retry_failed=retry_failed, log=log,
+            display=None if quiet else study_bars(console), fresh_process=entry.STARTED_FOR_ONE_COMMAND,
         )  # fmt: skip
     if outcome.interrupted:
         raise Interrupted(

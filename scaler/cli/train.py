@@ -18,7 +18,7 @@ from scaler.cli import options
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import DATA_OPTIONS, TRAIN_OPTIONS, CacheDir, FormatOption, ProcessDevice, ProcessThreads
 from scaler.data import Dataset, load_dataset
-from scaler.progress import StepBar, make_progress
+from scaler.cli.progress import StepBar, make_progress
 from scaler.experiments.repeats import check_repeats
 from scaler.render import Column, emit, fixed, integer, share, text
 from scaler.statistics import mean_interval

@@ -10,6 +10,7 @@ import typer
 from scaler.cli import options
 from scaler.cli.app import app, console
 from scaler.cli.options import CacheDir, ProcessDevice, ProcessThreads
+from scaler.cli.progress import study_bars
 from scaler.errors import UsageError
 from scaler.study.create import join_study
 from scaler.study.engine import worker_id
@@ -43,5 +44,5 @@ def worker(
     run_on = options.runtime(device, threads, cache_dir)
     handle = join_study(storage, study, folder)
     log, _ = options.logger(quiet)
-    trained = run_worker(handle, runtime=run_on, quiet=quiet, log=log, progress_console=console)
+    trained = run_worker(handle, runtime=run_on, log=log, display=None if quiet else study_bars(console))
     log(f"worker {worker_id()}: ran {trained} work item(s); none left")

@@ -2,7 +2,8 @@
 `scaler worker`, which joins a study kept in a database from any machine.
 
 The engine pieces (reconcile, work, write_outputs) live in `engine`, `results`; this module
-drives them with progress shown through `scaler.progress`.
+drives them and reports progress to a `Display` the caller gives (the command line's rich bars,
+`scaler.cli.progress`), or as log lines without one.
 """
 
 from __future__ import annotations
@@ -16,18 +17,16 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
-from rich.console import Console
 
 from scaler.errors import DEBUG_ENV, ScalerError, UsageError, interrupted_by_user
-from scaler.progress import StudyBars, make_progress
-from scaler.render import duration
 from scaler.runtime import Runtime, oversubscription
 from scaler.states import State
 from scaler.study.create import join_study
@@ -39,6 +38,28 @@ from scaler.study.experiment import Events
 from scaler.study.storage import item_params, requeue_lost
 
 MAX_ROUNDS = 3  # rounds of local workers; a round after the first reruns items of dead workers
+
+
+class StudyProgress(Protocol):
+    """What a front end shows while a study runs: the `Events` of items trained in this
+    process, and for worker processes the study's counts."""
+
+    def on_start(self, label: str) -> None: ...
+
+    def on_step(self, step: int, total: int, loss: float, images_per_s: float) -> None: ...
+
+    def on_epoch(self, metrics: Any) -> None: ...
+
+    def on_finish(self, label: str, state: State, reason: str) -> None: ...
+
+    def set_counts(self, done: int, running: str) -> None:
+        """Items finished so far, and what the worker processes are running."""
+        ...
+
+
+# Opens a study's progress display for (items in all, items already finished, epochs per item,
+# the items' noun); a run without one reports through its log lines.
+Display = Callable[[int, int, int, str], AbstractContextManager[StudyProgress]]
 
 
 @dataclass(frozen=True)
@@ -67,7 +88,25 @@ def _threads_per_worker(workers: int, threads: int | None, log: Callable[[str], 
     return per_worker
 
 
-def _events(bars: StudyBars | None, log: Callable[[str], None]) -> Events:
+@contextlib.contextmanager
+def _opened(display: Display | None, total: int, done: int, epochs: int, noun: str) -> Iterator[StudyProgress | None]:
+    if display is None:
+        yield None
+    else:
+        with display(total, done, epochs, noun) as shown:
+            yield shown
+
+
+def duration(seconds: float) -> str:
+    """A span of time a reader takes in at once: '48 s' under 5 minutes, else '12.5 min';
+    'unknown' when it could not be measured (NaN). For estimates, whose rounding says they
+    are approximate."""
+    if math.isnan(seconds):
+        return "unknown"
+    return f"{seconds:.0f} s" if seconds < 300 else f"{seconds / 60:.1f} min"
+
+
+def _events(bars: StudyProgress | None, log: Callable[[str], None]) -> Events:
     if bars is not None:
         return Events(bars.on_start, bars.on_step, bars.on_epoch, bars.on_finish)
 
@@ -92,12 +131,12 @@ def run_study(
     workers: int,
     runtime: Runtime,
     retry_failed: bool,
-    quiet: bool,
     log: Callable[[str], None],
-    progress_console: Console,
+    display: Display | None = None,
     fresh_process: bool = False,
 ) -> RunOutcome:
     """Reconcile, estimate, run what is left (in-process or in worker processes), write.
+    `log` takes the run's messages; `display`, if given, shows its progress (else `log` does).
 
     `fresh_process`: this process was started for this run (the command line), so its age when
     the estimate is made is what each worker process repeats (interpreter, imports, study,
@@ -132,11 +171,10 @@ def run_study(
     interrupted = False
     try:
         if plan.queued and workers == 1:
-            with make_progress(progress_console, disable=quiet) as progress:
-                bars = None if quiet else StudyBars(progress, plan.total, plan.total - len(plan.queued), experiment.epochs(context), noun)
+            with _opened(display, plan.total, plan.total - len(plan.queued), experiment.epochs(context), noun) as bars:
                 work(handle, context, runtime, _events(bars, log))
         elif plan.queued:
-            _run_processes(handle, workers, runtime, quiet, log, progress_console, experiment.epochs(context))
+            _run_processes(handle, workers, runtime, log, display, experiment.epochs(context))
     except BaseException as exc:
         if not interrupted_by_user(exc):
             raise
@@ -247,15 +285,13 @@ def _run_processes(
     handle: StudyHandle,
     workers: int,
     runtime: Runtime,
-    quiet: bool,
     log: Callable[[str], None],
-    progress_console: Console,
+    display: Display | None,
     epochs: int,
 ) -> None:
     context = multiprocessing.get_context("spawn")
     total, noun = len(handle.experiment.items()), handle.experiment.noun
-    with make_progress(progress_console, disable=quiet) as progress:
-        bars = None if quiet else StudyBars(progress, total, count_finished(handle), epochs, noun)
+    with _opened(display, total, count_finished(handle), epochs, noun) as bars:
         for round_number in range(MAX_ROUNDS):
             processes = [
                 context.Process(
@@ -307,17 +343,16 @@ def run_worker(
     handle: StudyHandle,
     *,
     runtime: Runtime,
-    quiet: bool,
     log: Callable[[str], None],
-    progress_console: Console,
+    display: Display | None = None,
 ) -> int:
-    """`scaler worker`: run items of a joined study until none are left."""
+    """`scaler worker`: run items of a joined study until none are left (progress as in
+    `run_study`)."""
     experiment = handle.experiment
     context = _prepare(handle, runtime, log)
     fingerprint = getattr(context, "fingerprint", "")
     log(f"joined {handle.experiment.kind} {handle.name}: {len(experiment.items())} {experiment.noun}s; data {fingerprint[:12]}")
-    with make_progress(progress_console, disable=quiet) as progress:
-        bars = None if quiet else StudyBars(progress, len(experiment.items()), count_finished(handle), experiment.epochs(context), experiment.noun)
+    with _opened(display, len(experiment.items()), count_finished(handle), experiment.epochs(context), experiment.noun) as bars:
         ran = work(handle, context, runtime, _events(bars, log), write_results=handle.folder is not None)
     if handle.folder is not None:
         write_outputs(handle)

@@ -1,4 +1,7 @@
-"""Progress displays for long work (rich): one training, or a whole study."""
+"""Progress displays for long work (rich): one training, or a whole study.
+
+The library reports progress through callbacks (`scaler.training.train`'s on_step/on_epoch, a
+study's `scaler.study.runner.Display`); these draw them on the terminal."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from rich.progress import (
 )
 
 from scaler.states import State
+from scaler.study.runner import Display
 from scaler.training import EpochMetrics
 
 
@@ -103,3 +107,14 @@ class StudyBars:
     def set_counts(self, done: int, running: str) -> None:
         """For a study run by worker processes: refresh from the study's state."""
         self.progress.update(self.overall, completed=done, stats=running)
+
+
+def study_bars(console: Console) -> Display:
+    """A study's progress as rich bars on `console` (what `scaler.study.runner` draws with)."""
+
+    @contextmanager
+    def shown(total: int, done: int, epochs: int, noun: str) -> Iterator[StudyBars]:
+        with make_progress(console) as progress:
+            yield StudyBars(progress, total, done, epochs, noun)
+
+    return shown
