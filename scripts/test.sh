@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Create or refresh .venv/, start a throwaway PostgreSQL server for the multi-worker tests,
-# then run the whole test suite. In CI (CI=true) a server that cannot start is an error;
-# elsewhere its tests are skipped with the reason.
+# then run the whole test suite in SCALER_TEST_PROCESSES pytest-xdist processes (default 2, the
+# CI machine's cores; each test then takes one torch thread, see tests/conftest.py). In CI
+# (CI=true) a server that cannot start is an error; elsewhere its tests are skipped with the
+# reason. Arguments go to pytest (`-n 0`: one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,4 +18,4 @@ if [ -z "${SCALER_TEST_POSTGRES_URL:-}" ]; then
     echo "test.sh: no PostgreSQL server could be started; its tests will be skipped" >&2
   fi
 fi
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q -n "${SCALER_TEST_PROCESSES:-2}" "$@"

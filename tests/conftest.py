@@ -15,6 +15,14 @@ from scaler.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 # A user's default study database must never reach the tests (nor their subprocesses).
 os.environ.pop("SCALER_STORAGE", None)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # scripts/test.sh runs the suite in two pytest-xdist processes, one per core of the CI
+    # machine: each test, and each process it starts, then takes one torch thread (unless it
+    # asks for more) instead of every core, so the two do not compete.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 
 class CliResult:

@@ -328,6 +328,8 @@ def _run_processes(
             for process in processes:
                 process.join()
             _release_items_of_dead(handle, processes, dead)  # those that died after the last look
+            if bars is not None:  # the workers may all have ended between two looks
+                bars.set_counts(count_finished(handle), "")
             lost = [p.name for p in processes if p.exitcode != 0]
             if lost:
                 log(f"warning: worker(s) {', '.join(lost)} ended abnormally")
