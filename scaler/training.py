@@ -43,6 +43,9 @@ OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 DEFAULT_LR = {"sgd": 0.02, "rmsprop": 0.002, "adamw": 4e-3}
 # How often (in optimizer steps) a CUDA run syncs to check the loss and report progress.
 CUDA_SYNC_EVERY = 25
+# The most epochs a training may ask for: a guard against a mistyped number (which would
+# otherwise train for years), far above any schedule (EfficientNet's is 350 epochs).
+MAX_EPOCHS = 10_000
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """UsageError (one line) for any value out of range."""
-        check_int("epochs", self.epochs, 1)
+        check_int("epochs", self.epochs, 1, MAX_EPOCHS)
         if self.steps is not None:
             check_int("steps", self.steps, 1)
         if self.max_seconds is not None and not (_number(self.max_seconds)

@@ -273,7 +273,7 @@ def test_estimate_times_each_distinct_network_once_and_trains_each_setting_from_
         ("epoch=1", "unknown key 'epoch'"),
         ("epochs", "is not key=value"),
         ("epochs=two", "epochs needs a whole number"),
-        ("epochs=0", "must be an integer >= 1"),
+        ("epochs=0", "epochs = 0 is not allowed; it must be an integer from 1 to 10000"),
         ("base-width=wide", "base-width needs a number"),
         ("base-resolution=100000", "base resolution"),
         ("epochs=1,epochs=2", "given twice"),

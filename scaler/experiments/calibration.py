@@ -31,7 +31,7 @@ from torch import nn
 
 from scaler.candidates import Candidate, ProxyBase, build_candidates
 from scaler.data import SYNTHETIC_TRAIN, Dataset, take_train
-from scaler.errors import RunError, UsageError
+from scaler.errors import RunError, UsageError, check_int
 from scaler.experiments.proxy import (
     Timing, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
 )
@@ -44,7 +44,7 @@ from scaler.statistics import bootstrap_agreement, split_half_reliability
 from scaler.study.experiment import (
     Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, identity_digest, register_experiment,
 )
-from scaler.training import repeat_seed, seed_everything
+from scaler.training import MAX_EPOCHS, repeat_seed, seed_everything
 
 SUMMARY_NAME = "calibration.json"
 DEFAULT_K = 6
@@ -79,10 +79,10 @@ class Setting:
         return {flag: getattr(self, key) for flag, key in OVERRIDES.items() if getattr(self, key) is not None}
 
     def validate(self) -> None:
-        for key in ("epochs", "train_images"):
-            value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise UsageError(f"{key.replace('_', ' ')} = {value!r} is not allowed; it must be an integer >= 1")
+        if self.epochs is not None:
+            check_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        if self.train_images is not None:
+            check_int("train_images", self.train_images, 1)
         if self.base_resolution is not None:
             validate_resolution(self.base_resolution, what="base resolution", low=MIN_TRAIN_RESOLUTION)
         if self.base_width is not None:
@@ -141,8 +141,9 @@ def reference_setting(search: SearchConfig, factor: float | None = None, epochs:
             f"--reference-factor {factor:g} and --reference-epochs {epochs} both set the reference's epochs; give one"
         )
     factor = DEFAULT_FACTOR if factor is None else factor
-    if not math.isfinite(factor) or factor <= 0:
-        raise UsageError(f"reference factor = {factor:g} is not allowed; it must be > 0", param="reference_factor")
+    if not math.isfinite(factor) or factor <= 0 or search.train.epochs * factor > MAX_EPOCHS:
+        raise UsageError(f"reference factor = {factor:g} is not allowed; it must be > 0 and give at most {MAX_EPOCHS:,} "
+                         f"epochs (the proxy trains {search.train.epochs})", param="reference_factor")
     for name, value in (("reference_epochs", epochs), ("reference_train_images", train_images)):
         if value is not None and value < 1:
             raise UsageError(f"{name.replace('_', ' ')} = {value} is not allowed; it must be >= 1", param=name)
