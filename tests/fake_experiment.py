@@ -7,7 +7,10 @@ and every start and finish is appended to a log file, so tests can count real ex
 
 from __future__ import annotations
 
+import math
+import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -28,6 +31,9 @@ class FakeConfig:
     epochs: int = 1
     fail: tuple[int, ...] = ()  # items that raise RuntimeError
     oom: tuple[int, ...] = ()  # items that raise the CPU allocator's message
+    nan: tuple[int, ...] = ()  # items that end complete without a finite objective
+    kill: tuple[int, ...] = ()  # items whose worker process SIGKILLs itself (local workers only)
+    broken_worker: bool = False  # a worker process fails to prepare (an error it prints, exit 1)
     seconds: float = 0.0  # how long each item works
     halving: bool = False  # judge reports with successive halving
     log: str = ""  # file that gets "start ITEM PID" / "finish ITEM PID" lines
@@ -36,7 +42,10 @@ class FakeConfig:
         assert self.count >= 1
 
     def identity(self) -> dict:
-        return {**asdict(self), "fail": list(self.fail), "oom": list(self.oom)}
+        return {**asdict(self), **{key: list(getattr(self, key)) for key in TUPLES}}
+
+
+TUPLES = ("fail", "oom", "nan", "kill")
 
 
 def score(index: int) -> float:
@@ -72,7 +81,7 @@ class FakeExperiment(Experiment):
 
     @classmethod
     def config_from_identity(cls, identity: dict) -> FakeConfig:
-        return FakeConfig(**{**identity, "fail": tuple(identity["fail"]), "oom": tuple(identity["oom"])})
+        return FakeConfig(**{**identity, **{key: tuple(identity[key]) for key in TUPLES}})
 
     @classmethod
     def restore(cls, config: FakeConfig, attrs: Mapping[str, Any], **settings: Any) -> FakeExperiment:
@@ -94,6 +103,8 @@ class FakeExperiment(Experiment):
         return optuna.pruners.NopPruner()
 
     def prepare(self, runtime: Runtime) -> dict:
+        if self.config.broken_worker and multiprocessing.parent_process() is not None:
+            raise RuntimeError("injected: this worker cannot prepare")
         return {"device": runtime.device}
 
     def epochs(self, context: dict) -> int:
@@ -116,6 +127,11 @@ class FakeExperiment(Experiment):
             raise RuntimeError(f"boom: injected failure in item {index}")
         if index in self.config.oom:
             raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+        if index in self.config.kill:
+            assert multiprocessing.parent_process() is not None, "only a worker process may kill itself"
+            os.kill(os.getpid(), signal.SIGKILL)
+        if index in self.config.nan:
+            return Outcome(State.COMPLETE, "", math.nan, {"epochs": self.config.epochs})
         value = score(index)
         for epoch in range(1, self.config.epochs + 1):
             reporter.step(epoch, self.config.epochs, 1.0, 100.0)
@@ -138,3 +154,10 @@ class FakeExperiment(Experiment):
 
     def summary(self, frame: pd.DataFrame, records: list[Record]) -> dict[str, Any]:
         return {"records": len(records)}
+
+
+class OtherFakeExperiment(FakeExperiment):
+    """Another kind of study, for what happens when a name is opened as the wrong kind."""
+
+    kind = "other-fake"
+    summary_name = "other.json"

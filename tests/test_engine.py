@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -18,9 +19,8 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-from fake_experiment import FakeConfig, FakeExperiment, log_lines, score
+from fake_experiment import FakeConfig, FakeExperiment, OtherFakeExperiment, log_lines, score
 
-import scaler.study.engine as engine
 import scaler.study.runner as runner
 import scaler.study.storage as storage_module
 from scaler.errors import UsageError
@@ -118,8 +118,8 @@ def test_failures_keep_their_reason_and_are_retried_on_request(tmp_path, storage
 def test_an_item_left_running_is_interrupted_and_run_again(tmp_path, storage_url, monkeypatch):
     """Journal: the folder lock proves a RUNNING trial's process is gone. RDB: its heartbeat
     stops and, after the grace period, the item is queued again."""
-    monkeypatch.setattr(storage_module, "GRACE_SECONDS", 1)
-    monkeypatch.setattr(engine, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setenv("SCALER_HEARTBEAT_SECONDS", "1")
+    monkeypatch.setenv("SCALER_GRACE_SECONDS", "2")
     log = tmp_path / "runs.log"
     folder = tmp_path / unique("stale")
     config = FakeConfig(count=3, log=str(log))
@@ -372,3 +372,90 @@ def test_a_plain_postgresql_url_uses_the_installed_driver(tmp_path, postgres_url
         reconcile(handle)
         assert work(handle, {}, CPU) == 2
     assert set(states(handle).values()) == {State.COMPLETE}
+
+
+def test_an_error_in_the_parent_stops_its_worker_processes_before_the_lock_is_released(tmp_path, monkeypatch):
+    calls = []
+
+    def refresh(self, attrs):
+        calls.append(1)
+        if len(calls) == 3:  # the parent's watch fails while the workers train
+            raise RuntimeError("injected: the parent's watch failed")
+
+    monkeypatch.setattr(FakeExperiment, "refresh", refresh)  # this process only: workers are spawned fresh
+    folder = tmp_path / "orphans"
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="injected"):
+        with folder_lock(folder):
+            handle = open_fake(folder, FakeConfig(count=4, seconds=60.0, log=str(tmp_path / "runs.log")))
+            run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=print)
+    assert multiprocessing.active_children() == []  # none outlives the lock, nor trains on
+    assert time.monotonic() - start < 45  # stopped, not waited for (each item takes 60 s)
+    assert all(s is not State.COMPLETE for s in states(handle).values())
+    assert not handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+
+
+def test_rounds_of_local_workers_stop_at_the_cap_and_say_what_is_left(tmp_path):
+    messages: list[str] = []
+    with folder_lock(tmp_path / "killed"):
+        handle = open_fake(tmp_path / "killed", FakeConfig(count=2, kill=(0,)))
+        run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=messages.append)
+    rounds = [m for m in messages if m.startswith("round ")]
+    assert [m.split(":")[0] for m in rounds] == ["round 2", "round 3"]  # no round 4 is announced
+    assert messages[-1] == "1 item(s) left untrained after 3 rounds of workers that were killed"
+
+
+def test_workers_that_stop_on_an_error_are_not_started_again(tmp_path, capfd):
+    messages: list[str] = []
+    with folder_lock(tmp_path / "broken"):
+        handle = open_fake(tmp_path / "broken", FakeConfig(count=2, broken_worker=True))
+        run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=messages.append)
+    assert not any(m.startswith("round ") for m in messages)
+    assert messages[-1] == "2 item(s) left untrained: the workers stopped on the error above, which another round would meet again"
+    assert capfd.readouterr().err.count("injected: this worker cannot prepare") == 2  # once per worker, one round
+
+
+def test_a_complete_outcome_without_a_value_is_recorded_as_a_failure(tmp_path):
+    with folder_lock(tmp_path / "nan"):
+        handle = open_fake(tmp_path / "nan", FakeConfig(count=2, nan=(1,)))
+        reconcile(handle)
+        work(handle, {}, CPU)
+    assert states(handle) == {0: State.COMPLETE, 1: State.FAILED}
+    failed = next(t for t in handle.study.trials if t.user_attrs["item"] == 1)
+    assert failed.state == optuna.trial.TrialState.FAIL
+    assert failed.user_attrs["reason"] == "the experiment reported complete without a finite objective value (nan)"
+    assert reconcile(handle).failed and not reconcile(handle).queued  # the queue agrees with the table
+
+
+def test_a_name_opened_as_another_kind_of_study_says_so(tmp_path):
+    folder = tmp_path / "kinds"
+    with folder_lock(folder):
+        open_fake(folder, FakeConfig(count=2))
+    with folder_lock(folder), pytest.raises(UsageError) as refused:
+        open_study(OtherFakeExperiment, FakeConfig(count=2), folder=folder, name="kinds")
+    assert str(refused.value) == ("study 'kinds' in study.journal is of kind 'fake', not 'other-fake'; "
+                                  "pick a new --name (or resume it with the command that made it)")
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({}, None),
+    ({"SCALER_HEARTBEAT_SECONDS": "2", "SCALER_GRACE_SECONDS": "5"}, None),
+    ({"SCALER_GRACE_SECONDS": "30s"}, "SCALER_GRACE_SECONDS='30s' is not allowed; it must be a whole number of seconds >= 1"),
+    ({"SCALER_HEARTBEAT_SECONDS": "0"}, "SCALER_HEARTBEAT_SECONDS='0' is not allowed"),
+    ({"SCALER_HEARTBEAT_SECONDS": "10", "SCALER_GRACE_SECONDS": "15"},
+     "SCALER_GRACE_SECONDS=15 is not allowed with SCALER_HEARTBEAT_SECONDS=10; the grace must be at least twice the heartbeat"),
+])
+def test_heartbeat_timing_is_read_when_a_database_is_opened_and_checked(monkeypatch, tmp_path, env, message):
+    for name in ("SCALER_HEARTBEAT_SECONDS", "SCALER_GRACE_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    url = f"sqlite:///{tmp_path / 'beats.db'}"
+    if message is None:
+        storage = storage_module.open_storage(url, create=True)
+        expected = (int(env.get("SCALER_HEARTBEAT_SECONDS", 10)), int(env.get("SCALER_GRACE_SECONDS", 30)))
+        assert (storage.heartbeat_interval, storage.grace_period) == expected
+    else:
+        with pytest.raises(UsageError) as refused:
+            storage_module.open_storage(url, create=True)
+        assert message in str(refused.value)

@@ -100,7 +100,8 @@ class StudyBars:
         if self.current:
             self.current.done()
             self.current = None
-        self.progress.advance(self.overall)
+        if state.is_finished:  # an interrupted item is still to do, a lost one another worker's
+            self.progress.advance(self.overall)
         if not self.progress.disable:
             self.progress.console.print(f"{label}: {state}{' (' + reason + ')' if reason else ''}", highlight=False)
 

@@ -28,7 +28,7 @@ def worker(
     device: ProcessDevice = "auto",
     threads: ProcessThreads = None,
     cache_dir: CacheDir = None,
-    folder: Annotated[Optional[Path], typer.Option(help="Also refresh results.csv / search.json in this folder.")] = None,
+    folder: Annotated[Optional[Path], typer.Option(help="Also refresh the study's results.csv and summary (search.json, compare.json or calibration.json) in this folder.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars.")] = False,
 ) -> None:
     """Join an existing study (a search, comparison or calibration) from any machine and
@@ -39,7 +39,8 @@ def worker(
     if not is_url(storage):
         raise UsageError(
             f"storage {storage!r} is not a database URL: a search folder's journal belongs to its "
-            "`scaler search` (use --workers N there); share a study between machines through PostgreSQL"
+            "`scaler search` (use --workers N there); share a study between machines through PostgreSQL",
+            param="storage",
         )
     run_on = options.runtime(device, threads, cache_dir)
     handle = join_study(storage, study, folder)

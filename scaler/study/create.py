@@ -114,7 +114,11 @@ def open_study(
     found = existing.get(name)
     if found is not None and ATTR_FINGERPRINT in found.user_attrs:
         attrs = found.user_attrs
-        if attrs.get(ATTR_FINGERPRINT) not in accepted or experiment_class(attrs.get(ATTR_KIND, LEGACY_KIND)) is not kind:
+        stored = experiment_class(attrs.get(ATTR_KIND, LEGACY_KIND))
+        if stored is not kind:  # no option of this kind's could match the other's configuration
+            raise UsageError(f"study {name!r} in {storage_label(storage_url)} is of kind {stored.kind!r}, not {kind.kind!r}; "
+                             "pick a new --name (or resume it with the command that made it)")
+        if attrs.get(ATTR_FINGERPRINT) not in accepted:
             raise UsageError(_clash_message(name, attrs.get(ATTR_CONFIG, {}), config.identity()))
         try:
             experiment = kind.restore(config, attrs, **(settings or {}))

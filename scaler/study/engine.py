@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import threading
@@ -40,7 +41,7 @@ from scaler.states import State
 from scaler.study.experiment import Events, Experiment, Outcome, WorkItem
 from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
-from scaler.study.storage import HEARTBEAT_SECONDS, item_params
+from scaler.study.storage import heartbeat_timing, item_params
 from scaler.study.trials import count_finished, mark_interrupted, representative, trial_state, trials_by_item
 
 # How an outcome is told to Optuna: scored outcomes carry the objective.
@@ -176,12 +177,13 @@ class _Heartbeat:
         self._storage, self._trial_id = handle.storage, trial_id
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, daemon=True) if handle.uses_heartbeat else None
+        self._seconds = heartbeat_timing()[0] if handle.uses_heartbeat else 0
 
     def _beat(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(Exception):
                 self._storage.record_heartbeat(self._trial_id)
-            self._stop.wait(HEARTBEAT_SECONDS)
+            self._stop.wait(self._seconds)
 
     def __enter__(self) -> _Heartbeat:
         if self._thread:
@@ -271,6 +273,7 @@ def run_trial(handle: StudyHandle, trial: optuna.trial.Trial, context: Any, runt
         if events.on_finish:
             events.on_finish(label, State.INTERRUPTED, "Ctrl-C or SIGTERM")
         raise KeyboardInterrupt from exc
+    outcome = _checked(outcome)
     try:
         _record(study, trial, outcome)
         state, reason = outcome.state, outcome.reason
@@ -281,6 +284,19 @@ def run_trial(handle: StudyHandle, trial: optuna.trial.Trial, context: Any, runt
     if events.on_finish:
         events.on_finish(label, state, reason)
     return state
+
+
+def _checked(outcome: Outcome) -> Outcome:
+    """`outcome`, or a failure where a state that ranks (complete, timeout) came without a
+    finite objective: Optuna would store such a trial as failed under a 'complete' label, and
+    the table and the queue would disagree about it."""
+    value = outcome.value
+    if outcome.state not in _OPTUNA_STATE or outcome.state is State.PRUNED:
+        return outcome
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return outcome
+    reason = f"the experiment reported {outcome.state.value} without a finite objective value ({value!r})"
+    return Outcome(State.FAILED, reason, None, outcome.attrs)
 
 
 def _record(study: optuna.Study, trial: optuna.trial.Trial, outcome: Outcome) -> None:

@@ -47,8 +47,9 @@ def folder_lock(folder: Path) -> Iterator[None]:
         yield
     finally:
         handle.close()
-        if created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
-            shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # a folder removed meanwhile must not hide the error in flight
+            if created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _remove_stale_temporaries(folder: Path) -> None:

@@ -246,7 +246,7 @@ def _worker_process(storage_url: str, name: str, folder, runtime: Runtime, paren
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         handle = join_study(storage_url, name, folder)
-        work(handle, prepare(handle, runtime), runtime)
+        work(handle, prepare(handle, runtime), runtime, write_results=False)  # the parent writes them
     except BaseException as exc:  # the parent reports an interruption; no traceback per worker
         if interrupted_by_user(exc):
             raise SystemExit(130) from None
@@ -301,15 +301,17 @@ def _run_processes(
                 )
                 for i in range(workers)
             ]
-            for process in processes:
-                process.start()
             dead: set[int] = set()
             try:
+                for process in processes:
+                    process.start()
                 last = -1
                 while any(p.is_alive() for p in processes):
                     _release_items_of_dead(handle, processes, dead)
                     handle.experiment.refresh(handle.study.user_attrs)  # e.g. tries another process added
                     done = count_finished(handle)
+                    if done != last and handle.folder is not None:  # the one writer of the folder's files
+                        write_outputs(handle)
                     running = _running(handle)
                     if bars is not None:
                         bars.set_counts(done, "running: " + ", ".join(running) if running else "")
@@ -317,19 +319,17 @@ def _run_processes(
                         log(f"{done}/{total} {noun}s finished; running: {', '.join(running) or 'none'}")
                     last = done
                     time.sleep(1.0)
-            except KeyboardInterrupt:
-                for process in processes:  # workers mark their items interrupted, then exit
-                    process.join(timeout=30)
-                for process in processes:
-                    if process.is_alive():
-                        process.terminate()
-                        process.join()
+            except BaseException as exc:
+                _stop(processes, told=interrupted_by_user(exc))
                 raise
             for process in processes:
                 process.join()
             _release_items_of_dead(handle, processes, dead)  # those that died after the last look
-            if bars is not None:  # the workers may all have ended between two looks
-                bars.set_counts(count_finished(handle), "")
+            done = count_finished(handle)  # the workers may all have ended between two looks
+            if bars is not None:
+                bars.set_counts(done, "")
+            elif done != last:
+                log(f"{done}/{total} {noun}s finished")
             lost = [p.name for p in processes if p.exitcode != 0]
             if lost:
                 log(f"warning: worker(s) {', '.join(lost)} ended abnormally")
@@ -338,7 +338,33 @@ def _run_processes(
             plan = reconcile(handle)  # items of dead workers go back in the queue
             if not plan.queued:
                 return
+            if not any(p.exitcode < 0 for p in processes):  # no worker was killed: each stopped on an error it printed
+                log(f"{len(plan.queued)} {noun}(s) left untrained: the workers stopped on the error above, "
+                    "which another round would meet again")
+                return
+            if round_number + 1 == MAX_ROUNDS:
+                log(f"{len(plan.queued)} {noun}(s) left untrained after {MAX_ROUNDS} rounds of workers that were killed")
+                return
             log(f"round {round_number + 2}: retraining {len(plan.queued)} {noun}(s) left by dead workers")
+
+
+def _stop(processes: list[multiprocessing.process.BaseProcess], told: bool) -> None:
+    """End the worker processes before the Ctrl-C (`told`) or error that ended the parent's
+    watch goes on: the folder's lock is released after this, and no worker may outlive it. A
+    Ctrl-C reached them too (one process group); otherwise they are sent SIGTERM, which they
+    answer as Ctrl-C. Either way each marks its item interrupted; one still alive after 30 s
+    is sent SIGTERM (again), and after 30 s more, SIGKILL."""
+    started = [p for p in processes if p.pid is not None]
+    for grace, signal_first in ((30, not told), (30, True)):
+        for process in started:
+            if signal_first and process.is_alive():
+                process.terminate()
+        for process in started:
+            process.join(timeout=grace)
+    for process in started:
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def run_worker(

@@ -21,10 +21,28 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 JOURNAL_NAME = "study.journal"
-# RDB storages: a running trial records a heartbeat every HEARTBEAT_SECONDS; one silent for
-# GRACE_SECONDS belongs to a dead worker. Both can be set from the environment (tests use 1/4).
-HEARTBEAT_SECONDS = int(os.environ.get("SCALER_HEARTBEAT_SECONDS", "10"))
-GRACE_SECONDS = int(os.environ.get("SCALER_GRACE_SECONDS", "30"))
+
+
+def heartbeat_timing() -> tuple[int, int]:
+    """(heartbeat, grace) in seconds for RDB storages: a running trial records a heartbeat
+    every `heartbeat` s, and one silent for `grace` s belongs to a dead worker. Set by
+    SCALER_HEARTBEAT_SECONDS (default 10) and SCALER_GRACE_SECONDS (30); UsageError unless
+    both are whole numbers >= 1 and the grace at least twice the heartbeat (a shorter one
+    takes a live worker's item from it and trains it again)."""
+    values = []
+    for name, default in (("SCALER_HEARTBEAT_SECONDS", 10), ("SCALER_GRACE_SECONDS", 30)):
+        text = os.environ.get(name, "").strip()
+        if not text:
+            values.append(default)
+        elif not text.isdigit() or int(text) < 1:
+            raise UsageError(f"{name}={text!r} is not allowed; it must be a whole number of seconds >= 1")
+        else:
+            values.append(int(text))
+    heartbeat, grace = values
+    if grace < 2 * heartbeat:
+        raise UsageError(f"SCALER_GRACE_SECONDS={grace} is not allowed with SCALER_HEARTBEAT_SECONDS={heartbeat}; "
+                         "the grace must be at least twice the heartbeat")
+    return heartbeat, grace
 
 
 def is_url(storage: str) -> bool:
@@ -79,13 +97,14 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
         check_url(storage)
         if not create:
             _check_sqlite_file(storage)
+        heartbeat, grace = heartbeat_timing()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     normalise_url(storage),
-                    heartbeat_interval=HEARTBEAT_SECONDS,
-                    grace_period=GRACE_SECONDS,
+                    heartbeat_interval=heartbeat,
+                    grace_period=grace,
                     heartbeat_stale_trial_callback=requeue_lost,
                     engine_kwargs={"pool_pre_ping": True},
                 )
