@@ -156,10 +156,12 @@ def emit(
         sys.stdout.write(whole_numbers(frame, [c.key for c in columns if c.fmt is integer]).to_csv(index=False))
     elif fmt == "json":
         print(to_json(frame))
-    elif fmt == "markdown":
-        print(f"**{markdown_text(title)}**\n" if title else "", to_markdown(frame, columns), sep="")
+    elif fmt == "markdown":  # blocks apart by blank lines: a line right after a table is one of its rows
+        if title:
+            print(f"**{markdown_text(title)}**\n")
+        print(to_markdown(frame, columns), end="\n\n")
         if caption:
-            print(f"\n{markdown_text(caption)}")
+            print(f"{markdown_text(caption)}\n")
     else:
         table = rich_table(frame, columns, title=title, caption=caption, highlight=highlight)
         # Never squeeze numbers into ellipses: widen past a narrow (or piped) console instead.

@@ -191,3 +191,24 @@ def bootstrap_agreement(
     s_low, s_high = np.percentile(spearman, [tail, 100 - tail])
     k_low, k_high = np.percentile(kendall, [tail, 100 - tail])
     return (point[0], float(s_low), float(s_high)), (point[1], float(k_low), float(k_high))
+
+
+def agreement_p_value(a: Sequence[float], b: Sequence[float], seed: int = 0) -> float | None:
+    """One-sided p-value of Spearman's rho between two measurements of the same candidates,
+    were they unrelated: the share of the pairings of `a` with `b` whose rho reaches the one
+    observed (scipy.stats.permutation_test: every pairing up to 7 candidates, 9,999 drawn
+    ones above). The bootstrap interval cannot tell chance agreement: 3 candidates ranked
+    alike resample to [1.00, 1.00], though one pairing in 6 ranks them alike by chance.
+    Pairs with a NaN are dropped; None as for `bootstrap_agreement`."""
+    from scipy import stats
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(x) < 3 or rank_agreement(x, y) is None:
+        return None
+    result = stats.permutation_test(
+        (x,), lambda shuffled: stats.spearmanr(shuffled, y).statistic, permutation_type="pairings",
+        alternative="greater", vectorized=False, rng=seed,
+    )  # fmt: skip
+    return float(result.pvalue)

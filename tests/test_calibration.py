@@ -37,7 +37,7 @@ from scaler.runtime import Runtime
 from scaler.cli.calibrate import recommendation_line, setting_frame
 from scaler.states import State
 from scaler.study.experiment import Record, WorkItem, experiment_class, identity_digest
-from scaler.statistics import bootstrap_agreement, pack_correct, split_half_reliability
+from scaler.statistics import agreement_p_value, bootstrap_agreement, pack_correct, split_half_reliability
 
 from test_factories import TINY_NET
 
@@ -87,15 +87,33 @@ def test_bootstrap_is_undefined_without_a_ranking_and_drops_missing_pairs():
     assert with_gap == bootstrap_agreement([0.1, 0.3, 0.2, 0.4], [0.2, 0.3, 0.1, 0.4], seed=1)
 
 
+def test_agreement_beyond_chance_is_a_permutation_p_value():
+    """The bootstrap reads [1, 1] for any perfect agreement; the p-value says how often
+    unrelated rankings agree as well: 1 pairing of 6 for 3 candidates, 1 of 720 for 6."""
+    assert agreement_p_value([0.1, 0.2, 0.3], [0.5, 0.6, 0.7]) == pytest.approx(1 / 6)
+    assert bootstrap_agreement([0.1, 0.2, 0.3], [0.5, 0.6, 0.7])[0] == pytest.approx((1.0, 1.0, 1.0))
+    ranks = [1, 2, 3, 4, 5, 6]
+    assert agreement_p_value(ranks, ranks) == pytest.approx(1 / 720)
+    # one swap of neighbours (rho 0.943) is reached by the 1 + 5 pairings with at most one, two
+    # disjoint swaps (rho 0.886, as machine A's calibration read) by those and 6 more
+    assert agreement_p_value([2, 1, 3, 4, 5, 6], ranks) == pytest.approx(6 / 720)
+    assert agreement_p_value([2, 1, 3, 4, 6, 5], ranks) == pytest.approx(12 / 720)
+    assert agreement_p_value(ranks[::-1], ranks) == pytest.approx(1.0)  # every pairing agrees at least as well
+    assert agreement_p_value([0.1, 0.2, math.nan, 0.3], [0.3, 0.4, 0.9, 0.5]) == pytest.approx(1 / 6)  # NaN pairs dropped
+    assert agreement_p_value([0.1, 0.2, 0.3], [0.5, 0.5, 0.5]) is None
+
+
 def test_recommendation_is_the_cheapest_setting_that_keeps_the_ranking():
-    def setting(index, cost, spearman):
-        return {"index": index, "cost": cost, "spearman": spearman}
+    def setting(index, cost, spearman, p=0.01):
+        return {"index": index, "cost": cost, "spearman": spearman, "spearman_p": None if spearman is None else p}
 
     reference = setting(0, 4.0, None)
     assert recommend([reference, setting(1, 1.0, 0.9), setting(2, 0.5, 0.8), setting(3, 0.25, 0.79)]) == 2
     assert recommend([reference, setting(1, 1.0, 0.7), setting(2, 0.5, None)]) is None
     assert recommend([reference, setting(1, 1.0, 0.85), setting(2, 1.0, 0.95)]) == 1  # equal cost: the lower index
     assert recommend([setting(0, 4.0, 1.0), setting(1, 1.0, 0.5)]) is None  # never the reference
+    assert recommend([reference, setting(1, 1.0, 1.0, p=1 / 6)]) is None  # 3 candidates in order: chance does it 1 time in 6
+    assert recommend([reference, setting(1, 1.0, 0.9, p=0.06), setting(2, 2.0, 0.85, p=0.04)]) == 2
 
 
 def test_take_train_keeps_the_first_images_the_synthetic_set_renders():
@@ -563,7 +581,7 @@ def test_the_recommendation_counts_the_candidates_scored_under_both_settings():
     info = planned.summary(planned.table(records), records)
     assert [(s["scored"], s["compared"]) for s in info["settings"]] == [(5, None), (6, 5)]
     line = recommendation_line(setting_frame(info, ["scaler search", "scaler search"]))
-    assert line.startswith("recommended (proxy, Spearman 1.00 [1.00, 1.00] over 5 candidates;")
+    assert line.startswith("recommended (proxy, Spearman 1.00 [1.00, 1.00] over 5 candidates, p = 0.008;")  # 1/120
 
 
 def test_a_setting_is_scored_against_the_reference_s_ranking_not_its_own():

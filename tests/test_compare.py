@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+from markdown_it import MarkdownIt
 import pandas as pd
 import pytest
 from scipy import stats
@@ -195,6 +196,13 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path)
     assert again.code == 0 and "18 already finished, 0 to train" in again.err
     csv = cli(*compare_args(net, tmp_path, "--repeats", "2", "--format", "csv"))
     assert pd.read_csv(pd.io.common.StringIO(csv.out)).equals(frame)
+    markdown = cli(*compare_args(net, tmp_path, "--repeats", "2", "--format", "markdown"))
+    tokens = MarkdownIt().enable("table").parse(markdown.out)  # as a renderer reads it (rich's parser)
+    tables = [i for i, t in enumerate(tokens) if t.type in ("table_open", "table_close")]
+    # one table per phi: the header, the base and the 4 strategies, nothing after them run into it
+    assert [sum(t.type == "tr_open" for t in tokens[a:b]) for a, b in zip(tables[::2], tables[1::2])] == [6, 6]
+    paragraphs = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "paragraph_open"]
+    assert any(p.startswith("compound against a single dimension, 6 duels") for p in paragraphs)
 
 
 def test_same_name_with_another_configuration_is_refused(cli, net, tmp_path):

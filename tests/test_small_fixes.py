@@ -235,7 +235,7 @@ def test_markdown_output_is_the_document_alone(cli, tmp_path):
     result = cli("search", *space, *TINY[:-1], "--root", tmp_path, "--format", "markdown")
     assert result.code == 0, result.err
     lines = result.out.splitlines()
-    assert lines[0].startswith("**Search ") and lines[1].startswith("| rank |") and lines[2].startswith("|---|")
+    assert lines[0].startswith("**Search ") and lines[1] == "" and lines[2].startswith("| rank |") and lines[3].startswith("|---|")
     assert sum(line.startswith("| ") for line in lines) == 3  # the header and the two candidates
     assert "estimated" not in result.out and "training" not in result.out
     assert "estimated" in result.err and ": complete" in result.err

@@ -24,6 +24,7 @@ from scaler.experiments.calibration import (
     DEFAULT_FACTOR, DEFAULT_K, OVERRIDES, SUMMARY_NAME, THRESHOLD, Calibration, CalibrationConfig, parse_try,
     reference_setting,
 )  # fmt: skip
+from scaler.statistics import LEVEL
 from scaler.plots import check_plot_path, plot_calibration
 from scaler.files import whole_numbers
 from scaler.render import Column, elapsed, emit, fixed, integer, text
@@ -42,6 +43,7 @@ SETTING_COLUMNS = [
     Column("train_seconds", "s", fixed(0)),
     Column("scored", "n", integer),
     Column("spearman_text", "Spearman [95%]", text),
+    Column("spearman_p", "p", lambda v: "" if pd.isna(v) else "<0.001" if v < 0.001 else f"{v:.3f}"),
     Column("kendall_text", "Kendall [95%]", text),
     Column("reliability_text", "repeats agree [95%]", text),
     Column("pairs_text", "pairs kept", text),
@@ -141,7 +143,7 @@ def setting_frame(info: dict, commands: list[str]) -> pd.DataFrame:
     frame["pairs_text"] = [_pairs(s) for s in info["settings"]]
     frame["command"] = commands
     # counts that only some rows have: 2 in CSV and JSON, not 2.0
-    return whole_numbers(frame.drop(columns=["overrides"]), ["pairs_apart", "pairs_tested", "pairs_judged", "pairs_kept"])
+    return whole_numbers(frame.drop(columns=["overrides"]), ["compared", "pairs_apart", "pairs_tested", "pairs_judged", "pairs_kept"])
 
 
 def _pairs(setting: dict) -> str:
@@ -163,7 +165,8 @@ def caption_lines(info: dict, folder: Path, plot: Path, asked: int) -> list[str]
         f"{folder}/results.csv · candidates {picked} {which} · plot {plot}",
         "cost: MACs x epochs x training images over the candidates, relative to the proxy's; s: measured training seconds",
         f"Spearman and Kendall of each setting's mean top-1 with the reference's, 95% bootstrap intervals over candidates; "
-        f"★ the cheapest setting with Spearman >= {THRESHOLD:g}; undefined: fewer than 3 candidates scored under both, "
+        f"p: how often rankings unrelated to the reference's agree as well (permutations of the candidates); "
+        f"★ the cheapest setting with Spearman >= {THRESHOLD:g} at p < {1 - LEVEL:.2g}; undefined: fewer than 3 candidates scored under both, "
         "or one of them scores all alike",
         "repeats agree: split-half Spearman of the setting's own ranking between two halves of its repeats (with --repeats 2 "
         "or more); the reference's says how stable the target itself is",
@@ -183,12 +186,13 @@ def recommendation_line(frame: pd.DataFrame) -> str:
             "or scored them all alike (see the state column of results.csv)"
         ]
     elif not len(chosen):
-        lines = [f"no setting keeps Spearman >= {THRESHOLD:g} with the reference: trust the proxy's ranking less, or train it longer"]
+        lines = [f"no setting keeps Spearman >= {THRESHOLD:g} with the reference beyond chance (p < {1 - LEVEL:.2g}): "
+                 "trust the proxy's ranking less, train it longer, or calibrate on more --candidates"]
     else:
         row = chosen.iloc[0]
         lines = [
-            f"recommended ({row['label']}, Spearman {row['spearman_text']} over {int(row.get('compared', row['scored']))} candidates; "
-            f"a wide interval is weak evidence):\n  {row['command']}"
+            f"recommended ({row['label']}, Spearman {row['spearman_text']} over {int(row.get('compared', row['scored']))} candidates, "
+            f"p = {row['spearman_p']:.3f}; a wide interval is weak evidence):\n  {row['command']}"
         ]
     reference = frame[frame["role"] == "reference"].iloc[0]
     if pd.notna(reference.get("reliability")) and reference["reliability"] < THRESHOLD:

@@ -21,7 +21,7 @@ from scaler.experiments.comparison import (
 )  # fmt: skip
 from scaler.experiments.search import best_coefficients, read_results
 from scaler.plots import check_plot_path, plot_comparison
-from scaler.render import Column, elapsed, emit, fixed, integer, interval, mega, share, text
+from scaler.render import Column, elapsed, emit, fixed, integer, interval, markdown_text, mega, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
 from scaler.study.results import RESULTS_NAME
@@ -142,7 +142,7 @@ def compare(
         emit(frame, [Column(c, c) for c in frame.columns], format.value, console)
     else:
         show_tables(frame, format, json.loads((folder / SUMMARY_NAME).read_text()), name)
-        console.print(f"{folder}/results.csv · plot {plot_path} · wall time {elapsed(outcome.seconds)}", highlight=False)
+        say(format, f"{folder}/results.csv · plot {plot_path} · wall time {elapsed(outcome.seconds)}")
     _draw(frame, plot_path, name)
     check_finished(frame, "network")
     if not frame.loc[frame["strategy"] == COMPOUND, "state"].map(lambda s: State(s).is_scored).any():
@@ -182,13 +182,16 @@ def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> N
     tally, unequal = info.get("tally", {}), info.get("unequal_macs", 0)
     duels = sum(tally.values())
     test = "t-test of seed and validation-image noise" if info.get("repeats", 1) >= 2 else "McNemar on the validation images, validation noise only"
-    console.print(
-        f"compound against a single dimension, {duels} duels ({test}, 95%): " + ", ".join(f"{word} in {n}" for word, n in tally.items()),
-        highlight=False,
-    )
+    say(format, f"compound against a single dimension, {duels} duels ({test}, 95%): " + ", ".join(f"{word} in {n}" for word, n in tally.items()))
     if unequal:
-        console.print(
-            f"{unequal} of the {duels} duels are not at equal measured MACs (more than 10% apart; 'compound MACs' column): "
-            "rounding gives compound more or less compute than nominal; read them against MACs in the plot",
-            highlight=False,
-        )
+        say(format, f"{unequal} of the {duels} duels are not at equal measured MACs (more than 10% apart; 'compound MACs' column): "
+                    "rounding gives compound more or less compute than nominal; read them against MACs in the plot")
+
+
+def say(format: Format, text: str) -> None:
+    """A line after the tables: a paragraph of its own in markdown, one unbroken line on the
+    terminal (a pipe's 80 columns would cut it mid-sentence)."""
+    if format is Format.markdown:
+        print(f"{markdown_text(text)}\n")
+    else:
+        console.print(text, highlight=False, soft_wrap=True)

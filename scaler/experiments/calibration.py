@@ -40,7 +40,7 @@ from scaler.experiments.search import SearchConfig, candidate_label
 from scaler.runtime import Runtime
 from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_multiplier, validate_resolution
 from scaler.states import State
-from scaler.statistics import bootstrap_agreement, split_half_reliability
+from scaler.statistics import LEVEL, agreement_p_value, bootstrap_agreement, split_half_reliability
 from scaler.study.experiment import (
     Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, identity_digest, register_experiment,
 )
@@ -50,7 +50,8 @@ SUMMARY_NAME = "calibration.json"
 DEFAULT_K = 6
 MIN_K = 3  # fewer candidates rank nothing a correlation can judge
 DEFAULT_FACTOR = 4.0  # the reference trains this many times the proxy's epochs
-THRESHOLD = 0.8  # the Spearman a setting must keep with the reference to be recommended
+THRESHOLD = 0.8  # the Spearman a setting must keep with the reference to be recommended,
+# and beyond chance: its permutation p-value below 1 - LEVEL (not reachable with 3 candidates)
 REFERENCE, PROXY = 0, 1  # setting indices; the tries follow
 MAX_SETTINGS = 100  # the reference, the proxy and up to 98 tries in one calibration
 ATTR_CALIBRATION = "scaler_calibration"
@@ -316,10 +317,12 @@ def count_networks(config: CalibrationConfig, candidates: list[Candidate]) -> li
 
 def recommend(settings: list[dict[str, Any]]) -> int | None:
     """The index of the cheapest setting (by nominal cost; ties: the lower index) other than the
-    reference whose Spearman with the reference is at least THRESHOLD; None when none is."""
+    reference whose Spearman with the reference is at least THRESHOLD and beyond chance (its
+    p-value below 1 - LEVEL); None when none is."""
     eligible = [
         s for s in settings
         if s["index"] != REFERENCE and s.get("spearman") is not None and s["spearman"] >= THRESHOLD
+        and s.get("spearman_p") is not None and s["spearman_p"] < 1 - LEVEL
         and s.get("cost") is not None and math.isfinite(s["cost"])
     ]  # fmt: skip
     return min(eligible, key=lambda s: (s["cost"], s["index"]))["index"] if eligible else None
@@ -616,6 +619,7 @@ class Calibration(Experiment):
                 # the candidates behind its Spearman: scored under it and under the reference
                 "compared": None if index == REFERENCE else int((np.isfinite(scores[index]) & np.isfinite(scores[REFERENCE])).sum()),
                 "spearman": spearman, "spearman_low": s_low, "spearman_high": s_high,
+                "spearman_p": None if index == REFERENCE else agreement_p_value(scores[index], scores[REFERENCE], seed=seed),
                 "kendall": kendall, "kendall_low": k_low, "kendall_high": k_high,
                 "reliability": r_value, "reliability_low": r_low, "reliability_high": r_high,
                 # the reference: how many pairs it tells apart of those it tested; the others:
