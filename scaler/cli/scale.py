@@ -1,4 +1,4 @@
-"""`scaler scale`: a compound family d = alpha^phi, w = beta^phi, r = gamma^phi, beside the
+"""`scaler scale`: a compound family d = alpha^phi, w = beta^phi, r = base resolution x gamma^phi, beside the
 official presets."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def scale(
     from_search: Annotated[Optional[Path], typer.Option("--from", help="Take alpha, beta, gamma from a finished search folder's best candidate.")] = None,
     format: FormatOption = Format.table,
 ) -> None:
-    """The compound family of B0: d = alpha^phi, w = beta^phi, r = gamma^phi, beside B<phi>.
+    """The compound family of B0: d = alpha^phi, w = beta^phi, r = base resolution x gamma^phi, beside B<phi>.
 
     Measured MACs ratios to phi = 0 sit next to the nominal (alpha*beta^2*gamma^2)^phi:
     channel, repeat and resolution rounding move them apart. The official presets were

@@ -19,7 +19,7 @@ from scaler.study.storage import is_url
 
 
 @app.command(
-    epilog="Examples:  scaler worker --storage postgresql+psycopg2://user:pw@db/scaler --study b0-phi1 --device cuda:0 · "
+    epilog="Examples:  scaler worker --storage postgresql+psycopg2://scaler@db/scaler --study b0-phi1 --device cuda:0 · "
     "scaler worker --storage $URL --study NAME --folder searches/NAME"
 )
 def worker(
