@@ -25,11 +25,18 @@ from scaler.files import json_ready, whole_numbers
 
 @dataclass(frozen=True)
 class Column:
-    """How one frame column is shown: its header and a formatter for a single value."""
+    """How one frame column is shown: its header and a formatter for a single value; `count`:
+    whole numbers (shown as integers, or as MACs in G), which CSV and JSON write as integers
+    even where pandas holds them as floats (default: the columns shown with `integer`)."""
 
     key: str
     header: str
     fmt: Callable[[object], str] = str
+    count: bool | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.fmt is integer if self.count is None else self.count
 
 
 def _missing(value: object) -> bool:
@@ -153,9 +160,9 @@ def emit(
 ) -> None:
     """Print `frame` in `fmt`: table, csv, json or markdown."""
     if fmt == "csv":
-        sys.stdout.write(whole_numbers(frame, [c.key for c in columns if c.fmt is integer]).to_csv(index=False))
+        sys.stdout.write(whole_numbers(frame, [c.key for c in columns if c.whole]).to_csv(index=False))
     elif fmt == "json":
-        print(to_json(frame))
+        print(to_json(whole_numbers(frame, [c.key for c in columns if c.whole])))
     elif fmt == "markdown":  # blocks apart by blank lines: a line right after a table is one of its rows
         if title:
             print(f"**{markdown_text(title)}**\n")

@@ -35,6 +35,18 @@ def test_flops_all_json_has_exact_integers(cli):
     assert rows[0]["params"] == 5_288_548 and rows[0]["macs"] == 385_814_752
     assert rows[7]["params"] == 66_347_960
     assert rows[7]["flops"] == 2 * rows[7]["macs"]
+    # the paper's figures are counts too: 5300000, not 5300000.0 (pandas holds them as floats)
+    assert type(rows[0]["paper_params"]) is int and type(rows[0]["paper_macs"]) is int
+
+
+def test_counts_beside_blanks_stay_integers_in_json_and_csv(cli):
+    """A preset column is blank where phi has no preset, so pandas holds it as floats; JSON
+    and CSV still write its counts as integers, alike."""
+    rows = json.loads(cli("scale", "--phi", "8-9", "--format", "json").out)
+    assert [type(r["preset_params"]) for r in rows] == [int, type(None)]  # B8 is a preset, phi 9 is not
+    assert all(type(r[key]) is int for r in rows for key in ("preset_resolution", "preset_params", "preset_macs") if r[key] is not None)
+    table = list(csv.DictReader(io.StringIO(cli("scale", "--phi", "8-9", "--format", "csv").out)))
+    assert all("." not in r[key] for r in table for key in ("preset_resolution", "preset_params", "preset_macs"))
 
 
 def test_flops_custom_csv_and_by_stage(cli):

@@ -366,7 +366,7 @@ def test_markdown_shows_symbols_as_written():
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         emit(frame, [Column("product", "a*b^2*g^2"), Column("name", "name")], "markdown", Console(), title="t_1")
-    assert out.getvalue().splitlines() == ["**t\\_1**", "| a\\*b^2\\*g^2 | name |", "|---|---|", "| 1.96 | x\\|y\\_z |"]
+    assert out.getvalue().splitlines() == ["**t\\_1**", "", "| a\\*b^2\\*g^2 | name |", "|---|---|", "| 1.96 | x\\|y\\_z |", ""]
     assert markdown_text("[a] <b> ~c~ `d` \\") == "\\[a\\] \\<b\\> \\~c\\~ \\`d\\` \\\\"
 
 

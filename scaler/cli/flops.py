@@ -17,12 +17,12 @@ FLOPS_COLUMNS = [
     Column("model", "model"),
     Column("resolution", "res", integer),
     Column("params", "params", integer),
-    Column("macs", "MACs G", giga),
-    Column("flops", "FLOPs G", giga),
-    Column("fvcore_total", "fvcore G", giga),
-    Column("paper_macs", "MACs paper†", published("B")),
+    Column("macs", "MACs G", giga, count=True),
+    Column("flops", "FLOPs G", giga, count=True),
+    Column("fvcore_total", "fvcore G", giga, count=True),
+    Column("paper_macs", "MACs paper†", published("B"), count=True),
     Column("macs_deviation", "Δ MACs", percent),
-    Column("paper_params", "params paper†", published("M")),
+    Column("paper_params", "params paper†", published("M"), count=True),
     Column("params_deviation", "Δ params", percent),
 ]
 STAGE_COLUMNS = [
@@ -30,7 +30,7 @@ STAGE_COLUMNS = [
     Column("part", "part"),
     Column("output_resolution", "out res", integer),
     Column("params", "params", integer),
-    Column("macs", "MACs (G)", giga),
+    Column("macs", "MACs (G)", giga, count=True),
     Column("macs_share", "share", share),
 ]
 

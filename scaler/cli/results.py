@@ -21,7 +21,7 @@ SEARCH_COLUMNS = [
     Column("product", "a*b²*g²", fixed(3)),
     Column("resolution", "r", integer),
     Column("params", "params", integer),
-    Column("macs", "MACs M", mega),
+    Column("macs", "MACs M", mega, count=True),
     Column("macs_ratio", "ratio", fixed(2)),
     Column("top1", "top-1", share),
     Column("interval", "95% interval", text),
