@@ -25,6 +25,7 @@ from scaler.experiments.comparison import Comparison, CompareConfig, at_equal_ma
 from scaler.scaling import round_resolution
 from scaler.states import State
 from scaler.experiments.repeats import correctness
+from scaler.cli.compare import verdict_text
 from scaler.statistics import difference_test, pack_correct
 from scaler.study.experiment import Record, WorkItem
 from tests.test_factories import TINY_NET
@@ -259,3 +260,9 @@ def test_equal_macs_is_ten_percent_either_way():
     """Compound with 11% more MACs than a strategy, or 11% fewer, is not at equal MACs."""
     assert at_equal_macs(1.0) and at_equal_macs(1.09) and at_equal_macs(1 / 1.09)
     assert not at_equal_macs(1.11) and not at_equal_macs(1 / 1.11)
+
+
+def test_a_verdict_shows_its_p_value_and_never_p_0():
+    assert verdict_text(0.0004, "better") == "better (p<0.001)"
+    assert verdict_text(0.0372, "tied") == "tied (p=0.037)"
+    assert verdict_text(math.nan, "tied") == "tied" and verdict_text(0.5, "") == ""

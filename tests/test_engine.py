@@ -31,6 +31,7 @@ from scaler.study.engine import pop_trial, reconcile, run_trial, work
 from scaler.study.trials import count_finished, records
 from scaler.study.experiment import Events, WorkItem
 from scaler.study.lock import folder_lock
+from scaler.study.results import write_outputs
 from scaler.study.runner import run_study
 
 CPU = Runtime(device="cpu", threads=1)
@@ -459,3 +460,20 @@ def test_heartbeat_timing_is_read_when_a_database_is_opened_and_checked(monkeypa
         with pytest.raises(UsageError) as refused:
             storage_module.open_storage(url, create=True)
         assert message in str(refused.value)
+
+
+def test_a_worker_stopped_by_ctrl_c_leaves_the_folder_showing_its_item_interrupted(tmp_path, monkeypatch):
+    url, folder = f"sqlite:///{tmp_path / 'studies.db'}", tmp_path / "shared"
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=2), url, name="shared")
+        reconcile(handle)
+        write_outputs(handle)
+    assert list(pd.read_csv(folder / "results.csv")["state"]) == ["queued", "queued"]
+
+    def ctrl_c(self, item, context, runtime, reporter):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(FakeExperiment, "run", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_worker(join_study(url, "shared", folder), runtime=CPU, log=print)
+    assert list(pd.read_csv(folder / "results.csv")["state"]) == ["interrupted", "queued"]

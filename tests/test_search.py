@@ -181,6 +181,16 @@ def test_scale_from_search(cli, tmp_path):
     assert rows[0]["width_mult"] == pytest.approx(best["beta"])
     assert rows[0]["resolution"] == 4 * round(224 * best["gamma"] / 4)
     assert rows[1]["preset"] == "b2"
+    # a best the data cannot single out is taken with a note saying so (on stderr: stdout is the document)
+    frame = pd.read_csv(tmp_path / "micro" / "results.csv")
+    tied = [int(c) for c, t in zip(frame["candidate"][1:], frame["tied_with_best"][1:]) if t is True or t == "True"]
+    notes = [line for line in result.err.splitlines() if line.startswith("note: ")]
+    if tied:
+        assert notes == [f"note: the best candidate of {tmp_path / 'micro'} is tied with {len(tied)} of the "
+                         f"{(frame['state'] == 'complete').sum() - 1} other complete candidate(s) ({', '.join(f'#{c}' for c in tied)}): "
+                         "the data cannot tell them apart, and the one with the highest mean top-1 is taken"]
+    else:
+        assert notes == []
 
 
 def test_bad_search_input(cli, tmp_path):

@@ -19,7 +19,7 @@ from scaler.errors import Interrupted, RunError, UsageError
 from scaler.experiments.comparison import (
     BASE, COMPOUND, DEFAULT_STRATEGIES, SUMMARY_NAME, CompareConfig, Comparison, strategies,
 )  # fmt: skip
-from scaler.experiments.search import best_coefficients, read_results
+from scaler.experiments.search import best_coefficients, best_tie_note, read_results
 from scaler.plots import check_plot_path, plot_comparison
 from scaler.render import Column, elapsed, emit, fixed, integer, interval, markdown_text, mega, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
@@ -54,18 +54,21 @@ def _coefficients(text: str) -> tuple[float, float, float]:
     return alpha, beta, gamma
 
 
-def _test(p: object, word: object) -> str:
+def verdict_text(p: object, word: object) -> str:
+    """A duel's verdict and its p-value ('better (p<0.001)', never 'p=0.000')."""
     if not word:
         return ""
-    return f"{word} (p={p:.3f})" if isinstance(p, float) and not pd.isna(p) else str(word)
+    if not isinstance(p, float) or pd.isna(p):
+        return str(word)
+    return f"{word} (p<0.001)" if p < 0.001 else f"{word} (p={p:.3f})"
 
 
 def shown(frame: pd.DataFrame) -> pd.DataFrame:
     """Display-only columns: the interval and the two paired tests in words."""
     out = frame.copy()
     out["interval"] = [interval(low, high) for low, high in zip(out["top1_low"], out["top1_high"])]
-    out["versus_base"] = [_test(p, w) for p, w in zip(out["vs_base_p"], out["vs_base"])]
-    out["versus_compound"] = [_test(p, w) for p, w in zip(out["vs_compound_p"], out["vs_compound"])]
+    out["versus_base"] = [verdict_text(p, w) for p, w in zip(out["vs_base_p"], out["vs_base"])]
+    out["versus_compound"] = [verdict_text(p, w) for p, w in zip(out["vs_compound_p"], out["vs_compound"])]
     out["compound_macs"] = ["" if pd.isna(r) or s in (BASE, COMPOUND) else f"x{1 / r:.2f}" for r, s in zip(out["macs_vs_compound"], out["strategy"])]
     out["strategy"] = ["base (unscaled)" if s == BASE else s for s in out["strategy"]]
     return out
@@ -156,6 +159,8 @@ def _from_search(folder: Path, base: str) -> tuple[float, float, float]:
     info = read_results(folder)[1]
     searched = info.get("config", {}).get("base", {}).get("variant")
     print(f"compound coefficients from {folder}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g})", file=sys.stderr)
+    if note := best_tie_note(folder):
+        print(f"note: {note}", file=sys.stderr)
     if searched is not None and searched != base:
         print(f"warning: {folder} searched base {searched}, this comparison scales {base}", file=sys.stderr)
     return coefficients

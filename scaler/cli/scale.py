@@ -3,6 +3,7 @@ official presets."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,7 +13,7 @@ from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
 from scaler.errors import UsageError
-from scaler.experiments.search import best_coefficients
+from scaler.experiments.search import best_coefficients, best_tie_note
 from scaler.render import Column, emit, fixed, giga, integer, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_product, parse_phi_list
 
@@ -60,6 +61,8 @@ def scale(
         if given:
             raise UsageError(f"--from takes alpha, beta and gamma from the search; drop {', '.join(given)}")
         alpha, beta, gamma = best_coefficients(from_search)
+        if note := best_tie_note(from_search):
+            print(f"note: {note}", file=sys.stderr)
     else:
         alpha, beta, gamma = (PAPER_ALPHA if alpha is None else alpha, PAPER_BETA if beta is None else beta,
                               PAPER_GAMMA if gamma is None else gamma)

@@ -269,6 +269,20 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, dict]:
     return frame[RESULT_COLUMNS], info
 
 
+def best_tie_note(folder: Path) -> str | None:
+    """A note for a command that takes a finished search's best candidate (`--from`) when the
+    data cannot single it out: how many other complete candidates are tied with it. None when
+    none is, or when the search did not store what the test needs."""
+    frame, info = read_results(folder)
+    tied = [c for c in info.get("tied_best") or [] if info.get("best") and c != int(info["best"]["candidate"])]
+    if not tied:
+        return None
+    others = int((frame["state"] == State.COMPLETE.value).sum()) - 1
+    return (f"the best candidate of {folder} is tied with {len(tied)} of the {others} other complete candidate(s) "
+            f"({', '.join(f'#{c}' for c in tied)}): the data cannot tell them apart, and the one with the highest "
+            "mean top-1 is taken")
+
+
 def best_coefficients(folder: Path) -> tuple[float, float, float]:
     """(alpha, beta, gamma) of a finished search's best candidate; a usage error while any
     candidate is still to train (the best so far may not be the search's)."""

@@ -378,10 +378,12 @@ def run_worker(
     `run_study`)."""
     experiment = handle.experiment
     context = _prepare(handle, runtime, log)
-    fingerprint = getattr(context, "fingerprint", "")
+    fingerprint = getattr(context, "fingerprint", None) or ""
     log(f"joined {handle.experiment.kind} {handle.name}: {len(experiment.items())} {experiment.noun}s; data {fingerprint[:12]}")
-    with _opened(display, len(experiment.items()), count_finished(handle), experiment.epochs(context), experiment.noun) as bars:
-        ran = work(handle, context, runtime, _events(bars, log), write_results=handle.folder is not None)
-    if handle.folder is not None:
-        write_outputs(handle)
+    try:
+        with _opened(display, len(experiment.items()), count_finished(handle), experiment.epochs(context), experiment.noun) as bars:
+            ran = work(handle, context, runtime, _events(bars, log), write_results=handle.folder is not None)
+    finally:  # after Ctrl-C too: the folder shows the item interrupted, not running
+        if handle.folder is not None:
+            write_outputs(handle)
     return ran
