@@ -5,6 +5,7 @@ import json
 from PIL import Image
 
 from scaler.cli.progress import StepBar
+from scaler.statistics import proportion_interval
 
 TINY = ["--width", "0.25", "--depth", "0.25", "--resolution", "32", "--train-images", "64",
         "--val-images", "32", "--batch-size", "16", "--threads", "1", "--device", "cpu"]  # fmt: skip
@@ -15,6 +16,10 @@ def test_train_table(cli):
     assert result.code == 0, result.err
     assert "complete" in result.out and "val top-1" in result.out
     assert "64 train / 32 val images, 10 classes" in result.out
+    # one run's top-1 is a sample of 32 images: its Wilson interval, from the same (seeded) run's figure
+    top1 = json.loads(cli("train", "b0", *TINY, "--epochs", "2", "--format", "json").out)["top1"]
+    low, high = proportion_interval(round(top1 * 32), 32)
+    assert f"final val top-1 {top1:.1%}, 95% interval {low:.1%}-{high:.1%} over the 32 validation images" in " ".join(result.out.split())
 
 
 def test_train_json_is_reproducible(cli):

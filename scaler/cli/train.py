@@ -21,7 +21,7 @@ from scaler.data import Dataset, load_dataset
 from scaler.cli.progress import StepBar, make_progress
 from scaler.experiments.repeats import check_repeats
 from scaler.render import Column, emit, fixed, integer, share, text
-from scaler.statistics import mean_interval
+from scaler.statistics import mean_interval, proportion_interval
 from scaler.files import json_ready
 from scaler.runtime import oversubscription
 from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_resolution
@@ -105,7 +105,7 @@ def train(
     if repeats > 1:
         _show_repeats(results, seeds, len(dataset.val), format, title, caption)
     else:
-        _show_run(results[0], format, f"{title}: {results[0].status}", caption)
+        _show_run(results[0], len(dataset.val), format, f"{title}: {results[0].status}", caption)
     diverged = [r for r in results if r.status is State.DIVERGED]
     if diverged:
         print(f"error: training diverged: {diverged[0].reason}", file=sys.stderr)
@@ -144,13 +144,18 @@ def _show_repeats(results: list[TrainResult], seeds: list[int], val_images: int,
     emit(frame, REPEAT_COLUMNS, format.value, console, title=title, caption=caption)
 
 
-def _show_run(result: TrainResult, format: Format, title: str, caption: str) -> None:
-    """Per-epoch metrics of one training."""
+def _show_run(result: TrainResult, val_images: int, format: Format, title: str, caption: str) -> None:
+    """Per-epoch metrics of one training, and its final top-1's 95% interval over the
+    validation images (the only noise one run can measure)."""
     if format is Format.json:
         print(json.dumps(result.to_dict(), indent=2))
         return
     frame = pd.DataFrame([asdict(e) for e in result.epochs], columns=[c.key for c in METRIC_COLUMNS])
     caption += f", {result.train_seconds:.1f} s"
+    if result.epochs and val_images:
+        low, high = proportion_interval(round(result.top1 * val_images), val_images)
+        caption += (f"\nfinal val top-1 {result.top1:.1%}, 95% interval {low:.1%}-{high:.1%} over the {val_images} validation "
+                    "images; --repeats 3 adds the seed's noise")
     if result.reason:
         caption += f"\n{result.status}: {result.reason}"
     emit(frame, METRIC_COLUMNS, format.value, console, title=title, caption=caption)
