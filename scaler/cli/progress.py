@@ -102,8 +102,7 @@ class StudyBars:
             self.current = None
         if state.is_finished:  # an interrupted item is still to do, a lost one another worker's
             self.progress.advance(self.overall)
-        if not self.progress.disable:
-            self.progress.console.print(f"{label}: {state}{' (' + reason + ')' if reason else ''}", highlight=False)
+        self.progress.console.print(f"{label}: {state}{' (' + reason + ')' if reason else ''}", highlight=False)
 
     def set_counts(self, done: int, running: str) -> None:
         """For a study run by worker processes: refresh from the study's state."""
