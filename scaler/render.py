@@ -72,6 +72,19 @@ def interval(low: object, high: object) -> str:
     return "" if _missing(low) or _missing(high) else f"{low * 100:.1f}-{high * 100:.1f}%"  # type: ignore[operator]
 
 
+def p_value(p: object) -> str:
+    """A p-value as '0.016', or '<0.001' (never '0.000', which would claim certainty)."""
+    if _missing(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"  # type: ignore[operator]
+
+
+def p_phrase(p: object) -> str:
+    """A p-value in a sentence: 'p = 0.016', 'p < 0.001'."""
+    shown = p_value(p)
+    return f"p < {shown[1:]}" if shown.startswith("<") else f"p = {shown}"
+
+
 def elapsed(seconds: float) -> str:
     """A measured span to the second ('48 s', '6 min 02 s'): the wall time a command took.
     Estimates use `scaler.study.runner.duration`, whose rounding says they are approximate."""

@@ -15,7 +15,7 @@ from collections.abc import Hashable
 from scaler.errors import UsageError
 from scaler.counting import ModelCount, count_model
 from scaler.states import State
-from scaler.statistics import rank_agreement
+from scaler.statistics import agreement_p_value, bootstrap_agreement
 from scaler.models import Preset, get_family, network_spec, resolve_variant
 from scaler.scaling import compound_scale, validate_resolution
 
@@ -199,8 +199,9 @@ class SearchComparison:
     frame: pd.DataFrame
     shared: int
     scored: int
-    spearman: float | None
-    kendall: float | None
+    spearman: tuple[float, float, float] | None  # (rho, 95% low, 95% high), bootstrap over candidates
+    kendall: tuple[float, float, float] | None  # (tau-b, low, high), the same resamples
+    spearman_p: float | None  # one-sided permutation p-value: could unrelated rankings agree as well?
     best_lines: list[str]
 
 
@@ -216,8 +217,10 @@ def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
     # a timed-out or pruned row's top-1 is of a shorter training: no difference with a full one
     frame["difference"] = (pd.to_numeric(frame["top1_b"], errors="coerce") - pd.to_numeric(frame["top1_a"], errors="coerce")).where(complete)
     both = frame[complete]
-    agreement = rank_agreement(both["top1_a"].astype(float), both["top1_b"].astype(float)) if len(both) >= 3 else None
+    scores_a, scores_b = both["top1_a"].astype(float), both["top1_b"].astype(float)
+    agreement = bootstrap_agreement(scores_a, scores_b)
     spearman, kendall = agreement if agreement is not None else (None, None)
+    spearman_p = agreement_p_value(scores_a, scores_b) if agreement is not None else None
     lines = []
     for name, table, other in (("A", a, "b"), ("B", b, "a")):
         own = table[table["state"] == State.COMPLETE.value].sort_values("rank")  # its own best, shared or not
@@ -237,7 +240,7 @@ def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
         where = f"rank {int(best[f'rank_{other}'])} in {there}"
         verdict = {True: "tied with its best there", False: "not tied with its best there"}.get(truth(best[f"tied_with_best_{other}"]), "tie unknown there")
         lines.append(f"best of {name}: {candidate} is {where}, {verdict}")
-    return SearchComparison(frame, len(frame), len(both), spearman, kendall, lines)
+    return SearchComparison(frame, len(frame), len(both), spearman, kendall, spearman_p, lines)
 
 
 def _not_complete(state: object, there: str) -> str:

@@ -263,6 +263,6 @@ def test_equal_macs_is_ten_percent_either_way():
 
 
 def test_a_verdict_shows_its_p_value_and_never_p_0():
-    assert verdict_text(0.0004, "better") == "better (p<0.001)"
-    assert verdict_text(0.0372, "tied") == "tied (p=0.037)"
+    assert verdict_text(0.0004, "better") == "better (p < 0.001)"
+    assert verdict_text(0.0372, "tied") == "tied (p = 0.037)"
     assert verdict_text(math.nan, "tied") == "tied" and verdict_text(0.5, "") == ""

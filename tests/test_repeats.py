@@ -213,12 +213,14 @@ def test_comparison_of_constructed_searches():
 
     a = frame([0.5, 0.4, 0.3, 0.2], [True, False, False, False])
     same = compare_searches(a, a)
-    assert same.spearman == pytest.approx(1.0) and same.kendall == pytest.approx(1.0) and same.shared == 4
+    assert same.spearman[0] == pytest.approx(1.0) and same.kendall[0] == pytest.approx(1.0) and same.shared == 4
+    assert same.spearman_p == pytest.approx(1 / 24)  # 4 candidates in order: one pairing in 24
     reversed_ = compare_searches(a, frame([0.2, 0.3, 0.4, 0.5], [False, False, False, True]))
-    assert reversed_.spearman == pytest.approx(-1.0)
+    assert reversed_.spearman[0] == pytest.approx(-1.0) and reversed_.spearman_p == pytest.approx(1.0)
+    assert reversed_.spearman[1] <= -1 + 1e-9 and reversed_.spearman[2] == pytest.approx(-1.0)
     assert reversed_.best_lines[0] == "best of A: (1, 1, 1.1) is rank 4 in B, not tied with its best there"
     flat = compare_searches(a, frame([0.1, 0.1, 0.1, 0.1], [True] * 4))
-    assert flat.spearman is None
+    assert flat.spearman is None and flat.spearman_p is None
     capped = frame([0.2, 0.3, 0.4, 0.5], [False, False, False, True]).assign(state=["complete", "complete", "complete", "timeout"])
     differences = compare_searches(a, capped).frame.set_index("alpha")["difference"]  # a shorter training's top-1 is no match
     assert differences.isna().tolist() == [True, False, False, False] and differences[1.2] == pytest.approx(-0.1)

@@ -90,12 +90,22 @@ def test_compare_json_is_one_object_with_figures_best_lines_and_rows(cli, monkey
     result = cli("report", tmp_path / "A", tmp_path / "B", "--format", "json")
     assert result.code == 0, result.err
     data = json.loads(result.out)
-    assert list(data) == ["a", "b", "shared", "scored", "spearman", "kendall", "best", "candidates"]
+    assert list(data) == ["a", "b", "shared", "scored", "spearman_p", "spearman", "spearman_low", "spearman_high",
+                          "kendall", "kendall_low", "kendall_high", "best", "candidates"]  # fmt: skip
     assert data["a"] == str(tmp_path / "A") and data["b"] == str(tmp_path / "B")
     assert data["shared"] == 4 and data["scored"] == 4
     # top-1 by candidate (alpha 1.0, 1.2, 1.4, 1.6): A 0.5 0.4 0.3 0.2, B 0.3 0.45 0.35 0.1
     assert data["spearman"] == pytest.approx(stats.spearmanr([0.5, 0.4, 0.3, 0.2], [0.3, 0.45, 0.35, 0.1]).statistic)
     assert data["spearman"] == pytest.approx(0.4) and data["kendall"] == pytest.approx(1 / 3)
+    # 9 of the 24 pairings of 4 candidates reach rho 0.4; resampling 4 candidates spans [-1, 1]
+    assert data["spearman_p"] == pytest.approx(9 / 24)
+    assert (data["spearman_low"], data["spearman_high"]) == (-1, 1) and (data["kendall_low"], data["kendall_high"]) == (-1, 1)
+    table = cli("report", tmp_path / "A", tmp_path / "B")
+    assert "rank agreement over 4 candidates: Spearman 0.40 [-1.00, 1.00], Kendall 0.33 [-1.00, 1.00] (95% bootstrap over " \
+           "candidates); unrelated rankings agree as well with p = 0.375" in " ".join(table.out.split())  # fmt: skip
+    same = cli("report", tmp_path / "A", tmp_path / "A")  # 4 in the same order: one pairing in 24
+    flat = " ".join(same.out.split())
+    assert "Spearman 1.00 [1.00, 1.00], Kendall 1.00 [1.00, 1.00]" in flat and "agree as well with p = 0.042" in flat
     assert data["best"] == [
         "best of A: (1, 1, 1.1) is rank 3 in B, not tied with its best there",
         "best of B: (1.2, 1, 1.1) is rank 2 in A, not tied with its best there",
@@ -121,7 +131,8 @@ def test_compare_json_writes_null_figures_and_not_finished_bests(cli, monkeypatc
     result = cli("report", tmp_path / "A", tmp_path / "B", "--format", "json")
     assert result.code == 0, result.err
     data = json.loads(result.out)  # NaN is no JSON: a strict parser would fail on it
-    assert data["shared"] == 4 and data["scored"] == 2 and data["spearman"] is None and data["kendall"] is None
+    assert data["shared"] == 4 and data["scored"] == 2
+    assert all(data[k] is None for k in ("spearman", "spearman_low", "spearman_high", "kendall", "kendall_low", "kendall_high", "spearman_p"))
     assert data["best"] == [
         "best of A: (1, 1, 1.1) is not finished in B (state queued)",
         "best of B: (1.2, 1, 1.1) is rank 2 in A, not tied with its best there",
@@ -207,7 +218,7 @@ def test_two_real_searches_compare_as_one_json_object(cli, two_searches, tmp_pat
     assert data["shared"] == len(both) == 3 and data["scored"] == len(done)
     x, y = done["top1_a"].to_numpy(float), done["top1_b"].to_numpy(float)
     if len(done) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:  # one search scores them all alike
-        assert data["spearman"] is None and data["kendall"] is None
+        assert data["spearman"] is None and data["kendall"] is None and data["spearman_p"] is None
     else:
         assert data["spearman"] == pytest.approx(stats.spearmanr(x, y).statistic)
         assert data["kendall"] == pytest.approx(stats.kendalltau(x, y).statistic)
@@ -232,6 +243,6 @@ def test_two_real_searches_compare_as_one_json_object(cli, two_searches, tmp_pat
     assert len(json.loads(alone.out)) <= len(frame)
     # a search against itself: full agreement, its best is rank 1 and tied with itself; three folders are refused
     itself = cli("report", first, first)
-    assert itself.code == 0 and "rank agreement:" in itself.out
+    assert itself.code == 0 and "rank agreement" in itself.out
     assert "is rank 1 in B, tied with its best there" in " ".join(itself.out.split())
     assert cli("report", first, second, tmp_path).code == 2

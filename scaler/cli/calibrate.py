@@ -27,7 +27,7 @@ from scaler.experiments.calibration import (
 from scaler.statistics import LEVEL
 from scaler.plots import check_plot_path, plot_calibration
 from scaler.files import whole_numbers
-from scaler.render import Column, elapsed, emit, fixed, integer, text
+from scaler.render import Column, elapsed, emit, fixed, integer, p_phrase, p_value, text
 
 # Options of `scaler calibrate` that are not the search's to repeat in the recommended command.
 NOT_SEARCH_OPTIONS = {"name", "storage", "repeats", "format", "quiet", "retry_failed"}
@@ -43,7 +43,7 @@ SETTING_COLUMNS = [
     Column("train_seconds", "s", fixed(0)),
     Column("scored", "n", integer),
     Column("spearman_text", "Spearman [95%]", text),
-    Column("spearman_p", "p", lambda v: "" if pd.isna(v) else "<0.001" if v < 0.001 else f"{v:.3f}"),
+    Column("spearman_p", "p", p_value),
     Column("kendall_text", "Kendall [95%]", text),
     Column("reliability_text", "repeats agree [95%]", text),
     Column("pairs_text", "pairs kept", text),
@@ -192,7 +192,7 @@ def recommendation_line(frame: pd.DataFrame) -> str:
         row = chosen.iloc[0]
         lines = [
             f"recommended ({row['label']}, Spearman {row['spearman_text']} over {int(row.get('compared', row['scored']))} candidates, "
-            f"p = {row['spearman_p']:.3f}; a wide interval is weak evidence):\n  {row['command']}"
+            f"{p_phrase(row['spearman_p'])}; a wide interval is weak evidence):\n  {row['command']}"
         ]
     reference = frame[frame["role"] == "reference"].iloc[0]
     if pd.notna(reference.get("reliability")) and reference["reliability"] < THRESHOLD:

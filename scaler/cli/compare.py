@@ -21,7 +21,7 @@ from scaler.experiments.comparison import (
 )  # fmt: skip
 from scaler.experiments.search import best_coefficients, best_tie_note, read_results
 from scaler.plots import check_plot_path, plot_comparison
-from scaler.render import Column, elapsed, emit, fixed, integer, interval, markdown_text, mega, share, text
+from scaler.render import Column, elapsed, emit, fixed, integer, interval, markdown_text, mega, p_phrase, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
 from scaler.study.results import RESULTS_NAME
@@ -55,12 +55,12 @@ def _coefficients(text: str) -> tuple[float, float, float]:
 
 
 def verdict_text(p: object, word: object) -> str:
-    """A duel's verdict and its p-value ('better (p<0.001)', never 'p=0.000')."""
+    """A duel's verdict and its p-value ('better (p < 0.001)', never 'p = 0.000')."""
     if not word:
         return ""
     if not isinstance(p, float) or pd.isna(p):
         return str(word)
-    return f"{word} (p<0.001)" if p < 0.001 else f"{word} (p={p:.3f})"
+    return f"{word} ({p_phrase(p)})"
 
 
 def shown(frame: pd.DataFrame) -> pd.DataFrame:

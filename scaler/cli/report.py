@@ -12,7 +12,7 @@ import typer
 from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
-from scaler.render import Column, emit, fixed, integer, interval, share, text, to_json
+from scaler.render import Column, emit, fixed, integer, interval, p_phrase, share, text, to_json
 from scaler.cli.results import legend, reliability_lines, show_results
 from scaler.errors import RunError, UsageError
 from scaler.experiments.calibration import SUMMARY_NAME as CALIBRATION_SUMMARY
@@ -93,6 +93,16 @@ def _read(folder: Path) -> tuple[pd.DataFrame, dict]:
     return read_results(folder)
 
 
+def _agreement_fields(comparison: reports.SearchComparison) -> dict:
+    """The rank agreement for JSON: each correlation with its 95% bootstrap bounds, and the
+    permutation p-value (all null where the agreement is undefined)."""
+    fields: dict = {"spearman_p": comparison.spearman_p}
+    for name, value in (("spearman", comparison.spearman), ("kendall", comparison.kendall)):
+        point, low, high = value if value is not None else (None, None, None)
+        fields |= {name: point, f"{name}_low": low, f"{name}_high": high}
+    return fields
+
+
 def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
     (frame_a, info_a), (frame_b, info_b) = _read(folder_a), _read(folder_b)
     comparison = reports.compare_searches(frame_a, frame_b)
@@ -105,8 +115,7 @@ def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
             "b": str(folder_b),
             "shared": comparison.shared,
             "scored": comparison.scored,
-            "spearman": comparison.spearman,
-            "kendall": comparison.kendall,
+            **_agreement_fields(comparison),
             "best": comparison.best_lines,
             "candidates": json.loads(to_json(comparison.frame)),  # the rows as `emit` writes them
         }), indent=2))
@@ -115,8 +124,13 @@ def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
     for side in ("a", "b"):
         shown[f"interval_{side}"] = [interval(lo, hi) for lo, hi in zip(shown[f"top1_low_{side}"], shown[f"top1_high_{side}"])]
     lines = [f"A = {folder_a} ({info_a['name']}), B = {folder_b} ({info_b['name']}); {comparison.shared} candidates in both, {comparison.scored} complete in both"]
-    if comparison.spearman is not None:
-        lines.append(f"rank agreement: Spearman {comparison.spearman:.2f}, Kendall {comparison.kendall:.2f}")
+    if comparison.spearman is not None and comparison.kendall is not None:
+        (rho, rho_low, rho_high), (tau, tau_low, tau_high) = comparison.spearman, comparison.kendall
+        lines.append(
+            f"rank agreement over {comparison.scored} candidates: Spearman {rho:.2f} [{rho_low:.2f}, {rho_high:.2f}], "
+            f"Kendall {tau:.2f} [{tau_low:.2f}, {tau_high:.2f}] (95% bootstrap over candidates); "
+            f"unrelated rankings agree as well with {p_phrase(comparison.spearman_p)}"
+        )
     else:
         lines.append("rank agreement: undefined (fewer than 3 candidates complete in both, or one search scores them all alike)")
     lines += comparison.best_lines
