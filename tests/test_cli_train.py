@@ -1,11 +1,14 @@
 """`scaler train`: the table and JSON outputs, data warnings and errors, divergence."""
 
+import io
 import json
 
+import pandas as pd
+import pytest
 from PIL import Image
 
 from scaler.cli.progress import StepBar
-from scaler.statistics import proportion_interval
+from scaler.statistics import mean_interval, proportion_interval
 
 TINY = ["--width", "0.25", "--depth", "0.25", "--resolution", "32", "--train-images", "64",
         "--val-images", "32", "--batch-size", "16", "--threads", "1", "--device", "cpu"]  # fmt: skip
@@ -25,9 +28,27 @@ def test_train_table(cli):
 def test_train_json_is_reproducible(cli):
     runs = [json.loads(cli("train", "b0", *TINY, "--epochs", "1", "--format", "json").out) for _ in range(2)]
     assert runs[0]["status"] == "complete" and len(runs[0]["epochs"]) == 1
+    # the final top-1 with its Wilson interval over the 32 validation images
+    assert (runs[0]["top1_low"], runs[0]["top1_high"]) == pytest.approx(proportion_interval(round(runs[0]["top1"] * 32), 32))
     assert 0.0 <= runs[0]["top1"] <= 1.0 and runs[0]["top5"] is not None
     strip = lambda r: [(e["train_loss"], e["top1"], e["val_loss"]) for e in r["epochs"]]  # noqa: E731
     assert strip(runs[0]) == strip(runs[1])
+
+
+def test_train_csv_carries_each_epochs_interval_and_the_repeats_summary(cli):
+    one = cli("train", "b0", *TINY, "--epochs", "2", "--format", "csv")
+    assert one.code == 0, one.err
+    epochs = pd.read_csv(io.StringIO(one.out))
+    assert epochs["epoch"].tolist() == [1, 2]
+    for _, row in epochs.iterrows():
+        assert (row["top1_low"], row["top1_high"]) == pytest.approx(proportion_interval(round(row["top1"] * 32), 32))
+    three = cli("train", "b0", *TINY, "--epochs", "1", "--repeats", "3", "--format", "csv")
+    assert three.code == 0, three.err
+    runs = pd.read_csv(io.StringIO(three.out))
+    assert len(runs) == 3 and runs["completed"].tolist() == [3, 3, 3]
+    mean, std, low, high = mean_interval(runs["top1"].tolist(), images=32)
+    for column, value in (("top1_mean", mean), ("top1_std", std), ("top1_low", low), ("top1_high", high)):
+        assert runs[column].tolist() == pytest.approx([value] * 3), column
 
 
 def test_train_on_a_folder_warns_about_corrupt_files(cli, tmp_path):

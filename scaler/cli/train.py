@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -137,6 +138,8 @@ def _show_repeats(results: list[TrainResult], seeds: list[int], val_images: int,
         [{"repeat": i + 1, "seed": s, "status": r.status.value, "top1": r.top1, "top5": r.top5, "val_loss": r.val_loss,
           "train_seconds": r.train_seconds} for i, (r, s) in enumerate(zip(results, seeds))]
     )  # fmt: skip
+    # CSV has no place for a summary row: every row carries the summary of the completed runs
+    frame = frame.assign(top1_mean=mean, top1_std=std, top1_low=low, top1_high=high, completed=len(top1))
     if len(top1) >= 2:
         caption += f"\ntop-1 over {len(top1)} seeds: mean {mean:.1%}, std {std * 100:.1f} points, 95% interval {low:.1%}-{high:.1%}"
     else:  # a spread needs two completed runs
@@ -144,16 +147,25 @@ def _show_repeats(results: list[TrainResult], seeds: list[int], val_images: int,
     emit(frame, REPEAT_COLUMNS, format.value, console, title=title, caption=caption)
 
 
+def _wilson(top1: float, val_images: int) -> tuple[float, float]:
+    """An epoch's top-1 interval over the validation images (NaN where it was not measured)."""
+    if not math.isfinite(top1) or val_images <= 0:
+        return math.nan, math.nan
+    return proportion_interval(round(top1 * val_images), val_images)
+
+
 def _show_run(result: TrainResult, val_images: int, format: Format, title: str, caption: str) -> None:
     """Per-epoch metrics of one training, and its final top-1's 95% interval over the
     validation images (the only noise one run can measure)."""
-    if format is Format.json:
-        print(json.dumps(result.to_dict(), indent=2))
-        return
     frame = pd.DataFrame([asdict(e) for e in result.epochs], columns=[c.key for c in METRIC_COLUMNS])
+    bounds = [_wilson(top1, val_images) for top1 in frame["top1"]]
+    frame["top1_low"], frame["top1_high"] = [b[0] for b in bounds], [b[1] for b in bounds]  # for CSV
+    low, high = _wilson(result.top1, val_images) if result.epochs else (math.nan, math.nan)
+    if format is Format.json:
+        print(json.dumps(json_ready({**result.to_dict(), "top1_low": low, "top1_high": high}), indent=2))
+        return
     caption += f", {result.train_seconds:.1f} s"
     if result.epochs and val_images:
-        low, high = proportion_interval(round(result.top1 * val_images), val_images)
         caption += (f"\nfinal val top-1 {result.top1:.1%}, 95% interval {low:.1%}-{high:.1%} over the {val_images} validation "
                     "images; --repeats 3 adds the seed's noise")
     if result.reason:
