@@ -60,18 +60,22 @@ def test_plot_and_pareto_are_refused_with_two_folders_before_anything_is_read(cl
     assert not plot.exists()
 
 
-@pytest.mark.parametrize(("summary", "kind"), [("compare.json", "comparison"), ("calibration.json", "calibration")])
+@pytest.mark.parametrize(("summary", "kind"), [("compare.json", "compare"), ("calibration.json", "calibration")])
 def test_comparison_and_calibration_folders_are_named_not_called_non_studies(cli, tmp_path, summary, kind):
     folder = tmp_path / "other"
     folder.mkdir()
     (folder / "results.csv").write_text("rank,state\n1,complete\n")
     (folder / summary).write_text("{}")
-    expected = (f"error: {folder} is a {kind} folder ({summary}); scaler report reads search folders "
-                f"(its table is {folder}/results.csv)\n")  # fmt: skip
+    expected = (f"error: {folder} is a {kind} folder ({summary}), not a search folder (search.json); "
+                f"its table is {folder}/results.csv\n")  # fmt: skip
     alone = cli("report", folder)
     assert alone.code == 2 and alone.err == expected and alone.out == ""
     paired = cli("report", folder, folder, "--format", "json")
     assert paired.code == 2 and paired.err == expected and paired.out == ""
+    # every command that takes a search's best reads the folder the same way
+    for command in (["scale", "--from", folder], ["compare", "--from", folder, "--phis", "1"]):
+        taken = cli(*command)
+        assert taken.code == 2 and taken.err == expected and taken.out == "", command
     # a folder with neither summary still gets the study reader's own message
     empty = tmp_path / "empty"
     empty.mkdir()

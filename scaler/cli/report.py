@@ -15,9 +15,7 @@ from scaler.cli.options import FormatOption
 from scaler.render import Column, emit, fixed, integer, interval, p_phrase, share, text, to_json
 from scaler.cli.results import legend, reliability_lines, show_results
 from scaler.errors import RunError, UsageError
-from scaler.experiments.calibration import SUMMARY_NAME as CALIBRATION_SUMMARY
-from scaler.experiments.comparison import SUMMARY_NAME as COMPARISON_SUMMARY
-from scaler.experiments.search import SUMMARY_NAME, read_results
+from scaler.experiments.search import read_results
 from scaler.files import json_ready
 from scaler.plots import check_plot_path, plot_search
 
@@ -59,7 +57,7 @@ def report(
         _compare(folders[0], folders[1], format)
         return
     folder = folders[0]
-    frame, info = _read(folder)
+    frame, info = read_results(folder)
     shown = reports.pareto_front(frame) if pareto else frame
     if plot is not None:
         try:
@@ -76,23 +74,6 @@ def report(
     show_results(shown.reset_index(drop=True), format, f"Search {info['name']}", caption)
 
 
-# Folders that hold a results.csv but are not searches: their summary file names the kind.
-OTHER_STUDIES = {COMPARISON_SUMMARY: "comparison", CALIBRATION_SUMMARY: "calibration"}
-
-
-def _read(folder: Path) -> tuple[pd.DataFrame, dict]:
-    """A search folder's results; a comparison or calibration folder is refused by name (its
-    results.csv is a different table), not as 'not a study folder'."""
-    if not (folder / SUMMARY_NAME).exists():
-        for summary, kind in OTHER_STUDIES.items():
-            if (folder / summary).exists():
-                raise UsageError(
-                    f"{folder} is a {kind} folder ({summary}); scaler report reads search folders "
-                    f"(its table is {folder}/results.csv)"
-                )
-    return read_results(folder)
-
-
 def _agreement_fields(comparison: reports.SearchComparison) -> dict:
     """The rank agreement for JSON: each correlation with its 95% bootstrap bounds, and the
     permutation p-value (all null where the agreement is undefined)."""
@@ -104,7 +85,7 @@ def _agreement_fields(comparison: reports.SearchComparison) -> dict:
 
 
 def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
-    (frame_a, info_a), (frame_b, info_b) = _read(folder_a), _read(folder_b)
+    (frame_a, info_a), (frame_b, info_b) = read_results(folder_a), read_results(folder_b)
     comparison = reports.compare_searches(frame_a, frame_b)
     if format is Format.csv:  # one table: the rows; the figures are in the other formats
         emit(comparison.frame, COMPARE_COLUMNS, format.value, console)

@@ -14,6 +14,7 @@ import importlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import optuna
@@ -221,6 +222,18 @@ def register_experiment(cls: type[Experiment]) -> type[Experiment]:
 def kind_name(cls: type[Experiment]) -> str:
     """How a study records its kind: the registered name, or 'module:Class' for others."""
     return cls.kind if _KINDS.get(cls.kind) is cls else f"{cls.__module__}:{cls.__qualname__}"
+
+
+def other_kind_in(folder: Path, summary_name: str) -> str | None:
+    """What `folder` is when it holds another registered kind's summary in place of
+    `summary_name` ("a compare folder (compare.json), not a search folder (search.json)"), so
+    that a command handed the wrong kind of study names it; None otherwise."""
+    importlib.import_module(BUILT_IN_KINDS)
+    wanted = next((kind for kind, cls in _KINDS.items() if cls.summary_name == summary_name), "study")
+    for kind, cls in _KINDS.items():
+        if cls.summary_name != summary_name and (folder / cls.summary_name).exists():
+            return f"a {kind} folder ({cls.summary_name}), not a {wanted} folder ({summary_name})"
+    return None
 
 
 def experiment_class(kind: str) -> type[Experiment]:

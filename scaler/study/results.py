@@ -13,7 +13,7 @@ import pandas as pd
 
 from scaler.errors import UsageError
 from scaler.files import atomic_write_text, environment_summary, json_ready, whole_numbers
-from scaler.study.experiment import Record, fingerprint, kind_name
+from scaler.study.experiment import Record, fingerprint, kind_name, other_kind_in
 from scaler.study.handle import StudyHandle
 from scaler.study.storage import storage_label
 from scaler.study.trials import records
@@ -81,6 +81,8 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
     wrote; in summaries from before the digest, rows and states). UsageError
     naming the file and the fault otherwise."""
     results, info = folder / RESULTS_NAME, folder / summary_name
+    if not info.exists() and (other := other_kind_in(folder, summary_name)):
+        raise UsageError(f"{folder} is {other}; its table is {results}")
     if not results.exists() or not info.exists():
         raise UsageError(f"{folder} is not a study folder (no {RESULTS_NAME} / {summary_name})")
     rewrite = "rerun the study's command (same options) to rewrite it from the study"
