@@ -56,9 +56,8 @@ def choose_models(
     for preset in presets:
         name = preset.name
         spec = network_spec(name, width=width, depth=depth, num_classes=num_classes)
-        custom = width is not None or depth is not None or num_classes != 1000
-        custom = custom or (resolution is not None and resolution != preset.resolution)
-        # Published figures only apply to the preset as published.
+        # Published figures only apply to the preset as published (`--width 1.0` on b0 is b0).
+        custom = spec != network_spec(name) or (resolution is not None and resolution != preset.resolution)
         choices.append(
             ModelChoice(name, spec, resolution or preset.resolution, None if custom else preset)
         )

@@ -57,6 +57,12 @@ def test_flops_custom_csv_and_by_stage(cli):
     # Same multipliers and resolution as B3: same network.
     assert int(rows[0]["params"]) == 12_233_232
     assert rows[0]["paper_macs"] == ""  # custom models have no published figure
+    # a preset's own multipliers and resolution, spelled out, are the preset: its paper figures stay
+    for spelled in (["--width", "1.0"], ["--depth", "1.0", "--resolution", "224"]):
+        same = json.loads(cli("flops", "b0", *spelled, "--format", "json").out)[0]
+        assert (same["paper_params"], same["paper_macs"]) == (5_300_000, 390_000_000), spelled
+    changed = json.loads(cli("flops", "b0", "--width", "1.1", "--format", "json").out)[0]
+    assert changed["paper_macs"] is None and changed["params"] != 5_288_548
 
     # machine formats stay one document: the stage rows replace the totals, and sum to them
     models = json.loads(cli("flops", "b0", "--format", "json").out)
