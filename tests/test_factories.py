@@ -77,7 +77,7 @@ def test_candidates_scale_the_factory(cli, net):
     result = cli("candidates", "--base", net, "--base-width", "1", "--base-resolution", "32", *args, "--format", "json")
     assert result.code == 0, result.err
     rows = json.loads(result.out)
-    assert len(rows) == 4
+    assert len(rows) == 4 and [r["candidate"] for r in rows] == [0, 1, 2, 3]  # as a search's results.csv names it
     wide = next(r for r in rows if r["width_mult"] == 1.1 and r["depth_mult"] == 1.0)
     assert wide["params"] == sum(p.numel() for p in build_model(net, width=1.1, num_classes=10).parameters())
 

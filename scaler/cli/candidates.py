@@ -12,15 +12,16 @@ from scaler.cli import options
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import DEFAULT_BASE, SEARCH_DEFAULTS, SPACE_OPTIONS, Base, BaseResolution, BaseWidth, Data, FormatOption
 from scaler.experiments.proxy import DataOptions
+from scaler.cli.results import PRODUCT_HEADER
 from scaler.render import Column, emit, fixed, integer
 
 
 CANDIDATE_COLUMNS = [
-    Column("index", "#", integer),
+    Column("candidate", "#", integer),
     Column("alpha", "alpha", fixed(2)),
     Column("beta", "beta", fixed(2)),
     Column("gamma", "gamma", fixed(4)),
-    Column("product", "a*b^2*g^2", fixed(4)),
+    Column("product", PRODUCT_HEADER, fixed(4)),
     Column("depth_mult", "d", fixed(3)),
     Column("width_mult", "w", fixed(3)),
     Column("resolution", "r", integer),
@@ -52,6 +53,7 @@ def candidates(
     proxy = ProxyBase(base, base_resolution, base_width, data_classes if classes is None else classes)
     with console.status("counting candidates with fvcore..."):
         found = build_candidates(space, proxy, flops_tolerance)
-    frame = pd.DataFrame([c.to_dict() for c in found])
+    # "candidate", as a search's results.csv names the same number
+    frame = pd.DataFrame([c.to_dict() for c in found]).rename(columns={"index": "candidate"})
     title = f"{len(found)} candidates ({space.mode}, T={space.target:g}, phi={space.phi:g}) on {base} w{base_width:g} at {base_resolution}px"
     emit(frame, CANDIDATE_COLUMNS, format.value, console, title=title)

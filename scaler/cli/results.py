@@ -12,13 +12,15 @@ from scaler.render import Column, emit, fixed, integer, interval, mega, share, t
 from scaler.states import State
 from scaler.study.results import INTEGER_COLUMNS
 
+PRODUCT_HEADER = "a*b²*g²"  # alpha * beta^2 * gamma^2, the compound FLOPs factor
+
 SEARCH_COLUMNS = [
     Column("rank", "rank", integer),
     Column("mark", ""),
     Column("alpha", "alpha", fixed(2)),
     Column("beta", "beta", fixed(2)),
     Column("gamma", "gamma", fixed(3)),
-    Column("product", "a*b²*g²", fixed(3)),
+    Column("product", PRODUCT_HEADER, fixed(3)),
     Column("resolution", "r", integer),
     Column("params", "params", integer),
     Column("macs", "MACs M", mega, count=True),
