@@ -4,6 +4,7 @@ promises (resume after SIGKILL with every (network, repeat) trained once, a clas
 from __future__ import annotations
 
 import json
+from collections import Counter
 import math
 import signal
 import subprocess
@@ -167,8 +168,10 @@ def test_the_table_reads_each_verdict_from_the_right_side(net):
     assert frame.loc["base", "vs_base"] == "" and frame.loc["base", "vs_compound"] == ""
     assert dict(frame["vs_base"].drop("base")) == {"compound": "better", "width": "worse", "depth": "better", "resolution": "better"}
     assert dict(frame["vs_compound"].drop(["base", "compound"])) == {"width": "better", "depth": "tied", "resolution": "worse"}
-    tally = comparison.summary(frame.reset_index(), records)["tally"]
-    assert tally == {"better": 1, "tied": 1, "worse": 1}
+    summary = comparison.summary(frame.reset_index(), records)
+    assert summary["tally"] == {"better": 1, "tied": 1, "worse": 1}
+    equal = {d["strategy"]: d["verdict"] for d in summary["compound_vs_single"] if d["equal_macs"]}
+    assert summary["tally_equal_macs"] == dict(Counter(equal.values())) and summary["unequal_macs"] == 3 - len(equal)
 
 
 def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path):
@@ -191,6 +194,15 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path)
     assert duel["compound_macs_ratio"] == pytest.approx(compound["macs"] / row["macs"])
     assert row["macs_vs_compound"] == pytest.approx(row["macs"] / compound["macs"])
     assert info["unequal_macs"] == sum(max(r, 1 / r) > 1.1 for r in (d["compound_macs_ratio"] for d in info["compound_vs_single"]))
+    equal = [d["verdict"] for d in info["compound_vs_single"] if max(d["compound_macs_ratio"], 1 / d["compound_macs_ratio"]) <= 1.1]
+    assert info["tally_equal_macs"] == dict(Counter(equal))  # the duels at equal compute, counted apart
+    flat = " ".join(result.out.split())
+    if info["unequal_macs"] and equal:
+        assert f"at equal MACs ({len(equal)} duels): " + ", ".join(f"{w} in {n}" for w, n in Counter(equal).items()) in flat
+    elif info["unequal_macs"]:
+        assert "no duel is at equal MACs" in flat
+    else:
+        assert "not at equal measured MACs" not in flat
     assert (folder / "compare.png").read_bytes()[:4] == b"\x89PNG"
     assert "phi = 1" in result.out and "phi = 2" in result.out
     again = cli(*compare_args(net, tmp_path, "--repeats", "2"))

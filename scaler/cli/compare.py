@@ -189,8 +189,13 @@ def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> N
     test = "t-test of seed and validation-image noise" if info.get("repeats", 1) >= 2 else "McNemar on the validation images, validation noise only"
     say(format, f"compound against a single dimension, {duels} duels ({test}, 95%): " + ", ".join(f"{word} in {n}" for word, n in tally.items()))
     if unequal:
+        equal = info.get("tally_equal_macs")  # absent from comparisons made before it was written
+        at_equal = "" if equal is None else (
+            f"; at equal MACs ({duels - unequal} duels): " + ", ".join(f"{word} in {n}" for word, n in equal.items()) if equal
+            else "; no duel is at equal MACs"
+        )  # fmt: skip
         say(format, f"{unequal} of the {duels} duels are not at equal measured MACs (more than 10% apart; 'compound MACs' column): "
-                    "rounding gives compound more or less compute than nominal; read them against MACs in the plot")
+                    f"rounding gives compound more or less compute than nominal; read them against MACs in the plot{at_equal}")
 
 
 def say(format: Format, text: str) -> None:

@@ -318,6 +318,7 @@ class Comparison(ProxyExperiment):
                 "compound_macs_ratio": ratio, "equal_macs": at_equal_macs(ratio),
             })  # fmt: skip
         single = [d for d in duels if d["strategy"] in SINGLE_DIMENSIONS]
+        equal = [d for d in single if d["equal_macs"]]
         return {
             "seed": self.config.train.seed,
             "dataset_fingerprint": self.dataset_fingerprint,
@@ -325,9 +326,15 @@ class Comparison(ProxyExperiment):
             "repeats": self.repeats,
             "strategies": {s.name: [s.alpha, s.beta, s.gamma] for s in self.config.strategies},
             "compound_vs_single": duels,
-            "tally": {word: sum(d["verdict"] == word for d in single) for word in dict.fromkeys(d["verdict"] for d in single)},
-            "unequal_macs": sum(not d["equal_macs"] for d in single),
+            "tally": _tally(single),
+            "tally_equal_macs": _tally(equal),  # the duels the paper's claim is about: same compute
+            "unequal_macs": len(single) - len(equal),
         }
+
+
+def _tally(duels: list[dict[str, Any]]) -> dict[str, int]:
+    """How many duels got each verdict, in the order verdicts first appear."""
+    return {word: sum(d["verdict"] == word for d in duels) for word in dict.fromkeys(d["verdict"] for d in duels)}
 
 
 def at_equal_macs(ratio: float) -> bool:
