@@ -14,7 +14,7 @@ import pandas as pd
 
 from scaler.errors import UsageError
 from scaler.files import atomic_write_bytes
-from scaler.reports import pareto_front
+from scaler.reports import pareto_front, truth
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, is_paper_point
 
 if TYPE_CHECKING:
@@ -66,8 +66,9 @@ def save(fig: Figure, path: Path) -> None:
 
 def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
     """Write a two-panel PNG (or any matplotlib format, by suffix) of a search's results.
-    Every scored row is drawn, coloured by state; the best, the Pareto front and the map read
-    complete rows only, as the table's ranking does (an unfinished row's top-1 is partial)."""
+    Every scored row is drawn, coloured by state; the best, the candidates tied with it (ringed),
+    the Pareto front and the map read complete rows only, as the table's ranking does (an
+    unfinished row's top-1 is partial)."""
     plt = _pyplot()
     scored = frame[pd.to_numeric(frame["top1"], errors="coerce").notna()].copy()
     complete = scored[scored["state"] == "complete"]
@@ -86,6 +87,10 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
     if len(paper):
         left.scatter(paper["macs"] / 1e6, paper["top1"] * 100, marker="*", s=260, color="tab:red", zorder=5,
                      label=f"paper ({PAPER_ALPHA}, {PAPER_BETA}, {PAPER_GAMMA})")  # fmt: skip
+    tied = complete[[truth(v) is True for v in complete.get("tied_with_best", pd.Series(None, index=complete.index))]]
+    if len(tied) > 1:  # the best is tied with itself: a ring on it alone says nothing
+        left.scatter(tied["macs"] / 1e6, tied["top1"] * 100, s=150, facecolors="none", edgecolors="tab:green", linewidths=1.6,
+                     zorder=4, label="≈ the best and those tied with it (95%)")  # fmt: skip
     if len(complete):
         best = complete.sort_values(["top1", "macs"], ascending=[False, True]).iloc[0]
         left.annotate(f"best ({best['alpha']:g}, {best['beta']:g}, {best['gamma']:.3g})",

@@ -226,6 +226,15 @@ def test_the_search_plot_names_the_table_s_best_not_an_unfinished_row(monkeypatc
     assert [t.get_text() for t in left.texts] == ["best (1, 1, 1.1)"]
     assert sorted(t.get_text() for t in right.texts) == ["30.0", "40.0"]  # no cell from the queued row
     assert sum(len(c.get_offsets()) for c in left.collections if c.get_label() == "queued") == 1
+    assert not [c for c in left.collections if "tied" in c.get_label()]  # no tie column, no rings
+    # rings on the best and the complete rows tied with it, read back from CSV as strings; not on a queued row
+    figures.clear()
+    plots.plot_search(frame.assign(tied_with_best=["True", "true", "True"]), tmp_path / "search.png")
+    [rings] = [c for c in figures[0].axes[0].collections if c.get_label() == "≈ the best and those tied with it (95%)"]
+    assert sorted(map(tuple, rings.get_offsets().tolist())) == [(2.0, 40.0), (3.0, 30.0)]
+    figures.clear()
+    plots.plot_search(frame.assign(tied_with_best=[True, False, None]), tmp_path / "search.png")
+    assert not [c for c in figures[0].axes[0].collections if "tied" in c.get_label()]  # the best alone: nothing to ring
 
 
 def test_markdown_output_is_the_document_alone(cli, tmp_path):
