@@ -69,7 +69,7 @@ def main() -> None:
         both = comparison.frame
         tied = [label(row) for _, row in both.iterrows()
                 if truth(row["tied_with_best_a"]) and truth(row["tied_with_best_b"])]
-        rho = "undefined" if comparison.spearman is None else f"{comparison.spearman:.2f}"
+        rho = "undefined" if comparison.spearman is None else f"{comparison.spearman[0]:.2f}"
         print(f"searches {i} and {j}: Spearman {rho} over {comparison.scored} candidates complete in both; "
               f"tied-best sets share {tied or 'nothing'}")
 

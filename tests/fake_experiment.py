@@ -107,7 +107,7 @@ class FakeExperiment(Experiment):
             raise RuntimeError("injected: this worker cannot prepare")
         return {"device": runtime.device}
 
-    def epochs(self, context: dict) -> int:
+    def epochs(self, context: dict, item: WorkItem) -> int:
         return self.config.epochs
 
     def _log(self, event: str, index: int) -> None:

@@ -454,6 +454,17 @@ def test_a_worker_joins_a_calibration_kept_in_postgres(postgres_url, tmp_path):
     assert len(frame) == 9 and set(frame["state"]) == {"complete"} and set(frame["repeats"]) == {2}
 
 
+def test_each_item_s_progress_bar_counts_its_own_setting_s_epochs():
+    """The reference trains 4x the proxy's epochs: a proxy item's bar reads 'epoch 1/5', not
+    '1/20' (it showed the longest setting's count for every item)."""
+    search = SearchConfig()
+    config = CalibrationConfig(search, reference_setting(search), tries=(parse_try("epochs=2"),))
+    networks = [[{"resolution": 64, "params": 1, "macs": 1} for _ in POINTS[:3]] for _ in config.settings()]
+    planned = Calibration(config, POINTS[:3], networks)
+    epochs = {item["setting"]: planned.epochs(None, item) for item in planned.items()}
+    assert epochs == {0: 4 * search.train.epochs, 1: search.train.epochs, 2: 2}
+
+
 def test_each_setting_reports_how_well_its_own_repeats_agree():
     """A setting's split-half reliability over its repeats; a reference that disagrees with
     itself is named beside the recommendation, since a Spearman with it says little."""

@@ -215,12 +215,12 @@ class RecordingDisplay:
         self.seen: list[tuple] = []
 
     @contextlib.contextmanager
-    def __call__(self, total: int, done: int, epochs: int, noun: str):
-        self.opened.append((total, done, epochs, noun))
+    def __call__(self, total: int, done: int, noun: str):
+        self.opened.append((total, done, noun))
         yield self
 
-    def on_start(self, label):
-        self.seen.append(("start", label))
+    def on_start(self, label, epochs):
+        self.seen.append(("start", label, epochs))
 
     def on_step(self, step, total, loss, images_per_s):
         self.seen.append(("step", step, total))
@@ -242,10 +242,10 @@ def test_a_run_shows_its_progress_on_the_display_it_is_given_and_logs_it_without
     with folder_lock(tmp_path / "shown"):
         handle = open_fake(tmp_path / "shown", config)
         run_study(handle, workers=workers, runtime=CPU, retry_failed=False, log=messages.append, display=display)
-    assert display.opened == [(2, 0, 2, "item")]
+    assert display.opened == [(2, 0, "item")]
     if workers == 1:  # every item's start, steps and end, in order
         labels = [handle.experiment.label(item) for item in handle.experiment.items()]
-        assert display.seen == [e for label in labels for e in (("start", label), ("step", 1, 2), ("step", 2, 2),
+        assert display.seen == [e for label in labels for e in (("start", label, 2), ("step", 1, 2), ("step", 2, 2),
                                                                  ("finish", label, State.COMPLETE))]
     else:  # worker processes: the study's counts, ending with both items done
         assert display.seen and {e[0] for e in display.seen} == {"counts"} and display.seen[-1] == ("counts", 2)

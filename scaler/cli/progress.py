@@ -78,15 +78,15 @@ class StepBar:
 class StudyBars:
     """A study: items done / total with ETA, plus the running item's steps."""
 
-    def __init__(self, progress: Progress, total: int, done: int, epochs: int, noun: str = "candidate") -> None:
-        self.progress, self.epochs = progress, epochs
+    def __init__(self, progress: Progress, total: int, done: int, noun: str = "candidate") -> None:
+        self.progress = progress
         self.overall = progress.add_task(f"{noun}s", total=total, completed=done, stats="")
         self.current: StepBar | None = None
 
-    def on_start(self, label: str) -> None:
+    def on_start(self, label: str, epochs: int) -> None:
         if self.current:
             self.current.done()
-        self.current = StepBar(self.progress, label, self.epochs)
+        self.current = StepBar(self.progress, label, epochs)
 
     def on_step(self, step: int, total: int, loss: float, images_per_s: float) -> None:
         if self.current:
@@ -113,8 +113,8 @@ def study_bars(console: Console) -> Display:
     """A study's progress as rich bars on `console` (what `scaler.study.runner` draws with)."""
 
     @contextmanager
-    def shown(total: int, done: int, epochs: int, noun: str) -> Iterator[StudyBars]:
+    def shown(total: int, done: int, noun: str) -> Iterator[StudyBars]:
         with make_progress(console) as progress:
-            yield StudyBars(progress, total, done, epochs, noun)
+            yield StudyBars(progress, total, done, noun)
 
     return shown

@@ -493,8 +493,8 @@ class Calibration(Experiment):
     def context_fingerprint(self, context: Dataset) -> str:
         return context.fingerprint
 
-    def epochs(self, context: Dataset) -> int:
-        return max(self.config.epochs(s) for s in self.settings)
+    def epochs(self, context: Dataset, item: WorkItem) -> int:
+        return self.config.epochs(self.settings[item["setting"]])
 
     def model(self, setting: int, candidate: Candidate, seed: int) -> nn.Module:
         """The network one setting trains for a candidate, its initial weights fixed by `seed`."""

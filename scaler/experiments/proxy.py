@@ -355,7 +355,7 @@ class ProxyExperiment(Experiment):
     def context_fingerprint(self, context: Dataset) -> str:
         return context.fingerprint
 
-    def epochs(self, context: Dataset) -> int:
+    def epochs(self, context: Dataset, item: WorkItem) -> int:
         return self.config.train.planned_epochs(len(context.train))
 
     def model(self, network: ScaledNetwork, seed: int) -> nn.Module:

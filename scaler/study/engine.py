@@ -256,7 +256,7 @@ def run_trial(handle: StudyHandle, trial: optuna.trial.Trial, context: Any, runt
         for key, value in item.params:
             trial.set_user_attr(key, value)
         if events.on_start:
-            events.on_start(label)
+            events.on_start(label, experiment.epochs(context, item))
         with _Heartbeat(handle, trial._trial_id):
             try:
                 outcome = experiment.run(item, context, runtime, _TrialReporter(trial, events))

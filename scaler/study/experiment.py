@@ -85,9 +85,10 @@ class Record:
 @dataclass
 class Events:
     """Callbacks a worker calls so a front end can show progress (all optional): an item
-    starts (its label), a training step, an epoch (the trainer's metrics), an item ends."""
+    starts (its label and epochs), a training step, an epoch (the trainer's metrics), an item
+    ends."""
 
-    on_start: Callable[[str], None] | None = None
+    on_start: Callable[[str, int], None] | None = None
     on_step: Callable[[int, int, float, float], None] | None = None
     on_epoch: Callable[[Any], None] | None = None
     on_finish: Callable[[str, State, str], None] | None = None
@@ -182,8 +183,8 @@ class Experiment(abc.ABC):
         different data than the study started with. None: nothing to compare."""
         return None
 
-    def epochs(self, context: Any) -> int:
-        """How many epochs one item trains, for progress bars."""
+    def epochs(self, context: Any, item: WorkItem) -> int:
+        """How many epochs `item` trains, for its progress bar."""
         return 1
 
     @abc.abstractmethod

@@ -44,7 +44,7 @@ class StudyProgress(Protocol):
     """What a front end shows while a study runs: the `Events` of items trained in this
     process, and for worker processes the study's counts."""
 
-    def on_start(self, label: str) -> None: ...
+    def on_start(self, label: str, epochs: int) -> None: ...
 
     def on_step(self, step: int, total: int, loss: float, images_per_s: float) -> None: ...
 
@@ -57,9 +57,9 @@ class StudyProgress(Protocol):
         ...
 
 
-# Opens a study's progress display for (items in all, items already finished, epochs per item,
-# the items' noun); a run without one reports through its log lines.
-Display = Callable[[int, int, int, str], AbstractContextManager[StudyProgress]]
+# Opens a study's progress display for (items in all, items already finished, the items' noun);
+# a run without one reports through its log lines.
+Display = Callable[[int, int, str], AbstractContextManager[StudyProgress]]
 
 
 @dataclass(frozen=True)
@@ -89,11 +89,11 @@ def _threads_per_worker(workers: int, threads: int | None, log: Callable[[str], 
 
 
 @contextlib.contextmanager
-def _opened(display: Display | None, total: int, done: int, epochs: int, noun: str) -> Iterator[StudyProgress | None]:
+def _opened(display: Display | None, total: int, done: int, noun: str) -> Iterator[StudyProgress | None]:
     if display is None:
         yield None
     else:
-        with display(total, done, epochs, noun) as shown:
+        with display(total, done, noun) as shown:
             yield shown
 
 
@@ -113,7 +113,7 @@ def _events(bars: StudyProgress | None, log: Callable[[str], None]) -> Events:
     def finished(label: str, state: State, reason: str) -> None:
         log(f"{label}: {state}{' (' + reason + ')' if reason else ''}")
 
-    return Events(on_start=lambda label: log(f"{label}: training"), on_finish=finished)
+    return Events(on_start=lambda label, epochs: log(f"{label}: training"), on_finish=finished)
 
 
 def _prepare(handle: StudyHandle, runtime: Runtime, log: Callable[[str], None]) -> Any:
@@ -171,10 +171,10 @@ def run_study(
     interrupted = False
     try:
         if plan.queued and workers == 1:
-            with _opened(display, plan.total, plan.total - len(plan.queued), experiment.epochs(context), noun) as bars:
+            with _opened(display, plan.total, plan.total - len(plan.queued), noun) as bars:
                 work(handle, context, runtime, _events(bars, log))
         elif plan.queued:
-            _run_processes(handle, workers, runtime, log, display, experiment.epochs(context))
+            _run_processes(handle, workers, runtime, log, display)
     except BaseException as exc:
         if not interrupted_by_user(exc):
             raise
@@ -287,11 +287,10 @@ def _run_processes(
     runtime: Runtime,
     log: Callable[[str], None],
     display: Display | None,
-    epochs: int,
 ) -> None:
     context = multiprocessing.get_context("spawn")
     total, noun = len(handle.experiment.items()), handle.experiment.noun
-    with _opened(display, total, count_finished(handle), epochs, noun) as bars:
+    with _opened(display, total, count_finished(handle), noun) as bars:
         for round_number in range(MAX_ROUNDS):
             processes = [
                 context.Process(
@@ -381,7 +380,7 @@ def run_worker(
     fingerprint = getattr(context, "fingerprint", None) or ""
     log(f"joined {handle.experiment.kind} {handle.name}: {len(experiment.items())} {experiment.noun}s; data {fingerprint[:12]}")
     try:
-        with _opened(display, len(experiment.items()), count_finished(handle), experiment.epochs(context), experiment.noun) as bars:
+        with _opened(display, len(experiment.items()), count_finished(handle), experiment.noun) as bars:
             ran = work(handle, context, runtime, _events(bars, log), write_results=handle.folder is not None)
     finally:  # after Ctrl-C too: the folder shows the item interrupted, not running
         if handle.folder is not None:
