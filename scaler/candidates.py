@@ -3,7 +3,7 @@
 Two ways to enumerate:
 
 * `grid`: each coefficient on its own inclusive range; keep the points whose product is within
-  `tolerance` of the target (the paper's and NNI's way);
+  `tolerance` of the target, bounds included (NNI's example keeps a strict < 0.1);
 * `surface`: alpha and beta on their ranges, gamma solved exactly from the constraint; a point
   is dropped when the solved gamma falls outside gamma's range (in particular below 1); gamma's
   step is not used.
@@ -70,6 +70,8 @@ def parse_range(text: str, name: str) -> Range:
         raise UsageError(f"--{name}-range {text!r} is not allowed: need stop >= start and step > 0")
     if stop > start and step < 10**-_DECIMALS:  # values are kept to _DECIMALS places: finer steps repeat them
         raise UsageError(f"--{name}-range {text!r} is not allowed: the step must be >= {10**-_DECIMALS:g}")
+    if any(abs(v - round(v, _DECIMALS)) > 1e-12 for v in (start, step)):  # rounded values would repeat or skip
+        raise UsageError(f"--{name}-range {text!r} is not allowed: give start and step to at most {_DECIMALS} decimals")
     if (stop - start) / step > 10_000:
         raise UsageError(f"--{name}-range {text!r} has too many points (at most 10,000)")
     return Range(start, stop, step)
@@ -236,7 +238,11 @@ def build_candidates(
     nominal = space.target**space.phi
     candidates: list[Candidate] = []
     for alpha, beta, gamma in space.coefficients():
-        scale, count = base.scaled(alpha, beta, gamma, space.phi)
+        try:
+            scale, count = base.scaled(alpha, beta, gamma, space.phi)
+        except UsageError as exc:  # a point of the ranges, not the user's --phi alone, is at fault
+            what = str(exc).rsplit("; ", 1)[0]  # its advice names phi alone
+            raise UsageError(f"candidate ({alpha:g}, {beta:g}, {gamma:.4g}) of the ranges: {what}; narrow the ranges or lower phi") from None
         ratio = count.macs / base_macs
         if flops_tolerance is not None and abs(ratio / nominal - 1) > flops_tolerance:
             continue

@@ -60,7 +60,11 @@ def fixed(digits: int) -> Callable[[object], str]:
 
 
 def percent(value: object) -> str:
-    return "" if _missing(value) else f"{value * 100:+.1f}%"
+    """A signed share ('+4.6%'); one that rounds to zero reads '0.0%', not '-0.0%'."""
+    if _missing(value):
+        return ""
+    shown = f"{value * 100:+.1f}%"  # type: ignore[operator]
+    return "0.0%" if shown in ("+0.0%", "-0.0%") else shown
 
 
 def share(value: object) -> str:

@@ -58,10 +58,18 @@ def choose_models(
         spec = network_spec(name, width=width, depth=depth, num_classes=num_classes)
         # Published figures only apply to the preset as published (`--width 1.0` on b0 is b0).
         custom = spec != network_spec(name) or (resolution is not None and resolution != preset.resolution)
-        choices.append(
-            ModelChoice(name, spec, resolution or preset.resolution, None if custom else preset)
-        )
+        choices.append(ModelChoice(_label(name, spec, preset, num_classes), spec, resolution or preset.resolution, None if custom else preset))
     return choices
+
+
+def _label(name: str, spec: Hashable, preset: Preset, num_classes: int) -> str:
+    """A preset's name, with what an override changed ('b4 (w1 d1)', 'b4 (10 classes)'): the
+    network it names is no longer the preset (the resolution has its own column)."""
+    width, depth = getattr(spec, "width"), getattr(spec, "depth")
+    changed = [f"w{width:g}"] if width != preset.width else []
+    changed += [f"d{depth:g}"] if depth != preset.depth else []
+    changed += [f"{num_classes} classes"] if num_classes != 1000 else []
+    return f"{name} ({' '.join(changed)})" if changed else name
 
 
 def _deviation(measured: float, published: float | None) -> float | None:

@@ -47,8 +47,9 @@ def round_repeats(repeats: int, depth: float) -> int:
     """Blocks in a stage after depth scaling: always rounded up, from the product rounded to
     REPEATS_DIGITS decimals first, so that float noise (5 x (1.6 x 1.5) = 12.000000000000002) or a
     multiplier a hair above 1 (alpha ** 1e-9) does not add a whole block. No official
-    coefficient's product lies that close above a whole number."""
-    return int(math.ceil(round(repeats * depth, REPEATS_DIGITS)))
+    coefficient's product lies that close above a whole number. At least one block, as the
+    official ceil of any positive product gives (a depth of 1e-7 rounds to 0 first)."""
+    return max(1, int(math.ceil(round(repeats * depth, REPEATS_DIGITS))))
 
 
 def conv_output_size(size: int, stride: int) -> int:
@@ -123,21 +124,23 @@ def compound_scale(
                 f"{limit:g}; lower phi or the coefficient",
                 param="phi",
             )
-    if math.log(gamma) * phi + math.log(base_resolution) > math.log(MAX_RESOLUTION + 2):
+    # checked in logs first (gamma^phi can overflow floats), then as rounded: 4098 px rounds to 4100
+    log10 = math.log10(base_resolution) + math.log10(gamma) * phi
+    resolution = scaled_resolution(base_resolution, gamma**phi) if log10 <= math.log10(MAX_RESOLUTION + 2) else None
+    if resolution is None or resolution > MAX_RESOLUTION:
+        rounded = "" if resolution is None else f", rounded to {resolution}"
         raise UsageError(
-            f"phi {phi:g} gives resolution {base_resolution} x {gamma:g}^{phi:g} = "
-            f"{_power(math.log10(base_resolution) + math.log10(gamma) * phi)} px, more than {MAX_RESOLUTION}; lower phi or gamma",
+            f"phi {phi:g} gives resolution {base_resolution} x {gamma:g}^{phi:g} = {_power(log10)} px{rounded}, more than "
+            f"{MAX_RESOLUTION}; lower phi or gamma",
             param="phi",
         )
-    return CompoundScale(
-        alpha=alpha,
-        beta=beta,
-        gamma=gamma,
-        phi=phi,
-        depth=alpha**phi,
-        width=beta**phi,
-        resolution=round_resolution(base_resolution * gamma**phi),
-    )
+    return CompoundScale(alpha=alpha, beta=beta, gamma=gamma, phi=phi, depth=alpha**phi, width=beta**phi, resolution=resolution)
+
+
+def scaled_resolution(base_resolution: int, factor: float) -> int:
+    """The base resolution times `factor`, rounded (`round_resolution`); the base itself where
+    the factor is 1 (phi 0, or gamma 1): a base of 226 px stays 226, as the base is counted."""
+    return base_resolution if factor == 1 else round_resolution(base_resolution * factor)
 
 
 def _power(log10: float) -> str:

@@ -64,7 +64,8 @@ def test_empty_set_names_the_constraint(space, words):
         space.coefficients()
 
 
-@pytest.mark.parametrize("text", ["1.0:2.0", "a:b:c", "0.9:2:0.1", "2:1:0.1", "1:2:0", "1:2:-0.1", "1:1.0003:1e-7"])
+@pytest.mark.parametrize("text", ["1.0:2.0", "a:b:c", "0.9:2:0.1", "2:1:0.1", "1:2:0", "1:2:-0.1", "1:1.0003:1e-7",
+                                  "1.0000005:1.0000305:1e-6", "1:1.1:0.0100005"])  # fmt: skip
 def test_bad_ranges(text):
     with pytest.raises(UsageError):
         parse_range(text, "alpha")
@@ -75,6 +76,27 @@ def test_single_value_range():
     assert parse_range("1.0:1.3:0.1", "beta").values() == [1.0, 1.1, 1.2, 1.3]
     finest = parse_range("1:1.000003:1e-6", "gamma").values()  # values kept to 6 places: still distinct
     assert finest == [1.0, 1.000001, 1.000002, 1.000003]
+    # a start past 6 places would round onto its neighbours (1.000001 twice, 1.000002 never): refused
+    with pytest.raises(UsageError, match=r"give start and step to at most 6 decimals"):
+        parse_range("1.0000005:1.0000305:1e-6", "alpha")
+
+
+def test_a_base_resolution_off_the_multiple_of_4_is_kept_where_gamma_does_not_scale_it():
+    """Scaled resolutions round to multiples of 4; the base's own does not (it is counted as
+    given), so a gamma-1 candidate runs at the base's resolution and its MACs ratio is depth's alone."""
+    base = ProxyBase("b0", resolution=66, width=0.25, num_classes=10)
+    space = CandidateSpace(alpha=Range(2.0, 2.0, 1.0), beta=Range(1.0, 1.0, 1.0), gamma=Range(1.0, 1.1, 0.1), tolerance=0.5)
+    deep, both = build_candidates(space, base)
+    assert (deep.gamma, deep.resolution) == (1.0, 66) and both.resolution == 4 * math.floor(66 * 1.1 / 4 + 0.5) == 72
+    assert deep.macs_ratio == count_model(base.spec(1.0, 2.0), 66).macs / count_model(base.spec(), 66).macs
+
+
+def test_a_point_of_the_ranges_past_a_limit_is_named_not_blamed_on_phi():
+    space = CandidateSpace(mode="surface", target=64, alpha=Range(16.0, 17.0, 1.0), beta=Range(1.0, 1.0, 1.0), gamma=Range(1.0, 2.0, 0.1))
+    with pytest.raises(UsageError, match=r"^candidate \(17, 1, 1\.94\) of the ranges: phi 1 gives depth 17\^1 = 17, more than 16; "
+                                         r"narrow the ranges or lower phi$") as caught:
+        build_candidates(space, TINY)
+    assert caught.value.param is None  # a front end does not prefix it with --phi
 
 
 def test_candidates_are_counted_with_fvcore():

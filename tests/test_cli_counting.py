@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import math
 import os
 import subprocess
 import sys
@@ -37,6 +38,10 @@ def test_flops_all_json_has_exact_integers(cli):
     assert rows[7]["flops"] == 2 * rows[7]["macs"]
     # the paper's figures are counts too: 5300000, not 5300000.0 (pandas holds them as floats)
     assert type(rows[0]["paper_params"]) is int and type(rows[0]["paper_macs"]) is int
+    table = " ".join(cli("flops", "all").out.split())
+    assert "fvcore counts 0 for (over the 8 models): " in table  # summed over the presets, and said so
+    resnet = cli("flops", "resnet50").out  # 4.0892 G against 4.09B: -0.02%, shown unsigned
+    assert " 0.0% " in resnet and "-0.0%" not in resnet
 
 
 def test_counts_beside_blanks_stay_integers_in_json_and_csv(cli):
@@ -76,12 +81,34 @@ def test_flops_custom_csv_and_by_stage(cli):
     assert [r["part"] for r in rows] == [s["part"] for s in stages]
 
 
+def test_an_overridden_preset_is_labelled_with_what_changed(cli):
+    rows = json.loads(cli("flops", "b4", "--width", "1.0", "--depth", "1.0", "--resolution", "224", "--format", "json").out)
+    assert rows[0]["model"] == "b4 (w1 d1)" and rows[0]["params"] == 5_288_548  # B0's network, not B4
+    rows = json.loads(cli("flops", "b4", "--classes", "10", "--format", "json").out)
+    assert rows[0]["model"] == "b4 (10 classes)" and rows[0]["paper_params"] is None
+    assert json.loads(cli("flops", "b4", "--width", "1.4", "--format", "json").out)[0]["model"] == "b4"  # its own width
+
+
+def test_a_vanishing_depth_keeps_one_block_per_stage(cli):
+    """The official ceil(depth x repeats) is >= 1 for any depth > 0; rounding the product to 6
+    places first made a depth of 4e-7 a network without stages (a traceback)."""
+    tiny = cli("flops", "--depth", "4e-7", "--format", "json")
+    assert tiny.code == 0, tiny.err
+    one_block = json.loads(cli("flops", "--depth", "0.01", "--format", "json").out)[0]  # ceil(0.01 x 4) = 1 in every stage
+    assert (json.loads(tiny.out)[0]["params"], json.loads(tiny.out)[0]["macs"]) == (one_block["params"], one_block["macs"])
+
+
 def test_flops_overrides_and_markdown(cli):
     result = cli("flops", "b0", "--resolution", "128", "--classes", "10", "--format", "markdown")
     assert result.code == 0
     assert result.out.startswith("**Params and MACs**")
     assert "| b0 | 128 |" in result.out
     assert "0.39B" not in result.out  # published figures only for the preset as published
+
+
+def test_the_base_resolution_is_phi_0_s_as_given(cli):
+    rows = json.loads(cli("scale", "--phi", "0-1", "--base-resolution", "226", "--format", "json").out)
+    assert [r["resolution"] for r in rows] == [226, 4 * math.floor(226 * 1.15 / 4 + 0.5)]
 
 
 def test_scale_family(cli):
@@ -121,6 +148,9 @@ def test_scale_family(cli):
         (["scale", "--alpha", "0.9"], "alpha = 0.9"),
         (["scale", "--beta", "0.5"], "beta = 0.5"),
         (["scale", "--gamma", "0"], "gamma = 0"),
+        # 4096 x 1.00048828125 = 4098 px rounds to 4100: named as rounded, not as a size never asked for
+        (["scale", "--gamma", "1.00048828125", "--phi", "1", "--base-resolution", "4096"],
+         "phi 1 gives resolution 4096 x 1.00049^1 = 4098 px, rounded to 4100, more than 4096; lower phi or gamma"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(cli, args, message):

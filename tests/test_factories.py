@@ -62,6 +62,23 @@ def test_flops_counts_exactly_what_the_factory_returns(cli, net):
     assert default["resolution"] == 224 and default["width"] == 1.0  # a reference's "preset"
 
 
+def test_a_factory_that_reads_a_tensor_while_it_builds_is_counted(cli, tmp_path):
+    """Counting builds a factory on the meta device first (no memory for weights); one that
+    calls .item() there cannot, and is built on the CPU instead of being called broken."""
+    path = tmp_path / "reads.py"
+    path.write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "def make(width=1.0, depth=1.0, num_classes=1000):\n"
+        "    c = int(torch.tensor(16.0 * width).round().item())\n"
+        "    return nn.Sequential(nn.Conv2d(3, c, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))\n"
+    )
+    result = cli("flops", f"{path}:make", "--resolution", "32", "--format", "json")
+    assert result.code == 0, result.err
+    [row] = json.loads(result.out)
+    # conv 3->16 3x3 (448 params) at 30x30 outputs, linear 16->1000 (17,000 params)
+    assert row["params"] == 448 + 17_000 and row["macs"] == 16 * 30 * 30 * 27 + 16 * 1000
+
+
 @pytest.mark.parametrize("fmt", ["table", "csv", "json"])
 def test_by_stage_of_a_factory_is_refused_not_an_empty_document(cli, net, fmt):
     """scaler knows no stem, stages or head of a factory's network: one line, exit 2, nothing

@@ -175,6 +175,10 @@ def test_presets_aliases_and_dropout():
     assert network_spec("resnet50").dropout == 0.0  # torchvision's ResNet has none
     assert network_spec("resnet50", dropout=0.3).dropout == 0.3
     assert network_spec("mobilenetv2").dropout == 0.2
+    for variant in ("b0", "resnet50", "mobilenetv2"):  # a probability, refused in one line before torch sees it
+        for bad in (-0.5, 1.0, float("nan")):
+            with pytest.raises(UsageError, match=r"dropout = .* is not allowed; it must be a number in \[0, 1\)"):
+                network_spec(variant, dropout=bad)
 
 
 @pytest.mark.parametrize("variant", ["resnet50", "mobilenetv2"])

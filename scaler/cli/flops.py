@@ -69,7 +69,8 @@ def flops(
     if sources:
         caption += f"\n† as printed in {'; '.join(sources)}; Δ = measured vs printed."
     if missing:
-        caption += "\nfvcore counts 0 for: " + ", ".join(
+        over = f" (over the {len(models)} models)" if len(models) > 1 else ""
+        caption += f"\nfvcore counts 0 for{over}: " + ", ".join(
             f"{op.removeprefix('aten::')} x{n}" for op, n in sorted(missing.items())
         )
     machine = format in (Format.csv, Format.json)

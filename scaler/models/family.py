@@ -50,6 +50,8 @@ def spec_maker(spec_type: Callable[..., Hashable]) -> Callable[..., Hashable]:
     ) -> Hashable:
         width, depth = checked_multipliers(preset, width, depth, num_classes)
         dropout = (preset.dropout or 0.0) if dropout is None else dropout
+        if not 0.0 <= dropout < 1.0:  # torch's own refusal comes later, as a traceback
+            raise UsageError(f"dropout = {dropout} is not allowed; it must be a number in [0, 1)", param="dropout")
         return spec_type(width=width, depth=depth, num_classes=num_classes, dropout=dropout)
 
     spec.__doc__ = f"The {spec_type.__name__} of a preset with optional overrides of its multipliers, classes and dropout."
