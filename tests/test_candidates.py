@@ -26,6 +26,9 @@ def test_default_grid_satisfies_constraint_and_finer_grid_has_papers_point():
                       (1.4, 1.2, 1.0), (2.0, 1.0, 1.0)]
     finer = CandidateSpace(beta=Range(1.0, 1.4, 0.1), gamma=Range(1.0, 1.4, 0.05)).coefficients()
     assert len(finer) == 19 and (1.2, 1.1, 1.15) in finer
+    # the bounds are included (README): |1.9 - 2| is 0.1 up to float noise, and (1.9, 1, 1) is kept
+    on_bound = CandidateSpace(alpha=Range(1.9, 1.9, 1.0), beta=Range(1.0, 1.0, 1.0), gamma=Range(1.0, 1.0, 1.0))
+    assert on_bound.coefficients() == [(1.9, 1.0, 1.0)]
 
 
 def test_grid_matches_brute_force_enumeration():
@@ -109,7 +112,7 @@ def test_candidates_are_counted_with_fvcore():
         count = count_model(spec, c.resolution)
         assert (c.params, c.macs) == (count.params, count.macs)
         assert c.macs_ratio == pytest.approx(c.macs / base_macs)
-        assert c.resolution == 4 * round(32 * c.gamma / 4)
+        assert c.resolution == 4 * math.floor(32 * c.gamma / 4 + 0.5)
         assert c.nominal_ratio == 2.0
     # the proxy base's width applies before the candidate's
     assert TINY.spec(1.1, 1.2) == network_spec("b0", width=0.25 * 1.1, depth=1.2, num_classes=10)
@@ -117,7 +120,7 @@ def test_candidates_are_counted_with_fvcore():
     for c in build_candidates(CandidateSpace(alpha=space.alpha, beta=space.beta, gamma=space.gamma, tolerance=0.5, phi=2), TINY):
         assert c.nominal_ratio == 4.0
         assert (c.depth_mult, c.width_mult) == (pytest.approx(c.alpha**2), pytest.approx(c.beta**2))
-        assert c.resolution == 4 * round(32 * c.gamma**2 / 4)
+        assert c.resolution == 4 * math.floor(32 * c.gamma**2 / 4 + 0.5)
 
 
 def test_flops_tolerance_drops_strays():

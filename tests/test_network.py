@@ -5,6 +5,7 @@ import torch
 
 from scaler import build_model, network_spec, round_filters, round_repeats
 from scaler.errors import UsageError
+from scaler.models.efficientnet import SqueezeExcite
 from scaler.scaling import round_resolution
 
 OFFICIAL_PARAMS = {
@@ -72,8 +73,10 @@ def test_block_structure_follows_reference():
     assert first.block[2].reduce.out_channels == 4
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert all(bn.eps == 1e-3 and bn.momentum == 0.01 for bn in bns)
+    # every convolution is bias-free except squeeze-excitation's two, which have one (as the official)
+    excite = {id(c) for m in model.modules() if isinstance(m, SqueezeExcite) for c in (m.reduce, m.expand)}
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert all(c.bias is None for c in convs if c.kernel_size != (1, 1) or c.groups > 1)
+    assert len(excite) == 2 * 16 and all((c.bias is not None) == (id(c) in excite) for c in convs)
     rates = [b.drop_path for stage in model.stages for b in stage]
     assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.2)
     assert all(b > a for a, b in zip(rates, rates[1:]))
