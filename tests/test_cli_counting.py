@@ -102,7 +102,7 @@ def test_flops_overrides_and_markdown(cli):
     result = cli("flops", "b0", "--resolution", "128", "--classes", "10", "--format", "markdown")
     assert result.code == 0
     assert result.out.startswith("**Params and MACs**")
-    assert "| b0 | 128 |" in result.out
+    assert "| b0 (10 classes) | 128 |" in result.out  # no longer the preset: named with what changed
     assert "0.39B" not in result.out  # published figures only for the preset as published
 
 
