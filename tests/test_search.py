@@ -146,8 +146,12 @@ def test_default_configuration_keeps_its_fingerprint():
 
 
 def test_report_formats_pareto_and_plot(cli, tmp_path):
-    assert cli(*search_args(tmp_path)).code == 0
+    searched = cli(*search_args(tmp_path), "--format", "json")
+    assert searched.code == 0, searched.err
     folder = tmp_path / "micro"
+    # the table read back from the folder is the one the search printed, cell for cell (an empty
+    # reason is "", not null)
+    assert json.loads(cli("report", folder, "--format", "json").out) == json.loads(searched.out)
     table = cli("report", folder)
     assert table.code == 0 and "★ best" in table.out
     frame = pd.read_csv(folder / "results.csv")

@@ -89,6 +89,8 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
     try:
         raw, data = _read_pair(results, info)
         frame = pd.read_csv(io.BytesIO(raw), converters={"state": str, "reason": str}, keep_default_na=True)
+        if "reason" in frame.columns:  # an empty cell is "", as the study's own table has it (pandas reads NaN)
+            frame["reason"] = frame["reason"].astype(object).where(frame["reason"].notna(), "")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UsageError(f"{folder} is not a valid study folder: {str(exc).splitlines()[0]}; {rewrite}") from None
     if not isinstance(data, dict):
