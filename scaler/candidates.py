@@ -240,8 +240,11 @@ def build_candidates(
     for alpha, beta, gamma in space.coefficients():
         try:
             scale, count = base.scaled(alpha, beta, gamma, space.phi)
-        except UsageError as exc:  # a point of the ranges, not the user's --phi alone, is at fault
-            what = str(exc).rsplit("; ", 1)[0]  # its advice names phi alone
+        except UsageError as exc:
+            if exc.param != "phi":
+                raise
+            # a point of the ranges, not --phi alone, is at fault; the advice named phi alone
+            what = str(exc).rsplit("; ", 1)[0]
             raise UsageError(f"candidate ({alpha:g}, {beta:g}, {gamma:.4g}) of the ranges: {what}; narrow the ranges or lower phi") from None
         ratio = count.macs / base_macs
         if flops_tolerance is not None and abs(ratio / nominal - 1) > flops_tolerance:

@@ -66,10 +66,17 @@ def _label(name: str, spec: Hashable, preset: Preset, num_classes: int) -> str:
     """A preset's name, with what an override changed ('b4 (w1 d1)', 'b4 (10 classes)'): the
     network it names is no longer the preset (the resolution has its own column)."""
     width, depth = getattr(spec, "width"), getattr(spec, "depth")
-    changed = [f"w{width:g}"] if width != preset.width else []
-    changed += [f"d{depth:g}"] if depth != preset.depth else []
+    changed = [f"w{_exact(width)}"] if width != preset.width else []
+    changed += [f"d{_exact(depth)}"] if depth != preset.depth else []
     changed += [f"{num_classes} classes"] if num_classes != 1000 else []
     return f"{name} ({' '.join(changed)})" if changed else name
+
+
+def _exact(value: float) -> str:
+    """A multiplier short where that is exact (1.2), in full where short would read as another
+    (1.0000001, not 1)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 def _deviation(measured: float, published: float | None) -> float | None:

@@ -163,9 +163,11 @@ def bootstrap_agreement(
 ) -> tuple[tuple[float, float, float], tuple[float, float, float]] | None:
     """((Spearman, low, high), (Kendall tau-b, low, high)) of two measurements of the same
     candidates, each with its 95% percentile bootstrap interval over candidates (resampled
-    with replacement; a resample where either side scores all alike ranks nothing and is
-    skipped). Pairs with a NaN on either side are dropped first. None when fewer than 3 pairs
-    remain, when `rank_agreement` is undefined, or when most resamples are skipped.
+    with replacement). A resample where either side scores all alike ranks nothing: it counts
+    as no agreement (0). Skipping those would bias the interval upward on tied scores (they
+    are the resamples that disagree), up to a lower bound above 0 where a permutation test
+    finds nothing. Pairs with a NaN on either side are dropped first. None when fewer than 3
+    pairs remain or when `rank_agreement` is undefined.
 
     Not scipy.stats.bootstrap: with 3-6 candidates many resamples score one side all alike,
     and there one undefined resample makes its whole interval NaN."""
@@ -182,11 +184,10 @@ def bootstrap_agreement(
     for _ in range(resamples):
         pick = rng.integers(0, len(x), len(x))
         found = rank_agreement(x[pick], y[pick])
-        if found is not None and all(math.isfinite(v) for v in found):
-            spearman.append(found[0])
-            kendall.append(found[1])
-    if len(spearman) < resamples // 2:
-        return None
+        if found is None or not all(math.isfinite(v) for v in found):
+            found = (0.0, 0.0)
+        spearman.append(found[0])
+        kendall.append(found[1])
     tail = (1 - LEVEL) / 2 * 100
     s_low, s_high = np.percentile(spearman, [tail, 100 - tail])
     k_low, k_high = np.percentile(kendall, [tail, 100 - tail])
@@ -197,8 +198,8 @@ def agreement_p_value(a: Sequence[float], b: Sequence[float], seed: int = 0) -> 
     """One-sided p-value of Spearman's rho between two measurements of the same candidates,
     were they unrelated: the share of the pairings of `a` with `b` whose rho reaches the one
     observed (scipy.stats.permutation_test: every pairing up to 7 candidates, 9,999 drawn
-    ones above). The bootstrap interval cannot tell chance agreement: 3 candidates ranked
-    alike resample to [1.00, 1.00], though one pairing in 6 ranks them alike by chance.
+    ones above). The bootstrap interval cannot tell chance agreement: 6 candidates ranked
+    alike resample to [1.00, 1.00], whatever the number of candidates behind it.
     Pairs with a NaN are dropped; None as for `bootstrap_agreement`."""
     from scipy import stats
 

@@ -91,7 +91,21 @@ def test_agreement_beyond_chance_is_a_permutation_p_value():
     """The bootstrap reads [1, 1] for any perfect agreement; the p-value says how often
     unrelated rankings agree as well: 1 pairing of 6 for 3 candidates, 1 of 720 for 6."""
     assert agreement_p_value([0.1, 0.2, 0.3], [0.5, 0.6, 0.7]) == pytest.approx(1 / 6)
-    assert bootstrap_agreement([0.1, 0.2, 0.3], [0.5, 0.6, 0.7])[0] == pytest.approx((1.0, 1.0, 1.0))
+    # the bootstrap: three candidates in order read [0, 1] (1 resample in 9 draws one candidate three
+    # times, ranks nothing and counts as 0), six read [1, 1]: neither says how often chance agrees
+    assert bootstrap_agreement([0.1, 0.2, 0.3], [0.5, 0.6, 0.7])[0] == pytest.approx((1.0, 0.0, 1.0))
+    assert bootstrap_agreement([1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6])[0] == pytest.approx((1.0, 1.0, 1.0))
+
+
+def test_a_resample_that_ranks_nothing_counts_as_no_agreement():
+    """Tied scores (top-1 on 40 images): skipping the resamples where one side is all alike kept
+    only agreeing ones, and the interval's lower bound rose above 0 where the permutation test
+    finds nothing (p = 0.5)."""
+    a, b = [0.1, 0.075, 0.075, 0.1, 0.075, 0.1], [0.125, 0.075, 0.075, 0.075, 0.075, 0.075]
+    (rho, low, high), _ = bootstrap_agreement(a, b)
+    assert rho == pytest.approx(0.4472, abs=1e-4) and low <= 0.0 <= high and agreement_p_value(a, b) == pytest.approx(0.5)
+    # a correlation that exists always has an interval: two ties of three are still a ranking
+    assert bootstrap_agreement([0.5, 0.5, 0.6], [0.1, 0.2, 0.2]) is not None
     ranks = [1, 2, 3, 4, 5, 6]
     assert agreement_p_value(ranks, ranks) == pytest.approx(1 / 720)
     # one swap of neighbours (rho 0.943) is reached by the 1 + 5 pairings with at most one, two

@@ -100,6 +100,11 @@ def test_a_point_of_the_ranges_past_a_limit_is_named_not_blamed_on_phi():
                                          r"narrow the ranges or lower phi$") as caught:
         build_candidates(space, TINY)
     assert caught.value.param is None  # a front end does not prefix it with --phi
+    # a limit of the base's own (its width) is not phi's: its message stays whole
+    wide = ProxyBase("b0", resolution=32, width=4.0, num_classes=10)
+    fifth = CandidateSpace(alpha=Range(1.0, 1.0, 1.0), beta=Range(5.0, 5.0, 1.0), gamma=Range(1.0, 1.0, 1.0), target=25, tolerance=1)
+    with pytest.raises(UsageError, match=r"^width = 20\.0 is not allowed; it must be a number in \(0, 16\]$"):
+        build_candidates(fifth, wide)
 
 
 def test_candidates_are_counted_with_fvcore():

@@ -30,6 +30,7 @@ def test_train_json_is_reproducible(cli):
     assert runs[0]["status"] == "complete" and len(runs[0]["epochs"]) == 1
     # the final top-1 with its Wilson interval over the 32 validation images
     assert (runs[0]["top1_low"], runs[0]["top1_high"]) == pytest.approx(proportion_interval(round(runs[0]["top1"] * 32), 32))
+    assert [(e["top1_low"], e["top1_high"]) for e in runs[0]["epochs"]] == [(runs[0]["top1_low"], runs[0]["top1_high"])]  # each epoch's
     assert 0.0 <= runs[0]["top1"] <= 1.0 and runs[0]["top5"] is not None
     strip = lambda r: [(e["train_loss"], e["top1"], e["val_loss"]) for e in r["epochs"]]  # noqa: E731
     assert strip(runs[0]) == strip(runs[1])
@@ -45,7 +46,7 @@ def test_train_csv_carries_each_epochs_interval_and_the_repeats_summary(cli):
     three = cli("train", "b0", *TINY, "--epochs", "1", "--repeats", "3", "--format", "csv")
     assert three.code == 0, three.err
     runs = pd.read_csv(io.StringIO(three.out))
-    assert len(runs) == 3 and runs["completed"].tolist() == [3, 3, 3]
+    assert len(runs) == 3 and runs["repeats"].tolist() == [3, 3, 3]  # completed runs, named as in JSON
     mean, std, low, high = mean_interval(runs["top1"].tolist(), images=32)
     for column, value in (("top1_mean", mean), ("top1_std", std), ("top1_low", low), ("top1_high", high)):
         assert runs[column].tolist() == pytest.approx([value] * 3), column

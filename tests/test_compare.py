@@ -174,6 +174,19 @@ def test_the_table_reads_each_verdict_from_the_right_side(net):
     assert summary["tally_equal_macs"] == dict(Counter(equal.values())) and summary["unequal_macs"] == 3 - len(equal)
 
 
+def test_the_tally_at_equal_macs_counts_only_duels_within_10_percent(net):
+    config = CompareConfig(base=ProxyBase(net, 32, 1.0, 10), max_phi=1)
+    comparison = Comparison(config, build_points(config), repeats=1)
+    frame = pd.DataFrame({  # compound at 100 M MACs; width at 95 (1.05x: equal), depth at 80 (1.25x), resolution at 100
+        "strategy": ["base", "compound", "width", "depth", "resolution"], "phi": [0, 1, 1, 1, 1],
+        "macs": [50, 100, 95, 80, 100], "top1": [0.5, 0.7, 0.7, 0.6, 0.6],
+        "vs_compound_p": [None, None, 0.9, 0.01, 0.02], "vs_compound": ["", "", "tied", "better", "better"],
+    })  # fmt: skip
+    summary = comparison.summary(frame, [])
+    assert summary["tally"] == {"tied": 1, "better": 2} and summary["unequal_macs"] == 1
+    assert summary["tally_equal_macs"] == {"tied": 1, "better": 1}  # depth's win is at 1.25x its MACs: not counted
+
+
 def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path):
     result = cli(*compare_args(net, tmp_path, "--repeats", "2"))
     assert result.code == 0, result.err

@@ -76,6 +76,10 @@ def test_comparison_and_calibration_folders_are_named_not_called_non_studies(cli
     for command in (["scale", "--from", folder], ["compare", "--from", folder, "--phis", "1"]):
         taken = cli(*command)
         assert taken.code == 2 and taken.err == expected and taken.out == "", command
+    # a summary without its table: the kind is named, no table that is not there
+    (folder / "results.csv").unlink()
+    alone = cli("report", folder)
+    assert alone.code == 2 and alone.err == f"error: {folder} is a {kind} folder ({summary}), not a search folder (search.json)\n"
     # a folder with neither summary still gets the study reader's own message
     empty = tmp_path / "empty"
     empty.mkdir()

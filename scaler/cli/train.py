@@ -139,7 +139,7 @@ def _show_repeats(results: list[TrainResult], seeds: list[int], val_images: int,
           "train_seconds": r.train_seconds} for i, (r, s) in enumerate(zip(results, seeds))]
     )  # fmt: skip
     # CSV has no place for a summary row: every row carries the summary of the completed runs
-    frame = frame.assign(top1_mean=mean, top1_std=std, top1_low=low, top1_high=high, completed=len(top1))
+    frame = frame.assign(top1_mean=mean, top1_std=std, top1_low=low, top1_high=high, repeats=len(top1))
     if len(top1) >= 2:
         caption += f"\ntop-1 over {len(top1)} seeds: mean {mean:.1%}, std {std * 100:.1f} points, 95% interval {low:.1%}-{high:.1%}"
     else:  # a spread needs two completed runs
@@ -161,8 +161,11 @@ def _show_run(result: TrainResult, val_images: int, format: Format, title: str, 
     bounds = [_wilson(top1, val_images) for top1 in frame["top1"]]
     frame["top1_low"], frame["top1_high"] = [b[0] for b in bounds], [b[1] for b in bounds]  # for CSV
     low, high = _wilson(result.top1, val_images) if result.epochs else (math.nan, math.nan)
-    if format is Format.json:
-        print(json.dumps(json_ready({**result.to_dict(), "top1_low": low, "top1_high": high}), indent=2))
+    if format is Format.json:  # the final top-1's bounds, and each epoch's, as CSV has them
+        data = result.to_dict()
+        for epoch, (epoch_low, epoch_high) in zip(data["epochs"], bounds):
+            epoch.update(top1_low=epoch_low, top1_high=epoch_high)
+        print(json.dumps(json_ready({**data, "top1_low": low, "top1_high": high}), indent=2))
         return
     caption += f", {result.train_seconds:.1f} s"
     if result.epochs and val_images:
