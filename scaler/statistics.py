@@ -199,7 +199,8 @@ def agreement_p_value(a: Sequence[float], b: Sequence[float], seed: int = 0) -> 
     were they unrelated: the share of the pairings of `a` with `b` whose rho reaches the one
     observed (scipy.stats.permutation_test: every pairing up to 7 candidates, 9,999 drawn
     ones above). The bootstrap interval cannot tell chance agreement: 6 candidates ranked
-    alike resample to [1.00, 1.00], whatever the number of candidates behind it.
+    alike resample to [1.00, 1.00] and 3 to [0.00, 1.00], where chance ranks them alike in
+    1 pairing of 720 and 1 of 6.
     Pairs with a NaN are dropped; None as for `bootstrap_agreement`."""
     from scipy import stats
 
