@@ -494,6 +494,8 @@ class Calibration(Experiment):
         return context.fingerprint
 
     def epochs(self, context: Dataset, item: WorkItem) -> int:
+        if item["setting"] >= len(self.settings):  # added by another process since the last refresh: `run` says so
+            return max(self.config.epochs(s) for s in self.settings)
         return self.config.epochs(self.settings[item["setting"]])
 
     def model(self, setting: int, candidate: Candidate, seed: int) -> nn.Module:
