@@ -359,7 +359,7 @@ def figures(parser: argparse.ArgumentParser, option: str, text: str) -> set[int]
     return numbers
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--timm-path", help="folder to add to sys.path for timm")
@@ -370,7 +370,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="the figures to run, e.g. 8 (which runs only when named here)")
     parser.add_argument("--workers", default="1", help="figure 4's --workers, one search each: e.g. 1,4")
     parser.add_argument("--proxy-workers", type=int, default=4, help="figure 8's --workers")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     skip, only = figures(parser, "--skip", args.skip), figures(parser, "--only", args.only)
     skip |= set(range(1, 9)) - only if only else {8}
     workers_list = [int(w) for w in args.workers.split(",")]

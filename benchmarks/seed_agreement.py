@@ -55,12 +55,12 @@ def label(row: pd.Series) -> str:
     return f"({row['alpha']:g}, {row['beta']:g}, {row['gamma']:g})"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", nargs="+", help="two or more searches' --root folders")
     parser.add_argument("--repeats", default="1,2,3,4", help="repeat counts to simulate")
     parser.add_argument("--draws", type=int, default=20000, help="simulated pairs of searches per repeat count")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if len(args.roots) < 2:
         raise SystemExit("give two or more searches")
     frames = [load(root) for root in args.roots]

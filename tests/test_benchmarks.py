@@ -16,7 +16,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_gpu_benchmark_prints_its_figures_on_a_cpu(tmp_path):
+def test_gpu_benchmark_prints_its_figures_on_a_cpu(tmp_path, monkeypatch, capsys):
     proc = subprocess.run(
         [sys.executable, "benchmarks/gpu_search.py", "--device", "cpu", "--quick", "--root", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
@@ -40,11 +40,13 @@ def test_gpu_benchmark_prints_its_figures_on_a_cpu(tmp_path):
     assert " wall " in search and "failed" not in search, search  # a failed search is reported, not timed
     assert len(list(tmp_path.glob("workers1/*/results.csv"))) == 1  # the search ran in its own folder and wrote its table
     assert not any(line.startswith("8.") for line in lines)  # minutes on a GPU: only when asked for
-    again = subprocess.run(
-        [sys.executable, "benchmarks/gpu_search.py", "--device", "cpu", "--quick", "--root", str(tmp_path), "--skip", "1,2,3,5,6,7"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
-    assert again.returncode == 2 and "workers1 is not empty: give the searches a fresh --root" in again.stderr
+    # The refusals in this process (each as a subprocess spent seconds importing torch).
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from gpu_search import main as gpu_search
+
+    with pytest.raises(SystemExit) as again:
+        gpu_search(["--device", "cpu", "--quick", "--root", str(tmp_path), "--skip", "1,2,3,5,6,7"])
+    assert again.value.code == 2 and "workers1 is not empty: give the searches a fresh --root" in capsys.readouterr().err
     alone = subprocess.run(  # no --root, as on the GPU machine: a temporary folder
         [sys.executable, "benchmarks/gpu_search.py", "--device", "cpu", "--quick", "--only", "8", "--proxy-workers", "1"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
@@ -54,9 +56,9 @@ def test_gpu_benchmark_prints_its_figures_on_a_cpu(tmp_path):
     assert len(proxy) == 1 and re.search(r"^8\. .* wall [0-9.]+ s; .*; candidates \d+ complete; "
                                          r"top-1 [0-9.]+% best, [0-9.]+% worst$", proxy[0]), alone.stdout
     for bad in (["--only", "9"], ["--skip", "x"]):
-        wrong = subprocess.run([sys.executable, "benchmarks/gpu_search.py", "--device", "cpu", *bad],
-                               cwd=ROOT, capture_output=True, text=True, timeout=60)
-        assert wrong.returncode == 2 and "name figures by their numbers, 1 to 8" in wrong.stderr
+        with pytest.raises(SystemExit) as wrong:
+            gpu_search(["--device", "cpu", *bad])
+        assert wrong.value.code == 2 and "name figures by their numbers, 1 to 8" in capsys.readouterr().err
 
 
 def test_gpu_check_names_the_wheel_it_lacks(tmp_path):
@@ -182,34 +184,39 @@ def _results(folder: Path, top1: list[float | None], tied: list[bool | None]) ->
     return str(folder)
 
 
-def test_seed_agreement_reports_rank_agreement_noise_and_the_chance_of_the_goal(tmp_path):
+def test_seed_agreement_reports_rank_agreement_noise_and_the_chance_of_the_goal(tmp_path, monkeypatch, capsys):
+    # In this process: the script's four runs as subprocesses spent 40 s importing torch.
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from seed_agreement import main as seed_agreement
+
+    def run(*args: str) -> str:
+        seed_agreement(list(args))
+        return capsys.readouterr().out
+
     # Searches 0 and 1 differ by a shared offset only; search 2 swaps the last two candidates.
     # The fourth candidate failed in search 1: it is left out, not read as tied or as a score.
     roots = [_results(tmp_path / "s0", [0.6, 0.5, 0.4, 0.9], [True, False, False, False]),
              _results(tmp_path / "s1", [0.7, 0.6, 0.5, None], [True, True, False, None]),
              _results(tmp_path / "s2", [0.6, 0.4, 0.5, 0.1], [True, False, False, False])]
-    proc = subprocess.run([sys.executable, "benchmarks/seed_agreement.py", *roots[:2], "--repeats", "1", "--draws", "50"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "left out, not complete in every search: (1, 1.3, 1)" in proc.stdout
-    assert "searches 0 and 1: Spearman 1.00 over 3 candidates complete in both; tied-best sets share ['(1, 1, 1)']" in proc.stdout
-    assert "per-run noise sigma 0.0 points (2 degrees of freedom)" in proc.stdout  # an offset is no noise
-    assert "--repeats 1: median Spearman 1.00, P(Spearman >= 0.9) 1.00" in proc.stdout
-    proc = subprocess.run([sys.executable, "benchmarks/seed_agreement.py", *roots, "--repeats", "1,4", "--draws", "200"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    out = run(*roots[:2], "--repeats", "1", "--draws", "50")
+    assert "left out, not complete in every search: (1, 1.3, 1)" in out
+    assert "searches 0 and 1: Spearman 1.00 over 3 candidates complete in both; tied-best sets share ['(1, 1, 1)']" in out
+    assert "per-run noise sigma 0.0 points (2 degrees of freedom)" in out  # an offset is no noise
+    assert "--repeats 1: median Spearman 1.00, P(Spearman >= 0.9) 1.00" in out
+    out = run(*roots, "--repeats", "1,4", "--draws", "200")
     # Pairs rank the candidates complete in both: ranks 3 2 1 4 against 4 2 3 1, 1 - 6 * 14 / 60;
     # with search 1, ranks 1 2 3 against 1 3 2 over three: 1 - 6 * 2 / 24.
-    assert "searches 0 and 2: Spearman -0.40 over 4 candidates complete in both" in proc.stdout
-    assert "searches 1 and 2: Spearman 0.50 over 3 candidates complete in both" in proc.stdout  # ranks 1 2 3 against 1 3 2: 1 - 6 * 2 / 24
-    sigma = float(re.search(r"sigma (\d+\.\d) points \(4 degrees", proc.stdout).group(1))
+    assert "searches 0 and 2: Spearman -0.40 over 4 candidates complete in both" in out
+    assert "searches 1 and 2: Spearman 0.50 over 3 candidates complete in both" in out  # ranks 1 2 3 against 1 3 2: 1 - 6 * 2 / 24
+    sigma = float(re.search(r"sigma (\d+\.\d) points \(4 degrees", out).group(1))
     assert sigma > 0
-    chance = [float(v) for v in re.findall(r"P\(Spearman >= 0\.9\) (\d\.\d\d)", proc.stdout)]
+    chance = [float(v) for v in re.findall(r"P\(Spearman >= 0\.9\) (\d\.\d\d)", out)]
     assert len(chance) == 2 and chance[0] < chance[1] < 1.0  # more repeats, better odds, never certain
-    proc = subprocess.run([sys.executable, "benchmarks/seed_agreement.py", roots[0], str(tmp_path / "s0"), "--draws", "50"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0  # the same search twice: nothing to compare but agreement
+    assert "searches 0 and 1: Spearman 1.00" in run(roots[0], str(tmp_path / "s0"), "--draws", "50")  # the same search twice
     short = _results(tmp_path / "s3", [0.6, None, 0.4, 0.9], [True, None, False, False])
+    with pytest.raises(SystemExit, match="only 2 candidate\\(s\\) are complete in every search; need 3 or more"):
+        run(roots[1], short)
+    # As a script it still runs, and a refusal exits 1 with the reason.
     proc = subprocess.run([sys.executable, "benchmarks/seed_agreement.py", roots[1], short],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "only 2 candidate(s) are complete in every search; need 3 or more" in proc.stderr

@@ -14,28 +14,9 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 
 from scaler.models import build_model, network_spec
+from tests.conftest import TINY_NET_FILE
 
-TINY_NET = '''
-from torch import nn
-from scaler import round_filters, round_repeats
-
-STAGES = ((24, 1, 2), (40, 2, 2))  # channels, repeats, stride of the first block
-
-
-def conv(cin, cout, stride):
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
-
-
-def make(width, depth, num_classes):
-    cin = round_filters(16, width)
-    layers = [conv(3, cin, 2)]
-    for channels, repeats, stride in STAGES:
-        cout = round_filters(channels, width)
-        for i in range(round_repeats(repeats, depth)):
-            layers.append(conv(cin, cout, stride if i == 0 else 1))
-            cin = cout
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, num_classes))
-'''
+TINY_NET = TINY_NET_FILE.read_text()  # the factory file a user would write
 
 TRAIN = ["--train-images", "32", "--val-images", "16", "--batch-size", "16", "--epochs", "1",
          "--threads", "1", "--device", "cpu"]  # fmt: skip

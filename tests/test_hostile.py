@@ -21,14 +21,14 @@ import pandas as pd
 import pytest
 
 import scaler
-from tests.conftest import sigint_default
+from tests.conftest import TINY_BASE, sigint_default
 from PIL import Image
 
 SCALER = str(Path(sys.executable).parent / "scaler")
 # 2 candidates on a tiny proxy: (1, 1.1, 1.1) and (1.2, 1.1, 1.1).
 MICRO = [
     "--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1.1", "--tolerance", "0.54",
-    "--base-resolution", "32", "--base-width", "0.25", "--train-images", "64", "--val-images", "32",
+    "--base-resolution", "32", "--base-width", "0.25", "--base", TINY_BASE, "--train-images", "64", "--val-images", "32",
     "--batch-size", "16", "--epochs", "1", "--threads", "1", "--device", "cpu", "--quiet",
 ]  # fmt: skip
 

@@ -35,12 +35,13 @@ from scaler.statistics import (
     unpack_correct,
 )
 from scaler.training import EpochMetrics, TrainResult, repeat_seed
+from tests.conftest import TINY_BASE
 
 SCALER = str(Path(sys.executable).parent / "scaler")
 # 3 candidates on a tiny proxy, 2 epochs each.
 MICRO = [
     "--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1.1", "--tolerance", "0.56",
-    "--base-resolution", "32", "--base-width", "0.25", "--train-images", "64", "--val-images", "40",
+    "--base-resolution", "32", "--base-width", "0.25", "--base", TINY_BASE, "--train-images", "64", "--val-images", "40",
     "--batch-size", "16", "--epochs", "2", "--threads", "1", "--device", "cpu", "--quiet",
 ]  # fmt: skip
 
@@ -187,6 +188,7 @@ def test_raising_repeats_trains_only_the_missing_ones(cli, tmp_path):
 
 def test_sigkill_mid_repeat_then_resume_trains_each_repeat_once(tmp_path):
     args = search_args(tmp_path, "--repeats", "2", name="killed")
+    args[args.index("--epochs") + 1] = "20"  # about a second per training: the kill lands between 2 and 5 of 6
     folder = tmp_path / "killed"
     process = subprocess.Popen([SCALER, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300

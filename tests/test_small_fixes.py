@@ -21,12 +21,14 @@ from scaler.study import results as study_results
 from scaler.study.create import join_study
 from scaler.study.storage import mask_url
 from scaler.study.trials import records
+from tests.conftest import TINY_BASE
 
 EMPTY_NAME = (
     "the name is empty; use 1-128 letters, digits, '.', '_', '+' or '-', "
     "starting with a letter or digit (one folder name, no path)"
 )
-TINY = ["--train-images", "64", "--val-images", "32", "--epochs", "1", "--base-resolution", "32", "--threads", "1", "--quiet"]
+TINY = ["--base", TINY_BASE, "--train-images", "64", "--val-images", "32", "--epochs", "1", "--base-resolution", "32",
+        "--threads", "1", "--quiet"]  # fmt: skip
 
 
 def flat(text: str) -> str:

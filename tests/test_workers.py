@@ -18,13 +18,13 @@ import pandas as pd
 from PIL import Image
 
 from scaler.study.storage import mask_url
-from tests.conftest import sigint_default
+from tests.conftest import TINY_BASE, sigint_default
 
 SCALER = str(Path(sys.executable).parent / "scaler")
 # 8 candidates on a tiny proxy: the space (shared with `scaler candidates`), then training.
 GRID8_SPACE = [
     "--alpha-range", "1:1.4:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1:1.1:0.1",
-    "--tolerance", "0.75", "--base-resolution", "32", "--base-width", "0.25",
+    "--tolerance", "0.75", "--base-resolution", "32", "--base-width", "0.25", "--base", TINY_BASE,
 ]  # fmt: skip
 GRID8 = [
     *GRID8_SPACE, "--train-images", "64", "--val-images", "32", "--batch-size", "16", "--epochs", "2",
@@ -103,7 +103,9 @@ def start_three_workers(url: str, name: str, root: Path, args: list[str]) -> tup
 
 def test_three_workers_on_postgres_train_each_candidate_once(postgres_url, tmp_path):
     name = f"pg-three-{uuid.uuid4().hex[:8]}"
-    search, workers = start_three_workers(postgres_url, name, tmp_path, GRID8)
+    args = list(GRID8)
+    args[args.index("--epochs") + 1] = "20"  # seconds per candidate: the workers start before the search is done
+    search, workers = start_three_workers(postgres_url, name, tmp_path, args)
     for process in [search, *workers]:
         _, err = process.communicate(timeout=600)
         assert process.returncode == 0, err
@@ -120,7 +122,7 @@ def test_three_workers_on_postgres_train_each_candidate_once(postgres_url, tmp_p
 def test_killed_postgres_worker_is_replaced(postgres_url, tmp_path):
     name = f"pg-kill-{uuid.uuid4().hex[:8]}"
     args = list(GRID8)
-    args[args.index("--epochs") + 1] = "4"  # long enough to kill mid-candidate
+    args[args.index("--epochs") + 1] = "20"  # seconds per candidate: long enough to kill mid-candidate
     search, workers = start_three_workers(postgres_url, name, tmp_path, args)
     victim = workers[0]
 
@@ -251,7 +253,7 @@ def test_journal_with_a_torn_last_line_is_repaired(cli, tmp_path):
 
 def test_ctrl_c_marks_the_candidate_interrupted_and_says_how_to_resume(tmp_path):
     args = [SCALER, "search", *GRID2, "--root", str(tmp_path), "--name", "ctrlc"]
-    args[args.index("--epochs") + 1] = "4"
+    args[args.index("--epochs") + 1] = "40"  # seconds per candidate
     folder = tmp_path / "ctrlc"
     process = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     wait_for(lambda: (folder / "study.journal").exists() and '"worker"' in (folder / "study.journal").read_text(), what="a running candidate")
@@ -314,7 +316,7 @@ def test_passwords_are_masked():
 def test_sigterm_is_answered_as_ctrl_c_is_with_the_shells_exit_code(tmp_path):
     # `kill`, `timeout`, `docker stop` and batch schedulers send SIGTERM.
     args = [SCALER, "search", *GRID2, "--root", str(tmp_path), "--name", "term"]
-    args[args.index("--epochs") + 1] = "4"
+    args[args.index("--epochs") + 1] = "40"  # seconds per candidate
     folder = tmp_path / "term"
     process = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: (folder / "study.journal").exists() and '"worker"' in (folder / "study.journal").read_text(), what="a running candidate")
@@ -330,7 +332,7 @@ def test_sigterm_is_answered_as_ctrl_c_is_with_the_shells_exit_code(tmp_path):
 
 def test_sigterm_reaches_local_workers_and_their_items_are_marked_interrupted(tmp_path):
     args = [SCALER, "search", *GRID2, "--root", str(tmp_path), "--name", "termw", "--workers", "2"]
-    args[args.index("--epochs") + 1] = "6"
+    args[args.index("--epochs") + 1] = "60"
     folder = tmp_path / "termw"
     process = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: (folder / "study.journal").exists() and (folder / "study.journal").read_text().count('"worker"') >= 2,
@@ -347,7 +349,7 @@ def test_sigterm_reaches_local_workers_and_their_items_are_marked_interrupted(tm
 
 def test_a_killed_local_worker_s_item_is_released_at_once_and_trained_again(tmp_path):
     args = [SCALER, "search", *GRID8, "--root", str(tmp_path), "--name", "killw", "--workers", "2"]
-    args[args.index("--epochs") + 1] = "8"  # seconds per candidate: the kill lands mid-candidate
+    args[args.index("--epochs") + 1] = "60"  # seconds per candidate: the kill lands mid-candidate
     args[args.index("--beta-range") + 1] = "1"  # three candidates: one more than the workers
     journal = tmp_path / "killw" / "study.journal"
     process = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
