@@ -30,6 +30,7 @@ class FakeConfig:
     count: int = 5
     epochs: int = 1
     fail: tuple[int, ...] = ()  # items that raise RuntimeError
+    no_epochs: tuple[int, ...] = ()  # items whose epoch count (for the display) raises RuntimeError
     oom: tuple[int, ...] = ()  # items that raise the CPU allocator's message
     nan: tuple[int, ...] = ()  # items that end complete without a finite objective
     kill: tuple[int, ...] = ()  # items whose worker process SIGKILLs itself (local workers only)
@@ -45,7 +46,7 @@ class FakeConfig:
         return {**asdict(self), **{key: list(getattr(self, key)) for key in TUPLES}}
 
 
-TUPLES = ("fail", "oom", "nan", "kill")
+TUPLES = ("fail", "no_epochs", "oom", "nan", "kill")
 
 
 def score(index: int) -> float:
@@ -108,6 +109,8 @@ class FakeExperiment(Experiment):
         return {"device": runtime.device}
 
     def epochs(self, context: dict, item: WorkItem) -> int:
+        if item["item"] in self.config.no_epochs:
+            raise RuntimeError(f"injected: no epoch count for item {item['item']}")
         return self.config.epochs
 
     def _log(self, event: str, index: int) -> None:

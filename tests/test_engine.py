@@ -256,6 +256,19 @@ def test_a_run_shows_its_progress_on_the_display_it_is_given_and_logs_it_without
     assert any(m.endswith(": training") for m in messages) if workers == 1 else any("2/2 items finished" in m for m in messages)
 
 
+def test_an_experiment_error_in_the_display_s_epoch_count_fails_that_item_alone(tmp_path):
+    display = RecordingDisplay()
+    config = FakeConfig(count=3, no_epochs=(1,))
+    with folder_lock(tmp_path / "counted"):
+        handle = open_fake(tmp_path / "counted", config)
+        run_study(handle, workers=1, runtime=CPU, retry_failed=False, log=lambda _: None, display=display)
+    assert states(handle) == {0: State.COMPLETE, 1: State.FAILED, 2: State.COMPLETE}
+    frame = pd.read_csv(tmp_path / "counted" / "results.csv", keep_default_na=False)
+    assert dict(zip(frame["item"], frame["reason"]))[1] == "RuntimeError: injected: no epoch count for item 1"
+    label = handle.experiment.label(WorkItem.of(item=1))
+    assert ("finish", label, State.FAILED) in display.seen and not any(e[:2] == ("start", label) for e in display.seen)
+
+
 def test_the_library_refuses_a_run_with_no_worker_before_touching_the_study(tmp_path):
     folder = tmp_path / "none"
     with folder_lock(folder):

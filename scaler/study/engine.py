@@ -255,10 +255,10 @@ def run_trial(handle: StudyHandle, trial: optuna.trial.Trial, context: Any, runt
         trial.set_user_attr("worker", worker_id())
         for key, value in item.params:
             trial.set_user_attr(key, value)
-        if events.on_start:
-            events.on_start(label, experiment.epochs(context, item))
         with _Heartbeat(handle, trial._trial_id):
-            try:
+            try:  # the display's epoch count too: an experiment's error there fails the item alone
+                if events.on_start:
+                    events.on_start(label, experiment.epochs(context, item))
                 outcome = experiment.run(item, context, runtime, _TrialReporter(trial, events))
             except Exception as exc:
                 if interrupted_by_user(exc):
