@@ -21,6 +21,7 @@ from scaler.experiments.search import RESULT_COLUMNS, SearchConfig
 from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.training import TrainConfig
+from tests.conftest import TINY_BASE
 
 # 4 candidates: (1, 1.1, 1.2), (1.2, 1, 1.2), (1.2, 1.1, 1.1), (1.2, 1.1, 1.2) on a tiny proxy.
 MICRO = [
@@ -244,3 +245,16 @@ def test_the_legend_names_only_the_marks_the_table_shows():
     assert legend(frame.iloc[1:].assign(tied_with_best=False)) == "★ best"  # nothing tied with it: no ≈
     timed_out = frame.iloc[1:].assign(state="timeout", tied_with_best=False)
     assert legend(timed_out) == ""  # no complete row: no ★ either
+
+
+def test_log_lines_stay_whole_in_a_pipe(cli, tmp_path):
+    """Captured output is not a terminal (rich then lays out 80 columns): each epoch's line and
+    the estimate stay one line each, as a log file or `grep` needs them."""
+    args = [a for a in search_args(tmp_path, "--base", TINY_BASE) if a != "--quiet"]
+    result = cli(*args)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    epochs = [line for line in lines if " epoch 1: " in line]
+    assert len(epochs) == 4 and all(len(line) > 80 and line.endswith(" s") and "val loss" in line for line in epochs)
+    [estimate] = [line for line in lines if line.startswith("search micro: ")]
+    assert "estimated" in estimate and estimate.endswith(")")

@@ -181,5 +181,6 @@ def logger(quiet: bool) -> tuple[Callable[[str], None], Callable[[str], Abstract
     carries csv/json), rich lines and a spinner on the terminal otherwise."""
     if quiet:
         return (lambda message: print(message, file=sys.stderr, flush=True)), (lambda _: nullcontext())
-    return (lambda message: console.print(message, highlight=False)), (lambda text: console.status(text))
+    # soft_wrap: one line per message in a pipe or a file too (a console there is 80 columns)
+    return (lambda message: console.print(message, highlight=False, soft_wrap=True)), (lambda text: console.status(text))
 

@@ -68,6 +68,7 @@ class StepBar:
             f"val top-1 {metrics.top1:.1%}{top5} · val loss {metrics.val_loss:.3f} · "
             f"{metrics.images_per_s:.0f} img/s · {metrics.seconds:.1f} s",
             highlight=False,
+            soft_wrap=True,  # a log line: whole in a pipe or a file, the terminal wraps it on screen
         )
         return False
 
@@ -102,7 +103,7 @@ class StudyBars:
             self.current = None
         if state.is_finished:  # an interrupted item is still to do, a lost one another worker's
             self.progress.advance(self.overall)
-        self.progress.console.print(f"{label}: {state}{' (' + reason + ')' if reason else ''}", highlight=False)
+        self.progress.console.print(f"{label}: {state}{' (' + reason + ')' if reason else ''}", highlight=False, soft_wrap=True)
 
     def set_counts(self, done: int, running: str) -> None:
         """For a study run by worker processes: refresh from the study's state."""

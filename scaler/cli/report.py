@@ -65,7 +65,7 @@ def report(
         except (OSError, ValueError) as exc:
             raise RunError(f"cannot write plot {plot}: {exc}") from None
         if format is Format.table:
-            console.print(f"plot written to {plot}", highlight=False)
+            console.print(f"plot written to {plot}", highlight=False, soft_wrap=True)
     states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
     caption = "\n".join([
         " · ".join(filter(None, [f"{folder}/results.csv", states, legend(shown), "Pareto front of finished candidates" if pareto else ""])),
