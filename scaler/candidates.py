@@ -25,7 +25,7 @@ from torch import nn
 
 from scaler.models import family_of, network_spec
 from scaler.models.init import zero_init_residuals
-from scaler.scaling import MAX_PHI, MIN_TRAIN_RESOLUTION, CompoundScale, compound_product, compound_scale, validate_multiplier, validate_resolution
+from scaler.scaling import MAX_PHI, MIN_TRAIN_RESOLUTION, CompoundScale, ScaleLimitError, compound_product, compound_scale, validate_multiplier, validate_resolution
 
 MODES = ("grid", "surface")
 MAX_TARGET = 64.0  # FLOPs growth per step of phi (the paper's is 2)
@@ -240,12 +240,8 @@ def build_candidates(
     for alpha, beta, gamma in space.coefficients():
         try:
             scale, count = base.scaled(alpha, beta, gamma, space.phi)
-        except UsageError as exc:
-            if exc.param != "phi":
-                raise
-            # a point of the ranges, not --phi alone, is at fault; the advice named phi alone
-            what = str(exc).rsplit("; ", 1)[0]
-            raise UsageError(f"candidate ({alpha:g}, {beta:g}, {gamma:.4g}) of the ranges: {what}; narrow the ranges or lower phi") from None
+        except ScaleLimitError as exc:  # a point of the ranges, not --phi alone, is at fault
+            raise UsageError(f"candidate ({alpha:g}, {beta:g}, {gamma:.4g}) of the ranges: {exc.fault}; narrow the ranges or lower phi") from None
         ratio = count.macs / base_macs
         if flops_tolerance is not None and abs(ratio / nominal - 1) > flops_tolerance:
             continue

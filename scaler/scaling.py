@@ -108,6 +108,16 @@ def validate_coefficients(alpha: float, beta: float, gamma: float) -> None:
             raise UsageError(f"{name} = {value} is not allowed; it must be a number >= 1", param=name)
 
 
+class ScaleLimitError(UsageError):
+    """phi takes a multiplier past what a network can be built with: `fault` says which and by
+    how much, `advice` what to lower, so a caller that knows better (a point of the search's
+    ranges, not phi alone) can give its own advice."""
+
+    def __init__(self, fault: str, advice: str) -> None:
+        super().__init__(f"{fault}; {advice}", param="phi")
+        self.fault, self.advice = fault, advice
+
+
 def compound_scale(
     alpha: float, beta: float, gamma: float, phi: float, base_resolution: int = 224
 ) -> CompoundScale:
@@ -119,20 +129,19 @@ def compound_scale(
     # Each multiplier checked in the user's terms before anything is built from it.
     for what, coefficient, limit in (("depth", alpha, MAX_MULTIPLIER), ("width", beta, MAX_MULTIPLIER)):
         if math.log(coefficient) * phi > math.log(limit):
-            raise UsageError(
-                f"phi {phi:g} gives {what} {coefficient:g}^{phi:g} = {_power(math.log10(coefficient) * phi)}, more than "
-                f"{limit:g}; lower phi or the coefficient",
-                param="phi",
+            raise ScaleLimitError(
+                f"phi {phi:g} gives {what} {coefficient:g}^{phi:g} = {_power(math.log10(coefficient) * phi)}, more than {limit:g}",
+                "lower phi or the coefficient",
             )
     # checked in logs first (gamma^phi can overflow floats), then as rounded: 4098 px rounds to 4100
     log10 = math.log10(base_resolution) + math.log10(gamma) * phi
     resolution = scaled_resolution(base_resolution, gamma**phi) if log10 <= math.log10(MAX_RESOLUTION + 2) else None
     if resolution is None or resolution > MAX_RESOLUTION:
         rounded = "" if resolution is None else f", rounded to {resolution}"
-        raise UsageError(
+        raise ScaleLimitError(
             f"phi {phi:g} gives resolution {base_resolution} x {gamma:g}^{phi:g} = {_power(log10)} px{rounded}, more than "
-            f"{MAX_RESOLUTION}; lower phi or gamma",
-            param="phi",
+            f"{MAX_RESOLUTION}",
+            "lower phi or gamma",
         )
     return CompoundScale(alpha=alpha, beta=beta, gamma=gamma, phi=phi, depth=alpha**phi, width=beta**phi, resolution=resolution)
 

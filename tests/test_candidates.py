@@ -10,6 +10,7 @@ from scaler import network_spec
 from scaler.candidates import CandidateSpace, ProxyBase, Range, build_candidates, parse_range
 from scaler.counting import count_model
 from scaler.errors import UsageError
+from scaler.scaling import ScaleLimitError, compound_scale
 
 TINY = ProxyBase("b0", resolution=32, width=0.25, num_classes=10)
 
@@ -100,6 +101,11 @@ def test_a_point_of_the_ranges_past_a_limit_is_named_not_blamed_on_phi():
                                          r"narrow the ranges or lower phi$") as caught:
         build_candidates(space, TINY)
     assert caught.value.param is None  # a front end does not prefix it with --phi
+    # compound_scale itself keeps the fault apart from its advice, which named phi alone
+    with pytest.raises(ScaleLimitError) as limit:
+        compound_scale(17.0, 1.0, 1.0, 1.0)
+    assert (limit.value.fault, limit.value.advice) == ("phi 1 gives depth 17^1 = 17, more than 16", "lower phi or the coefficient")
+    assert str(limit.value) == f"{limit.value.fault}; {limit.value.advice}" and limit.value.param == "phi"
     # a limit of the base's own (its width) is not phi's: its message stays whole
     wide = ProxyBase("b0", resolution=32, width=4.0, num_classes=10)
     fifth = CandidateSpace(alpha=Range(1.0, 1.0, 1.0), beta=Range(5.0, 5.0, 1.0), gamma=Range(1.0, 1.0, 1.0), target=25, tolerance=1)
