@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     gaps = -np.diff(means[order])
     print(f"per-run noise sigma {100 * sigma:.1f} points ({(n - 1) * (m - 1)} degrees of freedom); "
           f"candidates' means, best first: {', '.join(f'{labels[k]} {100 * means[k]:+.1f}' for k in order)}; "
-          f"smallest gap between neighbours {100 * gaps.min():.1f} points")
+          f"smallest gap between neighbours {abs(100 * gaps.min()):.1f} points")  # never "-0.0": gaps are >= 0
     rng = np.random.default_rng(0)
     for k in (int(v) for v in args.repeats.split(",")):
         noise = rng.normal(0.0, sigma / np.sqrt(k), size=(args.draws, 2, m))

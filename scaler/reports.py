@@ -251,9 +251,12 @@ def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
         if state != State.COMPLETE.value:  # its rank there would place it among unfinished work
             lines.append(f"best of {name}: {candidate} {_not_complete(state, there)}")
             continue
-        where = f"rank {int(best[f'rank_{other}'])} in {there}"
-        verdict = {True: "tied with its best there", False: "not tied with its best there"}.get(truth(best[f"tied_with_best_{other}"]), "tie unknown there")
-        lines.append(f"best of {name}: {candidate} is {where}, {verdict}")
+        rank = int(best[f"rank_{other}"])
+        if rank == 1:  # a best is "tied with itself" in its own table: say what that means
+            verdict = "its best there too"
+        else:
+            verdict = {True: "tied with its best there", False: "not tied with its best there"}.get(truth(best[f"tied_with_best_{other}"]), "tie unknown there")
+        lines.append(f"best of {name}: {candidate} is rank {rank} in {there}, {verdict}")
     return SearchComparison(frame, len(frame), len(both), spearman, kendall, spearman_p, lines)
 
 

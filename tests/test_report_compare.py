@@ -183,8 +183,8 @@ def test_best_of_b_unfinished_in_a_and_complete_bests_keep_their_rank():
         "best of B: (1.2, 1, 1.1) is not finished in A (state running)",
     ]
     same = compare_searches(b, b).best_lines
-    assert same == ["best of A: (1.2, 1, 1.1) is rank 1 in B, tied with its best there",
-                    "best of B: (1.2, 1, 1.1) is rank 1 in A, tied with its best there"]  # fmt: skip
+    assert same == ["best of A: (1.2, 1, 1.1) is rank 1 in B, its best there too",
+                    "best of B: (1.2, 1, 1.1) is rank 1 in A, its best there too"]  # fmt: skip
 
 
 def test_each_best_is_its_own_search_s_even_when_the_other_lacks_it():
@@ -233,7 +233,8 @@ def test_two_real_searches_compare_as_one_json_object(cli, two_searches, tmp_pat
         assert data["kendall"] == pytest.approx(stats.kendalltau(x, y).statistic)
     best_a = a[a["state"] == "complete"].sort_values("rank").iloc[0]
     in_b = b[(b[KEYS] == best_a[KEYS]).all(axis=1)].iloc[0]
-    tie = "tied with its best there" if in_b["tied_with_best"] else "not tied with its best there"
+    tie = ("its best there too" if in_b["rank"] == 1 else
+           "tied with its best there" if in_b["tied_with_best"] else "not tied with its best there")
     assert data["best"][0] == f"best of A: ({best_a['alpha']:g}, {best_a['beta']:g}, {best_a['gamma']:.3g}) is rank {in_b['rank']} in B, {tie}"
     assert len(data["best"]) == 2 and data["best"][1].startswith("best of B: ")
     assert {"top1_a", "top1_b", "rank_a", "rank_b", "difference"} <= set(data["candidates"][0])
@@ -250,8 +251,8 @@ def test_two_real_searches_compare_as_one_json_object(cli, two_searches, tmp_pat
     assert alone.code == 0 and plot.exists() and len(json.loads(alone.out)) >= 1
     frame, _ = read_results(first)
     assert len(json.loads(alone.out)) <= len(frame)
-    # a search against itself: full agreement, its best is rank 1 and tied with itself; three folders are refused
+    # a search against itself: full agreement, its best is rank 1 there too; three folders are refused
     itself = cli("report", first, first)
     assert itself.code == 0 and "rank agreement" in itself.out
-    assert "is rank 1 in B, tied with its best there" in " ".join(itself.out.split())
+    assert "is rank 1 in B, its best there too" in " ".join(itself.out.split())
     assert cli("report", first, second, tmp_path).code == 2
