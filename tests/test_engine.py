@@ -268,6 +268,17 @@ def test_an_experiment_error_in_the_display_s_epoch_count_fails_that_item_alone(
     label = handle.experiment.label(WorkItem.of(item=1))
     assert ("finish", label, State.FAILED) in display.seen and not any(e[:2] == ("start", label) for e in display.seen)
 
+    class BrokenDisplay(RecordingDisplay):
+        def on_start(self, label, epochs):
+            raise BrokenPipeError("the display's own fault")
+
+    # An error of the display's own is not the item's: the run stops, nothing is stored as failed.
+    with folder_lock(tmp_path / "shown"):
+        handle = open_fake(tmp_path / "shown", FakeConfig(count=2))
+        with pytest.raises(BrokenPipeError):
+            run_study(handle, workers=1, runtime=CPU, retry_failed=False, log=lambda _: None, display=BrokenDisplay())
+    assert State.FAILED not in states(handle).values()
+
 
 def test_the_library_refuses_a_run_with_no_worker_before_touching_the_study(tmp_path):
     folder = tmp_path / "none"

@@ -256,16 +256,17 @@ def run_trial(handle: StudyHandle, trial: optuna.trial.Trial, context: Any, runt
         for key, value in item.params:
             trial.set_user_attr(key, value)
         with _Heartbeat(handle, trial._trial_id):
-            try:  # the display's epoch count too: an experiment's error there fails the item alone
-                if events.on_start:
-                    events.on_start(label, experiment.epochs(context, item))
-                outcome = experiment.run(item, context, runtime, _TrialReporter(trial, events))
+            try:  # the experiment's code, its epoch count included: an error fails the item alone
+                epochs = experiment.epochs(context, item)
             except Exception as exc:
-                if interrupted_by_user(exc):
-                    raise
-                # the item fails; the study goes on
-                reason = "out of memory" if is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                outcome = Outcome(State.FAILED, reason)
+                outcome = _failed(exc)
+            else:
+                if events.on_start:  # the display's code: an error there is not the item's
+                    events.on_start(label, epochs)
+                try:
+                    outcome = experiment.run(item, context, runtime, _TrialReporter(trial, events))
+                except Exception as exc:
+                    outcome = _failed(exc)
     except BaseException as exc:
         if not interrupted_by_user(exc):
             raise
@@ -284,6 +285,14 @@ def run_trial(handle: StudyHandle, trial: optuna.trial.Trial, context: Any, runt
     if events.on_finish:
         events.on_finish(label, state, reason)
     return state
+
+
+def _failed(exc: Exception) -> Outcome:
+    """An item's exception as its FAILED outcome (the study goes on); an interrupt propagates."""
+    if interrupted_by_user(exc):
+        raise exc
+    reason = "out of memory" if is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    return Outcome(State.FAILED, reason)
 
 
 def _checked(outcome: Outcome) -> Outcome:
