@@ -117,6 +117,9 @@ class ScaleLimitError(UsageError):
         super().__init__(f"{fault}; {advice}", param="phi")
         self.fault, self.advice = fault, advice
 
+    def __reduce__(self) -> tuple:
+        return type(self), (self.fault, self.advice)  # picklable, as any error a worker may raise
+
 
 def compound_scale(
     alpha: float, beta: float, gamma: float, phi: float, base_resolution: int = 224
