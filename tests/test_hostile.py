@@ -401,7 +401,7 @@ def alive(pid: int) -> bool:
 
 def test_workers_die_with_their_parent(tmp_path):
     args = search_args(tmp_path, "--workers", "2", name="orphans")
-    args[args.index("--epochs") + 1] = "30"
+    args[args.index("--epochs") + 1] = "1000"  # 30 s or more a candidate: orphans would outlive the deadline
     parent = subprocess.Popen([SCALER, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     workers: list[int] = []

@@ -104,7 +104,7 @@ def start_three_workers(url: str, name: str, root: Path, args: list[str]) -> tup
 def test_three_workers_on_postgres_train_each_candidate_once(postgres_url, tmp_path):
     name = f"pg-three-{uuid.uuid4().hex[:8]}"
     args = list(GRID8)
-    args[args.index("--epochs") + 1] = "20"  # seconds per candidate: the workers start before the search is done
+    args[args.index("--epochs") + 1] = "40"  # 1-2 s a candidate: the workers start before the search is done
     search, workers = start_three_workers(postgres_url, name, tmp_path, args)
     for process in [search, *workers]:
         _, err = process.communicate(timeout=600)
@@ -122,7 +122,7 @@ def test_three_workers_on_postgres_train_each_candidate_once(postgres_url, tmp_p
 def test_killed_postgres_worker_is_replaced(postgres_url, tmp_path):
     name = f"pg-kill-{uuid.uuid4().hex[:8]}"
     args = list(GRID8)
-    args[args.index("--epochs") + 1] = "20"  # seconds per candidate: long enough to kill mid-candidate
+    args[args.index("--epochs") + 1] = "40"  # 1-2 s a candidate: the victim gets one and is killed in it
     search, workers = start_three_workers(postgres_url, name, tmp_path, args)
     victim = workers[0]
 
@@ -192,6 +192,7 @@ def test_sigkill_at_many_points_resumes_to_a_complete_table(tmp_path):
     root = tmp_path / "root"
     folder = root / "crash"
     args = [sys.executable, str(wrapper), "search", *GRID8, "--root", str(root), "--name", "crash"]
+    args[args.index("--epochs") + 1] = "20"  # about a second a candidate: "mid-candidate" lands mid-candidate
 
     def journal_has(text: str) -> bool:
         path = folder / "study.journal"
