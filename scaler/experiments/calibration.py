@@ -494,7 +494,7 @@ class Calibration(Experiment):
         return context.fingerprint
 
     def epochs(self, context: Dataset, item: WorkItem) -> int:
-        if item["setting"] >= len(self.settings):  # added by another process since the last refresh: `run` says so
+        if item["setting"] >= len(self.settings):  # a guard only: the engine refreshes after popping an item
             return max(self.config.epochs(s) for s in self.settings)
         return self.config.epochs(self.settings[item["setting"]])
 

@@ -351,6 +351,9 @@ def work(
                 time.sleep(poll_seconds)
                 continue
             return ran
+        # Again after the pop: the item may be one another process added (a calibration's try)
+        # after the refresh above; its attributes are set before its trials are enqueued.
+        handle.experiment.refresh(handle.study.user_attrs)
         state = run_trial(handle, trial, context, runtime, events)
         ran += state is not State.DUPLICATE
         if write_results and handle.folder is not None:
