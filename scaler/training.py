@@ -27,6 +27,7 @@ from scaler.conv_backend import conv_backend, policy_for
 from scaler.data import Dataset, eval_batches, train_batches
 from scaler.errors import RunError, UsageError, check_int
 from scaler.files import json_ready
+from scaler.memory import check_training_fits
 from scaler.runtime import Runtime, select_device
 from scaler.scaling import MAX_RESOLUTION, MIN_TRAIN_RESOLUTION
 from scaler.states import State
@@ -384,6 +385,7 @@ def train(
                          f"num_classes={dataset.num_classes}")
     runtime.validate()
     device = select_device(runtime.device)
+    check_training_fits(model, min(config.batch_size, len(dataset.train)), resolution, device)
     previous_threads = torch.get_num_threads()
     if runtime.threads is not None:
         torch.set_num_threads(runtime.threads)

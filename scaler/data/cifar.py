@@ -16,6 +16,7 @@ from scaler.errors import UsageError
 
 CIFAR_RESOLUTION = 32
 CIFAR_CLASSES = 10
+CIFAR_IMAGES = 50_000, 10_000  # the official training and test batches
 CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
 _NEEDS = f"cifar10:PATH needs the extracted folder that holds {', '.join(CIFAR_FILES)}"
 
@@ -89,6 +90,11 @@ class CifarSource:
         images = torch.from_numpy(data[keep].reshape(-1, 3, 32, 32))
         return ImageSplit(resize_uint8(images, self.storage),
                           torch.from_numpy(labels[keep].copy()))
+
+    def stored_images(self) -> tuple[int, int]:
+        count = sum(min(cap, count) if cap is not None else count
+                    for cap, count in zip((self.n_train, self.n_val), CIFAR_IMAGES))
+        return count, self.storage
 
     def load(self) -> Loaded:
         meta = self._unpickle("batches.meta")

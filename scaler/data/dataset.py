@@ -16,6 +16,7 @@ from scaler.data.source import Source, digest
 from scaler.data.split import ImageSplit, stratified_take
 from scaler.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_TRAIN, SYNTHETIC_VAL, SyntheticSource
 from scaler.errors import UsageError, check_int
+from scaler.memory import check_images_fit
 from scaler.scaling import MAX_RESOLUTION, MIN_TRAIN_RESOLUTION
 
 _SOURCES = "use 'synthetic', 'cifar10:PATH' or a folder with one sub-folder per class"
@@ -79,6 +80,7 @@ def load_dataset(
         _memo.move_to_end(key)
         return replace(_memo[key], source=source, decoded=0)
 
+    check_images_fit(*loader.stored_images(), source)
     cache_file = None
     loaded = None
     if cache_dir is not None:

@@ -132,6 +132,9 @@ class FolderSource:
         return [(groups, [len(g) for g in stratified_take(groups, cap)])
                 for groups, cap in ((train, self.n_train), (val, self.n_val))]
 
+    def stored_images(self) -> tuple[int, int]:
+        return sum(sum(wanted) for _, wanted in self._select()), self.storage
+
     def load(self) -> Loaded:
         splits = self._select()
         # Each class's first `wanted` files of a split; a file that cannot be decoded is

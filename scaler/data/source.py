@@ -38,6 +38,11 @@ class Source(Protocol):
         for data rendered from the fingerprint's inputs alone."""
         ...
 
+    def stored_images(self) -> tuple[int, int]:
+        """How many images `load` stores at the most, and their size in px, found without
+        decoding any: what the memory check counts before loading."""
+        ...
+
     def load(self) -> Loaded:
         """Decode (or render) the data."""
         ...

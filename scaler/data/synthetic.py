@@ -304,6 +304,9 @@ class SyntheticSource:
             labels[start : start + len(lab)] = torch.from_numpy(lab)
         return ImageSplit(images, labels)
 
+    def stored_images(self) -> tuple[int, int]:
+        return self.n_train + self.n_val, self.storage
+
     def load(self) -> Loaded:
         train = self._split(self.n_train, 1)
         val = self._split(self.n_val, 2)
