@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -278,6 +279,45 @@ def test_an_experiment_error_in_the_display_s_epoch_count_fails_that_item_alone(
         with pytest.raises(BrokenPipeError):
             run_study(handle, workers=1, runtime=CPU, retry_failed=False, log=lambda _: None, display=BrokenDisplay())
     assert State.FAILED not in states(handle).values()
+
+
+class GrowingExperiment(FakeExperiment):
+    """Knows only the items its study's attributes count, as a calibration knows only the tries
+    stored when it last read them: its label of any other item raises, as a calibration's does."""
+
+    kind = "growing-fake"
+
+    def refresh(self, attrs):
+        self.config = replace(self.config, count=attrs["fake_items"])
+
+    def label(self, item):
+        if item["item"] >= self.config.count:
+            raise IndexError(f"item {item['item']} is not among this process's {self.config.count}")
+        return super().label(item)
+
+
+def test_an_item_another_process_adds_between_the_refresh_and_the_pop_runs(tmp_path, monkeypatch):
+    """Another process may store a new item (its attributes first, then its trial) after this
+    worker refreshed its experiment and before it pops the next trial: the worker runs it.
+    It crashed in `label` before the engine refreshed again after the pop."""
+    import scaler.study.engine as engine
+
+    popped = engine.pop_trial
+    added = []
+
+    def add_then_pop(handle):
+        if handle.study.user_attrs["fake_items"] == 2 and count_finished(handle) == 2:
+            handle.study.set_user_attr("fake_items", 3)  # what the other process does, in its order
+            handle.study.enqueue_trial({"item": 2}, user_attrs={"item": 2})
+            added.append(2)
+        return popped(handle)
+
+    monkeypatch.setattr(engine, "pop_trial", add_then_pop)
+    with folder_lock(tmp_path / "grown"):
+        handle = open_study(GrowingExperiment, FakeConfig(count=2), folder=tmp_path / "grown", name="grown")
+        reconcile(handle)
+        assert work(handle, handle.experiment.prepare(CPU), CPU) == 3
+    assert added == [2] and states(handle) == {0: State.COMPLETE, 1: State.COMPLETE, 2: State.COMPLETE}
 
 
 def test_the_library_refuses_a_run_with_no_worker_before_touching_the_study(tmp_path):

@@ -494,8 +494,6 @@ class Calibration(Experiment):
         return context.fingerprint
 
     def epochs(self, context: Dataset, item: WorkItem) -> int:
-        if item["setting"] >= len(self.settings):  # a guard only: the engine refreshes after popping an item
-            return max(self.config.epochs(s) for s in self.settings)
         return self.config.epochs(self.settings[item["setting"]])
 
     def model(self, setting: int, candidate: Candidate, seed: int) -> nn.Module:
