@@ -133,6 +133,7 @@ class FolderSource:
                 for groups, cap in ((train, self.n_train), (val, self.n_val))]
 
     def stored_images(self) -> tuple[int, int]:
+        # Files that turn out unreadable count too: only decoding finds them.
         return sum(sum(wanted) for _, wanted in self._select()), self.storage
 
     def load(self) -> Loaded:
