@@ -92,7 +92,7 @@ def test_every_built_in_network_s_activations_are_under_the_at_risk_ratio():
 def test_a_network_that_cannot_be_counted_is_left_to_train():
     class ReadsValues(nn.Module):
         def forward(self, x):
-            return x * float(x.sum())  # a value: meta tensors have none
+            return x * float(x.sum())  # a value: fake tensors have none
 
     assert saved_activation_bytes(ReadsValues(), 2, 8) is None
 
@@ -115,15 +115,19 @@ def test_training_that_cannot_fit_is_refused_with_its_figures(monkeypatch):
 
 
 def test_images_that_cannot_fit_are_refused_before_any_is_rendered(monkeypatch):
-    available(monkeypatch, 3 * 32 * 32 * 30 - 1)
+    needed = 30 * 3 * 64 * 64  # bytes: 0.35 MiB
     rendered = []
     monkeypatch.setattr(SyntheticSource, "load", lambda self: rendered.append(self))
-    with pytest.raises(RunError, match=r"data set synthetic stored at 32 px needs 0\.1 MiB for its 30 images; 0\.1 MiB of memory"):
-        load_dataset("synthetic", storage_resolution=32, train_images=20, val_images=10)
+    available(monkeypatch, needed // 2)
+    with pytest.raises(RunError, match=r"data set synthetic stored at 64 px needs 0\.4 MiB for its 30 images; 0\.2 MiB of memory is available"):
+        load_dataset("synthetic", storage_resolution=64, train_images=20, val_images=10)
+    available(monkeypatch, needed - 1)
+    with pytest.raises(RunError):
+        load_dataset("synthetic", storage_resolution=64, train_images=20, val_images=10)
     assert rendered == []
     monkeypatch.undo()
-    available(monkeypatch, 3 * 32 * 32 * 30)
-    assert len(load_dataset("synthetic", storage_resolution=32, train_images=20, val_images=10).train) == 20
+    available(monkeypatch, needed)
+    assert len(load_dataset("synthetic", storage_resolution=64, train_images=20, val_images=10).train) == 20
 
 
 def test_a_folder_counts_the_images_its_caps_take(tmp_path, monkeypatch):
