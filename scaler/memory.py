@@ -13,17 +13,14 @@ work that cannot fit; work that passes may still run out, near the limit.
 from __future__ import annotations
 
 import copy
-import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from scaler.errors import RunError
+from scaler.random_state import generators_kept
 
 # A training's saved activations, over its input batch's bytes: 130-150 for B0, ResNet-50 and
 # MobileNetV2, 1,090 for B8, 2,970 for L2 (each measured at 64 and 256 px; a test keeps every
@@ -123,7 +120,7 @@ def saved_activation_bytes(model: nn.Module, batch_size: int, resolution: int) -
     random generator are left as they were. None when the network cannot run on fake tensors
     (a forward that reads values, say)."""
     try:
-        with _generators_kept(), FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        with generators_kept(), FakeTensorMode(allow_non_fake_inputs=True) as mode:
             # The copy's weights are fake from the start: copying the real ones first would
             # take memory exactly when it is short.
             memo: dict[int, object] = {
@@ -153,16 +150,3 @@ def count_saved(model: nn.Module, batch: torch.Tensor) -> int:
         model(batch)
     return sum(saved.values())
 
-
-@contextmanager
-def _generators_kept() -> Iterator[None]:
-    """Run the body with torch's CPU generator, Python's and NumPy's restored afterwards: a
-    forward that draws (dropout, stochastic depth, a factory's own coin) must not change what
-    the training that follows draws."""
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)

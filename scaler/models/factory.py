@@ -13,7 +13,6 @@ import functools
 import hashlib
 import importlib
 import importlib.util
-import random
 import re
 import sys
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from torch import nn
 from scaler.errors import UsageError
 from scaler.models.family import Family, Preset, checked_multipliers
 from scaler.models.registry import REFERENCE_FAMILY, is_reference, register_family
+from scaler.random_state import generators_kept
 
 CHECK_INPUT = (1, 3, 64, 64)  # what the check feeds a factory's network
 _MAX_MESSAGE = 200  # characters of an exception's message quoted in an error line
@@ -129,22 +129,18 @@ def check_factory(spec: FactorySpec) -> None:
     arguments, and that module maps a (1, 3, 64, 64) input to (1, num_classes) logits.
 
     Runs once per spec, on the CPU (whatever default device is active), in eval mode under
-    no_grad, and leaves torch's and Python's random state as it found them: a seeded build
-    that happens to run the check first makes the same weights as one that does not.
+    no_grad, and leaves the random generators as it found them: a seeded build that happens
+    to run the check first makes the same weights as one that does not.
     """
-    state = random.getstate()
-    try:
-        with torch.random.fork_rng(devices=[]), torch.device("cpu"):
-            model = build_factory(spec)
-            try:
-                with torch.no_grad():
-                    output = model.eval()(torch.zeros(CHECK_INPUT))
-            except (Exception, SystemExit) as exc:
-                raise UsageError(
-                    f"factory {spec.reference!r}: its network fails on a {CHECK_INPUT} input: {_one_line(exc)}"
-                ) from None
-    finally:
-        random.setstate(state)
+    with generators_kept(), torch.device("cpu"):
+        model = build_factory(spec)
+        try:
+            with torch.no_grad():
+                output = model.eval()(torch.zeros(CHECK_INPUT))
+        except (Exception, SystemExit) as exc:
+            raise UsageError(
+                f"factory {spec.reference!r}: its network fails on a {CHECK_INPUT} input: {_one_line(exc)}"
+            ) from None
     expected = (1, spec.num_classes)
     if not isinstance(output, torch.Tensor):
         raise UsageError(

@@ -339,8 +339,11 @@ def work(
     while True:
         if handle.uses_heartbeat:
             fail_stale_trials(handle.study)
-        handle.experiment.refresh(handle.study.user_attrs)
         trial = pop_trial(handle)
+        # After the pop, not before: the item may be one another process added (a calibration's
+        # try, more repeats) since this worker last looked; its attributes are set before its
+        # trials are enqueued, so the refreshed experiment knows it.
+        handle.experiment.refresh(handle.study.user_attrs)
         if trial is None:
             running = handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if handle.uses_heartbeat and running:
@@ -351,9 +354,6 @@ def work(
                 time.sleep(poll_seconds)
                 continue
             return ran
-        # Again after the pop: the item may be one another process added (a calibration's try)
-        # after the refresh above; its attributes are set before its trials are enqueued.
-        handle.experiment.refresh(handle.study.user_attrs)
         state = run_trial(handle, trial, context, runtime, events)
         ran += state is not State.DUPLICATE
         if write_results and handle.folder is not None:

@@ -146,7 +146,8 @@ class Experiment(abc.ABC):
 
     def refresh(self, attrs: Mapping[str, Any]) -> None:
         """Take up what another process changed in the stored attributes since this one opened
-        the study (e.g. more repeats); called before every work item is taken."""
+        the study (e.g. more repeats); called each time a worker has taken a work item (or found
+        none), before it runs it."""
 
     # -- the work -------------------------------------------------------------------------
     @abc.abstractmethod
