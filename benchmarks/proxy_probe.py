@@ -113,6 +113,7 @@ def main() -> None:
                    help="smallest crop area of the training augmentation (library: 0.35)")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    p.add_argument("--clip-grad-norm", type=float, default=d.clip_grad_norm or 0.0, help="0: no clipping")
     p.add_argument("--train-images", type=int, default=None)
     p.add_argument("--val-images", type=int, default=None)
     p.add_argument("--base-resolution", type=int, default=b.resolution)
@@ -149,7 +150,8 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          optimizer=args.optimizer, weight_decay=args.weight_decay,
-                         label_smoothing=args.label_smoothing, warmup_epochs=args.warmup_epochs)
+                         label_smoothing=args.label_smoothing, warmup_epochs=args.warmup_epochs,
+                         clip_grad_norm=args.clip_grad_norm or None)
     runtime = Runtime(device="cpu", threads=args.threads)
     top1: dict[int, list[float]] = {i: [] for i in range(len(nets))}
     seconds: dict[int, list[float]] = {i: [] for i in range(len(nets))}
@@ -186,6 +188,7 @@ def main() -> None:
           f"{', readout / width' if args.readout_by_width else ''}"
           f"{', width-scaled lr / width' if args.lr_by_width else ''}"
           f"{f', crop area {args.crop_min:g}-1' if args.crop_min is not None else ''}"
+          f"{f', gradient norm clipped to {args.clip_grad_norm:g}' if args.clip_grad_norm else ''}"
           f"{''.join(f'; {v}' for v in variants)}")
     print(f"timm reference {rate:.1f} img/s ({', '.join(f'{r:.1f}' for r in rates)}; {note or 'ok'})")
     base_mean = statistics.mean(top1[0])

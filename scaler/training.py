@@ -75,6 +75,8 @@ class TrainConfig:
     bn_momentum: float | None = 0.1
     seed: int = 0
     eval_batch_size: int = 128
+    # Largest global L2 norm of the gradient before each step; None: no clipping.
+    clip_grad_norm: float | None = None
 
     def steps_per_epoch(self, train_images: int) -> int:
         """Optimizer steps in one epoch of `train_images` (the last partial batch is dropped)."""
@@ -90,6 +92,19 @@ class TrainConfig:
     def learning_rate(self) -> float:
         """The learning rate in force: `lr`, or the optimizer's default."""
         return DEFAULT_LR.get(self.optimizer, 0.02) if self.lr is None else self.lr
+
+    def identity(self) -> dict:
+        """As plain data for a study's fingerprint. `clip_grad_norm` came after the rest: while
+        it is None it is left out, so a study begun before it keeps its fingerprint."""
+        data = asdict(self)
+        if self.clip_grad_norm is None:
+            del data["clip_grad_norm"]
+        return data
+
+    @classmethod
+    def from_identity(cls, data: dict) -> TrainConfig:
+        """The inverse of `identity` (an identity without `clip_grad_norm` never clipped)."""
+        return cls(**{"clip_grad_norm": None, **data})
 
     def validate(self) -> None:
         """UsageError (one line) for any value out of range."""
@@ -119,6 +134,10 @@ class TrainConfig:
                                                  and 0 < self.bn_momentum <= 1):
             raise UsageError(f"bn_momentum = {self.bn_momentum!r} is not allowed; it must be "
                              "in (0, 1]", param="bn_momentum")
+        if self.clip_grad_norm is not None and not (_number(self.clip_grad_norm)
+                                                    and 0 < self.clip_grad_norm < math.inf):
+            raise UsageError(f"clip_grad_norm = {self.clip_grad_norm!r} is not allowed; it must be "
+                             "> 0, or None for no clipping (--clip-grad-norm 0)", param="clip_grad_norm")
         check_int("seed", self.seed, 0, MAX_SEED)
 
 
@@ -486,6 +505,8 @@ def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch
             loss = criterion(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.clip_grad_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
             optimizer.step()
             scheduler.step()
             step += 1

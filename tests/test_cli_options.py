@@ -40,6 +40,7 @@ def test_each_command_has_its_groups_once_and_no_catch_all(command):
     (["compare", "--val-fraction", "1.5", "--root", "{tmp}"], "val fraction = 1.5 is not allowed"),
     (["train", "b0", "--batch-size", "0"], "batch_size = 0 is not allowed"),
     (["candidates", "--tolerance", "-1"], "tolerance"),
+    (["compare", "--clip-grad-norm", "-1", "--root", "{tmp}"], "--clip-grad-norm: clip_grad_norm = -1.0 is not allowed"),
     # a mistyped length would train for years: one line, before anything is counted or created
     (["search", "--epochs", "10001", "--root", "{tmp}"], "epochs = 10001 is not allowed; it must be an integer from 1 to 10000"),
     (["train", "b0", "--epochs", "99999999999999999999"], "epochs = 99999999999999999999 is not allowed"),
@@ -64,3 +65,9 @@ def test_with_options_refuses_a_command_that_cannot_receive_them():
 def test_search_checks_the_space_flags_before_the_others(cli, tmp_path):
     result = cli("search", "--epochs", "0", "--tolerance", "-1", "--root", str(tmp_path))
     assert result.code == 2 and "tolerance" in result.err and "epochs" not in result.err
+
+
+def test_a_clip_of_zero_on_the_command_line_is_no_clipping():
+    flags = {p.name: p.default for p in options.TRAIN_OPTIONS}
+    assert options.train_config(**{**flags, "clip_grad_norm": 0.0}).clip_grad_norm is None
+    assert options.train_config(**{**flags, "clip_grad_norm": 2.5}).clip_grad_norm == 2.5

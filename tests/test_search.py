@@ -144,6 +144,14 @@ def test_default_configuration_keeps_its_fingerprint():
     standard = replace(config, base=replace(config.base, zero_init=False))
     assert standard.default_name() == "phi1-grid-b0-r64-w0.5-7a95989f82"
     assert SearchConfig.from_identity(standard.identity()) == standard
+    # Clipping came later: unclipped, a configuration keeps the fingerprint it had before it,
+    # and an identity recorded then reads back as unclipped.
+    unclipped = replace(config, train=replace(config.train, clip_grad_norm=None))
+    assert "clip_grad_norm" not in unclipped.identity()["train"]
+    assert SearchConfig.from_identity(unclipped.identity()) == unclipped
+    clipped = replace(config, train=replace(config.train, clip_grad_norm=5.0))
+    assert SearchConfig.from_identity(clipped.identity()) == clipped
+    assert clipped.fingerprint() != unclipped.fingerprint()
 
 
 def test_report_formats_pareto_and_plot(cli, tmp_path):

@@ -1,5 +1,6 @@
 """Proxy training is seeded, reports per-epoch metrics and ends with a status, never a crash."""
 
+import copy
 import json
 from dataclasses import replace
 import os
@@ -167,6 +168,28 @@ def test_rmsprop_tf_update_rule():
     assert torch.allclose(p.detach(), torch.tensor([1.0, -2.0]) - step1 - step2)
 
 
+def test_clipping_scales_the_whole_gradient_down_to_the_limit(synthetic):
+    """SGD's first step moves the weights by lr x (1 + momentum) x the gradient, so the step
+    shows the gradient: clipped to a quarter of its norm, every weight moves a quarter as far;
+    a limit above the norm leaves the step exactly as it was."""
+    config = TrainConfig(steps=1, batch_size=16, optimizer="sgd", lr=0.1, weight_decay=0.0, warmup_epochs=0)
+    start = tiny_model(synthetic.num_classes)
+
+    def step(config):
+        model = copy.deepcopy(start)
+        before = [p.detach().clone() for p in model.parameters()]
+        train(model, synthetic, 16, config, CPU)
+        return torch.cat([(b - p.detach()).flatten() for b, p in zip(before, model.parameters())])
+
+    plain = step(config)
+    norm = float(plain.norm()) / (0.1 * 1.9)
+    assert norm > 0
+    quarter = step(replace(config, clip_grad_norm=norm / 4))
+    assert float(quarter.norm()) == pytest.approx(0.1 * 1.9 * norm / 4, rel=1e-4)
+    assert float((quarter - plain / 4).abs().max()) < 1e-6 < float(plain.abs().max()) / 1000
+    assert torch.equal(step(replace(config, clip_grad_norm=norm * 2)), plain)
+
+
 def test_lr_schedule_warmup_then_cosine():
     assert lr_factor(0, 100, 10) < lr_factor(9, 100, 10) <= 1
     assert lr_factor(10, 100, 10) == 1.0
@@ -184,6 +207,9 @@ def test_lr_schedule_warmup_then_cosine():
     ("max_seconds", 0, "max_seconds"),
     ("label_smoothing", 1.0, "label_smoothing"),
     ("bn_momentum", 0.0, "bn_momentum"),
+    ("clip_grad_norm", 0.0, "clip_grad_norm"),
+    ("clip_grad_norm", -1.0, "clip_grad_norm"),
+    ("clip_grad_norm", math.inf, "clip_grad_norm"),
 ])
 def test_config_validation(field, value, match):
     with pytest.raises(UsageError, match=match):

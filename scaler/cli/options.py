@@ -50,6 +50,7 @@ Lr = Annotated[Optional[float], typer.Option(help="Peak learning rate (default: 
 OptimizerOption = Annotated[str, typer.Option("--optimizer", metavar="|".join(OPTIMIZERS), help="sgd (Nesterov), rmsprop (TensorFlow style) or adamw.")]
 WeightDecay = Annotated[float, typer.Option(help="Weight decay of conv and linear weights.")]
 LabelSmoothing = Annotated[float, typer.Option(help="Label smoothing.")]
+ClipGradNorm = Annotated[float, typer.Option(help="Clip the gradient's global L2 norm to this before each step (0: no clipping).")]
 Seed = Annotated[int, typer.Option(help="Seed of data, initialisation and augmentation.")]
 Device = Annotated[str, typer.Option(help="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps. With --workers N, cuda (or auto) gives worker i GPU i mod the visible count; cuda:N pins every worker to GPU N.")]
 Threads = Annotated[Optional[int], typer.Option(help="CPU threads of each worker process (default: all cores with one worker; with --workers N, cores / N each).")]
@@ -100,6 +101,7 @@ TRAIN_OPTIONS = (
     _keyword("optimizer", OptimizerOption, DEFAULT_TRAIN.optimizer),
     _keyword("weight_decay", WeightDecay, DEFAULT_TRAIN.weight_decay),
     _keyword("label_smoothing", LabelSmoothing, DEFAULT_TRAIN.label_smoothing),
+    _keyword("clip_grad_norm", ClipGradNorm, DEFAULT_TRAIN.clip_grad_norm or 0.0),
     _keyword("seed", Seed, DEFAULT_TRAIN.seed),
 )
 # A calibration compares settings by their epochs, every training run to its end.
@@ -140,14 +142,16 @@ def proxy_parts(
     return proxy, data_options, train_config(**training)
 
 
-def train_config(*, epochs: Optional[int], steps: Optional[int], max_seconds: Optional[float], batch_size: int, lr: Optional[float], optimizer: str, weight_decay: float, label_smoothing: float, seed: int) -> TrainConfig:
-    """The training flags as a validated TrainConfig (--epochs left out: the default's);
-    --epochs and --steps together are refused, since --steps would silently win."""
+def train_config(*, epochs: Optional[int], steps: Optional[int], max_seconds: Optional[float], batch_size: int, lr: Optional[float], optimizer: str, weight_decay: float, label_smoothing: float, clip_grad_norm: float, seed: int) -> TrainConfig:
+    """The training flags as a validated TrainConfig (--epochs left out: the default's;
+    --clip-grad-norm 0: no clipping); --epochs and --steps together are refused, since
+    --steps would silently win."""
     if steps is not None and epochs is not None:
         raise UsageError(f"--epochs {epochs} and --steps {steps} both set how long to train; give one")
     config = TrainConfig(
         epochs=DEFAULT_TRAIN.epochs if epochs is None else epochs, steps=steps, max_seconds=max_seconds, batch_size=batch_size, lr=lr,
-        optimizer=optimizer, weight_decay=weight_decay, label_smoothing=label_smoothing, seed=seed,
+        optimizer=optimizer, weight_decay=weight_decay, label_smoothing=label_smoothing,
+        clip_grad_norm=None if clip_grad_norm == 0 else clip_grad_norm, seed=seed,
     )  # fmt: skip
     config.validate()
     return config

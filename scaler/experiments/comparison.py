@@ -160,7 +160,7 @@ class CompareConfig:
                 raise UsageError(f"strategy {strategy.name} at phi {self.max_phi}: {exc}", param="phis") from None
 
     def identity(self) -> dict:
-        return {**asdict(self), "base": self.base.identity()}
+        return {**asdict(self), "base": self.base.identity(), "train": self.train.identity()}
 
     def fingerprint(self) -> str:
         return fingerprint(self)
@@ -174,7 +174,7 @@ class CompareConfig:
         return cls(
             base=ProxyBase.from_dict(data["base"]),
             data=DataOptions(**data["data"]),
-            train=TrainConfig(**data["train"]),
+            train=TrainConfig.from_identity(data["train"]),
             target=data["target"],
             max_phi=data["max_phi"],
             strategies=tuple(Strategy(**s) for s in data["strategies"]),

@@ -62,7 +62,7 @@ class SearchConfig:
 
     def identity(self) -> dict:
         """The configuration as plain data (what its fingerprint hashes)."""
-        return {**asdict(self), "base": self.base.identity()}
+        return {**asdict(self), "base": self.base.identity(), "train": self.train.identity()}
 
     def fingerprint(self) -> str:
         return fingerprint(self)
@@ -93,7 +93,7 @@ class SearchConfig:
             space=CandidateSpace(**space),
             base=ProxyBase.from_dict(data["base"]),
             data=DataOptions(**data["data"]),
-            train=TrainConfig(**data["train"]),
+            train=TrainConfig.from_identity(data["train"]),
             pruner=data["pruner"],
             flops_tolerance=data["flops_tolerance"],
         )
