@@ -88,6 +88,23 @@ def lr_by_width() -> None:
     training_module.make_optimizer = scaled
 
 
+def adam_beta2(beta2: float) -> None:
+    """Experimental (not library behaviour): from now on, the library's AdamW keeps its second
+    moment with `beta2` instead of 0.999, a shorter memory, so that one large gradient early in
+    a few-hundred-step run stops shrinking every later step sooner. Done by wrapping the
+    library's optimizer factory in this process."""
+    make = training_module.make_optimizer
+
+    def shorter_memory(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+        optimizer = make(model, config)
+        for group in optimizer.param_groups:
+            if "betas" in group:
+                group["betas"] = (group["betas"][0], beta2)
+        return optimizer
+
+    training_module.make_optimizer = shorter_memory
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     d = TrainConfig()
@@ -113,6 +130,8 @@ def main() -> None:
                    help="smallest crop area of the training augmentation (library: 0.35)")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    p.add_argument("--adam-beta2", type=float, default=None,
+                   help="AdamW's beta2 (default: torch's 0.999)")
     p.add_argument("--clip-grad-norm", type=float, default=d.clip_grad_norm or 0.0, help="0: no clipping")
     p.add_argument("--train-images", type=int, default=None)
     p.add_argument("--val-images", type=int, default=None)
@@ -131,6 +150,8 @@ def main() -> None:
     variants = [apply(v) for v in args.variant]
     if args.lr_by_width:  # an experiment's switch: every train() in this process
         lr_by_width()
+    if args.adam_beta2 is not None:  # an experiment's switch: every train() in this process
+        adam_beta2(args.adam_beta2)
     if args.crop_min is not None:  # an experiment's switch: every train() in this process
         train_batches.__kwdefaults__["scale"] = (args.crop_min, 1.0)
     timm, note = (None, "skipped") if args.no_timm else import_timm(args.timm_path)
@@ -189,6 +210,7 @@ def main() -> None:
           f"{', width-scaled lr / width' if args.lr_by_width else ''}"
           f"{f', crop area {args.crop_min:g}-1' if args.crop_min is not None else ''}"
           f"{f', gradient norm clipped to {args.clip_grad_norm:g}' if args.clip_grad_norm else ''}"
+          f"{f', AdamW beta2 {args.adam_beta2:g}' if args.adam_beta2 is not None else ''}"
           f"{''.join(f'; {v}' for v in variants)}")
     print(f"timm reference {rate:.1f} img/s ({', '.join(f'{r:.1f}' for r in rates)}; {note or 'ok'})")
     base_mean = statistics.mean(top1[0])

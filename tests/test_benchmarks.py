@@ -162,6 +162,25 @@ def test_proxy_probe_lr_by_width_slows_only_the_width_scaled_weights(monkeypatch
     assert lr_of[id(classifier.bias)] == (0.004, 0.0)
 
 
+def test_proxy_probe_adam_beta2_changes_only_adamws_second_moment(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import proxy_probe
+
+    import scaler.training as training
+    from scaler import build_model
+
+    monkeypatch.setattr(training, "make_optimizer", training.make_optimizer)  # restored afterwards
+    model = build_model("b0", num_classes=10, width=0.25, depth=0.25)
+    plain = training.make_optimizer(model, training.TrainConfig())
+    assert {g["betas"] for g in plain.param_groups} == {(0.9, 0.999)}
+    proxy_probe.adam_beta2(0.98)
+    shorter = training.make_optimizer(model, training.TrainConfig())
+    assert {g["betas"] for g in shorter.param_groups} == {(0.9, 0.98)}
+    assert [g["lr"] for g in shorter.param_groups] == [g["lr"] for g in plain.param_groups]
+    sgd = training.make_optimizer(model, training.TrainConfig(optimizer="sgd"))
+    assert all("betas" not in g for g in sgd.param_groups)
+
+
 def _results(folder: Path, top1: list[float | None], tied: list[bool | None]) -> str:
     """A search folder as `scaler search` writes it (results.csv and search.json), with the
     given top-1 per candidate (None: a failed one); the other columns are placeholders."""
