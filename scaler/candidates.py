@@ -15,7 +15,7 @@ w = beta^phi, r = round(base_resolution * gamma^phi), with params and MACs count
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from scaler.counting import ModelCount, count_model
 from scaler.errors import UsageError
@@ -23,7 +23,7 @@ from collections.abc import Hashable
 
 from torch import nn
 
-from scaler.models import family_of, network_spec
+from scaler.models import canonical_variant, family_of, network_spec
 from scaler.models.init import zero_init_residuals
 from scaler.scaling import MAX_PHI, MIN_TRAIN_RESOLUTION, CompoundScale, ScaleLimitError, compound_product, compound_scale, validate_multiplier, validate_resolution
 
@@ -174,6 +174,11 @@ class ProxyBase:
             del data["zero_init"]
         return data
 
+    def canonical(self) -> ProxyBase:
+        """The same base with its variant spelled one way (`canonical_variant`): 'B0' and
+        'efficientnet-b0' name the study of 'b0'."""
+        return replace(self, variant=canonical_variant(self.variant))
+
     def validate(self) -> None:
         validate_resolution(self.resolution, what="base resolution", low=MIN_TRAIN_RESOLUTION)
         validate_multiplier("base width", self.width)
@@ -251,7 +256,8 @@ def build_candidates(
                 alpha=alpha,
                 beta=beta,
                 gamma=gamma,
-                product=compound_product(alpha, beta, gamma),
+                # to 12 places: 1.4**2 is 1.9599999999999997 in floats, and tables and CSVs show it
+                product=round(compound_product(alpha, beta, gamma), 12),
                 depth_mult=scale.depth,
                 width_mult=scale.width,
                 resolution=scale.resolution,

@@ -142,6 +142,9 @@ def unsupported_ops(models: list[ModelChoice]) -> dict[str, int]:
     return total
 
 
+FAMILY_BASE = "b0"  # the network `family_table` scales (network_spec's default variant)
+
+
 def family_table(
     alpha: float,
     beta: float,
@@ -156,11 +159,11 @@ def family_table(
     base: ModelCount | None = None
     for phi in phis:
         scale = compound_scale(alpha, beta, gamma, phi, base_resolution)
-        spec = network_spec(width=scale.width, depth=scale.depth, num_classes=num_classes)
+        spec = network_spec(FAMILY_BASE, width=scale.width, depth=scale.depth, num_classes=num_classes)
         count = count_model(spec, scale.resolution)
         if base is None:
             base_scale = compound_scale(alpha, beta, gamma, 0, base_resolution)
-            base_spec = network_spec(width=1.0, depth=1.0, num_classes=num_classes)
+            base_spec = network_spec(FAMILY_BASE, width=1.0, depth=1.0, num_classes=num_classes)
             base = count_model(base_spec, base_scale.resolution)
         preset = get_family(PUBLISHED_FAMILY).presets.get(f"b{phi}")
         official = (

@@ -93,6 +93,11 @@ class TrainConfig:
         """The learning rate in force: `lr`, or the optimizer's default."""
         return DEFAULT_LR.get(self.optimizer, 0.02) if self.lr is None else self.lr
 
+    def canonical(self) -> TrainConfig:
+        """The same training with `lr` left unset where it equals the optimizer's default, so
+        `--lr 0.004` with AdamW names the study that leaving it out does."""
+        return replace(self, lr=None) if self.lr == DEFAULT_LR.get(self.optimizer) else self
+
     def identity(self) -> dict:
         """As plain data for a study's fingerprint. `clip_grad_norm` came after the rest: while
         it is None it is left out, so a study begun before it keeps its fingerprint."""

@@ -151,6 +151,8 @@ def test_candidates_command(cli):
     assert result.code == 0, result.err
     rows = json.loads(result.out)
     assert {"alpha", "beta", "gamma", "params", "macs", "macs_ratio", "resolution"} <= set(rows[0])
+    # the product as a person writes it, not with the float noise of beta^2 * gamma^2
+    assert sorted(r["product"] for r in rows) == [1.728, 1.7424, 1.75692, 2.09088]
     table = cli(*args)
     assert table.code == 0 and "MACs ratio" in table.out
     bad = cli("candidates", "--tolerance", "0")

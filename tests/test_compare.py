@@ -261,6 +261,13 @@ def test_compound_coefficients_from_a_finished_search(cli, net, tmp_path):
     assert info["strategies"]["compound"] == [best["alpha"], best["beta"], best["gamma"]]
     both = cli(*compare_args(net, tmp_path, "--from", str(tmp_path / "s"), "--compound", "1.2,1.1,1.15"))
     assert both.code == 2 and "give one" in both.err
+    # another base is warned of before anything trains (T = 3 then stops this one: nothing to train)
+    on_b0 = cli(*compare_args("B0", tmp_path, "--phis", "1", "--repeats", "1", "--from", str(tmp_path / "s"), "--target", "3"))
+    assert f"warning: {tmp_path / 's'} searched base {net}, this comparison scales B0" in on_b0.err
+    assert "this comparison scales" not in result.err  # the search's own base: no warning
+    family = cli("scale", "--from", tmp_path / "s", "--phi", "1")  # scale builds B0's family whatever was searched
+    assert family.code == 0, family.err
+    assert f"warning: {tmp_path / 's'} searched base {net}; this table applies its coefficients to b0" in family.err
 
 
 def test_sigkill_then_resume_trains_every_network_and_repeat_once(net, tmp_path):

@@ -47,6 +47,8 @@ def test_a_missing_mysql_driver_is_named_with_its_pypi_package(cli, tmp_path):
         (["compare", "--compound", ""], "error: --compound: the value is empty; give one (`scaler compare --help` says what it takes) or leave --compound out"),
         (["flops", "b0", "-f", ""], "error: -f: the value is empty; give one (`scaler flops --help` says what it takes) or leave -f out"),
         (["report", "--pareto", ""], "error: an argument is empty; `scaler report --help` says what it takes"),  # a flag takes no value
+        # a required option cannot be left out: no such advice
+        (["worker", "--storage", "", "--study", "s"], "error: --storage: the value is empty; give one (`scaler worker --help` says what it takes)"),
         (["search", "--name", "report", "--root", ""], "error: --root: the value is empty; give one (`scaler search --help` says what it takes) or leave --root out"),
     ],
 )
@@ -82,6 +84,8 @@ def test_debug_adds_the_traceback_and_keeps_the_exit_code(cli, monkeypatch):
     plain, debug = cli("flops", "b9"), cli("--debug", "flops", "b9")
     assert plain.code == debug.code == 2
     assert "Traceback" in debug.err and debug.err.strip().splitlines()[-1] == plain.err.strip()
+    appended = cli("flops", "b9", "--debug")  # where a user adds it on seeing the hint
+    assert appended.code == 2 and "Traceback" in appended.err and appended.err.strip().splitlines()[-1] == plain.err.strip()
     assert DEBUG_ENV not in os.environ  # set for the command's worker processes only
 
 
@@ -91,6 +95,13 @@ def test_unknown_commands_and_options_say_what_is_allowed(cli):
     assert one_line(command.err) == (
         "error: No such command 'nosuchcmd'. Commands: calibrate, candidates, compare, flops, report, scale, search, train, worker."
     )
+    for args, line in [
+        (["compare", "--phis", "1-3"], "error: Invalid value for '--phis': '1-3' is not a whole number; see `scaler compare --help`"),
+        (["search", "--seed=1e3"], "error: Invalid value for '--seed': '1e3' is not a whole number; see `scaler search --help`"),
+        (["flops", "b0", "--width", "abc"], "error: Invalid value for '--width': 'abc' is not a number; see `scaler flops --help`"),
+    ]:
+        not_a_number = cli(*args)
+        assert (not_a_number.code, one_line(not_a_number.err)) == (2, line)
     option = cli("flops", "b0", "--bogus")
     assert (option.code, one_line(option.err)) == (2, "error: No such option: --bogus. See `scaler flops --help`.")
 

@@ -16,7 +16,9 @@ import pytest
 from scaler.candidates import ProxyBase
 from scaler.cli.results import legend
 from scaler.data import load_dataset
-from scaler.experiments.proxy import train_outcome
+from scaler.errors import UsageError
+from scaler.models import canonical_variant
+from scaler.experiments.proxy import DataOptions, train_outcome
 from scaler.experiments.search import RESULT_COLUMNS, SearchConfig
 from scaler.runtime import Runtime
 from scaler.states import State
@@ -82,6 +84,37 @@ def test_configuration_clash_is_refused(cli, tmp_path):
     assert "already exists with another configuration" in clash.err and "train.lr" in clash.err
     assert len(clash.err.strip().splitlines()) == 1
     assert (tmp_path / "micro" / "results.csv").read_text() == before
+
+
+def test_another_spelling_of_the_same_configuration_resumes_the_study(cli, tmp_path):
+    """A preset's case, AdamW's default lr typed out and a validation fraction the synthetic
+    data ignores change nothing the search does: the same study (its default name included)
+    is found, and nothing is trained again."""
+    assert cli(*search_args(tmp_path)[:-2]).code == 0  # the default name
+    (folder,) = [f for f in tmp_path.iterdir() if f.is_dir() and not f.name.startswith(".")]
+    before = (folder / "results.csv").read_text()
+    again = cli(*search_args(tmp_path)[:-2], "--base", "EfficientNet-B0", "--lr", "0.004", "--val-fraction", "0.5")
+    assert again.code == 0, again.err
+    assert [f for f in tmp_path.iterdir() if f.is_dir() and not f.name.startswith(".")] == [folder]
+    assert (folder / "results.csv").read_text() == before
+    assert completed_trials(folder) == {0: 1, 1: 1, 2: 1, 3: 1}
+
+
+def test_canonical_spellings():
+    assert DataOptions("imgs/").canonical().source == "imgs"
+    assert DataOptions("./a//imgs", val_fraction=0.3).canonical() == DataOptions("a/imgs", val_fraction=0.3)
+    assert DataOptions("cifar10:./c/").canonical().source == "cifar10:c"
+    assert DataOptions("cifar10:").canonical().source == "cifar10:"  # refused later, as typed
+    assert DataOptions("synthetic", val_fraction=0.5).canonical() == DataOptions()
+    with pytest.raises(UsageError, match="val fraction = 1.5 is not allowed"):  # refused, not reset to the default
+        DataOptions("synthetic", val_fraction=1.5).canonical()
+    assert canonical_variant("B0") == canonical_variant("efficientnet-b0") == "b0"
+    assert canonical_variant("ResNet50") == "resnet50"
+    assert canonical_variant("./nets//tiny.py:make") == "nets/tiny.py:make"
+    assert canonical_variant("pkg.nets:make") == "pkg.nets:make"
+    assert TrainConfig(lr=0.004).canonical() == TrainConfig()
+    assert TrainConfig(optimizer="sgd", lr=0.004).canonical().lr == 0.004  # not SGD's default
+    assert TrainConfig(optimizer="sgd", lr=0.02).canonical().lr is None
 
 
 class ScriptedReporter:
@@ -181,7 +214,7 @@ def test_report_formats_pareto_and_plot(cli, tmp_path):
     assert cli("report", folder, "--plot", plot).code == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
     missing = cli("report", tmp_path / "nowhere")
-    assert missing.code == 2 and "not a study folder" in missing.err
+    assert missing.code == 2 and f"{tmp_path / 'nowhere'} does not exist; give a study folder" in missing.err
 
 
 def test_scale_from_search(cli, tmp_path):
@@ -204,6 +237,7 @@ def test_scale_from_search(cli, tmp_path):
                          "the data cannot tell them apart, and the one with the highest mean top-1 is taken"]
     else:
         assert notes == []
+    assert "warning" not in result.err  # the search scaled B0, the family scale builds
 
 
 def test_bad_search_input(cli, tmp_path):

@@ -44,6 +44,12 @@ def user_message(exc: ScalerError, args: list[str]) -> str:
     return f"{flag}: {exc}" if flag in _command_flags(args) else str(exc)
 
 
+# typer's messages for a value that is not a number, and what the option takes instead
+NUMBER_WORDS = {
+    "Input should be a valid integer": "a whole number",
+    "Input should be a valid number": "a number",
+}
+
 # Options whose own check refuses an empty value and names what is allowed.
 CHECKED_WHEN_EMPTY = {"--data", "--name", "--study", "--strategies"}
 
@@ -65,14 +71,22 @@ def _empty_value(args: list[str]) -> str | None:
         help_hint = f"`{_help_command(args)}`"
         if option is None:
             return f"an argument is empty; {help_hint} says what it takes"
-        return f"{option}: the value is empty; give one ({help_hint} says what it takes) or leave {option} out"
+        parameter = _option(args, option)
+        leave_out = "" if parameter is not None and parameter.required else f" or leave {option} out"
+        return f"{option}: the value is empty; give one ({help_hint} says what it takes){leave_out}"
     return None
+
+
+def _option(args: list[str], option: str) -> typer.core.TyperOption | typer.core.TyperArgument | None:
+    """The parameter of the command `args` name that `option` sets (None when none does)."""
+    command = _command(args)
+    return None if command is None else next((p for p in command.params if option in p.opts), None)
 
 
 def _takes_value(args: list[str], option: str) -> bool:
     """Whether `option` is an option of the command `args` name that takes a value."""
-    command = _command(args)
-    return command is not None and any(option in p.opts and not getattr(p, "is_flag", True) for p in command.params)
+    parameter = _option(args, option)
+    return parameter is not None and not getattr(parameter, "is_flag", True)
 
 
 def _help_command(args: list[str]) -> str:
@@ -91,14 +105,36 @@ def _parser_message(exc: Exception, args: list[str]) -> str:
     if message.startswith("No such option"):
         end = "" if message.endswith((".", "?")) else "."
         return f"{message}{end} See `{_help_command(args)}`."
+    for pydantic_words, kind in NUMBER_WORDS.items():  # typer's wording names neither the value nor the fix
+        if pydantic_words in message:
+            opts = getattr(getattr(exc, "param", None), "opts", [])
+            given = _given_value(args, opts)
+            what = f"{given!r} is not {kind}" if given is not None else f"it takes {kind}"
+            return f"{message.partition(':')[0]}: {what}; see `{_help_command(args)}`"
     return message
+
+
+
+def _given_value(args: list[str], opts: list[str]) -> str | None:
+    """The value last given to an option called any of `opts` ('--phis 1-3', '--phis=1-3')."""
+    given = None
+    for index, arg in enumerate(args):
+        name, equals, value = arg.partition("=")
+        if equals and name in opts:
+            given = value
+        elif arg in opts and index + 1 < len(args):
+            given = args[index + 1]
+    return given
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command (see `_run`); with --debug, its worker processes show tracebacks too,
-    for this call only."""
+    for this call only. --debug is taken anywhere on the line (`scaler flops b9 --debug`, as
+    the error hint invites), not only before the command."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    if debug:  # the root's option: moved before the command, where the parser takes it
+        args = ["--debug", *(a for a in args if a != "--debug")]
     previous = os.environ.get(DEBUG_ENV)
     if debug:
         os.environ[DEBUG_ENV] = "1"  # worker processes inherit it

@@ -36,6 +36,6 @@ class Format(str, Enum):
 
 @app.callback()
 def root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors (also taken after the command).")] = False,
 ) -> None:
     """Compound scaling of ConvNets, from rounding rules to a ranked grid search."""

@@ -19,7 +19,8 @@ from scaler.errors import Interrupted, RunError, UsageError
 from scaler.experiments.comparison import (
     BASE, COMPOUND, DEFAULT_STRATEGIES, SUMMARY_NAME, CompareConfig, Comparison, strategies,
 )  # fmt: skip
-from scaler.experiments.search import best_coefficients, best_tie_note, read_results
+from scaler.experiments.search import best_coefficients, best_tie_note, searched_variant
+from scaler.models import canonical_variant
 from scaler.plots import check_plot_path, plot_comparison
 from scaler.render import Column, elapsed, emit, fixed, integer, interval, markdown_text, mega, p_phrase, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
@@ -156,12 +157,11 @@ def _from_search(folder: Path, base: str) -> tuple[float, float, float]:
     """Compound's coefficients from a finished search (every candidate finished); a note on
     stderr naming them, and a warning when the search scaled another base."""
     coefficients = best_coefficients(folder)
-    info = read_results(folder)[1]
-    searched = info.get("config", {}).get("base", {}).get("variant")
+    searched = searched_variant(folder)
     print(f"compound coefficients from {folder}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g})", file=sys.stderr)
     if note := best_tie_note(folder):
         print(f"note: {note}", file=sys.stderr)
-    if searched is not None and searched != base:
+    if searched is not None and searched != canonical_variant(base):
         print(f"warning: {folder} searched base {searched}, this comparison scales {base}", file=sys.stderr)
     return coefficients
 

@@ -135,10 +135,11 @@ def proxy_parts(
     *, base: str, base_resolution: int, base_width: float, zero_init: bool, data: str, train_images: Optional[int],
     val_images: Optional[int], val_fraction: float, **training: Any,
 ) -> tuple[ProxyBase, DataOptions, TrainConfig]:
-    """The base, data and training flags as the library's objects, validated; the base
+    """The base, data and training flags as the library's objects, validated and spelled one
+    way (the same study whichever way a path, preset or default was typed); the base
     classifies as many classes as the data has."""
-    data_options = DataOptions(data, train_images, val_images, val_fraction)
-    proxy = ProxyBase(base, base_resolution, base_width, data_options.classes(), zero_init)
+    data_options = DataOptions(data, train_images, val_images, val_fraction).canonical()
+    proxy = ProxyBase(base, base_resolution, base_width, data_options.classes(), zero_init).canonical()
     return proxy, data_options, train_config(**training)
 
 
@@ -154,7 +155,7 @@ def train_config(*, epochs: Optional[int], steps: Optional[int], max_seconds: Op
         clip_grad_norm=None if clip_grad_norm == 0 else clip_grad_norm, seed=seed,
     )  # fmt: skip
     config.validate()
-    return config
+    return config.canonical()
 
 
 def runtime(device: str, threads: Optional[int], cache_dir: Optional[Path]) -> Runtime:

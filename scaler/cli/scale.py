@@ -10,10 +10,11 @@ from typing import Annotated, Optional
 import typer
 
 from scaler import reports
+from scaler.reports import FAMILY_BASE
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
 from scaler.errors import UsageError
-from scaler.experiments.search import best_coefficients, best_tie_note
+from scaler.experiments.search import best_coefficients, best_tie_note, searched_variant
 from scaler.render import Column, emit, fixed, giga, integer, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_product, parse_phi_list
 
@@ -63,6 +64,9 @@ def scale(
         alpha, beta, gamma = best_coefficients(from_search)
         if note := best_tie_note(from_search):
             print(f"note: {note}", file=sys.stderr)
+        if (searched := searched_variant(from_search)) not in (None, FAMILY_BASE):
+            print(f"warning: {from_search} searched base {searched}; this table applies its coefficients to "
+                  f"{FAMILY_BASE} (scale builds EfficientNet's family only)", file=sys.stderr)
     else:
         alpha, beta, gamma = (PAPER_ALPHA if alpha is None else alpha, PAPER_BETA if beta is None else beta,
                               PAPER_GAMMA if gamma is None else gamma)

@@ -14,6 +14,7 @@ from scaler.data.source import Loaded, digest, file_stamps, local_stamp
 from scaler.data.split import ImageSplit, resize_uint8, stratified_take
 from scaler.errors import UsageError
 
+CIFAR_PREFIX = "cifar10:"  # a source "cifar10:PATH" names the extracted batches
 CIFAR_RESOLUTION = 32
 CIFAR_CLASSES = 10
 CIFAR_IMAGES = 50_000, 10_000  # the official training and test batches
@@ -26,7 +27,7 @@ class CifarSource:
 
     def __init__(self, source: str, storage: int, n_train: int | None, n_val: int | None,
                  seed: int) -> None:
-        path = source[len("cifar10:"):]
+        path = source[len(CIFAR_PREFIX):]
         if not path:
             raise UsageError(f"data source 'cifar10:' names no folder; {_NEEDS}")
         self.root = Path(path).expanduser()

@@ -3,6 +3,7 @@ or a fresh decode (in that order), as a `Dataset`."""
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import torch
 
 from scaler.data.cache import read_cache, write_cache
-from scaler.data.cifar import CIFAR_CLASSES, CifarSource
+from scaler.data.cifar import CIFAR_CLASSES, CIFAR_PREFIX, CifarSource
 from scaler.data.folder import FolderSource
 from scaler.data.source import Source, digest
 from scaler.data.split import ImageSplit, stratified_take
@@ -19,6 +20,7 @@ from scaler.errors import UsageError, check_int
 from scaler.memory import check_images_fit
 from scaler.scaling import MAX_RESOLUTION, MIN_TRAIN_RESOLUTION
 
+SYNTHETIC_SOURCE = "synthetic"  # the built-in data
 _SOURCES = "use 'synthetic', 'cifar10:PATH' or a folder with one sub-folder per class"
 _MEMO_SIZE = 4
 _memo: OrderedDict[str, Dataset] = OrderedDict()
@@ -46,7 +48,7 @@ class Dataset:
 
 
 def load_dataset(
-    source: str = "synthetic",
+    source: str = SYNTHETIC_SOURCE,
     *,
     storage_resolution: int = 128,
     train_images: int | None = None,
@@ -123,11 +125,11 @@ def _open_source(source: str, storage: int, n_train: int | None, n_val: int | No
     """The source `source` names; input errors (a missing path, a bad layout) raise here."""
     if not source.strip():
         raise UsageError(f"data source {source!r} is empty; {_SOURCES}")
-    if source == "synthetic":
+    if source == SYNTHETIC_SOURCE:
         return SyntheticSource(storage, native,
                                SYNTHETIC_TRAIN if n_train is None else n_train,
                                SYNTHETIC_VAL if n_val is None else n_val, seed)
-    if source.startswith("cifar10:"):
+    if source.startswith(CIFAR_PREFIX):
         return CifarSource(source, storage, n_train, n_val, seed)
     path = Path(source).expanduser()
     if not path.exists():
@@ -137,10 +139,27 @@ def _open_source(source: str, storage: int, n_train: int | None, n_val: int | No
     return FolderSource(source, path, storage, n_train, n_val, val_fraction, seed)
 
 
+def canonical_source(source: str) -> str:
+    """One spelling of a data source, so a study is found by the data it trains on: a
+    folder's path normalised ('imgs/' and './imgs' are 'imgs'), cifar10:PATH's likewise,
+    'synthetic' as it is. An empty source stays empty (its error names it as given)."""
+    if source.startswith(CIFAR_PREFIX) and source[len(CIFAR_PREFIX):]:
+        return CIFAR_PREFIX + os.path.normpath(source[len(CIFAR_PREFIX):])
+    if source == SYNTHETIC_SOURCE or source.startswith(CIFAR_PREFIX) or not source.strip():
+        return source
+    return os.path.normpath(source)
+
+
+def has_own_split(source: str) -> bool:
+    """Whether the source brings its validation images (synthetic, CIFAR-10's test batch), so
+    a validation fraction does not apply to it."""
+    return source == SYNTHETIC_SOURCE or source.startswith(CIFAR_PREFIX)
+
+
 def count_classes(source: str, val_fraction: float = 0.2) -> int:
     """How many classes the data source `source` has, checking its layout without decoding any
     image (UsageError for a bad source): what a proxy's classifier must be built for."""
-    if source == "synthetic":
+    if source == SYNTHETIC_SOURCE:
         return len(SYNTHETIC_CLASSES)
     loader = _open_source(source, 32, None, None, val_fraction, 0, 32)
     if isinstance(loader, CifarSource):

@@ -15,7 +15,7 @@ from typing import Protocol, TypeVar
 from torch import nn
 
 from scaler.candidates import ProxyBase
-from scaler.data import Dataset, ImageSplit, count_classes, load_dataset
+from scaler.data import Dataset, ImageSplit, canonical_source, count_classes, has_own_split, load_dataset
 from scaler.errors import Interrupted, UsageError
 from scaler.runtime import Runtime
 from scaler.states import State
@@ -35,14 +35,25 @@ class DataOptions:
     val_fraction: float = 0.2
     native_resolution: int = 256
 
+    def canonical(self) -> DataOptions:
+        """The same data spelled one way, so a study is found by what it trains on: the
+        source as `canonical_source` writes it, and `val_fraction` at its default where the
+        source has its own validation split (`has_own_split`) and ignores it."""
+        self._check_val_fraction()  # a bad fraction is refused, never reset to the default
+        source = canonical_source(self.source)
+        return replace(self, source=source, val_fraction=DataOptions.val_fraction if has_own_split(source) else self.val_fraction)
+
     def validate(self) -> None:
         """Catch what can be checked before a study exists: counts, fraction, the source."""
         for name, value in (("train images", self.train_images), ("val images", self.val_images)):
             if value is not None and value < 1:
                 raise UsageError(f"{name} = {value} is not allowed; it must be >= 1", param=name.replace(" ", "_"))
+        self._check_val_fraction()
+        self.classes()
+
+    def _check_val_fraction(self) -> None:
         if not 0 < self.val_fraction < 1:
             raise UsageError(f"val fraction = {self.val_fraction} is not allowed; it must be in (0, 1)", param="val_fraction")
-        self.classes()
 
     def classes(self) -> int:
         """How many classes the source has (its layout checked, nothing decoded)."""

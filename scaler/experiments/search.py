@@ -17,6 +17,7 @@ from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build
 from scaler.data import Dataset
 from scaler.errors import UsageError
 from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
+from scaler.models import canonical_variant
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.states import State
@@ -281,6 +282,19 @@ def best_tie_note(folder: Path) -> str | None:
     return (f"the best candidate of {folder} is tied with {len(tied)} of the {others} other complete candidate(s) "
             f"({', '.join(f'#{c}' for c in tied)}): the data cannot tell them apart, and the one with the highest "
             "mean top-1 is taken")
+
+
+def searched_variant(folder: Path) -> str | None:
+    """The base network a search folder's study scaled, spelled as `canonical_variant` spells
+    it (as recorded where no preset has that name any more; None where the summary does not
+    say): what a command that takes the search's coefficients to another base warns about."""
+    variant = read_results(folder)[1].get("config", {}).get("base", {}).get("variant")
+    if variant is None:
+        return None
+    try:
+        return canonical_variant(str(variant))
+    except UsageError:
+        return str(variant)
 
 
 def best_coefficients(folder: Path) -> tuple[float, float, float]:

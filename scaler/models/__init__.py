@@ -11,6 +11,7 @@ from scaler.models import factory  # noqa: F401  (registers the family of factor
 from scaler.models.family import Family, Piece, Preset
 from scaler.models.registry import (
     build_model,
+    canonical_variant,
     families,
     family_of,
     get_family,
@@ -27,6 +28,7 @@ __all__ = [
     "Piece",
     "Preset",
     "build_model",
+    "canonical_variant",
     "families",
     "family_of",
     "get_family",

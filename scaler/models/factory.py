@@ -25,7 +25,7 @@ from torch import nn
 
 from scaler.errors import UsageError
 from scaler.models.family import Family, Preset, checked_multipliers
-from scaler.models.registry import REFERENCE_FAMILY, is_reference, register_family
+from scaler.models.registry import REFERENCE_FAMILY, is_file_location, is_reference, register_family
 from scaler.random_state import generators_kept
 
 CHECK_INPUT = (1, 3, 64, 64)  # what the check feeds a factory's network
@@ -57,11 +57,6 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def _is_file(location: str) -> bool:
-    """Whether the part before ':' names a file (it ends in .py or has a path separator)."""
-    return location.endswith(".py") or "/" in location or "\\" in location
-
-
 def _import_file(path: Path) -> object:
     """Execute a Python file as a module of its own, registered in sys.modules under a name
     derived from its absolute path (so two files called net.py never share one)."""
@@ -89,7 +84,7 @@ def load_factory(reference: str) -> Callable[..., object]:
         raise UsageError(
             f"factory {reference!r} is malformed; use package.module:factory or path/to/file.py:factory"
         )
-    path = Path(location).expanduser().resolve() if _is_file(location) else None
+    path = Path(location).expanduser().resolve() if is_file_location(location) else None
     if path is not None and not path.is_file():
         raise UsageError(f"factory {reference!r}: no file {location}")
     try:
@@ -180,7 +175,7 @@ def short_name(variant: str) -> str:
     if not is_reference(variant):
         return variant
     location, _, attribute = variant.strip().rpartition(":")
-    stem = Path(location).stem if _is_file(location) else location.rpartition(".")[2]
+    stem = Path(location).stem if is_file_location(location) else location.rpartition(".")[2]
     return re.sub(r"[^A-Za-z0-9_+-]+", "_", f"{stem}-{attribute}")
 
 

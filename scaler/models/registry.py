@@ -8,6 +8,7 @@ wherever a preset name is.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable
 
 from torch import nn
@@ -23,6 +24,12 @@ REFERENCE_RESOLUTION = 224  # the resolution a reference stands for, as a preset
 def is_reference(name: str) -> bool:
     """Whether a variant name is a factory reference rather than a preset name."""
     return ":" in name
+
+
+def is_file_location(location: str) -> bool:
+    """Whether a reference's part before ':' names a file (it ends in .py or has a path
+    separator) rather than a module."""
+    return location.endswith(".py") or "/" in location or "\\" in location
 
 
 def register_family(family: Family) -> Family:
@@ -80,6 +87,18 @@ def resolve_variant(name: str) -> tuple[Family, Preset]:
         f"unknown variant {name!r}; allowed: {', '.join(variant_names())}, or a factory "
         "package.module:make or path/to/file.py:make"
     )
+
+
+def canonical_variant(name: str) -> str:
+    """One spelling of a variant, so a study is found by the network, not by how it was typed:
+    a preset by its own name ('B0', 'efficientnet-b0' -> 'b0'); a factory reference with its
+    file's path normalised ('./net.py:make' -> 'net.py:make'; a module path unchanged)."""
+    if not is_reference(name):
+        return resolve_variant(name)[1].name
+    location, _, attribute = name.strip().rpartition(":")
+    if is_file_location(location):
+        location = os.path.normpath(location)
+    return f"{location}:{attribute}"
 
 
 def get_preset(name: str) -> Preset:

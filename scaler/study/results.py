@@ -83,6 +83,8 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
     results, info = folder / RESULTS_NAME, folder / summary_name
     if not info.exists() and (other := other_kind_in(folder, summary_name)):
         raise UsageError(f"{folder} is {other}" + (f"; its table is {results}" if results.exists() else ""))
+    if not folder.exists():
+        raise UsageError(f"{folder} does not exist; give a study folder (one that holds {RESULTS_NAME} and {summary_name})")
     if not results.exists() or not info.exists():
         raise UsageError(f"{folder} is not a study folder (no {RESULTS_NAME} / {summary_name})")
     rewrite = "rerun the study's command (same options) to rewrite it from the study"
