@@ -57,6 +57,16 @@ def oversubscription(workers: int, threads: int | None) -> str | None:
     return None
 
 
+def concurrent_workers(workers: int, threads: int | None, device: str) -> int:
+    """How many of `workers` processes of `threads` threads each (None: all cores) train at
+    once on `device`: all of them on an accelerator; on a CPU as many as the cores hold (at
+    least one), since oversubscribed ones only share the same cores."""
+    if select_device(device).type != "cpu":
+        return workers
+    cores = os.cpu_count() or 1
+    return max(1, min(workers, cores // (threads or cores)))
+
+
 def cuda_count() -> int:
     """Visible CUDA devices (CUDA_VISIBLE_DEVICES applies); 0 without CUDA."""
     return torch.cuda.device_count() if torch.cuda.is_available() else 0

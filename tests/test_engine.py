@@ -362,6 +362,23 @@ def test_worker_processes_are_estimated_by_the_busiest_worker_plus_its_start_up(
     assert runner.parallel_seconds(42.0, 3, 8, None) == 14.0  # more workers than items: one each
 
 
+def test_workers_beyond_the_cores_are_estimated_as_sharing_them(tmp_path, monkeypatch):
+    """4 one-thread workers on 2 cores train 2 items at a time, not 4: the estimate says so."""
+    monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, context, runtime, items, *, in_process=True: (40.0, "measured"))
+    monkeypatch.setattr(runner, "process_age", lambda: 5.0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    messages: list[str] = []
+    folder = tmp_path / "shared"
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=4, seconds=0.0, log=str(tmp_path / "runs.log")))
+        run_study(handle, workers=4, runtime=CPU, retry_failed=False, log=messages.append, fresh_process=True)
+    # 4 items of 10 s, 2 at a time: 20 s, after 4 start-ups of 5 s two at a time (10 s);
+    # 4 workers counted as free would read 15 s
+    line = next(m for m in messages if "estimated" in m)
+    assert "estimated 30 s (measured; the cores train 2 of the 4 workers' items at a time; each worker starts in ~5 s" in line
+    assert any(m.startswith("warning: 4 worker(s) x 1 thread(s) on 2 cores") for m in messages)
+
+
 def test_a_long_lived_caller_counts_no_worker_start_up(tmp_path, monkeypatch):
     monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, context, runtime, items, *, in_process=True: (42.0, "measured"))
     monkeypatch.setattr(runner, "process_age", lambda: 3600.0)  # a notebook open for an hour

@@ -27,7 +27,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from scaler.errors import DEBUG_ENV, ScalerError, UsageError, interrupted_by_user
-from scaler.runtime import Runtime, oversubscription
+from scaler.runtime import Runtime, concurrent_workers, oversubscription
 from scaler.states import State
 from scaler.study.create import join_study
 from scaler.study.engine import prepare, reconcile, work, worker_id
@@ -161,7 +161,11 @@ def run_study(
         log(f"timing the networks for the estimate of the {len(plan.queued)} {noun}(s) left")
     seconds, how = experiment.estimate_seconds(context, runtime, plan.queued, in_process=workers == 1)
     if workers > 1 and plan.queued:
-        seconds = parallel_seconds(seconds, len(plan.queued), workers, startup)
+        at_once = concurrent_workers(workers, runtime.threads, runtime.device)
+        # workers that start together share the cores as their trainings do
+        seconds = parallel_seconds(seconds, len(plan.queued), at_once, None if startup is None else startup * workers / at_once)
+        if at_once < workers:
+            how += f"; the cores train {at_once} of the {workers} workers' items at a time"
         if startup is not None:
             how += f"; each worker starts in ~{startup:.0f} s, as this process did"
     log(
