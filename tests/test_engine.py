@@ -348,14 +348,23 @@ def test_the_estimate_knows_whether_the_work_runs_in_this_process(tmp_path, monk
     assert "estimated" in messages[timing + 1] and "measured by the test" in messages[timing + 1]
 
 
-def test_worker_processes_are_estimated_by_the_busiest_worker_plus_its_start_up(tmp_path, monkeypatch):
-    monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, context, runtime, items, *, in_process=True: (42.0, "measured"))
+def estimated_run(tmp_path: Path, monkeypatch, *, seconds: float, items: int, workers: int, cores: int) -> list[str]:
+    """The messages of a study of `items` items that the experiment estimates at `seconds` in
+    all, run by `workers` one-thread worker processes on `cores` cores, each process taking
+    5 s to start."""
+    monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, context, runtime, queued, *, in_process=True: (seconds, "measured"))
     monkeypatch.setattr(runner, "process_age", lambda: 5.0)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
     messages: list[str] = []
-    folder = tmp_path / "parallel"
+    folder = tmp_path / "estimated"
     with folder_lock(folder):
-        handle = open_fake(folder, FakeConfig(count=3, seconds=0.0, log=str(tmp_path / "runs.log")))
-        run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=messages.append, fresh_process=True)
+        handle = open_fake(folder, FakeConfig(count=items, seconds=0.0, log=str(tmp_path / "runs.log")))
+        run_study(handle, workers=workers, runtime=CPU, retry_failed=False, log=messages.append, fresh_process=True)
+    return messages
+
+
+def test_worker_processes_are_estimated_by_the_busiest_worker_plus_its_start_up(tmp_path, monkeypatch):
+    messages = estimated_run(tmp_path, monkeypatch, seconds=42.0, items=3, workers=2, cores=8)
     # 3 items of 14 s on 2 workers: one trains two (28 s), after starting as this process did (5 s).
     line = next(m for m in messages if "estimated" in m)
     assert "estimated 33 s (measured; each worker starts in ~5 s, as this process did)" in line
@@ -364,14 +373,7 @@ def test_worker_processes_are_estimated_by_the_busiest_worker_plus_its_start_up(
 
 def test_workers_beyond_the_cores_are_estimated_as_sharing_them(tmp_path, monkeypatch):
     """4 one-thread workers on 2 cores train 2 items at a time, not 4: the estimate says so."""
-    monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, context, runtime, items, *, in_process=True: (40.0, "measured"))
-    monkeypatch.setattr(runner, "process_age", lambda: 5.0)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    messages: list[str] = []
-    folder = tmp_path / "shared"
-    with folder_lock(folder):
-        handle = open_fake(folder, FakeConfig(count=4, seconds=0.0, log=str(tmp_path / "runs.log")))
-        run_study(handle, workers=4, runtime=CPU, retry_failed=False, log=messages.append, fresh_process=True)
+    messages = estimated_run(tmp_path, monkeypatch, seconds=40.0, items=4, workers=4, cores=2)
     # 4 items of 10 s, 2 at a time: 20 s, after 4 start-ups of 5 s two at a time (10 s);
     # 4 workers counted as free would read 15 s
     line = next(m for m in messages if "estimated" in m)
