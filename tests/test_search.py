@@ -18,7 +18,7 @@ from scaler.cli.results import legend
 from scaler.data import load_dataset
 from scaler.errors import UsageError
 from scaler.models import canonical_variant
-from scaler.experiments.proxy import DataOptions, train_outcome
+from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
 from scaler.experiments.search import RESULT_COLUMNS, SearchConfig
 from scaler.runtime import Runtime
 from scaler.states import State
@@ -98,6 +98,21 @@ def test_another_spelling_of_the_same_configuration_resumes_the_study(cli, tmp_p
     assert [f for f in tmp_path.iterdir() if f.is_dir() and not f.name.startswith(".")] == [folder]
     assert (folder / "results.csv").read_text() == before
     assert completed_trials(folder) == {0: 1, 1: 1, 2: 1, 3: 1}
+
+
+def test_ctrl_c_while_the_networks_are_timed_says_how_to_resume(cli, tmp_path, monkeypatch):
+    """Before any training (data loading, the estimate's timing) a Ctrl-C is answered as one
+    during training: what finished, and that the same command resumes."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ProxyExperiment, "estimate_seconds", interrupted)
+    result = cli(*search_args(tmp_path))
+    assert result.code == 130
+    assert result.err.strip().splitlines()[-1] == (
+        f"interrupted: 0 of 4 candidates finished; resume with the same command (results so far in {tmp_path / 'micro'})"
+    )
+    assert set(pd.read_csv(tmp_path / "micro" / "results.csv")["state"]) == {"queued"}
 
 
 def test_canonical_spellings():

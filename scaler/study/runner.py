@@ -30,7 +30,7 @@ from scaler.errors import DEBUG_ENV, ScalerError, UsageError, interrupted_by_use
 from scaler.runtime import Runtime, concurrent_workers, oversubscription
 from scaler.states import State
 from scaler.study.create import join_study
-from scaler.study.engine import prepare, reconcile, work, worker_id
+from scaler.study.engine import Plan, prepare, reconcile, work, worker_id
 from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
 from scaler.study.trials import count_finished, mark_interrupted
@@ -144,10 +144,31 @@ def run_study(
     leaves it False, and no start-up is counted."""
     check_workers(workers)
     start = time.perf_counter()
-    experiment, noun = handle.experiment, handle.experiment.noun
+    noun = handle.experiment.noun
     plan = reconcile(handle, retry_failed=retry_failed)
-    context = _prepare(handle, runtime, log)
-    write_outputs(handle)
+    interrupted = False
+    try:  # Ctrl-C while the data loads or the networks are timed ends as one during training does
+        context = _prepare(handle, runtime, log)
+        write_outputs(handle)
+        workers, runtime = _announce(handle, plan, context, workers, runtime, log, fresh_process)
+        if plan.queued and workers == 1:
+            with _opened(display, plan.total, plan.total - len(plan.queued), noun) as bars:
+                work(handle, context, runtime, _events(bars, log))
+        elif plan.queued:
+            _run_processes(handle, workers, runtime, log, display)
+    except BaseException as exc:
+        if not interrupted_by_user(exc):
+            raise
+        interrupted = True
+    frame = write_outputs(handle)
+    return RunOutcome(frame, time.perf_counter() - start, count_finished(handle), plan.total, interrupted)
+
+
+def _announce(handle: StudyHandle, plan: Plan, context: Any, workers: int, runtime: Runtime,
+              log: Callable[[str], None], fresh_process: bool) -> tuple[int, Runtime]:
+    """Log what is left and the estimate of its wall time; the workers it takes (no more than
+    the items) and their runtime (threads shared out)."""
+    experiment, noun = handle.experiment, handle.experiment.noun
     if plan.interrupted:
         log(f"{plan.interrupted} {noun}(s) interrupted last time will be trained again")
     if plan.failed:
@@ -172,19 +193,7 @@ def run_study(
         f"{experiment.kind} {handle.name}: {experiment.describe()}, {plan.finished} already finished, "
         f"{len(plan.queued)} to train on {_data_size(context)}; estimated {duration(seconds)} ({how})"
     )
-    interrupted = False
-    try:
-        if plan.queued and workers == 1:
-            with _opened(display, plan.total, plan.total - len(plan.queued), noun) as bars:
-                work(handle, context, runtime, _events(bars, log))
-        elif plan.queued:
-            _run_processes(handle, workers, runtime, log, display)
-    except BaseException as exc:
-        if not interrupted_by_user(exc):
-            raise
-        interrupted = True
-    frame = write_outputs(handle)
-    return RunOutcome(frame, time.perf_counter() - start, count_finished(handle), plan.total, interrupted)
+    return workers, runtime
 
 
 def parallel_seconds(seconds: float, items: int, workers: int, startup: float | None) -> float:
