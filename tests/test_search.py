@@ -120,6 +120,9 @@ def test_canonical_spellings():
     assert DataOptions("./a//imgs", val_fraction=0.3).canonical() == DataOptions("a/imgs", val_fraction=0.3)
     assert DataOptions("cifar10:./c/").canonical().source == "cifar10:c"
     assert DataOptions("cifar10:").canonical().source == "cifar10:"  # refused later, as typed
+    # folders whose names read as the other sources stay folders
+    assert DataOptions("synthetic/").canonical().source == DataOptions("./synthetic").canonical().source == "./synthetic"
+    assert DataOptions("./cifar10:x/").canonical().source == "./cifar10:x"
     assert DataOptions("synthetic", val_fraction=0.5).canonical() == DataOptions()
     with pytest.raises(UsageError, match="val fraction = 1.5 is not allowed"):  # refused, not reset to the default
         DataOptions("synthetic", val_fraction=1.5).canonical()

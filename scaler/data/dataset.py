@@ -142,12 +142,15 @@ def _open_source(source: str, storage: int, n_train: int | None, n_val: int | No
 def canonical_source(source: str) -> str:
     """One spelling of a data source, so a study is found by the data it trains on: a
     folder's path normalised ('imgs/' and './imgs' are 'imgs'), cifar10:PATH's likewise,
-    'synthetic' as it is. An empty source stays empty (its error names it as given)."""
+    'synthetic' as it is (a folder of that name keeps a './'). An empty source stays empty
+    (its error names it as given)."""
     if source.startswith(CIFAR_PREFIX) and source[len(CIFAR_PREFIX):]:
         return CIFAR_PREFIX + os.path.normpath(source[len(CIFAR_PREFIX):])
     if source == SYNTHETIC_SOURCE or source.startswith(CIFAR_PREFIX) or not source.strip():
         return source
-    return os.path.normpath(source)
+    path = os.path.normpath(source)
+    # a folder called 'synthetic' ('synthetic/', './synthetic') stays a folder, not the built-in data
+    return os.path.join(".", path) if path == SYNTHETIC_SOURCE or path.startswith(CIFAR_PREFIX) else path
 
 
 def has_own_split(source: str) -> bool:
