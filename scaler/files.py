@@ -11,11 +11,18 @@ import subprocess
 import tempfile
 from collections.abc import Iterable
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
 PACKAGES = ("scaler", "torch", "fvcore", "optuna", "pandas", "numpy", "typer", "rich")
+
+
+def tidy_path(text: str) -> str:
+    """A path as typed, minus what never changes which file it names: '.' parts, doubled and
+    trailing slashes ('./a//b/' -> 'a/b'). '..' stays (past a symbolic link it leads
+    elsewhere than the text suggests), and so does every other character, on any system."""
+    return str(PurePosixPath(text))
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -191,9 +191,9 @@ def parse_phi_list(spec: str) -> list[int]:
         raise UsageError(
             f"phi {spec!r} is malformed; use an integer, a range like 0-7 or a list like 1,3,5", param="phi"
         ) from None
-    for lo, hi in bounds:
+    if min(min(b) for b in bounds) < 0 or max(max(b) for b in bounds) > MAX_PHI:
+        raise UsageError(f"phi {spec!r} is not allowed; every phi must be in 0..{MAX_PHI}", param="phi")
+    for lo, hi in bounds:  # in bounds: the range written the other way round is allowed
         if lo > hi:
             raise UsageError(f"phi range {lo}-{hi} runs backwards; write it low to high, as {hi}-{lo}", param="phi")
-    if min(lo for lo, _ in bounds) < 0 or max(hi for _, hi in bounds) > MAX_PHI:
-        raise UsageError(f"phi {spec!r} is not allowed; every phi must be in 0..{MAX_PHI}", param="phi")
     return sorted({phi for lo, hi in bounds for phi in range(lo, hi + 1)})

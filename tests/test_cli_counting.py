@@ -146,6 +146,7 @@ def test_scale_family(cli):
         (["flops", "--resolution", "abc"], "--resolution"),
         (["scale", "--phi", "-1"], "phi '-1'"),
         (["scale", "--phi", "3-1"], "phi range 3-1 runs backwards; write it low to high, as 1-3"),
+        (["scale", "--phi", "99-1"], "every phi must be in 0..64"),  # never advised as 1-99
         (["scale", "--phi", "a"], "malformed"),
         (["scale", "--alpha", "0.9"], "alpha = 0.9"),
         (["scale", "--beta", "0.5"], "beta = 0.5"),

@@ -47,8 +47,9 @@ def test_a_missing_mysql_driver_is_named_with_its_pypi_package(cli, tmp_path):
         (["compare", "--compound", ""], "error: --compound: the value is empty; give one (`scaler compare --help` says what it takes) or leave --compound out"),
         (["flops", "b0", "-f", ""], "error: -f: the value is empty; give one (`scaler flops --help` says what it takes) or leave -f out"),
         (["report", "--pareto", ""], "error: an argument is empty; `scaler report --help` says what it takes"),  # a flag takes no value
-        # a required option cannot be left out: no such advice
-        (["worker", "--storage", "", "--study", "s"], "error: --storage: the value is empty; give one (`scaler worker --help` says what it takes)"),
+        # a required option can be left out only with its environment variable set
+        (["worker", "--storage", "", "--study", "s"],
+         "error: --storage: the value is empty; give one (`scaler worker --help` says what it takes) or leave --storage out and set SCALER_STORAGE"),
         (["search", "--name", "report", "--root", ""], "error: --root: the value is empty; give one (`scaler search --help` says what it takes) or leave --root out"),
     ],
 )

@@ -18,6 +18,7 @@ from scaler.cli.results import legend
 from scaler.data import load_dataset
 from scaler.errors import UsageError
 from scaler.models import canonical_variant
+from scaler.experiments import proxy
 from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
 from scaler.experiments.search import RESULT_COLUMNS, SearchConfig
 from scaler.runtime import Runtime
@@ -113,6 +114,34 @@ def test_ctrl_c_while_the_networks_are_timed_says_how_to_resume(cli, tmp_path, m
         f"interrupted: 0 of 4 candidates finished; resume with the same command (results so far in {tmp_path / 'micro'})"
     )
     assert set(pd.read_csv(tmp_path / "micro" / "results.csv")["state"]) == {"queued"}
+    # stopped while the data loads: the same line, and the summary keeps what the last run recorded
+    monkeypatch.undo()
+    assert cli(*search_args(tmp_path)).code == 0
+    summary = (tmp_path / "micro" / "search.json").read_text()
+    monkeypatch.setattr(proxy, "load_checked", interrupted)
+    loading = cli(*search_args(tmp_path))
+    assert loading.code == 130 and loading.err.strip().splitlines()[-1].startswith("interrupted: 4 of 4 candidates finished; resume")
+    assert (tmp_path / "micro" / "search.json").read_text() == summary
+    assert json.loads(summary)["dataset_fingerprint"]
+
+
+def test_a_study_begun_with_another_spelling_before_canonical_spellings_still_resumes(cli, tmp_path, monkeypatch):
+    """A study recorded under the options as typed (as scaler recorded every study before it
+    spelled them one way) is resumed by the command that began it, by its default name too."""
+    for part in (TrainConfig, ProxyBase):
+        monkeypatch.setattr(part, "canonical", lambda self: self)  # scaler before canonical spellings
+    typed = [*search_args(tmp_path)[:-2], "--lr", "0.004", "--base", "B0"]
+    assert cli(*typed).code == 0
+    (folder,) = [f for f in tmp_path.iterdir() if f.is_dir() and not f.name.startswith(".")]
+    assert "-B0-" in folder.name and json.loads((folder / "search.json").read_text())["config"]["train"]["lr"] == 0.004
+    before = (folder / "results.csv").read_text()
+    monkeypatch.undo()
+    again = cli(*typed)
+    assert again.code == 0, again.err
+    assert [f for f in tmp_path.iterdir() if f.is_dir() and not f.name.startswith(".")] == [folder]
+    assert (folder / "results.csv").read_text() == before and completed_trials(folder) == {0: 1, 1: 1, 2: 1, 3: 1}
+    plain = cli(*search_args(tmp_path)[:-2])  # the plain spelling names the canonical study, a new one
+    assert plain.code == 0 and len([f for f in tmp_path.iterdir() if f.is_dir() and not f.name.startswith(".")]) == 2
 
 
 def test_canonical_spellings():
@@ -130,6 +159,10 @@ def test_canonical_spellings():
     assert canonical_variant("ResNet50") == "resnet50"
     assert canonical_variant("./nets//tiny.py:make") == "nets/tiny.py:make"
     assert canonical_variant("pkg.nets:make") == "pkg.nets:make"
+    assert canonical_variant("./mynet:make") == "./mynet:make"  # a file still, never module 'mynet'
+    # '..' stays: past a symbolic link it leads elsewhere than dropping it would
+    assert DataOptions("link/../imgs/").canonical().source == "link/../imgs"
+    assert canonical_variant("link/../net.py:make") == "link/../net.py:make"
     assert TrainConfig(lr=0.004).canonical() == TrainConfig()
     assert TrainConfig(optimizer="sgd", lr=0.004).canonical().lr == 0.004  # not SGD's default
     assert TrainConfig(optimizer="sgd", lr=0.02).canonical().lr is None

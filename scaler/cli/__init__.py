@@ -72,7 +72,10 @@ def _empty_value(args: list[str]) -> str | None:
         if option is None:
             return f"an argument is empty; {help_hint} says what it takes"
         parameter = _option(args, option)
-        leave_out = "" if parameter is not None and parameter.required else f" or leave {option} out"
+        if parameter is None or not parameter.required:
+            leave_out = f" or leave {option} out"
+        else:  # a required option can be left out only where its environment variable gives it
+            leave_out = f" or leave {option} out and set {parameter.envvar}" if isinstance(parameter.envvar, str) else ""
         return f"{option}: the value is empty; give one ({help_hint} says what it takes){leave_out}"
     return None
 

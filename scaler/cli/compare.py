@@ -4,6 +4,7 @@ of the `compare` experiment), with a table per phi, a CSV and a plot."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -14,7 +15,7 @@ import typer
 from scaler.cli import options
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
-from scaler.cli.study import check_finished, run_command_study
+from scaler.cli.study import as_recorded, check_finished, run_command_study
 from scaler.errors import Interrupted, RunError, UsageError
 from scaler.experiments.comparison import (
     BASE, COMPOUND, DEFAULT_STRATEGIES, SUMMARY_NAME, CompareConfig, Comparison, strategies,
@@ -127,6 +128,9 @@ def compare(
         max_phi=phis,
         strategies=chosen,
     )
+    typed_base, typed_data, typed_train = options.proxy_parts(**proxy, canonical=False)
+    typed = replace(config, base=typed_base, data=typed_data, train=typed_train)
+    config = as_recorded(config, typed, root=root, name=name, summary_name=Comparison.summary_name)
     if plot is not None:
         check_plot_path(plot)
     name = name if name is not None else config.default_name()  # '' is refused, not the default

@@ -133,14 +133,18 @@ def with_options(*groups: tuple[inspect.Parameter, ...], after: Optional[str] = 
 
 def proxy_parts(
     *, base: str, base_resolution: int, base_width: float, zero_init: bool, data: str, train_images: Optional[int],
-    val_images: Optional[int], val_fraction: float, **training: Any,
+    val_images: Optional[int], val_fraction: float, canonical: bool = True, **training: Any,
 ) -> tuple[ProxyBase, DataOptions, TrainConfig]:
     """The base, data and training flags as the library's objects, validated and spelled one
-    way (the same study whichever way a path, preset or default was typed); the base
-    classifies as many classes as the data has."""
-    data_options = DataOptions(data, train_images, val_images, val_fraction).canonical()
-    proxy = ProxyBase(base, base_resolution, base_width, data_options.classes(), zero_init).canonical()
-    return proxy, data_options, train_config(**training)
+    way (the same study whichever way a path, preset or default was typed; `canonical=False`:
+    as typed, the spelling a study begun before scaler spelled them one way recorded); the
+    base classifies as many classes as the data has."""
+    data_options = DataOptions(data, train_images, val_images, val_fraction)
+    if canonical:
+        data_options = data_options.canonical()
+    proxy = ProxyBase(base, base_resolution, base_width, data_options.classes(), zero_init)
+    train = train_config(**training)
+    return (proxy.canonical(), data_options, train.canonical()) if canonical else (proxy, data_options, train)
 
 
 def train_config(*, epochs: Optional[int], steps: Optional[int], max_seconds: Optional[float], batch_size: int, lr: Optional[float], optimizer: str, weight_decay: float, label_smoothing: float, clip_grad_norm: float, seed: int) -> TrainConfig:
@@ -155,7 +159,7 @@ def train_config(*, epochs: Optional[int], steps: Optional[int], max_seconds: Op
         clip_grad_norm=None if clip_grad_norm == 0 else clip_grad_norm, seed=seed,
     )  # fmt: skip
     config.validate()
-    return config.canonical()
+    return config
 
 
 def runtime(device: str, threads: Optional[int], cache_dir: Optional[Path]) -> Runtime:

@@ -3,7 +3,6 @@ or a fresh decode (in that order), as a `Dataset`."""
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from scaler.data.source import Source, digest
 from scaler.data.split import ImageSplit, stratified_take
 from scaler.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_TRAIN, SYNTHETIC_VAL, SyntheticSource
 from scaler.errors import UsageError, check_int
+from scaler.files import tidy_path
 from scaler.memory import check_images_fit
 from scaler.scaling import MAX_RESOLUTION, MIN_TRAIN_RESOLUTION
 
@@ -141,16 +141,16 @@ def _open_source(source: str, storage: int, n_train: int | None, n_val: int | No
 
 def canonical_source(source: str) -> str:
     """One spelling of a data source, so a study is found by the data it trains on: a
-    folder's path normalised ('imgs/' and './imgs' are 'imgs'), cifar10:PATH's likewise,
+    folder's path tidied (`tidy_path`: 'imgs/' and './imgs' are 'imgs'), cifar10:PATH's likewise,
     'synthetic' as it is (a folder of that name keeps a './'). An empty source stays empty
     (its error names it as given)."""
     if source.startswith(CIFAR_PREFIX) and source[len(CIFAR_PREFIX):]:
-        return CIFAR_PREFIX + os.path.normpath(source[len(CIFAR_PREFIX):])
+        return CIFAR_PREFIX + tidy_path(source[len(CIFAR_PREFIX):])
     if source == SYNTHETIC_SOURCE or source.startswith(CIFAR_PREFIX) or not source.strip():
         return source
-    path = os.path.normpath(source)
+    path = tidy_path(source)
     # a folder called 'synthetic' ('synthetic/', './synthetic') stays a folder, not the built-in data
-    return os.path.join(".", path) if path == SYNTHETIC_SOURCE or path.startswith(CIFAR_PREFIX) else path
+    return "./" + path if path == SYNTHETIC_SOURCE or path.startswith(CIFAR_PREFIX) else path
 
 
 def has_own_split(source: str) -> bool:

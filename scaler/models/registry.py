@@ -8,12 +8,12 @@ wherever a preset name is.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Hashable
 
 from torch import nn
 
 from scaler.errors import UsageError
+from scaler.files import tidy_path
 from scaler.models.family import Family, Preset
 
 _FAMILIES: dict[str, Family] = {}
@@ -92,12 +92,13 @@ def resolve_variant(name: str) -> tuple[Family, Preset]:
 def canonical_variant(name: str) -> str:
     """One spelling of a variant, so a study is found by the network, not by how it was typed:
     a preset by its own name ('B0', 'efficientnet-b0' -> 'b0'); a factory reference with its
-    file's path normalised ('./net.py:make' -> 'net.py:make'; a module path unchanged)."""
+    file's path tidied (`tidy_path`: './net.py:make' -> 'net.py:make'; a module path unchanged)."""
     if not is_reference(name):
         return resolve_variant(name)[1].name
     location, _, attribute = name.strip().rpartition(":")
-    if is_file_location(location):
-        location = os.path.normpath(location)
+    if is_file_location(location):  # tidied, and still a file ('./net:make' must not become module 'net')
+        tidy = tidy_path(location)
+        location = tidy if is_file_location(tidy) else "./" + tidy
     return f"{location}:{attribute}"
 
 

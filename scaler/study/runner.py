@@ -33,7 +33,7 @@ from scaler.study.create import join_study
 from scaler.study.engine import Plan, prepare, reconcile, work, worker_id
 from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
-from scaler.study.trials import count_finished, mark_interrupted
+from scaler.study.trials import count_finished, mark_interrupted, records
 from scaler.study.experiment import Events
 from scaler.study.storage import item_params, requeue_lost
 
@@ -146,9 +146,10 @@ def run_study(
     start = time.perf_counter()
     noun = handle.experiment.noun
     plan = reconcile(handle, retry_failed=retry_failed)
-    interrupted = False
+    interrupted, prepared = False, False
     try:  # Ctrl-C while the data loads or the networks are timed ends as one during training does
         context = _prepare(handle, runtime, log)
+        prepared = True
         write_outputs(handle)
         workers, runtime = _announce(handle, plan, context, workers, runtime, log, fresh_process)
         if plan.queued and workers == 1:
@@ -160,7 +161,9 @@ def run_study(
         if not interrupted_by_user(exc):
             raise
         interrupted = True
-    frame = write_outputs(handle)
+    # unprepared (stopped while the data loaded), the experiment lacks what its summary records
+    # (the data's fingerprint): the files stay as the last run wrote them
+    frame = write_outputs(handle) if prepared else handle.experiment.table(records(handle))
     return RunOutcome(frame, time.perf_counter() - start, count_finished(handle), plan.total, interrupted)
 
 
