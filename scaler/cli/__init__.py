@@ -117,7 +117,6 @@ def _parser_message(exc: Exception, args: list[str]) -> str:
     return message
 
 
-
 def _given_value(args: list[str], opts: list[str]) -> str | None:
     """The value last given to an option called any of `opts` ('--phis 1-3', '--phis=1-3')."""
     given = None

@@ -15,7 +15,7 @@ import typer
 from scaler.cli import options
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
-from scaler.cli.study import as_recorded, check_finished, run_command_study
+from scaler.cli.study import check_finished, run_command_study
 from scaler.errors import Interrupted, RunError, UsageError
 from scaler.experiments.comparison import (
     BASE, COMPOUND, DEFAULT_STRATEGIES, SUMMARY_NAME, CompareConfig, Comparison, strategies,
@@ -25,6 +25,7 @@ from scaler.models import canonical_variant
 from scaler.plots import check_plot_path, plot_comparison
 from scaler.render import Column, elapsed, emit, fixed, integer, interval, markdown_text, mega, p_phrase, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
+from scaler.study.create import recorded_spelling
 from scaler.states import State
 from scaler.study.results import RESULTS_NAME
 
@@ -130,7 +131,7 @@ def compare(
     )
     typed_base, typed_data, typed_train = options.proxy_parts(**proxy, canonical=False)
     typed = replace(config, base=typed_base, data=typed_data, train=typed_train)
-    config = as_recorded(config, typed, root=root, name=name, summary_name=Comparison.summary_name)
+    config = recorded_spelling([config, typed], root=root, name=name, summary_name=Comparison.summary_name)
     if plot is not None:
         check_plot_path(plot)
     name = name if name is not None else config.default_name()  # '' is refused, not the default

@@ -10,7 +10,6 @@ from typing import Annotated, Optional
 import typer
 
 from scaler import reports
-from scaler.reports import FAMILY_BASE
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
 from scaler.errors import UsageError
@@ -64,9 +63,9 @@ def scale(
         alpha, beta, gamma = best_coefficients(from_search)
         if note := best_tie_note(from_search):
             print(f"note: {note}", file=sys.stderr)
-        if (searched := searched_variant(from_search)) not in (None, FAMILY_BASE):
+        if (searched := searched_variant(from_search)) not in (None, reports.FAMILY_BASE):
             print(f"warning: {from_search} searched base {searched}; this table applies its coefficients to "
-                  f"{FAMILY_BASE} (scale builds EfficientNet's family only)", file=sys.stderr)
+                  f"{reports.FAMILY_BASE} (scale builds EfficientNet's family only)", file=sys.stderr)
     else:
         alpha, beta, gamma = (PAPER_ALPHA if alpha is None else alpha, PAPER_BETA if beta is None else beta,
                               PAPER_GAMMA if gamma is None else gamma)

@@ -12,7 +12,7 @@ from scaler.cli import options
 from scaler.cli.app import Format, app
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
 from scaler.cli.results import legend, reliability_lines, show_results
-from scaler.cli.study import as_recorded, check_finished, run_command_study
+from scaler.cli.study import check_finished, run_command_study
 from scaler.experiments.search import PRUNERS, SUMMARY_NAME, CompoundSearch, SearchConfig
 from scaler.render import elapsed
 
@@ -43,11 +43,8 @@ def search(
     Writes <root>/<name>/results.csv (ranked) and search.json after every candidate. Running
     the same command again resumes: finished candidates are kept, interrupted ones retrained.
     """
-    config = as_recorded(
-        build_search_config(**proxy, pruner=pruner).resumable(root, name),
-        build_search_config(**proxy, pruner=pruner, canonical=False).resumable(root, name),
-        root=root, name=name, summary_name=SUMMARY_NAME,
-    )
+    as_typed = build_search_config(**proxy, pruner=pruner, canonical=False)
+    config = build_search_config(**proxy, pruner=pruner).resumable(root, name, as_typed)
     outcome, handle = run_command_study(
         CompoundSearch, config, name=name if name is not None else config.default_name(), root=root, storage=storage, workers=workers,
         settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,

@@ -3,9 +3,8 @@ resume the study, run it to the end, and judge how it ended."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import pandas as pd
 
@@ -22,20 +21,6 @@ from scaler.study.handle import StudyHandle
 from scaler.study.lock import folder_lock
 from scaler.study.runner import RunOutcome, check_workers, run_study
 from scaler.study.storage import check_url
-
-
-def as_recorded(config: Any, typed: Any, *, root: Path, name: Optional[str], summary_name: str) -> Any:
-    """The configuration to run: `typed` (the options as typed) where the study it names was
-    begun before scaler spelled configurations one way and recorded that spelling, so the
-    command that began it still resumes it; `config` (the canonical spelling) otherwise."""
-    if typed == config:
-        return config
-    folder = root / (name if name is not None else typed.default_name())
-    try:
-        recorded = json.loads((folder / summary_name).read_text()).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
-        return config
-    return typed if recorded == typed.fingerprint() else config
 
 
 def run_command_study(

@@ -3,7 +3,6 @@ candidate, each a proxy training of the scaled base; results ranked by validatio
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, correctness, difference_of, group_by, per_repeat_top1
 from scaler.statistics import LEVEL, split_half_reliability
+from scaler.study.create import recorded_spelling
 from scaler.study.results import read_outputs
 from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
 from scaler.training import TrainConfig, repeat_seed
@@ -72,18 +72,15 @@ class SearchConfig:
         s, b = self.space, self.base
         return f"phi{s.phi:g}-{s.mode}-{short_name(b.variant)}-r{b.resolution}-w{b.width:g}-{self.fingerprint()}"
 
-    def resumable(self, root: Path, name: str | None) -> SearchConfig:
-        """The configuration to run under `root`: scaler 0.1 gave every proxy 10 classes,
-        whatever the data had; a search it began on data with fewer classes resumes with that
-        classifier rather than starting over under a new fingerprint."""
-        legacy = replace(self, base=replace(self.base, num_classes=10))
-        if legacy == self:
-            return self
-        try:
-            recorded = json.loads((root / (name or legacy.default_name()) / SUMMARY_NAME).read_text()).get("fingerprint")
-        except (OSError, ValueError, AttributeError):
-            return self
-        return legacy if recorded == legacy.fingerprint() else self
+    def resumable(self, root: Path, name: str | None, *as_typed: SearchConfig) -> SearchConfig:
+        """The configuration to run under `root`: this one, or the earlier spelling of the same
+        options that the search folder records (`recorded_spelling`). Earlier spellings: the
+        options `as_typed` (scaler recorded them so before it spelled paths, presets and
+        default learning rates one way), and scaler 0.1's proxy of 10 classes, whatever the
+        data had, so a search it began on data with fewer classes keeps that classifier."""
+        spellings = [self, *as_typed]
+        legacy = [replace(c, base=replace(c.base, num_classes=10)) for c in spellings]
+        return recorded_spelling([*spellings, *legacy], root=root, name=name, summary_name=SUMMARY_NAME)
 
     @classmethod
     def from_identity(cls, data: dict) -> SearchConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,21 @@ def read_summary(path: Path) -> dict | None:
     if not summary_intact(data):
         raise _Damaged(f"{path} is not the summary the study wrote (its digest differs)")
     return data
+
+
+def recorded_spelling(configs: Sequence[Any], *, root: Path, name: str | None, summary_name: str) -> Any:
+    """The first of `configs` (one study's options as this scaler spells them, then as earlier
+    scalers recorded them) whose study folder under `root` (`name`, or the configuration's
+    `default_name()`) records its fingerprint, so that the command that began a study still
+    resumes it; the first when none is recorded."""
+    for config in configs:
+        try:
+            summary = read_summary(root / (name if name is not None else config.default_name()) / summary_name)
+        except _Damaged:  # rebuilt from the study when it is opened; it cannot vouch for a spelling
+            summary = None
+        if summary is not None and summary["fingerprint"] == fingerprint(config):
+            return config
+    return configs[0]
 
 
 def open_study(
