@@ -3,12 +3,15 @@ resolution, dots for depth, glyphs for width) and per visibility of the class ob
 per-image results every run stores. Nothing is trained: the validation images are rendered
 again (their labels and the visibility drawn for each) from the study's data seed.
 
-    .venv/bin/python benchmarks/class_errors.py FOLDER [--curves]
+    .venv/bin/python benchmarks/class_errors.py FOLDER [FOLDER ...] [--curves]
 
 FOLDER is a search's or a calibration's study folder (its journal file). Printed per trained
 configuration (a calibration's setting and candidate): mean top-1, each group's top-1 per
 repeat, and each group's top-1 by visibility bin over its repeats; `--curves` adds each run's
-validation top-1 after every epoch.
+validation top-1 after every epoch. Given several folders (searches that differ only in
+`--seed`), it then prints, per group, each configuration's top-1 in every folder, its mean
+over them, and the group's per-run noise: the standard deviation of the residuals once each
+folder's and each configuration's mean is removed (as `seed_agreement.py` does for top-1).
 """
 
 from __future__ import annotations
@@ -69,19 +72,17 @@ def validation_draws(seed: int, count: int, native: int) -> tuple[np.ndarray, np
     return labels, np.array(drawn) * 100 / 256
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("folder", type=Path)
-    p.add_argument("--curves", action="store_true", help="each run's validation top-1 after every epoch")
-    args = p.parse_args()
-    summary = next((json.loads(f.read_text()) for f in sorted(args.folder.glob("*.json"))), None)
+def report(folder: Path, curves: bool) -> dict[str, dict[str, float]]:
+    """Prints one study's errors (see the module's docstring); returns each configuration's
+    top-1 per group, over its repeats."""
+    summary = next((json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))), None)
     if summary is None:
-        raise SystemExit(f"{args.folder} holds no study summary (*.json)")
+        raise SystemExit(f"{folder} holds no study summary (*.json)")
     config = summary["config"].get("search", summary["config"])
     if config["data"]["source"] != "synthetic":
         raise SystemExit("only studies on the built-in synthetic data can be rendered again")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=summary["name"], storage=open_storage(str(args.folder / "study.journal")))
+    study = optuna.load_study(study_name=summary["name"], storage=open_storage(str(folder / "study.journal")))
     runs: dict[tuple, list] = {}
     for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
         if trial_state(trial) is State.COMPLETE and "val_correct" in trial.user_attrs:  # not timed out
@@ -93,9 +94,10 @@ def main() -> int:
     labels, visibility = validation_draws(config["train"]["seed"], count, config["data"]["native_resolution"])
     masks = {group: np.isin(labels, list(classes)) for group, classes in GROUPS.items()}
     print(f"{count} validation images; visibility bins {', '.join(f'{a}-{b}%: {int(((visibility >= a) & (visibility < b)).sum())}' for a, b in BINS)}")
-    table = pd.read_csv(args.folder / "results.csv")
+    table = pd.read_csv(folder / "results.csv")
     names = {row.candidate: f"({row.alpha:g}, {row.beta:g}, {row.gamma:g})" for row in table.itertuples()}
     labels_of = dict(zip(table["setting"], table["label"])) if "setting" in table else {}
+    groups: dict[str, dict[str, float]] = {}
     for key, trials in sorted(runs.items()):
         name = f"{labels_of[key[0]]} {names[key[1]]}" if len(key) == 2 else names[key[0]]
         trials.sort(key=lambda t: t.params.get("repeat", 0))
@@ -107,10 +109,39 @@ def main() -> int:
             for group, m in masks.items()
         )  # fmt: skip
         print(f"{name}: top-1 {mean.mean() * 100:5.1f} | {'/'.join(masks)} per repeat: {per_repeat} | by visibility: {by_bin}")
-        if args.curves:
+        groups[name] = {group: float(mean[m].mean() * 100) for group, m in masks.items()}
+        if curves:
             for t in trials:
                 values = [t.intermediate_values[e] * 100 for e in sorted(t.intermediate_values)]
                 print(f"    repeat {t.params.get('repeat', 0)}: " + " ".join(f"{v:.0f}" for v in values))
+    return groups
+
+
+def across(results: list[dict[str, dict[str, float]]]) -> None:
+    """Each group's top-1 per configuration in every study, its mean, and the group's noise."""
+    names = [n for n in results[0] if all(n in r for r in results)]
+    for group in GROUPS:
+        values = np.array([[r[n][group] for r in results] for n in names])  # configuration x study
+        residual = values - values.mean(axis=0) - values.mean(axis=1, keepdims=True) + values.mean()
+        dof = (len(names) - 1) * (len(results) - 1)
+        noise = float(np.sqrt((residual ** 2).sum() / dof)) if dof else float("nan")
+        print(f"\n{group}: per-run noise {noise:.1f} points ({dof} degrees of freedom)")
+        for name, row in sorted(zip(names, values), key=lambda item: -item[1].mean()):
+            print(f"  {name:>16}  {' / '.join(f'{v:3.0f}' for v in row)}  mean {row.mean():5.1f}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("folders", type=Path, nargs="+", metavar="FOLDER")
+    p.add_argument("--curves", action="store_true", help="each run's validation top-1 after every epoch")
+    args = p.parse_args()
+    results = []
+    for folder in args.folders:
+        if len(args.folders) > 1:
+            print(f"== {folder}")
+        results.append(report(folder, args.curves))
+    if len(results) > 1:
+        across(results)
     return 0
 
 

@@ -13,6 +13,8 @@ does.
     glyph-classes=K           K classes, one fixed glyph each, no discs or dots
     visibility=LO             class objects faded to LO-100% visibility instead of 10-100%
                               (100: at full contrast, as data format 4 drew them)
+    textures=LO               10 classes, all textured discs (the 4 of format 5 and 6 more:
+                              diagonal, diamond, plaid, spots, rings, lines), LO-100% visibility
     token-bags=V,K,S,N,LO,HI  10 classes, each a distribution over V small 3x3 tokens (a
                               uniform share plus K signature tokens holding S percent); N
                               tokens per image on a jittered grid, cells LO-HI px at 256
@@ -187,6 +189,54 @@ def token_bags(args: str) -> str:
     return f"token bags: {v} tokens, {k} signature tokens holding {share}%, {grid * grid} per image"
 
 
+def textures(args: str) -> str:
+    (lo,) = _ints(args, 1)
+    kinds = ("horizontal", "vertical", "checker", "plain", "diagonal", "diamond", "plaid",
+             "spots", "rings", "lines")
+
+    def pattern(kind: str, period: int, ys: np.ndarray, xs: np.ndarray, cy: int, cx: int,
+                turn: int) -> np.ndarray:
+        half = period // 2
+        y, x = ys[:, None], xs[None, :]
+        if kind == "horizontal":
+            return np.broadcast_to(y % period < half, (len(ys), len(xs)))
+        if kind == "vertical":
+            return np.broadcast_to(x % period < half, (len(ys), len(xs)))
+        if kind == "checker":
+            return (y % period < half) ^ (x % period < half)
+        if kind == "diagonal":  # either direction: a flip turns one into the other
+            return ((x + y) if turn else (x - y)) % period < half
+        if kind == "diamond":
+            return ((x + y) % period < half) ^ ((x - y) % period < half)
+        if kind == "plaid":  # thin lines both ways
+            return (y % period < max(1, period // 4)) | (x % period < max(1, period // 4))
+        if kind == "spots":
+            return (y % period < half) & (x % period < half)
+        if kind == "rings":
+            d = np.floor(np.sqrt(((y - cy) ** 2 + (x - cx) ** 2).astype(np.float64))).astype(np.int64)
+            return d % period < half
+        return np.broadcast_to(y % period < max(1, period // 4), (len(ys), len(xs)))  # lines
+
+    def draw(self: SyntheticRenderer, img: np.ndarray, kind: str) -> None:
+        r, cy, cx, dark, light, period, py, px = self._disc_draws()
+        turn = int(self.rng.integers(2))
+        if kind == "plain":
+            mean = ((dark.astype(np.int32) + light) // 2).astype(np.uint8)
+            fill = self._plain(mean)
+        else:
+            def fill(ys, ye, xs, xe):
+                on = pattern(kind, period, self.coord[ys:ye] + py, self.coord[xs:xe] + px,
+                             cy + py, cx + px, turn)
+                return np.where(on[None], light[:, None, None], dark[:, None, None])
+        self._stamp(img, _shape_mask(0, r), cy, cx, fill)
+
+    synthetic.TEXTURES, synthetic.LAYOUTS = kinds, ()
+    _set_classes(tuple(f"disc-{k}" for k in kinds))
+    SyntheticRenderer._disc = draw
+    SyntheticRenderer.VISIBILITY = (lo * 256 // 100, 256)
+    return f"10 textured disc classes at {lo}-100% visibility"
+
+
 VARIANTS: dict[str, Callable[[str], str]] = {
     "no-glyphs": no_glyphs,
     "glyphs-per-class": glyphs_per_class,
@@ -196,6 +246,7 @@ VARIANTS: dict[str, Callable[[str], str]] = {
     "glyph-classes": glyph_classes,
     "visibility": visibility,
     "token-bags": token_bags,
+    "textures": textures,
 }
 
 

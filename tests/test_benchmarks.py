@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -83,7 +84,8 @@ def test_gpu_check_names_the_wheel_it_lacks(tmp_path):
 
 
 VARIANT_ARGS = {"no-glyphs": "", "glyphs-per-class": "6", "glyph-cell": "16,24", "mosaic": "5,8,12",
-                "conjunctions": "36,56", "glyph-classes": "12", "visibility": "100", "token-bags": "24,4,60,25,10,12"}
+                "conjunctions": "36,56", "glyph-classes": "12", "visibility": "100", "token-bags": "24,4,60,25,10,12",
+                "textures": "10"}
 
 
 def test_each_data_variant_renders_its_own_classes(monkeypatch):
@@ -102,7 +104,7 @@ def test_each_data_variant_renders_its_own_classes(monkeypatch):
                                 (synthetic, "LAYOUTS"), (synthetic, "GLYPHS_PER_CLASS"),
                                 (dataset_module, "SYNTHETIC_CLASSES")):
                 m.setattr(owner, attr, getattr(owner, attr))
-            for attr in ("_glyph", "_dots", "GLYPH_CELL", "DISTRACTORS", "VISIBILITY"):
+            for attr in ("_glyph", "_dots", "_disc", "GLYPH_CELL", "DISTRACTORS", "VISIBILITY"):
                 m.setattr(synthetic.SyntheticRenderer, attr, getattr(synthetic.SyntheticRenderer, attr))
             m.setattr(synthetic.SyntheticSource, "fingerprint", synthetic.SyntheticSource.fingerprint)
             source = synthetic.SyntheticSource(64, 64, 20, 10, 0)
@@ -286,3 +288,25 @@ def test_class_errors_renders_the_validation_images_again_and_splits_a_search_by
     assert f"({first.alpha:g}, {first.beta:g}, {first.gamma:g}): top-1" in proc.stdout
     line = next(l for l in proc.stdout.splitlines() if l.startswith(f"({first.alpha:g}, {first.beta:g}, {first.gamma:g})"))
     assert f"discs/dots/glyphs per repeat: {by_hand} |" in line
+
+    # Several searches: each group's figures side by side, their mean, and the group's noise.
+    # With two searches the residuals are +-(d - mean d) / 2 for d a configuration's difference
+    # between them, so the noise is the standard deviation of d over sqrt(2).
+    assert cli("search", "--base", f"{net}:make", "--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1",
+               "--gamma-range", "1:1.2:0.1", "--tolerance", "0.5", "--base-resolution", "16", "--train-images", "32",
+               "--val-images", "40", "--batch-size", "16", "--epochs", "1", "--threads", "1", "--device", "cpu",
+               "--repeats", "2", "--quiet", "--root", str(tmp_path), "--name", "s1", "--seed", "1").code == 0  # fmt: skip
+    from class_errors import GROUPS, report
+    figures = [report(tmp_path / name, False) for name in ("s", "s1")]
+    proc = subprocess.run([sys.executable, "benchmarks/class_errors.py", str(tmp_path / "s"), str(tmp_path / "s1")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("== ") == 2
+    for group in GROUPS:
+        d = np.array([figures[0][name][group] - figures[1][name][group] for name in figures[0]])
+        noise = float(re.search(rf"^{group}: per-run noise (\d+\.\d) points \({len(d) - 1} degrees", proc.stdout, re.M)[1])
+        assert noise == pytest.approx(d.std(ddof=1) / 2 ** 0.5, abs=0.051)
+        block = proc.stdout.split(f"\n{group}: ")[1].split("\n\n")[0]
+        for name in figures[0]:
+            mean = (figures[0][name][group] + figures[1][name][group]) / 2
+            assert re.search(rf"{re.escape(name)} .* mean +{mean:.1f}", block)

@@ -109,6 +109,10 @@ class SyntheticRenderer:
       12-16 px at 256), the same glyphs for every seed, any two at least 6 cells apart even
       when mirrored. Nine distinct patterns to tell apart: a capacity (channel) test.
 
+    That is the design; measured on three default searches (docs/proxy-design.md, "Where
+    each dimension pays"), depth pays on the discs and not on the dots, resolution on every
+    group, width on none, and the dots and glyphs carry most of a run's noise.
+
     Dots and glyphs are drawn in a colour that contrasts with the background where they sit
     (dark on light, light on dark), as the discs' textures are: an object the network cannot
     see teaches it nothing, and made its class a coin toss per seed.
@@ -191,7 +195,9 @@ class SyntheticRenderer:
 
         return fill
 
-    def _disc(self, img: np.ndarray, texture: str) -> None:
+    def _disc_draws(self) -> tuple[int, int, int, np.ndarray, np.ndarray, int, int, int]:
+        """A disc's radius, centre (y, x), dark and light colours, texture period and phase
+        (y, x), drawn in this order: the images depend on it."""
         rng = self.rng
         r = self._between(self.DISC_RADIUS)
         cy, cx = (int(v) for v in rng.integers(self.n // 4, 3 * self.n // 4 + 1, size=2))
@@ -199,6 +205,10 @@ class SyntheticRenderer:
         light = rng.integers(155, 225, size=3, dtype=np.uint8)
         period = self.periods[int(rng.integers(len(self.periods)))]
         py, px = (int(v) for v in rng.integers(0, period, size=2))
+        return r, cy, cx, dark, light, period, py, px
+
+    def _disc(self, img: np.ndarray, texture: str) -> None:
+        r, cy, cx, dark, light, period, py, px = self._disc_draws()
         if texture == "plain":
             mean = ((dark.astype(np.int32) + light) // 2).astype(np.uint8)
             fill = self._plain(mean)
