@@ -21,7 +21,7 @@ from scipy import stats
 from scaler.cli.app import Format
 from scaler.cli.train import _show_repeats
 from scaler.experiments.repeats import aggregate
-from scaler.experiments.search import RESULT_COLUMNS, CompoundSearch, SearchConfig, _tied_with_best
+from scaler.experiments.search import RESULT_COLUMNS, CompoundSearch, SearchConfig, _tied_with_best, rank
 from scaler.states import State
 from scaler.study.experiment import Record, WorkItem
 from scaler.reports import compare_searches
@@ -255,6 +255,18 @@ def test_a_pruned_repeat_never_enters_a_complete_candidates_mean():
     assert twice["reason"] == "2 of 3 repeats pruned (pruned after epoch 1, pruned after epoch 2)"  # each, not the first alone
     only_pruned = aggregate([record(1, 0, "pruned", 0.2), record(1, 1, "pruned", 0.4)])
     assert only_pruned["state"] == "pruned" and only_pruned["top1"] == pytest.approx(0.3)
+
+
+def test_equal_accuracies_over_repeats_are_equal_and_rank_by_macs():
+    """9 of 120 images right over two repeats of 60 is 7.5% however the repeats split them:
+    the means compare equal, so the cheaper network ranks first (a float mean of 0.05 and
+    0.1 is 0.07500000000000001, of 4/60 and 5/60 0.075)."""
+    assert np.mean([3 / 60, 6 / 60]) != np.mean([4 / 60, 5 / 60])  # what the mean of fractions does
+    costly = aggregate([record(0, 0, "complete", 3 / 60, val_images=60), record(0, 1, "complete", 6 / 60, val_images=60)])
+    cheap = aggregate([record(1, 0, "complete", 4 / 60, val_images=60), record(1, 1, "complete", 5 / 60, val_images=60)])
+    assert costly["top1"] == cheap["top1"] == 0.075
+    frame = pd.DataFrame([{"candidate": 0, "macs": 2000, **costly}, {"candidate": 1, "macs": 1000, **cheap}])
+    assert rank(frame)["candidate"].tolist() == [1, 0]
 
 
 def test_a_single_run_without_its_sample_size_has_no_interval():

@@ -69,6 +69,11 @@ def aggregate(records: list[Record]) -> dict[str, Any]:
     images = {int(r.attrs["val_images"]) for r in scored if r.attrs.get("val_images")}
     n = images.pop() if len(images) == 1 else None  # the repeats' shared validation images
     mean, std, low, high = mean_interval(top1, images=n)
+    if n and top1:
+        # Equal accuracies must compare equal (ranks, ties by MACs, the Pareto front, rank
+        # correlations), and a float mean of fractions is not exact: (0.05 + 0.1) / 2 gives
+        # 0.07500000000000001, (1/15 + 1/12) / 2 gives 0.075. Images right over images seen is.
+        mean = sum(round(t * n) for t in top1) / (len(top1) * n)
     if len(scored) == 1 and n:
         low, high = proportion_interval(round(top1[0] * n), n)
     if math.isfinite(low) and math.isfinite(high):  # an accuracy's interval stays in [0, 1]
