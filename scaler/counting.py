@@ -108,6 +108,25 @@ def count_model(spec: Hashable, resolution: int) -> ModelCount:
     return _count_pieces(family.pieces(spec, resolution), resolution)
 
 
+def check_countable(spec: Hashable, resolution: int) -> None:
+    """UsageError, before any counting, where `count_model` would refuse: a resolution out of
+    range, or a piece too large to trace (its layout is built on the meta device: cheap)."""
+    validate_resolution(resolution)
+    family = family_of(spec)
+    if family.pieces is not None:
+        _check_size(family.pieces(spec, resolution), resolution)
+
+
+def _check_size(layout: list[Piece], resolution: int) -> None:
+    largest = max(layout, key=lambda p: math.prod(p.input_shape))
+    if math.prod(largest.input_shape) > MAX_FEATURE_VALUES:
+        shape = "x".join(map(str, largest.input_shape[1:]))
+        raise UsageError(
+            f"this network is too large to count here: its {largest.part} sees a {shape} feature map "
+            f"(over {MAX_FEATURE_VALUES:,} values) at {resolution} px; lower the width, depth or resolution"
+        )
+
+
 def _materialise(module: nn.Module) -> nn.Module:
     """Give a meta-device module real (zeroed) memory: values never change the counts."""
     module.to_empty(device="cpu")
@@ -118,13 +137,7 @@ def _materialise(module: nn.Module) -> nn.Module:
 
 
 def _count_pieces(layout: list[Piece], resolution: int) -> ModelCount:
-    largest = max(layout, key=lambda p: math.prod(p.input_shape))
-    if math.prod(largest.input_shape) > MAX_FEATURE_VALUES:
-        shape = "x".join(map(str, largest.input_shape[1:]))
-        raise UsageError(
-            f"this network is too large to count here: its {largest.part} sees a {shape} feature map "
-            f"(over {MAX_FEATURE_VALUES:,} values) at {resolution} px; lower the width, depth or resolution"
-        )
+    _check_size(layout, resolution)
     pieces = _materialise(_Pieces([piece.module for piece in layout]))
     pieces.to(memory_format=torch.channels_last)
     inputs = tuple(torch.zeros(p.input_shape).to(memory_format=torch.channels_last) for p in layout)

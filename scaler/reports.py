@@ -13,7 +13,7 @@ import pandas as pd
 from collections.abc import Hashable
 
 from scaler.errors import UsageError
-from scaler.counting import ModelCount, count_model
+from scaler.counting import ModelCount, check_countable, count_model
 from scaler.states import State
 from scaler.statistics import agreement_p_value, bootstrap_agreement
 from scaler.models import Preset, get_family, network_spec, resolve_variant
@@ -157,9 +157,12 @@ def family_table(
     """The compound family of B0: one row per phi, measured beside the official preset B<phi>."""
     rows = []
     base: ModelCount | None = None
-    for phi in phis:
-        scale = compound_scale(alpha, beta, gamma, phi, base_resolution)
-        spec = network_spec(FAMILY_BASE, width=scale.width, depth=scale.depth, num_classes=num_classes)
+    # Every phi is checked before any is counted: a bad one refuses at once, not after minutes.
+    scales = [compound_scale(alpha, beta, gamma, phi, base_resolution) for phi in phis]
+    specs = [network_spec(FAMILY_BASE, width=s.width, depth=s.depth, num_classes=num_classes) for s in scales]
+    for spec, scale in zip(specs, scales):
+        check_countable(spec, scale.resolution)
+    for phi, scale, spec in zip(phis, scales, specs):
         count = count_model(spec, scale.resolution)
         if base is None:
             base_scale = compound_scale(alpha, beta, gamma, 0, base_resolution)

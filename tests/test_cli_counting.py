@@ -136,6 +136,24 @@ def test_scale_family(cli):
 @pytest.mark.parametrize(
     "args, message",
     [
+        (["--phi", "0-2,16"], "phi 16 gives depth 1.2^16 = 18.49, more than 16"),
+        (["--gamma", "2", "--phi", "1-4"], "too large to count here: its stage1 sees a 48x1792x1792 feature map"),
+    ],
+)
+def test_scale_refuses_a_bad_phi_before_counting_any(cli, monkeypatch, args, message):
+    """The last phi of a range is checked before the first is counted (counting phi 0-15 took
+    over 2 minutes before the refusal)."""
+    import scaler.reports
+
+    counted = []
+    monkeypatch.setattr(scaler.reports, "count_model", lambda *a: counted.append(a))
+    result = cli("scale", *args)
+    assert result.code == 2 and message in result.err and counted == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
         (["flops", "b9"], "unknown variant 'b9'"),
         (["flops", "--width", "0"], "width = 0.0"),
         (["flops", "--depth", "-1"], "depth = -1.0"),
