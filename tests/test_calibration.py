@@ -154,6 +154,9 @@ def test_config_round_trips_and_refuses_what_cannot_be_calibrated():
     config = CalibrationConfig(search, reference_setting(search, 4), tries=(parse_try("epochs=1,base-width=0.25"),))
     config.validate()
     assert config.reference == Setting("reference", epochs=4 * search.train.epochs)
+    for epochs, factor, reference in ((1, 2.5, 3), (3, 1.5, 5), (5, 1.5, 8), (5, 1.3, 7), (1, 0.1, 1)):  # a half rounds up
+        proxy = replace(search, train=replace(search.train, epochs=epochs))
+        assert reference_setting(proxy, factor).epochs == reference
     restored = CalibrationConfig.from_identity(json.loads(json.dumps(config.identity())))
     assert restored == replace(config, tries=())  # the tries are kept with the study, not in its identity
     assert restored.default_name() == config.default_name() and config.default_name().startswith("calibrate-phi1-grid-b0-r64-w0.5-")

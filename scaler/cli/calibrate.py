@@ -60,7 +60,7 @@ SETTING_COLUMNS = [
 def calibrate(
     ctx: typer.Context,
     candidates: Annotated[int, typer.Option("--candidates", help="How many candidates to train, spread over the search's set: the largest alpha, beta and gamma, then the points farthest from those picked (at least 3).")] = DEFAULT_K,
-    reference_factor: Annotated[Optional[float], typer.Option(help=f"The reference trains this many times the proxy's --epochs, on the same data (default {DEFAULT_FACTOR:g}).")] = None,
+    reference_factor: Annotated[Optional[float], typer.Option(help=f"The reference trains this many times the proxy's --epochs, to the nearest whole epoch (a half rounds up), on the same data (default {DEFAULT_FACTOR:g}).")] = None,
     reference_epochs: Annotated[Optional[int], typer.Option(help="The reference's epochs (instead of --reference-factor).")] = None,
     reference_train_images: Annotated[Optional[int], typer.Option(help="The reference's training images (default: the proxy's); the proxy and the tries train on the first of them.")] = None,
     tries: Annotated[Optional[list[str]], typer.Option("--try", metavar="KEY=VALUE[,KEY=VALUE]", help="A cheaper setting to compare; keys epochs, train-images, base-resolution, base-width (repeatable). Asked of an existing calibration, a try is added to it and only its own trainings run.")] = None,
