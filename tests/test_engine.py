@@ -158,6 +158,23 @@ def test_an_item_enqueued_twice_runs_once(tmp_path, storage_url):
     assert sorted(i for e, i, _ in log_lines(log) if e == "start") == [0, 1]
 
 
+def test_a_display_that_fails_after_an_item_is_recorded_leaves_the_files_current(tmp_path):
+    """`scaler search | head`: the progress line after an item fails on the closed pipe; the
+    item is in the journal, and the result files say so too (they were a step behind)."""
+    folder = tmp_path / unique("pipe")
+
+    def closed_pipe(label, state, reason):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=3))
+        reconcile(handle)
+        with pytest.raises(BrokenPipeError):
+            work(handle, {}, CPU, events=Events(on_finish=closed_pipe))
+    frame = pd.read_csv(folder / "results.csv")
+    assert sorted(frame["state"]) == ["complete", "queued", "queued"]
+
+
 def test_pruned_items_stop_early_and_rank_after_complete(tmp_path, storage_url):
     folder = tmp_path / unique("halving")
     with folder_lock(folder):

@@ -354,7 +354,15 @@ def work(
                 time.sleep(poll_seconds)
                 continue
             return ran
-        state = run_trial(handle, trial, context, runtime, events)
+        try:
+            state = run_trial(handle, trial, context, runtime, events)
+        except BaseException:
+            # Ctrl-C, or the display failing once the outcome is recorded (a closed pipe:
+            # `scaler search | head`): the files still show what the journal holds.
+            if write_results and handle.folder is not None:
+                with contextlib.suppress(Exception):
+                    write_outputs(handle)
+            raise
         ran += state is not State.DUPLICATE
         if write_results and handle.folder is not None:
             write_outputs(handle)
