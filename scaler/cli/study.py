@@ -70,10 +70,16 @@ def check_finished(frame: pd.DataFrame, noun: str) -> None:
     scored = frame[[State(s).is_scored for s in frame["state"]]]
     if len(unfinished) == 0 and len(scored) == 0:
         reasons = frame["reason"].replace("", None).dropna()
+        # A diverged training (a study's failure "diverged: ...") diverges again with the same
+        # settings (it is seeded); others, e.g. a lower --lr, are another configuration, which
+        # the same --name refuses.
+        diverged = len(reasons) == len(frame) and reasons.str.startswith("diverged").all()
+        advice = ("other training settings (a lower --lr, say) are another configuration: run them "
+                  "without --name or under a new one") if diverged else "fix the cause, then rerun with --retry-failed"
         raise RunError(
             f"no {noun} finished: all {len(frame)} failed"
             + (f" (first: {reasons.iloc[0]})" if len(reasons) else "")
-            + "; fix the cause, then rerun with --retry-failed"
+            + f"; {advice}"
         )
     if len(unfinished):
         raise RunError(
