@@ -231,6 +231,14 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path)
     assert any(p.startswith("compound against a single dimension, 6 duels") for p in paragraphs)
 
 
+def test_a_comparison_without_a_single_dimension_says_it_has_no_duel(cli, net, tmp_path):
+    result = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--strategies", "compound,mine=1.2:1.1:1.15"))
+    assert result.code == 0, result.err
+    flat = " ".join(result.out.split())
+    assert "compound against a single dimension: no duel (no width-, depth- or resolution-only network" in flat
+    assert "duels (" not in flat
+
+
 def test_same_name_with_another_configuration_is_refused(cli, net, tmp_path):
     assert cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1")).code == 0
     clash = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--strategies", "width"))
