@@ -226,6 +226,11 @@ def test_comparison_of_constructed_searches():
     capped = frame([0.2, 0.3, 0.4, 0.5], [False, False, False, True]).assign(state=["complete", "complete", "complete", "timeout"])
     differences = compare_searches(a, capped).frame.set_index("alpha")["difference"]  # a shorter training's top-1 is no match
     assert differences.isna().tolist() == [True, False, False, False] and differences[1.2] == pytest.approx(-0.1)
+    # the table on the terminal names each side's state once a row is not complete
+    from scaler.cli.report import COMPARE_COLUMNS, shown_compare_columns
+    assert shown_compare_columns(same.frame) == COMPARE_COLUMNS
+    headers = [c.header for c in shown_compare_columns(compare_searches(a, capped).frame)]
+    assert headers[headers.index("95% A") + 1] == "state A" and headers[headers.index("95% B") + 1] == "state B"
 
 
 def test_train_with_repeats_reports_mean_and_spread(cli):

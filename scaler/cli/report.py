@@ -15,6 +15,7 @@ from scaler.cli.options import FormatOption
 from scaler.render import Column, emit, fixed, integer, interval, p_phrase, share, text, to_json
 from scaler.cli.results import legend, reliability_lines, show_results
 from scaler.errors import RunError, UsageError
+from scaler.states import State
 from scaler.experiments.search import read_results
 from scaler.files import json_ready
 from scaler.plots import check_plot_path, plot_search
@@ -84,6 +85,16 @@ def _agreement_fields(comparison: reports.SearchComparison) -> dict:
     return fields
 
 
+def shown_compare_columns(frame: pd.DataFrame) -> list[Column]:
+    """The side-by-side table's columns, with each side's state where a row of either is not
+    complete: a timed-out or pruned row's top-1 is from a shorter training, not a match."""
+    states = pd.concat([frame["state_a"], frame["state_b"]]).dropna()
+    if (states == State.COMPLETE.value).all():
+        return COMPARE_COLUMNS
+    return [*COMPARE_COLUMNS[:7], Column("state_a", "state A", text), *COMPARE_COLUMNS[7:10],
+            Column("state_b", "state B", text), *COMPARE_COLUMNS[10:]]
+
+
 def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
     (frame_a, info_a), (frame_b, info_b) = read_results(folder_a), read_results(folder_b)
     comparison = reports.compare_searches(frame_a, frame_b)
@@ -115,4 +126,7 @@ def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
     else:
         lines.append("rank agreement: undefined (fewer than 3 candidates complete in both, or one search scores them all alike)")
     lines += comparison.best_lines
-    emit(shown, COMPARE_COLUMNS, format.value, console, title="Two searches, candidate by candidate", caption="\n".join(lines))
+    for side in ("a", "b"):
+        shown[f"state_{side}"] = shown[f"state_{side}"].fillna("")
+    emit(shown, shown_compare_columns(comparison.frame), format.value, console, title="Two searches, candidate by candidate",
+         caption="\n".join(lines))
