@@ -33,13 +33,13 @@ from data_variants import VARIANTS, apply  # noqa: E402
 from timm_support import import_timm, reference_rate  # noqa: E402
 
 from scaler.candidates import CandidateSpace, ProxyBase  # noqa: E402
-from scaler.data import train_batches  # noqa: E402
+from scaler.data import eval_batches, train_batches  # noqa: E402
 from scaler.experiments.proxy import DataOptions  # noqa: E402
 from scaler.runtime import Runtime  # noqa: E402
 from scaler.scaling import compound_scale  # noqa: E402
 from scaler.statistics import proportion_interval, unpack_correct  # noqa: E402
 import scaler.training as training_module  # noqa: E402
-from scaler.training import TrainConfig, seed_everything, train  # noqa: E402
+from scaler.training import TrainConfig, evaluate, seed_everything, train  # noqa: E402
 
 
 def adjust(model: torch.nn.Module, no_drop: bool, readout_divisor: float) -> None:
@@ -105,6 +105,39 @@ def adam_beta2(beta2: float) -> None:
     training_module.make_optimizer = shorter_memory
 
 
+def recalibrated_top1(model: torch.nn.Module, data, resolution: int, augment: bool, seed: int) -> float:
+    """Experimental (not library behaviour): top-1 once every BatchNorm's statistics are
+    recomputed over the whole training split as a plain average ("precise BN"), in place of
+    the running averages the last ~10 steps left; with `augment`, on one epoch of the
+    training augmentation, else on the training images as evaluation transforms them (which
+    also removes the train/test difference in object size that random crops make)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average
+    model.eval()
+    for m in norms:
+        m.train()
+    device = torch.device("cpu")
+    batches = (train_batches(data.train, batch_size=128, resolution=resolution, device=device,
+                             generator=torch.Generator().manual_seed(seed)) if augment else
+               eval_batches(data.train, batch_size=128, resolution=resolution, device=device))
+    with torch.no_grad():
+        for x, _ in batches:
+            model(x)
+    model.eval()
+    return evaluate(model, data, resolution, device).top1
+
+
+def noise(table: dict[int, list[float]]) -> float:
+    """Per-run noise: the standard deviation of the residuals once each seed's and each
+    network's mean is removed (as seed_agreement.py estimates it), in points."""
+    rows = torch.tensor([table[i] for i in sorted(table)], dtype=torch.float64) * 100
+    residual = rows - rows.mean(0) - rows.mean(1, keepdim=True) + rows.mean()
+    dof = (rows.shape[0] - 1) * (rows.shape[1] - 1)
+    return math.sqrt(float((residual ** 2).sum()) / dof) if dof else math.nan
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     d = TrainConfig()
@@ -142,6 +175,8 @@ def main() -> None:
     p.add_argument("--variant", action="append", default=[],
                    help=f"a data design tried and not kept, NAME[=ARGS] (repeatable): {', '.join(VARIANTS)}; "
                         "see data_variants.py")
+    p.add_argument("--recalibrate-bn", action="store_true",
+                   help="also report top-1 with BatchNorm statistics recomputed on the training split (see recalibrated_top1)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--timm-path", default="/tmp/timm_pkgs")
     args = p.parse_args()
@@ -175,6 +210,7 @@ def main() -> None:
                          clip_grad_norm=args.clip_grad_norm or None)
     runtime = Runtime(device="cpu", threads=args.threads)
     top1: dict[int, list[float]] = {i: [] for i in range(len(nets))}
+    recalibrated = {kind: {i: [] for i in range(len(nets))} for kind in ("eval", "augmented")}
     seconds: dict[int, list[float]] = {i: [] for i in range(len(nets))}
     n_val = 0
     for seed in seeds:
@@ -197,6 +233,11 @@ def main() -> None:
             print(f"  {nets[i]} r={scale.resolution} top1 {result.top1:.3f} "
                   f"({'/'.join(f'{e.top1:.2f}' for e in result.epochs)}) "
                   f"{result.train_seconds:.1f} s {result.status.value}; per class {per_class}", flush=True)
+            if args.recalibrate_bn:
+                for kind in recalibrated:
+                    recalibrated[kind][i].append(recalibrated_top1(model, data, scale.resolution, kind == "augmented", seed))
+                print("    BN statistics recomputed: " + ", ".join(
+                    f"{kind} {values[i][-1]:.3f}" for kind, values in recalibrated.items()), flush=True)
     if timm:
         rates.append(reference_rate(timm, args.threads))
     rate = statistics.mean(rates) if rates else math.nan
@@ -231,6 +272,12 @@ def main() -> None:
             compound_costs.append(cost)
         print(f"{str(net):>18} {' '.join(f'{t:.3f}' for t in top1[i]):>22} {m:6.3f} "
               f"{gain:+6.3f} {half(m):5.3f} {sd:8.3f} {premise:>7} {cost:9.0f}")
+    if args.recalibrate_bn and len(seeds) > 1:
+        print(f"per-run noise (residuals after seed and network means): running statistics {noise(top1):.2f} points"
+              + "".join(f", {kind} {noise(values):.2f}" for kind, values in recalibrated.items()))
+        for kind, values in recalibrated.items():
+            print(f"  BN statistics recomputed ({kind}): " + "; ".join(
+                f"{nets[i]} {' '.join(f'{t:.3f}' for t in values[i])}" for i in range(len(nets))))
     best = max(statistics.mean(v) for v in top1.values())
     if not compound_costs:
         return

@@ -139,6 +139,25 @@ def test_proxy_probe_trains_on_a_data_variant():
     assert re.search(r"best/chance \d+\.\d\d", proc.stdout)
 
 
+def test_proxy_probe_recalibrates_batchnorm_and_reports_each_metrics_noise():
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/proxy_probe.py", "--no-timm", "--seeds", "0,1", "--nets", "1,1,1;1,1.1,1",
+         "--epochs", "1", "--train-images", "64", "--val-images", "28", "--storage", "64", "--threads", "1",
+         "--recalibrate-bn"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    recomputed = re.findall(r"BN statistics recomputed: eval (\d\.\d{3}), augmented (\d\.\d{3})", proc.stdout)
+    assert len(recomputed) == 4  # 2 networks x 2 seeds
+    running = [float(m) for m in re.findall(r"top1 (\d\.\d{3}) \(", proc.stdout)]
+    noise = re.search(r"running statistics (\d+\.\d\d) points, eval (\d+\.\d\d), augmented (\d+\.\d\d)", proc.stdout)
+    # two seeds x two networks: every residual is +-(d0 - d1) / 4 (d the networks' difference on a seed), one
+    # degree of freedom, so the noise is |d0 - d1| / 2 in points
+    for column, values in ((1, running), (2, [float(e) for e, _ in recomputed]), (3, [float(a) for _, a in recomputed])):
+        d0, d1 = values[1] - values[0], values[3] - values[2]
+        assert float(noise[column]) == pytest.approx(abs(d0 - d1) / 2 * 100, abs=0.3)
+
+
 def test_proxy_probe_lr_by_width_slows_only_the_width_scaled_weights(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import proxy_probe
