@@ -107,10 +107,11 @@ def adam_beta2(beta2: float) -> None:
 
 def recalibrated_top1(model: torch.nn.Module, data, resolution: int, augment: bool, seed: int) -> float:
     """Experimental (not library behaviour): top-1 once every BatchNorm's statistics are
-    recomputed over the whole training split as a plain average ("precise BN"), in place of
-    the running averages the last ~10 steps left; with `augment`, on one epoch of the
-    training augmentation, else on the training images as evaluation transforms them (which
-    also removes the train/test difference in object size that random crops make)."""
+    recomputed over the training split ("precise BN"), in place of the running averages the
+    last ~10 steps left: the average of batches of 128, each weighted alike; with `augment`,
+    one epoch of the training augmentation (its last partial batch dropped), else every
+    training image as evaluation transforms it (which also removes the train/test difference
+    in object size that random crops make)."""
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for m in norms:
         m.reset_running_stats()

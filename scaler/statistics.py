@@ -38,6 +38,18 @@ def unpack_correct(text: str, count: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))[:count].astype(bool)
 
 
+def mean_accuracy(values: Sequence[float], images: int | None = None) -> float:
+    """The mean of accuracies such that equal accuracies compare equal (ranks, ties by MACs,
+    rank correlations): a float mean of fractions is not exact ((0.05 + 0.1) / 2 gives
+    0.07500000000000001, (1/15 + 1/12) / 2 gives 0.075). With `images` (each value is right /
+    images), images right over images seen; without, the float mean to 12 places. NaN for none."""
+    if not len(values):
+        return math.nan
+    if images:
+        return sum(round(float(v) * images) for v in values) / (len(values) * images)
+    return round(float(np.mean(values)), 12)
+
+
 def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[float, float, float, float]:
     """(mean, sample std, low, high) of repeated measurements: Student's t interval of the mean.
     With `images`, the values are accuracies of repeats on the same `images` validation images,
@@ -47,7 +59,7 @@ def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[f
     interval of two accuracies far apart reaches past them). Without it, a constant series has
     zero width. Fewer than 2 values give NaN bounds."""
     x = np.asarray(values, dtype=float)
-    mean = float(x.mean()) if len(x) else math.nan
+    mean = mean_accuracy(x, images)
     if len(x) < 2:
         return mean, math.nan, math.nan, math.nan
     std = float(x.std(ddof=1))
@@ -135,8 +147,8 @@ def split_half_reliability(scores: Sequence[Sequence[float]], seed: int = 0) -> 
         for s in usable:
             order = rng.permutation(len(s))
             half = len(s) // 2
-            first.append(s[order[:half]].mean())
-            second.append(s[order[half : 2 * half]].mean())
+            first.append(mean_accuracy(s[order[:half]]))
+            second.append(mean_accuracy(s[order[half : 2 * half]]))
         if np.ptp(first) > 0 and np.ptp(second) > 0:  # a half that scores all alike ranks nothing
             correlations.append(float(stats.spearmanr(first, second).statistic))
     if len(correlations) < SPLITS // 2:

@@ -154,7 +154,7 @@ def test_config_round_trips_and_refuses_what_cannot_be_calibrated():
     config = CalibrationConfig(search, reference_setting(search, 4), tries=(parse_try("epochs=1,base-width=0.25"),))
     config.validate()
     assert config.reference == Setting("reference", epochs=4 * search.train.epochs)
-    for epochs, factor, reference in ((1, 2.5, 3), (3, 1.5, 5), (5, 1.5, 8), (5, 1.3, 7), (1, 0.1, 1)):  # a half rounds up
+    for epochs, factor, reference in ((1, 2.5, 3), (3, 1.5, 5), (5, 1.5, 8), (5, 1.3, 7), (1, 0.1, 1), (25, 2.3, 58), (15, 4.1, 62)):  # a half rounds up
         proxy = replace(search, train=replace(search.train, epochs=epochs))
         assert reference_setting(proxy, factor).epochs == reference
     restored = CalibrationConfig.from_identity(json.loads(json.dumps(config.identity())))

@@ -235,7 +235,7 @@ def test_a_comparison_without_a_single_dimension_says_it_has_no_duel(cli, net, t
     result = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--strategies", "compound,mine=1.2:1.1:1.15"))
     assert result.code == 0, result.err
     flat = " ".join(result.out.split())
-    assert "compound against a single dimension: no duel (no width-, depth- or resolution-only network" in flat
+    assert "compound against a single dimension: no duel (this comparison has no width-, depth- or resolution-only strategy)" in flat
     assert "duels (" not in flat
 
 

@@ -250,6 +250,10 @@ def test_a_search_where_everything_failed_exits_1(cli, tmp_path):
     assert result.err.strip().splitlines()[-1].startswith("error: no candidate finished: all 2 failed (first: diverged")
     # the same settings diverge again: --retry-failed would not help, other settings need a new name
     assert result.err.strip().endswith("a lower --lr, say) are another configuration: run them without --name or under a new one")
+    repeated = cli(*search_args(tmp_path / "repeats"), "--lr", "1e30", "--repeats", "2")  # each row says what its repeats did
+    assert repeated.code == 1
+    assert "all 2 failed (first: 2 of 2 repeats failed (diverged: loss became" in repeated.err
+    assert repeated.err.strip().endswith("run them without --name or under a new one")
     scale = cli("scale", "--from", tmp_path / "micro")
     assert scale.code == 2 and "--retry-failed" in one_line(scale.err)
 

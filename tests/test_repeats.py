@@ -27,6 +27,7 @@ from scaler.study.experiment import Record, WorkItem
 from scaler.reports import compare_searches
 from scaler.statistics import (
     difference_test,
+    mean_accuracy,
     mean_interval,
     pack_correct,
     proportion_interval,
@@ -272,6 +273,9 @@ def test_equal_accuracies_over_repeats_are_equal_and_rank_by_macs():
     assert costly["top1"] == cheap["top1"] == 0.075
     frame = pd.DataFrame([{"candidate": 0, "macs": 2000, **costly}, {"candidate": 1, "macs": 1000, **cheap}])
     assert rank(frame)["candidate"].tolist() == [1, 0]
+    # the same mean wherever repeats are averaged: `scaler train --repeats`, the split halves
+    assert mean_interval([3 / 60, 6 / 60], images=60)[0] == mean_interval([4 / 60, 5 / 60], images=60)[0] == 0.075
+    assert mean_accuracy(np.array([3 / 60, 6 / 60])) == mean_accuracy(np.array([4 / 60, 5 / 60]))  # sample size unknown
 
 
 def test_a_single_run_without_its_sample_size_has_no_interval():

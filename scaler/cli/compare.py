@@ -192,8 +192,8 @@ def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> N
     tally, unequal = info.get("tally", {}), info.get("unequal_macs", 0)
     duels = sum(tally.values())
     test = "t-test of seed and validation-image noise" if info.get("repeats", 1) >= 2 else "McNemar on the validation images, validation noise only"
-    if not duels:  # no single-dimension strategy finished beside a compound one (or none was asked for)
-        say(format, "compound against a single dimension: no duel (no width-, depth- or resolution-only network finished beside a compound one)")
+    if not duels:  # only compound and custom strategies were asked for
+        say(format, "compound against a single dimension: no duel (this comparison has no width-, depth- or resolution-only strategy)")
         return
     say(format, f"compound against a single dimension, {duels} duels ({test}, 95%): " + ", ".join(f"{word} in {n}" for word, n in tally.items()))
     if unequal:

@@ -148,8 +148,9 @@ def reference_setting(search: SearchConfig, factor: float | None = None, epochs:
     for name, value in (("reference_epochs", epochs), ("reference_train_images", train_images)):
         if value is not None and value < 1:
             raise UsageError(f"{name.replace('_', ' ')} = {value} is not allowed; it must be >= 1", param=name)
-    # Half an epoch rounds up (round() would take 2.5 to 2 and 7.5 to 8).
-    scaled = max(1, math.floor(search.train.epochs * factor + 0.5))
+    # Half an epoch rounds up (round() would take 2.5 to 2 and 7.5 to 8); the product to 9
+    # places first, since 25 x 2.3 is 57.49999999999999 in floating point.
+    scaled = max(1, math.floor(round(search.train.epochs * factor, 9) + 0.5))
     return Setting("reference", epochs=scaled if epochs is None else epochs, train_images=train_images)
 
 

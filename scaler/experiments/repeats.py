@@ -68,12 +68,7 @@ def aggregate(records: list[Record]) -> dict[str, Any]:
     top1 = [float(r.attrs["top1"]) for r in scored]
     images = {int(r.attrs["val_images"]) for r in scored if r.attrs.get("val_images")}
     n = images.pop() if len(images) == 1 else None  # the repeats' shared validation images
-    mean, std, low, high = mean_interval(top1, images=n)
-    if n and top1:
-        # Equal accuracies must compare equal (ranks, ties by MACs, the Pareto front, rank
-        # correlations), and a float mean of fractions is not exact: (0.05 + 0.1) / 2 gives
-        # 0.07500000000000001, (1/15 + 1/12) / 2 gives 0.075. Images right over images seen is.
-        mean = sum(round(t * n) for t in top1) / (len(top1) * n)
+    mean, std, low, high = mean_interval(top1, images=n)  # an exact mean: see mean_accuracy
     if len(scored) == 1 and n:
         low, high = proportion_interval(round(top1[0] * n), n)
     if math.isfinite(low) and math.isfinite(high):  # an accuracy's interval stays in [0, 1]
@@ -84,7 +79,9 @@ def aggregate(records: list[Record]) -> dict[str, Any]:
         return float(np.mean(values)) if values else None
 
     reason = records[0].reason if len(records) == 1 else ""
-    others = [r for r in records if r.state.is_finished and r not in scored] if state.is_scored else []
+    # What happened to the repeats that do not count: beside a scored mean, or, where none
+    # counts (all failed), to all of them.
+    others = [r for r in records if r.state.is_finished and r not in scored] if state.is_finished else []
     if len(records) > 1 and others:
         reason = "; ".join(
             f"{sum(r.state is s for r in others)} of {len(records)} repeats {s.value}"

@@ -356,10 +356,12 @@ def work(
             return ran
         try:
             state = run_trial(handle, trial, context, runtime, events)
-        except BaseException:
-            # Ctrl-C, or the display failing once the outcome is recorded (a closed pipe:
-            # `scaler search | head`): the files still show what the journal holds.
-            if write_results and handle.folder is not None:
+        except Exception as exc:
+            # The display failing once the outcome is recorded (a closed pipe, for a caller
+            # without entry's reader-safe streams): the files still show what the journal
+            # holds. A Ctrl-C or SIGTERM (whatever clean-up error it surfaces as) is left to
+            # its own paths, which write the files.
+            if write_results and handle.folder is not None and not interrupted_by_user(exc):
                 with contextlib.suppress(Exception):
                     write_outputs(handle)
             raise
