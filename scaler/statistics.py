@@ -45,9 +45,9 @@ def mean_accuracy(values: Sequence[float], images: int | None = None) -> float:
     images), images right over images seen; without, the float mean to 12 places. NaN for none."""
     if not len(values):
         return math.nan
-    if images:
+    if images and all(math.isfinite(float(v)) for v in values):
         return sum(round(float(v) * images) for v in values) / (len(values) * images)
-    return round(float(np.mean(values)), 12)
+    return round(float(np.mean(values)), 12)  # NaN stays NaN
 
 
 def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[float, float, float, float]:

@@ -276,6 +276,7 @@ def test_equal_accuracies_over_repeats_are_equal_and_rank_by_macs():
     # the same mean wherever repeats are averaged: `scaler train --repeats`, the split halves
     assert mean_interval([3 / 60, 6 / 60], images=60)[0] == mean_interval([4 / 60, 5 / 60], images=60)[0] == 0.075
     assert mean_accuracy(np.array([3 / 60, 6 / 60])) == mean_accuracy(np.array([4 / 60, 5 / 60]))  # sample size unknown
+    assert math.isnan(mean_accuracy([0.5, math.nan], images=60)) and math.isnan(mean_accuracy([]))
 
 
 def test_a_single_run_without_its_sample_size_has_no_interval():
