@@ -28,7 +28,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scaler.data.synthetic import LAYOUTS, SYNTHETIC_CLASSES, TEXTURES, SyntheticRenderer  # noqa: E402
-from scaler.statistics import unpack_correct  # noqa: E402
+from scaler.statistics import per_run_noise, unpack_correct  # noqa: E402
 from scaler.states import State  # noqa: E402
 from scaler.study.storage import open_storage  # noqa: E402
 from scaler.study.trials import trial_state  # noqa: E402
@@ -122,9 +122,7 @@ def across(results: list[dict[str, dict[str, float]]]) -> None:
     names = [n for n in results[0] if all(n in r for r in results)]
     for group in GROUPS:
         values = np.array([[r[n][group] for r in results] for n in names])  # configuration x study
-        residual = values - values.mean(axis=0) - values.mean(axis=1, keepdims=True) + values.mean()
-        dof = (len(names) - 1) * (len(results) - 1)
-        noise = float(np.sqrt((residual ** 2).sum() / dof)) if dof else float("nan")
+        noise, dof = per_run_noise(values)
         print(f"\n{group}: per-run noise {noise:.1f} points ({dof} degrees of freedom)")
         for name, row in sorted(zip(names, values), key=lambda item: -item[1].mean()):
             print(f"  {name:>16}  {' / '.join(f'{v:3.0f}' for v in row)}  mean {row.mean():5.1f}")

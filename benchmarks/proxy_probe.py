@@ -37,7 +37,7 @@ from scaler.data import eval_batches, train_batches  # noqa: E402
 from scaler.experiments.proxy import DataOptions  # noqa: E402
 from scaler.runtime import Runtime  # noqa: E402
 from scaler.scaling import compound_scale  # noqa: E402
-from scaler.statistics import proportion_interval, unpack_correct  # noqa: E402
+from scaler.statistics import per_run_noise, proportion_interval, unpack_correct  # noqa: E402
 import scaler.training as training_module  # noqa: E402
 from scaler.training import TrainConfig, evaluate, seed_everything, train  # noqa: E402
 
@@ -128,15 +128,6 @@ def recalibrated_top1(model: torch.nn.Module, data, resolution: int, augment: bo
             model(x)
     model.eval()
     return evaluate(model, data, resolution, device).top1
-
-
-def noise(table: dict[int, list[float]]) -> float:
-    """Per-run noise: the standard deviation of the residuals once each seed's and each
-    network's mean is removed (as seed_agreement.py estimates it), in points."""
-    rows = torch.tensor([table[i] for i in sorted(table)], dtype=torch.float64) * 100
-    residual = rows - rows.mean(0) - rows.mean(1, keepdim=True) + rows.mean()
-    dof = (rows.shape[0] - 1) * (rows.shape[1] - 1)
-    return math.sqrt(float((residual ** 2).sum()) / dof) if dof else math.nan
 
 
 def main() -> None:
@@ -274,6 +265,9 @@ def main() -> None:
         print(f"{str(net):>18} {' '.join(f'{t:.3f}' for t in top1[i]):>22} {m:6.3f} "
               f"{gain:+6.3f} {half(m):5.3f} {sd:8.3f} {premise:>7} {cost:9.0f}")
     if args.recalibrate_bn and len(seeds) > 1:
+        def noise(table: dict[int, list[float]]) -> float:  # networks x seeds, in points
+            return 100 * per_run_noise([table[i] for i in sorted(table)])[0]
+
         print(f"per-run noise (residuals after seed and network means): running statistics {noise(top1):.2f} points"
               + "".join(f", {kind} {noise(values):.2f}" for kind, values in recalibrated.items()))
         for kind, values in recalibrated.items():

@@ -38,6 +38,7 @@ from scaler.errors import UsageError  # noqa: E402
 from scaler.experiments.search import read_results  # noqa: E402
 from scaler.reports import COMPARE_KEYS, compare_searches, truth  # noqa: E402
 from scaler.states import State  # noqa: E402
+from scaler.statistics import per_run_noise  # noqa: E402
 
 
 def load(root: str) -> pd.DataFrame:
@@ -89,17 +90,15 @@ def main(argv: list[str] | None = None) -> None:
     top1 = table[list(range(len(frames)))].to_numpy(dtype=float).T  # searches x candidates
     centred = top1 - top1.mean(axis=1, keepdims=True)  # each search's shared offset removed
     means = centred.mean(axis=0)
-    residual = centred - means
-    n, m = top1.shape
-    sigma = float(np.sqrt((residual**2).sum() / ((n - 1) * (m - 1))))
+    sigma, dof = per_run_noise(top1)
     order = np.argsort(-means)
     gaps = -np.diff(means[order])
-    print(f"per-run noise sigma {100 * sigma:.1f} points ({(n - 1) * (m - 1)} degrees of freedom); "
+    print(f"per-run noise sigma {100 * sigma:.1f} points ({dof} degrees of freedom); "
           f"candidates' means, best first: {', '.join(f'{labels[k]} {100 * means[k]:+.1f}' for k in order)}; "
           f"smallest gap between neighbours {abs(100 * gaps.min()):.1f} points")  # never "-0.0": gaps are >= 0
     rng = np.random.default_rng(0)
     for k in (int(v) for v in args.repeats.split(",")):
-        noise = rng.normal(0.0, sigma / np.sqrt(k), size=(args.draws, 2, m))
+        noise = rng.normal(0.0, sigma / np.sqrt(k), size=(args.draws, 2, len(means)))
         rhos = np.array([spearmanr(means + x[0], means + x[1]).statistic for x in noise])
         print(f"  --repeats {k}: median Spearman {np.median(rhos):.2f}, P(Spearman >= 0.9) {(rhos >= 0.9).mean():.2f} "
               "(upper bounds)")

@@ -50,6 +50,18 @@ def mean_accuracy(values: Sequence[float], images: int | None = None) -> float:
     return round(float(np.mean(values)), 12)  # NaN stays NaN
 
 
+def per_run_noise(table: Sequence[Sequence[float]]) -> tuple[float, int]:
+    """(standard deviation, degrees of freedom) of one run's noise, from a table of runs whose
+    rows are configurations and columns runs that differ only in seed (searches, say): the
+    residuals once each row's and each column's mean is removed, so an offset a whole column
+    shares (its data split) is not counted; (rows - 1) x (columns - 1) degrees of freedom,
+    NaN where there are none. The same figure for the table's transpose."""
+    x = np.asarray(table, dtype=float)
+    residual = x - x.mean(axis=0) - x.mean(axis=1, keepdims=True) + x.mean()
+    dof = (x.shape[0] - 1) * (x.shape[1] - 1)
+    return (math.sqrt(float((residual**2).sum()) / dof) if dof else math.nan), dof
+
+
 def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[float, float, float, float]:
     """(mean, sample std, low, high) of repeated measurements: Student's t interval of the mean.
     With `images`, the values are accuracies of repeats on the same `images` validation images,

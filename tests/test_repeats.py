@@ -29,6 +29,7 @@ from scaler.statistics import (
     difference_test,
     mean_accuracy,
     mean_interval,
+    per_run_noise,
     pack_correct,
     proportion_interval,
     rank_agreement,
@@ -277,6 +278,16 @@ def test_equal_accuracies_over_repeats_are_equal_and_rank_by_macs():
     assert mean_interval([3 / 60, 6 / 60], images=60)[0] == mean_interval([4 / 60, 5 / 60], images=60)[0] == 0.075
     assert mean_accuracy(np.array([3 / 60, 6 / 60])) == mean_accuracy(np.array([4 / 60, 5 / 60]))  # sample size unknown
     assert math.isnan(mean_accuracy([0.5, math.nan], images=60)) and math.isnan(mean_accuracy([]))
+
+
+def test_per_run_noise_is_the_residual_spread_after_row_and_column_means():
+    # two configurations x two seeds: every residual is +-(d0 - d1) / 4, one degree of freedom,
+    # so the noise is |d0 - d1| / 2, d being the configurations' difference on one seed
+    assert per_run_noise([[0.5, 0.6], [0.7, 0.9]]) == (pytest.approx(0.05), 1)
+    shifted = np.array([[0.5, 0.6, 0.55], [0.7, 0.9, 0.8], [0.4, 0.42, 0.47]])
+    assert per_run_noise(shifted + [[0.0, 0.3, -0.1]])[0] == pytest.approx(per_run_noise(shifted)[0])  # a seed's offset
+    assert per_run_noise(shifted.T)[0] == pytest.approx(per_run_noise(shifted)[0]) and per_run_noise(shifted)[1] == 4
+    assert math.isnan(per_run_noise([[0.5, 0.6]])[0])
 
 
 def test_a_single_run_without_its_sample_size_has_no_interval():

@@ -91,8 +91,13 @@ def shown_compare_columns(frame: pd.DataFrame) -> list[Column]:
     states = pd.concat([frame["state_a"], frame["state_b"]]).dropna()
     if (states == State.COMPLETE.value).all():
         return COMPARE_COLUMNS
-    return [*COMPARE_COLUMNS[:7], Column("state_a", "state A", text), *COMPARE_COLUMNS[7:10],
-            Column("state_b", "state B", text), *COMPARE_COLUMNS[10:]]
+    columns = []
+    for column in COMPARE_COLUMNS:  # each side's state after its interval
+        columns.append(column)
+        if column.key.startswith("interval_"):
+            side = column.key.removeprefix("interval_")
+            columns.append(Column(f"state_{side}", f"state {side.upper()}", text))
+    return columns
 
 
 def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:

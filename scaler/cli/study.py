@@ -3,7 +3,6 @@ resume the study, run it to the end, and judge how it ended."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Optional
 
@@ -14,7 +13,7 @@ from scaler.cli import options
 from scaler.cli.app import console
 from scaler.cli.progress import study_bars
 from scaler.errors import Interrupted, RunError, UsageError
-from scaler.experiments.repeats import check_repeats
+from scaler.experiments.repeats import check_repeats, diverged_only
 from scaler.states import State
 from scaler.study.create import open_study, validate_name
 from scaler.study.experiment import Experiment, ExperimentConfig
@@ -64,13 +63,6 @@ NO_TIME_LEFT = ("give --max-seconds more room (or drop it) and run again under a
                 "(the cap is part of the configuration, so this name refuses another)")
 
 
-def _diverged(reason: str) -> bool:
-    """Whether a failed row's reason is divergence alone: "diverged: ..." for one run, "2 of 2
-    repeats failed (diverged: ..., diverged: ...)" for repeats (see `aggregate`)."""
-    causes = re.fullmatch(r"\d+ of \d+ repeats failed \((.*)\)", reason)
-    return all(part.startswith("diverged:") for part in (causes[1] if causes else reason).split(", "))
-
-
 def check_finished(frame: pd.DataFrame, noun: str) -> None:
     """RunError when no row of a study's table was scored (all failed), some are unfinished, or
     none completed (every one stopped by the time cap or a pruner)."""
@@ -81,7 +73,7 @@ def check_finished(frame: pd.DataFrame, noun: str) -> None:
         # A diverged training (a study's failure "diverged: ...") diverges again with the same
         # settings (it is seeded); others, e.g. a lower --lr, are another configuration, which
         # the same --name refuses.
-        diverged = len(reasons) == len(frame) and all(map(_diverged, reasons))
+        diverged = len(reasons) == len(frame) and all(map(diverged_only, reasons))
         advice = ("other training settings (a lower --lr, say) are another configuration: run them "
                   "without --name or under a new one") if diverged else "fix the cause, then rerun with --retry-failed"
         raise RunError(

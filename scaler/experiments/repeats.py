@@ -6,6 +6,7 @@ calibration) aggregates this way."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Hashable, Mapping, Sequence
 from itertools import combinations
 from typing import Any
@@ -53,6 +54,14 @@ def counted(records: list[Record]) -> list[Record]:
     complete one's mean), with a top-1."""
     state = candidate_state(records)
     return [r for r in records if r.state is state and state.is_scored and r.attrs.get("top1") is not None]
+
+
+def diverged_only(reason: str) -> bool:
+    """Whether a failed row's reason (as `aggregate` writes it) is divergence alone: "diverged:
+    ..." for one run (the proxy's failure), "2 of 2 repeats failed (diverged: ..., diverged:
+    ...)" for repeats. Such a run diverges again with the same, seeded, settings."""
+    causes = re.fullmatch(r"\d+ of \d+ repeats failed \((.*)\)", reason)
+    return all(part.startswith("diverged:") for part in (causes[1] if causes else reason).split(", "))
 
 
 def aggregate(records: list[Record]) -> dict[str, Any]:
