@@ -5,6 +5,7 @@ against the reference's. Uses matplotlib's non-interactive backend."""
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -57,9 +58,15 @@ def save(fig: Figure, path: Path) -> None:
     `path`'s suffix."""
     plt = _pyplot()
     picture = io.BytesIO()
+    # PostScript has no transparency: .ps and .eps draw the translucent marks opaque, which
+    # reads well here, and matplotlib logs a warning about it to stderr that says nothing wrong.
+    postscript = logging.getLogger("matplotlib.backends.backend_ps")
+    level = postscript.level
+    postscript.setLevel(logging.ERROR)
     try:
         fig.savefig(picture, format=path.suffix.lower().lstrip("."), dpi=110)
     finally:
+        postscript.setLevel(level)
         plt.close(fig)
     atomic_write_bytes(path, picture.getvalue())
 

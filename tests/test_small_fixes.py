@@ -9,6 +9,8 @@ import csv
 import io
 import json
 import math
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -237,6 +239,21 @@ def test_the_search_plot_names_the_table_s_best_not_an_unfinished_row(monkeypatc
     figures.clear()
     plots.plot_search(frame.assign(tied_with_best=[True, False, None]), tmp_path / "search.png")
     assert not [c for c in figures[0].axes[0].collections if "tied" in c.get_label()]  # the best alone: nothing to ring
+
+
+def test_a_postscript_plot_is_written_without_a_transparency_warning(tmp_path):
+    """.eps has no transparency: the translucent marks are drawn opaque, and matplotlib's
+    warning that says so is not passed on to the user (in a process of its own: pytest
+    captures log records before they reach stderr)."""
+    script = (
+        "import sys, pandas as pd; from pathlib import Path; from scaler import plots; "
+        "plots.plot_search(pd.DataFrame({'alpha': [1.0, 1.2], 'beta': [1.1, 1.0], 'gamma': [1.1, 1.2], "
+        "'macs': [2e6, 3e6], 'top1': [0.4, 0.3], 'top1_low': [0.35, 0.25], 'top1_high': [0.45, 0.35], "
+        "'state': ['complete', 'complete']}), Path(sys.argv[1]))"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "search.eps")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == ""
+    assert (tmp_path / "search.eps").read_bytes().startswith(b"%!PS-Adobe")
 
 
 def test_markdown_output_is_the_document_alone(cli, tmp_path):
