@@ -253,7 +253,7 @@ def _clash_message(name: str, old: dict, new: dict) -> str:
             out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
         return out
 
-    a, b = flat(old), flat(new)
+    a, b = flat(old), flat(json.loads(json.dumps(new)))  # as recorded: a tuple reads back as a list
     diffs = [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     shown = "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
     return (
