@@ -66,10 +66,12 @@ def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[f
     """(mean, sample std, low, high) of repeated measurements: Student's t interval of the mean.
     With `images`, the values are accuracies of repeats on the same `images` validation images,
     whose sampling noise does not average out over repeats: its variance, mean x (1 - mean) /
-    images, is added to the seeds' (Welch-Satterthwaite degrees of freedom), so repeats that
-    happen to agree do not make the interval a point, and the bounds are kept to [0, 1] (a t
-    interval of two accuracies far apart reaches past them). Without it, a constant series has
-    zero width. Fewer than 2 values give NaN bounds."""
+    images, is added to the seeds' (Welch-Satterthwaite degrees of freedom), the bounds are kept
+    to [0, 1] (a t interval of two accuracies far apart reaches past them), and the interval
+    holds at least the Wilson interval of the mean on those images (which that variance, zero
+    at 0% and 100%, understates near the ends): repeats that happen to agree never make it
+    narrower than one run's. Without `images`, a constant series has zero width. Fewer than 2
+    values give NaN bounds."""
     x = np.asarray(values, dtype=float)
     mean = mean_accuracy(x, images)
     if len(x) < 2:
@@ -79,14 +81,15 @@ def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[f
     if images is not None and images >= 2:
         parts.append((mean * (1 - mean) / images, images - 1))
     variance, dof = _welch(parts)
-    if variance == 0.0:
-        return mean, std, mean, mean
-    from scipy import stats
+    low = high = mean
+    if variance > 0.0:
+        from scipy import stats
 
-    low, high = stats.t.interval(LEVEL, dof, loc=mean, scale=math.sqrt(variance))
-    if images is not None:
-        low, high = max(low, 0.0), min(high, 1.0)
-    return mean, std, float(low), float(high)
+        low, high = (float(b) for b in stats.t.interval(LEVEL, dof, loc=mean, scale=math.sqrt(variance)))
+    if images is not None and math.isfinite(mean):
+        wilson_low, wilson_high = proportion_interval(round(mean * images), images)
+        low, high = max(min(low, wilson_low), 0.0), min(max(high, wilson_high), 1.0)
+    return mean, std, low, high
 
 
 def _welch(parts: Sequence[tuple[float, int]]) -> tuple[float, float]:

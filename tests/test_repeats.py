@@ -109,7 +109,11 @@ def test_interval_of_a_constant_series_has_zero_width_and_others_cover_the_mean(
     # repeats on the same 64 validation images that agree exactly: the images' noise remains
     mean, std, low, high = mean_interval([0.25, 0.25], images=64)
     half = 1.9983 * math.sqrt(0.25 * 0.75 / 64)  # t at 63 degrees of freedom: the seeds add nothing
-    assert std == 0.0 and low == pytest.approx(0.25 - half, abs=1e-4) and high == pytest.approx(0.25 + half, abs=1e-4)
+    assert std == 0.0 and low == pytest.approx(0.25 - half, abs=1e-4)
+    assert high == proportion_interval(16, 64)[1] > 0.25 + half  # never narrower than one run's Wilson interval
+    # at 100% (or 0%) the images' variance mean x (1 - mean) / images is zero: one run's Wilson interval stays
+    assert mean_interval([1.0, 1.0], images=60) == (1.0, 0.0, *proportion_interval(60, 60)) and proportion_interval(60, 60)[0] < 0.95
+    assert mean_interval([0.0, 0.0], images=60)[2:] == proportion_interval(0, 60)
     both = 0.1**2 / 3 + 0.3 * 0.7 / 1000  # the seeds' variance of the mean and the images'
     dof = both**2 / ((0.1**2 / 3) ** 2 / 2 + (0.3 * 0.7 / 1000) ** 2 / 999)
     assert mean_interval([0.2, 0.3, 0.4], images=1000)[2] == pytest.approx(0.3 - stats.t.ppf(0.975, dof) * math.sqrt(both))
