@@ -127,6 +127,23 @@ def test_a_file_where_a_folder_belongs_is_refused_by_name(cli, tmp_path):
     assert (tmp_path / "file").read_text() == "not a folder"
 
 
+def test_a_name_that_hits_a_folder_of_other_files_is_refused_and_the_files_kept(cli, tmp_path):
+    """--name pointing at a folder that holds no study (another tool's results.csv, a data set)
+    is refused before anything is written there; an empty folder takes the study."""
+    taken = tmp_path / "mine"
+    taken.mkdir()
+    (taken / "results.csv").write_text("my,precious,data\n")
+    (taken / "train").mkdir()
+    result = cli(*search_args(tmp_path, name="mine"))
+    assert result.code == 2
+    assert one_line(result.err) == (f"error: folder {taken} already holds results.csv, train and no study; "
+                                    "pick another --name (or --root), or move its files away")
+    assert (taken / "results.csv").read_text() == "my,precious,data\n"
+    assert sorted(p.name for p in taken.iterdir()) == [".lock", "results.csv", "train"]  # no journal left behind
+    (tmp_path / "empty").mkdir()
+    assert cli(*search_args(tmp_path, name="empty")).code == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # Damaged folders: recorded results are never overwritten.
 

@@ -14,6 +14,7 @@ import optuna
 from scaler.errors import RunError, UsageError
 from scaler.study.experiment import Experiment, ExperimentConfig, experiment_class, fingerprint, kind_name
 from scaler.study.handle import StudyHandle
+from scaler.study.lock import LOCK_NAME
 from scaler.study.results import summary_intact
 from scaler.study.storage import JOURNAL_NAME, is_url, mask_url, open_storage, same_storage, storage_label
 
@@ -158,6 +159,7 @@ def open_study(
         )
     else:  # new, or killed between create_study and recording its configuration
         try:
+            _check_no_foreign_files(folder, storage_url)
             return _create(kind, config, storage, name, folder, storage_url, print_, settings)
         except BaseException:  # a plan refused: leave no empty journal behind (nor, so, the folder)
             journal = Path(storage_url)
@@ -244,6 +246,18 @@ def _check_folder(folder: Path, name: str, kind: type[Experiment], storage_url: 
     if journal.exists() and journal.stat().st_size and not own:
         raise UsageError(f"folder {folder} keeps a study of its own ({JOURNAL_NAME}); give the folder of study {name!r}, or a new one",
                          param="folder")
+
+
+def _check_no_foreign_files(folder: Path, storage_url: str) -> None:
+    """UsageError when the folder of a study about to be created holds anything but the lock,
+    its journal and the temporaries of atomic writes: another tool's results, a data set,
+    whatever `--name` happened to hit would be overwritten or mixed with the study's files."""
+    own = {LOCK_NAME} | ({Path(storage_url).name} if not is_url(storage_url) and Path(storage_url).parent == folder else set())
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in own and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UsageError(f"folder {folder} already holds {shown} and no study; pick another --name (or --root), "
+                         "or move its files away")
 
 
 def _clash_message(name: str, old: dict, new: dict) -> str:
