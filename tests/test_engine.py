@@ -158,12 +158,14 @@ def test_an_item_enqueued_twice_runs_once(tmp_path, storage_url):
     assert sorted(i for e, i, _ in log_lines(log) if e == "start") == [0, 1]
 
 
-def test_a_display_that_fails_after_an_item_is_recorded_leaves_the_files_current(tmp_path):
-    """`scaler search | head`: the progress line after an item fails on the closed pipe; the
-    item is in the journal, and the result files say so too (they were a step behind)."""
+def test_the_result_files_are_written_before_the_display_says_an_item_finished(tmp_path):
+    """A kill right after the line 'complete' finds the item in results.csv too; and with
+    `scaler search | head`, where the line fails on the closed pipe, the files are current."""
     folder = tmp_path / unique("pipe")
+    seen = []
 
     def closed_pipe(label, state, reason):
+        seen.append(sorted(pd.read_csv(folder / "results.csv")["state"]))
         raise BrokenPipeError(32, "Broken pipe")
 
     with folder_lock(folder):
@@ -171,6 +173,7 @@ def test_a_display_that_fails_after_an_item_is_recorded_leaves_the_files_current
         reconcile(handle)
         with pytest.raises(BrokenPipeError):
             work(handle, {}, CPU, events=Events(on_finish=closed_pipe))
+    assert seen == [["complete", "queued", "queued"]]
     frame = pd.read_csv(folder / "results.csv")
     assert sorted(frame["state"]) == ["complete", "queued", "queued"]
 

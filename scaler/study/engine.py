@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -234,8 +235,17 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return any(s in text for s in ("out of memory", "can't allocate memory", "cannot allocate memory"))
 
 
-def run_trial(handle: StudyHandle, trial: optuna.trial.Trial, context: Any, runtime: Runtime, events: Events) -> State:
-    """Run the item a popped trial stands for and record the outcome; returns its state."""
+def run_trial(
+    handle: StudyHandle,
+    trial: optuna.trial.Trial,
+    context: Any,
+    runtime: Runtime,
+    events: Events,
+    recorded: Callable[[], None] | None = None,
+) -> State:
+    """Run the item a popped trial stands for and record the outcome; returns its state.
+    `recorded` runs once the outcome is stored and before the display hears of it (the result
+    files are written there: a line that says 'complete' is never ahead of them)."""
     study, storage, experiment = handle.study, handle.storage, handle.experiment
     params = item_params(storage.get_trial(trial._trial_id))
     item = experiment.item_of(params)
@@ -249,6 +259,8 @@ def run_trial(handle: StudyHandle, trial: optuna.trial.Trial, context: Any, runt
         trial.set_user_attr("state", State.DUPLICATE.value)
         trial.set_user_attr("reason", f"already finished in trial {done[0].number}")
         study.tell(trial, state=TrialState.FAIL)
+        if recorded:
+            recorded()
         return State.DUPLICATE
     label = experiment.label(item)
     try:  # from here on, a Ctrl-C anywhere leaves the trial marked interrupted
@@ -282,6 +294,8 @@ def run_trial(handle: StudyHandle, trial: optuna.trial.Trial, context: Any, runt
         # Someone else closed this trial meanwhile (a heartbeat judged it stale): the item is
         # someone else's now, this result is dropped.
         state, reason = State.LOST, "the trial was closed by another process"
+    if recorded:
+        recorded()
     if events.on_finish:
         events.on_finish(label, state, reason)
     return state
@@ -354,17 +368,16 @@ def work(
                 time.sleep(poll_seconds)
                 continue
             return ran
+        writes = write_results and handle.folder is not None
         try:
-            state = run_trial(handle, trial, context, runtime, events)
+            state = run_trial(handle, trial, context, runtime, events, recorded=(lambda: write_outputs(handle)) if writes else None)
         except Exception as exc:
-            # The display failing once the outcome is recorded (a closed pipe, for a caller
-            # without entry's reader-safe streams): the files still show what the journal
-            # holds. A Ctrl-C or SIGTERM (whatever clean-up error it surfaces as) is left to
-            # its own paths, which write the files.
-            if write_results and handle.folder is not None and not interrupted_by_user(exc):
+            # The display failing while an item runs (a closed pipe, for a caller without
+            # entry's reader-safe streams): the files still show what the journal holds. A
+            # Ctrl-C or SIGTERM (whatever clean-up error it surfaces as) is left to its own
+            # paths, which write the files.
+            if writes and not interrupted_by_user(exc):
                 with contextlib.suppress(Exception):
                     write_outputs(handle)
             raise
         ran += state is not State.DUPLICATE
-        if write_results and handle.folder is not None:
-            write_outputs(handle)
