@@ -226,22 +226,40 @@ class Candidate:
     macs: int
     macs_ratio: float  # measured MACs / the base's MACs
     nominal_ratio: float  # target ** phi: what the ratio would be without rounding
+    # Other points of the ranges whose rounding builds this very network, left out of the
+    # search ("(1.8, 1, 1.054)", "; "-separated); empty for none, and for studies stored before.
+    same_network: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def network_key(count: ModelCount) -> tuple:
+    """What tells two counted networks apart: resolution, and params and MACs of every part.
+    Points whose rounded depth, width and resolution coincide have equal keys."""
+    return (count.resolution, count.params, count.macs, tuple((p.name, p.params, p.macs) for p in count.parts))
+
+
+def merged_points(candidates: list[Candidate]) -> int:
+    """How many points of the ranges were left out for building a candidate's network."""
+    return sum(len(c.same_network.split("; ")) for c in candidates if c.same_network)
 
 
 def build_candidates(
     space: CandidateSpace, base: ProxyBase, flops_tolerance: float | None = None
 ) -> list[Candidate]:
     """Enumerate the space and count each candidate; optionally drop those whose measured MACs
-    ratio strays from target^phi by more than `flops_tolerance` (relative)."""
+    ratio strays from target^phi by more than `flops_tolerance` (relative). Points that build
+    the same network (depth rounded up per stage, width to channels, resolution to a multiple
+    of 4) are one candidate: the point nearest the constraint (then the first), naming the
+    others in `same_network`; training them apart would rank one network against itself."""
     base.validate()
     if flops_tolerance is not None and not flops_tolerance > 0:
         raise UsageError(f"flops tolerance = {flops_tolerance:g} is not allowed; it must be > 0", param="flops_tolerance")
     base_macs = count_model(base.spec(), base.resolution).macs
     nominal = space.target**space.phi
     candidates: list[Candidate] = []
+    networks: dict[tuple, list[Candidate]] = {}
     for alpha, beta, gamma in space.coefficients():
         try:
             scale, count = base.scaled(alpha, beta, gamma, space.phi)
@@ -250,9 +268,9 @@ def build_candidates(
         ratio = count.macs / base_macs
         if flops_tolerance is not None and abs(ratio / nominal - 1) > flops_tolerance:
             continue
-        candidates.append(
+        networks.setdefault(network_key(count), []).append(
             Candidate(
-                index=len(candidates),
+                index=sum(map(len, networks.values())),  # the point's place in the ranges; renumbered below
                 alpha=alpha,
                 beta=beta,
                 gamma=gamma,
@@ -267,6 +285,11 @@ def build_candidates(
                 nominal_ratio=nominal,
             )
         )
+    for points in networks.values():
+        kept = min(points, key=lambda c: abs(c.product - space.target))  # the first of equals
+        others = "; ".join(f"({c.alpha:g}, {c.beta:g}, {c.gamma:.4g})" for c in points if c is not kept)
+        candidates.append(replace(kept, same_network=others))
+    candidates = [replace(c, index=i) for i, c in enumerate(sorted(candidates, key=lambda c: c.index))]
     if not candidates:
         raise UsageError(
             f"no candidate: every point's measured MACs ratio strays from {nominal:.3f} by more "

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from scaler import network_spec
-from scaler.candidates import CandidateSpace, ProxyBase, Range, build_candidates, parse_range
+from scaler.candidates import CandidateSpace, ProxyBase, Range, build_candidates, merged_points, parse_range
 from scaler.counting import count_model
 from scaler.errors import UsageError
 from scaler.scaling import ScaleLimitError, compound_scale
@@ -111,6 +111,28 @@ def test_a_point_of_the_ranges_past_a_limit_is_named_not_blamed_on_phi():
     fifth = CandidateSpace(alpha=Range(1.0, 1.0, 1.0), beta=Range(5.0, 5.0, 1.0), gamma=Range(1.0, 1.0, 1.0), target=25, tolerance=1)
     with pytest.raises(UsageError, match=r"^width = 20\.0 is not allowed; it must be a number in \(0, 16\]$"):
         build_candidates(fifth, wide)
+
+
+def test_points_that_build_the_same_network_are_one_candidate():
+    """Depth rounds up per stage, width to channels, resolution to a multiple of 4: several
+    points can build one network. They are one candidate, the point nearest the constraint
+    (then the first), naming the others; training them apart ranked a network against itself."""
+    base = ProxyBase("b0", resolution=64, width=0.5, num_classes=10)
+    space = CandidateSpace(alpha=parse_range("1.1:1.25:0.05", "alpha"), beta=parse_range("1.15", "beta"),
+                           gamma=parse_range("1.1:1.15:0.05", "gamma"))  # five points within the tolerance
+    (only,) = build_candidates(space, base)
+    assert (only.index, only.alpha, only.beta, only.gamma, only.product) == (0, 1.25, 1.15, 1.1, 2.00028125)
+    assert only.same_network == "(1.1, 1.15, 1.15); (1.15, 1.15, 1.15); (1.2, 1.15, 1.1); (1.2, 1.15, 1.15)"
+    for alpha, gamma in ((1.1, 1.15), (1.15, 1.15), (1.2, 1.1), (1.2, 1.15)):  # each would build exactly it
+        scale, count = base.scaled(alpha, 1.15, gamma, 1.0)
+        assert (scale.resolution, count.params, count.macs) == (only.resolution, only.params, only.macs) == (72, 2_289_352, 32_485_728)
+    assert merged_points([only]) == 4
+    # on the surface every product is T: the first point stays, (2, 1, 1) builds 1.8's network
+    small = ProxyBase("b0", resolution=32, width=0.25, num_classes=10)
+    found = build_candidates(CandidateSpace(mode="surface"), small)
+    assert [c.index for c in found] == list(range(7)) and [c.same_network for c in found] == [""] * 6 + ["(2, 1, 1)"]
+    assert (found[-1].alpha, found[-1].resolution) == (1.8, 32)
+    assert len(build_candidates(CandidateSpace(), base)) == 6  # the default set: six distinct networks
 
 
 def test_candidates_are_counted_with_fvcore():

@@ -43,7 +43,7 @@ SCALER = str(Path(sys.executable).parent / "scaler")
 # 3 candidates on a tiny proxy, 2 epochs each.
 MICRO = [
     "--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1.1", "--tolerance", "0.56",
-    "--base-resolution", "32", "--base-width", "0.25", "--base", TINY_BASE, "--train-images", "64", "--val-images", "40",
+    "--base-resolution", "32", "--base-width", "1", "--base", TINY_BASE, "--train-images", "64", "--val-images", "40",
     "--batch-size", "16", "--epochs", "2", "--threads", "1", "--device", "cpu", "--quiet",
 ]  # fmt: skip
 

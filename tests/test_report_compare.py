@@ -25,7 +25,7 @@ KEYS = ["alpha", "beta", "gamma", "resolution"]
 # 3 candidates on a tiny proxy, 1 epoch each: a few seconds per search.
 TINY = [
     "--alpha-range", "1:1.2:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1.1", "--tolerance", "0.56",
-    "--base-resolution", "32", "--base-width", "0.25", "--base", TINY_BASE, "--train-images", "64", "--val-images", "40",
+    "--base-resolution", "32", "--base-width", "1", "--base", TINY_BASE, "--train-images", "64", "--val-images", "40",
     "--batch-size", "16", "--epochs", "1", "--threads", "1", "--device", "cpu", "--quiet",
 ]  # fmt: skip
 

@@ -384,7 +384,7 @@ def test_the_legend_names_only_the_marks_the_table_shows():
 def test_log_lines_stay_whole_in_a_pipe(cli, tmp_path):
     """Captured output is not a terminal (rich then lays out 80 columns): each epoch's line and
     the estimate stay one line each, as a log file or `grep` needs them."""
-    args = [a for a in search_args(tmp_path, "--base", TINY_BASE) if a != "--quiet"]
+    args = [a for a in search_args(tmp_path, "--base", TINY_BASE, "--base-width", "1") if a != "--quiet"]  # 4 distinct networks
     result = cli(*args)
     assert result.code == 0, result.err
     lines = result.out.splitlines()

@@ -23,15 +23,15 @@ from tests.conftest import TINY_BASE, sigint_default
 SCALER = str(Path(sys.executable).parent / "scaler")
 # 8 candidates on a tiny proxy: the space (shared with `scaler candidates`), then training.
 GRID8_SPACE = [
-    "--alpha-range", "1:1.4:0.2", "--beta-range", "1:1.1:0.1", "--gamma-range", "1:1.1:0.1",
-    "--tolerance", "0.75", "--base-resolution", "32", "--base-width", "0.25", "--base", TINY_BASE,
+    "--alpha-range", "1:1.6:0.3", "--beta-range", "1:1.1:0.1", "--gamma-range", "1:1.1:0.1",
+    "--tolerance", "0.6", "--base-resolution", "32", "--base-width", "1", "--base", TINY_BASE,
 ]  # fmt: skip
 GRID8 = [
     *GRID8_SPACE, "--train-images", "64", "--val-images", "32", "--batch-size", "16", "--epochs", "2",
     "--threads", "1", "--device", "cpu", "--quiet",
 ]  # fmt: skip
 # Two candidates on the same proxy, for one process's interrupts and refusals: no sharing.
-GRID2_SPACE = ["--alpha-range", "1.2:1.4:0.2", "--beta-range", "1", "--gamma-range", "1.1", *GRID8_SPACE[6:]]
+GRID2_SPACE = ["--alpha-range", "1.2:1.6:0.4", "--beta-range", "1", "--gamma-range", "1.1", *GRID8_SPACE[6:]]
 GRID2 = [*GRID2_SPACE, *GRID8[len(GRID8_SPACE) :]]
 FAST_HEARTBEAT = {"SCALER_HEARTBEAT_SECONDS": "1", "SCALER_GRACE_SECONDS": "4"}
 

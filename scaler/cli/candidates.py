@@ -7,13 +7,13 @@ from typing import Annotated, Any, Optional
 import pandas as pd
 import typer
 
-from scaler.candidates import ProxyBase, build_candidates
+from scaler.candidates import ProxyBase, build_candidates, merged_points
 from scaler.cli import options
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import DEFAULT_BASE, SEARCH_DEFAULTS, SPACE_OPTIONS, Base, BaseResolution, BaseWidth, Data, FormatOption
 from scaler.experiments.proxy import DataOptions
 from scaler.cli.results import PRODUCT_HEADER
-from scaler.render import Column, emit, fixed, integer
+from scaler.render import Column, emit, fixed, integer, text
 
 
 CANDIDATE_COLUMNS = [
@@ -30,6 +30,8 @@ CANDIDATE_COLUMNS = [
     Column("macs_ratio", "MACs ratio", fixed(3)),
     Column("nominal_ratio", "nominal", fixed(3)),
 ]
+# Shown where some points of the ranges build a candidate's network (csv and json always have it).
+SAME_NETWORK = Column("same_network", "same network as", text)
 
 
 @app.command(
@@ -56,4 +58,7 @@ def candidates(
     # "candidate", as a search's results.csv names the same number
     frame = pd.DataFrame([c.to_dict() for c in found]).rename(columns={"index": "candidate"})
     title = f"{len(found)} candidates ({space.mode}, T={space.target:g}, phi={space.phi:g}) on {base} w{base_width:g} at {base_resolution}px"
-    emit(frame, CANDIDATE_COLUMNS, format.value, console, title=title)
+    merged = merged_points(found)
+    if merged:
+        title += f"; {merged} more point(s) of the ranges build one of these networks and are left out"
+    emit(frame, [*CANDIDATE_COLUMNS, SAME_NETWORK] if merged or format.is_document else CANDIDATE_COLUMNS, format.value, console, title=title)

@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build_candidates
+from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build_candidates, merged_points
 from scaler.data import Dataset
 from scaler.errors import UsageError
 from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
@@ -149,9 +149,11 @@ class CompoundSearch(ProxyExperiment):
         return "candidate" if self.repeats == 1 else "training"
 
     def describe(self) -> str:
+        merged = merged_points(self.candidates)
+        left_out = f" ({merged} more point(s) of the ranges build one of their networks: see `scaler candidates`)" if merged else ""
         if self.repeats == 1:
-            return f"{len(self.candidates)} candidates"
-        return f"{len(self.candidates)} candidates x {self.repeats} repeats = {len(self.candidates) * self.repeats} trainings"
+            return f"{len(self.candidates)} candidates{left_out}"
+        return f"{len(self.candidates)} candidates x {self.repeats} repeats = {len(self.candidates) * self.repeats} trainings{left_out}"
 
     def items(self) -> list[WorkItem]:
         return [WorkItem.of(candidate=c.index, repeat=r) for c in self.candidates for r in range(self.repeats)]
