@@ -30,7 +30,7 @@ from scaler.experiments.calibration import (
 )  # fmt: skip
 from scaler.data import SYNTHETIC_TRAIN
 from scaler.experiments import calibration
-from scaler.experiments.proxy import Timing
+from scaler.experiments.proxy import DataOptions, Timing
 from scaler.experiments.repeats import ATTR_REPEATS
 from scaler.experiments.search import SearchConfig
 from scaler.runtime import Runtime
@@ -40,6 +40,7 @@ from scaler.study.experiment import Record, WorkItem, experiment_class, identity
 from scaler.statistics import agreement_p_value, bootstrap_agreement, pack_correct, split_half_reliability
 
 from test_factories import TINY_NET
+from test_search import presplit_folder
 
 
 def candidate(index: int, alpha: float, beta: float, gamma: float) -> Candidate:
@@ -646,6 +647,19 @@ def test_a_try_that_cannot_train_or_repeats_a_setting_is_refused_before_anything
     result = cli("calibrate", "--try", value, *(["--try", "epochs=1"] if "base-resolution=64" in message else []), "--root", tmp_path)
     assert result.code == 2 and result.err.startswith("error: --try: ") and result.err.count("\n") == 1, result.err
     assert message in result.err and not any(tmp_path.iterdir())
+
+
+def test_a_try_capped_at_or_above_the_folder_s_images_is_the_proxy_and_refused(cli, tmp_path):
+    """A cap takes at most what the data has: train-images=1000 on a folder of 20 training
+    images trains as the proxy (all 20) does."""
+    data = presplit_folder(tmp_path / "images")
+    assert DataOptions(str(data)).train_images_in_all() == 20
+    result = cli("calibrate", "--data", str(data), "--try", "train-images=1000", "--root", tmp_path / "root")
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert result.err.startswith("error: --try: 'train-images=1000' trains as the proxy setting does (5 epoch(s) on all images")
+    assert not (tmp_path / "root").exists()
+    fewer = cli("calibrate", "--data", str(data), "--try", "train-images=10", "--candidates", "2", "--root", tmp_path / "root")
+    assert "trains as" not in fewer.err  # a real cap stays a setting of its own (refused here for --candidates)
 
 
 def test_a_search_set_too_small_to_rank_is_refused_before_training(cli, tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from scaler.data.cache import read_cache, write_cache
-from scaler.data.cifar import CIFAR_CLASSES, CIFAR_PREFIX, CifarSource
+from scaler.data.cifar import CIFAR_CLASSES, CIFAR_IMAGES, CIFAR_PREFIX, CifarSource
 from scaler.data.folder import FolderSource, is_presplit
 from scaler.data.source import Source, digest
 from scaler.data.split import ImageSplit, stratified_take
@@ -168,6 +168,15 @@ def count_classes(source: str, val_fraction: float = 0.2) -> int:
     if isinstance(loader, CifarSource):
         return CIFAR_CLASSES
     return len(loader.classes)
+
+
+def count_train_images(source: str, val_fraction: float = 0.2) -> int | None:
+    """How many training images the data source has in all, counted without decoding (None
+    for the synthetic set, which renders as many as asked): a cap at or above it takes all."""
+    if source == SYNTHETIC_SOURCE:
+        return None
+    loader = _open_source(source, 32, None, None, val_fraction, 0, 32)
+    return CIFAR_IMAGES[0] if isinstance(loader, CifarSource) else loader.train_images()
 
 
 def _remember(key: str, dataset: Dataset) -> None:

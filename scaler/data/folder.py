@@ -132,6 +132,10 @@ class FolderSource:
         return [(groups, [len(g) for g in stratified_take(groups, cap)])
                 for groups, cap in ((train, self.n_train), (val, self.n_val))]
 
+    def train_images(self) -> int:
+        """Training images the folder has in all (before a cap), counted without decoding."""
+        return sum(len(files) for files in self._select()[0][0])
+
     def stored_images(self) -> tuple[int, int]:
         # Files that turn out unreadable count too: only decoding finds them.
         return sum(sum(wanted) for _, wanted in self._select()), self.storage

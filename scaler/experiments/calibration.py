@@ -260,12 +260,13 @@ class CalibrationConfig:
         return self.default_name()
 
     def images(self, setting: Setting) -> int | None:
-        """The training images a setting asks for (None: all the data gives; the synthetic set
-        renders SYNTHETIC_TRAIN unless told otherwise)."""
+        """The training images a setting trains on (None: all the data gives, a cap at or above
+        its count included; the synthetic set renders SYNTHETIC_TRAIN unless told otherwise)."""
         count = self.search.data.train_images if setting.train_images is None else setting.train_images
         if count is None and self.search.data.source == "synthetic":
             return SYNTHETIC_TRAIN
-        return count
+        in_all = self.search.data.train_images_in_all()
+        return None if count is not None and in_all is not None and count >= in_all else count
 
     def epochs(self, setting: Setting) -> int:
         return self.search.train.epochs if setting.epochs is None else setting.epochs

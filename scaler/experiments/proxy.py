@@ -5,6 +5,7 @@ trains scaled networks briefly."""
 from __future__ import annotations
 
 import abc
+import functools
 import math
 import time
 from collections import Counter
@@ -15,7 +16,7 @@ from typing import Protocol, TypeVar
 from torch import nn
 
 from scaler.candidates import ProxyBase
-from scaler.data import Dataset, ImageSplit, canonical_source, count_classes, has_own_split, load_dataset
+from scaler.data import Dataset, ImageSplit, canonical_source, count_classes, count_train_images, has_own_split, load_dataset
 from scaler.errors import Interrupted, UsageError
 from scaler.runtime import Runtime
 from scaler.states import State
@@ -55,6 +56,10 @@ class DataOptions:
         if not 0 < self.val_fraction < 1:
             raise UsageError(f"val fraction = {self.val_fraction} is not allowed; it must be in (0, 1)", param="val_fraction")
 
+    def train_images_in_all(self) -> int | None:
+        """Training images the source has before any cap (None: synthetic, rendered to order)."""
+        return _train_images_in_all(self.source, self.val_fraction)
+
     def classes(self) -> int:
         """How many classes the source has (its layout checked, nothing decoded)."""
         try:
@@ -75,6 +80,14 @@ class DataOptions:
             native_resolution=self.native_resolution,
             cache_dir=runtime.cache_dir,
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _train_images_in_all(source: str, val_fraction: float) -> int | None:
+    try:
+        return count_train_images(source, val_fraction)
+    except UsageError as exc:
+        raise UsageError(str(exc), param="data") from None
 
 
 def load_checked(data: DataOptions, seed: int, num_classes: int, storage_resolution: int, runtime: Runtime) -> Dataset:
