@@ -4,9 +4,11 @@ the engine's: tests/test_engine.py; kills at many points, tests/test_workers.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import replace
 import shutil
+import signal
 from pathlib import Path
 
 import optuna
@@ -121,9 +123,25 @@ def test_ctrl_c_while_the_networks_are_timed_says_how_to_resume(cli, tmp_path, m
     summary = (tmp_path / "micro" / "search.json").read_text()
     monkeypatch.setattr(proxy, "load_checked", interrupted)
     loading = cli(*search_args(tmp_path))
-    assert loading.code == 130 and loading.err.strip().splitlines()[-1].startswith("interrupted: 4 of 4 candidates finished; resume")
+    assert loading.code == 130  # nothing is left to resume: the line says so
+    assert loading.err.strip().splitlines()[-1] == f"interrupted: all 4 candidates had finished; the same command shows the results (in {tmp_path / 'micro'})"
     assert (tmp_path / "micro" / "search.json").read_text() == summary
     assert json.loads(summary)["dataset_fingerprint"]
+
+
+def test_a_ctrl_c_while_scipy_stats_is_imported_is_held_and_answered_before_the_study(cli, tmp_path, monkeypatch):
+    """scipy.stats (about 1 s to import) is imported with Ctrl-C held back: cut short, it left
+    scipy half made, and the table written on the way out failed with a NameError (exit 1)."""
+    from scaler.cli import study
+
+    @contextlib.contextmanager
+    def pressed_meanwhile():
+        yield [signal.SIGINT]
+
+    monkeypatch.setattr(study.entry, "interrupts_held", pressed_meanwhile)
+    result = cli(*search_args(tmp_path))
+    assert result.code == 130 and result.err.strip().splitlines()[-1].startswith("interrupted")
+    assert not (tmp_path / "micro").exists()
 
 
 def test_a_study_begun_with_another_spelling_before_canonical_spellings_still_resumes(cli, tmp_path, monkeypatch):

@@ -41,6 +41,7 @@ def run_command_study(
     if storage is not None:
         check_url(storage)
     validate_name(name)
+    _import_scipy_stats()
     folder = root / name
     log, status = options.logger(quiet)
     with folder_lock(folder):
@@ -51,11 +52,24 @@ def run_command_study(
             display=None if quiet else study_bars(console), fresh_process=entry.STARTED_FOR_ONE_COMMAND,
         )  # fmt: skip
     if outcome.interrupted:
+        if outcome.finished == outcome.total:  # stopped while the last table was made: nothing to train
+            raise Interrupted(f"all {outcome.total} {handle.experiment.noun}s had finished; the same command "
+                              f"shows the results (in {folder})")
         raise Interrupted(
             f"{outcome.finished} of {outcome.total} {handle.experiment.noun}s finished; "
             f"resume with the same command (results so far in {folder})"
         )
     return outcome, handle
+
+
+def _import_scipy_stats() -> None:
+    """Import scipy.stats (about 1 s; the result tables need it) with Ctrl-C held back: an
+    import cut short leaves scipy half made, and the table written on the way out then failed
+    with a NameError instead of saying how to resume."""
+    with entry.interrupts_held() as caught:
+        import scipy.stats  # noqa: F401
+    if caught:
+        raise KeyboardInterrupt
 
 
 # What to do when time-capped trainings left nothing complete: the cap is part of the configuration.
