@@ -141,8 +141,8 @@ class TrainConfig:
                              "in (0, 1]", param="bn_momentum")
         if self.clip_grad_norm is not None and not (_number(self.clip_grad_norm)
                                                     and 0 < self.clip_grad_norm < math.inf):
-            raise UsageError(f"clip_grad_norm = {self.clip_grad_norm!r} is not allowed; it must be "
-                             "> 0, or None for no clipping (--clip-grad-norm 0)", param="clip_grad_norm")
+            raise UsageError(f"clip_grad_norm = {self.clip_grad_norm!r} is not allowed; it must be a finite "
+                             "number > 0 (--clip-grad-norm 0, or None in Python, turns clipping off)", param="clip_grad_norm")
         check_int("seed", self.seed, 0, MAX_SEED)
 
 

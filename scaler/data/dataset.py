@@ -71,7 +71,7 @@ def load_dataset(
         if value is not None:
             check_int(name, value, 1, 10**8)
     if not (isinstance(val_fraction, (int, float)) and 0.0 < val_fraction < 1.0):
-        raise UsageError(f"val_fraction = {val_fraction!r} is not allowed; it must be in (0, 1)")
+        raise UsageError(f"val fraction = {val_fraction!r} is not allowed; it must be in (0, 1)", param="val_fraction")
     check_int("seed", seed, 0)
 
     loader = _open_source(source, storage_resolution, train_images, val_images, val_fraction,
