@@ -112,7 +112,7 @@ def calibrate(
     else:
         emit(
             frame, SETTING_COLUMNS, format.value, console, caption="\n".join(caption_lines(info, folder, plot, candidates)),
-            title=f"Calibration {handle.name}: {len(info['candidates'])} candidates x {info['repeats']} repeat(s), wall time {elapsed(outcome.seconds)}",
+            title=f"Calibration {handle.name}: {len(info['candidates'])} candidates x {info['repeats']} repeat(s), this run {elapsed(outcome.seconds)}",
             highlight=lambda row: "bold green" if row["mark"] else None,
         )  # fmt: skip
         print(recommendation_line(frame))

@@ -152,7 +152,7 @@ def compare(
         emit(frame, [Column(c, c) for c in frame.columns], format.value, console)
     else:
         show_tables(frame, format, json.loads((folder / SUMMARY_NAME).read_text()), name)
-        say(format, f"{folder}/results.csv · plot {plot_path} · wall time {elapsed(outcome.seconds)}")
+        say(format, f"{folder}/results.csv · plot {plot_path} · this run {elapsed(outcome.seconds)}")
     _draw(frame, plot_path, name)
     check_finished(frame, "network")
     if not frame.loc[frame["strategy"] == COMPOUND, "state"].map(lambda s: State(s).is_scored).any():

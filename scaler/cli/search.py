@@ -54,7 +54,7 @@ def search(
     info = json.loads((folder / SUMMARY_NAME).read_text())
     caption = "\n".join([
         " · ".join(filter(None, [
-            f"{folder}/results.csv", f"{len(frame)} candidates x {info['repeats']} repeat(s)", f"wall time {elapsed(outcome.seconds)}",
+            f"{folder}/results.csv", f"{len(frame)} candidates x {info['repeats']} repeat(s)", f"this run {elapsed(outcome.seconds)}",
             legend(frame), "top-1 (mean over repeats) on the proxy's validation split",
         ])),
         *reliability_lines(info),
