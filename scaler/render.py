@@ -89,6 +89,11 @@ def p_phrase(p: object) -> str:
     return f"p < {shown[1:]}" if shown.startswith("<") else f"p = {shown}"
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 candidate', '6 candidates': a count with its noun in the number it takes."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def elapsed(seconds: float) -> str:
     """A measured span to the second ('48 s', '6 min 02 s'): the wall time a command took.
     Estimates use `scaler.study.runner.duration`, whose rounding says they are approximate."""

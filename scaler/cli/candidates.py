@@ -13,7 +13,7 @@ from scaler.cli.app import Format, app, console
 from scaler.cli.options import DEFAULT_BASE, SEARCH_DEFAULTS, SPACE_OPTIONS, Base, BaseResolution, BaseWidth, Data, FormatOption
 from scaler.experiments.proxy import DataOptions
 from scaler.cli.results import PRODUCT_HEADER
-from scaler.render import Column, emit, fixed, integer, text
+from scaler.render import Column, counted, emit, fixed, integer, text
 
 
 CANDIDATE_COLUMNS = [
@@ -57,7 +57,7 @@ def candidates(
         found = build_candidates(space, proxy, flops_tolerance)
     # "candidate", as a search's results.csv names the same number
     frame = pd.DataFrame([c.to_dict() for c in found]).rename(columns={"index": "candidate"})
-    title = f"{len(found)} candidates ({space.mode}, T={space.target:g}, phi={space.phi:g}) on {base} w{base_width:g} at {base_resolution}px"
+    title = f"{counted(len(found), 'candidate')} ({space.mode}, T={space.target:g}, phi={space.phi:g}) on {base} w{base_width:g} at {base_resolution}px"
     merged = merged_points(found)
     if merged:
         title += f"; {merged} more point(s) of the ranges build one of these networks and are left out"

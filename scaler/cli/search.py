@@ -14,7 +14,7 @@ from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, TRAIN_
 from scaler.cli.results import legend, reliability_lines, show_results
 from scaler.cli.study import check_finished, run_command_study
 from scaler.experiments.search import PRUNERS, SUMMARY_NAME, CompoundSearch, SearchConfig
-from scaler.render import elapsed
+from scaler.render import counted, elapsed
 
 
 @app.command(
@@ -54,7 +54,7 @@ def search(
     info = json.loads((folder / SUMMARY_NAME).read_text())
     caption = "\n".join([
         " · ".join(filter(None, [
-            f"{folder}/results.csv", f"{len(frame)} candidates x {info['repeats']} repeat(s)", f"this run {elapsed(outcome.seconds)}",
+            f"{folder}/results.csv", f"{counted(len(frame), 'candidate')} x {info['repeats']} repeat(s)", f"this run {elapsed(outcome.seconds)}",
             legend(frame), "top-1 (mean over repeats) on the proxy's validation split",
         ])),
         *reliability_lines(info),
