@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TextIO
@@ -61,10 +62,11 @@ def interrupts_held() -> Iterator[list[int]]:
     interrupt at chosen times during `import scaler.cli`. Held back, the Ctrl-C is answered as
     soon as the imports (about 3 s on 2 cores) are done; a second Ctrl-C stops them at once
     (an import that hangs). A SIGINT that is ignored (a job started with `nohup` or in the
-    background) stays ignored."""
+    background) stays ignored, and so does a call outside the main thread (which cannot set
+    a handler)."""
     caught: list[int] = []
     previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler:
+    if previous is not signal.default_int_handler or threading.current_thread() is not threading.main_thread():
         yield caught
         return
 

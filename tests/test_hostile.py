@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -330,6 +331,20 @@ def test_a_ctrl_c_during_the_imports_waits_for_them_and_an_ignored_one_stays_ign
         assert caught == [] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+    # outside the main thread (scaler.cli.main called from a thread) no handler can be set: none is
+    outcome: list = []
+
+    def in_a_thread() -> None:
+        try:
+            with interrupts_held() as held:
+                outcome.append(held)
+        except ValueError as exc:  # "signal only works in main thread"
+            outcome.append(exc)
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert outcome == [[]]
 
 
 def test_same_database_with_another_driver_or_password_is_the_same_storage():
