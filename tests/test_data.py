@@ -165,7 +165,7 @@ def test_folder_errors(tmp_path, case):
         source, match = str(root), "'junk' has no readable"
     else:
         make_folder(root, per_class=2, classes=("a", "b"))
-        source, match, kwargs = str(root), "val_fraction", {"val_fraction": 1.0}
+        source, match, kwargs = str(root), "val fraction = 1.0 is not allowed", {"val_fraction": 1.0}
     with pytest.raises(UsageError, match=match):
         load_dataset(source, storage_resolution=8, **kwargs)
 

@@ -38,7 +38,6 @@ from scaler.experiments.proxy import (
 from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, group_by, per_repeat_top1, separated_pairs
 from scaler.experiments.search import SearchConfig, candidate_label
 from scaler.runtime import Runtime
-from scaler.render import counted
 from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_multiplier, validate_resolution
 from scaler.states import State
 from scaler.statistics import LEVEL, agreement_p_value, bootstrap_agreement, split_half_reliability
@@ -182,8 +181,8 @@ class CalibrationConfig:
         )
         if self.epochs(self.reference) <= self.epochs(Setting("proxy")) and not more_images:
             raise UsageError(
-                f"the reference ({counted(self.epochs(self.reference), 'epoch')} on {reference_images or 'all'} images) trains no longer than "
-                f"the proxy ({counted(self.epochs(Setting('proxy')), 'epoch')} on {proxy_images or 'all'} images): raise --reference-factor, "
+                f"the reference ({self.epochs(self.reference)} epochs on {reference_images or 'all'} images) trains no longer than "
+                f"the proxy ({self.epochs(Setting('proxy'))} epochs on {proxy_images or 'all'} images): raise --reference-factor, "
                 "--reference-epochs or --reference-train-images"
             )
         if reference_images is not None:  # the proxy and the tries train on the first of the reference's images

@@ -18,7 +18,6 @@ from scaler.errors import UsageError
 from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
 from scaler.models import canonical_variant
 from scaler.models.factory import short_name
-from scaler.render import counted
 from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, correctness, difference_of, group_by, per_repeat_top1
@@ -152,9 +151,10 @@ class CompoundSearch(ProxyExperiment):
     def describe(self) -> str:
         merged = merged_points(self.candidates)
         left_out = f" ({merged} more point(s) of the ranges build one of their networks: see `scaler candidates`)" if merged else ""
+        candidates = f"{len(self.candidates)} candidate{'' if len(self.candidates) == 1 else 's'}"
         if self.repeats == 1:
-            return f"{counted(len(self.candidates), 'candidate')}{left_out}"
-        return f"{counted(len(self.candidates), 'candidate')} x {self.repeats} repeats = {len(self.candidates) * self.repeats} trainings{left_out}"
+            return f"{candidates}{left_out}"
+        return f"{candidates} x {self.repeats} repeats = {len(self.candidates) * self.repeats} trainings{left_out}"
 
     def items(self) -> list[WorkItem]:
         return [WorkItem.of(candidate=c.index, repeat=r) for c in self.candidates for r in range(self.repeats)]
