@@ -107,20 +107,6 @@ class CandidateSpace:
                 f"the ranges span {points:,} grid points, more than {MAX_GRID_POINTS:,}; use coarser steps or narrower ranges"
             )
 
-    def canonical(self) -> CandidateSpace:
-        """The same points spelled one way, so a search is found by what it trains: a grid
-        range ends on its last value (1:2.1:0.2 is 1:2:0.2; one value has step 1), and in
-        surface mode, where gamma is solved, gamma's range is a bound (its step unused) and
-        the tolerance, which applies to the grid alone, is at its default."""
-        def ends_on_a_value(r: Range) -> Range:
-            values = r.values()
-            return Range(r.start, values[-1], r.step) if len(values) > 1 else Range(r.start, r.start, 1.0)
-
-        if self.mode != "surface":
-            return replace(self, alpha=ends_on_a_value(self.alpha), beta=ends_on_a_value(self.beta), gamma=ends_on_a_value(self.gamma))
-        gamma = replace(self.gamma, step=CandidateSpace.gamma.step)
-        return replace(self, alpha=ends_on_a_value(self.alpha), beta=ends_on_a_value(self.beta), gamma=gamma, tolerance=CandidateSpace.tolerance)
-
     def coefficients(self) -> list[tuple[float, float, float]]:
         """The (alpha, beta, gamma) points that satisfy the constraint, in enumeration order."""
         self.validate()

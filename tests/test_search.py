@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from scaler.candidates import CandidateSpace, ProxyBase, Range
+from scaler.candidates import ProxyBase
 from scaler.cli.results import legend
 from scaler.data import load_dataset
 from scaler.errors import UsageError
@@ -195,21 +195,6 @@ def test_a_folder_with_train_and_val_names_one_study_whatever_val_fraction_says(
     assert resumed.code == 0, resumed.err
     assert [f for f in (tmp_path / "old").iterdir() if not f.name.startswith(".")] == [folder]
     assert (folder / "results.csv").read_text() == before and completed_trials(folder) == {0: 1, 1: 1, 2: 1, 3: 1}
-
-
-def test_ranges_and_a_tolerance_that_change_no_point_name_the_same_search(cli, tmp_path):
-    """1:1.3:0.2 holds the points of 1:1.2:0.2; in surface mode the tolerance (grid mode's) and
-    gamma's step do nothing: the same command in other words resumes the same search."""
-    assert cli(*search_args(tmp_path)[:-2]).code == 0
-    wider = [a if a != "1:1.2:0.2" else "1:1.3:0.2" for a in search_args(tmp_path)[:-2]]
-    again = cli(*wider)
-    assert again.code == 0, again.err
-    assert len([f for f in tmp_path.iterdir() if not f.name.startswith(".")]) == 1
-    space = CandidateSpace(mode="surface", alpha=Range(1.0, 2.05, 0.1), gamma=Range(1.0, 1.4, 0.05), tolerance=0.5)
-    assert space.canonical() == CandidateSpace(mode="surface", alpha=Range(1.0, 2.0, 0.1), gamma=Range(1.0, 1.4, 0.2))
-    assert space.canonical().coefficients() == space.coefficients()
-    assert CandidateSpace(beta=Range(1.1, 1.1, 0.3)).canonical().beta == Range(1.1, 1.1, 1.0)  # as '1.1' is read
-    assert CandidateSpace(tolerance=0.5).canonical().tolerance == 0.5  # the grid's own
 
 
 def test_canonical_spellings(tmp_path):

@@ -71,8 +71,6 @@ def build_search_config(
     what `scaler search` and `scaler calibrate` share."""
     space = options.space(mode=mode, alpha_range=alpha_range, beta_range=beta_range, gamma_range=gamma_range,
                           target=target, tolerance=tolerance, phi=phi)  # checked first, as the flags come
-    if proxy.get("canonical", True):
-        space = space.canonical()
     base, data, train = options.proxy_parts(**proxy)
     return SearchConfig(
         space=space,
