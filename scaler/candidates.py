@@ -231,7 +231,12 @@ class Candidate:
     same_network: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The candidate as stored in a study; an empty `same_network` is left out, so a study
+        stores its candidates as scalers before it did (which cannot read the field)."""
+        data = asdict(self)
+        if not self.same_network:
+            del data["same_network"]
+        return data
 
 
 def network_key(count: ModelCount) -> tuple:

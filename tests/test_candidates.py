@@ -2,12 +2,13 @@
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 from PIL import Image
 
 from scaler import network_spec
-from scaler.candidates import CandidateSpace, ProxyBase, Range, build_candidates, merged_points, parse_range
+from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build_candidates, merged_points, parse_range
 from scaler.counting import count_model
 from scaler.errors import UsageError
 from scaler.scaling import ScaleLimitError, compound_scale
@@ -127,6 +128,10 @@ def test_points_that_build_the_same_network_are_one_candidate():
         scale, count = base.scaled(alpha, 1.15, gamma, 1.0)
         assert (scale.resolution, count.params, count.macs) == (only.resolution, only.params, only.macs) == (72, 2_289_352, 32_485_728)
     assert merged_points([only]) == 4
+    # stored as before where nothing merged (an older scaler reads it), and read back either way
+    assert "same_network" in only.to_dict() and Candidate(**only.to_dict()) == only
+    plain = replace(only, same_network="")
+    assert "same_network" not in plain.to_dict() and Candidate(**plain.to_dict()) == plain
     # on the surface every product is T: the first point stays, (2, 1, 1) builds 1.8's network
     small = ProxyBase("b0", resolution=32, width=0.25, num_classes=10)
     found = build_candidates(CandidateSpace(mode="surface"), small)

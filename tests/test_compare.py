@@ -29,9 +29,7 @@ from scaler.experiments.repeats import correctness
 from scaler.cli.compare import verdict_text
 from scaler.statistics import difference_test, pack_correct
 from scaler.study.experiment import Record, WorkItem
-from scaler.experiments import proxy
 from tests.test_factories import TINY_NET
-from tests.test_search import presplit_folder
 
 SCALER = str(Path(sys.executable).parent / "scaler")
 MICRO = ["--base-resolution", "32", "--phis", "2", "--train-images", "64", "--val-images", "40", "--batch-size", "16",
@@ -248,22 +246,6 @@ def test_same_name_with_another_configuration_is_refused(cli, net, tmp_path):
     # only what differs is named: the strategies (a tuple here, a list as recorded) are the same
     other = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--epochs", "2"))
     assert other.code == 2 and "(train.epochs: 1 -> 2)" in other.err and "strategies" not in other.err
-
-
-def test_a_comparison_begun_with_another_spelling_resumes_with_its_command(cli, net, tmp_path, monkeypatch):
-    """A comparison an earlier scaler recorded with a folder's unused --val-fraction (train/ and
-    val/ bring their own split), its path typed untidily, resumes under its default name."""
-    data = presplit_folder(tmp_path / "images")
-    args = ["compare", "--base", net, *MICRO, "--phis", "1", "--repeats", "1", "--root", str(tmp_path / "root"), "--data", f"{data}/", "--val-fraction", "0.3"]
-    monkeypatch.setattr(proxy, "has_own_split", lambda source: source == "synthetic")  # an earlier scaler
-    assert cli(*args).code == 0
-    (folder,) = [f for f in (tmp_path / "root").iterdir() if not f.name.startswith(".")]
-    before = (folder / "results.csv").read_text()
-    monkeypatch.undo()
-    again = cli(*args)
-    assert again.code == 0, again.err
-    assert [f for f in (tmp_path / "root").iterdir() if not f.name.startswith(".")] == [folder]
-    assert (folder / "results.csv").read_text() == before
 
 
 def test_zero_repeats_is_refused_before_any_folder_exists(cli, net, tmp_path):

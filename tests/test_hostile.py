@@ -143,6 +143,11 @@ def test_a_name_that_hits_a_folder_of_other_files_is_refused_and_the_files_kept(
     assert sorted(p.name for p in taken.iterdir()) == [".lock", "results.csv", "train"]  # no journal left behind
     (tmp_path / "empty").mkdir()
     assert cli(*search_args(tmp_path, name="empty")).code == 0
+    # a SQLite database kept in the study's own folder is the study's, on the first run and after
+    url = f"sqlite:///{tmp_path / 'inside' / 'study.db'}"
+    first = cli(*search_args(tmp_path, "--storage", url, name="inside"))
+    assert first.code == 0, first.err
+    assert cli(*search_args(tmp_path, "--storage", url, name="inside")).code == 0
 
 
 # ---------------------------------------------------------------------------------------------

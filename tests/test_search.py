@@ -173,31 +173,7 @@ def presplit_folder(root: Path) -> Path:
     return root
 
 
-def test_a_folder_with_train_and_val_names_one_study_whatever_val_fraction_says(cli, tmp_path, monkeypatch):
-    """--val-fraction does not apply to a folder with its own train/ and val/: with or without
-    it, the same search; and one an earlier scaler began with it (which kept the fraction in
-    its identity) still resumes with the command that began it."""
-    data = presplit_folder(tmp_path / "images")
-    args = [*search_args(tmp_path / "new")[:-2], "--data", str(data)]
-    assert cli(*args, "--val-fraction", "0.3").code == 0
-    again = cli(*args)
-    assert again.code == 0, again.err
-    assert len([f for f in (tmp_path / "new").iterdir() if not f.name.startswith(".")]) == 1
-
-    monkeypatch.setattr(proxy, "has_own_split", lambda source: source == "synthetic")  # an earlier scaler
-    old = [*search_args(tmp_path / "old")[:-2], "--data", f"{data}/", "--val-fraction", "0.3"]  # typed untidily
-    assert cli(*old).code == 0
-    (folder,) = [f for f in (tmp_path / "old").iterdir() if not f.name.startswith(".")]
-    assert json.loads((folder / "search.json").read_text())["config"]["data"]["val_fraction"] == 0.3
-    before = (folder / "results.csv").read_text()
-    monkeypatch.undo()
-    resumed = cli(*old)
-    assert resumed.code == 0, resumed.err
-    assert [f for f in (tmp_path / "old").iterdir() if not f.name.startswith(".")] == [folder]
-    assert (folder / "results.csv").read_text() == before and completed_trials(folder) == {0: 1, 1: 1, 2: 1, 3: 1}
-
-
-def test_canonical_spellings(tmp_path):
+def test_canonical_spellings():
     assert DataOptions("imgs/").canonical().source == "imgs"
     assert DataOptions("./a//imgs", val_fraction=0.3).canonical() == DataOptions("a/imgs", val_fraction=0.3)
     assert DataOptions("cifar10:./c/").canonical().source == "cifar10:c"
@@ -206,12 +182,6 @@ def test_canonical_spellings(tmp_path):
     assert DataOptions("synthetic/").canonical().source == DataOptions("./synthetic").canonical().source == "./synthetic"
     assert DataOptions("./cifar10:x/").canonical().source == "./cifar10:x"
     assert DataOptions("synthetic", val_fraction=0.5).canonical() == DataOptions()
-    # a folder with its own train/ and val/ ignores the fraction too; one without keeps it
-    for part in ("train", "val"):
-        (tmp_path / "split" / part / "a").mkdir(parents=True)
-    assert DataOptions(str(tmp_path / "split"), val_fraction=0.5).canonical() == DataOptions(str(tmp_path / "split"))
-    (tmp_path / "flat" / "a").mkdir(parents=True)
-    assert DataOptions(str(tmp_path / "flat"), val_fraction=0.5).canonical().val_fraction == 0.5
     with pytest.raises(UsageError, match="val fraction = 1.5 is not allowed"):  # refused, not reset to the default
         DataOptions("synthetic", val_fraction=1.5).canonical()
     assert canonical_variant("B0") == canonical_variant("efficientnet-b0") == "b0"

@@ -56,9 +56,9 @@ def candidates(
     with console.status("counting candidates with fvcore..."):
         found = build_candidates(space, proxy, flops_tolerance)
     # "candidate", as a search's results.csv names the same number
-    frame = pd.DataFrame([c.to_dict() for c in found]).rename(columns={"index": "candidate"})
+    frame = pd.DataFrame([{**c.to_dict(), "same_network": c.same_network} for c in found]).rename(columns={"index": "candidate"})
     title = f"{counted(len(found), 'candidate')} ({space.mode}, T={space.target:g}, phi={space.phi:g}) on {base} w{base_width:g} at {base_resolution}px"
     merged = merged_points(found)
     if merged:
         title += f"; {merged} more point(s) of the ranges build one of these networks and are left out"
-    emit(frame, [*CANDIDATE_COLUMNS, SAME_NETWORK] if merged or format.is_document else CANDIDATE_COLUMNS, format.value, console, title=title)
+    emit(frame, [*CANDIDATE_COLUMNS, SAME_NETWORK] if merged or format in (Format.csv, Format.json) else CANDIDATE_COLUMNS, format.value, console, title=title)

@@ -131,8 +131,7 @@ def compare(
     )
     typed_base, typed_data, typed_train = options.proxy_parts(**proxy, canonical=False)
     typed = replace(config, base=typed_base, data=typed_data, train=typed_train)
-    typed_fraction = replace(config, data=replace(data, val_fraction=typed_data.val_fraction))  # see SearchConfig.resumable
-    config = recorded_spelling([config, typed, typed_fraction], root=root, name=name, summary_name=Comparison.summary_name)
+    config = recorded_spelling([config, typed], root=root, name=name, summary_name=Comparison.summary_name)
     if plot is not None:
         check_plot_path(plot)
     name = name if name is not None else config.default_name()  # '' is refused, not the default

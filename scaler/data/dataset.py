@@ -11,7 +11,7 @@ import torch
 
 from scaler.data.cache import read_cache, write_cache
 from scaler.data.cifar import CIFAR_CLASSES, CIFAR_IMAGES, CIFAR_PREFIX, CifarSource
-from scaler.data.folder import FolderSource, is_presplit
+from scaler.data.folder import FolderSource
 from scaler.data.source import Source, digest
 from scaler.data.split import ImageSplit, stratified_take
 from scaler.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_TRAIN, SYNTHETIC_VAL, SyntheticSource
@@ -154,9 +154,9 @@ def canonical_source(source: str) -> str:
 
 
 def has_own_split(source: str) -> bool:
-    """Whether the source brings its validation images (synthetic, CIFAR-10's test batch, a
-    folder with train/ and val/), so a validation fraction does not apply to it."""
-    return source == SYNTHETIC_SOURCE or source.startswith(CIFAR_PREFIX) or is_presplit(Path(source))
+    """Whether the source brings its validation images (synthetic, CIFAR-10's test batch), so
+    a validation fraction does not apply to it."""
+    return source == SYNTHETIC_SOURCE or source.startswith(CIFAR_PREFIX)
 
 
 def count_classes(source: str, val_fraction: float = 0.2) -> int:

@@ -219,15 +219,6 @@ def _decode(path: Path, size: int) -> np.ndarray | str:
         return str(e)
 
 
-def is_presplit(root: Path) -> bool:
-    """Whether the folder `root` brings its own train/ and val/ sub-folders (False for a layout
-    that is refused: loading it gives the reason)."""
-    try:
-        return _layout(root)[1] is not None
-    except UsageError:
-        return False
-
-
 def _layout(root: Path) -> tuple[Path, Path | None]:
     """(the folder of training class folders, the folder of validation ones or None). One of
     train/ and val/ beside other class folders is a class (PASCAL VOC has one named train)."""

@@ -215,9 +215,11 @@ class CalibrationConfig:
                                  f"images, base {resolution} px at width {width:g}): it would measure nothing new", param="try")
 
     def trains_as(self, setting: Setting) -> tuple[int, int | None, int, float]:
-        """What a setting's trainings are: epochs, training images, base resolution and width."""
+        """What a setting's trainings are: epochs, training images (None: all, a cap at or above
+        the data's own count included), base resolution and width."""
         base = setting.base(self.search.base)
-        return self.epochs(setting), self.images(setting), base.resolution, base.width
+        images, in_all = self.images(setting), self.search.data.train_images_in_all()
+        return self.epochs(setting), None if images is not None and in_all is not None and images >= in_all else images, base.resolution, base.width
 
     def identity(self) -> dict:
         # "tries" stays, always empty: calibrations made before tries moved to the study's
@@ -260,13 +262,12 @@ class CalibrationConfig:
         return self.default_name()
 
     def images(self, setting: Setting) -> int | None:
-        """The training images a setting trains on (None: all the data gives, a cap at or above
-        its count included; the synthetic set renders SYNTHETIC_TRAIN unless told otherwise)."""
+        """The training images a setting asks for (None: all the data gives; the synthetic set
+        renders SYNTHETIC_TRAIN unless told otherwise)."""
         count = self.search.data.train_images if setting.train_images is None else setting.train_images
         if count is None and self.search.data.source == "synthetic":
             return SYNTHETIC_TRAIN
-        in_all = self.search.data.train_images_in_all()
-        return None if count is not None and in_all is not None and count >= in_all else count
+        return count
 
     def epochs(self, setting: Setting) -> int:
         return self.search.train.epochs if setting.epochs is None else setting.epochs

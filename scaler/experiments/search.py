@@ -77,10 +77,8 @@ class SearchConfig:
         options that the search folder records (`recorded_spelling`). Earlier spellings: the
         options `as_typed` (scaler recorded them so before it spelled paths, presets and
         default learning rates one way), and scaler 0.1's proxy of 10 classes, whatever the
-        data had, so a search it began on data with fewer classes keeps that classifier; and
-        the typed `--val-fraction` of a folder with its own train/ and val/ (which ignores it),
-        which earlier scalers kept (they spelled it at its default only for synthetic and CIFAR-10)."""
-        spellings = [self, *as_typed, *(replace(self, data=replace(self.data, val_fraction=c.data.val_fraction)) for c in as_typed)]
+        data had, so a search it began on data with fewer classes keeps that classifier."""
+        spellings = [self, *as_typed]
         legacy = [replace(c, base=replace(c.base, num_classes=10)) for c in spellings]
         return recorded_spelling([*spellings, *legacy], root=root, name=name, summary_name=SUMMARY_NAME)
 

@@ -250,9 +250,18 @@ def _check_folder(folder: Path, name: str, kind: type[Experiment], storage_url: 
 
 def _check_no_foreign_files(folder: Path, storage_url: str) -> None:
     """UsageError when the folder of a study about to be created holds anything but the lock,
-    its journal and the temporaries of atomic writes: another tool's results, a data set,
-    whatever `--name` happened to hit would be overwritten or mixed with the study's files."""
-    own = {LOCK_NAME} | ({Path(storage_url).name} if not is_url(storage_url) and Path(storage_url).parent == folder else set())
+    its storage (the journal, or a SQLite file kept there) and the temporaries of atomic
+    writes: another tool's results, a data set, whatever `--name` happened to hit would be
+    overwritten or mixed with the study's files."""
+    own = {LOCK_NAME}
+    if not is_url(storage_url) and Path(storage_url).parent == folder:
+        own.add(Path(storage_url).name)
+    elif storage_url.startswith("sqlite:"):
+        from sqlalchemy.engine import make_url
+
+        database = Path(make_url(storage_url).database or "")
+        if database.parent.resolve() == folder.resolve():
+            own |= {database.name + suffix for suffix in ("", "-journal", "-wal", "-shm")}
     foreign = sorted(p.name for p in folder.iterdir() if p.name not in own and not (p.name.startswith(".") and p.name.endswith(".tmp")))
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
