@@ -263,9 +263,8 @@ def build_candidates(
         raise UsageError(f"flops tolerance = {flops_tolerance:g} is not allowed; it must be > 0", param="flops_tolerance")
     base_macs = count_model(base.spec(), base.resolution).macs
     nominal = space.target**space.phi
-    candidates: list[Candidate] = []
     networks: dict[tuple, list[Candidate]] = {}
-    for alpha, beta, gamma in space.coefficients():
+    for position, (alpha, beta, gamma) in enumerate(space.coefficients()):
         try:
             scale, count = base.scaled(alpha, beta, gamma, space.phi)
         except ScaleLimitError as exc:  # a point of the ranges, not --phi alone, is at fault
@@ -275,7 +274,7 @@ def build_candidates(
             continue
         networks.setdefault(network_key(count), []).append(
             Candidate(
-                index=sum(map(len, networks.values())),  # the point's place in the ranges; renumbered below
+                index=position,  # renumbered below, over the points kept
                 alpha=alpha,
                 beta=beta,
                 gamma=gamma,
@@ -290,11 +289,12 @@ def build_candidates(
                 nominal_ratio=nominal,
             )
         )
+    kept = []
     for points in networks.values():
-        kept = min(points, key=lambda c: abs(c.product - space.target))  # the first of equals
-        others = "; ".join(f"({c.alpha:g}, {c.beta:g}, {c.gamma:.4g})" for c in points if c is not kept)
-        candidates.append(replace(kept, same_network=others))
-    candidates = [replace(c, index=i) for i, c in enumerate(sorted(candidates, key=lambda c: c.index))]
+        best = min(points, key=lambda c: abs(c.product - space.target))  # the first of equals
+        others = "; ".join(f"({c.alpha:g}, {c.beta:g}, {c.gamma:.4g})" for c in points if c is not best)
+        kept.append(replace(best, same_network=others))
+    candidates = [replace(c, index=i) for i, c in enumerate(sorted(kept, key=lambda c: c.index))]
     if not candidates:
         raise UsageError(
             f"no candidate: every point's measured MACs ratio strays from {nominal:.3f} by more "
