@@ -24,7 +24,7 @@ from fake_experiment import FakeConfig, FakeExperiment, OtherFakeExperiment, log
 
 import scaler.study.runner as runner
 import scaler.study.storage as storage_module
-from scaler.errors import UsageError
+from scaler.errors import RunError, UsageError
 from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.study.create import join_study, open_study
@@ -197,6 +197,33 @@ def test_another_configuration_under_the_same_name_is_refused(tmp_path, storage_
         open_fake(folder, FakeConfig(count=2), storage_url)
         with pytest.raises(UsageError, match="already exists with another configuration.*count: 2 -> 3"):
             open_fake(folder, FakeConfig(count=3), storage_url)
+
+
+def test_the_folder_lock_admits_one_holder_and_leaves_a_folder_it_wrote_nothing_to_as_found(tmp_path):
+    """The lock file is the study's: a second holder is refused by name, and a run that wrote
+    nothing (a refused study, an error before the first write) removes the lock again, and the
+    folder too when the run created it."""
+    fresh = tmp_path / "fresh"
+    with folder_lock(fresh):
+        assert (fresh / ".lock").read_text().startswith(f"pid {os.getpid()} on ")
+        with pytest.raises(RunError, match=f"{fresh} is already running \\(pid {os.getpid()} on "):
+            with folder_lock(fresh):
+                pass
+    assert not fresh.exists()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "data.csv").write_text("a,b\n")
+    with pytest.raises(UsageError):
+        with folder_lock(foreign):
+            raise UsageError("refused")
+    assert sorted(p.name for p in foreign.iterdir()) == ["data.csv"]
+    written = tmp_path / "written"
+    with folder_lock(written):
+        (written / "results.csv").write_text("item\n")
+    assert sorted(p.name for p in written.iterdir()) == [".lock", "results.csv"]
+    with folder_lock(written):  # a later run finds the lock it keeps
+        pass
+    assert sorted(p.name for p in written.iterdir()) == [".lock", "results.csv"]
 
 
 def test_workers_join_from_the_stored_configuration(tmp_path, storage_url):

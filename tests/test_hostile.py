@@ -140,7 +140,7 @@ def test_a_name_that_hits_a_folder_of_other_files_is_refused_and_the_files_kept(
     assert one_line(result.err) == (f"error: folder {taken} already holds results.csv, train and no study; "
                                     "pick another --name (or --root), or move its files away")
     assert (taken / "results.csv").read_text() == "my,precious,data\n"
-    assert sorted(p.name for p in taken.iterdir()) == [".lock", "results.csv", "train"]  # no journal left behind
+    assert sorted(p.name for p in taken.iterdir()) == ["results.csv", "train"]  # left as found: no journal, no lock
     (tmp_path / "empty").mkdir()
     assert cli(*search_args(tmp_path, name="empty")).code == 0
     # a SQLite database kept in the study's own folder is the study's, on the first run and after

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -21,11 +20,13 @@ STALE_SECONDS = 60
 def folder_lock(folder: Path) -> Iterator[None]:
     """Hold the folder's lock for the duration of a study run: one `scaler search` at a time.
 
-    Creates the folder (and removes it again if it is left holding only the lock), and
-    removes temporary files that killed writers left behind. RunError when the folder cannot
-    be written or another process holds it.
+    Creates the folder and its lock file, and removes them again when the run wrote nothing
+    else there (a refused study leaves a folder as it found it). Removes temporary files that
+    killed writers left behind. RunError when the folder cannot be written or another process
+    holds it.
     """
     created = not folder.exists()
+    lock_created = created or not (folder / LOCK_NAME).exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle = open(folder / LOCK_NAME, "a+")
@@ -43,13 +44,21 @@ def folder_lock(folder: Path) -> Iterator[None]:
     handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
     handle.flush()
     _remove_stale_temporaries(folder)
+    before = _names(folder) if lock_created else set()
     try:
         yield
     finally:
-        handle.close()
         with contextlib.suppress(OSError):  # a folder removed meanwhile must not hide the error in flight
-            if created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
-                shutil.rmtree(folder, ignore_errors=True)
+            if lock_created and _names(folder) == before:
+                (folder / LOCK_NAME).unlink()
+                if created and not any(folder.iterdir()):
+                    folder.rmdir()
+        handle.close()
+
+
+def _names(folder: Path) -> set[str]:
+    """What the folder holds, the lock and temporaries of atomic writes aside."""
+    return {p.name for p in folder.iterdir() if p.name != LOCK_NAME and not (p.name.startswith(".") and p.name.endswith(".tmp"))}
 
 
 def _remove_stale_temporaries(folder: Path) -> None:
