@@ -320,6 +320,26 @@ def test_scale_from_search(cli, tmp_path):
     assert "warning" not in result.err  # the search scaled B0, the family scale builds
 
 
+def test_scale_from_a_best_whose_network_other_points_built_too_says_they_scale_apart(cli, tmp_path, capsys):
+    """At phi 1e-9 every point of the ranges builds the base: one candidate, the others named
+    in search.json's best, and `scale --from` says that at another phi they differ."""
+    assert cli(*search_args(tmp_path, "--phi", "1e-9", name="flat")).code == 0
+    best = json.loads((tmp_path / "flat" / "search.json").read_text())["best"]
+    candidates = cli("candidates", *MICRO[:12], "--phi", "1e-9", "--format", "json")  # the ranges, tolerance and base
+    (only,) = json.loads(candidates.out)
+    assert best["same_network"] == only["same_network"] and len(only["same_network"].split("; ")) >= 2
+    result = cli("scale", "--from", tmp_path / "flat", "--phi", "1-2", "--format", "json")
+    assert result.code == 0, result.err
+    note = (f"note: at phi 1e-09 the best's network was also built by {best['same_network']}; at another phi those points "
+            "scale to other networks: the coefficients taken are the best's, the one of them nearest alpha*beta^2*gamma^2 = 2")
+    assert note in result.err.splitlines()
+    assert json.loads(result.out)[0]["depth_mult"] == pytest.approx(best["alpha"])  # the kept point's coefficients
+    from scaler.cli.compare import _from_search  # compare --from takes the same coefficients, with the same note
+
+    assert _from_search(tmp_path / "flat", "b0") == (best["alpha"], best["beta"], best["gamma"])
+    assert note in capsys.readouterr().err.splitlines()
+
+
 def test_bad_search_input(cli, tmp_path):
     for args, words in [
         (["--alpha-range", "0.5:1:0.1"], "alpha must be >= 1"),

@@ -20,7 +20,7 @@ from scaler.errors import Interrupted, RunError, UsageError
 from scaler.experiments.comparison import (
     BASE, COMPOUND, DEFAULT_STRATEGIES, SUMMARY_NAME, CompareConfig, Comparison, strategies,
 )  # fmt: skip
-from scaler.experiments.search import best_coefficients, best_tie_note, searched_variant
+from scaler.experiments.search import best_coefficients, best_notes, searched_variant
 from scaler.models import canonical_variant
 from scaler.plots import check_plot_path, plot_comparison
 from scaler.render import Column, elapsed, emit, fixed, integer, interval, markdown_text, mega, p_phrase, share, text
@@ -164,7 +164,7 @@ def _from_search(folder: Path, base: str) -> tuple[float, float, float]:
     coefficients = best_coefficients(folder)
     searched = searched_variant(folder)
     print(f"compound coefficients from {folder}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g})", file=sys.stderr)
-    if note := best_tie_note(folder):
+    for note in best_notes(folder):
         print(f"note: {note}", file=sys.stderr)
     if searched is not None and searched != canonical_variant(base):
         print(f"warning: {folder} searched base {searched}, this comparison scales {base}", file=sys.stderr)

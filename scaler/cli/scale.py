@@ -13,7 +13,7 @@ from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
 from scaler.errors import UsageError
-from scaler.experiments.search import best_coefficients, best_tie_note, searched_variant
+from scaler.experiments.search import best_coefficients, best_notes, searched_variant
 from scaler.render import Column, emit, fixed, giga, integer, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_product, parse_phi_list
 
@@ -61,7 +61,7 @@ def scale(
         if given:
             raise UsageError(f"--from takes alpha, beta and gamma from the search; drop {', '.join(given)}")
         alpha, beta, gamma = best_coefficients(from_search)
-        if note := best_tie_note(from_search):
+        for note in best_notes(from_search):
             print(f"note: {note}", file=sys.stderr)
         if (searched := searched_variant(from_search)) not in (None, reports.FAMILY_BASE):
             print(f"warning: {from_search} searched base {searched}; this table applies its coefficients to "

@@ -220,10 +220,21 @@ class CompoundSearch(ProxyExperiment):
             "dataset_fingerprint": self.dataset_fingerprint,
             "candidates": len(self.candidates),
             "repeats": self.repeats,
-            "best": done.iloc[0].to_dict() if len(done) else None,
+            "best": self._best(done),
             "tied_best": [int(c) for c in frame.loc[frame["tied_with_best"] == True, "candidate"]],  # noqa: E712
             "reliability": None if reliability is None else dict(zip(("spearman", "low", "high"), reliability)),
         }
+
+    def _best(self, done: pd.DataFrame) -> dict[str, Any] | None:
+        """The best complete row, with the points of the ranges that built its network too
+        (`Candidate.same_network`) where there are any: a command that scales the best's
+        coefficients to another phi says they would scale apart there."""
+        if not len(done):
+            return None
+        best = done.iloc[0].to_dict()
+        if same := self.candidates[int(best["candidate"])].same_network:
+            best["same_network"] = same
+        return best
 
 
 def _tied_with_best(frame: pd.DataFrame, groups: dict[int, list[Record]]) -> list[bool | None]:
@@ -270,18 +281,26 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, dict]:
     return frame[RESULT_COLUMNS], info
 
 
-def best_tie_note(folder: Path) -> str | None:
-    """A note for a command that takes a finished search's best candidate (`--from`) when the
-    data cannot single it out: how many other complete candidates are tied with it. None when
-    none is, or when the search did not store what the test needs."""
+def best_notes(folder: Path) -> list[str]:
+    """Notes for a command that takes a finished search's best coefficients (`--from`): when
+    the data cannot single the best out (how many other complete candidates are tied with it),
+    and when other points of the ranges built its network at the search's phi (they scale to
+    other networks at another phi). Empty when neither holds, or the search did not store it."""
     frame, info = read_results(folder)
-    tied = [c for c in info.get("tied_best") or [] if info.get("best") and c != int(info["best"]["candidate"])]
-    if not tied:
-        return None
-    others = int((frame["state"] == State.COMPLETE.value).sum()) - 1
-    return (f"the best candidate of {folder} is tied with {len(tied)} of the {others} other complete candidate(s) "
-            f"({', '.join(f'#{c}' for c in tied)}): the data cannot tell them apart, and the one with the highest "
-            "mean top-1 is taken")
+    best = info.get("best") or {}
+    notes = []
+    tied = [c for c in info.get("tied_best") or [] if best and c != int(best["candidate"])]
+    if tied:
+        others = int((frame["state"] == State.COMPLETE.value).sum()) - 1
+        notes.append(f"the best candidate of {folder} is tied with {len(tied)} of the {others} other complete candidate(s) "
+                     f"({', '.join(f'#{c}' for c in tied)}): the data cannot tell them apart, and the one with the highest "
+                     "mean top-1 is taken")
+    if same := best.get("same_network"):
+        space = info.get("config", {}).get("space", {})  # a summary that stores same_network stores the space
+        notes.append(f"at phi {space['phi']:g} the best's network was also built by {same}; at another phi those points "
+                     f"scale to other networks: the coefficients taken are the best's, the one of them nearest "
+                     f"alpha*beta^2*gamma^2 = {space['target']:g}")
+    return notes
 
 
 def searched_variant(folder: Path) -> str | None:
