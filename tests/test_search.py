@@ -290,6 +290,13 @@ def test_report_formats_pareto_and_plot(cli, tmp_path):
     ]  # fmt: skip
     assert [r["candidate"] for r in pareto] == expected
     assert pareto[0]["rank"] == 1  # the best is never dominated
+    # the footer's ties are the whole search's; the front's table says how many of them it shows
+    tied = sum(r["tied_with_best"] is True for r in rows) - 1
+    front = cli("report", folder, "--pareto").out
+    if tied:
+        shown = sum(r["tied_with_best"] is True for r in pareto) - 1
+        assert f"≈ tied with the best: {tied} of the {len(rows) - 1} other complete candidate(s)" in front
+        assert f"; {shown} of them shown here" in front and "shown here" not in table.out
     plot = tmp_path / "search.png"
     assert cli("report", folder, "--plot", plot).code == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000

@@ -70,7 +70,7 @@ def report(
     states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
     caption = "\n".join([
         " · ".join(filter(None, [f"{folder}/results.csv", states, legend(shown), "Pareto front of finished candidates" if pareto else ""])),
-        *reliability_lines(info),
+        *reliability_lines(info, shown if pareto else None),
     ])
     show_results(shown.reset_index(drop=True), format, f"Search {info['name']}", caption)
 

@@ -59,15 +59,21 @@ def marked(frame: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def reliability_lines(info: dict) -> list[str]:
-    """What the summary says about how far the ranking can be believed, in plain words."""
+def reliability_lines(info: dict, shown: pd.DataFrame | None = None) -> list[str]:
+    """What the summary says about how far the ranking can be believed, in plain words; with
+    `shown`, a part of the table (the Pareto front), also how many of the ties it holds."""
     reliability = info.get("reliability")
     tied = info.get("tied_best") or []
     lines = []
     if tied:
         noise = "validation and seed noise" if info.get("repeats", 1) >= 2 else "validation images only"
         others = max(0, int(info.get("states", {}).get(State.COMPLETE.value, len(tied))) - 1)  # the rows a tie was tested on
-        lines.append(f"≈ tied with the best: {len(tied) - 1} of the {others} other complete candidate(s) the data cannot tell from it ({noise}, 95%)")
+        in_part = ""
+        if shown is not None and len(tied) > 1:
+            best = int(info["best"]["candidate"]) if info.get("best") else None
+            here = sum(int(c) in tied and int(c) != best for c in shown["candidate"])
+            in_part = f"; {here} of them shown here"
+        lines.append(f"≈ tied with the best: {len(tied) - 1} of the {others} other complete candidate(s) the data cannot tell from it ({noise}, 95%){in_part}")
     elif info.get("best"):
         lines.append("ties with the best: unknown (these runs stored no per-image results; runs from scaler 0.2 on do)")
     if reliability:
