@@ -59,6 +59,14 @@ def fixed(digits: int) -> Callable[[object], str]:
     return lambda value: "" if _missing(value) else f"{value:.{digits}f}"
 
 
+def seconds(value: object) -> str:
+    """A column of training times: tenths under 10 s, where whole seconds would read 0 or 1
+    for a tiny proxy's runs, whole seconds above."""
+    if _missing(value):
+        return ""
+    return f"{value:.1f}" if value < 9.95 else f"{value:.0f}"  # type: ignore[operator]
+
+
 def percent(value: object) -> str:
     """A signed share ('+4.6%'); one that rounds to zero reads '0.0%', not '-0.0%'."""
     if _missing(value):

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from scaler.cli.calibrate import caption_lines
 from scaler.files import whole_numbers
-from scaler.render import Column, emit, integer, share, to_json
+from scaler.render import Column, emit, integer, seconds, share, to_json
 from scaler.study import results as study_results
 from scaler.study.create import join_study
 from scaler.study.storage import mask_url
@@ -443,3 +443,8 @@ def test_json_output_is_strict_json_even_with_infinite_values():
     frame = whole_numbers(pd.DataFrame({"ratio": [math.inf, 1.5, -math.inf], "count": [3.0, math.nan, 2.0]}), ["count"])
     strict = json.loads(to_json(frame), parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert strict == [{"ratio": None, "count": 3}, {"ratio": 1.5, "count": None}, {"ratio": None, "count": 2}]
+
+
+def test_training_seconds_show_tenths_where_whole_seconds_would_read_zero():
+    assert [seconds(v) for v in (0.227, 1.04, 9.94, 9.96, 48.6, 612.0)] == ["0.2", "1.0", "9.9", "10", "49", "612"]
+    assert seconds(None) == "" and seconds(float("nan")) == ""

@@ -27,7 +27,7 @@ from scaler.experiments.calibration import (
 from scaler.statistics import LEVEL
 from scaler.plots import check_plot_path, plot_calibration
 from scaler.files import whole_numbers
-from scaler.render import Column, elapsed, emit, fixed, integer, p_phrase, p_value, text
+from scaler.render import Column, elapsed, emit, fixed, integer, p_phrase, p_value, seconds, text
 
 # Options of `scaler calibrate` that are not the search's to repeat in the recommended command.
 NOT_SEARCH_OPTIONS = {"name", "storage", "repeats", "format", "quiet", "retry_failed"}
@@ -40,7 +40,7 @@ SETTING_COLUMNS = [
     Column("base_resolution", "base r", integer),
     Column("base_width", "base w", fixed(3)),
     Column("cost", "cost", lambda v: "" if pd.isna(v) else f"{v:.2f}x"),
-    Column("train_seconds", "s", fixed(0)),
+    Column("train_seconds", "s", seconds),
     Column("scored", "n", integer),
     Column("spearman_text", "Spearman [95%]", text),
     Column("spearman_p", "p", p_value),

@@ -8,7 +8,7 @@ from scaler.cli.app import Format, console
 from scaler.reports import truth
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, is_paper_point
 from scaler.files import whole_numbers
-from scaler.render import Column, emit, fixed, integer, interval, mega, share, text
+from scaler.render import Column, emit, fixed, integer, interval, mega, seconds, share, text
 from scaler.states import State
 from scaler.study.results import INTEGER_COLUMNS
 
@@ -30,7 +30,7 @@ SEARCH_COLUMNS = [
     Column("repeats", "n", integer),
     Column("top5", "top-5", share),
     Column("val_loss", "val loss", fixed(3)),
-    Column("train_seconds", "s", fixed(0)),
+    Column("train_seconds", "s", seconds),
     Column("images_per_s", "img/s", fixed(0)),
     Column("state", "state", text),
     Column("reason", "reason", text),
