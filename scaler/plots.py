@@ -100,8 +100,11 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
                      zorder=4, label="≈ the best and those tied with it (95%)")  # fmt: skip
     if len(complete):
         best = complete.sort_values(["top1", "macs"], ascending=[False, True]).iloc[0]
-        left.annotate(f"best ({best['alpha']:g}, {best['beta']:g}, {best['gamma']:.3g})",
-                      (best["macs"] / 1e6, best["top1"] * 100), textcoords="offset points", xytext=(6, 6))  # fmt: skip
+        x = best["macs"] / 1e6
+        low, high = scored["macs"].min() / 1e6, scored["macs"].max() / 1e6
+        right_half = high > low and x > (low + high) / 2  # the label then runs leftwards, inside the axes
+        left.annotate(f"best ({best['alpha']:g}, {best['beta']:g}, {best['gamma']:.3g})", (x, best["top1"] * 100),
+                      textcoords="offset points", xytext=(-6, 6) if right_half else (6, 6), ha="right" if right_half else "left")  # fmt: skip
     left.set_xlabel("MACs of the scaled proxy (M)")
     left.set_ylabel("val top-1 (%), mean with 95% interval")
     left.set_title("accuracy against cost")

@@ -241,6 +241,24 @@ def test_the_search_plot_names_the_table_s_best_not_an_unfinished_row(monkeypatc
     assert not [c for c in figures[0].axes[0].collections if "tied" in c.get_label()]  # the best alone: nothing to ring
 
 
+def test_the_best_s_label_stays_inside_the_plot_when_the_best_is_the_costliest(monkeypatch, tmp_path):
+    from scaler import plots
+
+    frame = pd.DataFrame({
+        "alpha": [1.0, 1.2, 1.4], "beta": [1.0, 1.0, 1.1], "gamma": [1.1, 1.1, 1.0], "macs": [2e6, 3e6, 4e6],
+        "top1": [0.30, 0.40, 0.90], "top1_low": [0.25, 0.35, 0.85], "top1_high": [0.35, 0.45, 0.95], "state": ["complete"] * 3,
+    })  # fmt: skip
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig))
+    for macs, side in (([2e6, 3e6, 4e6], "right"), ([4e6, 3e6, 2e6], "left")):  # the best, 90%, costliest / cheapest
+        plots.plot_search(frame.assign(macs=macs), tmp_path / "search.png")
+        left = figures[-1].axes[0]
+        (label,) = left.texts
+        figures[-1].canvas.draw()
+        box, axes = label.get_window_extent(), left.get_window_extent()
+        assert label.get_ha() == side and axes.x0 <= box.x0 and box.x1 <= axes.x1 and axes.y0 <= box.y0 and box.y1 <= axes.y1
+
+
 def test_a_postscript_plot_is_written_without_a_transparency_warning(tmp_path):
     """.eps has no transparency: the translucent marks are drawn opaque, and matplotlib's
     warning that says so is not passed on to the user (in a process of its own: pytest
