@@ -75,7 +75,8 @@ def test_single_dimension_strategies_spend_exactly_t():
 @pytest.mark.parametrize(
     "text, words",
     [("width,height", "'height' is unknown"), ("x=2:2:2", "more than 10% from T"), ("x=1:2", "malformed"),
-     ("depth=1:1:1.41", "not a built-in name"), ("x=0.5:2:1", "strategy x")],
+     ("depth=1:1:1.41", "not a built-in name"), ("x=0.5:2:1", "strategy x"),
+     ("fast=2:1:1,fast=1:1:1.41", "strategy name 'fast' is given twice; give each strategy a name of its own")],
 )  # fmt: skip
 def test_bad_strategies_are_refused(text, words):
     with pytest.raises(UsageError, match=words):
@@ -86,7 +87,7 @@ def test_bad_strategies_are_refused(text, words):
     "args, flag, words",
     [(["--target", "-1"], "--target", "must be in (1, 64]"), (["--phis", "5"], "--phis", "strategy depth at phi 5"),
      (["--strategies", ""], "--strategies", "nothing to compare"), (["--plot", "no/such/dir/x.png"], "--plot", "does not exist"),
-     (["--phis", "0"], "--phis", "1..8")],
+     (["--phis", "0"], "--phis", "1..8"), (["--strategies", "fast=2:1:1,fast=1:1:1.41"], "--strategies", "given twice")],
 )  # fmt: skip
 def test_bad_compare_input_is_one_line_before_anything_is_created(cli, tmp_path, args, flag, words):
     result = cli("compare", *args, "--root", tmp_path)

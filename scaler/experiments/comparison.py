@@ -97,6 +97,8 @@ def strategies(text: str, target: float, compound: tuple[float, float, float]) -
             continue
         if not name.replace("-", "").replace("_", "").isalnum() or name in (*built_in, BASE):
             raise UsageError(f"strategy name {name!r} is not allowed; use letters, digits, - or _, not a built-in name", param="strategies")
+        if name in chosen:
+            raise UsageError(f"strategy name {name!r} is given twice; give each strategy a name of its own", param="strategies")
         try:
             alpha, beta, gamma = (float(v) for v in value.split(":"))
         except ValueError:
