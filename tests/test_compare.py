@@ -166,9 +166,9 @@ def test_the_table_reads_each_verdict_from_the_right_side(net):
     shares = {"base": 0.5, "compound": 0.8, "width": 0.3, "depth": 0.8, "resolution": 0.95}
     records = [r for strategy, share in shares.items() for r in _records(index[strategy], share, images=2000)]
     frame = comparison.table(records).set_index("strategy")
-    assert frame.loc["base", "vs_base"] == "" and frame.loc["base", "vs_compound"] == ""
+    assert frame.loc["base", "vs_base"] == "" and frame.loc["base", "compound_vs_it"] == ""
     assert dict(frame["vs_base"].drop("base")) == {"compound": "better", "width": "worse", "depth": "better", "resolution": "better"}
-    assert dict(frame["vs_compound"].drop(["base", "compound"])) == {"width": "better", "depth": "tied", "resolution": "worse"}
+    assert dict(frame["compound_vs_it"].drop(["base", "compound"])) == {"width": "better", "depth": "tied", "resolution": "worse"}
     summary = comparison.summary(frame.reset_index(), records)
     assert summary["tally"] == {"better": 1, "tied": 1, "worse": 1}
     equal = {d["strategy"]: d["verdict"] for d in summary["compound_vs_single"] if d["equal_macs"]}
@@ -181,7 +181,7 @@ def test_the_tally_at_equal_macs_counts_only_duels_within_10_percent(net):
     frame = pd.DataFrame({  # compound at 100 M MACs; width at 95 (1.05x: equal), depth at 80 (1.25x), resolution at 100
         "strategy": ["base", "compound", "width", "depth", "resolution"], "phi": [0, 1, 1, 1, 1],
         "macs": [50, 100, 95, 80, 100], "top1": [0.5, 0.7, 0.7, 0.6, 0.6],
-        "vs_compound_p": [None, None, 0.9, 0.01, 0.02], "vs_compound": ["", "", "tied", "better", "better"],
+        "compound_vs_it_p": [None, None, 0.9, 0.01, 0.02], "compound_vs_it": ["", "", "tied", "better", "better"],
     })  # fmt: skip
     summary = comparison.summary(frame, [])
     assert summary["tally"] == {"tied": 1, "better": 2} and summary["unequal_macs"] == 1
@@ -198,7 +198,7 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path)
     scaled = frame[frame["phi"] > 0]
     assert scaled["vs_base"].isin(["better", "tied", "worse"]).all()
     singles = frame[frame["strategy"].isin(["width", "depth", "resolution"])]
-    assert singles["vs_compound"].isin(["better", "tied", "worse"]).all()
+    assert singles["compound_vs_it"].isin(["better", "tied", "worse"]).all()
     info = json.loads((folder / "compare.json").read_text())
     assert info["kind"] == "compare" and info["repeats"] == 2 and len(info["compound_vs_single"]) == 6
     assert sum(info["tally"].values()) == 6 and "pending" not in info["tally"]
@@ -206,7 +206,7 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path)
     row = frame[(frame["strategy"] == duel["strategy"]) & (frame["phi"] == duel["phi"])].iloc[0]
     compound = frame[(frame["strategy"] == "compound") & (frame["phi"] == duel["phi"])].iloc[0]
     assert duel["compound_macs_ratio"] == pytest.approx(compound["macs"] / row["macs"])
-    assert row["macs_vs_compound"] == pytest.approx(row["macs"] / compound["macs"])
+    assert row["compound_macs_ratio"] == pytest.approx(duel["compound_macs_ratio"])  # one perspective in CSV and JSON
     assert info["unequal_macs"] == sum(max(r, 1 / r) > 1.1 for r in (d["compound_macs_ratio"] for d in info["compound_vs_single"]))
     equal = [d["verdict"] for d in info["compound_vs_single"] if max(d["compound_macs_ratio"], 1 / d["compound_macs_ratio"]) <= 1.1]
     assert info["tally_equal_macs"] == dict(Counter(equal))  # the duels at equal compute, counted apart

@@ -53,8 +53,11 @@ RESULT_COLUMNS = [
     "point", "strategy", "phi", "alpha", "beta", "gamma", "depth_mult", "width_mult", "resolution",
     "params", "macs", "macs_ratio", "nominal_ratio", "top1", "top1_low", "top1_high", "top1_std", "repeats",
     "top5", "val_loss", "epochs", "train_seconds", "images_per_s", "state", "reason",
-    "vs_base_p", "vs_base", "vs_compound_p", "vs_compound", "macs_vs_compound",
+    "vs_base_p", "vs_base", "compound_vs_it_p", "compound_vs_it", "compound_macs_ratio",
 ]  # fmt: skip
+# vs_base: this row against the unscaled base; compound_vs_it: compound at this row's phi
+# against this row, and compound_macs_ratio compound's MACs over this row's, as the table's
+# "compound vs it" and "compound MACs" columns and compare.json's duels read them.
 
 
 @dataclass(frozen=True)
@@ -302,8 +305,8 @@ class Comparison(ProxyExperiment):
             row["vs_base_p"], row["vs_base"] = verdict(mine, groups.get(0, []), p.strategy == BASE)
             compound = compound_at.get(p.phi)
             versus = p.strategy in (BASE, COMPOUND) or compound is None
-            row["vs_compound_p"], row["vs_compound"] = verdict(groups.get(compound.index, []) if compound else [], mine, versus)
-            row["macs_vs_compound"] = None if compound is None or p.strategy == BASE else p.macs / compound.macs
+            row["compound_vs_it_p"], row["compound_vs_it"] = verdict(groups.get(compound.index, []) if compound else [], mine, versus)
+            row["compound_macs_ratio"] = None if compound is None or p.strategy == BASE else compound.macs / p.macs
             rows.append(row)
         return pd.DataFrame(rows)[RESULT_COLUMNS]
 
@@ -316,7 +319,7 @@ class Comparison(ProxyExperiment):
             ratio = float(compound["macs"]) / float(row["macs"])
             duels.append({
                 "phi": int(row["phi"]), "strategy": row["strategy"], "compound_top1": compound["top1"],
-                "top1": row["top1"], "p": row["vs_compound_p"], "verdict": row["vs_compound"] or "pending",
+                "top1": row["top1"], "p": row["compound_vs_it_p"], "verdict": row["compound_vs_it"] or "pending",
                 "compound_macs_ratio": ratio, "equal_macs": at_equal_macs(ratio),
             })  # fmt: skip
         single = [d for d in duels if d["strategy"] in SINGLE_DIMENSIONS]
