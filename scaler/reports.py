@@ -57,7 +57,9 @@ def choose_models(
         name = preset.name
         spec = network_spec(name, width=width, depth=depth, num_classes=num_classes)
         # Published figures only apply to the preset as published (`--width 1.0` on b0 is b0).
-        custom = spec != network_spec(name) or (resolution is not None and resolution != preset.resolution)
+        # Other classes are custom before the spec of 1000 is built: a factory made for 10
+        # classes fails its check at 1000.
+        custom = num_classes != 1000 or (resolution is not None and resolution != preset.resolution) or spec != network_spec(name)
         choices.append(ModelChoice(_label(name, spec, preset, num_classes), spec, resolution or preset.resolution, None if custom else preset))
     return choices
 

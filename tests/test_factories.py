@@ -60,6 +60,22 @@ def test_a_factory_that_reads_a_tensor_while_it_builds_is_counted(cli, tmp_path)
     assert row["params"] == 448 + 17_000 and row["macs"] == 16 * 30 * 30 * 27 + 16 * 1000
 
 
+def test_flops_builds_a_factory_for_the_classes_asked_only(cli, tmp_path):
+    """A factory made for 10 classes is counted with --classes 10; it was first built and
+    checked at 1000 classes, to learn whether it was a preset as published, and refused."""
+    path = tmp_path / "ten.py"
+    path.write_text(TINY_NET + "\n\n_plain = make\n\n\ndef make(width, depth, num_classes):\n"
+                    "    if num_classes != 10:\n        raise ValueError(f'made for 10 classes, not {num_classes}')\n"
+                    "    return _plain(width, depth, num_classes)\n")
+    result = cli("flops", f"{path}:make", "--classes", "10", "--resolution", "32", "--format", "json")
+    assert result.code == 0, result.err
+    [row] = json.loads(result.out)
+    model = runpy.run_path(str(path))["make"](1.0, 1.0, 10)
+    assert row["classes"] == 10 and row["params"] == sum(p.numel() for p in model.parameters())
+    refused = cli("flops", f"{path}:make", "--resolution", "32")  # 1000 classes, as the default asks
+    assert refused.code == 2 and "made for 10 classes, not 1000" in refused.err
+
+
 @pytest.mark.parametrize("fmt", ["table", "csv", "json"])
 def test_by_stage_of_a_factory_is_refused_not_an_empty_document(cli, net, fmt):
     """scaler knows no stem, stages or head of a factory's network: one line, exit 2, nothing
