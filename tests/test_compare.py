@@ -273,8 +273,11 @@ def test_compound_coefficients_from_a_finished_search(cli, net, tmp_path):
     assert info["strategies"]["compound"] == [best["alpha"], best["beta"], best["gamma"]]
     both = cli(*compare_args(net, tmp_path, "--from", str(tmp_path / "s"), "--compound", "1.2,1.1,1.15"))
     assert both.code == 2 and "give one" in both.err
-    # another base is warned of before anything trains (T = 3 then stops this one: nothing to train)
-    on_b0 = cli(*compare_args("B0", tmp_path, "--phis", "1", "--repeats", "1", "--from", str(tmp_path / "s"), "--target", "3"))
+    # another base is warned of, and only where the comparison runs: refused, it says why alone
+    refused = cli(*compare_args("B0", tmp_path, "--phis", "1", "--repeats", "1", "--from", str(tmp_path / "s"), "--target", "3"))
+    assert refused.code == 2 and refused.err.count("\n") == 1 and "more than 10% from T = 3" in refused.err
+    on_b0 = cli(*compare_args("B0", tmp_path, "--phis", "1", "--repeats", "1", "--from", str(tmp_path / "s"), name="b0"))
+    assert on_b0.code == 0, on_b0.err
     assert f"warning: {tmp_path / 's'} searched base {net}, this comparison scales B0" in on_b0.err
     assert "this comparison scales" not in result.err  # the search's own base: no warning
     family = cli("scale", "--from", tmp_path / "s", "--phi", "1")  # scale builds B0's family whatever was searched

@@ -327,7 +327,7 @@ def test_scale_from_search(cli, tmp_path):
     assert "warning" not in result.err  # the search scaled B0, the family scale builds
 
 
-def test_scale_from_a_best_whose_network_other_points_built_too_says_they_scale_apart(cli, tmp_path, capsys):
+def test_scale_from_a_best_whose_network_other_points_built_too_says_they_scale_apart(cli, tmp_path):
     """At phi 1e-9 every point of the ranges builds the base: one candidate, the others named
     in search.json's best, and `scale --from` says that at another phi they differ."""
     assert cli(*search_args(tmp_path, "--phi", "1e-9", name="flat")).code == 0
@@ -343,8 +343,11 @@ def test_scale_from_a_best_whose_network_other_points_built_too_says_they_scale_
     assert json.loads(result.out)[0]["depth_mult"] == pytest.approx(best["alpha"])  # the kept point's coefficients
     from scaler.cli.compare import _from_search  # compare --from takes the same coefficients, with the same note
 
-    assert _from_search(tmp_path / "flat", "b0") == (best["alpha"], best["beta"], best["gamma"])
-    assert note in capsys.readouterr().err.splitlines()
+    coefficients, said = _from_search(tmp_path / "flat", "b0")
+    assert coefficients == (best["alpha"], best["beta"], best["gamma"]) and note in said
+    # a comparison refused for another reason says that alone, in one line
+    refused = cli("compare", "--from", tmp_path / "flat", "--target", "3", "--root", tmp_path)
+    assert refused.code == 2 and refused.err.count("\n") == 1 and refused.err.startswith("error: --from: the best candidate of "), refused.err
 
 
 def test_bad_search_input(cli, tmp_path):

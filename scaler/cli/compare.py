@@ -113,7 +113,11 @@ def compare(
     """
     if compound is not None and from_search is not None:
         raise UsageError("--compound and --from both set compound's coefficients; give one")
-    coefficients = _from_search(from_search, proxy["base"]) if from_search is not None else _coefficients(compound if compound is not None else f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
+    said: list[str] = []  # what --from's search tells, printed once the options are all accepted
+    if from_search is not None:
+        coefficients, said = _from_search(from_search, proxy["base"])
+    else:
+        coefficients = _coefficients(compound if compound is not None else f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
     base, data, train = options.proxy_parts(**proxy)
     try:
         chosen = strategies(strategy_list, target, coefficients)
@@ -140,7 +144,7 @@ def compare(
         outcome, handle = run_command_study(
             Comparison, config, name=name, root=root, storage=storage, workers=workers,
             settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
-            quiet=quiet or format.is_document, counting="counting networks with fvcore...",
+            quiet=quiet or format.is_document, counting="counting networks with fvcore...", said=said,
         )  # fmt: skip
     except Interrupted:  # what finished so far is drawn too
         if (root / name / RESULTS_NAME).exists():
@@ -158,17 +162,17 @@ def compare(
         raise RunError("no compound network finished training: there is nothing to compare; fix the cause, then rerun with --retry-failed")
 
 
-def _from_search(folder: Path, base: str) -> tuple[float, float, float]:
-    """Compound's coefficients from a finished search (every candidate finished); a note on
-    stderr naming them, and a warning when the search scaled another base."""
+def _from_search(folder: Path, base: str) -> tuple[tuple[float, float, float], list[str]]:
+    """Compound's coefficients from a finished search (every candidate finished), and the
+    lines for stderr: one naming them, its notes, and a warning when the search scaled
+    another base."""
     coefficients = best_coefficients(folder)
     searched = searched_variant(folder)
-    print(f"compound coefficients from {folder}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g})", file=sys.stderr)
-    for note in best_notes(folder):
-        print(f"note: {note}", file=sys.stderr)
+    said = [f"compound coefficients from {folder}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g})"]
+    said += [f"note: {note}" for note in best_notes(folder)]
     if searched is not None and searched != canonical_variant(base):
-        print(f"warning: {folder} searched base {searched}, this comparison scales {base}", file=sys.stderr)
-    return coefficients
+        said.append(f"warning: {folder} searched base {searched}, this comparison scales {base}")
+    return coefficients, said
 
 
 def _draw(frame: pd.DataFrame, path: Path, name: str) -> None:

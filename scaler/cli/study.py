@@ -3,6 +3,8 @@ resume the study, run it to the end, and judge how it ended."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -26,11 +28,12 @@ from scaler.study.storage import check_url
 def run_command_study(
     kind: type[Experiment], config: ExperimentConfig, *, name: str, root: Path, storage: Optional[str], workers: int,
     settings: dict, retry_failed: bool, device: str, threads: Optional[int], cache_dir: Optional[Path], quiet: bool,
-    counting: str,
+    counting: str, said: Sequence[str] = (),
 ) -> tuple[RunOutcome, StudyHandle]:
     """Check the flags, then create or resume the study `name` under `root` and run it to the
     end (Interrupted on Ctrl-C, with how to resume); `counting` is what the spinner says while
-    a new study is planned. What the study commands share."""
+    a new study is planned, `said` lines for stderr once the study is open (notes on what it
+    runs: a refused command prints its error alone). What the study commands share."""
     if root.exists() and not root.is_dir():
         raise UsageError(f"root {root} is a file; give a folder (it is created if missing)", param="root")
     run_on = options.runtime(device, threads, cache_dir or root / ".cache")
@@ -47,6 +50,8 @@ def run_command_study(
     with folder_lock(folder):
         with status(counting):
             handle = open_study(kind, config, folder=folder, storage_url=storage, name=name, settings=settings)
+        for line in said:
+            print(line, file=sys.stderr)
         outcome = run_study(
             handle, workers=workers, runtime=run_on, retry_failed=retry_failed, log=log,
             display=None if quiet else study_bars(console), fresh_process=entry.STARTED_FOR_ONE_COMMAND,
