@@ -4,7 +4,6 @@ of the `compare` experiment), with a table per phi, a CSV and a plot."""
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
