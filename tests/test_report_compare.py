@@ -243,6 +243,14 @@ def test_two_real_searches_compare_as_one_json_object(cli, two_searches, tmp_pat
     # the caption of the table shows the same lines
     table = cli("report", first, second)
     assert table.code == 0 and all(line in " ".join(table.out.split()) for line in data["best"])
+    flat = " ".join(table.out.split())
+    assert f"A = {first}, B = {second}; 3 candidates in both" in flat and "unfinished" not in flat  # a name only where it differs
+    # a search with candidates still to train says so beside its best, alone and against another
+    legacy = Path(__file__).parent / "data" / "legacy-search"  # 2 of 4 candidates still queued
+    warning = ("unfinished: 2 of 4 candidates still to train (2 queued); its best is the best so far, which they may "
+               "change; the search's own command finishes it")
+    assert warning in " ".join(cli("report", legacy).out.split())
+    assert f"A {warning}" in " ".join(cli("report", legacy, first).out.split())
     # --plot and --pareto are refused with two real folders too, and still work with one
     plot = tmp_path / "x.png"
     refused = cli("report", first, second, "--plot", plot)

@@ -13,7 +13,7 @@ from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
 from scaler.render import Column, emit, fixed, integer, interval, p_phrase, share, text, to_json
-from scaler.cli.results import legend, reliability_lines, show_results
+from scaler.cli.results import legend, reliability_lines, show_results, unfinished_line
 from scaler.errors import RunError, UsageError
 from scaler.states import State
 from scaler.experiments.search import read_results
@@ -68,10 +68,11 @@ def report(
         if format is Format.table:
             console.print(f"plot written to {plot}", highlight=False, soft_wrap=True)
     states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
-    caption = "\n".join([
+    caption = "\n".join(filter(None, [
         " · ".join(filter(None, [f"{folder}/results.csv", states, legend(shown), "Pareto front of finished candidates" if pareto else ""])),
+        unfinished_line(frame),
         *reliability_lines(info, shown if pareto else None),
-    ])
+    ]))
     show_results(shown.reset_index(drop=True), format, f"Search {info['name']}", caption)
 
 
@@ -120,7 +121,9 @@ def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
     shown = comparison.frame.copy()
     for side in ("a", "b"):
         shown[f"interval_{side}"] = [interval(lo, hi) for lo, hi in zip(shown[f"top1_low_{side}"], shown[f"top1_high_{side}"])]
-    lines = [f"A = {folder_a} ({info_a['name']}), B = {folder_b} ({info_b['name']}); {comparison.shared} candidates in both, {comparison.scored} complete in both"]
+    named = [f"{side} = {folder}" + ("" if info["name"] == folder.name else f" ({info['name']})")  # a study named apart from its folder
+             for side, folder, info in (("A", folder_a, info_a), ("B", folder_b, info_b))]
+    lines = [f"{', '.join(named)}; {comparison.shared} candidates in both, {comparison.scored} complete in both"]
     if comparison.spearman is not None and comparison.kendall is not None:
         (rho, rho_low, rho_high), (tau, tau_low, tau_high) = comparison.spearman, comparison.kendall
         lines.append(
@@ -131,6 +134,7 @@ def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
     else:
         lines.append("rank agreement: undefined (fewer than 3 candidates complete in both, or one search scores them all alike)")
     lines += comparison.best_lines
+    lines += [f"{side} {line}" for side, frame in (("A", frame_a), ("B", frame_b)) if (line := unfinished_line(frame))]
     for side in ("a", "b"):
         shown[f"state_{side}"] = shown[f"state_{side}"].fillna("")
     emit(shown, shown_compare_columns(comparison.frame), format.value, console, title="Two searches, candidate by candidate",

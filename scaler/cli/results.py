@@ -59,6 +59,17 @@ def marked(frame: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+def unfinished_line(frame: pd.DataFrame) -> str | None:
+    """A warning for a search table with candidates still to train: its best is the best so
+    far, which the rest may change. None when every row is finished."""
+    waiting = pd.Series([s for s in frame["state"] if s in State._value2member_map_ and not State(s).is_finished], dtype=object)
+    if waiting.empty:
+        return None
+    counts = ", ".join(f"{n} {s}" for s, n in waiting.value_counts().items())
+    best = "its best is the best so far, which they may change; " if (frame["state"] == State.COMPLETE.value).any() else ""
+    return f"unfinished: {len(waiting)} of {len(frame)} candidates still to train ({counts}); {best}the search's own command finishes it"
+
+
 def reliability_lines(info: dict, shown: pd.DataFrame | None = None) -> list[str]:
     """What the summary says about how far the ranking can be believed, in plain words; with
     `shown`, a part of the table (the Pareto front), also how many of the ties it holds."""
