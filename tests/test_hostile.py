@@ -165,6 +165,18 @@ def test_missing_or_emptied_journal_is_refused_and_results_kept(cli, copy):
         assert (copy / "results.csv").read_text() == before
 
 
+def test_a_copied_folder_is_refused_with_the_name_its_journal_holds(cli, copy):
+    renamed = copy.parent / "renamed"
+    shutil.copytree(copy, renamed)
+    before = (renamed / "results.csv").read_text()
+    result = cli(*search_args(copy.parent, name="renamed"))
+    assert result.code == 1
+    assert one_line(result.err) == (f"error: {renamed / 'study.journal'} holds study 'micro', not 'renamed': the folder was "
+                                    "copied or renamed, and a study's name is its folder's; rename it back to 'micro', "
+                                    f"or move {renamed} away to start a new study")
+    assert (renamed / "results.csv").read_text() == before
+
+
 def test_another_storage_for_a_journal_search_is_refused(cli, copy, tmp_path):
     before = (copy / "results.csv").read_text()
     result = cli(*search_args(copy.parent), "--storage", f"sqlite:///{tmp_path / 'other.db'}")

@@ -152,6 +152,12 @@ def open_study(
         raise RunError(f"study {name!r} in {mask_url(storage_url)} has trials but no scaler configuration")
     elif previous is not None or damaged:
         what = f"{summary_path} records this study" if previous is not None else damaged
+        if len(existing) == 1 and not is_url(storage_url):  # the folder's own journal, of another name
+            (other,) = existing
+            raise RunError(
+                f"{storage_url} holds study {other!r}, not {name!r}: the folder was copied or renamed, "
+                f"and a study's name is its folder's; rename it back to {other!r}, or move {folder} away to start a new study"
+            )
         raise RunError(
             f"{what}, but {storage_label(storage_url)} holds no study {name!r} (missing, emptied or "
             f"replaced); refusing to start over and overwrite recorded results: restore the study's "
