@@ -257,6 +257,23 @@ def test_plan_counts_each_settings_networks_and_restores_without_counting(tmp_pa
     assert len(restored.items()) == 4 * 3 * 3
 
 
+def test_a_try_not_cheaper_than_the_proxy_is_named_at_the_start(tmp_path):
+    """Tries are meant to be cheaper settings; one that costs as much or more (a higher base
+    resolution, more epochs) is still trained, and the start line says what it costs."""
+    config = tiny_calibration(tmp_path, "base-resolution=48", "epochs=1", "train-images=900", "epochs=9")
+    planned = Calibration.plan(config)
+    costs = planned.nominal_costs()
+    macs = [sum(n["macs"] for n in networks) for networks in planned.networks]
+    epochs = config.search.train.epochs
+    assert costs[0] == pytest.approx(2.0) and costs[1] == 1.0  # the reference at twice the epochs
+    assert costs[2] == pytest.approx(macs[2] / macs[1]) and costs[2] > 1  # 48 px against 32
+    assert costs[3] == pytest.approx(1 / epochs) and costs[4] == pytest.approx(900 / SYNTHETIC_TRAIN)
+    assert costs[5] == pytest.approx(9 / epochs)
+    assert planned.describe() == (f"6 settings x 3 candidates x 1 repeat(s) = 18 trainings (not cheaper than the proxy: "
+                                  f"base-resolution=48 at {costs[2]:.2f}x, epochs=9 at {costs[5]:.2f}x its cost)")
+    assert "not cheaper" not in Calibration.plan(tiny_calibration(tmp_path, "epochs=1")).describe()
+
+
 def test_estimate_times_each_distinct_network_once_and_trains_each_setting_from_its_rates(tmp_path, monkeypatch):
     (tmp_path / "tinynet.py").write_text(TINY_NET)
     space = CandidateSpace(alpha=Range(1, 1.2, 0.2), beta=Range(1, 1.1, 0.1), gamma=Range(1, 1.2, 0.1), tolerance=0.5)

@@ -438,7 +438,22 @@ class Calibration(Experiment):
     # -- the work -------------------------------------------------------------------------
     def describe(self) -> str:
         n = len(self.settings) * len(self.candidates) * self.repeats
-        return f"{len(self.settings)} settings x {len(self.candidates)} candidates x {self.repeats} repeat(s) = {n} trainings"
+        dearer = [f"{self.settings[i].label} at {ratio:.2f}x" for i, ratio in self.nominal_costs().items() if i > PROXY and ratio >= 1]
+        note = f" (not cheaper than the proxy: {', '.join(dearer)} its cost)" if dearer else ""
+        return f"{len(self.settings)} settings x {len(self.candidates)} candidates x {self.repeats} repeat(s) = {n} trainings{note}"
+
+    def nominal_costs(self) -> dict[int, float]:
+        """Per setting, its nominal cost over the proxy's (MACs x epochs x training images): the
+        images counted once the data is prepared, before that as asked (all: the data's count
+        where that is known without loading it). A setting whose count is unknown is left out
+        unless the proxy's is unknown alike (both take all)."""
+        in_all = self.config.search.data.train_images_in_all()
+        images = {i: self.train_sizes.get(i) or self.config.trains_as(setting)[1] or in_all for i, setting in enumerate(self.settings)}
+
+        def cost(index: int) -> float:
+            return sum(self._cost(index, p, images[index] or 1) for p in range(len(self.candidates)))
+
+        return {i: cost(i) / cost(PROXY) for i in images if (images[i] is None) == (images[PROXY] is None)}
 
     def items(self) -> list[WorkItem]:
         """Repeat by repeat, candidate by candidate, every setting: an interrupted calibration
