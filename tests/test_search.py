@@ -321,7 +321,7 @@ def test_scale_from_search(cli, tmp_path):
     if tied:
         assert notes == [f"note: the best candidate of {tmp_path / 'micro'} is tied with {len(tied)} of the "
                          f"{(frame['state'] == 'complete').sum() - 1} other complete candidate(s) ({', '.join(f'#{c}' for c in tied)}): "
-                         "the data cannot tell them apart, and the one with the highest mean top-1 is taken"]
+                         "the data cannot tell them apart, and the first of the ranking (the highest mean top-1, then the fewest MACs) is taken"]
     else:
         assert notes == []
     assert "warning" not in result.err  # the search scaled B0, the family scale builds

@@ -293,8 +293,8 @@ def best_notes(folder: Path) -> list[str]:
     if tied:
         others = int((frame["state"] == State.COMPLETE.value).sum()) - 1
         notes.append(f"the best candidate of {folder} is tied with {len(tied)} of the {others} other complete candidate(s) "
-                     f"({', '.join(f'#{c}' for c in tied)}): the data cannot tell them apart, and the one with the highest "
-                     "mean top-1 is taken")
+                     f"({', '.join(f'#{c}' for c in tied)}): the data cannot tell them apart, and the first of the ranking "
+                     "(the highest mean top-1, then the fewest MACs) is taken")
     if same := best.get("same_network"):
         space = info.get("config", {}).get("space", {})  # a summary that stores same_network stores the space
         notes.append(f"at phi {space['phi']:g} the best's network was also built by {same}; at another phi those points "
