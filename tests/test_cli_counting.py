@@ -1,4 +1,4 @@
-"""`scaler flops` and `scaler scale`: outputs in every format and every bad-input case."""
+"""`scaler flops` and `scaler scale` (and `scaler --version`): outputs in every format and every bad-input case."""
 
 import csv
 import io
@@ -7,14 +7,24 @@ import math
 import os
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from scaler import network_spec
+from scaler.files import git_commit
 from scaler.counting import count_model
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_version_names_the_installed_package_and_the_checkout(cli):
+    result = cli("--version")
+    commit = git_commit()
+    assert result.code == 0 and result.err == ""
+    assert result.out.startswith(f"scaler {metadata.version('scaler')}") and result.out.count("\n") == 1
+    assert commit is None or f"(git {commit[:10]}" in result.out
 
 
 def test_flops_b4_table_via_console_script(console_script):

@@ -34,8 +34,23 @@ class Format(str, Enum):
         return self is not Format.table
 
 
+def _show_version(asked: bool) -> None:
+    """`scaler --version`: the installed version, and the checkout's commit where there is one
+    (what a result's environment records)."""
+    if not asked:
+        return
+    from importlib import metadata
+
+    from scaler.files import git_commit
+
+    commit = git_commit()
+    console.print(f"scaler {metadata.version('scaler')}" + (f" (git {commit[:10]}{'+dirty' if commit.endswith('+dirty') else ''})" if commit else ""))
+    raise typer.Exit()
+
+
 @app.callback()
 def root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors (also taken after the command).")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Show the version and exit.", callback=_show_version, is_eager=True)] = False,
 ) -> None:
     """Compound scaling of ConvNets, from rounding rules to a ranked grid search."""
