@@ -232,7 +232,7 @@ class CompoundSearch(ProxyExperiment):
         if not len(done):
             return None
         best = done.iloc[0].to_dict()
-        if same := self.candidates[int(best["candidate"])].same_network:
+        if same := next((c.same_network for c in self.candidates if c.index == int(best["candidate"])), ""):
             best["same_network"] = same
         return best
 
