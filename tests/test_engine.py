@@ -4,7 +4,9 @@ PostgreSQL. Nothing here trains a network."""
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import fcntl
 import json
 import multiprocessing
 import os
@@ -31,6 +33,7 @@ from scaler.study.create import join_study, open_study
 from scaler.study.engine import pop_trial, reconcile, run_trial, work
 from scaler.study.trials import count_finished, records
 from scaler.study.experiment import Events, WorkItem
+from scaler.study import lock
 from scaler.study.lock import folder_lock
 from scaler.study.results import write_outputs
 from scaler.study.runner import run_study
@@ -224,6 +227,24 @@ def test_the_folder_lock_admits_one_holder_and_leaves_a_folder_it_wrote_nothing_
     with folder_lock(written):  # a later run finds the lock it keeps
         pass
     assert sorted(p.name for p in written.iterdir()) == [".lock", "results.csv"]
+
+
+def test_a_lock_taken_on_a_removed_lock_file_is_taken_again_on_the_file_in_its_place(tmp_path, monkeypatch):
+    """A process that opened .lock just before its holder removed it (nothing written) locks
+    a file no longer there: it must lock the file at the path instead, or two runs would
+    hold the folder at once."""
+    folder = tmp_path / "raced"
+    folder.mkdir()
+    stale = open(folder / ".lock", "a+")
+    (folder / ".lock").unlink()  # the holder left, removing the file this process had opened
+    handles = iter([stale])
+    monkeypatch.setattr(lock, "open", lambda path, mode: next(handles, None) or builtins.open(path, mode), raising=False)
+    with folder_lock(folder):
+        other = open(folder / ".lock", "a+")
+        with pytest.raises(BlockingIOError):  # the file at the path is the one held
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        other.close()
+    assert stale.closed
 
 
 def test_workers_join_from_the_stored_configuration(tmp_path, storage_url):

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from typing import TextIO
 from pathlib import Path
 
 from scaler.errors import RunError
@@ -25,20 +26,12 @@ def folder_lock(folder: Path) -> Iterator[None]:
     killed writers left behind. RunError when the folder cannot be written or another process
     holds it.
     """
-    created = not folder.exists()
-    lock_created = created or not (folder / LOCK_NAME).exists()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle = open(folder / LOCK_NAME, "a+")
+        created = not folder.exists()
+        lock_created = created or not (folder / LOCK_NAME).exists()
     except OSError as exc:
         raise RunError(f"cannot write to study folder {folder}: {exc.strerror}") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise RunError(f"{folder} is already running ({holder}); wait for it to finish") from None
+    handle = _take(folder)
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
@@ -50,10 +43,39 @@ def folder_lock(folder: Path) -> Iterator[None]:
     finally:
         with contextlib.suppress(OSError):  # a folder removed meanwhile must not hide the error in flight
             if lock_created and _names(folder) == before:
-                (folder / LOCK_NAME).unlink()
+                (folder / LOCK_NAME).unlink()  # while held: a process that opened it meets the lock
                 if created and not any(folder.iterdir()):
                     folder.rmdir()
         handle.close()
+
+
+def _take(folder: Path, tries: int = 100) -> TextIO:
+    """The folder's lock file, open and locked. A holder that wrote nothing removes the file
+    as it leaves, so a lock taken on a file no longer at its path would guard nothing: it is
+    taken again on the file there now."""
+    path = folder / LOCK_NAME
+    for _ in range(tries):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a+")
+        except FileNotFoundError:  # the folder removed between the two calls: make it again
+            continue
+        except OSError as exc:
+            raise RunError(f"cannot write to study folder {folder}: {exc.strerror}") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunError(f"{folder} is already running ({holder}); wait for it to finish") from None
+        try:
+            if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
+                return handle
+        except FileNotFoundError:
+            pass
+        handle.close()
+    raise RunError(f"cannot take the lock of study folder {folder}: its lock file kept being replaced")
 
 
 def _names(folder: Path) -> set[str]:
