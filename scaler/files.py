@@ -60,13 +60,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def git_commit(start: Path | None = None) -> str | None:
-    """The checkout's commit (with '+dirty' when it has changes), or None outside git."""
+    """The checkout's commit (with '+dirty' when it has changes), or None outside git, and
+    where `start` (by default this package) is not tracked there: a scaler installed into a
+    virtual environment inside another repository is not that repository's code."""
     cwd = start or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
         )
         if commit.returncode != 0:
+            return None
+        tracked = subprocess.run(["git", "ls-files", "--", "."], cwd=cwd, capture_output=True, text=True, timeout=5)
+        if not tracked.stdout.strip():
             return None
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],

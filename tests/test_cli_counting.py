@@ -27,6 +27,15 @@ def test_version_names_the_installed_package_and_the_checkout(cli):
     assert commit is None or f"(git {commit[:10]}" in result.out
 
 
+def test_version_from_a_checkout_that_is_not_installed(cli, monkeypatch):
+    def missing(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", missing)
+    result = cli("--version")
+    assert result.code == 0 and result.out.startswith("scaler (not installed)")
+
+
 def test_flops_b4_table_via_console_script(console_script):
     result = console_script("flops", "b4")
     assert result.code == 0, result.err

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from scaler.cli.calibrate import caption_lines
-from scaler.files import whole_numbers
+from scaler.files import git_commit, whole_numbers
 from scaler.render import Column, emit, integer, seconds, share, to_json
 from scaler.study import results as study_results
 from scaler.study.create import join_study
@@ -466,3 +466,16 @@ def test_json_output_is_strict_json_even_with_infinite_values():
 def test_training_seconds_show_tenths_where_whole_seconds_would_read_zero():
     assert [seconds(v) for v in (0.227, 1.04, 9.94, 9.96, 48.6, 612.0)] == ["0.2", "1.0", "9.9", "10", "49", "612"]
     assert seconds(None) == "" and seconds(float("nan")) == ""
+
+
+def test_the_commit_recorded_is_the_checkout_s_that_tracks_the_code(tmp_path):
+    """A scaler installed into a virtual environment inside another repository records no
+    commit: that repository's HEAD says nothing about the code that ran."""
+    git = ["git", "-c", "user.email=a@b", "-c", "user.name=a"]
+    subprocess.run([*git, "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "tracked.txt").write_text("x")
+    subprocess.run([*git, "-C", str(tmp_path), "add", "tracked.txt"], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-qm", "x"], check=True)
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / ".venv" / "scaler").mkdir(parents=True)
+    assert git_commit(tmp_path) == head and git_commit(tmp_path / ".venv" / "scaler") is None

@@ -43,8 +43,12 @@ def _show_version(asked: bool) -> None:
 
     from scaler.files import git_commit
 
+    try:
+        version = metadata.version("scaler")
+    except metadata.PackageNotFoundError:  # run from a checkout (`python cli.py`), not installed
+        version = "(not installed)"
     commit = git_commit()
-    console.print(f"scaler {metadata.version('scaler')}" + (f" (git {commit[:10]}{'+dirty' if commit.endswith('+dirty') else ''})" if commit else ""))
+    console.print(f"scaler {version}" + (f" (git {commit[:10]}{'+dirty' if commit.endswith('+dirty') else ''})" if commit else ""))
     raise typer.Exit()
 
 
