@@ -171,10 +171,14 @@ def test_a_copied_folder_is_refused_with_the_name_its_journal_holds(cli, copy):
     before = (renamed / "results.csv").read_text()
     result = cli(*search_args(copy.parent, name="renamed"))
     assert result.code == 1
-    assert one_line(result.err) == (f"error: {renamed / 'study.journal'} holds study 'micro', not 'renamed': the folder was "
-                                    "copied or renamed, and a study's name is its folder's; rename it back to 'micro', "
+    assert one_line(result.err) == (f"error: {renamed / 'study.journal'} holds study 'micro', not 'renamed' (a study's name is "
+                                    f"its folder's): the folder is a copy of {copy}, which is still there: resume that one, "
                                     f"or move {renamed} away to start a new study")
     assert (renamed / "results.csv").read_text() == before
+    shutil.rmtree(copy)  # now only renamed
+    assert one_line(cli(*search_args(copy.parent, name="renamed")).err).endswith(
+        "(a study's name is its folder's): the folder is renamed: rename it back to 'micro' to resume it, "
+        f"or move {renamed} away to start a new study")
 
 
 def test_another_storage_for_a_journal_search_is_refused(cli, copy, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -251,6 +252,12 @@ def test_two_real_searches_compare_as_one_json_object(cli, two_searches, tmp_pat
                "change; the search's own command finishes it")
     assert warning in " ".join(cli("report", legacy).out.split())
     assert f"A {warning}" in " ".join(cli("report", legacy, first).out.split())
+    assert json.loads(cli("report", legacy, first, "--format", "json").out)["unfinished"] == {"a": 2, "b": 0}
+    assert data["unfinished"] == {"a": 0, "b": 0}
+    # a folder renamed from its study: the caption names the study beside it
+    renamed = tmp_path / "renamed"
+    shutil.copytree(first, renamed)
+    assert f"A = {renamed} ({first.name}), B = {second};" in " ".join(cli("report", renamed, second).out.split())
     # --plot and --pareto are refused with two real folders too, and still work with one
     plot = tmp_path / "x.png"
     refused = cli("report", first, second, "--plot", plot)

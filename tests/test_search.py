@@ -341,6 +341,8 @@ def test_scale_from_a_best_whose_network_other_points_built_too_says_they_scale_
             "scale to other networks: the coefficients taken are the best's, the one of them nearest alpha*beta^2*gamma^2 = 2")
     assert note in result.err.splitlines()
     assert json.loads(result.out)[0]["depth_mult"] == pytest.approx(best["alpha"])  # the kept point's coefficients
+    refused = cli("scale", "--from", tmp_path / "flat", "--base-resolution", "0")  # refused by the table: its error alone
+    assert refused.code == 2 and refused.err == "error: --base-resolution: base resolution 0 is not allowed; it must be 1..4096 pixels\n"
     from scaler.cli.compare import _from_search  # compare --from takes the same coefficients, with the same note
 
     coefficients, said = _from_search(tmp_path / "flat", "b0")

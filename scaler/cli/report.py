@@ -13,7 +13,7 @@ from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
 from scaler.render import Column, emit, fixed, integer, interval, p_phrase, share, text, to_json
-from scaler.cli.results import legend, reliability_lines, show_results, unfinished_line
+from scaler.cli.results import legend, reliability_lines, show_results, still_to_train, unfinished_line
 from scaler.errors import RunError, UsageError
 from scaler.states import State
 from scaler.experiments.search import read_results
@@ -115,6 +115,8 @@ def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
             "scored": comparison.scored,
             **_agreement_fields(comparison),
             "best": comparison.best_lines,
+            # candidates still to train on each side: where > 0, that side's best is the best so far
+            "unfinished": {"a": len(still_to_train(frame_a)), "b": len(still_to_train(frame_b))},
             "candidates": json.loads(to_json(comparison.frame)),  # the rows as `emit` writes them
         }), indent=2))
         return

@@ -59,10 +59,16 @@ def marked(frame: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+def still_to_train(frame: pd.DataFrame) -> list[str]:
+    """The states of a search table's rows that still need training (queued, running,
+    interrupted...)."""
+    return [s for s in frame["state"] if s in State._value2member_map_ and not State(s).is_finished]
+
+
 def unfinished_line(frame: pd.DataFrame) -> str | None:
     """A warning for a search table with candidates still to train: its best is the best so
     far, which the rest may change. None when every row is finished."""
-    waiting = pd.Series([s for s in frame["state"] if s in State._value2member_map_ and not State(s).is_finished], dtype=object)
+    waiting = pd.Series(still_to_train(frame), dtype=object)
     if waiting.empty:
         return None
     counts = ", ".join(f"{n} {s}" for s, n in waiting.value_counts().items())

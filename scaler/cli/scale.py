@@ -61,15 +61,16 @@ def scale(
         if given:
             raise UsageError(f"--from takes alpha, beta and gamma from the search; drop {', '.join(given)}")
         alpha, beta, gamma = best_coefficients(from_search)
+    else:
+        alpha, beta, gamma = (PAPER_ALPHA if alpha is None else alpha, PAPER_BETA if beta is None else beta,
+                              PAPER_GAMMA if gamma is None else gamma)
+    frame = reports.family_table(alpha, beta, gamma, phis, base_resolution=base_resolution)
+    if from_search is not None:  # once the table stands: a refused command prints its error alone
         for note in best_notes(from_search):
             print(f"note: {note}", file=sys.stderr)
         if (searched := searched_variant(from_search)) not in (None, reports.FAMILY_BASE):
             print(f"warning: {from_search} searched base {searched}; this table applies its coefficients to "
                   f"{reports.FAMILY_BASE} (scale builds EfficientNet's family only)", file=sys.stderr)
-    else:
-        alpha, beta, gamma = (PAPER_ALPHA if alpha is None else alpha, PAPER_BETA if beta is None else beta,
-                              PAPER_GAMMA if gamma is None else gamma)
-    frame = reports.family_table(alpha, beta, gamma, phis, base_resolution=base_resolution)
     title = f"Compound family: alpha={alpha:g}, beta={beta:g}, gamma={gamma:g} (product {compound_product(alpha, beta, gamma):.4f})"
     caption = (
         f"resolution = {base_resolution} x gamma^phi rounded to a multiple of 4; "

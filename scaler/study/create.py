@@ -154,9 +154,11 @@ def open_study(
         what = f"{summary_path} records this study" if previous is not None else damaged
         if len(existing) == 1 and not is_url(storage_url):  # the folder's own journal, of another name
             (other,) = existing
+            where = (f"a copy of {folder.parent / other}, which is still there: resume that one" if (folder.parent / other).exists()
+                     else f"renamed: rename it back to {other!r} to resume it")
             raise RunError(
-                f"{storage_url} holds study {other!r}, not {name!r}: the folder was copied or renamed, "
-                f"and a study's name is its folder's; rename it back to {other!r}, or move {folder} away to start a new study"
+                f"{storage_url} holds study {other!r}, not {name!r} (a study's name is its folder's): the folder is {where}, "
+                f"or move {folder} away to start a new study"
             )
         raise RunError(
             f"{what}, but {storage_label(storage_url)} holds no study {name!r} (missing, emptied or "
