@@ -101,8 +101,8 @@ def test_compare_json_is_one_object_with_figures_best_lines_and_rows(cli, monkey
     assert result.code == 0, result.err
     data = json.loads(result.out)
     assert list(data) == ["a", "b", "shared", "scored", "spearman_p", "spearman", "spearman_low", "spearman_high",
-                          "kendall", "kendall_low", "kendall_high", "best", "candidates"]  # fmt: skip
-    assert data["a"] == str(tmp_path / "A") and data["b"] == str(tmp_path / "B")
+                          "kendall", "kendall_low", "kendall_high", "best", "unfinished", "candidates"]  # fmt: skip
+    assert data["a"] == str(tmp_path / "A") and data["b"] == str(tmp_path / "B") and data["unfinished"] == {"a": 0, "b": 0}
     assert data["shared"] == 4 and data["scored"] == 4
     # top-1 by candidate (alpha 1.0, 1.2, 1.4, 1.6): A 0.5 0.4 0.3 0.2, B 0.3 0.45 0.35 0.1
     assert data["spearman"] == pytest.approx(stats.spearmanr([0.5, 0.4, 0.3, 0.2], [0.3, 0.45, 0.35, 0.1]).statistic)
@@ -141,7 +141,7 @@ def test_compare_json_writes_null_figures_and_not_finished_bests(cli, monkeypatc
     result = cli("report", tmp_path / "A", tmp_path / "B", "--format", "json")
     assert result.code == 0, result.err
     data = json.loads(result.out)  # NaN is no JSON: a strict parser would fail on it
-    assert data["shared"] == 4 and data["scored"] == 2
+    assert data["shared"] == 4 and data["scored"] == 2 and data["unfinished"] == {"a": 0, "b": 1}  # failed is finished
     assert all(data[k] is None for k in ("spearman", "spearman_low", "spearman_high", "kendall", "kendall_low", "kendall_high", "spearman_p"))
     assert data["best"] == [
         "best of A: (1, 1, 1.1) is not finished in B (state queued)",
