@@ -12,6 +12,7 @@ Every integer rounding the project applies is stated here once:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -166,8 +167,10 @@ MIN_TRAIN_RESOLUTION = 8  # images are stored for training at 8 px or more
 
 
 def validate_resolution(resolution: int, what: str = "resolution", low: int = 1) -> None:
-    """Raise UsageError for a side length outside low..MAX_RESOLUTION (counting takes 1 px;
-    training, MIN_TRAIN_RESOLUTION)."""
+    """Raise UsageError for a side length that is not a whole number (224.0 and True are not)
+    in low..MAX_RESOLUTION (counting takes 1 px; training, MIN_TRAIN_RESOLUTION)."""
+    if isinstance(resolution, bool) or not isinstance(resolution, numbers.Integral):
+        raise UsageError(f"{what} {resolution!r} is not allowed; it must be a whole number of pixels, {low}..{MAX_RESOLUTION}", param=what)
     if not low <= resolution <= MAX_RESOLUTION:
         raise UsageError(f"{what} {resolution} is not allowed; it must be {low}..{MAX_RESOLUTION} pixels", param=what)
 

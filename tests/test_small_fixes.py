@@ -479,3 +479,33 @@ def test_the_commit_recorded_is_the_checkout_s_that_tracks_the_code(tmp_path):
     head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     (tmp_path / ".venv" / "scaler").mkdir(parents=True)
     assert git_commit(tmp_path) == head and git_commit(tmp_path / ".venv" / "scaler") is None
+
+
+def test_the_library_refuses_a_wrong_kind_of_argument_with_its_own_error(tmp_path):
+    """A researcher calling the library gets a UsageError saying what to pass, not a
+    TypeError or AttributeError from deep inside torch or pathlib."""
+    from scaler import build_model, compound_scale, network_spec
+    from scaler.counting import count_model
+    from scaler.data import load_dataset
+    from scaler.errors import UsageError
+
+    for resolution in (64.0, True, "64"):
+        with pytest.raises(UsageError, match=r"^resolution .* is not allowed; it must be a whole number of pixels, 1\.\.4096$"):
+            count_model(network_spec("b0"), resolution)
+    with pytest.raises(UsageError, match="base resolution 224.5 is not allowed"):
+        compound_scale(1.2, 1.1, 1.15, 1, base_resolution=224.5)
+    assert count_model(network_spec("b0"), 224).params == 5_288_548  # an int still counts
+    for wrong in ("b0", build_model("b0")):
+        with pytest.raises(UsageError, match=r"is not a network spec; make one with scaler\.network_spec\('b0'"):
+            count_model(wrong, 224)
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    for name, colour in (("a", (200, 0, 0)), ("b", (0, 0, 200))):
+        (folder / name).mkdir(parents=True)
+        for i in range(5):
+            Image.new("RGB", (40, 40), (colour[0], 20 * i, colour[2])).save(folder / name / f"{i}.png")
+    as_path = load_dataset(folder, storage_resolution=32)  # a Path names the folder, as its string does
+    assert as_path.fingerprint == load_dataset(str(folder), storage_resolution=32).fingerprint
+    with pytest.raises(UsageError, match="data source None is not allowed"):
+        load_dataset(None)

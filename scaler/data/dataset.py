@@ -3,6 +3,7 @@ or a fresh decode (in that order), as a `Dataset`."""
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,7 +49,7 @@ class Dataset:
 
 
 def load_dataset(
-    source: str = SYNTHETIC_SOURCE,
+    source: str | os.PathLike[str] = SYNTHETIC_SOURCE,
     *,
     storage_resolution: int = 128,
     train_images: int | None = None,
@@ -73,6 +74,10 @@ def load_dataset(
     if not (isinstance(val_fraction, (int, float)) and 0.0 < val_fraction < 1.0):
         raise UsageError(f"val fraction = {val_fraction!r} is not allowed; it must be in (0, 1)", param="val_fraction")
     check_int("seed", seed, 0)
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    if not isinstance(source, str):
+        raise UsageError(f"data source {source!r} is not allowed; {_SOURCES}", param="data")
 
     loader = _open_source(source, storage_resolution, train_images, val_images, val_fraction,
                           seed, native_resolution)

@@ -57,8 +57,13 @@ def get_family(name: str) -> Family:
 
 
 def family_of(spec: Hashable) -> Family:
-    """The family a spec belongs to (every spec names it in its `family` attribute)."""
-    return get_family(spec.family)  # type: ignore[attr-defined]
+    """The family a spec belongs to (every spec names it in its `family` attribute); a
+    UsageError for anything else (a preset's name, a built model), saying how to make one."""
+    family = getattr(spec, "family", None)
+    if not isinstance(family, str):
+        raise UsageError(f"a {type(spec).__name__} is not a network spec; make one with "
+                         "scaler.network_spec('b0', width=..., depth=...) (or network_spec('path/to/file.py:make'))")
+    return get_family(family)
 
 
 def variant_names() -> list[str]:
