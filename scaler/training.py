@@ -377,6 +377,17 @@ def check_trainable(dataset: Dataset, resolution: int, config: TrainConfig) -> N
                          "training needs at least 2 (BatchNorm learns from a batch's statistics)")
 
 
+def _check_logits(logits: object, batch: int, dataset: Dataset) -> None:
+    """UsageError unless the first batch's output is one logit per class per image: a model
+    without a spec (any nn.Module, a factory's) is checked only here, where cross-entropy
+    would fail deep inside torch ('Target 5 is out of bounds')."""
+    shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else None
+    if shape is None or len(shape) != 2 or shape[0] != batch or shape[1] < dataset.num_classes:
+        got = f"shape {shape}" if shape is not None else f"a {type(logits).__name__}"
+        raise UsageError(f"the model returns {got} for a batch of {batch}; training on {dataset.source} needs "
+                         f"({batch}, {dataset.num_classes}) logits: build it with num_classes={dataset.num_classes}")
+
+
 # train()'s progress callbacks: on_step(step, total_steps, loss, images_per_s), on_epoch(metrics)
 StepCallback = Callable[[int, int, float, float], None]
 EpochCallback = Callable[[EpochMetrics], bool]
@@ -507,6 +518,8 @@ def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch
                 break
             with autocast:
                 logits = model(x)
+            if step == 0:
+                _check_logits(logits, len(x), dataset)
             loss = criterion(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

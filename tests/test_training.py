@@ -258,6 +258,14 @@ def test_runtime_for_worker_uses_the_visible_gpu_count(monkeypatch):
 def test_model_with_too_few_classes_is_a_usage_error(synthetic):
     with pytest.raises(UsageError, match="num_classes=10"):
         train(tiny_model(num_classes=3), synthetic, 16, TrainConfig(epochs=1))
+    # a module without a spec (any nn.Module, a factory's) is checked on its first batch's logits
+    few = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 5))
+    with pytest.raises(UsageError, match=r"^the model returns shape \(8, 5\) for a batch of 8; training on synthetic needs "
+                                         r"\(8, 10\) logits: build it with num_classes=10$"):
+        train(few, synthetic, 16, TrainConfig(epochs=1, batch_size=8))
+    maps = torch.nn.Sequential(torch.nn.Conv2d(3, 10, 3))  # (batch, 10, h, w): no classifier
+    with pytest.raises(UsageError, match=r"returns shape \(8, 10, 14, 14\)"):
+        train(maps, synthetic, 16, TrainConfig(epochs=1, batch_size=8))
 
 
 def test_result_properties_without_epochs():
