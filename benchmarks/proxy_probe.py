@@ -131,7 +131,7 @@ def recalibrated_top1(model: torch.nn.Module, data, resolution: int, augment: bo
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = TrainConfig()
     b = ProxyBase()
     p.add_argument("--nets", default="1,1,1;2,1,1;1,1.4,1;1,1,1.4;1.4,1.2,1;1.2,1.1,1.15")
@@ -245,7 +245,10 @@ def main() -> None:
           f"{f', gradient norm clipped to {args.clip_grad_norm:g}' if args.clip_grad_norm else ''}"
           f"{f', AdamW beta2 {args.adam_beta2:g}' if args.adam_beta2 is not None else ''}"
           f"{''.join(f'; {v}' for v in variants)}")
-    print(f"timm reference {rate:.1f} img/s ({', '.join(f'{r:.1f}' for r in rates)}; {note or 'ok'})")
+    if rates:
+        print(f"timm reference {rate:.1f} img/s ({', '.join(f'{r:.1f}' for r in rates)}; {note or 'ok'})")
+    else:  # no cost in timm images without the reference: the s x rate column stays empty
+        print(f"timm reference not measured ({note or 'no rate'}): costs in timm images are not shown")
     base_mean = statistics.mean(top1[0])
     half = lambda p: (lambda lo_hi: (lo_hi[1] - lo_hi[0]) / 2)(
         proportion_interval(round(p * n_val), n_val))
@@ -260,10 +263,11 @@ def main() -> None:
         # premise: gain larger than the candidate's own 95% interval half-width (one run: Wilson)
         premise = "" if i == 0 else ("yes" if gain > half(m) and min(diffs) > 0 else "no")
         cost = statistics.mean(seconds[i]) * rate
-        if i:
+        if i and rates:
             compound_costs.append(cost)
+        shown_cost = f"{cost:9.0f}" if rates else f"{'':>9}"
         print(f"{str(net):>18} {' '.join(f'{t:.3f}' for t in top1[i]):>22} {m:6.3f} "
-              f"{gain:+6.3f} {half(m):5.3f} {sd:8.3f} {premise:>7} {cost:9.0f}")
+              f"{gain:+6.3f} {half(m):5.3f} {'' if math.isnan(sd) else f'{sd:.3f}':>8} {premise:>7} {shown_cost}")
     if args.recalibrate_bn and len(seeds) > 1:
         def noise(table: dict[int, list[float]]) -> float:  # networks x seeds, in points
             return 100 * per_run_noise([table[i] for i in sorted(table)])[0]
@@ -275,6 +279,7 @@ def main() -> None:
                 f"{nets[i]} {' '.join(f'{t:.3f}' for t in values[i])}" for i in range(len(nets))))
     best = max(statistics.mean(v) for v in top1.values())
     if not compound_costs:
+        print(f"best/chance {best * classes:.2f}")
         return
     print(f"best/chance {best * classes:.2f}; one scaled training = {statistics.mean(compound_costs):.0f} "
           f"timm images; 30,000 buys {30000 / statistics.mean(compound_costs):.1f} trainings "
