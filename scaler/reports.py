@@ -1,7 +1,7 @@
 """Tables of measured figures, as pandas frames: what the CLI renders and what users analyse.
 
 Each function returns one row per item with exact integers (params, MACs) and plain floats;
-formatting for people happens in `scaler.render`.
+formatting for people happens in `scaler.cli.render`.
 """
 
 from __future__ import annotations

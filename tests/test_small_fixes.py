@@ -18,7 +18,7 @@ from rich.console import Console
 
 from scaler.cli.calibrate import caption_lines
 from scaler.files import git_commit, whole_numbers
-from scaler.render import Column, emit, integer, seconds, share, to_json
+from scaler.cli.render import Column, emit, integer, seconds, share, to_json
 from scaler.study import results as study_results
 from scaler.study.create import join_study
 from scaler.study.storage import mask_url
@@ -406,7 +406,7 @@ def test_candidates_check_data_that_classes_overrides(cli, tmp_path):
 
 def test_markdown_shows_symbols_as_written():
     """a*b^2*g^2 rendered as emphasis, and a | split a cell."""
-    from scaler.render import markdown_text
+    from scaler.cli.render import markdown_text
 
     frame = pd.DataFrame({"product": [1.96], "name": ["x|y_z"]})
     out = io.StringIO()

@@ -27,7 +27,7 @@ from scaler.experiments.calibration import (
 from scaler.statistics import LEVEL
 from scaler.plots import check_plot_path, plot_calibration
 from scaler.files import whole_numbers
-from scaler.render import Column, elapsed, emit, fixed, integer, p_phrase, p_value, seconds, text
+from scaler.cli.render import Column, elapsed, emit, fixed, integer, p_phrase, p_value, seconds, text
 
 # Options of `scaler calibrate` that are not the search's to repeat in the recommended command.
 NOT_SEARCH_OPTIONS = {"name", "storage", "repeats", "format", "quiet", "retry_failed"}

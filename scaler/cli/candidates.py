@@ -13,7 +13,7 @@ from scaler.cli.app import Format, app, console
 from scaler.cli.options import DEFAULT_BASE, SEARCH_DEFAULTS, SPACE_OPTIONS, Base, BaseResolution, BaseWidth, Data, FormatOption
 from scaler.experiments.proxy import DataOptions
 from scaler.cli.results import PRODUCT_HEADER
-from scaler.render import Column, counted, emit, fixed, integer, text
+from scaler.cli.render import Column, counted, emit, fixed, integer, text
 
 
 CANDIDATE_COLUMNS = [

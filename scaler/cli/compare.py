@@ -22,7 +22,7 @@ from scaler.experiments.comparison import (
 from scaler.experiments.search import best_coefficients, best_notes, searched_variant
 from scaler.models import canonical_variant
 from scaler.plots import check_plot_path, plot_comparison
-from scaler.render import Column, elapsed, emit, fixed, integer, interval, markdown_text, mega, p_phrase, seconds, share, text
+from scaler.cli.render import Column, elapsed, emit, fixed, integer, interval, markdown_text, mega, p_phrase, seconds, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.study.create import recorded_spelling
 from scaler.states import State

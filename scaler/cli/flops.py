@@ -10,7 +10,7 @@ from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
 from scaler.models import presets_by_family
-from scaler.render import Column, emit, giga, integer, percent, published, share
+from scaler.cli.render import Column, emit, giga, integer, percent, published, share
 
 
 FLOPS_COLUMNS = [

@@ -12,7 +12,7 @@ import typer
 from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
-from scaler.render import Column, emit, fixed, integer, interval, p_phrase, share, text, to_json
+from scaler.cli.render import Column, emit, fixed, integer, interval, p_phrase, share, text, to_json
 from scaler.cli.results import legend, reliability_lines, show_results, still_to_train, unfinished_line
 from scaler.errors import RunError, UsageError
 from scaler.states import State

@@ -8,7 +8,7 @@ from scaler.cli.app import Format, console
 from scaler.reports import truth
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, is_paper_point
 from scaler.files import whole_numbers
-from scaler.render import Column, emit, fixed, integer, interval, mega, seconds, share, text
+from scaler.cli.render import Column, emit, fixed, integer, interval, mega, seconds, share, text
 from scaler.states import State
 from scaler.study.results import INTEGER_COLUMNS
 

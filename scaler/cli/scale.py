@@ -14,7 +14,7 @@ from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
 from scaler.errors import UsageError
 from scaler.experiments.search import best_coefficients, best_notes, searched_variant
-from scaler.render import Column, emit, fixed, giga, integer, text
+from scaler.cli.render import Column, emit, fixed, giga, integer, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_product, parse_phi_list
 
 

@@ -14,7 +14,7 @@ from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, TRAIN_
 from scaler.cli.results import legend, reliability_lines, show_results
 from scaler.cli.study import check_finished, run_command_study
 from scaler.experiments.search import PRUNERS, SUMMARY_NAME, CompoundSearch, SearchConfig
-from scaler.render import counted, elapsed
+from scaler.cli.render import counted, elapsed
 
 
 @app.command(

@@ -21,7 +21,7 @@ from scaler.cli.options import DATA_OPTIONS, TRAIN_OPTIONS, CacheDir, FormatOpti
 from scaler.data import Dataset, load_dataset
 from scaler.cli.progress import StepBar, make_progress
 from scaler.experiments.repeats import check_repeats
-from scaler.render import Column, emit, fixed, integer, share, text
+from scaler.cli.render import Column, emit, fixed, integer, share, text
 from scaler.statistics import mean_interval, proportion_interval
 from scaler.files import json_ready
 from scaler.runtime import oversubscription
