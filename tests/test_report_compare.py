@@ -69,7 +69,7 @@ def test_comparison_and_calibration_folders_are_named_not_called_non_studies(cli
     (folder / "results.csv").write_text("rank,state\n1,complete\n")
     (folder / summary).write_text("{}")
     expected = (f"error: {folder} is a {kind} folder ({summary}), not a search folder (search.json); "
-                f"its table is {folder}/results.csv\n")  # fmt: skip
+                f"its table is {folder}/results.csv, and the command that made it shows it again (training only what is unfinished)\n")  # fmt: skip
     alone = cli("report", folder)
     assert alone.code == 2 and alone.err == expected and alone.out == ""
     paired = cli("report", folder, folder, "--format", "json")
