@@ -8,8 +8,8 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from typing import TextIO
 from pathlib import Path
+from typing import TextIO
 
 from scaler.errors import RunError
 
