@@ -281,7 +281,6 @@ def test_a_postscript_plot_is_written_without_a_transparency_warning(tmp_path):
 def test_markdown_output_is_the_document_alone(cli, tmp_path):
     """--format markdown, like csv and json, runs quietly: stdout holds the title, the table
     and its caption, and the progress goes to stderr, not into the document."""
-    space = ["--alpha-range", "1.2:1.6:0.4", "--beta-range", "1", "--gamma-range", "1.1", "--tolerance", "0.75", "--base-width", "0.25"]
     result = cli("search", *TINY_SPACE, *TINY[:-1], "--root", tmp_path, "--format", "markdown")
     assert result.code == 0, result.err
     lines = result.out.splitlines()
