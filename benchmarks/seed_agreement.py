@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"per-run noise sigma {100 * sigma:.1f} points ({dof} degrees of freedom); "
           f"candidates' means, best first: {', '.join(f'{labels[k]} {100 * means[k]:+.1f}' for k in order)}; "
           f"smallest gap between neighbours {abs(100 * gaps.min()):.1f} points")  # never "-0.0": gaps are >= 0
+    if sigma == 0 and np.ptp(means) == 0:  # the rank correlation of two constant rankings is undefined
+        raise SystemExit("every search scores every candidate alike: there is no ranking for two searches to agree on")
     rng = np.random.default_rng(0)
     for k in (int(v) for v in args.repeats.split(",")):
         noise = rng.normal(0.0, sigma / np.sqrt(k), size=(args.draws, 2, len(means)))

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +256,12 @@ def test_seed_agreement_reports_rank_agreement_noise_and_the_chance_of_the_goal(
     chance = [float(v) for v in re.findall(r"P\(Spearman >= 0\.9\) (\d\.\d\d)", out)]
     assert len(chance) == 2 and chance[0] < chance[1] < 1.0  # more repeats, better odds, never certain
     assert "searches 0 and 1: Spearman 1.00" in run(roots[0], str(tmp_path / "s0"), "--draws", "50")  # the same search twice
+    # searches that score every candidate alike give no ranking: said so, with no scipy warning
+    flat = [_results(tmp_path / f"f{i}", [0.5, 0.5, 0.5, 0.5], [True] * 4) for i in range(2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SystemExit, match="every search scores every candidate alike: there is no ranking"):
+            run(*flat, "--draws", "50")
     short = _results(tmp_path / "s3", [0.6, None, 0.4, 0.9], [True, None, False, False])
     with pytest.raises(SystemExit, match="only 2 candidate\\(s\\) are complete in every search; need 3 or more"):
         run(roots[1], short)
