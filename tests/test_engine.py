@@ -613,7 +613,10 @@ def test_heartbeat_timing_is_read_when_a_database_is_opened_and_checked(monkeypa
         assert message in str(refused.value)
 
 
-def test_a_worker_stopped_by_ctrl_c_leaves_the_folder_showing_its_item_interrupted(tmp_path, monkeypatch):
+def test_a_worker_stopped_by_ctrl_c_puts_its_item_back_for_the_workers_still_running(tmp_path, monkeypatch):
+    """On a shared storage a worker stopped by Ctrl-C or SIGTERM (a batch scheduler's
+    preemption) marks its trial interrupted and enqueues the item again: another worker, or
+    the same one run again, trains it (it was left for the search's own command alone)."""
     url, folder = f"sqlite:///{tmp_path / 'studies.db'}", tmp_path / "shared"
     with folder_lock(folder):
         handle = open_fake(folder, FakeConfig(count=2), url, name="shared")
@@ -627,4 +630,10 @@ def test_a_worker_stopped_by_ctrl_c_leaves_the_folder_showing_its_item_interrupt
     monkeypatch.setattr(FakeExperiment, "run", ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         runner.run_worker(join_study(url, "shared", folder), runtime=CPU, log=print)
-    assert list(pd.read_csv(folder / "results.csv")["state"]) == ["interrupted", "queued"]
+    assert list(pd.read_csv(folder / "results.csv")["state"]) == ["queued", "queued"]  # not left running
+    handle = join_study(url, "shared", folder)
+    failed = handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    assert [t.user_attrs.get("state") for t in failed] == ["interrupted"]  # the interrupted run stays on record
+    monkeypatch.undo()
+    assert runner.run_worker(join_study(url, "shared", folder), runtime=CPU, log=print) == 2  # a worker run again trains both
+    assert list(pd.read_csv(folder / "results.csv")["state"]) == ["complete", "complete"]
