@@ -283,8 +283,8 @@ def run_trial(
         if not interrupted_by_user(exc):
             raise
         mark_interrupted(storage, trial._trial_id, "interrupted (Ctrl-C or SIGTERM)")
-        if not handle.exclusive:  # a shared study: the item goes back to the queue for the workers still running
-            with contextlib.suppress(Exception):  # (a folder's own journal is resumed by its command)
+        if handle.uses_heartbeat:  # a shared study (a database): the item goes back to the queue for the workers
+            with contextlib.suppress(Exception):  # still running (a folder's own journal is resumed by its command)
                 _enqueue(handle, item)
         if events.on_finish:
             events.on_finish(label, State.INTERRUPTED, "Ctrl-C or SIGTERM")
