@@ -31,6 +31,14 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+TEMPORARY_GLOB = ".*.tmp"  # what atomic writes leave while they run (or when killed): ".NAME.XXXX.tmp"
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is an atomic write's temporary (see TEMPORARY_GLOB)."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never a part.
 

@@ -7,6 +7,7 @@ sorts in a ranked table (`rank_group`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import Enum
 
 
@@ -41,6 +42,12 @@ class State(str, Enum):
     def rank_group(self) -> int:
         """Sort key of ranked tables: complete, then timed out, then pruned, then the rest."""
         return _RANK_GROUP.get(self, len(_RANK_GROUP))
+
+
+def still_to_train(states: Iterable[str]) -> list[str]:
+    """The recorded state values (a results table's column, a summary's counts) that still
+    need training: queued, running, interrupted...; values of no known state are left out."""
+    return [s for s in states if s in State._value2member_map_ and not State(s).is_finished]
 
 
 _RANK_GROUP = {State.COMPLETE: 0, State.TIMEOUT: 1, State.PRUNED: 2}

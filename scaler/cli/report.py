@@ -13,9 +13,9 @@ from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
 from scaler.cli.render import Column, emit, fixed, integer, interval, p_phrase, share, text, to_json
-from scaler.cli.results import legend, reliability_lines, show_results, still_to_train, unfinished_line
+from scaler.cli.results import legend, reliability_lines, show_results, unfinished_line
 from scaler.errors import RunError, UsageError
-from scaler.states import State
+from scaler.states import State, still_to_train
 from scaler.experiments.search import read_results
 from scaler.files import json_ready
 from scaler.plots import check_plot_path, plot_search
@@ -116,7 +116,7 @@ def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
             **_agreement_fields(comparison),
             "best": comparison.best_lines,
             # candidates still to train on each side: where > 0, that side's best is the best so far
-            "unfinished": {"a": len(still_to_train(frame_a)), "b": len(still_to_train(frame_b))},
+            "unfinished": {"a": len(still_to_train(frame_a["state"])), "b": len(still_to_train(frame_b["state"]))},
             "candidates": json.loads(to_json(comparison.frame)),  # the rows as `emit` writes them
         }), indent=2))
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pandas as pd
 
 from scaler.cli.app import Format, console
@@ -9,7 +11,7 @@ from scaler.reports import truth
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, is_paper_point
 from scaler.files import whole_numbers
 from scaler.cli.render import Column, emit, fixed, integer, interval, mega, seconds, share, text
-from scaler.states import State
+from scaler.states import State, still_to_train
 from scaler.study.results import INTEGER_COLUMNS
 
 PRODUCT_HEADER = "a*b²*g²"  # alpha * beta^2 * gamma^2, the compound FLOPs factor
@@ -59,19 +61,13 @@ def marked(frame: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def still_to_train(frame: pd.DataFrame) -> list[str]:
-    """The states of a search table's rows that still need training (queued, running,
-    interrupted...)."""
-    return [s for s in frame["state"] if s in State._value2member_map_ and not State(s).is_finished]
-
-
 def unfinished_line(frame: pd.DataFrame) -> str | None:
     """A warning for a search table with candidates still to train: its best is the best so
     far, which the rest may change. None when every row is finished."""
-    waiting = pd.Series(still_to_train(frame), dtype=object)
-    if waiting.empty:
+    waiting = still_to_train(frame["state"])
+    if not waiting:
         return None
-    counts = ", ".join(f"{n} {s}" for s, n in waiting.value_counts().items())
+    counts = ", ".join(f"{n} {s}" for s, n in Counter(waiting).most_common())
     best = "its best is the best so far, which they may change; " if (frame["state"] == State.COMPLETE.value).any() else ""
     return f"unfinished: {len(waiting)} of {len(frame)} candidates still to train ({counts}); {best}the search's own command finishes it"
 

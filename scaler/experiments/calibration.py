@@ -450,10 +450,8 @@ class Calibration(Experiment):
         in_all = self.config.search.data.train_images_in_all()
         images = {i: self.train_sizes.get(i) or self.config.trains_as(setting)[1] or in_all for i, setting in enumerate(self.settings)}
 
-        def cost(index: int) -> float:
-            return sum(self._cost(index, p, images[index] or 1) for p in range(len(self.candidates)))
-
-        return {i: cost(i) / cost(PROXY) for i in images if (images[i] is None) == (images[PROXY] is None)}
+        proxy = self._setting_cost(PROXY, images[PROXY] or 1)
+        return {i: self._setting_cost(i, images[i] or 1) / proxy for i in images if (images[i] is None) == (images[PROXY] is None)}
 
     def items(self) -> list[WorkItem]:
         """Repeat by repeat, candidate by candidate, every setting: an interrupted calibration
@@ -579,6 +577,10 @@ class Calibration(Experiment):
         """The training images of `setting`: counted once prepared, else as it asks."""
         return self.train_sizes.get(setting) or self.config.images(self.settings[setting])
 
+    def _setting_cost(self, setting: int, images: int | None = None) -> float:
+        """Nominal cost of one training of every candidate under `setting`."""
+        return sum(self._cost(setting, p, images) for p in range(len(self.candidates)))
+
     def _cost(self, setting: int, position: int, images: int | None = None) -> float:
         """Nominal cost of one training: MACs x epochs x training images."""
         count = images or self._train_images(setting)
@@ -614,7 +616,7 @@ class Calibration(Experiment):
         for index, setting in enumerate(self.settings):
             recorded = [int(r.attrs["train_images"]) for r in by_setting.get(index, []) if r.attrs.get("train_images")]
             images = self.train_sizes.get(index) or max(recorded, default=None) or self.config.images(setting)
-            cost = sum(self._cost(index, p, images) for p in range(len(self.candidates)))
+            cost = self._setting_cost(index, images)
             seconds = pd.to_numeric(frame.loc[frame["setting"] == index, "train_seconds"], errors="coerce")
             agreement = None if index == REFERENCE else bootstrap_agreement(scores[index], scores[REFERENCE], seed=seed)
             (spearman, s_low, s_high), (kendall, k_low, k_high) = agreement or ((None,) * 3, (None,) * 3)

@@ -19,7 +19,7 @@ from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
 from scaler.models import canonical_variant
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
-from scaler.states import State
+from scaler.states import State, still_to_train
 from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, correctness, difference_of, group_by, per_repeat_top1
 from scaler.statistics import LEVEL, split_half_reliability
 from scaler.study.create import recorded_spelling
@@ -320,7 +320,8 @@ def best_coefficients(folder: Path) -> tuple[float, float, float]:
     """(alpha, beta, gamma) of a finished search's best candidate; a usage error while any
     candidate is still to train (the best so far may not be the search's)."""
     _, info = read_results(folder)
-    waiting = {s: n for s, n in info.get("states", {}).items() if s in State._value2member_map_ and not State(s).is_finished}
+    states = info.get("states", {})
+    waiting = {s: states[s] for s in still_to_train(states)}
     if waiting:
         raise UsageError(f"search {folder} is not finished ({', '.join(f'{n} {s}' for s, n in waiting.items())}); "
                          "finish it with its own command first")

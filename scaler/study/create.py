@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 
 from scaler.errors import RunError, UsageError
+from scaler.files import is_temporary
 from scaler.study.experiment import Experiment, ExperimentConfig, experiment_class, fingerprint, kind_name
 from scaler.study.handle import StudyHandle
 from scaler.study.lock import LOCK_NAME
@@ -270,7 +271,7 @@ def _check_no_foreign_files(folder: Path, storage_url: str) -> None:
         database = Path(make_url(storage_url).database or "")
         if database.parent.resolve() == folder.resolve():
             own |= {database.name + suffix for suffix in ("", "-journal", "-wal", "-shm")}
-    foreign = sorted(p.name for p in folder.iterdir() if p.name not in own and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in own and not is_temporary(p.name))
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise UsageError(f"folder {folder} already holds {shown} and no study; pick another --name (or --root), "

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from scaler.errors import RunError
+from scaler.files import TEMPORARY_GLOB, is_temporary
 
 LOCK_NAME = ".lock"
 STALE_SECONDS = 60
@@ -80,13 +81,13 @@ def _take(folder: Path, tries: int = 100) -> TextIO:
 
 def _names(folder: Path) -> set[str]:
     """What the folder holds, the lock and temporaries of atomic writes aside."""
-    return {p.name for p in folder.iterdir() if p.name != LOCK_NAME and not (p.name.startswith(".") and p.name.endswith(".tmp"))}
+    return {p.name for p in folder.iterdir() if p.name != LOCK_NAME and not is_temporary(p.name)}
 
 
 def _remove_stale_temporaries(folder: Path) -> None:
     """Temporary files of atomic writes (`.NAME.*.tmp`) a killed writer left, a minute old or
     more (younger ones may belong to a `scaler worker --folder` writing right now)."""
-    for path in folder.glob(".*.tmp"):
+    for path in folder.glob(TEMPORARY_GLOB):
         with contextlib.suppress(OSError):
             if time.time() - path.stat().st_mtime > STALE_SECONDS:
                 path.unlink()
