@@ -1,9 +1,10 @@
 """How much a measured accuracy can be believed: intervals, ties with the best, and how well a
 ranking reproduces itself. Built on scipy.stats; every function takes plain numbers.
 
-* A candidate's top-1 over several repeats (seeds) gets Student's t interval of the mean, the
-  seeds' spread and the shared validation sample's noise added; a single run gets the Wilson
-  interval of its validation sample (k of n images right).
+* A candidate's top-1 over several repeats (seeds) gets Wilson's interval at the effective
+  number of images that the seeds' spread and the shared validation sample's noise amount
+  to, with t's quantile; a single run gets the Wilson interval of its validation sample (k of
+  n images right).
 * "Tied with the best" tests the difference of mean top-1 against two noises added up: the
   validation sample's (each image's correctness, averaged over a candidate's repeats, paired
   with the best candidate's on the same image) and, with 2 or more repeats on both sides,
@@ -63,33 +64,48 @@ def per_run_noise(table: Sequence[Sequence[float]]) -> tuple[float, int]:
 
 
 def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[float, float, float, float]:
-    """(mean, sample std, low, high) of repeated measurements: Student's t interval of the mean.
+    """(mean, sample std, low, high) of repeated measurements, low-high the 95% interval of the
+    mean: Student's t, or, with `images`, Wilson's at the images the noise amounts to.
+
     With `images`, the values are accuracies of repeats on the same `images` validation images,
     whose sampling noise does not average out over repeats: its variance, mean x (1 - mean) /
-    images, is added to the seeds' (Welch-Satterthwaite degrees of freedom), the bounds are kept
-    to [0, 1] (a t interval of two accuracies far apart reaches past them), and the interval
-    holds at least the Wilson interval of the mean on those images (which that variance, zero
-    at 0% and 100%, understates near the ends): repeats that happen to agree never make it
-    narrower than one run's. Without `images`, a constant series has zero width. Fewer than 2
-    values give NaN bounds."""
+    images, is added to the seeds' variance of the mean (Welch-Satterthwaite degrees of
+    freedom), and the interval is Wilson's at the effective number of images that total
+    variance amounts to, mean x (1 - mean) / variance, with t's quantile at those degrees of
+    freedom in place of the normal's: the design-effect Wilson interval of survey sampling.
+    Like Wilson's, it stays in [0, 1] and keeps its skew near the ends, where a symmetric t
+    interval reached past them; and, the effective images never exceeding the real ones,
+    repeats that agree keep at least one run's Wilson interval at the mean (at 0% or 100%
+    exactly that). Without `images`, Student's t, and a constant series has zero width. Fewer
+    than 2 values give NaN bounds."""
+    from scipy import stats
+
     x = np.asarray(values, dtype=float)
     mean = mean_accuracy(x, images)
     if len(x) < 2:
         return mean, math.nan, math.nan, math.nan
     std = float(x.std(ddof=1))
     parts = [(std**2 / len(x), len(x) - 1)]  # (variance of the mean, degrees of freedom)
-    if images is not None and images >= 2:
-        parts.append((mean * (1 - mean) / images, images - 1))
-    variance, dof = _welch(parts)
-    low = high = mean
-    if variance > 0.0:
-        from scipy import stats
+    if images is None or not math.isfinite(mean):
+        low = high = mean
+        if std > 0.0:
+            low, high = (float(b) for b in stats.t.interval(LEVEL, len(x) - 1, loc=mean, scale=math.sqrt(parts[0][0])))
+        return mean, std, low, high
+    spread = mean * (1 - mean)  # one image's variance; zero only where every repeat scored 0% or 100%
+    if spread == 0.0:
+        return mean, std, *proportion_interval(round(mean * images), images)
+    variance, dof = _welch([*parts, (spread / images, max(images - 1, 1))])
+    low, high = _wilson(mean, spread / variance, float(stats.t.ppf((1 + LEVEL) / 2, dof)))
+    return mean, std, max(low, 0.0), min(high, 1.0)
 
-        low, high = (float(b) for b in stats.t.interval(LEVEL, dof, loc=mean, scale=math.sqrt(variance)))
-    if images is not None and math.isfinite(mean):
-        wilson_low, wilson_high = proportion_interval(round(mean * images), images)
-        low, high = max(min(low, wilson_low), 0.0), min(max(high, wilson_high), 1.0)
-    return mean, std, low, high
+
+def _wilson(share: float, total: float, z: float) -> tuple[float, float]:
+    """Wilson's interval of a share of `total` trials (not necessarily whole) at the quantile
+    `z`; with the normal's quantile and whole counts, `proportion_interval`'s."""
+    shrink = 1 + z**2 / total
+    centre = (share + z**2 / (2 * total)) / shrink
+    half = z * math.sqrt(share * (1 - share) / total + z**2 / (4 * total**2)) / shrink
+    return centre - half, centre + half
 
 
 def _welch(parts: Sequence[tuple[float, int]]) -> tuple[float, float]:

@@ -338,3 +338,19 @@ def test_class_errors_renders_the_validation_images_again_and_splits_a_search_by
         for name in figures[0]:
             mean = (figures[0][name][group] + figures[1][name][group]) / 2
             assert re.search(rf"{re.escape(name)} .* mean +{mean:.1f}", block)
+
+
+def test_interval_coverage_simulates_repeats_and_finds_the_interval_near_95_percent(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from interval_coverage import main as interval_coverage
+
+    interval_coverage(["--trials", "400", "--cases", "2"])
+    out = capsys.readouterr().out
+    rows = re.findall(r"^\s+60%\s+1000\s+(\d) pt\s+3\s+(\d+\.\d)%\s+(\d+\.\d) pt\s+(\d+\.\d) pt$", out, re.M)
+    assert [noise for noise, *_ in rows] == ["3", "1"]
+    for _, covered, width, one_run in rows:
+        assert 90.0 <= float(covered) <= 99.0  # 400 draws of a 95% interval: about +-2 points
+        assert float(width) > float(one_run)  # the seeds' noise widens one run's interval
+    assert re.search(r"coverage \d+\.\d%-\d+\.\d% over 2 cases of 400 trials each \(nominal 95%\)", out)
+    with pytest.raises(SystemExit):
+        interval_coverage(["--trials", "0"])

@@ -101,27 +101,42 @@ def test_a_constant_gap_over_two_seeds_is_not_certainty():
     assert difference == pytest.approx(0.01) and p > 0.05
 
 
+def wilson(share: float, total: float, z: float) -> tuple[float, float]:
+    """Wilson's interval, written out (Wilson 1927): the centre and half-width at quantile z."""
+    centre = (share + z * z / (2 * total)) / (1 + z * z / total)
+    half = z / (1 + z * z / total) * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total))
+    return centre - half, centre + half
+
+
 def test_interval_of_a_constant_series_has_zero_width_and_others_cover_the_mean():
     assert mean_interval([0.3, 0.3, 0.3]) == (0.3, 0.0, 0.3, 0.3)
     mean, std, low, high = mean_interval([0.2, 0.3, 0.4])
     assert mean == pytest.approx(0.3) and std == pytest.approx(0.1)
     assert low == pytest.approx(0.3 - 4.302653 * 0.1 / 3**0.5, abs=1e-5) and high > mean
-    # repeats on the same 64 validation images that agree exactly: the images' noise remains
+    # repeats on the same 64 validation images that agree exactly: the images' noise remains,
+    # as Wilson's interval at 64 images with t's quantile at 63 degrees of freedom (1.9983)
     mean, std, low, high = mean_interval([0.25, 0.25], images=64)
-    half = 1.9983 * math.sqrt(0.25 * 0.75 / 64)  # t at 63 degrees of freedom: the seeds add nothing
-    assert std == 0.0 and low == pytest.approx(0.25 - half, abs=1e-4)
-    assert high == proportion_interval(16, 64)[1] > 0.25 + half  # never narrower than one run's Wilson interval
+    one_run = proportion_interval(16, 64)
+    assert wilson(0.25, 64, stats.norm.ppf(0.975)) == pytest.approx(one_run)  # the formula is scipy's
+    assert std == 0.0 and low < one_run[0] and high > one_run[1]  # never narrower than one run's
+    assert (low, high) == pytest.approx(wilson(0.25, 64, 1.9983), abs=1e-4)
     # at 100% (or 0%) the images' variance mean x (1 - mean) / images is zero: one run's Wilson interval stays
     assert mean_interval([1.0, 1.0], images=60) == (1.0, 0.0, *proportion_interval(60, 60)) and proportion_interval(60, 60)[0] < 0.95
     assert mean_interval([0.0, 0.0], images=60)[2:] == proportion_interval(0, 60)
-    both = 0.1**2 / 3 + 0.3 * 0.7 / 1000  # the seeds' variance of the mean and the images'
+    # seeds that disagree: their variance of the mean and the images' add up (Welch-Satterthwaite
+    # degrees of freedom), and Wilson's interval is taken at the images that total amounts to
+    both = 0.1**2 / 3 + 0.3 * 0.7 / 1000
     dof = both**2 / ((0.1**2 / 3) ** 2 / 2 + (0.3 * 0.7 / 1000) ** 2 / 999)
-    assert mean_interval([0.2, 0.3, 0.4], images=1000)[2] == pytest.approx(0.3 - stats.t.ppf(0.975, dof) * math.sqrt(both))
+    assert mean_interval([0.2, 0.3, 0.4], images=1000)[2:] == pytest.approx(wilson(0.3, 0.3 * 0.7 / both, stats.t.ppf(0.975, dof)))
     single = mean_interval([0.5])
     assert single[0] == 0.5 and np.isnan(single[2])
-    # two accuracies far apart: the t interval (1 degree of freedom) reaches past 0% and 100%
-    assert mean_interval([0.90, 0.97], images=1000)[2:] == (pytest.approx(0.5677, abs=1e-3), 1.0)
-    assert mean_interval([0.01, 0.09], images=1000)[2] == 0.0
+    # near 0%, where few images are right, the interval keeps Wilson's skew: 4, 3 and 3 of 32
+    # right reached 0.0% as a symmetric t interval, and 3 of 32 in one run gives 3.2-24.2%
+    low, high = mean_interval([4 / 32, 3 / 32, 3 / 32], images=32)[2:]
+    assert low == pytest.approx(0.0359, abs=1e-3) and high == pytest.approx(0.2661, abs=1e-3)
+    # two accuracies far apart, 1 degree of freedom: wide, and still inside [0%, 100%]
+    low, high = mean_interval([0.90, 0.97], images=1000)[2:]
+    assert 0.0 < low < 0.5 and 0.97 < high < 1.0
     low, high = proportion_interval(50, 500)  # Wilson, 10% of 500 images
     assert low == pytest.approx(0.0767, abs=1e-3) and high == pytest.approx(0.1294, abs=1e-3)
 
