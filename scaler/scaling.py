@@ -37,6 +37,7 @@ def is_paper_point(alpha: float, beta: float, gamma: float) -> bool:
 
 def round_filters(channels: int, width: float) -> int:
     """Channels after width scaling, as the official implementation rounds them."""
+    _check_positive("width", width)
     x = channels * width
     n = max(CHANNEL_DIVISOR, int(x + CHANNEL_DIVISOR / 2) // CHANNEL_DIVISOR * CHANNEL_DIVISOR)
     if n < 0.9 * x:
@@ -50,6 +51,7 @@ def round_repeats(repeats: int, depth: float) -> int:
     multiplier a hair above 1 (alpha ** 1e-9) does not add a whole block. No official
     coefficient's product lies that close above a whole number. At least one block, as the
     official ceil of any positive product gives (a depth of 1e-7 rounds to 0 first)."""
+    _check_positive("depth", depth)
     return max(1, int(math.ceil(round(repeats * depth, REPEATS_DIGITS))))
 
 
@@ -61,6 +63,7 @@ def conv_output_size(size: int, stride: int) -> int:
 def round_resolution(resolution: float) -> int:
     """Input side length of a compound candidate: nearest multiple of RESOLUTION_DIVISOR, a
     half-way value rounded up (226 -> 228, as 230 -> 232; Python's round() would go to even)."""
+    _check_positive("resolution", resolution)
     return max(RESOLUTION_DIVISOR, math.floor(resolution / RESOLUTION_DIVISOR + 0.5) * RESOLUTION_DIVISOR)
 
 
@@ -177,8 +180,25 @@ def validate_resolution(resolution: int, what: str = "resolution", low: int = 1)
 
 def validate_multiplier(name: str, value: float) -> None:
     """Raise UsageError for a width or depth multiplier outside (0, MAX_MULTIPLIER]."""
-    if not math.isfinite(value) or not 0 < value <= MAX_MULTIPLIER:
-        raise UsageError(f"{name} = {value} is not allowed; it must be a number in (0, {MAX_MULTIPLIER:g}]", param=name)
+    if not _is_number(value) or not 0 < value <= MAX_MULTIPLIER:
+        raise UsageError(f"{name} = {_shown(value)} is not allowed; it must be a number in (0, {MAX_MULTIPLIER:g}]", param=name)
+
+
+def _check_positive(name: str, value: object) -> None:
+    """UsageError unless `value` is a finite number above 0: what the rounding rules take (the
+    library validates before it rounds; this answers a direct call)."""
+    if not _is_number(value) or not value > 0:
+        raise UsageError(f"{name} = {_shown(value)} is not allowed; it must be a number > 0", param=name)
+
+
+def _is_number(value: object) -> bool:
+    """A finite real number, not a bool (True is 1 to Python) and not a numeric string."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _shown(value: object) -> str:
+    """`value` in an error: a number as it is, anything else quoted ('1', not 1)."""
+    return str(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else repr(value)
 
 
 def parse_phi_list(spec: str) -> list[int]:

@@ -328,9 +328,11 @@ class Evaluation(NamedTuple):
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, dataset: Dataset, resolution: int, device: torch.device,
+def evaluate(model: nn.Module, dataset: Dataset, resolution: int, device: torch.device | str,
              batch_size: int = 128, channels_last: bool = True) -> Evaluation:
-    """Evaluate `model` on the whole val split (see `Evaluation`)."""
+    """Evaluate `model` on the whole val split (see `Evaluation`); `device` as torch takes it
+    ("cpu", "cuda:0" or a torch.device), where `model` already is."""
+    device = torch.device(device)
     model.eval()
     k = 5 if dataset.num_classes >= 5 else None
     loss_sum = torch.zeros((), device=device)  # float32: MPS has no float64

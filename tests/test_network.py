@@ -1,5 +1,9 @@
 """The network reproduces the official EfficientNet exactly and scales by the official rules."""
 
+import math
+import re
+
+import numpy
 import pytest
 import torch
 
@@ -56,6 +60,22 @@ def test_round_filters_never_drops_more_than_ten_percent():
 
 def test_resolution_rounds_to_the_nearest_multiple_of_4_halves_up():
     assert [round_resolution(r) for r in (76.8, 89.6, 257.6, 225.9, 226.0, 230.0, 1.0)] == [76, 88, 256, 224, 228, 232, 4]
+
+
+def test_rounding_rules_and_builders_refuse_what_is_not_a_positive_number():
+    """Python API calls get a UsageError that names the argument, not a TypeError from torch
+    or a ValueError from int() several frames down."""
+    for call, message in [
+        (lambda: round_filters(32, math.nan), "width = nan is not allowed; it must be a number > 0"),
+        (lambda: round_repeats(2, -1.0), "depth = -1.0 is not allowed; it must be a number > 0"),
+        (lambda: round_resolution(math.inf), "resolution = inf is not allowed; it must be a number > 0"),
+        (lambda: build_model(num_classes=1.5), "classes = 1.5 is not allowed; it must be 1..100,000"),
+        (lambda: build_model(num_classes=True), "classes = True is not allowed"),
+        (lambda: build_model(width="1"), "width = '1' is not allowed; it must be a number in (0, 16]"),
+    ]:
+        with pytest.raises(UsageError, match=re.escape(message)):
+            call()
+    assert round_filters(32, numpy.float64(1.1)) == 32 and [*build_model(num_classes=numpy.int64(3), width=0.25, depth=0.25).modules()][-1].out_features == 3
 
 
 def test_depth_rounds_up_per_stage():

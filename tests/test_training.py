@@ -22,6 +22,7 @@ from scaler.training import (
     RMSpropTF,
     TrainConfig,
     TrainResult,
+    evaluate,
     lr_factor,
     repeat_seed,
     seed_everything,
@@ -421,3 +422,10 @@ def test_data_that_does_not_fit_the_device_is_named_as_the_cause(synthetic, monk
     with pytest.raises(RunError, match=r"out of memory on cpu holding the data set's images "
                                        r"\(0\.0 GiB\); use fewer or smaller images"):
         train(tiny_model(), synthetic, 16, TrainConfig(epochs=1, batch_size=16))
+
+
+def test_evaluate_takes_a_device_as_torch_does(synthetic):
+    model = tiny_model()
+    by_name, by_device = evaluate(model, synthetic, 16, "cpu"), evaluate(model, synthetic, 16, torch.device("cpu"))
+    assert by_name.top1 == by_device.top1 and by_name.loss == by_device.loss
+    assert len(by_name.correct) == len(synthetic.val) == 20

@@ -7,6 +7,7 @@ A family is data plus two functions, so a new family is a new module that regist
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,7 +98,7 @@ def checked_multipliers(preset: Preset, width: float | None, depth: float | None
     depth = preset.depth if depth is None else depth
     validate_multiplier("width", width)
     validate_multiplier("depth", depth)
-    if not 1 <= num_classes <= MAX_CLASSES:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or not 1 <= num_classes <= MAX_CLASSES:
         raise UsageError(f"classes = {num_classes} is not allowed; it must be 1..{MAX_CLASSES:,}", param="num_classes")
     return width, depth
 
