@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, replace
 
 from scaler.counting import ModelCount, count_model
 from scaler.errors import UsageError
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from torch import nn
 
@@ -251,20 +251,25 @@ def merged_points(candidates: list[Candidate]) -> int:
 
 
 def build_candidates(
-    space: CandidateSpace, base: ProxyBase, flops_tolerance: float | None = None
+    space: CandidateSpace, base: ProxyBase, flops_tolerance: float | None = None,
+    on_counted: Callable[[int, int], None] | None = None,
 ) -> list[Candidate]:
     """Enumerate the space and count each candidate; optionally drop those whose measured MACs
     ratio strays from target^phi by more than `flops_tolerance` (relative). Points that build
     the same network (depth rounded up per stage, width to channels, resolution to a multiple
     of 4) are one candidate: the point nearest the constraint (then the first), naming the
-    others in `same_network`; training them apart would rank one network against itself."""
+    others in `same_network`; training them apart would rank one network against itself.
+    `on_counted(done, total)` follows the counting, point by point (a large grid takes minutes)."""
     base.validate()
     if flops_tolerance is not None and not flops_tolerance > 0:
         raise UsageError(f"flops tolerance = {flops_tolerance:g} is not allowed; it must be > 0", param="flops_tolerance")
     base_macs = count_model(base.spec(), base.resolution).macs
     nominal = space.target**space.phi
     networks: dict[tuple, list[Candidate]] = {}
-    for position, (alpha, beta, gamma) in enumerate(space.coefficients()):
+    points = space.coefficients()
+    for position, (alpha, beta, gamma) in enumerate(points):
+        if on_counted is not None:
+            on_counted(position, len(points))
         try:
             scale, count = base.scaled(alpha, beta, gamma, space.phi)
         except ScaleLimitError as exc:  # a point of the ranges, not --phi alone, is at fault

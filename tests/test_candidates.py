@@ -134,7 +134,9 @@ def test_points_that_build_the_same_network_are_one_candidate():
     assert "same_network" not in plain.to_dict() and Candidate(**plain.to_dict()) == plain
     # on the surface every product is T: the first point stays, (2, 1, 1) builds 1.8's network
     small = ProxyBase("b0", resolution=32, width=0.25, num_classes=10)
-    found = build_candidates(CandidateSpace(mode="surface"), small)
+    counting = []  # what `scaler candidates` shows behind its spinner: points counted of all
+    found = build_candidates(CandidateSpace(mode="surface"), small, on_counted=lambda done, total: counting.append((done, total)))
+    assert counting == [(done, 8) for done in range(8)]  # every point, the merged one too
     assert [c.index for c in found] == list(range(7)) and [c.same_network for c in found] == [""] * 6 + ["(2, 1, 1)"]
     assert (found[-1].alpha, found[-1].resolution) == (1.8, 32)
     assert len(build_candidates(CandidateSpace(), base)) == 6  # the default set: six distinct networks
@@ -186,6 +188,12 @@ def test_candidates_command(cli):
     assert bad.code == 2 and "tolerance" in bad.err
     empty = cli("candidates", "--alpha-range", "1:1:0.1", "--beta-range", "1:1:0.1", "--gamma-range", "1:1.1:0.1")
     assert empty.code == 2 and "no candidate" in empty.err
+    # surface mode solves gamma and ignores --tolerance: a value of one's own is not silently lost
+    surface = ["candidates", "--mode", "surface", "--alpha-range", "1:1.2:0.2", "--beta-range", "1", "--base-resolution", "32",
+               "--base-width", "0.25", "--format", "json"]  # fmt: skip
+    plain, loose = cli(*surface), cli(*surface, "--tolerance", "0.5")
+    assert plain.code == loose.code == 0 and plain.out == loose.out and plain.err == ""
+    assert loose.err == "note: --tolerance is grid mode's; surface mode solves gamma exactly and does not use it\n"
 
 
 def test_candidates_classify_as_many_classes_as_the_data_has(cli, tmp_path):

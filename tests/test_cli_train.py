@@ -25,6 +25,23 @@ def test_train_table(cli):
     assert f"final val top-1 {top1:.1%}, 95% interval {low:.1%}-{high:.1%} over the 32 validation images" in " ".join(result.out.split())
 
 
+def test_train_stdout_holds_the_results_alone_and_each_csv_row_the_runs_status(cli):
+    """Progress bars (on a terminal) and epoch lines go to stderr, so `scaler train > table.txt`
+    writes the table alone; a run stopped by --max-seconds says so on each epoch's CSV row, as JSON and
+    the --repeats CSV carry its status."""
+    result = cli("train", "b0", *TINY, "--epochs", "2")
+    assert result.code == 0, result.err
+    assert " b0 epoch 1: train loss" in result.err and " b0 epoch 2: train loss" in result.err
+    assert "train loss" in result.out and " epoch 1: " not in result.out
+    assert "ETA" not in result.out + result.err  # a bar is drawn on a terminal only: a log file gets the lines
+    done = pd.read_csv(io.StringIO(cli("train", "b0", *TINY, "--epochs", "2", "--format", "csv").out))
+    assert done["status"].tolist() == ["complete", "complete"]
+    capped = cli("train", "b0", *TINY, "--epochs", "3", "--max-seconds", "0.01", "--format", "csv")
+    assert capped.code == 0, capped.err
+    rows = pd.read_csv(io.StringIO(capped.out))
+    assert len(rows) < 3 and set(rows["status"]) == {"timeout"}
+
+
 def test_train_json_is_reproducible(cli):
     runs = [json.loads(cli("train", "b0", *TINY, "--epochs", "1", "--format", "json").out) for _ in range(2)]
     assert runs[0]["status"] == "complete" and len(runs[0]["epochs"]) == 1
@@ -61,13 +78,14 @@ def test_train_on_a_folder_warns_about_corrupt_files(cli, tmp_path):
     (tmp_path / "images" / "red" / "broken.png").write_bytes(b"not a png at all")
     result = cli("train", "b0", *TINY, "--data", tmp_path / "images", "--epochs", "1", "--format", "json")
     assert result.code == 0, result.err
-    assert result.err.strip() == "warning: skipped 1 unreadable image file(s): red/broken.png: not an image Pillow can read"
+    warnings = [line for line in result.err.splitlines() if line.startswith("warning:")]  # beside the progress lines
+    assert warnings == ["warning: skipped 1 unreadable image file(s): red/broken.png: not an image Pillow can read"]
     assert json.loads(result.out)["top5"] is None  # fewer than 5 classes
 
 
 def test_train_bad_data_and_divergence(cli, tmp_path):
     missing = cli("train", "b0", *TINY, "--data", tmp_path / "nope")
-    assert missing.code == 2 and "does not exist" in missing.err
+    assert missing.code == 2 and missing.err.startswith(f"error: --data: data source '{tmp_path / 'nope'}' does not exist")
     (tmp_path / "one" / "cat").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(tmp_path / "one" / "cat" / "a.png")
     one = cli("train", "b0", *TINY, "--data", tmp_path / "one")

@@ -405,11 +405,14 @@ def test_the_legend_names_only_the_marks_the_table_shows():
 
 def test_log_lines_stay_whole_in_a_pipe(cli, tmp_path):
     """Captured output is not a terminal (rich then lays out 80 columns): each epoch's line and
-    the estimate stay one line each, as a log file or `grep` needs them."""
+    the estimate stay one line each, as a log file or `grep` needs them. They go to stderr,
+    beside no bar (bars are drawn on a terminal only); stdout holds the table alone."""
     args = [a for a in search_args(tmp_path, "--base", TINY_BASE, "--base-width", "1") if a != "--quiet"]  # 4 distinct networks
     result = cli(*args)
     assert result.code == 0, result.err
-    lines = result.out.splitlines()
+    assert " epoch 1: " not in result.out and "estimated" not in result.out and "━" not in result.out + result.err
+    assert result.out.lstrip().startswith("Search micro: ")  # the table's title first
+    lines = result.err.splitlines()
     epochs = [line for line in lines if " epoch 1: " in line]
     assert len(epochs) == 4 and all(len(line) > 80 and line.endswith(" s") and "val loss" in line for line in epochs)
     [estimate] = [line for line in lines if line.startswith("search micro: ")]

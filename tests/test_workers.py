@@ -309,6 +309,26 @@ def test_data_errors_leave_results_untouched(cli, tmp_path):
     assert fresh.code == 2 and not (tmp_path / "fresh").exists()  # checked before a study exists
 
 
+def test_a_worker_elsewhere_is_told_the_studys_relative_data_path_is_read_from_its_own_folder(cli, tmp_path, monkeypatch):
+    made = tmp_path / "made"
+    for label, colour in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (made / "imgs" / label).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (16, 16), colour).save(made / "imgs" / label / f"{i}.png")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    monkeypatch.chdir(made)
+    search = cli("search", *GRID2, "--root", "r", "--name", "rel", "--data", "imgs", "--storage", url)
+    assert search.code == 0, search.err
+    monkeypatch.chdir(tmp_path)  # another machine's working folder: no imgs/ here
+    worker = cli("worker", "--storage", url, "--study", "rel", "--quiet")
+    assert worker.code == 2 and worker.err == (
+        "error: the study's --data: data source 'imgs' does not exist; use 'synthetic', 'cifar10:PATH' or a folder with one "
+        f"sub-folder per class; the study keeps the path its command was given, and a worker reads a relative one from the "
+        f"folder it runs in ({tmp_path})\n")
+    monkeypatch.chdir(made)
+    assert cli("worker", "--storage", url, "--study", "rel", "--quiet").code == 0  # from the study's own folder it runs
+
+
 def test_passwords_are_masked():
     assert mask_url("postgresql+psycopg2://me:secret@db:5432/x") == "postgresql+psycopg2://me:***@db:5432/x"
     assert mask_url("postgresql+psycopg2://me@db/x") == "postgresql+psycopg2://me@db/x"

@@ -19,6 +19,9 @@ app = typer.Typer(
     epilog="Examples:  scaler search --phi 1 · scaler flops b4 · scaler report searches/NAME --plot search.png",
 )
 console = Console(markup=False)  # paths and names are printed as they are: "[old]" is no style
+# Progress bars, spinners and log lines go to stderr, so that stdout holds the results alone
+# (`scaler search > table.txt`); on a terminal both show alike.
+progress_console = Console(stderr=True, markup=False)
 
 
 class Format(str, Enum):

@@ -9,7 +9,7 @@ import typer
 
 from scaler.candidates import ProxyBase, build_candidates, merged_points
 from scaler.cli import options
-from scaler.cli.app import Format, app, console
+from scaler.cli.app import Format, app, console, progress_console
 from scaler.cli.options import DEFAULT_BASE, SEARCH_DEFAULTS, SPACE_OPTIONS, Base, BaseResolution, BaseWidth, Data, FormatOption
 from scaler.experiments.proxy import DataOptions
 from scaler.cli.results import PRODUCT_HEADER
@@ -53,8 +53,12 @@ def candidates(
     space = options.space(**flags)
     data_classes = DataOptions(data).classes()  # checks --data even where --classes sets the count
     proxy = ProxyBase(base, base_resolution, base_width, data_classes if classes is None else classes)
-    with console.status("counting candidates with fvcore..."):
-        found = build_candidates(space, proxy, flops_tolerance)
+    with progress_console.status("counting candidates with fvcore...") as status:
+
+        def counted_so_far(done: int, total: int) -> None:
+            status.update(f"counting candidates with fvcore: {done:,} of {total:,} points")
+
+        found = build_candidates(space, proxy, flops_tolerance, on_counted=counted_so_far)
     # "candidate", as a search's results.csv names the same number
     frame = pd.DataFrame([{**c.to_dict(), "same_network": c.same_network} for c in found]).rename(columns={"index": "candidate"})
     title = f"{counted(len(found), 'candidate')} ({space.mode}, T={space.target:g}, phi={space.phi:g}) on {base} w{base_width:g} at {base_resolution}px"

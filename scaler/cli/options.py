@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from scaler.candidates import MODES, CandidateSpace, ProxyBase, parse_range
-from scaler.cli.app import Format, console
+from scaler.cli.app import Format, progress_console
 from scaler.errors import UsageError
 from scaler.experiments.proxy import DataOptions
 from scaler.experiments.search import SearchConfig
@@ -171,7 +171,8 @@ def runtime(device: str, threads: Optional[int], cache_dir: Optional[Path]) -> R
 
 
 def space(*, mode: str, alpha_range: str, beta_range: str, gamma_range: str, target: float, tolerance: float, phi: float) -> CandidateSpace:
-    """The candidate-space flags as a validated CandidateSpace."""
+    """The candidate-space flags as a validated CandidateSpace; a note on stderr where surface
+    mode is given a --tolerance of its own, which it does not use."""
     result = CandidateSpace(
         mode=mode,
         alpha=parse_range(alpha_range, "alpha"),
@@ -182,14 +183,16 @@ def space(*, mode: str, alpha_range: str, beta_range: str, gamma_range: str, tar
         phi=phi,
     )
     result.validate()
+    if mode == "surface" and tolerance != DEFAULT_SPACE.tolerance:
+        print("note: --tolerance is grid mode's; surface mode solves gamma exactly and does not use it", file=sys.stderr)
     return result
 
 
 def logger(quiet: bool) -> tuple[Callable[[str], None], Callable[[str], AbstractContextManager]]:
-    """(log, status) for long commands: plain lines on stderr when quiet (or when stdout
-    carries csv/json), rich lines and a spinner on the terminal otherwise."""
+    """(log, status) for long commands, both on stderr: plain lines when quiet (or when stdout
+    carries csv/json), rich lines and a spinner otherwise."""
     if quiet:
         return (lambda message: print(message, file=sys.stderr, flush=True)), (lambda _: nullcontext())
     # soft_wrap: one line per message in a pipe or a file too (a console there is 80 columns)
-    return (lambda message: console.print(message, highlight=False, soft_wrap=True)), (lambda text: console.status(text))
+    return (lambda message: progress_console.print(message, highlight=False, soft_wrap=True)), (lambda text: progress_console.status(text))
 

@@ -24,8 +24,9 @@ from scaler.training import EpochMetrics
 
 
 @contextmanager
-def make_progress(console: Console, *, disable: bool = False) -> Iterator[Progress]:
-    """A progress display with bar, counts, elapsed and remaining time and a stats field."""
+def make_progress(console: Console) -> Iterator[Progress]:
+    """A progress display with bar, counts, elapsed and remaining time and a stats field, on
+    `console` (stderr's): stdout's own writes are left alone, as they carry the results."""
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -35,8 +36,9 @@ def make_progress(console: Console, *, disable: bool = False) -> Iterator[Progre
         TimeRemainingColumn(),
         TextColumn("{task.fields[stats]}"),
         console=console,
-        disable=disable,
+        disable=not console.is_terminal,  # a log file gets the lines printed above the bars, not a bar drawn once
         transient=False,
+        redirect_stdout=False,
     )
     with progress:
         yield progress
@@ -60,8 +62,6 @@ class StepBar:
         )
 
     def on_epoch(self, metrics: EpochMetrics) -> bool:
-        if self.progress.disable:  # machine-readable output: no progress lines on stdout
-            return False
         top5 = f" top-5 {metrics.top5:.1%}" if metrics.top5 is not None else ""
         self.progress.console.print(
             f"  {self.label} epoch {metrics.epoch}: train loss {metrics.train_loss:.3f} · "

@@ -12,7 +12,7 @@ import pandas as pd
 
 from scaler import entry
 from scaler.cli import options
-from scaler.cli.app import console
+from scaler.cli.app import progress_console
 from scaler.cli.progress import study_bars
 from scaler.errors import Interrupted, RunError, UsageError
 from scaler.experiments.repeats import check_repeats, diverged_only
@@ -54,7 +54,7 @@ def run_command_study(
             print(line, file=sys.stderr)
         outcome = run_study(
             handle, workers=workers, runtime=run_on, retry_failed=retry_failed, log=log,
-            display=None if quiet else study_bars(console), fresh_process=entry.STARTED_FOR_ONE_COMMAND,
+            display=None if quiet else study_bars(progress_console), fresh_process=entry.STARTED_FOR_ONE_COMMAND,
         )  # fmt: skip
     if outcome.interrupted:
         if outcome.finished == outcome.total:  # stopped while the last table was made: nothing to train

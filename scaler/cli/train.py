@@ -16,9 +16,10 @@ from torch import nn
 from scaler.models import family_of, network_spec, presets_by_family
 from scaler.models.init import zero_init_residuals
 from scaler.cli import options
-from scaler.cli.app import Format, app, console
+from scaler.cli.app import Format, app, console, progress_console
 from scaler.cli.options import DATA_OPTIONS, TRAIN_OPTIONS, CacheDir, FormatOption, ProcessDevice, ProcessThreads
 from scaler.data import Dataset, load_dataset
+from scaler.errors import UsageError
 from scaler.cli.progress import StepBar, make_progress
 from scaler.experiments.repeats import check_repeats
 from scaler.cli.render import Column, emit, fixed, integer, share, text
@@ -31,11 +32,14 @@ from scaler.training import EpochCallback, StepCallback, TrainResult, check_trai
 
 
 def _load_data(source: str, storage_resolution: int, train_images: Optional[int], val_images: Optional[int], val_fraction: float, seed: int, cache_dir: Optional[Path]) -> Dataset:
-    with console.status(f"loading data '{source}'..."):
-        dataset = load_dataset(
-            source, storage_resolution=storage_resolution, train_images=train_images,
-            val_images=val_images, val_fraction=val_fraction, seed=seed, cache_dir=cache_dir,
-        )  # fmt: skip
+    with progress_console.status(f"loading data '{source}'..."):
+        try:
+            dataset = load_dataset(
+                source, storage_resolution=storage_resolution, train_images=train_images,
+                val_images=val_images, val_fraction=val_fraction, seed=seed, cache_dir=cache_dir,
+            )  # fmt: skip
+        except UsageError as exc:  # the source's own faults are --data's, as search and candidates say
+            raise exc if exc.param else UsageError(str(exc), param="data") from None
     for warning in dataset.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return dataset
@@ -93,7 +97,7 @@ def train(
         return model
 
     check_trainable(dataset, resolution, config)  # refused before any progress display is drawn
-    with make_progress(console, disable=format is not Format.table) as progress:
+    with make_progress(progress_console) as progress:
 
         def watch(run_seed: int) -> tuple[StepCallback, EpochCallback]:
             bar = StepBar(progress, variant if repeats == 1 else f"{variant} seed {run_seed}", config.planned_epochs(len(dataset.train)))
@@ -160,6 +164,7 @@ def _show_run(result: TrainResult, val_images: int, format: Format, title: str, 
     frame = pd.DataFrame([asdict(e) for e in result.epochs], columns=[c.key for c in METRIC_COLUMNS])
     bounds = [_wilson(top1, val_images) for top1 in frame["top1"]]
     frame["top1_low"], frame["top1_high"] = [b[0] for b in bounds], [b[1] for b in bounds]  # for CSV
+    frame["status"] = result.status.value  # the run's, on every epoch's row, as the title says it
     low, high = _wilson(result.top1, val_images) if result.epochs else (math.nan, math.nan)
     if format is Format.json:  # the final top-1's bounds, and each epoch's, as CSV has them
         data = result.to_dict()

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from scaler.cli import options
-from scaler.cli.app import app, console
+from scaler.cli.app import app, progress_console
 from scaler.cli.options import CacheDir, ProcessDevice, ProcessThreads
 from scaler.cli.progress import study_bars
 from scaler.errors import UsageError
@@ -45,5 +45,11 @@ def worker(
     run_on = options.runtime(device, threads, cache_dir)
     handle = join_study(storage, study, folder)
     log, _ = options.logger(quiet)
-    trained = run_worker(handle, runtime=run_on, log=log, display=None if quiet else study_bars(console))
+    try:
+        trained = run_worker(handle, runtime=run_on, log=log, display=None if quiet else study_bars(progress_console))
+    except UsageError as exc:
+        if exc.param != "data":
+            raise
+        raise UsageError(f"the study's --data: {exc}; the study keeps the path its command was given, and a worker reads "
+                         f"a relative one from the folder it runs in ({Path.cwd()})") from None
     log(f"worker {worker_id()}: ran {trained} work item(s); none left")
