@@ -25,6 +25,12 @@ def tidy_path(text: str) -> str:
     return str(PurePosixPath(text))
 
 
+def read_from(path: Path) -> str:
+    """Where a relative `path` is read from, for a message about a path that is not there
+    (a study keeps its --data as typed, and another folder reads it elsewhere); "" if absolute."""
+    return "" if path.is_absolute() else f" (a relative path, read from {Path.cwd()})"
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` so that readers see the old file or the new one, never a part
     (see `atomic_write_bytes`)."""

@@ -76,10 +76,12 @@ def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[f
     Like Wilson's, it stays in [0, 1] and keeps its skew near the ends, where a symmetric t
     interval reached past them; and, the effective images never exceeding the real ones,
     repeats that agree keep at least one run's Wilson interval at the mean (at 0% or 100%
-    exactly that). Without `images`, Student's t, and a constant series has zero width. Fewer
-    than 2 values give NaN bounds."""
+    exactly that). Without `images` (or with fewer than 1), Student's t, and a constant series has
+    zero width. Fewer than 2 values give NaN bounds."""
     from scipy import stats
 
+    if images is not None and images < 1:  # no validation sample to speak of
+        images = None
     x = np.asarray(values, dtype=float)
     mean = mean_accuracy(x, images)
     if len(x) < 2:

@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 from PIL import Image
+from rich.console import Console
 
 from scaler.cli.progress import StepBar
 from scaler.statistics import mean_interval, proportion_interval
@@ -23,6 +24,32 @@ def test_train_table(cli):
     top1 = json.loads(cli("train", "b0", *TINY, "--epochs", "2", "--format", "json").out)["top1"]
     low, high = proportion_interval(round(top1 * 32), 32)
     assert f"final val top-1 {top1:.1%}, 95% interval {low:.1%}-{high:.1%} over the 32 validation images" in " ".join(result.out.split())
+
+
+class Screen(io.StringIO):
+    """A terminal that keeps what is drawn on it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def terminal(monkeypatch) -> Screen:
+    """`scaler train`'s progress console as a terminal (under pytest, stderr is a file, where
+    no bar is drawn): what it draws lands in the returned screen."""
+    import scaler.cli.train
+
+    screen = Screen()
+    monkeypatch.setattr(scaler.cli.train, "progress_console", Console(file=screen, force_terminal=True, width=100, markup=False))
+    return screen
+
+
+def test_on_a_terminal_the_bars_are_drawn_on_stderr_and_stdout_keeps_the_table(cli, monkeypatch):
+    screen = terminal(monkeypatch)
+    result = cli("train", "b0", *TINY, "--epochs", "2", "--format", "csv")
+    assert result.code == 0, result.err
+    drawn = screen.getvalue()
+    assert "b0 epoch 2/2" in drawn and "ETA" in drawn and " b0 epoch 1: train loss" in drawn  # the bar and the epoch lines
+    assert pd.read_csv(io.StringIO(result.out))["epoch"].tolist() == [1, 2]  # stdout: the CSV alone
 
 
 def test_train_stdout_holds_the_results_alone_and_each_csv_row_the_runs_status(cli):
@@ -115,7 +142,7 @@ def test_train_zero_init_starts_every_residual_branch_at_zero(cli, monkeypatch):
     assert len(standard) == len(zero) and all(s > 0.0 for s in standard)
 
 
-def test_a_batch_of_one_image_is_refused_before_training(cli):
+def test_a_batch_of_one_image_is_refused_before_training(cli, monkeypatch):
     """BatchNorm learns from a batch's statistics: at 32 px a batch of one reached a 1x1 map and
     failed inside PyTorch (exit 1, a ValueError)."""
     one = cli("train", "b0", *TINY, "--batch-size", "1", "--epochs", "1")
@@ -124,8 +151,10 @@ def test_a_batch_of_one_image_is_refused_before_training(cli):
     assert single.code == 2
     assert single.err.endswith("error: data set synthetic has 1 training image(s); training needs at least 2 "
                                "(BatchNorm learns from a batch's statistics)\n")
+    screen = terminal(monkeypatch)
     table = cli("train", "b0", *TINY[:6], "--train-images", "1", "--val-images", "8", "--epochs", "1")
-    assert table.code == 2 and table.out == ""  # refused before a progress bar is drawn
+    assert table.code == 2 and table.out == "" and "loading data" in screen.getvalue()
+    assert "epoch" not in screen.getvalue()  # refused before a progress bar is drawn
 
 
 def test_steps_show_the_epochs_they_take_and_intervals_stay_in_0_1(cli, monkeypatch):

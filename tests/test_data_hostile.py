@@ -359,7 +359,7 @@ def test_empty_source_is_refused(source):
                                 "'cifar10:PATH' or a folder with one sub-folder per class")
 
 
-def test_cifar10_path_that_is_a_file_or_missing(tmp_path):
+def test_cifar10_path_that_is_a_file_or_missing(tmp_path, monkeypatch):
     a_file = tmp_path / "passwd"
     a_file.write_text("root:x:0:0")
     needs = ("cifar10:PATH needs the extracted folder that holds data_batch_1, data_batch_2, "
@@ -370,6 +370,10 @@ def test_cifar10_path_that_is_a_file_or_missing(tmp_path):
     with pytest.raises(UsageError) as error:
         load_dataset(f"cifar10:{tmp_path / 'nowhere'}")
     assert str(error.value) == f"CIFAR-10 folder {tmp_path / 'nowhere'} does not exist; {needs}"
+    monkeypatch.chdir(tmp_path)  # a relative path says where it was looked for
+    with pytest.raises(UsageError) as error:
+        load_dataset("cifar10:nowhere")
+    assert str(error.value) == f"CIFAR-10 folder nowhere does not exist (a relative path, read from {tmp_path}); {needs}"
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -4,6 +4,7 @@ Two real searches compared: tests/test_report_compare.py."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import signal
@@ -130,6 +131,15 @@ def test_interval_of_a_constant_series_has_zero_width_and_others_cover_the_mean(
     assert mean_interval([0.2, 0.3, 0.4], images=1000)[2:] == pytest.approx(wilson(0.3, 0.3 * 0.7 / both, stats.t.ppf(0.975, dof)))
     single = mean_interval([0.5])
     assert single[0] == 0.5 and np.isnan(single[2])
+    assert mean_interval([0.5, 0.6], images=0) == mean_interval([0.5, 0.6])  # no images: the seeds' t interval alone
+    # never narrower than one run's Wilson interval at the mean, for every count of 2 and 3
+    # repeats on 1-12 images (the effective images never exceed the real ones, t >= z)
+    for images in range(1, 13):
+        for counts in itertools.combinations_with_replacement(range(images + 1), 3):
+            for runs in (counts[:2], counts):
+                low, high = mean_interval([k / images for k in runs], images=images)[2:]
+                wilson_low, wilson_high = wilson(sum(runs) / len(runs) / images, images, stats.norm.ppf(0.975))
+                assert low <= wilson_low + 1e-12 and high >= wilson_high - 1e-12 and 0.0 <= low <= high <= 1.0, (images, runs)
     # near 0%, where few images are right, the interval keeps Wilson's skew: 4, 3 and 3 of 32
     # right reached 0.0% as a symmetric t interval, and 3 of 32 in one run gives 3.2-24.2%
     low, high = mean_interval([4 / 32, 3 / 32, 3 / 32], images=32)[2:]

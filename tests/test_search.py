@@ -300,7 +300,8 @@ def test_report_formats_pareto_and_plot(cli, tmp_path):
     else:  # no tie: nothing to count on the front
         assert "shown here" not in front
     plot = tmp_path / "search.png"
-    assert cli("report", folder, "--plot", plot).code == 0
+    plotted = cli("report", folder, "--plot", plot)
+    assert plotted.code == 0 and plotted.err == f"plot written to {plot}\n" and "plot written" not in plotted.out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
     missing = cli("report", tmp_path / "nowhere")
     assert missing.code == 2 and f"{tmp_path / 'nowhere'} does not exist; give a study folder" in missing.err

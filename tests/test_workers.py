@@ -322,9 +322,8 @@ def test_a_worker_elsewhere_is_told_the_studys_relative_data_path_is_read_from_i
     monkeypatch.chdir(tmp_path)  # another machine's working folder: no imgs/ here
     worker = cli("worker", "--storage", url, "--study", "rel", "--quiet")
     assert worker.code == 2 and worker.err == (
-        "error: the study's --data: data source 'imgs' does not exist; use 'synthetic', 'cifar10:PATH' or a folder with one "
-        f"sub-folder per class; the study keeps the path its command was given, and a worker reads a relative one from the "
-        f"folder it runs in ({tmp_path})\n")
+        f"error: the study's --data, as its command was given it: data source 'imgs' does not exist (a relative path, read "
+        f"from {tmp_path}); use 'synthetic', 'cifar10:PATH' or a folder with one sub-folder per class\n")
     monkeypatch.chdir(made)
     assert cli("worker", "--storage", url, "--study", "rel", "--quiet").code == 0  # from the study's own folder it runs
 

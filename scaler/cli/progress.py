@@ -36,12 +36,19 @@ def make_progress(console: Console) -> Iterator[Progress]:
         TimeRemainingColumn(),
         TextColumn("{task.fields[stats]}"),
         console=console,
-        disable=not console.is_terminal,  # a log file gets the lines printed above the bars, not a bar drawn once
+        disable=not drawn(console),  # a log file gets the lines printed above the bars, not a bar drawn once
         transient=False,
         redirect_stdout=False,
     )
     with progress:
         yield progress
+
+
+def drawn(console: Console) -> bool:
+    """Whether bars are drawn on `console`: on a terminal, a real one (FORCE_COLOR makes rich
+    take a log file for one, which would then collect a bar at every refresh)."""
+    isatty = getattr(console.file, "isatty", None)
+    return console.is_terminal and callable(isatty) and bool(isatty())
 
 
 class StepBar:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -65,8 +66,7 @@ def report(
             plot_search(frame, plot, title=f"{info['name']}")
         except (OSError, ValueError) as exc:
             raise RunError(f"cannot write plot {plot}: {exc}") from None
-        if format is Format.table:
-            console.print(f"plot written to {plot}", highlight=False, soft_wrap=True)
+        print(f"plot written to {plot}", file=sys.stderr)  # a log line: stdout holds the table alone
     states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
     caption = "\n".join(filter(None, [
         " · ".join(filter(None, [f"{folder}/results.csv", states, legend(shown), "Pareto front of finished candidates" if pareto else ""])),

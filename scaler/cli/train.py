@@ -19,7 +19,6 @@ from scaler.cli import options
 from scaler.cli.app import Format, app, console, progress_console
 from scaler.cli.options import DATA_OPTIONS, TRAIN_OPTIONS, CacheDir, FormatOption, ProcessDevice, ProcessThreads
 from scaler.data import Dataset, load_dataset
-from scaler.errors import UsageError
 from scaler.cli.progress import StepBar, make_progress
 from scaler.experiments.repeats import check_repeats
 from scaler.cli.render import Column, emit, fixed, integer, share, text
@@ -33,13 +32,10 @@ from scaler.training import EpochCallback, StepCallback, TrainResult, check_trai
 
 def _load_data(source: str, storage_resolution: int, train_images: Optional[int], val_images: Optional[int], val_fraction: float, seed: int, cache_dir: Optional[Path]) -> Dataset:
     with progress_console.status(f"loading data '{source}'..."):
-        try:
-            dataset = load_dataset(
-                source, storage_resolution=storage_resolution, train_images=train_images,
-                val_images=val_images, val_fraction=val_fraction, seed=seed, cache_dir=cache_dir,
-            )  # fmt: skip
-        except UsageError as exc:  # the source's own faults are --data's, as search and candidates say
-            raise exc if exc.param else UsageError(str(exc), param="data") from None
+        dataset = load_dataset(
+            source, storage_resolution=storage_resolution, train_images=train_images,
+            val_images=val_images, val_fraction=val_fraction, seed=seed, cache_dir=cache_dir,
+        )  # fmt: skip
     for warning in dataset.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return dataset

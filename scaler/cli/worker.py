@@ -50,6 +50,5 @@ def worker(
     except UsageError as exc:
         if exc.param != "data":
             raise
-        raise UsageError(f"the study's --data: {exc}; the study keeps the path its command was given, and a worker reads "
-                         f"a relative one from the folder it runs in ({Path.cwd()})") from None
+        raise UsageError(f"the study's --data, as its command was given it: {exc}") from None
     log(f"worker {worker_id()}: ran {trained} work item(s); none left")

@@ -13,6 +13,7 @@ import torch
 from scaler.data.source import Loaded, digest, file_stamps, local_stamp
 from scaler.data.split import ImageSplit, resize_uint8, stratified_take
 from scaler.errors import UsageError
+from scaler.files import read_from
 
 CIFAR_PREFIX = "cifar10:"  # a source "cifar10:PATH" names the extracted batches
 CIFAR_RESOLUTION = 32
@@ -32,7 +33,7 @@ class CifarSource:
             raise UsageError(f"data source 'cifar10:' names no folder; {_NEEDS}")
         self.root = Path(path).expanduser()
         if not self.root.exists():
-            raise UsageError(f"CIFAR-10 folder {self.root} does not exist; {_NEEDS}")
+            raise UsageError(f"CIFAR-10 folder {self.root} does not exist{read_from(self.root)}; {_NEEDS}")
         if not self.root.is_dir():
             raise UsageError(f"CIFAR-10 path {self.root} is a file, not a folder; {_NEEDS}")
         for name in CIFAR_FILES:

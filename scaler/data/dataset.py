@@ -17,7 +17,7 @@ from scaler.data.source import Source, digest
 from scaler.data.split import ImageSplit, stratified_take
 from scaler.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_TRAIN, SYNTHETIC_VAL, SyntheticSource
 from scaler.errors import UsageError, check_int
-from scaler.files import tidy_path
+from scaler.files import read_from, tidy_path
 from scaler.memory import check_images_fit
 from scaler.scaling import MAX_RESOLUTION, MIN_TRAIN_RESOLUTION
 
@@ -78,7 +78,15 @@ def load_dataset(
         source = os.fspath(source)
     if not isinstance(source, str):
         raise UsageError(f"data source {source!r} is not allowed; {_SOURCES}", param="data")
+    try:
+        return _load(source, storage_resolution, train_images, val_images, val_fraction, seed, native_resolution, cache_dir)
+    except UsageError as exc:  # what is wrong with the source itself (missing, unreadable, its layout) is --data's
+        raise exc if exc.param else UsageError(str(exc), param="data") from None
 
+
+def _load(source: str, storage_resolution: int, train_images: int | None, val_images: int | None,
+          val_fraction: float, seed: int, native_resolution: int, cache_dir: Path | None) -> Dataset:
+    """`load_dataset` once its arguments are checked."""
     loader = _open_source(source, storage_resolution, train_images, val_images, val_fraction,
                           seed, native_resolution)
     fingerprint, stamp = loader.fingerprint(), loader.local_stamp()
@@ -138,7 +146,7 @@ def _open_source(source: str, storage: int, n_train: int | None, n_val: int | No
         return CifarSource(source, storage, n_train, n_val, seed)
     path = Path(source).expanduser()
     if not path.exists():
-        raise UsageError(f"data source '{source}' does not exist; {_SOURCES}")
+        raise UsageError(f"data source '{source}' does not exist{read_from(path)}; {_SOURCES}")
     if not path.is_dir():
         raise UsageError(f"data source '{source}' is a file; {_SOURCES}")
     return FolderSource(source, path, storage, n_train, n_val, val_fraction, seed)

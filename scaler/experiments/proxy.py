@@ -70,19 +70,16 @@ class DataOptions:
     def load(self, storage_resolution: int, seed: int, runtime: Runtime) -> Dataset:
         """The data set at `storage_resolution`, split with `seed`, cached in the runtime's
         cache folder."""
-        try:
-            return load_dataset(
-                self.source,
-                storage_resolution=storage_resolution,
-                train_images=self.train_images,
-                val_images=self.val_images,
-                val_fraction=self.val_fraction,
-                seed=seed,
-                native_resolution=self.native_resolution,
-                cache_dir=runtime.cache_dir,
-            )
-        except UsageError as exc:  # the source's own faults (missing, unreadable) are the data's
-            raise exc if exc.param else UsageError(str(exc), param="data") from None
+        return load_dataset(
+            self.source,
+            storage_resolution=storage_resolution,
+            train_images=self.train_images,
+            val_images=self.val_images,
+            val_fraction=self.val_fraction,
+            seed=seed,
+            native_resolution=self.native_resolution,
+            cache_dir=runtime.cache_dir,
+        )
 
 
 @functools.lru_cache(maxsize=8)
