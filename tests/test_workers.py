@@ -271,9 +271,14 @@ def test_ctrl_c_marks_the_candidate_interrupted_and_says_how_to_resume(tmp_path)
 def test_unwritable_output_folder(cli, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = cli("search", *GRID8, "--root", blocker / "under")  # a root that cannot be made (a file is in the way)
-    assert result.code == 1
-    assert "cannot write to study folder" in result.err and len(result.err.strip().splitlines()) == 1
+    result = cli("search", *GRID8, "--root", blocker / "under")  # a root that cannot be made (a file is in the way): bad input
+    assert (result.code, result.err) == (2, f"error: --root: root {blocker / 'under'} lies under a file, {blocker}; give a folder "
+                                            "(it is created if missing)\n")
+    # a file system that takes no folders: a run-time failure, said at once (the lock's retries
+    # read its ENOENT as a folder removed meanwhile, and ended with "lock file kept being replaced")
+    virtual = cli("search", *GRID8, "--root", "/proc/scaler-test")
+    assert virtual.code == 1 and virtual.err.startswith("error: cannot create study folder /proc/scaler-test/")
+    assert virtual.err.endswith(": No such file or directory\n") and len(virtual.err.splitlines()) == 1
 
 
 def test_unreachable_storage(cli, tmp_path):

@@ -34,8 +34,10 @@ def run_command_study(
     end (Interrupted on Ctrl-C, with how to resume); `counting` is what the spinner says while
     a new study is planned, `said` lines for stderr once the study is open (notes on what it
     runs: a refused command prints its error alone). What the study commands share."""
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"root {root} is a file; give a folder (it is created if missing)", param="root")
+    above = next((p for p in (root, *root.parents) if p.exists()), None)  # the part of the path that exists
+    if above is not None and not above.is_dir():
+        what = "is a file" if above == root else f"lies under a file, {above}"
+        raise UsageError(f"root {root} {what}; give a folder (it is created if missing)", param="root")
     run_on = options.runtime(device, threads, cache_dir or root / ".cache")
     config.validate()  # everything checked before the study folder is created
     if "repeats" in settings:

@@ -58,8 +58,11 @@ def _take(folder: Path, tries: int = 100) -> TextIO:
     for _ in range(tries):
         try:
             folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a read-only or virtual file system (/proc): nothing to retry
+            raise RunError(f"cannot create study folder {folder}: {exc.strerror}") from None
+        try:
             handle = open(path, "a+")
-        except FileNotFoundError:  # the folder removed between the two calls: make it again
+        except FileNotFoundError:  # the folder removed since it was made: make it again
             continue
         except OSError as exc:
             raise RunError(f"cannot write to study folder {folder}: {exc.strerror}") from None
