@@ -179,13 +179,14 @@ def family_table(
         rows.append(
             {
                 "phi": phi,
-                "depth_mult": scale.depth,
-                "width_mult": scale.width,
+                # to 12 places, as a candidate's product: 1.1 ** 2 is 1.2100000000000002 in floats
+                "depth_mult": round(scale.depth, 12),
+                "width_mult": round(scale.width, 12),
                 "resolution": scale.resolution,
                 "params": count.params,
                 "macs": count.macs,
                 "macs_ratio": count.macs / base.macs,
-                "nominal_ratio": scale.nominal_flops_ratio,
+                "nominal_ratio": round(scale.nominal_flops_ratio, 12),
                 "preset": preset.name if preset else None,
                 "preset_depth": preset.depth if preset else None,
                 "preset_width": preset.width if preset else None,
@@ -225,15 +226,21 @@ class SearchComparison:
     kendall: tuple[float, float, float] | None  # (tau-b, low, high), the same resamples
     spearman_p: float | None  # one-sided permutation p-value: could unrelated rankings agree as well?
     best_lines: list[str]
+    resized: int = 0  # points both searched at different resolutions (other base resolutions): not matched
 
 
 COMPARE_KEYS = ["alpha", "beta", "gamma", "resolution"]
+POINT_KEYS = COMPARE_KEYS[:3]
 
 
 def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
-    """Join two ranked search tables on the candidate (alpha, beta, gamma, resolution)."""
+    """Join two ranked search tables on the candidate (alpha, beta, gamma, resolution): a point
+    trained at another resolution (another base resolution, or the gamma-1 rounding of searches
+    before 2026-12-02) is another network, counted in `resized` and named where it is a best."""
     keep = ["rank", "top1", "top1_low", "top1_high", "state", "tied_with_best"]
     frame = a[COMPARE_KEYS + keep].merge(b[COMPARE_KEYS + keep], on=COMPARE_KEYS, suffixes=("_a", "_b"), how="inner")
+    points = a[COMPARE_KEYS].merge(b[COMPARE_KEYS], on=POINT_KEYS, suffixes=("_a", "_b"))
+    resized = int((points["resolution_a"] != points["resolution_b"]).sum())
     frame = frame.sort_values("rank_a").reset_index(drop=True)
     complete = (frame["state_a"] == State.COMPLETE.value) & (frame["state_b"] == State.COMPLETE.value)
     # a timed-out or pruned row's top-1 is of a shorter training: no difference with a full one
@@ -252,7 +259,10 @@ def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
         candidate = f"({own.iloc[0]['alpha']:g}, {own.iloc[0]['beta']:g}, {own.iloc[0]['gamma']:.3g})"
         joined = frame.merge(own.iloc[:1][COMPARE_KEYS], on=COMPARE_KEYS)
         if not len(joined):
-            lines.append(f"best of {name}: {candidate} is not among {there}'s candidates")
+            other_table = b if other == "b" else a
+            at = other_table.merge(own.iloc[:1][POINT_KEYS], on=POINT_KEYS)["resolution"]
+            elsewhere = f" at {int(own.iloc[0]['resolution'])} px ({there} trained it at {int(at.iloc[0])} px)" if len(at) else ""
+            lines.append(f"best of {name}: {candidate} is not among {there}'s candidates{elsewhere}")
             continue
         best = joined.iloc[0]
         state = best[f"state_{other}"]
@@ -265,7 +275,7 @@ def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
         else:
             verdict = {True: "tied with its best there", False: "not tied with its best there"}.get(truth(best[f"tied_with_best_{other}"]), "tie unknown there")
         lines.append(f"best of {name}: {candidate} is rank {rank} in {there}, {verdict}")
-    return SearchComparison(frame, len(frame), len(both), spearman, kendall, spearman_p, lines)
+    return SearchComparison(frame, len(frame), len(both), spearman, kendall, spearman_p, lines, resized)
 
 
 def _not_complete(state: object, there: str) -> str:

@@ -165,16 +165,21 @@ def difference_test(a: Sequence[np.ndarray], b: Sequence[np.ndarray], paired: bo
 
 def split_half_reliability(scores: Sequence[Sequence[float]], seed: int = 0) -> tuple[float, float, float] | None:
     """(median, low, high) Spearman correlation between the candidate rankings of two disjoint
-    halves of the repeats, over random splits; None with fewer than 3 candidates of 2 or more
-    repeats, or when most splits leave a half that scores every candidate alike (undefined).
-    `scores[c]` holds candidate c's per-repeat top-1."""
+    halves of the repeats, over random splits (low and high: the 2.5 and 97.5 percentiles);
+    None with fewer than 3 candidates of 2 or more repeats, or when most splits leave a half
+    that scores every candidate alike (undefined). A split whose half scores all alike ranks
+    nothing and counts as no agreement (0), as in `bootstrap_agreement`: skipping it kept only
+    the other splits, whose halves can disagree by construction (with 2 repeats, where one
+    repeat scored every candidate alike, the halves left mix the two repeats, and each
+    candidate's other value lies in the other half: every one below 0). `scores[c]` holds
+    candidate c's per-repeat top-1."""
     usable = [np.asarray(s, dtype=float) for s in scores if len(s) >= 2]
     if len(usable) < 3:
         return None
     from scipy import stats
 
     rng = np.random.default_rng(seed)
-    correlations = []
+    correlations, degenerate = [], 0
     for _ in range(SPLITS):
         first, second = [], []
         for s in usable:
@@ -182,9 +187,12 @@ def split_half_reliability(scores: Sequence[Sequence[float]], seed: int = 0) -> 
             half = len(s) // 2
             first.append(mean_accuracy(s[order[:half]]))
             second.append(mean_accuracy(s[order[half : 2 * half]]))
-        if np.ptp(first) > 0 and np.ptp(second) > 0:  # a half that scores all alike ranks nothing
+        if np.ptp(first) > 0 and np.ptp(second) > 0:
             correlations.append(float(stats.spearmanr(first, second).statistic))
-    if len(correlations) < SPLITS // 2:
+        else:  # a half that scores all alike ranks nothing
+            correlations.append(0.0)
+            degenerate += 1
+    if degenerate > SPLITS // 2:
         return None
     low, median, high = np.percentile(correlations, [2.5, 50, 97.5])
     return float(median), float(low), float(high)

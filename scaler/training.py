@@ -385,7 +385,7 @@ def _check_logits(logits: object, batch: int, dataset: Dataset) -> None:
     would fail deep inside torch ('Target 5 is out of bounds')."""
     shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else None
     if shape is None or len(shape) != 2 or shape[0] != batch or shape[1] < dataset.num_classes:
-        got = f"shape {shape}" if shape is not None else f"a {type(logits).__name__}"
+        got = f"shape {shape}" if shape is not None else f"an object of type {type(logits).__name__}"
         raise UsageError(f"the model returns {got} for a batch of {batch}; training on {dataset.source} needs "
                          f"({batch}, {dataset.num_classes}) logits: build it with num_classes={dataset.num_classes}")
 

@@ -436,6 +436,8 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):
 
     again = cli(*args, "--format", "json")
     assert again.code == 0, again.err
+    json.loads(again.out)  # the document alone on stdout, the advice beside it on stderr
+    assert ("recommended (" if info["recommended"] else "no setting keeps Spearman >= 0.8") in again.err
     assert "9 already finished, 0 to train" in again.err
     assert "training" not in again.err.replace("trainings", "")
     assert pd.read_csv(folder / "results.csv").equals(frame)
@@ -571,6 +573,11 @@ def test_a_setting_is_judged_on_the_pairs_the_reference_tells_apart():
     counts = frame[["pairs_apart", "pairs_tested", "pairs_judged", "pairs_kept"]].to_csv(index=False)
     assert counts == "pairs_apart,pairs_tested,pairs_judged,pairs_kept\n5,6,,\n,,5,4\n"  # counts, not 5.0
     assert "pairs of candidates apart" not in recommendation_line(frame)  # the reference agrees with itself
+    # no setting recommended: more --candidates is advised only where the search's set has more
+    none = frame.assign(recommended=False)
+    assert recommendation_line(none).splitlines()[0].endswith(
+        "trust the proxy's ranking less, train it longer, or calibrate on more --candidates where the search's set has more")
+    assert recommendation_line(none, whole_set=True).splitlines()[0].endswith("trust the proxy's ranking less or train it longer")
 
     def warned(frame):  # the line beside a reference that disagrees with itself
         frame.loc[frame["role"] == "reference", ["reliability", "reliability_text"]] = (0.5, "0.50 [0.10, 0.90]")

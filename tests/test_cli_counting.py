@@ -144,6 +144,8 @@ def test_scale_family(cli):
     # phi = 1: B0 at width 1.1, depth 1.2, 256 px (B2's network at B1's step of resolution)
     assert (rows[1]["params"], rows[1]["macs"]) == (9_109_994, 859_853_760)
     assert rows[1]["macs_ratio"] == pytest.approx(859_853_760 / 385_814_752)
+    # multipliers as a person writes them, not 1.1 ** 2 = 1.2100000000000002
+    assert (rows[2]["depth_mult"], rows[2]["width_mult"], rows[2]["nominal_ratio"]) == (1.44, 1.21, 3.6874368729)
     for row, (width, depth) in zip(rows[1:], [(1.1, 1.2), (1.1**2, 1.2**2)]):  # each checked against a direct count
         count = count_model(network_spec(width=width, depth=depth), row["resolution"])
         assert (row["params"], row["macs"]) == (count.params, count.macs)

@@ -162,6 +162,8 @@ def test_the_table_reads_each_verdict_from_the_right_side(net):
     point? A swapped pair of arguments would turn every 'better' into 'worse'."""
     config = CompareConfig(base=ProxyBase(net, 32, 1.0, 10), max_phi=1)
     comparison = Comparison(config, build_points(config), repeats=2)
+    assert comparison.describe() == "5 networks (base + 4 strategies x phi 1) x 2 repeats"  # the start line's words
+    assert Comparison(config, build_points(config), repeats=1).describe() == "5 networks (base + 4 strategies x phi 1) x 1 repeat"
     index = {p.strategy: p.index for p in comparison.points}
     shares = {"base": 0.5, "compound": 0.8, "width": 0.3, "depth": 0.8, "resolution": 0.95}
     records = [r for strategy, share in shares.items() for r in _records(index[strategy], share, images=2000)]
@@ -212,7 +214,7 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path)
     assert info["tally_equal_macs"] == dict(Counter(equal))  # the duels at equal compute, counted apart
     flat = " ".join(result.out.split())
     if info["unequal_macs"] and equal:
-        assert f"at equal MACs ({len(equal)} duels): " + ", ".join(f"{w} in {n}" for w, n in Counter(equal).items()) in flat
+        assert f"at equal MACs ({len(equal)} duel{'' if len(equal) == 1 else 's'}): " + ", ".join(f"{w} in {n}" for w, n in Counter(equal).items()) in flat
     elif info["unequal_macs"]:
         assert "no duel is at equal MACs" in flat
     else:
@@ -223,6 +225,7 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path)
     assert again.code == 0 and "18 already finished, 0 to train" in again.err
     csv = cli(*compare_args(net, tmp_path, "--repeats", "2", "--format", "csv"))
     assert pd.read_csv(pd.io.common.StringIO(csv.out)).equals(frame)
+    assert "compound against a single dimension, 6 duels" in csv.err  # the tally beside the document, on stderr
     markdown = cli(*compare_args(net, tmp_path, "--repeats", "2", "--format", "markdown"))
     tokens = MarkdownIt().enable("table").parse(markdown.out)  # as a renderer reads it (rich's parser)
     tables = [i for i, t in enumerate(tokens) if t.type in ("table_open", "table_close")]

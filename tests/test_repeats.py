@@ -160,6 +160,13 @@ def test_a_ranking_compared_with_itself_agrees_perfectly():
     median, low, high = split_half_reliability(noise)
     assert abs(median) < 0.5 and low < median < high and high - low > 0.5  # near zero, and the splits disagree widely
     assert split_half_reliability([[0.1], [0.2], [0.3]]) is None  # one repeat each
+    # 2 repeats, the first scoring all four alike: a split whose half is that repeat ranks
+    # nothing and counts 0; skipped, it left only the mixed halves, which disagree by
+    # construction (each candidate's other value sits in the other half), every one below 0
+    one_flat = [[0.094, 0.2], [0.094, 0.3], [0.094, 0.1], [0.094, 0.4]]
+    median, low, high = split_half_reliability(one_flat)
+    assert low < median < 0.0 and high == 0.0
+    assert split_half_reliability([[0.094, 0.094]] * 4) is None  # every split ranks nothing: undefined
 
 
 def test_correctness_round_trips_and_seeds_are_independent_but_reproducible():

@@ -100,7 +100,7 @@ def test_compare_json_is_one_object_with_figures_best_lines_and_rows(cli, monkey
     result = cli("report", tmp_path / "A", tmp_path / "B", "--format", "json")
     assert result.code == 0, result.err
     data = json.loads(result.out)
-    assert list(data) == ["a", "b", "shared", "scored", "spearman_p", "spearman", "spearman_low", "spearman_high",
+    assert list(data) == ["a", "b", "shared", "scored", "resized", "spearman_p", "spearman", "spearman_low", "spearman_high",
                           "kendall", "kendall_low", "kendall_high", "best", "unfinished", "candidates"]  # fmt: skip
     assert data["a"] == str(tmp_path / "A") and data["b"] == str(tmp_path / "B") and data["unfinished"] == {"a": 0, "b": 0}
     assert data["shared"] == 4 and data["scored"] == 4
@@ -127,6 +127,7 @@ def test_compare_json_is_one_object_with_figures_best_lines_and_rows(cli, monkey
     # the rows are the ones --format csv prints (the CSV is the rows alone)
     csv = cli("report", tmp_path / "A", tmp_path / "B", "--format", "csv")
     assert csv.code == 0, csv.err
+    assert "rank agreement over 4 candidates: Spearman 0.40" in csv.err and "best of A: (1, 1, 1.1) is rank 3 in B" in csv.err
     table = pd.read_csv(io.StringIO(csv.out))
     assert list(table.columns) == list(rows[0])
     assert len(table) == len(rows)
@@ -201,6 +202,26 @@ def test_each_best_is_its_own_search_s_even_when_the_other_lacks_it():
         "best of B: (1.8, 1, 1.1) is not among A's candidates",
     ]
     assert compare_searches(b, a).best_lines[0] == "best of A: (1.8, 1, 1.1) is not among B's candidates"
+
+
+def test_points_trained_at_another_resolution_are_other_networks_and_said_to_be(cli, monkeypatch, tmp_path):
+    """Two proxies at other base resolutions train each point at another resolution: nothing
+    is compared, and the lines say why instead of calling A's best absent from B."""
+    a = ranked([0.5, 0.4, 0.3, 0.2], ["complete"] * 4, [True, False, False, False])
+    b = ranked([0.3, 0.45, 0.35, 0.1], ["complete"] * 4).assign(resolution=44)
+    comparison = compare_searches(a, b)
+    assert (comparison.shared, comparison.resized) == (0, 4)
+    assert comparison.best_lines == [
+        "best of A: (1, 1, 1.1) is not among B's candidates at 36 px (B trained it at 44 px)",
+        "best of B: (1.2, 1, 1.1) is not among A's candidates at 44 px (A trained it at 36 px)",
+    ]
+    assert compare_searches(a, a).resized == 0
+    constructed(monkeypatch, {"A": a, "B": b})
+    table = cli("report", tmp_path / "A", tmp_path / "B")
+    assert table.code == 0, table.err
+    assert ("0 candidates in both, 0 complete in both; 4 point(s) of both were trained at different resolutions, so are "
+            "other networks (report compares searches of one proxy; `scaler calibrate` compares proxies)") in " ".join(table.out.split())
+    assert json.loads(cli("report", tmp_path / "A", tmp_path / "B", "--format", "json").out)["resized"] == 4
 
 
 # ---------------------------------------------------------------------------------------------

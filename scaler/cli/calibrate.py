@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import shlex
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -45,7 +46,7 @@ SETTING_COLUMNS = [
     Column("spearman_text", "Spearman [95%]", text),
     Column("spearman_p", "p", p_value),
     Column("kendall_text", "Kendall [95%]", text),
-    Column("reliability_text", "repeats agree [95%]", text),
+    Column("reliability_text", "repeats agree [range]", text),
     Column("pairs_text", "pairs kept", text),
 ]
 
@@ -107,15 +108,17 @@ def calibrate(
     except (OSError, ValueError) as exc:
         raise RunError(f"cannot write plot {plot}: {exc}") from None
     frame = setting_frame(info, search_commands(ctx, info))
-    if format in (Format.csv, Format.json):
+    whole_set = candidates > len(info["candidates"])
+    if format in (Format.csv, Format.json):  # the document alone on stdout, the advice beside it on stderr
         emit(frame.drop(columns=["mark", "spearman_text", "kendall_text", "reliability_text", "pairs_text"]), SETTING_COLUMNS, format.value, console)
+        print(recommendation_line(frame, whole_set=whole_set), file=sys.stderr)
     else:
         emit(
             frame, SETTING_COLUMNS, format.value, console, caption="\n".join(caption_lines(info, folder, plot, candidates)),
             title=f"Calibration {handle.name}: {len(info['candidates'])} candidates x {info['repeats']} repeat(s), this run {elapsed(outcome.seconds)}",
             highlight=lambda row: "bold green" if row["mark"] else None,
         )  # fmt: skip
-        print(recommendation_line(frame))
+        print(recommendation_line(frame, whole_set=whole_set))
     check_finished(outcome.frame, "setting-candidate pair")
 
 
@@ -169,15 +172,16 @@ def caption_lines(info: dict, folder: Path, plot: Path, asked: int) -> list[str]
         f"★ the cheapest setting with Spearman >= {THRESHOLD:g} at p < {1 - LEVEL:.2g}; undefined: fewer than 3 candidates scored under both, "
         "or one of them scores all alike",
         "repeats agree: split-half Spearman of the setting's own ranking between two halves of its repeats (with --repeats 2 "
-        "or more); the reference's says how stable the target itself is",
+        "or more), the median and 2.5-97.5% range over random splits; the reference's says how stable the target itself is",
         "pairs kept: of the pairs of candidates the reference tells apart (mean top-1 differs at p < 0.05 for each pair, "
         "the seed's noise included; with --repeats 2 or more), how many the setting orders as the reference does",
     ]
 
 
-def recommendation_line(frame: pd.DataFrame) -> str:
-    """The setting to use as a `scaler search` command, or why there is none; and a warning
-    when the reference disagrees with itself (a Spearman with it then says little)."""
+def recommendation_line(frame: pd.DataFrame, whole_set: bool = False) -> str:
+    """The setting to use as a `scaler search` command, or why there is none (`whole_set`: the
+    calibration already has all of the search's candidates, so more cannot be asked for); and
+    a warning when the reference disagrees with itself (a Spearman with it then says little)."""
     chosen = frame[frame["recommended"]]
     measured = frame[(frame["role"] != "reference") & frame["spearman"].notna()]
     if not len(measured):
@@ -187,7 +191,8 @@ def recommendation_line(frame: pd.DataFrame) -> str:
         ]
     elif not len(chosen):
         lines = [f"no setting keeps Spearman >= {THRESHOLD:g} with the reference beyond chance (p < {1 - LEVEL:.2g}): "
-                 "trust the proxy's ranking less, train it longer, or calibrate on more --candidates"]
+                 "trust the proxy's ranking less" + (" or train it longer" if whole_set else
+                                                     ", train it longer, or calibrate on more --candidates where the search's set has more")]
     else:
         row = chosen.iloc[0]
         lines = [

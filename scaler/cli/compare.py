@@ -4,6 +4,7 @@ of the `compare` experiment), with a table per phi, a CSV and a plot."""
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -22,7 +23,7 @@ from scaler.experiments.comparison import (
 from scaler.experiments.search import best_coefficients, best_notes, searched_variant
 from scaler.models import canonical_variant
 from scaler.plots import check_plot_path, plot_comparison
-from scaler.cli.render import Column, elapsed, emit, fixed, integer, interval, markdown_text, mega, p_phrase, seconds, share, text
+from scaler.cli.render import Column, counted, elapsed, emit, fixed, integer, interval, markdown_text, mega, p_phrase, seconds, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.study.create import recorded_spelling
 from scaler.states import State
@@ -150,10 +151,15 @@ def compare(
             _draw(pd.read_csv(root / name / RESULTS_NAME), plot_path, name)
         raise
     frame, folder = outcome.frame, handle.folder
-    if format in (Format.csv, Format.json):
+    info = json.loads((folder / SUMMARY_NAME).read_text())
+    if format in (Format.csv, Format.json):  # the document alone on stdout, the tally beside it on stderr
         emit(frame, [Column(c, c) for c in frame.columns], format.value, console)
+        for line in tally_lines(info):
+            print(line, file=sys.stderr)
     else:
-        show_tables(frame, format, json.loads((folder / SUMMARY_NAME).read_text()), name)
+        show_tables(frame, format, info, name)
+        for line in tally_lines(info):
+            say(format, line)
         say(format, f"{folder}/results.csv · plot {plot_path} · this run {elapsed(outcome.seconds)}")
     _draw(frame, plot_path, name)
     check_finished(frame, "network")
@@ -182,7 +188,7 @@ def _draw(frame: pd.DataFrame, path: Path, name: str) -> None:
 
 
 def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> None:
-    """A table per phi (the unscaled base on top of each), then compound's tally."""
+    """A table per phi, the unscaled base on top of each."""
     display = shown(frame)
     base_row = display[display["strategy"] == "base (unscaled)"]
     for phi in sorted(p for p in display["phi"].unique() if p > 0):
@@ -192,21 +198,26 @@ def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> N
             title=f"{name} · phi = {phi}: nominal FLOPs x{info['config']['target'] ** phi:g}",
             highlight=lambda row: "bold green" if row["strategy"] == COMPOUND else ("dim" if row["strategy"] == "base (unscaled)" else None),
         )  # fmt: skip
+
+
+def tally_lines(info: dict) -> list[str]:
+    """Compound's tally against each single dimension (from compare.json), and a word on the
+    duels whose measured MACs differ."""
     tally, unequal = info.get("tally", {}), info.get("unequal_macs", 0)
     duels = sum(tally.values())
     test = "t-test of seed and validation-image noise" if info.get("repeats", 1) >= 2 else "McNemar on the validation images, validation noise only"
     if not duels:  # only compound and custom strategies were asked for
-        say(format, "compound against a single dimension: no duel (this comparison has no width-, depth- or resolution-only strategy)")
-        return
-    say(format, f"compound against a single dimension, {duels} duels ({test}, 95%): " + ", ".join(f"{word} in {n}" for word, n in tally.items()))
+        return ["compound against a single dimension: no duel (this comparison has no width-, depth- or resolution-only strategy)"]
+    lines = [f"compound against a single dimension, {counted(duels, 'duel')} ({test}, 95%): " + ", ".join(f"{word} in {n}" for word, n in tally.items())]
     if unequal:
         equal = info.get("tally_equal_macs")  # absent from comparisons made before it was written
         at_equal = "" if equal is None else (
-            f"; at equal MACs ({duels - unequal} duels): " + ", ".join(f"{word} in {n}" for word, n in equal.items()) if equal
+            f"; at equal MACs ({counted(duels - unequal, 'duel')}): " + ", ".join(f"{word} in {n}" for word, n in equal.items()) if equal
             else "; no duel is at equal MACs"
         )  # fmt: skip
-        say(format, f"{unequal} of the {duels} duels are not at equal measured MACs (more than 10% apart; 'compound MACs' column): "
-                    f"rounding gives compound more or less compute than nominal; read them against MACs in the plot{at_equal}")
+        lines.append(f"{unequal} of the {duels} duels are not at equal measured MACs (more than 10% apart; 'compound MACs' column): "
+                     f"rounding gives compound more or less compute than nominal; read them against MACs in the plot{at_equal}")
+    return lines
 
 
 def say(format: Format, text: str) -> None:

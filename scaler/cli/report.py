@@ -48,7 +48,7 @@ def report(
     format: FormatOption = Format.table,
 ) -> None:
     """Re-render a search's results from its folder, or compare two searches of the same
-    candidates (two seeds, two machines, two proxies): rank correlations, best vs best."""
+    candidates (two seeds, two machines, two training settings): rank correlations, best vs best."""
     if len(folders) > 2:
         raise UsageError(f"report takes one search folder, or two to compare; got {len(folders)}", param="folders")
     if len(folders) == 2 and (plot is not None or pareto):
@@ -104,8 +104,9 @@ def shown_compare_columns(frame: pd.DataFrame) -> list[Column]:
 def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
     (frame_a, info_a), (frame_b, info_b) = read_results(folder_a), read_results(folder_b)
     comparison = reports.compare_searches(frame_a, frame_b)
-    if format is Format.csv:  # one table: the rows; the figures are in the other formats
+    if format is Format.csv:  # one table, the rows, on stdout; the figures beside it on stderr
         emit(comparison.frame, COMPARE_COLUMNS, format.value, console)
+        print("\n".join(_compare_lines(comparison, folder_a, folder_b, info_a, info_b, frame_a, frame_b)), file=sys.stderr)
         return
     if format is Format.json:
         print(json.dumps(json_ready({
@@ -113,6 +114,7 @@ def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
             "b": str(folder_b),
             "shared": comparison.shared,
             "scored": comparison.scored,
+            "resized": comparison.resized,  # points both trained, at different resolutions: not compared
             **_agreement_fields(comparison),
             "best": comparison.best_lines,
             # candidates still to train on each side: where > 0, that side's best is the best so far
@@ -123,9 +125,20 @@ def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
     shown = comparison.frame.copy()
     for side in ("a", "b"):
         shown[f"interval_{side}"] = [interval(lo, hi) for lo, hi in zip(shown[f"top1_low_{side}"], shown[f"top1_high_{side}"])]
+        shown[f"state_{side}"] = shown[f"state_{side}"].fillna("")
+    emit(shown, shown_compare_columns(comparison.frame), format.value, console, title="Two searches, candidate by candidate",
+         caption="\n".join(_compare_lines(comparison, folder_a, folder_b, info_a, info_b, frame_a, frame_b)))
+
+
+def _compare_lines(comparison: reports.SearchComparison, folder_a: Path, folder_b: Path, info_a: dict, info_b: dict,
+                   frame_a: pd.DataFrame, frame_b: pd.DataFrame) -> list[str]:
+    """What the rows of two searches add up to: the searches, the rank agreement, where each
+    best stands in the other, and what is unfinished."""
     named = [f"{side} = {folder}" + ("" if info["name"] == folder.name else f" ({info['name']})")  # a study named apart from its folder
              for side, folder, info in (("A", folder_a, info_a), ("B", folder_b, info_b))]
-    lines = [f"{', '.join(named)}; {comparison.shared} candidates in both, {comparison.scored} complete in both"]
+    lines = [f"{', '.join(named)}; {comparison.shared} candidates in both, {comparison.scored} complete in both"
+             + (f"; {comparison.resized} point(s) of both were trained at different resolutions, so are other networks "
+                "(report compares searches of one proxy; `scaler calibrate` compares proxies)" if comparison.resized else "")]
     if comparison.spearman is not None and comparison.kendall is not None:
         (rho, rho_low, rho_high), (tau, tau_low, tau_high) = comparison.spearman, comparison.kendall
         lines.append(
@@ -137,7 +150,4 @@ def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
         lines.append("rank agreement: undefined (fewer than 3 candidates complete in both, or one search scores them all alike)")
     lines += comparison.best_lines
     lines += [f"{side} {line}" for side, frame in (("A", frame_a), ("B", frame_b)) if (line := unfinished_line(frame))]
-    for side in ("a", "b"):
-        shown[f"state_{side}"] = shown[f"state_{side}"].fillna("")
-    emit(shown, shown_compare_columns(comparison.frame), format.value, console, title="Two searches, candidate by candidate",
-         caption="\n".join(lines))
+    return lines

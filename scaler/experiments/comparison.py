@@ -262,7 +262,9 @@ class Comparison(ProxyExperiment):
 
     # -- the work -------------------------------------------------------------------------
     def describe(self) -> str:
-        return f"{len(self.points)} networks (base + {len(self.config.strategies)} strategies x phi 1..{self.config.max_phi}) x {self.repeats} repeats"
+        phis = "phi 1" if self.config.max_phi == 1 else f"phi 1..{self.config.max_phi}"
+        strategies = f"{len(self.config.strategies)} strateg{'y' if len(self.config.strategies) == 1 else 'ies'}"
+        return f"{len(self.points)} networks (base + {strategies} x {phis}) x {self.repeats} repeat{'' if self.repeats == 1 else 's'}"
 
     def items(self) -> list[WorkItem]:
         return [WorkItem.of(point=p.index, repeat=r) for p in self.points for r in range(self.repeats)]

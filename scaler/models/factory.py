@@ -96,7 +96,7 @@ def load_factory(reference: str) -> Callable[..., object]:
     factory = getattr(module, attribute)
     if not callable(factory):
         raise UsageError(
-            f"factory {reference!r}: {attribute} is a {type(factory).__name__}, not a callable "
+            f"factory {reference!r}: {attribute} is an object of type {type(factory).__name__}, not a callable "
             "make(width, depth, num_classes)"
         )
     return factory
@@ -114,7 +114,7 @@ def build_factory(spec: FactorySpec) -> nn.Module:
             f"width={spec.width:g}, depth={spec.depth:g}, num_classes={spec.num_classes}"
         ) from None
     if not isinstance(model, nn.Module):
-        raise UsageError(f"factory {spec.reference!r} returned a {type(model).__name__}, not a torch.nn.Module")
+        raise UsageError(f"factory {spec.reference!r} returned an object of type {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
@@ -139,7 +139,7 @@ def check_factory(spec: FactorySpec) -> None:
     expected = (1, spec.num_classes)
     if not isinstance(output, torch.Tensor):
         raise UsageError(
-            f"factory {spec.reference!r}: its network returns a {type(output).__name__} for a "
+            f"factory {spec.reference!r}: its network returns an object of type {type(output).__name__} for a "
             f"{CHECK_INPUT} input; expected a tensor of shape {expected} (one logit per class)"
         )
     if tuple(output.shape) != expected:

@@ -61,7 +61,7 @@ def family_of(spec: Hashable) -> Family:
     UsageError for anything else (a preset's name, a built model), saying how to make one."""
     family = getattr(spec, "family", None)
     if not isinstance(family, str):
-        raise UsageError(f"a {type(spec).__name__} is not a network spec; make one with "
+        raise UsageError(f"an object of type {type(spec).__name__} is not a network spec; make one with "
                          "scaler.network_spec('b0', width=..., depth=...) (or network_spec('path/to/file.py:make'))")
     return get_family(family)
 
