@@ -7,6 +7,9 @@ is the one wording of an integer out of range.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 # Set by `scaler --debug`, so that worker processes show their tracebacks too.
 DEBUG_ENV = "SCALER_DEBUG"
 
@@ -41,6 +44,18 @@ class RunError(ScalerError):
     """Valid input that could not be carried out: unwritable folder, unreachable storage (exit 1)."""
 
     exit_code = 1
+
+
+@contextlib.contextmanager
+def attributed_to(param: str) -> Iterator[None]:
+    """Make the UsageErrors raised inside that name no parameter `param`'s: a fault found
+    deep in what one input names (a data folder, a search folder) is that input's."""
+    try:
+        yield
+    except UsageError as exc:
+        if exc.param:
+            raise
+        raise UsageError(str(exc), param=param) from None
 
 
 def check_int(name: str, value: object, low: int, high: int | None = None) -> None:

@@ -264,6 +264,7 @@ def test_compound_coefficients_from_a_finished_search(cli, net, tmp_path):
     assert refused.code == 2 and "is not finished (2 queued)" in refused.err and not (tmp_path / "cmp").exists()
     scaled = cli("scale", "--from", unfinished, "--phi", "1")  # the same refusal: the best so far is not the search's
     assert scaled.code == 2 and "is not finished (2 queued)" in scaled.err and scaled.out == ""
+    assert refused.err.startswith(f"error: --from: search {unfinished} is not finished") and scaled.err == refused.err
     grid = ["--alpha-range", "1:2:1", "--beta-range", "1", "--gamma-range", "1:1.42:0.41"]  # (2, 1, 1) and (1, 1, 1.41)
     micro = [a for a in MICRO if a not in ("--phis", "2")]
     assert cli("search", "--base", net, *grid, *micro, "--root", tmp_path, "--name", "s").code == 0

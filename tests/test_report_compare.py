@@ -74,10 +74,10 @@ def test_comparison_and_calibration_folders_are_named_not_called_non_studies(cli
     assert alone.code == 2 and alone.err == expected and alone.out == ""
     paired = cli("report", folder, folder, "--format", "json")
     assert paired.code == 2 and paired.err == expected and paired.out == ""
-    # every command that takes a search's best reads the folder the same way
+    # every command that takes a search's best reads the folder the same way, and names its flag
     for command in (["scale", "--from", folder], ["compare", "--from", folder, "--phis", "1"]):
         taken = cli(*command)
-        assert taken.code == 2 and taken.err == expected and taken.out == "", command
+        assert taken.code == 2 and taken.err == expected.replace("error: ", "error: --from: ", 1) and taken.out == "", command
     # a summary without its table: the kind is named, no table that is not there
     (folder / "results.csv").unlink()
     alone = cli("report", folder)

@@ -16,7 +16,7 @@ from scaler.cli import options
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
 from scaler.cli.study import check_finished, run_command_study
-from scaler.errors import Interrupted, RunError, UsageError
+from scaler.errors import Interrupted, RunError, UsageError, attributed_to
 from scaler.experiments.comparison import (
     BASE, COMPOUND, DEFAULT_STRATEGIES, SUMMARY_NAME, CompareConfig, Comparison, strategies,
 )  # fmt: skip
@@ -115,7 +115,8 @@ def compare(
         raise UsageError("--compound and --from both set compound's coefficients; give one")
     said: list[str] = []  # what --from's search tells, printed once the options are all accepted
     if from_search is not None:
-        coefficients, said = _from_search(from_search, proxy["base"])
+        with attributed_to("from"):
+            coefficients, said = _from_search(from_search, proxy["base"])
     else:
         coefficients = _coefficients(compound if compound is not None else f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
     base, data, train = options.proxy_parts(**proxy)

@@ -33,7 +33,7 @@ COMPARE_COLUMNS = [
     Column("rank_b", "rank B", integer),
     Column("top1_b", "top-1 B", share),
     Column("interval_b", "95% B", text),
-    Column("difference", "B - A", lambda v: "" if pd.isna(v) else f"{v * 100:+.1f}"),
+    Column("difference", "B - A pts", lambda v: "" if pd.isna(v) else f"{v * 100:+.1f}"),  # top-1 points
 ]
 
 

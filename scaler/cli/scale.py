@@ -12,7 +12,7 @@ import typer
 from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
-from scaler.errors import UsageError
+from scaler.errors import UsageError, attributed_to
 from scaler.experiments.search import best_coefficients, best_notes, searched_variant
 from scaler.cli.render import Column, emit, fixed, giga, integer, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_product, parse_phi_list
@@ -60,7 +60,8 @@ def scale(
     if from_search is not None:
         if given:
             raise UsageError(f"--from takes alpha, beta and gamma from the search; drop {', '.join(given)}")
-        alpha, beta, gamma = best_coefficients(from_search)
+        with attributed_to("from"):
+            alpha, beta, gamma = best_coefficients(from_search)
     else:
         alpha, beta, gamma = (PAPER_ALPHA if alpha is None else alpha, PAPER_BETA if beta is None else beta,
                               PAPER_GAMMA if gamma is None else gamma)

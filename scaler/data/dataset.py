@@ -16,7 +16,7 @@ from scaler.data.folder import FolderSource
 from scaler.data.source import Source, digest
 from scaler.data.split import ImageSplit, stratified_take
 from scaler.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_TRAIN, SYNTHETIC_VAL, SyntheticSource
-from scaler.errors import UsageError, check_int
+from scaler.errors import UsageError, attributed_to, check_int
 from scaler.files import read_from, tidy_path
 from scaler.memory import check_images_fit
 from scaler.scaling import MAX_RESOLUTION, MIN_TRAIN_RESOLUTION
@@ -78,10 +78,8 @@ def load_dataset(
         source = os.fspath(source)
     if not isinstance(source, str):
         raise UsageError(f"data source {source!r} is not allowed; {_SOURCES}", param="data")
-    try:
+    with attributed_to("data"):  # what is wrong with the source itself (missing, unreadable, its layout)
         return _load(source, storage_resolution, train_images, val_images, val_fraction, seed, native_resolution, cache_dir)
-    except UsageError as exc:  # what is wrong with the source itself (missing, unreadable, its layout) is --data's
-        raise exc if exc.param else UsageError(str(exc), param="data") from None
 
 
 def _load(source: str, storage_resolution: int, train_images: int | None, val_images: int | None,
