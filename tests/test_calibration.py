@@ -438,6 +438,11 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):
     assert again.code == 0, again.err
     json.loads(again.out)  # the document alone on stdout, the advice beside it on stderr
     assert ("recommended (" if info["recommended"] else "no setting keeps Spearman >= 0.8") in again.err
+    markdown = cli(*args, "--format", "markdown").out.rstrip("\n").split("\n\n")
+    if info["recommended"]:  # the command as code, a paragraph of its own
+        assert markdown[-1].startswith("`scaler search ") and markdown[-1].endswith("`")
+    else:  # written as it reads: >= is not the start of a quote
+        assert markdown[-1].startswith("no setting keeps Spearman \\>= 0.8")
     assert "9 already finished, 0 to train" in again.err
     assert "training" not in again.err.replace("trainings", "")
     assert pd.read_csv(folder / "results.csv").equals(frame)

@@ -28,7 +28,7 @@ from scaler.experiments.calibration import (
 from scaler.statistics import LEVEL
 from scaler.plots import check_plot_path, plot_calibration
 from scaler.files import whole_numbers
-from scaler.cli.render import Column, elapsed, emit, fixed, integer, p_phrase, p_value, seconds, text
+from scaler.cli.render import Column, elapsed, emit, fixed, integer, markdown_text, p_phrase, p_value, seconds, text
 
 # Options of `scaler calibrate` that are not the search's to repeat in the recommended command.
 NOT_SEARCH_OPTIONS = {"name", "storage", "repeats", "format", "quiet", "retry_failed"}
@@ -118,7 +118,10 @@ def calibrate(
             title=f"Calibration {handle.name}: {len(info['candidates'])} candidates x {info['repeats']} repeat(s), this run {elapsed(outcome.seconds)}",
             highlight=lambda row: "bold green" if row["mark"] else None,
         )  # fmt: skip
-        print(recommendation_line(frame, whole_set=whole_set))
+        advice = recommendation_line(frame, whole_set=whole_set)
+        if format is Format.markdown:  # paragraphs as written, the command as code
+            advice = "\n\n".join(f"`{line.strip()}`" if line.startswith("  scaler ") else markdown_text(line) for line in advice.splitlines())
+        print(advice)
     check_finished(outcome.frame, "setting-candidate pair")
 
 
