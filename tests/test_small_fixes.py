@@ -390,10 +390,10 @@ def test_a_hand_edited_summary_field_is_one_line_and_the_search_rebuilds_it(cli,
     summary = tiny_search / "search.json"
     info = json.loads(summary.read_text())
     summary.write_text(json.dumps({**info, field: value}, indent=2))
-    for command in (["report", tiny_search], ["scale", "--from", tiny_search]):
+    for command, flag in ((["report", tiny_search], ""), (["scale", "--from", tiny_search], "--from: ")):
         result = cli(*command)
         assert result.code == 2 and result.err.count("\n") == 1, result.err
-        assert result.err.startswith(f"error: {summary} is not the summary the study wrote (its digest differs): edited or damaged; rerun")
+        assert result.err.startswith(f"error: {flag}{summary} is not the summary the study wrote (its digest differs): edited or damaged; rerun")
     again = cli("search", *TINY_SPACE, *TINY, "--root", tiny_search.parent, "--name", "s")
     assert again.code == 0 and "rebuilt from the study" in again.err, again.err
     assert json.loads(summary.read_text())[field] == info[field] and cli("report", tiny_search).code == 0
