@@ -319,11 +319,11 @@ def test_scale_from_search(cli, tmp_path):
     assert rows[1]["preset"] == "b2"
     # a best the data cannot single out is taken with a note saying so (on stderr: stdout is the document)
     frame = pd.read_csv(tmp_path / "micro" / "results.csv")
-    tied = [int(c) for c, t in zip(frame["candidate"][1:], frame["tied_with_best"][1:]) if t is True or t == "True"]
+    tied = [f"({r.alpha:g}, {r.beta:g}, {r.gamma:.4g})" for r in frame.iloc[1:].itertuples() if r.tied_with_best is True or r.tied_with_best == "True"]
     notes = [line for line in result.err.splitlines() if line.startswith("note: ")]
     if tied:
         assert notes == [f"note: the best candidate of {tmp_path / 'micro'} is tied with {len(tied)} of the "
-                         f"{(frame['state'] == 'complete').sum() - 1} other complete candidate(s) ({', '.join(f'#{c}' for c in tied)}): "
+                         f"{(frame['state'] == 'complete').sum() - 1} other complete candidate(s) {', '.join(tied)}: "
                          "the data cannot tell them apart, and the first of the ranking (the highest mean top-1, then the fewest MACs) is taken"]
     else:
         assert notes == []

@@ -292,9 +292,11 @@ def best_notes(folder: Path) -> list[str]:
     tied = [c for c in info.get("tied_best") or [] if best and c != int(best["candidate"])]
     if tied:
         others = int((frame["state"] == State.COMPLETE.value).sum()) - 1
+        # named by their points, as the tables show them (no table shows the candidate number)
+        points = {int(r["candidate"]): f"({r['alpha']:g}, {r['beta']:g}, {r['gamma']:.4g})" for _, r in frame.iterrows()}
         notes.append(f"the best candidate of {folder} is tied with {len(tied)} of the {others} other complete candidate(s) "
-                     f"({', '.join(f'#{c}' for c in tied)}): the data cannot tell them apart, and the first of the ranking "
-                     "(the highest mean top-1, then the fewest MACs) is taken")
+                     f"{', '.join(points.get(c, f'#{c}') for c in tied)}: the data cannot tell them apart, and the first "
+                     "of the ranking (the highest mean top-1, then the fewest MACs) is taken")
     if same := best.get("same_network"):
         space = info.get("config", {}).get("space", {})  # a summary that stores same_network stores the space
         notes.append(f"at phi {space['phi']:g} the best's network was also built by {same}; at another phi those points "
