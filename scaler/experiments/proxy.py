@@ -17,7 +17,7 @@ from torch import nn
 
 from scaler.candidates import ProxyBase
 from scaler.data import Dataset, ImageSplit, canonical_source, count_classes, count_train_images, has_own_split, load_dataset
-from scaler.errors import Interrupted, UsageError
+from scaler.errors import Interrupted, UsageError, attributed_to
 from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.study.experiment import Experiment, Outcome, Reporter, WorkItem
@@ -62,10 +62,8 @@ class DataOptions:
 
     def classes(self) -> int:
         """How many classes the source has (its layout checked, nothing decoded)."""
-        try:
+        with attributed_to("data"):
             return count_classes(self.source, self.val_fraction)
-        except UsageError as exc:
-            raise UsageError(str(exc), param="data") from None
 
     def load(self, storage_resolution: int, seed: int, runtime: Runtime) -> Dataset:
         """The data set at `storage_resolution`, split with `seed`, cached in the runtime's
@@ -84,10 +82,8 @@ class DataOptions:
 
 @functools.lru_cache(maxsize=8)
 def _train_images_in_all(source: str, val_fraction: float) -> int | None:
-    try:
+    with attributed_to("data"):
         return count_train_images(source, val_fraction)
-    except UsageError as exc:
-        raise UsageError(str(exc), param="data") from None
 
 
 def load_checked(data: DataOptions, seed: int, num_classes: int, storage_resolution: int, runtime: Runtime) -> Dataset:
