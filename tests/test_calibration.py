@@ -447,6 +447,18 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):
     assert "training" not in again.err.replace("trainings", "")
     assert pd.read_csv(folder / "results.csv").equals(frame)
 
+    # `scaler report` renders the folder as calibrate does, from its files, training nothing
+    reported = cli("report", folder, "--format", "json")
+    assert reported.code == 0 and "training" not in reported.err
+    read_back = json.loads(reported.out)  # each setting's overrides and flags where calibrate gave its command
+    assert [{k: v for k, v in r.items() if k not in ("overrides", "flags")} for r in read_back] == \
+        [{k: v for k, v in r.items() if k != "command"} for r in json.loads(again.out)]
+    assert [r["flags"] for r in read_back] == ["--epochs 2", "", "--train-images 32"]
+    table = cli("report", folder)
+    points = ", ".join(f"({a:g}, {b:g}, {g:.4g})" for a, b, g in frame[["alpha", "beta", "gamma"]][:3].itertuples(index=False))
+    assert table.code == 0 and "Calibration cal: 3 candidates x 1 repeat" in table.out
+    assert f"candidates {points} of the search's set" in " ".join(table.out.split())
+
     # A try asked later trains only itself; the reference and the other settings are kept.
     grown = cli(*args, "--try", "train-images=48")
     assert grown.code == 0, grown.err
@@ -456,8 +468,8 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):
     assert table[:9].equals(frame) and set(table["state"]) == {"complete"}
     assert json.loads((folder / "calibration.json").read_text())["settings"][3]["train_images"] == 48
 
-    # A setting's `scaler search` command trains exactly what the calibration trained for it.
     rows = json.loads(again.out)
+    # A setting's `scaler search` command trains exactly what the calibration trained for it.
     assert [r["label"] for r in rows] == ["reference", "proxy", "train-images=32"]
     command = shlex.split(rows[2]["command"])
     assert command[:2] == ["scaler", "search"] and command[command.index("--train-images") + 1] == "32"
@@ -544,6 +556,32 @@ def test_each_setting_reports_how_well_its_own_repeats_agree():
             del setting[key]
     older = setting_frame(info, ["scaler search", "scaler search"])
     assert list(older["reliability_text"]) == ["undefined", "undefined"] and "agree at only" not in recommendation_line(older)
+
+
+def test_a_recommendation_read_back_from_its_folder_names_the_setting_s_flags():
+    """Where the options given to calibrate are not known (`scaler report` of its folder), the
+    recommended setting is named by the flags it adds to them, never as a half command."""
+    search = SearchConfig()
+    config = CalibrationConfig(search, reference_setting(search), tries=(Setting("epochs=1,base-width=0.25", epochs=1, base_width=0.25),))
+    points = POINTS[:5]
+    networks = [[{"resolution": 64, "params": 1, "macs": 1} for _ in points] for _ in config.settings()]
+    planned = Calibration(config, points, networks)
+    records = [
+        Record(WorkItem.of(setting=s, candidate=c.index, repeat=0), State.COMPLETE, attrs={"top1": 0.1 * (i + 1)})
+        for s in range(3) for i, c in enumerate(points)
+    ]  # fmt: skip
+    info = planned.summary(planned.table(records), records)
+    assert info["recommended"] == "epochs=1,base-width=0.25"  # in the reference's order, and the cheapest
+    with_commands = recommendation_line(setting_frame(info, ["a", "b", "scaler search --epochs 1 --base-width 0.25"]))
+    assert with_commands.endswith("\n  scaler search --epochs 1 --base-width 0.25")
+    read_back = setting_frame(info, None)
+    assert "command" not in read_back.columns and read_back["overrides"][2] == {"epochs": 1, "base-width": 0.25}
+    assert recommendation_line(read_back).endswith(
+        "\n  the search options this calibration was given, with --epochs 1 --base-width 0.25 "
+        "(the `scaler calibrate` command that made it prints the whole command)"
+    )
+    info["repeats"] = 3  # the agreement of means over 3 repeats: a search of 3 repeats
+    assert list(setting_frame(info, None)["flags"]) == [f"--epochs {4 * search.train.epochs} --repeats 3", "--repeats 3", "--epochs 1 --base-width 0.25 --repeats 3"]
 
 
 def test_a_setting_is_judged_on_the_pairs_the_reference_tells_apart():

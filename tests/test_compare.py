@@ -234,6 +234,18 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path)
     paragraphs = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "paragraph_open"]
     assert any(p.startswith("compound against a single dimension, 6 duels") for p in paragraphs)
 
+    # `scaler report` renders the folder as compare does, from its files, training nothing
+    for format in ("csv", "json"):
+        shown = cli("report", folder, "--format", format)
+        resumed = cli(*compare_args(net, tmp_path, "--repeats", "2", "--format", format))
+        assert shown.code == 0 and shown.out == resumed.out and "compound against a single dimension, 6 duels" in shown.err
+    reported = cli("report", folder, "--format", "markdown", "--plot", tmp_path / "again.png")
+    assert reported.code == 0 and "training" not in reported.err and (tmp_path / "again.png").read_bytes()[:4] == b"\x89PNG"
+    # the tables and the tally as compare printed them; the last paragraph names the files
+    paragraphs, printed = reported.out.rstrip("\n").split("\n\n"), markdown.out.rstrip("\n").split("\n\n")
+    assert paragraphs[:-1] == printed[:-1] and len(paragraphs) == len(printed)
+    assert paragraphs[-1].endswith("again.png") and "this run" not in reported.out
+
 
 def test_a_comparison_without_a_single_dimension_says_it_has_no_duel(cli, net, tmp_path):
     result = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--strategies", "compound,mine=1.2:1.1:1.15"))

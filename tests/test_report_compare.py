@@ -63,15 +63,17 @@ def test_plot_and_pareto_are_refused_with_two_folders_before_anything_is_read(cl
 
 
 @pytest.mark.parametrize(("summary", "kind"), [("compare.json", "compare"), ("calibration.json", "calibration")])
-def test_comparison_and_calibration_folders_are_named_not_called_non_studies(cli, tmp_path, summary, kind):
+def test_comparison_and_calibration_folders_are_read_as_their_kind_and_named_where_a_search_is_wanted(cli, tmp_path, summary, kind):
     folder = tmp_path / "other"
     folder.mkdir()
     (folder / "results.csv").write_text("rank,state\n1,complete\n")
     (folder / summary).write_text("{}")
     expected = (f"error: {folder} is a {kind} folder ({summary}), not a search folder (search.json); "
-                f"its table is {folder}/results.csv, and the command that made it shows it again (training only what is unfinished)\n")  # fmt: skip
+                f"`scaler report {folder}` shows its results\n")  # fmt: skip
+    # report reads it as the kind it is, and checks it as such
     alone = cli("report", folder)
-    assert alone.code == 2 and alone.err == expected and alone.out == ""
+    assert alone.code == 2 and alone.out == ""
+    assert alone.err.startswith(f"error: {folder} is not a valid study folder: results.csv lacks the column(s) ")
     paired = cli("report", folder, folder, "--format", "json")
     assert paired.code == 2 and paired.err == expected and paired.out == ""
     # every command that takes a search's best reads the folder the same way, and names its flag
@@ -80,8 +82,8 @@ def test_comparison_and_calibration_folders_are_named_not_called_non_studies(cli
         assert taken.code == 2 and taken.err == expected.replace("error: ", "error: --from: ", 1) and taken.out == "", command
     # a summary without its table: the kind is named, no table that is not there
     (folder / "results.csv").unlink()
-    alone = cli("report", folder)
-    assert alone.code == 2 and alone.err == f"error: {folder} is a {kind} folder ({summary}), not a search folder (search.json)\n"
+    paired = cli("report", folder, folder)
+    assert paired.code == 2 and paired.err == f"error: {folder} is a {kind} folder ({summary}), not a search folder (search.json)\n"
     # a folder with neither summary still gets the study reader's own message
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -196,11 +196,15 @@ def test_worker_on_a_missing_sqlite_file_creates_nothing(cli, tmp_path):
     assert uri.code == 2 and "study 's' not found" in uri.err
 
 
-def test_calibration_caption_says_when_the_set_has_fewer_candidates_than_asked(tmp_path):
-    info = {"candidates": [0, 1, 2]}
-    lines = caption_lines(info, tmp_path, tmp_path / "c.png", asked=100)
-    assert lines[0] == f"{tmp_path}/results.csv · candidates 0, 1, 2 all 3 of the search's set (--candidates 100 asked for more) · plot {tmp_path}/c.png"
-    assert "asked for more" not in caption_lines(info, tmp_path, tmp_path / "c.png", asked=3)[0]
+def test_calibration_caption_names_the_candidates_by_their_points_and_says_when_the_set_has_fewer_than_asked(tmp_path):
+    table = pd.DataFrame({"setting": [0] * 3, "candidate": [0, 1, 2], "alpha": [1.2, 1.0, 1.0], "beta": [1.0, 1.1, 1.0],
+                          "gamma": [1.0, 1.0, 1.2247448714]})  # fmt: skip
+    info = {"candidates": [0, 1, 2], "config": {"k": 100}}
+    lines = caption_lines(info, table, tmp_path, tmp_path / "c.png")
+    assert lines[0] == (f"{tmp_path}/results.csv · candidates (1.2, 1, 1), (1, 1.1, 1), (1, 1, 1.225) all 3 of the search's set "
+                        f"(--candidates 100 asked for more) · plot {tmp_path}/c.png")
+    info["config"]["k"] = 3
+    assert caption_lines(info, table, tmp_path, None)[0] == f"{tmp_path}/results.csv · candidates (1.2, 1, 1), (1, 1.1, 1), (1, 1, 1.225) of the search's set"
 
 
 def test_closed_choices_show_in_help(cli):

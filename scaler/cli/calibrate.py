@@ -25,10 +25,11 @@ from scaler.experiments.calibration import (
     DEFAULT_FACTOR, DEFAULT_K, OVERRIDES, SUMMARY_NAME, THRESHOLD, Calibration, CalibrationConfig, parse_try,
     reference_setting,
 )  # fmt: skip
+from scaler.experiments.search import point_name
 from scaler.statistics import LEVEL
 from scaler.plots import check_plot_path, plot_calibration
 from scaler.files import whole_numbers
-from scaler.cli.render import Column, elapsed, emit, fixed, integer, markdown_text, p_phrase, p_value, seconds, text
+from scaler.cli.render import Column, counted, elapsed, emit, fixed, integer, markdown_text, p_phrase, p_value, seconds, text
 
 # Options of `scaler calibrate` that are not the search's to repeat in the recommended command.
 NOT_SEARCH_OPTIONS = {"name", "storage", "repeats", "format", "quiet", "retry_failed"}
@@ -107,22 +108,30 @@ def calibrate(
         plot_calibration(outcome.frame, plot, title=handle.name)
     except (OSError, ValueError) as exc:
         raise RunError(f"cannot write plot {plot}: {exc}") from None
-    frame = setting_frame(info, search_commands(ctx, info))
-    whole_set = candidates > len(info["candidates"])
-    if format in (Format.csv, Format.json):  # the document alone on stdout, the advice beside it on stderr
-        emit(frame.drop(columns=["mark", "spearman_text", "kendall_text", "reliability_text", "pairs_text"]), SETTING_COLUMNS, format.value, console)
-        print(recommendation_line(frame, whole_set=whole_set), file=sys.stderr)
-    else:
-        emit(
-            frame, SETTING_COLUMNS, format.value, console, caption="\n".join(caption_lines(info, folder, plot, candidates)),
-            title=f"Calibration {handle.name}: {len(info['candidates'])} candidates x {info['repeats']} repeat(s), this run {elapsed(outcome.seconds)}",
-            highlight=lambda row: "bold green" if row["mark"] else None,
-        )  # fmt: skip
-        advice = recommendation_line(frame, whole_set=whole_set)
-        if format is Format.markdown:  # paragraphs as written, the command as code
-            advice = "\n\n".join(f"`{line.strip()}`" if line.startswith("  scaler ") else markdown_text(line) for line in advice.splitlines())
-        print(advice)
+    show_calibration(outcome.frame, info, format, folder, plot, search_commands(ctx, info), f"this run {elapsed(outcome.seconds)}")
     check_finished(outcome.frame, "setting-candidate pair")
+
+
+def show_calibration(table: pd.DataFrame, info: dict, format: Format, folder: Path, plot: Path | None,
+                     commands: list[str] | None, when: str = "") -> None:
+    """A calibration's results (its table and calibration.json) as `format` asks: one row per
+    setting with its caption (`when`: a note for the title) and the recommendation; or the CSV
+    or JSON document alone on stdout, with the recommendation beside it on stderr. `commands`:
+    each setting's `scaler search` command, where the options given to calibrate are known."""
+    frame = setting_frame(info, commands)
+    advice = recommendation_line(frame, whole_set=info["config"]["k"] > len(info["candidates"]))
+    if format in (Format.csv, Format.json):
+        emit(frame.drop(columns=["mark", "spearman_text", "kendall_text", "reliability_text", "pairs_text"]), SETTING_COLUMNS, format.value, console)
+        print(advice, file=sys.stderr)
+        return
+    title = f"Calibration {info['name']}: {len(info['candidates'])} candidates x {counted(info['repeats'], 'repeat')}"
+    emit(
+        frame, SETTING_COLUMNS, format.value, console, caption="\n".join(caption_lines(info, table, folder, plot)),
+        title=f"{title}, {when}" if when else title, highlight=lambda row: "bold green" if row["mark"] else None,
+    )  # fmt: skip
+    if format is Format.markdown:  # paragraphs as written, the command as code
+        advice = "\n\n".join(f"`{line.strip()}`" if line.startswith("  scaler ") else markdown_text(line) for line in advice.splitlines())
+    print(advice)
 
 
 def _interval(value: Any, low: Any, high: Any) -> str:
@@ -132,8 +141,9 @@ def _interval(value: Any, low: Any, high: Any) -> str:
     return f"{value:.2f}{bounds}"
 
 
-def setting_frame(info: dict, commands: list[str]) -> pd.DataFrame:
-    """One row per setting from the summary, with display columns and its `scaler search`."""
+def setting_frame(info: dict, commands: list[str] | None) -> pd.DataFrame:
+    """One row per setting from the summary, with display columns and its `scaler search`
+    (no command column where `commands` is None)."""
     frame = pd.DataFrame(info["settings"])
     frame.insert(0, "mark", ["★ recommended" if r else "" for r in frame["recommended"]])
     frame["spearman_text"] = [
@@ -147,9 +157,12 @@ def setting_frame(info: dict, commands: list[str]) -> pd.DataFrame:
         for s in info["settings"]
     ]  # fmt: skip
     frame["pairs_text"] = [_pairs(s) for s in info["settings"]]
-    frame["command"] = commands
+    if commands is not None:  # the commands carry the overrides
+        frame = frame.drop(columns=["overrides"]).assign(command=commands)
+    else:
+        frame["flags"] = [_flags(s["overrides"], info["repeats"]) for s in info["settings"]]
     # counts that only some rows have: 2 in CSV and JSON, not 2.0
-    return whole_numbers(frame.drop(columns=["overrides"]), ["compared", "pairs_apart", "pairs_tested", "pairs_judged", "pairs_kept"])
+    return whole_numbers(frame, ["compared", "pairs_apart", "pairs_tested", "pairs_judged", "pairs_kept"])
 
 
 def _pairs(setting: dict) -> str:
@@ -161,14 +174,17 @@ def _pairs(setting: dict) -> str:
     return "" if judged is None else f"{setting['pairs_kept']} of {judged}"
 
 
-def caption_lines(info: dict, folder: Path, plot: Path, asked: int) -> list[str]:
-    """The lines under a calibration's table: which candidates, where the files are, what the
-    marks mean and how far the figures can be believed."""
-    picked = ", ".join(str(c) for c in info["candidates"])
+def caption_lines(info: dict, table: pd.DataFrame, folder: Path, plot: Path | None) -> list[str]:
+    """The lines under a calibration's table: which candidates (named by their points, from
+    its results `table`), where the files are, what the marks mean and how far the figures
+    can be believed."""
+    points = {int(r["candidate"]): point_name(r["alpha"], r["beta"], r["gamma"]) for _, r in table.iterrows()}
+    picked = ", ".join(points.get(c, f"#{c}") for c in info["candidates"])
+    asked = info["config"]["k"]
     which = f"all {len(info['candidates'])} of the search's set (--candidates {asked} asked for more)" \
         if asked > len(info["candidates"]) else "of the search's set"
     return [
-        f"{folder}/results.csv · candidates {picked} {which} · plot {plot}",
+        " · ".join([f"{folder}/results.csv", f"candidates {picked} {which}", *([f"plot {plot}"] if plot else [])]),
         "cost: MACs x epochs x training images over the candidates, relative to the proxy's; s: measured training seconds",
         f"Spearman and Kendall of each setting's mean top-1 with the reference's, 95% bootstrap intervals over candidates; "
         f"p: how often rankings unrelated to the reference's agree as well (permutations of the candidates); "
@@ -200,7 +216,7 @@ def recommendation_line(frame: pd.DataFrame, whole_set: bool = False) -> str:
         row = chosen.iloc[0]
         lines = [
             f"recommended ({row['label']}, Spearman {row['spearman_text']} over {int(row.get('compared', row['scored']))} candidates, "
-            f"{p_phrase(row['spearman_p'])}; a wide interval is weak evidence):\n  {row['command']}"
+            f"{p_phrase(row['spearman_p'])}; a wide interval is weak evidence):\n  {_search_to_run(row)}"
         ]
     reference = frame[frame["role"] == "reference"].iloc[0]
     if pd.notna(reference.get("reliability")) and reference["reliability"] < THRESHOLD:
@@ -212,6 +228,23 @@ def recommendation_line(frame: pd.DataFrame, whole_set: bool = False) -> str:
         pairs = _pairs_line(reference, frame[frame["role"] == "proxy"].iloc[0])
         lines += [pairs] if pairs else []
     return "\n".join(lines)
+
+
+def _flags(overrides: dict, repeats: int) -> str:
+    """What a setting's `scaler search` adds to the options calibrate was given: its overrides,
+    and --repeats where the agreement was measured on means over repeats."""
+    flags = [f"--{flag} {value:g}" for flag, value in overrides.items()]
+    return " ".join(flags + (["--repeats", str(repeats)] if repeats > 1 else []))
+
+
+def _search_to_run(setting: pd.Series) -> str:
+    """The setting's `scaler search` command; where the options given to calibrate are not
+    known (a calibration read back from its folder), the flags it adds to them."""
+    if "command" in setting:
+        return str(setting["command"])
+    given = "the search options this calibration was given"
+    return (f"{given}, with {setting['flags']}" if setting["flags"] else f"{given}, unchanged") + \
+        " (the `scaler calibrate` command that made it prints the whole command)"
 
 
 def _pairs_line(reference: pd.Series, proxy: pd.Series) -> str:

@@ -149,20 +149,12 @@ def compare(
         )  # fmt: skip
     except Interrupted:  # what finished so far is drawn too
         if (root / name / RESULTS_NAME).exists():
-            _draw(pd.read_csv(root / name / RESULTS_NAME), plot_path, name)
+            draw(pd.read_csv(root / name / RESULTS_NAME), plot_path, name)
         raise
     frame, folder = outcome.frame, handle.folder
     info = json.loads((folder / SUMMARY_NAME).read_text())
-    if format in (Format.csv, Format.json):  # the document alone on stdout, the tally beside it on stderr
-        emit(frame, [Column(c, c) for c in frame.columns], format.value, console)
-        for line in tally_lines(info):
-            print(line, file=sys.stderr)
-    else:
-        show_tables(frame, format, info, name)
-        for line in tally_lines(info):
-            say(format, line)
-        say(format, f"{folder}/results.csv · plot {plot_path} · this run {elapsed(outcome.seconds)}")
-    _draw(frame, plot_path, name)
+    show_comparison(frame, info, format, name, f"{folder}/results.csv · plot {plot_path} · this run {elapsed(outcome.seconds)}")
+    draw(frame, plot_path, name)
     check_finished(frame, "network")
     if not frame.loc[frame["strategy"] == COMPOUND, "state"].map(lambda s: State(s).is_scored).any():
         raise RunError("no compound network finished training: there is nothing to compare; fix the cause, then rerun with --retry-failed")
@@ -181,11 +173,27 @@ def _from_search(folder: Path, base: str) -> tuple[tuple[float, float, float], l
     return coefficients, said
 
 
-def _draw(frame: pd.DataFrame, path: Path, name: str) -> None:
+def draw(frame: pd.DataFrame, path: Path, name: str) -> None:
+    """The comparison's picture; RunError when it cannot be written."""
     try:
         plot_comparison(frame, path, f"{name}: top-1 against MACs per strategy")
     except OSError as exc:
         raise RunError(f"cannot write plot {path}: {exc.strerror or exc}") from None
+
+
+def show_comparison(frame: pd.DataFrame, info: dict, format: Format, name: str, footer: str) -> None:
+    """A comparison's results (its table and compare.json) as `format` asks: the tables per
+    phi, the tally and `footer` (where the files are); or the CSV or JSON document alone on
+    stdout, with the tally beside it on stderr."""
+    if format in (Format.csv, Format.json):
+        emit(frame, [Column(c, c) for c in frame.columns], format.value, console)
+        for line in tally_lines(info):
+            print(line, file=sys.stderr)
+        return
+    show_tables(frame, format, info, name)
+    for line in tally_lines(info):
+        say(format, line)
+    say(format, footer)
 
 
 def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> None:

@@ -1,4 +1,5 @@
-"""`scaler report`: re-render a search's results from its folder, with a plot."""
+"""`scaler report`: re-render a study's results from its folder (a search's with a plot, a
+comparison's or a calibration's), or compare two searches."""
 
 from __future__ import annotations
 
@@ -14,12 +15,17 @@ from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
 from scaler.cli.render import Column, emit, fixed, integer, interval, p_phrase, share, text, to_json
+from scaler.cli.calibrate import show_calibration
+from scaler.cli.compare import draw as draw_comparison, show_comparison
 from scaler.cli.results import legend, reliability_lines, show_results, unfinished_line
 from scaler.errors import RunError, UsageError
 from scaler.states import State, still_to_train
+from scaler.experiments.calibration import read_calibration
+from scaler.experiments.comparison import read_comparison
 from scaler.experiments.search import read_results
+from scaler.study.experiment import kind_in
 from scaler.files import json_ready
-from scaler.plots import check_plot_path, plot_search
+from scaler.plots import check_plot_path, plot_calibration, plot_search
 
 
 COMPARE_COLUMNS = [
@@ -39,16 +45,19 @@ COMPARE_COLUMNS = [
 
 @app.command(
     epilog="Examples:  scaler report searches/NAME · scaler report searches/NAME --pareto --format markdown · "
-    "scaler report searches/NAME --plot search.png · scaler report searches/SEED0 searches/SEED1"
+    "scaler report searches/NAME --plot search.png · scaler report searches/SEED0 searches/SEED1 · "
+    "scaler report searches/COMPARISON · scaler report searches/CALIBRATION --format json"
 )
 def report(
-    folders: Annotated[list[Path], typer.Argument(metavar="FOLDER", help="A search folder (holds results.csv and search.json); give two to compare them.")],
+    folders: Annotated[list[Path], typer.Argument(metavar="FOLDER", help="A study folder: a search's, a comparison's or a calibration's (holds results.csv and search.json, compare.json or calibration.json); give two search folders to compare them.")],
     pareto: Annotated[bool, typer.Option("--pareto", help="Keep only rows no other beats on both top-1 and MACs.")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="Write a picture: top-1 (with 95% intervals) against MACs with the Pareto front, and a heat map of mean top-1 over (alpha, beta).")] = None,
     format: FormatOption = Format.table,
 ) -> None:
-    """Re-render a search's results from its folder, or compare two searches of the same
-    candidates (two seeds, two machines, two training settings): rank correlations, best vs best."""
+    """Re-render a study's results from its folder (a search, a comparison or a calibration:
+    the tables its command prints, from the files, training nothing), or compare two searches
+    of the same candidates (two seeds, two machines, two training settings): rank
+    correlations, best vs best."""
     if len(folders) > 2:
         raise UsageError(f"report takes one search folder, or two to compare; got {len(folders)}", param="folders")
     if len(folders) == 2 and (plot is not None or pareto):
@@ -59,6 +68,12 @@ def report(
         _compare(folders[0], folders[1], format)
         return
     folder = folders[0]
+    kind = kind_in(folder)
+    if kind in OTHER_KINDS:
+        if pareto:
+            raise UsageError(f"--pareto takes a search folder; {folder} is a {kind} folder")
+        OTHER_KINDS[kind](folder, plot, format)
+        return
     frame, info = read_results(folder)
     shown = reports.pareto_front(frame) if pareto else frame
     if plot is not None:
@@ -74,6 +89,32 @@ def report(
         *reliability_lines(info, shown if pareto else None),
     ]))
     show_results(shown.reset_index(drop=True), format, f"Search {info['name']}", caption)
+
+
+def _comparison(folder: Path, plot: Optional[Path], format: Format) -> None:
+    """A compare folder's tables and tally, as `scaler compare` prints them."""
+    frame, info = read_comparison(folder)
+    if plot is not None:
+        draw_comparison(frame, plot, info["name"])
+        print(f"plot written to {plot}", file=sys.stderr)
+    show_comparison(frame, info, format, info["name"], f"{folder}/results.csv" + (f" · plot {plot}" if plot else ""))
+
+
+def _calibration(folder: Path, plot: Optional[Path], format: Format) -> None:
+    """A calibration folder's table and recommendation, as `scaler calibrate` prints them (the
+    recommended setting named by its flags: the options calibrate was given are not stored)."""
+    frame, info = read_calibration(folder)
+    if plot is not None:
+        try:
+            plot_calibration(frame, plot, title=info["name"])
+        except (OSError, ValueError) as exc:
+            raise RunError(f"cannot write plot {plot}: {exc}") from None
+        print(f"plot written to {plot}", file=sys.stderr)
+    show_calibration(frame, info, format, folder, plot, commands=None)
+
+
+# The kinds of study folder other than a search's that `report` renders, by kind name.
+OTHER_KINDS = {"compare": _comparison, "calibration": _calibration}
 
 
 def _agreement_fields(comparison: reports.SearchComparison) -> dict:

@@ -32,6 +32,7 @@ from torch import nn
 from scaler.candidates import Candidate, ProxyBase, build_candidates
 from scaler.data import SYNTHETIC_TRAIN, Dataset, take_train
 from scaler.errors import RunError, UsageError, check_int
+from scaler.files import whole_numbers
 from scaler.experiments.proxy import (
     Timing, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
 )
@@ -44,6 +45,7 @@ from scaler.statistics import LEVEL, agreement_p_value, bootstrap_agreement, spl
 from scaler.study.experiment import (
     Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, identity_digest, register_experiment,
 )
+from scaler.study.results import read_outputs
 from scaler.training import MAX_EPOCHS, repeat_seed, seed_everything
 
 SUMMARY_NAME = "calibration.json"
@@ -62,6 +64,8 @@ RESULT_COLUMNS = [
     "top1", "top1_low", "top1_high", "top1_std", "repeats", "top5", "val_loss", "epochs",
     "train_seconds", "images_per_s", "state", "reason",
 ]  # fmt: skip
+NUMERIC_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in ("label", "state", "reason"))
+COUNT_COLUMNS = ("setting", "candidate", "resolution", "params", "macs", "repeats", "epochs")
 
 
 @dataclass(frozen=True)
@@ -667,3 +671,10 @@ class Calibration(Experiment):
             "settings": settings,
             "recommended": None if chosen is None else settings[chosen]["label"],
         }
+
+
+def read_calibration(folder: Path) -> tuple[pd.DataFrame, dict]:
+    """A calibration folder's results.csv and calibration.json, checked as `read_outputs`
+    checks them."""
+    frame, info = read_outputs(folder, SUMMARY_NAME, RESULT_COLUMNS, numeric=NUMERIC_COLUMNS)
+    return whole_numbers(frame[RESULT_COLUMNS], COUNT_COLUMNS), info

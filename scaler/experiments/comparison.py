@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -30,6 +31,7 @@ from scaler.candidates import MAX_TARGET, ProxyBase
 from scaler.counting import count_model
 from scaler.data import Dataset
 from scaler.errors import UsageError
+from scaler.files import whole_numbers
 from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
 from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, counted, difference_of, group_by
 from scaler.models.factory import short_name
@@ -38,6 +40,7 @@ from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_produc
 from scaler.states import State
 from scaler.statistics import LEVEL
 from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
+from scaler.study.results import read_outputs
 from scaler.training import TrainConfig, repeat_seed
 
 SUMMARY_NAME = "compare.json"
@@ -55,6 +58,8 @@ RESULT_COLUMNS = [
     "top5", "val_loss", "epochs", "train_seconds", "images_per_s", "state", "reason",
     "vs_base_p", "vs_base", "compound_vs_it_p", "compound_vs_it", "compound_macs_ratio",
 ]  # fmt: skip
+NUMERIC_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in ("strategy", "state", "reason", "vs_base", "compound_vs_it"))
+COUNT_COLUMNS = ("point", "phi", "resolution", "params", "macs", "repeats", "epochs")
 # vs_base: this row against the unscaled base; compound_vs_it: compound at this row's phi
 # against this row, and compound_macs_ratio compound's MACs over this row's, as the table's
 # "compound vs it" and "compound MACs" columns and compare.json's duels read them.
@@ -375,3 +380,12 @@ def verdict(a: list[Record], b: list[Record], skip: bool = False) -> tuple[float
     if p >= 1 - LEVEL:
         return p, "tied"
     return p, "better" if difference > 0 else "worse"
+
+
+def read_comparison(folder: Path) -> tuple[pd.DataFrame, dict]:
+    """A compare folder's results.csv and compare.json, checked as `read_outputs` checks them;
+    a verdict not reached (an empty cell) reads as "", as the study's own table has it."""
+    frame, info = read_outputs(folder, SUMMARY_NAME, RESULT_COLUMNS, numeric=NUMERIC_COLUMNS)
+    for column in ("vs_base", "compound_vs_it"):
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), "")
+    return whole_numbers(frame[RESULT_COLUMNS], COUNT_COLUMNS), info

@@ -97,6 +97,11 @@ class SearchConfig:
         )
 
 
+def point_name(alpha: float, beta: float, gamma: float) -> str:
+    """A candidate named by its point, as the tables show it: '(1.2, 1.1, 1.15)'."""
+    return f"({alpha:g}, {beta:g}, {gamma:.4g})"
+
+
 def candidate_label(candidate: Candidate) -> str:
     """A candidate in a progress line: its index, coefficients and resolution."""
     return (
@@ -293,7 +298,7 @@ def best_notes(folder: Path) -> list[str]:
     if tied:
         others = int((frame["state"] == State.COMPLETE.value).sum()) - 1
         # named by their points, as the tables show them (no table shows the candidate number)
-        points = {int(r["candidate"]): f"({r['alpha']:g}, {r['beta']:g}, {r['gamma']:.4g})" for _, r in frame.iterrows()}
+        points = {int(r["candidate"]): point_name(r["alpha"], r["beta"], r["gamma"]) for _, r in frame.iterrows()}
         notes.append(f"the best candidate of {folder} is tied with {len(tied)} of the {others} other complete candidate(s) "
                      f"{', '.join(points.get(c, f'#{c}') for c in tied)}: the data cannot tell them apart, and the first "
                      "of the ranking (the highest mean top-1, then the fewest MACs) is taken")

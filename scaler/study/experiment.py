@@ -238,6 +238,13 @@ def other_kind_in(folder: Path, summary_name: str) -> str | None:
     return None
 
 
+def kind_in(folder: Path) -> str | None:
+    """The registered kind whose summary `folder` holds (None when it holds none), so that a
+    command that reads any kind of study folder knows which one it was given."""
+    importlib.import_module(BUILT_IN_KINDS)
+    return next((kind for kind, cls in _KINDS.items() if (folder / cls.summary_name).is_file()), None)
+
+
 def experiment_class(kind: str) -> type[Experiment]:
     """The experiment class a stored kind names (a registered name or 'module:Class')."""
     importlib.import_module(BUILT_IN_KINDS)  # registers the built-in kinds

@@ -82,8 +82,7 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
     naming the file and the fault otherwise."""
     results, info = folder / RESULTS_NAME, folder / summary_name
     if not info.exists() and (other := other_kind_in(folder, summary_name)):
-        raise UsageError(f"{folder} is {other}" + (f"; its table is {results}, and the command that made it shows it "
-                                                   "again (training only what is unfinished)" if results.exists() else ""))
+        raise UsageError(f"{folder} is {other}" + (f"; `scaler report {folder}` shows its results" if results.exists() else ""))
     if not folder.exists():
         raise UsageError(f"{folder} does not exist; give a study folder (one that holds {RESULTS_NAME} and {summary_name})")
     if not results.exists() or not info.exists():
