@@ -342,14 +342,14 @@ def test_bad_try_is_one_line_and_exit_2(cli, tmp_path, value, message):
 
 def test_bad_calibration_options_are_refused_before_anything_is_created(cli, tmp_path):
     result = cli("calibrate", "--candidates", "2", "--root", tmp_path)
-    assert result.code == 2 and result.err.startswith("error: --candidates: ") and result.err.count("\n") == 1
+    assert result.code == 2 and result.err.startswith("error: --candidates 2 is not allowed; ") and result.err.count("\n") == 1
     for flag in ("--steps", "--max-seconds"):  # a calibration runs every training to its epochs: no such options
         result = cli("calibrate", flag, "10", "--root", tmp_path)
         assert result.code == 2 and f"No such option: {flag}" in result.err and result.err.count("\n") == 1
         assert flag not in cli("calibrate", "--help").out
     for flag, value in (("--repeats", "0"), ("--reference-epochs", "0"), ("--reference-factor", "0")):
         result = cli("calibrate", flag, value, "--root", tmp_path)
-        assert result.code == 2 and result.err.startswith(f"error: {flag}: ") and result.err.count("\n") == 1
+        assert result.code == 2 and result.err.startswith(f"error: {flag} {value} is not allowed; ") and result.err.count("\n") == 1
     both = cli("calibrate", "--reference-factor", "2", "--reference-epochs", "30", "--root", tmp_path)  # one would be ignored
     assert both.code == 2 and both.err == (
         "error: --reference-factor 2 and --reference-epochs 30 both set the reference's epochs; give one\n")
@@ -362,7 +362,7 @@ def test_bad_calibration_options_are_refused_before_anything_is_created(cli, tmp
         f"error: --reference-train-images: the reference trains on 10 images, fewer than the proxy setting's {SYNTHETIC_TRAIN}: "
         "every setting trains on the first of the reference's images; raise --reference-train-images\n")
     longer = cli("calibrate", "--reference-epochs", str(epochs), "--reference-train-images", "4000", "--candidates", "2", "--root", tmp_path)
-    assert longer.err.startswith("error: --candidates: ")  # as many epochs on more images is longer: only k is refused
+    assert longer.err.startswith("error: --candidates 2 is not allowed")  # as many epochs on more images is longer: only k is refused
     assert not any(tmp_path.iterdir())
 
 

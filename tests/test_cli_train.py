@@ -146,7 +146,7 @@ def test_a_batch_of_one_image_is_refused_before_training(cli, monkeypatch):
     """BatchNorm learns from a batch's statistics: at 32 px a batch of one reached a 1x1 map and
     failed inside PyTorch (exit 1, a ValueError)."""
     one = cli("train", "b0", *TINY, "--batch-size", "1", "--epochs", "1")
-    assert one.code == 2 and one.err == "error: --batch-size: batch_size = 1 is not allowed; it must be an integer >= 2\n"
+    assert one.code == 2 and one.err == "error: --batch-size 1 is not allowed; it must be an integer >= 2\n"
     single = cli("train", "b0", *TINY[:6], "--train-images", "1", "--val-images", "8", "--epochs", "1", "--format", "json")
     assert single.code == 2
     assert single.err.endswith("error: data set synthetic has 1 training image(s); training needs at least 2 "

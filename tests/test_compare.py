@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -91,7 +92,7 @@ def test_bad_strategies_are_refused(text, words):
 )  # fmt: skip
 def test_bad_compare_input_is_one_line_before_anything_is_created(cli, tmp_path, args, flag, words):
     result = cli("compare", *args, "--root", tmp_path)
-    assert result.code == 2 and result.err.startswith(f"error: {flag}: ") and words in result.err, result.err
+    assert result.code == 2 and re.match(rf"error: {flag}[: ]", result.err) and words in result.err, result.err
     assert result.err.count("\n") == 1 and not any(tmp_path.iterdir())
 
 
@@ -266,7 +267,7 @@ def test_same_name_with_another_configuration_is_refused(cli, net, tmp_path):
 
 def test_zero_repeats_is_refused_before_any_folder_exists(cli, net, tmp_path):
     result = cli(*compare_args(net, tmp_path, "--repeats", "0"))
-    assert result.code == 2 and "repeats = 0 is not allowed" in result.err
+    assert result.code == 2 and "--repeats 0 is not allowed" in result.err
     assert not (tmp_path / "cmp").exists()
 
 

@@ -106,9 +106,9 @@ def test_bad_search_input_is_refused_before_anything_is_created(cli, tmp_path, e
         (["flops", "--width", "16", "--resolution", "4096"], "too large to count"),
         (["report", "nowhere", "--plot", "out.xyz"], "no picture format"),
         (["scale", "--gamma", "1e308"], "phi 1 gives resolution 224 x 1e+308^1"),
-        (["search", "--seed", "99999999999999999999"], "--seed: seed = 99999999999999999999 is not allowed; it must be an integer from 0 to 9223372036854775807"),
-        (["train", "b0", "--resolution", "2"], "--resolution: resolution 2 is not allowed; it must be 8..4096 pixels"),
-        (["search", "--base-resolution", "4"], "--base-resolution: base resolution 4 is not allowed; it must be 8..4096 pixels"),
+        (["search", "--seed", "99999999999999999999"], "--seed 99999999999999999999 is not allowed; it must be an integer from 0 to 9223372036854775807"),
+        (["train", "b0", "--resolution", "2"], "--resolution 2 is not allowed; it must be 8..4096 pixels"),
+        (["search", "--base-resolution", "4"], "--base-resolution 4 is not allowed; it must be 8..4096 pixels"),
         (["flops", "b0", "--format", "xml"], "error: Invalid value for '--format' / '-f': 'xml' is not one of 'table', 'csv', 'json', 'markdown'"),
     ],
 )

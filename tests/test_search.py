@@ -345,7 +345,7 @@ def test_scale_from_a_best_whose_network_other_points_built_too_says_they_scale_
     assert note in result.err.splitlines()
     assert json.loads(result.out)[0]["depth_mult"] == pytest.approx(best["alpha"])  # the kept point's coefficients
     refused = cli("scale", "--from", tmp_path / "flat", "--base-resolution", "0")  # refused by the table: its error alone
-    assert refused.code == 2 and refused.err == "error: --base-resolution: base resolution 0 is not allowed; it must be 1..4096 pixels\n"
+    assert refused.code == 2 and refused.err == "error: --base-resolution 0 is not allowed; it must be 1..4096 pixels\n"
     from scaler.cli.compare import _from_search  # compare --from takes the same coefficients, with the same note
 
     coefficients, said = _from_search(tmp_path / "flat", "b0")

@@ -7,6 +7,7 @@ A thin root app (`app.py`) and one module per command. Run as the console script
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 
@@ -37,11 +38,17 @@ def _command_flags(args: list[str]) -> set[str]:
 
 
 def user_message(exc: ScalerError, args: list[str]) -> str:
-    """The error's line, led by the flag of the parameter at fault when the command has one."""
+    """The error's line, led by the flag of the parameter at fault when the command has one. A
+    refused value the library names by its parameter ('batch_size = 1 is not allowed', as the
+    Python API is called) is named by the flag, as it was typed ('--batch-size 1 is not allowed')."""
     if exc.param is None:
         return str(exc)
     flag = FLAG_OF.get(exc.param, "--" + exc.param.replace("_", "-").replace(" ", "-"))
-    return f"{flag}: {exc}" if flag in _command_flags(args) else str(exc)
+    if flag not in _command_flags(args):
+        return str(exc)
+    names = {n for name in (exc.param, flag[2:]) for n in (name, name.replace("_", " "), name.replace("-", " "), name.replace("-", "_"))}
+    refused = re.fullmatch(rf"({'|'.join(map(re.escape, names))})(?: = | )(.+? is not allowed.*)", str(exc), flags=re.DOTALL)
+    return f"{flag} {refused.group(2)}" if refused else f"{flag}: {exc}"
 
 
 # typer's messages for a value that is not a number, and what the option takes instead

@@ -149,9 +149,10 @@ def reference_setting(search: SearchConfig, factor: float | None = None, epochs:
     if not math.isfinite(factor) or factor <= 0 or search.train.epochs * factor > MAX_EPOCHS:
         raise UsageError(f"reference factor = {factor:g} is not allowed; it must be > 0 and give at most {MAX_EPOCHS:,} "
                          f"epochs (the proxy trains {search.train.epochs})", param="reference_factor")
-    for name, value in (("reference_epochs", epochs), ("reference_train_images", train_images)):
-        if value is not None and value < 1:
-            raise UsageError(f"{name.replace('_', ' ')} = {value} is not allowed; it must be >= 1", param=name)
+    if epochs is not None:
+        check_int("reference_epochs", epochs, 1, MAX_EPOCHS)
+    if train_images is not None:
+        check_int("reference_train_images", train_images, 1)
     # Half an epoch rounds up (round() would take 2.5 to 2 and 7.5 to 8); the product to 9
     # places first, since 25 x 2.3 is 57.49999999999999 in floating point.
     scaled = max(1, math.floor(round(search.train.epochs * factor, 9) + 0.5))
