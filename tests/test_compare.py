@@ -248,6 +248,16 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path)
     assert paragraphs[-1].endswith("again.png") and "this run" not in reported.out
 
 
+def test_a_verdict_no_test_reached_is_explained_under_the_tables(cli, net, tmp_path):
+    result = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--epochs", "2", "--max-seconds", "0.001"))
+    frame = pd.read_csv(tmp_path / "cmp" / "results.csv")
+    assert set(frame["state"]) == {"timeout"} and set(frame["vs_base"].dropna()) == {"unknown"}
+    assert result.code == 1 and "no network completed" in result.err  # nothing to rank: a runtime failure
+    note = "unknown: a network of the pair stopped at --max-seconds, after fewer epochs than planned"
+    assert note in " ".join(result.out.split()) and "no result:" not in result.out
+    assert note in cli("report", tmp_path / "cmp", "--format", "csv").err  # beside the document, on stderr
+
+
 def test_a_comparison_without_a_single_dimension_says_it_has_no_duel(cli, net, tmp_path):
     result = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--strategies", "compound,mine=1.2:1.1:1.15"))
     assert result.code == 0, result.err

@@ -185,15 +185,31 @@ def show_comparison(frame: pd.DataFrame, info: dict, format: Format, name: str, 
     """A comparison's results (its table and compare.json) as `format` asks: the tables per
     phi, the tally and `footer` (where the files are); or the CSV or JSON document alone on
     stdout, with the tally beside it on stderr."""
+    lines = tally_lines(info) + verdict_notes(frame)
     if format in (Format.csv, Format.json):
         emit(frame, [Column(c, c) for c in frame.columns], format.value, console)
-        for line in tally_lines(info):
+        for line in lines:
             print(line, file=sys.stderr)
         return
     show_tables(frame, format, info, name)
-    for line in tally_lines(info):
+    for line in lines:
         say(format, line)
     say(format, footer)
+
+
+# What a verdict that is not a test's outcome means (`scaler.experiments.comparison.verdict`).
+VERDICT_NOTES = {
+    "unknown": "unknown: a network of the pair stopped at --max-seconds, after fewer epochs than planned (or stored no "
+               "per-image results), so the two are not compared head-on",
+    "no result": "no result: a network of the pair finished without a score in every repeat (see its state and reason "
+                 "in results.csv)",
+}
+
+
+def verdict_notes(frame: pd.DataFrame) -> list[str]:
+    """A line for each verdict word in the table that is not a test's outcome."""
+    shown = set(frame["vs_base"]) | set(frame["compound_vs_it"])
+    return [note for word, note in VERDICT_NOTES.items() if word in shown]
 
 
 def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> None:
