@@ -558,6 +558,21 @@ def test_each_setting_reports_how_well_its_own_repeats_agree():
     assert list(older["reliability_text"]) == ["undefined", "undefined"] and "agree at only" not in recommendation_line(older)
 
 
+def test_the_reference_s_epochs_and_images_are_checked_as_given(cli, tmp_path):
+    """--reference-epochs replaces the factor, so the default factor is not checked beside it;
+    a default factor that gives too many epochs is named as the default; the reference's images
+    have the data's own cap, refused before anything is created."""
+    long = SearchConfig(train=replace(SearchConfig().train, epochs=3000))
+    assert reference_setting(long, epochs=10000).epochs == 10000
+    with pytest.raises(UsageError, match=r"^the reference trains 4 x the proxy's 3000 epochs by default, more than the 10,000 allowed; "):
+        reference_setting(long)
+    refused = cli("calibrate", "--epochs", "3000", "--root", tmp_path)
+    assert refused.code == 2 and refused.err.startswith("error: --epochs: the reference trains 4 x the proxy's 3000 epochs by default")
+    many = cli("calibrate", "--reference-train-images", "200000000", "--root", tmp_path)
+    assert (many.code, many.err) == (2, "error: --reference-train-images 200000000 is not allowed; it must be an integer from 1 to 100000000\n")
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_recommendation_read_back_from_its_folder_names_the_setting_s_flags():
     """Where the options given to calibrate are not known (`scaler report` of its folder), the
     recommended setting is named by the flags it adds to them, never as a half command."""
@@ -575,13 +590,16 @@ def test_a_recommendation_read_back_from_its_folder_names_the_setting_s_flags():
     with_commands = recommendation_line(setting_frame(info, ["a", "b", "scaler search --epochs 1 --base-width 0.25"]))
     assert with_commands.endswith("\n  scaler search --epochs 1 --base-width 0.25")
     read_back = setting_frame(info, None)
-    assert "command" not in read_back.columns and read_back["overrides"][2] == {"epochs": 1, "base-width": 0.25}
+    assert "command" not in read_back.columns and "overrides" not in read_back.columns  # the flags say it, also in CSV
+    assert read_back["flags"][2] == "--epochs 1 --base-width 0.25"
     assert recommendation_line(read_back).endswith(
         "\n  the search options this calibration was given, with --epochs 1 --base-width 0.25 "
         "(the `scaler calibrate` command that made it prints the whole command)"
     )
+    info["settings"][2]["overrides"] = {"base-width": 0.3333333, "train-images": 1234567}  # exact, as a flag takes them
+    assert setting_frame(info, None)["flags"][2] == "--base-width 0.3333333 --train-images 1234567"
     info["repeats"] = 3  # the agreement of means over 3 repeats: a search of 3 repeats
-    assert list(setting_frame(info, None)["flags"]) == [f"--epochs {4 * search.train.epochs} --repeats 3", "--repeats 3", "--epochs 1 --base-width 0.25 --repeats 3"]
+    assert list(setting_frame(info, None)["flags"]) == [f"--epochs {4 * search.train.epochs} --repeats 3", "--repeats 3", "--base-width 0.3333333 --train-images 1234567 --repeats 3"]
 
 
 def test_a_setting_is_judged_on_the_pairs_the_reference_tells_apart():

@@ -176,8 +176,8 @@ def test_scale_refuses_a_bad_phi_before_counting_any(cli, monkeypatch, args, mes
     "args, message",
     [
         (["flops", "b9"], "unknown variant 'b9'"),
-        (["flops", "--width", "0"], "--width 0.0 is not allowed"),
-        (["flops", "--depth", "-1"], "--depth -1.0 is not allowed"),
+        (["flops", "--width", "0"], "--width 0 is not allowed"),
+        (["flops", "--depth", "-1"], "--depth -1 is not allowed"),
         (["flops", "b0", "--resolution", "0"], "resolution 0"),
         (["flops", "b0", "--resolution", "100000"], "resolution 100000"),
         (["flops", "b0", "--classes", "0"], "--classes 0 is not allowed"),
@@ -189,7 +189,7 @@ def test_scale_refuses_a_bad_phi_before_counting_any(cli, monkeypatch, args, mes
         (["scale", "--phi", "a"], "malformed"),
         (["scale", "--alpha", "0.9"], "--alpha 0.9 is not allowed"),
         (["scale", "--beta", "0.5"], "--beta 0.5 is not allowed"),
-        (["scale", "--gamma", "0"], "--gamma 0.0 is not allowed"),
+        (["scale", "--gamma", "0"], "--gamma 0 is not allowed"),
         # 4096 x 1.00048828125 = 4098 px rounds to 4100: named as rounded, not as a size never asked for
         (["scale", "--gamma", "1.00048828125", "--phi", "1", "--base-resolution", "4096"],
          "phi 1 gives resolution 4096 x 1.00049^1 = 4098 px, rounded to 4100, more than 4096; lower phi or gamma"),

@@ -36,17 +36,17 @@ def test_each_command_has_its_groups_once_and_no_catch_all(command):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["search", "--epochs", "0", "--phi", "1", "--root", "{tmp}"], "--epochs 0 is not allowed"),
-    (["calibrate", "--base-width", "-1", "--root", "{tmp}"], "--base-width -1.0 is not allowed"),
+    (["calibrate", "--base-width", "-1", "--root", "{tmp}"], "--base-width -1 is not allowed"),
     (["compare", "--val-fraction", "1.5", "--root", "{tmp}"], "--val-fraction 1.5 is not allowed"),
     (["train", "b0", "--batch-size", "0"], "--batch-size 0 is not allowed"),
     (["candidates", "--tolerance", "-1"], "tolerance"),
-    (["compare", "--clip-grad-norm", "-1", "--root", "{tmp}"], "--clip-grad-norm -1.0 is not allowed"),
-    (["train", "b0", "--val-fraction", "0"], "--val-fraction 0.0 is not allowed; it must be in (0, 1)"),
+    (["compare", "--clip-grad-norm", "-1", "--root", "{tmp}"], "--clip-grad-norm -1 is not allowed"),
+    (["train", "b0", "--val-fraction", "0"], "--val-fraction 0 is not allowed; it must be in (0, 1)"),
     # a mistyped length would train for years: one line, before anything is counted or created
     (["search", "--epochs", "10001", "--root", "{tmp}"], "--epochs 10001 is not allowed; it must be an integer from 1 to 10000"),
     (["train", "b0", "--epochs", "99999999999999999999"], "--epochs 99999999999999999999 is not allowed"),
     (["calibrate", "--reference-factor", "1e300", "--root", "{tmp}"],
-     "--reference-factor 1e+300 is not allowed; it must be > 0 and give at most 10,000 epochs (the proxy trains 5)"),
+     "--reference-factor 1e300 is not allowed; it must be > 0 and give at most 10,000 epochs (the proxy trains 5)"),
     (["calibrate", "--reference-epochs", "20000", "--root", "{tmp}"], "--reference-epochs 20000 is not allowed"),
     (["calibrate", "--try", "epochs=1000000", "--root", "{tmp}"], "epochs = 1000000 is not allowed"),
 ])

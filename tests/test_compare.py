@@ -258,6 +258,30 @@ def test_a_verdict_no_test_reached_is_explained_under_the_tables(cli, net, tmp_p
     assert note in cli("report", tmp_path / "cmp", "--format", "csv").err  # beside the document, on stderr
 
 
+def test_report_of_an_interrupted_comparison_says_it_is_unfinished_and_keeps_its_names(cli, net, tmp_path, monkeypatch):
+    trained = Comparison.run
+
+    def stopped_at_the_fourth(self, item, *args):  # Ctrl-C during the fourth network
+        if item["point"] == 3:
+            raise KeyboardInterrupt
+        return trained(self, item, *args)
+
+    monkeypatch.setattr(Comparison, "run", stopped_at_the_fourth)
+    # a strategy may be called NA: a name, not a missing value, when read back
+    args = compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--strategies", "width,NA=2:1:1,depth")
+    assert cli(*args).code == 130
+    rows = json.loads((shown := cli("report", tmp_path / "cmp", "--format", "json")).out)
+    assert shown.code == 0 and [r["strategy"] for r in rows] == ["base", "compound", "width", "NA", "depth"]
+    assert [r["state"] for r in rows] == ["complete"] * 3 + ["interrupted", "queued"]
+    assert [r["epochs"] for r in rows] == [1, 1, 1, None, None]
+    assert '"epochs": 1,' in shown.out and '"epochs": 1.0' not in shown.out  # counts stay whole numbers beside blanks
+    assert shown.err.splitlines()[-1] == ("warning: unfinished: 2 of 5 networks still to train (1 interrupted, 1 queued); "
+                                          "the figures are partial, and the command that made the folder finishes it")
+    monkeypatch.undo()
+    finished = cli(*args, "--format", "json")
+    assert finished.code == 0 and cli("report", tmp_path / "cmp", "--format", "json").out == finished.out
+
+
 def test_a_comparison_without_a_single_dimension_says_it_has_no_duel(cli, net, tmp_path):
     result = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--strategies", "compound,mine=1.2:1.1:1.15"))
     assert result.code == 0, result.err

@@ -17,6 +17,7 @@ import pytest
 from rich.console import Console
 
 from scaler.cli.calibrate import caption_lines
+from scaler.errors import UsageError
 from scaler.files import git_commit, whole_numbers
 from scaler.cli.render import Column, emit, integer, seconds, share, to_json
 from scaler.study import results as study_results
@@ -512,3 +513,18 @@ def test_the_library_refuses_a_wrong_kind_of_argument_with_its_own_error(tmp_pat
     assert as_path.fingerprint == load_dataset(str(folder), storage_resolution=32).fingerprint
     with pytest.raises(UsageError, match="data source None is not allowed"):
         load_dataset(None)
+
+
+def test_a_refused_value_is_named_by_its_flag_only_where_the_flag_was_typed():
+    from scaler.cli import user_message
+
+    refused = UsageError("width = 0.0 is not allowed; it must be a number in (0, 16]", param="width")
+    assert user_message(refused, ["flops", "--width", "0"]) == "--width 0 is not allowed; it must be a number in (0, 16]"
+    assert user_message(refused, ["flops", "--width=0.00"]) == "--width 0.00 is not allowed; it must be a number in (0, 16]"
+    # a value the user did not type (a default, a stored summary's): no flag is named for it
+    assert user_message(refused, ["flops", "b0"]) == "width = 0.0 is not allowed; it must be a number in (0, 16]"
+    # the library's spelling where the typed text is not the same number; other errors keep the flag as their lead
+    named = UsageError("name '..' is not allowed; use 1-128 letters", param="name")
+    assert user_message(named, ["search", "--name", ".."]) == "--name '..' is not allowed; use 1-128 letters"
+    other = UsageError("no file x.py", param="width")
+    assert user_message(other, ["flops", "--width", "2"]) == "--width: no file x.py"

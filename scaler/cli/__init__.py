@@ -40,15 +40,32 @@ def _command_flags(args: list[str]) -> set[str]:
 def user_message(exc: ScalerError, args: list[str]) -> str:
     """The error's line, led by the flag of the parameter at fault when the command has one. A
     refused value the library names by its parameter ('batch_size = 1 is not allowed', as the
-    Python API is called) is named by the flag, as it was typed ('--batch-size 1 is not allowed')."""
+    Python API is called) is named by the flag as it was typed ('--batch-size 1 is not
+    allowed'); where the flag was not typed (a default, a value read from a study folder), the
+    library's own words stand, naming no flag the user did not give."""
     if exc.param is None:
         return str(exc)
     flag = FLAG_OF.get(exc.param, "--" + exc.param.replace("_", "-").replace(" ", "-"))
-    if flag not in _command_flags(args):
+    parameter = _option(args, flag)
+    if parameter is None:
         return str(exc)
     names = {n for name in (exc.param, flag[2:]) for n in (name, name.replace("_", " "), name.replace("-", " "), name.replace("-", "_"))}
-    refused = re.fullmatch(rf"({'|'.join(map(re.escape, names))})(?: = | )(.+? is not allowed.*)", str(exc), flags=re.DOTALL)
-    return f"{flag} {refused.group(2)}" if refused else f"{flag}: {exc}"
+    refused = re.fullmatch(rf"({'|'.join(map(re.escape, names))})(?: = | )(.+?) (is not allowed.*)", str(exc), flags=re.DOTALL)
+    if refused is None:
+        return f"{flag}: {exc}"
+    typed = _given_value(args, parameter.opts)
+    if typed is None:
+        return str(exc)
+    value = refused.group(2)
+    return f"{flag} {typed if _same_number(typed, value) else value} {refused.group(3)}"
+
+
+def _same_number(typed: str, shown: str) -> bool:
+    """Whether a typed value and the library's spelling of it are one number ('0' and '0.0')."""
+    try:
+        return float(typed) == float(shown)
+    except ValueError:
+        return False
 
 
 # typer's messages for a value that is not a number, and what the option takes instead

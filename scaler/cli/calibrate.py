@@ -22,8 +22,8 @@ from scaler.cli.search import build_search_config
 from scaler.cli.study import check_finished, run_command_study
 from scaler.errors import RunError
 from scaler.experiments.calibration import (
-    DEFAULT_FACTOR, DEFAULT_K, OVERRIDES, SUMMARY_NAME, THRESHOLD, Calibration, CalibrationConfig, parse_try,
-    reference_setting,
+    DEFAULT_FACTOR, DEFAULT_K, OVERRIDES, SUMMARY_NAME, THRESHOLD, Calibration, CalibrationConfig, override_text,
+    parse_try, reference_setting,
 )  # fmt: skip
 from scaler.experiments.search import point_name
 from scaler.statistics import LEVEL
@@ -119,7 +119,7 @@ def show_calibration(table: pd.DataFrame, info: dict, format: Format, folder: Pa
     or JSON document alone on stdout, with the recommendation beside it on stderr. `commands`:
     each setting's `scaler search` command, where the options given to calibrate are known."""
     frame = setting_frame(info, commands)
-    advice = recommendation_line(frame, whole_set=info["config"]["k"] > len(info["candidates"]))
+    advice = recommendation_line(frame, whole_set=info["config"].get("k", DEFAULT_K) > len(info["candidates"]))
     if format in (Format.csv, Format.json):
         emit(frame.drop(columns=["mark", "spearman_text", "kendall_text", "reliability_text", "pairs_text"]), SETTING_COLUMNS, format.value, console)
         print(advice, file=sys.stderr)
@@ -157,10 +157,11 @@ def setting_frame(info: dict, commands: list[str] | None) -> pd.DataFrame:
         for s in info["settings"]
     ]  # fmt: skip
     frame["pairs_text"] = [_pairs(s) for s in info["settings"]]
-    if commands is not None:  # the commands carry the overrides
-        frame = frame.drop(columns=["overrides"]).assign(command=commands)
+    if commands is not None:  # each with the setting's overrides
+        frame["command"] = commands
     else:
-        frame["flags"] = [_flags(s["overrides"], info["repeats"]) for s in info["settings"]]
+        frame["flags"] = [_flags(s.get("overrides") or {}, info["repeats"]) for s in info["settings"]]
+    frame = frame.drop(columns=["overrides"], errors="ignore")
     # counts that only some rows have: 2 in CSV and JSON, not 2.0
     return whole_numbers(frame, ["compared", "pairs_apart", "pairs_tested", "pairs_judged", "pairs_kept"])
 
@@ -180,7 +181,7 @@ def caption_lines(info: dict, table: pd.DataFrame, folder: Path, plot: Path | No
     can be believed."""
     points = {int(r["candidate"]): point_name(r["alpha"], r["beta"], r["gamma"]) for _, r in table.iterrows()}
     picked = ", ".join(points.get(c, f"#{c}") for c in info["candidates"])
-    asked = info["config"]["k"]
+    asked = info["config"].get("k", DEFAULT_K)
     which = f"all {len(info['candidates'])} of the search's set (--candidates {asked} asked for more)" \
         if asked > len(info["candidates"]) else "of the search's set"
     return [
@@ -233,7 +234,7 @@ def recommendation_line(frame: pd.DataFrame, whole_set: bool = False) -> str:
 def _flags(overrides: dict, repeats: int) -> str:
     """What a setting's `scaler search` adds to the options calibrate was given: its overrides,
     and --repeats where the agreement was measured on means over repeats."""
-    flags = [f"--{flag} {value:g}" for flag, value in overrides.items()]
+    flags = [f"--{flag} {override_text(value)}" for flag, value in overrides.items()]
     return " ".join(flags + (["--repeats", str(repeats)] if repeats > 1 else []))
 
 

@@ -149,7 +149,8 @@ def compare(
         )  # fmt: skip
     except Interrupted:  # what finished so far is drawn too
         if (root / name / RESULTS_NAME).exists():
-            draw(pd.read_csv(root / name / RESULTS_NAME), plot_path, name)
+            # only empty cells are missing: a strategy called "NA" stays a name
+            draw(pd.read_csv(root / name / RESULTS_NAME, keep_default_na=False, na_values=[""]), plot_path, name)
         raise
     frame, folder = outcome.frame, handle.folder
     info = json.loads((folder / SUMMARY_NAME).read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -98,6 +99,7 @@ def _comparison(folder: Path, plot: Optional[Path], format: Format) -> None:
         draw_comparison(frame, plot, info["name"])
         print(f"plot written to {plot}", file=sys.stderr)
     show_comparison(frame, info, format, info["name"], f"{folder}/results.csv" + (f" · plot {plot}" if plot else ""))
+    _warn_unfinished(frame, "network")
 
 
 def _calibration(folder: Path, plot: Optional[Path], format: Format) -> None:
@@ -111,6 +113,17 @@ def _calibration(folder: Path, plot: Optional[Path], format: Format) -> None:
             raise RunError(f"cannot write plot {plot}: {exc}") from None
         print(f"plot written to {plot}", file=sys.stderr)
     show_calibration(frame, info, format, folder, plot, commands=None)
+    _warn_unfinished(frame, "setting-candidate pair")
+
+
+def _warn_unfinished(frame: pd.DataFrame, noun: str) -> None:
+    """A warning on stderr when rows of a study's table are still to train: its figures are
+    partial (a search's table says so in its caption, `unfinished_line`)."""
+    waiting = still_to_train(frame["state"])
+    if waiting:
+        counts = ", ".join(f"{n} {s}" for s, n in Counter(waiting).most_common())
+        print(f"warning: unfinished: {len(waiting)} of {len(frame)} {noun}s still to train ({counts}); the figures are "
+              "partial, and the command that made the folder finishes it", file=sys.stderr)
 
 
 # The kinds of study folder other than a search's that `report` renders, by kind name.

@@ -48,6 +48,8 @@ class Dataset:
         return len(self.classes)
 
 
+MAX_IMAGES = 10**8  # the most training or validation images a data set takes
+
 def load_dataset(
     source: str | os.PathLike[str] = SYNTHETIC_SOURCE,
     *,
@@ -70,7 +72,7 @@ def load_dataset(
     check_int("native_resolution", native_resolution, 32, 4096)
     for name, value in (("train_images", train_images), ("val_images", val_images)):
         if value is not None:
-            check_int(name, value, 1, 10**8)
+            check_int(name, value, 1, MAX_IMAGES)
     if not (isinstance(val_fraction, (int, float)) and 0.0 < val_fraction < 1.0):
         raise UsageError(f"val fraction = {val_fraction!r} is not allowed; it must be in (0, 1)", param="val_fraction")
     check_int("seed", seed, 0)
@@ -115,7 +117,7 @@ def take_train(dataset: Dataset, count: int) -> Dataset:
     synthetic set (labels cycle through the classes) that is exactly the first `count` images,
     which are what loading it with `train_images=count` renders. The whole data set when it
     has no more than `count` training images."""
-    check_int("count", count, 1, 10**8)
+    check_int("count", count, 1, MAX_IMAGES)
     if count >= len(dataset.train):
         return dataset
     labels = dataset.train.labels

@@ -30,7 +30,7 @@ import pandas as pd
 from torch import nn
 
 from scaler.candidates import Candidate, ProxyBase, build_candidates
-from scaler.data import SYNTHETIC_TRAIN, Dataset, take_train
+from scaler.data import MAX_IMAGES, SYNTHETIC_TRAIN, Dataset, take_train
 from scaler.errors import RunError, UsageError, check_int
 from scaler.files import whole_numbers
 from scaler.experiments.proxy import (
@@ -105,10 +105,12 @@ class Setting:
 def label_of(overrides: Mapping[str, int | float]) -> str:
     """A try's label: its overrides as `--try` takes them, in a fixed order; each value exact
     (1281167, not 1.28117e+06), so two tries never share a label."""
-    def text(value: int | float) -> str:
-        return str(value) if isinstance(value, int) or float(f"{value:g}") != value else f"{value:g}"
+    return ",".join(f"{flag}={override_text(overrides[flag])}" for flag in OVERRIDES if flag in overrides)
 
-    return ",".join(f"{flag}={text(overrides[flag])}" for flag in OVERRIDES if flag in overrides)
+
+def override_text(value: int | float) -> str:
+    """An override's value as a flag takes it, exact: 1281167, not 1.28117e+06; 0.25, not 0.25000."""
+    return str(value) if isinstance(value, int) or float(f"{value:g}") != value else f"{value:g}"
 
 
 def parse_try(text: str) -> Setting:
@@ -145,14 +147,17 @@ def reference_setting(search: SearchConfig, factor: float | None = None, epochs:
         raise UsageError(
             f"--reference-factor {factor:g} and --reference-epochs {epochs} both set the reference's epochs; give one"
         )
-    factor = DEFAULT_FACTOR if factor is None else factor
-    if not math.isfinite(factor) or factor <= 0 or search.train.epochs * factor > MAX_EPOCHS:
-        raise UsageError(f"reference factor = {factor:g} is not allowed; it must be > 0 and give at most {MAX_EPOCHS:,} "
-                         f"epochs (the proxy trains {search.train.epochs})", param="reference_factor")
     if epochs is not None:
         check_int("reference_epochs", epochs, 1, MAX_EPOCHS)
+    elif factor is not None and (not math.isfinite(factor) or factor <= 0 or search.train.epochs * factor > MAX_EPOCHS):
+        raise UsageError(f"reference factor = {factor:g} is not allowed; it must be > 0 and give at most {MAX_EPOCHS:,} "
+                         f"epochs (the proxy trains {search.train.epochs})", param="reference_factor")
+    elif factor is None and search.train.epochs * DEFAULT_FACTOR > MAX_EPOCHS:
+        raise UsageError(f"the reference trains {DEFAULT_FACTOR:g} x the proxy's {search.train.epochs} epochs by default, more "
+                         f"than the {MAX_EPOCHS:,} allowed; give --reference-epochs or a smaller --reference-factor", param="epochs")
     if train_images is not None:
-        check_int("reference_train_images", train_images, 1)
+        check_int("reference_train_images", train_images, 1, MAX_IMAGES)
+    factor = DEFAULT_FACTOR if factor is None else factor
     # Half an epoch rounds up (round() would take 2.5 to 2 and 7.5 to 8); the product to 9
     # places first, since 25 x 2.3 is 57.49999999999999 in floating point.
     scaled = max(1, math.floor(round(search.train.epochs * factor, 9) + 0.5))
@@ -677,5 +682,5 @@ class Calibration(Experiment):
 def read_calibration(folder: Path) -> tuple[pd.DataFrame, dict]:
     """A calibration folder's results.csv and calibration.json, checked as `read_outputs`
     checks them."""
-    frame, info = read_outputs(folder, SUMMARY_NAME, RESULT_COLUMNS, numeric=NUMERIC_COLUMNS)
+    frame, info = read_outputs(folder, SUMMARY_NAME, RESULT_COLUMNS, numeric=NUMERIC_COLUMNS, text=("label",))
     return whole_numbers(frame[RESULT_COLUMNS], COUNT_COLUMNS), info

@@ -58,7 +58,8 @@ RESULT_COLUMNS = [
     "top5", "val_loss", "epochs", "train_seconds", "images_per_s", "state", "reason",
     "vs_base_p", "vs_base", "compound_vs_it_p", "compound_vs_it", "compound_macs_ratio",
 ]  # fmt: skip
-NUMERIC_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in ("strategy", "state", "reason", "vs_base", "compound_vs_it"))
+TEXT_COLUMNS = ("strategy", "vs_base", "compound_vs_it")
+NUMERIC_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in ("state", "reason", *TEXT_COLUMNS))
 COUNT_COLUMNS = ("point", "phi", "resolution", "params", "macs", "repeats", "epochs")
 # vs_base: this row against the unscaled base; compound_vs_it: compound at this row's phi
 # against this row, and compound_macs_ratio compound's MACs over this row's, as the table's
@@ -385,7 +386,5 @@ def verdict(a: list[Record], b: list[Record], skip: bool = False) -> tuple[float
 def read_comparison(folder: Path) -> tuple[pd.DataFrame, dict]:
     """A compare folder's results.csv and compare.json, checked as `read_outputs` checks them;
     a verdict not reached (an empty cell) reads as "", as the study's own table has it."""
-    frame, info = read_outputs(folder, SUMMARY_NAME, RESULT_COLUMNS, numeric=NUMERIC_COLUMNS)
-    for column in ("vs_base", "compound_vs_it"):
-        frame[column] = frame[column].astype(object).where(frame[column].notna(), "")
+    frame, info = read_outputs(folder, SUMMARY_NAME, RESULT_COLUMNS, numeric=NUMERIC_COLUMNS, text=TEXT_COLUMNS)
     return whole_numbers(frame[RESULT_COLUMNS], COUNT_COLUMNS), info

@@ -75,9 +75,11 @@ def summary_intact(data: dict) -> bool:
     return SUMMARY_DIGEST not in data or data[SUMMARY_DIGEST] == summary_digest(data)
 
 
-def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict]:
+def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: tuple[str, ...] = (),
+                 text: tuple[str, ...] = ()) -> tuple[pd.DataFrame, dict]:
     """A study folder's results.csv and JSON summary, checked: expected columns, numbers where
-    numbers belong, and a table that agrees with its summary (the digest of the table the study
+    numbers belong, `text` columns read as written (a strategy called NA stays "NA", an empty
+    cell is ""), and a table that agrees with its summary (the digest of the table the study
     wrote; in summaries from before the digest, rows and states). UsageError
     naming the file and the fault otherwise."""
     results, info = folder / RESULTS_NAME, folder / summary_name
@@ -91,6 +93,9 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
     try:
         raw, data = _read_pair(results, info)
         frame = pd.read_csv(io.BytesIO(raw), converters={"state": str, "reason": str}, keep_default_na=True)
+        named = [c for c in text if c in frame.columns]
+        if named:  # as written: pandas reads "NA", "null" or "None" as missing even through a converter
+            frame[named] = pd.read_csv(io.BytesIO(raw), usecols=named, dtype=str, keep_default_na=False)[named]
         if "reason" in frame.columns:  # an empty cell is "", as the study's own table has it (pandas reads NaN)
             frame["reason"] = frame["reason"].astype(object).where(frame["reason"].notna(), "")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
