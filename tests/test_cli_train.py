@@ -54,8 +54,8 @@ def test_on_a_terminal_the_bars_are_drawn_on_stderr_and_stdout_keeps_the_table(c
 
 def test_train_stdout_holds_the_results_alone_and_each_csv_row_the_runs_status(cli):
     """Progress bars (on a terminal) and epoch lines go to stderr, so `scaler train > table.txt`
-    writes the table alone; a run stopped by --max-seconds says so on each epoch's CSV row, as JSON and
-    the --repeats CSV carry its status."""
+    writes the table alone; a run stopped by --max-seconds says so, and why, on each epoch's CSV
+    row, as JSON and the --repeats CSV carry its status."""
     result = cli("train", "b0", *TINY, "--epochs", "2")
     assert result.code == 0, result.err
     assert " b0 epoch 1: train loss" in result.err and " b0 epoch 2: train loss" in result.err
@@ -67,6 +67,7 @@ def test_train_stdout_holds_the_results_alone_and_each_csv_row_the_runs_status(c
     assert capped.code == 0, capped.err
     rows = pd.read_csv(io.StringIO(capped.out))
     assert len(rows) < 3 and set(rows["status"]) == {"timeout"}
+    assert rows["reason"].nunique() == 1 and rows["reason"][0].startswith("time limit of 0.01 s reached") and done["reason"].isna().all()
 
 
 def test_train_json_is_reproducible(cli):

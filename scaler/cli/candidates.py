@@ -26,7 +26,7 @@ CANDIDATE_COLUMNS = [
     Column("width_mult", "w", fixed(3)),
     Column("resolution", "r", integer),
     Column("params", "params", integer),
-    Column("macs", "MACs (M)", lambda v: f"{v / 1e6:.2f}"),
+    Column("macs", "MACs M", lambda v: f"{v / 1e6:.2f}"),
     Column("macs_ratio", "MACs ratio", fixed(3)),
     Column("nominal_ratio", "nominal", fixed(3)),
 ]

@@ -30,7 +30,7 @@ STAGE_COLUMNS = [
     Column("part", "part"),
     Column("output_resolution", "out res", integer),
     Column("params", "params", integer),
-    Column("macs", "MACs (G)", giga, count=True),
+    Column("macs", "MACs G", giga, count=True),
     Column("macs_share", "share", share),
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 import pandas as pd
@@ -105,9 +106,12 @@ def reliability_lines(info: dict, shown: pd.DataFrame | None = None) -> list[str
 
 
 def show_results(frame: pd.DataFrame, fmt: Format, title: str, caption: str | None = None) -> None:
-    """Print a search's ranked table: marked and formatted for people, every column for programs."""
+    """Print a search's ranked table: marked and formatted for people, every column for programs
+    (the document alone on stdout, the caption's lines beside it on stderr)."""
     if fmt in (Format.csv, Format.json):  # every column, the counts as integers, as results.csv has them
         emit(whole_numbers(frame, INTEGER_COLUMNS), SEARCH_COLUMNS, fmt.value, console)
+        if caption:
+            print(caption, file=sys.stderr)
         return
     emit(
         marked(frame), SEARCH_COLUMNS, fmt.value, console, title=title, caption=caption,

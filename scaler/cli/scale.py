@@ -24,7 +24,7 @@ FAMILY_COLUMNS = [
     Column("width_mult", "w", fixed(3)),
     Column("resolution", "r", integer),
     Column("params", "params", integer),
-    Column("macs", "MACs (G)", giga, count=True),
+    Column("macs", "MACs G", giga, count=True),
     Column("macs_ratio", "MACs ratio", fixed(2)),
     Column("nominal_ratio", "nominal", fixed(2)),
     Column("preset", "official", text),
@@ -32,7 +32,7 @@ FAMILY_COLUMNS = [
     Column("preset_width", "w", fixed(1)),
     Column("preset_resolution", "r", integer),
     Column("preset_params", "params", integer),
-    Column("preset_macs", "MACs (G)", giga, count=True),
+    Column("preset_macs", "MACs G", giga, count=True),
 ]
 
 

@@ -161,6 +161,7 @@ def _show_run(result: TrainResult, val_images: int, format: Format, title: str, 
     bounds = [_wilson(top1, val_images) for top1 in frame["top1"]]
     frame["top1_low"], frame["top1_high"] = [b[0] for b in bounds], [b[1] for b in bounds]  # for CSV
     frame["status"] = result.status.value  # the run's, on every epoch's row, as the title says it
+    frame["reason"] = result.reason  # and why it stopped, as the caption says it ("" when complete)
     low, high = _wilson(result.top1, val_images) if result.epochs else (math.nan, math.nan)
     if format is Format.json:  # the final top-1's bounds, and each epoch's, as CSV has them
         data = result.to_dict()
