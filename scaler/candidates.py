@@ -18,7 +18,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 
 from scaler.counting import ModelCount, count_model
-from scaler.errors import UsageError
+from scaler.errors import UsageError, attributed_to
 from collections.abc import Callable, Hashable
 
 from torch import nn
@@ -182,7 +182,8 @@ class ProxyBase:
     def validate(self) -> None:
         validate_resolution(self.resolution, what="base resolution", low=MIN_TRAIN_RESOLUTION)
         validate_multiplier("base width", self.width)
-        network_spec(self.variant, num_classes=self.num_classes)
+        with attributed_to("base"):  # a factory's fault is the --base that names it
+            network_spec(self.variant, num_classes=self.num_classes)
 
     def spec(self, width: float = 1.0, depth: float = 1.0) -> Hashable:
         """The base scaled by extra width and depth multipliers (base width applied first)."""

@@ -123,4 +123,9 @@ def run() -> None:
     except KeyboardInterrupt:  # held during the imports, a second one, or one before main's own handling
         print("interrupted", file=sys.stderr)
         code = 130
+    # The command is done and has said so. A signal now would only make its exit code a kill's,
+    # with no line: the interpreter's teardown (up to a second with torch loaded) restores the
+    # default handlers first, and leaves only an ignored signal ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     sys.exit(TERMINATED if _terminated and code == 130 else code)

@@ -637,3 +637,19 @@ def test_a_worker_stopped_by_ctrl_c_puts_its_item_back_for_the_workers_still_run
     monkeypatch.undo()
     assert runner.run_worker(join_study(url, "shared", folder), runtime=CPU, log=print) == 2  # a worker run again trains both
     assert list(pd.read_csv(folder / "results.csv")["state"]) == ["complete", "complete"]
+
+
+def test_a_running_item_is_shown_in_the_epoch_it_trains(tmp_path):
+    """The workers' status line names the epoch in progress: 'in epoch 1' before any epoch is
+    reported (it read 'epoch 0'), 'in epoch 3' after two."""
+    folder = tmp_path / "running"
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=2))
+        reconcile(handle)
+        trial = pop_trial(handle)
+        frozen = handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))[0]
+        label = handle.experiment.label(handle.experiment.item_of(storage_module.item_params(frozen)))
+        assert runner._running(handle) == [f"{label} in epoch 1"]
+        for epoch in (1, 2):
+            trial.report(0.5, epoch)
+        assert runner._running(handle) == [f"{label} in epoch 3"]

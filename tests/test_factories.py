@@ -168,7 +168,8 @@ def test_bad_reference_in_every_command(cli, tmp_path, command, reference, messa
     result = cli(*command.split(), reference, *(TRAIN if command == "train" else []))
     assert result.code == 2
     [line] = result.err.strip().splitlines()
-    assert line.startswith(f"error: factory {reference!r}") and message in line, line
+    flag = "--base: " if "--base" in command else ""  # a study's base is its --base's fault
+    assert line.startswith(f"error: {flag}factory {reference!r}") and message in line, line
 
 
 def test_search_refuses_a_bad_factory_before_creating_anything(cli, tmp_path):

@@ -8,6 +8,11 @@ import io
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
@@ -156,8 +161,49 @@ def test_a_worker_that_cannot_join_prints_one_line_and_its_exit_code(tmp_path, c
     monkeypatch.delenv(DEBUG_ENV, raising=False)
     url = f"sqlite:///{tmp_path}/none.db"
     with pytest.raises(SystemExit) as exited:
-        runner._worker_process(url, "nothing", None, Runtime(device="cpu"), os.getppid())
+        runner.worker_process(url, "nothing", None, Runtime(device="cpu"), os.getppid())
     assert exited.value.code == 2
     name = multiprocessing.current_process().name
     assert capsys.readouterr().err == f"error: {name}: {url}: {tmp_path}/none.db does not exist\n"
     assert not (tmp_path / "none.db").exists()
+
+
+def test_a_ctrl_c_during_a_worker_process_s_imports_ends_it_without_a_traceback(tmp_path):
+    """A terminal's Ctrl-C reaches every local worker process; one that lands while a worker
+    still imports torch ended it with a traceback of its own. The spawn entry imports nothing
+    heavy before it holds Ctrl-C back, and a held one ends the worker quietly with code 130."""
+    light = subprocess.run([sys.executable, "-c", "import sys, scaler.study.spawned; print(sorted(m for m in ('torch', 'optuna', 'pandas') if m in sys.modules))"],
+                           capture_output=True, text=True, timeout=120)
+    assert light.stdout.strip() == "[]", light.stderr
+    script = textwrap.dedent("""
+        import os, signal, sys
+
+        class CtrlC:  # the Ctrl-C lands while the worker imports the engine
+            def find_spec(self, name, path=None, target=None):
+                if name == "scaler.runtime":
+                    os.kill(os.getpid(), signal.SIGINT)
+                return None
+
+        sys.meta_path.insert(0, CtrlC())
+        from scaler.study.spawned import worker_entry
+        worker_entry("sqlite:///nowhere.db", "x", None, {"device": "cpu"}, os.getppid())
+    """)
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert (ended.returncode, ended.stderr) == (130, "")
+
+
+def test_a_signal_after_the_output_is_written_does_not_turn_a_finished_command_into_a_killed_one():
+    """SIGTERM while the interpreter tears down (up to a second with torch loaded) killed the
+    process with no line: exit 143 after a complete document, which a batch scheduler reads as
+    a killed job. A command that is done ignores it; a non-zero exit always comes with a line."""
+    scaler = str(Path(sys.executable).parent / "scaler")
+    for delay in (0.05, 0.3):
+        process = subprocess.Popen([scaler, "flops", "b0", "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = []
+        while (line := process.stdout.readline()) and line != "]\n":  # the document's last line
+            lines.append(line)
+        time.sleep(delay)
+        process.send_signal(signal.SIGTERM)
+        rest, err = process.communicate(timeout=120)
+        assert line == "]\n" and rest == ""
+        assert process.returncode == 0 or (process.returncode == 143 and err.strip().endswith("interrupted")), (delay, process.returncode, err)

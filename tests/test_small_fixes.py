@@ -528,3 +528,14 @@ def test_a_refused_value_is_named_by_its_flag_only_where_the_flag_was_typed():
     assert user_message(named, ["search", "--name", ".."]) == "--name '..' is not allowed; use 1-128 letters"
     other = UsageError("no file x.py", param="width")
     assert user_message(other, ["flops", "--width", "2"]) == "--width: no file x.py"
+
+
+def test_scaler_alone_prints_its_help_not_an_error_line(cli):
+    bare = cli()
+    assert bare.code == 2 and bare.out == "" and bare.err.startswith("Usage: scaler [OPTIONS] COMMAND [ARGS]...")
+    assert "error" not in bare.err.splitlines()[0] and "search" in bare.err
+
+
+def test_a_device_that_is_not_here_is_named_by_its_flag_as_typed(cli):
+    result = cli("train", "b0", "--device", "cuda:7")
+    assert result.code == 2 and result.err.startswith("error: --device 'cuda:7' is not available here (")

@@ -17,6 +17,7 @@ import optuna
 import pandas as pd
 from PIL import Image
 
+from scaler.experiments.proxy import ProxyExperiment
 from scaler.study.storage import mask_url
 from tests.conftest import TINY_BASE, sigint_default
 
@@ -331,6 +332,36 @@ def test_a_worker_elsewhere_is_told_the_studys_relative_data_path_is_read_from_i
         f"from {tmp_path}); use 'synthetic', 'cifar10:PATH' or a folder with one sub-folder per class\n")
     monkeypatch.chdir(made)
     assert cli("worker", "--storage", url, "--study", "rel", "--quiet").code == 0  # from the study's own folder it runs
+
+
+def test_a_worker_elsewhere_is_refused_the_studys_relative_factory_before_it_takes_any_item(cli, tmp_path, monkeypatch):
+    """A factory file named relative to the search's folder is not there for a worker started
+    in another: refused in one line, and no candidate is recorded as failed for it."""
+    made = tmp_path / "made"
+    made.mkdir()
+    (made / "net.py").write_text(Path(TINY_BASE.rpartition(":")[0]).read_text())
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    monkeypatch.chdir(made)
+    args = [*GRID2, "--root", "r", "--name", "relnet", "--storage", url]
+    args[args.index(TINY_BASE)] = "net.py:make"
+
+    def stopped(*_args, **_kwargs):  # Ctrl-C before any training: every candidate still queued
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ProxyExperiment, "estimate_seconds", stopped)
+        assert cli("search", *args).code == 130
+    # another machine's working folder, no net.py there (a process of its own: this one has the factory imported)
+    worker = [SCALER, "worker", "--storage", url, "--study", "relnet", "--quiet"]
+    elsewhere = subprocess.run(worker, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert elsewhere.returncode == 2 and elsewhere.stderr == (
+        "error: the study's --base, as its command was given it: factory 'net.py:make': no file net.py (a relative path, "
+        f"read from {tmp_path})\n")
+    waiting = optuna.trial.TrialState.WAITING  # the queued items: nothing taken, nothing failed
+    assert {t.state for t in optuna.load_study(study_name="relnet", storage=url).trials} == {waiting}
+    at_home = subprocess.run(worker, cwd=made, capture_output=True, text=True, timeout=300)
+    assert at_home.returncode == 0, at_home.stderr  # from the study's own folder it runs
+    assert [t.state.name for t in optuna.load_study(study_name="relnet", storage=url).trials] == ["COMPLETE"] * 2
 
 
 def test_passwords_are_masked():

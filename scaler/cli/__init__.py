@@ -50,7 +50,7 @@ def user_message(exc: ScalerError, args: list[str]) -> str:
     if parameter is None:
         return str(exc)
     names = {n for name in (exc.param, flag[2:]) for n in (name, name.replace("_", " "), name.replace("-", " "), name.replace("-", "_"))}
-    refused = re.fullmatch(rf"({'|'.join(map(re.escape, names))})(?: = | )(.+?) (is not allowed.*)", str(exc), flags=re.DOTALL)
+    refused = re.fullmatch(rf"({'|'.join(map(re.escape, names))})(?: = | )(.+?) (is not (?:allowed|available).*)", str(exc), flags=re.DOTALL)
     if refused is None:
         return f"{flag}: {exc}"
     typed = _given_value(args, parameter.opts)
@@ -199,6 +199,9 @@ def _run(args: list[str], debug: bool) -> int:
         if interrupted_by_user(exc):  # a library's clean-up failed while Ctrl-C was handled
             print("interrupted", file=sys.stderr)
             return INTERRUPTED
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `scaler` alone: the help, not an error line
+            print(exc.format_message(), file=sys.stderr)  # type: ignore[attr-defined]
+            return int(exc.exit_code)  # type: ignore[attr-defined]
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             # The parser's own errors (unknown option, wrong type): one line, exit 2.
             # (typer's validation prefixes some with pydantic's "Value error, ": noise to a user)

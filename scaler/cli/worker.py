@@ -18,6 +18,11 @@ from scaler.study.runner import run_worker
 from scaler.study.storage import is_url
 
 
+# The study's options that name something outside it (a file, a folder), which a worker in
+# another folder or on another machine may not find.
+STUDY_INPUTS = ("data", "base")
+
+
 @app.command(
     epilog="Examples:  scaler worker --storage postgresql+psycopg2://scaler@db/scaler --study b0-phi1 --device cuda:0 · "
     "scaler worker --storage $URL --study NAME --folder searches/NAME"
@@ -46,9 +51,12 @@ def worker(
     handle = join_study(storage, study, folder)
     log, _ = options.logger(quiet)
     try:
+        # checked here as its command checked it: a relative --base or --data is read from this
+        # worker's folder, and a study that cannot run here must not record its items as failed
+        handle.experiment.config.validate()
         trained = run_worker(handle, runtime=run_on, log=log, display=None if quiet else study_bars(progress_console))
     except UsageError as exc:
-        if exc.param != "data":
+        if exc.param not in STUDY_INPUTS:
             raise
-        raise UsageError(f"the study's --data, as its command was given it: {exc}") from None
+        raise UsageError(f"the study's --{exc.param}, as its command was given it: {exc}") from None
     log(f"worker {worker_id()}: ran {trained} work item(s); none left")

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from scaler.errors import UsageError
+from scaler.files import read_from
 from scaler.models.family import Family, Preset, checked_multipliers
 from scaler.models.registry import REFERENCE_FAMILY, is_file_location, is_reference, register_family
 from scaler.random_state import generators_kept
@@ -86,7 +87,7 @@ def load_factory(reference: str) -> Callable[..., object]:
         )
     path = Path(location).expanduser().resolve() if is_file_location(location) else None
     if path is not None and not path.is_file():
-        raise UsageError(f"factory {reference!r}: no file {location}")
+        raise UsageError(f"factory {reference!r}: no file {location}{read_from(Path(location).expanduser())}")
     try:
         module = importlib.import_module(location) if path is None else _import_file(path)
     except (Exception, SystemExit) as exc:  # ImportError, SyntaxError, or whatever the module's code raises (sys.exit too)

@@ -19,7 +19,8 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import optuna
@@ -33,6 +34,7 @@ from scaler.study.create import join_study
 from scaler.study.engine import Plan, prepare, reconcile, work, worker_id
 from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
+from scaler.study.spawned import worker_entry
 from scaler.study.trials import count_finished, mark_interrupted, records
 from scaler.study.experiment import Events
 from scaler.study.storage import item_params, requeue_lost
@@ -225,12 +227,13 @@ def _data_size(context: Any) -> str:
 
 
 def _running(handle: StudyHandle) -> list[str]:
-    """What the study's RUNNING trials are doing: item label and last reported epoch."""
+    """What the study's RUNNING trials are doing: item label and the epoch in progress (the one
+    after the last reported)."""
     out = []
     for trial in handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         item = handle.experiment.item_of(item_params(trial))
         label = handle.experiment.label(item) if item is not None else f"trial {trial.number}"
-        out.append(f"{label} epoch {max(trial.intermediate_values, default=0)}")
+        out.append(f"{label} in epoch {max(trial.intermediate_values, default=0) + 1}")
     return out
 
 
@@ -254,8 +257,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _worker_process(storage_url: str, name: str, folder, runtime: Runtime, parent: int) -> None:  # noqa: ANN001
-    """Body of one local worker process: join the study and work until the queue is empty.
+def worker_process(storage_url: str, name: str, folder: Path | None, runtime: Runtime, parent: int) -> None:
+    """Body of one local worker process (entered through `spawned.worker_entry`): join the
+    study and work until the queue is empty.
     SIGTERM (forwarded by the parent, or sent to every process by a scheduler) is answered as
     Ctrl-C: the item in flight is marked interrupted."""
     _die_with_parent(parent)
@@ -310,8 +314,8 @@ def _run_processes(
         for round_number in range(MAX_ROUNDS):
             processes = [
                 context.Process(
-                    target=_worker_process,
-                    args=(handle.storage_url, handle.name, handle.folder, runtime.for_worker(i), os.getpid()),
+                    target=worker_entry,  # plain data in, the imports held from Ctrl-C
+                    args=(handle.storage_url, handle.name, handle.folder, asdict(runtime.for_worker(i)), os.getpid()),
                     name=f"scaler-worker-{i}",
                 )
                 for i in range(workers)

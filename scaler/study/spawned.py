@@ -1,0 +1,25 @@
+"""The entry of a local worker process, which `runner` starts with multiprocessing's spawn.
+
+Nothing heavy is imported before it runs: its arguments are plain data, and its own imports
+(torch and the study engine, seconds on 2 cores) run with Ctrl-C held back. A terminal's
+Ctrl-C reaches every process of the group, and one that landed in a child's imports printed
+that child's traceback, while the parent answers a Ctrl-C with one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def worker_entry(storage_url: str, name: str, folder: Path | None, runtime: dict[str, Any], parent: int) -> None:
+    """Import what a worker needs with Ctrl-C held back, then work (`runner.worker_process`);
+    an interrupt during the imports ends the process as one during the work does (code 130)."""
+    from scaler.entry import interrupts_held
+
+    with interrupts_held() as caught:
+        from scaler.runtime import Runtime
+        from scaler.study.runner import worker_process
+    if caught:
+        raise SystemExit(130)
+    worker_process(storage_url, name, folder, Runtime(**runtime), parent)
