@@ -60,6 +60,7 @@ def test_train_stdout_holds_the_results_alone_and_each_csv_row_the_runs_status(c
     assert result.code == 0, result.err
     assert " b0 epoch 1: train loss" in result.err and " b0 epoch 2: train loss" in result.err
     assert "train loss" in result.out and " epoch 1: " not in result.out
+    assert "peak MB: the process's largest resident memory so far (torch's own included)" in " ".join(result.out.split())
     assert "ETA" not in result.out + result.err  # a bar is drawn on a terminal only: a log file gets the lines
     done = pd.read_csv(io.StringIO(cli("train", "b0", *TINY, "--epochs", "2", "--format", "csv").out))
     assert done["status"].tolist() == ["complete", "complete"]

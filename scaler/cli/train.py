@@ -170,6 +170,8 @@ def _show_run(result: TrainResult, val_images: int, format: Format, title: str, 
         print(json.dumps(json_ready({**data, "top1_low": low, "top1_high": high}), indent=2))
         return
     caption += f", {result.train_seconds:.1f} s"
+    caption += ("\npeak MB: the most memory torch allocated on the GPU" if result.device.startswith("cuda") else
+                "\npeak MB: the process's largest resident memory so far (torch's own included)")
     if result.epochs and val_images:
         caption += (f"\nfinal val top-1 {result.top1:.1%}, 95% interval {low:.1%}-{high:.1%} over the {val_images} validation "
                     "images; --repeats 3 adds the seed's noise")
