@@ -52,7 +52,7 @@ class ReaderSafeStream:
 
 
 @contextmanager
-def interrupts_held() -> Iterator[list[int]]:
+def interrupts_held(insist: bool = True) -> Iterator[list[int]]:
     """Hold Ctrl-C back while the body runs and list the signals that came meanwhile.
 
     Importing torch runs C++ initialisers that call back into Python. A KeyboardInterrupt
@@ -61,7 +61,8 @@ def interrupts_held() -> Iterator[list[int]]:
     (`scaler flops all` interrupted 0.4 s after its start) and reproduced by raising the
     interrupt at chosen times during `import scaler.cli`. Held back, the Ctrl-C is answered as
     soon as the imports (about 3 s on 2 cores) are done; a second Ctrl-C stops them at once
-    (an import that hangs). A SIGINT that is ignored (a job started with `nohup` or in the
+    (an import that hangs), unless `insist` is False (a worker process, which its parent
+    stops with SIGTERM, then SIGKILL, if it must). A SIGINT that is ignored (a job started with `nohup` or in the
     background) stays ignored, and so does a call outside the main thread (which cannot set
     a handler)."""
     caught: list[int] = []
@@ -71,7 +72,7 @@ def interrupts_held() -> Iterator[list[int]]:
         return
 
     def hold(signum: int, frame: object) -> None:
-        if caught:  # a second Ctrl-C: the user insists (an import that hangs), stop now
+        if caught and insist:  # a second Ctrl-C: the user insists (an import that hangs), stop now
             raise KeyboardInterrupt
         caught.append(signum)
 

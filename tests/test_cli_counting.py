@@ -183,7 +183,7 @@ def test_scale_refuses_a_bad_phi_before_counting_any(cli, monkeypatch, args, mes
         (["flops", "b0", "--classes", "0"], "--classes 0 is not allowed"),
         (["flops", "b0", "--format", "xml"], "'xml'"),
         (["flops", "--resolution", "abc"], "--resolution"),
-        (["scale", "--phi", "-1"], "phi '-1'"),
+        (["scale", "--phi", "-1"], "--phi -1 is not allowed"),
         (["scale", "--phi", "3-1"], "phi range 3-1 runs backwards; write it low to high, as 1-3"),
         (["scale", "--phi", "99-1"], "every phi must be in 0..64"),  # never advised as 1-99
         (["scale", "--phi", "a"], "malformed"),

@@ -227,6 +227,7 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path)
     csv = cli(*compare_args(net, tmp_path, "--repeats", "2", "--format", "csv"))
     assert pd.read_csv(pd.io.common.StringIO(csv.out)).equals(frame)
     assert "compound against a single dimension, 6 duels" in csv.err  # the tally beside the document, on stderr
+    assert ("compound_macs_ratio in CSV and JSON" in csv.err) == bool(info["unequal_macs"])  # the column the document has
     markdown = cli(*compare_args(net, tmp_path, "--repeats", "2", "--format", "markdown"))
     tokens = MarkdownIt().enable("table").parse(markdown.out)  # as a renderer reads it (rich's parser)
     tables = [i for i, t in enumerate(tokens) if t.type in ("table_open", "table_close")]

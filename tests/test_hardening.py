@@ -4,6 +4,7 @@ one line on stderr, and that nothing was created or overwritten."""
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import multiprocessing
 import os
@@ -178,9 +179,9 @@ def test_a_ctrl_c_during_a_worker_process_s_imports_ends_it_without_a_traceback(
     script = textwrap.dedent("""
         import os, signal, sys
 
-        class CtrlC:  # the Ctrl-C lands while the worker imports the engine
+        class CtrlC:  # two Ctrl-Cs land while the worker imports the engine (users press it twice)
             def find_spec(self, name, path=None, target=None):
-                if name == "scaler.runtime":
+                if name in ("scaler.runtime", "scaler.study.runner"):
                     os.kill(os.getpid(), signal.SIGINT)
                 return None
 
@@ -190,6 +191,7 @@ def test_a_ctrl_c_during_a_worker_process_s_imports_ends_it_without_a_traceback(
     """)
     ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert (ended.returncode, ended.stderr) == (130, "")
+    assert "target=worker_entry," in inspect.getsource(runner._run_processes)  # the target the parent spawns
 
 
 def test_a_signal_after_the_output_is_written_does_not_turn_a_finished_command_into_a_killed_one():

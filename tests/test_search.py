@@ -59,6 +59,7 @@ def test_micro_search_writes_ranked_results(cli, tmp_path):
     # the document alone on stdout; the caption's lines (the folder, ties, reliability) on stderr
     assert len(json.loads(result.out)) == 4 and f"{folder}/results.csv · 4 candidates" in result.err
     assert "one run per candidate: intervals and ties come from the validation sample only" in result.err
+    assert "★" not in result.err  # no marks beside a document that has none
     frame = pd.read_csv(folder / "results.csv")
     assert list(frame.columns) == RESULT_COLUMNS
     assert len(frame) == 4 and set(frame["state"]) == {"complete"}

@@ -528,6 +528,16 @@ def test_a_refused_value_is_named_by_its_flag_only_where_the_flag_was_typed():
     assert user_message(named, ["search", "--name", ".."]) == "--name '..' is not allowed; use 1-128 letters"
     other = UsageError("no file x.py", param="width")
     assert user_message(other, ["flops", "--width", "2"]) == "--width: no file x.py"
+    # a value derived from the typed one is the library's to name, behind the flag
+    derived = UsageError("resolution 5000 is not allowed; it must be 8..4096 pixels", param="resolution")
+    assert user_message(derived, ["train", "--resolution", "4000"]) == "--resolution: resolution 5000 is not allowed; it must be 8..4096 pixels"
+    assert user_message(refused, ["flops", "--width", " 0"]) == "--width 0 is not allowed; it must be a number in (0, 16]"
+
+
+def test_a_value_from_an_environment_variable_is_named_by_the_variable(cli, monkeypatch):
+    monkeypatch.setenv("SCALER_STORAGE", "notaurl")
+    result = cli("worker", "--study", "s")
+    assert result.code == 2 and result.err.startswith("error: SCALER_STORAGE: storage 'notaurl' is not a database URL")
 
 
 def test_scaler_alone_prints_its_help_not_an_error_line(cli):

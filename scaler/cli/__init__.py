@@ -38,34 +38,35 @@ def _command_flags(args: list[str]) -> set[str]:
 
 
 def user_message(exc: ScalerError, args: list[str]) -> str:
-    """The error's line, led by the flag of the parameter at fault when the command has one. A
+    """The error's line, led by the flag of the parameter at fault where the user typed it (by
+    the environment variable where that gave the value; by nothing where a default or a value
+    read from a study folder is at fault: no line names a flag the user did not give). A
     refused value the library names by its parameter ('batch_size = 1 is not allowed', as the
-    Python API is called) is named by the flag as it was typed ('--batch-size 1 is not
-    allowed'); where the flag was not typed (a default, a value read from a study folder), the
-    library's own words stand, naming no flag the user did not give."""
+    Python API is called) is named by the flag as typed ('--batch-size 1 is not allowed')."""
     if exc.param is None:
         return str(exc)
     flag = FLAG_OF.get(exc.param, "--" + exc.param.replace("_", "-").replace(" ", "-"))
     parameter = _option(args, flag)
     if parameter is None:
         return str(exc)
+    if not any(arg.partition("=")[0] in parameter.opts for arg in args):
+        envvar = parameter.envvar if isinstance(parameter.envvar, str) and os.environ.get(parameter.envvar) else None
+        return f"{envvar}: {exc}" if envvar else str(exc)
     names = {n for name in (exc.param, flag[2:]) for n in (name, name.replace("_", " "), name.replace("-", " "), name.replace("-", "_"))}
     refused = re.fullmatch(rf"({'|'.join(map(re.escape, names))})(?: = | )(.+?) (is not (?:allowed|available).*)", str(exc), flags=re.DOTALL)
-    if refused is None:
-        return f"{flag}: {exc}"
-    typed = _given_value(args, parameter.opts)
-    if typed is None:
-        return str(exc)
-    value = refused.group(2)
-    return f"{flag} {typed if _same_number(typed, value) else value} {refused.group(3)}"
+    typed = (_given_value(args, parameter.opts) or "").strip()
+    if refused is None or _number(refused.group(2)) is not None and _number(typed) != _number(refused.group(2)):
+        return f"{flag}: {exc}"  # the library's words where its value is not the one typed (one derived from it)
+    value = typed if _number(typed) is not None else refused.group(2)
+    return f"{flag} {value} {refused.group(3)}"
 
 
-def _same_number(typed: str, shown: str) -> bool:
-    """Whether a typed value and the library's spelling of it are one number ('0' and '0.0')."""
+def _number(text: str) -> float | None:
+    """`text` as a number, None where it is not one ('0' and '0.0' are one number)."""
     try:
-        return float(typed) == float(shown)
+        return float(text)
     except ValueError:
-        return False
+        return None
 
 
 # typer's messages for a value that is not a number, and what the option takes instead

@@ -241,7 +241,7 @@ def tally_lines(info: dict) -> list[str]:
             f"; at equal MACs ({counted(duels - unequal, 'duel')}): " + ", ".join(f"{word} in {n}" for word, n in equal.items()) if equal
             else "; no duel is at equal MACs"
         )  # fmt: skip
-        lines.append(f"{unequal} of the {duels} duels are not at equal measured MACs (more than 10% apart; 'compound MACs' column): "
+        lines.append(f"{unequal} of the {duels} duels are not at equal measured MACs (more than 10% apart; 'compound MACs' column, compound_macs_ratio in CSV and JSON): "
                      f"rounding gives compound more or less compute than nominal; read them against MACs in the plot{at_equal}")
     return lines
 

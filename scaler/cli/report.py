@@ -85,7 +85,7 @@ def report(
         print(f"plot written to {plot}", file=sys.stderr)  # a log line: stdout holds the table alone
     states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
     caption = "\n".join(filter(None, [
-        " · ".join(filter(None, [f"{folder}/results.csv", states, legend(shown), "Pareto front of finished candidates" if pareto else ""])),
+        " · ".join(filter(None, [f"{folder}/results.csv", states, legend(shown, format), "Pareto front of finished candidates" if pareto else ""])),
         unfinished_line(frame),
         *reliability_lines(info, shown if pareto else None),
     ]))

@@ -40,10 +40,11 @@ SEARCH_COLUMNS = [
 ]
 
 
-def legend(frame: pd.DataFrame) -> str:
+def legend(frame: pd.DataFrame, fmt: Format = Format.table) -> str:
     """The marks a table of `frame` shows, each named once: ★ where a row is complete, ≈ where
-    one is tied with it, ◆ where the paper's point is a row; "" when no row carries a mark."""
-    marks = " ".join(marked(frame)["mark"]) if len(frame) else ""
+    one is tied with it, ◆ where the paper's point is a row; "" when no row carries a mark, and
+    beside a csv or json document, which has no marks (its `rank` and `tied_with_best` say it)."""
+    marks = " ".join(marked(frame)["mark"]) if len(frame) and fmt not in (Format.csv, Format.json) else ""
     parts = [("★", "★ best"), ("≈", "≈ tied with it"), ("◆", f"◆ the paper's ({PAPER_ALPHA:g}, {PAPER_BETA:g}, {PAPER_GAMMA:g})")]
     return " · ".join(name for symbol, name in parts if symbol in marks)
 

@@ -55,7 +55,7 @@ def search(
     caption = "\n".join([
         " · ".join(filter(None, [
             f"{folder}/results.csv", f"{counted(len(frame), 'candidate')} x {info['repeats']} repeat(s)", f"this run {elapsed(outcome.seconds)}",
-            legend(frame), "top-1 (mean over repeats) on the proxy's validation split",
+            legend(frame, format), "top-1 (mean over repeats) on the proxy's validation split",
         ])),
         *reliability_lines(info),
     ])

@@ -13,11 +13,12 @@ from typing import Any
 
 
 def worker_entry(storage_url: str, name: str, folder: Path | None, runtime: dict[str, Any], parent: int) -> None:
-    """Import what a worker needs with Ctrl-C held back, then work (`runner.worker_process`);
-    an interrupt during the imports ends the process as one during the work does (code 130)."""
+    """Import what a worker needs with every Ctrl-C held back (a second one would raise inside
+    torch's initialisers: a traceback, or an abort), then work (`runner.worker_process`); an
+    interrupt during the imports ends the process as one during the work does (code 130)."""
     from scaler.entry import interrupts_held
 
-    with interrupts_held() as caught:
+    with interrupts_held(insist=False) as caught:
         from scaler.runtime import Runtime
         from scaler.study.runner import worker_process
     if caught:
