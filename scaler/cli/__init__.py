@@ -31,12 +31,6 @@ def _command(args: list[str]) -> typer.core.TyperCommand | None:
     return typer.main.get_command(app).commands.get(first)  # type: ignore[attr-defined]
 
 
-def _command_flags(args: list[str]) -> set[str]:
-    """The option names of the command `args` invoke (empty when none is named)."""
-    command = _command(args)
-    return set() if command is None else {opt for param in command.params for opt in getattr(param, "opts", [])}
-
-
 def user_message(exc: ScalerError, args: list[str]) -> str:
     """The error's line, led by the flag of the parameter at fault where the user typed it (by
     the environment variable where that gave the value; by nothing where a default or a value
