@@ -364,6 +364,21 @@ def test_a_worker_elsewhere_is_refused_the_studys_relative_factory_before_it_tak
     assert [t.state.name for t in optuna.load_study(study_name="relnet", storage=url).trials] == ["COMPLETE"] * 2
 
 
+def test_a_worker_that_finishes_a_study_whose_every_item_failed_exits_1_as_its_command_does(cli, tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    args = [*GRID2, "--lr", "1e30", "--root", tmp_path, "--name", "diverges", "--storage", url]
+
+    def stopped(*_args, **_kwargs):  # Ctrl-C before any training: every candidate still queued
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ProxyExperiment, "estimate_seconds", stopped)
+        assert cli("search", *args).code == 130
+    worker = cli("worker", "--storage", url, "--study", "diverges", "--quiet")
+    assert worker.code == 1 and worker.err.splitlines()[-1].startswith("error: no candidate finished: all 2 failed (first: diverged")
+    assert cli("search", *args).code == 1  # the search's own verdict on the same study
+
+
 def test_passwords_are_masked():
     assert mask_url("postgresql+psycopg2://me:secret@db:5432/x") == "postgresql+psycopg2://me:***@db:5432/x"
     assert mask_url("postgresql+psycopg2://me@db/x") == "postgresql+psycopg2://me@db/x"

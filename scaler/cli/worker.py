@@ -11,11 +11,14 @@ from scaler.cli import options
 from scaler.cli.app import app, progress_console
 from scaler.cli.options import CacheDir, ProcessDevice, ProcessThreads
 from scaler.cli.progress import study_bars
+from scaler.cli.study import check_finished
 from scaler.errors import UsageError
+from scaler.states import still_to_train
 from scaler.study.create import join_study
 from scaler.study.engine import worker_id
 from scaler.study.runner import run_worker
 from scaler.study.storage import is_url
+from scaler.study.trials import records
 
 
 # The study's options that name something outside it (a file, a folder), which a worker in
@@ -60,3 +63,6 @@ def worker(
             raise
         raise UsageError(f"the study's --{exc.param}, as its command was given it: {exc}") from None
     log(f"worker {worker_id()}: ran {trained} work item(s); none left")
+    frame = handle.experiment.table(records(handle))
+    if not still_to_train(frame["state"]):  # the study is done: its verdict, as its own command gives it
+        check_finished(frame, handle.experiment.noun)
