@@ -240,6 +240,12 @@ class Candidate:
         return data
 
 
+def point_name(alpha: float, beta: float, gamma: float) -> str:
+    """A candidate named by its point, as the tables show it: '(1.2, 1.1, 1.15)' (what the
+    messages, notes and plots name it by; no table shows its index)."""
+    return f"({alpha:g}, {beta:g}, {gamma:.4g})"
+
+
 def network_key(count: ModelCount) -> tuple:
     """What tells two counted networks apart: resolution, and params and MACs of every part.
     Points whose rounded depth, width and resolution coincide have equal keys."""
@@ -274,7 +280,7 @@ def build_candidates(
         try:
             scale, count = base.scaled(alpha, beta, gamma, space.phi)
         except ScaleLimitError as exc:  # a point of the ranges, not --phi alone, is at fault
-            raise UsageError(f"candidate ({alpha:g}, {beta:g}, {gamma:.4g}) of the ranges: {exc.fault}; narrow the ranges or lower phi") from None
+            raise UsageError(f"candidate {point_name(alpha, beta, gamma)} of the ranges: {exc.fault}; narrow the ranges or lower phi") from None
         ratio = count.macs / base_macs
         if flops_tolerance is not None and abs(ratio / nominal - 1) > flops_tolerance:
             continue
@@ -298,7 +304,7 @@ def build_candidates(
     kept = []
     for points in networks.values():
         best = min(points, key=lambda c: abs(c.product - space.target))  # the first of equals
-        others = "; ".join(f"({c.alpha:g}, {c.beta:g}, {c.gamma:.4g})" for c in points if c is not best)
+        others = "; ".join(point_name(c.alpha, c.beta, c.gamma) for c in points if c is not best)
         kept.append(replace(best, same_network=others))
     candidates = [replace(c, index=i) for i, c in enumerate(sorted(kept, key=lambda c: c.index))]
     if not candidates:

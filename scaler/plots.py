@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from scaler.candidates import point_name
 from scaler.errors import UsageError
 from scaler.files import atomic_write_bytes
 from scaler.reports import pareto_front, truth
@@ -103,7 +104,7 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
         x = best["macs"] / 1e6
         low, high = scored["macs"].min() / 1e6, scored["macs"].max() / 1e6
         right_half = high > low and x > (low + high) / 2  # the label then runs leftwards, inside the axes
-        left.annotate(f"best ({best['alpha']:g}, {best['beta']:g}, {best['gamma']:.3g})", (x, best["top1"] * 100),
+        left.annotate(f"best {point_name(best['alpha'], best['beta'], best['gamma'])}", (x, best["top1"] * 100),
                       textcoords="offset points", xytext=(-6, 6) if right_half else (6, 6), ha="right" if right_half else "left")  # fmt: skip
     left.set_xlabel("MACs of the scaled proxy (M)")
     left.set_ylabel("val top-1 (%), mean with 95% interval")

@@ -13,6 +13,7 @@ import pandas as pd
 from collections.abc import Hashable
 
 from scaler.errors import UsageError
+from scaler.candidates import point_name
 from scaler.counting import ModelCount, check_countable, count_model
 from scaler.states import State
 from scaler.statistics import agreement_p_value, bootstrap_agreement
@@ -256,7 +257,7 @@ def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
         if not len(own):
             continue
         there = "B" if other == "b" else "A"
-        candidate = f"({own.iloc[0]['alpha']:g}, {own.iloc[0]['beta']:g}, {own.iloc[0]['gamma']:.3g})"
+        candidate = point_name(own.iloc[0]["alpha"], own.iloc[0]["beta"], own.iloc[0]["gamma"])
         joined = frame.merge(own.iloc[:1][COMPARE_KEYS], on=COMPARE_KEYS)
         if not len(joined):
             other_table = b if other == "b" else a

@@ -259,7 +259,7 @@ def test_two_real_searches_compare_as_one_json_object(cli, two_searches, tmp_pat
     in_b = b[(b[KEYS] == best_a[KEYS]).all(axis=1)].iloc[0]
     tie = ("its best there too" if in_b["rank"] == 1 else
            "tied with its best there" if in_b["tied_with_best"] else "not tied with its best there")
-    assert data["best"][0] == f"best of A: ({best_a['alpha']:g}, {best_a['beta']:g}, {best_a['gamma']:.3g}) is rank {in_b['rank']} in B, {tie}"
+    assert data["best"][0] == f"best of A: ({best_a['alpha']:g}, {best_a['beta']:g}, {best_a['gamma']:.4g}) is rank {in_b['rank']} in B, {tie}"
     assert len(data["best"]) == 2 and data["best"][1].startswith("best of B: ")
     assert {"top1_a", "top1_b", "rank_a", "rank_b", "difference"} <= set(data["candidates"][0])
     assert [r["rank_a"] for r in data["candidates"]] == [1, 2, 3]

@@ -25,7 +25,7 @@ from scaler.experiments.calibration import (
     DEFAULT_FACTOR, DEFAULT_K, OVERRIDES, SUMMARY_NAME, THRESHOLD, Calibration, CalibrationConfig, override_text,
     parse_try, reference_setting,
 )  # fmt: skip
-from scaler.experiments.search import point_name
+from scaler.candidates import point_name
 from scaler.statistics import LEVEL
 from scaler.plots import check_plot_path, plot_calibration
 from scaler.files import whole_numbers
@@ -104,12 +104,17 @@ def calibrate(
     folder = handle.folder
     info = json.loads((folder / SUMMARY_NAME).read_text())
     plot = plot or folder / "calibration.png"
-    try:
-        plot_calibration(outcome.frame, plot, title=handle.name)
-    except (OSError, ValueError) as exc:
-        raise RunError(f"cannot write plot {plot}: {exc}") from None
+    draw(outcome.frame, plot, handle.name)
     show_calibration(outcome.frame, info, format, folder, plot, search_commands(ctx, info), f"this run {elapsed(outcome.seconds)}")
     check_finished(outcome.frame, "setting-candidate pair")
+
+
+def draw(table: pd.DataFrame, path: Path, name: str) -> None:
+    """The calibration's picture; RunError when it cannot be written."""
+    try:
+        plot_calibration(table, path, title=name)
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot write plot {path}: {exc}") from None
 
 
 def show_calibration(table: pd.DataFrame, info: dict, format: Format, folder: Path, plot: Path | None,

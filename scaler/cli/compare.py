@@ -18,7 +18,7 @@ from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, Device
 from scaler.cli.study import check_finished, run_command_study
 from scaler.errors import Interrupted, RunError, UsageError, attributed_to
 from scaler.experiments.comparison import (
-    BASE, COMPOUND, DEFAULT_STRATEGIES, SUMMARY_NAME, CompareConfig, Comparison, strategies,
+    BASE, COMPOUND, DEFAULT_STRATEGIES, NO_RESULT, SUMMARY_NAME, UNKNOWN, CompareConfig, Comparison, strategies,
 )  # fmt: skip
 from scaler.experiments.search import best_coefficients, best_notes, searched_variant
 from scaler.models import canonical_variant
@@ -200,10 +200,10 @@ def show_comparison(frame: pd.DataFrame, info: dict, format: Format, name: str, 
 
 # What a verdict that is not a test's outcome means (`scaler.experiments.comparison.verdict`).
 VERDICT_NOTES = {
-    "unknown": "unknown: a network of the pair stopped at --max-seconds, after fewer epochs than planned (or stored no "
-               "per-image results), so the two are not compared head-on",
-    "no result": "no result: a network of the pair finished without a score in every repeat (see its state and reason "
-                 "in results.csv)",
+    UNKNOWN: f"{UNKNOWN}: a network of the pair stopped at --max-seconds, after fewer epochs than planned (or stored "
+             "no per-image results), so the two are not compared head-on",
+    NO_RESULT: f"{NO_RESULT}: a network of the pair finished without a score in every repeat (see its state and "
+               "reason in results.csv)",
 }
 
 

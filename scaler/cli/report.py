@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,9 +15,9 @@ from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
 from scaler.cli.render import Column, emit, fixed, integer, interval, p_phrase, share, text, to_json
-from scaler.cli.calibrate import show_calibration
+from scaler.cli.calibrate import draw as draw_calibration, show_calibration
 from scaler.cli.compare import draw as draw_comparison, show_comparison
-from scaler.cli.results import legend, reliability_lines, show_results, unfinished_line
+from scaler.cli.results import legend, reliability_lines, show_results, unfinished_line, waiting_line
 from scaler.errors import RunError, UsageError
 from scaler.states import State, still_to_train
 from scaler.experiments.calibration import read_calibration
@@ -26,7 +25,7 @@ from scaler.experiments.comparison import read_comparison
 from scaler.experiments.search import read_results
 from scaler.study.experiment import kind_in
 from scaler.files import json_ready
-from scaler.plots import check_plot_path, plot_calibration, plot_search
+from scaler.plots import check_plot_path, plot_search
 
 
 COMPARE_COLUMNS = [
@@ -107,10 +106,7 @@ def _calibration(folder: Path, plot: Optional[Path], format: Format) -> None:
     recommended setting named by its flags: the options calibrate was given are not stored)."""
     frame, info = read_calibration(folder)
     if plot is not None:
-        try:
-            plot_calibration(frame, plot, title=info["name"])
-        except (OSError, ValueError) as exc:
-            raise RunError(f"cannot write plot {plot}: {exc}") from None
+        draw_calibration(frame, plot, info["name"])
         print(f"plot written to {plot}", file=sys.stderr)
     show_calibration(frame, info, format, folder, plot, commands=None)
     _warn_unfinished(frame, "setting-candidate pair")
@@ -119,11 +115,9 @@ def _calibration(folder: Path, plot: Optional[Path], format: Format) -> None:
 def _warn_unfinished(frame: pd.DataFrame, noun: str) -> None:
     """A warning on stderr when rows of a study's table are still to train: its figures are
     partial (a search's table says so in its caption, `unfinished_line`)."""
-    waiting = still_to_train(frame["state"])
-    if waiting:
-        counts = ", ".join(f"{n} {s}" for s, n in Counter(waiting).most_common())
-        print(f"warning: unfinished: {len(waiting)} of {len(frame)} {noun}s still to train ({counts}); the figures are "
-              "partial, and the command that made the folder finishes it", file=sys.stderr)
+    if waiting := waiting_line(frame, noun):
+        print(f"warning: unfinished: {waiting}; the figures are partial, and the command that made the folder finishes it",
+              file=sys.stderr)
 
 
 # The kinds of study folder other than a search's that `report` renders, by kind name.

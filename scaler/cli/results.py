@@ -66,12 +66,21 @@ def marked(frame: pd.DataFrame) -> pd.DataFrame:
 def unfinished_line(frame: pd.DataFrame) -> str | None:
     """A warning for a search table with candidates still to train: its best is the best so
     far, which the rest may change. None when every row is finished."""
+    waiting = waiting_line(frame, "candidate")
+    if waiting is None:
+        return None
+    best = "its best is the best so far, which they may change; " if (frame["state"] == State.COMPLETE.value).any() else ""
+    return f"unfinished: {waiting}; {best}the search's own command finishes it"
+
+
+def waiting_line(frame: pd.DataFrame, noun: str) -> str | None:
+    """How many rows of a study's table are still to train, by state ('2 of 5 networks still
+    to train (1 interrupted, 1 queued)'); None when every row is finished."""
     waiting = still_to_train(frame["state"])
     if not waiting:
         return None
     counts = ", ".join(f"{n} {s}" for s, n in Counter(waiting).most_common())
-    best = "its best is the best so far, which they may change; " if (frame["state"] == State.COMPLETE.value).any() else ""
-    return f"unfinished: {len(waiting)} of {len(frame)} candidates still to train ({counts}); {best}the search's own command finishes it"
+    return f"{len(waiting)} of {len(frame)} {noun}s still to train ({counts})"
 
 
 def reliability_lines(info: dict, shown: pd.DataFrame | None = None) -> list[str]:

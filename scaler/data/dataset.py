@@ -50,6 +50,7 @@ class Dataset:
 
 MAX_IMAGES = 10**8  # the most training or validation images a data set takes
 
+
 def load_dataset(
     source: str | os.PathLike[str] = SYNTHETIC_SOURCE,
     *,

@@ -61,6 +61,8 @@ RESULT_COLUMNS = [
 TEXT_COLUMNS = ("strategy", "vs_base", "compound_vs_it")
 NUMERIC_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in ("state", "reason", *TEXT_COLUMNS))
 COUNT_COLUMNS = ("point", "phi", "resolution", "params", "macs", "repeats", "epochs")
+# The verdicts that are not a test's outcome (see `verdict`).
+UNKNOWN, NO_RESULT = "unknown", "no result"
 # vs_base: this row against the unscaled base; compound_vs_it: compound at this row's phi
 # against this row, and compound_macs_ratio compound's MACs over this row's, as the table's
 # "compound vs it" and "compound MACs" columns and compare.json's duels read them.
@@ -367,16 +369,16 @@ def verdict(a: list[Record], b: list[Record], skip: bool = False) -> tuple[float
         return None, ""
     mine, theirs = counted(a), counted(b)
     if not mine or not theirs:
-        return None, "no result"
+        return None, NO_RESULT
     if State.TIMEOUT in states:  # fewer epochs than planned: not comparable head-on
-        return None, "unknown"
+        return None, UNKNOWN
     common = {r.item["repeat"] for r in mine} & {r.item["repeat"] for r in theirs}
     paired = len(common) >= 2
     if paired:
         mine, theirs = (sorted((r for r in side if r.item["repeat"] in common), key=lambda r: r.item["repeat"]) for side in (mine, theirs))
     tested = difference_of(mine, theirs, paired=paired)
     if tested is None:
-        return None, "unknown"
+        return None, UNKNOWN
     difference, p = tested
     if p >= 1 - LEVEL:
         return p, "tied"

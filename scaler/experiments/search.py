@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build_candidates, merged_points
+from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build_candidates, merged_points, point_name
 from scaler.data import Dataset
 from scaler.errors import UsageError
 from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
@@ -95,11 +95,6 @@ class SearchConfig:
             pruner=data["pruner"],
             flops_tolerance=data["flops_tolerance"],
         )
-
-
-def point_name(alpha: float, beta: float, gamma: float) -> str:
-    """A candidate named by its point, as the tables show it: '(1.2, 1.1, 1.15)'."""
-    return f"({alpha:g}, {beta:g}, {gamma:.4g})"
 
 
 def candidate_label(candidate: Candidate) -> str:
