@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scaler.conv_backend import conv_backend, policy_for
-from scaler.data import Dataset, eval_batches, train_batches
+from scaler.data import MIN_TRAIN_IMAGES, Dataset, eval_batches, train_batches
 from scaler.errors import RunError, UsageError, check_int
 from scaler.files import json_ready
 from scaler.memory import check_training_fits
@@ -374,9 +374,9 @@ def check_trainable(dataset: Dataset, resolution: int, config: TrainConfig) -> N
     what `train` checks first, for a caller that sets up a display before training."""
     config.validate()
     check_int("resolution", resolution, MIN_TRAIN_RESOLUTION, MAX_RESOLUTION)
-    if len(dataset.train) < 2:  # a batch of one gives BatchNorm no statistics where maps are 1x1
+    if len(dataset.train) < MIN_TRAIN_IMAGES:  # a batch of one gives BatchNorm no statistics where maps are 1x1
         raise UsageError(f"data set {dataset.source} has {len(dataset.train)} training image(s); "
-                         "training needs at least 2 (BatchNorm learns from a batch's statistics)")
+                         f"training needs at least {MIN_TRAIN_IMAGES} (BatchNorm learns from a batch's statistics)")
 
 
 def _check_logits(logits: object, batch: int, dataset: Dataset) -> None:

@@ -167,7 +167,7 @@ def test_config_round_trips_and_refuses_what_cannot_be_calibrated():
         CalibrationConfig(search, config.reference, k=2).validate()
     with pytest.raises(UsageError, match="given twice"):
         CalibrationConfig(search, config.reference, tries=(parse_try("epochs=1"), parse_try("epochs=1"))).validate()
-    many = tuple(parse_try(f"train-images={n}") for n in range(1, calibration.MAX_SETTINGS))
+    many = tuple(parse_try(f"train-images={n}") for n in range(2, calibration.MAX_SETTINGS + 1))
     with pytest.raises(UsageError, match="are more than the 98 a calibration takes"):
         CalibrationConfig(search, config.reference, tries=many).validate()
 
@@ -569,7 +569,7 @@ def test_the_reference_s_epochs_and_images_are_checked_as_given(cli, tmp_path):
     refused = cli("calibrate", "--epochs", "3000", "--root", tmp_path)
     assert refused.code == 2 and refused.err.startswith("error: --epochs: the reference trains 4 x the proxy's 3000 epochs by default")
     many = cli("calibrate", "--reference-train-images", "200000000", "--root", tmp_path)
-    assert (many.code, many.err) == (2, "error: --reference-train-images 200000000 is not allowed; it must be an integer from 1 to 100000000\n")
+    assert (many.code, many.err) == (2, "error: --reference-train-images 200000000 is not allowed; it must be an integer from 2 to 100000000\n")
     assert not any(tmp_path.iterdir())
 
 

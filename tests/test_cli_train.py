@@ -69,6 +69,11 @@ def test_train_stdout_holds_the_results_alone_and_each_csv_row_the_runs_status(c
     rows = pd.read_csv(io.StringIO(capped.out))
     assert len(rows) < 3 and set(rows["status"]) == {"timeout"}
     assert rows["reason"].nunique() == 1 and rows["reason"][0].startswith("time limit of 0.01 s reached") and done["reason"].isna().all()
+    # with --repeats the product is a mean over seeds: when no run completed there is none (exit 1), the runs still shown
+    none = cli("train", "b0", *TINY, "--epochs", "3", "--max-seconds", "0.01", "--repeats", "2", "--format", "csv")
+    assert none.code == 1 and pd.read_csv(io.StringIO(none.out))["status"].tolist() == ["timeout", "timeout"]
+    assert none.err.endswith("error: no run completed (2 timeout): a mean over seeds needs complete trainings; "
+                             "give --max-seconds more room (or drop it)\n")
 
 
 def test_train_json_is_reproducible(cli):
@@ -144,17 +149,23 @@ def test_train_zero_init_starts_every_residual_branch_at_zero(cli, monkeypatch):
     assert len(standard) == len(zero) and all(s > 0.0 for s in standard)
 
 
-def test_a_batch_of_one_image_is_refused_before_training(cli, monkeypatch):
+def test_a_batch_of_one_image_is_refused_before_training(cli, monkeypatch, tmp_path):
     """BatchNorm learns from a batch's statistics: at 32 px a batch of one reached a 1x1 map and
     failed inside PyTorch (exit 1, a ValueError)."""
     one = cli("train", "b0", *TINY, "--batch-size", "1", "--epochs", "1")
     assert one.code == 2 and one.err == "error: --batch-size 1 is not allowed; it must be an integer >= 2\n"
     single = cli("train", "b0", *TINY[:6], "--train-images", "1", "--val-images", "8", "--epochs", "1", "--format", "json")
-    assert single.code == 2
-    assert single.err.endswith("error: data set synthetic has 1 training image(s); training needs at least 2 "
-                               "(BatchNorm learns from a batch's statistics)\n")
+    assert single.code == 2  # named by its flag, as any refused value is
+    assert single.err == "error: --train-images 1 is not allowed; it must be an integer from 2 to 100000000\n"
+    folder = tmp_path / "one"  # a folder of one training image: no flag is at fault
+    for split, name in (("train", "a"), ("val", "a"), ("val", "b")):
+        (folder / split / name).mkdir(parents=True)
+        Image.new("RGB", (16, 16), (200, 10, 10)).save(folder / split / name / "x.png")
+    (folder / "train" / "b").mkdir()  # a class train/ has no image of
     screen = terminal(monkeypatch)
-    table = cli("train", "b0", *TINY[:6], "--train-images", "1", "--val-images", "8", "--epochs", "1")
+    table = cli("train", "b0", *TINY[:6], "--data", str(folder), "--epochs", "1")
+    assert table.err.endswith(f"error: data set {folder} has 1 training image(s); training needs at least 2 "
+                              "(BatchNorm learns from a batch's statistics)\n")
     assert table.code == 2 and table.out == "" and "loading data" in screen.getvalue()
     assert "epoch" not in screen.getvalue()  # refused before a progress bar is drawn
 

@@ -368,10 +368,13 @@ def test_bad_search_input(cli, tmp_path):
         (["--epochs", "0"], "epochs"),
         (["--epochs", "5", "--steps", "10"], "--epochs 5 and --steps 10 both set how long to train; give one"),
         (["--base", "b12"], "unknown variant"),
+        (["--train-images", "1"], "error: --train-images 1 is not allowed; it must be an integer from 2 to "),  # training needs a batch of 2
+        (["--val-images", "0"], "error: --val-images 0 is not allowed; it must be an integer from 1 to "),
     ]:
         result = cli(*search_args(tmp_path), *args)
         assert result.code == 2, args
         assert words in result.err and len(result.err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # each refused before a study folder was made
 
 
 def test_budget_in_steps_and_time_cap(cli, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -110,6 +111,11 @@ def train(
     diverged = [r for r in results if r.status is State.DIVERGED]
     if diverged:
         print(f"error: training diverged: {diverged[0].reason}", file=sys.stderr)
+        raise typer.Exit(1)
+    if repeats > 1 and not any(r.status is State.COMPLETE for r in results):  # the mean over seeds asked for: none
+        counts = ", ".join(f"{n} {s}" for s, n in Counter(r.status.value for r in results).items())
+        print(f"error: no run completed ({counts}): a mean over seeds needs complete trainings; "
+              "give --max-seconds more room (or drop it)", file=sys.stderr)
         raise typer.Exit(1)
 
 

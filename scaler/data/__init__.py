@@ -20,7 +20,7 @@ from scaler.data.batches import (
     train_batches,
 )
 from scaler.data.cifar import CIFAR_FILES, CIFAR_RESOLUTION
-from scaler.data.dataset import MAX_IMAGES, Dataset, canonical_source, clear_memo, count_classes, count_train_images, has_own_split, load_dataset, take_train
+from scaler.data.dataset import MAX_IMAGES, MIN_TRAIN_IMAGES, Dataset, check_image_counts, canonical_source, clear_memo, count_classes, count_train_images, has_own_split, load_dataset, take_train
 from scaler.data.folder import IMAGE_EXTENSIONS
 from scaler.data.source import FORMAT_VERSION
 from scaler.data.split import ImageSplit
@@ -44,6 +44,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "MAX_IMAGES",
+    "MIN_TRAIN_IMAGES",
     "IMAGE_EXTENSIONS",
     "GLYPH_SETS",
     "LAYOUTS",
@@ -56,6 +57,7 @@ __all__ = [
     "ImageSplit",
     "SyntheticRenderer",
     "canonical_source",
+    "check_image_counts",
     "clear_memo",
     "count_classes",
     "count_train_images",

@@ -49,6 +49,15 @@ class Dataset:
 
 
 MAX_IMAGES = 10**8  # the most training or validation images a data set takes
+MIN_TRAIN_IMAGES = 2  # the fewest a training takes: a batch of one gives BatchNorm no statistics
+
+
+def check_image_counts(train_images: int | None, val_images: int | None) -> None:
+    """UsageError unless each count given is one a data set can take (training needs
+    MIN_TRAIN_IMAGES, validation one), before anything is loaded or a study is created."""
+    for name, value, low in (("train_images", train_images, MIN_TRAIN_IMAGES), ("val_images", val_images, 1)):
+        if value is not None:
+            check_int(name, value, low, MAX_IMAGES)
 
 
 def load_dataset(
@@ -71,9 +80,7 @@ def load_dataset(
     """
     check_int("storage_resolution", storage_resolution, MIN_TRAIN_RESOLUTION, MAX_RESOLUTION)
     check_int("native_resolution", native_resolution, 32, 4096)
-    for name, value in (("train_images", train_images), ("val_images", val_images)):
-        if value is not None:
-            check_int(name, value, 1, MAX_IMAGES)
+    check_image_counts(train_images, val_images)
     if not (isinstance(val_fraction, (int, float)) and 0.0 < val_fraction < 1.0):
         raise UsageError(f"val fraction = {val_fraction!r} is not allowed; it must be in (0, 1)", param="val_fraction")
     check_int("seed", seed, 0)

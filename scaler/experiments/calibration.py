@@ -30,7 +30,7 @@ import pandas as pd
 from torch import nn
 
 from scaler.candidates import Candidate, ProxyBase, build_candidates
-from scaler.data import MAX_IMAGES, SYNTHETIC_TRAIN, Dataset, take_train
+from scaler.data import MAX_IMAGES, MIN_TRAIN_IMAGES, SYNTHETIC_TRAIN, Dataset, take_train
 from scaler.errors import RunError, UsageError, check_int
 from scaler.files import whole_numbers
 from scaler.experiments.proxy import (
@@ -87,7 +87,7 @@ class Setting:
         if self.epochs is not None:
             check_int("epochs", self.epochs, 1, MAX_EPOCHS)
         if self.train_images is not None:
-            check_int("train_images", self.train_images, 1)
+            check_int("train_images", self.train_images, MIN_TRAIN_IMAGES, MAX_IMAGES)
         if self.base_resolution is not None:
             validate_resolution(self.base_resolution, what="base resolution", low=MIN_TRAIN_RESOLUTION)
         if self.base_width is not None:
@@ -156,7 +156,7 @@ def reference_setting(search: SearchConfig, factor: float | None = None, epochs:
         raise UsageError(f"the reference trains {DEFAULT_FACTOR:g} x the proxy's {search.train.epochs} epochs by default, more "
                          f"than the {MAX_EPOCHS:,} allowed; give --reference-epochs or a smaller --reference-factor", param="epochs")
     if train_images is not None:
-        check_int("reference_train_images", train_images, 1, MAX_IMAGES)
+        check_int("reference_train_images", train_images, MIN_TRAIN_IMAGES, MAX_IMAGES)
     factor = DEFAULT_FACTOR if factor is None else factor
     # Half an epoch rounds up (round() would take 2.5 to 2 and 7.5 to 8); the product to 9
     # places first, since 25 x 2.3 is 57.49999999999999 in floating point.

@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 from torch import nn
 
 from scaler.candidates import ProxyBase
-from scaler.data import Dataset, ImageSplit, canonical_source, count_classes, count_train_images, has_own_split, load_dataset
+from scaler.data import Dataset, ImageSplit, canonical_source, check_image_counts, count_classes, count_train_images, has_own_split, load_dataset
 from scaler.errors import Interrupted, UsageError, attributed_to
 from scaler.runtime import Runtime
 from scaler.states import State
@@ -46,9 +46,7 @@ class DataOptions:
 
     def validate(self) -> None:
         """Catch what can be checked before a study exists: counts, fraction, the source."""
-        for name, value in (("train images", self.train_images), ("val images", self.val_images)):
-            if value is not None and value < 1:
-                raise UsageError(f"{name} = {value} is not allowed; it must be >= 1", param=name.replace(" ", "_"))
+        check_image_counts(self.train_images, self.val_images)
         self._check_val_fraction()
         self.classes()
 
