@@ -377,6 +377,16 @@ def test_bad_search_input(cli, tmp_path):
     assert list(tmp_path.iterdir()) == []  # each refused before a study folder was made
 
 
+def test_a_pruner_that_cannot_stop_a_one_epoch_training_says_so(cli, tmp_path):
+    """Pruners judge a training between its epochs: with --epochs 1 there is no such point."""
+    note = "note: --pruner halving stops a training between its epochs: with --epochs 1 it stops none\n"
+    one = cli(*search_args(tmp_path, "--pruner", "halving", "--workers", "0"))  # refused after the note: nothing trains
+    assert one.code == 2 and one.err.startswith(note)
+    args = search_args(tmp_path, "--pruner", "halving", "--workers", "0")
+    args[args.index("--epochs") + 1] = "2"
+    assert note not in cli(*args).err and note not in cli(*search_args(tmp_path, "--workers", "0")).err
+
+
 def test_budget_in_steps_and_time_cap(cli, tmp_path):
     args = search_args(tmp_path, "--steps", "5", name="steps")
     del args[args.index("--epochs") : args.index("--epochs") + 2]  # --steps replaces MICRO's --epochs (both: refused)

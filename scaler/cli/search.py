@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -44,6 +45,8 @@ def search(
     the same command again resumes: finished candidates are kept, interrupted ones retrained.
     """
     as_typed = build_search_config(**proxy, pruner=pruner, canonical=False)
+    if pruner != "none" and as_typed.train.steps is None and as_typed.train.epochs == 1:
+        print(f"note: --pruner {pruner} stops a training between its epochs: with --epochs 1 it stops none", file=sys.stderr)
     config = build_search_config(**proxy, pruner=pruner).resumable(root, name, as_typed)
     outcome, handle = run_command_study(
         CompoundSearch, config, name=name if name is not None else config.default_name(), root=root, storage=storage, workers=workers,
