@@ -45,9 +45,9 @@ def search(
     the same command again resumes: finished candidates are kept, interrupted ones retrained.
     """
     as_typed = build_search_config(**proxy, pruner=pruner, canonical=False)
-    if pruner != "none" and as_typed.train.steps is None and as_typed.train.epochs == 1:
-        print(f"note: --pruner {pruner} stops a training between its epochs: with --epochs 1 it stops none", file=sys.stderr)
     config = build_search_config(**proxy, pruner=pruner).resumable(root, name, as_typed)
+    if config.pruner in ("halving", "hyperband") and config.train.steps is None and config.train.epochs == 1:
+        print(f"note: --pruner {pruner} stops a training between its epochs: with --epochs 1 it stops none", file=sys.stderr)
     outcome, handle = run_command_study(
         CompoundSearch, config, name=name if name is not None else config.default_name(), root=root, storage=storage, workers=workers,
         settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
