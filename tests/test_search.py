@@ -285,6 +285,10 @@ def test_report_formats_pareto_and_plot(cli, tmp_path):
     assert csv_out.out.splitlines()[0] == ",".join(RESULT_COLUMNS)
     rows = json.loads(cli("report", folder, "--format", "json").out)
     assert [r["candidate"] for r in rows] == frame["candidate"].tolist()
+    best_row = next(line.split() for line in table.out.splitlines() if "★ best" in line)
+    number = best_row[3]  # rank, ★ best, then the number the search's progress lines gave it
+    assert next(line.split() for line in table.out.splitlines() if " rank " in line)[:3] == ["rank", "#", "alpha"]
+    assert int(number) == frame["candidate"][0] and f"#{number} a=" in searched.err
     markdown = cli("report", folder, "--format", "markdown").out
     assert markdown.count("\n| ") == len(frame) + 1
     pareto = json.loads(cli("report", folder, "--pareto", "--format", "json").out)

@@ -20,6 +20,7 @@ PRODUCT_HEADER = "a*b²*g²"  # alpha * beta^2 * gamma^2, the compound FLOPs fac
 SEARCH_COLUMNS = [
     Column("rank", "rank", integer),
     Column("mark", ""),
+    Column("candidate", "#", integer),  # the number progress lines give it (#5 a=2 b=1 g=1)
     Column("alpha", "alpha", fixed(2)),
     Column("beta", "beta", fixed(2)),
     Column("gamma", "gamma", fixed(3)),
