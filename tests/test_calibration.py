@@ -408,6 +408,27 @@ def test_a_calibration_an_earlier_scaler_began_with_tries_resumes_by_the_same_co
     assert more.code == 2 and "fixed its tries when it started; calibrate new tries under a new --name" in more.err
 
 
+def test_a_reference_on_the_proxy_s_own_images_is_one_configuration_however_typed(cli, tmp_path, monkeypatch):
+    """--reference-train-images equal to the proxy's images is no cap of its own: the same
+    study as without it. An earlier scaler kept it as typed; the same command resumes that."""
+    search = tiny_calibration(tmp_path).search
+    assert reference_setting(search, 2, train_images=SYNTHETIC_TRAIN) == reference_setting(search, 2)  # synthetic's own
+    capped = replace(search, data=replace(search.data, train_images=64))
+    assert reference_setting(capped, 2, train_images=64) == reference_setting(capped, 2) != reference_setting(capped, 2, train_images=65)
+    args = [*micro(tmp_path), "--repeats", "1", "--root", tmp_path / "studies", "--reference-train-images", "64"]
+    typed = calibration.reference_setting
+    with monkeypatch.context() as old:  # as an earlier scaler did: the cap kept as given
+        old.setattr("scaler.cli.calibrate.reference_setting", lambda search, factor, epochs, images: replace(
+            typed(search, factor, epochs, images), train_images=images))
+        first = cli(*args)
+        assert first.code == 0, first.err
+    (folder,) = [f for f in (tmp_path / "studies").iterdir() if not f.name.startswith(".")]
+    assert json.loads((folder / "calibration.json").read_text())["config"]["reference"]["train_images"] == 64
+    again = cli(*args)
+    assert again.code == 0 and "9 already finished, 0 to train" in again.err, again.err
+    assert [f for f in (tmp_path / "studies").iterdir() if not f.name.startswith(".")] == [folder]
+
+
 def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):
     args = [*micro(tmp_path), "--repeats", "1", "--root", tmp_path / "studies", "--name", "cal"]
     result = cli(*args)

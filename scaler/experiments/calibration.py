@@ -45,6 +45,7 @@ from scaler.statistics import LEVEL, agreement_p_value, bootstrap_agreement, spl
 from scaler.study.experiment import (
     Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, identity_digest, register_experiment,
 )
+from scaler.study.create import recorded_spelling
 from scaler.study.results import read_outputs
 from scaler.training import MAX_EPOCHS, repeat_seed, seed_everything
 
@@ -139,6 +140,14 @@ def parse_try(text: str) -> Setting:
     return setting
 
 
+def data_images(search: SearchConfig) -> int | None:
+    """The training images the search's data options give (None: all the source has; the
+    synthetic set renders SYNTHETIC_TRAIN unless told otherwise)."""
+    if search.data.train_images is None and search.data.source == "synthetic":
+        return SYNTHETIC_TRAIN
+    return search.data.train_images
+
+
 def reference_setting(search: SearchConfig, factor: float | None = None, epochs: int | None = None, train_images: int | None = None) -> Setting:
     """The reference: `epochs`, or the proxy's epochs times `factor` (default DEFAULT_FACTOR),
     on `train_images` (default the proxy's data). Giving both `factor` and `epochs` is refused:
@@ -157,6 +166,9 @@ def reference_setting(search: SearchConfig, factor: float | None = None, epochs:
                          f"than the {MAX_EPOCHS:,} allowed; give --reference-epochs or a smaller --reference-factor", param="epochs")
     if train_images is not None:
         check_int("reference_train_images", train_images, MIN_TRAIN_IMAGES, MAX_IMAGES)
+        own, in_all = data_images(search), search.data.train_images_in_all()
+        if train_images == own or own is None and in_all is not None and train_images >= in_all:
+            train_images = None  # the proxy's own images: one configuration, however it is typed (one study)
     factor = DEFAULT_FACTOR if factor is None else factor
     # Half an epoch rounds up (round() would take 2.5 to 2 and 7.5 to 8); the product to 9
     # places first, since 25 x 2.3 is 57.49999999999999 in floating point.
@@ -271,13 +283,17 @@ class CalibrationConfig:
                     return self.default_name(earlier)
         return self.default_name()
 
+    def resumable(self, root: Path, name: str | None, reference_train_images: int | None) -> CalibrationConfig:
+        """This configuration, or the spelling of the same options that the calibration folder
+        records: a --reference-train-images equal to the proxy's own images, which an earlier
+        scaler kept as given (`reference_setting` now leaves it unset: one configuration)."""
+        typed = replace(self, reference=replace(self.reference, train_images=reference_train_images))
+        return recorded_spelling([self, typed], root=root, name=name, summary_name=SUMMARY_NAME)
+
     def images(self, setting: Setting) -> int | None:
         """The training images a setting asks for (None: all the data gives; the synthetic set
         renders SYNTHETIC_TRAIN unless told otherwise)."""
-        count = self.search.data.train_images if setting.train_images is None else setting.train_images
-        if count is None and self.search.data.source == "synthetic":
-            return SYNTHETIC_TRAIN
-        return count
+        return data_images(self.search) if setting.train_images is None else setting.train_images
 
     def epochs(self, setting: Setting) -> int:
         return self.search.train.epochs if setting.epochs is None else setting.epochs
