@@ -177,7 +177,8 @@ class ProxyBase:
     def canonical(self) -> ProxyBase:
         """The same base with its variant spelled one way (`canonical_variant`): 'B0' and
         'efficientnet-b0' name the study of 'b0'."""
-        return replace(self, variant=canonical_variant(self.variant))
+        with attributed_to("base"):
+            return replace(self, variant=canonical_variant(self.variant))
 
     def validate(self) -> None:
         validate_resolution(self.resolution, what="base resolution", low=MIN_TRAIN_RESOLUTION)

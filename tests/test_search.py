@@ -371,7 +371,7 @@ def test_bad_search_input(cli, tmp_path):
         (["--workers", "0"], "workers"),
         (["--epochs", "0"], "epochs"),
         (["--epochs", "5", "--steps", "10"], "--epochs 5 and --steps 10 both set how long to train; give one"),
-        (["--base", "b12"], "unknown variant"),
+        (["--base", "b12"], "error: --base: unknown variant 'b12'; allowed: b0,"),  # named by its flag
         (["--train-images", "1"], "error: --train-images 1 is not allowed; it must be an integer from 2 to "),  # training needs a batch of 2
         (["--val-images", "0"], "error: --val-images 0 is not allowed; it must be an integer from 1 to "),
     ]:
