@@ -429,7 +429,7 @@ def test_a_reference_on_the_proxy_s_own_images_is_one_configuration_however_type
     assert [f for f in (tmp_path / "studies").iterdir() if not f.name.startswith(".")] == [folder]
 
 
-def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):
+def test_micro_calibration_end_to_end_and_resume(cli, tmp_path, monkeypatch):
     args = [*micro(tmp_path), "--repeats", "1", "--root", tmp_path / "studies", "--name", "cal"]
     result = cli(*args)
     assert result.code == 0, result.err
@@ -466,6 +466,11 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path):
         assert markdown[-1].startswith("no setting keeps Spearman \\>= 0.8")
     assert "9 already finished, 0 to train" in again.err
     assert "training" not in again.err.replace("trainings", "")
+    with monkeypatch.context() as full:  # a plot that cannot be written: the table still shown, the plot not named
+        full.setattr("scaler.cli.calibrate.plot_calibration", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+        unplotted = cli(*args)
+    assert unplotted.code == 1 and unplotted.err.endswith(f"error: cannot write plot {folder / 'calibration.png'}: No space left on device\n")
+    assert "reference" in unplotted.out and "calibration.png" not in unplotted.out and "calibration.png" in cli(*args).out
     assert pd.read_csv(folder / "results.csv").equals(frame)
 
     # `scaler report` renders the folder as calibrate does, from its files, training nothing

@@ -191,7 +191,7 @@ def test_the_tally_at_equal_macs_counts_only_duels_within_10_percent(net):
     assert summary["tally_equal_macs"] == {"tied": 1, "better": 1}  # depth's win is at 1.25x its MACs: not counted
 
 
-def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path):
+def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path, monkeypatch):
     result = cli(*compare_args(net, tmp_path, "--repeats", "2"))
     assert result.code == 0, result.err
     folder = tmp_path / "cmp"
@@ -224,6 +224,12 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path)
     assert "phi = 1" in result.out and "phi = 2" in result.out
     again = cli(*compare_args(net, tmp_path, "--repeats", "2"))
     assert again.code == 0 and "18 already finished, 0 to train" in again.err
+    with monkeypatch.context() as full:  # a plot that cannot be written: the tables still shown, the plot not named
+        full.setattr("scaler.cli.compare.plot_comparison", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+        unplotted = cli(*compare_args(net, tmp_path, "--repeats", "2"))
+    assert unplotted.code == 1 and unplotted.err.endswith(f"error: cannot write plot {folder / 'compare.png'}: No space left on device\n")
+    assert "phi = 1" in unplotted.out and "results.csv" in unplotted.out and "compare.png" not in unplotted.out
+    assert "compare.png" in again.out
     csv = cli(*compare_args(net, tmp_path, "--repeats", "2", "--format", "csv"))
     assert pd.read_csv(pd.io.common.StringIO(csv.out)).equals(frame)
     assert "compound against a single dimension, 6 duels" in csv.err  # the tally beside the document, on stderr

@@ -29,7 +29,7 @@ from scaler.candidates import point_name
 from scaler.statistics import LEVEL
 from scaler.plots import check_plot_path, plot_calibration
 from scaler.files import whole_numbers
-from scaler.cli.render import Column, counted, elapsed, emit, fixed, integer, markdown_text, p_phrase, p_value, seconds, text
+from scaler.cli.render import Column, counted, elapsed, emit, failure_of, fixed, integer, markdown_text, p_phrase, p_value, seconds, text
 
 # Options of `scaler calibrate` that are not the search's to repeat in the recommended command.
 NOT_SEARCH_OPTIONS = {"name", "storage", "repeats", "format", "quiet", "retry_failed"}
@@ -104,8 +104,11 @@ def calibrate(
     folder = handle.folder
     info = json.loads((folder / SUMMARY_NAME).read_text())
     plot = plot or folder / "calibration.png"
-    draw(outcome.frame, plot, handle.name)
-    show_calibration(outcome.frame, info, format, folder, plot, search_commands(ctx, info), f"this run {elapsed(outcome.seconds)}")
+    unplotted = failure_of(lambda: draw(outcome.frame, plot, handle.name))
+    show_calibration(outcome.frame, info, format, folder, None if unplotted else plot, search_commands(ctx, info),
+                     f"this run {elapsed(outcome.seconds)}")
+    if unplotted:
+        raise unplotted
     check_finished(outcome.frame, "setting-candidate pair")
 
 
@@ -114,7 +117,7 @@ def draw(table: pd.DataFrame, path: Path, name: str) -> None:
     try:
         plot_calibration(table, path, title=name)
     except (OSError, ValueError) as exc:
-        raise RunError(f"cannot write plot {path}: {exc}") from None
+        raise RunError(f"cannot write plot {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def show_calibration(table: pd.DataFrame, info: dict, format: Format, folder: Path, plot: Path | None,

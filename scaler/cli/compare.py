@@ -23,7 +23,7 @@ from scaler.experiments.comparison import (
 from scaler.experiments.search import best_coefficients, best_notes, searched_variant
 from scaler.models import canonical_variant
 from scaler.plots import check_plot_path, plot_comparison
-from scaler.cli.render import Column, counted, elapsed, emit, fixed, integer, interval, markdown_text, mega, p_phrase, seconds, share, text
+from scaler.cli.render import Column, counted, elapsed, emit, failure_of, fixed, integer, interval, markdown_text, mega, p_phrase, seconds, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.study.create import recorded_spelling
 from scaler.states import State
@@ -154,8 +154,11 @@ def compare(
         raise
     frame, folder = outcome.frame, handle.folder
     info = json.loads((folder / SUMMARY_NAME).read_text())
-    show_comparison(frame, info, format, name, f"{folder}/results.csv · plot {plot_path} · this run {elapsed(outcome.seconds)}")
-    draw(frame, plot_path, name)
+    unplotted = failure_of(lambda: draw(frame, plot_path, name))
+    drawn = "" if unplotted else f" · plot {plot_path}"
+    show_comparison(frame, info, format, name, f"{folder}/results.csv{drawn} · this run {elapsed(outcome.seconds)}")
+    if unplotted:
+        raise unplotted
     check_finished(frame, "network")
     if not frame.loc[frame["strategy"] == COMPOUND, "state"].map(lambda s: State(s).is_scored).any():
         raise RunError("no compound network finished training: there is nothing to compare; fix the cause, then rerun with --retry-failed")

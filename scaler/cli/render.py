@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+from scaler.errors import RunError
 from scaler.files import json_ready, whole_numbers
 
 
@@ -206,3 +207,13 @@ def emit(
         if natural > console.width:
             console = Console(file=console.file, width=natural, markup=False)  # data, never styles
         console.print(table)
+
+
+def failure_of(action: Callable[[], object]) -> RunError | None:
+    """Run `action`; the RunError that stopped it, None when none did. For a side product (a
+    study's plot) whose failure must neither hide the results nor be named as written."""
+    try:
+        action()
+    except RunError as exc:
+        return exc
+    return None
