@@ -62,6 +62,11 @@ def complete_trials(folder: Path) -> dict[tuple[int, int], int]:
     return counts
 
 
+def test_compound_may_equal_another_strategy():
+    """A search whose best is a single dimension hands compound that point: the duel is then its own control."""
+    assert [s.name for s in strategies("depth", 2.0, (2.0, 1.0, 1.0))] == ["compound", "depth"]
+
+
 def test_single_dimension_strategies_spend_exactly_t():
     chosen = strategies("width,depth,resolution,fast=1.07:1.32:1.035", 2.0, (1.2, 1.1, 1.15))
     by_name = {s.name: s for s in chosen}
@@ -77,7 +82,8 @@ def test_single_dimension_strategies_spend_exactly_t():
     "text, words",
     [("width,height", "'height' is unknown"), ("x=2:2:2", "more than 10% from T"), ("x=1:2", "malformed"),
      ("depth=1:1:1.41", "not a built-in name"), ("x=0.5:2:1", "strategy x"),
-     ("fast=2:1:1,fast=1:1:1.41", "strategy name 'fast' is given twice; give each strategy a name of its own")],
+     ("fast=2:1:1,fast=1:1:1.41", "strategy name 'fast' is given twice; give each strategy a name of its own"),
+     ("depth,x=2:1:1", r"strategies depth and x are both \(2, 1, 1\): they would train the same networks twice; keep one")],
 )  # fmt: skip
 def test_bad_strategies_are_refused(text, words):
     with pytest.raises(UsageError, match=words):
@@ -88,7 +94,8 @@ def test_bad_strategies_are_refused(text, words):
     "args, flag, words",
     [(["--target", "-1"], "--target", "must be in (1, 64]"), (["--phis", "5"], "--phis", "strategy depth at phi 5"),
      (["--strategies", ""], "--strategies", "nothing to compare"), (["--plot", "no/such/dir/x.png"], "--plot", "does not exist"),
-     (["--phis", "0"], "--phis", "1..8"), (["--strategies", "fast=2:1:1,fast=1:1:1.41"], "--strategies", "given twice")],
+     (["--phis", "0"], "--phis", "1..8"), (["--strategies", "fast=2:1:1,fast=1:1:1.41"], "--strategies", "given twice"),
+     (["--strategies", "x=2:1:1,y=2:1:1"], "--strategies", "strategies x and y are both (2, 1, 1)")],
 )  # fmt: skip
 def test_bad_compare_input_is_one_line_before_anything_is_created(cli, tmp_path, args, flag, words):
     result = cli("compare", *args, "--root", tmp_path)

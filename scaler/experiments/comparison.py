@@ -27,7 +27,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from scaler.candidates import MAX_TARGET, ProxyBase
+from scaler.candidates import MAX_TARGET, ProxyBase, point_name
 from scaler.counting import count_model
 from scaler.data import Dataset
 from scaler.errors import UsageError
@@ -117,6 +117,13 @@ def strategies(text: str, target: float, compound: tuple[float, float, float]) -
         chosen[name] = Strategy(name, alpha, beta, gamma)
     if len(chosen) < 2:
         raise UsageError(f"{text!r} leaves nothing to compare compound with; name at least one of width, depth, resolution", param="strategies")
+    seen: dict[tuple[float, float, float], str] = {}
+    for strategy in list(chosen.values())[1:]:  # compound may equal one: the duel is then its own control
+        point = (strategy.alpha, strategy.beta, strategy.gamma)
+        if point in seen:
+            raise UsageError(f"strategies {seen[point]} and {strategy.name} are both {point_name(*point)}: they would train "
+                             "the same networks twice; keep one", param="strategies")
+        seen[point] = strategy.name
     for strategy in chosen.values():
         # compound's coefficients come from the `compound` argument, the others from `text`
         check_strategy(strategy, target, param="compound" if strategy.name == COMPOUND else "strategies")
