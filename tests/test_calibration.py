@@ -466,6 +466,8 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path, monkeypatch):
         assert markdown[-1].startswith("no setting keeps Spearman \\>= 0.8")
     assert "9 already finished, 0 to train" in again.err
     assert "training" not in again.err.replace("trainings", "")
+    clash = cli(*args, "--candidates", "4")  # named by its option, not the configuration's key (k)
+    assert clash.code == 2 and "already exists with another configuration (--candidates: 3 -> 4)" in clash.err
     with monkeypatch.context() as full:  # a plot that cannot be written: the table still shown, the plot not named
         full.setattr("scaler.cli.calibrate.plot_calibration", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
         unplotted = cli(*args)

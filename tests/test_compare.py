@@ -307,10 +307,12 @@ def test_a_comparison_without_a_single_dimension_says_it_has_no_duel(cli, net, t
 def test_same_name_with_another_configuration_is_refused(cli, net, tmp_path):
     assert cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1")).code == 0
     clash = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--strategies", "width"))
-    assert clash.code == 2 and "strategies" in clash.err and "Traceback" not in clash.err
-    # only what differs is named: the strategies (a tuple here, a list as recorded) are the same
+    assert clash.code == 2 and "(--strategies differs)" in clash.err and "Traceback" not in clash.err  # a list: too long to show
+    # only what differs is named, by its option: the strategies (a tuple here, a list as recorded) are the same
     other = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--epochs", "2"))
-    assert other.code == 2 and "(train.epochs: 1 -> 2)" in other.err and "strategies" not in other.err
+    assert other.code == 2 and "(--epochs: 1 -> 2)" in other.err and "strategies" not in other.err
+    phis = cli(*compare_args(net, tmp_path, "--phis", "2", "--repeats", "1"))
+    assert phis.code == 2 and "(--phis: 1 -> 2)" in phis.err
 
 
 def test_zero_repeats_is_refused_before_any_folder_exists(cli, net, tmp_path):

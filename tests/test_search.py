@@ -89,8 +89,10 @@ def test_configuration_clash_is_refused(cli, tmp_path):
     before = (tmp_path / "micro" / "results.csv").read_text()
     clash = cli(*search_args(tmp_path, "--lr", "0.05"))
     assert clash.code == 2
-    assert "already exists with another configuration" in clash.err and "train.lr" in clash.err
+    assert "already exists with another configuration (--lr: None -> 0.05)" in clash.err  # named by its option
     assert len(clash.err.strip().splitlines()) == 1
+    ranges = cli(*search_args(tmp_path, "--alpha-range", "1:1.4:0.2"))
+    assert ranges.code == 2 and "(--alpha-range stop: 1.2 -> 1.4)" in ranges.err
     assert (tmp_path / "micro" / "results.csv").read_text() == before
 
 

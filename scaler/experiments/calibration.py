@@ -37,7 +37,7 @@ from scaler.experiments.proxy import (
     Timing, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
 )
 from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, group_by, per_repeat_top1, separated_pairs
-from scaler.experiments.search import SearchConfig, candidate_label
+from scaler.experiments.search import SEARCH_OPTIONS, SearchConfig, candidate_label
 from scaler.runtime import Runtime
 from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_multiplier, validate_resolution
 from scaler.states import State
@@ -367,6 +367,10 @@ class Calibration(Experiment):
     kind = "calibration"
     noun = "training"
     summary_name = SUMMARY_NAME
+    options = {
+        **{f"search.{key}": option for key, option in SEARCH_OPTIONS.items()}, "k": "--candidates",
+        "reference.epochs": "--reference-epochs", "reference.train_images": "--reference-train-images",
+    }
 
     def __init__(
         self, config: CalibrationConfig, candidates: list[Candidate], networks: list[list[dict[str, int]]], repeats: int = 1,

@@ -32,7 +32,7 @@ from scaler.counting import count_model
 from scaler.data import Dataset
 from scaler.errors import UsageError
 from scaler.files import whole_numbers
-from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
+from scaler.experiments.proxy import PROXY_OPTIONS, DataOptions, ProxyExperiment, train_outcome
 from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, counted, difference_of, group_by
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
@@ -247,6 +247,7 @@ class Comparison(ProxyExperiment):
 
     kind = "compare"
     summary_name = SUMMARY_NAME
+    options = {**PROXY_OPTIONS, "target": "--target", "max_phi": "--phis", "strategies": "--strategies"}
     noun = "training"
 
     def __init__(self, config: CompareConfig, points: list[Point], repeats: int = 3) -> None:

@@ -15,7 +15,7 @@ import pandas as pd
 from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build_candidates, merged_points, point_name
 from scaler.data import Dataset
 from scaler.errors import UsageError
-from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
+from scaler.experiments.proxy import PROXY_OPTIONS, DataOptions, ProxyExperiment, train_outcome
 from scaler.models import canonical_variant
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
@@ -105,6 +105,12 @@ def candidate_label(candidate: Candidate) -> str:
     )
 
 
+SEARCH_OPTIONS = {
+    **PROXY_OPTIONS, "space.mode": "--mode", "space.alpha": "--alpha-range", "space.beta": "--beta-range", "space.gamma": "--gamma-range",
+    "space.target": "--target", "space.tolerance": "--tolerance", "space.phi": "--phi", "pruner": "--pruner", "flops_tolerance": "--flops-tolerance",
+}  # fmt: skip
+
+
 @register_experiment
 class CompoundSearch(ProxyExperiment):
     """Step 1 of compound scaling: train every (alpha, beta, gamma) candidate on the proxy,
@@ -112,6 +118,7 @@ class CompoundSearch(ProxyExperiment):
 
     kind = "search"
     summary_name = SUMMARY_NAME
+    options = SEARCH_OPTIONS
 
     def __init__(self, config: SearchConfig, candidates: list[Candidate], repeats: int = 1) -> None:
         check_repeats(repeats)

@@ -118,7 +118,7 @@ def open_study(
         previous, damaged = None, str(exc)
     if previous is not None:
         if previous["fingerprint"] not in accepted:
-            raise UsageError(_clash_message(name, previous.get("config", {}), config.identity()))
+            raise UsageError(_clash_message(name, previous.get("config", {}), config.identity(), kind.options))
         recorded = previous.get("storage")
         if recorded is not None and not same_storage(str(recorded), storage_url):
             raise UsageError(
@@ -136,7 +136,7 @@ def open_study(
             raise UsageError(f"study {name!r} in {storage_label(storage_url)} is of kind {stored.kind!r}, not {kind.kind!r}; "
                              "pick a new --name (or resume it with the command that made it)")
         if attrs.get(ATTR_FINGERPRINT) not in accepted:
-            raise UsageError(_clash_message(name, attrs.get(ATTR_CONFIG, {}), config.identity()))
+            raise UsageError(_clash_message(name, attrs.get(ATTR_CONFIG, {}), config.identity(), kind.options))
         try:
             experiment = kind.restore(config, attrs, **(settings or {}))
         except KeyError as missing:  # killed between the fingerprint and the rest (scaler 0.1)
@@ -278,7 +278,9 @@ def _check_no_foreign_files(folder: Path, storage_url: str) -> None:
                          "or move its files away")
 
 
-def _clash_message(name: str, old: dict, new: dict) -> str:
+def _clash_message(name: str, old: dict, new: dict, options: Mapping[str, str]) -> str:
+    """The first differences between a study's recorded identity and the one asked for, each
+    named by the option that sets it (`Experiment.options`), else by its key."""
     def flat(d: dict, prefix: str = "") -> dict:
         out = {}
         for k, v in d.items():
@@ -286,9 +288,20 @@ def _clash_message(name: str, old: dict, new: dict) -> str:
         return out
 
     a, b = flat(old), flat(json.loads(json.dumps(new)))  # as recorded: a tuple reads back as a list
-    diffs = [f"{k}: {a.get(k)} -> {b.get(k)}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    diffs = [_difference(k, a.get(k), b.get(k), options) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     shown = "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
     return (
         f"study {name!r} already exists with another configuration ({shown}); "
         "rerun with its original options, or pick a new --name"
     )
+
+
+def _difference(key: str, old: object, new: object, options: Mapping[str, str]) -> str:
+    """'--candidates: 100 -> 7', '--alpha-range stop: 1.2 -> 1.4', 'k: 100 -> 7' where no
+    option sets the key; values too long for a line ('--strategies', a list) only as differing."""
+    parts = key.split(".")
+    above = next((n for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in options), None)
+    label = key if above is None else " ".join([options[".".join(parts[:above])], *parts[above:]])
+    if max(len(str(old)), len(str(new))) > 40:
+        return f"{label} differs"
+    return f"{label}: {old} -> {new}"
