@@ -243,7 +243,7 @@ class Candidate:
 
 def point_name(alpha: float, beta: float, gamma: float) -> str:
     """A candidate named by its point, as the tables show it: '(1.2, 1.1, 1.15)' (what the
-    messages, notes and plots name it by; no table shows its index)."""
+    messages, notes and plots name it by: a study's own number means nothing beside another's)."""
     return f"({alpha:g}, {beta:g}, {gamma:.4g})"
 
 

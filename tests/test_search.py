@@ -89,7 +89,7 @@ def test_configuration_clash_is_refused(cli, tmp_path):
     before = (tmp_path / "micro" / "results.csv").read_text()
     clash = cli(*search_args(tmp_path, "--lr", "0.05"))
     assert clash.code == 2
-    assert "already exists with another configuration (--lr: None -> 0.05)" in clash.err  # named by its option
+    assert "already exists with another configuration (--lr: unset -> 0.05)" in clash.err  # named by its option
     assert len(clash.err.strip().splitlines()) == 1
     ranges = cli(*search_args(tmp_path, "--alpha-range", "1:1.4:0.2"))
     assert ranges.code == 2 and "(--alpha-range stop: 1.2 -> 1.4)" in ranges.err
@@ -242,9 +242,9 @@ def test_search_folder_written_before_the_engine_split_is_not_resumed_on_new_dat
     shutil.copytree(Path(__file__).parent / "data" / "legacy-search", folder)
     before = (folder / "results.csv").read_text()
     result = cli(*search_args(tmp_path))
-    assert result.code == 2 and "train.optimizer: sgd -> adamw" in result.err
+    assert result.code == 2 and "--optimizer: sgd -> adamw" in result.err
     result = cli(*search_args(tmp_path, "--optimizer", "sgd"))
-    assert result.code == 2 and "base.zero_init" in result.err  # it trained from the standard start
+    assert result.code == 2 and "(--zero-init/--standard-init: unset -> True)" in result.err  # it trained from the standard start
     result = cli(*search_args(tmp_path, "--optimizer", "sgd", "--standard-init"))
     assert result.code == 2 and "changed since it started" in result.err
     assert "redrawn by a newer scaler" in result.err

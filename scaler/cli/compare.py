@@ -150,7 +150,8 @@ def compare(
     except Interrupted:  # what finished so far is drawn too
         if (root / name / RESULTS_NAME).exists():
             # only empty cells are missing: a strategy called "NA" stays a name
-            draw(pd.read_csv(root / name / RESULTS_NAME, keep_default_na=False, na_values=[""]), plot_path, name)
+            frame = pd.read_csv(root / name / RESULTS_NAME, keep_default_na=False, na_values=[""])
+            failure_of(lambda: draw(frame, plot_path, name))  # a plot that cannot be written leaves the interrupt as it is
         raise
     frame, folder = outcome.frame, handle.folder
     info = json.loads((folder / SUMMARY_NAME).read_text())
@@ -181,8 +182,8 @@ def draw(frame: pd.DataFrame, path: Path, name: str) -> None:
     """The comparison's picture; RunError when it cannot be written."""
     try:
         plot_comparison(frame, path, f"{name}: top-1 against MACs per strategy")
-    except OSError as exc:
-        raise RunError(f"cannot write plot {path}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot write plot {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def show_comparison(frame: pd.DataFrame, info: dict, format: Format, name: str, footer: str) -> None:

@@ -367,9 +367,9 @@ class Calibration(Experiment):
     kind = "calibration"
     noun = "training"
     summary_name = SUMMARY_NAME
-    options = {
-        **{f"search.{key}": option for key, option in SEARCH_OPTIONS.items()}, "k": "--candidates",
-        "reference.epochs": "--reference-epochs", "reference.train_images": "--reference-train-images",
+    options = {  # a calibration has no --pruner, --steps or --max-seconds of its own
+        **{f"search.{key}": option for key, option in SEARCH_OPTIONS.items() if key not in ("pruner", "train.steps", "train.max_seconds")},
+        "k": "--candidates", "reference.epochs": "--reference-epochs/--reference-factor", "reference.train_images": "--reference-train-images",
     }
 
     def __init__(

@@ -247,7 +247,8 @@ class Comparison(ProxyExperiment):
 
     kind = "compare"
     summary_name = SUMMARY_NAME
-    options = {**PROXY_OPTIONS, "target": "--target", "max_phi": "--phis", "strategies": "--strategies"}
+    options = {**PROXY_OPTIONS, "target": "--target", "max_phi": "--phis", "strategies": "--strategies",
+               f"strategies.{COMPOUND}": "--compound/--from"}
     noun = "training"
 
     def __init__(self, config: CompareConfig, points: list[Point], repeats: int = 3) -> None:

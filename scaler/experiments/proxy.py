@@ -347,7 +347,7 @@ class ProxyConfig(Protocol):
 
 # The options that set a proxy's base, data and training (see `Experiment.options`).
 PROXY_OPTIONS = {
-    "base.variant": "--base", "base.resolution": "--base-resolution", "base.width": "--base-width", "base.zero_init": "--zero-init",
+    "base.variant": "--base", "base.resolution": "--base-resolution", "base.width": "--base-width", "base.zero_init": "--zero-init/--standard-init",
     "data.source": "--data", "data.train_images": "--train-images", "data.val_images": "--val-images", "data.val_fraction": "--val-fraction",
     **{f"train.{key}": "--" + key.replace("_", "-") for key in (
         "epochs", "steps", "max_seconds", "batch_size", "lr", "optimizer", "weight_decay", "label_smoothing", "clip_grad_norm", "seed")},

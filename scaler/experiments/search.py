@@ -299,7 +299,7 @@ def best_notes(folder: Path) -> list[str]:
     tied = [c for c in info.get("tied_best") or [] if best and c != int(best["candidate"])]
     if tied:
         others = int((frame["state"] == State.COMPLETE.value).sum()) - 1
-        # named by their points, as the tables show them (no table shows the candidate number)
+        # named by their points, as every table shows them (another command's table has no # of this search's)
         points = {int(r["candidate"]): point_name(r["alpha"], r["beta"], r["gamma"]) for _, r in frame.iterrows()}
         notes.append(f"the best candidate of {folder} is tied with {len(tied)} of the {others} other complete candidate(s) "
                      f"{', '.join(points.get(c, f'#{c}') for c in tied)}: the data cannot tell them apart, and the first "

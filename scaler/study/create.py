@@ -280,15 +280,11 @@ def _check_no_foreign_files(folder: Path, storage_url: str) -> None:
 
 def _clash_message(name: str, old: dict, new: dict, options: Mapping[str, str]) -> str:
     """The first differences between a study's recorded identity and the one asked for, each
-    named by the option that sets it (`Experiment.options`), else by its key."""
-    def flat(d: dict, prefix: str = "") -> dict:
-        out = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return out
-
-    a, b = flat(old), flat(json.loads(json.dumps(new)))  # as recorded: a tuple reads back as a list
-    diffs = [_difference(k, a.get(k), b.get(k), options) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    named by the option that sets it (`Experiment.options`), else by its key; the options a
+    user types (top-level keys) before what they derive (a strategy's coefficients)."""
+    a, b = _flat(old), _flat(json.loads(json.dumps(new)))  # as recorded: a tuple reads back as a list
+    keys = sorted((k for k in set(a) | set(b) if a.get(k) != b.get(k)), key=lambda k: (k.count("."), k))
+    diffs = [_difference(k, a.get(k), b.get(k), options) for k in keys]
     shown = "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
     return (
         f"study {name!r} already exists with another configuration ({shown}); "
@@ -296,12 +292,32 @@ def _clash_message(name: str, old: dict, new: dict, options: Mapping[str, str]) 
     )
 
 
+def _flat(data: dict, prefix: str = "") -> dict:
+    """An identity as one level of dotted keys; a list of named entries (a comparison's
+    strategies) as one key per name, its other values as a tuple: 'strategies.width'."""
+    out: dict = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
+            out.update({f"{prefix}{key}.{v['name']}": tuple(x for k, x in v.items() if k != "name") for v in value})
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def _difference(key: str, old: object, new: object, options: Mapping[str, str]) -> str:
     """'--candidates: 100 -> 7', '--alpha-range stop: 1.2 -> 1.4', 'k: 100 -> 7' where no
-    option sets the key; values too long for a line ('--strategies', a list) only as differing."""
+    option sets the key. A value left out or None is 'unset' (an option not given)."""
     parts = key.split(".")
     above = next((n for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in options), None)
     label = key if above is None else " ".join([options[".".join(parts[:above])], *parts[above:]])
-    if max(len(str(old)), len(str(new))) > 40:
-        return f"{label} differs"
-    return f"{label}: {old} -> {new}"
+
+    def shown(value: object) -> str:
+        if value is None:
+            return "unset"
+        if isinstance(value, tuple):
+            return "(" + ", ".join(map(shown, value)) + ")"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return f"{label}: {shown(old)} -> {shown(new)}"
