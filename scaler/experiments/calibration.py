@@ -167,7 +167,7 @@ def reference_setting(search: SearchConfig, factor: float | None = None, epochs:
     if train_images is not None:
         check_int("reference_train_images", train_images, MIN_TRAIN_IMAGES, MAX_IMAGES)
         own, in_all = data_images(search), search.data.train_images_in_all()
-        if train_images == own or own is None and in_all is not None and train_images >= in_all:
+        if train_images == own or (own is None and in_all is not None and train_images >= in_all):
             train_images = None  # the proxy's own images: one configuration, however it is typed (one study)
     factor = DEFAULT_FACTOR if factor is None else factor
     # Half an epoch rounds up (round() would take 2.5 to 2 and 7.5 to 8); the product to 9
