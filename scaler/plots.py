@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from scaler.candidates import point_name
-from scaler.errors import UsageError
+from scaler.errors import RunError, UsageError
 from scaler.files import atomic_write_bytes
 from scaler.reports import pareto_front, truth
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, is_paper_point
@@ -56,7 +56,8 @@ def check_plot_path(path: Path) -> None:
 
 def save(fig: Figure, path: Path) -> None:
     """Close the figure and write it atomically (see `atomic_write_bytes`); the format follows
-    `path`'s suffix."""
+    `path`'s suffix. RunError when it cannot be written (a full disk, a format matplotlib
+    fails to render), the one wording of every plot's failure."""
     plt = _pyplot()
     picture = io.BytesIO()
     # PostScript has no transparency: .ps and .eps draw the translucent marks opaque, which
@@ -66,10 +67,12 @@ def save(fig: Figure, path: Path) -> None:
     postscript.setLevel(logging.ERROR)
     try:
         fig.savefig(picture, format=path.suffix.lower().lstrip("."), dpi=110)
+        atomic_write_bytes(path, picture.getvalue())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"cannot write plot {path}: {getattr(exc, 'strerror', None) or exc}") from None
     finally:
         postscript.setLevel(level)
         plt.close(fig)
-    atomic_write_bytes(path, picture.getvalue())
 
 
 def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:

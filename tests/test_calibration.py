@@ -469,7 +469,7 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path, monkeypatch):
     clash = cli(*args, "--candidates", "4")  # named by its option, not the configuration's key (k)
     assert clash.code == 2 and "already exists with another configuration (--candidates: 3 -> 4)" in clash.err
     with monkeypatch.context() as full:  # a plot that cannot be written: the table still shown, the plot not named
-        full.setattr("scaler.cli.calibrate.plot_calibration", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+        full.setattr("scaler.plots.atomic_write_bytes", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
         unplotted = cli(*args)
     assert unplotted.code == 1 and unplotted.err.endswith(f"error: cannot write plot {folder / 'calibration.png'}: No space left on device\n")
     assert "reference" in unplotted.out and "calibration.png" not in unplotted.out and "calibration.png" in cli(*args).out

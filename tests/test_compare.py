@@ -232,7 +232,7 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path,
     again = cli(*compare_args(net, tmp_path, "--repeats", "2"))
     assert again.code == 0 and "18 already finished, 0 to train" in again.err
     with monkeypatch.context() as full:  # a plot that cannot be written: the tables still shown, the plot not named
-        full.setattr("scaler.cli.compare.plot_comparison", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+        full.setattr("scaler.plots.atomic_write_bytes", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
         unplotted = cli(*compare_args(net, tmp_path, "--repeats", "2"))
     assert unplotted.code == 1 and unplotted.err.endswith(f"error: cannot write plot {folder / 'compare.png'}: No space left on device\n")
     assert "phi = 1" in unplotted.out and "results.csv" in unplotted.out and "compare.png" not in unplotted.out

@@ -20,7 +20,6 @@ from scaler.cli.app import Format, app, console
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, EPOCH_TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
 from scaler.cli.search import build_search_config
 from scaler.cli.study import check_finished, run_command_study
-from scaler.errors import RunError
 from scaler.experiments.calibration import (
     DEFAULT_FACTOR, DEFAULT_K, OVERRIDES, SUMMARY_NAME, THRESHOLD, Calibration, CalibrationConfig, override_text,
     parse_try, reference_setting,
@@ -114,10 +113,7 @@ def calibrate(
 
 def draw(table: pd.DataFrame, path: Path, name: str) -> None:
     """The calibration's picture; RunError when it cannot be written."""
-    try:
-        plot_calibration(table, path, title=name)
-    except (OSError, ValueError) as exc:
-        raise RunError(f"cannot write plot {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    plot_calibration(table, path, title=name)
 
 
 def show_calibration(table: pd.DataFrame, info: dict, format: Format, folder: Path, plot: Path | None,

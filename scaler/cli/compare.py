@@ -180,10 +180,7 @@ def _from_search(folder: Path, base: str) -> tuple[tuple[float, float, float], l
 
 def draw(frame: pd.DataFrame, path: Path, name: str) -> None:
     """The comparison's picture; RunError when it cannot be written."""
-    try:
-        plot_comparison(frame, path, f"{name}: top-1 against MACs per strategy")
-    except (OSError, ValueError) as exc:
-        raise RunError(f"cannot write plot {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    plot_comparison(frame, path, f"{name}: top-1 against MACs per strategy")
 
 
 def show_comparison(frame: pd.DataFrame, info: dict, format: Format, name: str, footer: str) -> None:

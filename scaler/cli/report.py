@@ -18,7 +18,7 @@ from scaler.cli.render import Column, emit, fixed, integer, interval, p_phrase, 
 from scaler.cli.calibrate import draw as draw_calibration, show_calibration
 from scaler.cli.compare import draw as draw_comparison, show_comparison
 from scaler.cli.results import legend, reliability_lines, show_results, unfinished_line, waiting_line
-from scaler.errors import RunError, UsageError
+from scaler.errors import UsageError
 from scaler.states import State, still_to_train
 from scaler.experiments.calibration import read_calibration
 from scaler.experiments.comparison import read_comparison
@@ -77,10 +77,7 @@ def report(
     frame, info = read_results(folder)
     shown = reports.pareto_front(frame) if pareto else frame
     if plot is not None:
-        try:
-            plot_search(frame, plot, title=f"{info['name']}")
-        except (OSError, ValueError) as exc:
-            raise RunError(f"cannot write plot {plot}: {exc}") from None
+        plot_search(frame, plot, title=f"{info['name']}")  # RunError when it cannot be written
         print(f"plot written to {plot}", file=sys.stderr)  # a log line: stdout holds the table alone
     states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
     caption = "\n".join(filter(None, [
