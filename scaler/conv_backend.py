@@ -16,7 +16,8 @@ it and train channels_last):
   PyTorch's own depthwise kernels.
 - `channels-last`: everything channels_last on cuDNN (scaler 0.1's behaviour).
 - `native-depthwise`: channels_last, but depthwise convolutions (weights and inputs) in the
-  contiguous format, so that PyTorch's own kernels serve them (not yet timed on a GPU).
+  contiguous format, so that PyTorch's own kernels serve them. On one H200 it paid 0.2 s of
+  first use at any size and matched channels_last warm at 128 px batch 128 only (README, figure 7).
 - `no-cudnn`: channels_last with cuDNN switched off for the run.
 
 A policy changes where the arithmetic runs, not what is computed: one step agrees up to
@@ -45,7 +46,9 @@ ENV = "SCALER_CONV"
 # 1,026 img/s) and at 128 px batch 128 (4,105 against 3,595) and paid 0.2-1.3 s of first use
 # against 7.5-11.4 s; channels_last was 2.1x faster at 224 px batch 128 (4,039 against 1,923),
 # where its ~7.3 s more of first use is repaid after about 27,000 images (7.3 s / (1/1,923 -
-# 1/4,039 s per image)). Between 128 and 224 px nothing was measured.
+# 1/4,039 s per image)). A second H200 (2026-12-04) had channels_last faster at 128 px batch 128
+# (4,121 against 3,513) with 9.3 s of first use against 0.4 s, repaid only after about 210,000
+# images, so contiguous stays below. Between 128 and 224 px nothing was measured.
 CHANNELS_LAST_FROM = 176
 
 

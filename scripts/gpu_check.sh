@@ -5,8 +5,8 @@
 # system python that refuses pip installs, PEP 668, is fine), then run
 # benchmarks/gpu_search.py with the arguments given, on this checkout in place.
 # It checks that each package imports, not its version. Figures 1-7, the default search
-# at 1 and at 4 workers included, in one call of the device tool (not yet timed as one call,
-# so give it the call's 10 minutes):
+# at 1 and at 4 workers included, in one call of the device tool (on one H200, 2026-12-04:
+# figure 4 199 s with the install, figures 1-3 and 6 92 s, figure 7 87 s; 5 not timed):
 #   bash scripts/gpu_check.sh --workers 1,4
 # `--skip 4` (the searches) or `--skip 7` (channels_last's first uses) save the most time.
 # The GPU-sized proxy's search (figure 8, minutes) runs in a call of its own:
