@@ -117,8 +117,10 @@ class TrainConfig:
         if self.steps is not None:
             check_int("steps", self.steps, 1)
         if self.max_seconds is not None and not (_number(self.max_seconds)
-                                                 and self.max_seconds > 0):
-            raise UsageError(f"max_seconds = {self.max_seconds!r} is not allowed; it must be > 0", param="max_seconds")
+                                                 and 0 < self.max_seconds < math.inf):
+            # inf would cap nothing yet name a study of its own, and JSON has no infinity
+            raise UsageError(f"max_seconds = {self.max_seconds!r} is not allowed; it must be a finite number > 0 "
+                             "(leave it out for no cap)", param="max_seconds")
         check_int("batch_size", self.batch_size, 2)  # BatchNorm learns from a batch's statistics
         check_int("eval_batch_size", self.eval_batch_size, 1)
         if self.optimizer not in OPTIMIZERS:

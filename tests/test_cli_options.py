@@ -41,6 +41,9 @@ def test_each_command_has_its_groups_once_and_no_catch_all(command):
     (["train", "b0", "--batch-size", "0"], "--batch-size 0 is not allowed"),
     (["candidates", "--tolerance", "-1"], "tolerance"),
     (["compare", "--clip-grad-norm", "-1", "--root", "{tmp}"], "--clip-grad-norm -1 is not allowed"),
+    # a cap of infinity caps nothing, and search.json could not write it as JSON
+    (["search", "--max-seconds", "inf", "--root", "{tmp}"], "--max-seconds inf is not allowed; it must be a finite number > 0"),
+    (["train", "b0", "--max-seconds", "0"], "--max-seconds 0 is not allowed"),
     (["train", "b0", "--val-fraction", "0"], "--val-fraction 0 is not allowed; it must be in (0, 1)"),
     # a mistyped length would train for years: one line, before anything is counted or created
     (["search", "--epochs", "10001", "--root", "{tmp}"], "--epochs 10001 is not allowed; it must be an integer from 1 to 10000"),
