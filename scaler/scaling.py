@@ -115,14 +115,15 @@ def validate_coefficients(alpha: float, beta: float, gamma: float) -> None:
 class ScaleLimitError(UsageError):
     """phi takes a multiplier past what a network can be built with: `fault` says which and by
     how much, `advice` what to lower, so a caller that knows better (a point of the search's
-    ranges, not phi alone) can give its own advice."""
+    ranges, not phi alone) can give its own advice. `param` is phi, or the coefficient where
+    phi <= 1: a coefficient that overshoots in one step is at fault itself."""
 
-    def __init__(self, fault: str, advice: str) -> None:
-        super().__init__(f"{fault}; {advice}", param="phi")
+    def __init__(self, fault: str, advice: str, param: str = "phi") -> None:
+        super().__init__(f"{fault}; {advice}", param=param)
         self.fault, self.advice = fault, advice
 
     def __reduce__(self) -> tuple:
-        return type(self), (self.fault, self.advice)  # picklable, as any error a worker may raise
+        return type(self), (self.fault, self.advice, self.param)  # picklable, as any error a worker may raise
 
 
 def compound_scale(
@@ -134,11 +135,11 @@ def compound_scale(
         raise UsageError(f"phi = {phi} is not allowed; it must be >= 0", param="phi")
     validate_resolution(base_resolution, what="base resolution")
     # Each multiplier checked in the user's terms before anything is built from it.
-    for what, coefficient, limit in (("depth", alpha, MAX_MULTIPLIER), ("width", beta, MAX_MULTIPLIER)):
+    for what, name, coefficient, limit in (("depth", "alpha", alpha, MAX_MULTIPLIER), ("width", "beta", beta, MAX_MULTIPLIER)):
         if math.log(coefficient) * phi > math.log(limit):
             raise ScaleLimitError(
                 f"phi {phi:g} gives {what} {coefficient:g}^{phi:g} = {_power(math.log10(coefficient) * phi)}, more than {limit:g}",
-                "lower phi or the coefficient",
+                f"lower phi or {name}", param=name if phi <= 1 else "phi",
             )
     # checked in logs first (gamma^phi can overflow floats), then as rounded: 4098 px rounds to 4100
     log10 = math.log10(base_resolution) + math.log10(gamma) * phi
@@ -148,7 +149,7 @@ def compound_scale(
         raise ScaleLimitError(
             f"phi {phi:g} gives resolution {base_resolution} x {gamma:g}^{phi:g} = {_power(log10)} px{rounded}, more than "
             f"{MAX_RESOLUTION}",
-            "lower phi or gamma",
+            "lower phi or gamma", param="gamma" if phi <= 1 else "phi",
         )
     return CompoundScale(alpha=alpha, beta=beta, gamma=gamma, phi=phi, depth=alpha**phi, width=beta**phi, resolution=resolution)
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+import pickle
 from dataclasses import replace
 
 import pytest
@@ -105,8 +106,13 @@ def test_a_point_of_the_ranges_past_a_limit_is_named_not_blamed_on_phi():
     # compound_scale itself keeps the fault apart from its advice, which named phi alone
     with pytest.raises(ScaleLimitError) as limit:
         compound_scale(17.0, 1.0, 1.0, 1.0)
-    assert (limit.value.fault, limit.value.advice) == ("phi 1 gives depth 17^1 = 17, more than 16", "lower phi or the coefficient")
-    assert str(limit.value) == f"{limit.value.fault}; {limit.value.advice}" and limit.value.param == "phi"
+    assert (limit.value.fault, limit.value.advice) == ("phi 1 gives depth 17^1 = 17, more than 16", "lower phi or alpha")
+    # one step past the limit is the coefficient's fault; more steps, phi's
+    assert str(limit.value) == f"{limit.value.fault}; {limit.value.advice}" and limit.value.param == "alpha"
+    with pytest.raises(ScaleLimitError) as many_steps:
+        compound_scale(1.0, 2.0, 1.0, 5.0)
+    assert many_steps.value.param == "phi" and pickle.loads(pickle.dumps(many_steps.value)).param == "phi"
+    assert pickle.loads(pickle.dumps(limit.value)).param == "alpha"
     # a limit of the base's own (its width) is not phi's: its message stays whole
     wide = ProxyBase("b0", resolution=32, width=4.0, num_classes=10)
     fifth = CandidateSpace(alpha=Range(1.0, 1.0, 1.0), beta=Range(5.0, 5.0, 1.0), gamma=Range(1.0, 1.0, 1.0), target=25, tolerance=1)

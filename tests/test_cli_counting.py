@@ -190,9 +190,14 @@ def test_scale_refuses_a_bad_phi_before_counting_any(cli, monkeypatch, args, mes
         (["scale", "--alpha", "0.9"], "--alpha 0.9 is not allowed"),
         (["scale", "--beta", "0.5"], "--beta 0.5 is not allowed"),
         (["scale", "--gamma", "0"], "--gamma 0 is not allowed"),
+        # a coefficient past the limit in one step is named, not --phi; past it in five steps, --phi
+        (["scale", "--beta", "1e9", "--phi", "1"], "error: --beta: phi 1 gives width 1e+09^1 = 1e+09, more than 16; lower phi or beta"),
+        (["scale", "--alpha", "20", "--phi", "0-3"], "error: --alpha: phi 1 gives depth 20^1 = 20"),
+        (["scale", "--gamma", "1e9", "--phi", "1"], "error: --gamma: phi 1 gives resolution 224 x 1e+09^1"),
+        (["scale", "--beta", "2", "--phi", "5"], "error: --phi: phi 5 gives width 2^5 = 32, more than 16; lower phi or beta"),
         # 4096 x 1.00048828125 = 4098 px rounds to 4100: named as rounded, not as a size never asked for
         (["scale", "--gamma", "1.00048828125", "--phi", "1", "--base-resolution", "4096"],
-         "phi 1 gives resolution 4096 x 1.00049^1 = 4098 px, rounded to 4100, more than 4096; lower phi or gamma"),
+         "--gamma: phi 1 gives resolution 4096 x 1.00049^1 = 4098 px, rounded to 4100, more than 4096; lower phi or gamma"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(cli, args, message):
