@@ -361,6 +361,10 @@ def test_bad_calibration_options_are_refused_before_anything_is_created(cli, tmp
     assert fewer.code == 2 and fewer.err == (
         f"error: --reference-train-images: the reference trains on 10 images, fewer than the proxy setting's {SYNTHETIC_TRAIN}: "
         "every setting trains on the first of the reference's images; raise --reference-train-images\n")
+    above = cli("calibrate", "--try", "train-images=99999", "--root", tmp_path)  # the try is at fault, and named first
+    assert above.code == 2 and above.err == (
+        f"error: --try: 'train-images=99999': the reference trains on {SYNTHETIC_TRAIN} images, fewer than this setting's 99999: "
+        "every setting trains on the first of the reference's images; lower train-images or raise --reference-train-images\n")
     longer = cli("calibrate", "--reference-epochs", str(epochs), "--reference-train-images", "4000", "--candidates", "2", "--root", tmp_path)
     assert longer.err.startswith("error: --candidates 2 is not allowed")  # as many epochs on more images is longer: only k is refused
     assert not any(tmp_path.iterdir())

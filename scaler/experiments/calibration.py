@@ -211,10 +211,12 @@ class CalibrationConfig:
             for setting in self.settings()[1:]:
                 images = self.images(setting)
                 if images is None or images > reference_images:
+                    tried = setting in self.tries  # a try's value is at fault too: it leads, as other --try faults do
                     raise UsageError(
-                        f"the reference trains on {reference_images} images, fewer than the {setting.label} setting's "
-                        f"{images or 'all'}: every setting trains on the first of the reference's images; "
-                        "raise --reference-train-images", param="reference_train_images")
+                        f"{f'{setting.label!r}: ' if tried else ''}the reference trains on {reference_images} images, fewer than "
+                        f"{'this' if tried else f'the {setting.label}'} setting's {images or 'all'}: every setting trains on the first of the reference's "
+                        f"images; {'lower train-images or ' if tried else ''}raise --reference-train-images",
+                        param="try" if tried else "reference_train_images")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < MIN_K:
             raise UsageError(f"candidates = {self.k!r} is not allowed; a rank correlation needs at least {MIN_K}", param="candidates")
         for setting in self.settings():
