@@ -295,4 +295,8 @@ def test_two_real_searches_compare_as_one_json_object(cli, two_searches, tmp_pat
     itself = cli("report", first, first)
     assert itself.code == 0 and "rank agreement" in itself.out
     assert "is rank 1 in B, its best there too" in " ".join(itself.out.split())
+    assert "3 complete in both; A and B are one folder, so they agree by construction" in " ".join(itself.out.split())
+    other = first.parent / ".." / first.parent.name / first.name  # the same folder however spelled
+    assert "are one folder" in " ".join(cli("report", first, other).out.split())
+    assert "are one folder" not in " ".join(cli("report", first, second).out.split())
     assert cli("report", first, second, tmp_path).code == 2

@@ -183,7 +183,8 @@ def _compare_lines(comparison: reports.SearchComparison, folder_a: Path, folder_
              for side, folder, info in (("A", folder_a, info_a), ("B", folder_b, info_b))]
     lines = [f"{', '.join(named)}; {comparison.shared} candidates in both, {comparison.scored} complete in both"
              + (f"; {comparison.resized} point(s) of both were trained at different resolutions, so are other networks "
-                "(report compares searches of one proxy; `scaler calibrate` compares proxies)" if comparison.resized else "")]
+                "(report compares searches of one proxy; `scaler calibrate` compares proxies)" if comparison.resized else "")
+             + ("; A and B are one folder, so they agree by construction" if folder_a.resolve() == folder_b.resolve() else "")]
     if comparison.spearman is not None and comparison.kendall is not None:
         (rho, rho_low, rho_high), (tau, tau_low, tau_high) = comparison.spearman, comparison.kendall
         lines.append(
