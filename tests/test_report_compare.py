@@ -300,3 +300,22 @@ def test_two_real_searches_compare_as_one_json_object(cli, two_searches, tmp_pat
     assert "are one folder" in " ".join(cli("report", first, other).out.split())
     assert "are one folder" not in " ".join(cli("report", first, second).out.split())
     assert cli("report", first, second, tmp_path).code == 2
+
+
+def test_a_study_without_its_summary_says_so_and_its_command_writes_it(cli, two_searches, tmp_path):
+    """A folder killed before its first training finished (or whose summary was deleted) holds
+    the study's journal alone: report says what it is and how to finish it, and that works."""
+    first, _ = two_searches
+    folder = tmp_path / first.name
+    shutil.copytree(first, folder)
+    (folder / "search.json").unlink()
+    (folder / "results.csv").unlink()
+    for command in (["report", folder], ["report", folder, first], ["scale", "--from", folder]):
+        result = cli(*command)
+        prefix = "error: --from: " if command[0] == "scale" else "error: "
+        assert result.code == 2 and result.out == "" and result.err == (
+            f"{prefix}{folder} holds a study (study.journal) but no summary (search.json / calibration.json / compare.json): "
+            "one is written as each training finishes; rerun the study's command (same options) to train and write it\n"), command
+    rerun = cli("search", *TINY, "--root", tmp_path, "--name", first.name, "--seed", "0", "--repeats", "2")
+    assert rerun.code == 0 and "6 already finished, 0 to train" in rerun.err, rerun.err  # from the journal, nothing retrained
+    assert pd.read_csv(folder / "results.csv").equals(pd.read_csv(first / "results.csv"))

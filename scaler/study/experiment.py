@@ -241,6 +241,12 @@ def other_kind_in(folder: Path, summary_name: str) -> str | None:
     return None
 
 
+def summary_names() -> list[str]:
+    """The summary file of every registered kind (search.json, compare.json, ...)."""
+    importlib.import_module(BUILT_IN_KINDS)
+    return [cls.summary_name for cls in _KINDS.values()]
+
+
 def kind_in(folder: Path) -> str | None:
     """The registered kind whose summary `folder` holds (None when it holds none), so that a
     command that reads any kind of study folder knows which one it was given."""

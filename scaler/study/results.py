@@ -13,9 +13,9 @@ import pandas as pd
 
 from scaler.errors import UsageError
 from scaler.files import atomic_write_text, environment_summary, json_ready, whole_numbers
-from scaler.study.experiment import Record, fingerprint, kind_name, other_kind_in
+from scaler.study.experiment import Record, fingerprint, kind_name, other_kind_in, summary_names
 from scaler.study.handle import StudyHandle
-from scaler.study.storage import storage_label
+from scaler.study.storage import JOURNAL_NAME, storage_label
 from scaler.study.trials import records
 
 RESULTS_NAME = "results.csv"
@@ -87,6 +87,9 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
         raise UsageError(f"{folder} is {other}" + (f"; `scaler report {folder}` shows its results" if results.exists() else ""))
     if not folder.exists():
         raise UsageError(f"{folder} does not exist; give a study folder (one that holds {RESULTS_NAME} and {summary_name})")
+    if not info.exists() and (folder / JOURNAL_NAME).is_file():  # created, but no training has finished (or deleted)
+        raise UsageError(f"{folder} holds a study ({JOURNAL_NAME}) but no summary ({' / '.join(summary_names())}): one is "
+                         "written as each training finishes; rerun the study's command (same options) to train and write it")
     if not results.exists() or not info.exists():
         raise UsageError(f"{folder} is not a study folder (no {RESULTS_NAME} / {summary_name})")
     rewrite = "rerun the study's command (same options) to rewrite it from the study"
