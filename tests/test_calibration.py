@@ -809,3 +809,18 @@ def test_a_setting_at_another_base_resolution_trains_on_data_stored_as_its_searc
         by_candidate = {r["candidate"]: r["val_loss"] for r in json.loads(searched.out)}
         for _, trained in frame[frame["label"] == row["label"]].iterrows():
             assert by_candidate[trained["candidate"]] == pytest.approx(trained["val_loss"], rel=1e-12)
+
+
+def test_ctrl_c_while_a_finished_calibration_is_drawn_says_nothing_is_left_to_resume(cli, tmp_path, monkeypatch):
+    """A Ctrl-C while the plot or table of a calibration whose trainings all finished is made
+    names the folder and that nothing is left to train, not a bare 'interrupted'."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    args = [*micro(tmp_path), "--repeats", "1", "--root", tmp_path / "studies", "--name", "cal"]
+    monkeypatch.setattr(sys.modules["scaler.cli.calibrate"], "draw", interrupted)
+    result = cli(*args)
+    assert result.code == 130 and result.err.strip().splitlines()[-1] == (
+        f"interrupted: all 9 trainings had finished; the same command shows the results (in {tmp_path / 'studies' / 'cal'})")
+    monkeypatch.undo()
+    assert cli(*args).code == 0 and (tmp_path / "studies" / "cal" / "calibration.png").is_file()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from dataclasses import replace
 import shutil
 import signal
@@ -133,6 +134,23 @@ def test_ctrl_c_while_the_networks_are_timed_says_how_to_resume(cli, tmp_path, m
     assert loading.err.strip().splitlines()[-1] == f"interrupted: all 4 candidates had finished; the same command shows the results (in {tmp_path / 'micro'})"
     assert (tmp_path / "micro" / "search.json").read_text() == summary
     assert json.loads(summary)["dataset_fingerprint"]
+
+
+def test_ctrl_c_while_the_finished_search_is_shown_says_nothing_is_left_to_resume(cli, tmp_path, monkeypatch):
+    """A Ctrl-C once every training has finished (the table being printed) says so and where
+    the files are, not a bare 'interrupted'; the files it names are whole."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys.modules["scaler.cli.search"], "show_results", interrupted)
+    result = cli(*search_args(tmp_path))
+    assert result.code == 130
+    assert result.err.strip().splitlines()[-1] == (
+        f"interrupted: all 4 candidates had finished; the same command shows the results (in {tmp_path / 'micro'})")
+    assert set(pd.read_csv(tmp_path / "micro" / "results.csv")["state"]) == {"complete"}
+    monkeypatch.undo()
+    again = cli(*search_args(tmp_path))
+    assert again.code == 0 and "0 to train" in again.err
 
 
 def test_a_ctrl_c_while_scipy_stats_is_imported_is_held_and_answered_before_the_study(cli, tmp_path, monkeypatch):

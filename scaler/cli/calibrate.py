@@ -19,7 +19,7 @@ from scaler.cli import search as search_command
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, EPOCH_TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
 from scaler.cli.search import build_search_config
-from scaler.cli.study import check_finished, run_command_study
+from scaler.cli.study import check_finished, run_command_study, showing
 from scaler.experiments.calibration import (
     DEFAULT_FACTOR, DEFAULT_K, OVERRIDES, SUMMARY_NAME, THRESHOLD, Calibration, CalibrationConfig, override_text,
     parse_try, reference_setting,
@@ -101,11 +101,12 @@ def calibrate(
         quiet=quiet or format.is_document, counting="counting the candidates' networks with fvcore...",
     )  # fmt: skip
     folder = handle.folder
-    info = json.loads((folder / SUMMARY_NAME).read_text())
-    plot = plot or folder / "calibration.png"
-    unplotted = failure_of(lambda: draw(outcome.frame, plot, handle.name))
-    show_calibration(outcome.frame, info, format, folder, None if unplotted else plot, search_commands(ctx, info),
-                     f"this run {elapsed(outcome.seconds)}")
+    with showing(outcome, handle):
+        info = json.loads((folder / SUMMARY_NAME).read_text())
+        plot = plot or folder / "calibration.png"
+        unplotted = failure_of(lambda: draw(outcome.frame, plot, handle.name))
+        show_calibration(outcome.frame, info, format, folder, None if unplotted else plot, search_commands(ctx, info),
+                         f"this run {elapsed(outcome.seconds)}")
     if unplotted:
         raise unplotted
     check_finished(outcome.frame, "setting-candidate pair")

@@ -15,7 +15,7 @@ import typer
 from scaler.cli import options
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
-from scaler.cli.study import check_finished, run_command_study
+from scaler.cli.study import check_finished, run_command_study, showing
 from scaler.errors import Interrupted, RunError, UsageError, attributed_to
 from scaler.experiments.comparison import (
     BASE, COMPOUND, DEFAULT_STRATEGIES, NO_RESULT, SUMMARY_NAME, UNKNOWN, CompareConfig, Comparison, strategies,
@@ -154,10 +154,11 @@ def compare(
             failure_of(lambda: draw(frame, plot_path, name))  # a plot that cannot be written leaves the interrupt as it is
         raise
     frame, folder = outcome.frame, handle.folder
-    info = json.loads((folder / SUMMARY_NAME).read_text())
-    unplotted = failure_of(lambda: draw(frame, plot_path, name))
-    drawn = "" if unplotted else f" · plot {plot_path}"
-    show_comparison(frame, info, format, name, f"{folder}/results.csv{drawn} · this run {elapsed(outcome.seconds)}")
+    with showing(outcome, handle):
+        info = json.loads((folder / SUMMARY_NAME).read_text())
+        unplotted = failure_of(lambda: draw(frame, plot_path, name))
+        drawn = "" if unplotted else f" · plot {plot_path}"
+        show_comparison(frame, info, format, name, f"{folder}/results.csv{drawn} · this run {elapsed(outcome.seconds)}")
     if unplotted:
         raise unplotted
     check_finished(frame, "network")

@@ -13,7 +13,7 @@ from scaler.cli import options
 from scaler.cli.app import Format, app
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
 from scaler.cli.results import legend, reliability_lines, show_results
-from scaler.cli.study import check_finished, run_command_study
+from scaler.cli.study import check_finished, run_command_study, showing
 from scaler.experiments.search import PRUNERS, SUMMARY_NAME, CompoundSearch, SearchConfig
 from scaler.cli.render import counted, elapsed
 
@@ -54,15 +54,16 @@ def search(
         quiet=quiet or format.is_document, counting="counting candidates with fvcore...",
     )  # fmt: skip
     frame, folder, name = outcome.frame, handle.folder, handle.name
-    info = json.loads((folder / SUMMARY_NAME).read_text())
-    caption = "\n".join([
-        " · ".join(filter(None, [
-            f"{folder}/results.csv", f"{counted(len(frame), 'candidate')} x {info['repeats']} repeat(s)", f"this run {elapsed(outcome.seconds)}",
-            legend(frame, format), "top-1 (mean over repeats) on the proxy's validation split",
-        ])),
-        *reliability_lines(info),
-    ])
-    show_results(frame, format, f"Search {name}: phi={config.space.phi:g}, T={config.space.target:g}", caption)
+    with showing(outcome, handle):
+        info = json.loads((folder / SUMMARY_NAME).read_text())
+        caption = "\n".join([
+            " · ".join(filter(None, [
+                f"{folder}/results.csv", f"{counted(len(frame), 'candidate')} x {info['repeats']} repeat(s)", f"this run {elapsed(outcome.seconds)}",
+                legend(frame, format), "top-1 (mean over repeats) on the proxy's validation split",
+            ])),
+            *reliability_lines(info),
+        ])
+        show_results(frame, format, f"Search {name}: phi={config.space.phi:g}, T={config.space.target:g}", caption)
     check_finished(frame, "candidate")
 
 

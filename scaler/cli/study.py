@@ -4,7 +4,8 @@ resume the study, run it to the end, and judge how it ended."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -59,14 +60,28 @@ def run_command_study(
             display=None if quiet else study_bars(progress_console), fresh_process=entry.STARTED_FOR_ONE_COMMAND,
         )  # fmt: skip
     if outcome.interrupted:
-        if outcome.finished == outcome.total:  # stopped while the last table was made: nothing to train
-            raise Interrupted(f"all {outcome.total} {handle.experiment.noun}s had finished; the same command "
-                              f"shows the results (in {folder})")
-        raise Interrupted(
-            f"{outcome.finished} of {outcome.total} {handle.experiment.noun}s finished; "
-            f"resume with the same command (results so far in {folder})"
-        )
+        raise Interrupted(_how_to_go_on(outcome, handle))
     return outcome, handle
+
+
+def _how_to_go_on(outcome: RunOutcome, handle: StudyHandle) -> str:
+    """What a Ctrl-C says: what finished, and that the same command resumes, or, once all
+    had finished (the last table being made), that it shows the results."""
+    noun, folder = handle.experiment.noun, handle.folder
+    if outcome.finished == outcome.total:
+        return f"all {outcome.total} {noun}s had finished; the same command shows the results (in {folder})"
+    return f"{outcome.finished} of {outcome.total} {noun}s finished; resume with the same command (results so far in {folder})"
+
+
+@contextmanager
+def showing(outcome: RunOutcome, handle: StudyHandle) -> Iterator[None]:
+    """Around what a study command does once its study has run (tables, plots): a Ctrl-C there
+    says what finished and how to go on, as one during the study does, not a bare
+    'interrupted'."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(_how_to_go_on(outcome, handle)) from None
 
 
 def _import_scipy_stats() -> None:
