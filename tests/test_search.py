@@ -409,6 +409,13 @@ def test_a_pruner_that_cannot_stop_a_one_epoch_training_says_so(cli, tmp_path):
     args = search_args(tmp_path, "--pruner", "halving", "--workers", "0")
     args[args.index("--epochs") + 1] = "2"
     assert note not in cli(*args).err and note not in cli(*search_args(tmp_path, "--workers", "0")).err
+    # --steps that fit in one epoch (MICRO: 6 steps to an epoch) are one epoch too; 7 are two
+    del args[args.index("--epochs") : args.index("--epochs") + 2]
+    for steps, said in (("6", True), ("7", False)):
+        result = cli(*args, "--steps", steps)
+        assert result.code == 2 and said == result.err.startswith(
+            f"note: --pruner halving stops a training between its epochs: with --steps {steps} (an epoch of 96 images is 6 "
+            "steps) it stops none\n"), steps
 
 
 def test_budget_in_steps_and_time_cap(cli, tmp_path):

@@ -46,8 +46,8 @@ def search(
     """
     as_typed = build_search_config(**proxy, pruner=pruner, canonical=False)
     config = build_search_config(**proxy, pruner=pruner).resumable(root, name, as_typed)
-    if config.pruner in ("halving", "hyperband") and config.train.steps is None and config.train.epochs == 1:
-        print(f"note: --pruner {pruner} stops a training between its epochs: with --epochs 1 it stops none", file=sys.stderr)
+    if config.pruner in ("halving", "hyperband") and (one := _one_epoch(config)):
+        print(f"note: --pruner {pruner} stops a training between its epochs: with {one} it stops none", file=sys.stderr)
     outcome, handle = run_command_study(
         CompoundSearch, config, name=name if name is not None else config.default_name(), root=root, storage=storage, workers=workers,
         settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
@@ -65,6 +65,19 @@ def search(
         ])
         show_results(frame, format, f"Search {name}: phi={config.space.phi:g}, T={config.space.target:g}", caption)
     check_finished(frame, "candidate")
+
+
+def _one_epoch(config: SearchConfig) -> str | None:
+    """How the trainings come to one epoch, where they do (--epochs 1, or --steps that fit in
+    one epoch of the training images); None otherwise, or where the count is not known yet."""
+    train = config.train
+    if train.steps is None:
+        return "--epochs 1" if train.epochs == 1 else None
+    available, cap = config.data.train_images_in_all(), config.data.train_images
+    images = cap if available is None else available if cap is None else min(cap, available)
+    if images is None or train.planned_epochs(images) > 1:
+        return None
+    return f"--steps {train.steps} (an epoch of {images} images is {train.steps_per_epoch(images)} steps)"
 
 
 def build_search_config(
