@@ -328,7 +328,10 @@ def test_estimate_times_each_distinct_network_once_and_trains_each_setting_from_
         ("epochs=two", "epochs needs a whole number"),
         ("epochs=0", "epochs = 0 is not allowed; it must be an integer from 1 to 10000"),
         ("base-width=wide", "base-width needs a number"),
-        ("base-resolution=100000", "base resolution"),
+        ("base-resolution=100000", "'base-resolution=100000': base-resolution 100000 is not allowed; it must be 8..4096 pixels"),
+        # each value named by its --try key, not by the library's parameter (train_images)
+        ("train-images=1", "'train-images=1': train-images = 1 is not allowed; it must be an integer from 2 to "),
+        ("base-width=0", "'base-width=0': base-width = 0.0 is not allowed; it must be a number in (0, 16]"),
         ("epochs=1,epochs=2", "given twice"),
     ],
 )
@@ -754,7 +757,7 @@ def test_a_setting_is_scored_against_the_reference_s_ranking_not_its_own():
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("base-resolution=4", "'base-resolution=4': base resolution 4 is not allowed; it must be 8..4096 pixels"),
+        ("base-resolution=4", "'base-resolution=4': base-resolution 4 is not allowed; it must be 8..4096 pixels"),
         (f"epochs={SearchConfig().train.epochs}", "trains as the proxy setting does"),
         (f"epochs={SearchConfig().train.epochs * 4}", "trains as the reference setting does"),
         (f"epochs=1,base-resolution={SearchConfig().base.resolution}", "'epochs=1' trains as the epochs=1,base-resolution=64 setting does"),

@@ -85,14 +85,15 @@ class Setting:
         return {flag: getattr(self, key) for flag, key in OVERRIDES.items() if getattr(self, key) is not None}
 
     def validate(self) -> None:
+        """UsageError for a value no training takes, named by its `--try` key (as the label is)."""
         if self.epochs is not None:
             check_int("epochs", self.epochs, 1, MAX_EPOCHS)
         if self.train_images is not None:
-            check_int("train_images", self.train_images, MIN_TRAIN_IMAGES, MAX_IMAGES)
+            check_int("train-images", self.train_images, MIN_TRAIN_IMAGES, MAX_IMAGES)
         if self.base_resolution is not None:
-            validate_resolution(self.base_resolution, what="base resolution", low=MIN_TRAIN_RESOLUTION)
+            validate_resolution(self.base_resolution, what="base-resolution", low=MIN_TRAIN_RESOLUTION)
         if self.base_width is not None:
-            validate_multiplier("base width", self.base_width)
+            validate_multiplier("base-width", self.base_width)
 
     def base(self, base: ProxyBase) -> ProxyBase:
         """The proxy base this setting scales."""
