@@ -827,3 +827,19 @@ def test_ctrl_c_while_a_finished_calibration_is_drawn_says_nothing_is_left_to_re
         f"interrupted: all 9 trainings had finished; the same command shows the results (in {tmp_path / 'studies' / 'cal'})")
     monkeypatch.undo()
     assert cli(*args).code == 0 and (tmp_path / "studies" / "cal" / "calibration.png").is_file()
+
+
+def test_a_calibration_recorded_with_a_cap_as_typed_resumes_under_that_spelling(tmp_path):
+    """--train-images at or above a folder's count (and --reference-train-images equal to the
+    proxy's images) are now left unset; a calibration an earlier scaler recorded with either
+    as typed is still found by its command's options."""
+    search = SearchConfig()
+    search = replace(search, data=replace(search.data, source=str(tmp_path / "images")))
+    config = CalibrationConfig(search=search, reference=reference_setting(search))
+    assert config.resumable(tmp_path, "old", 900, 500) == config  # nothing recorded: as this scaler spells it
+    capped = replace(config, search=replace(search, data=replace(search.data, train_images=500)))
+    both = replace(capped, reference=replace(capped.reference, train_images=900))
+    for recorded in (capped, both):
+        (tmp_path / "old").mkdir(exist_ok=True)
+        (tmp_path / "old" / "calibration.json").write_text(json.dumps({"fingerprint": recorded.fingerprint()}))
+        assert config.resumable(tmp_path, "old", 900, 500) == recorded

@@ -286,12 +286,16 @@ class CalibrationConfig:
                     return self.default_name(earlier)
         return self.default_name()
 
-    def resumable(self, root: Path, name: str | None, reference_train_images: int | None) -> CalibrationConfig:
+    def resumable(self, root: Path, name: str | None, reference_train_images: int | None,
+                  train_images: int | None) -> CalibrationConfig:
         """This configuration, or the spelling of the same options that the calibration folder
-        records: a --reference-train-images equal to the proxy's own images, which an earlier
-        scaler kept as given (`reference_setting` now leaves it unset: one configuration)."""
-        typed = replace(self, reference=replace(self.reference, train_images=reference_train_images))
-        return recorded_spelling([self, typed], root=root, name=name, summary_name=SUMMARY_NAME)
+        records: a --reference-train-images equal to the proxy's own images, or a
+        --train-images at or above the data's count, which an earlier scaler kept as given
+        (`reference_setting` and `DataOptions.canonical` now leave them unset: one configuration)."""
+        capped = replace(self, search=replace(self.search, data=replace(self.search.data, train_images=train_images)))
+        spellings = [self, capped]
+        spellings += [replace(c, reference=replace(c.reference, train_images=reference_train_images)) for c in spellings]
+        return recorded_spelling(spellings, root=root, name=name, summary_name=SUMMARY_NAME)
 
     def images(self, setting: Setting) -> int | None:
         """The training images a setting asks for (None: all the data gives; the synthetic set
