@@ -549,3 +549,31 @@ def test_scaler_alone_prints_its_help_not_an_error_line(cli):
 def test_a_device_that_is_not_here_is_named_by_its_flag_as_typed(cli):
     result = cli("train", "b0", "--device", "cuda:7")
     assert result.code == 2 and result.err.startswith("error: --device 'cuda:7' is not available here (")
+
+
+def test_a_table_too_wide_for_the_terminal_leaves_columns_out_and_names_them(monkeypatch):
+    """On a terminal narrower than a search's table, empty columns and then those that give way
+    are left out until it fits, the caption naming the ones with values; piped, every column
+    stays (a program reads it)."""
+    from pathlib import Path
+
+    import scaler.cli.results as shown
+    from scaler.cli.app import Format
+    from scaler.experiments.search import read_results
+
+    frame, _ = read_results(Path(__file__).parent / "data" / "legacy-search")  # from before repeats: no intervals
+
+    def printed(width: int, terminal: bool) -> list[str]:
+        screen = io.StringIO()
+        monkeypatch.setattr(shown, "console", Console(file=screen, force_terminal=terminal, width=width, markup=False, color_system=None))
+        shown.show_results(frame, Format.table, "T", "the caption")
+        return screen.getvalue().splitlines()
+
+    lines = printed(100, terminal=True)
+    assert max(map(len, lines)) <= 100
+    assert lines[2].split() == ["rank", "#", "alpha", "beta", "gamma", "r", "params", "MACs", "M", "ratio", "top-1", "n", "state"]
+    assert "left out to fit 100 columns: top-5, val loss, img/s, s, a*b²*g² (a wider terminal, or --format csv, shows them)" \
+        in " ".join(" ".join(lines).split())  # not the empty 95% interval and reason
+    assert printed(120, terminal=True)[2].split()[-3:] == ["n", "s", "state"]
+    piped = printed(100, terminal=False)
+    assert all(h in piped[2] for h in ("a*b²*g²", "top-5", "val loss", "img/s", "reason")) and "left out" not in "".join(piped)

@@ -28,12 +28,15 @@ from scaler.files import json_ready, whole_numbers
 class Column:
     """How one frame column is shown: its header and a formatter for a single value; `count`:
     whole numbers (shown as integers, or as MACs in G), which CSV and JSON write as integers
-    even where pandas holds them as floats (default: the columns shown with `integer`)."""
+    even where pandas holds them as floats (default: the columns shown with `integer`);
+    `gives_way`: on a terminal too narrow for the table, the order in which the column is
+    left out (1 first; None: always shown)."""
 
     key: str
     header: str
     fmt: Callable[[object], str] = str
     count: bool | None = None
+    gives_way: int | None = None
 
     @property
     def whole(self) -> bool:
@@ -202,11 +205,29 @@ def emit(
             print(f"{markdown_text(caption)}\n")
     else:
         table = rich_table(frame, columns, title=title, caption=caption, highlight=highlight)
+        # On a terminal too narrow for it, columns are left out, named in the caption, until it
+        # fits: the empty ones first, then those that give way, in their order (piped, every
+        # column is kept: a file is read by programs too).
+        empty = {c.key for c in columns if all(c.fmt(v) == "" for v in frame.get(c.key, []))}
+        giving_way = sorted((c for c in columns if c.gives_way is not None or c.key in empty),
+                            key=lambda c: (c.key not in empty, c.gives_way or 0))
+        hidden: list[Column] = []
+        while console.is_terminal and giving_way and _natural_width(console, table) > console.width:
+            hidden.append(giving_way.pop(0))
+            named = [c.header for c in hidden if c.key not in empty]  # an empty column is not missed
+            note = (f"left out to fit {console.width} columns: {', '.join(named)} (a wider terminal, or --format csv, "
+                    "shows them)") if named else ""
+            table = rich_table(frame, [c for c in columns if c not in hidden], title=title,
+                               caption="\n".join(filter(None, [caption, note])), highlight=highlight)
         # Never squeeze numbers into ellipses: widen past a narrow (or piped) console instead.
-        natural = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
-        if natural > console.width:
+        if (natural := _natural_width(console, table)) > console.width:
             console = Console(file=console.file, width=natural, markup=False)  # data, never styles
         console.print(table)
+
+
+def _natural_width(console: Console, table: Table) -> int:
+    """The width `table` takes unwrapped."""
+    return Measurement.get(console, console.options.update(max_width=10_000), table).maximum
 
 
 def failure_of(action: Callable[[], object]) -> RunError | None:
