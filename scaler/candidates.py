@@ -107,6 +107,11 @@ class CandidateSpace:
                 f"the ranges span {points:,} grid points, more than {MAX_GRID_POINTS:,}; use coarser steps or narrower ranges"
             )
 
+    def canonical(self) -> CandidateSpace:
+        """The same space spelled one way: surface mode does not use the tolerance, so it is
+        left at its default there (one study, whichever tolerance was typed)."""
+        return replace(self, tolerance=CandidateSpace.tolerance) if self.mode == "surface" else self
+
     def coefficients(self) -> list[tuple[float, float, float]]:
         """The (alpha, beta, gamma) points that satisfy the constraint, in enumeration order."""
         self.validate()

@@ -835,11 +835,12 @@ def test_a_calibration_recorded_with_a_cap_as_typed_resumes_under_that_spelling(
     as typed is still found by its command's options."""
     search = SearchConfig()
     search = replace(search, data=replace(search.data, source=str(tmp_path / "images")))
+    typed = replace(search, data=replace(search.data, train_images=500))
     config = CalibrationConfig(search=search, reference=reference_setting(search))
-    assert config.resumable(tmp_path, "old", 900, 500) == config  # nothing recorded: as this scaler spells it
-    capped = replace(config, search=replace(search, data=replace(search.data, train_images=500)))
+    assert config.resumable(tmp_path, "old", 900, typed) == config  # nothing recorded: as this scaler spells it
+    capped = replace(config, search=typed)
     both = replace(capped, reference=replace(capped.reference, train_images=900))
     for recorded in (capped, both):
         (tmp_path / "old").mkdir(exist_ok=True)
         (tmp_path / "old" / "calibration.json").write_text(json.dumps({"fingerprint": recorded.fingerprint()}))
-        assert config.resumable(tmp_path, "old", 900, 500) == recorded
+        assert config.resumable(tmp_path, "old", 900, typed) == recorded

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from scaler.candidates import ProxyBase
+from scaler.candidates import CandidateSpace, ProxyBase
 from scaler.cli.results import legend
 from scaler.data import load_dataset
 from scaler.errors import UsageError
@@ -109,6 +109,30 @@ def test_another_spelling_of_the_same_configuration_resumes_the_study(cli, tmp_p
     assert [f for f in tmp_path.iterdir() if f.is_dir() and not f.name.startswith(".")] == [folder]
     assert (folder / "results.csv").read_text() == before
     assert completed_trials(folder) == {0: 1, 1: 1, 2: 1, 3: 1}
+
+
+def test_a_surface_search_with_a_tolerance_of_its_own_is_the_search_without_it(cli, tmp_path, monkeypatch):
+    """Surface mode does not use --tolerance: typed or not, one configuration, one study (its
+    default name too), the note said once; a study an earlier scaler recorded with the value as
+    typed still resumes by its command."""
+    surface = [a for a in search_args(tmp_path)[:-2]]  # the default name
+    i = surface.index("--tolerance")
+    surface[i : i + 2] = ["--mode", "surface", "--gamma-range", "1:1.4:0.2"]
+    note = "note: --tolerance is grid mode's; surface mode solves gamma exactly and does not use it\n"
+    first = cli(*surface)
+    assert first.code == 0 and note not in first.err, first.err
+    studies = sorted(f for f in tmp_path.iterdir() if not f.name.startswith("."))
+    loose = cli(*surface, "--tolerance", "0.5")
+    assert loose.code == 0 and loose.err.startswith(note) and loose.err.count(note) == 1 and "0 to train" in loose.err
+    assert sorted(f for f in tmp_path.iterdir() if not f.name.startswith(".")) == studies
+    # recorded as typed (before this scaler left it at its default): resumed, not begun again
+    monkeypatch.setattr(CandidateSpace, "canonical", lambda self: self)
+    earlier = cli(*surface, "--tolerance", "0.5", "--root", tmp_path / "earlier")
+    monkeypatch.undo()
+    resumed = cli(*surface, "--tolerance", "0.5", "--root", tmp_path / "earlier")
+    assert earlier.code == resumed.code == 0 and "0 to train" in resumed.err
+    (recorded,) = [f for f in (tmp_path / "earlier").iterdir() if not f.name.startswith(".")]
+    assert json.loads((recorded / "search.json").read_text())["config"]["space"]["tolerance"] == 0.5
 
 
 def test_ctrl_c_while_the_networks_are_timed_says_how_to_resume(cli, tmp_path, monkeypatch):

@@ -170,9 +170,11 @@ def runtime(device: str, threads: Optional[int], cache_dir: Optional[Path]) -> R
     return result
 
 
-def space(*, mode: str, alpha_range: str, beta_range: str, gamma_range: str, target: float, tolerance: float, phi: float) -> CandidateSpace:
+def space(*, mode: str, alpha_range: str, beta_range: str, gamma_range: str, target: float, tolerance: float, phi: float,
+          with_note: bool = True) -> CandidateSpace:
     """The candidate-space flags as a validated CandidateSpace; a note on stderr where surface
-    mode is given a --tolerance of its own, which it does not use."""
+    mode is given a --tolerance of its own, which it does not use (not `with_note`: the same
+    flags read again, in another spelling)."""
     result = CandidateSpace(
         mode=mode,
         alpha=parse_range(alpha_range, "alpha"),
@@ -183,7 +185,7 @@ def space(*, mode: str, alpha_range: str, beta_range: str, gamma_range: str, tar
         phi=phi,
     )
     result.validate()
-    if mode == "surface" and tolerance != DEFAULT_SPACE.tolerance:
+    if with_note and mode == "surface" and tolerance != DEFAULT_SPACE.tolerance:
         print("note: --tolerance is grid mode's; surface mode solves gamma exactly and does not use it", file=sys.stderr)
     return result
 

@@ -86,11 +86,12 @@ def build_search_config(
 ) -> SearchConfig:
     """The search's flags (`options.SPACE_OPTIONS` and the proxy's groups) as a SearchConfig;
     what `scaler search` and `scaler calibrate` share."""
+    canonical = proxy.get("canonical", True)
     space = options.space(mode=mode, alpha_range=alpha_range, beta_range=beta_range, gamma_range=gamma_range,
-                          target=target, tolerance=tolerance, phi=phi)  # checked first, as the flags come
+                          target=target, tolerance=tolerance, phi=phi, with_note=canonical)  # checked first, as the flags come
     base, data, train = options.proxy_parts(**proxy)
     return SearchConfig(
-        space=space,
+        space=space.canonical() if canonical else space,
         base=base,
         data=data,
         train=train,
