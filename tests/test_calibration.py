@@ -829,18 +829,17 @@ def test_ctrl_c_while_a_finished_calibration_is_drawn_says_nothing_is_left_to_re
     assert cli(*args).code == 0 and (tmp_path / "studies" / "cal" / "calibration.png").is_file()
 
 
-def test_a_calibration_recorded_with_a_cap_as_typed_resumes_under_that_spelling(tmp_path):
-    """--train-images at or above a folder's count (and --reference-train-images equal to the
-    proxy's images) are now left unset; a calibration an earlier scaler recorded with either
-    as typed is still found by its command's options."""
-    search = SearchConfig()
-    search = replace(search, data=replace(search.data, source=str(tmp_path / "images")))
-    typed = replace(search, data=replace(search.data, train_images=500))
+def test_a_calibration_recorded_with_a_tolerance_as_typed_resumes_under_that_spelling(tmp_path):
+    """A surface search's --tolerance (unused) is now left at its default, and a
+    --reference-train-images equal to the proxy's images unset; a calibration an earlier
+    scaler recorded with either as typed is still found by its command's options."""
+    search = replace(SearchConfig(), space=CandidateSpace(mode="surface"))
+    typed = replace(search, space=replace(search.space, tolerance=0.5), base=replace(search.base, variant="EfficientNet-B0"))
     config = CalibrationConfig(search=search, reference=reference_setting(search))
     assert config.resumable(tmp_path, "old", 900, typed) == config  # nothing recorded: as this scaler spells it
-    capped = replace(config, search=typed)
-    both = replace(capped, reference=replace(capped.reference, train_images=900))
-    for recorded in (capped, both):
+    loose = replace(config, search=replace(search, space=typed.space))  # the preset spelled one way, the tolerance as typed
+    both = replace(loose, reference=replace(loose.reference, train_images=900))
+    for recorded in (loose, both):
         (tmp_path / "old").mkdir(exist_ok=True)
         (tmp_path / "old" / "calibration.json").write_text(json.dumps({"fingerprint": recorded.fingerprint()}))
         assert config.resumable(tmp_path, "old", 900, typed) == recorded

@@ -273,36 +273,6 @@ def test_changed_data_on_resume_is_refused(cli, tmp_path):
     assert (tmp_path / "root" / "micro" / "results.csv").read_text() == before
 
 
-def test_a_cap_at_or_above_a_folder_s_images_is_the_study_without_one(cli, tmp_path, monkeypatch):
-    """--train-images at or above what a folder has takes all of it: one configuration, so
-    one study (and name) however it is typed; a study an earlier scaler recorded with the cap
-    as typed still resumes by its command."""
-    data = make_folder(tmp_path / "images", classes=3)  # 12 training images at the default split
-    plain = [*[a for a in search_args(tmp_path / "root") if a not in ("--name", "micro")], "--data", str(data), "--val-images", "3"]
-    del plain[plain.index("--train-images") : plain.index("--train-images") + 2]
-    studies = lambda root: sorted(f for f in root.iterdir() if not f.name.startswith("."))  # noqa: E731 (not the data cache)
-    first = cli(*plain)
-    assert first.code == 0, first.err
-    (folder,) = studies(tmp_path / "root")
-    for cap in ("12", "99999"):
-        again = cli(*plain, "--train-images", cap)
-        assert again.code == 0 and "2 already finished, 0 to train on 12 + 3 images" in again.err, again.err
-    assert studies(tmp_path / "root") == [folder]
-    below = cli(*plain, "--train-images", "11")  # a cap below the count is another study
-    assert below.code == 0 and len(studies(tmp_path / "root")) == 2
-    # recorded as typed by an earlier scaler: the same command resumes that study, under its name
-    from scaler.experiments.proxy import DataOptions
-
-    monkeypatch.setattr(DataOptions, "canonical", lambda self: replace(self, source=str(Path(self.source).resolve())))
-    earlier = cli(*plain, "--train-images", "500", "--root", tmp_path / "earlier")
-    assert earlier.code == 0
-    monkeypatch.undo()
-    (recorded,) = studies(tmp_path / "earlier")
-    resumed = cli(*plain, "--train-images", "500", "--root", tmp_path / "earlier")
-    assert resumed.code == 0 and "0 to train" in resumed.err and studies(tmp_path / "earlier") == [recorded]
-    assert json.loads((recorded / "search.json").read_text())["config"]["data"]["train_images"] == 500
-
-
 def test_a_folder_with_more_than_ten_classes_trains_with_its_class_count(cli, tmp_path):
     data = make_folder(tmp_path / "images", classes=12, per_class=3)
     result = cli(*search_args(tmp_path / "root"), "--data", str(data), "--val-fraction", "0.34")

@@ -125,11 +125,12 @@ def test_a_surface_search_with_a_tolerance_of_its_own_is_the_search_without_it(c
     loose = cli(*surface, "--tolerance", "0.5")
     assert loose.code == 0 and loose.err.startswith(note) and loose.err.count(note) == 1 and "0 to train" in loose.err
     assert sorted(f for f in tmp_path.iterdir() if not f.name.startswith(".")) == studies
-    # recorded as typed (before this scaler left it at its default): resumed, not begun again
+    # recorded as typed by an earlier scaler, which spelled every other option one way (the
+    # preset below as b0): the same command resumes it, not begins it again
     monkeypatch.setattr(CandidateSpace, "canonical", lambda self: self)
-    earlier = cli(*surface, "--tolerance", "0.5", "--root", tmp_path / "earlier")
+    earlier = cli(*surface, "--tolerance", "0.5", "--base", "EfficientNet-B0", "--root", tmp_path / "earlier")
     monkeypatch.undo()
-    resumed = cli(*surface, "--tolerance", "0.5", "--root", tmp_path / "earlier")
+    resumed = cli(*surface, "--tolerance", "0.5", "--base", "EfficientNet-B0", "--root", tmp_path / "earlier")
     assert earlier.code == resumed.code == 0 and "0 to train" in resumed.err
     (recorded,) = [f for f in (tmp_path / "earlier").iterdir() if not f.name.startswith(".")]
     assert json.loads((recorded / "search.json").read_text())["config"]["space"]["tolerance"] == 0.5

@@ -38,16 +38,11 @@ class DataOptions:
 
     def canonical(self) -> DataOptions:
         """The same data spelled one way, so a study is found by what it trains on: the
-        source as `canonical_source` writes it, `val_fraction` at its default where the
-        source has its own validation split (`has_own_split`) and ignores it, and no
-        `train_images` where the cap is at or above what the source has (it takes all)."""
-        self._check_val_fraction()  # bad values are refused, never reset to the default
-        check_image_counts(self.train_images, self.val_images)
+        source as `canonical_source` writes it, and `val_fraction` at its default where the
+        source has its own validation split (`has_own_split`) and ignores it."""
+        self._check_val_fraction()  # a bad fraction is refused, never reset to the default
         source = canonical_source(self.source)
-        spelled = replace(self, source=source, val_fraction=DataOptions.val_fraction if has_own_split(source) else self.val_fraction)
-        if self.train_images is not None and (in_all := spelled.train_images_in_all()) is not None and self.train_images >= in_all:
-            return replace(spelled, train_images=None)
-        return spelled
+        return replace(self, source=source, val_fraction=DataOptions.val_fraction if has_own_split(source) else self.val_fraction)
 
     def validate(self) -> None:
         """Catch what can be checked before a study exists: counts, fraction, the source."""

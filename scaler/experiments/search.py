@@ -78,7 +78,9 @@ class SearchConfig:
         options `as_typed` (scaler recorded them so before it spelled paths, presets and
         default learning rates one way), and scaler 0.1's proxy of 10 classes, whatever the
         data had, so a search it began on data with fewer classes keeps that classifier."""
-        spellings = [self, *as_typed]
+        # scaler before 2026-12-04 spelled paths, presets and lr one way but kept a surface
+        # search's --tolerance as typed: that mix is a spelling of its own
+        spellings = [self, *(replace(self, space=typed.space) for typed in as_typed), *as_typed]
         legacy = [replace(c, base=replace(c.base, num_classes=10)) for c in spellings]
         return recorded_spelling([*spellings, *legacy], root=root, name=name, summary_name=SUMMARY_NAME)
 
