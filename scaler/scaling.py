@@ -116,7 +116,7 @@ class ScaleLimitError(UsageError):
     """phi takes a multiplier past what a network can be built with: `fault` says which and by
     how much, `advice` what to lower, so a caller that knows better (a point of the search's
     ranges, not phi alone) can give its own advice. `param` is phi, or the coefficient where
-    phi <= 1: a coefficient that overshoots in one step is at fault itself."""
+    one step of it (phi 1) already overshoots: then it is at fault itself, whatever phi."""
 
     def __init__(self, fault: str, advice: str, param: str = "phi") -> None:
         super().__init__(f"{fault}; {advice}", param=param)
@@ -139,7 +139,7 @@ def compound_scale(
         if math.log(coefficient) * phi > math.log(limit):
             raise ScaleLimitError(
                 f"phi {phi:g} gives {what} {coefficient:g}^{phi:g} = {_power(math.log10(coefficient) * phi)}, more than {limit:g}",
-                f"lower phi or {name}", param=name if phi <= 1 else "phi",
+                f"lower phi or {name}", param=name if coefficient > limit else "phi",
             )
     # checked in logs first (gamma^phi can overflow floats), then as rounded: 4098 px rounds to 4100
     log10 = math.log10(base_resolution) + math.log10(gamma) * phi
@@ -149,9 +149,15 @@ def compound_scale(
         raise ScaleLimitError(
             f"phi {phi:g} gives resolution {base_resolution} x {gamma:g}^{phi:g} = {_power(log10)} px{rounded}, more than "
             f"{MAX_RESOLUTION}",
-            "lower phi or gamma", param="gamma" if phi <= 1 else "phi",
+            "lower phi or gamma", param="gamma" if _one_step_past(base_resolution, gamma) else "phi",
         )
     return CompoundScale(alpha=alpha, beta=beta, gamma=gamma, phi=phi, depth=alpha**phi, width=beta**phi, resolution=resolution)
+
+
+def _one_step_past(base_resolution: int, gamma: float) -> bool:
+    """Whether gamma alone (phi 1) takes the base past MAX_RESOLUTION: gamma is at fault, not phi."""
+    return math.log10(base_resolution) + math.log10(gamma) > math.log10(MAX_RESOLUTION + 2) or \
+        scaled_resolution(base_resolution, gamma) > MAX_RESOLUTION
 
 
 def scaled_resolution(base_resolution: int, factor: float) -> int:

@@ -190,7 +190,10 @@ def test_scale_refuses_a_bad_phi_before_counting_any(cli, monkeypatch, args, mes
         (["scale", "--alpha", "0.9"], "--alpha 0.9 is not allowed"),
         (["scale", "--beta", "0.5"], "--beta 0.5 is not allowed"),
         (["scale", "--gamma", "0"], "--gamma 0 is not allowed"),
-        # a coefficient past the limit in one step is named, not --phi; past it in five steps, --phi
+        # a coefficient past the limit in one step is named, not --phi, at any phi; past it in five steps, --phi
+        (["scale", "--alpha", "20", "--phi", "2"], "error: --alpha: phi 2 gives depth 20^2 = 400, more than 16; lower phi or alpha"),
+        (["scale", "--gamma", "20", "--phi", "3"], "error: --gamma: phi 3 gives resolution 224 x 20^3"),
+        (["scale", "--gamma", "2", "--phi", "5"], "error: --phi: phi 5 gives resolution 224 x 2^5 = 7168 px"),
         (["scale", "--beta", "1e9", "--phi", "1"], "error: --beta: phi 1 gives width 1e+09^1 = 1e+09, more than 16; lower phi or beta"),
         (["scale", "--alpha", "20", "--phi", "0-3"], "error: --alpha: phi 1 gives depth 20^1 = 20"),
         (["scale", "--gamma", "1e9", "--phi", "1"], "error: --gamma: phi 1 gives resolution 224 x 1e+09^1"),
