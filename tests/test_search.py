@@ -19,7 +19,7 @@ from PIL import Image
 
 from scaler.candidates import CandidateSpace, ProxyBase
 from scaler.cli.results import legend
-from scaler.data import load_dataset
+from scaler.data import SYNTHETIC_TRAIN, load_dataset
 from scaler.errors import UsageError
 from scaler.models import canonical_variant
 from scaler.experiments import proxy
@@ -441,6 +441,12 @@ def test_a_pruner_that_cannot_stop_a_one_epoch_training_says_so(cli, tmp_path):
         assert result.code == 2 and said == result.err.startswith(
             f"note: --pruner halving stops a training between its epochs: with --steps {steps} (an epoch of 96 images is 6 "
             "steps) it stops none\n"), steps
+    # the built-in synthetic data, uncapped: its SYNTHETIC_TRAIN images count
+    per_epoch = SYNTHETIC_TRAIN // TrainConfig().batch_size
+    synthetic = cli("search", "--pruner", "halving", "--steps", str(per_epoch), "--workers", "0", "--root", tmp_path)
+    assert synthetic.code == 2 and synthetic.err.startswith(
+        f"note: --pruner halving stops a training between its epochs: with --steps {per_epoch} (an epoch of {SYNTHETIC_TRAIN} "
+        f"images is {per_epoch} steps) it stops none\n")
 
 
 def test_budget_in_steps_and_time_cap(cli, tmp_path):

@@ -73,8 +73,7 @@ def _one_epoch(config: SearchConfig) -> str | None:
     train = config.train
     if train.steps is None:
         return "--epochs 1" if train.epochs == 1 else None
-    available, cap = config.data.train_images_in_all(), config.data.train_images
-    images = cap if available is None else available if cap is None else min(cap, available)
+    images = config.data.training_images()
     if images is None or train.planned_epochs(images) > 1:
         return None
     return f"--steps {train.steps} (an epoch of {images} images is {train.steps_per_epoch(images)} steps)"

@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 from torch import nn
 
 from scaler.candidates import ProxyBase
-from scaler.data import Dataset, ImageSplit, canonical_source, check_image_counts, count_classes, count_train_images, has_own_split, load_dataset
+from scaler.data import SYNTHETIC_TRAIN, Dataset, ImageSplit, canonical_source, check_image_counts, count_classes, count_train_images, has_own_split, load_dataset
 from scaler.errors import Interrupted, UsageError, attributed_to
 from scaler.runtime import Runtime
 from scaler.states import State
@@ -57,6 +57,14 @@ class DataOptions:
     def train_images_in_all(self) -> int | None:
         """Training images the source has before any cap (None: synthetic, rendered to order)."""
         return _train_images_in_all(self.source, self.val_fraction)
+
+    def training_images(self) -> int | None:
+        """How many images a training takes: the cap, or all the source has, whichever is
+        fewer (the synthetic set renders SYNTHETIC_TRAIN unless told otherwise)."""
+        if self.source == "synthetic":
+            return SYNTHETIC_TRAIN if self.train_images is None else self.train_images
+        in_all = self.train_images_in_all()
+        return in_all if self.train_images is None or in_all is None else min(self.train_images, in_all)
 
     def classes(self) -> int:
         """How many classes the source has (its layout checked, nothing decoded)."""
