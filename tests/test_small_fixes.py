@@ -575,5 +575,10 @@ def test_a_table_too_wide_for_the_terminal_leaves_columns_out_and_names_them(mon
     assert "left out to fit 100 columns: top-5, val loss, img/s, s, a*b²*g² (a wider terminal, or --format csv, shows them)" \
         in " ".join(" ".join(lines).split())  # not the empty 95% interval and reason
     assert printed(120, terminal=True)[2].split()[-3:] == ["n", "s", "state"]
+    narrowest = printed(70, terminal=True)  # n and the state too
+    assert narrowest[2].split() == ["rank", "alpha", "beta", "gamma", "r", "MACs", "M", "top-1"] and max(map(len, narrowest)) <= 70
+    # where even the narrowest would not fit, nothing is left out: it wraps anyway
+    whole = printed(50, terminal=True)
+    assert all(h in whole[2] for h in ("a*b²*g²", "top-5", "val loss", "img/s", "state", "reason")) and "left out" not in "".join(whole)
     piped = printed(100, terminal=False)
     assert all(h in piped[2] for h in ("a*b²*g²", "top-5", "val loss", "img/s", "reason")) and "left out" not in "".join(piped)

@@ -205,24 +205,32 @@ def emit(
             print(f"{markdown_text(caption)}\n")
     else:
         table = rich_table(frame, columns, title=title, caption=caption, highlight=highlight)
-        # On a terminal too narrow for it, columns are left out, named in the caption, until it
-        # fits: the empty ones first, then those that give way, in their order (piped, every
-        # column is kept: a file is read by programs too).
-        empty = {c.key for c in columns if all(c.fmt(v) == "" for v in frame.get(c.key, []))}
-        giving_way = sorted((c for c in columns if c.gives_way is not None or c.key in empty),
-                            key=lambda c: (c.key not in empty, c.gives_way or 0))
-        hidden: list[Column] = []
-        while console.is_terminal and giving_way and _natural_width(console, table) > console.width:
-            hidden.append(giving_way.pop(0))
-            named = [c.header for c in hidden if c.key not in empty]  # an empty column is not missed
-            note = (f"left out to fit {console.width} columns: {', '.join(named)} (a wider terminal, or --format csv, "
-                    "shows them)") if named else ""
-            table = rich_table(frame, [c for c in columns if c not in hidden], title=title,
-                               caption="\n".join(filter(None, [caption, note])), highlight=highlight)
+        if console.is_terminal and _natural_width(console, table) > console.width:
+            table = _fitted(frame, columns, console, title, caption, highlight) or table
         # Never squeeze numbers into ellipses: widen past a narrow (or piped) console instead.
         if (natural := _natural_width(console, table)) > console.width:
             console = Console(file=console.file, width=natural, markup=False)  # data, never styles
         console.print(table)
+
+
+def _fitted(frame: pd.DataFrame, columns: list[Column], console: Console, title: str | None, caption: str | None,
+            highlight: Callable[[pd.Series], str | None] | None) -> Table | None:
+    """The table with columns left out until it fits the terminal: the empty ones first, then
+    those that give way, in their order; the caption names the left-out ones that held values.
+    None where even the narrowest does not fit: then nothing is left out, since it wraps
+    anyway (and piped, every column is kept: a file is read by programs too)."""
+    empty = {c.key for c in columns if all(c.fmt(v) == "" for v in frame.get(c.key, []))}
+    giving_way = sorted((c for c in columns if c.gives_way is not None or c.key in empty),
+                        key=lambda c: (c.key not in empty, c.gives_way or 0))
+    for n in range(1, len(giving_way) + 1):
+        hidden = giving_way[:n]
+        named = [c.header for c in hidden if c.key not in empty]  # an empty column is not missed
+        note = f"left out to fit {console.width} columns: {', '.join(named)} (a wider terminal, or --format csv, shows them)"
+        table = rich_table(frame, [c for c in columns if c not in hidden], title=title,
+                           caption="\n".join(filter(None, [caption, note if named else ""])), highlight=highlight)
+        if _natural_width(console, table) <= console.width:
+            return table
+    return None
 
 
 def _natural_width(console: Console, table: Table) -> int:

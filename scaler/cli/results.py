@@ -36,7 +36,7 @@ SEARCH_COLUMNS = [
     Column("val_loss", "val loss", fixed(3), gives_way=2),
     Column("train_seconds", "s", seconds, gives_way=4),
     Column("images_per_s", "img/s", fixed(0), gives_way=3),
-    Column("state", "state", text),
+    Column("state", "state", text, gives_way=10),
     Column("reason", "reason", text),
 ]
 
