@@ -115,7 +115,7 @@ def test_a_surface_search_with_a_tolerance_of_its_own_is_the_search_without_it(c
     """Surface mode does not use --tolerance: typed or not, one configuration, one study (its
     default name too), the note said once; a study an earlier scaler recorded with the value as
     typed still resumes by its command."""
-    surface = [a for a in search_args(tmp_path)[:-2]]  # the default name
+    surface = search_args(tmp_path)[:-2]  # the default name
     i = surface.index("--tolerance")
     surface[i : i + 2] = ["--mode", "surface", "--gamma-range", "1:1.4:0.2"]
     note = "note: --tolerance is grid mode's; surface mode solves gamma exactly and does not use it\n"

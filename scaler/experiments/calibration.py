@@ -287,13 +287,14 @@ class CalibrationConfig:
         return self.default_name()
 
     def resumable(self, root: Path, name: str | None, reference_train_images: int | None,
-                  typed: SearchConfig) -> CalibrationConfig:
+                  tolerance: float) -> CalibrationConfig:
         """This configuration, or the spelling of the same options that the calibration folder
         records: a --reference-train-images equal to the proxy's own images, or a surface
-        search's --tolerance (the candidate space as `typed`), which an earlier scaler kept as
-        given (`reference_setting` and `CandidateSpace.canonical` now leave them unset: one
+        search's --tolerance (as typed, `tolerance`), which an earlier scaler kept as given
+        (`reference_setting` and `CandidateSpace.canonical` now leave them unset: one
         configuration)."""
-        spellings = [self, replace(self, search=replace(self.search, space=typed.space))]
+        typed_space = replace(self.search.space, tolerance=tolerance)
+        spellings = [self, replace(self, search=replace(self.search, space=typed_space))]
         spellings += [replace(c, reference=replace(c.reference, train_images=reference_train_images)) for c in spellings]
         return recorded_spelling(spellings, root=root, name=name, summary_name=SUMMARY_NAME)
 
