@@ -178,17 +178,25 @@ def train_against_step(run: tuple[str, EpochMetrics, EpochMetrics, str], pure: f
 
 
 def timed_search(figure: str, device: str, root: str, workers: int, options: list[str],
-                 goal: str = "") -> bool:
+                 goal: str = "", limit: float | None = None) -> bool:
     """`scaler search --phi 1 OPTIONS` in a child process, with `workers` worker processes: its
     wall time and printed estimate, and its best and worst top-1 (figures 4 and 8); False when
-    the search failed."""
+    the search failed. Its lines are echoed as they come, with the seconds since its start, so
+    that a call cut short still shows how far it got; after `limit` seconds it is stopped with
+    a Ctrl-C and reported as far as it got."""
     command = [sys.executable, "-m", "scaler", "search", "--phi", "1", "--device", device,
                "--workers", str(workers), "--quiet", "--root", root, *options]
     # This checkout's scaler, installed or not.
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     lines: list[str] = []
-    run, code = run_search(command, env={"PYTHONPATH": path}, echo=lines.append)
-    if code:  # report and go on: the other figures still answer
+    start = time.perf_counter()
+
+    def echo(line: str) -> None:
+        lines.append(line)
+        print(f"  {time.perf_counter() - start:6.1f} s | {line}", flush=True)
+
+    run, code = run_search(command, env={"PYTHONPATH": path}, echo=echo, limit=limit)
+    if code and not run.stopped:  # report and go on: the other figures still answer
         print(f"{figure} on {device}, {workers} worker(s): failed (exit {code}): "
               f"{' | '.join(lines)[-500:]}", flush=True)
         return False
@@ -217,11 +225,11 @@ def default_search(device: str, root: str, quick: bool, workers: int) -> bool:
                         " (goal <= 60 s on one H200)")
 
 
-def gpu_proxy_search(device: str, root: str, quick: bool, workers: int) -> bool:
-    """Figure 8: the GPU-sized proxy's search (GPU_PROXY)."""
+def gpu_proxy_search(device: str, root: str, quick: bool, workers: int, limit: float | None) -> bool:
+    """Figure 8: the GPU-sized proxy's search (GPU_PROXY), stopped after `limit` seconds."""
     how = "micro search, --quick" if quick else "B0 width 1.0, 128 px, 20,000 + 2,000 images"
     return timed_search(f"8. GPU-sized proxy search ({how})", device, root, workers,
-                        MICRO_SEARCH if quick else GPU_PROXY)
+                        MICRO_SEARCH if quick else GPU_PROXY, limit=limit)
 
 
 def first_use_by_policy(device: str, quick: bool) -> None:
@@ -370,6 +378,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="", help="the figures to run, e.g. 8 (which runs only when named here)")
     parser.add_argument("--workers", default="1", help="figure 4's --workers, one search each: e.g. 1,4")
     parser.add_argument("--proxy-workers", type=int, default=4, help="figure 8's --workers")
+    parser.add_argument("--proxy-limit", type=float, help="stop figure 8's search after this many seconds "
+                        "(a Ctrl-C) and report how far it got: its estimate and the candidates done")
     args = parser.parse_args(argv)
     skip, only = figures(parser, "--skip", args.skip), figures(parser, "--only", args.only)
     skip |= set(range(1, 9)) - only if only else {8}
@@ -407,7 +417,8 @@ def main(argv: list[str] | None = None) -> None:
         if 8 not in skip:
             with tempfile.TemporaryDirectory() as scratch:
                 root = Path(args.root) / "gpu-proxy" if args.root else Path(scratch)
-                failed += not gpu_proxy_search(device, str(root), args.quick, args.proxy_workers)
+                failed += not gpu_proxy_search(device, str(root), args.quick, args.proxy_workers,
+                                                args.proxy_limit)
     if failed:
         sys.exit(f"gpu_search: {failed} search(es) of figures 4 and 8 failed (above)")
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,14 +21,21 @@ ESTIMATE = re.compile(r"estimated ([0-9.]+) (s|min)\b")
 
 @dataclass(frozen=True)
 class SearchRun:
-    """A finished search: its wall time, the estimate it printed, and when it printed it."""
+    """A search that ended: its wall time, the estimate it printed, when it printed it, and
+    whether a time limit stopped it."""
 
     wall: float
     estimate: float | None  # None when no estimate line was seen
     printed_at: float | None  # seconds after the start; None likewise
+    stopped: bool = False  # interrupted (Ctrl-C) at the time limit
 
     def report(self) -> str:
         """Estimate against the time that followed it (goal within +-25%), and the whole run."""
+        if self.stopped:  # unfinished: the time after the estimate is only a lower bound
+            told = ("before it printed an estimate" if self.estimate is None or self.printed_at is None else
+                    f"{self.wall - self.printed_at:.0f} s after an estimate of {self.estimate:.0f} s (printed "
+                    f"{self.printed_at:.0f} s in: start-up, data, timing the networks)")
+            return f"stopped at the time limit after {self.wall:.0f} s, {told}"
         if self.estimate is None or self.printed_at is None:
             return f"no estimate line was printed; whole run {self.wall:.0f} s"
         after = self.wall - self.printed_at
@@ -38,15 +47,28 @@ class SearchRun:
 
 
 def run_search(command: list[str], env: dict[str, str] | None = None,
-               echo: Callable[[str], None] | None = None) -> tuple[SearchRun, int]:
+               echo: Callable[[str], None] | None = None,
+               limit: float | None = None) -> tuple[SearchRun, int]:
     """Run `command` (a search with `--quiet`), echo each output line, and return the run and
-    its exit code."""
+    its exit code. After `limit` seconds the search and its workers get a Ctrl-C (SIGINT to
+    their process group), as a user would stop them: it keeps what finished and exits."""
     start = time.perf_counter()
     estimate: float | None = None
     printed_at: float | None = None
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "COLUMNS": "200", **(env or {})})
+                            env={**os.environ, "COLUMNS": "200", **(env or {})},
+                            start_new_session=limit is not None)
     assert proc.stdout is not None
+    stopped = threading.Event()
+
+    def stop() -> None:
+        if proc.poll() is None:
+            stopped.set()
+            os.killpg(proc.pid, signal.SIGINT)
+
+    timer = threading.Timer(limit, stop) if limit is not None else None
+    if timer is not None:
+        timer.start()
     for line in proc.stdout:
         if echo is not None:
             echo(line.rstrip())
@@ -55,4 +77,6 @@ def run_search(command: list[str], env: dict[str, str] | None = None,
             estimate = float(found.group(1)) * (60 if found.group(2) == "min" else 1)
             printed_at = time.perf_counter() - start
     code = proc.wait()
-    return SearchRun(time.perf_counter() - start, estimate, printed_at), code
+    if timer is not None:
+        timer.cancel()
+    return SearchRun(time.perf_counter() - start, estimate, printed_at, stopped.is_set()), code

@@ -54,9 +54,19 @@ def test_gpu_benchmark_prints_its_figures_on_a_cpu(tmp_path, monkeypatch, capsys
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert alone.returncode == 0, alone.stderr
-    proxy = alone.stdout.splitlines()[1:]
+    assert re.search(r"^ +[0-9.]+ s \| .*estimated", alone.stdout, re.M), alone.stdout  # its lines, as they came
+    proxy = [line for line in alone.stdout.splitlines() if line.startswith("8.")]
     assert len(proxy) == 1 and re.search(r"^8\. .* wall [0-9.]+ s; .*; candidates \d+ complete; "
                                          r"top-1 [0-9.]+% best, [0-9.]+% worst$", proxy[0]), alone.stdout
+    cut = subprocess.run(  # a limit it cannot meet: stopped with a Ctrl-C, reported, not failed
+        [sys.executable, "benchmarks/gpu_search.py", "--device", "cpu", "--quick", "--only", "8", "--proxy-workers", "1",
+         "--proxy-limit", "1", "--root", str(tmp_path / "cut")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert cut.returncode == 0, cut.stderr
+    stopped = [line for line in cut.stdout.splitlines() if line.startswith("8.")]
+    assert len(stopped) == 1 and re.search(r"wall [0-9.]+ s; stopped at the time limit after [0-9]+ s, before it printed "
+                                           r"an estimate; no results.csv written$", stopped[0]), cut.stdout
     for bad in (["--only", "9"], ["--skip", "x"]):
         with pytest.raises(SystemExit) as wrong:
             gpu_search(["--device", "cpu", *bad])
