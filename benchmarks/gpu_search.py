@@ -36,8 +36,9 @@ figures 5 and 7 set the policies they compare.
    and native-depthwise, first use and warm rate (what `auto`'s threshold rests on).
 8. A GPU-sized proxy: the default search's candidates and recipe on B0 at full width, 128 px and
    20,000 + 2,000 synthetic images (GPU_PROXY), `--workers` 4 (`--proxy-workers`): its wall
-   time, its estimate, and its best and worst top-1. It takes minutes, so it runs only when
-   `--only` names it (`--only 8`: it alone, in a call of its own).
+   time, its estimate, and its best and worst top-1. It takes minutes (over 473 s on one H200,
+   2026-12-04), so it runs only when `--only` names it (`--only 8`: it alone, in a call of its
+   own), and `--proxy-limit SECONDS` stops it in time to report how far it got.
 
 `--quick` shrinks every part (two candidates, tiny images, a micro search) so that the script
 can be smoke-tested on a CPU; its figures then mean nothing.
