@@ -6,7 +6,7 @@
 # benchmarks/gpu_search.py with the arguments given, on this checkout in place.
 # It checks that each package imports, not its version. Figures 1-7, the default search
 # at 1 and at 4 workers included, in one call of the device tool (on one H200, 2026-12-04:
-# figure 4 199 s with the install, figures 1-3 and 6 92 s, figure 7 87 s; 5 not timed):
+# figure 4 199 s with the install, figures 1-3 and 6 92 s, figure 7 87 s; figure 5 alone 58 s with the install):
 #   bash scripts/gpu_check.sh --workers 1,4
 # `--skip 4` (the searches) or `--skip 7` (channels_last's first uses) save the most time.
 # The GPU-sized proxy's search (figure 8, minutes) runs in a call of its own:
