@@ -8,6 +8,7 @@ import builtins
 import contextlib
 import fcntl
 import json
+import math
 import multiprocessing
 import os
 import signal
@@ -26,11 +27,12 @@ from fake_experiment import FakeConfig, FakeExperiment, OtherFakeExperiment, log
 
 import scaler.study.runner as runner
 import scaler.study.storage as storage_module
+from scaler.study.storage import item_params
 from scaler.errors import RunError, UsageError
 from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.study.create import join_study, open_study
-from scaler.study.engine import pop_trial, reconcile, run_trial, work
+from scaler.study.engine import ATTR_ORDER, pop_trial, reconcile, run_trial, set_queue_order, work
 from scaler.study.trials import count_finished, records
 from scaler.study.experiment import Events, WorkItem
 from scaler.study import lock
@@ -159,6 +161,42 @@ def test_an_item_enqueued_twice_runs_once(tmp_path, storage_url):
             states_seen.append(run_trial(handle, trial, {}, CPU, Events()))
     assert sorted(states_seen) == sorted([State.COMPLETE, State.COMPLETE, State.DUPLICATE])
     assert sorted(i for e, i, _ in log_lines(log) if e == "start") == [0, 1]
+
+
+def test_workers_take_items_in_the_queue_order_the_study_records(tmp_path, storage_url):
+    """`set_queue_order` is kept in the study, so every worker (another process, another
+    machine) takes WAITING trials in it; items it does not name come last, in enqueue order."""
+    folder = tmp_path / unique("order")
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=5), storage_url)
+        reconcile(handle)
+        set_queue_order(handle, [WorkItem.of(item=3), WorkItem.of(item=1), WorkItem.of(item=4)])
+        other = join_study(storage_url, handle.name) if storage_url else handle  # a second worker's view
+        popped = [item_params(h.storage.get_trial(pop_trial(h)._trial_id))["item"] for h in (handle, other, handle, other, handle)]
+        assert popped == [3, 1, 4, 0, 2] and pop_trial(handle) is None
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_one_worker_keeps_table_order_and_several_take_the_longest_first(tmp_path, monkeypatch, workers):
+    seconds = {0: 1.0, 1: 4.0, 2: 2.0, 3: 8.0}
+    monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, context, runtime, items, *, in_process=True:
+                        ({item: seconds[item["item"]] for item in items}, "measured"))
+    log, messages = tmp_path / "runs.log", []
+    folder = tmp_path / unique("longest")
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=4, seconds=0.0, log=str(log)))
+        run_study(handle, workers=workers, runtime=CPU, retry_failed=False, log=messages.append)
+        order = [params["item"] for params in handle.study.user_attrs[ATTR_ORDER]]
+        journal = (folder / "study.journal").read_bytes()
+        run_study(handle, workers=workers, runtime=CPU, retry_failed=False, log=print)  # finished: shown again
+        assert (folder / "study.journal").read_bytes() == journal  # nothing written to its storage
+    assert order == ([0, 1, 2, 3] if workers == 1 else [3, 1, 2, 0])
+    assert sorted(i for e, i, _ in log_lines(log) if e == "start") == [0, 1, 2, 3]
+    if workers == 1:
+        assert [i for e, i, _ in log_lines(log) if e == "start"] == [0, 1, 2, 3]
+        assert "estimated 15 s (measured)" in next(m for m in messages if "estimated" in m)
+    else:  # 8 s on one worker, 4 + 2 + 1 on the other
+        assert "estimated 8 s (measured)" in next(m for m in messages if "estimated" in m)
 
 
 def test_the_result_files_are_written_before_the_display_says_an_item_finished(tmp_path):
@@ -403,7 +441,7 @@ def test_the_estimate_knows_whether_the_work_runs_in_this_process(tmp_path, monk
 
     def estimate(self, context, runtime, items, *, in_process=True):
         asked.append(in_process)
-        return 42.0, "measured by the test"
+        return dict.fromkeys(items, 21.0), "measured by the test"
 
     monkeypatch.setattr(FakeExperiment, "estimate_seconds", estimate)
     messages: list[str] = []
@@ -420,7 +458,7 @@ def estimated_run(tmp_path: Path, monkeypatch, *, seconds: float, items: int, wo
     """The messages of a study of `items` items that the experiment estimates at `seconds` in
     all, run by `workers` one-thread worker processes on `cores` cores, each process taking
     5 s to start."""
-    monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, context, runtime, queued, *, in_process=True: (seconds, "measured"))
+    monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, context, runtime, queued, *, in_process=True: (dict.fromkeys(queued, seconds / len(queued)), "measured"))
     monkeypatch.setattr(runner, "process_age", lambda: 5.0)
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     messages: list[str] = []
@@ -436,7 +474,11 @@ def test_worker_processes_are_estimated_by_the_busiest_worker_plus_its_start_up(
     # 3 items of 14 s on 2 workers: one trains two (28 s), after starting as this process did (5 s).
     line = next(m for m in messages if "estimated" in m)
     assert "estimated 33 s (measured; each worker starts in ~5 s, as this process did)" in line
-    assert runner.parallel_seconds(42.0, 3, 8, None) == 14.0  # more workers than items: one each
+    assert runner.parallel_seconds([14.0] * 3, 8, None) == 14.0  # more workers than items: one each
+    # unequal items, longest first, each to the worker free first: 30 | 20 + 20, then 10 each
+    # (in table order, 10 | 10, 20 | 20, 30 would end at 60 s; ceil(5 / 2) x 18 s read 54 s)
+    assert runner.parallel_seconds([10.0, 10.0, 20.0, 20.0, 30.0], 2, None) == 50.0
+    assert math.isnan(runner.parallel_seconds([10.0, math.nan], 2, None))  # one unknown: the whole unknown
 
 
 def test_workers_beyond_the_cores_are_estimated_as_sharing_them(tmp_path, monkeypatch):
@@ -450,7 +492,7 @@ def test_workers_beyond_the_cores_are_estimated_as_sharing_them(tmp_path, monkey
 
 
 def test_a_long_lived_caller_counts_no_worker_start_up(tmp_path, monkeypatch):
-    monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, context, runtime, items, *, in_process=True: (42.0, "measured"))
+    monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, context, runtime, items, *, in_process=True: (dict.fromkeys(items, 14.0), "measured"))
     monkeypatch.setattr(runner, "process_age", lambda: 3600.0)  # a notebook open for an hour
     messages: list[str] = []
     folder = tmp_path / "notebook"

@@ -321,13 +321,16 @@ def test_search_estimate_times_each_network_once_and_pays_its_first_use_once(mon
         return proxy.Timing(float(resolution), 3.0, 100.0)
 
     monkeypatch.setattr(proxy, "estimate_seconds", timing)
-    total, how = search.estimate_seconds(None, Runtime(device="cpu"), search.items(), in_process=False)
+    each, how = search.estimate_seconds(None, Runtime(device="cpu"), search.items(), in_process=False)
+    total = sum(each.values())
+    # each item: its network's training, and half its first use (the two repeats share it)
+    assert each == {item: pytest.approx(search.network(item).resolution + 1.5) for item in search.items()}
     assert sorted(timed) == sorted(c.resolution for c in search.candidates)  # each network once, not per repeat
     warm = sum(2 * c.resolution for c in search.candidates)
     assert total == pytest.approx(warm + 3.0 * len(search.candidates))  # worker processes pay the first use
     assert how == f"timed {len(search.candidates)} networks: 100 img/s, first use 3.0 s per network"
     # in this process the networks the estimate ran stay warm: no first use left to pay
-    assert search.estimate_seconds(None, Runtime(device="cpu"), search.items())[0] == pytest.approx(warm)
+    assert sum(search.estimate_seconds(None, Runtime(device="cpu"), search.items())[0].values()) == pytest.approx(warm)
 
 
 def test_beyond_the_limit_networks_take_the_timing_of_the_nearest_timed_one_scaled_by_macs():

@@ -19,6 +19,7 @@ again for it.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -569,21 +570,21 @@ class Calibration(Experiment):
 
     def estimate_seconds(
         self, context: Dataset, runtime: Runtime, items: list[WorkItem], *, in_process: bool = True
-    ) -> tuple[float, str]:
+    ) -> tuple[dict[WorkItem, float], str]:
         """Times each distinct network of `items` (see `time_networks`) as the proxy trains,
         takes each item's training from its rates (the setting's epochs over its training
-        images, each epoch evaluated on the shared validation split), and adds the first use
-        still to pay (see `first_use_left`)."""
+        images, each epoch evaluated on the shared validation split), and adds its share of
+        its network's first use still to pay (see `first_use_left`)."""
         if not items:
-            return 0.0, "nothing left to train"
+            return {}, "nothing left to train"
         search = self.config.search
         builds: dict[tuple, tuple[int, int]] = {}  # network -> a (setting, position) that builds it
-        runs: dict[tuple, list[tuple[int, int | None]]] = {}  # network -> (epochs, training images) per item
+        shapes: dict[WorkItem, tuple] = {}
         for item in items:
             setting, position = item["setting"], self.position[item["candidate"]]
-            network = self._shape(setting, position)
-            builds.setdefault(network, (setting, position))
-            runs.setdefault(network, []).append((self.config.epochs(self.settings[setting]), self._train_images(setting)))
+            shapes[item] = self._shape(setting, position)
+            builds.setdefault(shapes[item], (setting, position))
+        trainings = Counter(shapes.values())
 
         def measure(shape: tuple) -> Timing:
             setting, position = builds[shape]
@@ -593,18 +594,24 @@ class Calibration(Experiment):
                 self._subsets.get(PROXY, context), search.train, runtime,
             )  # fmt: skip
 
+        def training(item: WorkItem, timing: Timing) -> float:
+            """One item's warm training: its setting's epochs over its training images."""
+            setting = item["setting"]
+            images = self._train_images(setting)
+            return timing.training_seconds(replace(search.train, epochs=self.config.epochs(self.settings[setting])),
+                                           images) if images else math.nan
+
         def work(shape: tuple, timing: Timing) -> float:
-            return sum(
-                timing.training_seconds(replace(search.train, epochs=epochs), images) if images else math.nan
-                for epochs, images in runs[shape]
-            )  # fmt: skip
+            return sum(training(item, timing) for item in items if shapes[item] == shape)
 
         timings = time_networks(
             {shape: self.networks[s][p]["macs"] for shape, (s, p) in builds.items()}, measure,
             work=work, in_process=in_process,
         )  # fmt: skip
-        total = sum(work(k, t) for k, t in timings.items())
-        return total + first_use_left(timings.values(), in_process), describe_timings(timings.values())
+        return {
+            item: training(item, timings[shape]) + first_use_left(timings[shape], in_process) / trainings[shape]
+            for item, shape in shapes.items()
+        }, describe_timings(timings.values())
 
     def _shape(self, setting: int, position: int) -> tuple:
         """What makes two trainings the same network, as far as the plan records it:

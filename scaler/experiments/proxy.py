@@ -302,11 +302,11 @@ def time_networks(
     return {k: timing_of(k) for k in keys}
 
 
-def first_use_left(timings: Iterable[Timing], in_process: bool) -> float:
-    """The first-use seconds the work will still pay: once per network, except for the
-    networks the estimate itself ran when the work runs in this same process (their shapes
-    stay warm; on a GPU that is seconds per network, on a CPU little)."""
-    return sum(t.first_use for t in timings if not (in_process and t.measured))
+def first_use_left(timing: Timing, in_process: bool) -> float:
+    """The first-use seconds the work will still pay for a network: all of it, except for a
+    network the estimate itself ran when the work runs in this same process (its shapes stay
+    warm; on a GPU that is seconds per network, on a CPU little)."""
+    return 0.0 if in_process and timing.measured else timing.first_use
 
 
 def describe_timings(timings: Iterable[Timing]) -> str:
@@ -400,16 +400,16 @@ class ProxyExperiment(Experiment):
 
     def estimate_seconds(
         self, context: Dataset, runtime: Runtime, items: list[WorkItem], *, in_process: bool = True
-    ) -> tuple[float, str]:
-        """Times each distinct network of `items` (see `time_networks`): its warm time for
-        every item, plus the first use still to pay (see `first_use_left`; repeats reuse warm
-        shapes)."""
+    ) -> tuple[dict[WorkItem, float], str]:
+        """Times each distinct network of `items` (see `time_networks`): each item's warm
+        training, plus its share of its network's first use still to pay (see `first_use_left`;
+        repeats reuse warm shapes)."""
         if not items:
-            return 0.0, "nothing left to train"
+            return {}, "nothing left to train"
         config = self.config
-        networks = [self.network(i) for i in items]
-        distinct = {shape(n): n for n in networks}
-        trainings = Counter(shape(n) for n in networks)  # repeats train the same network
+        networks = {item: shape(self.network(item)) for item in items}
+        distinct = {key: self.network(item) for item, key in networks.items()}
+        trainings = Counter(networks.values())  # repeats train the same network
 
         def work(key: tuple, timing: Timing) -> float:
             return trainings[key] * timing.seconds
@@ -421,5 +421,7 @@ class ProxyExperiment(Experiment):
             ),
             work=work, in_process=in_process,
         )  # fmt: skip
-        total = sum(work(k, t) for k, t in timings.items()) + first_use_left(timings.values(), in_process)
-        return total, describe_timings(timings.values())
+        return {
+            item: timings[key].seconds + first_use_left(timings[key], in_process) / trainings[key]
+            for item, key in networks.items()
+        }, describe_timings(timings.values())

@@ -5,7 +5,8 @@ How a study stays exactly-once and resumable, whatever its experiment:
 * Every work item is enqueued as a WAITING trial with the item's parameters, and workers pop
   WAITING trials with the storage's atomic WAITING -> RUNNING transition; no sampler ever
   chooses. (Optuna's grid sampler alone can hand the same point to two workers near the end of
-  a study; the queue cannot.)
+  a study; the queue cannot.) They take them in the order the runner set (`set_queue_order`:
+  table order for one worker, the longest first for several).
 * Before workers start, `reconcile` looks at every item's trials: finished items are left
   alone; a trial left RUNNING by a process that died (journal file: on restart, since the
   folder lock proves nobody else runs it; RDB: by heartbeat) or stopped by Ctrl-C is marked
@@ -34,7 +35,7 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from scaler.errors import UsageError, interrupted_by_user
 from scaler.runtime import Runtime
@@ -50,6 +51,7 @@ _OPTUNA_STATE = {State.COMPLETE: TrialState.COMPLETE, State.TIMEOUT: TrialState.
 
 
 ATTR_CONTEXT = "scaler_context_fingerprint"
+ATTR_ORDER = "scaler_queue_order"  # the items in the order workers take them
 
 
 def prepare(handle: StudyHandle, runtime: Runtime) -> Any:
@@ -93,6 +95,18 @@ def _summary_data_fingerprint(handle: StudyHandle) -> str | None:
 def _enqueue(handle: StudyHandle, item: WorkItem) -> None:
     params = item.as_dict()
     handle.study.enqueue_trial(params, user_attrs=params)
+
+
+def set_queue_order(handle: StudyHandle, items: list[WorkItem]) -> None:
+    """The order in which workers take the items (`pop_trial`), for every worker of the study,
+    those that join from other machines included; items not named come after them."""
+    handle.study.set_user_attr(ATTR_ORDER, [item.as_dict() for item in items])
+
+
+def _queue_position(handle: StudyHandle) -> Callable[[FrozenTrial], int]:
+    """A WAITING trial's place in the queue order (`set_queue_order`)."""
+    order = {WorkItem.of(**params): i for i, params in enumerate(handle.study.user_attrs.get(ATTR_ORDER) or [])}
+    return lambda trial: order.get(handle.experiment.item_of(item_params(trial)), len(order))
 
 
 @dataclass(frozen=True)
@@ -151,7 +165,8 @@ def pop_trial(handle: StudyHandle) -> optuna.trial.Trial | None:
     taking a trial must still leave a trial that goes stale.
     """
     storage = handle.storage
-    for frozen in storage.get_all_trials(handle.study_id, deepcopy=False, states=(TrialState.WAITING,)):
+    waiting = storage.get_all_trials(handle.study_id, deepcopy=False, states=(TrialState.WAITING,))
+    for frozen in sorted(waiting, key=_queue_position(handle)):  # stable: ties in enqueue order
         try:
             if storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
                 if handle.uses_heartbeat:

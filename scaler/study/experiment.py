@@ -12,6 +12,7 @@ import abc
 import hashlib
 import importlib
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,11 +198,12 @@ class Experiment(abc.ABC):
 
     def estimate_seconds(
         self, context: Any, runtime: Runtime, items: list[WorkItem], *, in_process: bool = True
-    ) -> tuple[float, str]:
-        """Estimated seconds to run `items` in one worker, and how it was measured.
-        `in_process`: the items will run in this process (what the estimate warmed stays
-        warm), not in worker processes."""
-        return float("nan"), "no estimate"
+    ) -> tuple[dict[WorkItem, float], str]:
+        """Estimated seconds of each of `items` in one worker (NaN: unknown), and how they
+        were measured. Their sum is the estimate for one worker; several workers take the
+        longest first (`runner.parallel_seconds`). `in_process`: the items will run in this
+        process (what the estimate warmed stays warm), not in worker processes."""
+        return dict.fromkeys(items, math.nan), "no estimate"
 
     # -- results --------------------------------------------------------------------------
     @abc.abstractmethod

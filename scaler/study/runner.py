@@ -9,6 +9,7 @@ drives them and reports progress to a `Display` the caller gives (the command li
 from __future__ import annotations
 
 import contextlib
+import heapq
 import math
 import multiprocessing
 import os
@@ -31,12 +32,12 @@ from scaler.errors import DEBUG_ENV, ScalerError, UsageError, interrupted_by_use
 from scaler.runtime import Runtime, concurrent_workers, oversubscription
 from scaler.states import State
 from scaler.study.create import join_study
-from scaler.study.engine import Plan, prepare, reconcile, work, worker_id
+from scaler.study.engine import Plan, prepare, reconcile, set_queue_order, work, worker_id
 from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
 from scaler.study.spawned import worker_entry
 from scaler.study.trials import count_finished, mark_interrupted, records
-from scaler.study.experiment import Events
+from scaler.study.experiment import Events, WorkItem
 from scaler.study.storage import item_params, requeue_lost
 
 MAX_ROUNDS = 3  # rounds of local workers; a round after the first reruns items of dead workers
@@ -185,11 +186,17 @@ def _announce(handle: StudyHandle, plan: Plan, context: Any, workers: int, runti
     runtime = runtime.with_threads(_threads_per_worker(workers, runtime.threads, log))
     if plan.queued:  # seconds per network on a GPU (first use) before the estimate line
         log(f"timing the networks for the estimate of the {len(plan.queued)} {noun}(s) left")
-    seconds, how = experiment.estimate_seconds(context, runtime, plan.queued, in_process=workers == 1)
+    each, how = experiment.estimate_seconds(context, runtime, plan.queued, in_process=workers == 1)
+    seconds = sum(each.values())
+    if plan.queued:  # a finished study shown again writes nothing to its storage
+        # One worker takes the items in table order (a pruner's decisions and the table fill in
+        # the order a reader expects); several take the longest first, so that no long item
+        # starts last while the other workers stand idle.
+        set_queue_order(handle, longest_first(each) if workers > 1 else plan.queued)
     if workers > 1 and plan.queued:
         at_once = concurrent_workers(workers, runtime.threads, runtime.device)
         # workers that start together share the cores as their trainings do
-        seconds = parallel_seconds(seconds, len(plan.queued), at_once, None if startup is None else startup * workers / at_once)
+        seconds = parallel_seconds(list(each.values()), at_once, None if startup is None else startup * workers / at_once)
         if at_once < workers:
             how += f"; the cores train {at_once} of the {workers} workers' items at a time"
         if startup is not None:
@@ -201,14 +208,29 @@ def _announce(handle: StudyHandle, plan: Plan, context: Any, workers: int, runti
     return workers, runtime
 
 
-def parallel_seconds(seconds: float, items: int, workers: int, startup: float | None) -> float:
-    """Wall time of `items` work items that take `seconds` in all, shared by `workers` worker
-    processes that each start in `startup` seconds: the busiest worker trains ceil(items /
-    workers) items of the mean length. (Dividing by the worker count alone read 54% short on
-    one H200: 6 items on 4 workers leave two workers with two each, and each worker first
-    imports torch and loads the data.)"""
-    busiest = math.ceil(items / min(workers, items))
-    return (startup or 0.0) + seconds * busiest / items
+def longest_first(seconds: dict[WorkItem, float]) -> list[WorkItem]:
+    """The items by their estimated seconds, longest first (unknown ones last; ties in the
+    given order)."""
+    return sorted(seconds, key=lambda item: -seconds[item] if math.isfinite(seconds[item]) else math.inf)
+
+
+def parallel_seconds(seconds: list[float], workers: int, startup: float | None) -> float:
+    """Wall time of work items of `seconds` each, taken longest first by `workers` worker
+    processes that each start in `startup` seconds: each item goes to the worker that is free
+    first (what the queue's order makes happen), and the last to finish ends the run. (Dividing
+    the total by the worker count read 54% short on one H200: 6 items on 4 workers leave two
+    workers with two each, and each worker first imports torch and loads the data; taking the
+    busiest worker's share of items of the mean length read at least 4% short for items of
+    unequal length, the longest of which the grid's order started last.) NaN when any item's
+    time is unknown."""
+    if not seconds:
+        return startup or 0.0
+    if not all(math.isfinite(s) for s in seconds):
+        return math.nan
+    free_at = [0.0] * min(workers, len(seconds))
+    for item in sorted(seconds, reverse=True):
+        heapq.heapreplace(free_at, free_at[0] + item)
+    return (startup or 0.0) + max(free_at)
 
 
 def process_age() -> float | None:
