@@ -197,7 +197,7 @@ def timed_search(figure: str, device: str, root: str, workers: int, options: lis
         print(f"  {time.perf_counter() - start:6.1f} s | {line}", flush=True)
 
     run, code = run_search(command, env={"PYTHONPATH": path}, echo=echo, limit=limit)
-    if code and not run.stopped:  # report and go on: the other figures still answer
+    if code and run.stopped_at is None:  # report and go on: the other figures still answer
         print(f"{figure} on {device}, {workers} worker(s): failed (exit {code}): "
               f"{' | '.join(lines)[-500:]}", flush=True)
         return False

@@ -5,6 +5,7 @@ and the per-class error analysis."""
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import warnings
@@ -71,6 +72,30 @@ def test_gpu_benchmark_prints_its_figures_on_a_cpu(tmp_path, monkeypatch, capsys
         with pytest.raises(SystemExit) as wrong:
             gpu_search(["--device", "cpu", *bad])
         assert wrong.value.code == 2 and "name figures by their numbers, 1 to 8" in capsys.readouterr().err
+
+
+def test_a_time_limit_stops_a_search_with_a_ctrl_c_and_says_so_only_where_it_did(monkeypatch):
+    """benchmarks/search_run.py's limit, on stand-in commands that print an estimate line: a
+    Ctrl-C at the limit, also where this process ignores Ctrl-C (as under `nohup`); a command
+    that ignores it and finishes, or finishes first, is not reported as stopped."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from search_run import run_search
+
+    def command(body: str) -> list[str]:
+        return [sys.executable, "-c", "import signal, sys, time\nprint('estimated 9 s', flush=True)\n" + body]
+
+    waits = command("try:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    sys.exit(130)")
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        run, code = run_search(waits, limit=1.0)
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+    assert code == 130 and run.wall < 30 and run.stopped_at is not None and 1.0 <= run.stopped_at < run.wall
+    assert run.report().startswith("stopped at the time limit after 1 s, ") and "estimate of 9 s" in run.report()
+    run, code = run_search(command("signal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(2)"), limit=0.5)
+    assert code == 0 and run.stopped_at is None and run.report().startswith("estimate 9 s vs the ")
+    run, code = run_search(command("pass"), limit=60)
+    assert code == 0 and run.stopped_at is None and run.wall < 30  # the timer does not keep it waiting
 
 
 def test_gpu_check_names_the_wheel_it_lacks(tmp_path):

@@ -176,27 +176,36 @@ def test_workers_take_items_in_the_queue_order_the_study_records(tmp_path, stora
         assert popped == [3, 1, 4, 0, 2] and pop_trial(handle) is None
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_one_worker_keeps_table_order_and_several_take_the_longest_first(tmp_path, monkeypatch, workers):
+@pytest.mark.parametrize("workers, database, halving, order", [
+    (1, False, False, [0, 1, 2, 3]),  # one worker: table order
+    (2, False, False, [3, 1, 2, 0]),  # several: the longest first
+    (1, True, False, [3, 1, 2, 0]),  # a database study, which `scaler worker` joins from elsewhere
+    (2, False, True, [0, 1, 2, 3]),  # a pruner judges each item against those before it
+])
+def test_items_are_taken_longest_first_where_several_workers_share_them(tmp_path, monkeypatch, workers, database,
+                                                                        halving, order):
     seconds = {0: 1.0, 1: 4.0, 2: 2.0, 3: 8.0}
     monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, context, runtime, items, *, in_process=True:
                         ({item: seconds[item["item"]] for item in items}, "measured"))
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)  # two workers train at once
     log, messages = tmp_path / "runs.log", []
     folder = tmp_path / unique("longest")
+    url = f"sqlite:///{tmp_path / 'studies.db'}" if database else None
     with folder_lock(folder):
-        handle = open_fake(folder, FakeConfig(count=4, seconds=0.0, log=str(log)))
+        handle = open_fake(folder, FakeConfig(count=4, seconds=0.0, log=str(log), halving=halving), url)
         run_study(handle, workers=workers, runtime=CPU, retry_failed=False, log=messages.append)
-        order = [params["item"] for params in handle.study.user_attrs[ATTR_ORDER]]
-        journal = (folder / "study.journal").read_bytes()
+        stored = [params["item"] for params in handle.study.user_attrs[ATTR_ORDER]]
+        journal = None if database else (folder / "study.journal").read_bytes()
         run_study(handle, workers=workers, runtime=CPU, retry_failed=False, log=print)  # finished: shown again
-        assert (folder / "study.journal").read_bytes() == journal  # nothing written to its storage
-    assert order == ([0, 1, 2, 3] if workers == 1 else [3, 1, 2, 0])
-    assert sorted(i for e, i, _ in log_lines(log) if e == "start") == [0, 1, 2, 3]
+        assert database or (folder / "study.journal").read_bytes() == journal  # nothing written to its storage
+    assert stored == order
+    started = [i for e, i, _ in log_lines(log) if e == "start"]
+    assert sorted(started) == [0, 1, 2, 3]
     if workers == 1:
-        assert [i for e, i, _ in log_lines(log) if e == "start"] == [0, 1, 2, 3]
+        assert started == order
         assert "estimated 15 s (measured)" in next(m for m in messages if "estimated" in m)
-    else:  # 8 s on one worker, 4 + 2 + 1 on the other
-        assert "estimated 8 s (measured)" in next(m for m in messages if "estimated" in m)
+    else:  # longest first: 8 s on one worker, 4 + 2 + 1 on the other; in table order 1 + 2 + 8
+        assert f"estimated {11 if halving else 8} s (measured)" in next(m for m in messages if "estimated" in m)
 
 
 def test_the_result_files_are_written_before_the_display_says_an_item_finished(tmp_path):
@@ -475,9 +484,11 @@ def test_worker_processes_are_estimated_by_the_busiest_worker_plus_its_start_up(
     line = next(m for m in messages if "estimated" in m)
     assert "estimated 33 s (measured; each worker starts in ~5 s, as this process did)" in line
     assert runner.parallel_seconds([14.0] * 3, 8, None) == 14.0  # more workers than items: one each
-    # unequal items, longest first, each to the worker free first: 30 | 20 + 20, then 10 each
-    # (in table order, 10 | 10, 20 | 20, 30 would end at 60 s; ceil(5 / 2) x 18 s read 54 s)
-    assert runner.parallel_seconds([10.0, 10.0, 20.0, 20.0, 30.0], 2, None) == 50.0
+    # unequal items, each to the worker free first: longest first 30 | 20, then 20 and 10 on
+    # the second and 10 on the first, ends at 50 s; in table order 10 | 10, then 20 | 20, then
+    # 30 ends at 60 s (ceil(5 / 2) items of the mean 18 s read 54 s)
+    assert runner.parallel_seconds([30.0, 20.0, 20.0, 10.0, 10.0], 2, None) == 50.0
+    assert runner.parallel_seconds([10.0, 10.0, 20.0, 20.0, 30.0], 2, None) == 60.0
     assert math.isnan(runner.parallel_seconds([10.0, math.nan], 2, None))  # one unknown: the whole unknown
 
 

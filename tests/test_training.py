@@ -351,8 +351,8 @@ def test_beyond_the_limit_networks_take_the_timing_of_the_nearest_timed_one_scal
     assert set(timings) == set(macs) and all(t.first_use == 1.0 for t in timings.values())
     assert [k for k, t in timings.items() if t.measured] == ["a", "b", "g"]
     # in this process only the unmeasured networks' first use is left; in workers every one's
-    assert proxy.first_use_left(timings.values(), in_process=True) == 4.0
-    assert proxy.first_use_left(timings.values(), in_process=False) == 7.0
+    assert sum(proxy.first_use_left(t, in_process=True) for t in timings.values()) == 4.0
+    assert sum(proxy.first_use_left(t, in_process=False) for t in timings.values()) == 7.0
     assert proxy.describe_timings(timings.values()) == "timed 3 of 7 networks: 14-100 img/s, first use 1.0 s per network"
 
 

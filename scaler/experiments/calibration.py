@@ -19,7 +19,6 @@ again for it.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -584,7 +583,9 @@ class Calibration(Experiment):
             setting, position = item["setting"], self.position[item["candidate"]]
             shapes[item] = self._shape(setting, position)
             builds.setdefault(shapes[item], (setting, position))
-        trainings = Counter(shapes.values())
+        by_shape: dict[tuple, list[WorkItem]] = {}
+        for item, shape in shapes.items():
+            by_shape.setdefault(shape, []).append(item)
 
         def measure(shape: tuple) -> Timing:
             setting, position = builds[shape]
@@ -602,14 +603,14 @@ class Calibration(Experiment):
                                            images) if images else math.nan
 
         def work(shape: tuple, timing: Timing) -> float:
-            return sum(training(item, timing) for item in items if shapes[item] == shape)
+            return sum(training(item, timing) for item in by_shape[shape])
 
         timings = time_networks(
             {shape: self.networks[s][p]["macs"] for shape, (s, p) in builds.items()}, measure,
             work=work, in_process=in_process,
         )  # fmt: skip
         return {
-            item: training(item, timings[shape]) + first_use_left(timings[shape], in_process) / trainings[shape]
+            item: training(item, timings[shape]) + first_use_left(timings[shape], in_process) / len(by_shape[shape])
             for item, shape in shapes.items()
         }, describe_timings(timings.values())
 

@@ -188,15 +188,14 @@ def _announce(handle: StudyHandle, plan: Plan, context: Any, workers: int, runti
         log(f"timing the networks for the estimate of the {len(plan.queued)} {noun}(s) left")
     each, how = experiment.estimate_seconds(context, runtime, plan.queued, in_process=workers == 1)
     seconds = sum(each.values())
+    order = longest_first(each) if _side_by_side(handle, workers) else plan.queued
     if plan.queued:  # a finished study shown again writes nothing to its storage
-        # One worker takes the items in table order (a pruner's decisions and the table fill in
-        # the order a reader expects); several take the longest first, so that no long item
-        # starts last while the other workers stand idle.
-        set_queue_order(handle, longest_first(each) if workers > 1 else plan.queued)
+        set_queue_order(handle, order)
     if workers > 1 and plan.queued:
         at_once = concurrent_workers(workers, runtime.threads, runtime.device)
         # workers that start together share the cores as their trainings do
-        seconds = parallel_seconds(list(each.values()), at_once, None if startup is None else startup * workers / at_once)
+        seconds = parallel_seconds([each[item] for item in order], at_once,
+                                   None if startup is None else startup * workers / at_once)
         if at_once < workers:
             how += f"; the cores train {at_once} of the {workers} workers' items at a time"
         if startup is not None:
@@ -208,6 +207,17 @@ def _announce(handle: StudyHandle, plan: Plan, context: Any, workers: int, runti
     return workers, runtime
 
 
+def _side_by_side(handle: StudyHandle, workers: int) -> bool:
+    """Whether the items are taken longest first: where several workers train them side by
+    side (local worker processes, or a database study that `scaler worker` joins from other
+    machines), so that no long item starts last while the others stand idle; and no pruner
+    judges an item against those finished before it (successive halving lets the first few at
+    each rung through, so the order would decide what is pruned). Otherwise table order: the
+    table fills in the order a reader expects."""
+    shared = workers > 1 or handle.uses_heartbeat
+    return shared and isinstance(handle.experiment.pruner(), optuna.pruners.NopPruner)
+
+
 def longest_first(seconds: dict[WorkItem, float]) -> list[WorkItem]:
     """The items by their estimated seconds, longest first (unknown ones last; ties in the
     given order)."""
@@ -215,20 +225,19 @@ def longest_first(seconds: dict[WorkItem, float]) -> list[WorkItem]:
 
 
 def parallel_seconds(seconds: list[float], workers: int, startup: float | None) -> float:
-    """Wall time of work items of `seconds` each, taken longest first by `workers` worker
+    """Wall time of work items of `seconds` each, taken in that order by `workers` worker
     processes that each start in `startup` seconds: each item goes to the worker that is free
-    first (what the queue's order makes happen), and the last to finish ends the run. (Dividing
-    the total by the worker count read 54% short on one H200: 6 items on 4 workers leave two
-    workers with two each, and each worker first imports torch and loads the data; taking the
-    busiest worker's share of items of the mean length read at least 4% short for items of
-    unequal length, the longest of which the grid's order started last.) NaN when any item's
-    time is unknown."""
+    first, and the last to finish ends the run. (Dividing the total by the worker count read
+    54% short on one H200: 6 items on 4 workers leave two workers with two each, and each
+    worker first imports torch and loads the data; taking the busiest worker's share of items
+    of the mean length read at least 4% short for items of unequal length, the longest of which
+    table order started last.) NaN when any item's time is unknown."""
     if not seconds:
         return startup or 0.0
     if not all(math.isfinite(s) for s in seconds):
         return math.nan
     free_at = [0.0] * min(workers, len(seconds))
-    for item in sorted(seconds, reverse=True):
+    for item in seconds:
         heapq.heapreplace(free_at, free_at[0] + item)
     return (startup or 0.0) + max(free_at)
 
