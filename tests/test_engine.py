@@ -478,7 +478,7 @@ def estimated_run(tmp_path: Path, monkeypatch, *, seconds: float, items: int, wo
     return messages
 
 
-def test_worker_processes_are_estimated_by_the_busiest_worker_plus_its_start_up(tmp_path, monkeypatch):
+def test_worker_processes_are_estimated_by_the_worker_that_ends_last_plus_its_start_up(tmp_path, monkeypatch):
     messages = estimated_run(tmp_path, monkeypatch, seconds=42.0, items=3, workers=2, cores=8)
     # 3 items of 14 s on 2 workers: one trains two (28 s), after starting as this process did (5 s).
     line = next(m for m in messages if "estimated" in m)
