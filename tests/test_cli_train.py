@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
-from scaler.cli.progress import StepBar
+from scaler.cli.progress import Count, StepBar, make_progress
 from scaler.statistics import mean_interval, proportion_interval
 
 TINY = ["--width", "0.25", "--depth", "0.25", "--resolution", "32", "--train-images", "64",
@@ -41,6 +41,16 @@ def terminal(monkeypatch) -> Screen:
     screen = Screen()
     monkeypatch.setattr(scaler.cli.train, "progress_console", Console(file=screen, force_terminal=True, width=100, markup=False))
     return screen
+
+
+def test_a_training_bar_counts_no_steps_before_it_knows_how_many():
+    """Before a training's first step its bar has no total: the count is blank, not '0/?'."""
+    with make_progress(Console(file=Screen(), force_terminal=True, width=100)) as progress:
+        bar = StepBar(progress, "b0", 2)
+        count = next(column for column in progress.columns if isinstance(column, Count))
+        assert count.render(progress.tasks[0]).plain == ""
+        bar.on_step(1, 8, 2.3, 100.0)
+        assert count.render(progress.tasks[0]).plain == "1/8"
 
 
 def test_on_a_terminal_the_bars_are_drawn_on_stderr_and_stdout_keeps_the_table(cli, monkeypatch):

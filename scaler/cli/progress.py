@@ -13,10 +13,12 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from scaler.states import State
 from scaler.study.runner import Display
@@ -30,7 +32,7 @@ def make_progress(console: Console) -> Iterator[Progress]:
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        Count(),
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
@@ -42,6 +44,14 @@ def make_progress(console: Console) -> Iterator[Progress]:
     )
     with progress:
         yield progress
+
+
+class Count(MofNCompleteColumn):
+    """Done / in all; blank while the total is unknown (a training before its first step has
+    counted its steps), where rich would draw '0/?'."""
+
+    def render(self, task: Task) -> Text:
+        return Text("") if task.total is None else super().render(task)
 
 
 def drawn(console: Console) -> bool:
