@@ -6,7 +6,7 @@ How a study stays exactly-once and resumable, whatever its experiment:
   WAITING trials with the storage's atomic WAITING -> RUNNING transition; no sampler ever
   chooses. (Optuna's grid sampler alone can hand the same point to two workers near the end of
   a study; the queue cannot.) They take them in the order the runner set (`set_queue_order`:
-  table order for one worker, the longest first for several).
+  the longest first where several workers share them, else table order; `runner._side_by_side`).
 * Before workers start, `reconcile` looks at every item's trials: finished items are left
   alone; a trial left RUNNING by a process that died (journal file: on restart, since the
   folder lock proves nobody else runs it; RDB: by heartbeat) or stopped by Ctrl-C is marked
