@@ -141,23 +141,31 @@ def compound_scale(
                 f"phi {phi:g} gives {what} {coefficient:g}^{phi:g} = {_power(math.log10(coefficient) * phi)}, more than {limit:g}",
                 f"lower phi or {name}", param=name if coefficient > limit else "phi",
             )
-    # checked in logs first (gamma^phi can overflow floats), then as rounded: 4098 px rounds to 4100
-    log10 = math.log10(base_resolution) + math.log10(gamma) * phi
-    resolution = scaled_resolution(base_resolution, gamma**phi) if log10 <= math.log10(MAX_RESOLUTION + 2) else None
-    if resolution is None or resolution > MAX_RESOLUTION:
+    resolution = _rounded_resolution(base_resolution, gamma, phi)
+    if _past_limit(resolution):
         rounded = "" if resolution is None else f", rounded to {resolution}"
+        log10 = math.log10(base_resolution) + math.log10(gamma) * phi
         raise ScaleLimitError(
             f"phi {phi:g} gives resolution {base_resolution} x {gamma:g}^{phi:g} = {_power(log10)} px{rounded}, more than "
             f"{MAX_RESOLUTION}",
-            "lower phi or gamma", param="gamma" if _one_step_past(base_resolution, gamma) else "phi",
+            # gamma alone (phi 1) past the limit: gamma is at fault, not phi
+            "lower phi or gamma", param="gamma" if _past_limit(_rounded_resolution(base_resolution, gamma, 1)) else "phi",
         )
     return CompoundScale(alpha=alpha, beta=beta, gamma=gamma, phi=phi, depth=alpha**phi, width=beta**phi, resolution=resolution)
 
 
-def _one_step_past(base_resolution: int, gamma: float) -> bool:
-    """Whether gamma alone (phi 1) takes the base past MAX_RESOLUTION: gamma is at fault, not phi."""
-    return math.log10(base_resolution) + math.log10(gamma) > math.log10(MAX_RESOLUTION + 2) or \
-        scaled_resolution(base_resolution, gamma) > MAX_RESOLUTION
+def _rounded_resolution(base_resolution: int, gamma: float, phi: float) -> int | None:
+    """base x gamma^phi, rounded; None where it is far past MAX_RESOLUTION (checked in logs
+    first: gamma^phi can overflow floats)."""
+    if math.log10(base_resolution) + math.log10(gamma) * phi > math.log10(MAX_RESOLUTION + 2):
+        return None
+    return scaled_resolution(base_resolution, gamma**phi)
+
+
+def _past_limit(resolution: int | None) -> bool:
+    """Whether a rounded resolution (None: far past) is more than MAX_RESOLUTION: 4098 px
+    passes the check in logs but rounds to 4100."""
+    return resolution is None or resolution > MAX_RESOLUTION
 
 
 def scaled_resolution(base_resolution: int, factor: float) -> int:
