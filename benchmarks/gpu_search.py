@@ -1,4 +1,4 @@
-"""Where a search's time goes on an accelerator, in eight figures (four with goals of their own).
+"""Where a search's time goes on an accelerator, in nine figures (four with goals of their own).
 
     PYTHONPATH=. python benchmarks/gpu_search.py --device cuda [--timm-path DIR] [--workers 1,4]
     PYTHONPATH=. python benchmarks/gpu_search.py --device cuda --only 8   # the GPU-sized proxy alone
@@ -34,6 +34,11 @@ figures 5 and 7 set the policies they compare.
    >= 1.0x. timm is optional (`--timm-path`, see timm_support.py); without it this line says so.
 7. Which layout pays at which size: B0's step at 64 to 224 px under contiguous, channels-last
    and native-depthwise, first use and warm rate (what `auto`'s threshold rests on).
+9. Does replaying the step change the result? Two default candidates (the first and the
+   deepest) trained as the search trains them, the same seed three ways: replayed as a CUDA
+   graph (the library's default on CUDA), the same step run eagerly with the same capturable
+   AdamW (what the graph records), and eagerly as SCALER_CUDA_GRAPHS=0 trains (plain AdamW):
+   top-1, final training loss and seconds of each (CUDA only).
 8. A GPU-sized proxy: the default search's candidates and recipe on B0 at full width, 128 px and
    20,000 + 2,000 synthetic images (GPU_PROXY), `--workers` 4 (`--proxy-workers`): its wall
    time, its estimate, and its best and worst top-1. It takes minutes (over 473 s on one H200,
@@ -73,7 +78,9 @@ from scaler.conv_backend import DEFAULT_POLICY, ENV, POLICIES, conv_backend, res
 from scaler.data import load_dataset  # noqa: E402
 from scaler.experiments.proxy import DataOptions  # noqa: E402
 from scaler.experiments.search import CompoundSearch, SearchConfig  # noqa: E402
+from scaler.graphed_step import ENV as GRAPHS_ENV  # noqa: E402
 from scaler.runtime import Runtime, select_device  # noqa: E402
+from scaler import training  # noqa: E402
 from scaler.training import CUDA_SYNC_EVERY, EpochMetrics, TrainConfig, seed_everything, train  # noqa: E402
 
 # The GPU-sized proxy of figure 8 (and of the README): the default's recipe on a larger base
@@ -107,6 +114,51 @@ def first_use(device: str, quick: bool) -> None:
               f"first use {one - two:+.2f} s", flush=True)
     print(f"   first use: max {max(overheads):+.2f} s, mean {sum(overheads) / len(overheads):+.2f} s "
           "(epoch 1 - epoch 2; below 0: none measurable, epoch 2 ran slower by chance)")
+
+
+@contextlib.contextmanager
+def graphs(how: str):
+    """Training under one of figure 9's three ways: "replayed", "eager, capturable" (the
+    graphed training's own optimizer and learning-rate tensor, its step never captured) or
+    "eager" (SCALER_CUDA_GRAPHS=0)."""
+    original, previous = training.TrainingStep, os.environ.get(GRAPHS_ENV)
+    if how == "eager, capturable":
+        training.TrainingStep = lambda step, zero_grad, graphed: original(step, zero_grad, False)
+    os.environ[GRAPHS_ENV] = "0" if how == "eager" else "1"
+    try:
+        yield
+    finally:
+        training.TrainingStep = original
+        if previous is None:
+            del os.environ[GRAPHS_ENV]
+        else:
+            os.environ[GRAPHS_ENV] = previous
+
+
+def replayed_against_eager(device: str, quick: bool) -> None:
+    """Figure 9: the first and the deepest default candidate, trained as the search trains
+    them with the same seed, replayed, eagerly with the capturable optimizer, and eagerly."""
+    if not device.startswith("cuda"):
+        print("9. replayed against eager: CUDA only", flush=True)
+        return
+    config = SearchConfig()
+    search = CompoundSearch.plan(config)
+    runtime = Runtime(device=device)
+    data = search.prepare(runtime)
+    train_config = replace(config.train, epochs=1) if quick else config.train
+    deepest = max(search.candidates, key=lambda c: c.depth_mult)
+    print(f"9. replayed against eager ({len(data.train)} + {len(data.val)} images, {train_config.epochs} epochs, "
+          f"seed {train_config.seed}):", flush=True)
+    for candidate in (search.candidates[0], deepest):
+        cells = []
+        for how in ("replayed", "eager, capturable", "eager"):
+            with graphs(how):
+                result = train(search.model(candidate, train_config.seed), data, candidate.resolution,
+                               train_config, runtime)
+            cells.append(f"{how} {100 * result.top1:.1f}% (loss {result.epochs[-1].train_loss:.4f}, "
+                         f"{result.train_seconds:.1f} s)")
+        print(f"   #{candidate.index} r={candidate.resolution} w={candidate.width_mult:.3g} "
+              f"d={candidate.depth_mult:.3g}: {'; '.join(cells)}", flush=True)
 
 
 def step_against_timm(device: str, timm_path: str | None, quick: bool, policy: str) -> float:
@@ -363,8 +415,8 @@ def figures(parser: argparse.ArgumentParser, option: str, text: str) -> set[int]
         numbers = {int(s) for s in text.split(",") if s}
     except ValueError:
         numbers = {0}
-    if not numbers <= set(range(1, 9)):
-        parser.error(f"{option} {text}: name figures by their numbers, 1 to 8, e.g. 1,4")
+    if not numbers <= set(range(1, 10)):
+        parser.error(f"{option} {text}: name figures by their numbers, 1 to 9, e.g. 1,4")
     return numbers
 
 
@@ -383,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
                         "(a Ctrl-C) and report how far it got: its estimate and the candidates done")
     args = parser.parse_args(argv)
     skip, only = figures(parser, "--skip", args.skip), figures(parser, "--only", args.only)
-    skip |= set(range(1, 9)) - only if only else {8}
+    skip |= set(range(1, 10)) - only if only else {8}
     workers_list = [int(w) for w in args.workers.split(",")]
     if len(set(workers_list)) != len(workers_list):
         parser.error(f"--workers {args.workers}: each value once (each search gets its own folder)")
@@ -415,6 +467,8 @@ def main(argv: list[str] | None = None) -> None:
             train_against_step(cold, pure)
         if 7 not in skip:
             policy_by_size(device, args.quick)
+        if 9 not in skip:
+            replayed_against_eager(device, args.quick)
         if 8 not in skip:
             with tempfile.TemporaryDirectory() as scratch:
                 root = Path(args.root) / "gpu-proxy" if args.root else Path(scratch)

@@ -27,6 +27,7 @@ from scaler.conv_backend import conv_backend, policy_for
 from scaler.data import MIN_TRAIN_IMAGES, Dataset, eval_batches, train_batches
 from scaler.errors import RunError, UsageError, check_int
 from scaler.files import json_ready
+from scaler.graphed_step import TrainingStep, graph_safe
 from scaler.memory import check_training_fits
 from scaler.runtime import Runtime, select_device
 from scaler.scaling import MAX_RESOLUTION, MIN_TRAIN_RESOLUTION
@@ -186,6 +187,9 @@ class TrainResult:
     # Per-image top-1 correctness of the last evaluation, packed (scaler.statistics.pack_correct):
     # what paired comparisons of candidates on the same validation images need.
     val_correct: str = ""
+    # Seconds of the eager steps and the capture before a training replays its step as a CUDA
+    # graph (scaler.graphed_step), inside `train_seconds`; 0 for a training that never does.
+    setup_seconds: float = 0.0
 
     @property
     def top1(self) -> float:
@@ -281,8 +285,10 @@ class RMSpropTF(torch.optim.Optimizer):
         return loss
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The configured optimizer; weight decay on conv/linear weights only (not BN, biases)."""
+def make_optimizer(model: nn.Module, config: TrainConfig, capturable_on: torch.device | None = None) -> torch.optim.Optimizer:
+    """The configured optimizer; weight decay on conv/linear weights only (not BN, biases).
+    With `capturable_on` (AdamW only), its updates can be captured in a CUDA graph there: its
+    state and learning rate live on that device (`set_learning_rate` fills the rate)."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
@@ -294,7 +300,19 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True, foreach=True)
     if config.optimizer == "rmsprop":
         return RMSpropTF(groups, lr=lr, alpha=0.9, eps=1e-3, momentum=0.9)
+    if capturable_on is not None:
+        return torch.optim.AdamW(groups, lr=torch.tensor(lr, device=capturable_on), foreach=True, capturable=True)
     return torch.optim.AdamW(groups, lr=lr, foreach=True)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every group's learning rate to `lr`: a number is replaced, a device tensor (a
+    capturable optimizer's, read by a CUDA graph) filled in place."""
+    for group in optimizer.param_groups:
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(lr)
+        else:
+            group["lr"] = lr
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -364,10 +382,11 @@ def evaluate(model: nn.Module, dataset: Dataset, resolution: int, device: torch.
     return Evaluation(hit1.item() / n, (hit5.item() / n) if k else None, loss_sum.item() / n, right)
 
 
-def _autocast(device: torch.device):
-    # bf16 autocast only on CUDA: on CPUs without AMX it is slower than fp32.
+def _autocast(device: torch.device, cache: bool = True):
+    # bf16 autocast only on CUDA: on CPUs without AMX it is slower than fp32. A step captured
+    # in a CUDA graph must not keep autocast's cache of cast weights (torch's graph notes).
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache)
     return nullcontext()
 
 
@@ -409,6 +428,8 @@ def train(
 ) -> TrainResult:
     """Train `model` in place on `dataset` at `resolution` px and evaluate after every epoch.
 
+    On CUDA, with AdamW and one of scaler's networks, the step is replayed as one CUDA graph
+    after its first few (scaler.graphed_step; SCALER_CUDA_GRAPHS=0 trains eagerly throughout).
     `on_step(step, total_steps, loss, images_per_s)` is called every step on the CPU and every
     CUDA_SYNC_EVERY steps on CUDA (and at each epoch's end); `on_epoch(metrics)` returning True
     stops the run (status PRUNED). A non-finite loss ends it with status DIVERGED (no
@@ -493,17 +514,33 @@ def train_repeats(
 def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch) -> TrainResult:
     start = time.perf_counter()
     channels_last = layout == torch.channels_last
-    optimizer = make_optimizer(model, config)
+    graphed = graph_safe(model, device, config.optimizer)  # after train() set the BatchNorm momenta
+    optimizer = make_optimizer(model, config, device if graphed else None)
     per_epoch = config.steps_per_epoch(len(dataset.train))
     n_epochs = config.planned_epochs(len(dataset.train))
     total = config.steps if config.steps is not None else n_epochs * per_epoch
     warmup = min(total - 1, round(config.warmup_epochs * per_epoch))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total, warmup))
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     generator = torch.Generator().manual_seed(config.seed)  # batch order and augmentation
-    autocast = _autocast(device)
+    autocast = _autocast(device, cache=not graphed)
     on_cuda = device.type != "cpu"
+
+    def forward_to_update(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with autocast:
+            logits = model(x)
+        if step == 0:  # the loop's step, read when this runs (eagerly: a capture comes later)
+            _check_logits(logits, len(x), dataset)
+        loss = criterion(logits.float(), y)
+        loss.backward()
+        if config.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+        optimizer.step()
+        # Detached: the loop keeps a step's loss until the next, and a loss still holding its
+        # autograd graph would keep that graph's gradient nodes alive into the capture (torch
+        # warns of their streams not matching, which may cost a synchronisation).
+        return loss.detach()
+
+    run_step = TrainingStep(forward_to_update, lambda: optimizer.zero_grad(set_to_none=True), graphed)
     report_every = CUDA_SYNC_EVERY if on_cuda else 1
 
     epochs: list[EpochMetrics] = []
@@ -520,17 +557,8 @@ def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch
                                   channels_last=channels_last):
             if step >= total:
                 break
-            with autocast:
-                logits = model(x)
-            if step == 0:
-                _check_logits(logits, len(x), dataset)
-            loss = criterion(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip_grad_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
-            optimizer.step()
-            scheduler.step()
+            set_learning_rate(optimizer, config.learning_rate * lr_factor(step, total, warmup))
+            loss = run_step(x, y)
             step += 1
             seen_steps += 1
             seen_images += y.numel()
@@ -601,4 +629,5 @@ def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch
         steps=step,
         lr=config.learning_rate,
         val_correct=val_correct,
+        setup_seconds=run_step.setup_seconds,
     )

@@ -28,7 +28,7 @@ def test_gpu_benchmark_prints_its_figures_on_a_cpu(tmp_path, monkeypatch, capsys
     lines = proc.stdout.splitlines()
     for figure in ("5. first use by convolution policy", "4. default search on cpu, 1 worker",
                    "1. first use per candidate", "6. launch-bound step: CUDA only", "2. training step", "3. train",
-                   "7. layout by size"):
+                   "7. layout by size", "9. replayed against eager: CUDA only"):
         assert any(line.startswith(figure) for line in lines), proc.stdout
     cells = {line.split(":")[0].strip(): line.count("first use") for line in lines if "warm epoch " in line}
     assert cells == {"contiguous": 2, "channels-last": 1, "native-depthwise": 2, "no-cudnn": 2}
@@ -68,10 +68,10 @@ def test_gpu_benchmark_prints_its_figures_on_a_cpu(tmp_path, monkeypatch, capsys
     stopped = [line for line in cut.stdout.splitlines() if line.startswith("8.")]
     assert len(stopped) == 1 and re.search(r"wall [0-9.]+ s; stopped at the time limit after [0-9]+ s, before it printed "
                                            r"an estimate; no results.csv written$", stopped[0]), cut.stdout
-    for bad in (["--only", "9"], ["--skip", "x"]):
+    for bad in (["--only", "10"], ["--skip", "x"]):
         with pytest.raises(SystemExit) as wrong:
             gpu_search(["--device", "cpu", *bad])
-        assert wrong.value.code == 2 and "name figures by their numbers, 1 to 8" in capsys.readouterr().err
+        assert wrong.value.code == 2 and "name figures by their numbers, 1 to 9" in capsys.readouterr().err
 
 
 def test_a_time_limit_stops_a_search_with_a_ctrl_c_and_says_so_only_where_it_did(monkeypatch):

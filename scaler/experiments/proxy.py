@@ -18,6 +18,7 @@ from torch import nn
 from scaler.candidates import ProxyBase
 from scaler.data import SYNTHETIC_TRAIN, Dataset, ImageSplit, canonical_source, check_image_counts, count_classes, count_train_images, has_own_split, load_dataset
 from scaler.errors import Interrupted, UsageError, attributed_to
+from scaler.graphed_step import EAGER_STEPS
 from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.study.experiment import Experiment, Outcome, Reporter, WorkItem
@@ -160,7 +161,10 @@ class Timing:
     evaluations once its shapes are warm, `first_use` the extra seconds its first steps took
     (paid once per network and process: kernel selection, cuDNN or oneDNN set-up and
     compilation for its shapes; seconds on a GPU, little on a CPU), the warm training
-    `images_per_s` and the seconds of one `evaluation` of the validation split."""
+    `images_per_s` and the seconds of one `evaluation` of the validation split. A training
+    that replays its step as a CUDA graph (scaler.graphed_step) first runs `setup_steps`
+    steps eagerly and captures the graph, `setup` seconds paid by every training; the rate is
+    then the replayed steps'."""
 
     seconds: float
     first_use: float
@@ -172,6 +176,12 @@ class Timing:
     # the uncapped time, then capped again (scaling the capped time overshot the cap)
     uncapped: float | None = None
     max_seconds: float | None = None
+    setup: float = 0.0
+    setup_steps: int = 0
+
+    def steps_seconds(self, steps: int, batch: int) -> float:
+        """`steps` warm training steps of `batch` images, a graph's setup included."""
+        return self.setup + max(0, steps - self.setup_steps) * batch / self.images_per_s
 
     def training_seconds(self, config: TrainConfig, train_images: int) -> float:
         """A warm training under `config` on `train_images`: the images its steps take (each
@@ -179,7 +189,7 @@ class Timing:
         and one evaluation per epoch begun; one stopped by `max_seconds` evaluates once more
         after it."""
         steps = config.steps if config.steps is not None else config.epochs * config.steps_per_epoch(train_images)
-        seconds = steps * min(config.batch_size, train_images) / self.images_per_s \
+        seconds = self.steps_seconds(steps, min(config.batch_size, train_images)) \
             + config.planned_epochs(train_images) * self.evaluation
         return seconds if config.max_seconds is None else min(seconds, config.max_seconds + self.evaluation)
 
@@ -189,7 +199,8 @@ class Timing:
         evaluation = self.evaluation * factor
         seconds = uncapped if self.max_seconds is None else min(uncapped, self.max_seconds + evaluation)
         return Timing(seconds, self.first_use, self.images_per_s / factor, evaluation, measured=False,
-                      uncapped=uncapped, max_seconds=self.max_seconds)
+                      uncapped=uncapped, max_seconds=self.max_seconds, setup=self.setup * factor,
+                      setup_steps=self.setup_steps)
 
 
 WARM_STEPS, TIMED_STEPS = 3, 10  # the estimate's two short runs of the training loop
@@ -225,16 +236,23 @@ def estimate_seconds(
 
     cold_wall, _ = run(WARM_STEPS)
     _, warm = run(TIMED_STEPS)
-    train_ips = warm.images_per_s
     batch = min(config.batch_size, len(dataset.train))
     # An epoch's seconds hold its steps and its evaluation; the steps took TIMED_STEPS batches
     # at the training rate. (TrainResult.train_seconds holds both, so it cannot tell them apart.)
-    steps_seconds = TIMED_STEPS * batch / train_ips
+    steps_seconds = TIMED_STEPS * batch / warm.images_per_s
+    # A graphed training's rate is its replayed steps': the eager steps and the capture before
+    # them are its setup, paid once per training, not per step.
+    setup, setup_steps, train_ips = 0.0, 0, warm.images_per_s
+    if 0 < warm.setup_seconds < steps_seconds:
+        setup, setup_steps = warm.setup_seconds, EAGER_STEPS
+        train_ips = (TIMED_STEPS - EAGER_STEPS) * batch / (steps_seconds - setup)
     eval_seconds = max(0.0, sum(e.seconds for e in warm.epochs) - steps_seconds) / max(1, len(warm.epochs))
     per_eval_image = eval_seconds / eval_batch if eval_batch else 0.0
-    first_use = max(0.0, cold_wall - WARM_STEPS * batch / train_ips - eval_seconds)
-    timing = Timing(0.0, first_use, train_ips, evaluation=len(dataset.val) * per_eval_image,
-                    spent=time.perf_counter() - began, max_seconds=config.max_seconds)
+    timing = Timing(0.0, 0.0, train_ips, evaluation=len(dataset.val) * per_eval_image,
+                    spent=time.perf_counter() - began, max_seconds=config.max_seconds,
+                    setup=setup, setup_steps=setup_steps)
+    first_use = max(0.0, cold_wall - timing.steps_seconds(WARM_STEPS, batch) - eval_seconds)
+    timing = replace(timing, first_use=first_use)
     return replace(timing, seconds=timing.training_seconds(config, len(dataset.train)),
                    uncapped=timing.training_seconds(replace(config, max_seconds=None), len(dataset.train)))
 

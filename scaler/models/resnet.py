@@ -173,6 +173,8 @@ def build_head(spec: NetworkSpec) -> Head:
 class ResNet(nn.Module):
     """The network a `NetworkSpec` describes; `spec` stays attached for counting and reports."""
 
+    graph_safe = True  # its training step may be replayed as a CUDA graph (scaler.graphed_step)
+
     def __init__(self, spec: NetworkSpec) -> None:
         super().__init__()
         self.spec = spec
