@@ -35,10 +35,9 @@ figures 5 and 7 set the policies they compare.
 7. Which layout pays at which size: B0's step at 64 to 224 px under contiguous, channels-last
    and native-depthwise, first use and warm rate (what `auto`'s threshold rests on).
 9. Does replaying the step change the result? Two default candidates (the first and the
-   deepest) trained as the search trains them, the same seed three ways: replayed as a CUDA
-   graph (the library's default on CUDA), the same step run eagerly with the same capturable
-   AdamW (what the graph records), and eagerly as SCALER_CUDA_GRAPHS=0 trains (plain AdamW):
-   top-1, final training loss and seconds of each (CUDA only).
+   deepest) trained as the search trains them, with the same seed, replayed as a CUDA graph
+   (the library's default on CUDA) and eagerly (SCALER_CUDA_GRAPHS=0; the same capturable
+   AdamW): top-1, final training loss and seconds of each (CUDA only).
 8. A GPU-sized proxy: the default search's candidates and recipe on B0 at full width, 128 px and
    20,000 + 2,000 synthetic images (GPU_PROXY), `--workers` 4 (`--proxy-workers`): its wall
    time, its estimate, and its best and worst top-1. It takes minutes (over 473 s on one H200,
@@ -78,9 +77,8 @@ from scaler.conv_backend import DEFAULT_POLICY, ENV, POLICIES, conv_backend, res
 from scaler.data import load_dataset  # noqa: E402
 from scaler.experiments.proxy import DataOptions  # noqa: E402
 from scaler.experiments.search import CompoundSearch, SearchConfig  # noqa: E402
-from scaler.graphed_step import ENV as GRAPHS_ENV  # noqa: E402
+from scaler.graphed_step import GRAPHS_ENV  # noqa: E402
 from scaler.runtime import Runtime, select_device  # noqa: E402
-from scaler import training  # noqa: E402
 from scaler.training import CUDA_SYNC_EVERY, EpochMetrics, TrainConfig, seed_everything, train  # noqa: E402
 
 # The GPU-sized proxy of figure 8 (and of the README): the default's recipe on a larger base
@@ -117,18 +115,13 @@ def first_use(device: str, quick: bool) -> None:
 
 
 @contextlib.contextmanager
-def graphs(how: str):
-    """Training under one of figure 9's three ways: "replayed", "eager, capturable" (the
-    graphed training's own optimizer and learning-rate tensor, its step never captured) or
-    "eager" (SCALER_CUDA_GRAPHS=0)."""
-    original, previous = training.TrainingStep, os.environ.get(GRAPHS_ENV)
-    if how == "eager, capturable":
-        training.TrainingStep = lambda step, zero_grad, graphed: original(step, zero_grad, False)
-    os.environ[GRAPHS_ENV] = "0" if how == "eager" else "1"
+def graphs_env(value: str):
+    """SCALER_CUDA_GRAPHS set to `value` while the block runs, then as it was."""
+    previous = os.environ.get(GRAPHS_ENV)
+    os.environ[GRAPHS_ENV] = value
     try:
         yield
     finally:
-        training.TrainingStep = original
         if previous is None:
             del os.environ[GRAPHS_ENV]
         else:
@@ -137,7 +130,7 @@ def graphs(how: str):
 
 def replayed_against_eager(device: str, quick: bool) -> None:
     """Figure 9: the first and the deepest default candidate, trained as the search trains
-    them with the same seed, replayed, eagerly with the capturable optimizer, and eagerly."""
+    them with the same seed, replayed and eagerly (SCALER_CUDA_GRAPHS=0)."""
     if not device.startswith("cuda"):
         print("9. replayed against eager: CUDA only", flush=True)
         return
@@ -151,8 +144,8 @@ def replayed_against_eager(device: str, quick: bool) -> None:
           f"seed {train_config.seed}):", flush=True)
     for candidate in (search.candidates[0], deepest):
         cells = []
-        for how in ("replayed", "eager, capturable", "eager"):
-            with graphs(how):
+        for how, value in (("replayed", "1"), ("eager", "0")):
+            with graphs_env(value):
                 result = train(search.model(candidate, train_config.seed), data, candidate.resolution,
                                train_config, runtime)
             cells.append(f"{how} {100 * result.top1:.1f}% (loss {result.epochs[-1].train_loss:.4f}, "

@@ -1,27 +1,33 @@
 """The training step replayed as one CUDA graph.
 
 On a GPU a small proxy's step is bound by the host launching its few hundred kernels, not by
-the device: the default proxy's step took 35.9 ms eagerly and 4.2 ms captured whole and
-replayed (figure 6 of benchmarks/gpu_search.py, one H200). So where it is safe, training runs
-its first EAGER_STEPS steps eagerly (they create the optimizer's state and the libraries'
-handles, which a capture cannot), captures the next step (forward, loss, backward, gradient
-clipping and the optimizer's update) and replays that graph for every step after, copying
-each batch into the captured step's input buffers. The arithmetic is the step's own; only the
-launching changes.
+the device: the default proxy's step took 35.9 and 39.6 ms eagerly and 4.2 and 4.3 ms captured
+whole and replayed (figure 6 of benchmarks/gpu_search.py, two H200 hosts, 2026-12-04). So where
+it is safe, training runs its first EAGER_STEPS steps eagerly (they create the optimizer's
+state and the libraries' handles, which a capture cannot), captures the next step (forward,
+loss, backward, gradient clipping and the optimizer's update), and replays the capture for
+that step and every step after, copying each batch into the captured step's input buffers.
+The arithmetic is the step's own; only the launching changes. On CUDA, AdamW is built
+capturable whether or not the step is replayed (scaler.training.make_optimizer), so that
+SCALER_CUDA_GRAPHS never changes a result.
 
 It is safe where nothing in the step reads a value on the host or draws randomness outside
 torch's generator, since a graph replays exactly what it recorded:
 - CUDA only;
-- AdamW only, built capturable with its learning rate in a device tensor that the schedule
-  fills before each step (SGD and RMSpropTF take the rate as a Python number, which a graph
-  would freeze at its first value);
+- AdamW only, with its learning rate in a device tensor that the schedule fills before each
+  step (SGD and RMSpropTF take the rate as a Python number, which a graph would freeze at its
+  first value);
 - BatchNorm with a momentum (a cumulative average reads its step counter on the host);
-- a network that declares `graph_safe = True`: scaler's own networks (no host reads, stochastic
-  depth drawn from torch's generator). A factory's network may branch on anything in Python,
-  and a graph would replay the one branch it saw; such a network trains eagerly unless it
-  declares itself safe.
+- a network whose own class declares `graph_safe = True`: scaler's networks (no host reads,
+  stochastic depth drawn from torch's generator). A factory's network may branch on anything
+  in Python, and a graph would replay the one branch it saw; it trains eagerly unless its
+  class declares itself safe (a subclass of one of scaler's networks must say so again).
 SCALER_CUDA_GRAPHS=0 turns graphs off everywhere (SCALER_CUDA_GRAPHS=1, the default, leaves
 them on where safe).
+
+Memory: the graph keeps its own pool for a step's activations and gradients for the whole
+training, so the evaluations between epochs allocate beside it rather than in memory the
+step has freed.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from torch import nn
 
 from scaler.errors import UsageError
 
-ENV = "SCALER_CUDA_GRAPHS"
+GRAPHS_ENV = "SCALER_CUDA_GRAPHS"
 EAGER_STEPS = 2  # steps run eagerly, on a side stream, before the capture
 
 Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images, labels) -> the batch's loss
@@ -43,18 +49,18 @@ Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images, labels) 
 
 def graphs_enabled() -> bool:
     """Whether SCALER_CUDA_GRAPHS allows graphs ("1", the default) or not ("0")."""
-    value = os.environ.get(ENV, "1")
+    value = os.environ.get(GRAPHS_ENV, "1")
     if value not in ("0", "1"):
-        raise UsageError(f"{ENV}={value!r} is not allowed; use 1 (graphs where safe, the default) or 0 (never)")
+        raise UsageError(f"{GRAPHS_ENV}={value!r} is not allowed; use 1 (graphs where safe, the default) or 0 (never)")
     return value == "1"
 
 
-def graph_safe(model: nn.Module, device: torch.device, optimizer: str) -> bool:
+def can_replay(model: nn.Module, device: torch.device, optimizer: str) -> bool:
     """Whether a training of `model` on `device` under `optimizer` can replay its step as a
     CUDA graph (the module's docstring says why each condition is needed)."""
     cumulative = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.momentum is None for m in model.modules())
     return (device.type == "cuda" and optimizer == "adamw" and not cumulative
-            and getattr(model, "graph_safe", False) is True and graphs_enabled())
+            and vars(type(model)).get("graph_safe") is True and graphs_enabled())
 
 
 class TrainingStep:
@@ -105,13 +111,13 @@ class TrainingStep:
         return loss
 
     def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        if self._side is None:  # no eager steps ran in this object (EAGER_STEPS = 0)
-            torch.cuda.synchronize(x.device)
-            self._began = time.perf_counter()
         images, labels = x.clone(), y.clone()  # clone keeps the batch's memory format
         self.zero_grad()  # the graph's backward then writes the gradients in its own memory
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):  # synchronises the device first
+        # torch.cuda.graph synchronises and captures on the current device's streams unless
+        # told otherwise: the batch's device is made current (a worker on cuda:1 does not set
+        # it), and the capture runs on the side stream the eager steps used.
+        with torch.cuda.device(x.device), torch.cuda.graph(graph, stream=self._side):
             loss = self.step(images, labels)
         torch.cuda.synchronize(x.device)
         self.setup_seconds = time.perf_counter() - self._began

@@ -27,7 +27,7 @@ from scaler.conv_backend import conv_backend, policy_for
 from scaler.data import MIN_TRAIN_IMAGES, Dataset, eval_batches, train_batches
 from scaler.errors import RunError, UsageError, check_int
 from scaler.files import json_ready
-from scaler.graphed_step import TrainingStep, graph_safe
+from scaler.graphed_step import TrainingStep, can_replay
 from scaler.memory import check_training_fits
 from scaler.runtime import Runtime, select_device
 from scaler.scaling import MAX_RESOLUTION, MIN_TRAIN_RESOLUTION
@@ -287,8 +287,9 @@ class RMSpropTF(torch.optim.Optimizer):
 
 def make_optimizer(model: nn.Module, config: TrainConfig, capturable_on: torch.device | None = None) -> torch.optim.Optimizer:
     """The configured optimizer; weight decay on conv/linear weights only (not BN, biases).
-    With `capturable_on` (AdamW only), its updates can be captured in a CUDA graph there: its
-    state and learning rate live on that device (`set_learning_rate` fills the rate)."""
+    With `capturable_on` (AdamW only; SGD and RMSpropTF ignore it), its updates can be
+    captured in a CUDA graph there: its state and learning rate live on that device
+    (`set_learning_rate` fills the rate)."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
@@ -429,7 +430,8 @@ def train(
     """Train `model` in place on `dataset` at `resolution` px and evaluate after every epoch.
 
     On CUDA, with AdamW and one of scaler's networks, the step is replayed as one CUDA graph
-    after its first few (scaler.graphed_step; SCALER_CUDA_GRAPHS=0 trains eagerly throughout).
+    after its first few (scaler.graphed_step; SCALER_CUDA_GRAPHS=0 trains eagerly throughout,
+    to the same result).
     `on_step(step, total_steps, loss, images_per_s)` is called every step on the CPU and every
     CUDA_SYNC_EVERY steps on CUDA (and at each epoch's end); `on_epoch(metrics)` returning True
     stops the run (status PRUNED). A non-finite loss ends it with status DIVERGED (no
@@ -514,8 +516,11 @@ def train_repeats(
 def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch) -> TrainResult:
     start = time.perf_counter()
     channels_last = layout == torch.channels_last
-    graphed = graph_safe(model, device, config.optimizer)  # after train() set the BatchNorm momenta
-    optimizer = make_optimizer(model, config, device if graphed else None)
+    graphed = can_replay(model, device, config.optimizer)  # after train() set the BatchNorm momenta
+    # Capturable on CUDA whether or not the step is replayed: a result must not depend on
+    # SCALER_CUDA_GRAPHS, and the capturable AdamW's float32 arithmetic on the device differs
+    # from the plain one's (README, "On a GPU").
+    optimizer = make_optimizer(model, config, device if device.type == "cuda" else None)
     per_epoch = config.steps_per_epoch(len(dataset.train))
     n_epochs = config.planned_epochs(len(dataset.train))
     total = config.steps if config.steps is not None else n_epochs * per_epoch
@@ -619,6 +624,8 @@ def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch
                                          f"after epoch {epoch}")
             break
     model.eval()
+    if graphed:  # the last gradients live in the graph's memory pool: let it go with the graph
+        optimizer.zero_grad(set_to_none=True)
     return TrainResult(
         status=status,
         reason=reason,

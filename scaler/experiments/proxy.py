@@ -203,7 +203,10 @@ class Timing:
                       setup_steps=self.setup_steps)
 
 
-WARM_STEPS, TIMED_STEPS = 3, 10  # the estimate's two short runs of the training loop
+# The estimate's two short runs of the training loop. Both take more steps than a replayed
+# training runs eagerly (graphed_step.EAGER_STEPS), so that each captures its graph as a
+# training does.
+WARM_STEPS, TIMED_STEPS = 3, 10
 TIMED_NETWORKS = 12  # at most this many distinct networks are timed before a study
 TIMING_SHARE = 0.1  # and only while timing them costs less than this share of their work
 
@@ -222,7 +225,11 @@ def estimate_seconds(
     module: the warm training and evaluation rates. The first run's excess over what the warm
     rates predict for it is the first-use cost. (Timing bare steps on random tensors outside
     the loop read 15-25% slower than the loop runs on 2 CPU cores, which made every estimate
-    too high.)
+    too high.) Where the loop replays its step as a CUDA graph, the warm run's setup (its
+    eager steps and the capture, `TrainResult.setup_seconds`) is kept apart: every training
+    pays it once, and the rate is the replayed steps'. A training of EAGER_STEPS steps or
+    fewer never captures, and is estimated with the whole setup anyway (a capture's worth
+    too long).
     """
     began = time.perf_counter()
     model = build()
@@ -243,7 +250,7 @@ def estimate_seconds(
     # A graphed training's rate is its replayed steps': the eager steps and the capture before
     # them are its setup, paid once per training, not per step.
     setup, setup_steps, train_ips = 0.0, 0, warm.images_per_s
-    if 0 < warm.setup_seconds < steps_seconds:
+    if warm.setup_seconds > 0:  # within the epoch's training time, before its replayed steps
         setup, setup_steps = warm.setup_seconds, EAGER_STEPS
         train_ips = (TIMED_STEPS - EAGER_STEPS) * batch / (steps_seconds - setup)
     eval_seconds = max(0.0, sum(e.seconds for e in warm.epochs) - steps_seconds) / max(1, len(warm.epochs))
