@@ -114,20 +114,6 @@ def first_use(device: str, quick: bool) -> None:
           "(epoch 1 - epoch 2; below 0: none measurable, epoch 2 ran slower by chance)")
 
 
-@contextlib.contextmanager
-def graphs_env(value: str):
-    """SCALER_CUDA_GRAPHS set to `value` while the block runs, then as it was."""
-    previous = os.environ.get(GRAPHS_ENV)
-    os.environ[GRAPHS_ENV] = value
-    try:
-        yield
-    finally:
-        if previous is None:
-            del os.environ[GRAPHS_ENV]
-        else:
-            os.environ[GRAPHS_ENV] = previous
-
-
 def replayed_against_eager(device: str, quick: bool) -> None:
     """Figure 9: the first and the deepest default candidate, trained as the search trains
     them with the same seed, replayed and eagerly (SCALER_CUDA_GRAPHS=0)."""
@@ -145,7 +131,7 @@ def replayed_against_eager(device: str, quick: bool) -> None:
     for candidate in (search.candidates[0], deepest):
         cells = []
         for how, value in (("replayed", "1"), ("eager", "0")):
-            with graphs_env(value):
+            with environment(GRAPHS_ENV, value):
                 result = train(search.model(candidate, train_config.seed), data, candidate.resolution,
                                train_config, runtime)
             cells.append(f"{how} {100 * result.top1:.1f}% (loss {result.epochs[-1].train_loss:.4f}, "
@@ -300,7 +286,7 @@ def first_use_by_policy(device: str, quick: bool) -> None:
         for _ in range(1 if policy == "channels-last" else 2):  # its first use is known to be large
             resolution = next(resolutions)
             seed_everything(0)
-            with policy_env(policy):
+            with environment(ENV, policy):
                 result = train(base.build(), data, resolution, config, runtime)
             one, two = (e.seconds for e in result.epochs)
             cost = max(cost, one + 4 * two)
@@ -389,17 +375,18 @@ def policy_by_size(device: str, quick: bool) -> None:
 
 
 @contextlib.contextmanager
-def policy_env(policy: str):
-    """SCALER_CONV set to `policy` while the block runs (child processes inherit it)."""
-    previous = os.environ.get(ENV)
-    os.environ[ENV] = policy
+def environment(name: str, value: str):
+    """The environment variable `name` set to `value` while the block runs (child processes
+    inherit it), then as it was: SCALER_CONV's policy, SCALER_CUDA_GRAPHS's switch."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if previous is None:
-            os.environ.pop(ENV)
+            os.environ.pop(name)
         else:
-            os.environ[ENV] = previous
+            os.environ[name] = previous
 
 
 def figures(parser: argparse.ArgumentParser, option: str, text: str) -> set[int]:
@@ -444,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
         first_use_by_policy(device, args.quick)
     policy = os.environ.get(ENV, DEFAULT_POLICY)  # what the other figures run under
     failed = 0
-    with policy_env(policy):
+    with environment(ENV, policy):
         if 4 not in skip:
             for workers in workers_list:
                 with tempfile.TemporaryDirectory() as scratch:  # a study folder per search
