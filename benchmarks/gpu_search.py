@@ -39,10 +39,10 @@ figures 5 and 7 set the policies they compare.
    (the library's default on CUDA) and eagerly (SCALER_CUDA_GRAPHS=0; the same capturable
    AdamW): top-1, final training loss and seconds of each (CUDA only).
 8. A GPU-sized proxy: the default search's candidates and recipe on B0 at full width, 128 px and
-   20,000 + 2,000 synthetic images (GPU_PROXY), `--workers` 4 (`--proxy-workers`): its wall
-   time, its estimate, and its best and worst top-1. It takes minutes (over 473 s on one H200,
-   2026-12-04), so it runs only when `--only` names it (`--only 8`: it alone, in a call of its
-   own), and `--proxy-limit SECONDS` stops it in time to report how far it got.
+   20,000 + 2,000 synthetic images (GPU_PROXY), one worker (`--proxy-workers`; with the step
+   replayed, one worker ran the default search fastest): its wall time, its estimate, and its
+   best and worst top-1. It takes minutes (about 6 min on one H200 replayed, 2026-12-04), so
+   it runs only when `--only` names it (`--only 8`: it alone, in a call of its own), and `--proxy-limit SECONDS` stops it in time to report how far it got.
 
 `--quick` shrinks every part (two candidates, tiny images, a micro search) so that the script
 can be smoke-tested on a CPU; its figures then mean nothing.
@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip", default="", help="figures to skip, e.g. 1,4 (a call of the device tool has 10 minutes)")
     parser.add_argument("--only", default="", help="the figures to run, e.g. 8 (which runs only when named here)")
     parser.add_argument("--workers", default="1", help="figure 4's --workers, one search each: e.g. 1,4")
-    parser.add_argument("--proxy-workers", type=int, default=4, help="figure 8's --workers")
+    parser.add_argument("--proxy-workers", type=int, default=1, help="figure 8's --workers")
     parser.add_argument("--proxy-limit", type=float, help="stop figure 8's search after this many seconds "
                         "(a Ctrl-C) and report how far it got: its estimate and the candidates done")
     args = parser.parse_args(argv)

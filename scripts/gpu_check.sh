@@ -10,7 +10,7 @@
 #   bash scripts/gpu_check.sh --workers 1,4
 # `--skip 4` (the searches) or `--skip 7` (channels_last's first uses) save the most time.
 # The GPU-sized proxy's search (figure 8, minutes) runs in a call of its own:
-#   bash scripts/gpu_check.sh --only 8 --proxy-limit 470   (over 473 s on 12-04: the limit stops it)
+#   bash scripts/gpu_check.sh --only 8 --proxy-limit 400   (about 6 min replayed on 12-04; the limit stops it)
 # On a CPU, as a smoke test: DEVICE=cpu PYTHON=.venv/bin/python bash scripts/gpu_check.sh --quick
 # GPU_TESTS=1 runs the CUDA-only tests first (tests/test_graphed_step.py and the GPU test of
 # tests/test_data.py); a failing test stops the script. Figure 9 (replayed against eager steps):
