@@ -27,7 +27,7 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
-from scaler.models import Piece, family_of
+from scaler.models import Piece, check_network, family_of
 from scaler.errors import UsageError
 from scaler.scaling import validate_resolution
 
@@ -97,6 +97,7 @@ def count_model(spec: Hashable, resolution: int) -> ModelCount:
     by (spec, resolution): a search counts each configuration once.
     """
     validate_resolution(resolution)
+    check_network(spec, resolution)
     family = family_of(spec)
     if family.pieces is None:
         try:  # on the meta device: no memory for weights that are never read
@@ -110,8 +111,10 @@ def count_model(spec: Hashable, resolution: int) -> ModelCount:
 
 def check_countable(spec: Hashable, resolution: int) -> None:
     """UsageError, before any counting, where `count_model` would refuse: a resolution out of
-    range, or a piece too large to trace (its layout is built on the meta device: cheap)."""
+    range, a network that cannot run at it (`check_network`), or a piece too large to trace
+    (its layout is built on the meta device: cheap)."""
     validate_resolution(resolution)
+    check_network(spec, resolution)
     family = family_of(spec)
     if family.pieces is not None:
         _check_size(family.pieces(spec, resolution), resolution)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from fvcore.nn import FlopCountAnalysis
 
-from scaler.models import build_model, network_spec
+from scaler.models import build_model, check_network, network_spec
 from tests.conftest import TINY_NET_FILE
 
 TINY_NET = TINY_NET_FILE.read_text()  # the factory file a user would write
@@ -126,7 +126,8 @@ def test_check_leaves_the_random_state_alone(net):
     torch.manual_seed(0)
     expected = torch.rand(3)
     torch.manual_seed(0)
-    network_spec(net, num_classes=7)  # first spec of its kind: builds and runs the network
+    network_spec(net, num_classes=7)  # first spec of its kind: builds the network
+    check_network(network_spec(net, num_classes=7), 32)  # and runs it
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -139,8 +140,8 @@ BAD = {
                "raised ValueError: no width 1.0 when called with width=1, depth=1, num_classes=1000"),
     "not a module": ("def make(width, depth, num_classes):\n    return [width]\n", "make", "returned an object of type list, not a torch.nn.Module"),
     "wrong logits": (TINY_NET.replace("nn.Linear(cin, num_classes)", "nn.Linear(cin, 5)"), "make",
-                     "returns shape (1, 5) for a (1, 3, 64, 64) input; expected (1, 1000)"),
-    "forward fails": (TINY_NET.replace("nn.Flatten(), ", ""), "make", "its network fails on a (1, 3, 64, 64) input: RuntimeError: "),
+                     "returns shape (1, 5) for a (1, 3, 224, 224) input; expected (1, 1000)"),  # flops' default resolution
+    "forward fails": (TINY_NET.replace("nn.Flatten(), ", ""), "make", "its network fails on a (1, 3, 224, 224) input: RuntimeError: "),
 }  # fmt: skip
 
 
@@ -179,3 +180,74 @@ def test_search_refuses_a_bad_factory_before_creating_anything(cli, tmp_path):
     result = cli("search", "--base", f"{path}:make", *TRAIN, "--root", root)
     assert result.code == 2 and "raised RuntimeError: boom" in result.err
     assert not root.exists()
+
+
+# A CIFAR network as written for 32 px: a fixed 4x4 pooling, then a linear layer sized for it.
+FIXED_SIZE_NET = """
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self, width, num_classes):
+        super().__init__()
+        self.channels = max(4, round(8 * width))
+        self.conv = nn.Conv2d(3, self.channels, 3, stride=2, padding=1)
+        self.fc = nn.Linear(self.channels * 4 * 4, num_classes)
+
+    def forward(self, x):
+        return self.fc(F.avg_pool2d(F.relu(self.conv(x)), 4).flatten(1))
+
+
+def make(width, depth, num_classes):
+    return Net(width, num_classes)
+"""
+# Unpadded stride-2 convolutions: the input must be at least 79 px.
+DEEP_NET = """
+import torch.nn as nn
+
+
+def make(width, depth, num_classes):
+    layers = [nn.Conv2d(3, 4, 3, stride=2)]
+    for _ in range(5):
+        layers += [nn.Conv2d(4, 4, 3, stride=2), nn.ReLU()]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
+"""
+
+
+def test_a_network_is_checked_at_the_resolutions_it_runs_at(cli, tmp_path):
+    """A network that needs some size of input is refused only at sizes it cannot take: a deep
+    one counts at 224 px and not at 64, a CIFAR one trains at 32 px and not at 40."""
+    (tmp_path / "deep.py").write_text(DEEP_NET)
+    (tmp_path / "cifar.py").write_text(FIXED_SIZE_NET)
+    deep, cifar = f"{tmp_path / 'deep.py'}:make", f"{tmp_path / 'cifar.py'}:make"
+    counted = cli("flops", deep, "--format", "json")
+    assert counted.code == 0, counted.err
+    [row] = json.loads(counted.out)
+    assert row["resolution"] == 224 and row["params"] == sum(p.numel() for p in build_model(deep).parameters())
+    small = cli("flops", deep, "--resolution", "64")
+    assert small.code == 2
+    [line] = small.err.strip().splitlines()
+    assert line.startswith(f"error: factory {deep!r}: its network fails on a (1, 3, 64, 64) input: RuntimeError: "), line
+
+    trained = cli("train", cifar, "--resolution", "32", *TRAIN, "--format", "json")
+    assert trained.code == 0, trained.err
+    assert json.loads(trained.out)["status"] == "complete"
+    wider = cli("train", cifar, "--resolution", "40", *TRAIN)
+    assert wider.code == 2
+    [line] = wider.err.strip().splitlines()
+    assert line.startswith(f"error: factory {cifar!r}: its network fails on a (1, 3, 40, 40) input: RuntimeError: "), line
+
+
+def test_search_refuses_a_candidate_resolution_the_network_cannot_take(cli, tmp_path):
+    """The CIFAR network runs at its 32 px base but not at gamma 1.2's 40 px: refused while the
+    candidates are planned, naming the resolution, and no study folder is left behind."""
+    (tmp_path / "cifar.py").write_text(FIXED_SIZE_NET)
+    cifar = f"{tmp_path / 'cifar.py'}:make"
+    root = tmp_path / "searches"
+    result = cli("search", "--base", cifar, "--base-resolution", "32", "--alpha-range", "1", "--beta-range", "1",
+                 "--gamma-range", "1.2", "--tolerance", "1", *TRAIN, "--root", root)
+    assert result.code == 2
+    [line] = result.err.strip().splitlines()
+    assert "its network fails on a (1, 3, 40, 40) input" in line, line
+    assert not root.exists() or not any(root.iterdir())  # no study folder (planning takes the lock under root)

@@ -14,7 +14,7 @@ import pandas as pd
 import typer
 from torch import nn
 
-from scaler.models import family_of, network_spec, presets_by_family
+from scaler.models import check_network, family_of, network_spec, presets_by_family
 from scaler.models.init import zero_init_residuals
 from scaler.cli import options
 from scaler.cli.app import Format, app, console, progress_console
@@ -86,6 +86,7 @@ def train(
     check_repeats(repeats)
     dataset = _load_data(data, resolution, train_images, val_images, val_fraction, seed, cache_dir)
     spec = network_spec(variant, width=width, depth=depth, num_classes=dataset.num_classes)
+    check_network(spec, resolution)
 
     def build() -> nn.Module:
         model = family_of(spec).build(spec)

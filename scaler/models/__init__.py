@@ -12,6 +12,7 @@ from scaler.models.family import Family, Piece, Preset
 from scaler.models.registry import (
     build_model,
     canonical_variant,
+    check_network,
     families,
     family_of,
     get_family,
@@ -29,6 +30,7 @@ __all__ = [
     "Preset",
     "build_model",
     "canonical_variant",
+    "check_network",
     "families",
     "family_of",
     "get_family",

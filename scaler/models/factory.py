@@ -4,7 +4,10 @@ named by a reference `package.module:make` or `path/to/file.py:make`.
 A reference stands wherever a preset name does (`scaler flops net.py:make`, `scaler search
 --base net.py:make`): it behaves like a preset with width 1, depth 1 and resolution 224, and
 the factory receives the multipliers a command asks for. Every spec is checked once, up front
-(`check_factory`), so a broken factory is one line and exit code 2, never a failed training.
+(`check_factory`), and its network is run once at each resolution it is counted or trained at
+(`check_factory_at`), so a broken factory is one line and exit code 2, never a failed count or
+training; a network that needs a size of input (a CIFAR net's fixed pooling, a deep stack of
+unpadded convolutions) is refused only at the resolutions it cannot take.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from scaler.models.family import Family, Preset, checked_multipliers
 from scaler.models.registry import REFERENCE_FAMILY, is_file_location, is_reference, register_family
 from scaler.random_state import generators_kept
 
-CHECK_INPUT = (1, 3, 64, 64)  # what the check feeds a factory's network
 _MAX_MESSAGE = 200  # characters of an exception's message quoted in an error line
 
 
@@ -121,32 +123,37 @@ def build_factory(spec: FactorySpec) -> nn.Module:
 
 @functools.lru_cache(maxsize=256)
 def check_factory(spec: FactorySpec) -> None:
-    """UsageError unless the factory imports, is callable, returns an nn.Module for `spec`'s
-    arguments, and that module maps a (1, 3, 64, 64) input to (1, num_classes) logits.
+    """UsageError unless the factory imports, is callable and returns an nn.Module for `spec`'s
+    arguments. Runs once per spec, on the CPU (whatever default device is active), and leaves
+    the random generators as it found them: a seeded build that happens to run the check first
+    makes the same weights as one that does not."""
+    with generators_kept(), torch.device("cpu"):
+        build_factory(spec)
 
-    Runs once per spec, on the CPU (whatever default device is active), in eval mode under
-    no_grad, and leaves the random generators as it found them: a seeded build that happens
-    to run the check first makes the same weights as one that does not.
-    """
+
+@functools.lru_cache(maxsize=256)
+def check_factory_at(spec: FactorySpec, resolution: int) -> None:
+    """UsageError unless the factory's network maps a (1, 3, resolution, resolution) input to
+    (1, num_classes) logits. Runs once per spec and resolution, as `check_factory` does, in
+    eval mode under no_grad."""
+    shape = (1, 3, resolution, resolution)
     with generators_kept(), torch.device("cpu"):
         model = build_factory(spec)
         try:
             with torch.no_grad():
-                output = model.eval()(torch.zeros(CHECK_INPUT))
+                output = model.eval()(torch.zeros(shape))
         except (Exception, SystemExit) as exc:
-            raise UsageError(
-                f"factory {spec.reference!r}: its network fails on a {CHECK_INPUT} input: {_one_line(exc)}"
-            ) from None
+            raise UsageError(f"factory {spec.reference!r}: its network fails on a {shape} input: {_one_line(exc)}") from None
     expected = (1, spec.num_classes)
     if not isinstance(output, torch.Tensor):
         raise UsageError(
             f"factory {spec.reference!r}: its network returns an object of type {type(output).__name__} for a "
-            f"{CHECK_INPUT} input; expected a tensor of shape {expected} (one logit per class)"
+            f"{shape} input; expected a tensor of shape {expected} (one logit per class)"
         )
     if tuple(output.shape) != expected:
         raise UsageError(
             f"factory {spec.reference!r}: its network returns shape {tuple(output.shape)} for a "
-            f"{CHECK_INPUT} input; expected {expected} (one logit per class, num_classes={spec.num_classes})"
+            f"{shape} input; expected {expected} (one logit per class, num_classes={spec.num_classes})"
         )
 
 
@@ -187,5 +194,6 @@ FAMILY = register_family(
         spec=factory_spec,
         build=build_factory,
         pieces=None,  # counted by one whole-model pass
+        check=check_factory_at,
     )
 )

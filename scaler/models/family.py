@@ -126,6 +126,9 @@ class Family:
     * `build(spec)`: the `nn.Module` (resolution is the input's size, never the module's).
     * `pieces(spec, resolution)`: the distinct pieces for the fast counter, or None to count a
       whole-model fvcore pass instead.
+    * `check(spec, resolution)`: a UsageError where the spec's network cannot run at that
+      resolution, or None where every network of the family runs at any resolution the
+      scaling rules allow (a factory's network is run to find out).
     """
 
     name: str
@@ -134,3 +137,4 @@ class Family:
     build: Callable[[Hashable], nn.Module]
     pieces: Callable[[Hashable, int], list[Piece]] | None = None
     aliases: Callable[[str], str] | None = None  # maps accepted spellings to a preset name
+    check: Callable[[Hashable, int], None] | None = None

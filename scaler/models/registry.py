@@ -66,6 +66,15 @@ def family_of(spec: Hashable) -> Family:
     return get_family(family)
 
 
+def check_network(spec: Hashable, resolution: int) -> None:
+    """UsageError where the network `spec` describes cannot run at `resolution` x
+    `resolution` (its family's `check`): asked before counting or training it, so that a
+    network that cannot take its input is one line, never a failed count or training."""
+    family = family_of(spec)
+    if family.check is not None:
+        family.check(spec, resolution)
+
+
 def variant_names() -> list[str]:
     """Every preset name of every family, for help texts and errors."""
     return [p for f in _FAMILIES.values() for p in f.presets]
