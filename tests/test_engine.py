@@ -252,7 +252,7 @@ def test_another_configuration_under_the_same_name_is_refused(tmp_path, storage_
 def test_the_folder_lock_admits_one_holder_and_leaves_a_folder_it_wrote_nothing_to_as_found(tmp_path):
     """The lock file is the study's: a second holder is refused by name, and a run that wrote
     nothing (a refused study, an error before the first write) removes the lock again, and the
-    folder too when the run created it."""
+    folder and the folders above it too when the run created them."""
     fresh = tmp_path / "fresh"
     with folder_lock(fresh):
         assert (fresh / ".lock").read_text().startswith(f"pid {os.getpid()} on ")
@@ -274,6 +274,14 @@ def test_the_folder_lock_admits_one_holder_and_leaves_a_folder_it_wrote_nothing_
     with folder_lock(written):  # a later run finds the lock it keeps
         pass
     assert sorted(p.name for p in written.iterdir()) == [".lock", "results.csv"]
+    nested = tmp_path / "root" / "more" / "study"  # the folders above it that it made go too
+    with pytest.raises(UsageError):
+        with folder_lock(nested):
+            raise UsageError("refused")
+    assert not (tmp_path / "root").exists()
+    with folder_lock(nested):  # another study appears beside it meanwhile: the folders above stay
+        (tmp_path / "root" / "more" / "other").mkdir()
+    assert sorted(p.name for p in (tmp_path / "root" / "more").iterdir()) == ["other"]
 
 
 def test_a_lock_taken_on_a_removed_lock_file_is_taken_again_on_the_file_in_its_place(tmp_path, monkeypatch):

@@ -22,14 +22,14 @@ STALE_SECONDS = 60
 def folder_lock(folder: Path) -> Iterator[None]:
     """Hold the folder's lock for the duration of a study run: one `scaler search` at a time.
 
-    Creates the folder and its lock file, and removes them again when the run wrote nothing
-    else there (a refused study leaves a folder as it found it). Removes temporary files that
-    killed writers left behind. RunError when the folder cannot be written or another process
-    holds it.
+    Creates the folder (and the folders above it that are missing) and its lock file, and
+    removes them again when the run wrote nothing else there (a refused study leaves the disk
+    as it found it). Removes temporary files that killed writers left behind. RunError when the
+    folder cannot be written or another process holds it.
     """
     try:
-        created = not folder.exists()
-        lock_created = created or not (folder / LOCK_NAME).exists()
+        missing = [p for p in (folder, *folder.parents) if not p.exists()]  # the deepest first
+        lock_created = bool(missing) or not (folder / LOCK_NAME).exists()
     except OSError as exc:
         raise RunError(f"cannot write to study folder {folder}: {exc.strerror}") from None
     handle = _take(folder)
@@ -45,8 +45,10 @@ def folder_lock(folder: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):  # a folder removed meanwhile must not hide the error in flight
             if lock_created and _names(folder) == before:
                 (folder / LOCK_NAME).unlink()  # while held: a process that opened it meets the lock
-                if created and not any(folder.iterdir()):
-                    folder.rmdir()
+                for made in missing:  # each one empty once the one below it is gone
+                    if any(made.iterdir()):
+                        break
+                    made.rmdir()
         handle.close()
 
 
