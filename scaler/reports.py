@@ -227,21 +227,26 @@ class SearchComparison:
     kendall: tuple[float, float, float] | None  # (tau-b, low, high), the same resamples
     spearman_p: float | None  # one-sided permutation p-value: could unrelated rankings agree as well?
     best_lines: list[str]
-    resized: int = 0  # points both searched at different resolutions (other base resolutions): not matched
+    other_networks: int = 0  # points both searched with another network there (another proxy): not matched
 
 
-COMPARE_KEYS = ["alpha", "beta", "gamma", "resolution"]
-POINT_KEYS = COMPARE_KEYS[:3]
+POINT_KEYS = ["alpha", "beta", "gamma"]
+# What makes a point's network: two searches of other proxies (base resolution, base width or
+# variant, phi, classes) train other networks at one (alpha, beta, gamma).
+NETWORK_KEYS = ["resolution", "depth_mult", "width_mult", "params"]
+COMPARE_KEYS = POINT_KEYS + NETWORK_KEYS
 
 
 def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
-    """Join two ranked search tables on the candidate (alpha, beta, gamma, resolution): a point
-    trained at another resolution (another base resolution, or the gamma-1 rounding of searches
-    before 2026-12-02) is another network, counted in `resized` and named where it is a best."""
+    """Join two ranked search tables on the candidate: its point (alpha, beta, gamma) and its
+    network (resolution, depth and width multipliers, params). A point trained as another
+    network (another proxy: base resolution, width or variant, phi, classes; or the gamma-1
+    rounding of searches before 2026-12-02) is counted in `other_networks` and named where it
+    is a best."""
     keep = ["rank", "top1", "top1_low", "top1_high", "state", "tied_with_best"]
     frame = a[COMPARE_KEYS + keep].merge(b[COMPARE_KEYS + keep], on=COMPARE_KEYS, suffixes=("_a", "_b"), how="inner")
     points = a[COMPARE_KEYS].merge(b[COMPARE_KEYS], on=POINT_KEYS, suffixes=("_a", "_b"))
-    resized = int((points["resolution_a"] != points["resolution_b"]).sum())
+    other_networks = int(sum((points[f"{key}_a"] != points[f"{key}_b"]) for key in NETWORK_KEYS).astype(bool).sum())
     frame = frame.sort_values("rank_a").reset_index(drop=True)
     complete = (frame["state_a"] == State.COMPLETE.value) & (frame["state_b"] == State.COMPLETE.value)
     # a timed-out or pruned row's top-1 is of a shorter training: no difference with a full one
@@ -261,9 +266,9 @@ def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
         joined = frame.merge(own.iloc[:1][COMPARE_KEYS], on=COMPARE_KEYS)
         if not len(joined):
             other_table = b if other == "b" else a
-            at = other_table.merge(own.iloc[:1][POINT_KEYS], on=POINT_KEYS)["resolution"]
-            elsewhere = f" at {int(own.iloc[0]['resolution'])} px ({there} trained it at {int(at.iloc[0])} px)" if len(at) else ""
-            lines.append(f"best of {name}: {candidate} is not among {there}'s candidates{elsewhere}")
+            at = other_table.merge(own.iloc[:1][POINT_KEYS], on=POINT_KEYS)
+            lines.append(f"best of {name}: {candidate} is not among {there}'s candidates"
+                         + (_another_network(own.iloc[0], at.iloc[0], there) if len(at) else ""))
             continue
         best = joined.iloc[0]
         state = best[f"state_{other}"]
@@ -276,7 +281,17 @@ def compare_searches(a: pd.DataFrame, b: pd.DataFrame) -> SearchComparison:
         else:
             verdict = {True: "tied with its best there", False: "not tied with its best there"}.get(truth(best[f"tied_with_best_{other}"]), "tie unknown there")
         lines.append(f"best of {name}: {candidate} is rank {rank} in {there}, {verdict}")
-    return SearchComparison(frame, len(frame), len(both), spearman, kendall, spearman_p, lines, resized)
+    return SearchComparison(frame, len(frame), len(both), spearman, kendall, spearman_p, lines, other_networks)
+
+
+def _another_network(mine: pd.Series, theirs: pd.Series, there: str) -> str:
+    """How the other search's network at a point differs from this one's: its resolution
+    where that differs, else its multipliers and size."""
+    if mine["resolution"] != theirs["resolution"]:
+        return f" at {int(mine['resolution'])} px ({there} trained it at {int(theirs['resolution'])} px)"
+    differences = [f"{key} {theirs[key]:g} instead of {mine[key]:g}" for key in ("depth_mult", "width_mult") if mine[key] != theirs[key]]
+    differences.append(f"params {int(theirs['params']):,} instead of {int(mine['params']):,}")
+    return f" ({there} trained another network there: {', '.join(differences)})"
 
 
 def _not_complete(state: object, there: str) -> str:

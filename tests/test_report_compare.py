@@ -34,7 +34,8 @@ TINY = [
 def ranked(top1: list[float], states: list[str], tied: list[bool] | None = None) -> pd.DataFrame:
     """A search table over 4 fixed candidates as read_results returns it: complete rows first
     by top-1, then the rest, ranked 1..n."""
-    rows = pd.DataFrame({"alpha": [1.0, 1.2, 1.4, 1.6], "beta": 1.0, "gamma": 1.1, "resolution": 36, "top1": top1,
+    rows = pd.DataFrame({"alpha": [1.0, 1.2, 1.4, 1.6], "beta": 1.0, "gamma": 1.1, "resolution": 36,
+                         "depth_mult": [1.0, 1.2, 1.4, 1.6], "width_mult": 0.5, "params": [1000, 1100, 1200, 1300], "top1": top1,
                          "top1_low": [t - 0.05 for t in top1], "top1_high": [t + 0.05 for t in top1], "state": states,
                          "tied_with_best": tied if tied is not None else [False] * 4})  # fmt: skip
     rows["_done"] = rows["state"] != "complete"
@@ -102,7 +103,7 @@ def test_compare_json_is_one_object_with_figures_best_lines_and_rows(cli, monkey
     result = cli("report", tmp_path / "A", tmp_path / "B", "--format", "json")
     assert result.code == 0, result.err
     data = json.loads(result.out)
-    assert list(data) == ["a", "b", "shared", "scored", "resized", "spearman_p", "spearman", "spearman_low", "spearman_high",
+    assert list(data) == ["a", "b", "shared", "scored", "other_networks", "spearman_p", "spearman", "spearman_low", "spearman_high",
                           "kendall", "kendall_low", "kendall_high", "best", "unfinished", "candidates"]  # fmt: skip
     assert data["a"] == str(tmp_path / "A") and data["b"] == str(tmp_path / "B") and data["unfinished"] == {"a": 0, "b": 0}
     assert data["shared"] == 4 and data["scored"] == 4
@@ -212,18 +213,40 @@ def test_points_trained_at_another_resolution_are_other_networks_and_said_to_be(
     a = ranked([0.5, 0.4, 0.3, 0.2], ["complete"] * 4, [True, False, False, False])
     b = ranked([0.3, 0.45, 0.35, 0.1], ["complete"] * 4).assign(resolution=44)
     comparison = compare_searches(a, b)
-    assert (comparison.shared, comparison.resized) == (0, 4)
+    assert (comparison.shared, comparison.other_networks) == (0, 4)
     assert comparison.best_lines == [
         "best of A: (1, 1, 1.1) is not among B's candidates at 36 px (B trained it at 44 px)",
         "best of B: (1.2, 1, 1.1) is not among A's candidates at 44 px (A trained it at 36 px)",
     ]
-    assert compare_searches(a, a).resized == 0
+    assert compare_searches(a, a).other_networks == 0
     constructed(monkeypatch, {"A": a, "B": b})
     table = cli("report", tmp_path / "A", tmp_path / "B")
     assert table.code == 0, table.err
-    assert ("0 candidates in both, 0 complete in both; 4 point(s) of both were trained at different resolutions, so are "
-            "other networks (report compares searches of one proxy; `scaler calibrate` compares proxies)") in " ".join(table.out.split())
-    assert json.loads(cli("report", tmp_path / "A", tmp_path / "B", "--format", "json").out)["resized"] == 4
+    assert ("0 candidates in both, 0 complete in both; 4 point(s) of both were trained as other networks (another "
+            "resolution, width, depth or size), so are not compared (report compares searches of one proxy; `scaler "
+            "calibrate` compares proxies)") in " ".join(table.out.split())
+    assert json.loads(cli("report", tmp_path / "A", tmp_path / "B", "--format", "json").out)["other_networks"] == 4
+
+
+def test_points_of_another_proxy_at_the_same_resolution_are_other_networks(cli, monkeypatch, tmp_path):
+    """A search of another base width (or phi) trains other networks at the same points and
+    resolutions: none is compared, and each best's line says how the networks differ."""
+    a = ranked([0.5, 0.4, 0.3, 0.2], ["complete"] * 4, [True, False, False, False])
+    b = ranked([0.3, 0.45, 0.35, 0.1], ["complete"] * 4)
+    b = b.assign(width_mult=1.0, params=b["params"] * 3)  # --base-width 1 against 0.5
+    comparison = compare_searches(a, b)
+    assert (comparison.shared, comparison.scored, comparison.other_networks) == (0, 0, 4)
+    assert comparison.spearman is None
+    assert comparison.best_lines == [
+        "best of A: (1, 1, 1.1) is not among B's candidates (B trained another network there: width_mult 1 instead of 0.5, "
+        "params 3,000 instead of 1,000)",
+        "best of B: (1.2, 1, 1.1) is not among A's candidates (A trained another network there: width_mult 0.5 instead of 1, "
+        "params 1,100 instead of 3,300)",
+    ]
+    more_classes = a.assign(params=a["params"] + 1)  # the same multipliers, another classifier
+    assert compare_searches(a, more_classes).other_networks == 4
+    constructed(monkeypatch, {"A": a, "B": b})
+    assert json.loads(cli("report", tmp_path / "A", tmp_path / "B", "--format", "json").out)["other_networks"] == 4
 
 
 # ---------------------------------------------------------------------------------------------

@@ -159,7 +159,7 @@ def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
             "b": str(folder_b),
             "shared": comparison.shared,
             "scored": comparison.scored,
-            "resized": comparison.resized,  # points both trained, at different resolutions: not compared
+            "other_networks": comparison.other_networks,  # points both trained, as other networks: not compared
             **_agreement_fields(comparison),
             "best": comparison.best_lines,
             # candidates still to train on each side: where > 0, that side's best is the best so far
@@ -182,8 +182,9 @@ def _compare_lines(comparison: reports.SearchComparison, folder_a: Path, folder_
     named = [f"{side} = {folder}" + ("" if info["name"] == folder.name else f" ({info['name']})")  # a study named apart from its folder
              for side, folder, info in (("A", folder_a, info_a), ("B", folder_b, info_b))]
     lines = [f"{', '.join(named)}; {comparison.shared} candidates in both, {comparison.scored} complete in both"
-             + (f"; {comparison.resized} point(s) of both were trained at different resolutions, so are other networks "
-                "(report compares searches of one proxy; `scaler calibrate` compares proxies)" if comparison.resized else "")
+             + (f"; {comparison.other_networks} point(s) of both were trained as other networks (another resolution, "
+                "width, depth or size), so are not compared (report compares searches of one proxy; `scaler calibrate` "
+                "compares proxies)" if comparison.other_networks else "")
              + ("; A and B are one folder, so they agree by construction" if folder_a.resolve() == folder_b.resolve() else "")]
     if comparison.spearman is not None and comparison.kendall is not None:
         (rho, rho_low, rho_high), (tau, tau_low, tau_high) = comparison.spearman, comparison.kendall
