@@ -139,7 +139,15 @@ def test_train_bad_data_and_divergence(cli, tmp_path):
     diverged = cli("train", "b0", *TINY, "--epochs", "1", "--optimizer", "sgd", "--lr", "1e6", "--format", "json")
     assert diverged.code == 1
     assert json.loads(diverged.out)["status"] == "diverged"
-
+    # AdamW, one step: the epoch ends and its evaluation overflows; no top-1 interval for that network
+    evaluated = [*TINY, "--epochs", "1", "--lr", "1e9", "--batch-size", "64"]
+    table = cli("train", "b0", *evaluated)
+    assert table.code == 1 and "validation loss became nan at epoch 1" in table.err
+    text = " ".join(table.out.split())
+    assert "no final top-1: a diverged training is not scored" in text and "final val top-1" not in text
+    data = json.loads(cli("train", "b0", *evaluated, "--format", "json").out)
+    assert data["status"] == "diverged" and len(data["epochs"]) == 1
+    assert data["top1_low"] is None and data["top1_high"] is None
 
 def test_train_zero_init_starts_every_residual_branch_at_zero(cli, monkeypatch):
     import scaler.training as training

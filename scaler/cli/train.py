@@ -163,13 +163,15 @@ def _wilson(top1: float, val_images: int) -> tuple[float, float]:
 
 def _show_run(result: TrainResult, val_images: int, format: Format, title: str, caption: str) -> None:
     """Per-epoch metrics of one training, and its final top-1's 95% interval over the
-    validation images (the only noise one run can measure)."""
+    validation images (the only noise one run can measure); a run that ends unscored (diverged)
+    has no final top-1: its last evaluation is of a broken network."""
     frame = pd.DataFrame([asdict(e) for e in result.epochs], columns=[c.key for c in METRIC_COLUMNS])
     bounds = [_wilson(top1, val_images) for top1 in frame["top1"]]
     frame["top1_low"], frame["top1_high"] = [b[0] for b in bounds], [b[1] for b in bounds]  # for CSV
     frame["status"] = result.status.value  # the run's, on every epoch's row, as the title says it
     frame["reason"] = result.reason  # and why it stopped, as the caption says it ("" when complete)
-    low, high = _wilson(result.top1, val_images) if result.epochs else (math.nan, math.nan)
+    scored = bool(result.epochs) and result.status.is_scored
+    low, high = _wilson(result.top1, val_images) if scored else (math.nan, math.nan)
     if format is Format.json:  # the final top-1's bounds, and each epoch's, as CSV has them
         data = result.to_dict()
         for epoch, (epoch_low, epoch_high) in zip(data["epochs"], bounds):
@@ -179,9 +181,11 @@ def _show_run(result: TrainResult, val_images: int, format: Format, title: str, 
     caption += f", {result.train_seconds:.1f} s"
     caption += ("\npeak MB: the most memory torch allocated on the GPU" if result.device.startswith("cuda") else
                 "\npeak MB: the process's largest resident memory so far (torch's own included)")
-    if result.epochs and val_images:
+    if scored and val_images:
         caption += (f"\nfinal val top-1 {result.top1:.1%}, 95% interval {low:.1%}-{high:.1%} over the {val_images} validation "
                     "images; --repeats 3 adds the seed's noise")
+    elif result.epochs:
+        caption += f"\nno final top-1: a {result.status} training is not scored (its last rows are of a broken network)"
     if result.reason:
         caption += f"\n{result.status}: {result.reason}"
     emit(frame, METRIC_COLUMNS, format.value, console, title=title, caption=caption)
