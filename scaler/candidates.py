@@ -23,7 +23,7 @@ from collections.abc import Callable, Hashable
 
 from torch import nn
 
-from scaler.models import canonical_variant, family_of, network_spec
+from scaler.models import canonical_variant, check_network, family_of, network_spec
 from scaler.models.init import zero_init_residuals
 from scaler.scaling import MAX_PHI, MIN_TRAIN_RESOLUTION, CompoundScale, ScaleLimitError, compound_product, compound_scale, validate_multiplier, validate_resolution
 
@@ -190,22 +190,27 @@ class ProxyBase:
         validate_multiplier("base width", self.width)
         with attributed_to("base"):  # a factory's fault is the --base that names it
             network_spec(self.variant, num_classes=self.num_classes)
+            check_network(self.spec(), self.resolution)
 
     def spec(self, width: float = 1.0, depth: float = 1.0) -> Hashable:
         """The base scaled by extra width and depth multipliers (base width applied first)."""
-        base = network_spec(self.variant, num_classes=self.num_classes)
-        return network_spec(
-            self.variant,
-            width=base.width * self.width * width,
-            depth=base.depth * depth,
-            num_classes=self.num_classes,
-        )
+        with attributed_to("base"):  # a factory's fault is the --base that names it
+            base = network_spec(self.variant, num_classes=self.num_classes)
+            return network_spec(
+                self.variant,
+                width=base.width * self.width * width,
+                depth=base.depth * depth,
+                num_classes=self.num_classes,
+            )
 
     def scaled(self, alpha: float, beta: float, gamma: float, phi: float) -> tuple[CompoundScale, ModelCount]:
         """The compound step (alpha, beta, gamma) at `phi` from this base, and its network
         counted with fvcore (cached): how every study sizes a scaled network."""
         scale = compound_scale(alpha, beta, gamma, phi, self.resolution)
-        return scale, count_model(self.spec(scale.width, scale.depth), scale.resolution)
+        spec = self.spec(scale.width, scale.depth)
+        with attributed_to("base"):  # a network that cannot take its size is the --base's
+            check_network(spec, scale.resolution)
+        return scale, count_model(spec, scale.resolution)
 
     def build(self, width: float = 1.0, depth: float = 1.0) -> nn.Module:
         """The module of `spec(width, depth)`, from its family, residual branches at zero

@@ -249,5 +249,9 @@ def test_search_refuses_a_candidate_resolution_the_network_cannot_take(cli, tmp_
                  "--gamma-range", "1.2", "--tolerance", "1", *TRAIN, "--root", root)
     assert result.code == 2
     [line] = result.err.strip().splitlines()
-    assert "its network fails on a (1, 3, 40, 40) input" in line, line
+    assert line.startswith(f"error: --base: factory {cifar!r}: its network fails on a (1, 3, 40, 40) input"), line
     assert not root.exists()  # nor the root it would have been made in
+    at_base = cli("search", "--base", cifar, "--base-resolution", "40", *TRAIN, "--root", root)  # refused before planning
+    assert at_base.code == 2 and not root.exists()
+    [line] = at_base.err.strip().splitlines()
+    assert line.startswith(f"error: --base: factory {cifar!r}: its network fails on a (1, 3, 40, 40) input"), line
