@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     complete = table[list(range(len(frames)))].notna().all(axis=1)
     dropped = [label(row) for _, row in table[~complete].iterrows()]
     if dropped:
-        print(f"left out, not complete in every search: {', '.join(dropped)}")
+        print(f"left out, not complete in every search (or another network in one: another proxy): {', '.join(dropped)}")
     table = table[complete]
     if len(table) < 3:
         raise SystemExit(f"only {len(table)} candidate(s) are complete in every search; need 3 or more")

@@ -277,7 +277,7 @@ def test_seed_agreement_reports_rank_agreement_noise_and_the_chance_of_the_goal(
              _results(tmp_path / "s1", [0.7, 0.6, 0.5, None], [True, True, False, None]),
              _results(tmp_path / "s2", [0.6, 0.4, 0.5, 0.1], [True, False, False, False])]
     out = run(*roots[:2], "--repeats", "1", "--draws", "50")
-    assert "left out, not complete in every search: (1, 1.3, 1)" in out
+    assert "left out, not complete in every search (or another network in one: another proxy): (1, 1.3, 1)" in out
     assert "searches 0 and 1: Spearman 1.00 over 3 candidates complete in both; tied-best sets share ['(1, 1, 1)']" in out
     assert "per-run noise sigma 0.0 points (2 degrees of freedom)" in out  # an offset is no noise
     assert "--repeats 1: median Spearman 1.00, P(Spearman >= 0.9) 1.00" in out

@@ -245,7 +245,8 @@ def test_sigkill_mid_repeat_then_resume_trains_each_repeat_once(tmp_path):
 
 def test_comparison_of_constructed_searches():
     def frame(top1: list[float], tied: list[bool]) -> pd.DataFrame:
-        rows = pd.DataFrame({"alpha": [1.0, 1.2, 1.4, 1.6], "beta": 1.0, "gamma": 1.1, "resolution": 36, "top1": top1,
+        rows = pd.DataFrame({"alpha": [1.0, 1.2, 1.4, 1.6], "beta": 1.0, "gamma": 1.1, "resolution": 36,
+                             "depth_mult": [1.0, 1.2, 1.4, 1.6], "width_mult": 0.5, "params": [1000, 1100, 1200, 1300], "top1": top1,
                              "top1_low": 0.0, "top1_high": 1.0, "state": "complete", "tied_with_best": tied})  # fmt: skip
         rows = rows.sort_values("top1", ascending=False).reset_index(drop=True)
         rows.insert(0, "rank", range(1, 5))
