@@ -23,7 +23,8 @@ figures 5 and 7 set the policies they compare.
    Goal on one H200: <= 2 s.
 6. How launch-bound the default proxy's step is: eager, eager with the fused AdamW, and the
    whole step as one CUDA graph (CUDA only).
-3. `train` of B0 at 224 px, batch 128, two epochs of synthetic images, run before figure 2
+3. `train` of B0 at 224 px, batch 128, two epochs of synthetic images with plain SGD (figure
+   2's optimizer; SGD trains eagerly, so neither figure replays a step), run before figure 2
    would warm its shapes (its line prints after figure 2's): each epoch's training rate
    against the pure step rate of figure 2, and (on CUDA) how often epoch 2 made the host wait
    for the device (torch.cuda.set_sync_debug_mode counts each synchronising operation).
@@ -41,8 +42,9 @@ figures 5 and 7 set the policies they compare.
 8. A GPU-sized proxy: the default search's candidates and recipe on B0 at full width, 128 px and
    20,000 + 2,000 synthetic images (GPU_PROXY), one worker (`--proxy-workers`; with the step
    replayed, one worker ran the default search fastest): its wall time, its estimate, and its
-   best and worst top-1. It takes minutes (about 6 min on one H200 replayed, 2026-12-04), so
-   it runs only when `--only` names it (`--only 8`: it alone, in a call of its own), and `--proxy-limit SECONDS` stops it in time to report how far it got.
+   best and worst top-1. It takes minutes (about 6 min on one H200 replayed, 2026-12-04),
+   so it runs only when `--only` names it (`--only 8`: it alone, in a call of its own), and
+   `--proxy-limit SECONDS` stops it in time to report how far it got.
 
 `--quick` shrinks every part (two candidates, tiny images, a micro search) so that the script
 can be smoke-tested on a CPU; its figures then mean nothing.
