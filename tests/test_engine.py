@@ -282,6 +282,11 @@ def test_the_folder_lock_admits_one_holder_and_leaves_a_folder_it_wrote_nothing_
     with folder_lock(nested):  # another study appears beside it meanwhile: the folders above stay
         (tmp_path / "root" / "more" / "other").mkdir()
     assert sorted(p.name for p in (tmp_path / "root" / "more").iterdir()) == ["other"]
+    (tmp_path / "empty").mkdir()  # an existing folder reached through one that is not there yet
+    with pytest.raises(UsageError):
+        with folder_lock(tmp_path / "new" / ".." / "empty"):
+            raise UsageError("refused")
+    assert (tmp_path / "empty").is_dir()
 
 
 def test_a_lock_taken_on_a_removed_lock_file_is_taken_again_on_the_file_in_its_place(tmp_path, monkeypatch):

@@ -28,10 +28,13 @@ def folder_lock(folder: Path) -> Iterator[None]:
     folder cannot be written or another process holds it.
     """
     try:
-        missing = [p for p in (folder, *folder.parents) if not p.exists()]  # the deepest first
+        resolved = folder.resolve()  # so that 'new/../old' never counts the existing 'old' as made here
+        missing = [p for p in (resolved, *resolved.parents) if not p.exists()]  # the deepest first
         lock_created = bool(missing) or not (folder / LOCK_NAME).exists()
     except OSError as exc:
         raise RunError(f"cannot write to study folder {folder}: {exc.strerror}") from None
+    except RuntimeError as exc:  # a symlink loop, as resolve() reports it on Python 3.11
+        raise RunError(f"cannot write to study folder {folder}: {exc}") from None
     handle = _take(folder)
     handle.seek(0)
     handle.truncate()
