@@ -144,10 +144,11 @@ def test_train_bad_data_and_divergence(cli, tmp_path):
     table = cli("train", "b0", *evaluated)
     assert table.code == 1 and "validation loss became nan at epoch 1" in table.err
     text = " ".join(table.out.split())
-    assert "no final top-1: a diverged training is not scored" in text and "final val top-1" not in text
+    assert "no final top-1: a diverged training's network is broken, so it is not scored" in text and "final val top-1" not in text
     data = json.loads(cli("train", "b0", *evaluated, "--format", "json").out)
     assert data["status"] == "diverged" and len(data["epochs"]) == 1
-    assert data["top1_low"] is None and data["top1_high"] is None
+    assert data["top1"] is None and data["top5"] is None and data["top1_low"] is None and data["top1_high"] is None
+    assert data["epochs"][0]["top1"] is not None  # the epoch's evaluation, as measured
 
 def test_train_zero_init_starts_every_residual_branch_at_zero(cli, monkeypatch):
     import scaler.training as training

@@ -163,8 +163,9 @@ def _wilson(top1: float, val_images: int) -> tuple[float, float]:
 
 def _show_run(result: TrainResult, val_images: int, format: Format, title: str, caption: str) -> None:
     """Per-epoch metrics of one training, and its final top-1's 95% interval over the
-    validation images (the only noise one run can measure); a run that ends unscored (diverged)
-    has no final top-1: its last evaluation is of a broken network."""
+    validation images (the only noise one run can measure). A run that ends unscored (diverged)
+    has no final top-1, in the caption or the JSON: its network broke; the epochs' rows stay, as
+    they were measured."""
     frame = pd.DataFrame([asdict(e) for e in result.epochs], columns=[c.key for c in METRIC_COLUMNS])
     bounds = [_wilson(top1, val_images) for top1 in frame["top1"]]
     frame["top1_low"], frame["top1_high"] = [b[0] for b in bounds], [b[1] for b in bounds]  # for CSV
@@ -174,6 +175,8 @@ def _show_run(result: TrainResult, val_images: int, format: Format, title: str, 
     low, high = _wilson(result.top1, val_images) if scored else (math.nan, math.nan)
     if format is Format.json:  # the final top-1's bounds, and each epoch's, as CSV has them
         data = result.to_dict()
+        if not scored:  # the final network's accuracy is not known: not the last epoch's figure
+            data.update(top1=None, top5=None)
         for epoch, (epoch_low, epoch_high) in zip(data["epochs"], bounds):
             epoch.update(top1_low=epoch_low, top1_high=epoch_high)
         print(json.dumps(json_ready({**data, "top1_low": low, "top1_high": high}), indent=2))
@@ -185,7 +188,7 @@ def _show_run(result: TrainResult, val_images: int, format: Format, title: str, 
         caption += (f"\nfinal val top-1 {result.top1:.1%}, 95% interval {low:.1%}-{high:.1%} over the {val_images} validation "
                     "images; --repeats 3 adds the seed's noise")
     elif result.epochs:
-        caption += f"\nno final top-1: a {result.status} training is not scored (its last rows are of a broken network)"
+        caption += f"\nno final top-1: a {result.status} training's network is broken, so it is not scored"
     if result.reason:
         caption += f"\n{result.status}: {result.reason}"
     emit(frame, METRIC_COLUMNS, format.value, console, title=title, caption=caption)
