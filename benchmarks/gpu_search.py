@@ -24,8 +24,10 @@ figures 5 and 7 set the policies they compare.
 6. How launch-bound the default proxy's step is: eager, eager with the fused AdamW, and the
    whole step as one CUDA graph (CUDA only).
 3. `train` of B0 at 224 px, batch 128, two epochs of synthetic images with plain SGD (figure
-   2's optimizer; SGD trains eagerly, so neither figure replays a step), run before figure 2
-   would warm its shapes (its line prints after figure 2's): each epoch's training rate
+   2's optimizer; SGD trains eagerly, so neither figure replays a step; `--train-optimizer
+   adamw` times `scaler train`'s default instead, replayed on CUDA, still against figure 2's
+   SGD step), run before figure 2 would warm its shapes (its line prints after figure 2's):
+   each epoch's training rate
    against the pure step rate of figure 2, and (on CUDA) how often epoch 2 made the host wait
    for the device (torch.cuda.set_sync_debug_mode counts each synchronising operation).
    Goals: epoch 2 >= 0.95x the pure step, epoch 1 within 1.5x of epoch 2's time.
@@ -169,7 +171,7 @@ def step_against_timm(device: str, timm_path: str | None, quick: bool, policy: s
     return best[policy]
 
 
-def train_cold(device: str, quick: bool) -> tuple[str, EpochMetrics, EpochMetrics, str]:
+def train_cold(device: str, quick: bool, optimizer: str = "sgd") -> tuple[str, EpochMetrics, EpochMetrics, str]:
     """Figure 3's run: `train` of B0 for two epochs, before anything else in this process has
     used B0's shapes at this size (so that epoch 1 pays the first use a fresh `scaler train`
     pays); what it did, its two epochs, and on CUDA the host's waits for the device in epoch 2."""
@@ -177,7 +179,7 @@ def train_cold(device: str, quick: bool) -> tuple[str, EpochMetrics, EpochMetric
     data = load_dataset("synthetic", storage_resolution=resolution, train_images=images,
                         val_images=batch, native_resolution=64 if quick else 256)
     seed_everything(0)
-    config = TrainConfig(epochs=2, batch_size=batch, optimizer="sgd")
+    config = TrainConfig(epochs=2, batch_size=batch, optimizer=optimizer)
     cuda = select_device(device).type == "cuda"
     ends: list[int] = []  # synchronising operations seen by the end of each epoch
 
@@ -199,14 +201,14 @@ def train_cold(device: str, quick: bool) -> tuple[str, EpochMetrics, EpochMetric
     waits = (f"epoch 2 made the host wait for the device {ends[1] - ends[0]} times in {steps} steps "
              f"(training, its loss checks every {CUDA_SYNC_EVERY} steps and evaluation)"
              if cuda else "host waits counted on CUDA only")
-    return f"{images} images, {resolution} px, batch {batch}", *result.epochs, waits
+    return f"{images} images, {resolution} px, batch {batch}, {optimizer}", *result.epochs, waits
 
 
 def train_against_step(run: tuple[str, EpochMetrics, EpochMetrics, str], pure: float) -> None:
     """Figure 3: `train`'s epochs against the pure step rate of figure 2."""
     how, one, two, waits = run
     print(f"3. train ({how}): epoch 1 {one.images_per_s:.0f} img/s, "
-          f"epoch 2 {two.images_per_s:.0f} img/s = {two.images_per_s / pure:.2f}x the pure step "
+          f"epoch 2 {two.images_per_s:.0f} img/s = {two.images_per_s / pure:.2f}x the pure SGD step "
           f"(goal >= 0.95x); epoch 1 took {one.seconds / two.seconds:.2f}x epoch 2 (goal <= 1.5x); "
           f"{waits}", flush=True)
 
@@ -413,6 +415,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="", help="the figures to run, e.g. 8 (which runs only when named here)")
     parser.add_argument("--workers", default="1", help="figure 4's --workers, one search each: e.g. 1,4")
     parser.add_argument("--proxy-workers", type=int, default=1, help="figure 8's --workers")
+    parser.add_argument("--train-optimizer", default="sgd", choices=["sgd", "adamw"],
+                        help="figure 3's optimizer: sgd (figure 2's) or adamw (scaler train's default, replayed on CUDA)")
     parser.add_argument("--proxy-limit", type=float, help="stop figure 8's search after this many seconds "
                         "(a Ctrl-C) and report how far it got: its estimate and the candidates done")
     args = parser.parse_args(argv)
@@ -443,7 +447,7 @@ def main(argv: list[str] | None = None) -> None:
             first_use(device, args.quick)
         if 6 not in skip:
             launch_bound(device, args.quick)
-        cold = train_cold(device, args.quick) if 3 not in skip else None  # before figure 2 warms B0
+        cold = train_cold(device, args.quick, args.train_optimizer) if 3 not in skip else None  # before figure 2 warms B0
         pure = step_against_timm(device, args.timm_path, args.quick, policy) if {2, 3} - skip else 0.0
         if cold is not None:
             train_against_step(cold, pure)

@@ -12,6 +12,8 @@
 # The GPU-sized proxy's search (figure 8, minutes) runs in a call of its own:
 #   bash scripts/gpu_check.sh --only 8 --proxy-limit 400   (about 6 min replayed on 12-04; the limit stops it)
 # On a CPU, as a smoke test: DEVICE=cpu PYTHON=.venv/bin/python bash scripts/gpu_check.sh --quick
+# `scaler train`'s default step (AdamW, replayed) at 224 px against the pure SGD step:
+#   bash scripts/gpu_check.sh --only 2,3 --train-optimizer adamw
 # GPU_TESTS=1 runs the CUDA-only tests first (tests/test_graphed_step.py and the GPU test of
 # tests/test_data.py); a failing test stops the script. Figure 9 (replayed against eager steps):
 #   GPU_TESTS=1 bash scripts/gpu_check.sh --only 9
