@@ -532,6 +532,8 @@ def test_a_refused_value_is_named_by_its_flag_only_where_the_flag_was_typed():
     derived = UsageError("resolution 5000 is not allowed; it must be 8..4096 pixels", param="resolution")
     assert user_message(derived, ["train", "--resolution", "4000"]) == "--resolution: resolution 5000 is not allowed; it must be 8..4096 pixels"
     assert user_message(refused, ["flops", "--width", " 0"]) == "--width 0 is not allowed; it must be a number in (0, 16]"
+    not_a_number = UsageError("width = nan is not allowed; it must be a number in (0, 16]", param="width")
+    assert user_message(not_a_number, ["flops", "--width", "NaN"]) == "--width NaN is not allowed; it must be a number in (0, 16]"
 
 
 def test_a_value_from_an_environment_variable_is_named_by_the_variable(cli, monkeypatch):

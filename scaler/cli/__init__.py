@@ -6,6 +6,7 @@ A thin root app (`app.py`) and one module per command. Run as the console script
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -49,7 +50,7 @@ def user_message(exc: ScalerError, args: list[str]) -> str:
     names = {n for name in (exc.param, flag[2:]) for n in (name, name.replace("_", " "), name.replace("-", " "), name.replace("-", "_"))}
     refused = re.fullmatch(rf"({'|'.join(map(re.escape, names))})(?: = | )(.+?) (is not (?:allowed|available).*)", str(exc), flags=re.DOTALL)
     typed = (_given_value(args, parameter.opts) or "").strip()
-    if refused is None or _number(refused.group(2)) is not None and _number(typed) != _number(refused.group(2)):
+    if refused is None or _number(refused.group(2)) is not None and not _same_number(typed, refused.group(2)):
         return f"{flag}: {exc}"  # the library's words where its value is not the one typed (one derived from it)
     value = typed if _number(typed) is not None else refused.group(2)
     return f"{flag} {value} {refused.group(3)}"
@@ -61,6 +62,13 @@ def _number(text: str) -> float | None:
         return float(text)
     except ValueError:
         return None
+
+
+def _same_number(typed: str, named: str) -> bool:
+    """Whether the typed text and the library's spelling are one number ('nan' and 'NaN' too,
+    which no comparison of floats calls equal)."""
+    a, b = _number(typed), _number(named)
+    return a is not None and b is not None and (a == b or math.isnan(a) and math.isnan(b))
 
 
 # typer's messages for a value that is not a number, and what the option takes instead
