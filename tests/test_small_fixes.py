@@ -144,6 +144,12 @@ def test_results_csv_counts_are_integers_finished_or_not(cli, tmp_path, monkeypa
     assert last.startswith(f"error: --from: the best candidate of {tmp_path / 's'}: strategy compound (")
     assert last.endswith("more than 10% from T = 3: it would not compare at equal FLOPs")
     assert not (tmp_path / "cmp").exists()
+    # the paper's default coefficients against another --target: the --target's fault, with what to give
+    default = cli("compare", "--target", "3", "--root", tmp_path / "cmp")
+    assert default.code == 2 and not (tmp_path / "cmp").exists()
+    [line] = default.err.strip().splitlines()
+    assert line.startswith("error: --target: strategy compound (1.2, 1.1, 1.15) has alpha*beta^2*gamma^2 = 1.920")
+    assert line.endswith("; give --compound coefficients for T = 3 (or --from a search run with --target 3)")
 
 
 # 5 and 6. --device and --threads help says what each command does.

@@ -122,9 +122,11 @@ def compare(
     base, data, train = options.proxy_parts(**proxy)
     try:
         chosen = strategies(strategy_list, target, coefficients)
-    except UsageError as exc:  # compound's coefficients came from --from's search, not --compound
+    except UsageError as exc:  # compound's coefficients came from --from's search or the default, not --compound
         if exc.param == "compound" and from_search is not None:
             raise UsageError(f"the best candidate of {from_search}: {exc}", param="from") from None
+        if exc.param == "compound" and compound is None:  # the paper's coefficients do not fit this --target
+            raise UsageError(f"{exc}; give --compound coefficients for T = {target:g} (or --from a search run with --target {target:g})", param="target") from None
         raise
     config = CompareConfig(
         base=base,
