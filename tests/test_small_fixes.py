@@ -590,3 +590,20 @@ def test_a_table_too_wide_for_the_terminal_leaves_columns_out_and_names_them(mon
     assert all(h in whole[2] for h in ("a*b²*g²", "top-5", "val loss", "img/s", "state", "reason")) and "left out" not in "".join(whole)
     piped = printed(100, terminal=False)
     assert all(h in piped[2] for h in ("a*b²*g²", "top-5", "val loss", "img/s", "reason")) and "left out" not in "".join(piped)
+
+
+def test_a_val_fraction_the_data_does_not_use_is_noted_once(cli, tmp_path):
+    """Synthetic data brings its own validation images: a --val-fraction of its own is noted
+    (once, though a search reads its flags twice), the default is not, and a bad one is refused
+    alone."""
+    note = ("note: --val-fraction splits an image folder without train/ and val/; synthetic brings its own validation "
+            "images and does not use it\n")
+    trained = cli("train", TINY_BASE, "--width", "0.25", "--resolution", "32", "--train-images", "64", "--val-images", "32",
+                  "--epochs", "1", "--threads", "1", "--val-fraction", "0.5", "--format", "json")
+    assert trained.code == 0 and trained.err.count(note) == 1, trained.err
+    searched = cli("search", *TINY, *TINY_SPACE, "--val-fraction", "0.5", "--root", tmp_path)
+    assert searched.code == 0 and searched.err.count(note) == 1, searched.err
+    again = cli("search", *TINY, *TINY_SPACE, "--root", tmp_path)  # the same study: the fraction is not part of it
+    assert again.code == 0 and note not in again.err and "0 to train" in again.err
+    bad = cli("search", *TINY, *TINY_SPACE, "--val-fraction", "1.5", "--root", tmp_path)
+    assert bad.code == 2 and bad.err.count("\n") == 1 and note not in bad.err

@@ -15,6 +15,7 @@ import typer
 
 from scaler.candidates import MODES, CandidateSpace, ProxyBase, parse_range
 from scaler.cli.app import Format, progress_console
+from scaler.data import has_own_split
 from scaler.errors import UsageError
 from scaler.experiments.proxy import DataOptions
 from scaler.experiments.search import SearchConfig
@@ -138,13 +139,23 @@ def proxy_parts(
     """The base, data and training flags as the library's objects, validated and spelled one
     way (the same study whichever way a path, preset or default was typed; `canonical=False`:
     as typed, the spelling a study begun before scaler spelled them one way recorded); the
-    base classifies as many classes as the data has."""
+    base classifies as many classes as the data has; a note on stderr where --val-fraction is
+    given to data that does not use it (once: not when read again as typed)."""
     data_options = DataOptions(data, train_images, val_images, val_fraction)
     if canonical:
+        note_unused_val_fraction(data, val_fraction)
         data_options = data_options.canonical()
     proxy = ProxyBase(base, base_resolution, base_width, data_options.classes(), zero_init)
     train = train_config(**training)
     return (proxy.canonical(), data_options, train.canonical()) if canonical else (proxy, data_options, train)
+
+
+def note_unused_val_fraction(source: str, val_fraction: float) -> None:
+    """A note on stderr where a --val-fraction of its own is given to data that brings its own
+    validation images (synthetic, CIFAR-10's test batch), which does not use it."""
+    if val_fraction != SEARCH_DEFAULTS.data.val_fraction and 0 < val_fraction < 1 and has_own_split(source):  # a bad one is refused alone
+        print(f"note: --val-fraction splits an image folder without train/ and val/; {source.partition(':')[0]} brings its "
+              "own validation images and does not use it", file=sys.stderr)
 
 
 def train_config(*, epochs: Optional[int], steps: Optional[int], max_seconds: Optional[float], batch_size: int, lr: Optional[float], optimizer: str, weight_decay: float, label_smoothing: float, clip_grad_norm: float, seed: int) -> TrainConfig:

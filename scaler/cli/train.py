@@ -84,6 +84,7 @@ def train(
         print(warning, file=sys.stderr)
     validate_resolution(resolution, low=MIN_TRAIN_RESOLUTION)
     check_repeats(repeats)
+    options.note_unused_val_fraction(data, val_fraction)
     dataset = _load_data(data, resolution, train_images, val_images, val_fraction, seed, cache_dir)
     spec = network_spec(variant, width=width, depth=depth, num_classes=dataset.num_classes)
     check_network(spec, resolution)
