@@ -20,7 +20,7 @@ from PIL import Image
 from scaler.candidates import CandidateSpace, ProxyBase
 from scaler.cli.results import legend
 from scaler.data import SYNTHETIC_TRAIN, load_dataset
-from scaler.errors import UsageError
+from scaler.errors import RunError, UsageError
 from scaler.models import canonical_variant
 from scaler.experiments import proxy
 from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
@@ -426,27 +426,37 @@ def test_bad_search_input(cli, tmp_path):
     assert list(tmp_path.iterdir()) == []  # each refused before a study folder was made
 
 
-def test_a_pruner_that_cannot_stop_a_one_epoch_training_says_so(cli, tmp_path):
-    """Pruners judge a training between its epochs: with --epochs 1 there is no such point."""
+def test_a_pruner_that_cannot_stop_a_one_epoch_training_says_so(cli, tmp_path, monkeypatch):
+    """Pruners judge a training between its epochs: with --epochs 1 there is no such point. The
+    note comes once every option is accepted: a refused command prints its error alone."""
     note = "note: --pruner halving stops a training between its epochs: with --epochs 1 it stops none\n"
-    one = cli(*search_args(tmp_path, "--pruner", "halving", "--workers", "0"))  # refused after the note: nothing trains
-    assert one.code == 2 and one.err.startswith(note)
-    args = search_args(tmp_path, "--pruner", "halving", "--workers", "0")
+    refused = cli(*search_args(tmp_path, "--pruner", "halving", "--workers", "0"))
+    assert refused.code == 2 and refused.err == "error: --workers 0 is not allowed; it must be an integer >= 1\n"
+    import scaler.cli.study as study_command
+
+    def stop(*args, **kwargs):  # the study is open and its notes said: train nothing
+        raise RunError("stopped before training")
+
+    monkeypatch.setattr(study_command, "run_study", stop)
+    one = cli(*search_args(tmp_path, "--pruner", "halving", name="one"))
+    assert one.code == 1 and one.err.startswith(note) and one.err.count(note) == 1, one.err
+    args = search_args(tmp_path, "--pruner", "halving", name="two")
     args[args.index("--epochs") + 1] = "2"
-    assert note not in cli(*args).err and note not in cli(*search_args(tmp_path, "--workers", "0")).err
+    assert note not in cli(*args).err and note not in cli(*search_args(tmp_path, name="plain")).err
     # --steps that fit in one epoch (MICRO: 6 steps to an epoch) are one epoch too; 7 are two
-    del args[args.index("--epochs") : args.index("--epochs") + 2]
     for steps, said in (("6", True), ("7", False)):
-        result = cli(*args, "--steps", steps)
-        assert result.code == 2 and said == result.err.startswith(
+        args = search_args(tmp_path, "--pruner", "halving", "--steps", steps, name=f"steps{steps}")
+        del args[args.index("--epochs") : args.index("--epochs") + 2]
+        result = cli(*args)
+        assert result.code == 1 and said == result.err.startswith(
             f"note: --pruner halving stops a training between its epochs: with --steps {steps} (an epoch of 96 images is 6 "
-            "steps) it stops none\n"), steps
+            "steps) it stops none\n"), (steps, result.err)
     # the built-in synthetic data, uncapped: its SYNTHETIC_TRAIN images count
     per_epoch = SYNTHETIC_TRAIN // TrainConfig().batch_size
-    synthetic = cli("search", "--pruner", "halving", "--steps", str(per_epoch), "--workers", "0", "--root", tmp_path)
-    assert synthetic.code == 2 and synthetic.err.startswith(
+    synthetic = cli("search", "--pruner", "halving", "--steps", str(per_epoch), "--root", tmp_path, "--quiet")
+    assert synthetic.code == 1 and synthetic.err.startswith(
         f"note: --pruner halving stops a training between its epochs: with --steps {per_epoch} (an epoch of {SYNTHETIC_TRAIN} "
-        f"images is {per_epoch} steps) it stops none\n")
+        f"images is {per_epoch} steps) it stops none\n"), synthetic.err
 
 
 def test_budget_in_steps_and_time_cap(cli, tmp_path):

@@ -594,8 +594,8 @@ def test_a_table_too_wide_for_the_terminal_leaves_columns_out_and_names_them(mon
 
 def test_a_val_fraction_the_data_does_not_use_is_noted_once(cli, tmp_path):
     """Synthetic data brings its own validation images: a --val-fraction of its own is noted
-    (once, though a search reads its flags twice), the default is not, and a bad one is refused
-    alone."""
+    (once, though a search reads its flags twice, and only once every option is accepted), the
+    default is not, and a bad one is refused alone."""
     note = ("note: --val-fraction splits an image folder without train/ and val/; synthetic brings its own validation "
             "images and does not use it\n")
     trained = cli("train", TINY_BASE, "--width", "0.25", "--resolution", "32", "--train-images", "64", "--val-images", "32",
@@ -607,3 +607,11 @@ def test_a_val_fraction_the_data_does_not_use_is_noted_once(cli, tmp_path):
     assert again.code == 0 and note not in again.err and "0 to train" in again.err
     bad = cli("search", *TINY, *TINY_SPACE, "--val-fraction", "1.5", "--root", tmp_path)
     assert bad.code == 2 and bad.err.count("\n") == 1 and note not in bad.err
+    # a command refused after the note was taken prints its error alone, and the next command no stale note
+    later = cli("search", *TINY, *TINY_SPACE, "--val-fraction", "0.5", "--workers", "0", "--root", tmp_path)
+    assert later.code == 2 and later.err == "error: --workers 0 is not allowed; it must be an integer >= 1\n"
+    unknown = cli("train", "nosuch", "--val-fraction", "0.5", "--resolution", "32")
+    assert unknown.code == 2 and unknown.err.count("\n") == 1 and note not in unknown.err
+    plain = cli("train", TINY_BASE, "--width", "0.25", "--resolution", "32", "--train-images", "64", "--val-images", "32",
+                "--epochs", "1", "--threads", "1", "--format", "json")
+    assert plain.code == 0 and "note:" not in plain.err, plain.err

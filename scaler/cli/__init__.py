@@ -14,7 +14,7 @@ import traceback
 
 import typer
 
-from scaler.cli import calibrate, candidates, compare, flops, report, scale, search, train, worker  # noqa: F401  (register commands)
+from scaler.cli import calibrate, candidates, compare, flops, options, report, scale, search, train, worker  # noqa: F401  (register commands)
 from scaler.cli.app import app
 from scaler.errors import DEBUG_ENV, Interrupted, ScalerError, interrupted_by_user
 
@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: list[str], debug: bool) -> int:
     """Run the app; map errors to one line and an exit code (2 usage, 1 runtime)."""
+    options.drop_notes()
     empty = _empty_value(args)
     if empty is not None:
         print(f"error: {empty}", file=sys.stderr)

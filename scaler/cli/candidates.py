@@ -59,6 +59,7 @@ def candidates(
             status.update(f"counting candidates with fvcore: {done:,} of {total:,} points")
 
         found = build_candidates(space, proxy, flops_tolerance, on_counted=counted_so_far)
+    options.say_notes()  # every option accepted: what they do not use
     # "candidate", as a search's results.csv names the same number
     frame = pd.DataFrame([{**c.to_dict(), "same_network": c.same_network} for c in found]).rename(columns={"index": "candidate"})
     title = f"{counted(len(found), 'candidate')} ({space.mode}, T={space.target:g}, phi={space.phi:g}) on {base} w{base_width:g} at {base_resolution}px"

@@ -63,6 +63,28 @@ StudyCacheDir = Annotated[Optional[Path], typer.Option(help="Decoded-image cache
 FormatOption = Annotated[Format, typer.Option("--format", "-f", metavar="|".join(f.value for f in Format), help="Output format; csv, json and markdown print the document alone on stdout (progress, if any, goes to stderr).")]
 
 
+# Notes on options accepted but not used, kept until the command has accepted all its options,
+# so that a refused command prints its error line alone.
+_NOTES: list[str] = []
+
+
+def note(text: str) -> None:
+    """Keep 'note: text' for stderr until `say_notes`."""
+    _NOTES.append(f"note: {text}")
+
+
+def say_notes() -> None:
+    """Print the notes kept so far, once: where a command has accepted its options."""
+    for line in _NOTES:
+        print(line, file=sys.stderr)
+    _NOTES.clear()
+
+
+def drop_notes() -> None:
+    """Forget kept notes: a command starts (an earlier one in this process was refused)."""
+    _NOTES.clear()
+
+
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
 
@@ -139,8 +161,8 @@ def proxy_parts(
     """The base, data and training flags as the library's objects, validated and spelled one
     way (the same study whichever way a path, preset or default was typed; `canonical=False`:
     as typed, the spelling a study begun before scaler spelled them one way recorded); the
-    base classifies as many classes as the data has; a note on stderr where --val-fraction is
-    given to data that does not use it (once: not when read again as typed)."""
+    base classifies as many classes as the data has; a note where --val-fraction is given to
+    data that does not use it (once: not when read again as typed)."""
     data_options = DataOptions(data, train_images, val_images, val_fraction)
     if canonical:
         note_unused_val_fraction(data, val_fraction)
@@ -151,11 +173,11 @@ def proxy_parts(
 
 
 def note_unused_val_fraction(source: str, val_fraction: float) -> None:
-    """A note on stderr where a --val-fraction of its own is given to data that brings its own
+    """A note (`note`) where a --val-fraction of its own is given to data that brings its own
     validation images (synthetic, CIFAR-10's test batch), which does not use it."""
     if val_fraction != SEARCH_DEFAULTS.data.val_fraction and 0 < val_fraction < 1 and has_own_split(source):  # a bad one is refused alone
-        print(f"note: --val-fraction splits an image folder without train/ and val/; {source.partition(':')[0]} brings its "
-              "own validation images and does not use it", file=sys.stderr)
+        note(f"--val-fraction splits an image folder without train/ and val/; {source.partition(':')[0]} brings its own "
+             "validation images and does not use it")
 
 
 def train_config(*, epochs: Optional[int], steps: Optional[int], max_seconds: Optional[float], batch_size: int, lr: Optional[float], optimizer: str, weight_decay: float, label_smoothing: float, clip_grad_norm: float, seed: int) -> TrainConfig:
@@ -197,7 +219,7 @@ def space(*, mode: str, alpha_range: str, beta_range: str, gamma_range: str, tar
     )
     result.validate()
     if with_note and mode == "surface" and tolerance != DEFAULT_SPACE.tolerance:
-        print("note: --tolerance is grid mode's; surface mode solves gamma exactly and does not use it", file=sys.stderr)
+        note("--tolerance is grid mode's; surface mode solves gamma exactly and does not use it")
     return result
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -47,7 +46,7 @@ def search(
     as_typed = build_search_config(**proxy, pruner=pruner, canonical=False)
     config = build_search_config(**proxy, pruner=pruner).resumable(root, name, as_typed)
     if config.pruner in ("halving", "hyperband") and (one := _one_epoch(config)):
-        print(f"note: --pruner {pruner} stops a training between its epochs: with {one} it stops none", file=sys.stderr)
+        options.note(f"--pruner {pruner} stops a training between its epochs: with {one} it stops none")
     outcome, handle = run_command_study(
         CompoundSearch, config, name=name if name is not None else config.default_name(), root=root, storage=storage, workers=workers,
         settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,

@@ -53,6 +53,7 @@ def run_command_study(
     with folder_lock(folder):
         with status(counting):
             handle = open_study(kind, config, folder=folder, storage_url=storage, name=name, settings=settings)
+        options.say_notes()  # every option accepted: what they do not use
         for line in said:
             print(line, file=sys.stderr)
         outcome = run_study(

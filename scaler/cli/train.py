@@ -96,6 +96,7 @@ def train(
         return model
 
     check_trainable(dataset, resolution, config)  # refused before any progress display is drawn
+    options.say_notes()  # every option accepted: what they do not use
     with make_progress(progress_console) as progress:
 
         def watch(run_seed: int) -> tuple[StepCallback, EpochCallback]:
