@@ -189,7 +189,6 @@ class ProxyBase:
         validate_resolution(self.resolution, what="base resolution", low=MIN_TRAIN_RESOLUTION)
         validate_multiplier("base width", self.width)
         with attributed_to("base"):  # a factory's fault is the --base that names it
-            network_spec(self.variant, num_classes=self.num_classes)
             check_network(self.spec(), self.resolution)
 
     def spec(self, width: float = 1.0, depth: float = 1.0) -> Hashable:

@@ -205,7 +205,7 @@ def runtime(device: str, threads: Optional[int], cache_dir: Optional[Path]) -> R
 
 def space(*, mode: str, alpha_range: str, beta_range: str, gamma_range: str, target: float, tolerance: float, phi: float,
           with_note: bool = True) -> CandidateSpace:
-    """The candidate-space flags as a validated CandidateSpace; a note on stderr where surface
+    """The candidate-space flags as a validated CandidateSpace; a note (`note`) where surface
     mode is given a --tolerance of its own, which it does not use (not `with_note`: the same
     flags read again, in another spelling)."""
     result = CandidateSpace(
