@@ -79,11 +79,12 @@ from scaler import build_model  # noqa: E402
 from scaler.candidates import ProxyBase  # noqa: E402
 from scaler.conv_backend import DEFAULT_POLICY, ENV, POLICIES, conv_backend, resolve  # noqa: E402
 from scaler.data import load_dataset  # noqa: E402
-from scaler.experiments.proxy import DataOptions  # noqa: E402
+from scaler.data.options import DataOptions  # noqa: E402
 from scaler.experiments.search import CompoundSearch, SearchConfig  # noqa: E402
 from scaler.graphed_step import GRAPHS_ENV  # noqa: E402
 from scaler.runtime import Runtime, select_device  # noqa: E402
-from scaler.training import CUDA_SYNC_EVERY, EpochMetrics, TrainConfig, seed_everything, train  # noqa: E402
+from scaler.training import CUDA_SYNC_EVERY, EpochMetrics, seed_everything, train  # noqa: E402
+from scaler.train_config import TrainConfig  # noqa: E402
 
 # The GPU-sized proxy of figure 8 (and of the README): the default's recipe on a larger base
 # and 11x the images.

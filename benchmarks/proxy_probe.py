@@ -34,12 +34,13 @@ from timm_support import import_timm, reference_rate  # noqa: E402
 
 from scaler.candidates import CandidateSpace, ProxyBase  # noqa: E402
 from scaler.data import eval_batches, train_batches  # noqa: E402
-from scaler.experiments.proxy import DataOptions  # noqa: E402
+from scaler.data.options import DataOptions  # noqa: E402
 from scaler.runtime import Runtime  # noqa: E402
 from scaler.scaling import compound_scale  # noqa: E402
 from scaler.statistics import per_run_noise, proportion_interval, unpack_correct  # noqa: E402
 import scaler.training as training_module  # noqa: E402
-from scaler.training import TrainConfig, evaluate, seed_everything, train  # noqa: E402
+from scaler.training import evaluate, seed_everything, train  # noqa: E402
+from scaler.train_config import TrainConfig  # noqa: E402
 
 
 def adjust(model: torch.nn.Module, no_drop: bool, readout_divisor: float) -> None:

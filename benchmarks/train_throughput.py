@@ -29,7 +29,8 @@ from timm_support import import_timm, step_rate  # noqa: E402
 from scaler import build_model  # noqa: E402
 from scaler.data import load_dataset  # noqa: E402
 from scaler.runtime import Runtime  # noqa: E402
-from scaler.training import TrainConfig, seed_everything, train  # noqa: E402
+from scaler.training import seed_everything, train  # noqa: E402
+from scaler.train_config import TrainConfig  # noqa: E402
 
 
 def compare(timm, resolution: int, batch: int, steps: int, warmup: int, rounds: int) -> None:

@@ -6,6 +6,8 @@ during its start) does not wait for torch to import.
 
 from __future__ import annotations
 
+from scaler.lazy import lazy_exports
+
 _EXPORTS = {
     "RunError": "scaler.errors",
     "ScalerError": "scaler.errors",
@@ -28,12 +30,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> object:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'scaler' has no attribute {name!r}")
-    import importlib  # here: `import scaler` (the console script's first step) imports nothing
-
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -15,22 +15,22 @@ w = beta^phi, r = round(base_resolution * gamma^phi), with params and MACs count
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
-
-from scaler.counting import ModelCount, count_model
-from scaler.errors import UsageError, attributed_to
 from collections.abc import Callable, Hashable
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
-from torch import nn
-
-from scaler.models import canonical_variant, check_network, family_of, network_spec
-from scaler.models.init import zero_init_residuals
+from scaler.errors import UsageError, attributed_to
 from scaler.scaling import MAX_PHI, MIN_TRAIN_RESOLUTION, CompoundScale, ScaleLimitError, compound_product, compound_scale, validate_multiplier, validate_resolution
 
 MODES = ("grid", "surface")
 MAX_TARGET = 64.0  # FLOPs growth per step of phi (the paper's is 2)
 MAX_GRID_POINTS = 1_000_000  # points enumerated before the constraint filters them
 _DECIMALS = 6  # grid values are rounded so 1.1 stays 1.1, not 1.1000000000000001
+
+if TYPE_CHECKING:  # networks and their counting (torch, fvcore) are imported where a network is made
+    from torch import nn
+
+    from scaler.counting import ModelCount
 
 
 @dataclass(frozen=True)
@@ -182,17 +182,23 @@ class ProxyBase:
     def canonical(self) -> ProxyBase:
         """The same base with its variant spelled one way (`canonical_variant`): 'B0' and
         'efficientnet-b0' name the study of 'b0'."""
+        from scaler.models import canonical_variant
+
         with attributed_to("base"):
             return replace(self, variant=canonical_variant(self.variant))
 
     def validate(self) -> None:
         validate_resolution(self.resolution, what="base resolution", low=MIN_TRAIN_RESOLUTION)
         validate_multiplier("base width", self.width)
+        from scaler.models import check_network
+
         with attributed_to("base"):  # a factory's fault is the --base that names it
             check_network(self.spec(), self.resolution)
 
     def spec(self, width: float = 1.0, depth: float = 1.0) -> Hashable:
         """The base scaled by extra width and depth multipliers (base width applied first)."""
+        from scaler.models import network_spec
+
         with attributed_to("base"):  # a factory's fault is the --base that names it
             base = network_spec(self.variant, num_classes=self.num_classes)
             return network_spec(
@@ -205,6 +211,9 @@ class ProxyBase:
     def scaled(self, alpha: float, beta: float, gamma: float, phi: float) -> tuple[CompoundScale, ModelCount]:
         """The compound step (alpha, beta, gamma) at `phi` from this base, and its network
         counted with fvcore (cached): how every study sizes a scaled network."""
+        from scaler.counting import count_model
+        from scaler.models import check_network
+
         scale = compound_scale(alpha, beta, gamma, phi, self.resolution)
         spec = self.spec(scale.width, scale.depth)
         with attributed_to("base"):  # a network that cannot take its size is the --base's
@@ -214,6 +223,9 @@ class ProxyBase:
     def build(self, width: float = 1.0, depth: float = 1.0) -> nn.Module:
         """The module of `spec(width, depth)`, from its family, residual branches at zero
         when `zero_init`."""
+        from scaler.models import family_of
+        from scaler.models.init import zero_init_residuals
+
         spec = self.spec(width, depth)
         model = family_of(spec).build(spec)
         if self.zero_init:
@@ -277,6 +289,8 @@ def build_candidates(
     of 4) are one candidate: the point nearest the constraint (then the first), naming the
     others in `same_network`; training them apart would rank one network against itself.
     `on_counted(done, total)` follows the counting, point by point (a large grid takes minutes)."""
+    from scaler.counting import count_model
+
     base.validate()
     if flops_tolerance is not None and not flops_tolerance > 0:
         raise UsageError(f"flops tolerance = {flops_tolerance:g} is not allowed; it must be > 0", param="flops_tolerance")

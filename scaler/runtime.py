@@ -7,13 +7,14 @@ device), so they are kept apart from the configuration that identifies a search 
 from __future__ import annotations
 
 import os
-
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from scaler.errors import UsageError, check_int
+
+if TYPE_CHECKING:  # torch is imported where a device is chosen: the command line starts without it
+    import torch
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
@@ -69,6 +70,8 @@ def concurrent_workers(workers: int, threads: int | None, device: str) -> int:
 
 def cuda_count() -> int:
     """Visible CUDA devices (CUDA_VISIBLE_DEVICES applies); 0 without CUDA."""
+    import torch
+
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
@@ -85,6 +88,8 @@ def worker_device(device: str, index: int, gpus: int) -> str:
 def select_device(name: str = "auto") -> torch.device:
     """'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N' or 'mps'; UsageError for an
     unknown or unavailable one."""
+    import torch
+
     name = (name or "auto").strip().lower()
     mps = getattr(torch.backends, "mps", None)
     mps_ok = bool(mps and mps.is_available())

@@ -30,7 +30,8 @@ from scaler.experiments.calibration import (
 )  # fmt: skip
 from scaler.data import SYNTHETIC_TRAIN
 from scaler.experiments import calibration
-from scaler.experiments.proxy import DataOptions, Timing
+from scaler.experiments.proxy import Timing
+from scaler.data.options import DataOptions
 from scaler.experiments.repeats import ATTR_REPEATS
 from scaler.experiments.search import SearchConfig
 from scaler.runtime import Runtime

@@ -15,7 +15,8 @@ from scaler.experiments.proxy import estimate_seconds
 from scaler.graphed_step import EAGER_STEPS, GRAPHS_ENV, TrainingStep, can_replay
 from scaler.runtime import Runtime
 from scaler.states import State
-from scaler.training import EpochMetrics, TrainConfig, TrainResult, make_optimizer, seed_everything, set_learning_rate, train
+from scaler.training import EpochMetrics, TrainResult, make_optimizer, seed_everything, set_learning_rate, train
+from scaler.train_config import TrainConfig
 
 CUDA = torch.device("cuda")
 

@@ -23,11 +23,12 @@ from scaler.data import SYNTHETIC_TRAIN, load_dataset
 from scaler.errors import RunError, UsageError
 from scaler.models import canonical_variant
 from scaler.experiments import proxy
-from scaler.experiments.proxy import DataOptions, ProxyExperiment, train_outcome
+from scaler.experiments.proxy import ProxyExperiment, train_outcome
+from scaler.data.options import DataOptions
 from scaler.experiments.search import RESULT_COLUMNS, SearchConfig
 from scaler.runtime import Runtime
 from scaler.states import State
-from scaler.training import TrainConfig
+from scaler.train_config import TrainConfig
 from tests.conftest import TINY_BASE
 
 # 4 candidates: (1, 1.1, 1.2), (1.2, 1, 1.2), (1.2, 1.1, 1.1), (1.2, 1.1, 1.2) on a tiny proxy.

@@ -10,8 +10,8 @@ import typer
 from scaler.candidates import ProxyBase, build_candidates, merged_points
 from scaler.cli import options
 from scaler.cli.app import Format, app, console, progress_console
-from scaler.cli.options import DEFAULT_BASE, SEARCH_DEFAULTS, SPACE_OPTIONS, Base, BaseResolution, BaseWidth, Data, FormatOption
-from scaler.experiments.proxy import DataOptions
+from scaler.cli.options import DEFAULT_BASE, DEFAULT_DATA, SPACE_OPTIONS, Base, BaseResolution, BaseWidth, Data, FormatOption
+from scaler.data.options import DataOptions
 from scaler.cli.results import PRODUCT_HEADER
 from scaler.cli.render import Column, counted, emit, fixed, integer, text
 
@@ -43,7 +43,7 @@ def candidates(
     base: Base = DEFAULT_BASE.variant,
     base_resolution: BaseResolution = DEFAULT_BASE.resolution,
     base_width: BaseWidth = DEFAULT_BASE.width,
-    data: Data = SEARCH_DEFAULTS.data.source,
+    data: Data = DEFAULT_DATA.source,
     classes: Annotated[Optional[int], typer.Option(help="Classes of the proxy's classifier (default: as many as --data has, as a search does).")] = None,
     format: FormatOption = Format.table,
     **flags: Any,

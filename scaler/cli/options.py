@@ -15,17 +15,17 @@ import typer
 
 from scaler.candidates import MODES, CandidateSpace, ProxyBase, parse_range
 from scaler.cli.app import Format, progress_console
-from scaler.data import has_own_split
+from scaler.data.options import DataOptions
 from scaler.errors import UsageError
-from scaler.experiments.proxy import DataOptions
-from scaler.experiments.search import SearchConfig
 from scaler.runtime import Runtime, select_device
-from scaler.training import OPTIMIZERS, TrainConfig
+from scaler.train_config import OPTIMIZERS, TrainConfig
 
+# The library's defaults, shown in --help; their modules import no torch, so that --help and a
+# refused flag answer at once.
 DEFAULT_SPACE = CandidateSpace()
 DEFAULT_BASE = ProxyBase()
+DEFAULT_DATA = DataOptions()
 DEFAULT_TRAIN = TrainConfig()
-SEARCH_DEFAULTS = SearchConfig()
 
 Mode = Annotated[str, typer.Option(metavar="|".join(MODES), help="grid: every coefficient on its range, keep |product - target| <= tolerance; surface: gamma solved exactly.")]
 AlphaRange = Annotated[str, typer.Option(metavar="START:STOP:STEP", help="alpha (depth) range start:stop:step, inclusive.")]
@@ -110,10 +110,10 @@ BASE_OPTIONS = (
     _keyword("zero_init", ZeroInit, DEFAULT_BASE.zero_init),
 )
 DATA_OPTIONS = (
-    _keyword("data", Data, SEARCH_DEFAULTS.data.source),
-    _keyword("train_images", TrainImages, SEARCH_DEFAULTS.data.train_images),
-    _keyword("val_images", ValImages, SEARCH_DEFAULTS.data.val_images),
-    _keyword("val_fraction", ValFraction, SEARCH_DEFAULTS.data.val_fraction),
+    _keyword("data", Data, DEFAULT_DATA.source),
+    _keyword("train_images", TrainImages, DEFAULT_DATA.train_images),
+    _keyword("val_images", ValImages, DEFAULT_DATA.val_images),
+    _keyword("val_fraction", ValFraction, DEFAULT_DATA.val_fraction),
 )
 TRAIN_OPTIONS = (
     _keyword("epochs", Epochs, None),
@@ -175,7 +175,9 @@ def proxy_parts(
 def note_unused_val_fraction(source: str, val_fraction: float) -> None:
     """A note (`note`) where a --val-fraction of its own is given to data that brings its own
     validation images (synthetic, CIFAR-10's test batch), which does not use it."""
-    if val_fraction != SEARCH_DEFAULTS.data.val_fraction and 0 < val_fraction < 1 and has_own_split(source):  # a bad one is refused alone
+    from scaler.data.dataset import has_own_split
+
+    if val_fraction != DEFAULT_DATA.val_fraction and 0 < val_fraction < 1 and has_own_split(source):  # a bad one is refused alone
         note(f"--val-fraction splits an image folder without train/ and val/; {source.partition(':')[0]} brings its own "
              "validation images and does not use it")
 

@@ -47,7 +47,8 @@ from scaler.study.experiment import (
 )
 from scaler.study.create import recorded_spelling
 from scaler.study.results import read_outputs
-from scaler.training import MAX_EPOCHS, repeat_seed, seed_everything
+from scaler.training import repeat_seed, seed_everything
+from scaler.train_config import MAX_EPOCHS
 
 SUMMARY_NAME = "calibration.json"
 DEFAULT_K = 6

@@ -32,7 +32,8 @@ from scaler.counting import count_model
 from scaler.data import Dataset
 from scaler.errors import UsageError
 from scaler.files import whole_numbers
-from scaler.experiments.proxy import PROXY_OPTIONS, DataOptions, ProxyExperiment, train_outcome
+from scaler.experiments.proxy import PROXY_OPTIONS, ProxyExperiment, train_outcome
+from scaler.data.options import DataOptions
 from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, counted, difference_of, group_by
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
@@ -41,7 +42,8 @@ from scaler.states import State
 from scaler.statistics import LEVEL
 from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
 from scaler.study.results import read_outputs
-from scaler.training import TrainConfig, repeat_seed
+from scaler.training import repeat_seed
+from scaler.train_config import TrainConfig
 
 SUMMARY_NAME = "compare.json"
 COMPOUND = "compound"

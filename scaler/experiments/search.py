@@ -15,7 +15,8 @@ import pandas as pd
 from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build_candidates, merged_points, point_name
 from scaler.data import Dataset
 from scaler.errors import UsageError
-from scaler.experiments.proxy import PROXY_OPTIONS, DataOptions, ProxyExperiment, train_outcome
+from scaler.experiments.proxy import PROXY_OPTIONS, ProxyExperiment, train_outcome
+from scaler.data.options import DataOptions
 from scaler.models import canonical_variant
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
@@ -25,7 +26,8 @@ from scaler.statistics import LEVEL, split_half_reliability
 from scaler.study.create import recorded_spelling
 from scaler.study.results import read_outputs
 from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
-from scaler.training import TrainConfig, repeat_seed
+from scaler.training import repeat_seed
+from scaler.train_config import TrainConfig
 
 PRUNERS = ("none", "halving", "hyperband")
 SUMMARY_NAME = "search.json"
