@@ -12,8 +12,10 @@ import tempfile
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a frame is written: the command line starts without it
+    import pandas as pd
 
 PACKAGES = ("scaler", "torch", "fvcore", "optuna", "pandas", "numpy", "typer", "rich")
 
@@ -114,6 +116,8 @@ def whole_numbers(frame: pd.DataFrame, keys: Iterable[str]) -> pd.DataFrame:
     """`frame` with each float column of `keys` whose values are all whole (or missing) held
     as nullable integers: a count beside blanks reads 3 in CSV, not 3.0 (pandas writes a
     column with any NaN as floats)."""
+    import pandas as pd
+
     counts = {}
     for key in keys:
         values = frame[key] if key in frame.columns else None

@@ -427,7 +427,7 @@ def test_a_reference_on_the_proxy_s_own_images_is_one_configuration_however_type
     args = [*micro(tmp_path), "--repeats", "1", "--root", tmp_path / "studies", "--reference-train-images", "64"]
     typed = calibration.reference_setting
     with monkeypatch.context() as old:  # as an earlier scaler did: the cap kept as given
-        old.setattr("scaler.cli.calibrate.reference_setting", lambda search, factor, epochs, images: replace(
+        old.setattr(calibration, "reference_setting", lambda search, factor, epochs, images: replace(
             typed(search, factor, epochs, images), train_images=images))
         first = cli(*args)
         assert first.code == 0, first.err

@@ -1,10 +1,12 @@
 """`scaler flops` and `scaler scale` (and `scaler --version`): outputs in every format and every bad-input case."""
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from importlib import metadata
@@ -232,13 +234,41 @@ def test_python_dash_m_runs_the_same_command_line(tmp_path):
     assert "Usage: scaler " in help_text
 
 
-def test_the_command_line_starts_without_scipy_matplotlib_or_sqlalchemy():
-    """Every command and worker process imports scaler.cli; scipy.stats, matplotlib and
-    SQLAlchemy are imported only where an interval, a picture or a database URL needs them
-    (together 0.8 s of every start)."""
-    code = "import sys, scaler.cli; print(sorted(m for m in ('scipy.stats', 'matplotlib', 'sqlalchemy') if m in sys.modules))"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and proc.stdout == "[]\n", proc.stderr
+HEAVY = ("torch", "fvcore", "pandas", "numpy", "optuna", "scipy.stats", "matplotlib", "sqlalchemy")
+
+
+@pytest.mark.parametrize("args", [[], ["search", "--help"], ["calibrate", "--help"], ["compare", "--help"], ["worker", "--help"],
+                                  ["search", "--epochs", "abc"], ["flops", "--nope"], ["nope"]])
+def test_help_and_a_refused_flag_answer_without_the_library(args):
+    """Every command and worker process imports scaler.cli, and `--help` or a flag the parser
+    refuses answers at once: torch, fvcore, pandas, numpy, optuna, scipy.stats, matplotlib
+    and SQLAlchemy (together about 2 s on 2 cores) are imported when a command runs, and only
+    where it needs them."""
+    code = ("import sys, scaler.cli; code = scaler.cli.main(sys.argv[1:]); "
+            f"print(code, sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    expected = "0" if args[-1:] == ["--help"] else "2"  # `scaler` alone shows the help and exits 2
+    assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == f"{expected} []", proc.stdout + proc.stderr
+
+
+def test_the_help_names_every_family_s_presets_and_a_command_imports_torch_with_ctrl_c_held(cli, monkeypatch):
+    """The presets in `flops` and `train` help come from the families (a new family's appear);
+    a command imports torch with Ctrl-C held back, and one pressed meanwhile is answered before
+    the command does anything."""
+    from scaler.models import presets_by_family
+
+    for command in ("flops", "train"):
+        shown = " ".join(cli(command, "--help").out.split())
+        assert presets_by_family() in shown and "{presets}" not in shown
+    from scaler import entry
+
+    @contextlib.contextmanager
+    def pressed_meanwhile():
+        yield [signal.SIGINT]
+
+    monkeypatch.setattr(entry, "interrupts_held", pressed_meanwhile)
+    result = cli("flops", "b0")
+    assert result.code == 130 and result.out == "" and result.err == "interrupted\n"
 
 
 def test_the_studies_and_their_results_need_no_command_line_or_terminal_library():

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +14,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+import scaler.experiments.search
 from scaler.cli import main
 from scaler.experiments.search import read_results
 from scaler.reports import compare_searches
 from tests.conftest import TINY_BASE
 
-REPORT = sys.modules["scaler.cli.report"]
 TWO_FOLDERS = "error: --plot and --pareto take one search folder; to compare two, drop them\n"
 KEYS = ["alpha", "beta", "gamma", "resolution"]
 # 3 candidates on a tiny proxy, 1 epoch each: a few seconds per search.
@@ -46,7 +45,7 @@ def ranked(top1: list[float], states: list[str], tied: list[bool] | None = None)
 
 def constructed(monkeypatch, tables: dict[str, pd.DataFrame]) -> None:
     """Make `scaler report` read `tables[folder name]` in place of the folder's files."""
-    monkeypatch.setattr(REPORT, "read_results", lambda folder: (tables[Path(folder).name].copy(), {"name": Path(folder).name}))
+    monkeypatch.setattr(scaler.experiments.search, "read_results", lambda folder: (tables[Path(folder).name].copy(), {"name": Path(folder).name}))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -433,12 +433,12 @@ def test_a_pruner_that_cannot_stop_a_one_epoch_training_says_so(cli, tmp_path, m
     note = "note: --pruner halving stops a training between its epochs: with --epochs 1 it stops none\n"
     refused = cli(*search_args(tmp_path, "--pruner", "halving", "--workers", "0"))
     assert refused.code == 2 and refused.err == "error: --workers 0 is not allowed; it must be an integer >= 1\n"
-    import scaler.cli.study as study_command
+    import scaler.study.runner
 
     def stop(*args, **kwargs):  # the study is open and its notes said: train nothing
         raise RunError("stopped before training")
 
-    monkeypatch.setattr(study_command, "run_study", stop)
+    monkeypatch.setattr(scaler.study.runner, "run_study", stop)  # as `scaler.cli.study` calls it
     one = cli(*search_args(tmp_path, "--pruner", "halving", name="one"))
     assert one.code == 1 and one.err.startswith(note) and one.err.count(note) == 1, one.err
     args = search_args(tmp_path, "--pruner", "halving", name="two")

@@ -3,13 +3,67 @@ module each beside this one and register themselves on `app`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-app = typer.Typer(
+from scaler import entry
+
+# A help text's placeholder for the presets of every family ('efficientnet: b0, b1, ...'),
+# filled in when the help is shown: the families' modules import torch.
+PRESETS = "{presets}"
+
+
+def _held_back(load: Callable[[], Any]) -> Any:
+    """`load()` with Ctrl-C held back: a Ctrl-C inside torch's C++ initialisers would abort the
+    process (SIGABRT, no line of ours: `scaler.entry.interrupts_held`); held back, it is
+    answered (KeyboardInterrupt) once the import is done."""
+    with entry.interrupts_held() as caught:
+        value = load()
+    if caught:
+        raise KeyboardInterrupt
+    return value
+
+
+def _import_torch() -> None:
+    import torch  # noqa: F401
+
+
+def _presets() -> str:
+    from scaler.models import presets_by_family
+
+    return presets_by_family()
+
+
+class LibraryCommand(typer.core.TyperCommand):
+    """A scaler command whose flags are parsed and whose help is shown without torch (in a
+    fraction of a second): the library is imported when the command runs."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        _held_back(_import_torch)
+        return super().invoke(ctx)
+
+    def format_help(self, ctx: typer.Context, formatter: Any) -> None:
+        """The help, with the presets of every family where a text names them (PRESETS)."""
+        naming = [p for p in self.params if PRESETS in (getattr(p, "help", None) or "")]
+        if naming:
+            presets = _held_back(_presets)
+            for parameter in naming:
+                parameter.help = parameter.help.replace(PRESETS, presets)  # type: ignore[attr-defined]
+        super().format_help(ctx, formatter)
+
+
+class App(typer.Typer):
+    """The root app, whose commands are `LibraryCommand`s."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return super().command(*args, cls=LibraryCommand, **kwargs)
+
+
+app = App(
     help="Compound scaling of ConvNets: count FLOPs, scale families, search (alpha, beta, gamma).",
     no_args_is_help=True,
     add_completion=False,

@@ -9,9 +9,8 @@ import shlex
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
-import pandas as pd
 import typer
 
 from scaler.cli import options
@@ -20,15 +19,13 @@ from scaler.cli.app import Format, app, console
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, EPOCH_TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
 from scaler.cli.search import build_search_config
 from scaler.cli.study import check_finished, run_command_study, showing
-from scaler.experiments.calibration import (
-    DEFAULT_FACTOR, DEFAULT_K, OVERRIDES, SUMMARY_NAME, THRESHOLD, Calibration, CalibrationConfig, override_text,
-    parse_try, reference_setting,
-)  # fmt: skip
+from scaler.experiments.choices import DEFAULT_FACTOR, DEFAULT_K
 from scaler.candidates import point_name
-from scaler.statistics import LEVEL
-from scaler.plots import check_plot_path, plot_calibration
 from scaler.files import whole_numbers
-from scaler.cli.render import Column, counted, elapsed, emit, failure_of, fixed, integer, markdown_text, p_phrase, p_value, seconds, text
+from scaler.cli.render import Column, missing, counted, elapsed, emit, failure_of, fixed, integer, markdown_text, p_phrase, p_value, seconds, text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Options of `scaler calibrate` that are not the search's to repeat in the recommended command.
 NOT_SEARCH_OPTIONS = {"name", "storage", "repeats", "format", "quiet", "retry_failed"}
@@ -40,7 +37,7 @@ SETTING_COLUMNS = [
     Column("train_images", "images", integer),
     Column("base_resolution", "base r", integer, gives_way=4),
     Column("base_width", "base w", fixed(3), gives_way=3),
-    Column("cost", "cost", lambda v: "" if pd.isna(v) else f"{v:.2f}x"),
+    Column("cost", "cost", lambda v: "" if missing(v) else f"{v:.2f}x"),
     Column("train_seconds", "s", seconds, gives_way=1),
     Column("scored", "n", integer),
     Column("spearman_text", "Spearman [95%]", text),
@@ -89,6 +86,9 @@ def calibrate(
     plot. Running the same command again resumes, and with another --try adds that setting
     and trains only it; `scaler worker` can join a database study.
     """
+    from scaler.experiments.calibration import Calibration, CalibrationConfig, SUMMARY_NAME, parse_try, reference_setting
+    from scaler.plots import check_plot_path
+
     if plot is not None:
         check_plot_path(plot)
     settings = tuple(parse_try(t) for t in tries or ())
@@ -115,6 +115,8 @@ def calibrate(
 
 def draw(table: pd.DataFrame, path: Path, name: str) -> None:
     """The calibration's picture; RunError when it cannot be written."""
+    from scaler.plots import plot_calibration
+
     plot_calibration(table, path, title=name)
 
 
@@ -150,6 +152,8 @@ def _interval(value: Any, low: Any, high: Any) -> str:
 def setting_frame(info: dict, commands: list[str] | None) -> pd.DataFrame:
     """One row per setting from the summary, with display columns and its `scaler search`
     (no command column where `commands` is None)."""
+    import pandas as pd
+
     frame = pd.DataFrame(info["settings"])
     frame.insert(0, "mark", ["★ recommended" if r else "" for r in frame["recommended"]])
     frame["spearman_text"] = [
@@ -185,6 +189,9 @@ def caption_lines(info: dict, table: pd.DataFrame, folder: Path, plot: Path | No
     """The lines under a calibration's table: which candidates (named by their points, from
     its results `table`), where the files are, what the marks mean and how far the figures
     can be believed."""
+    from scaler.experiments.calibration import THRESHOLD
+    from scaler.statistics import LEVEL
+
     points = {int(r["candidate"]): point_name(r["alpha"], r["beta"], r["gamma"]) for _, r in table.iterrows()}
     picked = ", ".join(points.get(c, f"#{c}") for c in info["candidates"])
     asked = info["config"].get("k", DEFAULT_K)
@@ -208,6 +215,10 @@ def recommendation_line(frame: pd.DataFrame, whole_set: bool = False) -> str:
     """The setting to use as a `scaler search` command, or why there is none (`whole_set`: the
     calibration already has all of the search's candidates, so more cannot be asked for); and
     a warning when the reference disagrees with itself (a Spearman with it then says little)."""
+    import pandas as pd
+    from scaler.experiments.calibration import THRESHOLD
+    from scaler.statistics import LEVEL
+
     chosen = frame[frame["recommended"]]
     measured = frame[(frame["role"] != "reference") & frame["spearman"].notna()]
     if not len(measured):
@@ -240,6 +251,8 @@ def recommendation_line(frame: pd.DataFrame, whole_set: bool = False) -> str:
 def _flags(overrides: dict, repeats: int) -> str:
     """What a setting's `scaler search` adds to the options calibrate was given: its overrides,
     and --repeats where the agreement was measured on means over repeats."""
+    from scaler.experiments.calibration import override_text
+
     flags = [f"--{flag} {override_text(value)}" for flag, value in overrides.items()]
     return " ".join(flags + (["--repeats", str(repeats)] if repeats > 1 else []))
 
@@ -256,6 +269,8 @@ def _search_to_run(setting: pd.Series) -> str:
 
 def _pairs_line(reference: pd.Series, proxy: pd.Series) -> str:
     """What the reference can still tell, and how much of it the proxy keeps ('' when unmeasured)."""
+    import pandas as pd
+
     if pd.isna(reference.get("pairs_apart")) or pd.isna(proxy.get("pairs_judged")):
         return ""
     apart, tested = int(reference["pairs_apart"]), int(reference["pairs_tested"])
@@ -270,6 +285,8 @@ def _pairs_line(reference: pd.Series, proxy: pd.Series) -> str:
 def search_commands(ctx: typer.Context, info: dict) -> list[str]:
     """Per setting: the `scaler search` command that runs it: the search options given to this
     command, with the setting's overrides."""
+    from scaler.experiments.calibration import OVERRIDES
+
     shared = [p for p in inspect.signature(search_command.search).parameters if p not in NOT_SEARCH_OPTIONS]
     params = {p.name: p for p in ctx.command.params if p.opts}
     given = {

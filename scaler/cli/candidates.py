@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 
-import pandas as pd
 import typer
 
 from scaler.candidates import ProxyBase, build_candidates, merged_points
@@ -49,6 +48,8 @@ def candidates(
     **flags: Any,
 ) -> None:
     """List the candidates a search would train, with params and MACs, without training."""
+    import pandas as pd
+
     flops_tolerance = flags.pop("flops_tolerance")
     space = options.space(**flags)
     data_classes = DataOptions(data).classes()  # checks --data even where --classes sets the count

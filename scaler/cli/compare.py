@@ -7,9 +7,8 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
-import pandas as pd
 import typer
 
 from scaler.cli import options
@@ -17,17 +16,13 @@ from scaler.cli.app import Format, app, console
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
 from scaler.cli.study import check_finished, run_command_study, showing
 from scaler.errors import Interrupted, RunError, UsageError, attributed_to
-from scaler.experiments.comparison import (
-    BASE, COMPOUND, DEFAULT_STRATEGIES, NO_RESULT, SUMMARY_NAME, UNKNOWN, CompareConfig, Comparison, strategies,
-)  # fmt: skip
-from scaler.experiments.search import best_coefficients, best_notes, searched_variant
-from scaler.models import canonical_variant
-from scaler.plots import check_plot_path, plot_comparison
+from scaler.experiments.choices import COMPOUND, DEFAULT_STRATEGIES
 from scaler.cli.render import Column, counted, elapsed, emit, failure_of, fixed, integer, interval, markdown_text, mega, p_phrase, seconds, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
-from scaler.study.create import recorded_spelling
 from scaler.states import State
-from scaler.study.results import RESULTS_NAME
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COLUMNS = [
     Column("strategy", "strategy", text),
@@ -59,6 +54,8 @@ def _coefficients(text: str) -> tuple[float, float, float]:
 
 def verdict_text(p: object, word: object) -> str:
     """A duel's verdict and its p-value ('better (p < 0.001)', never 'p = 0.000')."""
+    import pandas as pd
+
     if not word:
         return ""
     if not isinstance(p, float) or pd.isna(p):
@@ -68,6 +65,9 @@ def verdict_text(p: object, word: object) -> str:
 
 def shown(frame: pd.DataFrame) -> pd.DataFrame:
     """Display-only columns: the interval and the two paired tests in words."""
+    import pandas as pd
+    from scaler.experiments.comparison import BASE
+
     out = frame.copy()
     out["interval"] = [interval(low, high) for low, high in zip(out["top1_low"], out["top1_high"])]
     out["versus_base"] = [verdict_text(p, w) for p, w in zip(out["vs_base_p"], out["vs_base"])]
@@ -111,6 +111,12 @@ def compare(
     against each strategy), writes <root>/<name>/results.csv, compare.json and a plot. Running
     the same command again resumes.
     """
+    import pandas as pd
+    from scaler.experiments.comparison import CompareConfig, Comparison, SUMMARY_NAME, strategies
+    from scaler.plots import check_plot_path
+    from scaler.study.create import recorded_spelling
+    from scaler.study.results import RESULTS_NAME
+
     if compound is not None and from_search is not None:
         raise UsageError("--compound and --from both set compound's coefficients; give one")
     said: list[str] = []  # what --from's search tells, printed once the options are all accepted
@@ -172,6 +178,9 @@ def _from_search(folder: Path, base: str) -> tuple[tuple[float, float, float], l
     """Compound's coefficients from a finished search (every candidate finished), and the
     lines for stderr: one naming them, its notes, and a warning when the search scaled
     another base."""
+    from scaler.experiments.search import best_coefficients, best_notes, searched_variant
+    from scaler.models import canonical_variant
+
     coefficients = best_coefficients(folder)
     searched = searched_variant(folder)
     said = [f"compound coefficients from {folder}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g})"]
@@ -183,6 +192,8 @@ def _from_search(folder: Path, base: str) -> tuple[tuple[float, float, float], l
 
 def draw(frame: pd.DataFrame, path: Path, name: str) -> None:
     """The comparison's picture; RunError when it cannot be written."""
+    from scaler.plots import plot_comparison
+
     plot_comparison(frame, path, f"{name}: top-1 against MACs per strategy")
 
 
@@ -202,23 +213,25 @@ def show_comparison(frame: pd.DataFrame, info: dict, format: Format, name: str, 
     say(format, footer)
 
 
-# What a verdict that is not a test's outcome means (`scaler.experiments.comparison.verdict`).
-VERDICT_NOTES = {
-    UNKNOWN: f"{UNKNOWN}: a network of the pair stopped at --max-seconds, after fewer epochs than planned (or stored "
-             "no per-image results), so the two are not compared head-on",
-    NO_RESULT: f"{NO_RESULT}: a network of the pair finished without a score in every repeat (see its state and "
-               "reason in results.csv)",
-}
-
-
 def verdict_notes(frame: pd.DataFrame) -> list[str]:
-    """A line for each verdict word in the table that is not a test's outcome."""
+    """A line for each verdict word in the table that is not a test's outcome
+    (`scaler.experiments.comparison.verdict`): what it means."""
+    from scaler.experiments.comparison import NO_RESULT, UNKNOWN
+
+    notes = {
+        UNKNOWN: f"{UNKNOWN}: a network of the pair stopped at --max-seconds, after fewer epochs than planned (or stored "
+                 "no per-image results), so the two are not compared head-on",
+        NO_RESULT: f"{NO_RESULT}: a network of the pair finished without a score in every repeat (see its state and "
+                   "reason in results.csv)",
+    }
     shown = set(frame["vs_base"]) | set(frame["compound_vs_it"])
-    return [note for word, note in VERDICT_NOTES.items() if word in shown]
+    return [note for word, note in notes.items() if word in shown]
 
 
 def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> None:
     """A table per phi, the unscaled base on top of each."""
+    import pandas as pd
+
     display = shown(frame)
     base_row = display[display["strategy"] == "base (unscaled)"]
     for phi in sorted(p for p in display["phi"].unique() if p > 0):

@@ -6,10 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaler import reports
-from scaler.cli.app import Format, app, console
+from scaler.cli.app import PRESETS, Format, app, console
 from scaler.cli.options import FormatOption
-from scaler.models import presets_by_family
 from scaler.cli.render import Column, emit, giga, integer, percent, published, share
 
 
@@ -42,7 +40,7 @@ STAGE_COLUMNS = [
 )
 def flops(
     variant: Annotated[
-        Optional[str], typer.Argument(help=f"A preset ({presets_by_family()}), a factory package.module:make or path/to/file.py:make, or 'all' (B0-B7); omit for B0 with custom multipliers.")
+        Optional[str], typer.Argument(help=f"A preset ({PRESETS}), a factory package.module:make or path/to/file.py:make, or 'all' (B0-B7); omit for B0 with custom multipliers.")
     ] = None,
     width: Annotated[Optional[float], typer.Option(help="Width multiplier (overrides a preset's).")] = None,
     depth: Annotated[Optional[float], typer.Option(help="Depth multiplier (overrides a preset's).")] = None,
@@ -56,6 +54,8 @@ def flops(
     MACs follow the paper's convention (multiply-adds of convolutions and the final linear
     layer); FLOPs = 2 x MACs; the fvcore total also counts BatchNorm and pooling.
     """
+    from scaler import reports
+
     models = reports.choose_models(
         variant, width=width, depth=depth, resolution=resolution, num_classes=classes
     )

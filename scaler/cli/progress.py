@@ -5,8 +5,9 @@ study's `scaler.study.runner.Display`); these draw them on the terminal."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -21,8 +22,10 @@ from rich.progress import (
 from rich.text import Text
 
 from scaler.states import State
-from scaler.study.runner import Display
-from scaler.training import EpochMetrics
+
+if TYPE_CHECKING:
+    from scaler.study.runner import Display
+    from scaler.training import EpochMetrics
 
 
 @contextmanager

@@ -13,8 +13,8 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from rich import box
 from rich.console import Console
 from rich.measure import Measurement
@@ -22,6 +22,9 @@ from rich.table import Table
 
 from scaler.errors import RunError
 from scaler.files import json_ready, whole_numbers
+
+if TYPE_CHECKING:  # frames come from the library, which imports pandas
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -43,54 +46,55 @@ class Column:
         return self.fmt is integer if self.count is None else self.count
 
 
-def _missing(value: object) -> bool:
+def missing(value: object) -> bool:
+    """A blank cell: None or NaN."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def integer(value: object) -> str:
-    return "" if _missing(value) else f"{int(value):,}"
+    return "" if missing(value) else f"{int(value):,}"
 
 
 def mega(value: object) -> str:
-    return "" if _missing(value) else f"{value / 1e6:.1f}"
+    return "" if missing(value) else f"{value / 1e6:.1f}"
 
 
 def giga(value: object) -> str:
-    return "" if _missing(value) else f"{value / 1e9:.4f}"
+    return "" if missing(value) else f"{value / 1e9:.4f}"
 
 
 def fixed(digits: int) -> Callable[[object], str]:
-    return lambda value: "" if _missing(value) else f"{value:.{digits}f}"
+    return lambda value: "" if missing(value) else f"{value:.{digits}f}"
 
 
 def seconds(value: object) -> str:
     """A column of training times: tenths under 10 s, where whole seconds would read 0 or 1
     for a tiny proxy's runs, whole seconds above."""
-    if _missing(value):
+    if missing(value):
         return ""
     return f"{value:.1f}" if value < 9.95 else f"{value:.0f}"  # type: ignore[operator]
 
 
 def percent(value: object) -> str:
     """A signed share ('+4.6%'); one that rounds to zero reads '0.0%', not '-0.0%'."""
-    if _missing(value):
+    if missing(value):
         return ""
     shown = f"{value * 100:+.1f}%"  # type: ignore[operator]
     return "0.0%" if shown in ("+0.0%", "-0.0%") else shown
 
 
 def share(value: object) -> str:
-    return "" if _missing(value) else f"{value * 100:.1f}%"
+    return "" if missing(value) else f"{value * 100:.1f}%"
 
 
 def interval(low: object, high: object) -> str:
     """A share's 95% interval as 'low-high%' (empty where a bound is missing)."""
-    return "" if _missing(low) or _missing(high) else f"{low * 100:.1f}-{high * 100:.1f}%"  # type: ignore[operator]
+    return "" if missing(low) or missing(high) else f"{low * 100:.1f}-{high * 100:.1f}%"  # type: ignore[operator]
 
 
 def p_value(p: object) -> str:
     """A p-value as '0.016', or '<0.001' (never '0.000', which would claim certainty)."""
-    if _missing(p):
+    if missing(p):
         return ""
     return "<0.001" if p < 0.001 else f"{p:.3f}"  # type: ignore[operator]
 
@@ -119,7 +123,7 @@ def published(unit: str) -> Callable[[object], str]:
     scale = {"B": 1e9, "M": 1e6}[unit]
 
     def fmt(value: object) -> str:
-        if _missing(value):
+        if missing(value):
             return ""
         digits = f"{value / scale:g}"  # type: ignore[operator]
         if len(digits.replace(".", "").lstrip("0")) < 2 and "e" not in digits:
@@ -130,7 +134,7 @@ def published(unit: str) -> Callable[[object], str]:
 
 
 def text(value: object) -> str:
-    return "" if _missing(value) else str(value)
+    return "" if missing(value) else str(value)
 
 
 def to_json(frame: pd.DataFrame) -> str:
@@ -165,6 +169,8 @@ def rich_table(
     highlight: Callable[[pd.Series], str | None] | None = None,
 ) -> Table:
     """A rich Table; `highlight(row)` may return a style for a row (e.g. the best one)."""
+    import pandas as pd
+
     table = Table(
         title=title,
         caption=caption,

@@ -6,26 +6,23 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
-import pandas as pd
 import typer
 
-from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
-from scaler.cli.render import Column, emit, fixed, integer, interval, p_phrase, share, text, to_json
+from scaler.cli.render import Column, missing, emit, fixed, integer, interval, p_phrase, share, text, to_json
 from scaler.cli.calibrate import draw as draw_calibration, show_calibration
 from scaler.cli.compare import draw as draw_comparison, show_comparison
 from scaler.cli.results import legend, reliability_lines, show_results, unfinished_line, waiting_line
 from scaler.errors import UsageError
 from scaler.states import State, still_to_train
-from scaler.experiments.calibration import read_calibration
-from scaler.experiments.comparison import read_comparison
-from scaler.experiments.search import read_results
-from scaler.study.experiment import kind_in
 from scaler.files import json_ready
-from scaler.plots import check_plot_path, plot_search
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from scaler import reports
 
 
 COMPARE_COLUMNS = [
@@ -39,7 +36,7 @@ COMPARE_COLUMNS = [
     Column("rank_b", "rank B", integer),
     Column("top1_b", "top-1 B", share),
     Column("interval_b", "95% B", text),
-    Column("difference", "B - A pts", lambda v: "" if pd.isna(v) else f"{v * 100:+.1f}"),  # top-1 points
+    Column("difference", "B - A pts", lambda v: "" if missing(v) else f"{v * 100:+.1f}"),  # top-1 points
 ]
 
 
@@ -58,6 +55,12 @@ def report(
     the tables its command prints, from the files, training nothing), or compare two searches
     of the same candidates (two seeds, two machines, two training settings): rank
     correlations, best vs best."""
+    from scaler import reports
+
+    from scaler.experiments.search import read_results
+    from scaler.plots import check_plot_path, plot_search
+    from scaler.study.experiment import kind_in
+
     if len(folders) > 2:
         raise UsageError(f"report takes one search folder, or two to compare; got {len(folders)}", param="folders")
     if len(folders) == 2 and (plot is not None or pareto):
@@ -90,6 +93,8 @@ def report(
 
 def _comparison(folder: Path, plot: Optional[Path], format: Format) -> None:
     """A compare folder's tables and tally, as `scaler compare` prints them."""
+    from scaler.experiments.comparison import read_comparison
+
     frame, info = read_comparison(folder)
     if plot is not None:
         draw_comparison(frame, plot, info["name"])
@@ -101,6 +106,8 @@ def _comparison(folder: Path, plot: Optional[Path], format: Format) -> None:
 def _calibration(folder: Path, plot: Optional[Path], format: Format) -> None:
     """A calibration folder's table and recommendation, as `scaler calibrate` prints them (the
     recommended setting named by its flags: the options calibrate was given are not stored)."""
+    from scaler.experiments.calibration import read_calibration
+
     frame, info = read_calibration(folder)
     if plot is not None:
         draw_calibration(frame, plot, info["name"])
@@ -134,6 +141,8 @@ def _agreement_fields(comparison: reports.SearchComparison) -> dict:
 def shown_compare_columns(frame: pd.DataFrame) -> list[Column]:
     """The side-by-side table's columns, with each side's state where a row of either is not
     complete: a timed-out or pruned row's top-1 is from a shorter training, not a match."""
+    import pandas as pd
+
     states = pd.concat([frame["state_a"], frame["state_b"]]).dropna()
     if (states == State.COMPLETE.value).all():
         return COMPARE_COLUMNS
@@ -147,6 +156,10 @@ def shown_compare_columns(frame: pd.DataFrame) -> list[Column]:
 
 
 def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
+    from scaler import reports
+
+    from scaler.experiments.search import read_results
+
     (frame_a, info_a), (frame_b, info_b) = read_results(folder_a), read_results(folder_b)
     comparison = reports.compare_searches(frame_a, frame_b)
     if format is Format.csv:  # one table, the rows, on stdout; the figures beside it on stderr

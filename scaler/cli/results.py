@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from scaler.cli.app import Format, console
-from scaler.reports import truth
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, is_paper_point
 from scaler.files import whole_numbers
 from scaler.cli.render import Column, emit, fixed, integer, interval, mega, seconds, share, text
 from scaler.states import State, still_to_train
-from scaler.study.results import INTEGER_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PRODUCT_HEADER = "a*b²*g²"  # alpha * beta^2 * gamma^2, the compound FLOPs factor
 
@@ -53,6 +53,8 @@ def legend(frame: pd.DataFrame, fmt: Format = Format.table) -> str:
 def marked(frame: pd.DataFrame) -> pd.DataFrame:
     """Add display-only columns: 'mark' (★ the best complete row, ≈ rows the data cannot tell
     from it, ◆ the paper's point) and 'interval' (top-1's 95% interval)."""
+    from scaler.reports import truth
+
     shown = frame.copy()
     best = shown.index[shown["state"] == State.COMPLETE.value]
     marks = []
@@ -119,6 +121,8 @@ def reliability_lines(info: dict, shown: pd.DataFrame | None = None) -> list[str
 def show_results(frame: pd.DataFrame, fmt: Format, title: str, caption: str | None = None) -> None:
     """Print a search's ranked table: marked and formatted for people, every column for programs
     (the document alone on stdout, the caption's lines beside it on stderr)."""
+    from scaler.study.results import INTEGER_COLUMNS
+
     if fmt in (Format.csv, Format.json):  # every column, the counts as integers, as results.csv has them
         emit(whole_numbers(frame, INTEGER_COLUMNS), SEARCH_COLUMNS, fmt.value, console)
         if caption:

@@ -9,11 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaler import reports
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
 from scaler.errors import UsageError, attributed_to
-from scaler.experiments.search import best_coefficients, best_notes, searched_variant
 from scaler.cli.render import Column, emit, fixed, giga, integer, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_product, parse_phi_list
 
@@ -55,6 +53,10 @@ def scale(
     channel, repeat and resolution rounding move them apart. The official presets were
     hand-rounded and are not exactly this family.
     """
+    from scaler import reports
+
+    from scaler.experiments.search import best_coefficients, best_notes, searched_variant
+
     phis = parse_phi_list(phi)
     given = [f"--{name}" for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)) if value is not None]
     if from_search is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -13,8 +13,11 @@ from scaler.cli.app import Format, app
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
 from scaler.cli.results import legend, reliability_lines, show_results
 from scaler.cli.study import check_finished, run_command_study, showing
-from scaler.experiments.search import PRUNERS, SUMMARY_NAME, CompoundSearch, SearchConfig
+from scaler.experiments.choices import PRUNERS
 from scaler.cli.render import counted, elapsed
+
+if TYPE_CHECKING:
+    from scaler.experiments.search import SearchConfig
 
 
 @app.command(
@@ -43,6 +46,8 @@ def search(
     Writes <root>/<name>/results.csv (ranked) and search.json after every candidate. Running
     the same command again resumes: finished candidates are kept, interrupted ones retrained.
     """
+    from scaler.experiments.search import CompoundSearch, SUMMARY_NAME
+
     as_typed = build_search_config(**proxy, pruner=pruner, canonical=False)
     config = build_search_config(**proxy, pruner=pruner).resumable(root, name, as_typed)
     if config.pruner in ("halving", "hyperband") and (one := _one_epoch(config)):
@@ -84,6 +89,8 @@ def build_search_config(
 ) -> SearchConfig:
     """The search's flags (`options.SPACE_OPTIONS` and the proxy's groups) as a SearchConfig;
     what `scaler search` and `scaler calibrate` share."""
+    from scaler.experiments.search import SearchConfig
+
     canonical = proxy.get("canonical", True)
     space = options.space(mode=mode, alpha_range=alpha_range, beta_range=beta_range, gamma_range=gamma_range,
                           target=target, tolerance=tolerance, phi=phi, with_note=canonical)  # checked first, as the flags come

@@ -7,23 +7,20 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
-
-import pandas as pd
+from typing import TYPE_CHECKING, Optional
 
 from scaler import entry
 from scaler.cli import options
 from scaler.cli.app import progress_console
 from scaler.cli.progress import study_bars
 from scaler.errors import Interrupted, RunError, UsageError
-from scaler.experiments.repeats import check_repeats, diverged_only
 from scaler.states import State
-from scaler.study.create import open_study, validate_name
-from scaler.study.experiment import Experiment, ExperimentConfig
-from scaler.study.handle import StudyHandle
-from scaler.study.lock import folder_lock
-from scaler.study.runner import RunOutcome, check_workers, run_study
-from scaler.study.storage import check_url
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from scaler.study.experiment import Experiment, ExperimentConfig
+    from scaler.study.handle import StudyHandle
+    from scaler.study.runner import RunOutcome
 
 
 def run_command_study(
@@ -35,6 +32,12 @@ def run_command_study(
     end (Interrupted on Ctrl-C, with how to resume); `counting` is what the spinner says while
     a new study is planned, `said` lines for stderr once the study is open (notes on what it
     runs: a refused command prints its error alone). What the study commands share."""
+    from scaler.experiments.repeats import check_repeats
+    from scaler.study.create import open_study, validate_name
+    from scaler.study.lock import folder_lock
+    from scaler.study.runner import check_workers, run_study
+    from scaler.study.storage import check_url
+
     above = next((p for p in (root, *root.parents) if p.exists()), None)  # the part of the path that exists
     if above is not None and not above.is_dir():
         what = "is a file" if above == root else f"lies under a file, {above}"
@@ -103,6 +106,8 @@ NO_TIME_LEFT = ("give --max-seconds more room (or drop it) and run again under a
 def check_finished(frame: pd.DataFrame, noun: str) -> None:
     """RunError when no row of a study's table was scored (all failed), some are unfinished, or
     none completed (every one stopped by the time cap or a pruner)."""
+    from scaler.experiments.repeats import diverged_only
+
     unfinished = frame[[not State(s).is_finished for s in frame["state"]]]
     scored = frame[[State(s).is_scored for s in frame["state"]]]
     if len(unfinished) == 0 and len(scored) == 0:

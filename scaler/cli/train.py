@@ -8,30 +8,29 @@ import sys
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
-import pandas as pd
 import typer
-from torch import nn
 
-from scaler.models import check_network, family_of, network_spec, presets_by_family
-from scaler.models.init import zero_init_residuals
 from scaler.cli import options
-from scaler.cli.app import Format, app, console, progress_console
+from scaler.cli.app import PRESETS, Format, app, console, progress_console
 from scaler.cli.options import DATA_OPTIONS, TRAIN_OPTIONS, CacheDir, FormatOption, ProcessDevice, ProcessThreads
-from scaler.data import Dataset, load_dataset
 from scaler.cli.progress import StepBar, make_progress
-from scaler.experiments.repeats import check_repeats
 from scaler.cli.render import Column, emit, fixed, integer, share, text
-from scaler.statistics import mean_interval, proportion_interval
 from scaler.files import json_ready
 from scaler.runtime import oversubscription
 from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_resolution
 from scaler.states import State
-from scaler.training import EpochCallback, StepCallback, TrainResult, check_trainable, train_repeats
+
+if TYPE_CHECKING:
+    from scaler.data import Dataset
+    from scaler.training import EpochCallback, StepCallback, TrainResult
+    from torch import nn
 
 
 def _load_data(source: str, storage_resolution: int, train_images: Optional[int], val_images: Optional[int], val_fraction: float, seed: int, cache_dir: Optional[Path]) -> Dataset:
+    from scaler.data import load_dataset
+
     with progress_console.status(f"loading data '{source}'..."):
         dataset = load_dataset(
             source, storage_resolution=storage_resolution, train_images=train_images,
@@ -62,7 +61,7 @@ METRIC_COLUMNS = [
 )
 @options.with_options(DATA_OPTIONS, TRAIN_OPTIONS, after="resolution")
 def train(
-    variant: Annotated[str, typer.Argument(help=f"Preset to train ({presets_by_family()}), or a factory package.module:make or path/to/file.py:make.")] = "b0",
+    variant: Annotated[str, typer.Argument(help=f"Preset to train ({PRESETS}), or a factory package.module:make or path/to/file.py:make.")] = "b0",
     width: Annotated[Optional[float], typer.Option(help="Width multiplier (overrides the preset's).")] = None,
     depth: Annotated[Optional[float], typer.Option(help="Depth multiplier (overrides the preset's).")] = None,
     resolution: Annotated[int, typer.Option(help="Training resolution in pixels.")] = 128,
@@ -76,6 +75,11 @@ def train(
 ) -> None:
     """Train one network briefly and report per-epoch validation metrics (with --repeats, the
     final metrics of each seed and their mean with a 95% interval)."""
+    from scaler.experiments.repeats import check_repeats
+    from scaler.models import check_network, family_of, network_spec
+    from scaler.models.init import zero_init_residuals
+    from scaler.training import check_trainable, train_repeats
+
     data, train_images, val_images, val_fraction = (flags.pop(k) for k in ("data", "train_images", "val_images", "val_fraction"))
     config = options.train_config(**flags)
     seed = config.seed
@@ -136,6 +140,9 @@ REPEAT_COLUMNS = [
 def _show_repeats(results: list[TrainResult], seeds: list[int], val_images: int, format: Format, title: str, caption: str) -> None:
     """One row per seed, then the mean top-1 of the runs that completed, with its spread and
     95% interval (diverged or timed-out runs are listed, not averaged)."""
+    import pandas as pd
+    from scaler.statistics import mean_interval
+
     top1 = [r.top1 for r in results if r.status is State.COMPLETE]
     mean, std, low, high = mean_interval(top1, images=val_images)
     if format is Format.json:
@@ -158,6 +165,8 @@ def _show_repeats(results: list[TrainResult], seeds: list[int], val_images: int,
 
 def _wilson(top1: float, val_images: int) -> tuple[float, float]:
     """An epoch's top-1 interval over the validation images (NaN where it was not measured)."""
+    from scaler.statistics import proportion_interval
+
     if not math.isfinite(top1) or val_images <= 0:
         return math.nan, math.nan
     return proportion_interval(round(top1 * val_images), val_images)
@@ -168,6 +177,8 @@ def _show_run(result: TrainResult, val_images: int, format: Format, title: str, 
     validation images (the only noise one run can measure). A run that ends unscored (diverged)
     has no final top-1, in the caption or the JSON: its network broke; the epochs' rows stay, as
     they were measured."""
+    import pandas as pd
+
     frame = pd.DataFrame([asdict(e) for e in result.epochs], columns=[c.key for c in METRIC_COLUMNS])
     bounds = [_wilson(top1, val_images) for top1 in frame["top1"]]
     frame["top1_low"], frame["top1_high"] = [b[0] for b in bounds], [b[1] for b in bounds]  # for CSV

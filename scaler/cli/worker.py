@@ -14,11 +14,6 @@ from scaler.cli.progress import study_bars
 from scaler.cli.study import check_finished
 from scaler.errors import UsageError
 from scaler.states import still_to_train
-from scaler.study.create import join_study
-from scaler.study.engine import worker_id
-from scaler.study.runner import run_worker
-from scaler.study.storage import is_url
-from scaler.study.trials import records
 
 
 # The study's options that name something outside it (a file, a folder), which a worker in
@@ -44,6 +39,12 @@ def worker(
 
     The configuration comes from the storage, so no other flags are needed.
     """
+    from scaler.study.create import join_study
+    from scaler.study.engine import worker_id
+    from scaler.study.runner import run_worker
+    from scaler.study.storage import is_url
+    from scaler.study.trials import records
+
     if not is_url(storage):
         raise UsageError(
             f"storage {storage!r} is not a database URL: a search folder's journal belongs to its "

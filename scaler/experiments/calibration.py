@@ -33,6 +33,7 @@ from scaler.candidates import Candidate, ProxyBase, build_candidates
 from scaler.data import MAX_IMAGES, MIN_TRAIN_IMAGES, SYNTHETIC_TRAIN, Dataset, take_train
 from scaler.errors import RunError, UsageError, check_int
 from scaler.files import whole_numbers
+from scaler.experiments.choices import DEFAULT_FACTOR, DEFAULT_K
 from scaler.experiments.proxy import (
     Timing, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
 )
@@ -51,9 +52,7 @@ from scaler.training import repeat_seed, seed_everything
 from scaler.train_config import MAX_EPOCHS
 
 SUMMARY_NAME = "calibration.json"
-DEFAULT_K = 6
 MIN_K = 3  # fewer candidates rank nothing a correlation can judge
-DEFAULT_FACTOR = 4.0  # the reference trains this many times the proxy's epochs
 THRESHOLD = 0.8  # the Spearman a setting must keep with the reference to be recommended,
 # and beyond chance: its permutation p-value below 1 - LEVEL (not reachable with 3 candidates)
 REFERENCE, PROXY = 0, 1  # setting indices; the tries follow

@@ -32,6 +32,7 @@ from scaler.counting import count_model
 from scaler.data import Dataset
 from scaler.errors import UsageError
 from scaler.files import whole_numbers
+from scaler.experiments.choices import COMPOUND, DEFAULT_STRATEGIES, SINGLE_DIMENSIONS
 from scaler.experiments.proxy import PROXY_OPTIONS, ProxyExperiment, train_outcome
 from scaler.data.options import DataOptions
 from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, counted, difference_of, group_by
@@ -46,10 +47,7 @@ from scaler.training import repeat_seed
 from scaler.train_config import TrainConfig
 
 SUMMARY_NAME = "compare.json"
-COMPOUND = "compound"
 BASE = "base"
-SINGLE_DIMENSIONS = ("width", "depth", "resolution")
-DEFAULT_STRATEGIES = (COMPOUND, *SINGLE_DIMENSIONS)
 MAX_COMPARE_PHI = 8
 PRODUCT_TOLERANCE = 0.1  # a named strategy's alpha*beta^2*gamma^2 within 10% of T
 MACS_TOLERANCE = 0.1  # a duel is at equal measured MACs when they differ by at most 10%

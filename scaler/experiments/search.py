@@ -15,6 +15,7 @@ import pandas as pd
 from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build_candidates, merged_points, point_name
 from scaler.data import Dataset
 from scaler.errors import UsageError
+from scaler.experiments.choices import PRUNERS
 from scaler.experiments.proxy import PROXY_OPTIONS, ProxyExperiment, train_outcome
 from scaler.data.options import DataOptions
 from scaler.models import canonical_variant
@@ -29,7 +30,6 @@ from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerp
 from scaler.training import repeat_seed
 from scaler.train_config import TrainConfig
 
-PRUNERS = ("none", "halving", "hyperband")
 SUMMARY_NAME = "search.json"
 RESULT_COLUMNS = [
     "rank", "candidate", "alpha", "beta", "gamma", "product", "depth_mult", "width_mult",

@@ -217,7 +217,13 @@ class Experiment(abc.ABC):
 
 
 _KINDS: dict[str, type[Experiment]] = {}
-BUILT_IN_KINDS = "scaler.experiments"  # the package whose import registers the built-in kinds
+# The modules whose import registers the built-in kinds
+BUILT_IN_KINDS = ("scaler.experiments.search", "scaler.experiments.calibration", "scaler.experiments.comparison")
+
+
+def _register_built_in_kinds() -> None:
+    for module in BUILT_IN_KINDS:
+        importlib.import_module(module)
 
 
 def register_experiment(cls: type[Experiment]) -> type[Experiment]:
@@ -235,7 +241,7 @@ def other_kind_in(folder: Path, summary_name: str) -> str | None:
     """What `folder` is when it holds another registered kind's summary in place of
     `summary_name` ("a compare folder (compare.json), not a search folder (search.json)"), so
     that a command handed the wrong kind of study names it; None otherwise."""
-    importlib.import_module(BUILT_IN_KINDS)
+    _register_built_in_kinds()
     wanted = next((kind for kind, cls in _KINDS.items() if cls.summary_name == summary_name), "study")
     for kind, cls in _KINDS.items():
         if cls.summary_name != summary_name and (folder / cls.summary_name).exists():
@@ -245,20 +251,20 @@ def other_kind_in(folder: Path, summary_name: str) -> str | None:
 
 def summary_names() -> list[str]:
     """The summary file of every registered kind (search.json, compare.json, ...)."""
-    importlib.import_module(BUILT_IN_KINDS)
+    _register_built_in_kinds()
     return [cls.summary_name for cls in _KINDS.values()]
 
 
 def kind_in(folder: Path) -> str | None:
     """The registered kind whose summary `folder` holds (None when it holds none), so that a
     command that reads any kind of study folder knows which one it was given."""
-    importlib.import_module(BUILT_IN_KINDS)
+    _register_built_in_kinds()
     return next((kind for kind, cls in _KINDS.items() if (folder / cls.summary_name).is_file()), None)
 
 
 def experiment_class(kind: str) -> type[Experiment]:
     """The experiment class a stored kind names (a registered name or 'module:Class')."""
-    importlib.import_module(BUILT_IN_KINDS)  # registers the built-in kinds
+    _register_built_in_kinds()
     if kind in _KINDS:
         return _KINDS[kind]
     if ":" in kind:
