@@ -615,3 +615,28 @@ def test_a_val_fraction_the_data_does_not_use_is_noted_once(cli, tmp_path):
     plain = cli("train", TINY_BASE, "--width", "0.25", "--resolution", "32", "--train-images", "64", "--val-images", "32",
                 "--epochs", "1", "--threads", "1", "--format", "json")
     assert plain.code == 0 and "note:" not in plain.err, plain.err
+
+
+def test_a_folder_with_its_own_train_and_val_notes_an_unused_val_fraction_and_names_one_study(cli, tmp_path):
+    """An image folder split by its own train/ and val/ does not use --val-fraction: it is
+    noted, and the search is the one without it (before, the fraction named a study of its own
+    and went unmentioned). A folder of class folders alone uses it: no note."""
+    from PIL import Image
+
+    split, flat_folder = tmp_path / "split", tmp_path / "flat"
+    for root, parts in ((split, ("train", "val")), (flat_folder, ("",))):
+        for part in parts:
+            for c in range(3):
+                folder = root / part / f"class{c}"
+                folder.mkdir(parents=True)
+                for i in range(24 if part != "val" else 8):
+                    Image.new("RGB", (20, 20), ((80 * c) % 256, (37 * i) % 256, 128)).save(folder / f"{i}.png")
+    args = ["search", *TINY, *TINY_SPACE, "--train-images", "48", "--val-images", "24", "--root", tmp_path / "studies"]
+    note = f"note: --val-fraction splits an image folder without train/ and val/; {split} has them and does not use it\n"
+    first = cli(*args, "--data", split, "--val-fraction", "0.5")
+    assert first.code == 0 and first.err.count(note) == 1, first.err
+    again = cli(*args, "--data", split)
+    assert again.code == 0 and "0 to train" in again.err and "note:" not in again.err, again.err
+    assert len([f for f in (tmp_path / "studies").iterdir() if not f.name.startswith(".")]) == 1
+    plain = cli(*args, "--data", flat_folder, "--val-fraction", "0.5")
+    assert plain.code == 0 and "note:" not in plain.err, plain.err

@@ -174,12 +174,14 @@ def proxy_parts(
 
 def note_unused_val_fraction(source: str, val_fraction: float) -> None:
     """A note (`note`) where a --val-fraction of its own is given to data that brings its own
-    validation images (synthetic, CIFAR-10's test batch), which does not use it."""
-    from scaler.data.dataset import has_own_split
+    validation images (synthetic, CIFAR-10's test batch, a folder with train/ and val/), which
+    does not use it."""
+    from scaler.data.dataset import CIFAR_PREFIX, SYNTHETIC_SOURCE, has_own_split
 
     if val_fraction != DEFAULT_DATA.val_fraction and 0 < val_fraction < 1 and has_own_split(source):  # a bad one is refused alone
-        note(f"--val-fraction splits an image folder without train/ and val/; {source.partition(':')[0]} brings its own "
-             "validation images and does not use it")
+        built_in = source == SYNTHETIC_SOURCE or source.startswith(CIFAR_PREFIX)
+        what = f"{source.partition(':')[0]} brings its own validation images" if built_in else f"{source} has them"
+        note(f"--val-fraction splits an image folder without train/ and val/; {what} and does not use it")
 
 
 def train_config(*, epochs: Optional[int], steps: Optional[int], max_seconds: Optional[float], batch_size: int, lr: Optional[float], optimizer: str, weight_decay: float, label_smoothing: float, clip_grad_norm: float, seed: int) -> TrainConfig:

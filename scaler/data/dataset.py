@@ -12,7 +12,7 @@ import torch
 
 from scaler.data.cache import read_cache, write_cache
 from scaler.data.cifar import CIFAR_CLASSES, CIFAR_IMAGES, CIFAR_PREFIX, CifarSource
-from scaler.data.folder import FolderSource
+from scaler.data.folder import FolderSource, split_by_folders
 from scaler.data.source import Source, digest
 from scaler.data.split import ImageSplit, stratified_take
 from scaler.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_TRAIN, SYNTHETIC_VAL, SyntheticSource
@@ -175,9 +175,15 @@ def canonical_source(source: str) -> str:
 
 
 def has_own_split(source: str) -> bool:
-    """Whether the source brings its validation images (synthetic, CIFAR-10's test batch), so
-    a validation fraction does not apply to it."""
-    return source == SYNTHETIC_SOURCE or source.startswith(CIFAR_PREFIX)
+    """Whether the source brings its validation images (synthetic, CIFAR-10's test batch, an
+    image folder with its own train/ and val/), so a validation fraction does not apply to it.
+    A folder whose layout is refused is not judged here: loading it names the fault."""
+    if source == SYNTHETIC_SOURCE or source.startswith(CIFAR_PREFIX):
+        return True
+    try:
+        return split_by_folders(Path(source).expanduser())
+    except (UsageError, OSError):
+        return False
 
 
 def count_classes(source: str, val_fraction: float = 0.2) -> int:

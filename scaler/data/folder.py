@@ -219,6 +219,12 @@ def _decode(path: Path, size: int) -> np.ndarray | str:
         return str(e)
 
 
+def split_by_folders(root: Path) -> bool:
+    """Whether `root` is an image folder split by its own train/ and val/ (UsageError for a
+    layout that is neither that nor class folders alone)."""
+    return root.is_dir() and _layout(root)[1] is not None
+
+
 def _layout(root: Path) -> tuple[Path, Path | None]:
     """(the folder of training class folders, the folder of validation ones or None). One of
     train/ and val/ beside other class folders is a class (PASCAL VOC has one named train)."""
