@@ -640,3 +640,19 @@ def test_a_folder_with_its_own_train_and_val_notes_an_unused_val_fraction_and_na
     assert len([f for f in (tmp_path / "studies").iterdir() if not f.name.startswith(".")]) == 1
     plain = cli(*args, "--data", flat_folder, "--val-fraction", "0.5")
     assert plain.code == 0 and "note:" not in plain.err, plain.err
+
+
+def test_columns_that_give_way_together_are_left_out_together():
+    """Columns of one `gives_way` leave together (a point's alpha, beta and gamma), though
+    leaving out one of them would have been enough to fit."""
+    frame = pd.DataFrame({"name": ["compound"], "alpha": [1.2], "beta": [1.1], "top1": [0.5]})
+    columns = [Column("name", "name"), Column("alpha", "alpha", str, gives_way=1), Column("beta", "beta", str, gives_way=1),
+               Column("top1", "top-1", share)]
+    screen = io.StringIO()
+    full = Console(file=screen, force_terminal=True, width=200, markup=False, color_system=None)
+    emit(frame, columns, "table", full)
+    width = max(map(len, screen.getvalue().splitlines()))
+    screen = io.StringIO()
+    emit(frame, columns, "table", Console(file=screen, force_terminal=True, width=width - 1, markup=False, color_system=None))
+    lines = screen.getvalue().splitlines()
+    assert next(line.split() for line in lines if line.strip()) == ["name", "top-1"] and "left out to fit" in screen.getvalue() and "alpha, beta" in " ".join(" ".join(lines).split())

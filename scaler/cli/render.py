@@ -222,13 +222,18 @@ def emit(
 def _fitted(frame: pd.DataFrame, columns: list[Column], console: Console, title: str | None, caption: str | None,
             highlight: Callable[[pd.Series], str | None] | None) -> Table | None:
     """The table with columns left out until it fits the terminal: the empty ones first, then
-    those that give way, in their order; the caption names the left-out ones that held values.
-    None where even the narrowest does not fit: then nothing is left out, since it wraps
-    anyway (and piped, every column is kept: a file is read by programs too)."""
+    those that give way, in their order (columns of one `gives_way` together); the caption
+    names the left-out ones that held values. None where even the narrowest does not fit:
+    then nothing is left out, since it wraps anyway (and piped, every column is kept: a file
+    is read by programs too)."""
     empty = {c.key for c in columns if all(c.fmt(v) == "" for v in frame.get(c.key, []))}
-    giving_way = sorted((c for c in columns if c.gives_way is not None or c.key in empty),
-                        key=lambda c: (c.key not in empty, c.gives_way or 0))
-    for n in range(1, len(giving_way) + 1):
+
+    def order(column: Column) -> tuple[bool, int]:
+        return column.key not in empty, column.gives_way or 0
+
+    giving_way = sorted((c for c in columns if c.gives_way is not None or c.key in empty), key=order)
+    steps = [n for n in range(1, len(giving_way) + 1) if n == len(giving_way) or order(giving_way[n]) != order(giving_way[n - 1])]
+    for n in steps:
         hidden = giving_way[:n]
         named = [c.header for c in hidden if c.key not in empty]  # an empty column is not missed
         note = f"left out to fit {console.width} columns: {', '.join(named)} (a wider terminal, or --format csv, shows them)"
