@@ -263,19 +263,20 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path,
     assert paragraphs[:-1] == printed[:-1] and len(paragraphs) == len(printed)
     assert paragraphs[-1].endswith("again.png") and "this run" not in reported.out
 
-    # on a terminal too narrow for the tables, columns give way (the coefficients together)
-    # and the caption names them; strategy, r, MACs, top-1 and both verdicts stay
+    # on an 80-column terminal, columns give way (the coefficients together) and the caption
+    # names them; strategy, r, MACs, top-1 and both verdicts stay
     import scaler.cli.compare as compare_command
 
     screen = io.StringIO()
-    monkeypatch.setattr(compare_command, "console", Console(file=screen, force_terminal=True, width=90, markup=False, color_system=None))
+    monkeypatch.setattr(compare_command, "console", Console(file=screen, force_terminal=True, width=80, markup=False, color_system=None))
     assert cli("report", folder).code == 0
     lines = screen.getvalue().splitlines()
     headers = [line.split() for line in lines if line.split()[:1] == ["strategy"]]
     rows = [line for line in lines if line.startswith(" ") and line.split()[:1] in (["strategy"], ["base"], ["compound"], ["width"], ["depth"], ["resolution"])]
-    assert len(rows) == 2 * 6 and max(map(len, rows)) <= 90 and len(headers) == 2
+    assert len(rows) == 2 * 6 and max(map(len, rows)) <= 80 and len(headers) == 2
     assert all(h[:6] == ["strategy", "r", "MACs", "M", "top-1", "vs"] and " ".join(h).count("vs") == 2 for h in headers)
-    assert "left out to fit 90 columns: s, n, params, MACs ratio, alpha, beta, gamma" in " ".join(" ".join(lines).split())
+    assert ("left out to fit 80 columns: s, n, params, MACs ratio, alpha, beta, gamma, compound MACs, 95% interval, state "
+            "(a wider terminal") in " ".join(" ".join(lines).split())
 
 
 def test_a_verdict_no_test_reached_is_explained_under_the_tables(cli, net, tmp_path):

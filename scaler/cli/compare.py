@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # On a terminal too narrow for the table, the columns left out first (`Column.gives_way`; the
-# coefficients together): what is left (strategy, r, MACs, top-1 and the two verdicts) fits 80.
+# coefficients together): what is left (strategy, r, MACs, top-1 and the two verdicts) fits 80
+# columns, the longest verdicts ('better (p < 0.001)') included.
 COLUMNS = [
     Column("strategy", "strategy", text),
     Column("alpha", "alpha", fixed(2), gives_way=5),
@@ -75,7 +76,6 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
     out["versus_base"] = [verdict_text(p, w) for p, w in zip(out["vs_base_p"], out["vs_base"])]
     out["versus_compound"] = [verdict_text(p, w) for p, w in zip(out["compound_vs_it_p"], out["compound_vs_it"])]
     out["compound_macs"] = ["" if pd.isna(r) or s in (BASE, COMPOUND) else f"x{r:.2f}" for r, s in zip(out["compound_macs_ratio"], out["strategy"])]
-    out["strategy"] = ["base (unscaled)" if s == BASE else s for s in out["strategy"]]
     return out
 
 
@@ -233,15 +233,16 @@ def verdict_notes(frame: pd.DataFrame) -> list[str]:
 def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> None:
     """A table per phi, the unscaled base on top of each."""
     import pandas as pd
+    from scaler.experiments.comparison import BASE
 
     display = shown(frame)
-    base_row = display[display["strategy"] == "base (unscaled)"]
+    base_row = display[display["strategy"] == BASE]
     for phi in sorted(p for p in display["phi"].unique() if p > 0):
         rows = pd.concat([base_row, display[display["phi"] == phi]])
         emit(
             rows, COLUMNS, format.value, console,
             title=f"{name} · phi = {phi}: nominal FLOPs x{info['config']['target'] ** phi:g}",
-            highlight=lambda row: "bold green" if row["strategy"] == COMPOUND else ("dim" if row["strategy"] == "base (unscaled)" else None),
+            highlight=lambda row: "bold green" if row["strategy"] == COMPOUND else ("dim" if row["strategy"] == BASE else None),
         )  # fmt: skip
 
 
