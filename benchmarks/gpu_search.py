@@ -208,9 +208,11 @@ def train_cold(device: str, quick: bool, optimizer: str = "sgd") -> tuple[str, E
 def train_against_step(run: tuple[str, EpochMetrics, EpochMetrics, str], pure: float) -> None:
     """Figure 3: `train`'s epochs against the pure step rate of figure 2."""
     how, one, two, waits = run
+    # the 0.95x goal is the SGD step's: an AdamW step does more work than the pure SGD step it is set against
+    goal = "goal >= 0.95x" if how.endswith(", sgd") else "no goal: an AdamW step against an SGD one"
     print(f"3. train ({how}): epoch 1 {one.images_per_s:.0f} img/s, "
           f"epoch 2 {two.images_per_s:.0f} img/s = {two.images_per_s / pure:.2f}x the pure SGD step "
-          f"(goal >= 0.95x); epoch 1 took {one.seconds / two.seconds:.2f}x epoch 2 (goal <= 1.5x); "
+          f"({goal}); epoch 1 took {one.seconds / two.seconds:.2f}x epoch 2 (goal <= 1.5x); "
           f"{waits}", flush=True)
 
 
