@@ -154,6 +154,10 @@ def test_scale_family(cli):
     assert rows[2]["resolution"] == 4 * math.floor(224 * 1.15**2 / 4 + 0.5)
     result = cli("scale", "--phi", "1,3")
     assert result.code == 0 and "b3" in result.out
+    markdown = cli("scale", "--phi", "1", "--format", "markdown").out
+    header = next(line for line in markdown.splitlines() if line.startswith("| phi"))
+    cells = [cell.strip() for cell in header.strip("|").split("|")]
+    assert len(cells) == len(set(cells)) and cells[-6:] == ["official", "d'", "w'", "r'", "params'", "MACs G'"]  # one name per column
 
 
 @pytest.mark.parametrize(

@@ -26,11 +26,11 @@ FAMILY_COLUMNS = [
     Column("macs_ratio", "MACs ratio", fixed(2)),
     Column("nominal_ratio", "nominal", fixed(2)),
     Column("preset", "official", text),
-    Column("preset_depth", "d", fixed(1)),
-    Column("preset_width", "w", fixed(1)),
-    Column("preset_resolution", "r", integer),
-    Column("preset_params", "params", integer),
-    Column("preset_macs", "MACs G", giga, count=True),
+    Column("preset_depth", "d'", fixed(1)),
+    Column("preset_width", "w'", fixed(1)),
+    Column("preset_resolution", "r'", integer),
+    Column("preset_params", "params'", integer),
+    Column("preset_macs", "MACs G'", giga, count=True),
 ]
 
 
@@ -77,6 +77,6 @@ def scale(
     title = f"Compound family: alpha={alpha:g}, beta={beta:g}, gamma={gamma:g} (product {compound_product(alpha, beta, gamma):.4f})"
     caption = (
         f"resolution = {base_resolution} x gamma^phi rounded to a multiple of 4; "
-        "'official' = the released preset of the same index (measured, native resolution)."
+        "'official' = the released preset of the same index, d' to MACs G' its own (measured, native resolution)."
     )
     emit(frame, FAMILY_COLUMNS, format.value, console, title=title, caption=caption)
