@@ -59,12 +59,13 @@ def interrupts_held(insist: bool = True) -> Iterator[list[int]]:
     raised in one of them is a C++ exception (pybind11::error_already_set) that nothing
     catches: std::terminate, SIGABRT (exit -6), no message of ours. Seen once in CI
     (`scaler flops all` interrupted 0.4 s after its start) and reproduced by raising the
-    interrupt at chosen times during `import scaler.cli`, when it imported torch. Held back, the
-    Ctrl-C is answered as soon as the imports (torch's: about 1-3 s on 2 cores) are done; a
-    second Ctrl-C stops them at once (an import that hangs), unless `insist` is False (a worker process, which its parent
-    stops with SIGTERM, then SIGKILL, if it must). A SIGINT that is ignored (a job started with `nohup` or in the
-    background) stays ignored, and so does a call outside the main thread (which cannot set
-    a handler)."""
+    interrupt at chosen times during `import scaler.cli`, when it imported torch (a command
+    now imports it in `scaler.cli.app.LibraryCommand.invoke`). Held back, the Ctrl-C is
+    answered as soon as the imports (torch's: about 1-3 s on 2 cores) are done; a second
+    Ctrl-C stops them at once (an import that hangs), unless `insist` is False (a worker
+    process, which its parent stops with SIGTERM, then SIGKILL, if it must). A SIGINT that is
+    ignored (a job started with `nohup` or in the background) stays ignored, and so does a call
+    outside the main thread (which cannot set a handler)."""
     caught: list[int] = []
     previous = signal.getsignal(signal.SIGINT)
     if previous is not signal.default_int_handler or threading.current_thread() is not threading.main_thread():

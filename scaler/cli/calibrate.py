@@ -22,7 +22,7 @@ from scaler.cli.study import check_finished, run_command_study, showing
 from scaler.experiments.choices import DEFAULT_FACTOR, DEFAULT_K
 from scaler.candidates import point_name
 from scaler.files import whole_numbers
-from scaler.cli.render import Column, missing, counted, elapsed, emit, failure_of, fixed, integer, markdown_text, p_phrase, p_value, seconds, text
+from scaler.cli.render import Column, counted, elapsed, emit, failure_of, fixed, integer, markdown_text, missing, p_phrase, p_value, seconds, text
 
 if TYPE_CHECKING:
     import pandas as pd

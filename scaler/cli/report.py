@@ -12,7 +12,7 @@ import typer
 
 from scaler.cli.app import Format, app, console
 from scaler.cli.options import FormatOption
-from scaler.cli.render import Column, missing, emit, fixed, integer, interval, p_phrase, share, text, to_json
+from scaler.cli.render import Column, emit, fixed, integer, interval, missing, p_phrase, share, text, to_json
 from scaler.cli.calibrate import draw as draw_calibration, show_calibration
 from scaler.cli.compare import draw as draw_comparison, show_comparison
 from scaler.cli.results import legend, reliability_lines, show_results, unfinished_line, waiting_line
@@ -56,7 +56,6 @@ def report(
     of the same candidates (two seeds, two machines, two training settings): rank
     correlations, best vs best."""
     from scaler import reports
-
     from scaler.experiments.search import read_results
     from scaler.plots import check_plot_path, plot_search
     from scaler.study.experiment import kind_in
@@ -157,7 +156,6 @@ def shown_compare_columns(frame: pd.DataFrame) -> list[Column]:
 
 def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
     from scaler import reports
-
     from scaler.experiments.search import read_results
 
     (frame_a, info_a), (frame_b, info_b) = read_results(folder_a), read_results(folder_b)

@@ -54,7 +54,6 @@ def scale(
     hand-rounded and are not exactly this family.
     """
     from scaler import reports
-
     from scaler.experiments.search import best_coefficients, best_notes, searched_variant
 
     phis = parse_phi_list(phi)
