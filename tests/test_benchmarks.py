@@ -394,3 +394,11 @@ def test_interval_coverage_simulates_repeats_and_finds_the_interval_near_95_perc
     assert re.search(r"coverage \d+\.\d%-\d+\.\d% over 2 cases of 400 trials each \(nominal 95%\)", out)
     with pytest.raises(SystemExit):
         interval_coverage(["--trials", "0"])
+
+
+def test_the_startup_benchmark_prints_each_figure_beside_its_ratio_to_import_torch():
+    proc = subprocess.run([sys.executable, "benchmarks/startup.py", "--runs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert re.fullmatch(r"reference: import torch in a fresh interpreter [0-9.]+ s \(median of 1\)", lines[0])
+    assert len(lines) == 7 and all(re.fullmatch(r"scaler .+: [0-9.]+ s = [0-9.]+x the reference", line) for line in lines[1:]), lines
