@@ -188,10 +188,10 @@ class ProxyBase:
             return replace(self, variant=canonical_variant(self.variant))
 
     def validate(self) -> None:
-        validate_resolution(self.resolution, what="base resolution", low=MIN_TRAIN_RESOLUTION)
-        validate_multiplier("base width", self.width)
         from scaler.models import check_network
 
+        validate_resolution(self.resolution, what="base resolution", low=MIN_TRAIN_RESOLUTION)
+        validate_multiplier("base width", self.width)
         with attributed_to("base"):  # a factory's fault is the --base that names it
             check_network(self.spec(), self.resolution)
 
