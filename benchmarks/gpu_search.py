@@ -30,7 +30,8 @@ figures 5 and 7 set the policies they compare.
    each epoch's training rate
    against the pure step rate of figure 2, and (on CUDA) how often epoch 2 made the host wait
    for the device (torch.cuda.set_sync_debug_mode counts each synchronising operation).
-   Goals: epoch 2 >= 0.95x the pure step, epoch 1 within 1.5x of epoch 2's time.
+   Goals: epoch 2 >= 0.95x the pure step (SGD's only: an AdamW step does more than the SGD
+   step it is set against), epoch 1 within 1.5x of epoch 2's time.
 2. The warm training step at 224 px, batch 128, bf16 autocast on cuda, plain SGD: our B0 under
    the policy and under channels-last against timm's efficientnet_b0 (channels-last) with the
    same stochastic depth (drop-path 0.2) and dropout (0.2), best of alternating rounds. Goal:

@@ -16,24 +16,30 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-CASES = (
-    ("scaler --help", ["--help"]),
-    ("scaler search --help", ["search", "--help"]),
-    ("scaler search --epochs abc (refused by the parser)", ["search", "--epochs", "abc"]),
-    ("scaler flops --help (lists the presets: imports torch)", ["flops", "--help"]),
-    ("scaler search --phi 0 (refused by the library)", ["search", "--phi", "0"]),
-    ("scaler flops b0 (a command that runs)", ["flops", "b0"]),
+ROOT = Path(__file__).resolve().parents[1]  # the checkout whose `scaler` is timed
+CASES = (  # label, arguments, the exit code that shows the command did what the label says
+    ("scaler --help", ["--help"], 0),
+    ("scaler search --help", ["search", "--help"], 0),
+    ("scaler search --epochs abc (refused by the parser)", ["search", "--epochs", "abc"], 2),
+    ("scaler flops --help (lists the presets: imports torch)", ["flops", "--help"], 0),
+    ("scaler search --phi 0 (refused by the library)", ["search", "--phi", "0"], 2),
+    ("scaler flops b0 (a command that runs)", ["flops", "b0"], 0),
 )
 
 
-def median_seconds(argv: list[str], runs: int) -> float:
-    """The median wall time of `runs` fresh processes running `argv`."""
+def median_seconds(argv: list[str], runs: int, code: int = 0) -> float:
+    """The median wall time of `runs` fresh processes running `argv` in the checkout (so that
+    `-m scaler` is this checkout's); SystemExit where one exits with another code than `code`
+    (a command that failed to start would time as a fast one)."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(argv, capture_output=True, check=False)
+        proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False)
         times.append(time.perf_counter() - start)
+        if proc.returncode != code:
+            raise SystemExit(f"{' '.join(argv[1:])} exited {proc.returncode}, not {code}: {proc.stderr.strip()[-300:]}")
     return statistics.median(times)
 
 
@@ -45,8 +51,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--runs must be >= 1")
     reference = median_seconds([sys.executable, "-c", "import torch"], args.runs)
     print(f"reference: import torch in a fresh interpreter {reference:.2f} s (median of {args.runs})", flush=True)
-    for label, case in CASES:
-        seconds = median_seconds([sys.executable, "-m", "scaler", *case], args.runs)
+    for label, case, code in CASES:
+        seconds = median_seconds([sys.executable, "-m", "scaler", *case], args.runs, code)
         print(f"{label}: {seconds:.2f} s = {seconds / reference:.2f}x the reference", flush=True)
 
 

@@ -837,10 +837,10 @@ def test_a_calibration_recorded_with_a_tolerance_as_typed_resumes_under_that_spe
     scaler recorded with either as typed is still found by its command's options."""
     search = replace(SearchConfig(), space=CandidateSpace(mode="surface"))
     config = CalibrationConfig(search=search, reference=reference_setting(search))
-    assert config.resumable(tmp_path, "old", 900, 0.5) == config  # nothing recorded: as this scaler spells it
+    assert config.resumable(tmp_path, "old", 900, 0.5, 0.2) == config  # nothing recorded: as this scaler spells it
     loose = replace(config, search=replace(search, space=replace(search.space, tolerance=0.5)))  # the tolerance as typed
     both = replace(loose, reference=replace(loose.reference, train_images=900))
     for recorded in (loose, both):
         (tmp_path / "old").mkdir(exist_ok=True)
         (tmp_path / "old" / "calibration.json").write_text(json.dumps({"fingerprint": recorded.fingerprint()}))
-        assert config.resumable(tmp_path, "old", 900, 0.5) == recorded
+        assert config.resumable(tmp_path, "old", 900, 0.5, 0.2) == recorded

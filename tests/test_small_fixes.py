@@ -656,3 +656,39 @@ def test_columns_that_give_way_together_are_left_out_together():
     emit(frame, columns, "table", Console(file=screen, force_terminal=True, width=width - 1, markup=False, color_system=None))
     lines = screen.getvalue().splitlines()
     assert next(line.split() for line in lines if line.strip()) == ["name", "top-1"] and "left out to fit" in screen.getvalue() and "alpha, beta" in " ".join(" ".join(lines).split())
+
+
+def test_a_study_that_kept_an_unused_val_fraction_is_resumed_however_the_folder_is_typed(cli, tmp_path, monkeypatch):
+    """Until 2026-12-04 scaler kept a --val-fraction given to a folder with its own train/ and
+    val/ in the study's configuration (paths, presets and lr tidied, the fraction as typed).
+    The same command resumes such a search, comparison and calibration, with the folder typed
+    as a user types it (a trailing slash), instead of starting over or refusing the name."""
+    from PIL import Image
+
+    import scaler.data.dataset
+    from tests.test_calibration import micro
+    from tests.test_compare import MICRO
+
+    split = tmp_path / "split"
+    for part in ("train", "val"):
+        for c in range(3):
+            folder = split / part / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(24 if part == "train" else 8):
+                Image.new("RGB", (20, 20), ((80 * c) % 256, (37 * i) % 256, 128)).save(folder / f"{i}.png")
+    data = ["--data", f"{split}/", "--val-fraction", "0.5", "--train-images", "48", "--val-images", "24"]
+    commands = {
+        "search": ["search", *TINY, *TINY_SPACE, *data],
+        "compare": ["compare", "--base", TINY_BASE, "--base-width", "0.25", *MICRO, *data],
+        "calibrate": [*micro(tmp_path), "--repeats", "1", *data],
+    }
+    old = lambda source: source == "synthetic" or source.startswith("cifar10:")  # noqa: E731  (the split as it was known then)
+    for kind, args in commands.items():
+        root = tmp_path / kind
+        with monkeypatch.context() as before:
+            before.setattr(scaler.data.dataset, "has_own_split", old)
+            first = cli(*args, "--root", root)
+        assert first.code == 0, first.err
+        again = cli(*args, "--root", root)
+        assert again.code == 0 and "0 to train" in again.err, (kind, again.err)
+        assert len([f for f in root.iterdir() if not f.name.startswith(".")]) == 1, kind

@@ -95,7 +95,7 @@ def calibrate(
     search = build_search_config(**proxy, steps=None, max_seconds=None)
     reference = reference_setting(search, reference_factor, reference_epochs, reference_train_images)
     config = CalibrationConfig(search=search, reference=reference, k=candidates, tries=settings).resumable(
-        root, name, reference_train_images, proxy["tolerance"])
+        root, name, reference_train_images, proxy["tolerance"], proxy["val_fraction"])
     outcome, handle = run_command_study(
         Calibration, config, name=name if name is not None else config.name_under(root), root=root, storage=storage, workers=workers,
         settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,

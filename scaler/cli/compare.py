@@ -146,7 +146,8 @@ def compare(
     )
     typed_base, typed_data, typed_train = options.proxy_parts(**proxy, canonical=False)
     typed = replace(config, base=typed_base, data=typed_data, train=typed_train)
-    config = recorded_spelling([config, typed], root=root, name=name, summary_name=Comparison.summary_name)
+    kept_before = replace(config, data=config.data.as_kept_before(typed_data.val_fraction))  # see DataOptions.as_kept_before
+    config = recorded_spelling([config, typed, kept_before], root=root, name=name, summary_name=Comparison.summary_name)
     if plot is not None:
         check_plot_path(plot)
     name = name if name is not None else config.default_name()  # '' is refused, not the default

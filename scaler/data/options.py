@@ -35,6 +35,12 @@ class DataOptions:
         source = canonical_source(self.source)
         return replace(self, source=source, val_fraction=DataOptions.val_fraction if has_own_split(source) else self.val_fraction)
 
+    def as_kept_before(self, val_fraction: float) -> DataOptions:
+        """This data with `val_fraction` as typed, as scaler kept it until 2026-12-04 for a
+        folder with its own train/ and val/ (which does not use it): the spelling a study
+        begun then records."""
+        return replace(self, val_fraction=val_fraction)
+
     def validate(self) -> None:
         """Catch what can be checked before a study exists: counts, fraction, the source."""
         from scaler.data.dataset import check_image_counts

@@ -287,15 +287,17 @@ class CalibrationConfig:
         return self.default_name()
 
     def resumable(self, root: Path, name: str | None, reference_train_images: int | None,
-                  tolerance: float) -> CalibrationConfig:
+                  tolerance: float, val_fraction: float) -> CalibrationConfig:
         """This configuration, or the spelling of the same options that the calibration folder
-        records: a --reference-train-images equal to the proxy's own images, or a surface
-        search's --tolerance (as typed, `tolerance`), which an earlier scaler kept as given
-        (`reference_setting` and `CandidateSpace.canonical` now leave them unset: one
-        configuration)."""
+        records: a --reference-train-images equal to the proxy's own images, a surface
+        search's --tolerance (as typed, `tolerance`), or a --val-fraction that the data does
+        not use (`DataOptions.as_kept_before`), which an earlier scaler kept as given
+        (`reference_setting`, `CandidateSpace.canonical` and `DataOptions.canonical` now
+        leave them unset: one configuration)."""
         typed_space = replace(self.search.space, tolerance=tolerance)
         spellings = [self, replace(self, search=replace(self.search, space=typed_space))]
         spellings += [replace(c, reference=replace(c.reference, train_images=reference_train_images)) for c in spellings]
+        spellings += [replace(c, search=replace(c.search, data=c.search.data.as_kept_before(val_fraction))) for c in spellings]
         return recorded_spelling(spellings, root=root, name=name, summary_name=SUMMARY_NAME)
 
     def images(self, setting: Setting) -> int | None:

@@ -83,6 +83,7 @@ class SearchConfig:
         # scaler before 2026-12-04 spelled paths, presets and lr one way but kept a surface
         # search's --tolerance as typed: that mix is a spelling of its own
         spellings = [self, *(replace(self, space=typed.space) for typed in as_typed), *as_typed]
+        spellings += [replace(c, data=c.data.as_kept_before(typed.data.val_fraction)) for typed in as_typed for c in spellings]
         legacy = [replace(c, base=replace(c.base, num_classes=10)) for c in spellings]
         return recorded_spelling([*spellings, *legacy], root=root, name=name, summary_name=SUMMARY_NAME)
 
