@@ -17,7 +17,7 @@ from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, Device
 from scaler.cli.study import check_finished, run_command_study, showing
 from scaler.errors import Interrupted, RunError, UsageError, attributed_to
 from scaler.experiments.choices import COMPOUND, DEFAULT_STRATEGIES
-from scaler.cli.render import Column, counted, elapsed, emit, failure_of, fixed, integer, interval, markdown_text, mega, p_phrase, seconds, share, text
+from scaler.cli.render import Column, counted, elapsed, emit, failure_of, fixed, integer, interval, markdown_text, mega, missing, p_phrase, seconds, share, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA
 from scaler.states import State
 
@@ -57,11 +57,9 @@ def _coefficients(text: str) -> tuple[float, float, float]:
 
 def verdict_text(p: object, word: object) -> str:
     """A duel's verdict and its p-value ('better (p < 0.001)', never 'p = 0.000')."""
-    import pandas as pd
-
     if not word:
         return ""
-    if not isinstance(p, float) or pd.isna(p):
+    if not isinstance(p, float) or missing(p):
         return str(word)
     return f"{word} ({p_phrase(p)})"
 
