@@ -207,11 +207,12 @@ def test_proxy_probe_lr_by_width_slows_only_the_width_scaled_weights(monkeypatch
 
     import scaler.training as training
     from scaler import build_model
+    from scaler.train_config import TrainConfig
 
     monkeypatch.setattr(training, "make_optimizer", training.make_optimizer)  # restored afterwards
     proxy_probe.lr_by_width()
     proxy_probe.lr_by_width()  # a second call changes nothing
-    config = training.TrainConfig(lr=0.004)
+    config = TrainConfig(lr=0.004)
     model = build_model("b0", num_classes=10, width=0.25, depth=0.25)
     assert [g["lr"] for g in training.make_optimizer(model, config).param_groups] == [0.004, 0.004]
     model.width_ratio = 2.0
@@ -232,16 +233,17 @@ def test_proxy_probe_adam_beta2_changes_only_adamws_second_moment(monkeypatch):
 
     import scaler.training as training
     from scaler import build_model
+    from scaler.train_config import TrainConfig
 
     monkeypatch.setattr(training, "make_optimizer", training.make_optimizer)  # restored afterwards
     model = build_model("b0", num_classes=10, width=0.25, depth=0.25)
-    plain = training.make_optimizer(model, training.TrainConfig())
+    plain = training.make_optimizer(model, TrainConfig())
     assert {g["betas"] for g in plain.param_groups} == {(0.9, 0.999)}
     proxy_probe.adam_beta2(0.98)
-    shorter = training.make_optimizer(model, training.TrainConfig())
+    shorter = training.make_optimizer(model, TrainConfig())
     assert {g["betas"] for g in shorter.param_groups} == {(0.9, 0.98)}
     assert [g["lr"] for g in shorter.param_groups] == [g["lr"] for g in plain.param_groups]
-    sgd = training.make_optimizer(model, training.TrainConfig(optimizer="sgd"))
+    sgd = training.make_optimizer(model, TrainConfig(optimizer="sgd"))
     assert all("betas" not in g for g in sgd.param_groups)
 
 

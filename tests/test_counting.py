@@ -6,7 +6,7 @@ from scaler import build_model, network_spec
 from scaler.counting import count_model, count_whole_model
 from scaler.errors import UsageError
 
-# REFERENCE.md section 4: conv + linear MACs at native resolution, 1000 classes.
+# ../shared/REFERENCE.md (the published figures), section 4: conv + linear MACs at native resolution, 1000 classes.
 REFERENCE_GMACS = {
     "b0": (224, 0.3858),
     "b1": (240, 0.6868),

@@ -17,10 +17,10 @@ from scaler.experiments.proxy import estimate_seconds
 from scaler.experiments.search import CompoundSearch, SearchConfig
 from scaler.runtime import Runtime, oversubscription, select_device, worker_device
 from scaler.states import State
+from scaler.train_config import TrainConfig
 from scaler.training import (
     EpochMetrics,
     RMSpropTF,
-    TrainConfig,
     TrainResult,
     evaluate,
     lr_factor,
