@@ -12,12 +12,12 @@ import pandas as pd
 
 from collections.abc import Hashable
 
-from scaler.errors import UsageError
-from scaler.candidates import point_name
-from scaler.counting import ModelCount, check_countable, count_model
+from scaler.errors import UsageError, attributed_to
+from scaler.candidates import ProxyBase, point_name
+from scaler.counting import check_countable, count_model
 from scaler.states import State
 from scaler.statistics import agreement_p_value, bootstrap_agreement
-from scaler.models import Preset, get_family, network_spec, resolve_variant
+from scaler.models import Preset, canonical_variant, check_network, get_family, get_preset, network_spec, resolve_variant
 from scaler.scaling import compound_scale, validate_resolution
 
 # `scaler flops all`: the EfficientNet presets the paper prints figures for (B0-B7).
@@ -145,7 +145,15 @@ def unsupported_ops(models: list[ModelChoice]) -> dict[str, int]:
     return total
 
 
-FAMILY_BASE = "b0"  # the network `family_table` scales (network_spec's default variant)
+FAMILY_BASE = "b0"  # the base `family_table` scales by default: the one whose family has official presets
+
+
+def family_base(base: str, base_resolution: int | None = None) -> tuple[str, int]:
+    """The base of a compound family as `family_table` reads it: its variant spelled one way
+    (`canonical_variant`) and its resolution at phi = 0, the base's own unless given."""
+    with attributed_to("base"):
+        variant = canonical_variant(base)
+        return variant, get_preset(variant).resolution if base_resolution is None else base_resolution
 
 
 def family_table(
@@ -154,49 +162,58 @@ def family_table(
     gamma: float,
     phis: list[int],
     *,
-    base_resolution: int = 224,
+    base: str = FAMILY_BASE,
+    base_resolution: int | None = None,
     num_classes: int = 1000,
 ) -> pd.DataFrame:
-    """The compound family of B0: one row per phi, measured beside the official preset B<phi>."""
-    rows = []
-    base: ModelCount | None = None
+    """The compound family of `base` (a preset or a factory reference, at its own width and
+    depth): one row per phi, d = alpha^phi, w = beta^phi, r = base resolution x gamma^phi,
+    each network counted with fvcore. The base resolution defaults to the base's own (B0 224,
+    B4 380, a factory 224). B0's rows stand beside the official preset B<phi> (the `preset*`
+    columns, which no other base has: no other family was released as a compound family)."""
+    variant, resolution = family_base(base, base_resolution)
+    network = ProxyBase(variant=variant, resolution=resolution, width=1.0, num_classes=num_classes, zero_init=False)
     # Every phi is checked before any is counted: a bad one refuses at once, not after minutes.
-    scales = [compound_scale(alpha, beta, gamma, phi, base_resolution) for phi in phis]
-    specs = [network_spec(FAMILY_BASE, width=s.width, depth=s.depth, num_classes=num_classes) for s in scales]
+    scales = [compound_scale(alpha, beta, gamma, phi, resolution) for phi in phis]
+    specs = [network.spec(s.width, s.depth) for s in scales]
     for spec, scale in zip(specs, scales):
+        with attributed_to("base"):  # a factory whose network cannot take the size is the --base's
+            check_network(spec, scale.resolution)
         check_countable(spec, scale.resolution)
+    base_count = count_model(network.spec(), compound_scale(alpha, beta, gamma, 0, resolution).resolution)
+    rows = []
     for phi, scale, spec in zip(phis, scales, specs):
         count = count_model(spec, scale.resolution)
-        if base is None:
-            base_scale = compound_scale(alpha, beta, gamma, 0, base_resolution)
-            base_spec = network_spec(FAMILY_BASE, width=1.0, depth=1.0, num_classes=num_classes)
-            base = count_model(base_spec, base_scale.resolution)
-        preset = get_family(PUBLISHED_FAMILY).presets.get(f"b{phi}")
-        official = (
-            count_model(network_spec(preset.name, num_classes=num_classes), preset.resolution)
-            if preset
-            else None
-        )
-        rows.append(
-            {
-                "phi": phi,
-                # to 12 places, as a candidate's product: 1.1 ** 2 is 1.2100000000000002 in floats
-                "depth_mult": round(scale.depth, 12),
-                "width_mult": round(scale.width, 12),
-                "resolution": scale.resolution,
-                "params": count.params,
-                "macs": count.macs,
-                "macs_ratio": count.macs / base.macs,
-                "nominal_ratio": round(scale.nominal_flops_ratio, 12),
-                "preset": preset.name if preset else None,
-                "preset_depth": preset.depth if preset else None,
-                "preset_width": preset.width if preset else None,
-                "preset_resolution": preset.resolution if preset else None,
-                "preset_params": official.params if official else None,
-                "preset_macs": official.macs if official else None,
-            }
-        )
+        row = {
+            "phi": phi,
+            # to 12 places, as a candidate's product: 1.1 ** 2 is 1.2100000000000002 in floats
+            "depth_mult": round(scale.depth, 12),
+            "width_mult": round(scale.width, 12),
+            "resolution": scale.resolution,
+            "params": count.params,
+            "macs": count.macs,
+            "macs_ratio": count.macs / base_count.macs,
+            "nominal_ratio": round(scale.nominal_flops_ratio, 12),
+        }
+        if network.variant == FAMILY_BASE:
+            row.update(_official(f"b{phi}", num_classes))
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _official(name: str, num_classes: int) -> dict:
+    """The `preset*` columns of a B0 family row: the released preset `name` (B<phi>) as
+    published and measured at its native resolution; empty where none was released."""
+    preset = get_family(PUBLISHED_FAMILY).presets.get(name)
+    official = count_model(network_spec(preset.name, num_classes=num_classes), preset.resolution) if preset else None
+    return {
+        "preset": preset.name if preset else None,
+        "preset_depth": preset.depth if preset else None,
+        "preset_width": preset.width if preset else None,
+        "preset_resolution": preset.resolution if preset else None,
+        "preset_params": official.params if official else None,
+        "preset_macs": official.macs if official else None,
+    }
 
 
 def pareto_front(frame: pd.DataFrame) -> pd.DataFrame:

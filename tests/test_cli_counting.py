@@ -160,6 +160,24 @@ def test_scale_family(cli):
     assert len(cells) == len(set(cells)) and cells[-6:] == ["official", "d'", "w'", "r'", "params'", "MACs G'"]  # one name per column
 
 
+def test_scale_lays_out_the_family_of_any_base_at_its_own_size(cli):
+    """--base: ResNet-50's family, counted as `flops` counts each network; the base at its own
+    width, depth and native resolution (B4: 380 px); no official columns but B0's."""
+    resnet = json.loads(cli("scale", "--base", "resnet50", "--phi", "0-1", "--format", "json").out)
+    assert resnet[0]["params"] == 25_557_032 and resnet[0]["resolution"] == 224  # torchvision's ResNet-50
+    count = count_model(network_spec("resnet50", width=1.1, depth=1.2), 256)
+    assert (resnet[1]["params"], resnet[1]["macs"]) == (count.params, count.macs)
+    assert resnet[1]["macs_ratio"] == pytest.approx(count.macs / resnet[0]["macs"]) and resnet[1]["macs_ratio"] != resnet[1]["nominal_ratio"]
+    assert not any(key.startswith("preset") for key in resnet[0])
+    b4 = json.loads(cli("scale", "--base", "efficientnet-B4", "--phi", "0-1", "--format", "json").out)
+    assert (b4[0]["resolution"], b4[0]["params"]) == (380, 19_341_616)  # B4 as released
+    count = count_model(network_spec("b4", width=1.4 * 1.1, depth=1.8 * 1.2), 4 * math.floor(380 * 1.15 / 4 + 0.5))
+    assert (b4[1]["params"], b4[1]["macs"]) == (count.params, count.macs)
+    table = cli("scale", "--base", "resnet50", "--phi", "1", "--base-resolution", "128")
+    assert table.code == 0 and "Compound family of resnet50" in table.out and "official" not in table.out
+    assert "resolution = 128 x gamma^phi" in table.out and " 148 " in table.out  # 128 x 1.15 = 147.2 -> 148
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -193,6 +211,7 @@ def test_scale_refuses_a_bad_phi_before_counting_any(cli, monkeypatch, args, mes
         (["scale", "--phi", "3-1"], "phi range 3-1 runs backwards; write it low to high, as 1-3"),
         (["scale", "--phi", "99-1"], "every phi must be in 0..64"),  # never advised as 1-99
         (["scale", "--phi", "a"], "malformed"),
+        (["scale", "--base", "b12"], "error: --base: unknown variant 'b12'; allowed: b0,"),
         (["scale", "--alpha", "0.9"], "--alpha 0.9 is not allowed"),
         (["scale", "--beta", "0.5"], "--beta 0.5 is not allowed"),
         (["scale", "--gamma", "0"], "--gamma 0 is not allowed"),

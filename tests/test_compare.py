@@ -25,6 +25,7 @@ from scipy import stats
 from scaler.candidates import ProxyBase
 from scaler.counting import count_model
 from scaler.errors import UsageError
+from scaler.models import network_spec
 from scaler.experiments.comparison import Comparison, CompareConfig, at_equal_macs, build_points, strategies, verdict
 from scaler.scaling import round_resolution
 from scaler.states import State
@@ -368,9 +369,15 @@ def test_compound_coefficients_from_a_finished_search(cli, net, tmp_path):
     assert on_b0.code == 0, on_b0.err
     assert f"warning: {tmp_path / 's'} searched base {net}, this comparison scales B0" in on_b0.err
     assert "this comparison scales" not in result.err  # the search's own base: no warning
-    family = cli("scale", "--from", tmp_path / "s", "--phi", "1")  # scale builds B0's family whatever was searched
-    assert family.code == 0, family.err
-    assert f"warning: {tmp_path / 's'} searched base {net}; this table applies its coefficients to b0" in family.err
+    # scale --from lays out the searched base's family, at its own size (not the proxy's base width or resolution)
+    family = cli("scale", "--from", tmp_path / "s", "--phi", "0-1", "--format", "json")
+    assert family.code == 0 and "warning" not in family.err, family.err
+    rows = json.loads(family.out)
+    scaled = count_model(network_spec(net, width=best["beta"], depth=best["alpha"]), 4 * round(224 * best["gamma"] / 4))
+    assert (rows[0]["resolution"], rows[1]["params"], rows[1]["macs"]) == (224, scaled.params, scaled.macs)
+    on_b0_family = cli("scale", "--from", tmp_path / "s", "--base", "B0", "--phi", "1")
+    assert on_b0_family.code == 0 and "Compound family of b0" in on_b0_family.out
+    assert f"warning: {tmp_path / 's'} searched base {net}; this table scales b0" in on_b0_family.err
 
 
 def test_sigkill_then_resume_trains_every_network_and_repeat_once(net, tmp_path):

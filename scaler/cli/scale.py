@@ -1,5 +1,5 @@
-"""`scaler scale`: a compound family d = alpha^phi, w = beta^phi, r = base resolution x gamma^phi, beside the
-official presets."""
+"""`scaler scale`: a compound family d = alpha^phi, w = beta^phi, r = base resolution x gamma^phi of any base,
+B0's beside the official presets."""
 
 from __future__ import annotations
 
@@ -36,46 +36,50 @@ FAMILY_COLUMNS = [
 
 @app.command(
     epilog="Examples:  scaler scale · scaler scale --phi 1,3,5 · "
-    "scaler scale --alpha 1.3 --beta 1.05 --gamma 1.2 --phi 0-4 --format csv · scaler scale --from searches/NAME --phi 1-7"
+    "scaler scale --alpha 1.3 --beta 1.05 --gamma 1.2 --phi 0-4 --format csv · scaler scale --from searches/NAME --phi 1-7 · "
+    "scaler scale --base resnet50 --phi 0-3"
 )
 def scale(
     alpha: Annotated[Optional[float], typer.Option(help=f"Depth coefficient (>= 1; default: the paper's {PAPER_ALPHA}).")] = None,
     beta: Annotated[Optional[float], typer.Option(help=f"Width coefficient (>= 1; default: the paper's {PAPER_BETA}).")] = None,
     gamma: Annotated[Optional[float], typer.Option(help=f"Resolution coefficient (>= 1; default: the paper's {PAPER_GAMMA}).")] = None,
     phi: Annotated[str, typer.Option(help="Compound coefficients: 0-7, 1,3,5 or 2.")] = "0-7",
-    base_resolution: Annotated[int, typer.Option(help="Resolution at phi = 0.")] = 224,
-    from_search: Annotated[Optional[Path], typer.Option("--from", help="Take alpha, beta, gamma from a finished search folder's best candidate.")] = None,
+    base: Annotated[Optional[str], typer.Option(help="The network at phi = 0: a preset (b0, resnet50, ...: `scaler flops --help` lists them) or a factory package.module:make or path/to/file.py:make (default: b0; with --from, the base the search scaled).")] = None,
+    base_resolution: Annotated[Optional[int], typer.Option(help="Resolution at phi = 0 (default: the base's native resolution, as `scaler flops` counts it).")] = None,
+    from_search: Annotated[Optional[Path], typer.Option("--from", help="Take alpha, beta, gamma (and the base) from a finished search folder's best candidate.")] = None,
     format: FormatOption = Format.table,
 ) -> None:
-    """The compound family of B0: d = alpha^phi, w = beta^phi, r = base resolution x gamma^phi, beside B<phi>.
+    """A compound family: d = alpha^phi, w = beta^phi, r = base resolution x gamma^phi (B0's beside B<phi>).
 
     Measured MACs ratios to phi = 0 sit next to the nominal (alpha*beta^2*gamma^2)^phi:
     channel, repeat and resolution rounding move them apart. The official presets were
-    hand-rounded and are not exactly this family.
+    hand-rounded and are not exactly this family. The base is taken at its own width and
+    depth: a search's proxy base width is not applied.
     """
     from scaler import reports
     from scaler.experiments.search import best_coefficients, best_notes, searched_variant
 
     phis = parse_phi_list(phi)
     given = [f"--{name}" for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)) if value is not None]
+    searched = None
     if from_search is not None:
         if given:
             raise UsageError(f"--from takes alpha, beta and gamma from the search; drop {', '.join(given)}")
         with attributed_to("from"):
             alpha, beta, gamma = best_coefficients(from_search)
+        searched = searched_variant(from_search)
     else:
         alpha, beta, gamma = (PAPER_ALPHA if alpha is None else alpha, PAPER_BETA if beta is None else beta,
                               PAPER_GAMMA if gamma is None else gamma)
-    frame = reports.family_table(alpha, beta, gamma, phis, base_resolution=base_resolution)
+    variant, resolution = reports.family_base(base if base is not None else searched or reports.FAMILY_BASE, base_resolution)
+    frame = reports.family_table(alpha, beta, gamma, phis, base=variant, base_resolution=resolution)
     if from_search is not None:  # once the table stands: a refused command prints its error alone
         for note in best_notes(from_search):
             print(f"note: {note}", file=sys.stderr)
-        if (searched := searched_variant(from_search)) not in (None, reports.FAMILY_BASE):
-            print(f"warning: {from_search} searched base {searched}; this table applies its coefficients to "
-                  f"{reports.FAMILY_BASE} (scale builds EfficientNet's family only)", file=sys.stderr)
-    title = f"Compound family: alpha={alpha:g}, beta={beta:g}, gamma={gamma:g} (product {compound_product(alpha, beta, gamma):.4f})"
-    caption = (
-        f"resolution = {base_resolution} x gamma^phi rounded to a multiple of 4; "
-        "'official' = the released preset of the same index, d' to MACs G' its own (measured, native resolution)."
-    )
-    emit(frame, FAMILY_COLUMNS, format.value, console, title=title, caption=caption)
+        if searched is not None and searched != variant:
+            print(f"warning: {from_search} searched base {searched}; this table scales {variant}", file=sys.stderr)
+    title = f"Compound family of {variant}: alpha={alpha:g}, beta={beta:g}, gamma={gamma:g} (product {compound_product(alpha, beta, gamma):.4f})"
+    caption = f"resolution = {resolution} x gamma^phi rounded to a multiple of 4"
+    if "preset" in frame:
+        caption += "; 'official' = the released preset of the same index, d' to MACs G' its own (measured, native resolution)."
+    emit(frame, [c for c in FAMILY_COLUMNS if c.key in frame], format.value, console, title=title, caption=caption)
