@@ -30,7 +30,7 @@ from scaler.experiments.comparison import Comparison, CompareConfig, at_equal_ma
 from scaler.scaling import round_resolution
 from scaler.states import State
 from scaler.experiments.repeats import correctness
-from scaler.cli.compare import verdict_text
+from scaler.cli.compare import _from_search, verdict_text
 from scaler.statistics import difference_test, pack_correct
 from scaler.study.experiment import Record, WorkItem
 from tests.test_factories import TINY_NET
@@ -343,7 +343,7 @@ def test_zero_repeats_is_refused_before_any_folder_exists(cli, net, tmp_path):
     assert not (tmp_path / "cmp").exists()
 
 
-def test_compound_coefficients_from_a_finished_search(cli, net, tmp_path):
+def test_compound_coefficients_from_a_finished_search(cli, console_script, net, tmp_path, monkeypatch):
     unfinished = Path(__file__).parent / "data" / "legacy-search"  # 2 candidates still queued
     refused = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--from", str(unfinished)))
     assert refused.code == 2 and "is not finished (2 queued)" in refused.err and not (tmp_path / "cmp").exists()
@@ -378,6 +378,19 @@ def test_compound_coefficients_from_a_finished_search(cli, net, tmp_path):
     on_b0_family = cli("scale", "--from", tmp_path / "s", "--base", "B0", "--phi", "1")
     assert on_b0_family.code == 0 and "Compound family of b0" in on_b0_family.out
     assert f"warning: {tmp_path / 's'} searched base {net}; this table scales b0" in on_b0_family.err
+    # the same file spelled from here is the same base (a search records its --base as typed)
+    monkeypatch.chdir(tmp_path)
+    here = cli("scale", "--from", "s", "--base", "./tinynet.py:make", "--phi", "1", "--format", "csv")
+    assert here.code == 0 and "warning" not in here.err, here.err
+    assert not [line for line in _from_search(Path("s"), "tinynet.py:make")[1] if line.startswith("warning")]
+    # a recorded base that is no longer where it was (moved, or typed relative to another folder) is --from's fault
+    (tmp_path / "tinynet.py").rename(tmp_path / "moved.py")
+    moved = console_script("scale", "--from", "s", "--phi", "1", cwd=tmp_path)  # a new process: no factory imported yet
+    assert moved.code == 2 and moved.out == "" and moved.err.count("\n") == 1, moved.err
+    assert moved.err.startswith(f"error: --from: the base s scaled, {net}, cannot be laid out here: factory '{net}': no file "), moved.err
+    assert moved.err.endswith("; give --base to scale that network (or another)\n")
+    again = console_script("scale", "--from", "s", "--base", "moved.py:make", "--phi", "1", cwd=tmp_path)
+    assert again.code == 0 and f"warning: s searched base {net}; this table scales moved.py:make" in again.err
 
 
 def test_sigkill_then_resume_trains_every_network_and_repeat_once(net, tmp_path):

@@ -381,7 +381,7 @@ def test_scale_from_search(cli, tmp_path):
                          "the data cannot tell them apart, and the first of the ranking (the highest mean top-1, then the fewest MACs) is taken"]
     else:
         assert notes == []
-    assert "warning" not in result.err  # the search scaled B0, the family scale builds
+    assert "warning" not in result.err  # the search's own base (B0): no warning
 
 
 def test_scale_from_a_best_whose_network_other_points_built_too_says_they_scale_apart(cli, tmp_path):

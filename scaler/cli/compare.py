@@ -180,13 +180,13 @@ def _from_search(folder: Path, base: str) -> tuple[tuple[float, float, float], l
     lines for stderr: one naming them, its notes, and a warning when the search scaled
     another base."""
     from scaler.experiments.search import best_coefficients, best_notes, searched_variant
-    from scaler.models import canonical_variant
+    from scaler.models import same_variant
 
     coefficients = best_coefficients(folder)
     searched = searched_variant(folder)
     said = [f"compound coefficients from {folder}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g})"]
     said += [f"note: {note}" for note in best_notes(folder)]
-    if searched is not None and searched != canonical_variant(base):
+    if searched is not None and not same_variant(searched, base):
         said.append(f"warning: {folder} searched base {searched}, this comparison scales {base}")
     return coefficients, said
 

@@ -4,6 +4,8 @@ B0's beside the official presets."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -58,6 +60,7 @@ def scale(
     """
     from scaler import reports
     from scaler.experiments.search import best_coefficients, best_notes, searched_variant
+    from scaler.models import same_variant
 
     phis = parse_phi_list(phi)
     given = [f"--{name}" for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)) if value is not None]
@@ -71,15 +74,30 @@ def scale(
     else:
         alpha, beta, gamma = (PAPER_ALPHA if alpha is None else alpha, PAPER_BETA if beta is None else beta,
                               PAPER_GAMMA if gamma is None else gamma)
-    variant, resolution = reports.family_base(base if base is not None else searched or reports.FAMILY_BASE, base_resolution)
-    frame = reports.family_table(alpha, beta, gamma, phis, base=variant, base_resolution=resolution)
+    recorded = base is None and searched is not None
+    with _recorded_base(from_search, searched) if recorded else nullcontext():
+        variant, resolution = reports.family_base(base if base is not None else searched or reports.FAMILY_BASE, base_resolution)
+        frame = reports.family_table(alpha, beta, gamma, phis, base=variant, base_resolution=resolution)
     if from_search is not None:  # once the table stands: a refused command prints its error alone
         for note in best_notes(from_search):
             print(f"note: {note}", file=sys.stderr)
-        if searched is not None and searched != variant:
+        if searched is not None and not same_variant(searched, variant):
             print(f"warning: {from_search} searched base {searched}; this table scales {variant}", file=sys.stderr)
     title = f"Compound family of {variant}: alpha={alpha:g}, beta={beta:g}, gamma={gamma:g} (product {compound_product(alpha, beta, gamma):.4f})"
     caption = f"resolution = {resolution} x gamma^phi rounded to a multiple of 4"
     if "preset" in frame:
         caption += "; 'official' = the released preset of the same index, d' to MACs G' its own (measured, native resolution)."
     emit(frame, [c for c in FAMILY_COLUMNS if c.key in frame], format.value, console, title=title, caption=caption)
+
+
+@contextmanager
+def _recorded_base(folder: Path, variant: str) -> Iterator[None]:
+    """A fault of the base a search recorded (its factory moved, or was typed relative to
+    another folder) is its `--from`'s, not a `--base` nobody typed."""
+    try:
+        yield
+    except UsageError as exc:
+        if exc.param != "base":
+            raise
+        raise UsageError(f"the base {folder} scaled, {variant}, cannot be laid out here: {exc}; "
+                         "give --base to scale that network (or another)", param="from") from None

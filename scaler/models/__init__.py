@@ -21,6 +21,7 @@ from scaler.models.registry import (
     presets_by_family,
     register_family,
     resolve_variant,
+    same_variant,
     variant_names,
 )
 
@@ -39,5 +40,6 @@ __all__ = [
     "presets_by_family",
     "register_family",
     "resolve_variant",
+    "same_variant",
     "variant_names",
 ]

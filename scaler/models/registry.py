@@ -9,6 +9,7 @@ wherever a preset name is.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from pathlib import Path
 
 from torch import nn
 
@@ -114,6 +115,25 @@ def canonical_variant(name: str) -> str:
         tidy = tidy_path(location)
         location = tidy if is_file_location(tidy) else "./" + tidy
     return f"{location}:{attribute}"
+
+
+def same_variant(a: str, b: str) -> bool:
+    """Whether two spellings name one network: the same `canonical_variant`, or factory
+    references to the same attribute of one file, read from the current folder (a search
+    records its --base as typed: 'net.py:make' there is '/abs/net.py:make' here)."""
+    def spelled(name: str) -> str:
+        try:
+            return canonical_variant(name)
+        except UsageError:  # a preset that no longer exists: as written
+            return name.strip()
+
+    if spelled(a) == spelled(b):
+        return True
+    if not (is_reference(a) and is_reference(b)):
+        return False
+    (place_a, _, name_a), (place_b, _, name_b) = (x.strip().rpartition(":") for x in (a, b))
+    return (name_a == name_b and is_file_location(place_a) and is_file_location(place_b)
+            and Path(place_a).resolve() == Path(place_b).resolve())
 
 
 def get_preset(name: str) -> Preset:
