@@ -1,5 +1,6 @@
 """How long the `scaler` command takes to answer before any work: `--help`, a flag the parser
-refuses, and a command that runs (`flops b0`), each against the reference measured in the same
+refuses, a value refused before and after the library loads, and a command that runs
+(`flops b0`), each against the reference measured in the same
 run, a bare `import torch` in a fresh interpreter (what every command that runs pays).
 
     python benchmarks/startup.py            # 5 runs each, the median
@@ -24,7 +25,8 @@ CASES = (  # label, arguments, the exit code that shows the command did what the
     ("scaler search --help", ["search", "--help"], 0),
     ("scaler search --epochs abc (refused by the parser)", ["search", "--epochs", "abc"], 2),
     ("scaler flops --help (lists the presets: imports torch)", ["flops", "--help"], 0),
-    ("scaler search --phi 0 (refused by the library)", ["search", "--phi", "0"], 2),
+    ("scaler search --phi 0 (refused by the space's own check)", ["search", "--phi", "0"], 2),
+    ("scaler search --base b12 (refused by the library: imports torch)", ["search", "--base", "b12"], 2),
     ("scaler flops b0 (a command that runs)", ["flops", "b0"], 0),
 )
 

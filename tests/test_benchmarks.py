@@ -403,4 +403,4 @@ def test_the_startup_benchmark_prints_each_figure_beside_its_ratio_to_import_tor
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert re.fullmatch(r"reference: import torch in a fresh interpreter [0-9.]+ s \(median of 1\)", lines[0])
-    assert len(lines) == 7 and all(re.fullmatch(r"scaler .+: [0-9.]+ s = [0-9.]+x the reference", line) for line in lines[1:]), lines
+    assert len(lines) == 8 and all(re.fullmatch(r"scaler .+: [0-9.]+ s = [0-9.]+x the reference", line) for line in lines[1:]), lines

@@ -260,18 +260,28 @@ def test_python_dash_m_runs_the_same_command_line(tmp_path):
 HEAVY = ("torch", "fvcore", "pandas", "numpy", "optuna", "scipy.stats", "matplotlib", "sqlalchemy")
 
 
-@pytest.mark.parametrize("args", [[], ["search", "--help"], ["calibrate", "--help"], ["compare", "--help"], ["worker", "--help"],
-                                  ["search", "--epochs", "abc"], ["flops", "--nope"], ["nope"]])
-def test_help_and_a_refused_flag_answer_without_the_library(args):
-    """Every command and worker process imports scaler.cli, and `--help` or a flag the parser
-    refuses answers at once: torch, fvcore, pandas, numpy, optuna, scipy.stats, matplotlib
-    and SQLAlchemy (together about 2 s on 2 cores) are imported when a command runs, and only
-    where it needs them."""
+@pytest.mark.parametrize("args, refusal", [
+    ([], None), (["search", "--help"], None), (["calibrate", "--help"], None), (["compare", "--help"], None), (["worker", "--help"], None),
+    (["search", "--epochs", "abc"], "--epochs"), (["flops", "--nope"], "--nope"), (["nope"], "nope"),
+    # values the space's and training's own checks refuse, before the library loads
+    (["search", "--phi", "0"], "error: --phi 0 is not allowed; a search needs 0 < phi <= 64"),
+    (["candidates", "--mode", "foo"], "error: --mode 'foo' is not allowed; use one of grid, surface"),
+    (["calibrate", "--batch-size", "1"], "error: --batch-size 1 is not allowed; it must be an integer >= 2"),
+    (["compare", "--epochs", "2", "--steps", "9"], "error: --epochs 2 and --steps 9 both set how long to train; give one"),
+    (["train", "b0", "--optimizer", "foo"], "error: --optimizer 'foo' is not allowed; choose one of sgd, rmsprop, adamw"),
+])
+def test_help_and_a_refused_flag_answer_without_the_library(args, refusal):
+    """Every command and worker process imports scaler.cli, and `--help`, a flag the parser
+    refuses or a bad value of the candidate space or of training answers at once: torch,
+    fvcore, pandas, numpy, optuna, scipy.stats, matplotlib and SQLAlchemy (together about 2 s
+    on 2 cores) are imported when a command runs, and only where it needs them."""
     code = ("import sys, scaler.cli; code = scaler.cli.main(sys.argv[1:]); "
             f"print(code, sorted(m for m in {HEAVY!r} if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
     expected = "0" if args[-1:] == ["--help"] else "2"  # `scaler` alone shows the help and exits 2
     assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == f"{expected} []", proc.stdout + proc.stderr
+    if refusal is not None:
+        assert refusal in proc.stderr and (not refusal.startswith("error: ") or proc.stderr == refusal + "\n"), proc.stderr
 
 
 def test_the_help_names_every_family_s_presets_and_a_command_imports_torch_with_ctrl_c_held(cli, monkeypatch):

@@ -39,10 +39,14 @@ def _presets() -> str:
 
 
 class LibraryCommand(typer.core.TyperCommand):
-    """A scaler command whose flags are parsed and whose help is shown without torch (in a
-    fraction of a second): the library is imported when the command runs."""
+    """A scaler command whose flags are parsed, whose help is shown and whose bad space or
+    training values are refused without torch (in a fraction of a second): the library is
+    imported when the command runs."""
 
     def invoke(self, ctx: typer.Context) -> Any:
+        from scaler.cli.options import refuse_early
+
+        refuse_early(ctx.params)
         _held_back(_import_torch)
         return super().invoke(ctx)
 

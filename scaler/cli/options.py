@@ -227,6 +227,17 @@ def space(*, mode: str, alpha_range: str, beta_range: str, gamma_range: str, tar
     return result
 
 
+def refuse_early(params: dict[str, Any]) -> None:
+    """Refuse a bad value of the candidate space or of training before the library loads
+    (`app.LibraryCommand`): their checks import no torch, so that `--phi 0` or `--batch-size 1`
+    answers in a fraction of a second, not after torch's 1-2 s. The command checks them again
+    as it runs, in its own order, and gives its notes then."""
+    if all(p.name in params for p in SPACE_OPTIONS):
+        space(**{p.name: params[p.name] for p in SPACE_OPTIONS if p.name != "flops_tolerance"}, with_note=False)
+    if all(p.name in params for p in EPOCH_TRAIN_OPTIONS):  # calibrate's group has no --steps or --max-seconds
+        train_config(**{"steps": None, "max_seconds": None, **{p.name: params[p.name] for p in TRAIN_OPTIONS if p.name in params}})
+
+
 def logger(quiet: bool) -> tuple[Callable[[str], None], Callable[[str], AbstractContextManager]]:
     """(log, status) for long commands, both on stderr: plain lines when quiet (or when stdout
     carries csv/json), rich lines and a spinner otherwise."""
