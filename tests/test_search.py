@@ -25,7 +25,7 @@ from scaler.models import canonical_variant
 from scaler.experiments import proxy
 from scaler.experiments.proxy import ProxyExperiment, train_outcome
 from scaler.data.options import DataOptions
-from scaler.experiments.search import RESULT_COLUMNS, SearchConfig
+from scaler.experiments.search import RESULT_COLUMNS, SearchConfig, at_chance
 from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.train_config import TrainConfig
@@ -91,7 +91,7 @@ def test_configuration_clash_is_refused(cli, tmp_path):
     before = (tmp_path / "micro" / "results.csv").read_text()
     clash = cli(*search_args(tmp_path, "--lr", "0.05"))
     assert clash.code == 2
-    assert "already exists with another configuration (--lr: unset -> 0.05)" in clash.err  # named by its option
+    assert "already exists with another configuration (--lr: default -> 0.05)" in clash.err  # named by its option
     assert len(clash.err.strip().splitlines()) == 1
     ranges = cli(*search_args(tmp_path, "--alpha-range", "1:1.4:0.2"))
     assert ranges.code == 2 and "(--alpha-range stop: 1.2 -> 1.4)" in ranges.err
@@ -288,7 +288,7 @@ def test_search_folder_written_before_the_engine_split_is_not_resumed_on_new_dat
     result = cli(*search_args(tmp_path))
     assert result.code == 2 and "--optimizer: sgd -> adamw" in result.err
     result = cli(*search_args(tmp_path, "--optimizer", "sgd"))
-    assert result.code == 2 and "(--zero-init/--standard-init: unset -> True)" in result.err  # it trained from the standard start
+    assert result.code == 2 and "(--zero-init/--standard-init: --standard-init -> --zero-init)" in result.err  # it trained from the standard start
     result = cli(*search_args(tmp_path, "--optimizer", "sgd", "--standard-init"))
     assert result.code == 2 and "changed since it started" in result.err
     assert "redrawn by a newer scaler" in result.err
@@ -375,6 +375,11 @@ def test_scale_from_search(cli, tmp_path):
     frame = pd.read_csv(tmp_path / "micro" / "results.csv")
     tied = [f"({r.alpha:g}, {r.beta:g}, {r.gamma:.4g})" for r in frame.iloc[1:].itertuples() if r.tied_with_best is True or r.tied_with_best == "True"]
     notes = [line for line in result.err.splitlines() if line.startswith("note: ")]
+    # a micro search learns next to nothing: where its best is not above chance, the first note says so
+    chance = at_chance(json.loads((tmp_path / "micro" / "search.json").read_text()))
+    if chance:
+        assert notes[0] == f"note: search {tmp_path / 'micro'}: {chance}"
+        notes = notes[1:]
     if tied:
         assert notes == [f"note: the best candidate of {tmp_path / 'micro'} is tied with {len(tied)} of the "
                          f"{(frame['state'] == 'complete').sum() - 1} other complete candidate(s) {', '.join(tied)}: "
@@ -382,6 +387,29 @@ def test_scale_from_search(cli, tmp_path):
     else:
         assert notes == []
     assert "warning" not in result.err  # the search's own base (B0): no warning
+
+
+CHANCE = ("the best candidate is not above chance: its top-1 interval reaches 10.0% (one of 10 classes), so the ranking "
+          "says nothing; train longer (--epochs), on more images or at a larger --base-resolution")
+
+
+def test_a_best_not_above_chance_is_said_wherever_the_search_is_read(cli, tmp_path):
+    """One epoch on 96 images learns nothing: the search's table, `report`, `report A B` and
+    `scale --from` say that its best is no better than a guess, so its ranking says nothing."""
+    searched = cli(*search_args(tmp_path))
+    folder = tmp_path / "micro"
+    assert searched.code == 0 and json.loads((folder / "search.json").read_text())["best"]["top1_low"] <= 0.1  # the premise
+    assert CHANCE in " ".join(searched.out.split())
+    assert CHANCE in " ".join(cli("report", folder).out.split())
+    assert CHANCE in cli("report", folder, "--format", "csv").err  # beside the document
+    twice = " ".join(cli("report", folder, folder).out.split())
+    assert f"A: {CHANCE}" in twice and f"B: {CHANCE}" in twice
+    assert f"note: search {folder}: {CHANCE}" in cli("scale", "--from", folder, "--phi", "1").err.splitlines()
+    base = {"config": {"base": {"num_classes": 10}}}
+    assert at_chance({**base, "best": {"top1_low": 0.1}}) == CHANCE and at_chance({**base, "best": {"top1_low": 0.03}}) == CHANCE
+    assert at_chance({**base, "best": {"top1_low": 0.1001}}) is None  # above chance, however little
+    assert at_chance({**base, "best": {"top1_low": None}}) is None and at_chance({"best": {"top1_low": 0.05}}) is None  # not known
+    assert "reaches 1.0% (one of 100 classes)" in at_chance({"config": {"base": {"num_classes": 100}}, "best": {"top1_low": 0.01}})
 
 
 def test_scale_from_a_best_whose_network_other_points_built_too_says_they_scale_apart(cli, tmp_path):

@@ -189,7 +189,9 @@ def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
 def _compare_lines(comparison: reports.SearchComparison, folder_a: Path, folder_b: Path, info_a: dict, info_b: dict,
                    frame_a: pd.DataFrame, frame_b: pd.DataFrame) -> list[str]:
     """What the rows of two searches add up to: the searches, the rank agreement, where each
-    best stands in the other, and what is unfinished."""
+    best stands in the other, a best not above chance, and what is unfinished."""
+    from scaler.experiments.search import at_chance
+
     named = [f"{side} = {folder}" + ("" if info["name"] == folder.name else f" ({info['name']})")  # a study named apart from its folder
              for side, folder, info in (("A", folder_a, info_a), ("B", folder_b, info_b))]
     lines = [f"{', '.join(named)}; {comparison.shared} candidates in both, {comparison.scored} complete in both"
@@ -207,5 +209,6 @@ def _compare_lines(comparison: reports.SearchComparison, folder_a: Path, folder_
     else:
         lines.append("rank agreement: undefined (fewer than 3 candidates complete in both, or one search scores them all alike)")
     lines += comparison.best_lines
+    lines += [f"{side}: {chance}" for side, info in (("A", info_a), ("B", info_b)) if (chance := at_chance(info))]
     lines += [f"{side} {line}" for side, frame in (("A", frame_a), ("B", frame_b)) if (line := unfinished_line(frame))]
     return lines

@@ -89,9 +89,11 @@ def waiting_line(frame: pd.DataFrame, noun: str) -> str | None:
 def reliability_lines(info: dict, shown: pd.DataFrame | None = None) -> list[str]:
     """What the summary says about how far the ranking can be believed, in plain words; with
     `shown`, a part of the table (the Pareto front), also how many of the ties it holds."""
+    from scaler.experiments.search import at_chance
+
     reliability = info.get("reliability")
     tied = info.get("tied_best") or []
-    lines = []
+    lines = [chance] if (chance := at_chance(info)) else []
     if tied:
         noise = "validation and seed noise" if info.get("repeats", 1) >= 2 else "validation images only"
         others = max(0, int(info.get("states", {}).get(State.COMPLETE.value, len(tied))) - 1)  # the rows a tie was tested on

@@ -3,6 +3,7 @@ candidate, each a proxy training of the scaled base; results ranked by validatio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -293,14 +294,28 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, dict]:
     return frame[RESULT_COLUMNS], info
 
 
+def at_chance(info: dict) -> str | None:
+    """Where a search's best candidate is not above chance (its top-1 interval reaches one in
+    as many as the classes): the words for it, since every candidate is then as good as a
+    guess and the ranking, the ties included, says nothing (among equal top-1s the fewest MACs
+    rank first). None otherwise, or where the summary does not say."""
+    best = info.get("best") or {}
+    classes = (info.get("config", {}).get("base") or {}).get("num_classes")
+    low = best.get("top1_low")
+    if not classes or low is None or not math.isfinite(low) or low > 1 / classes:
+        return None
+    return (f"the best candidate is not above chance: its top-1 interval reaches {1 / classes:.1%} (one of {classes} classes), so "
+            "the ranking says nothing; train longer (--epochs), on more images or at a larger --base-resolution")
+
+
 def best_notes(folder: Path) -> list[str]:
     """Notes for a command that takes a finished search's best coefficients (`--from`): when
-    the data cannot single the best out (how many other complete candidates are tied with it),
+    the best is not above chance (`at_chance`), when the data cannot single the best out (how many other complete candidates are tied with it),
     and when other points of the ranges built its network at the search's phi (they scale to
     other networks at another phi). Empty when neither holds, or the search did not store it."""
     frame, info = read_results(folder)
     best = info.get("best") or {}
-    notes = []
+    notes = [f"search {folder}: {chance}"] if (chance := at_chance(info)) else []
     tied = [c for c in info.get("tied_best") or [] if best and c != int(best["candidate"])]
     if tied:
         others = int((frame["state"] == State.COMPLETE.value).sum()) - 1
