@@ -2,8 +2,8 @@
 for a network of any registered family.
 
 fvcore counts one fused multiply-add as one "flop", i.e. MACs. The paper's "FLOPS" are the MACs
-of convolutions and the final linear layer; fvcore's full total also counts BatchNorm and
-pooling. True floating-point operations are 2 x MACs.
+of convolutions and the final linear layer; fvcore's full total also counts BatchNorm and adaptive
+average pooling. True floating-point operations are 2 x MACs.
 
 Counting traces real forward passes, which is slow for large networks (B7 at 600x600). A family
 that declares its distinct pieces (for EfficientNet: stem, the first and one repeated block of
@@ -56,7 +56,7 @@ class ModelCount:
     resolution: int
     params: int
     macs: int  # paper convention: conv + linear multiply-adds
-    fvcore_total: int  # fvcore's full total: adds BatchNorm and pooling
+    fvcore_total: int  # fvcore's full total: adds BatchNorm and adaptive average pooling
     by_operator: dict[str, int]
     parts: tuple[PartCount, ...]
     unsupported_ops: dict[str, int] = field(default_factory=dict)

@@ -176,6 +176,9 @@ def test_scale_lays_out_the_family_of_any_base_at_its_own_size(cli):
     table = cli("scale", "--base", "resnet50", "--phi", "1", "--base-resolution", "128")
     assert table.code == 0 and "Compound family of resnet50" in table.out and "official" not in table.out
     assert "resolution = 128 x gamma^phi" in table.out and " 148 " in table.out  # 128 x 1.15 = 147.2 -> 148
+    assert "own depth" not in table.out  # ResNet-50's own multipliers are 1: d and w are its absolute ones
+    b4_table = " ".join(cli("scale", "--base", "b4", "--phi", "1").out.split())
+    assert "d and w multiply b4's own depth 1.8 and width 1.4" in b4_table  # what `flops b4 --width --depth` takes is the product
 
 
 @pytest.mark.parametrize(

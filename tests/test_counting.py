@@ -25,7 +25,7 @@ def test_macs_match_reference(variant):
     count = count_model(network_spec(variant), resolution)
     assert count.macs / 1e9 == pytest.approx(gmacs, rel=5e-4)
     assert count.flops == 2 * count.macs
-    # fvcore's full total adds BatchNorm and pooling on top of the paper's convention.
+    # fvcore's full total adds BatchNorm and adaptive average pooling on top of the paper's convention.
     extra = count.by_operator["batch_norm"] + count.by_operator["adaptive_avg_pool2d"]
     assert count.fvcore_total == count.macs + extra
     assert 1.01 < count.fvcore_total / count.macs < 1.05

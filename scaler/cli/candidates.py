@@ -27,7 +27,7 @@ CANDIDATE_COLUMNS = [
     Column("params", "params", integer),
     Column("macs", "MACs M", lambda v: f"{v / 1e6:.2f}"),
     Column("macs_ratio", "MACs ratio", fixed(3)),
-    Column("nominal_ratio", "nominal", fixed(3)),
+    Column("nominal_ratio", "T^phi", fixed(3)),  # the nominal MACs ratio every candidate aims at
 ]
 # Shown where some points of the ranges build a candidate's network (csv and json always have it).
 SAME_NETWORK = Column("same_network", "same network as", text)

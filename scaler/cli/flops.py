@@ -52,7 +52,7 @@ def flops(
     """Count params and MACs of a network with fvcore, beside the figures its paper printed.
 
     MACs follow the paper's convention (multiply-adds of convolutions and the final linear
-    layer); FLOPs = 2 x MACs; the fvcore total also counts BatchNorm and pooling.
+    layer); FLOPs = 2 x MACs; the fvcore total also counts BatchNorm and adaptive average pooling.
     """
     from scaler import reports
 
@@ -63,7 +63,7 @@ def flops(
     missing = reports.unsupported_ops(models)
     caption = (
         "MACs: conv + linear multiply-adds, measured with fvcore (the papers' convention).\n"
-        "FLOPs = 2 x MACs. fvcore G: fvcore's full total (adds BatchNorm and pooling)."
+        "FLOPs = 2 x MACs. fvcore G: fvcore's full total (adds BatchNorm and adaptive average pooling)."
     )
     sources = sorted({m.preset.paper for m in models if m.preset is not None and m.preset.paper})
     if sources:

@@ -60,7 +60,7 @@ def scale(
     """
     from scaler import reports
     from scaler.experiments.search import best_coefficients, best_notes, searched_variant
-    from scaler.models import same_variant
+    from scaler.models import get_preset, same_variant
 
     phis = parse_phi_list(phi)
     given = [f"--{name}" for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)) if value is not None]
@@ -85,6 +85,8 @@ def scale(
             print(f"warning: {from_search} searched base {searched}; this table scales {variant}", file=sys.stderr)
     title = f"Compound family of {variant}: alpha={alpha:g}, beta={beta:g}, gamma={gamma:g} (product {compound_product(alpha, beta, gamma):.4f})"
     caption = f"resolution = {resolution} x gamma^phi rounded to a multiple of 4"
+    if (own := get_preset(variant)).depth != 1 or own.width != 1:  # `flops --width --depth` take the product
+        caption += f"; d and w multiply {variant}'s own depth {own.depth:g} and width {own.width:g}"
     if "preset" in frame:
         caption += "; 'official' = the released preset of the same index, d' to MACs G' its own (measured, native resolution)."
     emit(frame, [c for c in FAMILY_COLUMNS if c.key in frame], format.value, console, title=title, caption=caption)

@@ -284,7 +284,7 @@ def _clash_message(name: str, old: dict, new: dict, options: Mapping[str, str]) 
     user types (top-level keys) before what they derive (a strategy's coefficients)."""
     a, b = _flat(old), _flat(json.loads(json.dumps(new)))  # as recorded: a tuple reads back as a list
     keys = sorted((k for k in set(a) | set(b) if a.get(k) != b.get(k)), key=lambda k: (k.count("."), k))
-    diffs = [_difference(k, a.get(k), b.get(k), options) for k in keys]
+    diffs = [_difference(k, a.get(k, _ABSENT), b.get(k, _ABSENT), options) for k in keys]
     shown = "; ".join(diffs[:3]) + ("; ..." if len(diffs) > 3 else "")
     return (
         f"study {name!r} already exists with another configuration ({shown}); "
@@ -306,16 +306,26 @@ def _flat(data: dict, prefix: str = "") -> dict:
     return out
 
 
+_ABSENT = object()  # a key one identity has and the other lacks
+
+
 def _difference(key: str, old: object, new: object, options: Mapping[str, str]) -> str:
     """'--candidates: 100 -> 7', '--alpha-range stop: 1.2 -> 1.4', 'k: 100 -> 7' where no
-    option sets the key. A value left out or None is 'unset' (an option not given)."""
+    option sets the key. None is 'default' (an option not given: --lr, the optimizer's own), a
+    key only one side has 'unset'; a switch pair's on/off is its flag ('--zero-init/--standard-init:
+    --standard-init -> --zero-init'; an identity leaves such a switch out when off)."""
     parts = key.split(".")
     above = next((n for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in options), None)
     label = key if above is None else " ".join([options[".".join(parts[:above])], *parts[above:]])
+    on, _, off = label.partition("/")
+    if off.startswith("--") and all(v is _ABSENT or isinstance(v, bool) for v in (old, new)):
+        return f"{label}: {on if old is True else off} -> {on if new is True else off}"
 
     def shown(value: object) -> str:
-        if value is None:
+        if value is _ABSENT:
             return "unset"
+        if value is None:
+            return "default"
         if isinstance(value, tuple):
             return "(" + ", ".join(map(shown, value)) + ")"
         return f"{value:g}" if isinstance(value, float) else str(value)
