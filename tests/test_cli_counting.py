@@ -215,6 +215,7 @@ def test_scale_refuses_a_bad_phi_before_counting_any(cli, monkeypatch, args, mes
         (["scale", "--phi", "99-1"], "every phi must be in 0..64"),  # never advised as 1-99
         (["scale", "--phi", "a"], "malformed"),
         (["scale", "--base", "b12"], "error: --base: unknown variant 'b12'; allowed: b0,"),
+        (["report"], "error: Missing argument 'FOLDER'. See `scaler report --help`."),
         (["scale", "--alpha", "0.9"], "--alpha 0.9 is not allowed"),
         (["scale", "--beta", "0.5"], "--beta 0.5 is not allowed"),
         (["scale", "--gamma", "0"], "--gamma 0 is not allowed"),

@@ -11,10 +11,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from scaler.cli.app import Format, app, console
+from scaler.cli.app import Format, app, console, progress_console
 from scaler.cli.options import FormatOption
 from scaler.errors import UsageError, attributed_to
-from scaler.cli.render import Column, emit, fixed, giga, integer, text
+from scaler.cli.render import Column, counted, emit, fixed, giga, integer, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_product, parse_phi_list
 
 
@@ -77,7 +77,9 @@ def scale(
     recorded = base is None and searched is not None
     with _recorded_base(from_search, searched) if recorded else nullcontext():
         variant, resolution = reports.family_base(base if base is not None else searched or reports.FAMILY_BASE, base_resolution)
-        frame = reports.family_table(alpha, beta, gamma, phis, base=variant, base_resolution=resolution)
+        counting = nullcontext() if format.is_document else progress_console.status(f"counting {counted(len(phis), 'network')} with fvcore...")
+        with counting:  # B7-sized networks take seconds each
+            frame = reports.family_table(alpha, beta, gamma, phis, base=variant, base_resolution=resolution)
     if from_search is not None:  # once the table stands: a refused command prints its error alone
         for note in best_notes(from_search):
             print(f"note: {note}", file=sys.stderr)
