@@ -18,6 +18,8 @@ from scaler.counting import check_countable, count_model
 from scaler.states import State
 from scaler.statistics import agreement_p_value, bootstrap_agreement
 from scaler.models import Preset, canonical_variant, check_network, get_family, get_preset, network_spec, resolve_variant
+from scaler.models.factory import load_factory
+from scaler.models.registry import is_reference
 from scaler.scaling import compound_scale, validate_resolution
 
 # `scaler flops all`: the EfficientNet presets the paper prints figures for (B0-B7).
@@ -150,9 +152,12 @@ FAMILY_BASE = "b0"  # the base `family_table` scales by default: the one whose f
 
 def family_base(base: str, base_resolution: int | None = None) -> tuple[str, int]:
     """The base of a compound family as `family_table` reads it: its variant spelled one way
-    (`canonical_variant`) and its resolution at phi = 0, the base's own unless given."""
+    (`canonical_variant`) and its resolution at phi = 0, the base's own unless given. A
+    UsageError where it names no preset or no factory that imports here."""
     with attributed_to("base"):
         variant = canonical_variant(base)
+        if is_reference(variant):
+            load_factory(variant)
         return variant, get_preset(variant).resolution if base_resolution is None else base_resolution
 
 

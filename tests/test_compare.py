@@ -393,6 +393,30 @@ def test_compound_coefficients_from_a_finished_search(cli, console_script, net, 
     assert again.code == 0 and f"warning: s searched base {net}; this table scales moved.py:make" in again.err
 
 
+FIXED_SIZE_NET = """
+from torch import nn
+
+
+def make(width, depth, num_classes):  # 32 px only: a flatten before the linear layer
+    return nn.Sequential(nn.Conv2d(3, 8, 3, 4, 1), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 8 * 8, num_classes))
+"""
+
+
+def test_scale_from_a_network_that_cannot_take_the_size_blames_the_size_not_the_search(cli, tmp_path):
+    """A searched network found here but unable to run at a size `scale` asks for is refused
+    for that size, as `--base` would be; only a recorded base not found here is `--from`'s."""
+    path = tmp_path / "fixed.py"
+    path.write_text(FIXED_SIZE_NET)
+    micro = [a for a in MICRO if a not in ("--phis", "2")]
+    grid = ["--alpha-range", "1:2:1", "--beta-range", "1", "--gamma-range", "1"]  # (2, 1, 1) alone: never resized
+    assert cli("search", "--base", f"{path}:make", *grid, *micro, "--root", tmp_path, "--name", "s").code == 0
+    native = cli("scale", "--from", tmp_path / "s", "--phi", "0")  # the factory at 224 px
+    assert native.code == 2 and native.err.count("\n") == 1 and not native.err.startswith(("error: --from", "error: --base")), native.err
+    assert f"factory '{path}:make'" in native.err and "224" in native.err
+    fits = cli("scale", "--from", tmp_path / "s", "--phi", "0", "--base-resolution", "32", "--format", "json")
+    assert fits.code == 0 and json.loads(fits.out)[0]["resolution"] == 32, fits.err
+
+
 def test_sigkill_then_resume_trains_every_network_and_repeat_once(net, tmp_path):
     args = compare_args(net, tmp_path, "--repeats", "2", "--epochs", "2", name="killed")
     folder = tmp_path / "killed"

@@ -131,7 +131,9 @@ def test_tiny_phi_gives_the_base_network_everywhere(cli):
     result = cli("candidates", "--phi", "1e-9", "--format", "csv")
     assert result.code == 0
     (row,) = list(csv.DictReader(io.StringIO(result.out)))
-    assert cli("candidates", "--phi", "1e-9").out.split("(")[0].split() == ["1", "candidate"]  # one, not '1 candidates'
+    table = cli("candidates", "--phi", "1e-9").out
+    assert table.split("(")[0].split() == ["1", "candidate"]  # one, not '1 candidates'
+    assert "T^phi" in table and " nominal" not in table  # what the ratio column aims at (scale's nominal is product^phi)
     assert (row["alpha"], row["beta"], row["gamma"]) == ("2.0", "1.0", "1.0")  # its product is T exactly
     assert len(row["same_network"].split("; ")) == 5, result.out
 

@@ -390,7 +390,7 @@ def test_scale_from_search(cli, tmp_path):
 
 
 CHANCE = ("the best candidate is not above chance: its top-1 interval reaches 10.0% (one of 10 classes), so the ranking "
-          "says nothing; train longer (--epochs), on more images or at a larger --base-resolution")
+          "tells little; train longer (--epochs), on more images or at a larger --base-resolution")
 
 
 def test_a_best_not_above_chance_is_said_wherever_the_search_is_read(cli, tmp_path):
@@ -409,6 +409,7 @@ def test_a_best_not_above_chance_is_said_wherever_the_search_is_read(cli, tmp_pa
     assert at_chance({**base, "best": {"top1_low": 0.1}}) == CHANCE and at_chance({**base, "best": {"top1_low": 0.03}}) == CHANCE
     assert at_chance({**base, "best": {"top1_low": 0.1001}}) is None  # above chance, however little
     assert at_chance({**base, "best": {"top1_low": None}}) is None and at_chance({"best": {"top1_low": 0.05}}) is None  # not known
+    assert at_chance({**base, "best": {"top1_low": float("nan")}}) is None and at_chance({"config": None, "best": {"top1_low": 0.05}}) is None
     assert "reaches 1.0% (one of 100 classes)" in at_chance({"config": {"base": {"num_classes": 100}}, "best": {"top1_low": 0.01}})
 
 

@@ -128,12 +128,12 @@ def _help_command(args: list[str]) -> str:
 def _parser_message(exc: Exception, args: list[str]) -> str:
     """The parser's error as one line, with what is allowed where click leaves it out: the
     commands for an unknown command, the command's help for an unknown option or a missing
-    argument."""
+    argument or option."""
     message = exc.format_message().replace("Value error, ", "")  # type: ignore[attr-defined]
     if message.startswith("No such command"):
         commands = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
         return f"{message} Commands: {', '.join(commands)}."
-    if message.startswith(("No such option", "Missing argument")):
+    if message.startswith(("No such option", "Missing argument", "Missing option")):
         end = "" if message.endswith((".", "?")) else "."
         return f"{message}{end} See `{_help_command(args)}`."
     for pydantic_words, kind in NUMBER_WORDS.items():  # typer's wording names neither the value nor the fix

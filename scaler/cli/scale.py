@@ -14,7 +14,7 @@ import typer
 from scaler.cli.app import Format, app, console, progress_console
 from scaler.cli.options import FormatOption
 from scaler.errors import UsageError, attributed_to
-from scaler.cli.render import Column, counted, emit, fixed, giga, integer, text
+from scaler.cli.render import Column, emit, fixed, giga, integer, text
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_product, parse_phi_list
 
 
@@ -74,12 +74,12 @@ def scale(
     else:
         alpha, beta, gamma = (PAPER_ALPHA if alpha is None else alpha, PAPER_BETA if beta is None else beta,
                               PAPER_GAMMA if gamma is None else gamma)
-    recorded = base is None and searched is not None
-    with _recorded_base(from_search, searched) if recorded else nullcontext():
+    recorded = from_search is not None and base is None and searched is not None
+    with _recorded_base(from_search, searched) if recorded else nullcontext():  # type: ignore[arg-type]
         variant, resolution = reports.family_base(base if base is not None else searched or reports.FAMILY_BASE, base_resolution)
-        counting = nullcontext() if format.is_document else progress_console.status(f"counting {counted(len(phis), 'network')} with fvcore...")
-        with counting:  # B7-sized networks take seconds each
-            frame = reports.family_table(alpha, beta, gamma, phis, base=variant, base_resolution=resolution)
+    counting = nullcontext() if format.is_document else progress_console.status("counting the family with fvcore...")
+    with counting:  # B7-sized networks take seconds each
+        frame = reports.family_table(alpha, beta, gamma, phis, base=variant, base_resolution=resolution)
     if from_search is not None:  # once the table stands: a refused command prints its error alone
         for note in best_notes(from_search):
             print(f"note: {note}", file=sys.stderr)
@@ -96,8 +96,9 @@ def scale(
 
 @contextmanager
 def _recorded_base(folder: Path, variant: str) -> Iterator[None]:
-    """A fault of the base a search recorded (its factory moved, or was typed relative to
-    another folder) is its `--from`'s, not a `--base` nobody typed."""
+    """A base a search recorded that is not found here (a preset gone, a factory moved or typed
+    relative to another folder) is its `--from`'s fault, not a `--base` nobody typed. (A found
+    network that cannot take a size asked for stays that size's fault.)"""
     try:
         yield
     except UsageError as exc:

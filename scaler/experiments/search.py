@@ -296,23 +296,24 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, dict]:
 
 def at_chance(info: dict) -> str | None:
     """Where a search's best candidate is not above chance (its top-1 interval reaches one in
-    as many as the classes): the words for it, since every candidate is then as good as a
-    guess and the ranking, the ties included, says nothing (among equal top-1s the fewest MACs
-    rank first). None otherwise, or where the summary does not say."""
+    as many as the classes, as if they were equally frequent): the words for it, since no
+    candidate is then told from a guess, and the ranking tells little (among equal top-1s the
+    fewest MACs rank first). None otherwise, or where the summary does not say."""
     best = info.get("best") or {}
-    classes = (info.get("config", {}).get("base") or {}).get("num_classes")
+    classes = ((info.get("config") or {}).get("base") or {}).get("num_classes")
     low = best.get("top1_low")
     if not classes or low is None or not math.isfinite(low) or low > 1 / classes:
         return None
     return (f"the best candidate is not above chance: its top-1 interval reaches {1 / classes:.1%} (one of {classes} classes), so "
-            "the ranking says nothing; train longer (--epochs), on more images or at a larger --base-resolution")
+            "the ranking tells little; train longer (--epochs), on more images or at a larger --base-resolution")
 
 
 def best_notes(folder: Path) -> list[str]:
     """Notes for a command that takes a finished search's best coefficients (`--from`): when
-    the best is not above chance (`at_chance`), when the data cannot single the best out (how many other complete candidates are tied with it),
-    and when other points of the ranges built its network at the search's phi (they scale to
-    other networks at another phi). Empty when neither holds, or the search did not store it."""
+    the best is not above chance (`at_chance`), when the data cannot single it out (how many
+    other complete candidates are tied with it), and when other points of the ranges built its
+    network at the search's phi (they scale to other networks at another phi). Empty when none
+    holds, or the search did not store it."""
     frame, info = read_results(folder)
     best = info.get("best") or {}
     notes = [f"search {folder}: {chance}"] if (chance := at_chance(info)) else []
@@ -335,7 +336,8 @@ def best_notes(folder: Path) -> list[str]:
 def searched_variant(folder: Path) -> str | None:
     """The base network a search folder's study scaled, spelled as `canonical_variant` spells
     it (as recorded where no preset has that name any more; None where the summary does not
-    say): what a command that takes the search's coefficients to another base warns about."""
+    say): the base `scale --from` lays out, and what `compare --from` warns about when it
+    scales another."""
     variant = read_results(folder)[1].get("config", {}).get("base", {}).get("variant")
     if variant is None:
         return None

@@ -132,8 +132,12 @@ def same_variant(a: str, b: str) -> bool:
     if not (is_reference(a) and is_reference(b)):
         return False
     (place_a, _, name_a), (place_b, _, name_b) = (x.strip().rpartition(":") for x in (a, b))
-    return (name_a == name_b and is_file_location(place_a) and is_file_location(place_b)
-            and Path(place_a).resolve() == Path(place_b).resolve())
+    if name_a != name_b or not (is_file_location(place_a) and is_file_location(place_b)):
+        return False
+    try:
+        return Path(place_a).resolve() == Path(place_b).resolve()
+    except (OSError, ValueError):  # a path no file can have (a NUL in a hand-edited summary)
+        return False
 
 
 def get_preset(name: str) -> Preset:

@@ -318,7 +318,7 @@ def _difference(key: str, old: object, new: object, options: Mapping[str, str]) 
     above = next((n for n in range(len(parts), 0, -1) if ".".join(parts[:n]) in options), None)
     label = key if above is None else " ".join([options[".".join(parts[:above])], *parts[above:]])
     on, _, off = label.partition("/")
-    if off.startswith("--") and all(v is _ABSENT or isinstance(v, bool) for v in (old, new)):
+    if off.startswith("--") and all(v is _ABSENT or isinstance(v, bool) for v in (old, new)) and (old is True) != (new is True):
         return f"{label}: {on if old is True else off} -> {on if new is True else off}"
 
     def shown(value: object) -> str:
