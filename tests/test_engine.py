@@ -176,6 +176,22 @@ def test_workers_take_items_in_the_queue_order_the_study_records(tmp_path, stora
         assert popped == [3, 1, 4, 0, 2] and pop_trial(handle) is None
 
 
+def test_an_item_whose_worker_died_is_taken_again_after_the_items_not_yet_tried(tmp_path, storage_url):
+    """An item that kills its worker (out of memory) went back to its place at the head of the
+    queue: every worker took it in turn and died, round after round, while the items behind
+    it never ran. Queued again, it now comes after them, in any worker's view."""
+    folder = tmp_path / unique("poison")
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=3), storage_url)
+        reconcile(handle)
+        set_queue_order(handle, [WorkItem.of(item=2), WorkItem.of(item=0), WorkItem.of(item=1)])
+        lost = pop_trial(handle)  # item 2, whose worker is then killed
+        storage_module.requeue_lost(handle.study, handle.storage.get_trial(lost._trial_id))
+        other = join_study(storage_url, handle.name) if storage_url else handle
+        popped = [item_params(h.storage.get_trial(pop_trial(h)._trial_id))["item"] for h in (other, handle, other)]
+        assert popped == [0, 1, 2] and pop_trial(handle) is None
+
+
 @pytest.mark.parametrize("workers, database, halving, order", [
     (1, False, False, [0, 1, 2, 3]),  # one worker: table order
     (2, False, False, [3, 1, 2, 0]),  # several: the longest first

@@ -6,7 +6,8 @@ How a study stays exactly-once and resumable, whatever its experiment:
   WAITING trials with the storage's atomic WAITING -> RUNNING transition; no sampler ever
   chooses. (Optuna's grid sampler alone can hand the same point to two workers near the end of
   a study; the queue cannot.) They take them in the order the runner set (`set_queue_order`:
-  the longest first where several workers share them, else table order; `runner._side_by_side`).
+  the longest first where several workers share them, else table order; `runner._side_by_side`),
+  an item whose worker died after those not yet tried.
 * Before workers start, `reconcile` looks at every item's trials: finished items are left
   alone; a trial left RUNNING by a process that died (journal file: on restart, since the
   folder lock proves nobody else runs it; RDB: by heartbeat) or stopped by Ctrl-C is marked
@@ -43,7 +44,7 @@ from scaler.states import State
 from scaler.study.experiment import Events, Experiment, Outcome, WorkItem
 from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
-from scaler.study.storage import heartbeat_timing, item_params
+from scaler.study.storage import REQUEUED_FROM, heartbeat_timing, item_params
 from scaler.study.trials import count_finished, mark_interrupted, representative, trial_state, trials_by_item
 
 # How an outcome is told to Optuna: scored outcomes carry the objective.
@@ -103,10 +104,13 @@ def set_queue_order(handle: StudyHandle, items: list[WorkItem]) -> None:
     handle.study.set_user_attr(ATTR_ORDER, [item.as_dict() for item in items])
 
 
-def _queue_position(handle: StudyHandle) -> Callable[[FrozenTrial], int]:
-    """A WAITING trial's place in the queue order (`set_queue_order`)."""
+def _queue_position(handle: StudyHandle) -> Callable[[FrozenTrial], tuple[bool, int]]:
+    """A WAITING trial's place in the queue order (`set_queue_order`), an item queued again
+    because its worker died (`requeue_lost`) after every item not yet tried: an item that
+    kills whoever trains it (out of memory) would otherwise take each worker in turn, round
+    after round, while the items behind it never ran."""
     order = {WorkItem.of(**params): i for i, params in enumerate(handle.study.user_attrs.get(ATTR_ORDER) or [])}
-    return lambda trial: order.get(handle.experiment.item_of(item_params(trial)), len(order))
+    return lambda trial: (REQUEUED_FROM in trial.user_attrs, order.get(handle.experiment.item_of(item_params(trial)), len(order)))
 
 
 @dataclass(frozen=True)

@@ -78,12 +78,15 @@ def item_params(trial: FrozenTrial) -> dict:
     return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
 
 
+REQUEUED_FROM = "requeued_from"  # a trial's attribute: the number of the trial whose worker died
+
+
 def requeue_lost(study: optuna.Study, trial: FrozenTrial) -> None:
     """A worker died mid-item (the heartbeat callback of RDB storages, and what a parent does
     for a local worker process it sees dead): put the item back in the queue."""
     params = item_params(trial)
     if params:
-        study.enqueue_trial(params, user_attrs={**params, "requeued_from": trial.number})
+        study.enqueue_trial(params, user_attrs={**params, REQUEUED_FROM: trial.number})
 
 
 def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) -> optuna.storages.BaseStorage:
