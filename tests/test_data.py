@@ -120,6 +120,36 @@ def test_folder_auto_split_stratified(tmp_path):
     assert len(capped.val) == 3 and capped.fingerprint != ds.fingerprint
 
 
+def test_classes_training_leaves_out_are_warned_with_the_top1_they_cap(tmp_path):
+    """Fewer training images than classes: the classes without one cannot be learned, and
+    top-1 cannot exceed the share of validation images of the others. Enough images for
+    every class: no warning."""
+    few = load_dataset("synthetic", storage_resolution=16, train_images=4, val_images=20, native_resolution=32)
+    left_out = ", ".join(SYNTHETIC_CLASSES[4:7])
+    assert few.warnings == (
+        f"6 of the 10 classes ({left_out} and 3 more) have no training image among the 4: no network can "
+        "learn them, so top-1 cannot exceed 40.0%; more training images would cover them",
+    )
+    both = load_dataset("synthetic", storage_resolution=16, train_images=3, val_images=2, native_resolution=32)
+    assert both.warnings == (
+        f"7 of the 10 classes ({', '.join(SYNTHETIC_CLASSES[3:6])} and 4 more) have no training image among the 3: "
+        "no network can learn them, and validation has none of them either; more training images would cover them",
+    )
+    # a folder whose one-image class a cap leaves out of training: validation's other half is the ceiling
+    root = tmp_path / "data"
+    for i in range(5):
+        write_png(root / "train" / "big" / f"{i}.png", (200, 0, 10 * i))
+    write_png(root / "train" / "tiny" / "0.png", (0, 0, 0))
+    for name, color in (("big", (200, 0, 0)), ("tiny", (0, 0, 0))):
+        write_png(root / "val" / name / "0.png", color)
+    capped = load_dataset(str(root), storage_resolution=12, train_images=3)
+    assert capped.warnings == (
+        "1 of the 2 classes (tiny) have no training image among the 3: no network can learn them, "
+        "so top-1 cannot exceed 50.0%; more training images would cover them",
+    )
+    assert load_dataset("synthetic", storage_resolution=16, train_images=10, val_images=10, native_resolution=32).warnings == ()
+
+
 def test_folder_train_val_subfolders(tmp_path):
     root = tmp_path / "data"
     for split, n in (("train", 3), ("val", 2)):

@@ -138,6 +138,9 @@ def test_wide_modes_scale_or_are_refused_by_name(tmp_path):
         ("skipped 2 unreadable image file(s): a/hot.tif: mode I (32-bit) with values 0..126000; "
         "only 0..65535 (16-bit) is understood; b/hdr.tif: mode F (float) with values -1..5.3; "
         "only 0..1 is understood"),
+        # a's one file drawn for training was the unreadable one
+        ("1 of the 2 classes (a) have no training image among the 1: no network can learn them, so top-1 "
+         "cannot exceed 33.3%; more training images would cover them"),
     )
 
 

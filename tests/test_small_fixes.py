@@ -24,6 +24,7 @@ from scaler.study import results as study_results
 from scaler.study.create import join_study
 from scaler.study.storage import mask_url
 from scaler.study.trials import records
+from scaler.data import SYNTHETIC_CLASSES
 from tests.conftest import TINY_BASE
 
 EMPTY_NAME = (
@@ -456,15 +457,37 @@ def test_a_worker_refuses_a_folder_that_is_not_its_study_s(cli, tiny_search, tmp
 
 def test_the_tie_line_counts_only_the_candidates_a_tie_was_tested_on():
     """With the other rows timed out, '0 other candidate(s) the data cannot tell from it' read
-    as if they had been compared."""
+    as if they had been compared; a search of one candidate has nothing to rank, and says so
+    instead of tie and reliability lines."""
     from scaler.cli.results import reliability_lines
 
-    info = {"tied_best": [3], "best": {"candidate": 3}, "repeats": 1, "states": {"complete": 1, "timeout": 3}}
-    assert reliability_lines(info)[0] == ("≈ tied with the best: 0 of the 0 other complete candidate(s) the data cannot "
-                                          "tell from it (validation images only, 95%)")
+    info = {"tied_best": [3], "best": {"candidate": 3}, "repeats": 1, "candidates": 4, "states": {"complete": 1, "timeout": 3}}
+    assert reliability_lines(info) == ["no other candidate completed, so no tie with the best could be tested"]
     info.update(tied_best=[3, 1], states={"complete": 4})
     assert reliability_lines(info)[0].startswith("≈ tied with the best: 1 of the 3 other complete candidate(s)")
+    alone = {"tied_best": [0], "best": {"candidate": 0, "top1_low": 0.4}, "repeats": 3, "candidates": 1, "states": {"complete": 1}}
+    assert reliability_lines(alone) == ["one candidate: the search has nothing to rank it against; widen the ranges or raise "
+                                        "--tolerance (`scaler candidates` lists the candidates of a space)"]
 
+
+
+def test_a_search_of_one_candidate_on_fewer_images_than_classes_says_both_before_training(cli, tmp_path):
+    """Two set-ups whose table would look like any other: a space of one candidate (its '★ best'
+    is alone) and fewer training images than classes (classes no network can learn, which
+    cap top-1). Each is said once the options are accepted, before training, and the one
+    candidate again under the table, in place of tie and reliability lines."""
+    alone = ["--alpha-range", "1.2", "--beta-range", "1", "--gamma-range", "1.1", "--tolerance", "0.75", "--base-width", "0.25"]
+    few = [*TINY[:2], "--train-images", "6", *TINY[4:]]
+    result = cli("search", *alone, *few, "--root", tmp_path)
+    assert result.code == 0, result.err
+    left_out = ", ".join(SYNTHETIC_CLASSES[6:9])
+    assert (f"warning: 4 of the 10 classes ({left_out} and 1 more) have no training image among the 6: no network can learn "
+            "them, so top-1 cannot exceed 62.5%; more training images would cover them") in result.err.splitlines()
+    assert ": 1 candidate (alone: nothing to rank it against), 0 already finished" in result.err
+    said = flat(result.out).split("split ", 1)[1]
+    assert "one candidate: the search has nothing to rank it against" in said and "tied" not in said and "reliability" not in said
+    (folder,) = (p for p in tmp_path.iterdir() if not p.name.startswith("."))
+    assert flat(cli("report", folder).out).count("one candidate: the search has nothing to rank it against") == 1
 
 
 def test_json_output_is_strict_json_even_with_infinite_values():

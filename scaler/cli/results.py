@@ -94,9 +94,15 @@ def reliability_lines(info: dict, shown: pd.DataFrame | None = None) -> list[str
     reliability = info.get("reliability")
     tied = info.get("tied_best") or []
     lines = [chance] if (chance := at_chance(info)) else []
+    complete = int(info.get("states", {}).get(State.COMPLETE.value, len(tied)))
+    if info.get("best") and complete == 1:  # no tie, no ranking to trust or doubt
+        if info.get("candidates") == 1:
+            return [*lines, "one candidate: the search has nothing to rank it against; widen the ranges or raise --tolerance "
+                            "(`scaler candidates` lists the candidates of a space)"]
+        return [*lines, "no other candidate completed, so no tie with the best could be tested"]
     if tied:
         noise = "validation and seed noise" if info.get("repeats", 1) >= 2 else "validation images only"
-        others = max(0, int(info.get("states", {}).get(State.COMPLETE.value, len(tied))) - 1)  # the rows a tie was tested on
+        others = max(0, complete - 1)  # the rows a tie was tested on
         in_part = ""
         if shown is not None and len(tied) > 1:
             best = int(info["best"]["candidate"]) if info.get("best") else None

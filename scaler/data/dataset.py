@@ -60,6 +60,24 @@ def check_image_counts(train_images: int | None, val_images: int | None) -> None
             check_int(name, value, low, MAX_IMAGES)
 
 
+def class_coverage(classes: tuple[str, ...], train: ImageSplit, val: ImageSplit) -> tuple[str, ...]:
+    """A warning for the classes the training split holds no image of (fewer images than
+    classes, a cap that left a small class out, or its files unreadable): no network can learn
+    them, which caps top-1 at the share of validation images of the other classes. (A class
+    missing from validation is the folder source's to name, with its own advice.)"""
+    count = len(classes)
+    in_train = torch.bincount(train.labels, minlength=count)[:count]
+    empty = [name for name, n in zip(classes, in_train.tolist()) if n == 0]
+    if not empty:
+        return ()
+    named = ", ".join(empty[:3]) + (f" and {len(empty) - 3} more" if len(empty) > 3 else "")
+    in_val = torch.bincount(val.labels, minlength=count)[:count]
+    ceiling = float(in_val[in_train > 0].sum()) / max(1, len(val))
+    cap = f"so top-1 cannot exceed {ceiling:.1%}" if ceiling < 1 else "and validation has none of them either"
+    return (f"{len(empty)} of the {count} classes ({named}) have no training image among the {len(train)}: "
+            f"no network can learn them, {cap}; more training images would cover them",)
+
+
 def load_dataset(
     source: str | os.PathLike[str] = SYNTHETIC_SOURCE,
     *,
@@ -113,8 +131,8 @@ def _load(source: str, storage_resolution: int, train_images: int | None, val_im
         loaded = loader.load()
         if cache_file is not None:
             write_cache(cache_file, loaded, stamp)
-    dataset = Dataset(source, loaded.classes, loaded.train, loaded.val, fingerprint,
-                      loaded.skipped, loaded.decoded, loaded.warnings)
+    dataset = Dataset(source, loaded.classes, loaded.train, loaded.val, fingerprint, loaded.skipped,
+                      loaded.decoded, loaded.warnings + class_coverage(loaded.classes, loaded.train, loaded.val))
     _remember(key, dataset)
     return dataset
 

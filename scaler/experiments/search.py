@@ -162,7 +162,7 @@ class CompoundSearch(ProxyExperiment):
     def describe(self) -> str:
         merged = merged_points(self.candidates)
         left_out = f" ({merged} more point(s) of the ranges build one of their networks: see `scaler candidates`)" if merged else ""
-        candidates = f"{len(self.candidates)} candidate{'' if len(self.candidates) == 1 else 's'}"
+        candidates = "1 candidate (alone: nothing to rank it against)" if len(self.candidates) == 1 else f"{len(self.candidates)} candidates"
         if self.repeats == 1:
             return f"{candidates}{left_out}"
         return f"{candidates} x {self.repeats} repeats = {len(self.candidates) * self.repeats} trainings{left_out}"
