@@ -317,6 +317,13 @@ def test_the_studies_and_their_results_need_no_command_line_or_terminal_library(
     assert proc.returncode == 0 and proc.stdout == "[]\n", proc.stdout + proc.stderr
 
 
+def test_compare_phis_reads_as_one_number_and_a_range_is_refused_with_what_it_takes(cli):
+    """`--phis 1-3` was a natural guess for phi = 1..3; the help names the value K."""
+    assert "--phis K Compare at phi = 1, 2, ..., K (nominal FLOPs T^phi): one number, not a range." in " ".join(cli("compare", "--help").out.split())
+    result = cli("compare", "--phis", "1-3")
+    assert (result.code, result.err) == (2, "error: Invalid value for '--phis': '1-3' is not a whole number; see `scaler compare --help`\n")
+
+
 def test_help_has_examples_and_reads_as_text(cli):
     for command in ("search", "calibrate", "candidates", "compare", "flops", "report", "scale", "train", "worker"):
         result = cli(command, "--help")

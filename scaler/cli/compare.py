@@ -84,7 +84,7 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
 )
 @options.with_options(BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, after="strategy_list")
 def compare(
-    phis: Annotated[int, typer.Option("--phis", help="Compare at phi = 1..K (nominal FLOPs T^phi).")] = 3,
+    phis: Annotated[int, typer.Option("--phis", metavar="K", help="Compare at phi = 1, 2, ..., K (nominal FLOPs T^phi): one number, not a range.")] = 3,
     target: Annotated[float, typer.Option(help="T: FLOPs growth per step of phi.")] = 2.0,
     compound: Annotated[Optional[str], typer.Option(help=f"Compound coefficients alpha,beta,gamma (default: the paper's {PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}).")] = None,
     from_search: Annotated[Optional[Path], typer.Option("--from", help="Take compound's coefficients from a finished search folder's best candidate.")] = None,
