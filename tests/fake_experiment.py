@@ -34,6 +34,7 @@ class FakeConfig:
     oom: tuple[int, ...] = ()  # items that raise the CPU allocator's message
     nan: tuple[int, ...] = ()  # items that end complete without a finite objective
     kill: tuple[int, ...] = ()  # items whose worker process SIGKILLs itself (local workers only)
+    term: tuple[int, ...] = ()  # items whose worker process SIGTERMs itself alone (local workers only)
     broken_worker: bool = False  # a worker process fails to prepare (an error it prints, exit 1)
     seconds: float = 0.0  # how long each item works
     halving: bool = False  # judge reports with successive halving
@@ -46,7 +47,7 @@ class FakeConfig:
         return {**asdict(self), **{key: list(getattr(self, key)) for key in TUPLES}}
 
 
-TUPLES = ("fail", "no_epochs", "oom", "nan", "kill")
+TUPLES = ("fail", "no_epochs", "oom", "nan", "kill", "term")
 
 
 def score(index: int) -> float:
@@ -133,6 +134,10 @@ class FakeExperiment(Experiment):
         if index in self.config.kill:
             assert multiprocessing.parent_process() is not None, "only a worker process may kill itself"
             os.kill(os.getpid(), signal.SIGKILL)
+        if index in self.config.term:
+            assert multiprocessing.parent_process() is not None, "only a worker process may stop itself"
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the signal's handler raises meanwhile
         if index in self.config.nan:
             return Outcome(State.COMPLETE, "", math.nan, {"epochs": self.config.epochs})
         value = score(index)

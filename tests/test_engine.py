@@ -629,14 +629,95 @@ def test_an_error_in_the_parent_stops_its_worker_processes_before_the_lock_is_re
     assert not handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
 
 
-def test_rounds_of_local_workers_stop_at_the_cap_and_say_what_is_left(tmp_path):
+def test_an_item_that_kills_every_worker_fails_after_three_deaths_and_the_rest_train(tmp_path):
+    """Local workers killed on one item: it goes behind the others, which train, and after
+    MAX_DEATHS deaths it fails with the reason (a round cap once left it, and with three such
+    items the healthy ones behind them, untrained on every run)."""
     messages: list[str] = []
+    log = tmp_path / "runs.log"
     with folder_lock(tmp_path / "killed"):
-        handle = open_fake(tmp_path / "killed", FakeConfig(count=2, kill=(0,)))
+        handle = open_fake(tmp_path / "killed", FakeConfig(count=4, kill=(0, 1), log=str(log)))
         run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=messages.append)
-    rounds = [m for m in messages if m.startswith("round ")]
-    assert [m.split(":")[0] for m in rounds] == ["round 2", "round 3"]  # no round 4 is announced
-    assert messages[-1] == "1 item(s) left untrained after 3 rounds of workers that were killed"
+        assert states(handle) == {0: State.FAILED, 1: State.FAILED, 2: State.COMPLETE, 3: State.COMPLETE}
+        reasons = {r.item["item"]: r.reason for r in records(handle)}
+        assert reasons[0] == reasons[1] == ("the process training it died 3 times (killed: out of memory, perhaps; "
+                                            "`dmesg` tells); --retry-failed tries it once more")
+        assert sorted(i for e, i, _ in log_lines(log) if e == "start") == [0, 0, 0, 1, 1, 1, 2, 3]
+        assert all(m.startswith("round ") and " worker(s) killed; new workers for the " in m for m in messages if "round" in m)
+        again: list[str] = []
+        run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=again.append)
+        assert "2 failed item(s) stay failed (--retry-failed trains them again)" in again
+        assert sorted(i for e, i, _ in log_lines(log) if e == "start") == [0, 0, 0, 1, 1, 1, 2, 3]  # nothing ran
+
+
+def test_an_item_left_running_by_a_dead_command_goes_behind_the_rest_and_fails_at_its_third_death(tmp_path):
+    """A whole command killed mid-item (in-process training, the OOM killer): the next run
+    takes the items not yet tried first, and an item that killed three runs is failed, not
+    tried a fourth time unless --retry-failed."""
+    folder = tmp_path / "dead"
+
+    def resumed():
+        handle = open_fake(folder, FakeConfig(count=3))
+        plan = reconcile(handle)
+        set_queue_order(handle, [WorkItem.of(item=i) for i in range(3)])  # table order, as one worker takes them
+        return handle, plan
+
+    def popped(handle):
+        return item_params(handle.storage.get_trial((trial := pop_trial(handle))._trial_id))["item"], trial
+
+    with folder_lock(folder):
+        handle, plan = resumed()
+        assert popped(handle)[0] == 0  # its command then dies
+    with folder_lock(folder):
+        handle, plan = resumed()
+        assert plan.interrupted == 1 and len(plan.queued) == 3
+        for expected in (1, 2):  # the items not yet tried first
+            item, trial = popped(handle)
+            assert item == expected and run_trial(handle, trial, {}, CPU, Events()) is State.COMPLETE
+        assert popped(handle)[0] == 0  # and its command dies again
+    with folder_lock(folder):
+        handle, plan = resumed()
+        assert plan.queued == [WorkItem.of(item=0)] and popped(handle)[0] == 0  # a third death
+    with folder_lock(folder):
+        handle, plan = resumed()
+        assert (plan.failed, plan.queued, plan.interrupted) == ([WorkItem.of(item=0)], [], 0)
+        assert states(handle) == {0: State.FAILED, 1: State.COMPLETE, 2: State.COMPLETE}
+        assert reconcile(handle, retry_failed=True).queued == [WorkItem.of(item=0)]
+
+
+def test_a_run_killed_while_it_timed_the_networks_leaves_the_next_without_an_estimate(tmp_path, monkeypatch):
+    """Timing runs in the command's own process, before any training: a network that kills it
+    there (out of memory) would kill every run. A run after such a kill trains without an
+    estimate, and one that ends clears the mark."""
+    seen = []
+    monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, *a, **k: (seen.append(self), ({}, "timed"))[1])
+    with folder_lock(tmp_path / "timing"):
+        handle = open_fake(tmp_path / "timing", FakeConfig(count=2))
+        handle.study.set_user_attr(runner.ATTR_TIMING, True)  # what a run killed while timing leaves
+        messages: list[str] = []
+        run_study(handle, workers=1, runtime=CPU, retry_failed=False, log=messages.append)
+        assert not seen and states(handle) == {0: State.COMPLETE, 1: State.COMPLETE}
+        assert "warning: a run was killed while it timed the networks for its estimate; 2 item(s) to train without one" in messages
+        assert any(m.endswith("estimated unknown (no estimate: a run was killed while it timed the networks)") for m in messages), messages
+        assert handle.study.user_attrs[runner.ATTR_TIMING] is False
+    marks = []
+    monkeypatch.setattr(FakeExperiment, "estimate_seconds", lambda self, ctx, rt, items, **k: (marks.append(handle.study.user_attrs[runner.ATTR_TIMING]), (dict.fromkeys(items, 1.0), "timed"))[1])
+    with folder_lock(tmp_path / "fresh"):
+        handle = open_fake(tmp_path / "fresh", FakeConfig(count=1))
+        run_study(handle, workers=1, runtime=CPU, retry_failed=False, log=lambda m: None)
+        assert marks == [True] and handle.study.user_attrs[runner.ATTR_TIMING] is False  # set while timing, cleared after
+
+
+def test_a_worker_stopped_alone_by_sigterm_is_named_not_blamed_on_an_error(tmp_path):
+    """A scheduler or an admin that SIGTERMs one worker: the worker marks its item interrupted
+    and exits 130. No error was printed, so 'stopped on the error above' was false."""
+    messages: list[str] = []
+    with folder_lock(tmp_path / "term"):
+        handle = open_fake(tmp_path / "term", FakeConfig(count=2, term=(0,)))
+        run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=messages.append)
+        assert states(handle) == {0: State.QUEUED, 1: State.COMPLETE}  # queued again for the next run
+    assert messages[-1].startswith("1 item(s) left untrained: worker(s) scaler-worker-")
+    assert messages[-1].endswith(" were stopped by a signal (SIGTERM or SIGINT); the same command trains them")
 
 
 def test_workers_that_stop_on_an_error_are_not_started_again(tmp_path, capfd):

@@ -11,7 +11,9 @@ How a study stays exactly-once and resumable, whatever its experiment:
 * Before workers start, `reconcile` looks at every item's trials: finished items are left
   alone; a trial left RUNNING by a process that died (journal file: on restart, since the
   folder lock proves nobody else runs it; RDB: by heartbeat) or stopped by Ctrl-C is marked
-  INTERRUPTED and its item enqueued again; failed items are enqueued again only on request.
+  INTERRUPTED and its item enqueued again (one whose process died: behind the items not yet
+  tried, and after `storage.MAX_DEATHS` deaths failed instead); failed items are enqueued
+  again only on request.
 * A trial popped for an item that is already finished (two reconcilers at once) is dropped
   as a DUPLICATE without running.
 * The results are derived from the trials, one record per item, and written atomically
@@ -44,8 +46,8 @@ from scaler.states import State
 from scaler.study.experiment import Events, Experiment, Outcome, WorkItem
 from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
-from scaler.study.storage import REQUEUED_FROM, heartbeat_timing, item_params
-from scaler.study.trials import count_finished, mark_interrupted, representative, trial_state, trials_by_item
+from scaler.study.storage import REQUEUED_FROM, heartbeat_timing, item_params, process_died
+from scaler.study.trials import count_finished, item_state, mark_interrupted, representative, trials_by_item
 
 # How an outcome is told to Optuna: scored outcomes carry the objective.
 _OPTUNA_STATE = {State.COMPLETE: TrialState.COMPLETE, State.TIMEOUT: TrialState.COMPLETE, State.PRUNED: TrialState.PRUNED}
@@ -93,9 +95,12 @@ def _summary_data_fingerprint(handle: StudyHandle) -> str | None:
 # The queue
 
 
-def _enqueue(handle: StudyHandle, item: WorkItem) -> None:
+def _enqueue(handle: StudyHandle, item: WorkItem, after: FrozenTrial | None = None) -> None:
+    """Queue `item`; one whose trial `after` died with its process goes behind the items not
+    yet tried (`_queue_position`)."""
     params = item.as_dict()
-    handle.study.enqueue_trial(params, user_attrs=params)
+    died = {REQUEUED_FROM: after.number} if after is not None and process_died(after) else {}
+    handle.study.enqueue_trial(params, user_attrs={**params, **died})
 
 
 def set_queue_order(handle: StudyHandle, items: list[WorkItem]) -> None:
@@ -127,11 +132,11 @@ class Plan:
 def reconcile(handle: StudyHandle, *, retry_failed: bool = False) -> Plan:
     """Mark stale trials interrupted and enqueue every item that still needs work."""
     storage, study = handle.storage, handle.study
-    interrupted = 0
+    stale = []
     if handle.exclusive:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            mark_interrupted(storage, trial._trial_id, f"the process running it ended mid-{handle.experiment.noun}")
-            interrupted += 1
+            mark_interrupted(storage, trial._trial_id, f"the process running it ended mid-{handle.experiment.noun}", died=True)
+            stale.append(handle.experiment.item_of(item_params(trial)))
     elif handle.uses_heartbeat:
         fail_stale_trials(study)
     groups = trials_by_item(handle)
@@ -147,12 +152,12 @@ def reconcile(handle: StudyHandle, *, retry_failed: bool = False) -> Plan:
             queued.append(item)
             continue
         last = representative(trials)
-        if last is None or trial_state(last) is State.INTERRUPTED or retry_failed:
-            _enqueue(handle, item)
+        if last is None or item_state(trials)[0] is State.INTERRUPTED or retry_failed:
+            _enqueue(handle, item, after=last)
             queued.append(item)
         else:
             failed.append(item)
-    return Plan(len(items), finished, queued, failed, interrupted)
+    return Plan(len(items), finished, queued, failed, sum(item in stale for item in queued))
 
 
 def fail_stale_trials(study: optuna.Study) -> None:

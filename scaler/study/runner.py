@@ -38,9 +38,12 @@ from scaler.study.results import write_outputs
 from scaler.study.spawned import worker_entry
 from scaler.study.trials import count_finished, mark_interrupted, records
 from scaler.study.experiment import Events, WorkItem
-from scaler.study.storage import item_params, requeue_lost
+from scaler.study.storage import MAX_DEATHS, item_params, requeue_lost
 
-MAX_ROUNDS = 3  # rounds of local workers; a round after the first reruns items of dead workers
+# Rounds of local workers in a row in which killed workers took no item: a round after the
+# first reruns the items of dead workers (each item at most storage.MAX_DEATHS times).
+MAX_IDLE_ROUNDS = 3
+ATTR_TIMING = "scaler_timing_networks"  # a study's attribute: set while a run times networks for its estimate
 
 
 class StudyProgress(Protocol):
@@ -154,8 +157,9 @@ def run_study(
         context = _prepare(handle, runtime, log)
         prepared = True
         write_outputs(handle)
-        workers, runtime = _announce(handle, plan, context, workers, runtime, log, fresh_process)
-        if plan.queued and workers == 1:
+        in_process = workers == 1  # asked for workers, a study keeps them to its last item: one it kills leaves the command standing
+        workers, runtime = _announce(handle, plan, context, workers, runtime, log, fresh_process, in_process)
+        if plan.queued and in_process:
             with _opened(display, plan.total, plan.total - len(plan.queued), noun) as bars:
                 work(handle, context, runtime, _events(bars, log))
         elif plan.queued:
@@ -164,6 +168,8 @@ def run_study(
         if not interrupted_by_user(exc):
             raise
         interrupted = True
+    if not interrupted and handle.study.user_attrs.get(ATTR_TIMING):  # this run ended: the next one may time again
+        handle.study.set_user_attr(ATTR_TIMING, False)
     # unprepared (stopped while the data loaded), the experiment lacks what its summary records
     # (the data's fingerprint): the files stay as the last run wrote them
     frame = write_outputs(handle) if prepared else handle.experiment.table(records(handle))
@@ -171,9 +177,10 @@ def run_study(
 
 
 def _announce(handle: StudyHandle, plan: Plan, context: Any, workers: int, runtime: Runtime,
-              log: Callable[[str], None], fresh_process: bool) -> tuple[int, Runtime]:
+              log: Callable[[str], None], fresh_process: bool, in_process: bool) -> tuple[int, Runtime]:
     """Log what is left and the estimate of its wall time; the workers it takes (no more than
-    the items) and their runtime (threads shared out)."""
+    the items) and their runtime (threads shared out). `in_process`: the items run in this
+    process, not in worker processes."""
     experiment, noun = handle.experiment, handle.experiment.noun
     if plan.interrupted:
         log(f"{plan.interrupted} {noun}(s) interrupted last time will be trained again")
@@ -184,14 +191,12 @@ def _announce(handle: StudyHandle, plan: Plan, context: Any, workers: int, runti
         log(f"{len(plan.queued)} {noun}(s) to train: {len(plan.queued)} worker(s), not {workers}")
         workers = len(plan.queued)
     runtime = runtime.with_threads(_threads_per_worker(workers, runtime.threads, log))
-    if plan.queued:  # seconds per network on a GPU (first use) before the estimate line
-        log(f"timing the networks for the estimate of the {len(plan.queued)} {noun}(s) left")
-    each, how = experiment.estimate_seconds(context, runtime, plan.queued, in_process=workers == 1)
+    each, how = _estimate(handle, context, runtime, plan.queued, in_process, log)
     seconds = sum(each.values())
     order = longest_first(each) if _side_by_side(handle, workers) else plan.queued
     if plan.queued:  # a finished study shown again writes nothing to its storage
         set_queue_order(handle, order)
-    if workers > 1 and plan.queued:
+    if not in_process and plan.queued:
         at_once = concurrent_workers(workers, runtime.threads, runtime.device)
         # workers that start together share the cores as their trainings do
         seconds = parallel_seconds([each[item] for item in order], at_once,
@@ -205,6 +210,27 @@ def _announce(handle: StudyHandle, plan: Plan, context: Any, workers: int, runti
         f"{len(plan.queued)} to train on {_data_size(context)}; estimated {duration(seconds)} ({how})"
     )
     return workers, runtime
+
+
+def _estimate(handle: StudyHandle, context: Any, runtime: Runtime, items: list[WorkItem], in_process: bool,
+              log: Callable[[str], None]) -> tuple[dict[WorkItem, float], str]:
+    """The experiment's estimate of `items` (`Experiment.estimate_seconds`), which times
+    networks in this process, unless a run of this study was killed while it timed them (a
+    network too large for the memory, say) and none has ended since: then none, rather than
+    die the same way before any training. (`ATTR_TIMING` stays set from a kill to the end of
+    a run, when `run_study` clears it.)"""
+    if not items:  # times nothing
+        return handle.experiment.estimate_seconds(context, runtime, items, in_process=in_process)
+    if handle.study.user_attrs.get(ATTR_TIMING):
+        log(f"warning: a run was killed while it timed the networks for its estimate; {len(items)} "
+            f"{handle.experiment.noun}(s) to train without one")
+        return dict.fromkeys(items, math.nan), "no estimate: a run was killed while it timed the networks"
+    log(f"timing the networks for the estimate of the {len(items)} {handle.experiment.noun}(s) left")  # seconds on a GPU
+    handle.study.set_user_attr(ATTR_TIMING, True)
+    try:
+        return handle.experiment.estimate_seconds(context, runtime, items, in_process=in_process)
+    finally:  # timed, failed or stopped by Ctrl-C: not killed
+        handle.study.set_user_attr(ATTR_TIMING, False)
 
 
 def _side_by_side(handle: StudyHandle, workers: int) -> bool:
@@ -329,7 +355,7 @@ def _release_items_of_dead(handle: StudyHandle, processes: list[multiprocessing.
             requeue_lost(handle.study, trial)
             reason = f"its worker process {process.name} ended (killed by signal {-process.exitcode})"
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                mark_interrupted(handle.storage, trial._trial_id, reason)
+                mark_interrupted(handle.storage, trial._trial_id, reason, died=True)
 
 
 def _run_processes(
@@ -342,7 +368,9 @@ def _run_processes(
     context = multiprocessing.get_context("spawn")
     total, noun = len(handle.experiment.items()), handle.experiment.noun
     with _opened(display, total, count_finished(handle), noun) as bars:
-        for round_number in range(MAX_ROUNDS):
+        round_number, idle_rounds = 1, 0
+        while True:
+            taken = _taken(handle)
             processes = [
                 context.Process(
                     target=worker_entry,  # plain data in, the imports held from Ctrl-C
@@ -388,14 +416,26 @@ def _run_processes(
             plan = reconcile(handle)  # items of dead workers go back in the queue
             if not plan.queued:
                 return
-            if not any(p.exitcode < 0 for p in processes):  # no worker was killed: each stopped on an error it printed
-                log(f"{len(plan.queued)} {noun}(s) left untrained: the workers stopped on the error above, "
-                    "which another round would meet again")
+            killed = [p for p in processes if p.exitcode < 0]
+            if not killed:
+                stopped = [p.name for p in processes if p.exitcode == 130]  # SIGTERM or SIGINT sent to a worker alone
+                why = (f"worker(s) {', '.join(stopped)} were stopped by a signal (SIGTERM or SIGINT); "
+                       "the same command trains them" if stopped else "the workers stopped on the error above, "
+                       "which another round would meet again")
+                log(f"{len(plan.queued)} {noun}(s) left untrained: {why}")
                 return
-            if round_number + 1 == MAX_ROUNDS:
-                log(f"{len(plan.queued)} {noun}(s) left untrained after {MAX_ROUNDS} rounds of workers that were killed")
+            idle_rounds = 0 if _taken(handle) > taken else idle_rounds + 1
+            if idle_rounds == MAX_IDLE_ROUNDS or round_number > MAX_DEATHS * total:  # the second: a guard, never met
+                idle = f", the last {idle_rounds} before they took any" if idle_rounds else ""
+                log(f"{len(plan.queued)} {noun}(s) left untrained after {round_number} rounds of workers that were killed{idle}")
                 return
-            log(f"round {round_number + 2}: retraining {len(plan.queued)} {noun}(s) left by dead workers")
+            round_number += 1
+            log(f"round {round_number}: {len(killed)} worker(s) killed; new workers for the {len(plan.queued)} {noun}(s) left")
+
+
+def _taken(handle: StudyHandle) -> int:
+    """How many trials workers have taken from the queue so far (every state but WAITING)."""
+    return len(handle.study.get_trials(deepcopy=False, states=tuple(s for s in TrialState if s != TrialState.WAITING)))
 
 
 def _stop(processes: list[multiprocessing.process.BaseProcess], told: bool) -> None:

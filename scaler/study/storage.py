@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from scaler.errors import RunError, UsageError
 
@@ -78,14 +78,35 @@ def item_params(trial: FrozenTrial) -> dict:
     return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
 
 
-REQUEUED_FROM = "requeued_from"  # a trial's attribute: the number of the trial whose worker died
+REQUEUED_FROM = "requeued_from"  # a trial's attribute: the number of the trial whose process died
+DIED = "process_died"  # a trial's attribute: its process died mid-item (killed), not stopped by Ctrl-C
+MAX_DEATHS = 3  # an item whose process died this many times is failed, not queued again
+
+
+def process_died(trial: FrozenTrial) -> bool:
+    """Whether the process running `trial` died mid-item (killed: out of memory, SIGKILL, a
+    machine gone), as `mark_interrupted(..., died=True)` records it; a trial an RDB storage
+    failed for its stale heartbeat carries no state of ours and counts too."""
+    return bool(trial.user_attrs.get(DIED)) or (trial.state == TrialState.FAIL and "state" not in trial.user_attrs)
+
+
+def deaths(trials: list[FrozenTrial]) -> int:
+    """How many of an item's trials ended with their process dead."""
+    return sum(process_died(t) for t in trials)
 
 
 def requeue_lost(study: optuna.Study, trial: FrozenTrial) -> None:
-    """A worker died mid-item (the heartbeat callback of RDB storages, and what a parent does
-    for a local worker process it sees dead): put the item back in the queue."""
+    """A process died mid-item (the heartbeat callback of RDB storages, and what a parent does
+    for a local worker process it sees dead, or a command for the trials a dead run left
+    running): put the item back in the queue, behind the items not yet tried
+    (`REQUEUED_FROM`). After MAX_DEATHS deaths on it the item is left failed instead: one
+    that kills whatever process trains it (a network too large for the memory) would
+    otherwise be retried without end (`--retry-failed` tries it once more)."""
     params = item_params(trial)
-    if params:
+    if not params:
+        return
+    earlier = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number != trial.number and item_params(t) == params]
+    if 1 + deaths(earlier) < MAX_DEATHS:
         study.enqueue_trial(params, user_attrs={**params, REQUEUED_FROM: trial.number})
 
 

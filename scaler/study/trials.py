@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 from scaler.states import State
 from scaler.study.experiment import Record, WorkItem
 from scaler.study.handle import StudyHandle
-from scaler.study.storage import item_params
+from scaler.study.storage import DIED, MAX_DEATHS, deaths, item_params
 
 # Which trial speaks for an item: complete > pruned > running > queued > failed.
 _PREFERENCE = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.WAITING: 3, TrialState.FAIL: 4}
@@ -48,15 +48,28 @@ def representative(trials: list[FrozenTrial]) -> FrozenTrial | None:
     return min(trials, key=lambda t: (_PREFERENCE.get(t.state, 9), -t.number))
 
 
+def item_state(trials: list[FrozenTrial]) -> tuple[State, str]:
+    """The state an item stands in, and why, from its trials: its representative's, except
+    that an item whose process died MAX_DEATHS times, and that is not queued again, has
+    failed (`storage.requeue_lost`)."""
+    trial = representative(trials)
+    state = trial_state(trial)
+    reason = trial.user_attrs.get("reason", "") if trial is not None and state is not State.RUNNING else ""
+    if state is State.INTERRUPTED and (died := deaths(trials)) >= MAX_DEATHS:
+        return State.FAILED, (f"the process training it died {died} times (killed: out of memory, perhaps; "
+                              "`dmesg` tells); --retry-failed tries it once more")
+    return state, reason
+
+
 def records(handle: StudyHandle) -> list[Record]:
     """One record per item, in the experiment's order; metrics only from scored trials."""
     groups = trials_by_item(handle)
     out = []
     for item in handle.experiment.items():
-        trial = representative(groups.get(item, []))
-        state = trial_state(trial)
+        trials = groups.get(item, [])
+        trial = representative(trials)
+        state, reason = item_state(trials)
         attrs = dict(trial.user_attrs) if trial is not None and state.is_scored else {}
-        reason = trial.user_attrs.get("reason", "") if trial is not None and state is not State.RUNNING else ""
         out.append(Record(item, state, reason, attrs))
     return out
 
@@ -66,10 +79,13 @@ def count_finished(handle: StudyHandle) -> int:
     return sum(record.state.is_finished for record in records(handle))
 
 
-def mark_interrupted(storage: optuna.storages.BaseStorage, trial_id: int, reason: str) -> None:
+def mark_interrupted(storage: optuna.storages.BaseStorage, trial_id: int, reason: str, *, died: bool = False) -> None:
     """Record a trial as interrupted (with `reason`) and end it as FAIL, so that the next run
-    trains its item again."""
+    trains its item again; `died`: its process died (killed), which MAX_DEATHS bounds, rather
+    than stopped on a Ctrl-C."""
     storage.set_trial_user_attr(trial_id, "state", State.INTERRUPTED.value)
     storage.set_trial_user_attr(trial_id, "reason", reason)
+    if died:
+        storage.set_trial_user_attr(trial_id, DIED, True)
     with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
         storage.set_trial_state_values(trial_id, TrialState.FAIL)
