@@ -139,6 +139,7 @@ def test_scale_family(cli):
     assert result.code == 0
     rows = json.loads(result.out)
     assert [r["phi"] for r in rows] == [0, 1, 2]
+    assert [(r["base"], r["alpha"], r["beta"], r["gamma"]) for r in rows] == [("b0", 1.2, 1.1, 1.15)] * 3  # the title's facts, for programs
     assert rows[0]["macs"] == 385_814_752 and rows[0]["macs_ratio"] == 1.0
     assert rows[1]["resolution"] == 256  # 224 * 1.15 = 257.6 -> nearest multiple of 4
     assert rows[1]["nominal_ratio"] == pytest.approx(1.2 * 1.1**2 * 1.15**2)
@@ -322,6 +323,21 @@ def test_compare_phis_reads_as_one_number_and_a_range_is_refused_with_what_it_ta
     assert "--phis K Compare at phi = 1, 2, ..., K (nominal FLOPs T^phi): one number, not a range." in " ".join(cli("compare", "--help").out.split())
     result = cli("compare", "--phis", "1-3")
     assert (result.code, result.err) == (2, "error: Invalid value for '--phis': '1-3' is not a whole number; see `scaler compare --help`\n")
+
+
+def test_every_help_example_stands_on_a_line_of_its_own(cli, monkeypatch):
+    """Wrapped to the terminal, examples broke inside a flag ('--alpha-' / 'range') and copied
+    no longer ran: each stands whole on its own line, on a narrow terminal too."""
+    import typer
+
+    from scaler.cli import app
+
+    monkeypatch.setenv("COLUMNS", "60")
+    root = typer.main.get_command(app)
+    for name, command in [("", root), *root.commands.items()]:  # type: ignore[attr-defined]
+        lines = [line.strip() for line in cli(*filter(None, [name]), "--help").out.splitlines()]
+        examples = command.epilog.partition("Examples:  ")[2].split(" · ")
+        assert len(examples) >= 2 and all(example in lines for example in examples), (name, lines[-6:])
 
 
 def test_help_has_examples_and_reads_as_text(cli):

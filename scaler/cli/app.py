@@ -38,7 +38,30 @@ def _presets() -> str:
     return presets_by_family()
 
 
-class LibraryCommand(typer.core.TyperCommand):
+class ExamplesEpilog:
+    """Help whose epilog ('Examples:  a · b') shows one example a line, never wrapped:
+    wrapped, an example broke inside a flag or a path ('--alpha-' / 'range 1:1.6:0.1'), and
+    copied, no longer ran."""
+
+    epilog: str | None
+
+    def format_epilog(self, ctx: typer.Context, formatter: Any) -> None:
+        head, _, examples = (self.epilog or "").partition(":  ")
+        if not examples:
+            super().format_epilog(ctx, formatter)  # type: ignore[misc]
+            return
+        formatter.write_paragraph()
+        formatter.write_text(f"{head}:")
+        with formatter.indentation():
+            for example in examples.split(" · "):
+                formatter.write(f"{'':>{formatter.current_indent}}{example}\n")
+
+
+class RootGroup(ExamplesEpilog, typer.core.TyperGroup):
+    """The root `scaler` group."""
+
+
+class LibraryCommand(ExamplesEpilog, typer.core.TyperCommand):
     """A scaler command whose flags are parsed, whose help is shown and whose bad space or
     training values are refused without torch (in a fraction of a second): the library is
     imported when the command runs."""
@@ -68,6 +91,7 @@ class App(typer.Typer):
 
 
 app = App(
+    cls=RootGroup,
     help="Compound scaling of ConvNets: count FLOPs, scale families, search (alpha, beta, gamma).",
     no_args_is_help=True,
     add_completion=False,
