@@ -172,7 +172,7 @@ def family_table(
     num_classes: int = 1000,
 ) -> pd.DataFrame:
     """The compound family of `base` (a preset or a factory reference, at its own width and
-    depth): one row per phi, d = alpha^phi, w = beta^phi, r = base resolution x gamma^phi,
+    depth): one row per phi (each naming the base and the coefficients), d = alpha^phi, w = beta^phi, r = base resolution x gamma^phi,
     each network counted with fvcore. The base resolution defaults to the base's own (B0 224,
     B4 380, a factory 224). B0's rows stand beside the official preset B<phi> (the `preset*`
     columns, which no other base has: no other family was released as a compound family)."""
@@ -190,6 +190,10 @@ def family_table(
     for phi, scale, spec in zip(phis, scales, specs):
         count = count_model(spec, scale.resolution)
         row = {
+            "base": variant,  # what the rows scale, so that a CSV or JSON of them says it alone
+            "alpha": alpha,
+            "beta": beta,
+            "gamma": gamma,
             "phi": phi,
             # to 12 places, as a candidate's product: 1.1 ** 2 is 1.2100000000000002 in floats
             "depth_mult": round(scale.depth, 12),

@@ -15,6 +15,14 @@ TINY = ["--width", "0.25", "--depth", "0.25", "--resolution", "32", "--train-ima
         "--val-images", "32", "--batch-size", "16", "--threads", "1", "--device", "cpu"]  # fmt: skip
 
 
+def test_every_command_that_trains_takes_quiet_as_q(cli):
+    """`-q` worked on search, compare, calibrate and worker, and was 'No such option' on train."""
+    result = cli("train", "b0", *TINY, "--epochs", "1", "-q")
+    assert result.code == 0 and result.err.startswith("  b0 epoch 1: train loss "), result.err
+    for command in ("search", "compare", "calibrate", "worker", "train"):
+        assert "-q, --quiet" in cli(command, "--help").out, command
+
+
 def test_train_table(cli):
     result = cli("train", "b0", *TINY, "--epochs", "2")
     assert result.code == 0, result.err

@@ -36,6 +36,17 @@ def test_an_in_memory_database_is_refused_up_front(cli, tmp_path, url):
     assert not (tmp_path / "root").exists()
 
 
+@pytest.mark.parametrize("command", ["search", "worker"])
+def test_a_sqlite_url_with_two_slashes_is_refused_with_the_three_slash_form(cli, tmp_path, command):
+    """'sqlite://runs/s.db' reads 'runs' as a host: search failed at run time (exit 1), worker
+    named another file ('.../s.db does not exist', runs/ dropped)."""
+    args = search_args(tmp_path / "root") if command == "search" else ["worker", "--study", "s"]
+    result = cli(*args, "--storage", "sqlite://runs/s.db")
+    assert (result.code, result.err) == (2, "error: --storage: storage 'sqlite://runs/s.db' names a host ('runs'), and SQLite "
+                                            "has none: a file here is sqlite:///runs/s.db (three slashes; four before an absolute path)\n")
+    assert not (tmp_path / "root").exists()
+
+
 def test_a_missing_mysql_driver_is_named_with_its_pypi_package(cli, tmp_path):
     result = cli(*search_args(tmp_path), "--storage", "mysql://u@127.0.0.1:9/db")
     assert result.code == 1

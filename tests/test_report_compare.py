@@ -20,7 +20,7 @@ from scaler.experiments.search import read_results
 from scaler.reports import compare_searches
 from tests.conftest import TINY_BASE
 
-TWO_FOLDERS = "error: --plot and --pareto take one search folder; to compare two, drop them\n"
+TWO_FOLDERS = "error: --plot and --pareto show one study folder; to compare two searches, drop them\n"
 KEYS = ["alpha", "beta", "gamma", "resolution"]
 # 3 candidates on a tiny proxy, 1 epoch each: a few seconds per search.
 TINY = [
@@ -60,6 +60,17 @@ def test_plot_and_pareto_are_refused_with_two_folders_before_anything_is_read(cl
     result = cli("report", tmp_path / "a", tmp_path / "b", *extra)
     assert result.code == 2 and result.err == TWO_FOLDERS and result.out == ""
     assert not plot.exists()
+
+
+def test_a_summary_that_is_not_json_is_named(cli, tmp_path):
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    (folder / "results.csv").write_text("rank,state\n1,complete\n")
+    (folder / "search.json").write_text("{oops")
+    result = cli("report", folder)
+    assert (result.code, result.err) == (2, f"error: {folder / 'search.json'} is not valid JSON: Expecting property name enclosed "
+                                            "in double quotes: line 1 column 2 (char 1); rerun the study's command (same options) "
+                                            "to rewrite it from the study\n")
 
 
 @pytest.mark.parametrize(("summary", "kind"), [("compare.json", "compare"), ("calibration.json", "calibration")])
@@ -259,6 +270,17 @@ def two_searches(tmp_path_factory) -> tuple[Path, Path]:
     for seed in ("0", "1"):
         assert main(["search", *TINY, "--root", str(root), "--name", f"s{seed}", "--seed", seed, "--repeats", "2"]) == 0
     return root / "s0", root / "s1"
+
+
+@pytest.mark.parametrize(("scored", "why"), [(2, "only 2 candidate(s) complete in both, and it takes 3"), (4, "one search scores them all alike")])
+def test_an_undefined_rank_agreement_names_its_one_cause(tmp_path, scored, why):
+    from scaler.cli.report import _compare_lines
+    from scaler.reports import SearchComparison
+
+    comparison = SearchComparison(pd.DataFrame(), shared=4, scored=scored, spearman=None, kendall=None, spearman_p=None, best_lines=[])
+    done = pd.DataFrame({"state": ["complete"] * 4})
+    lines = _compare_lines(comparison, tmp_path / "a", tmp_path / "b", {"name": "a"}, {"name": "b"}, done, done)
+    assert lines[1] == f"rank agreement: undefined ({why})"
 
 
 def test_two_real_searches_compare_as_one_json_object(cli, two_searches, tmp_path):

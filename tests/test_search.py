@@ -137,6 +137,20 @@ def test_a_surface_search_with_a_tolerance_of_its_own_is_the_search_without_it(c
     assert json.loads((recorded / "search.json").read_text())["config"]["space"]["tolerance"] == 0.5
 
 
+def test_ctrl_c_before_a_database_study_wrote_its_folder_promises_no_results_there(cli, tmp_path, monkeypatch):
+    """A database study holds nothing in its folder until it writes its outputs: stopped
+    while its data loads, it leaves no folder, and said 'results so far in' one."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ProxyExperiment, "prepare", interrupted)
+    result = cli(*search_args(tmp_path), "--storage", f"sqlite:///{tmp_path / 's.db'}")
+    assert result.code == 130 and not (tmp_path / "micro").exists()
+    assert result.err.strip().splitlines()[-1] == (
+        "interrupted: 0 of 4 candidates finished; resume with the same command (nothing written to its folder yet)"
+    )
+
+
 def test_ctrl_c_while_the_networks_are_timed_says_how_to_resume(cli, tmp_path, monkeypatch):
     """Before any training (data loading, the estimate's timing) a Ctrl-C is answered as one
     during training: what finished, and that the same command resumes."""

@@ -39,7 +39,7 @@ SETTING_COLUMNS = [
     Column("base_width", "base w", fixed(3), gives_way=3),
     Column("cost", "cost", lambda v: "" if missing(v) else f"{v:.2f}x"),
     Column("train_seconds", "s", seconds, gives_way=1),
-    Column("scored", "n", integer),
+    Column("scored", "scored", integer),  # candidates scored under both: "n" counts repeats elsewhere
     Column("spearman_text", "Spearman [95%]", text),
     Column("spearman_p", "p", p_value),
     Column("kendall_text", "Kendall [95%]", text, gives_way=2),

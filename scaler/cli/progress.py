@@ -29,9 +29,10 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def make_progress(console: Console) -> Iterator[Progress]:
+def make_progress(console: Console, quiet: bool = False) -> Iterator[Progress]:
     """A progress display with bar, counts, elapsed and remaining time and a stats field, on
-    `console` (stderr's): stdout's own writes are left alone, as they carry the results."""
+    `console` (stderr's): stdout's own writes are left alone, as they carry the results.
+    `quiet`: the lines printed through it only, no bar (as in a log file)."""
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -41,7 +42,7 @@ def make_progress(console: Console) -> Iterator[Progress]:
         TimeRemainingColumn(),
         TextColumn("{task.fields[stats]}"),
         console=console,
-        disable=not drawn(console),  # a log file gets the lines printed above the bars, not a bar drawn once
+        disable=quiet or not drawn(console),  # a log file gets the lines printed above the bars, not a bar drawn once
         transient=False,
         redirect_stdout=False,
     )

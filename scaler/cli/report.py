@@ -63,7 +63,7 @@ def report(
     if len(folders) > 2:
         raise UsageError(f"report takes one search folder, or two to compare; got {len(folders)}", param="folders")
     if len(folders) == 2 and (plot is not None or pareto):
-        raise UsageError("--plot and --pareto take one search folder; to compare two, drop them")
+        raise UsageError("--plot and --pareto show one study folder; to compare two searches, drop them")
     if plot is not None:
         check_plot_path(plot)
     if len(folders) == 2:
@@ -207,7 +207,9 @@ def _compare_lines(comparison: reports.SearchComparison, folder_a: Path, folder_
             f"unrelated rankings agree as well with {p_phrase(comparison.spearman_p)}"
         )
     else:
-        lines.append("rank agreement: undefined (fewer than 3 candidates complete in both, or one search scores them all alike)")
+        why = (f"only {comparison.scored} candidate(s) complete in both, and it takes 3" if comparison.scored < 3
+               else "one search scores them all alike")
+        lines.append(f"rank agreement: undefined ({why})")
     lines += comparison.best_lines
     lines += [f"{side}: {chance}" for side, info in (("A", info_a), ("B", info_b)) if (chance := at_chance(info))]
     lines += [f"{side} {line}" for side, frame in (("A", frame_a), ("B", frame_b)) if (line := unfinished_line(frame))]

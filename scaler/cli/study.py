@@ -74,7 +74,8 @@ def _how_to_go_on(outcome: RunOutcome, handle: StudyHandle) -> str:
     noun, folder = handle.experiment.noun, handle.folder
     if outcome.finished == outcome.total:
         return f"all {outcome.total} {noun}s had finished; the same command shows the results (in {folder})"
-    return f"{outcome.finished} of {outcome.total} {noun}s finished; resume with the same command (results so far in {folder})"
+    kept = f"results so far in {folder}" if folder.exists() else "nothing written to its folder yet"  # a database study's folder holds only outputs
+    return f"{outcome.finished} of {outcome.total} {noun}s finished; resume with the same command ({kept})"
 
 
 @contextmanager

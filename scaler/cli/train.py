@@ -6,6 +6,7 @@ import json
 import math
 import sys
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -28,10 +29,11 @@ if TYPE_CHECKING:
     from torch import nn
 
 
-def _load_data(source: str, storage_resolution: int, train_images: Optional[int], val_images: Optional[int], val_fraction: float, seed: int, cache_dir: Optional[Path]) -> Dataset:
+def _load_data(source: str, storage_resolution: int, train_images: Optional[int], val_images: Optional[int], val_fraction: float, seed: int,
+               cache_dir: Optional[Path], quiet: bool) -> Dataset:
     from scaler.data import load_dataset
 
-    with progress_console.status(f"loading data '{source}'..."):
+    with nullcontext() if quiet else progress_console.status(f"loading data '{source}'..."):
         dataset = load_dataset(
             source, storage_resolution=storage_resolution, train_images=train_images,
             val_images=val_images, val_fraction=val_fraction, seed=seed, cache_dir=cache_dir,
@@ -70,6 +72,7 @@ def train(
     device: ProcessDevice = "auto",
     threads: ProcessThreads = None,
     cache_dir: CacheDir = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Epoch lines only, no progress bar or spinner.")] = False,
     format: FormatOption = Format.table,
     **flags: Any,
 ) -> None:
@@ -89,7 +92,7 @@ def train(
     validate_resolution(resolution, low=MIN_TRAIN_RESOLUTION)
     check_repeats(repeats)
     options.note_unused_val_fraction(data, val_fraction)
-    dataset = _load_data(data, resolution, train_images, val_images, val_fraction, seed, cache_dir)
+    dataset = _load_data(data, resolution, train_images, val_images, val_fraction, seed, cache_dir, quiet)
     spec = network_spec(variant, width=width, depth=depth, num_classes=dataset.num_classes)
     check_network(spec, resolution)
 
@@ -101,7 +104,7 @@ def train(
 
     check_trainable(dataset, resolution, config)  # refused before any progress display is drawn
     options.say_notes()  # every option accepted: what they do not use
-    with make_progress(progress_console) as progress:
+    with make_progress(progress_console, quiet) as progress:
 
         def watch(run_seed: int) -> tuple[StepCallback, EpochCallback]:
             bar = StepBar(progress, variant if repeats == 1 else f"{variant} seed {run_seed}", config.planned_epochs(len(dataset.train)))

@@ -101,6 +101,8 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
             frame[named] = pd.read_csv(io.BytesIO(raw), usecols=named, dtype=str, keep_default_na=False)[named]
         if "reason" in frame.columns:  # an empty cell is "", as the study's own table has it (pandas reads NaN)
             frame["reason"] = frame["reason"].astype(object).where(frame["reason"].notna(), "")
+    except json.JSONDecodeError as exc:  # the summary's (the table is read by pandas)
+        raise UsageError(f"{info} is not valid JSON: {exc}; {rewrite}") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UsageError(f"{folder} is not a valid study folder: {str(exc).splitlines()[0]}; {rewrite}") from None
     if not isinstance(data, dict):

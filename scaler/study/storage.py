@@ -291,6 +291,13 @@ def check_url(url: str) -> None:
     except Exception as exc:  # sqlalchemy's ArgumentError / NoSuchModuleError
         message = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)
         raise UsageError(f"storage {mask_url(url)!r} is not a usable database URL: {message}", param="storage") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.host:  # 'sqlite://runs/s.db': 'runs' read as a host
+        path = f"{parsed.host}/{parsed.database or ''}".rstrip("/")
+        raise UsageError(
+            f"storage {mask_url(url)!r} names a host ({parsed.host!r}), and SQLite has none: a file here is "
+            f"sqlite:///{path} (three slashes; four before an absolute path)",
+            param="storage",
+        )
     if _in_memory(parsed):
         raise UsageError(
             f"storage {mask_url(url)!r} is an in-memory database: each process would see its own, empty, "
