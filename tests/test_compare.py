@@ -369,6 +369,12 @@ def test_compound_coefficients_from_a_finished_search(cli, console_script, net, 
     assert on_b0.code == 0, on_b0.err
     assert f"warning: {tmp_path / 's'} searched base {net}, this comparison scales B0" in on_b0.err
     assert "this comparison scales" not in result.err  # the search's own base: no warning
+    # without --base, --from takes the base the search scaled (as scale --from does), not B0
+    taken = cli(*[a for a in compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", name="taken") if a not in ("--base", net)],
+                "--from", str(tmp_path / "s"))
+    assert taken.code == 0 and "warning" not in taken.err, taken.err
+    assert f"compound coefficients from {tmp_path / 's'}: ({best['alpha']:g}, {best['beta']:g}, {best['gamma']:g}) and its base {net}" in taken.err
+    assert json.loads((tmp_path / "taken" / "compare.json").read_text())["config"]["base"]["variant"] == net
     # scale --from lays out the searched base's family, at its own size (not the proxy's base width or resolution)
     family = cli("scale", "--from", tmp_path / "s", "--phi", "0-1", "--format", "json")
     assert family.code == 0 and "warning" not in family.err, family.err
@@ -387,10 +393,13 @@ def test_compound_coefficients_from_a_finished_search(cli, console_script, net, 
     (tmp_path / "tinynet.py").rename(tmp_path / "moved.py")
     moved = console_script("scale", "--from", "s", "--phi", "1", cwd=tmp_path)  # a new process: no factory imported yet
     assert moved.code == 2 and moved.out == "" and moved.err.count("\n") == 1, moved.err
-    assert moved.err.startswith(f"error: --from: the base s scaled, {net}, cannot be laid out here: factory '{net}': no file "), moved.err
-    assert moved.err.endswith("; give --base to scale that network (or another)\n")
+    assert moved.err.startswith(f"error: --from: the base s scaled, {net}, cannot be built here: factory '{net}': no file "), moved.err
+    assert moved.err.endswith("; give --base to use that network (or another)\n")
     again = console_script("scale", "--from", "s", "--base", "moved.py:make", "--phi", "1", cwd=tmp_path)
     assert again.code == 0 and f"warning: s searched base {net}; this table scales moved.py:make" in again.err
+    compared = console_script("compare", "--from", "s", *MICRO, "--phis", "1", cwd=tmp_path)  # compare --from takes it alike
+    assert compared.code == 2 and compared.err.startswith(f"error: --from: the base s scaled, {net}, cannot be built here: "), compared.err
+    assert not (tmp_path / "searches").exists()
 
 
 FIXED_SIZE_NET = """

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import shutil
 from pathlib import Path
 
@@ -60,6 +62,15 @@ def test_plot_and_pareto_are_refused_with_two_folders_before_anything_is_read(cl
     result = cli("report", tmp_path / "a", tmp_path / "b", *extra)
     assert result.code == 2 and result.err == TWO_FOLDERS and result.out == ""
     assert not plot.exists()
+
+
+def test_the_summary_names_come_in_one_order_whichever_kind_a_process_imported_first():
+    """The list in 'holds a study but no summary (search.json / ...)' followed import order:
+    a process that had imported the comparison first named compare.json first."""
+    code = ("import scaler.experiments.comparison, scaler.experiments.calibration\n"
+            "from scaler.study.experiment import summary_names; print(summary_names())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout == "['search.json', 'calibration.json', 'compare.json']\n", proc.stderr
 
 
 def test_a_summary_that_is_not_json_is_named(cli, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -84,10 +85,11 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
 )
 @options.with_options(BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS, after="strategy_list")
 def compare(
+    ctx: typer.Context,
     phis: Annotated[int, typer.Option("--phis", metavar="K", help="Compare at phi = 1, 2, ..., K (nominal FLOPs T^phi): one number, not a range.")] = 3,
     target: Annotated[float, typer.Option(help="T: FLOPs growth per step of phi.")] = 2.0,
     compound: Annotated[Optional[str], typer.Option(help=f"Compound coefficients alpha,beta,gamma (default: the paper's {PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}).")] = None,
-    from_search: Annotated[Optional[Path], typer.Option("--from", help="Take compound's coefficients from a finished search folder's best candidate.")] = None,
+    from_search: Annotated[Optional[Path], typer.Option("--from", help="Take compound's coefficients from a finished search folder's best candidate, and its base unless --base is given.")] = None,
     strategy_list: Annotated[str, typer.Option("--strategies", help="Comma-separated: compound, width, depth, resolution, or name=alpha:beta:gamma (product within 10% of T).")] = ",".join(DEFAULT_STRATEGIES),
     repeats: Annotated[int, typer.Option(help="Trainings per network with independent seeds (all networks of a repeat share its seed); 3 or more give the paired test over repeats some power.")] = 3,
     name: Annotated[Optional[str], typer.Option(help="Comparison name (default: derived from the configuration).")] = None,
@@ -120,12 +122,18 @@ def compare(
     if compound is not None and from_search is not None:
         raise UsageError("--compound and --from both set compound's coefficients; give one")
     said: list[str] = []  # what --from's search tells, printed once the options are all accepted
+    searched = None  # the base --from's search scaled, taken where no --base is given
     if from_search is not None:
+        base_given = getattr(ctx.get_parameter_source("base"), "name", None) != "DEFAULT"
         with attributed_to("from"):
-            coefficients, said = _from_search(from_search, proxy["base"])
+            coefficients, said, searched = _from_search(from_search, proxy["base"] if base_given else None)
+        proxy["base"] = searched or proxy["base"]
     else:
         coefficients = _coefficients(compound if compound is not None else f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
-    base, data, train = options.proxy_parts(**proxy)
+    with options.recorded_base(from_search, searched) if searched else nullcontext():  # type: ignore[arg-type]
+        base, data, train = options.proxy_parts(**proxy)
+        if searched:
+            base.spec()  # found here (a factory imported), or --from's fault; a size it cannot take stays the size's
     try:
         chosen = strategies(strategy_list, target, coefficients)
     except UsageError as exc:  # compound's coefficients came from --from's search or the default, not --compound
@@ -175,20 +183,22 @@ def compare(
         raise RunError("no compound network finished training: there is nothing to compare; fix the cause, then rerun with --retry-failed")
 
 
-def _from_search(folder: Path, base: str) -> tuple[tuple[float, float, float], list[str]]:
-    """Compound's coefficients from a finished search (every candidate finished), and the
-    lines for stderr: one naming them, its notes, and a warning when the search scaled
-    another base."""
+def _from_search(folder: Path, base: str | None) -> tuple[tuple[float, float, float], list[str], str | None]:
+    """Compound's coefficients from a finished search (every candidate finished), the lines
+    for stderr (one naming them, its notes, and a warning when `base`, the one given, is not
+    the one the search scaled), and the base the search scaled when none is given (None where
+    its summary does not say)."""
     from scaler.experiments.search import best_coefficients, best_notes, searched_variant
     from scaler.models import same_variant
 
     coefficients = best_coefficients(folder)
     searched = searched_variant(folder)
-    said = [f"compound coefficients from {folder}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g})"]
+    taken = f" and its base {searched}" if base is None and searched is not None else ""
+    said = [f"compound coefficients from {folder}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g}){taken}"]
     said += [f"note: {note}" for note in best_notes(folder)]
-    if searched is not None and not same_variant(searched, base):
+    if base is not None and searched is not None and not same_variant(searched, base):
         said.append(f"warning: {folder} searched base {searched}, this comparison scales {base}")
-    return coefficients, said
+    return coefficients, said, searched if base is None else None
 
 
 def draw(frame: pd.DataFrame, path: Path, name: str) -> None:

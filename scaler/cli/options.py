@@ -6,8 +6,8 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -236,6 +236,21 @@ def refuse_early(params: dict[str, Any]) -> None:
         space(**{p.name: params[p.name] for p in SPACE_OPTIONS if p.name != "flops_tolerance"}, with_note=False)
     if all(p.name in params for p in EPOCH_TRAIN_OPTIONS):  # calibrate's group has no --steps or --max-seconds
         train_config(**{"steps": None, "max_seconds": None, **{p.name: params[p.name] for p in TRAIN_OPTIONS if p.name in params}})
+
+
+@contextmanager
+def recorded_base(folder: Path, variant: str) -> Iterator[None]:
+    """A base a search recorded that is not found here (a preset gone, a factory moved or typed
+    relative to another folder), which `scale --from` and `compare --from` take when no
+    `--base` is given, is that `--from`'s fault, not a `--base` nobody typed. (A found network
+    that cannot take a size asked for stays that size's fault.)"""
+    try:
+        yield
+    except UsageError as exc:
+        if exc.param != "base":
+            raise
+        raise UsageError(f"the base {folder} scaled, {variant}, cannot be built here: {exc}; "
+                         "give --base to use that network (or another)", param="from") from None
 
 
 def logger(quiet: bool) -> tuple[Callable[[str], None], Callable[[str], AbstractContextManager]]:

@@ -4,13 +4,13 @@ B0's beside the official presets."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from scaler.cli import options
 from scaler.cli.app import Format, app, console, progress_console
 from scaler.cli.options import FormatOption
 from scaler.errors import UsageError, attributed_to
@@ -75,7 +75,7 @@ def scale(
         alpha, beta, gamma = (PAPER_ALPHA if alpha is None else alpha, PAPER_BETA if beta is None else beta,
                               PAPER_GAMMA if gamma is None else gamma)
     recorded = from_search is not None and base is None and searched is not None
-    with _recorded_base(from_search, searched) if recorded else nullcontext():  # type: ignore[arg-type]
+    with options.recorded_base(from_search, searched) if recorded else nullcontext():  # type: ignore[arg-type]
         variant, resolution = reports.family_base(base if base is not None else searched or reports.FAMILY_BASE, base_resolution)
     counting = nullcontext() if format.is_document else progress_console.status("counting the family with fvcore...")
     with counting:  # B7-sized networks take seconds each
@@ -92,17 +92,3 @@ def scale(
     if "preset" in frame:
         caption += "; 'official' = the released preset of the same index, d' to MACs G' its own (measured, native resolution)."
     emit(frame, [c for c in FAMILY_COLUMNS if c.key in frame], format.value, console, title=title, caption=caption)
-
-
-@contextmanager
-def _recorded_base(folder: Path, variant: str) -> Iterator[None]:
-    """A base a search recorded that is not found here (a preset gone, a factory moved or typed
-    relative to another folder) is its `--from`'s fault, not a `--base` nobody typed. (A found
-    network that cannot take a size asked for stays that size's fault.)"""
-    try:
-        yield
-    except UsageError as exc:
-        if exc.param != "base":
-            raise
-        raise UsageError(f"the base {folder} scaled, {variant}, cannot be laid out here: {exc}; "
-                         "give --base to scale that network (or another)", param="from") from None

@@ -250,9 +250,13 @@ def other_kind_in(folder: Path, summary_name: str) -> str | None:
 
 
 def summary_names() -> list[str]:
-    """The summary file of every registered kind (search.json, compare.json, ...)."""
+    """The summary file of every registered kind: the built-in kinds' in BUILT_IN_KINDS order
+    (search.json, calibration.json, compare.json), then the others' as registered, whichever
+    module a process happened to import first."""
     _register_built_in_kinds()
-    return [cls.summary_name for cls in _KINDS.values()]
+    place = {module: i for i, module in enumerate(BUILT_IN_KINDS)}
+    kinds = sorted(_KINDS.values(), key=lambda cls: place.get(cls.__module__, len(place)))
+    return [cls.summary_name for cls in kinds]
 
 
 def kind_in(folder: Path) -> str | None:
