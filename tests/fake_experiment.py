@@ -36,6 +36,7 @@ class FakeConfig:
     kill: tuple[int, ...] = ()  # items whose worker process SIGKILLs itself (local workers only)
     term: tuple[int, ...] = ()  # items whose worker process SIGTERMs itself alone (local workers only)
     broken_worker: bool = False  # a worker process fails to prepare (an error it prints, exit 1)
+    killed_worker: bool = False  # a worker process SIGKILLs itself as it prepares, before taking any item
     seconds: float = 0.0  # how long each item works
     halving: bool = False  # judge reports with successive halving
     log: str = ""  # file that gets "start ITEM PID" / "finish ITEM PID" lines
@@ -107,6 +108,8 @@ class FakeExperiment(Experiment):
     def prepare(self, runtime: Runtime) -> dict:
         if self.config.broken_worker and multiprocessing.parent_process() is not None:
             raise RuntimeError("injected: this worker cannot prepare")
+        if self.config.killed_worker and multiprocessing.parent_process() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
         return {"device": runtime.device}
 
     def epochs(self, context: dict, item: WorkItem) -> int:

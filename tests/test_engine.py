@@ -33,7 +33,7 @@ from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.study.create import join_study, open_study
 from scaler.study.engine import ATTR_ORDER, pop_trial, reconcile, run_trial, set_queue_order, work
-from scaler.study.trials import count_finished, records
+from scaler.study.trials import count_finished, mark_interrupted, records
 from scaler.study.experiment import Events, WorkItem
 from scaler.study import lock
 from scaler.study.lock import folder_lock
@@ -640,10 +640,11 @@ def test_an_item_that_kills_every_worker_fails_after_three_deaths_and_the_rest_t
         run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=messages.append)
         assert states(handle) == {0: State.FAILED, 1: State.FAILED, 2: State.COMPLETE, 3: State.COMPLETE}
         reasons = {r.item["item"]: r.reason for r in records(handle)}
-        assert reasons[0] == reasons[1] == ("the process training it died 3 times (killed: out of memory, perhaps; "
-                                            "`dmesg` tells); --retry-failed tries it once more")
+        assert reasons[0] == reasons[1] == ("the process training it ended without a word 3 times (killed, by the out-of-memory "
+                                            "killer perhaps: `dmesg` tells; or its machine lost); --retry-failed tries it once more")
         assert sorted(i for e, i, _ in log_lines(log) if e == "start") == [0, 0, 0, 1, 1, 1, 2, 3]
-        assert all(m.startswith("round ") and " worker(s) killed; new workers for the " in m for m in messages if "round" in m)
+        rounds = [m for m in messages if m.startswith("round ")]
+        assert rounds and all(" worker(s) killed; new workers for the " in m for m in rounds), messages
         again: list[str] = []
         run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=again.append)
         assert "2 failed item(s) stay failed (--retry-failed trains them again)" in again
@@ -683,6 +684,11 @@ def test_an_item_left_running_by_a_dead_command_goes_behind_the_rest_and_fails_a
         assert (plan.failed, plan.queued, plan.interrupted) == ([WorkItem.of(item=0)], [], 0)
         assert states(handle) == {0: State.FAILED, 1: State.COMPLETE, 2: State.COMPLETE}
         assert reconcile(handle, retry_failed=True).queued == [WorkItem.of(item=0)]
+        retried = pop_trial(handle)  # the one more try, stopped by Ctrl-C: resumed by the next run, not failed
+        mark_interrupted(handle.storage, retried._trial_id, "interrupted (Ctrl-C or SIGTERM)")
+    with folder_lock(folder):
+        handle, plan = resumed()
+        assert (plan.queued, plan.failed) == ([WorkItem.of(item=0)], []) and states(handle)[0] is State.QUEUED
 
 
 def test_a_run_killed_while_it_timed_the_networks_leaves_the_next_without_an_estimate(tmp_path, monkeypatch):
@@ -706,6 +712,18 @@ def test_a_run_killed_while_it_timed_the_networks_leaves_the_next_without_an_est
         handle = open_fake(tmp_path / "fresh", FakeConfig(count=1))
         run_study(handle, workers=1, runtime=CPU, retry_failed=False, log=lambda m: None)
         assert marks == [True] and handle.study.user_attrs[runner.ATTR_TIMING] is False  # set while timing, cleared after
+
+
+def test_rounds_of_workers_killed_before_they_take_an_item_end_after_three(tmp_path):
+    """Workers killed as they start (before taking any item) make no progress: three such
+    rounds in a row end the run and say so, the items still queued."""
+    messages: list[str] = []
+    with folder_lock(tmp_path / "doomed"):
+        handle = open_fake(tmp_path / "doomed", FakeConfig(count=2, killed_worker=True))
+        run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=messages.append)
+        assert states(handle) == {0: State.QUEUED, 1: State.QUEUED}
+    assert [m.split(":")[0] for m in messages if m.startswith("round ")] == ["round 2", "round 3"]
+    assert messages[-1] == "2 item(s) left untrained after 3 rounds of workers that were killed, the last 3 before they took any"
 
 
 def test_a_worker_stopped_alone_by_sigterm_is_named_not_blamed_on_an_error(tmp_path):

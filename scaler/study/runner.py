@@ -168,8 +168,9 @@ def run_study(
         if not interrupted_by_user(exc):
             raise
         interrupted = True
-    if not interrupted and handle.study.user_attrs.get(ATTR_TIMING):  # this run ended: the next one may time again
-        handle.study.set_user_attr(ATTR_TIMING, False)
+    finally:  # this run ended, not killed: the next one may time again
+        if handle.exclusive and handle.study.user_attrs.get(ATTR_TIMING):
+            handle.study.set_user_attr(ATTR_TIMING, False)
     # unprepared (stopped while the data loaded), the experiment lacks what its summary records
     # (the data's fingerprint): the files stay as the last run wrote them
     frame = write_outputs(handle) if prepared else handle.experiment.table(records(handle))
@@ -218,8 +219,11 @@ def _estimate(handle: StudyHandle, context: Any, runtime: Runtime, items: list[W
     networks in this process, unless a run of this study was killed while it timed them (a
     network too large for the memory, say) and none has ended since: then none, rather than
     die the same way before any training. (`ATTR_TIMING` stays set from a kill to the end of
-    a run, when `run_study` clears it.)"""
+    the next run, however it ends, when `run_study` clears it.) Studies in a folder's journal
+    only, which one command runs at a time."""
     if not items:  # times nothing
+        return handle.experiment.estimate_seconds(context, runtime, items, in_process=in_process)
+    if not handle.exclusive:  # a database study may have several commands at once: no one mark is theirs
         return handle.experiment.estimate_seconds(context, runtime, items, in_process=in_process)
     if handle.study.user_attrs.get(ATTR_TIMING):
         log(f"warning: a run was killed while it timed the networks for its estimate; {len(items)} "
@@ -368,7 +372,7 @@ def _run_processes(
     context = multiprocessing.get_context("spawn")
     total, noun = len(handle.experiment.items()), handle.experiment.noun
     with _opened(display, total, count_finished(handle), noun) as bars:
-        round_number, idle_rounds = 1, 0
+        round_number, idle_rounds, busy_rounds = 1, 0, 0
         while True:
             taken = _taken(handle)
             processes = [
@@ -424,8 +428,10 @@ def _run_processes(
                        "which another round would meet again")
                 log(f"{len(plan.queued)} {noun}(s) left untrained: {why}")
                 return
-            idle_rounds = 0 if _taken(handle) > taken else idle_rounds + 1
-            if idle_rounds == MAX_IDLE_ROUNDS or round_number > MAX_DEATHS * total:  # the second: a guard, never met
+            busy = _taken(handle) > taken
+            idle_rounds, busy_rounds = (0, busy_rounds + 1) if busy else (idle_rounds + 1, busy_rounds)
+            # the second: a guard; each busy round adds a death to an item, or it would have ended
+            if idle_rounds == MAX_IDLE_ROUNDS or busy_rounds > MAX_DEATHS * total:
                 idle = f", the last {idle_rounds} before they took any" if idle_rounds else ""
                 log(f"{len(plan.queued)} {noun}(s) left untrained after {round_number} rounds of workers that were killed{idle}")
                 return

@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 from scaler.states import State
 from scaler.study.experiment import Record, WorkItem
 from scaler.study.handle import StudyHandle
-from scaler.study.storage import DIED, MAX_DEATHS, deaths, item_params
+from scaler.study.storage import DIED, MAX_DEATHS, deaths, item_params, process_died
 
 # Which trial speaks for an item: complete > pruned > running > queued > failed.
 _PREFERENCE = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.WAITING: 3, TrialState.FAIL: 4}
@@ -50,14 +50,14 @@ def representative(trials: list[FrozenTrial]) -> FrozenTrial | None:
 
 def item_state(trials: list[FrozenTrial]) -> tuple[State, str]:
     """The state an item stands in, and why, from its trials: its representative's, except
-    that an item whose process died MAX_DEATHS times, and that is not queued again, has
-    failed (`storage.requeue_lost`)."""
+    that an item whose process died MAX_DEATHS times, the last time included (a Ctrl-C'd
+    `--retry-failed` try is resumed), has failed (`storage.requeue_lost`)."""
     trial = representative(trials)
     state = trial_state(trial)
     reason = trial.user_attrs.get("reason", "") if trial is not None and state is not State.RUNNING else ""
-    if state is State.INTERRUPTED and (died := deaths(trials)) >= MAX_DEATHS:
-        return State.FAILED, (f"the process training it died {died} times (killed: out of memory, perhaps; "
-                              "`dmesg` tells); --retry-failed tries it once more")
+    if state is State.INTERRUPTED and process_died(trial) and (died := deaths(trials)) >= MAX_DEATHS:  # type: ignore[arg-type]
+        return State.FAILED, (f"the process training it ended without a word {died} times (killed, by the out-of-memory "
+                              "killer perhaps: `dmesg` tells; or its machine lost); --retry-failed tries it once more")
     return state, reason
 
 
