@@ -31,7 +31,7 @@ def test_train_table(cli):
     # one run's top-1 is a sample of 32 images: its Wilson interval, from the same (seeded) run's figure
     top1 = json.loads(cli("train", "b0", *TINY, "--epochs", "2", "--format", "json").out)["top1"]
     low, high = proportion_interval(round(top1 * 32), 32)
-    assert f"final val top-1 {top1:.1%}, 95% interval {low:.1%}-{high:.1%} over the 32 validation images" in " ".join(result.out.split())
+    assert f"final val top-1 {top1:.1%}, 95% interval {low * 100:.1f}-{high * 100:.1f}% over the 32 validation images" in " ".join(result.out.split())
 
 
 class Screen(io.StringIO):

@@ -220,6 +220,8 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path,
     compound = frame[(frame["strategy"] == "compound") & (frame["phi"] == duel["phi"])].iloc[0]
     assert duel["compound_macs_ratio"] == pytest.approx(compound["macs"] / row["macs"])
     assert row["compound_macs_ratio"] == pytest.approx(duel["compound_macs_ratio"])  # one perspective in CSV and JSON
+    assert f" {duel['compound_macs_ratio']:.2f}x " in result.out  # the table's ratio as calibrate's cost reads, '1.23x'
+
     assert info["unequal_macs"] == sum(max(r, 1 / r) > 1.1 for r in (d["compound_macs_ratio"] for d in info["compound_vs_single"]))
     equal = [d["verdict"] for d in info["compound_vs_single"] if max(d["compound_macs_ratio"], 1 / d["compound_macs_ratio"]) <= 1.1]
     assert info["tally_equal_macs"] == dict(Counter(equal))  # the duels at equal compute, counted apart

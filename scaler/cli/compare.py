@@ -74,7 +74,7 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
     out["interval"] = [interval(low, high) for low, high in zip(out["top1_low"], out["top1_high"])]
     out["versus_base"] = [verdict_text(p, w) for p, w in zip(out["vs_base_p"], out["vs_base"])]
     out["versus_compound"] = [verdict_text(p, w) for p, w in zip(out["compound_vs_it_p"], out["compound_vs_it"])]
-    out["compound_macs"] = ["" if pd.isna(r) or s in (BASE, COMPOUND) else f"x{r:.2f}" for r, s in zip(out["compound_macs_ratio"], out["strategy"])]
+    out["compound_macs"] = ["" if pd.isna(r) or s in (BASE, COMPOUND) else f"{r:.2f}x" for r, s in zip(out["compound_macs_ratio"], out["strategy"])]  # as calibrate's cost
     return out
 
 

@@ -17,7 +17,7 @@ from scaler.cli import options
 from scaler.cli.app import PRESETS, Format, app, console, progress_console
 from scaler.cli.options import DATA_OPTIONS, TRAIN_OPTIONS, CacheDir, FormatOption, ProcessDevice, ProcessThreads
 from scaler.cli.progress import StepBar, make_progress
-from scaler.cli.render import Column, emit, fixed, integer, share, text
+from scaler.cli.render import Column, emit, fixed, integer, interval, share, text
 from scaler.files import json_ready
 from scaler.runtime import oversubscription
 from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_resolution
@@ -160,7 +160,7 @@ def _show_repeats(results: list[TrainResult], seeds: list[int], val_images: int,
     # CSV has no place for a summary row: every row carries the summary of the completed runs
     frame = frame.assign(top1_mean=mean, top1_std=std, top1_low=low, top1_high=high, repeats=len(top1))
     if len(top1) >= 2:
-        caption += f"\ntop-1 over {len(top1)} seeds: mean {mean:.1%}, std {std * 100:.1f} points, 95% interval {low:.1%}-{high:.1%}"
+        caption += f"\ntop-1 over {len(top1)} seeds: mean {mean:.1%}, std {std * 100:.1f} points, 95% interval {interval(low, high)}"
     else:  # a spread needs two completed runs
         caption += f"\n{len(top1)} of {len(results)} runs completed" + (f" (top-1 {mean:.1%}): no spread or interval over seeds" if top1 else "")
     emit(frame, REPEAT_COLUMNS, format.value, console, title=title, caption=caption)
@@ -201,7 +201,7 @@ def _show_run(result: TrainResult, val_images: int, format: Format, title: str, 
     caption += ("\npeak MB: the most memory torch allocated on the GPU" if result.device.startswith("cuda") else
                 "\npeak MB: the process's largest resident memory so far (torch's own included)")
     if scored and val_images:
-        caption += (f"\nfinal val top-1 {result.top1:.1%}, 95% interval {low:.1%}-{high:.1%} over the {val_images} validation "
+        caption += (f"\nfinal val top-1 {result.top1:.1%}, 95% interval {interval(low, high)} over the {val_images} validation "
                     "images; --repeats 3 adds the seed's noise")
     elif result.epochs:
         caption += f"\nno final top-1: a {result.status} training's network is broken, so it is not scored"
