@@ -221,9 +221,7 @@ def _estimate(handle: StudyHandle, context: Any, runtime: Runtime, items: list[W
     die the same way before any training. (`ATTR_TIMING` stays set from a kill to the end of
     the next run, however it ends, when `run_study` clears it.) Studies in a folder's journal
     only, which one command runs at a time."""
-    if not items:  # times nothing
-        return handle.experiment.estimate_seconds(context, runtime, items, in_process=in_process)
-    if not handle.exclusive:  # a database study may have several commands at once: no one mark is theirs
+    if not items or not handle.exclusive:  # times nothing; a database study may have several commands at once
         return handle.experiment.estimate_seconds(context, runtime, items, in_process=in_process)
     if handle.study.user_attrs.get(ATTR_TIMING):
         log(f"warning: a run was killed while it timed the networks for its estimate; {len(items)} "
