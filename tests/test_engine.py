@@ -834,3 +834,50 @@ def test_a_running_item_is_shown_in_the_epoch_it_trains(tmp_path):
         for epoch in (1, 2):
             trial.report(0.5, epoch)
         assert runner._running(handle) == [f"{label} in epoch 3"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("when", ["in the pop", "after the pop"])
+def test_a_signal_just_as_a_trial_is_taken_leaves_it_interrupted_not_running(tmp_path, monkeypatch, signum, when):
+    """A Ctrl-C or SIGTERM that lands between the WAITING -> RUNNING transition and run_trial's
+    guard left the trial RUNNING (seen once in CI: a worker stopped by its parent's error as it
+    took its first item). The next run then counted it as a death of its item (MAX_DEATHS)."""
+    import scaler.study.engine as engine
+
+    popped, refreshed = engine.pop_trial, FakeExperiment.refresh
+    sent = []
+
+    def send() -> None:
+        if not sent:
+            sent.append(signum)
+            signal.raise_signal(signum)
+
+    def pop_then_signal(handle):
+        trial = popped(handle)
+        send()  # the storage holds it RUNNING now
+        return trial
+
+    def refresh_then_signal(self, attrs):
+        refreshed(self, attrs)
+        send()
+
+    if when == "in the pop":
+        monkeypatch.setattr(engine, "pop_trial", pop_then_signal)
+    else:
+        monkeypatch.setattr(FakeExperiment, "refresh", refresh_then_signal)
+    previous = signal.signal(signal.SIGTERM, runner._interrupt)  # as a worker process answers it
+    try:
+        with folder_lock(tmp_path / "taken"):
+            handle = open_fake(tmp_path / "taken", FakeConfig(count=2))
+            reconcile(handle)
+            with pytest.raises(KeyboardInterrupt):
+                work(handle, {}, CPU)
+        handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert handlers == (signal.default_int_handler, runner._interrupt)  # held for the pop only, then put back
+    assert sent == [signum]
+    assert not handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    taken = handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+    assert [t.user_attrs["state"] for t in taken] == [State.INTERRUPTED.value]
+    assert not storage_module.process_died(taken[0])  # a stop, not a death

@@ -28,11 +28,12 @@ import contextlib
 import json
 import math
 import os
+import signal
 import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,6 +187,38 @@ def pop_trial(handle: StudyHandle) -> optuna.trial.Trial | None:
     return None
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back while the body runs, then answer them as they would have
+    been. Around `pop_trial`, so that the trial it takes (WAITING -> RUNNING) is in the
+    caller's hands before a signal can stop the worker: one that landed in between left it
+    RUNNING, and the next run counted that as a death of its item (`storage.MAX_DEATHS`). A
+    second Ctrl-C stops at once (a storage that hangs). Main thread only (the only one that
+    can set handlers, and the one signals interrupt), for handlers set in Python."""
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in held}
+    previous = {s: handler for s, handler in previous.items() if callable(handler)}
+    if threading.current_thread() is not threading.main_thread() or not previous:
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        if signum == signal.SIGINT and signum in caught:
+            raise KeyboardInterrupt
+        caught.append(signum)
+
+    for signum in previous:
+        signal.signal(signum, hold)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)  # answered by its own handler, now put back
+
+
 # ---------------------------------------------------------------------------------------------
 # Running one item
 
@@ -306,10 +339,7 @@ def run_trial(
     except BaseException as exc:
         if not interrupted_by_user(exc):
             raise
-        mark_interrupted(storage, trial._trial_id, "interrupted (Ctrl-C or SIGTERM)")
-        if handle.uses_heartbeat:  # a shared study (a database): the item goes back to the queue for the workers
-            with contextlib.suppress(Exception):  # still running (a folder's own journal is resumed by its command)
-                _enqueue(handle, item)
+        _stopped(handle, trial._trial_id, item)
         if events.on_finish:
             events.on_finish(label, State.INTERRUPTED, "Ctrl-C or SIGTERM")
         raise KeyboardInterrupt from exc
@@ -334,6 +364,16 @@ def _failed(exc: Exception) -> Outcome:
         raise exc
     reason = "out of memory" if is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
     return Outcome(State.FAILED, reason)
+
+
+def _stopped(handle: StudyHandle, trial_id: int, item: WorkItem | None) -> None:
+    """Mark a trial stopped by Ctrl-C or SIGTERM interrupted. In a shared study (a database)
+    its item goes back to the queue for the workers still running; a folder's own journal is
+    resumed by its command."""
+    mark_interrupted(handle.storage, trial_id, "interrupted (Ctrl-C or SIGTERM)")
+    if handle.uses_heartbeat and item is not None:
+        with contextlib.suppress(Exception):
+            _enqueue(handle, item)
 
 
 def _checked(outcome: Outcome) -> Outcome:
@@ -377,33 +417,40 @@ def work(
     """
     events = events or Events()
     ran, seen = 0, None
+    writes = write_results and handle.folder is not None
     while True:
         if handle.uses_heartbeat:
             fail_stale_trials(handle.study)
-        trial = pop_trial(handle)
-        # After the pop, not before: the item may be one another process added (a calibration's
-        # try, more repeats) since this worker last looked; its attributes are set before its
-        # trials are enqueued, so the refreshed experiment knows it.
-        handle.experiment.refresh(handle.study.user_attrs)
-        if trial is None:
-            running = handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if handle.uses_heartbeat and running:
-                finished = count_finished(handle)
-                if write_results and handle.folder is not None and finished != seen:
-                    write_outputs(handle)  # other machines' items finished meanwhile
-                seen = finished
-                time.sleep(poll_seconds)
-                continue
-            return ran
-        writes = write_results and handle.folder is not None
+        trial = None
         try:
+            with _signals_held():
+                trial = pop_trial(handle)
+            # After the pop, not before: the item may be one another process added (a calibration's
+            # try, more repeats) since this worker last looked; its attributes are set before its
+            # trials are enqueued, so the refreshed experiment knows it.
+            handle.experiment.refresh(handle.study.user_attrs)
+            if trial is None:
+                running = handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if handle.uses_heartbeat and running:
+                    finished = count_finished(handle)
+                    if writes and finished != seen:
+                        write_outputs(handle)  # other machines' items finished meanwhile
+                    seen = finished
+                    time.sleep(poll_seconds)
+                    continue
+                return ran
             state = run_trial(handle, trial, context, runtime, events, recorded=(lambda: write_outputs(handle)) if writes else None)
-        except Exception as exc:
-            # The display failing while an item runs (a closed pipe, for a caller without
-            # entry's reader-safe streams): the files still show what the journal holds. A
-            # Ctrl-C or SIGTERM (whatever clean-up error it surfaces as) is left to its own
-            # paths, which write the files.
-            if writes and not interrupted_by_user(exc):
+        except BaseException as exc:
+            if interrupted_by_user(exc) and trial is not None:
+                with contextlib.suppress(Exception):  # the interrupt goes on; `reconcile` finds what this left
+                    frozen = handle.storage.get_trial(trial._trial_id)
+                    if frozen.state == TrialState.RUNNING:  # stopped before run_trial's guard
+                        _stopped(handle, frozen._trial_id, handle.experiment.item_of(item_params(frozen)))
+            elif writes and isinstance(exc, Exception) and not interrupted_by_user(exc):
+                # The display failing while an item runs (a closed pipe, for a caller without
+                # entry's reader-safe streams): the files still show what the journal holds. A
+                # Ctrl-C or SIGTERM (whatever clean-up error it surfaces as) is left to its own
+                # paths, which write the files.
                 with contextlib.suppress(Exception):
                     write_outputs(handle)
             raise
