@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import textwrap
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -149,12 +150,16 @@ def plot_comparison(frame: pd.DataFrame, path: Path, title: str = "") -> None:
         high = (line["top1_high"].astype(float) - line["top1"].astype(float)).clip(lower=0).fillna(0) * 100
         style = dict(lw=2.2, ms=7) if strategy == "compound" else dict(lw=1.3, ms=5)
         ax.errorbar(line["macs"] / 1e6, top1, yerr=[low, high], fmt="-o", capsize=3, label=strategy, **style)
-        for _, row in line.iterrows():
-            if row["phi"] > 0:
-                ax.annotate(f"φ={int(row['phi'])}", (row["macs"] / 1e6, row["top1"] * 100), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    # One label per phi, above its group's highest bar: one per point overlapped, the strategies
+    # of a phi lying within a few percent of each other's MACs.
+    for phi, group in scored[scored["phi"] > 0].groupby("phi"):
+        tops = group["top1_high"].astype(float).fillna(group["top1"].astype(float))
+        ax.annotate(f"φ={int(phi)}", (group["macs"].mean() / 1e6, tops.max() * 100), textcoords="offset points",
+                    xytext=(0, 6), ha="center", fontsize=8)
     ax.set_xlabel("MACs (M), measured with fvcore")
     ax.set_ylabel("val top-1 (%), mean with 95% interval")
-    ax.set_title(title or "scaling strategies at equal nominal FLOPs")
+    ax.set_title(textwrap.fill(title or "scaling strategies at equal nominal FLOPs", 70))  # a long study name was cut off
+    ax.margins(y=0.08)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
@@ -200,7 +205,7 @@ def plot_calibration(frame: pd.DataFrame, path: Path, title: str = "") -> None:
         ax.legend(fontsize=8)
     ax.set_xlabel("reference val top-1 (%), mean with 95% interval")
     ax.set_ylabel("setting's val top-1 (%)")
-    ax.set_title("each setting against the reference, per candidate" + (f"\n{title}" if title else ""), fontsize=10)
+    ax.set_title("each setting against the reference, per candidate" + (f"\n{textwrap.fill(title, 70)}" if title else ""), fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     save(fig, Path(path))

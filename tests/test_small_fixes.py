@@ -19,7 +19,7 @@ from rich.console import Console
 from scaler.cli.calibrate import caption_lines
 from scaler.errors import UsageError
 from scaler.files import git_commit, whole_numbers
-from scaler.cli.render import Column, emit, integer, seconds, share, to_json
+from scaler.cli.render import Column, emit, integer, mega, seconds, share, to_json
 from scaler.study import results as study_results
 from scaler.study.create import join_study
 from scaler.study.storage import mask_url
@@ -275,6 +275,27 @@ def test_the_best_s_label_stays_inside_the_plot_when_the_best_is_the_costliest(m
         assert label.get_ha() == side and axes.x0 <= box.x0 and box.x1 <= axes.x1 and axes.y0 <= box.y0 and box.y1 <= axes.y1
 
 
+def test_the_comparison_plot_labels_each_phi_once_and_keeps_a_long_title_inside(monkeypatch, tmp_path):
+    """One φ label per phi, above its group (four strategies' labels at close MACs overlapped),
+    and a long study name's title wrapped within the figure (it was cut off at both sides)."""
+    from scaler import plots
+
+    rows = [("base", 0, 30e6, 0.40)] + [
+        (strategy, phi, 30e6 * 2**phi * k, 0.40 + 0.05 * phi * k)
+        for strategy, k in (("compound", 1.0), ("width", 0.97), ("depth", 1.02), ("resolution", 1.05)) for phi in (1, 2)
+    ]
+    frame = pd.DataFrame(rows, columns=["strategy", "phi", "macs", "top1"])
+    frame = frame.assign(top1_low=frame["top1"] - 0.03, top1_high=frame["top1"] + 0.03)
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig))
+    plots.plot_comparison(frame, tmp_path / "compare.png", "compare-b0-phi2-seed0-a-long-name-of-a-study: top-1 against MACs per strategy")
+    (ax,) = figures[0].axes
+    assert [t.get_text() for t in ax.texts] == ["φ=1", "φ=2"]
+    figures[0].canvas.draw()
+    title, whole = ax.title.get_window_extent(), figures[0].bbox
+    assert whole.x0 <= title.x0 and title.x1 <= whole.x1 and title.y1 <= whole.y1
+
+
 def test_a_postscript_plot_is_written_without_a_transparency_warning(tmp_path):
     """.eps has no transparency: the translucent marks are drawn opaque, and matplotlib's
     warning that says so is not passed on to the user (in a process of its own: pytest
@@ -494,6 +515,13 @@ def test_json_output_is_strict_json_even_with_infinite_values():
     frame = whole_numbers(pd.DataFrame({"ratio": [math.inf, 1.5, -math.inf], "count": [3.0, math.nan, 2.0]}), ["count"])
     strict = json.loads(to_json(frame), parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert strict == [{"ratio": None, "count": 3}, {"ratio": 1.5, "count": None}, {"ratio": None, "count": 2}]
+
+
+def test_macs_in_millions_keep_three_digits_on_a_tiny_network():
+    """One decimal read a tiny network's 45,600 MACs as '0.0', the same as one of 4,000."""
+    assert [mega(v) for v in (45_600, 4_000, 999_600, 4_561_000, 9_996_000, 385_040_000, 0)] == [
+        "0.0456", "0.00400", "1.00", "4.56", "10.0", "385.0", "0.0"]
+    assert mega(None) == "" and mega(float("nan")) == ""
 
 
 def test_training_seconds_show_tenths_where_whole_seconds_would_read_zero():

@@ -56,7 +56,12 @@ def integer(value: object) -> str:
 
 
 def mega(value: object) -> str:
-    return "" if missing(value) else f"{value / 1e6:.1f}"
+    """Millions with one decimal; under 10 M, three significant digits (a tiny network's
+    0.0456 M read '0.0', and two such networks looked equally cheap)."""
+    if missing(value):
+        return ""
+    millions = value / 1e6  # type: ignore[operator]
+    return f"{millions:.1f}" if millions == 0 or abs(millions) >= 9.995 else f"{millions:#.3g}"
 
 
 def giga(value: object) -> str:
