@@ -225,7 +225,7 @@ def main() -> None:
             seconds[i].append(result.train_seconds)
             print(f"  {nets[i]} r={scale.resolution} top1 {result.top1:.3f} "
                   f"({'/'.join(f'{e.top1:.2f}' for e in result.epochs)}) "
-                  f"{result.train_seconds:.1f} s {result.status.value}; per class {per_class}", flush=True)
+                  f"{result.train_seconds:.1f} s {result.state.value}; per class {per_class}", flush=True)
             if args.recalibrate_bn:
                 for kind in recalibrated:
                     recalibrated[kind][i].append(recalibrated_top1(model, data, scale.resolution, kind == "augmented", seed))

@@ -57,11 +57,11 @@ class EpochMetrics:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """The outcome: status COMPLETE, DIVERGED, PRUNED (stopped by the caller) or TIMEOUT, the
+    """The outcome: state COMPLETE, DIVERGED, PRUNED (stopped by the caller) or TIMEOUT, the
     reason ("" when complete), the finished epochs, the device, wall time and mean training
     images/s."""
 
-    status: State
+    state: State
     reason: str
     epochs: tuple[EpochMetrics, ...]
     device: str
@@ -92,7 +92,7 @@ class TrainResult:
         """JSON-ready (non-finite floats become None)."""
         out = asdict(self)
         out["epochs"] = [asdict(e) for e in self.epochs]
-        out.update(status=self.status.value, top1=self.top1, top5=self.top5, val_loss=self.val_loss)
+        out.update(state=self.state.value, top1=self.top1, top5=self.top5, val_loss=self.val_loss)
         return json_ready(out)
 
 
@@ -318,8 +318,8 @@ def train(
     to the same result).
     `on_step(step, total_steps, loss, images_per_s)` is called every step on the CPU and every
     CUDA_SYNC_EVERY steps on CUDA (and at each epoch's end); `on_epoch(metrics)` returning True
-    stops the run (status PRUNED). A non-finite loss ends it with status DIVERGED (no
-    exception); crossing `max_seconds` with status TIMEOUT, after evaluating the partial
+    stops the run (state PRUNED). A non-finite loss ends it with state DIVERGED (no
+    exception); crossing `max_seconds` with state TIMEOUT, after evaluating the partial
     epoch. `runtime` says where it runs (device, threads); it never changes the result's meaning.
     """
     check_trainable(dataset, resolution, config)
@@ -433,7 +433,7 @@ def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch
     report_every = CUDA_SYNC_EVERY if on_cuda else 1
 
     epochs: list[EpochMetrics] = []
-    status, reason, step, val_correct = State.COMPLETE, "", 0, ""
+    state, reason, step, val_correct = State.COMPLETE, "", 0, ""
     train_time, train_images = 0.0, 0
     for epoch in range(1, n_epochs + 1):
         epoch_start = time.perf_counter()
@@ -465,7 +465,7 @@ def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch
                     on_step(step, total, loss.item() if on_cuda else mean, rate)
             if config.max_seconds is not None and step < total and \
                     time.perf_counter() - start > config.max_seconds:
-                status, reason = State.TIMEOUT, (f"time limit of {config.max_seconds:g} s reached "
+                state, reason = State.TIMEOUT, (f"time limit of {config.max_seconds:g} s reached "
                                              f"at epoch {epoch} step {seen_steps}")
                 break
         _sync(device)
@@ -476,7 +476,7 @@ def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch
             bad = (float((loss_sum / seen_steps).item()), f"{checked_steps + 1}..{seen_steps}")
         if bad is not None:
             word = "nan" if math.isnan(bad[0]) else "inf"
-            status, reason = State.DIVERGED, f"loss became {word} at epoch {epoch} step {bad[1]}"
+            state, reason = State.DIVERGED, f"loss became {word} at epoch {epoch} step {bad[1]}"
             break
         top1, top5, val_loss, correct = evaluate(model, dataset, resolution, device,
                                                  config.eval_batch_size, channels_last)
@@ -494,24 +494,24 @@ def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch
         epochs.append(metrics)
         if math.isfinite(top1) and not math.isfinite(val_loss):  # a finite training loss, broken outputs
             word = "nan" if math.isnan(val_loss) else "inf"
-            status, reason = State.DIVERGED, f"validation loss became {word} at epoch {epoch} (the outputs overflowed)"
+            state, reason = State.DIVERGED, f"validation loss became {word} at epoch {epoch} (the outputs overflowed)"
             break
-        if status is State.TIMEOUT:
+        if state is State.TIMEOUT:
             break
         if on_epoch is not None and on_epoch(metrics):
-            status, reason = State.PRUNED, f"stopped by the caller after epoch {epoch}"
+            state, reason = State.PRUNED, f"stopped by the caller after epoch {epoch}"
             break
         if step >= total:
             break
         if config.max_seconds is not None and time.perf_counter() - start > config.max_seconds:
-            status, reason = State.TIMEOUT, (f"time limit of {config.max_seconds:g} s reached "
+            state, reason = State.TIMEOUT, (f"time limit of {config.max_seconds:g} s reached "
                                          f"after epoch {epoch}")
             break
     model.eval()
     if graphed:  # the last gradients live in the graph's memory pool: let it go with the graph
         optimizer.zero_grad(set_to_none=True)
     return TrainResult(
-        status=status,
+        state=state,
         reason=reason,
         epochs=tuple(epochs),
         device=str(device),

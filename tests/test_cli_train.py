@@ -73,7 +73,7 @@ def test_on_a_terminal_the_bars_are_drawn_on_stderr_and_stdout_keeps_the_table(c
 def test_train_stdout_holds_the_results_alone_and_each_csv_row_the_runs_status(cli):
     """Progress bars (on a terminal) and epoch lines go to stderr, so `scaler train > table.txt`
     writes the table alone; a run stopped by --max-seconds says so, and why, on each epoch's CSV
-    row, as JSON and the --repeats CSV carry its status."""
+    row, as JSON and the --repeats CSV carry its state."""
     result = cli("train", "b0", *TINY, "--epochs", "2")
     assert result.code == 0, result.err
     assert " b0 epoch 1: train loss" in result.err and " b0 epoch 2: train loss" in result.err
@@ -81,22 +81,22 @@ def test_train_stdout_holds_the_results_alone_and_each_csv_row_the_runs_status(c
     assert "peak MB: the process's largest resident memory so far (torch's own included)" in " ".join(result.out.split())
     assert "ETA" not in result.out + result.err  # a bar is drawn on a terminal only: a log file gets the lines
     done = pd.read_csv(io.StringIO(cli("train", "b0", *TINY, "--epochs", "2", "--format", "csv").out))
-    assert done["status"].tolist() == ["complete", "complete"]
+    assert done["state"].tolist() == ["complete", "complete"]
     capped = cli("train", "b0", *TINY, "--epochs", "3", "--max-seconds", "0.01", "--format", "csv")
     assert capped.code == 0, capped.err
     rows = pd.read_csv(io.StringIO(capped.out))
-    assert len(rows) < 3 and set(rows["status"]) == {"timeout"}
+    assert len(rows) < 3 and set(rows["state"]) == {"timeout"}
     assert rows["reason"].nunique() == 1 and rows["reason"][0].startswith("time limit of 0.01 s reached") and done["reason"].isna().all()
     # with --repeats the product is a mean over seeds: when no run completed there is none (exit 1), the runs still shown
     none = cli("train", "b0", *TINY, "--epochs", "3", "--max-seconds", "0.01", "--repeats", "2", "--format", "csv")
-    assert none.code == 1 and pd.read_csv(io.StringIO(none.out))["status"].tolist() == ["timeout", "timeout"]
+    assert none.code == 1 and pd.read_csv(io.StringIO(none.out))["state"].tolist() == ["timeout", "timeout"]
     assert none.err.endswith("error: no run completed (2 timeout): a mean over seeds needs complete trainings; "
                              "give --max-seconds more room (or drop it)\n")
 
 
 def test_train_json_is_reproducible(cli):
     runs = [json.loads(cli("train", "b0", *TINY, "--epochs", "1", "--format", "json").out) for _ in range(2)]
-    assert runs[0]["status"] == "complete" and len(runs[0]["epochs"]) == 1
+    assert runs[0]["state"] == "complete" and len(runs[0]["epochs"]) == 1
     # the final top-1 with its Wilson interval over the 32 validation images
     assert (runs[0]["top1_low"], runs[0]["top1_high"]) == pytest.approx(proportion_interval(round(runs[0]["top1"] * 32), 32))
     assert [(e["top1_low"], e["top1_high"]) for e in runs[0]["epochs"]] == [(runs[0]["top1_low"], runs[0]["top1_high"])]  # each epoch's
@@ -146,7 +146,7 @@ def test_train_bad_data_and_divergence(cli, tmp_path):
     assert both.code == 2 and both.err == "error: --epochs 2 and --steps 3 both set how long to train; give one\n"
     diverged = cli("train", "b0", *TINY, "--epochs", "1", "--optimizer", "sgd", "--lr", "1e6", "--format", "json")
     assert diverged.code == 1
-    assert json.loads(diverged.out)["status"] == "diverged"
+    assert json.loads(diverged.out)["state"] == "diverged"
     # AdamW, one step: the epoch ends and its evaluation overflows; no top-1 interval for that network
     evaluated = [*TINY, "--epochs", "1", "--lr", "1e9", "--batch-size", "64"]
     table = cli("train", "b0", *evaluated)
@@ -154,7 +154,7 @@ def test_train_bad_data_and_divergence(cli, tmp_path):
     text = " ".join(table.out.split())
     assert "no final top-1: a diverged training's network is broken, so it is not scored" in text and "final val top-1" not in text
     data = json.loads(cli("train", "b0", *evaluated, "--format", "json").out)
-    assert data["status"] == "diverged" and len(data["epochs"]) == 1
+    assert data["state"] == "diverged" and len(data["epochs"]) == 1
     assert data["top1"] is None and data["top5"] is None and data["top1_low"] is None and data["top1_high"] is None
     assert data["epochs"][0]["top1"] is not None  # the epoch's evaluation, as measured
 

@@ -111,7 +111,7 @@ def test_micro_search_and_train_on_the_factory(cli, net, tmp_path):
 
     trained = cli("train", net, "--width", "0.5", "--resolution", "32", *TRAIN, "--format", "json")
     assert trained.code == 0, trained.err
-    assert json.loads(trained.out)["status"] == "complete"
+    assert json.loads(trained.out)["state"] == "complete"
 
 
 def test_module_reference(tmp_path, monkeypatch):
@@ -232,7 +232,7 @@ def test_a_network_is_checked_at_the_resolutions_it_runs_at(cli, tmp_path):
 
     trained = cli("train", cifar, "--resolution", "32", *TRAIN, "--format", "json")
     assert trained.code == 0, trained.err
-    assert json.loads(trained.out)["status"] == "complete"
+    assert json.loads(trained.out)["state"] == "complete"
     wider = cli("train", cifar, "--resolution", "40", *TRAIN)
     assert wider.code == 2
     [line] = wider.err.strip().splitlines()

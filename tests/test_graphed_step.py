@@ -160,7 +160,7 @@ def test_a_cuda_training_replays_its_step_to_the_eager_result(synthetic, monkeyp
     graphed = train(tiny_b0(), synthetic, 16, config, Runtime(device=device))
     monkeypatch.setenv(GRAPHS_ENV, "0")
     eager = train(tiny_b0(), synthetic, 16, config, Runtime(device=device))
-    assert graphed.status is State.COMPLETE and eager.status is State.COMPLETE
+    assert graphed.state is State.COMPLETE and eager.state is State.COMPLETE
     assert graphed.setup_seconds > 0.0 and eager.setup_seconds == 0.0
     assert graphed.steps == eager.steps == 2 * (96 // 8)
     assert [e.train_loss for e in graphed.epochs] == pytest.approx([e.train_loss for e in eager.epochs], abs=0.02)

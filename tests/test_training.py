@@ -1,4 +1,4 @@
-"""Proxy training is seeded, reports per-epoch metrics and ends with a status, never a crash."""
+"""Proxy training is seeded, reports per-epoch metrics and ends with a state, never a crash."""
 
 import copy
 import json
@@ -57,7 +57,7 @@ def test_training_is_seeded_and_reports_metrics(synthetic):
     steps = []
     a = run(synthetic, config, on_step=lambda *args: steps.append(args))
     b = run(synthetic, config)
-    assert a.status is State.COMPLETE and a.reason == "" and a.device == "cpu"
+    assert a.state is State.COMPLETE and a.reason == "" and a.device == "cpu"
     assert len(a.epochs) == 2 and a.steps == 6
     assert [s[0] for s in steps] == list(range(1, 7)) and steps[-1][1] == 6
     for ea, eb in zip(a.epochs, b.epochs):
@@ -94,11 +94,11 @@ def test_steps_override_epochs(synthetic):
     assert r.steps == 4 and len(r.epochs) == 2  # 3 steps per epoch
 
 
-def test_divergence_is_a_status_not_an_exception(synthetic):
+def test_divergence_is_a_state_not_an_exception(synthetic):
     # SGD: AdamW's steps are bounded by the learning rate, so its loss stays finite longer
     r = run(synthetic, TrainConfig(epochs=2, batch_size=16, lr=1e6, warmup_epochs=0,
                                    optimizer="sgd"))
-    assert r.status is State.DIVERGED
+    assert r.state is State.DIVERGED
     assert "loss became" in r.reason and "epoch" in r.reason
     # No exception; metrics of finished epochs only: it diverged in the first one.
     assert r.reason.startswith("loss became") and "at epoch 1 " in r.reason
@@ -119,7 +119,7 @@ def test_outputs_that_overflow_on_the_validation_images_are_a_divergence(synthet
 
     monkeypatch.setattr(training_module, "evaluate", overflowed)
     r = run(synthetic, TrainConfig(epochs=3, batch_size=16))
-    assert r.status is State.DIVERGED and r.reason == "validation loss became nan at epoch 1 (the outputs overflowed)"
+    assert r.state is State.DIVERGED and r.reason == "validation loss became nan at epoch 1 (the outputs overflowed)"
     assert len(r.epochs) == 1 and r.epochs[0].top1 == r.top1  # the epoch is kept, its accuracy is not ranked
     json.dumps(r.to_dict(), allow_nan=False)
 
@@ -128,12 +128,12 @@ def test_on_epoch_true_stops(synthetic):
     seen = []
     r = run(synthetic, TrainConfig(epochs=3, batch_size=16),
             on_epoch=lambda m: seen.append(m.epoch) or True)
-    assert r.status is State.PRUNED and seen == [1] and len(r.epochs) == 1
+    assert r.state is State.PRUNED and seen == [1] and len(r.epochs) == 1
 
 
 def test_timeout_after_crossing_the_limit(synthetic):
     r = run(synthetic, TrainConfig(epochs=3, batch_size=16, max_seconds=1e-6))
-    assert r.status is State.TIMEOUT and len(r.epochs) == 1 and r.steps == 1
+    assert r.state is State.TIMEOUT and len(r.epochs) == 1 and r.steps == 1
     assert math.isfinite(r.top1)
 
 
@@ -144,14 +144,14 @@ def test_top5_none_with_fewer_than_five_classes():
         torch.arange(n) % 3)
     ds = Dataset("toy", ("a", "b", "c"), split(12), split(6), "toy", 0, 12)
     r = run(ds, TrainConfig(epochs=1, batch_size=4))
-    assert r.status is State.COMPLETE and r.top5 is None and r.epochs[0].top5 is None
+    assert r.state is State.COMPLETE and r.top5 is None and r.epochs[0].top5 is None
     assert r.to_dict()["top5"] is None
 
 
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adamw"])
 def test_other_optimizers_train(synthetic, optimizer):
     r = run(synthetic, TrainConfig(steps=2, batch_size=16, optimizer=optimizer))
-    assert r.status is State.COMPLETE and math.isfinite(r.epochs[-1].train_loss)
+    assert r.state is State.COMPLETE and math.isfinite(r.epochs[-1].train_loss)
 
 
 def test_rmsprop_tf_update_rule():

@@ -117,13 +117,13 @@ def train(
     if repeats > 1:
         _show_repeats(results, seeds, len(dataset.val), format, title, caption)
     else:
-        _show_run(results[0], len(dataset.val), format, f"{title}: {results[0].status}", caption)
-    diverged = [r for r in results if r.status is State.DIVERGED]
+        _show_run(results[0], len(dataset.val), format, f"{title}: {results[0].state}", caption)
+    diverged = [r for r in results if r.state is State.DIVERGED]
     if diverged:
         print(f"error: training diverged: {diverged[0].reason}", file=sys.stderr)
         raise typer.Exit(1)
-    if repeats > 1 and not any(r.status is State.COMPLETE for r in results):  # the mean over seeds asked for: none
-        counts = ", ".join(f"{n} {s}" for s, n in Counter(r.status.value for r in results).items())
+    if repeats > 1 and not any(r.state is State.COMPLETE for r in results):  # the mean over seeds asked for: none
+        counts = ", ".join(f"{n} {s}" for s, n in Counter(r.state.value for r in results).items())
         print(f"error: no run completed ({counts}): a mean over seeds needs complete trainings; "
               "give --max-seconds more room (or drop it)", file=sys.stderr)
         raise typer.Exit(1)
@@ -132,7 +132,7 @@ def train(
 REPEAT_COLUMNS = [
     Column("repeat", "repeat", integer),
     Column("seed", "seed", text),
-    Column("status", "status", text),
+    Column("state", "state", text),
     Column("top1", "val top-1", share),
     Column("top5", "val top-5", share),
     Column("val_loss", "val loss", fixed(4)),
@@ -146,7 +146,7 @@ def _show_repeats(results: list[TrainResult], seeds: list[int], val_images: int,
     import pandas as pd
     from scaler.statistics import mean_interval
 
-    top1 = [r.top1 for r in results if r.status is State.COMPLETE]
+    top1 = [r.top1 for r in results if r.state is State.COMPLETE]
     mean, std, low, high = mean_interval(top1, images=val_images)
     if format is Format.json:
         runs = [{**r.to_dict(), "seed": s} for r, s in zip(results, seeds)]
@@ -154,7 +154,7 @@ def _show_repeats(results: list[TrainResult], seeds: list[int], val_images: int,
         print(json.dumps(json_ready({"runs": runs, **summary}), indent=2))
         return
     frame = pd.DataFrame(
-        [{"repeat": i + 1, "seed": s, "status": r.status.value, "top1": r.top1, "top5": r.top5, "val_loss": r.val_loss,
+        [{"repeat": i + 1, "seed": s, "state": r.state.value, "top1": r.top1, "top5": r.top5, "val_loss": r.val_loss,
           "train_seconds": r.train_seconds} for i, (r, s) in enumerate(zip(results, seeds))]
     )  # fmt: skip
     # CSV has no place for a summary row: every row carries the summary of the completed runs
@@ -185,9 +185,9 @@ def _show_run(result: TrainResult, val_images: int, format: Format, title: str, 
     frame = pd.DataFrame([asdict(e) for e in result.epochs], columns=[c.key for c in METRIC_COLUMNS])
     bounds = [_wilson(top1, val_images) for top1 in frame["top1"]]
     frame["top1_low"], frame["top1_high"] = [b[0] for b in bounds], [b[1] for b in bounds]  # for CSV
-    frame["status"] = result.status.value  # the run's, on every epoch's row, as the title says it
+    frame["state"] = result.state.value  # the run's, on every epoch's row, as the title says it
     frame["reason"] = result.reason  # and why it stopped, as the caption says it ("" when complete)
-    scored = bool(result.epochs) and result.status.is_scored
+    scored = bool(result.epochs) and result.state.is_scored
     low, high = _wilson(result.top1, val_images) if scored else (math.nan, math.nan)
     if format is Format.json:  # the final top-1's bounds, and each epoch's, as CSV has them
         data = result.to_dict()
@@ -204,7 +204,7 @@ def _show_run(result: TrainResult, val_images: int, format: Format, title: str, 
         caption += (f"\nfinal val top-1 {result.top1:.1%}, 95% interval {interval(low, high)} over the {val_images} validation "
                     "images; --repeats 3 adds the seed's noise")
     elif result.epochs:
-        caption += f"\nno final top-1: a {result.status} training's network is broken, so it is not scored"
+        caption += f"\nno final top-1: a {result.state} training's network is broken, so it is not scored"
     if result.reason:
-        caption += f"\n{result.status}: {result.reason}"
+        caption += f"\n{result.state}: {result.reason}"
     emit(frame, METRIC_COLUMNS, format.value, console, title=title, caption=caption)

@@ -64,11 +64,11 @@ def train_outcome(
 
 
 def _outcome_state(result: TrainResult) -> tuple[State, str]:
-    if result.status is State.DIVERGED:
+    if result.state is State.DIVERGED:
         return State.FAILED, f"diverged: {result.reason}"
-    if result.status is State.PRUNED:
+    if result.state is State.PRUNED:
         return State.PRUNED, f"pruned after epoch {len(result.epochs)}"
-    if result.status is State.TIMEOUT:  # fewer epochs than planned: ranked after complete ones
+    if result.state is State.TIMEOUT:  # fewer epochs than planned: ranked after complete ones
         return State.TIMEOUT, result.reason or "time cap reached"
     return State.COMPLETE, ""
 
