@@ -151,6 +151,22 @@ def test_take_train_keeps_every_class_of_a_split_ordered_by_class():
     assert taken.train.images[:, 0, 0, 0].tolist() == [0, 1, 2, 6, 7, 12, 13]  # the first of each class, in order
 
 
+def test_a_try_on_fewer_training_images_than_classes_is_warned_with_its_ceiling(tmp_path):
+    """A subset warns of the classes it has no training image of, in place of the whole set's
+    warning; a calibration names the try whose subset leaves classes out (it said nothing:
+    the whole data set, which covers them, was the only one checked)."""
+    big = load_dataset("synthetic", storage_resolution=16, train_images=40, val_images=20, native_resolution=32)
+    assert big.warnings == () and take_train(big, 10).warnings == ()
+    (warning,) = take_train(big, 4).warnings
+    assert warning.startswith("6 of the 10 classes (") and "among the 4" in warning and "cannot exceed 40.0%" in warning
+    few = load_dataset("synthetic", storage_resolution=16, train_images=4, val_images=20, native_resolution=32)
+    (fewer,) = take_train(few, 3).warnings  # the subset's, in place of the whole set's
+    assert few.warnings == (warning,) and fewer.startswith("7 of the 10 classes (") and "among the 3" in fewer
+    planned = Calibration.plan(tiny_calibration(tmp_path, "train-images=4", "epochs=1"))
+    context = planned.prepare(Runtime(device="cpu"))
+    assert [w for w in context.warnings if "no training image" in w] == [f"train-images=4: {warning}"]
+
+
 def test_config_round_trips_and_refuses_what_cannot_be_calibrated():
     search = SearchConfig()
     config = CalibrationConfig(search, reference_setting(search, 4), tries=(parse_try("epochs=1,base-width=0.25"),))

@@ -142,7 +142,8 @@ def take_train(dataset: Dataset, count: int) -> Dataset:
     images of each class in split order, as many per class as `stratified_take` gives. On the
     synthetic set (labels cycle through the classes) that is exactly the first `count` images,
     which are what loading it with `train_images=count` renders. The whole data set when it
-    has no more than `count` training images."""
+    has no more than `count` training images. Its warnings say which classes the subset has no
+    training image of (`class_coverage`), in place of the whole set's."""
     check_int("count", count, 1, MAX_IMAGES)
     if count >= len(dataset.train):
         return dataset
@@ -151,7 +152,9 @@ def take_train(dataset: Dataset, count: int) -> Dataset:
     keep = torch.tensor(sorted(i for group in stratified_take(groups, count) for i in group), dtype=torch.int64)
     train = ImageSplit(dataset.train.images[keep].contiguous(), labels[keep].clone())
     fingerprint = digest({"of": dataset.fingerprint, "train": count})
-    return replace(dataset, train=train, fingerprint=fingerprint, decoded=0)
+    whole = class_coverage(dataset.classes, dataset.train, dataset.val)
+    warnings = tuple(w for w in dataset.warnings if w not in whole) + class_coverage(dataset.classes, train, dataset.val)
+    return replace(dataset, train=train, fingerprint=fingerprint, decoded=0, warnings=warnings)
 
 
 def clear_memo() -> None:

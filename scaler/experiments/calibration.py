@@ -526,7 +526,11 @@ class Calibration(Experiment):
         self._subsets = {}
         for index in range(len(self.settings)):
             self._subset(index, dataset, runtime)
-        return dataset
+        own = [  # e.g. a try on fewer training images than there are classes
+            f"{self.settings[index].label}: {warning}"
+            for index, subset in self._subsets.items() for warning in subset.warnings if warning not in dataset.warnings
+        ]
+        return replace(dataset, warnings=dataset.warnings + tuple(own)) if own else dataset
 
     def _load(self, storage_resolution: int, runtime: Runtime) -> Dataset:
         """The data with the most training images any setting needs, stored at `storage_resolution`."""
