@@ -629,6 +629,41 @@ def test_an_error_in_the_parent_stops_its_worker_processes_before_the_lock_is_re
     assert not handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
 
 
+def test_a_ctrl_c_that_reaches_the_parent_alone_stops_its_workers_at_once(tmp_path, monkeypatch):
+    """`kill -INT` of the command's process (not its group): its workers heard nothing, and
+    were left training for 30 s before they were sent SIGTERM. Now they are sent it at once,
+    and each marks its item interrupted, not dead."""
+    calls = []
+
+    def refresh(self, attrs):
+        calls.append(1)
+        if len(calls) == 3:  # while the workers train
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(FakeExperiment, "refresh", refresh)  # this process only: workers are spawned fresh
+    folder = tmp_path / "stopped"
+    start = time.monotonic()
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=4, seconds=60.0))
+        outcome = run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=print)
+    assert outcome.interrupted and multiprocessing.active_children() == []
+    assert time.monotonic() - start < 25  # not the 30 s grace a group's Ctrl-C was given
+    trials = handle.study.get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state is optuna.trial.TrialState.RUNNING]
+    assert not [t for t in trials if storage_module.process_died(t)]
+
+
+def test_a_worker_answers_ctrl_c_and_sigterm_once():
+    """The second of a group's Ctrl-C and the parent's SIGTERM would cut short the marking of
+    the item the first one stopped."""
+    interrupt = runner.interrupt_once()
+    with pytest.raises(KeyboardInterrupt):
+        interrupt(signal.SIGINT, None)
+    assert interrupt(signal.SIGTERM, None) is None and interrupt(signal.SIGINT, None) is None
+    with pytest.raises(KeyboardInterrupt):  # each worker its own
+        runner.interrupt_once()(signal.SIGTERM, None)
+
+
 def test_an_item_that_kills_every_worker_fails_after_three_deaths_and_the_rest_train(tmp_path):
     """Local workers killed on one item: it goes behind the others, which train, and after
     MAX_DEATHS deaths it fails with the reason (a round cap once left it, and with three such
@@ -865,7 +900,7 @@ def test_a_signal_just_as_a_trial_is_taken_leaves_it_interrupted_not_running(tmp
         monkeypatch.setattr(engine, "pop_trial", pop_then_signal)
     else:
         monkeypatch.setattr(FakeExperiment, "refresh", refresh_then_signal)
-    previous = signal.signal(signal.SIGTERM, runner._interrupt)  # as a worker process answers it
+    previous = signal.signal(signal.SIGTERM, interrupt := runner.interrupt_once())  # as a worker process answers it
     try:
         with folder_lock(tmp_path / "taken"):
             handle = open_fake(tmp_path / "taken", FakeConfig(count=2))
@@ -875,7 +910,7 @@ def test_a_signal_just_as_a_trial_is_taken_leaves_it_interrupted_not_running(tmp
         handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert handlers == (signal.default_int_handler, runner._interrupt)  # held for the pop only, then put back
+    assert handlers == (signal.default_int_handler, interrupt)  # held for the pop only, then put back
     assert sent == [signum]
     assert not handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     taken = handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))

@@ -312,17 +312,30 @@ def _die_with_parent(parent: int, poll_seconds: float = 0.5) -> None:
     threading.Thread(target=watch, name="scaler-parent-watch", daemon=True).start()
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def interrupt_once() -> Callable[[int, object], None]:
+    """A handler for Ctrl-C and SIGTERM that raises KeyboardInterrupt the first time only: a
+    worker often gets both (a terminal's Ctrl-C reaches the whole process group, and the
+    parent then sends SIGTERM), and a second interrupt would cut short the marking of its
+    item as interrupted, which the first set going."""
+    stopping: list[int] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        if not stopping:
+            stopping.append(signum)
+            raise KeyboardInterrupt
+
+    return interrupt
 
 
 def worker_process(storage_url: str, name: str, folder: Path | None, runtime: Runtime, parent: int) -> None:
     """Body of one local worker process (entered through `spawned.worker_entry`): join the
     study and work until the queue is empty.
-    SIGTERM (forwarded by the parent, or sent to every process by a scheduler) is answered as
-    Ctrl-C: the item in flight is marked interrupted."""
+    SIGTERM (sent by the parent, or to every process by a scheduler) is answered as Ctrl-C,
+    once: the item in flight is marked interrupted."""
     _die_with_parent(parent)
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupt = interrupt_once()
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         handle = join_study(storage_url, name, folder)
         work(handle, prepare(handle, runtime), runtime, write_results=False)  # the parent writes them
@@ -399,8 +412,8 @@ def _run_processes(
                         log(f"{done}/{total} {noun}s finished; running: {', '.join(running) or 'none'}")
                     last = done
                     time.sleep(1.0)
-            except BaseException as exc:
-                _stop(processes, told=interrupted_by_user(exc))
+            except BaseException:
+                _stop(processes)
                 raise
             for process in processes:
                 process.join()
@@ -442,19 +455,19 @@ def _taken(handle: StudyHandle) -> int:
     return len(handle.study.get_trials(deepcopy=False, states=tuple(s for s in TrialState if s != TrialState.WAITING)))
 
 
-def _stop(processes: list[multiprocessing.process.BaseProcess], told: bool) -> None:
-    """End the worker processes before the Ctrl-C (`told`) or error that ended the parent's
-    watch goes on: the folder's lock is released after this, and no worker may outlive it. A
-    Ctrl-C reached them too (one process group); otherwise they are sent SIGTERM, which they
-    answer as Ctrl-C. Either way each marks its item interrupted; one still alive after 30 s
-    is sent SIGTERM (again), and after 30 s more, SIGKILL."""
+def _stop(processes: list[multiprocessing.process.BaseProcess]) -> None:
+    """End the worker processes before the Ctrl-C or error that ended the parent's watch goes
+    on: the folder's lock is released after this, and no worker may outlive it. Each is sent
+    SIGTERM at once, which it answers as Ctrl-C, once (`interrupt_once`: a terminal's Ctrl-C
+    may have reached it already, and a Ctrl-C sent to this process alone would otherwise have
+    left them training for 30 s), marking its item interrupted; one still alive after 30 s is
+    sent SIGKILL."""
     started = [p for p in processes if p.pid is not None]
-    for grace, signal_first in ((30, not told), (30, True)):
-        for process in started:
-            if signal_first and process.is_alive():
-                process.terminate()
-        for process in started:
-            process.join(timeout=grace)
+    for process in started:
+        if process.is_alive():
+            process.terminate()
+    for process in started:
+        process.join(timeout=30)
     for process in started:
         if process.is_alive():
             process.kill()
