@@ -7,6 +7,7 @@ device), so they are kept apart from the configuration that identifies a search 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,19 @@ if TYPE_CHECKING:  # torch is imported where a device is chosen: the command lin
     import torch
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def check_device_name(name: object) -> None:
+    """UsageError unless `name` is one of DEVICES' forms (any case, spaces around; empty is
+    'auto'). Whether it is available here is `select_device`'s to say, with torch loaded."""
+    text = (name or "auto").strip().lower() if isinstance(name, str) else None
+    if text not in ("auto", "cpu", "cuda", "mps") and not (text and re.fullmatch(r"cuda:\d+", text)):
+        raise UsageError(f"device = {name!r} is not allowed; choose one of {', '.join(DEVICES)}", param="device")
+
+
+def check_workers(workers: object) -> None:
+    """UsageError unless `workers` (processes that train a study's items) is at least 1."""
+    check_int("workers", workers, 1)
 
 
 @dataclass(frozen=True)
@@ -32,8 +46,7 @@ class Runtime:
     def validate(self) -> None:
         """UsageError for a malformed device name or thread count (availability is checked
         by `select_device` when the work starts)."""
-        if not isinstance(self.device, str):
-            raise UsageError(f"device = {self.device!r} is not allowed; choose one of {', '.join(DEVICES)}", param="device")
+        check_device_name(self.device)
         if self.threads is not None:
             check_int("threads", self.threads, 1)
         if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
@@ -90,6 +103,7 @@ def select_device(name: str = "auto") -> torch.device:
     unknown or unavailable one."""
     import torch
 
+    check_device_name(name)
     name = (name or "auto").strip().lower()
     mps = getattr(torch.backends, "mps", None)
     mps_ok = bool(mps and mps.is_available())
@@ -103,11 +117,9 @@ def select_device(name: str = "auto") -> torch.device:
         if not mps_ok:
             raise UsageError("device = 'mps' is not available here; use 'cpu' or 'auto'", param="device")
         return torch.device("mps")
-    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
-        count = cuda_count()
-        index = int(name[5:]) if ":" in name else 0
-        if index >= count:
-            raise UsageError(f"device = '{name}' is not available here ({count} CUDA "
-                             "device(s)); use 'cpu' or 'auto'", param="device")
-        return torch.device(name)
-    raise UsageError(f"device = '{name}' is not allowed; choose one of {', '.join(DEVICES)}", param="device")
+    count = cuda_count()  # 'cuda' or 'cuda:N'
+    index = int(name[5:]) if ":" in name else 0
+    if index >= count:
+        raise UsageError(f"device = '{name}' is not available here ({count} CUDA "
+                         "device(s)); use 'cpu' or 'auto'", param="device")
+    return torch.device(name)

@@ -23,6 +23,12 @@ DEFAULT_LR = {"sgd": 0.02, "rmsprop": 0.002, "adamw": 4e-3}
 # otherwise train for years), far above any schedule (EfficientNet's is 350 epochs).
 MAX_EPOCHS = 10_000
 MAX_SEED = 2**63 - 1  # seeds are stored and handed on as signed 64-bit integers
+MAX_REPEATS = 1000  # trainings of one network with independent seeds (`--repeats`)
+
+
+def check_repeats(repeats: object) -> None:
+    """UsageError unless `repeats` is an integer in 1..MAX_REPEATS."""
+    check_int("repeats", repeats, 1, MAX_REPEATS)
 
 
 @dataclass(frozen=True)

@@ -274,10 +274,19 @@ HEAVY = ("torch", "fvcore", "pandas", "numpy", "optuna", "scipy.stats", "matplot
     (["calibrate", "--batch-size", "1"], "error: --batch-size 1 is not allowed; it must be an integer >= 2"),
     (["compare", "--epochs", "2", "--steps", "9"], "error: --epochs 2 and --steps 9 both set how long to train; give one"),
     (["train", "b0", "--optimizer", "foo"], "error: --optimizer 'foo' is not allowed; choose one of sgd, rmsprop, adamw"),
+    # the process's flags, whose checks need no torch (they answered after it, in 2 s)
+    (["search", "--workers", "0"], "error: --workers 0 is not allowed; it must be an integer >= 1"),
+    (["compare", "--repeats", "0"], "error: --repeats 0 is not allowed; it must be an integer from 1 to 1000"),
+    (["train", "--repeats", "1001"], "error: --repeats 1001 is not allowed; it must be an integer from 1 to 1000"),
+    (["calibrate", "--device", "tpu"], "error: --device 'tpu' is not allowed; choose one of auto, cpu, cuda, cuda:N, mps"),
+    (["worker", "--storage", "sqlite:///s.db", "--study", "s", "--device", "cuda:x"],
+     "error: --device 'cuda:x' is not allowed; choose one of auto, cpu, cuda, cuda:N, mps"),
+    (["search", "--threads", "0"], "error: --threads 0 is not allowed; it must be an integer >= 1"),
 ])
 def test_help_and_a_refused_flag_answer_without_the_library(args, refusal):
     """Every command and worker process imports scaler.cli, and `--help`, a flag the parser
-    refuses or a bad value of the candidate space or of training answers at once: torch,
+    refuses or a bad value of the candidate space, of training or of the process (device,
+    threads, workers, repeats) answers at once: torch,
     fvcore, pandas, numpy, optuna, scipy.stats, matplotlib and SQLAlchemy (together about 2 s
     on 2 cores) are imported when a command runs, and only where it needs them."""
     code = ("import sys, scaler.cli; code = scaler.cli.main(sys.argv[1:]); "

@@ -17,8 +17,8 @@ from scaler.candidates import MODES, CandidateSpace, ProxyBase, parse_range
 from scaler.cli.app import Format, progress_console
 from scaler.data.options import DataOptions
 from scaler.errors import UsageError
-from scaler.runtime import Runtime, select_device
-from scaler.train_config import OPTIMIZERS, TrainConfig
+from scaler.runtime import Runtime, check_workers, select_device
+from scaler.train_config import OPTIMIZERS, TrainConfig, check_repeats
 
 # The library's defaults, shown in --help; their modules import no torch, so that --help and a
 # refused flag answer at once.
@@ -228,14 +228,21 @@ def space(*, mode: str, alpha_range: str, beta_range: str, gamma_range: str, tar
 
 
 def refuse_early(params: dict[str, Any]) -> None:
-    """Refuse a bad value of the candidate space or of training before the library loads
-    (`app.LibraryCommand`): their checks import no torch, so that `--phi 0` or `--batch-size 1`
-    answers in a fraction of a second, not after torch's 1-2 s. The command checks them again
+    """Refuse a bad value of the candidate space, of training, of the device's form, of
+    --workers or of --repeats before the library loads (`app.LibraryCommand`): their checks
+    import no torch, so that `--phi 0` or `--batch-size 1` answers in a fraction of a second,
+    not after torch's 1-2 s. The command checks them again
     as it runs, in its own order, and gives its notes then."""
     if all(p.name in params for p in SPACE_OPTIONS):
         space(**{p.name: params[p.name] for p in SPACE_OPTIONS if p.name != "flops_tolerance"}, with_note=False)
     if all(p.name in params for p in EPOCH_TRAIN_OPTIONS):  # calibrate's group has no --steps or --max-seconds
         train_config(**{"steps": None, "max_seconds": None, **{p.name: params[p.name] for p in TRAIN_OPTIONS if p.name in params}})
+    if "device" in params:  # its form here; whether it exists, once torch is loaded
+        Runtime(device=params["device"], threads=params.get("threads"), cache_dir=params.get("cache_dir")).validate()
+    if "workers" in params:
+        check_workers(params["workers"])
+    if "repeats" in params:
+        check_repeats(params["repeats"])
 
 
 @contextmanager

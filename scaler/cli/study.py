@@ -32,10 +32,11 @@ def run_command_study(
     end (Interrupted on Ctrl-C, with how to resume); `counting` is what the spinner says while
     a new study is planned, `said` lines for stderr once the study is open (notes on what it
     runs: a refused command prints its error alone). What the study commands share."""
-    from scaler.experiments.repeats import check_repeats
+    from scaler.train_config import check_repeats
     from scaler.study.create import open_study, validate_name
     from scaler.study.lock import folder_lock
-    from scaler.study.runner import check_workers, run_study
+    from scaler.runtime import check_workers
+    from scaler.study.runner import run_study
     from scaler.study.storage import check_url
 
     above = next((p for p in (root, *root.parents) if p.exists()), None)  # the part of the path that exists

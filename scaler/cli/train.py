@@ -78,7 +78,7 @@ def train(
 ) -> None:
     """Train one network briefly and report per-epoch validation metrics (with --repeats, the
     final metrics of each seed and their mean with a 95% interval)."""
-    from scaler.experiments.repeats import check_repeats
+    from scaler.train_config import check_repeats
     from scaler.models import check_network, family_of, network_spec
     from scaler.models.init import zero_init_residuals
     from scaler.training import check_trainable, train_repeats

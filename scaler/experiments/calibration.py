@@ -37,7 +37,7 @@ from scaler.experiments.choices import DEFAULT_FACTOR, DEFAULT_K
 from scaler.experiments.proxy import (
     Timing, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
 )
-from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, check_repeats, group_by, per_repeat_top1, separated_pairs
+from scaler.experiments.repeats import ATTR_REPEATS, aggregate, group_by, per_repeat_top1, separated_pairs
 from scaler.experiments.search import SEARCH_OPTIONS, SearchConfig, candidate_label
 from scaler.runtime import Runtime
 from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_multiplier, validate_resolution
@@ -49,7 +49,7 @@ from scaler.study.experiment import (
 from scaler.study.create import recorded_spelling
 from scaler.study.results import read_outputs
 from scaler.training import repeat_seed, seed_everything
-from scaler.train_config import MAX_EPOCHS
+from scaler.train_config import MAX_EPOCHS, MAX_REPEATS, check_repeats
 
 SUMMARY_NAME = "calibration.json"
 MIN_K = 3  # fewer candidates rank nothing a correlation can judge

@@ -35,7 +35,7 @@ from scaler.files import whole_numbers
 from scaler.experiments.choices import COMPOUND, DEFAULT_STRATEGIES, SINGLE_DIMENSIONS
 from scaler.experiments.proxy import PROXY_OPTIONS, ProxyExperiment, train_outcome
 from scaler.data.options import DataOptions
-from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, counted, difference_of, group_by
+from scaler.experiments.repeats import ATTR_REPEATS, aggregate, candidate_state, counted, difference_of, group_by
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_product, compound_scale, validate_coefficients
@@ -44,7 +44,7 @@ from scaler.statistics import LEVEL
 from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
 from scaler.study.results import read_outputs
 from scaler.training import repeat_seed
-from scaler.train_config import TrainConfig
+from scaler.train_config import MAX_REPEATS, TrainConfig, check_repeats
 
 SUMMARY_NAME = "compare.json"
 BASE = "base"

@@ -13,18 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from scaler.errors import check_int
 from scaler.states import State
 from scaler.statistics import LEVEL, difference_test, mean_interval, proportion_interval, unpack_correct
 from scaler.study.experiment import Record
 
-MAX_REPEATS = 1000
 ATTR_REPEATS = "scaler_repeats"  # the study attribute that holds how many repeats it asks for
-
-
-def check_repeats(repeats: object) -> None:
-    """UsageError unless `repeats` is an integer in 1..MAX_REPEATS."""
-    check_int("repeats", repeats, 1, MAX_REPEATS)
 
 
 def group_by(records: list[Record], key: str) -> dict[Hashable, list[Record]]:

@@ -23,13 +23,13 @@ from scaler.models import canonical_variant
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.states import State, still_to_train
-from scaler.experiments.repeats import ATTR_REPEATS, MAX_REPEATS, aggregate, candidate_state, check_repeats, correctness, difference_of, group_by, per_repeat_top1
+from scaler.experiments.repeats import ATTR_REPEATS, aggregate, candidate_state, correctness, difference_of, group_by, per_repeat_top1
 from scaler.statistics import LEVEL, split_half_reliability
 from scaler.study.create import recorded_spelling
 from scaler.study.results import read_outputs
 from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
 from scaler.training import repeat_seed
-from scaler.train_config import TrainConfig
+from scaler.train_config import MAX_REPEATS, TrainConfig, check_repeats
 
 SUMMARY_NAME = "search.json"
 RESULT_COLUMNS = [

@@ -28,8 +28,8 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from scaler.errors import DEBUG_ENV, ScalerError, UsageError, interrupted_by_user
-from scaler.runtime import Runtime, concurrent_workers, oversubscription
+from scaler.errors import DEBUG_ENV, ScalerError, interrupted_by_user
+from scaler.runtime import Runtime, check_workers, concurrent_workers, oversubscription
 from scaler.states import State
 from scaler.study.create import join_study
 from scaler.study.engine import Plan, prepare, reconcile, set_queue_order, work, worker_id
@@ -77,12 +77,6 @@ class RunOutcome:
     finished: int  # work items that need no more work
     total: int  # work items in the study
     interrupted: bool
-
-
-def check_workers(workers: int) -> None:
-    """UsageError unless `workers` (processes that train a study's items) is at least 1."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise UsageError(f"workers = {workers!r} is not allowed; it must be an integer >= 1", param="workers")
 
 
 def _threads_per_worker(workers: int, threads: int | None, log: Callable[[str], None]) -> int | None:
