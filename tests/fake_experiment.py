@@ -38,6 +38,7 @@ class FakeConfig:
     broken_worker: bool = False  # a worker process fails to prepare (an error it prints, exit 1)
     killed_worker: bool = False  # a worker process SIGKILLs itself as it prepares, before taking any item
     seconds: float = 0.0  # how long each item works
+    peers: int = 0  # an item waits (up to 60 s) until this many processes have started one: each gets work, however late it starts
     halving: bool = False  # judge reports with successive halving
     log: str = ""  # file that gets "start ITEM PID" / "finish ITEM PID" lines
 
@@ -127,6 +128,9 @@ class FakeExperiment(Experiment):
     def run(self, item: WorkItem, context: dict, runtime: Runtime, reporter: Reporter) -> Outcome:
         index = item["item"]
         self._log("start", index)
+        waited = time.monotonic() + 60
+        while self.config.peers and time.monotonic() < waited and len({pid for e, _, pid in log_lines(Path(self.config.log)) if e == "start"}) < self.config.peers:
+            time.sleep(0.05)
         deadline = time.monotonic() + self.config.seconds
         while time.monotonic() < deadline:
             time.sleep(0.01)

@@ -35,7 +35,7 @@ from scaler.study.create import join_study, open_study
 from scaler.study.engine import ATTR_ORDER, pop_trial, reconcile, run_trial, set_queue_order, work
 from scaler.study.trials import count_finished, mark_interrupted, records
 from scaler.study.experiment import Events, WorkItem
-from scaler.study import lock
+from scaler.study import lock, signals
 from scaler.study.lock import folder_lock
 from scaler.study.results import write_outputs
 from scaler.study.runner import run_study
@@ -341,7 +341,7 @@ def test_workers_join_from_the_stored_configuration(tmp_path, storage_url):
 def test_local_worker_processes_share_the_items(tmp_path):
     log = tmp_path / "runs.log"
     folder = tmp_path / "processes"
-    config = FakeConfig(count=6, seconds=0.3, log=str(log))
+    config = FakeConfig(count=6, seconds=0.3, log=str(log), peers=2)  # a worker ready seconds before the other took every item
     messages: list[str] = []
     with folder_lock(folder):
         handle = open_fake(folder, config)
@@ -559,7 +559,7 @@ KILLABLE = textwrap.dedent(
     from scaler.study.runner import run_study
 
     folder, log = Path(sys.argv[1]), sys.argv[2]
-    config = FakeConfig(count=4, seconds=0.5, log=log)
+    config = FakeConfig(count=4, seconds=2.0, log=log)  # 0.5 s: a stall between the look and the kill let the item finish
     with folder_lock(folder):
         handle = open_study(FakeExperiment, config, folder=folder)
         run_study(handle, workers=1, runtime=Runtime(device="cpu", threads=1), retry_failed=False,
@@ -656,12 +656,12 @@ def test_a_ctrl_c_that_reaches_the_parent_alone_stops_its_workers_at_once(tmp_pa
 def test_a_worker_answers_ctrl_c_and_sigterm_once():
     """The second of a group's Ctrl-C and the parent's SIGTERM would cut short the marking of
     the item the first one stopped."""
-    interrupt = runner.interrupt_once()
+    interrupt = signals.interrupt_once()
     with pytest.raises(KeyboardInterrupt):
         interrupt(signal.SIGINT, None)
     assert interrupt(signal.SIGTERM, None) is None and interrupt(signal.SIGINT, None) is None
     with pytest.raises(KeyboardInterrupt):  # each worker its own
-        runner.interrupt_once()(signal.SIGTERM, None)
+        signals.interrupt_once()(signal.SIGTERM, None)
 
 
 def test_an_item_that_kills_every_worker_fails_after_three_deaths_and_the_rest_train(tmp_path):
@@ -900,7 +900,7 @@ def test_a_signal_just_as_a_trial_is_taken_leaves_it_interrupted_not_running(tmp
         monkeypatch.setattr(engine, "pop_trial", pop_then_signal)
     else:
         monkeypatch.setattr(FakeExperiment, "refresh", refresh_then_signal)
-    previous = signal.signal(signal.SIGTERM, interrupt := runner.interrupt_once())  # as a worker process answers it
+    previous = signal.signal(signal.SIGTERM, interrupt := signals.interrupt_once())  # as a worker process answers it
     try:
         with folder_lock(tmp_path / "taken"):
             handle = open_fake(tmp_path / "taken", FakeConfig(count=2))
@@ -916,3 +916,28 @@ def test_a_signal_just_as_a_trial_is_taken_leaves_it_interrupted_not_running(tmp
     taken = handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
     assert [t.user_attrs["state"] for t in taken] == [State.INTERRUPTED.value]
     assert not storage_module.process_died(taken[0])  # a stop, not a death
+
+
+def test_a_signal_inside_the_journal_s_file_lock_waits_for_the_write(tmp_path, monkeypatch):
+    """A Ctrl-C that landed in Optuna's lock acquisition, after the lock file was made and
+    before the write began, left the lock behind: every later write of the study (the marking
+    of the interrupted item too) waited out Optuna's 30 s grace. Held back, it is answered
+    once the write is done and the lock released."""
+    from optuna.storages.journal._file import JournalFileSymlinkLock
+
+    acquire = JournalFileSymlinkLock.acquire
+
+    def acquire_then_signal(self):
+        taken = acquire(self)
+        signal.raise_signal(signal.SIGINT)
+        return taken
+
+    folder = tmp_path / "locked"
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=2))
+        monkeypatch.setattr(JournalFileSymlinkLock, "acquire", acquire_then_signal)
+        with pytest.raises(KeyboardInterrupt):
+            handle.study.set_user_attr("written", True)
+        monkeypatch.undo()
+    assert not (folder / "study.journal.lock").exists()  # Optuna's lock, not left behind
+    assert storage_module.open_storage(str(folder / "study.journal")).get_study_user_attrs(handle.study._study_id)["written"] is True

@@ -170,12 +170,11 @@ def test_a_factory_that_calls_sys_exit_is_an_error_line(cli, tmp_path):
 
 def test_a_worker_that_cannot_join_prints_one_line_and_its_exit_code(tmp_path, capsys, monkeypatch):
     # What each worker process prints instead of a traceback (shown only with --debug).
-    monkeypatch.setattr(runner, "_die_with_parent", lambda parent: None)  # no watcher in pytest
     monkeypatch.setattr(signal, "signal", lambda signum, handler: None)  # pytest keeps its SIGTERM
     monkeypatch.delenv(DEBUG_ENV, raising=False)
     url = f"sqlite:///{tmp_path}/none.db"
     with pytest.raises(SystemExit) as exited:
-        runner.worker_process(url, "nothing", None, Runtime(device="cpu"), os.getppid())
+        runner.worker_process(url, "nothing", None, Runtime(device="cpu"))
     assert exited.value.code == 2
     name = multiprocessing.current_process().name
     assert capsys.readouterr().err == f"error: {name}: {url}: {tmp_path}/none.db does not exist\n"

@@ -226,7 +226,7 @@ def test_raising_repeats_trains_only_the_missing_ones(cli, tmp_path):
 
 def test_sigkill_mid_repeat_then_resume_trains_each_repeat_once(tmp_path):
     args = search_args(tmp_path, "--repeats", "2", name="killed")
-    args[args.index("--epochs") + 1] = "20"  # about a second per training: the kill lands between 2 and 5 of 6
+    args[args.index("--epochs") + 1] = "40"  # about 2 s per training: the kill lands between 2 and 5 of 6, however late a look comes
     folder = tmp_path / "killed"
     process = subprocess.Popen([SCALER, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300

@@ -28,12 +28,11 @@ import contextlib
 import json
 import math
 import os
-import signal
 import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +46,7 @@ from scaler.states import State
 from scaler.study.experiment import Events, Experiment, Outcome, WorkItem
 from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
+from scaler.study.signals import signals_held
 from scaler.study.storage import REQUEUED_FROM, heartbeat_timing, item_params, process_died
 from scaler.study.trials import count_finished, item_state, mark_interrupted, representative, trials_by_item
 
@@ -185,38 +185,6 @@ def pop_trial(handle: StudyHandle) -> optuna.trial.Trial | None:
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
     return None
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM back while the body runs, then answer them as they would have
-    been. Around `pop_trial`, so that the trial it takes (WAITING -> RUNNING) is in the
-    caller's hands before a signal can stop the worker: one that landed in between left it
-    RUNNING, and the next run counted that as a death of its item (`storage.MAX_DEATHS`). A
-    second Ctrl-C stops at once (a storage that hangs). Main thread only (the only one that
-    can set handlers, and the one signals interrupt), for handlers set in Python."""
-    held = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.getsignal(s) for s in held}
-    previous = {s: handler for s, handler in previous.items() if callable(handler)}
-    if threading.current_thread() is not threading.main_thread() or not previous:
-        yield
-        return
-    caught: list[int] = []
-
-    def hold(signum: int, frame: object) -> None:
-        if signum == signal.SIGINT and signum in caught:
-            raise KeyboardInterrupt
-        caught.append(signum)
-
-    for signum in previous:
-        signal.signal(signum, hold)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in dict.fromkeys(caught):
-            signal.raise_signal(signum)  # answered by its own handler, now put back
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,7 +391,7 @@ def work(
             fail_stale_trials(handle.study)
         trial = None
         try:
-            with _signals_held():
+            with signals_held():  # the pop and `trial` as one step: a signal waits for it
                 trial = pop_trial(handle)
             # After the pop, not before: the item may be one another process added (a calibration's
             # try, more repeats) since this worker last looked; its attributes are set before its

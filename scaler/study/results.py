@@ -137,7 +137,7 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
     return frame, data
 
 
-PAIR_READS = 5  # tries to read a table and its summary as one pair while a study rewrites them
+PAIR_READS = 20  # tries, 0.1 s apart, to read a table and its summary as one pair while a study rewrites them (5 were too few on a loaded machine)
 
 
 def _read_pair(results: Path, info: Path) -> tuple[bytes, object]:

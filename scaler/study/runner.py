@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from scaler.study.create import join_study
 from scaler.study.engine import Plan, prepare, reconcile, set_queue_order, work, worker_id
 from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
+from scaler.study.signals import interrupt_once
 from scaler.study.spawned import worker_entry
 from scaler.study.trials import count_finished, mark_interrupted, records
 from scaler.study.experiment import Events, WorkItem
@@ -290,43 +290,11 @@ def _running(handle: StudyHandle) -> list[str]:
     return out
 
 
-def _die_with_parent(parent: int, poll_seconds: float = 0.5) -> None:
-    """End this worker process as soon as the process `parent` that started it is gone (also
-    when it died while this one was still starting): without its parent nobody holds the
-    folder's lock, so it must not go on writing the journal. (Its item is marked interrupted
-    and run again when the search is resumed.)"""
-    if os.getppid() != parent:
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll_seconds)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="scaler-parent-watch", daemon=True).start()
-
-
-def interrupt_once() -> Callable[[int, object], None]:
-    """A handler for Ctrl-C and SIGTERM that raises KeyboardInterrupt the first time only: a
-    worker often gets both (a terminal's Ctrl-C reaches the whole process group, and the
-    parent then sends SIGTERM), and a second interrupt would cut short the marking of its
-    item as interrupted, which the first set going."""
-    stopping: list[int] = []
-
-    def interrupt(signum: int, frame: object) -> None:
-        if not stopping:
-            stopping.append(signum)
-            raise KeyboardInterrupt
-
-    return interrupt
-
-
-def worker_process(storage_url: str, name: str, folder: Path | None, runtime: Runtime, parent: int) -> None:
+def worker_process(storage_url: str, name: str, folder: Path | None, runtime: Runtime) -> None:
     """Body of one local worker process (entered through `spawned.worker_entry`): join the
     study and work until the queue is empty.
     SIGTERM (sent by the parent, or to every process by a scheduler) is answered as Ctrl-C,
     once: the item in flight is marked interrupted."""
-    _die_with_parent(parent)
     interrupt = interrupt_once()
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)

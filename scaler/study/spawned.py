@@ -8,14 +8,19 @@ that child's traceback, while the parent answers a Ctrl-C with one line.
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 
 def worker_entry(storage_url: str, name: str, folder: Path | None, runtime: dict[str, Any], parent: int) -> None:
-    """Import what a worker needs with every Ctrl-C held back (a second one would raise inside
-    torch's initialisers: a traceback, or an abort), then work (`runner.worker_process`); an
-    interrupt during the imports ends the process as one during the work does (code 130)."""
+    """Watch the parent, import what a worker needs with every Ctrl-C held back (a second one
+    would raise inside torch's initialisers: a traceback, or an abort), then work
+    (`runner.worker_process`); an interrupt during the imports ends the process as one during
+    the work does (code 130)."""
+    _die_with_parent(parent)
     from scaler.entry import interrupts_held
 
     with interrupts_held(insist=False) as caught:
@@ -23,4 +28,21 @@ def worker_entry(storage_url: str, name: str, folder: Path | None, runtime: dict
         from scaler.study.runner import worker_process
     if caught:
         raise SystemExit(130)
-    worker_process(storage_url, name, folder, Runtime(**runtime), parent)
+    worker_process(storage_url, name, folder, Runtime(**runtime))
+
+
+def _die_with_parent(parent: int, poll_seconds: float = 0.5) -> None:
+    """End this worker process as soon as the process `parent` that started it is gone (also
+    when it died while this one was still starting): without its parent nobody holds the
+    folder's lock, so it must not go on writing the journal. (The next run finds its item
+    left running, counts a death and trains it again.) Before the imports, which take seconds
+    on a loaded machine: an orphan outlived its parent by that much."""
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="scaler-parent-watch", daemon=True).start()

@@ -9,13 +9,14 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from scaler.errors import RunError, UsageError
+from scaler.study.signals import signals_held
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -110,6 +111,16 @@ def requeue_lost(study: optuna.Study, trial: FrozenTrial) -> None:
         study.enqueue_trial(params, user_attrs={**params, REQUEUED_FROM: trial.number})
 
 
+class _Journal(optuna.storages.journal.JournalFileBackend):
+    """A folder's journal file whose writes a signal never cuts inside Optuna's file lock
+    (`signals_held`): a lock left behind made every later write, the marking of the
+    interrupted item included, wait out Optuna's 30 s grace."""
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        with signals_held():
+            super().append_logs(logs)
+
+
 def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) -> optuna.storages.BaseStorage:
     """An RDB storage for a URL (with heartbeats), a journal file for a path.
 
@@ -143,7 +154,7 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
         repair_journal(path)
         check_journal(path)
     try:
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        return optuna.storages.JournalStorage(_Journal(str(path)))
     except (AssertionError, KeyError, TypeError, ValueError, IndexError) as exc:  # a record Optuna cannot replay
         what = type(exc).__name__ + (f": {str(exc).splitlines()[0][:80]}" if str(exc) else "")
         raise RunError(
