@@ -76,7 +76,7 @@ def end_to_end(resolution: int, batch: int, steps: int, warmup: int, threads: in
     print(f"  train() best of epochs 2-3 at {resolution}x{resolution} batch {batch}: "
           f"{epoch_rate:6.1f} img/s"
           f" | pure steps {pure:6.1f} img/s | ratio {epoch_rate / pure:.2f} (goal >= 0.95)"
-          f" | status {result.state}", flush=True)
+          f" | state {result.state}", flush=True)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 
@@ -91,16 +91,10 @@ _terminated = False
 def _terminate(signum: int, frame: object) -> None:
     """SIGTERM (`kill`, `timeout`, `docker stop`, a batch scheduler) is answered as Ctrl-C is:
     the item in flight is marked interrupted and one line says how to resume. Local worker
-    processes get the signal too (a terminal's Ctrl-C reaches them through the process group;
-    a `kill` of this process alone would not), and answer it the same way
-    (`scaler.study.runner`)."""
-    import multiprocessing  # here, not at the top: every import before `run` holds Ctrl-C back is a window
-
+    processes are sent SIGTERM as the study stops (`scaler.study.runner._stop`), and answer it
+    the same way."""
     global _terminated
     _terminated = True
-    for child in multiprocessing.active_children():
-        with suppress(OSError):
-            os.kill(child.pid, signal.SIGTERM)
     raise KeyboardInterrupt
 
 

@@ -70,7 +70,7 @@ def test_on_a_terminal_the_bars_are_drawn_on_stderr_and_stdout_keeps_the_table(c
     assert pd.read_csv(io.StringIO(result.out))["epoch"].tolist() == [1, 2]  # stdout: the CSV alone
 
 
-def test_train_stdout_holds_the_results_alone_and_each_csv_row_the_runs_status(cli):
+def test_train_stdout_holds_the_results_alone_and_each_csv_row_the_runs_state(cli):
     """Progress bars (on a terminal) and epoch lines go to stderr, so `scaler train > table.txt`
     writes the table alone; a run stopped by --max-seconds says so, and why, on each epoch's CSV
     row, as JSON and the --repeats CSV carry its state."""

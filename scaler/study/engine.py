@@ -337,11 +337,13 @@ def _failed(exc: Exception) -> Outcome:
 def _stopped(handle: StudyHandle, trial_id: int, item: WorkItem | None) -> None:
     """Mark a trial stopped by Ctrl-C or SIGTERM interrupted. In a shared study (a database)
     its item goes back to the queue for the workers still running; a folder's own journal is
-    resumed by its command."""
-    mark_interrupted(handle.storage, trial_id, "interrupted (Ctrl-C or SIGTERM)")
-    if handle.uses_heartbeat and item is not None:
-        with contextlib.suppress(Exception):
-            _enqueue(handle, item)
+    resumed by its command. With signals held: the marking is several writes, and a second
+    Ctrl-C between them left the trial RUNNING, which the next run counts as a death."""
+    with signals_held():
+        mark_interrupted(handle.storage, trial_id, "interrupted (Ctrl-C or SIGTERM)")
+        if handle.uses_heartbeat and item is not None:
+            with contextlib.suppress(Exception):
+                _enqueue(handle, item)
 
 
 def _checked(outcome: Outcome) -> Outcome:

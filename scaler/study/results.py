@@ -137,7 +137,10 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
     return frame, data
 
 
-PAIR_READS = 20  # tries, 0.1 s apart, to read a table and its summary as one pair while a study rewrites them (5 were too few on a loaded machine)
+# Tries, 0.1 s apart, to read a table and its summary as one pair while a study rewrites them
+# (5 were too few on a loaded machine). A pair that truly disagrees (a hand edit) is reported
+# after the last, 2 s on.
+PAIR_READS = 20
 
 
 def _read_pair(results: Path, info: Path) -> tuple[bytes, object]:

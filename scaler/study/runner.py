@@ -296,7 +296,8 @@ def worker_process(storage_url: str, name: str, folder: Path | None, runtime: Ru
     SIGTERM (sent by the parent, or to every process by a scheduler) is answered as Ctrl-C,
     once: the item in flight is marked interrupted."""
     interrupt = interrupt_once()
-    signal.signal(signal.SIGINT, interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored Ctrl-C (`nohup`, a background job) stays ignored, as in the parent
+        signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     try:
         handle = join_study(storage_url, name, folder)
@@ -374,11 +375,11 @@ def _run_processes(
                         log(f"{done}/{total} {noun}s finished; running: {', '.join(running) or 'none'}")
                     last = done
                     time.sleep(1.0)
+                for process in processes:
+                    process.join()
             except BaseException:
                 _stop(processes)
                 raise
-            for process in processes:
-                process.join()
             _release_items_of_dead(handle, processes, dead)  # those that died after the last look
             done = count_finished(handle)  # the workers may all have ended between two looks
             if bars is not None:
@@ -422,18 +423,20 @@ def _stop(processes: list[multiprocessing.process.BaseProcess]) -> None:
     on: the folder's lock is released after this, and no worker may outlive it. Each is sent
     SIGTERM at once, which it answers as Ctrl-C, once (`interrupt_once`: a terminal's Ctrl-C
     may have reached it already, and a Ctrl-C sent to this process alone would otherwise have
-    left them training for 30 s), marking its item interrupted; one still alive after 30 s is
-    sent SIGKILL."""
+    left them training), marking its item interrupted; one still alive after 30 s, or when a
+    second Ctrl-C cuts the wait short, is sent SIGKILL."""
     started = [p for p in processes if p.pid is not None]
-    for process in started:
-        if process.is_alive():
-            process.terminate()
-    for process in started:
-        process.join(timeout=30)
-    for process in started:
-        if process.is_alive():
-            process.kill()
-            process.join()
+    try:
+        for process in started:
+            if process.is_alive():
+                process.terminate()
+        for process in started:
+            process.join(timeout=30)
+    finally:
+        for process in started:
+            if process.is_alive():
+                process.kill()
+                process.join()
 
 
 def run_worker(

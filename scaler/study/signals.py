@@ -14,35 +14,57 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM back while the body runs, then answer them as they would have
-    been, by their own handlers. A second Ctrl-C stops at once (a storage that hangs). Main
-    thread only (the only one that can set handlers, and the one signals interrupt), for
+    been, by their own handlers (SIGTERM first: a command stopped by both exits as a SIGTERM
+    did). A second Ctrl-C stops at once where Ctrl-C is Python's own (a user at a terminal
+    insisting, a storage that hangs), never in a worker process, which answers one signal.
+    Main thread only (the only one that can set handlers, and the one signals interrupt), for
     handlers set in Python."""
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     previous = {s: handler for s, handler in previous.items() if callable(handler)}
     if threading.current_thread() is not threading.main_thread() or not previous:
         yield
         return
+    insist = previous.get(signal.SIGINT) is signal.default_int_handler
     caught: list[int] = []
 
     def hold(signum: int, frame: object) -> None:
-        if signum == signal.SIGINT and signum in caught:
+        if insist and signum == signal.SIGINT and signum in caught:
             raise KeyboardInterrupt
         caught.append(signum)
 
-    for signum in previous:
-        signal.signal(signum, hold)
+    installed: list[int] = []
     try:
+        for signum in previous:
+            signal.signal(signum, hold)
+            installed.append(signum)
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in dict.fromkeys(caught):
-            signal.raise_signal(signum)  # answered by its own handler, now put back
+        _put_back({signum: previous[signum] for signum in installed})
+        for signum in previous:  # SIGTERM, then SIGINT: the first answer raises
+            if signum in caught:
+                signal.raise_signal(signum)
+
+
+def _put_back(handlers: dict[int, Any]) -> None:
+    """Set each handler, whatever signal comes meanwhile: `signal.signal` first answers a
+    pending signal, and where that answer raises (a handler already put back), the handler is
+    not set; it is set on the next try, and the first such exception raised at the end."""
+    raised: BaseException | None = None
+    for signum, handler in handlers.items():
+        while True:
+            try:
+                signal.signal(signum, handler)
+                break
+            except BaseException as exc:  # noqa: BLE001 - kept, and raised once every handler is back
+                raised = raised or exc
+    if raised is not None:
+        raise raised
 
 
 def interrupt_once() -> Callable[[int, object], None]:

@@ -1,0 +1,91 @@
+"""How a study's processes hold Ctrl-C and SIGTERM over a step that must not be cut
+(scaler.study.signals), in this process's main thread, with real signals."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from scaler.study import signals
+
+
+class Terminated(Exception):
+    """What this file's SIGTERM handler raises, told apart from a Ctrl-C."""
+
+
+def terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@pytest.fixture
+def sigterm_raises():
+    previous = signal.signal(signal.SIGTERM, terminated)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_signals_are_answered_after_the_body_sigterm_first(sigterm_raises):
+    """Both held, both answered by their own handlers once the body is done; SIGTERM first,
+    so a command stopped by both exits as SIGTERM says (143, not 130)."""
+    done = []
+    with pytest.raises(Terminated):
+        with signals.signals_held():
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGTERM)
+            done.append(1)  # not cut short
+    assert done == [1]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (signal.default_int_handler, terminated)
+
+
+def test_a_second_ctrl_c_insists_where_ctrl_c_is_python_s_own_only(sigterm_raises):
+    with pytest.raises(KeyboardInterrupt):
+        with signals.signals_held():
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # a user insisting: stops here
+            pytest.fail("the second Ctrl-C did not stop the body")
+    interrupt = signals.interrupt_once()
+    previous = signal.signal(signal.SIGINT, interrupt)  # a worker process's
+    try:
+        done = []
+        with pytest.raises(KeyboardInterrupt):
+            with signals.signals_held():
+                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)  # a worker answers one signal, after the body
+                done.append(1)
+        assert done == [1] and signal.getsignal(signal.SIGINT) is interrupt
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_signal_answered_while_the_handlers_are_put_back_leaves_none_held(sigterm_raises, monkeypatch):
+    """`signal.signal` first answers a pending signal, and where that raises, sets nothing:
+    SIGTERM stayed held for good, every later `kill` swallowed. Here the first putting back
+    of SIGTERM meets a Ctrl-C already answered by its own handler."""
+    real = signal.signal
+    met = []
+
+    def answering_first(signum, handler):
+        if handler is terminated and not met:
+            met.append(signum)
+            raise KeyboardInterrupt  # what the pending Ctrl-C's handler raised; SIGTERM not set
+        return real(signum, handler)
+
+    monkeypatch.setattr(signal, "signal", answering_first)
+    with pytest.raises(KeyboardInterrupt):
+        with signals.signals_held():
+            pass
+    monkeypatch.undo()
+    assert met == [signal.SIGTERM]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (signal.default_int_handler, terminated)
+
+
+def test_an_ignored_or_default_signal_is_left_as_it_is():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with signals.signals_held():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)  # ignored, as before
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
