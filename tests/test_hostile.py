@@ -18,10 +18,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 
 import scaler
+from scaler.study.storage import process_died
 from tests.conftest import TINY_BASE, sigint_default
 from PIL import Image
 
@@ -470,9 +472,10 @@ def test_workers_die_with_their_parent(tmp_path):
     args = search_args(tmp_path, "--workers", "2", name="orphans")
     args[args.index("--epochs") + 1] = "1000"  # 30 s or more a candidate: orphans would outlive the deadline
     parent = subprocess.Popen([SCALER, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = tmp_path / "orphans" / "study.journal"
     deadline = time.time() + 120
     workers: list[int] = []
-    while time.time() < deadline and len(workers) < 2:
+    while time.time() < deadline and (len(workers) < 2 or not journal.exists() or journal.read_text().count('"worker"') < 2):
         workers = [p for p in children_of(parent.pid) if b"spawn_main" in cmdline(p)]  # not the short-lived git children
         time.sleep(0.2)
     assert len(workers) >= 2, "the worker processes never started"
@@ -482,6 +485,11 @@ def test_workers_die_with_their_parent(tmp_path):
     while time.time() < deadline and any(alive(p) for p in workers):
         time.sleep(0.2)
     assert not any(alive(p) for p in workers)
+    # each marked its item interrupted as it went: not left running, which the next run counts as a death
+    trials = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))).get_all_trials(0)
+    taken = [t for t in trials if "worker" in t.user_attrs]
+    assert len(taken) == 2 and all(t.state is optuna.trial.TrialState.FAIL and t.user_attrs["state"] == "interrupted" for t in taken)
+    assert not [t for t in taken if process_died(t)]
 
 
 def test_an_error_raised_while_ctrl_c_is_handled_counts_as_the_interruption():

@@ -9,6 +9,7 @@ that child's traceback, while the parent answers a Ctrl-C with one line.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -31,18 +32,22 @@ def worker_entry(storage_url: str, name: str, folder: Path | None, runtime: dict
     worker_process(storage_url, name, folder, Runtime(**runtime))
 
 
-def _die_with_parent(parent: int, poll_seconds: float = 0.5) -> None:
+def _die_with_parent(parent: int, poll_seconds: float = 0.5, grace: float = 10.0) -> None:
     """End this worker process as soon as the process `parent` that started it is gone (also
     when it died while this one was still starting): without its parent nobody holds the
-    folder's lock, so it must not go on writing the journal. (The next run finds its item
-    left running, counts a death and trains it again.) Before the imports, which take seconds
-    on a loaded machine: an orphan outlived its parent by that much."""
+    folder's lock, so it must not go on training and writing the journal. It is sent SIGTERM,
+    which marks the item in flight interrupted, a stop that is not its item's fault (left
+    running, the next run counted it as a death, and three parent kills in a row failed an
+    innocent item); one that does not end within `grace` seconds exits. Watched before the
+    imports, which take seconds on a loaded machine: an orphan outlived its parent by that."""
     if os.getppid() != parent:
         os._exit(1)
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(poll_seconds)
+        os.kill(os.getpid(), signal.SIGTERM)  # during the imports: ends the process at once
+        time.sleep(grace)
         os._exit(1)
 
     threading.Thread(target=watch, name="scaler-parent-watch", daemon=True).start()
