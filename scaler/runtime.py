@@ -20,10 +20,15 @@ if TYPE_CHECKING:  # torch is imported where a device is chosen: the command lin
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
 
+def device_name(name: str) -> str:
+    """A device name as every check reads it: any case, spaces around, empty for 'auto'."""
+    return (name or "auto").strip().lower()
+
+
 def check_device_name(name: object) -> None:
-    """UsageError unless `name` is one of DEVICES' forms (any case, spaces around; empty is
-    'auto'). Whether it is available here is `select_device`'s to say, with torch loaded."""
-    text = (name or "auto").strip().lower() if isinstance(name, str) else None
+    """UsageError unless `name` is one of DEVICES' forms (`device_name`). Whether it is
+    available here is `select_device`'s to say, with torch loaded."""
+    text = device_name(name) if isinstance(name, str) else None
     if text not in ("auto", "cpu", "cuda", "mps") and not (text and re.fullmatch(r"cuda:\d+", text)):
         raise UsageError(f"device = {name!r} is not allowed; choose one of {', '.join(DEVICES)}", param="device")
 
@@ -92,7 +97,7 @@ def worker_device(device: str, index: int, gpus: int) -> str:
     """The device local worker `index` trains on when the study runs on `device` and `gpus`
     CUDA devices are visible: 'cuda' and 'auto' take GPU `index % gpus`; anything else
     (a pinned 'cuda:N', 'cpu', 'mps', or 'auto' without a GPU) is kept."""
-    name = (device or "auto").strip().lower()
+    name = device_name(device)
     if name in ("cuda", "auto") and gpus > 0:
         return f"cuda:{index % gpus}"
     return device
@@ -104,7 +109,7 @@ def select_device(name: str = "auto") -> torch.device:
     import torch
 
     check_device_name(name)
-    name = (name or "auto").strip().lower()
+    name = device_name(name)
     mps = getattr(torch.backends, "mps", None)
     mps_ok = bool(mps and mps.is_available())
     if name == "auto":
