@@ -257,6 +257,28 @@ def test_pruned_items_stop_early_and_rank_after_complete(tmp_path, storage_url):
     assert frame["value"].notna().all()
 
 
+def test_an_interrupted_attempt_does_not_stand_in_the_pruner_s_rungs(tmp_path, storage_url):
+    """Successive halving ranks a trial's value at a rung against every trial that reached it:
+    the best item, interrupted after its first epoch and queued again, stood there twice, and
+    the item trained first on resuming was pruned below it (taken worst first, never stopped,
+    every item completes: each leads the rung when it reaches it)."""
+    folder = tmp_path / unique("resumed-halving")
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=4, epochs=3, halving=True), storage_url)
+        reconcile(handle)
+        set_queue_order(handle, [WorkItem.of(item=i) for i in (0, 3, 2, 1)])
+        trial = pop_trial(handle)
+        trial.report(score(0) / 3, 1)
+        assert not trial.should_prune()  # item 0 led its rung, then a Ctrl-C stopped it
+        mark_interrupted(handle.storage, trial._trial_id, "interrupted (Ctrl-C or SIGTERM)")
+        set_queue_order(handle, [WorkItem.of(item=i) for i in (3, 2, 1, 0)])
+        reconcile(handle)
+        work(handle, {}, CPU)
+    frame = pd.read_csv(folder / "results.csv")
+    assert frame["state"].tolist() == ["complete"] * 4
+    assert frame["epochs"].tolist() == [3] * 4
+
+
 def test_another_configuration_under_the_same_name_is_refused(tmp_path, storage_url):
     folder = tmp_path / unique("clash")
     with folder_lock(folder):
