@@ -25,9 +25,10 @@ from scaler.models import canonical_variant
 from scaler.experiments import proxy
 from scaler.experiments.proxy import ProxyExperiment, train_outcome
 from scaler.data.options import DataOptions
-from scaler.experiments.search import RESULT_COLUMNS, SearchConfig, at_chance
+from scaler.experiments.search import RESULT_COLUMNS, CompoundSearch, SearchConfig, at_chance
 from scaler.runtime import Runtime
 from scaler.states import State
+from scaler.study.storage import item_params
 from scaler.train_config import TrainConfig
 from tests.conftest import TINY_BASE
 
@@ -149,6 +150,36 @@ def test_ctrl_c_before_a_database_study_wrote_its_folder_promises_no_results_the
     assert result.err.strip().splitlines()[-1] == (
         "interrupted: 0 of 4 candidates finished; resume with the same command (nothing written to its folder yet)"
     )
+
+
+def test_a_worker_stopped_by_ctrl_c_says_what_finished_and_puts_its_candidate_back(cli, tmp_path, monkeypatch):
+    """`scaler worker` said a bare 'interrupted': nothing of what finished, of the candidate it
+    was training (queued again for the study's other workers), or of how to join again."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ProxyExperiment, "prepare", interrupted)
+        assert cli(*search_args(tmp_path), "--storage", url).code == 130  # the study is made, nothing trained
+    train = CompoundSearch.run
+    runs = []
+
+    def second_interrupted(self, *args, **kwargs):
+        runs.append(args[0]["candidate"])
+        return train(self, *args, **kwargs) if len(runs) == 1 else interrupted()
+
+    monkeypatch.setattr(CompoundSearch, "run", second_interrupted)
+    result = cli("worker", "--storage", url, "--study", "micro", "--device", "cpu", "--threads", "1", "--quiet")
+    assert result.code == 130, result.err
+    assert result.err.strip().splitlines()[-1] == (
+        "interrupted: 1 of 4 candidates of study 'micro' finished; a candidate this worker was training goes back "
+        "to the study's queue; the same command joins it again"
+    )
+    trials = optuna.load_study(study_name="micro", storage=url).get_trials()
+    stopped = [t for t in trials if item_params(t).get("candidate") == runs[1]]
+    assert [t.state for t in stopped] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
 
 
 def test_ctrl_c_while_the_networks_are_timed_says_how_to_resume(cli, tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from scaler.cli.app import app, progress_console
 from scaler.cli.options import CacheDir, ProcessDevice, ProcessThreads
 from scaler.cli.progress import study_bars
 from scaler.cli.study import check_finished
-from scaler.errors import UsageError
+from scaler.errors import Interrupted, UsageError
 from scaler.states import still_to_train
 
 
@@ -43,7 +43,7 @@ def worker(
     from scaler.study.engine import worker_id
     from scaler.study.runner import run_worker
     from scaler.study.storage import is_url
-    from scaler.study.trials import records
+    from scaler.study.trials import count_finished, records
 
     if not is_url(storage):
         raise UsageError(
@@ -63,6 +63,12 @@ def worker(
         if exc.param not in STUDY_INPUTS:
             raise
         raise UsageError(f"the study's --{exc.param}, as its command was given it: {exc}") from None
+    except KeyboardInterrupt:
+        noun = handle.experiment.noun
+        raise Interrupted(
+            f"{count_finished(handle)} of {len(handle.experiment.items())} {noun}s of study {study!r} finished; "
+            f"a {noun} this worker was training goes back to the study's queue; the same command joins it again"
+        ) from None
     log(f"worker {worker_id()}: ran {trained} work item(s); none left")
     frame = handle.experiment.table(records(handle))
     if not still_to_train(frame["state"]):  # the study is done: its verdict, as its own command gives it
