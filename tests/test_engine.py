@@ -257,26 +257,35 @@ def test_pruned_items_stop_early_and_rank_after_complete(tmp_path, storage_url):
     assert frame["value"].notna().all()
 
 
-def test_an_interrupted_attempt_does_not_stand_in_the_pruner_s_rungs(tmp_path, storage_url):
-    """Successive halving ranks a trial's value at a rung against every trial that reached it:
-    the best item, interrupted after its first epoch and queued again, stood there twice, and
-    the item trained first on resuming was pruned below it (taken worst first, never stopped,
-    every item completes: each leads the rung when it reaches it)."""
-    folder = tmp_path / unique("resumed-halving")
-    with folder_lock(folder):
-        handle = open_fake(folder, FakeConfig(count=4, epochs=3, halving=True), storage_url)
-        reconcile(handle)
-        set_queue_order(handle, [WorkItem.of(item=i) for i in (0, 3, 2, 1)])
-        trial = pop_trial(handle)
-        trial.report(score(0) / 3, 1)
-        assert not trial.should_prune()  # item 0 led its rung, then a Ctrl-C stopped it
-        mark_interrupted(handle.storage, trial._trial_id, "interrupted (Ctrl-C or SIGTERM)")
-        set_queue_order(handle, [WorkItem.of(item=i) for i in (3, 2, 1, 0)])
-        reconcile(handle)
-        work(handle, {}, CPU)
-    frame = pd.read_csv(folder / "results.csv")
-    assert frame["state"].tolist() == ["complete"] * 4
-    assert frame["epochs"].tolist() == [3] * 4
+@pytest.mark.parametrize("resumed", [
+    (0, 5, 4, 3, 2, 1),  # the interrupted item trained again first: it stood in rung 0 twice
+    (5, 4, 3, 2, 1, 0),  # ... or last: until then its interrupted attempt speaks for it, as it would have
+])
+def test_a_resumed_halving_study_prunes_as_the_same_study_never_stopped(tmp_path, storage_url, resumed):
+    """Successive halving ranks a trial's value at a rung against every trial that reached
+    it: the best item, interrupted after its first epoch and trained again, stood there twice,
+    and item 1, judged against both, was pruned where the study never stopped completes it.
+    Each item now counts once at a rung, with its latest attempt that reached it."""
+    config = FakeConfig(count=6, epochs=3, halving=True)
+    outcomes = []
+    for stopped in (False, True):
+        folder = tmp_path / unique("resumed-halving")
+        with folder_lock(folder):
+            handle = open_fake(folder, config, storage_url)
+            reconcile(handle)
+            set_queue_order(handle, [WorkItem.of(item=i) for i in (0, 5, 4, 3, 2, 1)])
+            if stopped:
+                trial = pop_trial(handle)
+                trial.report(score(0) / 3, 1)
+                assert not trial.should_prune()  # item 0 led its rung, then a Ctrl-C stopped it
+                mark_interrupted(handle.storage, trial._trial_id, "interrupted (Ctrl-C or SIGTERM)")
+                set_queue_order(handle, [WorkItem.of(item=i) for i in resumed])
+                reconcile(handle)
+            work(handle, {}, CPU)
+        outcomes.append(pd.read_csv(folder / "results.csv")[["item", "state", "epochs"]])
+    never, resumed_run = outcomes
+    assert never.values.tolist() == [[0, "complete", 3], [1, "complete", 3], *([i, "pruned", 1] for i in range(2, 6))]
+    pd.testing.assert_frame_equal(resumed_run, never)
 
 
 def test_another_configuration_under_the_same_name_is_refused(tmp_path, storage_url):

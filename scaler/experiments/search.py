@@ -187,7 +187,7 @@ class CompoundSearch(ProxyExperiment):
     def pruner(self) -> optuna.pruners.BasePruner:
         """Val top-1 per epoch; with a budget in steps Hyperband finds its maximum resource
         from finished trials. Each repeat is judged like any trial, against all trials'
-        values at the same epoch (failed and interrupted attempts aside: `study.pruning`)."""
+        values at the same epoch (one per item: `study.pruning`)."""
         if self.config.pruner == "halving":
             return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
         if self.config.pruner == "hyperband":

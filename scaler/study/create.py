@@ -16,7 +16,7 @@ from scaler.files import is_temporary
 from scaler.study.experiment import Experiment, ExperimentConfig, experiment_class, fingerprint, kind_name
 from scaler.study.handle import StudyHandle
 from scaler.study.lock import LOCK_NAME
-from scaler.study.pruning import IgnoreFailedTrials
+from scaler.study.pruning import OneValuePerItem
 from scaler.study.results import summary_intact
 from scaler.study.storage import JOURNAL_NAME, is_url, mask_url, open_storage, same_storage, storage_label
 
@@ -30,7 +30,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def _load(storage: optuna.storages.BaseStorage, name: str, experiment: Experiment) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler(0), pruner=IgnoreFailedTrials(experiment.pruner()))
+    return optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler(0), pruner=OneValuePerItem(experiment.pruner(), experiment.item_of))
 
 
 NAME_RULE = "1-128 letters, digits, '.', '_', '+' or '-', starting with a letter or digit (one folder name, no path)"
@@ -199,7 +199,7 @@ def _create(
         storage=storage,
         direction="maximize",
         sampler=optuna.samplers.RandomSampler(0),
-        pruner=IgnoreFailedTrials(experiment.pruner()),
+        pruner=OneValuePerItem(experiment.pruner(), experiment.item_of),
         load_if_exists=True,
     )
     study.set_user_attr(ATTR_KIND, kind_name(kind))
