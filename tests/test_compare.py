@@ -34,6 +34,7 @@ from scaler.cli.compare import _from_search, verdict_text
 from scaler.statistics import difference_test, pack_correct
 from scaler.study.experiment import Record, WorkItem
 from tests.test_factories import TINY_NET
+from tests.test_hostile import make_folder
 
 SCALER = str(Path(sys.executable).parent / "scaler")
 MICRO = ["--base-resolution", "32", "--phis", "2", "--train-images", "64", "--val-images", "40", "--batch-size", "16",
@@ -402,6 +403,37 @@ def test_compound_coefficients_from_a_finished_search(cli, console_script, net, 
     compared = console_script("compare", "--from", "s", *MICRO, "--phis", "1", cwd=tmp_path)  # compare --from takes it alike
     assert compared.code == 2 and compared.err.startswith(f"error: --from: the base s scaled, {net}, cannot be built here: "), compared.err
     assert not (tmp_path / "searches").exists()
+
+
+def test_compare_from_trains_on_the_search_s_proxy_unless_told_otherwise(cli, tmp_path):
+    """`compare --from` took the search's coefficients and base, then trained them on its own
+    defaults (the built-in data at 64 px, width 0.5, 5 epochs of AdamW) whatever the search
+    had trained on, saying nothing: a verdict on a proxy that did not choose compound."""
+    images = make_folder(tmp_path / "images", classes=3, per_class=12, size=24)
+    proxy = ["--data", str(images), "--base-resolution", "32", "--base-width", "0.25", "--standard-init", "--epochs", "1",
+             "--batch-size", "8", "--optimizer", "sgd", "--seed", "3"]  # fmt: skip
+    run = ["--threads", "1", "--device", "cpu", "--quiet", "--root", tmp_path]
+    grid = ["--alpha-range", "1:2:1", "--beta-range", "1", "--gamma-range", "1"]
+    assert cli("search", *grid, "--target", "2", "--tolerance", "0.1", *proxy, *run, "--name", "s").code == 0
+    searched = json.loads((tmp_path / "s" / "search.json").read_text())["config"]
+    compared = cli("compare", "--from", tmp_path / "s", "--phis", "1", "--repeats", "1", "--strategies", "depth", "--seed", "4",
+                   *run, "--name", "c")  # fmt: skip
+    assert compared.code == 0, compared.err
+    config = json.loads((tmp_path / "c" / "compare.json").read_text())["config"]
+    assert (config["base"], config["data"]) == (searched["base"], searched["data"])
+    assert config["train"] == {**searched["train"], "seed": 4}  # an option given here wins
+    assert (f"proxy from {tmp_path / 's'}, as it trained (options given here win): --base-resolution 32 --base-width 0.25 "
+            f"--standard-init --data {images} --epochs 1 --batch-size 8 --optimizer sgd\n") in compared.err
+    # --epochs and --steps go as a pair: --steps given here does not meet the search's --epochs
+    steps = cli("compare", "--from", tmp_path / "s", "--phis", "1", "--repeats", "1", "--strategies", "depth", "--steps", "2",
+                *run, "--name", "c2")  # fmt: skip
+    assert steps.code == 0, steps.err
+    assert json.loads((tmp_path / "c2" / "compare.json").read_text())["config"]["train"]["steps"] == 2
+    # data that is no longer where the search read it is --from's fault, not a --data nobody typed
+    images.rename(tmp_path / "moved")
+    moved = cli("compare", "--from", tmp_path / "s", "--phis", "1", "--repeats", "1", *run, "--name", "c3")
+    assert moved.code == 2 and moved.err.startswith(f"error: --from: the data {tmp_path / 's'} trained on, {images}, cannot be read here: "), moved.err
+    assert moved.err.rstrip().endswith("give --data to train on it where it is (or on other data)")
 
 
 FIXED_SIZE_NET = """

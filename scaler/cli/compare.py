@@ -89,7 +89,7 @@ def compare(
     phis: Annotated[int, typer.Option("--phis", metavar="K", help="Compare at phi = 1, 2, ..., K (nominal FLOPs T^phi): one number, not a range.")] = 3,
     target: Annotated[float, typer.Option(help="T: FLOPs growth per step of phi.")] = 2.0,
     compound: Annotated[Optional[str], typer.Option(help=f"Compound coefficients alpha,beta,gamma (default: the paper's {PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}).")] = None,
-    from_search: Annotated[Optional[Path], typer.Option("--from", help="Take compound's coefficients from a finished search folder's best candidate, and its base unless --base is given.")] = None,
+    from_search: Annotated[Optional[Path], typer.Option("--from", help="Take compound's coefficients from a finished search folder's best candidate, its base unless --base is given, and the proxy it trained (base size, data, training) for each option not given here.")] = None,
     strategy_list: Annotated[str, typer.Option("--strategies", help="Comma-separated: compound, width, depth, resolution, or name=alpha:beta:gamma (product within 10% of T).")] = ",".join(DEFAULT_STRATEGIES),
     repeats: Annotated[int, typer.Option(help="Trainings per network with independent seeds (all networks of a repeat share its seed); 3 or more give the paired test over repeats some power.")] = 3,
     name: Annotated[Optional[str], typer.Option(help="Comparison name (default: derived from the configuration).")] = None,
@@ -124,13 +124,14 @@ def compare(
     said: list[str] = []  # what --from's search tells, printed once the options are all accepted
     searched = None  # the base --from's search scaled, taken where no --base is given
     if from_search is not None:
-        base_given = getattr(ctx.get_parameter_source("base"), "name", None) != "DEFAULT"
         with attributed_to("from"):
-            coefficients, said, searched = _from_search(from_search, proxy["base"] if base_given else None)
+            coefficients, said, searched = _from_search(from_search, None if _default(ctx, "base") else proxy["base"])
+            said += _searched_proxy(ctx, from_search, proxy)
         proxy["base"] = searched or proxy["base"]
     else:
         coefficients = _coefficients(compound if compound is not None else f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
-    with options.recorded_base(from_search, searched) if searched else nullcontext():  # type: ignore[arg-type]
+    taken_data = proxy["data"] if from_search is not None and _default(ctx, "data") else None
+    with options.recorded_inputs(from_search, base=searched, data=taken_data) if from_search else nullcontext():  # type: ignore[arg-type]
         base, data, train = options.proxy_parts(**proxy)
         if searched:
             base.spec()  # found here (a factory imported), or --from's fault; a size it cannot take stays the size's
@@ -199,6 +200,35 @@ def _from_search(folder: Path, base: str | None) -> tuple[tuple[float, float, fl
     if base is not None and searched is not None and not same_variant(searched, base):
         said.append(f"warning: {folder} searched base {searched}, this comparison scales {base}")
     return coefficients, said, searched if base is None else None
+
+
+def _default(ctx: typer.Context, name: str) -> bool:
+    """Whether option `name` was left at its default (neither typed nor from the environment)."""
+    return getattr(ctx.get_parameter_source(name), "name", None) == "DEFAULT"
+
+
+def _searched_proxy(ctx: typer.Context, folder: Path, proxy: dict[str, Any]) -> list[str]:
+    """Put into `proxy` the search's own base size, data and training (`option_values`) for
+    every option not given here (--epochs and --steps as a pair: one given sets both), so
+    that compound is compared on the proxy that chose it; and the line naming those that
+    differ from this command's defaults. The base itself is `_from_search`'s."""
+    from scaler.experiments.proxy import option_values
+    from scaler.experiments.search import searched_config
+
+    config = searched_config(folder)
+    if config is None:
+        return []
+    kept = {name for name in proxy if not _default(ctx, name)}
+    if kept & {"epochs", "steps"}:
+        kept |= {"epochs", "steps"}
+    taken = {name: value for name, value in option_values(config).items()
+             if name != "base" and name not in kept and value != proxy[name]}  # fmt: skip
+    proxy.update(taken)
+    if not taken:
+        return []
+    flags = [("--zero-init" if value else "--standard-init") if name == "zero_init" else f"--{name.replace('_', '-')} {value:g}"
+             if isinstance(value, float) else f"--{name.replace('_', '-')} {value}" for name, value in taken.items() if value is not None]
+    return [f"proxy from {folder}, as it trained (options given here win): {' '.join(flags)}"]
 
 
 def draw(frame: pd.DataFrame, path: Path, name: str) -> None:

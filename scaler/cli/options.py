@@ -246,18 +246,22 @@ def refuse_early(params: dict[str, Any]) -> None:
 
 
 @contextmanager
-def recorded_base(folder: Path, variant: str) -> Iterator[None]:
-    """A base a search recorded that is not found here (a preset gone, a factory moved or typed
-    relative to another folder), which `scale --from` and `compare --from` take when no
-    `--base` is given, is that `--from`'s fault, not a `--base` nobody typed. (A found network
-    that cannot take a size asked for stays that size's fault.)"""
+def recorded_inputs(folder: Path, *, base: Optional[str] = None, data: Optional[str] = None) -> Iterator[None]:
+    """A base or data a search recorded that is not found here (a preset gone, a factory or
+    folder moved, a path typed relative to another folder), which `scale --from` and `compare
+    --from` take where no `--base` or `--data` is given, is that `--from`'s fault, not an
+    option nobody typed. (A found network that cannot take a size asked for stays that size's
+    fault.)"""
     try:
         yield
     except UsageError as exc:
-        if exc.param != "base":
-            raise
-        raise UsageError(f"the base {folder} scaled, {variant}, cannot be built here: {exc}; "
-                         "give --base to use that network (or another)", param="from") from None
+        if exc.param == "base" and base is not None:
+            raise UsageError(f"the base {folder} scaled, {base}, cannot be built here: {exc}; "
+                             "give --base to use that network (or another)", param="from") from None
+        if exc.param == "data" and data is not None:
+            raise UsageError(f"the data {folder} trained on, {data}, cannot be read here: {exc}; "
+                             "give --data to train on it where it is (or on other data)", param="from") from None
+        raise
 
 
 def logger(quiet: bool) -> tuple[Callable[[str], None], Callable[[str], AbstractContextManager]]:

@@ -322,6 +322,21 @@ PROXY_OPTIONS = {
 }  # fmt: skip
 
 
+def option_values(config: ProxyConfig) -> dict[str, object]:
+    """The values of the options in PROXY_OPTIONS, by their keyword names ('base_resolution',
+    'zero_init'), that give `config`'s base, data and training: what `compare --from` takes
+    from a search for the options it is not given. --epochs is left unset where the training
+    is set in steps (the two are refused together), --clip-grad-norm is 0 where it never clips."""
+    values: dict[str, object] = {}
+    for key, flag in PROXY_OPTIONS.items():
+        part, field = key.split(".")
+        values[flag.split("/")[0].removeprefix("--").replace("-", "_")] = getattr(getattr(config, part), field)
+    if config.train.steps is not None:
+        values["epochs"] = None
+    values["clip_grad_norm"] = values["clip_grad_norm"] or 0.0
+    return values
+
+
 class ProxyExperiment(Experiment):
     """An experiment whose every item trains one scaled network of `config.base` on
     `config.data` with `config.train` (the search and the comparison; a calibration varies

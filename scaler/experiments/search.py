@@ -333,6 +333,13 @@ def best_notes(folder: Path) -> list[str]:
     return notes
 
 
+def searched_config(folder: Path) -> SearchConfig | None:
+    """The configuration a search folder's study ran, from its summary (None where the summary
+    does not hold it): the proxy `compare --from` trains where not told otherwise."""
+    identity = read_results(folder)[1].get("config")
+    return SearchConfig.from_identity(identity) if identity else None
+
+
 def searched_variant(folder: Path) -> str | None:
     """The base network a search folder's study scaled, spelled as `canonical_variant` spells
     it (as recorded where no preset has that name any more; None where the summary does not
