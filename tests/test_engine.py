@@ -419,17 +419,20 @@ def test_a_run_shows_its_progress_on_the_display_it_is_given_and_logs_it_without
         handle = open_fake(tmp_path / "shown", config)
         run_study(handle, workers=workers, runtime=CPU, retry_failed=False, log=messages.append, display=display)
     assert display.opened == [(2, 0, "item")]
+    labels = [handle.experiment.label(item) for item in handle.experiment.items()]
     if workers == 1:  # every item's start, steps and end, in order
-        labels = [handle.experiment.label(item) for item in handle.experiment.items()]
         assert display.seen == [e for label in labels for e in (("start", label, 2), ("step", 1, 2), ("step", 2, 2),
                                                                  ("finish", label, State.COMPLETE))]
-    else:  # worker processes: the study's counts, ending with both items done
-        assert display.seen and {e[0] for e in display.seen} == {"counts"} and display.seen[-1] == ("counts", 2)
-    assert not any(": training" in m or "finished; running" in m for m in messages)  # the display showed it
+    else:  # worker processes: the study's counts, ending with both items done, and each item's end once
+        # (a log file, where no bar is drawn, heard nothing of them until the table)
+        assert display.seen and {e[0] for e in display.seen} == {"counts", "finish"} and display.seen[-1] == ("counts", 2)
+        assert sorted(e[1:] for e in display.seen if e[0] == "finish") == [(label, State.COMPLETE) for label in labels]
+    assert not any(": training" in m or "finished; running" in m or ": complete" in m for m in messages)  # the display showed it
     with folder_lock(tmp_path / "logged"):
         handle = open_fake(tmp_path / "logged", config)
         run_study(handle, workers=workers, runtime=CPU, retry_failed=False, log=messages.append)
     assert any(m.endswith(": training") for m in messages) if workers == 1 else any("2/2 items finished" in m for m in messages)
+    assert sorted(m for m in messages if m.endswith(": complete")) == [f"{label}: complete" for label in labels]
 
 
 def test_an_experiment_error_in_the_display_s_epoch_count_fails_that_item_alone(tmp_path):
@@ -886,9 +889,10 @@ def test_a_worker_stopped_by_ctrl_c_puts_its_item_back_for_the_workers_still_run
     assert list(pd.read_csv(folder / "results.csv")["state"]) == ["complete", "complete"]
 
 
-def test_a_running_item_is_shown_in_the_epoch_it_trains(tmp_path):
-    """The workers' status line names the epoch in progress: 'in epoch 1' before any epoch is
-    reported (it read 'epoch 0'), 'in epoch 3' after two."""
+def test_a_running_item_is_shown_with_the_epochs_it_has_done(tmp_path):
+    """The workers' status line names where an item is: 'in epoch 1' before any epoch is
+    reported (it read 'epoch 0'), 'after epoch 2' after two (it read 'in epoch 3', an epoch 3
+    of 2 while the last one was evaluated)."""
     folder = tmp_path / "running"
     with folder_lock(folder):
         handle = open_fake(folder, FakeConfig(count=2))
@@ -899,7 +903,7 @@ def test_a_running_item_is_shown_in_the_epoch_it_trains(tmp_path):
         assert runner._running(handle) == [f"{label} in epoch 1"]
         for epoch in (1, 2):
             trial.report(0.5, epoch)
-        assert runner._running(handle) == [f"{label} in epoch 3"]
+        assert runner._running(handle) == [f"{label} after epoch 2"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

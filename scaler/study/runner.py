@@ -280,13 +280,15 @@ def _data_size(context: Any) -> str:
 
 
 def _running(handle: StudyHandle) -> list[str]:
-    """What the study's RUNNING trials are doing: item label and the epoch in progress (the one
-    after the last reported)."""
+    """What the study's RUNNING trials are doing: item label and 'in epoch 1', or 'after epoch N'
+    once N epochs are reported (the next may not exist: 'in epoch N+1' named an epoch 2 of 1
+    while the last was evaluated)."""
     out = []
     for trial in handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         item = handle.experiment.item_of(item_params(trial))
         label = handle.experiment.label(item) if item is not None else f"trial {trial.number}"
-        out.append(f"{label} in epoch {max(trial.intermediate_values, default=0) + 1}")
+        reported = max(trial.intermediate_values, default=0)
+        out.append(f"{label} after epoch {reported}" if reported else f"{label} in epoch 1")
     return out
 
 
@@ -345,7 +347,9 @@ def _run_processes(
 ) -> None:
     context = multiprocessing.get_context("spawn")
     total, noun = len(handle.experiment.items()), handle.experiment.noun
-    with _opened(display, total, count_finished(handle), noun) as bars:
+    announced = {record.item for record in records(handle) if record.state.is_finished}
+    with _opened(display, total, len(announced), noun) as bars:
+        finished = _events(bars, log).on_finish
         round_number, idle_rounds, busy_rounds = 1, 0, 0
         while True:
             taken = _taken(handle)
@@ -365,7 +369,7 @@ def _run_processes(
                 while any(p.is_alive() for p in processes):
                     _release_items_of_dead(handle, processes, dead)
                     handle.experiment.refresh(handle.study.user_attrs)  # e.g. tries another process added
-                    done = count_finished(handle)
+                    done = _say_finished(handle, announced, finished)
                     if done != last and handle.folder is not None:  # the one writer of the folder's files
                         write_outputs(handle)
                     running = _running(handle)
@@ -381,7 +385,7 @@ def _run_processes(
                 _stop(processes)
                 raise
             _release_items_of_dead(handle, processes, dead)  # those that died after the last look
-            done = count_finished(handle)  # the workers may all have ended between two looks
+            done = _say_finished(handle, announced, finished)  # the workers may all have ended between two looks
             if bars is not None:
                 bars.set_counts(done, "")
             elif done != last:
@@ -411,6 +415,19 @@ def _run_processes(
                 return
             round_number += 1
             log(f"round {round_number}: {len(killed)} worker(s) killed; new workers for the {len(plan.queued)} {noun}(s) left")
+
+
+def _say_finished(handle: StudyHandle, announced: set[WorkItem], finished: Callable[[str, State, str], None]) -> int:
+    """Say each item that finished since the last look, as a run in this process says it (its
+    state, and why where it did not complete), and add it to `announced`; the number of
+    items finished. Worker processes draw nothing: without this, a log file (no bars drawn)
+    heard nothing of them until the table."""
+    now = records(handle)
+    for record in now:
+        if record.state.is_finished and record.item not in announced:
+            announced.add(record.item)
+            finished(handle.experiment.label(record.item), record.state, record.reason)
+    return sum(record.state.is_finished for record in now)
 
 
 def _taken(handle: StudyHandle) -> int:
