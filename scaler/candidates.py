@@ -279,6 +279,23 @@ def merged_points(candidates: list[Candidate]) -> int:
     return sum(len(c.same_network.split("; ")) for c in candidates if c.same_network)
 
 
+def dropped_points(space: CandidateSpace, candidates: list[Candidate]) -> int:
+    """How many points of the ranges `build_candidates` dropped for --flops-tolerance: those
+    neither a candidate nor merged into one (`merged_points`)."""
+    return len(space.coefficients()) - len(candidates) - merged_points(candidates)
+
+
+def left_out_text(space: CandidateSpace, candidates: list[Candidate], tolerance: float | None) -> str:
+    """What of the ranges is not among `candidates`, for a title or a log line ('' if nothing):
+    points that build a kept candidate's network, and points --flops-tolerance dropped."""
+    merged, dropped = merged_points(candidates), dropped_points(space, candidates)
+    parts = [f"{merged} more point(s) of the ranges build one of their networks"] if merged else []
+    if dropped:
+        parts.append(f"{dropped} point(s) dropped by --flops-tolerance {tolerance:g} (measured MACs ratio off "
+                     f"{space.target ** space.phi:.3f} by more)")
+    return "; ".join(parts)
+
+
 def build_candidates(
     space: CandidateSpace, base: ProxyBase, flops_tolerance: float | None = None,
     on_counted: Callable[[int, int], None] | None = None,

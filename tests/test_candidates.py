@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from scaler import network_spec
-from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build_candidates, merged_points, parse_range
+from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build_candidates, left_out_text, merged_points, parse_range
 from scaler.counting import count_model
 from scaler.errors import UsageError
 from scaler.scaling import ScaleLimitError, compound_scale
@@ -177,6 +177,12 @@ def test_flops_tolerance_drops_strays():
     assert all(abs(c.macs_ratio / 2.0 - 1) <= 0.3 for c in kept)
     with pytest.raises(UsageError, match="flops-tolerance"):
         build_candidates(space, TINY, flops_tolerance=1e-6)
+    # said, not silent: the candidates were renumbered over the points kept
+    dropped = len(space.coefficients()) - len(kept) - merged_points(kept)
+    strays = [c for c in every if abs(c.macs_ratio / 2.0 - 1) > 0.3]  # with the points that build their networks
+    assert dropped == len(strays) + merged_points(strays) > 0
+    assert left_out_text(space, kept, 0.3).endswith(f"{dropped} point(s) dropped by --flops-tolerance 0.3 (measured MACs ratio off 2.000 by more)")
+    assert "dropped" not in left_out_text(space, every, None)
 
 
 def test_candidates_command(cli):

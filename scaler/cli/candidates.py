@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from scaler.candidates import ProxyBase, build_candidates, merged_points
+from scaler.candidates import ProxyBase, build_candidates, left_out_text, merged_points
 from scaler.cli import options
 from scaler.cli.app import Format, app, console, progress_console
 from scaler.cli.options import DEFAULT_BASE, DEFAULT_DATA, SPACE_OPTIONS, Base, BaseResolution, BaseWidth, Data, FormatOption
@@ -64,7 +64,7 @@ def candidates(
     # "candidate", as a search's results.csv names the same number
     frame = pd.DataFrame([{**c.to_dict(), "same_network": c.same_network} for c in found]).rename(columns={"index": "candidate"})
     title = f"{counted(len(found), 'candidate')} ({space.mode}, T={space.target:g}, phi={space.phi:g}) on {base} w{base_width:g} at {base_resolution}px"
-    merged = merged_points(found)
-    if merged:
-        title += f"; {merged} more point(s) of the ranges build one of these networks and are left out"
+    merged, left = merged_points(found), left_out_text(space, found, flops_tolerance)
+    if left:
+        title += f"; left out: {left}"
     emit(frame, [*CANDIDATE_COLUMNS, SAME_NETWORK] if merged or format in (Format.csv, Format.json) else CANDIDATE_COLUMNS, format.value, console, title=title)

@@ -13,7 +13,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build_candidates, merged_points, point_name
+from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build_candidates, left_out_text, point_name
 from scaler.data import Dataset
 from scaler.errors import UsageError
 from scaler.experiments.choices import PRUNERS
@@ -160,8 +160,8 @@ class CompoundSearch(ProxyExperiment):
         return "candidate" if self.repeats == 1 else "training"
 
     def describe(self) -> str:
-        merged = merged_points(self.candidates)
-        left_out = f" ({merged} more point(s) of the ranges build one of their networks: see `scaler candidates`)" if merged else ""
+        left = left_out_text(self.config.space, self.candidates, self.config.flops_tolerance)
+        left_out = f" ({left}: see `scaler candidates`)" if left else ""
         candidates = "1 candidate (alone: nothing to rank it against)" if len(self.candidates) == 1 else f"{len(self.candidates)} candidates"
         if self.repeats == 1:
             return f"{candidates}{left_out}"
