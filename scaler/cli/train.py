@@ -49,8 +49,8 @@ METRIC_COLUMNS = [
     Column("top1", "val top-1", share),
     Column("top5", "val top-5", share),
     Column("val_loss", "val loss", fixed(4)),
-    Column("images_per_s", "img/s", fixed(1)),
-    Column("seconds", "seconds", fixed(1)),
+    Column("images_per_s", "train img/s", fixed(1)),  # over the training steps alone
+    Column("seconds", "epoch s", fixed(1)),  # the whole epoch: its evaluation included
     Column("peak_memory_mb", "peak MB", fixed(0)),
 ]
 
