@@ -72,7 +72,8 @@ def oversubscription(workers: int, threads: int | None) -> str | None:
     more threads than this machine has cores: they compete, and the work gets slower."""
     cores = os.cpu_count() or 1
     if workers * (threads or cores) > cores:
-        return f"warning: {workers} worker(s) x {threads or cores} thread(s) on {cores} cores: they will compete"
+        asked = f"{workers} worker(s) x {threads or cores} thread(s)" if workers > 1 else f"{threads or cores} threads"
+        return f"warning: {asked} on {cores} cores: they will compete"
     return None
 
 

@@ -110,7 +110,12 @@ def test_comparison_and_calibration_folders_are_read_as_their_kind_and_named_whe
     empty = tmp_path / "empty"
     empty.mkdir()
     missing = cli("report", empty)
-    assert missing.code == 2 and "is not a study folder" in missing.err
+    assert missing.code == 2 and "is not a study folder: it holds no results.csv or search.json" in missing.err
+    # one file of the pair: the missing one is named (it said 'no results.csv / search.json' beside a results.csv)
+    (empty / "results.csv").write_text("candidate\n")
+    half = cli("report", empty)
+    assert half.code == 2 and half.err == (f"error: {empty} is not a study folder: it holds no search.json "
+                                           "(a study folder holds results.csv and search.json)\n"), half.err
 
 
 # ---------------------------------------------------------------------------------------------

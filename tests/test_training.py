@@ -413,7 +413,7 @@ def test_a_capped_timing_is_scaled_before_its_cap():
 def test_more_threads_than_cores_are_warned_about():
     cores = os.cpu_count() or 1
     assert oversubscription(1, cores) is None and oversubscription(1, None) is None
-    assert oversubscription(1, cores + 1) == f"warning: 1 worker(s) x {cores + 1} thread(s) on {cores} cores: they will compete"
+    assert oversubscription(1, cores + 1) == f"warning: {cores + 1} threads on {cores} cores: they will compete"  # one process: no workers named
     assert oversubscription(2, None) == f"warning: 2 worker(s) x {cores} thread(s) on {cores} cores: they will compete"
 
 

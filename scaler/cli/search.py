@@ -80,7 +80,7 @@ def _one_epoch(config: SearchConfig) -> str | None:
     images = config.data.training_images()
     if images is None or train.planned_epochs(images) > 1:
         return None
-    return f"--steps {train.steps} (an epoch of {images} images is {train.steps_per_epoch(images)} steps)"
+    return f"--steps {train.steps} (an epoch of {images} images is {counted(train.steps_per_epoch(images), 'step')})"
 
 
 def build_search_config(

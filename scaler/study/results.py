@@ -91,7 +91,8 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
         raise UsageError(f"{folder} holds a study ({JOURNAL_NAME}) but no summary ({' / '.join(summary_names())}): one is "
                          "written as each training finishes; rerun the study's command (same options) to train and write it")
     if not results.exists() or not info.exists():
-        raise UsageError(f"{folder} is not a study folder (no {RESULTS_NAME} / {summary_name})")
+        lacks = " or ".join(f.name for f in (results, info) if not f.exists())
+        raise UsageError(f"{folder} is not a study folder: it holds no {lacks} (a study folder holds {RESULTS_NAME} and {summary_name})")
     rewrite = "rerun the study's command (same options) to rewrite it from the study"
     try:
         raw, data = _read_pair(results, info)
