@@ -405,13 +405,13 @@ def test_compound_coefficients_from_a_finished_search(cli, console_script, net, 
     assert not (tmp_path / "searches").exists()
 
 
-def test_compare_from_trains_on_the_search_s_proxy_unless_told_otherwise(cli, tmp_path):
+def test_compare_from_trains_on_the_search_s_proxy_unless_told_otherwise(cli, tmp_path, monkeypatch):
     """`compare --from` took the search's coefficients and base, then trained them on its own
     defaults (the built-in data at 64 px, width 0.5, 5 epochs of AdamW) whatever the search
     had trained on, saying nothing: a verdict on a proxy that did not choose compound."""
     images = make_folder(tmp_path / "images", classes=3, per_class=12, size=24)
     proxy = ["--data", str(images), "--base-resolution", "32", "--base-width", "0.25", "--standard-init", "--epochs", "1",
-             "--batch-size", "8", "--optimizer", "sgd", "--seed", "3"]  # fmt: skip
+             "--batch-size", "8", "--optimizer", "sgd", "--lr", "0.05", "--val-fraction", "0.3", "--seed", "3"]  # fmt: skip
     run = ["--threads", "1", "--device", "cpu", "--quiet", "--root", tmp_path]
     grid = ["--alpha-range", "1:2:1", "--beta-range", "1", "--gamma-range", "1"]
     assert cli("search", *grid, "--target", "2", "--tolerance", "0.1", *proxy, *run, "--name", "s").code == 0
@@ -423,12 +423,21 @@ def test_compare_from_trains_on_the_search_s_proxy_unless_told_otherwise(cli, tm
     assert (config["base"], config["data"]) == (searched["base"], searched["data"])
     assert config["train"] == {**searched["train"], "seed": 4}  # an option given here wins
     assert (f"proxy from {tmp_path / 's'}, as it trained (options given here win): --base-resolution 32 --base-width 0.25 "
-            f"--standard-init --data {images} --epochs 1 --batch-size 8 --optimizer sgd\n") in compared.err
-    # --epochs and --steps go as a pair: --steps given here does not meet the search's --epochs
-    steps = cli("compare", "--from", tmp_path / "s", "--phis", "1", "--repeats", "1", "--strategies", "depth", "--steps", "2",
-                *run, "--name", "c2")  # fmt: skip
-    assert steps.code == 0, steps.err
-    assert json.loads((tmp_path / "c2" / "compare.json").read_text())["config"]["train"]["steps"] == 2
+            f"--standard-init --data {images} --val-fraction 0.3 --epochs 1 --batch-size 8 --lr 0.05 --optimizer sgd\n") in compared.err
+    # options that go together: --steps given here takes not the search's --epochs, --optimizer
+    # not its --lr, --data not its --val-fraction
+    paired = cli("compare", "--from", tmp_path / "s", "--phis", "1", "--repeats", "1", "--strategies", "depth", "--steps", "2",
+                 "--optimizer", "adamw", "--data", images, *run, "--name", "c2")  # fmt: skip
+    assert paired.code == 0, paired.err
+    config = json.loads((tmp_path / "c2" / "compare.json").read_text())["config"]
+    assert (config["train"]["steps"], config["train"]["lr"], config["data"]["val_fraction"]) == (2, None, 0.2)
+    assert config["train"]["epochs"] != 1 and config["train"]["batch_size"] == 8  # the others still the search's
+    # data named by a relative path: where the search ran is not recorded, so it is not taken
+    monkeypatch.chdir(tmp_path)
+    assert cli("search", *grid, "--target", "2", "--tolerance", "0.1", *proxy[2:], "--data", "images", *run, "--name", "rel").code == 0
+    relative = cli("compare", "--from", tmp_path / "rel", "--phis", "1", "--repeats", "1", *run, "--name", "c4")
+    assert relative.code == 2 and relative.err == (f"error: --from: {tmp_path / 'rel'} trained on --data images, a path relative "
+                                                   "to the folder it ran in, which is not recorded: give --data (its path from here)\n")
     # data that is no longer where the search read it is --from's fault, not a --data nobody typed
     images.rename(tmp_path / "moved")
     moved = cli("compare", "--from", tmp_path / "s", "--phis", "1", "--repeats", "1", *run, "--name", "c3")

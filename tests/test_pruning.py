@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import optuna
 import pytest
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState, create_trial
 
 from scaler.study.experiment import WorkItem
-from scaler.study.pruning import OneValuePerItem
+from scaler.study.pruning import OneValuePerItem, one_value_per_item
 
 PRUNERS = {
     "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
@@ -51,3 +53,54 @@ def test_each_item_counts_once_at_a_rung(name, item, kept):
         assert trial.should_prune() is pruned
         assert study.trials[-1].system_attrs["completed_rung_0"] == 0.5  # the rung is written through the view
         assert study.trials[0].system_attrs["completed_rung_0"] == 0.9  # and nothing else changed in the storage
+
+
+def test_an_item_counts_at_a_rung_with_its_latest_attempt():
+    """Attempts of one item may differ (a GPU's nondeterminism): the latest to reach a rung
+    speaks there for its item, an earlier one's value is gone from that rung alone."""
+    study = _study(optuna.pruners.NopPruner())
+    study.add_trial(create_trial(
+        state=TrialState.FAIL, params={"item": 0}, distributions={"item": IntDistribution(0, 5)},
+        intermediate_values={1: 0.3, 3: 0.4}, system_attrs={"completed_rung_0": 0.3, "completed_rung_1": 0.4},
+    ))  # item 0 once more, interrupted after rung 1, the first to reach it
+    judged = study.ask()
+    seen = one_value_per_item(study.get_trials(deepcopy=False), study.trials[-1], lambda params: WorkItem.of(**params) if params else None)
+    rung_0 = {t.number: t.system_attrs.get("completed_rung_0") for t in seen if t.params.get("item") == 0}
+    rung_1 = {t.number: t.system_attrs.get("completed_rung_1") for t in seen if t.params.get("item") == 0}
+    assert rung_0 == {0: None, 1: None, 6: 0.3} and rung_1 == {0: None, 1: None, 6: 0.4}
+    assert judged.number == 7 and study.trials[1].system_attrs["completed_rung_0"] == 0.9  # the storage keeps every value
+
+
+def test_an_interrupted_attempt_stays_in_its_own_hyperband_bracket():
+    """Hyperband puts a trial in a bracket by its number: item 0 interrupted in one bracket and
+    trained again in another. Its interrupted attempt keeps speaking for it in its own bracket
+    (it was dropped there, the retry being later, and 0.5 then led a rung it trails)."""
+    def hyperband():
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=9, reduction_factor=3)
+
+    def brackets(study):  # Hyperband's own rule, from the study's name and a trial's number
+        pruner = hyperband()
+        pruner._try_initialization(study)  # noqa: SLF001 - its bracket rule, for the test's layout
+        return lambda number: pruner._get_bracket_id(study, SimpleNamespace(number=number))  # noqa: SLF001
+
+    study = optuna.create_study(study_name="brackets", direction="maximize", pruner=OneValuePerItem(hyperband(), lambda p: WorkItem.of(**p) if p else None))
+    bracket = brackets(study)
+    numbers = iter(range(1000))
+    first = next(n for n in numbers if bracket(n) == 0)
+    retry = next(n for n in numbers if bracket(n) != 0)
+    judged = next(n for n in numbers if bracket(n) == 0)
+    for number in range(judged):
+        item, state, value = 9, TrialState.FAIL, None  # a filler: no rung reached
+        if number in (first, retry):
+            item, state, value = 0, (TrialState.FAIL if number == first else TrialState.COMPLETE), 0.9
+        study.add_trial(create_trial(
+            state=state, value=value if state == TrialState.COMPLETE else None, params={"item": item},
+            distributions={"item": IntDistribution(0, 9)}, intermediate_values={1: value} if value else {},
+            system_attrs={"completed_rung_0": value} if value else {},
+        ))
+    study.enqueue_trial({"item": 3})
+    trial = study.ask()
+    trial.suggest_int("item", 0, 9)
+    assert trial.number == judged
+    trial.report(0.5, 1)
+    assert trial.should_prune()  # against item 0's 0.9 in bracket 0, as the study never stopped would judge it

@@ -174,7 +174,7 @@ def test_a_worker_stopped_by_ctrl_c_says_what_finished_and_puts_its_candidate_ba
     result = cli("worker", "--storage", url, "--study", "micro", "--device", "cpu", "--threads", "1", "--quiet")
     assert result.code == 130, result.err
     assert result.err.strip().splitlines()[-1] == (
-        "interrupted: 1 of 4 candidates of study 'micro' finished; a candidate this worker was training goes back "
+        "interrupted: 1 of 4 candidates of study 'micro' finished; any candidate this worker was training goes back "
         "to the study's queue; the same command joins it again"
     )
     trials = optuna.load_study(study_name="micro", storage=url).get_trials()
@@ -582,3 +582,12 @@ def test_log_lines_stay_whole_in_a_pipe(cli, tmp_path):
     assert len(epochs) == 4 and all(len(line) > 80 and line.endswith(" s") and "val loss" in line for line in epochs)
     [estimate] = [line for line in lines if line.startswith("search micro: ")]
     assert "estimated" in estimate and estimate.endswith(")")
+
+
+def test_a_summary_of_the_first_searches_reads_without_pruner_or_flops_tolerance():
+    """`compare --from` reads the search's configuration from its summary; the first searches'
+    lack the two (neither existed), and it failed with KeyError: 'pruner'."""
+    identity = json.loads(json.dumps(SearchConfig().identity()))
+    del identity["pruner"], identity["flops_tolerance"]
+    config = SearchConfig.from_identity(identity)
+    assert (config.pruner, config.flops_tolerance) == ("none", None) and config.base == SearchConfig().base

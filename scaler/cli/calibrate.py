@@ -7,7 +7,6 @@ import inspect
 import json
 import shlex
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -288,21 +287,11 @@ def search_commands(ctx: typer.Context, info: dict) -> list[str]:
     from scaler.experiments.calibration import OVERRIDES
 
     shared = [p for p in inspect.signature(search_command.search).parameters if p not in NOT_SEARCH_OPTIONS]
-    params = {p.name: p for p in ctx.command.params if p.opts}
-    given = {
-        name: ctx.params[name] for name in shared
-        if name in ctx.params and getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
-    }  # fmt: skip
+    given = {name: ctx.params[name] for name in shared if name in ctx.params and options.given(ctx, name)}
     out = []
     for setting in info["settings"]:
         values = {**given, **{OVERRIDES[flag]: value for flag, value in setting["overrides"].items()}}
-        args = ["scaler", "search"]
-        for name in [p for p in shared if p in values]:
-            value, param = values[name], params[name]
-            if isinstance(value, bool):  # an on/off flag such as --zero-init/--standard-init
-                args.append(param.opts[0] if value else param.secondary_opts[0])
-            else:
-                args += [param.opts[0], str(value.value if isinstance(value, Enum) else value)]
+        args = ["scaler", "search", *options.as_flags(ctx, {name: values[name] for name in shared if name in values})]
         if info["repeats"] > 1:  # the agreement was measured on means over this many repeats
             args += ["--repeats", str(info["repeats"])]
         out.append(shlex.join(args))

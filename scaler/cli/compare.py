@@ -4,6 +4,7 @@ of the `compare` experiment), with a table per phi, a CSV and a plot."""
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from contextlib import nullcontext
 from dataclasses import replace
@@ -125,12 +126,12 @@ def compare(
     searched = None  # the base --from's search scaled, taken where no --base is given
     if from_search is not None:
         with attributed_to("from"):
-            coefficients, said, searched = _from_search(from_search, None if _default(ctx, "base") else proxy["base"])
+            coefficients, said, searched = _from_search(from_search, proxy["base"] if options.given(ctx, "base") else None)
             said += _searched_proxy(ctx, from_search, proxy)
         proxy["base"] = searched or proxy["base"]
     else:
         coefficients = _coefficients(compound if compound is not None else f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
-    taken_data = proxy["data"] if from_search is not None and _default(ctx, "data") else None
+    taken_data = proxy["data"] if from_search is not None and not options.given(ctx, "data") else None
     with options.recorded_inputs(from_search, base=searched, data=taken_data) if from_search else nullcontext():  # type: ignore[arg-type]
         base, data, train = options.proxy_parts(**proxy)
         if searched:
@@ -202,33 +203,37 @@ def _from_search(folder: Path, base: str | None) -> tuple[tuple[float, float, fl
     return coefficients, said, searched if base is None else None
 
 
-def _default(ctx: typer.Context, name: str) -> bool:
-    """Whether option `name` was left at its default (neither typed nor from the environment)."""
-    return getattr(ctx.get_parameter_source(name), "name", None) == "DEFAULT"
+# Options that go together: one of a group given here, the search's others are not taken
+# (--steps beside the search's --epochs is refused; a --val-fraction belongs to its data, a
+# --lr to its optimizer).
+_TOGETHER = ({"epochs", "steps"}, {"data", "val_fraction"}, {"optimizer", "lr"})
 
 
 def _searched_proxy(ctx: typer.Context, folder: Path, proxy: dict[str, Any]) -> list[str]:
     """Put into `proxy` the search's own base size, data and training (`option_values`) for
-    every option not given here (--epochs and --steps as a pair: one given sets both), so
-    that compound is compared on the proxy that chose it; and the line naming those that
-    differ from this command's defaults. The base itself is `_from_search`'s."""
+    every option not given here (see _TOGETHER), so that compound is compared on the proxy that
+    chose it; and the line naming those that differ from this command's defaults. The base
+    itself is `_from_search`'s. Data the search named by a relative path is not taken: where
+    it ran is not recorded, and another folder of that name here would be trained on unnoticed."""
+    from scaler.data.dataset import CIFAR_PREFIX, SYNTHETIC_SOURCE
     from scaler.experiments.proxy import option_values
     from scaler.experiments.search import searched_config
 
     config = searched_config(folder)
     if config is None:
         return []
-    kept = {name for name in proxy if not _default(ctx, name)}
-    if kept & {"epochs", "steps"}:
-        kept |= {"epochs", "steps"}
+    kept = {name for name in proxy if options.given(ctx, name)}
+    kept |= {name for group in _TOGETHER if group & kept for name in group}
     taken = {name: value for name, value in option_values(config).items()
              if name != "base" and name not in kept and value != proxy[name]}  # fmt: skip
+    source = str(taken.get("data", ""))
+    path = source.removeprefix(CIFAR_PREFIX) if source != SYNTHETIC_SOURCE else ""
+    if path and not Path(path).expanduser().is_absolute():
+        raise UsageError(f"{folder} trained on --data {source}, a path relative to the folder it ran in, which is not "
+                         "recorded: give --data (its path from here)", param="from")
     proxy.update(taken)
-    if not taken:
-        return []
-    flags = [("--zero-init" if value else "--standard-init") if name == "zero_init" else f"--{name.replace('_', '-')} {value:g}"
-             if isinstance(value, float) else f"--{name.replace('_', '-')} {value}" for name, value in taken.items() if value is not None]
-    return [f"proxy from {folder}, as it trained (options given here win): {' '.join(flags)}"]
+    flags = options.as_flags(ctx, {name: value for name, value in taken.items() if value is not None})
+    return [f"proxy from {folder}, as it trained (options given here win): {shlex.join(flags)}"] if flags else []
 
 
 def draw(frame: pd.DataFrame, path: Path, name: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+from enum import Enum
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -243,6 +244,26 @@ def refuse_early(params: dict[str, Any]) -> None:
         check_workers(params["workers"])
     if "repeats" in params:
         check_repeats(params["repeats"])
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether option `name` was given (typed, or through its environment variable), not left
+    at its default."""
+    return getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def as_flags(ctx: typer.Context, values: dict[str, Any]) -> list[str]:
+    """Option values (by parameter name, in order) as the arguments of `ctx`'s command that
+    give them: an on/off flag as its on or off spelling ('--zero-init', '--standard-init')."""
+    params = {p.name: p for p in ctx.command.params if p.opts}
+    args: list[str] = []
+    for name, value in values.items():
+        param = params[name]
+        if isinstance(value, bool):
+            args.append(param.opts[0] if value else param.secondary_opts[0])
+        else:
+            args += [param.opts[0], str(value.value if isinstance(value, Enum) else value)]
+    return args
 
 
 @contextmanager

@@ -65,9 +65,12 @@ def worker(
         raise UsageError(f"the study's --{exc.param}, as its command was given it: {exc}") from None
     except KeyboardInterrupt:
         noun = handle.experiment.noun
+        try:  # a Ctrl-C may be what ended a wait on an unreachable database: then the count is left out
+            done = f"{count_finished(handle)} of {len(handle.experiment.items())} {noun}s of study {study!r} finished; "
+        except Exception:  # noqa: BLE001 - the interruption is what this command reports
+            done = ""
         raise Interrupted(
-            f"{count_finished(handle)} of {len(handle.experiment.items())} {noun}s of study {study!r} finished; "
-            f"a {noun} this worker was training goes back to the study's queue; the same command joins it again"
+            f"{done}any {noun} this worker was training goes back to the study's queue; the same command joins it again"
         ) from None
     log(f"worker {worker_id()}: ran {trained} work item(s); none left")
     frame = handle.experiment.table(records(handle))

@@ -98,8 +98,8 @@ class SearchConfig:
             base=ProxyBase.from_dict(data["base"]),
             data=DataOptions(**data["data"]),
             train=TrainConfig.from_identity(data["train"]),
-            pruner=data["pruner"],
-            flops_tolerance=data["flops_tolerance"],
+            pruner=data.get("pruner", "none"),  # the summaries of the first searches lack the two: neither existed
+            flops_tolerance=data.get("flops_tolerance"),
         )
 
 
