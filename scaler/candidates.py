@@ -288,9 +288,10 @@ def dropped_points(space: CandidateSpace, candidates: list[Candidate]) -> int:
 def left_out_text(space: CandidateSpace, candidates: list[Candidate], tolerance: float | None) -> str:
     """What of the ranges is not among `candidates`, for a title or a log line ('' if nothing):
     points that build a kept candidate's network, and points --flops-tolerance dropped."""
-    merged, dropped = merged_points(candidates), dropped_points(space, candidates)
+    merged = merged_points(candidates)
+    dropped = dropped_points(space, candidates) if tolerance is not None else 0  # nothing else drops points
     parts = [f"{merged} more point(s) of the ranges build one of their networks"] if merged else []
-    if dropped:
+    if dropped > 0:  # never negative, unless an older scaler enumerated the ranges otherwise
         parts.append(f"{dropped} point(s) dropped by --flops-tolerance {tolerance:g} (measured MACs ratio off "
                      f"{space.target ** space.phi:.3f} by more)")
     return "; ".join(parts)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from enum import Enum
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
