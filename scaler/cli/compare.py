@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -132,7 +131,7 @@ def compare(
     else:
         coefficients = _coefficients(compound if compound is not None else f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
     taken_data = proxy["data"] if from_search is not None and not options.given(ctx, "data") else None
-    with options.recorded_inputs(from_search, base=searched, data=taken_data) if from_search else nullcontext():  # type: ignore[arg-type]
+    with options.recorded_inputs(from_search, base=searched, data=taken_data):
         base, data, train = options.proxy_parts(**proxy)
         if searched:
             base.spec()  # found here (a factory imported), or --from's fault; a size it cannot take stays the size's

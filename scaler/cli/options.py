@@ -267,12 +267,12 @@ def as_flags(ctx: typer.Context, values: dict[str, Any]) -> list[str]:
 
 
 @contextmanager
-def recorded_inputs(folder: Path, *, base: Optional[str] = None, data: Optional[str] = None) -> Iterator[None]:
+def recorded_inputs(folder: Optional[Path], *, base: Optional[str] = None, data: Optional[str] = None) -> Iterator[None]:
     """A base or data a search recorded that is not found here (a preset gone, a factory or
     folder moved, a path typed relative to another folder), which `scale --from` and `compare
     --from` take where no `--base` or `--data` is given, is that `--from`'s fault, not an
     option nobody typed. (A found network that cannot take a size asked for stays that size's
-    fault.)"""
+    fault.) `base` and `data`: the ones taken from `folder` (None: given, or no --from)."""
     try:
         yield
     except UsageError as exc:

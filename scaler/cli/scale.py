@@ -74,8 +74,7 @@ def scale(
     else:
         alpha, beta, gamma = (PAPER_ALPHA if alpha is None else alpha, PAPER_BETA if beta is None else beta,
                               PAPER_GAMMA if gamma is None else gamma)
-    recorded = from_search is not None and base is None and searched is not None
-    with options.recorded_inputs(from_search, base=searched) if recorded else nullcontext():  # type: ignore[arg-type]
+    with options.recorded_inputs(from_search, base=searched if base is None else None):
         variant, resolution = reports.family_base(base if base is not None else searched or reports.FAMILY_BASE, base_resolution)
     counting = nullcontext() if format.is_document else progress_console.status("counting the family with fvcore...")
     with counting:  # B7-sized networks take seconds each
