@@ -208,6 +208,28 @@ class ProxyBase:
                 num_classes=self.num_classes,
             )
 
+    def check_builds(self, width: float, depth: float, params: int, counter: str) -> None:
+        """UsageError (param 'base') unless a factory base, imported here, builds at the extra
+        `width` and `depth` a network with the `params` that `counter` (a study, a search
+        folder) counted for it. A factory file read from another folder than the study's (a
+        relative path), or edited since, would otherwise be trained or scaled under the counted
+        network's name. Presets are scaler's own networks and are not rebuilt."""
+        import torch
+
+        from scaler.models.factory import read_where
+        from scaler.models.registry import is_reference
+        from scaler.random_state import generators_kept
+
+        if not is_reference(self.variant):
+            return
+        with generators_kept(), torch.device("cpu"):
+            built = sum(p.numel() for p in self.build(width, depth).parameters())
+        if built != params:
+            raise UsageError(
+                f"factory {self.variant!r}{read_where(self.variant)} builds {built:,} parameters at width x{width:g}, "
+                f"depth x{depth:g}, where {counter} counted {params:,}: it is not the network that was counted "
+                "(another file of that name, or the file edited since)", param="base")
+
     def scaled(self, alpha: float, beta: float, gamma: float, phi: float) -> tuple[CompoundScale, ModelCount]:
         """The compound step (alpha, beta, gamma) at `phi` from this base, and its network
         counted with fvcore (cached): how every study sizes a scaled network."""

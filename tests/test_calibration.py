@@ -34,6 +34,7 @@ from scaler.experiments.proxy import Timing
 from scaler.data.options import DataOptions
 from scaler.experiments.repeats import ATTR_REPEATS
 from scaler.experiments.search import SearchConfig
+from scaler.models.factory import load_factory
 from scaler.runtime import Runtime
 from scaler.cli.calibrate import recommendation_line, setting_frame
 from scaler.states import State
@@ -195,6 +196,19 @@ def tiny_calibration(tmp_path: Path, *tries: str) -> CalibrationConfig:
     space = CandidateSpace(alpha=Range(1, 1.2, 0.2), beta=Range(1, 1.1, 0.1), gamma=Range(1, 1.2, 0.1), tolerance=0.5)
     search = SearchConfig(space=space, base=ProxyBase(f"{tmp_path / 'tinynet.py'}:make", resolution=32, width=0.5))
     return CalibrationConfig(search, reference_setting(search, 2), k=3, tries=tuple(parse_try(t) for t in tries))
+
+
+def test_a_calibration_refuses_another_network_under_its_factory_s_name(tmp_path):
+    """As a search does (test_factories): the base imported where the calibration prepares its
+    data must build the candidates it counted (here the file was edited since)."""
+    config = tiny_calibration(tmp_path)
+    attrs = json.loads(json.dumps(Calibration.plan(config).study_attrs()))
+    Calibration.restore(config, attrs).prepare(Runtime(device="cpu"))  # the same file: prepared
+    (tmp_path / "tinynet.py").write_text(TINY_NET.replace("(40, 2, 2)", "(64, 2, 2)"))
+    load_factory.cache_clear()  # as a new process would import it
+    with pytest.raises(UsageError, match=r"builds [\d,]+ parameters at width x[\d.]+, depth x[\d.]+, where the study counted") as refused:
+        Calibration.restore(config, attrs).prepare(Runtime(device="cpu"))
+    assert refused.value.param == "base"
 
 
 def test_a_try_asked_later_is_added_and_counts_only_its_own_networks(tmp_path, monkeypatch):

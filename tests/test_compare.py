@@ -8,6 +8,7 @@ import json
 from collections import Counter
 import math
 import re
+import runpy
 import signal
 import subprocess
 import sys
@@ -396,12 +397,23 @@ def test_compound_coefficients_from_a_finished_search(cli, console_script, net, 
     (tmp_path / "tinynet.py").rename(tmp_path / "moved.py")
     moved = console_script("scale", "--from", "s", "--phi", "1", cwd=tmp_path)  # a new process: no factory imported yet
     assert moved.code == 2 and moved.out == "" and moved.err.count("\n") == 1, moved.err
-    assert moved.err.startswith(f"error: --from: the base s scaled, {net}, cannot be built here: factory '{net}': no file "), moved.err
+    assert moved.err.startswith(f"error: --from: the base s scaled, {net}, is not here as it was searched: factory '{net}': no file "), moved.err
     assert moved.err.endswith("; give --base to use that network (or another)\n")
     again = console_script("scale", "--from", "s", "--base", "moved.py:make", "--phi", "1", cwd=tmp_path)
     assert again.code == 0 and f"warning: s searched base {net}; this table scales moved.py:make" in again.err
     compared = console_script("compare", "--from", "s", *MICRO, "--phis", "1", cwd=tmp_path)  # compare --from takes it alike
-    assert compared.code == 2 and compared.err.startswith(f"error: --from: the base s scaled, {net}, cannot be built here: "), compared.err
+    assert compared.code == 2 and compared.err.startswith(f"error: --from: the base s scaled, {net}, is not here as it was searched: "), compared.err
+    # another network under the recorded name (the search's relative path read from another
+    # folder, or the file edited since) is refused alike: its best candidate's parameters differ
+    (tmp_path / "tinynet.py").write_text(TINY_NET.replace("(40, 2, 2)", "(64, 2, 2)"))
+    other = runpy.run_path(str(tmp_path / "tinynet.py"))["make"](0.5 * best["width_mult"], best["depth_mult"], 10)
+    built = sum(p.numel() for p in other.parameters())
+    for command in (["scale", "--phi", "1"], ["compare", *MICRO, "--phis", "1"]):
+        swapped = console_script(command[0], "--from", "s", *command[1:], cwd=tmp_path)
+        assert swapped.code == 2 and swapped.err.count("\n") == 1, swapped.err
+        assert (f"is not here as it was searched: factory '{net}' builds {built:,} parameters at width x{best['width_mult']:g}, "
+                f"depth x{best['depth_mult']:g}, where search s counted {best['params']:,}: it is not the network") in swapped.err, swapped.err
+    assert console_script("scale", "--from", "s", "--base", net, "--phi", "1", cwd=tmp_path).code == 0  # --base: taken as given
     assert not (tmp_path / "searches").exists()
 
 

@@ -16,6 +16,9 @@ PRUNERS = {
     "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
     # one bracket (max_resource < reduction_factor): every trial competes in it
     "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=2, reduction_factor=3),
+    # a search's --steps budget: the maximum resource read from the first complete trials
+    # (last step 1 here: 2, so the same one bracket), through the view as every other read
+    "hyperband-auto": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto", reduction_factor=3),
 }
 # (item, state, value after epoch 1), in trial order: item 0 interrupted, then trained again;
 # item 2 interrupted and not yet trained again

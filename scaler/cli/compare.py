@@ -115,6 +115,7 @@ def compare(
     """
     import pandas as pd
     from scaler.experiments.comparison import CompareConfig, Comparison, SUMMARY_NAME, strategies
+    from scaler.experiments.search import check_searched_base
     from scaler.plots import check_plot_path
     from scaler.study.create import recorded_spelling
     from scaler.study.results import RESULTS_NAME
@@ -135,6 +136,7 @@ def compare(
         base, data, train = options.proxy_parts(**proxy)
         if searched:
             base.spec()  # found here (a factory imported), or --from's fault; a size it cannot take stays the size's
+            check_searched_base(from_search)  # and the network searched, not another file of its name
     try:
         chosen = strategies(strategy_list, target, coefficients)
     except UsageError as exc:  # compound's coefficients came from --from's search or the default, not --compound

@@ -277,7 +277,7 @@ def recorded_inputs(folder: Optional[Path], *, base: Optional[str] = None, data:
         yield
     except UsageError as exc:
         if exc.param == "base" and base is not None:
-            raise UsageError(f"the base {folder} scaled, {base}, cannot be built here: {exc}; "
+            raise UsageError(f"the base {folder} scaled, {base}, is not here as it was searched: {exc}; "
                              "give --base to use that network (or another)", param="from") from None
         if exc.param == "data" and data is not None:
             raise UsageError(f"the data {folder} trained on, {data}, cannot be read here: {exc}; "

@@ -59,7 +59,7 @@ def scale(
     depth: a search's proxy base width is not applied.
     """
     from scaler import reports
-    from scaler.experiments.search import best_coefficients, best_notes, searched_variant
+    from scaler.experiments.search import best_coefficients, best_notes, check_searched_base, searched_variant
     from scaler.models import get_preset, same_variant
 
     phis = parse_phi_list(phi)
@@ -76,6 +76,8 @@ def scale(
                               PAPER_GAMMA if gamma is None else gamma)
     with options.recorded_inputs(from_search, base=searched if base is None else None):
         variant, resolution = reports.family_base(base if base is not None else searched or reports.FAMILY_BASE, base_resolution)
+        if from_search is not None and base is None:  # the network searched, not another file of its name
+            check_searched_base(from_search)
     counting = nullcontext() if format.is_document else progress_console.status("counting the family with fvcore...")
     with counting:  # B7-sized networks take seconds each
         frame = reports.family_table(alpha, beta, gamma, phis, base=variant, base_resolution=resolution)

@@ -519,7 +519,10 @@ class Calibration(Experiment):
 
     def prepare(self, runtime: Runtime) -> Dataset:
         """The data once, at the largest resolution and with the most training images any
-        setting needs; a setting with fewer trains on the first of them (`take_train`)."""
+        setting needs; a setting with fewer trains on the first of them (`take_train`). First,
+        that the base imported here builds the candidates the study counted (`check_builds`)."""
+        first = self.candidates[0]
+        self.config.search.base.check_builds(first.width_mult, first.depth_mult, first.params, "the study")
         _, self._storage_resolution = self.config.data_needs(self.networks)
         dataset = self._load(self._storage_resolution, runtime)
         self.dataset_fingerprint = dataset.fingerprint

@@ -293,6 +293,7 @@ class ScaledNetwork(Protocol):
     depth_mult: float
     width_mult: float
     resolution: int
+    params: int
     macs: int
 
 
@@ -355,8 +356,11 @@ class ProxyExperiment(Experiment):
         """The network one item trains."""
 
     def prepare(self, runtime: Runtime) -> Dataset:
-        """The study's data at a storage resolution that serves its largest network."""
+        """The study's data at a storage resolution that serves its largest network; first,
+        that the base imported here builds the networks the study counted (`check_builds`)."""
         config = self.config
+        first = self.networks()[0]
+        config.base.check_builds(first.width_mult, first.depth_mult, first.params, "the study")
         storage_resolution = max(n.resolution for n in self.networks())
         dataset = load_checked(config.data, config.train.seed, config.base.num_classes, storage_resolution, runtime)
         self.dataset_fingerprint = dataset.fingerprint

@@ -340,6 +340,18 @@ def searched_config(folder: Path) -> SearchConfig | None:
     return SearchConfig.from_identity(identity) if identity else None
 
 
+def check_searched_base(folder: Path) -> None:
+    """UsageError (param 'base') where the base a search folder's study scaled, imported here,
+    does not build its best candidate with the parameters the search counted
+    (`ProxyBase.check_builds`): the network `scale --from` and `compare --from` take must be
+    the one searched. Nothing is checked where the summary holds no configuration or best."""
+    config = searched_config(folder)
+    best = read_results(folder)[1].get("best") or {}
+    if config is None or not all(key in best for key in ("width_mult", "depth_mult", "params")):
+        return
+    config.base.check_builds(float(best["width_mult"]), float(best["depth_mult"]), int(best["params"]), f"search {folder}")
+
+
 def searched_variant(folder: Path) -> str | None:
     """The base network a search folder's study scaled, spelled as `canonical_variant` spells
     it (as recorded where no preset has that name any more; None where the summary does not

@@ -78,6 +78,13 @@ def _import_file(path: Path) -> object:
     return module
 
 
+def read_where(reference: str) -> str:
+    """' (a relative path, read from <this folder>)' for a factory file named by a relative
+    path, '' for any other reference: where a message about the file it read must say so."""
+    location = reference.rpartition(":")[0]
+    return read_from(Path(location).expanduser()) if is_file_location(location) else ""
+
+
 @functools.lru_cache(maxsize=64)
 def load_factory(reference: str) -> Callable[..., object]:
     """The callable a reference names, imported once per reference (a relative file path is
