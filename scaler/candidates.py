@@ -208,12 +208,13 @@ class ProxyBase:
                 num_classes=self.num_classes,
             )
 
-    def check_builds(self, width: float, depth: float, params: int, counter: str) -> None:
+    def check_builds(self, width: float, depth: float, resolution: int, params: int) -> None:
         """UsageError (param 'base') unless a factory base, imported here, builds at the extra
-        `width` and `depth` a network with the `params` that `counter` (a study, a search
-        folder) counted for it. A factory file read from another folder than the study's (a
-        relative path), or edited since, would otherwise be trained or scaled under the counted
-        network's name. Presets are scaler's own networks and are not rebuilt."""
+        `width` and `depth` a network of the `params` a study counted for it (at `resolution`,
+        where a lazy module's parameters take their shape). A factory file read from another
+        folder than the study's (a relative path), or edited since, would otherwise be trained
+        or scaled under the counted network's name. Presets are scaler's own networks and are
+        not rebuilt."""
         import torch
 
         from scaler.models.factory import read_where
@@ -222,13 +223,18 @@ class ProxyBase:
 
         if not is_reference(self.variant):
             return
-        with generators_kept(), torch.device("cpu"):
-            built = sum(p.numel() for p in self.build(width, depth).parameters())
+        with generators_kept(), torch.device("cpu"), torch.no_grad():
+            model = self.build(width, depth)
+            if any(torch.nn.parameter.is_lazy(p) for p in model.parameters()):
+                model.eval()(torch.zeros(1, 3, resolution, resolution))
+            built = sum(p.numel() for p in model.parameters())
         if built != params:
+            spec = self.spec(width, depth)
             raise UsageError(
-                f"factory {self.variant!r}{read_where(self.variant)} builds {built:,} parameters at width x{width:g}, "
-                f"depth x{depth:g}, where {counter} counted {params:,}: it is not the network that was counted "
-                "(another file of that name, or the file edited since)", param="base")
+                f"factory {self.variant!r}{read_where(self.variant)} builds {built:,} parameters when called with "
+                f"width={spec.width:g}, depth={spec.depth:g}, num_classes={spec.num_classes}, where the study counted "
+                f"{params:,}: it is not the network the study counted (another file or module of that name, or one "
+                "edited since)", param="base")
 
     def scaled(self, alpha: float, beta: float, gamma: float, phi: float) -> tuple[CompoundScale, ModelCount]:
         """The compound step (alpha, beta, gamma) at `phi` from this base, and its network

@@ -101,6 +101,15 @@ def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[f
     return mean, std, max(low, 0.0), min(high, 1.0)
 
 
+def reaches_chance(top1_low: float | None, classes: int | None) -> str | None:
+    """'its top-1 interval reaches 10.0% (one of 10 classes)' where an accuracy's interval
+    reaches one in as many as the classes (as if they were equally frequent): it is not told
+    from a guess. None where it is above that, or either is unknown."""
+    if not classes or top1_low is None or not math.isfinite(top1_low) or top1_low > 1 / classes:
+        return None
+    return f"its top-1 interval reaches {1 / classes:.1%} (one of {classes} classes)"
+
+
 def _wilson(share: float, total: float, z: float) -> tuple[float, float]:
     """Wilson's interval of a share of `total` trials (not necessarily whole) at the quantile
     `z`; with the normal's quantile and whole counts, `proportion_interval`'s."""

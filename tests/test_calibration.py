@@ -19,13 +19,14 @@ import optuna
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 
 from scaler.candidates import Candidate
 from scaler.data import Dataset, ImageSplit, load_dataset, take_train
 from scaler.errors import RunError, UsageError
 from scaler.candidates import CandidateSpace, ProxyBase, Range
 from scaler.experiments.calibration import (
-    ATTR_CALIBRATION, RESULT_COLUMNS, Calibration, CalibrationConfig, Setting, parse_try, recommend,
+    ATTR_CALIBRATION, RESULT_COLUMNS, Calibration, CalibrationConfig, Setting, parse_try, recommend, reference_at_chance,
     reference_setting, spread,
 )  # fmt: skip
 from scaler.data import SYNTHETIC_TRAIN
@@ -131,6 +132,21 @@ def test_recommendation_is_the_cheapest_setting_that_keeps_the_ranking():
     assert recommend([setting(0, 4.0, 1.0), setting(1, 1.0, 0.5)]) is None  # never the reference
     assert recommend([reference, setting(1, 1.0, 1.0, p=1 / 6)]) is None  # 3 candidates in order: chance does it 1 time in 6
     assert recommend([reference, setting(1, 1.0, 0.9, p=0.06), setting(2, 2.0, 0.85, p=0.04)]) == 2
+    # a Spearman of exactly 0.8, as scipy computes it for 9 candidates (shown as 0.80), reaches it
+    exact = float(stats.spearmanr(range(9), [2, 1, 0, 5, 4, 3, 8, 7, 6]).statistic)
+    assert exact < 0.8 and recommend([reference, setting(1, 1.0, exact)]) == 1
+
+
+def test_a_reference_at_chance_is_said():
+    """Its best complete candidate's interval reaching 1/classes: no setting's Spearman with it
+    means much, whatever the recommendation."""
+    table = pd.DataFrame({"setting": [0, 0, 0, 1], "state": ["complete", "complete", "pruned", "complete"],
+                          "top1": [0.17, 0.12, 0.5, 0.6], "top1_low": [0.099, 0.05, 0.4, 0.5]})
+    assert reference_at_chance(table, 10).startswith(
+        "the reference's best candidate is not above chance: its top-1 interval reaches 10.0% (one of 10 classes), so its ranking")
+    assert reference_at_chance(table, 20) is None  # 5% is below the best's interval
+    assert reference_at_chance(table.assign(top1_low=[0.101, 0.05, 0.4, 0.5]), 10) is None
+    assert reference_at_chance(table[table["setting"] == 1], 10) is None  # no reference trained yet
 
 
 def test_take_train_keeps_the_first_images_the_synthetic_set_renders():
@@ -198,17 +214,21 @@ def tiny_calibration(tmp_path: Path, *tries: str) -> CalibrationConfig:
     return CalibrationConfig(search, reference_setting(search, 2), k=3, tries=tuple(parse_try(t) for t in tries))
 
 
-def test_a_calibration_refuses_another_network_under_its_factory_s_name(tmp_path):
-    """As a search does (test_factories): the base imported where the calibration prepares its
-    data must build the candidates it counted (here the file was edited since)."""
+def test_a_calibration_refuses_another_network_under_its_factory_s_name(tmp_path, monkeypatch):
+    """As a search does (test_workers): the base imported where a calibration is restored
+    must build the candidates it counted (here the file was edited since), checked before a
+    try added now has its networks counted with it."""
     config = tiny_calibration(tmp_path)
     attrs = json.loads(json.dumps(Calibration.plan(config).study_attrs()))
-    Calibration.restore(config, attrs).prepare(Runtime(device="cpu"))  # the same file: prepared
+    Calibration.restore(config, attrs)  # the same file: restored
     (tmp_path / "tinynet.py").write_text(TINY_NET.replace("(40, 2, 2)", "(64, 2, 2)"))
     load_factory.cache_clear()  # as a new process would import it
-    with pytest.raises(UsageError, match=r"builds [\d,]+ parameters at width x[\d.]+, depth x[\d.]+, where the study counted") as refused:
-        Calibration.restore(config, attrs).prepare(Runtime(device="cpu"))
-    assert refused.value.param == "base"
+    counted = []
+    monkeypatch.setattr(calibration, "count_networks", lambda *args: counted.append(args))
+    with pytest.raises(UsageError, match=r"builds [\d,]+ parameters when called with width=[\d.]+, depth=[\d.]+, "
+                                         r"num_classes=10, where the study counted [\d,]+: it is not the network") as refused:
+        Calibration.restore(replace(config, tries=(parse_try("base-width=1"),)), attrs)
+    assert refused.value.param == "base" and counted == []
 
 
 def test_a_try_asked_later_is_added_and_counts_only_its_own_networks(tmp_path, monkeypatch):
@@ -500,9 +520,9 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path, monkeypatch):
     assert ("recommended (" if info["recommended"] else "no setting keeps Spearman >= 0.8") in again.err
     markdown = cli(*args, "--format", "markdown").out.rstrip("\n").split("\n\n")
     if info["recommended"]:  # the command as code, a paragraph of its own
-        assert markdown[-1].startswith("`scaler search ") and markdown[-1].endswith("`")
+        assert any(part.startswith("`scaler search ") and part.endswith("`") for part in markdown), markdown
     else:  # written as it reads: >= is not the start of a quote
-        assert markdown[-1].startswith("no setting keeps Spearman \\>= 0.8")
+        assert any(part.startswith("no setting keeps Spearman \\>= 0.8") for part in markdown), markdown
     assert "9 already finished, 0 to train" in again.err
     assert "training" not in again.err.replace("trainings", "")
     clash = cli(*args, "--candidates", "4")  # named by its option, not the configuration's key (k)

@@ -26,12 +26,13 @@ from scipy import stats
 from scaler.candidates import ProxyBase
 from scaler.counting import count_model
 from scaler.errors import UsageError
+from scaler.models.factory import load_factory
 from scaler.models import network_spec
 from scaler.experiments.comparison import Comparison, CompareConfig, at_equal_macs, build_points, strategies, verdict
 from scaler.scaling import round_resolution
 from scaler.states import State
 from scaler.experiments.repeats import correctness
-from scaler.cli.compare import _from_search, verdict_text
+from scaler.cli.compare import _from_search, tally_lines, verdict_text
 from scaler.statistics import difference_test, pack_correct
 from scaler.study.experiment import Record, WorkItem
 from tests.test_factories import TINY_NET
@@ -87,7 +88,8 @@ def test_single_dimension_strategies_spend_exactly_t():
     "text, words",
     [("width,height", "'height' is unknown"), ("x=2:2:2", "more than 10% from T"), ("x=1:2", "malformed"),
      ("depth=1:1:1.41", "not a built-in name"), ("x=0.5:2:1", "strategy x"),
-     ("fast=2:1:1,fast=1:1:1.41", "strategy name 'fast' is given twice; give each strategy a name of its own"),
+     ("fast=2:1:1,fast=1:1:1.41", "strategy 'fast' is given twice; give each strategy once"),
+     ("width,depth,width", "strategy 'width' is given twice; give each strategy once"),  # not merged unsaid
      ("depth,x=2:1:1", r"strategies depth and x are both \(2, 1, 1\): they would train the same networks twice; keep one")],
 )  # fmt: skip
 def test_bad_strategies_are_refused(text, words):
@@ -170,6 +172,20 @@ def test_seed_noise_makes_a_verdict_tied_where_the_images_alone_would_not():
     assert difference == pytest.approx(np.mean([float(r.attrs["top1"]) for r in a]) - np.mean([float(r.attrs["top1"]) for r in b]))
 
 
+def test_a_comparison_restored_where_its_factory_builds_other_networks_is_refused(net):
+    """As a search is (test_workers): the file edited since, the comparison's networks are not
+    the ones it counted; the check rebuilds its smallest and its largest."""
+    config = CompareConfig(base=ProxyBase(net, 32, 1.0, 10), max_phi=1)
+    attrs = json.loads(json.dumps(Comparison.plan(config, repeats=1).study_attrs()))
+    assert len(Comparison.restore(config, attrs).points) == 5  # the same file: restored
+    path = Path(net.rpartition(":")[0])
+    path.write_text(path.read_text().replace("(40, 2, 2)", "(64, 2, 2)"))
+    load_factory.cache_clear()  # as a new process would import it
+    with pytest.raises(UsageError, match=f"factory '{re.escape(net)}' builds [\\d,]+ parameters when called with width=1, depth=1, ") as refused:
+        Comparison.restore(config, attrs)  # the base, the smallest, is checked first
+    assert refused.value.param == "base"
+
+
 def test_the_table_reads_each_verdict_from_the_right_side(net):
     """vs base: does this point beat the unscaled base? vs compound: does compound beat this
     point? A swapped pair of arguments would turn every 'better' into 'worse'."""
@@ -198,9 +214,23 @@ def test_the_tally_at_equal_macs_counts_only_duels_within_10_percent(net):
         "macs": [50, 100, 95, 80, 100], "top1": [0.5, 0.7, 0.7, 0.6, 0.6],
         "compound_vs_it_p": [None, None, 0.9, 0.01, 0.02], "compound_vs_it": ["", "", "tied", "better", "better"],
     })  # fmt: skip
+    frame = frame.assign(resolution=[32, 44, 32, 32, 44], width_mult=[1, 1, 1.41, 1, 1], depth_mult=[1, 1, 1, 2, 1])
     summary = comparison.summary(frame, [])
     assert summary["tally"] == {"tied": 1, "better": 2} and summary["unequal_macs"] == 1
     assert summary["tally_equal_macs"] == {"tied": 1, "better": 1}  # depth's win is at 1.25x its MACs: not counted
+
+
+def test_a_duel_of_compound_with_its_own_network_is_said(net):
+    """Compound (1, 1, 1.4) and resolution-only (1, 1, 1.41) both round 32 px to 44 px: one
+    network, trained with the same seeds, whose tie says nothing of compound."""
+    config = CompareConfig(base=ProxyBase(net, 32, 1.0, 10), max_phi=1, strategies=strategies("width,resolution", 2.0, (1.0, 1.0, 1.4)))
+    comparison = Comparison(config, build_points(config), repeats=1)
+    summary = comparison.summary(comparison.table([]), [])
+    assert {d["strategy"]: d["same_network"] for d in summary["compound_vs_single"]} == {"width": False, "resolution": True}
+    assert tally_lines(summary)[-1] == (
+        "compound builds the very network of resolution at phi 1 (its coefficients round to the same width, depth and "
+        "resolution): such a duel compares a network with itself, trained with the same seeds, and its tie says nothing of compound")
+    assert not any("very network" in line for line in tally_lines({**summary, "compound_vs_single": summary["compound_vs_single"][:1]}))
 
 
 def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path, monkeypatch):
@@ -222,6 +252,7 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path,
     compound = frame[(frame["strategy"] == "compound") & (frame["phi"] == duel["phi"])].iloc[0]
     assert duel["compound_macs_ratio"] == pytest.approx(compound["macs"] / row["macs"])
     assert row["compound_macs_ratio"] == pytest.approx(duel["compound_macs_ratio"])  # one perspective in CSV and JSON
+    assert frame.loc[frame["strategy"].isin(["base", "compound"]), "compound_macs_ratio"].isna().all()  # no duel: blank, as the table
     assert f" {duel['compound_macs_ratio']:.2f}x " in result.out  # the table's ratio as calibrate's cost reads, '1.23x'
 
     assert info["unequal_macs"] == sum(max(r, 1 / r) > 1.1 for r in (d["compound_macs_ratio"] for d in info["compound_vs_single"]))
@@ -411,8 +442,9 @@ def test_compound_coefficients_from_a_finished_search(cli, console_script, net, 
     for command in (["scale", "--phi", "1"], ["compare", *MICRO, "--phis", "1"]):
         swapped = console_script(command[0], "--from", "s", *command[1:], cwd=tmp_path)
         assert swapped.code == 2 and swapped.err.count("\n") == 1, swapped.err
-        assert (f"is not here as it was searched: factory '{net}' builds {built:,} parameters at width x{best['width_mult']:g}, "
-                f"depth x{best['depth_mult']:g}, where search s counted {best['params']:,}: it is not the network") in swapped.err, swapped.err
+        assert (f"is not here as it was searched: factory '{net}' builds {built:,} parameters when called with "
+                f"width={0.5 * best['width_mult']:g}, depth={best['depth_mult']:g}, num_classes=10, where the study counted "
+                f"{best['params']:,}: it is not the network") in swapped.err, swapped.err
     assert console_script("scale", "--from", "s", "--base", net, "--phi", "1", cwd=tmp_path).code == 0  # --base: taken as given
     assert not (tmp_path / "searches").exists()
 

@@ -13,6 +13,8 @@ import pytest
 import torch
 from fvcore.nn import FlopCountAnalysis
 
+from scaler.candidates import ProxyBase
+from scaler.errors import UsageError
 from scaler.models import build_model, check_network, network_spec
 from tests.conftest import TINY_NET_FILE
 
@@ -114,33 +116,19 @@ def test_micro_search_and_train_on_the_factory(cli, net, tmp_path):
     assert json.loads(trained.out)["state"] == "complete"
 
 
-def test_a_study_refuses_another_network_under_its_factory_s_name(console_script, tmp_path):
-    """A study records its --base as typed. Resumed, or joined by a worker, from another
-    folder, a relative factory path reads another file: its networks are not the ones the
-    study counted and trained, and it says so rather than train them under their names."""
-    first, other = tmp_path / "first", tmp_path / "other"
-    first.mkdir()
-    other.mkdir()
-    (first / "tinynet.py").write_text(TINY_NET)
-    (other / "tinynet.py").write_text(TINY_NET.replace("(40, 2, 2)", "(64, 2, 2)"))  # wider at the proxy's width too
-    storage = f"sqlite:///{tmp_path / 's.db'}"
-    search = ["search", "--base", "tinynet.py:make", "--base-width", "0.5", "--base-resolution", "32", "--alpha-range", "1:1.2:0.2",
-              "--beta-range", "1", "--gamma-range", "1.2", "--tolerance", "0.6", *TRAIN, "--root", tmp_path, "--name", "s",
-              "--storage", storage, "--quiet"]  # fmt: skip
-    assert console_script(*search, cwd=first).code == 0
-    results = (tmp_path / "s" / "results.csv").read_text()
-    first_row = pd.read_csv(tmp_path / "s" / "results.csv").sort_values("candidate").iloc[0]
-    built = sum(p.numel() for p in runpy.run_path(str(other / "tinynet.py"))["make"](
-        0.5 * first_row["width_mult"], first_row["depth_mult"], 10).parameters())
-    said = (f"factory 'tinynet.py:make' (a relative path, read from {other}) builds {built:,} parameters at width "
-            f"x{first_row['width_mult']:g}, depth x{first_row['depth_mult']:g}, where the study counted {first_row['params']:,}: "
-            "it is not the network that was counted")
-    resumed = console_script(*search, cwd=other)
-    assert resumed.code == 2 and resumed.err.count("\n") == 1 and resumed.err.startswith(f"error: --base: {said}"), resumed.err
-    joined = console_script("worker", "--storage", storage, "--study", "s", "--device", "cpu", "--threads", "1", "--quiet", cwd=other)
-    assert joined.code == 2 and f"the study's --base, as its command was given it: {said}" in joined.err, joined.err
-    assert (tmp_path / "s" / "results.csv").read_text() == results  # nothing trained, nothing marked failed
-    assert console_script(*search, cwd=first).code == 0  # from its own folder, the same command resumes
+def test_a_lazy_factory_is_checked_with_its_parameters_shaped_at_the_resolution(tmp_path):
+    """A lazy module's parameters take their shape in the first forward pass: the check that a
+    factory still builds what a study counted (`ProxyBase.check_builds`) runs one, as the
+    count did, rather than fail on a parameter with no size."""
+    path = tmp_path / "lazynet.py"
+    path.write_text("from torch import nn\n\ndef make(width, depth, num_classes):\n"
+                    "    return nn.Sequential(nn.Conv2d(3, round(8 * width), 3), nn.Flatten(), nn.LazyLinear(num_classes))\n")
+    base = ProxyBase(f"{path}:make", resolution=16, width=1.0)
+    counted = base.scaled(1.0, 1.0, 1.0, 1.0)[1].params
+    assert counted == 3 * 8 * 9 + 8 + (8 * 14 * 14 + 1) * 10  # the linear layer's inputs come from 16 px
+    base.check_builds(1.0, 1.0, 16, counted)
+    with pytest.raises(UsageError, match=f"builds {counted:,} parameters when called with width=1, depth=1, num_classes=10, where the study counted"):
+        base.check_builds(1.0, 1.0, 16, counted + 1)
 
 
 def test_module_reference(tmp_path, monkeypatch):

@@ -174,7 +174,7 @@ def test_a_worker_stopped_by_ctrl_c_says_what_finished_and_puts_its_candidate_ba
     result = cli("worker", "--storage", url, "--study", "micro", "--device", "cpu", "--threads", "1", "--quiet")
     assert result.code == 130, result.err
     assert result.err.strip().splitlines()[-1] == (
-        "interrupted: 1 of 4 candidates of study 'micro' finished; any candidate this worker was training goes back "
+        "interrupted: 1 of 4 candidates of study 'micro' finished; any candidate this worker had begun goes back "
         "to the study's queue; the same command joins it again"
     )
     trials = optuna.load_study(study_name="micro", storage=url).get_trials()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pandas as pd
 from PIL import Image
 
 from scaler.experiments.proxy import ProxyExperiment
+from scaler.experiments.repeats import ATTR_REPEATS
 from scaler.study.storage import mask_url
 from tests.conftest import TINY_BASE, sigint_default
 
@@ -334,6 +336,23 @@ def test_a_worker_elsewhere_is_told_the_studys_relative_data_path_is_read_from_i
     assert cli("worker", "--storage", url, "--study", "rel", "--quiet").code == 0  # from the study's own folder it runs
 
 
+def queued_search(cli, monkeypatch, folder: Path, url: str, root: str) -> list[str]:
+    """The arguments of search 'relnet' on GRID2's proxy with `--base net.py:make` (relative),
+    kept in `url`, made from `folder` and stopped (Ctrl-C) before any training: every candidate
+    still queued."""
+    monkeypatch.chdir(folder)
+    args = [*GRID2, "--root", root, "--name", "relnet", "--storage", url]
+    args[args.index(TINY_BASE)] = "net.py:make"
+
+    def stopped(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ProxyExperiment, "estimate_seconds", stopped)
+        assert cli("search", *args).code == 130
+    return args
+
+
 def test_a_worker_elsewhere_is_refused_the_studys_relative_factory_before_it_takes_any_item(cli, tmp_path, monkeypatch):
     """A factory file named relative to the search's folder is not there for a worker started
     in another: refused in one line, and no candidate is recorded as failed for it."""
@@ -341,16 +360,7 @@ def test_a_worker_elsewhere_is_refused_the_studys_relative_factory_before_it_tak
     made.mkdir()
     (made / "net.py").write_text(Path(TINY_BASE.rpartition(":")[0]).read_text())
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    monkeypatch.chdir(made)
-    args = [*GRID2, "--root", "r", "--name", "relnet", "--storage", url]
-    args[args.index(TINY_BASE)] = "net.py:make"
-
-    def stopped(*_args, **_kwargs):  # Ctrl-C before any training: every candidate still queued
-        raise KeyboardInterrupt
-
-    with monkeypatch.context() as patch:
-        patch.setattr(ProxyExperiment, "estimate_seconds", stopped)
-        assert cli("search", *args).code == 130
+    queued_search(cli, monkeypatch, made, url, "r")
     # another machine's working folder, no net.py there (a process of its own: this one has the factory imported)
     worker = [SCALER, "worker", "--storage", url, "--study", "relnet", "--quiet"]
     elsewhere = subprocess.run(worker, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -362,6 +372,36 @@ def test_a_worker_elsewhere_is_refused_the_studys_relative_factory_before_it_tak
     at_home = subprocess.run(worker, cwd=made, capture_output=True, text=True, timeout=300)
     assert at_home.returncode == 0, at_home.stderr  # from the study's own folder it runs
     assert [t.state.name for t in optuna.load_study(study_name="relnet", storage=url).trials] == ["COMPLETE"] * 2
+
+
+def test_another_network_under_the_studys_factory_name_is_refused_before_anything_is_stored(cli, tmp_path, monkeypatch):
+    """The same, where the other folder holds another net.py (or the file was edited since):
+    its networks are not the ones the study counted. A worker there, and the search resumed
+    there with more repeats, are refused in one line, before they store anything with the
+    study (the repeats asked for included), instead of training under the counted names."""
+    made, other = tmp_path / "made", tmp_path / "other"
+    text = Path(TINY_BASE.rpartition(":")[0]).read_text()
+    for folder, source in ((made, text), (other, text.replace("(40, 2, 2)", "(64, 2, 2)"))):
+        folder.mkdir()
+        (folder / "net.py").write_text(source)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    args = queued_search(cli, monkeypatch, made, url, str(tmp_path / "r"))
+    smallest = min(load(url, "relnet").user_attrs["scaler_candidates"], key=lambda c: c["params"])  # checked first
+    built = runpy.run_path(str(other / "net.py"))["make"](1.0, smallest["depth_mult"], 10)
+    said = (f"factory 'net.py:make' (a relative path, read from {other}) builds {sum(p.numel() for p in built.parameters()):,} "
+            f"parameters when called with width=1, depth={smallest['depth_mult']:g}, num_classes=10, where the study counted "
+            f"{smallest['params']:,}: it is not the network the study counted (another file or module of that name, or one "
+            "edited since)\n")
+    worker = [SCALER, "worker", "--storage", url, "--study", "relnet", "--quiet"]
+    elsewhere = subprocess.run(worker, cwd=other, capture_output=True, text=True, timeout=300)
+    assert elsewhere.returncode == 2 and elsewhere.stderr == f"error: the study's --base, as its command was given it: {said}"
+    resumed = subprocess.run([SCALER, "search", *map(str, args), "--repeats", "2"], cwd=other, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 2 and resumed.stderr == f"error: --base: {said}"
+    study = load(url, "relnet")
+    assert {t.state for t in study.trials} == {optuna.trial.TrialState.WAITING} and study.user_attrs.get(ATTR_REPEATS, 1) == 1
+    at_home = subprocess.run(worker, cwd=made, capture_output=True, text=True, timeout=300)
+    assert at_home.returncode == 0, at_home.stderr  # from the study's own folder it runs, one repeat each
+    assert [t.state.name for t in load(url, "relnet").trials] == ["COMPLETE"] * 2
 
 
 def test_a_worker_that_finishes_a_study_whose_every_item_failed_exits_1_as_its_command_does(cli, tmp_path, monkeypatch):
@@ -443,6 +483,9 @@ def test_a_killed_local_worker_s_item_is_released_at_once_and_trained_again(tmp_
     assert len(released) == 1 and released[0].user_attrs["worker"].endswith(f":{pid}")
     assert released[0].user_attrs["state"] == "interrupted" and "(killed by signal 9)" in released[0].user_attrs["reason"]
     assert [t.user_attrs.get("requeued_from") for t in study.trials].count(released[0].number) == 1
+    said = f"warning: #{released[0].params['candidate']} "  # said when seen, the candidate named, as the table names it
+    assert f": {released[0].user_attrs['reason']}; it goes back to the queue and is trained again\n" in err
+    assert any(line.startswith(said) and "it goes back to the queue" in line for line in err.splitlines()), err
     assert_exactly_once(study, 3)
     assert set(results(tmp_path / "killw")["state"]) == {"complete"}
 

@@ -124,9 +124,14 @@ def show_calibration(table: pd.DataFrame, info: dict, format: Format, folder: Pa
     """A calibration's results (its table and calibration.json) as `format` asks: one row per
     setting with its caption (`when`: a note for the title) and the recommendation; or the CSV
     or JSON document alone on stdout, with the recommendation beside it on stderr. `commands`:
-    each setting's `scaler search` command, where the options given to calibrate are known."""
+    each setting's `scaler search` command, where the options given to calibrate are known.
+    A reference at chance is said below the recommendation (`reference_at_chance`)."""
+    from scaler.experiments.calibration import reference_at_chance
+
     frame = setting_frame(info, commands)
     advice = recommendation_line(frame, whole_set=info["config"].get("k", DEFAULT_K) > len(info["candidates"]))
+    if chance := reference_at_chance(table, info["config"]["search"]["base"].get("num_classes")):
+        advice += "\n" + chance
     if format in (Format.csv, Format.json):
         emit(frame.drop(columns=["mark", "spearman_text", "kendall_text", "reliability_text", "pairs_text"]), SETTING_COLUMNS, format.value, console)
         print(advice, file=sys.stderr)
@@ -215,7 +220,7 @@ def recommendation_line(frame: pd.DataFrame, whole_set: bool = False) -> str:
     calibration already has all of the search's candidates, so more cannot be asked for); and
     a warning when the reference disagrees with itself (a Spearman with it then says little)."""
     import pandas as pd
-    from scaler.experiments.calibration import THRESHOLD
+    from scaler.experiments.calibration import THRESHOLD, keeps_threshold
     from scaler.statistics import LEVEL
 
     chosen = frame[frame["recommended"]]
@@ -236,7 +241,7 @@ def recommendation_line(frame: pd.DataFrame, whole_set: bool = False) -> str:
             f"{p_phrase(row['spearman_p'])}; a wide interval is weak evidence):\n  {_search_to_run(row)}"
         ]
     reference = frame[frame["role"] == "reference"].iloc[0]
-    if pd.notna(reference.get("reliability")) and reference["reliability"] < THRESHOLD:
+    if pd.notna(reference.get("reliability")) and not keeps_threshold(reference["reliability"]):
         lines.append(
             f"the reference's own repeats agree at only {reference['reliability_text']} (split-half Spearman, below {THRESHOLD:g}): "
             "its ranking is itself uncertain, so any setting's Spearman with it says little; "

@@ -74,7 +74,8 @@ def shown(frame: pd.DataFrame) -> pd.DataFrame:
     out["interval"] = [interval(low, high) for low, high in zip(out["top1_low"], out["top1_high"])]
     out["versus_base"] = [verdict_text(p, w) for p, w in zip(out["vs_base_p"], out["vs_base"])]
     out["versus_compound"] = [verdict_text(p, w) for p, w in zip(out["compound_vs_it_p"], out["compound_vs_it"])]
-    out["compound_macs"] = ["" if pd.isna(r) or s in (BASE, COMPOUND) else f"{r:.2f}x" for r, s in zip(out["compound_macs_ratio"], out["strategy"])]  # as calibrate's cost
+    out["compound_macs"] = [  # as calibrate's cost; blank without a duel (a results.csv before 2026-12-05 held 1.0 on compound's rows)
+        "" if pd.isna(r) or s in (BASE, COMPOUND) else f"{r:.2f}x" for r, s in zip(out["compound_macs_ratio"], out["strategy"])]
     return out
 
 
@@ -293,7 +294,7 @@ def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> N
 
 def tally_lines(info: dict) -> list[str]:
     """Compound's tally against each single dimension (from compare.json), and a word on the
-    duels whose measured MACs differ."""
+    duels whose measured MACs differ and on those of one network."""
     tally, unequal = info.get("tally", {}), info.get("unequal_macs", 0)
     duels = sum(tally.values())
     test = "t-test of seed and validation-image noise" if info.get("repeats", 1) >= 2 else "McNemar on the validation images, validation noise only"
@@ -308,6 +309,10 @@ def tally_lines(info: dict) -> list[str]:
         )  # fmt: skip
         lines.append(f"{unequal} of the {duels} duels are not at equal measured MACs (more than 10% apart; 'compound MACs' column, compound_macs_ratio in CSV and JSON): "
                      f"rounding gives compound more or less compute than nominal; read them against MACs in the plot{at_equal}")
+    same = [f"{d['strategy']} at phi {d['phi']}" for d in info.get("compound_vs_single", []) if d.get("same_network")]
+    if same:
+        lines.append(f"compound builds the very network of {', '.join(same)} (its coefficients round to the same width, depth and "
+                     "resolution): such a duel compares a network with itself, trained with the same seeds, and its tie says nothing of compound")
     return lines
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -52,17 +54,15 @@ def worker(
             param="storage",
         )
     run_on = options.runtime(device, threads, cache_dir)
-    handle = join_study(storage, study, folder)
     log, _ = options.logger(quiet)
-    try:
+    with _as_given_to_the_study():
         # checked here as its command checked it: a relative --base or --data is read from this
         # worker's folder, and a study that cannot run here must not record its items as failed
+        handle = join_study(storage, study, folder)
         handle.experiment.config.validate()
-        trained = run_worker(handle, runtime=run_on, log=log, display=None if quiet else study_bars(progress_console))
-    except UsageError as exc:
-        if exc.param not in STUDY_INPUTS:
-            raise
-        raise UsageError(f"the study's --{exc.param}, as its command was given it: {exc}") from None
+    try:
+        with _as_given_to_the_study():
+            trained = run_worker(handle, runtime=run_on, log=log, display=None if quiet else study_bars(progress_console))
     except KeyboardInterrupt:
         noun = handle.experiment.noun
         try:  # a Ctrl-C may be what ended a wait on an unreachable database: then the count is left out
@@ -70,9 +70,21 @@ def worker(
         except Exception:  # noqa: BLE001 - the interruption is what this command reports
             done = ""
         raise Interrupted(
-            f"{done}any {noun} this worker was training goes back to the study's queue; the same command joins it again"
+            f"{done}any {noun} this worker had begun goes back to the study's queue; the same command joins it again"
         ) from None
     log(f"worker {worker_id()}: ran {trained} work item(s); none left")
     frame = handle.experiment.table(records(handle))
     if not still_to_train(frame["state"]):  # the study is done: its verdict, as its own command gives it
         check_finished(frame, handle.experiment.noun)
+
+
+@contextmanager
+def _as_given_to_the_study() -> Iterator[None]:
+    """A study's --data or --base at fault here is the study's, as its command gave it (this
+    command has no such option)."""
+    try:
+        yield
+    except UsageError as exc:
+        if exc.param not in STUDY_INPUTS:
+            raise
+        raise UsageError(f"the study's --{exc.param}, as its command was given it: {exc}") from None

@@ -35,14 +35,14 @@ from scaler.errors import RunError, UsageError, check_int
 from scaler.files import whole_numbers
 from scaler.experiments.choices import DEFAULT_FACTOR, DEFAULT_K
 from scaler.experiments.proxy import (
-    Timing, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
+    Timing, check_stored, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
 )
 from scaler.experiments.repeats import ATTR_REPEATS, aggregate, group_by, per_repeat_top1, separated_pairs
 from scaler.experiments.search import SEARCH_OPTIONS, SearchConfig, candidate_label
 from scaler.runtime import Runtime
 from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_multiplier, validate_resolution
 from scaler.states import State
-from scaler.statistics import LEVEL, agreement_p_value, bootstrap_agreement, split_half_reliability
+from scaler.statistics import LEVEL, agreement_p_value, bootstrap_agreement, reaches_chance, split_half_reliability
 from scaler.study.experiment import (
     Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, identity_digest, register_experiment,
 )
@@ -55,6 +55,15 @@ SUMMARY_NAME = "calibration.json"
 MIN_K = 3  # fewer candidates rank nothing a correlation can judge
 THRESHOLD = 0.8  # the Spearman a setting must keep with the reference to be recommended,
 # and beyond chance: its permutation p-value below 1 - LEVEL (not reachable with 3 candidates)
+_ROUNDING = 1e-9  # a Spearman of exactly THRESHOLD (1 - 6 sum d^2 / (n (n^2 - 1))) computes as 0.7999999999999999
+
+
+def keeps_threshold(spearman: float) -> bool:
+    """Whether a Spearman reaches THRESHOLD, a value it takes exactly for some rankings (the
+    tables show it as 0.80) counted as reaching it despite the float's last bit."""
+    return spearman >= THRESHOLD - _ROUNDING
+
+
 REFERENCE, PROXY = 0, 1  # setting indices; the tries follow
 MAX_SETTINGS = 100  # the reference, the proxy and up to 98 tries in one calibration
 ATTR_CALIBRATION = "scaler_calibration"
@@ -356,13 +365,28 @@ def count_networks(config: CalibrationConfig, candidates: list[Candidate]) -> li
     return out
 
 
+def reference_at_chance(table: pd.DataFrame, classes: int | None) -> str | None:
+    """Where the reference's best complete candidate (by mean top-1) is not above chance
+    (`reaches_chance`): the words for it, since every candidate of the reference is then
+    within a guess and its ranking, the one each setting is measured against, tells little.
+    None otherwise."""
+    done = table[(table["setting"] == REFERENCE) & (table["state"] == State.COMPLETE.value)]
+    if not len(done):
+        return None
+    best = done.sort_values("top1", ascending=False).iloc[0]
+    if (reached := reaches_chance(float(best["top1_low"]), classes)) is None:
+        return None
+    return (f"the reference's best candidate is not above chance: {reached}, so its ranking, and every setting's "
+            "Spearman with it, tells little; train the reference longer (--reference-factor) or on more images")
+
+
 def recommend(settings: list[dict[str, Any]]) -> int | None:
     """The index of the cheapest setting (by nominal cost; ties: the lower index) other than the
     reference whose Spearman with the reference is at least THRESHOLD and beyond chance (its
     p-value below 1 - LEVEL); None when none is."""
     eligible = [
         s for s in settings
-        if s["index"] != REFERENCE and s.get("spearman") is not None and s["spearman"] >= THRESHOLD
+        if s["index"] != REFERENCE and s.get("spearman") is not None and keeps_threshold(s["spearman"])
         and s.get("spearman_p") is not None and s["spearman_p"] < 1 - LEVEL
         and s.get("cost") is not None and math.isfinite(s["cost"])
     ]  # fmt: skip
@@ -423,9 +447,11 @@ class Calibration(Experiment):
         """Neither repeats nor tries shrink: the study's tries, then those of `config` it lacks,
         whose networks alone are counted. A try that needs more of the data than the study
         prepares (more training images, a higher resolution) is refused: the data is part of
-        what the other settings' results mean."""
+        what the other settings' results mean. The base imported here must build the stored
+        candidates (`check_stored`) before an added try's networks are counted with it."""
         stored = attrs[ATTR_CALIBRATION]
         candidates = [Candidate(**c) for c in stored["candidates"]]
+        check_stored(config.search.base, candidates)
         repeats = max(int(attrs.get(ATTR_REPEATS, 1)), repeats or 1)
         networks = stored["networks"]
         if "tries" not in stored:  # made before tries were stored: they were part of the configuration
@@ -519,10 +545,7 @@ class Calibration(Experiment):
 
     def prepare(self, runtime: Runtime) -> Dataset:
         """The data once, at the largest resolution and with the most training images any
-        setting needs; a setting with fewer trains on the first of them (`take_train`). First,
-        that the base imported here builds the candidates the study counted (`check_builds`)."""
-        first = self.candidates[0]
-        self.config.search.base.check_builds(first.width_mult, first.depth_mult, first.params, "the study")
+        setting needs; a setting with fewer trains on the first of them (`take_train`)."""
         _, self._storage_resolution = self.config.data_needs(self.networks)
         dataset = self._load(self._storage_resolution, runtime)
         self.dataset_fingerprint = dataset.fingerprint

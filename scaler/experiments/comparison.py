@@ -33,7 +33,7 @@ from scaler.data import Dataset
 from scaler.errors import UsageError
 from scaler.files import whole_numbers
 from scaler.experiments.choices import COMPOUND, DEFAULT_STRATEGIES, SINGLE_DIMENSIONS
-from scaler.experiments.proxy import PROXY_OPTIONS, ProxyExperiment, train_outcome
+from scaler.experiments.proxy import PROXY_OPTIONS, ProxyExperiment, check_stored, train_outcome
 from scaler.data.options import DataOptions
 from scaler.experiments.repeats import ATTR_REPEATS, aggregate, candidate_state, counted, difference_of, group_by
 from scaler.models.factory import short_name
@@ -93,11 +93,15 @@ def strategies(text: str, target: float, compound: tuple[float, float, float]) -
         "resolution": Strategy("resolution", 1.0, 1.0, math.sqrt(target)),
     }
     chosen: dict[str, Strategy] = {COMPOUND: built_in[COMPOUND]}
+    named: set[str] = set()  # as given (compound is chosen without being named)
     for entry in (e.strip() for e in text.split(",")):
         if not entry:
             continue
         name, sep, value = entry.partition("=")
         name = name.strip()
+        if name in named:
+            raise UsageError(f"strategy {name!r} is given twice; give each strategy once", param="strategies")
+        named.add(name)
         if not sep:
             if name not in built_in:
                 raise UsageError(
@@ -108,8 +112,6 @@ def strategies(text: str, target: float, compound: tuple[float, float, float]) -
             continue
         if not name.replace("-", "").replace("_", "").isalnum() or name in (*built_in, BASE):
             raise UsageError(f"strategy name {name!r} is not allowed; use letters, digits, - or _, not a built-in name", param="strategies")
-        if name in chosen:
-            raise UsageError(f"strategy name {name!r} is given twice; give each strategy a name of its own", param="strategies")
         try:
             alpha, beta, gamma = (float(v) for v in value.split(":"))
         except ValueError:
@@ -267,9 +269,12 @@ class Comparison(ProxyExperiment):
 
     @classmethod
     def restore(cls, config: CompareConfig, attrs: Mapping[str, Any], repeats: int | None = None) -> Comparison:
-        """Repeats never shrink: asking for fewer keeps the ones the study has."""
+        """Repeats never shrink: asking for fewer keeps the ones the study has. The base
+        imported here must build the stored networks (`check_stored`)."""
         stored = int(attrs.get(ATTR_REPEATS, 1))
-        return cls(config, [Point(**p) for p in attrs[ATTR_POINTS]], max(stored, repeats or 1))
+        points = [Point(**p) for p in attrs[ATTR_POINTS]]
+        check_stored(config.base, points)
+        return cls(config, points, max(stored, repeats or 1))
 
     def study_attrs(self) -> dict[str, Any]:
         return {ATTR_POINTS: [asdict(p) for p in self.points], ATTR_REPEATS: self.repeats}
@@ -325,13 +330,14 @@ class Comparison(ProxyExperiment):
             compound = compound_at.get(p.phi)
             versus = p.strategy in (BASE, COMPOUND) or compound is None
             row["compound_vs_it_p"], row["compound_vs_it"] = verdict(groups.get(compound.index, []) if compound else [], mine, versus)
-            row["compound_macs_ratio"] = None if compound is None or p.strategy == BASE else compound.macs / p.macs
+            row["compound_macs_ratio"] = None if versus else compound.macs / p.macs  # compound against itself: none
             rows.append(row)
         return pd.DataFrame(rows)[RESULT_COLUMNS]
 
     def summary(self, frame: pd.DataFrame, records: list[Record]) -> dict[str, Any]:
-        """Per phi and strategy: compound's verdict against it and their measured MACs; the
-        tally of verdicts against the single dimensions, and those not at equal MACs."""
+        """Per phi and strategy: compound's verdict against it, their measured MACs and whether
+        they are one network; the tally of verdicts against the single dimensions, and those not
+        at equal MACs."""
         duels = []
         for _, row in frame[~frame["strategy"].isin((BASE, COMPOUND))].iterrows():
             compound = frame[(frame["strategy"] == COMPOUND) & (frame["phi"] == row["phi"])].iloc[0]
@@ -340,6 +346,8 @@ class Comparison(ProxyExperiment):
                 "phi": int(row["phi"]), "strategy": row["strategy"], "compound_top1": compound["top1"],
                 "top1": row["top1"], "p": row["compound_vs_it_p"], "verdict": row["compound_vs_it"] or "pending",
                 "compound_macs_ratio": ratio, "equal_macs": at_equal_macs(ratio),
+                # rounding may build compound's very network (a resolution-only 1.41 and compound's 1.4 at 32 px)
+                "same_network": all(compound[key] == row[key] for key in ("resolution", "width_mult", "depth_mult")),
             })  # fmt: skip
         single = [d for d in duels if d["strategy"] in SINGLE_DIMENSIONS]
         equal = [d for d in single if d["equal_macs"]]

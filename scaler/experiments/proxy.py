@@ -8,7 +8,7 @@ import abc
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
@@ -302,6 +302,15 @@ def shape(network: ScaledNetwork) -> tuple[int, float, float]:
     return network.resolution, network.width_mult, network.depth_mult
 
 
+def check_stored(base: ProxyBase, networks: Sequence[ScaledNetwork]) -> None:
+    """That `base`, imported here, builds the smallest and the largest of the networks a study
+    stored as they were counted (`ProxyBase.check_builds`; a preset always does): checked
+    where a study is restored, before this run stores anything with it."""
+    by_size = sorted(networks, key=lambda network: network.params)
+    for network in dict.fromkeys(by_size[:1] + by_size[-1:]):
+        base.check_builds(network.width_mult, network.depth_mult, network.resolution, network.params)
+
+
 class ProxyConfig(Protocol):
     """The parts of a proxy study's configuration that say what it trains and on what."""
 
@@ -356,11 +365,8 @@ class ProxyExperiment(Experiment):
         """The network one item trains."""
 
     def prepare(self, runtime: Runtime) -> Dataset:
-        """The study's data at a storage resolution that serves its largest network; first,
-        that the base imported here builds the networks the study counted (`check_builds`)."""
+        """The study's data at a storage resolution that serves its largest network."""
         config = self.config
-        first = self.networks()[0]
-        config.base.check_builds(first.width_mult, first.depth_mult, first.params, "the study")
         storage_resolution = max(n.resolution for n in self.networks())
         dataset = load_checked(config.data, config.train.seed, config.base.num_classes, storage_resolution, runtime)
         self.dataset_fingerprint = dataset.fingerprint

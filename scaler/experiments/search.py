@@ -3,7 +3,6 @@ candidate, each a proxy training of the scaled base; results ranked by validatio
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -17,14 +16,14 @@ from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build
 from scaler.data import Dataset
 from scaler.errors import UsageError
 from scaler.experiments.choices import PRUNERS
-from scaler.experiments.proxy import PROXY_OPTIONS, ProxyExperiment, train_outcome
+from scaler.experiments.proxy import PROXY_OPTIONS, ProxyExperiment, check_stored, train_outcome
 from scaler.data.options import DataOptions
 from scaler.models import canonical_variant
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.states import State, still_to_train
 from scaler.experiments.repeats import ATTR_REPEATS, aggregate, candidate_state, correctness, difference_of, group_by, per_repeat_top1
-from scaler.statistics import LEVEL, split_half_reliability
+from scaler.statistics import LEVEL, reaches_chance, split_half_reliability
 from scaler.study.create import recorded_spelling
 from scaler.study.results import read_outputs
 from scaler.study.experiment import Outcome, Record, Reporter, WorkItem, fingerprint, register_experiment
@@ -142,9 +141,12 @@ class CompoundSearch(ProxyExperiment):
 
     @classmethod
     def restore(cls, config: SearchConfig, attrs: Mapping[str, Any], repeats: int | None = None) -> CompoundSearch:
-        """Repeats never shrink: asking for fewer than the study has keeps the ones it has."""
+        """Repeats never shrink: asking for fewer than the study has keeps the ones it has. The
+        base imported here must build the stored candidates (`check_stored`)."""
         stored = int(attrs.get(ATTR_REPEATS, 1))
-        return cls(config, [Candidate(**c) for c in attrs["scaler_candidates"]], max(stored, repeats or 1))
+        candidates = [Candidate(**c) for c in attrs["scaler_candidates"]]
+        check_stored(config.base, candidates)
+        return cls(config, candidates, max(stored, repeats or 1))
 
     def study_attrs(self) -> dict[str, Any]:
         return {"scaler_candidates": [c.to_dict() for c in self.candidates], ATTR_REPEATS: self.repeats}
@@ -299,13 +301,11 @@ def at_chance(info: dict) -> str | None:
     as many as the classes, as if they were equally frequent): the words for it, since no
     candidate is then told from a guess, and the ranking tells little (among equal top-1s the
     fewest MACs rank first). None otherwise, or where the summary does not say."""
-    best = info.get("best") or {}
     classes = ((info.get("config") or {}).get("base") or {}).get("num_classes")
-    low = best.get("top1_low")
-    if not classes or low is None or not math.isfinite(low) or low > 1 / classes:
+    if (reached := reaches_chance((info.get("best") or {}).get("top1_low"), classes)) is None:
         return None
-    return (f"the best candidate is not above chance: its top-1 interval reaches {1 / classes:.1%} (one of {classes} classes), so "
-            "the ranking tells little; train longer (--epochs), on more images or at a larger --base-resolution")
+    return (f"the best candidate is not above chance: {reached}, so the ranking tells little; "
+            "train longer (--epochs), on more images or at a larger --base-resolution")
 
 
 def best_notes(folder: Path) -> list[str]:
@@ -341,15 +341,19 @@ def searched_config(folder: Path) -> SearchConfig | None:
 
 
 def check_searched_base(folder: Path) -> None:
-    """UsageError (param 'base') where the base a search folder's study scaled, imported here,
-    does not build its best candidate with the parameters the search counted
+    """UsageError (param 'base') where the factory a search folder's study scaled, imported
+    here, does not build its best candidate with the parameters the search counted
     (`ProxyBase.check_builds`): the network `scale --from` and `compare --from` take must be
-    the one searched. Nothing is checked where the summary holds no configuration or best."""
-    config = searched_config(folder)
-    best = read_results(folder)[1].get("best") or {}
-    if config is None or not all(key in best for key in ("width_mult", "depth_mult", "params")):
+    the one searched. Presets, and summaries that hold no configuration or best, are taken."""
+    from scaler.models.registry import is_reference
+
+    info = read_results(folder)[1]
+    best, identity = info.get("best") or {}, info.get("config")
+    if not identity or not is_reference(str(identity.get("base", {}).get("variant", ""))):
         return
-    config.base.check_builds(float(best["width_mult"]), float(best["depth_mult"]), int(best["params"]), f"search {folder}")
+    if all(key in best for key in ("width_mult", "depth_mult", "resolution", "params")):
+        base = SearchConfig.from_identity(identity).base
+        base.check_builds(float(best["width_mult"]), float(best["depth_mult"]), int(best["resolution"]), int(best["params"]))
 
 
 def searched_variant(folder: Path) -> str | None:

@@ -96,7 +96,7 @@ def load_factory(reference: str) -> Callable[..., object]:
         )
     path = Path(location).expanduser().resolve() if is_file_location(location) else None
     if path is not None and not path.is_file():
-        raise UsageError(f"factory {reference!r}: no file {location}{read_from(Path(location).expanduser())}")
+        raise UsageError(f"factory {reference!r}: no file {location}{read_where(reference)}")
     try:
         module = importlib.import_module(location) if path is None else _import_file(path)
     except (Exception, SystemExit) as exc:  # ImportError, SyntaxError, or whatever the module's code raises (sys.exit too)

@@ -222,10 +222,10 @@ def join_study(storage_url: str, name: str, folder: Path | None = None) -> Study
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
     if name not in summaries:
         known = ", ".join(sorted(summaries)) or "none"
-        raise UsageError(f"study {name!r} not found in {mask_url(storage_url)}; studies there: {known}")
+        raise UsageError(f"study {name!r} not found in {mask_url(storage_url)}; studies there: {known}", param="study")
     attrs = summaries[name].user_attrs
     if ATTR_FINGERPRINT not in attrs:
-        raise UsageError(f"study {name!r} was not created by scaler (or its creation was cut short)")
+        raise UsageError(f"study {name!r} was not created by scaler (or its creation was cut short)", param="study")
     kind = experiment_class(attrs.get(ATTR_KIND, LEGACY_KIND))
     if folder is not None:
         _check_folder(folder, name, kind, storage_url)

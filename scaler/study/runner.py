@@ -316,12 +316,13 @@ def worker_process(storage_url: str, name: str, folder: Path | None, runtime: Ru
         raise SystemExit(exc.exit_code if isinstance(exc, ScalerError) else 1) from None
 
 
-def _release_items_of_dead(handle: StudyHandle, processes: list[multiprocessing.process.BaseProcess], dead: set[int]) -> None:
+def _release_items_of_dead(handle: StudyHandle, processes: list[multiprocessing.process.BaseProcess], dead: set[int],
+                           log: Callable[[str], None]) -> None:
     """Queue again, and mark interrupted, the item each worker process in `processes` was
     running when a signal ended it (killed, out of memory) and is not yet in `dead`, as soon as
-    it is seen dead: the progress line and the tables stop showing it running, and a live
-    worker (or the next round) trains it again. Queued before it is marked, so that a live
-    worker never finds nothing to wait for and leaves. A worker that exited with an error
+    it is seen dead, and say so: the progress line and the tables stop showing it running, and
+    a live worker (or the next round) trains it again. Queued before it is marked, so that a
+    live worker never finds nothing to wait for and leaves. A worker that exited with an error
     code said why itself; its item is left to the next round, as before."""
     for process in processes:
         if process.exitcode is None or process.exitcode >= 0 or process.pid in dead:
@@ -336,6 +337,9 @@ def _release_items_of_dead(handle: StudyHandle, processes: list[multiprocessing.
             reason = f"its worker process {process.name} ended (killed by signal {-process.exitcode})"
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
                 mark_interrupted(handle.storage, trial._trial_id, reason, died=True)
+            item = handle.experiment.item_of(trial.params)
+            label = handle.experiment.label(item) if item is not None else f"trial {trial.number}"
+            log(f"warning: {label}: {reason}; it goes back to the queue and is trained again")
 
 
 def _run_processes(
@@ -367,7 +371,7 @@ def _run_processes(
                     process.start()
                 last = -1
                 while any(p.is_alive() for p in processes):
-                    _release_items_of_dead(handle, processes, dead)
+                    _release_items_of_dead(handle, processes, dead, log)
                     handle.experiment.refresh(handle.study.user_attrs)  # e.g. tries another process added
                     done = _say_finished(handle, announced, finished)
                     if done != last and handle.folder is not None:  # the one writer of the folder's files
@@ -384,7 +388,7 @@ def _run_processes(
             except BaseException:
                 _stop(processes)
                 raise
-            _release_items_of_dead(handle, processes, dead)  # those that died after the last look
+            _release_items_of_dead(handle, processes, dead, log)  # those that died after the last look
             done = _say_finished(handle, announced, finished)  # the workers may all have ended between two looks
             if bars is not None:
                 bars.set_counts(done, "")
