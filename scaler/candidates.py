@@ -217,19 +217,22 @@ class ProxyBase:
         not rebuilt."""
         import torch
 
+        from scaler.models import check_network
         from scaler.models.factory import read_where
         from scaler.models.registry import is_reference
         from scaler.random_state import generators_kept
 
         if not is_reference(self.variant):
             return
+        spec = self.spec(width, depth)
+        with attributed_to("base"):  # a network that cannot take its size is refused in one line, as everywhere
+            check_network(spec, resolution)
         with generators_kept(), torch.device("cpu"), torch.no_grad():
             model = self.build(width, depth)
             if any(torch.nn.parameter.is_lazy(p) for p in model.parameters()):
                 model.eval()(torch.zeros(1, 3, resolution, resolution))
             built = sum(p.numel() for p in model.parameters())
         if built != params:
-            spec = self.spec(width, depth)
             raise UsageError(
                 f"factory {self.variant!r}{read_where(self.variant)} builds {built:,} parameters when called with "
                 f"width={spec.width:g}, depth={spec.depth:g}, num_classes={spec.num_classes}, where the study counted "

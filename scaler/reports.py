@@ -20,7 +20,7 @@ from scaler.statistics import agreement_p_value, bootstrap_agreement
 from scaler.models import Preset, canonical_variant, check_network, get_family, get_preset, network_spec, resolve_variant
 from scaler.models.factory import load_factory
 from scaler.models.registry import is_reference
-from scaler.scaling import compound_scale, validate_resolution
+from scaler.scaling import ScaleLimitError, compound_scale, validate_resolution
 
 # `scaler flops all`: the EfficientNet presets the paper prints figures for (B0-B7).
 PUBLISHED_FAMILY = "efficientnet"
@@ -159,6 +159,20 @@ def family_base(base: str, base_resolution: int | None = None) -> tuple[str, int
         if is_reference(variant):
             load_factory(variant)
         return variant, get_preset(variant).resolution if base_resolution is None else base_resolution
+
+
+def phis_that_fit(alpha: float, beta: float, gamma: float, phis: list[int], base_resolution: int) -> tuple[list[int], str | None]:
+    """The phis, in order, up to the first at which the family cannot be built (a depth, width
+    or resolution past scaler's limits), and what that one would give; all of them and None
+    where each can. A coefficient past the limit at phi 1 stays an error: no phi but 0 fits."""
+    for index, phi in enumerate(phis):
+        try:
+            compound_scale(alpha, beta, gamma, phi, base_resolution)
+        except ScaleLimitError as exc:
+            if exc.param != "phi":
+                raise
+            return phis[:index], exc.fault
+    return phis, None
 
 
 def family_table(

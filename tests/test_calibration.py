@@ -518,6 +518,8 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path, monkeypatch):
     assert again.code == 0, again.err
     json.loads(again.out)  # the document alone on stdout, the advice beside it on stderr
     assert ("recommended (" if info["recommended"] else "no setting keeps Spearman >= 0.8") in again.err
+    chance = reference_at_chance(frame, 10)  # said with the recommendation wherever the reference is at chance
+    assert (chance in again.err) if chance else ("not above chance" not in again.err), again.err
     markdown = cli(*args, "--format", "markdown").out.rstrip("\n").split("\n\n")
     if info["recommended"]:  # the command as code, a paragraph of its own
         assert any(part.startswith("`scaler search ") and part.endswith("`") for part in markdown), markdown

@@ -17,6 +17,7 @@ import pytest
 from scaler import network_spec
 from scaler.files import git_commit
 from scaler.counting import count_model
+from tests.conftest import TINY_BASE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -180,6 +181,20 @@ def test_scale_lays_out_the_family_of_any_base_at_its_own_size(cli):
     assert "own depth" not in table.out  # ResNet-50's own multipliers are 1: d and w are its absolute ones
     b4_table = " ".join(cli("scale", "--base", "b4", "--phi", "1").out.split())
     assert "d and w multiply b4's own depth 1.8 and width 1.4" in b4_table  # what `flops b4 --width --depth` takes is the product
+
+
+def test_scale_s_default_phis_stop_where_the_family_can_no_longer_be_built(cli):
+    """A depth-only step (alpha 2, as `scale --from` takes a depth-heavy best) reaches depth 32
+    at phi 5: the default 0-7 lays out 0-4 and says why; a --phi that asks for 5 is refused."""
+    args = ["scale", "--alpha", "2", "--beta", "1", "--gamma", "1", "--base", TINY_BASE, "--base-resolution", "32"]
+    result = cli(*args, "--format", "json")
+    assert result.code == 0 and [row["phi"] for row in json.loads(result.out)] == [0, 1, 2, 3, 4]
+    assert result.err == "note: phi 5-7 of the default 0-7 left out: phi 5 gives depth 2^5 = 32, more than 16\n"
+    asked = cli(*args, "--phi", "0-7")
+    assert asked.code == 2 and asked.err == "error: --phi: phi 5 gives depth 2^5 = 32, more than 16; lower phi or alpha\n"
+    alone = cli("scale", "--alpha", "20", "--beta", "1", "--gamma", "1")  # past the limit at phi 1: alpha's fault, whatever phi
+    assert alone.code == 2 and alone.err.startswith("error: --alpha: phi 1 gives depth 20^1 = 20, more than 16")
+    assert cli("scale", "--base", TINY_BASE, "--base-resolution", "32", "--format", "csv").err == ""  # the paper's step fits 0-7
 
 
 @pytest.mark.parametrize(

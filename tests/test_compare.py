@@ -28,7 +28,7 @@ from scaler.counting import count_model
 from scaler.errors import UsageError
 from scaler.models.factory import load_factory
 from scaler.models import network_spec
-from scaler.experiments.comparison import Comparison, CompareConfig, at_equal_macs, build_points, strategies, verdict
+from scaler.experiments.comparison import ATTR_POINTS, Comparison, CompareConfig, at_equal_macs, build_points, strategies, verdict
 from scaler.scaling import round_resolution
 from scaler.states import State
 from scaler.experiments.repeats import correctness
@@ -184,6 +184,12 @@ def test_a_comparison_restored_where_its_factory_builds_other_networks_is_refuse
     with pytest.raises(UsageError, match=f"factory '{re.escape(net)}' builds [\\d,]+ parameters when called with width=1, depth=1, ") as refused:
         Comparison.restore(config, attrs)  # the base, the smallest, is checked first
     assert refused.value.param == "base"
+    # an edit that leaves the base as it was is found in the largest network
+    path.write_text(TINY_NET.replace("    layers = [conv(3, cin, 2)]\n", "    layers = [conv(3, cin, 2)] + [conv(cin, cin, 1)] * (width * depth > 1)\n"))
+    load_factory.cache_clear()
+    largest = max(attrs[ATTR_POINTS], key=lambda point: point["params"])
+    with pytest.raises(UsageError, match=f"when called with width={largest['width_mult']:g}, depth={largest['depth_mult']:g}, "):
+        Comparison.restore(config, attrs)
 
 
 def test_the_table_reads_each_verdict_from_the_right_side(net):
@@ -214,23 +220,27 @@ def test_the_tally_at_equal_macs_counts_only_duels_within_10_percent(net):
         "macs": [50, 100, 95, 80, 100], "top1": [0.5, 0.7, 0.7, 0.6, 0.6],
         "compound_vs_it_p": [None, None, 0.9, 0.01, 0.02], "compound_vs_it": ["", "", "tied", "better", "better"],
     })  # fmt: skip
-    frame = frame.assign(resolution=[32, 44, 32, 32, 44], width_mult=[1, 1, 1.41, 1, 1], depth_mult=[1, 1, 1, 2, 1])
+    frame = frame.assign(resolution=[32, 44, 32, 32, 44], params=[10, 10, 20, 20, 10])
     summary = comparison.summary(frame, [])
     assert summary["tally"] == {"tied": 1, "better": 2} and summary["unequal_macs"] == 1
     assert summary["tally_equal_macs"] == {"tied": 1, "better": 1}  # depth's win is at 1.25x its MACs: not counted
 
 
-def test_a_duel_of_compound_with_its_own_network_is_said(net):
-    """Compound (1, 1, 1.4) and resolution-only (1, 1, 1.41) both round 32 px to 44 px: one
-    network, trained with the same seeds, whose tie says nothing of compound."""
-    config = CompareConfig(base=ProxyBase(net, 32, 1.0, 10), max_phi=1, strategies=strategies("width,resolution", 2.0, (1.0, 1.0, 1.4)))
-    comparison = Comparison(config, build_points(config), repeats=1)
-    summary = comparison.summary(comparison.table([]), [])
-    assert {d["strategy"]: d["same_network"] for d in summary["compound_vs_single"]} == {"width": False, "resolution": True}
-    assert tally_lines(summary)[-1] == (
-        "compound builds the very network of resolution at phi 1 (its coefficients round to the same width, depth and "
-        "resolution): such a duel compares a network with itself, trained with the same seeds, and its tie says nothing of compound")
-    assert not any("very network" in line for line in tally_lines({**summary, "compound_vs_single": summary["compound_vs_single"][:1]}))
+@pytest.mark.parametrize("compound", [(1.0, 1.0, 1.4), (1.0, 1.02, 1.38)])
+def test_a_duel_of_compound_with_its_own_network_is_said(net, compound):
+    """Compound (1, 1, 1.4) and resolution-only (1, 1, 1.41) both round 32 px to 44 px; so does
+    (1, 1.02, 1.38), whose width rounds to the same channels: one network, trained with the same
+    seeds, whose tie says nothing of compound. Said also where no single dimension is tallied."""
+    line = ("compound builds the very network of resolution at phi 1 (the same resolution, parameters and MACs, as rounding made "
+            "them): such a duel compares a network with itself, trained with the same seeds, and its tie says nothing of compound")
+    for chosen, single in (("width,resolution", True), ("mine=1:1:1.41", False)):
+        config = CompareConfig(base=ProxyBase(net, 32, 0.5, 10), max_phi=1, strategies=strategies(chosen, 2.0, compound))
+        comparison = Comparison(config, build_points(config), repeats=1)
+        summary = comparison.summary(comparison.table([]), [])
+        same = {d["strategy"]: d["same_network"] for d in summary["compound_vs_single"]}
+        assert same == ({"width": False, "resolution": True} if single else {"mine": True})
+        assert tally_lines(summary)[-1] == (line if single else line.replace("of resolution", "of mine"))
+    assert not any("very network" in line for line in tally_lines({**summary, "compound_vs_single": []}))
 
 
 def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path, monkeypatch):

@@ -129,6 +129,10 @@ def test_a_lazy_factory_is_checked_with_its_parameters_shaped_at_the_resolution(
     base.check_builds(1.0, 1.0, 16, counted)
     with pytest.raises(UsageError, match=f"builds {counted:,} parameters when called with width=1, depth=1, num_classes=10, where the study counted"):
         base.check_builds(1.0, 1.0, 16, counted + 1)
+    # a network that cannot take the resolution is refused as the --base's, in one line
+    with pytest.raises(UsageError, match=r"its network fails on a \(1, 3, 2, 2\) input: RuntimeError: ") as refused:
+        base.check_builds(1.0, 1.0, 2, counted)
+    assert refused.value.param == "base"
 
 
 def test_module_reference(tmp_path, monkeypatch):

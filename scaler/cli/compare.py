@@ -298,8 +298,13 @@ def tally_lines(info: dict) -> list[str]:
     tally, unequal = info.get("tally", {}), info.get("unequal_macs", 0)
     duels = sum(tally.values())
     test = "t-test of seed and validation-image noise" if info.get("repeats", 1) >= 2 else "McNemar on the validation images, validation noise only"
+    same = [f"{d['strategy']} at phi {d['phi']}" for d in info.get("compound_vs_single", []) if d.get("same_network")]
+    same_line = [f"compound builds the very network of {', '.join(same)} (the same resolution, parameters and MACs, as rounding "
+                 "made them): such a duel compares a network with itself, trained with the same seeds, and its tie says nothing "
+                 "of compound"] if same else []
     if not duels:  # only compound and custom strategies were asked for
-        return ["compound against a single dimension: no duel (this comparison has no width-, depth- or resolution-only strategy)"]
+        return ["compound against a single dimension: no duel (this comparison has no width-, depth- or resolution-only strategy)",
+                *same_line]
     lines = [f"compound against a single dimension, {counted(duels, 'duel')} ({test}, 95%): " + ", ".join(f"{word} in {n}" for word, n in tally.items())]
     if unequal:
         equal = info.get("tally_equal_macs")  # absent from comparisons made before it was written
@@ -309,11 +314,7 @@ def tally_lines(info: dict) -> list[str]:
         )  # fmt: skip
         lines.append(f"{unequal} of the {duels} duels are not at equal measured MACs (more than 10% apart; 'compound MACs' column, compound_macs_ratio in CSV and JSON): "
                      f"rounding gives compound more or less compute than nominal; read them against MACs in the plot{at_equal}")
-    same = [f"{d['strategy']} at phi {d['phi']}" for d in info.get("compound_vs_single", []) if d.get("same_network")]
-    if same:
-        lines.append(f"compound builds the very network of {', '.join(same)} (its coefficients round to the same width, depth and "
-                     "resolution): such a duel compares a network with itself, trained with the same seeds, and its tie says nothing of compound")
-    return lines
+    return lines + same_line
 
 
 def say(format: Format, text: str) -> None:

@@ -42,6 +42,7 @@ FAMILY_COLUMNS = [
     "scaler scale --base resnet50 --phi 0-3"
 )
 def scale(
+    ctx: typer.Context,
     alpha: Annotated[Optional[float], typer.Option(help=f"Depth coefficient (>= 1; default: the paper's {PAPER_ALPHA}).")] = None,
     beta: Annotated[Optional[float], typer.Option(help=f"Width coefficient (>= 1; default: the paper's {PAPER_BETA}).")] = None,
     gamma: Annotated[Optional[float], typer.Option(help=f"Resolution coefficient (>= 1; default: the paper's {PAPER_GAMMA}).")] = None,
@@ -79,6 +80,9 @@ def scale(
         if from_search is not None and base is None:  # the network searched, not another file of its name
             check_searched_base(from_search)
     counting = nullcontext() if format.is_document else progress_console.status("counting the family with fvcore...")
+    beyond, asked = None, phis
+    if not options.given(ctx, "phi"):  # the default 0-7: as far as the family can be built
+        phis, beyond = reports.phis_that_fit(alpha, beta, gamma, phis, resolution)
     with counting:  # B7-sized networks take seconds each
         frame = reports.family_table(alpha, beta, gamma, phis, base=variant, base_resolution=resolution)
     if from_search is not None:  # once the table stands: a refused command prints its error alone
@@ -93,3 +97,6 @@ def scale(
     if "preset" in frame:
         caption += "; 'official' = the released preset of the same index, d' to MACs G' its own (measured, native resolution)."
     emit(frame, [c for c in FAMILY_COLUMNS if c.key in frame], format.value, console, title=title, caption=caption)
+    if beyond is not None:
+        left = asked[len(phis):]
+        print(f"note: phi {left[0]}{f'-{left[-1]}' if len(left) > 1 else ''} of the default {phi} left out: {beyond}", file=sys.stderr)

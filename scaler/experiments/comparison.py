@@ -346,8 +346,9 @@ class Comparison(ProxyExperiment):
                 "phi": int(row["phi"]), "strategy": row["strategy"], "compound_top1": compound["top1"],
                 "top1": row["top1"], "p": row["compound_vs_it_p"], "verdict": row["compound_vs_it"] or "pending",
                 "compound_macs_ratio": ratio, "equal_macs": at_equal_macs(ratio),
-                # rounding may build compound's very network (a resolution-only 1.41 and compound's 1.4 at 32 px)
-                "same_network": all(compound[key] == row[key] for key in ("resolution", "width_mult", "depth_mult")),
+                # rounding may build compound's very network (a resolution-only 1.41 and compound's 1.4 at 32 px;
+                # channels rounded to multiples of 8): the same resolution, parameters and MACs, as a search tells them
+                "same_network": all(compound[key] == row[key] for key in ("resolution", "params", "macs")),
             })  # fmt: skip
         single = [d for d in duels if d["strategy"] in SINGLE_DIMENSIONS]
         equal = [d for d in single if d["equal_macs"]]

@@ -337,7 +337,7 @@ def _release_items_of_dead(handle: StudyHandle, processes: list[multiprocessing.
             reason = f"its worker process {process.name} ended (killed by signal {-process.exitcode})"
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
                 mark_interrupted(handle.storage, trial._trial_id, reason, died=True)
-            item = handle.experiment.item_of(trial.params)
+            item = handle.experiment.item_of(item_params(trial))
             label = handle.experiment.label(item) if item is not None else f"trial {trial.number}"
             log(f"warning: {label}: {reason}; it goes back to the queue and is trained again")
 
