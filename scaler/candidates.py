@@ -221,16 +221,16 @@ class ProxyBase:
         from scaler.models.factory import read_where
         from scaler.models.registry import is_reference
         from scaler.random_state import generators_kept
+        from scaler.training import shape_lazy_parameters
 
         if not is_reference(self.variant):
             return
         spec = self.spec(width, depth)
         with attributed_to("base"):  # a network that cannot take its size is refused in one line, as everywhere
             check_network(spec, resolution)
-        with generators_kept(), torch.device("cpu"), torch.no_grad():
+        with generators_kept(), torch.device("cpu"):
             model = self.build(width, depth)
-            if any(torch.nn.parameter.is_lazy(p) for p in model.parameters()):
-                model.eval()(torch.zeros(1, 3, resolution, resolution))
+            shape_lazy_parameters(model, resolution)
             built = sum(p.numel() for p in model.parameters())
         if built != params:
             raise UsageError(

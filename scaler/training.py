@@ -301,6 +301,20 @@ StepCallback = Callable[[int, int, float, float], None]
 EpochCallback = Callable[[EpochMetrics], bool]
 
 
+def shape_lazy_parameters(model: nn.Module, resolution: int) -> None:
+    """Give a lazy module's parameters (a factory's `nn.LazyLinear` head) their shapes, as the
+    first forward pass would: one zero image at `resolution` in eval mode, where the model is.
+    The size check, the memory layout and the optimizer need them. A model with none is left
+    alone; running statistics are not touched (eval mode)."""
+    if not any(nn.parameter.is_lazy(p) for p in model.parameters()):
+        return
+    training = model.training
+    device = next((t.device for t in [*model.parameters(), *model.buffers()] if not nn.parameter.is_lazy(t)), None)
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, resolution, resolution, device=device))
+    model.train(training)
+
+
 def train(
     model: nn.Module,
     dataset: Dataset,
@@ -323,6 +337,7 @@ def train(
     epoch. `runtime` says where it runs (device, threads); it never changes the result's meaning.
     """
     check_trainable(dataset, resolution, config)
+    shape_lazy_parameters(model, resolution)
     spec = getattr(model, "spec", None)
     model_classes = getattr(spec, "num_classes", None)
     if model_classes is not None and model_classes < dataset.num_classes:

@@ -135,6 +135,20 @@ def test_a_lazy_factory_is_checked_with_its_parameters_shaped_at_the_resolution(
     assert refused.value.param == "base"
 
 
+def test_a_lazy_factory_trains(cli, tmp_path):
+    """Lazy modules get their shapes from one forward pass at the training's resolution before
+    anything reads them (the memory check, the layout, the optimizer): every training failed
+    with 'Attempted to use an uninitialized parameter' before."""
+    path = tmp_path / "lazynet.py"
+    path.write_text("from torch import nn\n\ndef make(width, depth, num_classes):\n    return nn.Sequential(nn.LazyConv2d("
+                    "round(8 * width), 3, padding=1), nn.LazyBatchNorm2d(), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), "
+                    "nn.LazyLinear(num_classes))\n")
+    result = cli("train", f"{path}:make", "--resolution", "16", *TRAIN, "--format", "json")
+    assert result.code == 0, result.err
+    trained = json.loads(result.out)
+    assert trained["state"] == "complete" and len(trained["epochs"]) == 1 and trained["steps"] == 2  # 32 images, batch 16
+
+
 def test_module_reference(tmp_path, monkeypatch):
     (tmp_path / "tinynet_module.py").write_text(TINY_NET)
     monkeypatch.syspath_prepend(str(tmp_path))
