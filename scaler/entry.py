@@ -14,8 +14,9 @@ from typing import Any, TextIO
 
 
 class ReaderSafeStream:
-    """Standard output that turns a closed reader (EPIPE) into silence: writes after that go
-    nowhere, and the command, a search included, carries on and exits as it would have.
+    """Standard output or error that turns a closed reader (EPIPE: `| head`, a `tee` stopped)
+    into silence: writes after that go nowhere, and the command, a search included, carries on
+    and exits as it would have.
     Everything else (isatty, fileno, encoding, ...) is the real stream's, so a terminal is
     still seen as one."""
 
@@ -49,6 +50,17 @@ class ReaderSafeStream:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def guard_streams() -> None:
+    """Standard output and error as ReaderSafeStreams, in a process that runs a command (the
+    console script, a worker process): a reader of either that goes away fails nothing (a
+    progress line to a closed `2>&1 | head` ended a search with exit 1 and its candidate left
+    running)."""
+    if not isinstance(sys.stdout, ReaderSafeStream):
+        sys.stdout = ReaderSafeStream(sys.stdout)  # type: ignore[assignment]
+    if not isinstance(sys.stderr, ReaderSafeStream):
+        sys.stderr = ReaderSafeStream(sys.stderr)  # type: ignore[assignment]
 
 
 @contextmanager
@@ -108,7 +120,7 @@ def run() -> None:
     """Console-script entry point."""
     global STARTED_FOR_ONE_COMMAND
     STARTED_FOR_ONE_COMMAND = True
-    sys.stdout = ReaderSafeStream(sys.stdout)  # type: ignore[assignment]
+    guard_streams()
     try:
         with interrupts_held() as caught:
             from scaler.cli import main

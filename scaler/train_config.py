@@ -126,7 +126,7 @@ class TrainConfig:
         if self.clip_grad_norm is not None and not (_number(self.clip_grad_norm)
                                                     and 0 < self.clip_grad_norm < math.inf):
             raise UsageError(f"clip_grad_norm = {self.clip_grad_norm!r} is not allowed; it must be a finite "
-                             "number > 0 (--clip-grad-norm 0, or None in Python, turns clipping off)", param="clip_grad_norm")
+                             "number > 0 (--clip-grad-norm 0 turns clipping off)", param="clip_grad_norm")
         check_int("seed", self.seed, 0, MAX_SEED)
 
 

@@ -1,6 +1,7 @@
 """Enumerating (alpha, beta, gamma) under alpha * beta^2 * gamma^2 ~= T, and counting them."""
 
 import json
+import re
 import math
 import pickle
 from dataclasses import replace
@@ -196,6 +197,11 @@ def test_candidates_command(cli):
     assert sorted(r["product"] for r in rows) == [1.728, 1.7424, 1.75692, 2.09088]
     table = cli(*args)
     assert table.code == 0 and "MACs ratio" in table.out
+    # what --flops-tolerance leaves out: in the table's title, beside a document on stderr
+    strict = [cli(*args, "--flops-tolerance", "0.3", *extra) for extra in ((), ("--format", "csv"))]
+    assert "point(s) dropped by --flops-tolerance 0.3" in " ".join(strict[0].out.split())
+    assert re.fullmatch(r"left out: \d+ point\(s\) dropped by --flops-tolerance 0.3 \(measured MACs ratio off 2.000 by more\)\n", strict[1].err)
+    assert result.err == ""  # nothing left out, nothing said
     bad = cli("candidates", "--tolerance", "0")
     assert bad.code == 2 and "tolerance" in bad.err
     empty = cli("candidates", "--alpha-range", "1:1:0.1", "--beta-range", "1:1:0.1", "--gamma-range", "1:1.1:0.1")

@@ -410,6 +410,13 @@ def test_a_reader_that_goes_away_fails_no_command(tmp_path):
     )  # fmt: skip
     assert search.returncode == 0, search.stderr
     assert set(pd.read_csv(tmp_path / "micro" / "results.csv")["state"]) == {"complete"}
+    # the progress lines' reader gone too (`2>&1 | head`): exit 1 with nothing said and a candidate left running before
+    progress = subprocess.run(
+        f"set -o pipefail; {SCALER} {' '.join(search_args(tmp_path, '--workers', '2', name='closed'))} 2>&1 >/dev/null | head -1",
+        shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert progress.returncode == 0 and progress.stdout.count("\n") == 1, progress
+    assert set(pd.read_csv(tmp_path / "closed" / "results.csv")["state"]) == {"complete"}
 
 
 @pytest.mark.parametrize("delay", [0.05, 0.4, 1.5])

@@ -21,6 +21,7 @@ from scipy import stats
 
 from scaler.cli.app import Format
 from scaler.cli.train import _show_repeats
+from scaler.cli.results import reliability_lines
 from scaler.experiments.repeats import aggregate
 from scaler.experiments.search import RESULT_COLUMNS, CompoundSearch, SearchConfig, _tied_with_best, rank
 from scaler.states import State
@@ -372,6 +373,23 @@ def test_reliability_ranks_only_complete_candidates():
     summary = CompoundSearch(SearchConfig(), [], repeats=2).summary(frame, records)
     expected = split_half_reliability([[0.5, 0.52], [0.6, 0.58], [0.7, 0.71]], seed=SearchConfig().train.seed)
     assert summary["reliability"] == dict(zip(("spearman", "low", "high"), expected))
+
+
+def test_complete_candidates_with_pruned_repeats_are_said_to_rank_on_their_survivors():
+    """With --pruner and --repeats, a candidate with a repeat pruned ranks on those that passed
+    every cut (a pruned repeat's partial top-1 is not comparable): its mean leaves out a seed
+    that fell below one and may read high. The summary names such candidates; the table says so."""
+    records = [record(0, 0, "complete", 0.125), record(0, 1, "pruned", 0.05), record(1, 0, "complete", 0.11),
+               record(1, 1, "complete", 0.10), record(2, 0, "pruned", 0.05), record(2, 1, "pruned", 0.06)]
+    frame = pd.DataFrame({"candidate": [0, 1, 2], "state": ["complete", "complete", "pruned"], "tied_with_best": [True, True, None]})
+    summary = json.loads(json.dumps(CompoundSearch(SearchConfig(), [], repeats=2).summary(frame, records)))
+    assert summary["pruned_repeats"] == [0]  # not 2: pruned on every repeat, it ranks as pruned
+    said = ("1 complete candidate(s) (#0) had repeats pruned: their mean is over the repeats that passed every cut, leaving "
+            "out a seed that fell below one, so it may read high")
+    best = {**summary, "best": {"candidate": 0}}
+    assert reliability_lines(best)[0] == f"{said}; the best is one of them; without --pruner every repeat counts"
+    assert reliability_lines({**best, "best": {"candidate": 1}})[0] == f"{said}; without --pruner every repeat counts"
+    assert not any("pruned" in line for line in reliability_lines({**best, "pruned_repeats": []}))
 
 
 def test_a_worker_takes_up_repeats_raised_after_it_joined():

@@ -51,7 +51,7 @@ SETTING_COLUMNS = [
     epilog="Examples:  scaler calibrate --epochs 3 --try epochs=1 --try train-images=500 --try base-resolution=48 · "
     "scaler calibrate --candidates 8 --reference-epochs 30 --repeats 3 · "
     "scaler calibrate --data ./images --reference-train-images 20000 --train-images 5000 --try epochs=1,base-width=0.25 · "
-    "scaler calibrate --storage postgresql+psycopg2://scaler@db/scaler --name cal-b0 (then `scaler worker --study cal-b0` elsewhere)"
+    "scaler calibrate --storage postgresql+psycopg2://scaler@db/scaler --name cal-b0   # then `scaler worker --study cal-b0` elsewhere"
 )
 @options.with_options(SPACE_OPTIONS, BASE_OPTIONS, DATA_OPTIONS, EPOCH_TRAIN_OPTIONS, after="ctx")
 def calibrate(

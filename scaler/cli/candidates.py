@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any, Optional
 
 import typer
@@ -68,3 +69,5 @@ def candidates(
     if left:
         title += f"; left out: {left}"
     emit(frame, [*CANDIDATE_COLUMNS, SAME_NETWORK] if merged or format in (Format.csv, Format.json) else CANDIDATE_COLUMNS, format.value, console, title=title)
+    if left and format in (Format.csv, Format.json):  # a document has no title: what it leaves out goes beside it
+        print(f"left out: {left}", file=sys.stderr)

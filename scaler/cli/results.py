@@ -89,11 +89,11 @@ def waiting_line(frame: pd.DataFrame, noun: str) -> str | None:
 def reliability_lines(info: dict, shown: pd.DataFrame | None = None) -> list[str]:
     """What the summary says about how far the ranking can be believed, in plain words; with
     `shown`, a part of the table (the Pareto front), also how many of the ties it holds."""
-    from scaler.experiments.search import at_chance
+    from scaler.experiments.search import at_chance, survivors_note
 
     reliability = info.get("reliability")
     tied = info.get("tied_best") or []
-    lines = [chance] if (chance := at_chance(info)) else []
+    lines = [note for note in (at_chance(info), survivors_note(info)) if note]
     complete = int(info.get("states", {}).get(State.COMPLETE.value, len(tied)))
     if info.get("best") and complete == 1:  # no tie, no ranking to trust or doubt
         if info.get("candidates") == 1:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 @app.command(
     epilog="Examples:  scaler search --phi 1 · scaler search --pruner halving --epochs 6 · "
     "scaler search --data ./images --base-resolution 96 --workers 2 · "
-    "scaler search --storage postgresql+psycopg2://scaler@db/scaler --name b0-phi1 (then `scaler worker` elsewhere)"
+    "scaler search --storage postgresql+psycopg2://scaler@db/scaler --name b0-phi1   # then `scaler worker` elsewhere"
 )
 @options.with_options(SPACE_OPTIONS, BASE_OPTIONS, DATA_OPTIONS, TRAIN_OPTIONS)
 def search(

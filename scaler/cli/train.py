@@ -59,7 +59,7 @@ METRIC_COLUMNS = [
     epilog="Examples:  scaler train b0 --data synthetic --epochs 3 --resolution 128 · "
     "scaler train b0 --data ./images --width 0.5 --format json · scaler train b0 --data cifar10:./cifar-10-batches-py · "
     "scaler train net.py:make --width 0.5 --resolution 64 · "
-    "scaler train b0 --width 0.5 --resolution 64 --zero-init (the default search's unscaled base)"
+    "scaler train b0 --width 0.5 --resolution 64 --zero-init   # the default search's unscaled base"
 )
 @options.with_options(DATA_OPTIONS, TRAIN_OPTIONS, after="resolution")
 def train(
