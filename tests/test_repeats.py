@@ -23,7 +23,7 @@ from scaler.cli.app import Format
 from scaler.cli.train import _show_repeats
 from scaler.cli.results import reliability_lines
 from scaler.experiments.repeats import aggregate
-from scaler.experiments.search import RESULT_COLUMNS, CompoundSearch, SearchConfig, _tied_with_best, rank
+from scaler.experiments.search import RESULT_COLUMNS, CompoundSearch, SearchConfig, _tied_with_best, rank, survivors_note
 from scaler.states import State
 from scaler.study.experiment import Record, WorkItem
 from scaler.reports import compare_searches
@@ -390,6 +390,11 @@ def test_complete_candidates_with_pruned_repeats_are_said_to_rank_on_their_survi
     assert reliability_lines(best)[0] == f"{said}; the best is one of them; without --pruner every repeat counts"
     assert reliability_lines({**best, "best": {"candidate": 1}})[0] == f"{said}; without --pruner every repeat counts"
     assert not any("pruned" in line for line in reliability_lines({**best, "pruned_repeats": []}))
+    # --from's note speaks of the best alone (another search's numbers mean nothing there)
+    assert survivors_note(best, best_only=True) == ("its best candidate had repeats pruned: its mean is over the repeats that "
+                                                   "passed every cut, leaving out a seed that fell below one, so it may read "
+                                                   "high; without --pruner every repeat counts")
+    assert survivors_note({**best, "best": {"candidate": 1}}, best_only=True) is None
 
 
 def test_a_worker_takes_up_repeats_raised_after_it_joined():

@@ -313,33 +313,36 @@ def at_chance(info: dict) -> str | None:
             "train longer (--epochs), on more images or at a larger --base-resolution")
 
 
-def survivors_note(info: dict) -> str | None:
-    """Where complete candidates of a search with a pruner and repeats had repeats pruned: the
-    words for it. Such a candidate's mean is over the repeats that passed every cut (a pruned
-    repeat's partial top-1 is not comparable), so it leaves out a seed that fell below one
-    and may read high, the best's included. None otherwise, or where the summary does not say."""
+def survivors_note(info: dict, best_only: bool = False) -> str | None:
+    """Where complete candidates of a search with a pruner and repeats had repeats pruned (with
+    `best_only`, where the best did): the words for it. Such a candidate's mean is over the
+    repeats that passed every cut (a pruned repeat's partial top-1 is not comparable), so it
+    leaves out a seed that fell below one and may read high. None otherwise, or where the
+    summary does not say. Named by number within the search's own table only."""
     survivors = info.get("pruned_repeats") or []
+    best = (info.get("best") or {}).get("candidate")
+    among = best is not None and int(best) in survivors
+    why = "over the repeats that passed every cut, leaving out a seed that fell below one, so it may read high"
+    if best_only:
+        return f"its best candidate had repeats pruned: its mean is {why}; without --pruner every repeat counts" if among else None
     if not survivors:
         return None
-    best = (info.get("best") or {}).get("candidate")
-    among = "; the best is one of them" if best is not None and int(best) in survivors else ""
     return (f"{len(survivors)} complete candidate(s) ({', '.join(f'#{c}' for c in survivors)}) had repeats pruned: their mean "
-            f"is over the repeats that passed every cut, leaving out a seed that fell below one, so it may read high{among}; "
-            "without --pruner every repeat counts")
+            f"is {why}{'; the best is one of them' if among else ''}; without --pruner every repeat counts")
 
 
 def best_notes(folder: Path) -> list[str]:
     """Notes for a command that takes a finished search's best coefficients (`--from`): when
     the best is not above chance (`at_chance`) or ranks on the repeats a pruner let finish
-    (`survivors_note`), when the data cannot single it out (how many
-    other complete candidates are tied with it), and when other points of the ranges built its
-    network at the search's phi (they scale to other networks at another phi). Empty when none
-    holds, or the search did not store it."""
+    (`survivors_note`), when the data cannot single it out (how many other complete
+    candidates are tied with it), and when other points of the ranges built its network at the
+    search's phi (they scale to other networks at another phi). Empty when none holds, or the
+    search did not store it."""
     frame, info = read_results(folder)
     best = info.get("best") or {}
     notes = [f"search {folder}: {chance}"] if (chance := at_chance(info)) else []
-    if best and int(best["candidate"]) in (info.get("pruned_repeats") or []):
-        notes.append(f"search {folder}: {survivors_note(info)}")
+    if survivors := survivors_note(info, best_only=True):
+        notes.append(f"search {folder}: {survivors}")
     tied = [c for c in info.get("tied_best") or [] if best and c != int(best["candidate"])]
     if tied:
         others = int((frame["state"] == State.COMPLETE.value).sum()) - 1
