@@ -57,9 +57,10 @@ def guard_streams() -> None:
     console script, a worker process): a reader of either that goes away fails nothing (a
     progress line to a closed `2>&1 | head` ended a search with exit 1 and its candidate left
     running)."""
-    if not isinstance(sys.stdout, ReaderSafeStream):
+    # A stream closed at start-up (`2>&-`, a daemon) is None: print() then falls back as Python does
+    if sys.stdout is not None and not isinstance(sys.stdout, ReaderSafeStream):
         sys.stdout = ReaderSafeStream(sys.stdout)  # type: ignore[assignment]
-    if not isinstance(sys.stderr, ReaderSafeStream):
+    if sys.stderr is not None and not isinstance(sys.stderr, ReaderSafeStream):
         sys.stderr = ReaderSafeStream(sys.stderr)  # type: ignore[assignment]
 
 

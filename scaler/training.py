@@ -303,7 +303,8 @@ EpochCallback = Callable[[EpochMetrics], bool]
 
 def shape_lazy_parameters(model: nn.Module, resolution: int) -> None:
     """Give a lazy module's parameters (a factory's `nn.LazyLinear` head) their shapes, as the
-    first forward pass would: one zero image at `resolution` in eval mode, where the model is.
+    first forward pass would: two zero images at `resolution` (a batch statistic needs two) in
+    eval mode, where the model is.
     The size check, the memory layout and the optimizer need them. A model with none is left
     alone; running statistics are not touched (eval mode)."""
     if not any(nn.parameter.is_lazy(p) for p in model.parameters()):
@@ -311,7 +312,7 @@ def shape_lazy_parameters(model: nn.Module, resolution: int) -> None:
     training = model.training
     device = next((t.device for t in [*model.parameters(), *model.buffers()] if not nn.parameter.is_lazy(t)), None)
     with torch.no_grad():
-        model.eval()(torch.zeros(1, 3, resolution, resolution, device=device))
+        model.eval()(torch.zeros(2, 3, resolution, resolution, device=device))
     model.train(training)
 
 

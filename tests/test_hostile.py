@@ -417,6 +417,9 @@ def test_a_reader_that_goes_away_fails_no_command(tmp_path):
     )  # fmt: skip
     assert progress.returncode == 0 and progress.stdout.count("\n") == 1, progress
     assert set(pd.read_csv(tmp_path / "closed" / "results.csv")["state"]) == {"complete"}
+    # no stderr at all (`2>&-`, a daemon): the error goes where Python sends it, with its exit code (was 120, silent)
+    closed = subprocess.run(f"{SCALER} flops nosuchnet 2>&-", shell=True, executable="/bin/bash", capture_output=True, text=True)
+    assert closed.returncode == 2 and closed.stdout.startswith("error: unknown variant 'nosuchnet'"), closed
 
 
 @pytest.mark.parametrize("delay", [0.05, 0.4, 1.5])

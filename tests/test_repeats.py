@@ -387,13 +387,13 @@ def test_complete_candidates_with_pruned_repeats_are_said_to_rank_on_their_survi
     said = ("1 complete candidate(s) (#0) had repeats pruned: their mean is over the repeats that passed every cut, leaving "
             "out a seed that fell below one, so it may read high")
     best = {**summary, "best": {"candidate": 0}}
-    assert reliability_lines(best)[0] == f"{said}; the best is one of them; without --pruner every repeat counts"
-    assert reliability_lines({**best, "best": {"candidate": 1}})[0] == f"{said}; without --pruner every repeat counts"
+    assert reliability_lines(best)[0] == f"{said}; the best is one of them; a search without --pruner trains every repeat to its end"
+    assert reliability_lines({**best, "best": {"candidate": 1}})[0] == f"{said}; a search without --pruner trains every repeat to its end"
     assert not any("pruned" in line for line in reliability_lines({**best, "pruned_repeats": []}))
     # --from's note speaks of the best alone (another search's numbers mean nothing there)
     assert survivors_note(best, best_only=True) == ("its best candidate had repeats pruned: its mean is over the repeats that "
                                                    "passed every cut, leaving out a seed that fell below one, so it may read "
-                                                   "high; without --pruner every repeat counts")
+                                                   "high; a search without --pruner trains every repeat to its end")
     assert survivors_note({**best, "best": {"candidate": 1}}, best_only=True) is None
 
 

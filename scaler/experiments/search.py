@@ -324,11 +324,11 @@ def survivors_note(info: dict, best_only: bool = False) -> str | None:
     among = best is not None and int(best) in survivors
     why = "over the repeats that passed every cut, leaving out a seed that fell below one, so it may read high"
     if best_only:
-        return f"its best candidate had repeats pruned: its mean is {why}; without --pruner every repeat counts" if among else None
+        return f"its best candidate had repeats pruned: its mean is {why}; a search without --pruner trains every repeat to its end" if among else None
     if not survivors:
         return None
     return (f"{len(survivors)} complete candidate(s) ({', '.join(f'#{c}' for c in survivors)}) had repeats pruned: their mean "
-            f"is {why}{'; the best is one of them' if among else ''}; without --pruner every repeat counts")
+            f"is {why}{'; the best is one of them' if among else ''}; a search without --pruner trains every repeat to its end")
 
 
 def best_notes(folder: Path) -> list[str]:
