@@ -64,6 +64,14 @@ class TrainConfig:
         """Optimizer steps in one epoch of `train_images` (the last partial batch is dropped)."""
         return train_images // self.batch_size if train_images >= self.batch_size else 1
 
+    def batch_note(self, train_images: int) -> str | None:
+        """Where the batch is larger than the training set: the words for it (every epoch is
+        then one step on every image, whatever --batch-size says). None otherwise."""
+        if self.batch_size <= train_images:
+            return None
+        return (f"--batch-size {self.batch_size} is more than the {train_images} training images: "
+                f"each epoch is one step on a batch of {train_images}")
+
     def planned_epochs(self, train_images: int) -> int:
         """How many epochs (the last one possibly partial) a run on `train_images` takes."""
         if self.steps is None:

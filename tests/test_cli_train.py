@@ -34,6 +34,19 @@ def test_train_table(cli):
     assert f"final val top-1 {top1:.1%}, 95% interval {low * 100:.1f}-{high * 100:.1f}% over the 32 validation images" in " ".join(result.out.split())
 
 
+def test_a_batch_larger_than_the_training_set_is_said(cli, tmp_path):
+    """64 training images and --batch-size 100: each epoch is one step on all 64, whatever the
+    flag says, and the training and the search say so (nothing said where the batch fits)."""
+    said = "warning: --batch-size 100 is more than the 64 training images: each epoch is one step on a batch of 64\n"
+    trained = cli("train", "b0", *TINY, "--epochs", "1", "--batch-size", "100", "--format", "json")
+    assert trained.code == 0 and json.loads(trained.out)["steps"] == 1 and said in trained.err, trained.err
+    searched = cli("search", "--alpha-range", "1", "--beta-range", "1", "--gamma-range", "1", "--target", "1", "--base-resolution", "16",
+                   "--base-width", "0.25", "--train-images", "64", "--val-images", "32", "--epochs", "1", "--batch-size", "100",
+                   "--threads", "1", "--device", "cpu", "--quiet", "--root", tmp_path)
+    assert searched.code == 0 and said in searched.err, searched.err
+    assert "is more than" not in cli("train", "b0", *TINY, "--epochs", "1").err
+
+
 class Screen(io.StringIO):
     """A terminal that keeps what is drawn on it."""
 
@@ -128,7 +141,7 @@ def test_train_on_a_folder_warns_about_corrupt_files(cli, tmp_path):
         for i in range(6):
             Image.new("RGB", (40, 30), colour).save(folder / f"{i}.png")
     (tmp_path / "images" / "red" / "broken.png").write_bytes(b"not a png at all")
-    result = cli("train", "b0", *TINY, "--data", tmp_path / "images", "--epochs", "1", "--format", "json")
+    result = cli("train", "b0", *TINY, "--data", tmp_path / "images", "--epochs", "1", "--batch-size", "8", "--format", "json")
     assert result.code == 0, result.err
     warnings = [line for line in result.err.splitlines() if line.startswith("warning:")]  # beside the progress lines
     assert warnings == ["warning: skipped 1 unreadable image file(s): red/broken.png: not an image Pillow can read"]

@@ -103,6 +103,8 @@ def train(
         return model
 
     check_trainable(dataset, resolution, config)  # refused before any progress display is drawn
+    if note := config.batch_note(len(dataset.train)):
+        print(f"warning: {note}", file=sys.stderr)
     options.say_notes()  # every option accepted: what they do not use
     with make_progress(progress_console, quiet) as progress:
 

@@ -365,12 +365,14 @@ class ProxyExperiment(Experiment):
         """The network one item trains."""
 
     def prepare(self, runtime: Runtime) -> Dataset:
-        """The study's data at a storage resolution that serves its largest network."""
+        """The study's data at a storage resolution that serves its largest network, with a
+        warning where the batch is larger than its training set (`TrainConfig.batch_note`)."""
         config = self.config
         storage_resolution = max(n.resolution for n in self.networks())
         dataset = load_checked(config.data, config.train.seed, config.base.num_classes, storage_resolution, runtime)
         self.dataset_fingerprint = dataset.fingerprint
-        return dataset
+        note = config.train.batch_note(len(dataset.train))
+        return replace(dataset, warnings=(*dataset.warnings, note)) if note else dataset
 
     def context_fingerprint(self, context: Dataset) -> str:
         return context.fingerprint
