@@ -226,11 +226,12 @@ class ProxyBase:
         if not is_reference(self.variant):
             return
         spec = self.spec(width, depth)
-        with attributed_to("base"):  # a network that cannot take its size is refused in one line, as everywhere
-            check_network(spec, resolution)
         with generators_kept(), torch.device("cpu"):
             model = self.build(width, depth)
-            shape_lazy_parameters(model, resolution)
+            if any(torch.nn.parameter.is_lazy(p) for p in model.parameters()):  # shaped by a forward pass
+                with attributed_to("base"):  # one that fails at this size is refused in one line, as everywhere
+                    check_network(spec, resolution)
+                shape_lazy_parameters(model, resolution)
             built = sum(p.numel() for p in model.parameters())
         if built != params:
             raise UsageError(

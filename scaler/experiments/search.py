@@ -227,13 +227,11 @@ class CompoundSearch(ProxyExperiment):
 
     def summary(self, frame: pd.DataFrame, records: list[Record]) -> dict[str, Any]:
         done = frame[frame["state"] == State.COMPLETE.value]
-        complete = [g for g in group_by(records, "candidate").values() if candidate_state(g) is State.COMPLETE]
-        scores = per_repeat_top1(complete)  # a pruned candidate's partial top-1 would rank fewer epochs
+        complete = {c: g for c, g in group_by(records, "candidate").items() if candidate_state(g) is State.COMPLETE}
+        scores = per_repeat_top1(list(complete.values()))  # a pruned candidate's partial top-1 would rank fewer epochs
         reliability = split_half_reliability(scores, seed=self.config.train.seed)
-        pruned_repeats = [  # complete on the repeats the pruner let finish: see survivors_note
-            int(c) for c, g in group_by(records, "candidate").items()
-            if candidate_state(g) is State.COMPLETE and any(r.state is State.PRUNED for r in g)
-        ]  # fmt: skip
+        # complete on the repeats the pruner let finish: see survivors_note
+        pruned_repeats = [int(c) for c, g in complete.items() if any(r.state is State.PRUNED for r in g)]
         return {
             "seed": self.config.train.seed,
             "dataset_fingerprint": self.dataset_fingerprint,
