@@ -182,6 +182,9 @@ def test_a_try_on_fewer_training_images_than_classes_is_warned_with_its_ceiling(
     planned = Calibration.plan(tiny_calibration(tmp_path, "train-images=4", "epochs=1"))
     context = planned.prepare(Runtime(device="cpu"))
     assert [w for w in context.warnings if "no training image" in w] == [f"train-images=4: {warning}"]
+    batch = planned.config.search.train.batch_size  # only the try has fewer images than a batch
+    assert [w for w in context.warnings if "--batch-size" in w] == [
+        f"train-images=4: --batch-size {batch} is more than the 4 training images: each epoch is one step on a batch of 4"]
 
 
 def test_config_round_trips_and_refuses_what_cannot_be_calibrated():

@@ -545,16 +545,19 @@ class Calibration(Experiment):
 
     def prepare(self, runtime: Runtime) -> Dataset:
         """The data once, at the largest resolution and with the most training images any
-        setting needs; a setting with fewer trains on the first of them (`take_train`)."""
+        setting needs; a setting with fewer trains on the first of them (`take_train`). Its
+        warnings add each setting's own, by label (`TrainConfig.batch_note` among them)."""
         _, self._storage_resolution = self.config.data_needs(self.networks)
         dataset = self._load(self._storage_resolution, runtime)
         self.dataset_fingerprint = dataset.fingerprint
         self._subsets = {}
         for index in range(len(self.settings)):
             self._subset(index, dataset, runtime)
-        own = [  # e.g. a try on fewer training images than there are classes
+        batch_note = self.config.search.train.batch_note
+        own = [  # e.g. a try on fewer training images than there are classes, or than a batch
             f"{self.settings[index].label}: {warning}"
-            for index, subset in self._subsets.items() for warning in subset.warnings if warning not in dataset.warnings
+            for index, subset in self._subsets.items()
+            for warning in (*subset.warnings, batch_note(len(subset.train))) if warning and warning not in dataset.warnings
         ]
         return replace(dataset, warnings=dataset.warnings + tuple(own)) if own else dataset
 
