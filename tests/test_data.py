@@ -1,6 +1,7 @@
 """Data sources decode once into uint8 tensors, split and cache correctly; batches are seeded."""
 
 import hashlib
+import json
 import os
 import pickle
 
@@ -20,6 +21,7 @@ from scaler.data import (
     render_synthetic,
     train_batches,
 )
+from scaler.data.manifest import MANIFEST_NAME, keep_files, what_changed
 from scaler.data.synthetic import SyntheticRenderer
 from scaler.errors import UsageError
 
@@ -216,6 +218,36 @@ def test_disk_cache_reused_and_invalidated(tmp_path):
     os.utime(root / "a" / "0.png", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     third = load_dataset(str(root), storage_resolution=8, cache_dir=cache)
     assert third.fingerprint != first.fingerprint and third.decoded == 6
+
+
+def test_a_study_s_kept_files_name_what_changed(tmp_path):
+    """`keep_files` keeps the files a study started with, once; `what_changed` names what differs
+    from them, a few per kind, and says so where the files are as they were (the fingerprint
+    also reads the layout's warnings) or where nothing was kept."""
+    root = make_folder(tmp_path / "data", per_class=3, classes=("a", "b"))
+    study = tmp_path / "study"
+    study.mkdir()
+    first = load_dataset(str(root), storage_resolution=8)
+    assert what_changed(study, first) is None and what_changed(None, first) is None  # nothing kept
+    keep_files(study, first)
+    kept = (study / MANIFEST_NAME).read_text()
+    assert [tuple(f) for f in json.loads(kept)["files"]] == list(first.files) and len(first.files) == 6
+    assert first.files[0] == ("a/0.png", (root / "a" / "0.png").stat().st_size, (root / "a" / "0.png").stat().st_mtime_ns)
+    write_png(root / "stray.png", (1, 2, 3))  # beside the class folders: warned of, and in the fingerprint
+    loose = load_dataset(str(root), storage_resolution=8)
+    assert loose.fingerprint != first.fingerprint and loose.files == first.files
+    assert what_changed(study, loose) == (f"the image files of {root} are as they were (names, sizes, times): what changed is "
+                                          "around them (a file or folder its warnings name) or how they are read (a newer scaler)")
+    for i in range(5):
+        write_png(root / "b" / f"x{i}.png", (9, 9, 9))
+    keep_files(study, load_dataset(str(root), storage_resolution=8))
+    assert (study / MANIFEST_NAME).read_text() == kept  # kept once: the files the study started with
+    assert what_changed(study, load_dataset(str(root), storage_resolution=8)) == (
+        f"in {root}, 5 file(s) added (b/x0.png, b/x1.png, b/x2.png and 2 more)")
+    synthetic = load_dataset("synthetic", storage_resolution=16, train_images=10, val_images=10, native_resolution=32)
+    assert what_changed(study, synthetic) == "the built-in synthetic data redrawn by a newer scaler"
+    keep_files(tmp_path, synthetic)
+    assert not (tmp_path / MANIFEST_NAME).exists()  # rendered data has no files to keep
 
 
 # ---------------------------------------------------------------- CIFAR-10

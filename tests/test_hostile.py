@@ -269,10 +269,24 @@ def test_changed_data_on_resume_is_refused(cli, tmp_path):
     first = cli(*args)
     assert first.code == 0, first.err
     before = (tmp_path / "root" / "micro" / "results.csv").read_text()
+    kept = json.loads((tmp_path / "root" / "micro" / "data-files.json").read_text())["files"]
+    assert len(kept) == 3 * 5 and ["class01/0.png", (data / "class01" / "0.png").stat().st_size, (data / "class01" / "0.png").stat().st_mtime_ns] in kept
     Image.new("RGB", (20, 20), (1, 2, 3)).save(data / "class00" / "new.png")
     again = cli(*args)
     assert again.code == 2 and "changed since it started" in one_line(again.err)
+    assert f"in {data}, 1 file(s) added (class00/new.png)); results on different data" in again.err  # the files named
     assert (tmp_path / "root" / "micro" / "results.csv").read_text() == before
+    (data / "class00" / "new.png").unlink()
+    old = (data / "class01" / "0.png").stat()
+    for name in ("0.png", "1.png", "2.png", "3.png"):  # copied without their times
+        os.utime(data / "class01" / name, ns=(old.st_atime_ns, old.st_mtime_ns + 10**9))
+    Image.new("RGB", (20, 20), (9, 9, 9)).save(data / "class02" / "4.png", format="BMP")  # another size
+    (data / "class00" / "1.png").unlink()
+    again = cli(*args)
+    assert again.code == 2 and (
+        f"in {data}, 1 file(s) removed (class00/1.png); 1 file(s) of another size (class02/4.png); 4 file(s) with only a "
+        "new modification time (class01/0.png, class01/1.png, class01/2.png and 1 more), as a copy that did not keep the "
+        "times leaves them (cp -p and rsync -a keep them))") in one_line(again.err), again.err
 
 
 def test_a_folder_with_more_than_ten_classes_trains_with_its_class_count(cli, tmp_path):

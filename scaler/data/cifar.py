@@ -45,9 +45,12 @@ class CifarSource:
     def local_stamp(self) -> str:
         return local_stamp([self.root / name for name in CIFAR_FILES])
 
+    @property
+    def stamps(self) -> list[list]:
+        return file_stamps(self.root, [self.root / name for name in CIFAR_FILES])
+
     def fingerprint(self) -> str:
-        files = [self.root / name for name in CIFAR_FILES]
-        return digest({"source": "cifar10", "files": file_stamps(self.root, files),
+        return digest({"source": "cifar10", "files": self.stamps,
                        "storage": self.storage, "train": self.n_train, "val": self.n_val,
                        "seed": self.seed})
 

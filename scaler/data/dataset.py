@@ -32,7 +32,8 @@ class Dataset:
     """A loaded data set. `decoded` counts images decoded or rendered by the call that returned
     it (0 when it came from the in-process memo or the disk cache). `skipped` counts image
     files that could not be used; `warnings` says which and anything else the user should
-    know about the data (one line each, ready to print)."""
+    know about the data (one line each, ready to print). `files` are the stamps of the files it
+    was decoded from (`Source.stamps`; empty for rendered data)."""
 
     source: str
     classes: tuple[str, ...]
@@ -42,6 +43,7 @@ class Dataset:
     skipped: int
     decoded: int
     warnings: tuple[str, ...] = ()
+    files: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -132,7 +134,8 @@ def _load(source: str, storage_resolution: int, train_images: int | None, val_im
         if cache_file is not None:
             write_cache(cache_file, loaded, stamp)
     dataset = Dataset(source, loaded.classes, loaded.train, loaded.val, fingerprint, loaded.skipped,
-                      loaded.decoded, loaded.warnings + class_coverage(loaded.classes, loaded.train, loaded.val))
+                      loaded.decoded, loaded.warnings + class_coverage(loaded.classes, loaded.train, loaded.val),
+                      tuple(map(tuple, loader.stamps)))
     _remember(key, dataset)
     return dataset
 

@@ -9,6 +9,7 @@ layout that would otherwise leave classes or files out silently.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -101,11 +102,14 @@ class FolderSource:
     def local_stamp(self) -> str:
         return local_stamp(self._files())
 
+    @functools.cached_property
+    def stamps(self) -> list[list]:
+        return file_stamps(self.root, self._files())
+
     def fingerprint(self) -> str:
-        files = self._files()
         return digest({
             "source": "folder", "decoder": DECODER_VERSION, "max_pixels": max_pixels(),
-            "files": file_stamps(self.root, files), "notes": self.notes,
+            "files": self.stamps, "notes": self.notes,
             "storage": self.storage, "train": self.n_train, "val": self.n_val, "seed": self.seed,
             "val_fraction": None if self.presplit else self.val_fraction,
             # Under a cap, an unreadable file is replaced by the next of its class (scaler 0.2

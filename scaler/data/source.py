@@ -33,6 +33,12 @@ class Source(Protocol):
         """A hash of every input and option the decoded data depends on."""
         ...
 
+    @property
+    def stamps(self) -> list[list]:
+        """`file_stamps` of the files the data is decoded from (empty for rendered data): what
+        a study keeps, to say which files changed when it is resumed on other ones."""
+        ...
+
     def local_stamp(self) -> str:
         """This machine's copy of the files the data is decoded from (see `local_stamp`); empty
         for data rendered from the fingerprint's inputs alone."""

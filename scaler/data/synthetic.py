@@ -299,6 +299,10 @@ class SyntheticSource:
     def local_stamp(self) -> str:
         return ""  # rendered from the fingerprint's inputs alone
 
+    @property
+    def stamps(self) -> list[list]:
+        return []  # no files
+
     def fingerprint(self) -> str:
         return digest({"source": "synthetic", "storage": self.storage, "native": self.native,
                        "train": self.n_train, "val": self.n_val, "seed": self.seed})

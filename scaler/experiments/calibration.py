@@ -35,7 +35,7 @@ from scaler.errors import RunError, UsageError, check_int
 from scaler.files import whole_numbers
 from scaler.experiments.choices import DEFAULT_FACTOR, DEFAULT_K
 from scaler.experiments.proxy import (
-    Timing, check_stored, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
+    DatasetContext, Timing, check_stored, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
 )
 from scaler.experiments.repeats import ATTR_REPEATS, aggregate, group_by, per_repeat_top1, separated_pairs
 from scaler.experiments.search import SEARCH_OPTIONS, SearchConfig, candidate_label
@@ -394,7 +394,7 @@ def recommend(settings: list[dict[str, Any]]) -> int | None:
 
 
 @register_experiment
-class Calibration(Experiment):
+class Calibration(DatasetContext, Experiment):
     """Train k spread candidates under every setting, `repeats` times each with the seeds the
     search would use (a candidate's repeat has the same seed under every setting)."""
 
@@ -580,9 +580,6 @@ class Calibration(Experiment):
             self._subsets[index] = data if count is None else take_train(data, count)
             self.train_sizes[index] = len(self._subsets[index].train)
         return self._subsets[index]
-
-    def context_fingerprint(self, context: Dataset) -> str:
-        return context.fingerprint
 
     def epochs(self, context: Dataset, item: WorkItem) -> int:
         return self.config.epochs(self.settings[item["setting"]])

@@ -10,12 +10,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 from torch import nn
 
 from scaler.candidates import ProxyBase
 from scaler.data import Dataset, ImageSplit
+from scaler.data.manifest import keep_files, what_changed
 from scaler.data.options import DataOptions
 from scaler.errors import Interrupted, UsageError
 from scaler.graphed_step import EAGER_STEPS
@@ -347,7 +349,22 @@ def option_values(config: ProxyConfig) -> dict[str, object]:
     return values
 
 
-class ProxyExperiment(Experiment):
+class DatasetContext:
+    """What the engine asks of an experiment whose context is a `Dataset` (every one here):
+    its fingerprint, and its files kept in the study's folder (`manifest`), so that a resume
+    on other files names them."""
+
+    def context_fingerprint(self, context: Dataset) -> str:
+        return context.fingerprint
+
+    def keep_context(self, context: Dataset, folder: Path) -> None:
+        keep_files(folder, context)
+
+    def context_change(self, context: Dataset, folder: Path | None) -> str | None:
+        return what_changed(folder, context)
+
+
+class ProxyExperiment(DatasetContext, Experiment):
     """An experiment whose every item trains one scaled network of `config.base` on
     `config.data` with `config.train` (the search and the comparison; a calibration varies
     them per item and does its own): loading the data, building a network and estimating the
@@ -373,9 +390,6 @@ class ProxyExperiment(Experiment):
         self.dataset_fingerprint = dataset.fingerprint
         note = config.train.batch_note(len(dataset.train))
         return replace(dataset, warnings=(*dataset.warnings, note)) if note else dataset
-
-    def context_fingerprint(self, context: Dataset) -> str:
-        return context.fingerprint
 
     def epochs(self, context: Dataset, item: WorkItem) -> int:
         return self.config.train.planned_epochs(len(context.train))

@@ -60,7 +60,8 @@ ATTR_ORDER = "scaler_queue_order"  # the items in the order workers take them
 
 def prepare(handle: StudyHandle, runtime: Runtime) -> Any:
     """The experiment's context for this worker (its data), checked against the data the study
-    started with: a changed data set is a changed configuration, so it is refused."""
+    started with: a changed data set is a changed configuration, so it is refused, saying what
+    changed where the study kept it (`Experiment.keep_context`)."""
     context = handle.experiment.prepare(runtime)
     current = handle.experiment.context_fingerprint(context)
     if current is None:
@@ -69,12 +70,15 @@ def prepare(handle: StudyHandle, runtime: Runtime) -> Any:
     if handle.study.user_attrs.get(ATTR_CONTEXT) is None and recorded in (None, current):
         handle.study.set_user_attr(ATTR_CONTEXT, current)
     elif recorded != current:
+        change = handle.experiment.context_change(context, handle.folder) or (
+            "files added, removed or modified, or the built-in synthetic data redrawn by a newer scaler")
         raise UsageError(
-            f"the data of study {handle.name!r} changed since it started (fingerprint "
-            f"{recorded[:12]} -> {current[:12]}: files added, removed or modified, or the built-in "
-            "synthetic data redrawn by a newer scaler); results on different data cannot be ranked "
-            "together: restore the data (or the scaler it was rendered with), or pick a new --name"
+            f"the data of study {handle.name!r} changed since it started (fingerprint {recorded[:12]} -> "
+            f"{current[:12]}: {change}); results on different data cannot be ranked together: restore the "
+            "data (or the scaler it was rendered with), or pick a new --name"
         )
+    if handle.folder is not None:
+        handle.experiment.keep_context(context, handle.folder)
     return context
 
 

@@ -188,6 +188,15 @@ class Experiment(abc.ABC):
         different data than the study started with. None: nothing to compare."""
         return None
 
+    def keep_context(self, context: Any, folder: Path) -> None:
+        """Keep in the study's folder what `context_change` will need to say how a later
+        context differs (the data's files); called while the context matches the study's."""
+
+    def context_change(self, context: Any, folder: Path | None) -> str | None:
+        """How `context` differs from the one the study started with (which files changed), for
+        the refusal; None where that is not known."""
+        return None
+
     def epochs(self, context: Any, item: WorkItem) -> int:
         """How many epochs `item` trains, for its progress bar."""
         return 1
