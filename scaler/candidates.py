@@ -280,7 +280,9 @@ class Candidate:
     params: int
     macs: int
     macs_ratio: float  # measured MACs / the base's MACs
-    nominal_ratio: float  # target ** phi: what the ratio would be without rounding
+    # T ** phi, the MACs ratio every candidate of the search aims at (`scaler candidates`' target_ratio;
+    # not the point's own product ** phi, which `scale` and `compare` call nominal_ratio)
+    nominal_ratio: float
     # Other points of the ranges whose rounding builds this very network, left out of the
     # search ("(1.8, 1, 1.054)", "; "-separated); empty for none, and for studies stored before.
     same_network: str = ""

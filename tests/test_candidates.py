@@ -222,6 +222,8 @@ def test_candidates_classify_as_many_classes_as_the_data_has(cli, tmp_path):
             Image.new("RGB", (8, 8)).save(tmp_path / "images" / name / f"{i}.png")
     args = ["candidates", "--base-resolution", "32", "--base-width", "0.25", "--format", "json"]
     ten, three = (json.loads(cli(*args, *extra).out) for extra in ([], ["--data", tmp_path / "images"]))
+    # T^phi, named apart from scale's and compare's nominal_ratio (each point's own product^phi)
+    assert {row["target_ratio"] for row in ten} == {2.0} and "nominal_ratio" not in ten[0]
     assert ten[0]["params"] - three[0]["params"] == 7 * (three[0]["params"] - json.loads(cli(*args, "--classes", "2").out)[0]["params"])
     assert json.loads(cli(*args, "--data", tmp_path / "images", "--classes", "10").out) == ten  # --classes overrides
     missing = cli(*args, "--data", tmp_path / "nowhere")

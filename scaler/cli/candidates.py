@@ -28,7 +28,7 @@ CANDIDATE_COLUMNS = [
     Column("params", "params", integer),
     Column("macs", "MACs M", lambda v: f"{v / 1e6:.2f}"),
     Column("macs_ratio", "MACs ratio", fixed(3)),
-    Column("nominal_ratio", "T^phi", fixed(3)),  # the nominal MACs ratio every candidate aims at
+    Column("target_ratio", "T^phi", fixed(3)),  # the MACs ratio every candidate aims at
 ]
 # Shown where some points of the ranges build a candidate's network (csv and json always have it).
 SAME_NETWORK = Column("same_network", "same network as", text)
@@ -63,7 +63,7 @@ def candidates(
         found = build_candidates(space, proxy, flops_tolerance, on_counted=counted_so_far)
     options.say_notes()  # every option accepted: what they do not use
     # "candidate", as a search's results.csv names the same number
-    frame = pd.DataFrame([{**c.to_dict(), "same_network": c.same_network} for c in found]).rename(columns={"index": "candidate"})
+    frame = pd.DataFrame([{**c.to_dict(), "same_network": c.same_network} for c in found]).rename(columns={"index": "candidate", "nominal_ratio": "target_ratio"})
     title = f"{counted(len(found), 'candidate')} ({space.mode}, T={space.target:g}, phi={space.phi:g}) on {base} w{base_width:g} at {base_resolution}px"
     merged, left = merged_points(found), left_out_text(space, found, flops_tolerance)
     if left:
