@@ -3,16 +3,18 @@ environment that produced them."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
 import platform
 import subprocess
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:  # pandas is imported where a frame is written: the command line starts without it
     import pandas as pd
@@ -48,22 +50,39 @@ def is_temporary(name: str) -> bool:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a part.
+    """Write `data` to `path` so that readers see the old file or the new one, never a part
+    (see `atomic_writer`)."""
+    with atomic_writer(path) as f:
+        f.write(data)
 
-    The bytes go to a temporary file in the same folder, are flushed to disk, and replace
-    `path` with one rename.
-    """
+
+def _umask() -> int:
+    """The process's umask, read once while only the importing thread runs: setting it to read
+    it (the only portable way) changes it for every thread meanwhile."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _umask()
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """A binary file whose bytes replace `path` when the body ends, so that readers see the old
+    file or the new one, never a part: they go to a temporary file in the same folder (named as
+    TEMPORARY_GLOB says), are flushed to disk and renamed onto `path`; on any error the
+    temporary is removed and `path` left as it was. The file gets the permissions any new file
+    would (mkstemp's 0600 would make results private)."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:  # named after the file asked for, not the temporary one
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make results private
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -73,6 +92,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+STALE_SECONDS = 60  # a temporary not written to for this long belongs to a writer that was killed
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Remove the temporaries of atomic writes (`.NAME.*.tmp`) a killed writer left in
+    `folder`, those not written to for STALE_SECONDS or more (younger ones may belong to
+    another process writing right now)."""
+    for path in folder.glob(TEMPORARY_GLOB):
+        with contextlib.suppress(OSError):
+            if time.time() - path.stat().st_mtime > STALE_SECONDS:
+                path.unlink()
 
 
 def git_commit(start: Path | None = None) -> str | None:

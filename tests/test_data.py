@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -205,9 +206,17 @@ def test_folder_errors(tmp_path, case):
 def test_disk_cache_reused_and_invalidated(tmp_path):
     root = make_folder(tmp_path / "data", per_class=3, classes=("a", "b"))
     cache = tmp_path / "cache"
+    cache.mkdir()
+    killed, writing = cache / ".0123.pt.x1.tmp", cache / ".4567.pt.x2.tmp"  # a killed writer's, another's now
+    killed.write_bytes(b"half a cache")
+    writing.write_bytes(b"a part")
+    os.utime(killed, (time.time() - 3600, time.time() - 3600))
     first = load_dataset(str(root), storage_resolution=8, cache_dir=cache)
     assert first.decoded == 6 and (cache / f"{first.fingerprint}.pt").is_file()
-    assert not [p for p in cache.iterdir() if p.suffix != ".pt"]  # no temp files left
+    assert sorted(p.name for p in cache.iterdir() if p.suffix != ".pt") == [writing.name]  # no temporaries of ours left
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (cache / f"{first.fingerprint}.pt").stat().st_mode & 0o777 == 0o666 & ~umask  # a shared cache is readable (was 0600)
     clear_memo()
     second = load_dataset(str(root), storage_resolution=8, cache_dir=cache)
     assert second.decoded == 0 and second.fingerprint == first.fingerprint

@@ -3,8 +3,6 @@ atomically; a file that is unreadable or of another format is ignored (and later
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -12,6 +10,7 @@ import torch
 from scaler.data.source import FORMAT_VERSION, Loaded
 from scaler.data.split import ImageSplit
 from scaler.errors import RunError
+from scaler.files import atomic_writer, remove_stale_temporaries
 
 
 def read_cache(path: Path, stamp: str) -> Loaded | None:
@@ -38,7 +37,9 @@ def read_cache(path: Path, stamp: str) -> Loaded | None:
 
 
 def write_cache(path: Path, loaded: Loaded, stamp: str) -> None:
-    """Save atomically: a temporary file in the same folder, then os.replace."""
+    """Save atomically (`atomic_writer`: flushed to disk before the rename, readable by whoever
+    may read a new file, so a --cache-dir can be shared), first removing what killed writers
+    left in the folder."""
     blob = {
         "format": FORMAT_VERSION,
         "local_stamp": stamp,
@@ -52,13 +53,8 @@ def write_cache(path: Path, loaded: Loaded, stamp: str) -> None:
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(blob, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        remove_stale_temporaries(path.parent)  # a killed writer's, gigabytes for a large folder
+        with atomic_writer(path) as f:
+            torch.save(blob, f)
     except OSError as e:
         raise RunError(f"cannot write the data cache {path}: {e.strerror or e}") from None

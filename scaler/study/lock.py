@@ -6,16 +6,14 @@ import contextlib
 import fcntl
 import os
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
 from scaler.errors import RunError
-from scaler.files import TEMPORARY_GLOB, is_temporary
+from scaler.files import is_temporary, remove_stale_temporaries
 
 LOCK_NAME = ".lock"
-STALE_SECONDS = 60
 
 
 @contextlib.contextmanager
@@ -40,7 +38,7 @@ def folder_lock(folder: Path) -> Iterator[None]:
     handle.truncate()
     handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
     handle.flush()
-    _remove_stale_temporaries(folder)
+    remove_stale_temporaries(folder)
     before = _names(folder) if lock_created else set()
     try:
         yield
@@ -92,10 +90,3 @@ def _names(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir() if p.name != LOCK_NAME and not is_temporary(p.name)}
 
 
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Temporary files of atomic writes (`.NAME.*.tmp`) a killed writer left, a minute old or
-    more (younger ones may belong to a `scaler worker --folder` writing right now)."""
-    for path in folder.glob(TEMPORARY_GLOB):
-        with contextlib.suppress(OSError):
-            if time.time() - path.stat().st_mtime > STALE_SECONDS:
-                path.unlink()
