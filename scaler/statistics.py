@@ -77,7 +77,8 @@ def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[f
     interval reached past them; and, the effective images never exceeding the real ones,
     repeats that agree keep at least one run's Wilson interval at the mean (at 0% or 100%
     exactly that). Without `images` (or with fewer than 1), Student's t, and a constant series has
-    zero width. Fewer than 2 values give NaN bounds."""
+    zero width. One value gives Wilson's interval at `images` (the only noise one run can
+    measure), and NaN bounds without them; no value, or NaN, gives NaN bounds."""
     from scipy import stats
 
     if images is not None and images < 1:  # no validation sample to speak of
@@ -85,7 +86,8 @@ def mean_interval(values: Sequence[float], images: int | None = None) -> tuple[f
     x = np.asarray(values, dtype=float)
     mean = mean_accuracy(x, images)
     if len(x) < 2:
-        return mean, math.nan, math.nan, math.nan
+        single = len(x) == 1 and images is not None and math.isfinite(mean)
+        return mean, math.nan, *(proportion_interval(round(mean * images), images) if single else (math.nan, math.nan))
     std = float(x.std(ddof=1))
     parts = [(std**2 / len(x), len(x) - 1)]  # (variance of the mean, degrees of freedom)
     if images is None or not math.isfinite(mean):

@@ -20,6 +20,7 @@ import pytest
 from scipy import stats
 
 from scaler.cli.app import Format
+from scaler.cli.render import interval
 from scaler.cli.train import _show_repeats
 from scaler.cli.results import reliability_lines
 from scaler.experiments.repeats import aggregate
@@ -132,6 +133,9 @@ def test_interval_of_a_constant_series_has_zero_width_and_others_cover_the_mean(
     assert mean_interval([0.2, 0.3, 0.4], images=1000)[2:] == pytest.approx(wilson(0.3, 0.3 * 0.7 / both, stats.t.ppf(0.975, dof)))
     single = mean_interval([0.5])
     assert single[0] == 0.5 and np.isnan(single[2])
+    # one run on 64 images: Wilson's interval of 32/64, the noise one run measures; not a number, none
+    assert mean_interval([0.5], images=64) == (0.5, pytest.approx(math.nan, nan_ok=True), *proportion_interval(32, 64))
+    assert all(math.isnan(v) for v in mean_interval([math.nan], images=64)[1:] + mean_interval([], images=64)[1:])
     assert mean_interval([0.5, 0.6], images=0) == mean_interval([0.5, 0.6])  # no images: the seeds' t interval alone
     # never narrower than one run's Wilson interval at the mean, for every count of 2 and 3
     # repeats on 1-12 images (the effective images never exceed the real ones, t >= z)
@@ -411,7 +415,9 @@ def test_train_repeats_with_one_completed_run_print_no_spread(capsys):
     runs = [TrainResult(State.COMPLETE, "", (epoch,), "cpu", 1.0, 1.0), TrainResult(State.DIVERGED, "loss nan", (), "cpu", 1.0, 1.0)]
     _show_repeats(runs, [0, 1], 32, Format.table, "t", "c")
     out = capsys.readouterr().out
-    assert "1 of 2 runs completed (top-1 25.0%): no spread or interval over seeds" in out and "nan" not in out
+    low, high = proportion_interval(8, 32)  # its top-1 over the validation images, as the JSON and CSV have it
+    assert (f"1 of 2 runs completed (top-1 25.0%, 95% interval {interval(low, high)} over its 32 validation images): no spread "
+            "over seeds") in " ".join(out.split()) and "nan" not in out
 
 
 def test_finished_repeats_stay_visible_while_others_wait():

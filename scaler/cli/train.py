@@ -164,17 +164,10 @@ def _show_repeats(results: list[TrainResult], seeds: list[int], val_images: int,
     if len(top1) >= 2:
         caption += f"\ntop-1 over {len(top1)} seeds: mean {mean:.1%}, std {std * 100:.1f} points, 95% interval {interval(low, high)}"
     else:  # a spread needs two completed runs
-        caption += f"\n{len(top1)} of {len(results)} runs completed" + (f" (top-1 {mean:.1%}): no spread or interval over seeds" if top1 else "")
+        caption += f"\n{len(top1)} of {len(results)} runs completed" + (
+            f" (top-1 {mean:.1%}, 95% interval {interval(low, high)} over its {val_images} validation images): no spread over seeds"
+            if top1 else "")
     emit(frame, REPEAT_COLUMNS, format.value, console, title=title, caption=caption)
-
-
-def _wilson(top1: float, val_images: int) -> tuple[float, float]:
-    """An epoch's top-1 interval over the validation images (NaN where it was not measured)."""
-    from scaler.statistics import proportion_interval
-
-    if not math.isfinite(top1) or val_images <= 0:
-        return math.nan, math.nan
-    return proportion_interval(round(top1 * val_images), val_images)
 
 
 def _show_run(result: TrainResult, val_images: int, format: Format, title: str, caption: str) -> None:
@@ -184,13 +177,15 @@ def _show_run(result: TrainResult, val_images: int, format: Format, title: str, 
     they were measured."""
     import pandas as pd
 
+    from scaler.statistics import mean_interval
+
     frame = pd.DataFrame([asdict(e) for e in result.epochs], columns=[c.key for c in METRIC_COLUMNS])
-    bounds = [_wilson(top1, val_images) for top1 in frame["top1"]]
+    bounds = [mean_interval([top1], images=val_images)[2:] for top1 in frame["top1"]]
     frame["top1_low"], frame["top1_high"] = [b[0] for b in bounds], [b[1] for b in bounds]  # for CSV
     frame["state"] = result.state.value  # the run's, on every epoch's row, as the title says it
     frame["reason"] = result.reason  # and why it stopped, as the caption says it ("" when complete)
     scored = bool(result.epochs) and result.state.is_scored
-    low, high = _wilson(result.top1, val_images) if scored else (math.nan, math.nan)
+    low, high = mean_interval([result.top1], images=val_images)[2:] if scored else (math.nan, math.nan)
     if format is Format.json:  # the final top-1's bounds, and each epoch's, as CSV has them
         data = result.to_dict()
         if not scored:  # the final network's accuracy is not known: not the last epoch's figure

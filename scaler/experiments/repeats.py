@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from scaler.states import State
-from scaler.statistics import LEVEL, difference_test, mean_interval, proportion_interval, unpack_correct
+from scaler.statistics import LEVEL, difference_test, mean_interval, unpack_correct
 from scaler.study.experiment import Record
 
 ATTR_REPEATS = "scaler_repeats"  # the study attribute that holds how many repeats it asks for
@@ -71,8 +71,6 @@ def aggregate(records: list[Record]) -> dict[str, Any]:
     images = {int(r.attrs["val_images"]) for r in scored if r.attrs.get("val_images")}
     n = images.pop() if len(images) == 1 else None  # the repeats' shared validation images
     mean, std, low, high = mean_interval(top1, images=n)  # an exact mean: see mean_accuracy
-    if len(scored) == 1 and n:
-        low, high = proportion_interval(round(top1[0] * n), n)
     if math.isfinite(low) and math.isfinite(high):  # an accuracy's interval stays in [0, 1]
         low, high = max(0.0, low), min(1.0, high)
 
