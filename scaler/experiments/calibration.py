@@ -37,7 +37,7 @@ from scaler.experiments.choices import DEFAULT_FACTOR, DEFAULT_K
 from scaler.experiments.proxy import (
     DatasetContext, Timing, check_stored, describe_timings, estimate_seconds, first_use_left, load_checked, time_networks, train_outcome,
 )
-from scaler.experiments.repeats import ATTR_REPEATS, aggregate, group_by, per_repeat_top1, separated_pairs
+from scaler.experiments.repeats import ATTR_REPEATS, aggregate, group_by, per_repeat_top1, repeats_in, separated_pairs
 from scaler.experiments.search import SEARCH_OPTIONS, SearchConfig, candidate_label
 from scaler.runtime import Runtime
 from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_multiplier, validate_resolution
@@ -452,7 +452,7 @@ class Calibration(DatasetContext, Experiment):
         stored = attrs[ATTR_CALIBRATION]
         candidates = [Candidate(**c) for c in stored["candidates"]]
         check_stored(config.search.base, candidates)
-        repeats = max(int(attrs.get(ATTR_REPEATS, 1)), repeats or 1)
+        repeats = repeats_in(attrs, repeats)
         networks = stored["networks"]
         if "tries" not in stored:  # made before tries were stored: they were part of the configuration
             fixed = config.tries[: len(networks) - 2]  # what it began with (its fingerprint matched these first ones)
@@ -487,7 +487,7 @@ class Calibration(DatasetContext, Experiment):
         """More repeats or tries asked by another process (a database study) while this one
         runs. Tries only grow: if the study's no longer begin with this process's, two processes
         added different tries at once, and a setting's index no longer means one setting."""
-        self.repeats = max(self.repeats, int(attrs.get(ATTR_REPEATS, 1)))
+        self.repeats = repeats_in(attrs, self.repeats)
         tries = attrs.get(ATTR_CALIBRATION, {}).get("tries")
         if self.fixed_settings or tries is None:
             return

@@ -35,7 +35,7 @@ from scaler.files import whole_numbers
 from scaler.experiments.choices import COMPOUND, DEFAULT_STRATEGIES, SINGLE_DIMENSIONS
 from scaler.experiments.proxy import PROXY_OPTIONS, ProxyExperiment, check_stored, train_outcome
 from scaler.data.options import DataOptions
-from scaler.experiments.repeats import ATTR_REPEATS, aggregate, candidate_state, counted, difference_of, group_by
+from scaler.experiments.repeats import ATTR_REPEATS, aggregate, candidate_state, counted, difference_of, group_by, repeats_in
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_product, compound_scale, validate_coefficients
@@ -269,18 +269,17 @@ class Comparison(ProxyExperiment):
 
     @classmethod
     def restore(cls, config: CompareConfig, attrs: Mapping[str, Any], repeats: int | None = None) -> Comparison:
-        """Repeats never shrink: asking for fewer keeps the ones the study has. The base
-        imported here must build the stored networks (`check_stored`)."""
-        stored = int(attrs.get(ATTR_REPEATS, 1))
+        """Repeats never shrink (`repeats_in`). The base imported here must build the stored
+        networks (`check_stored`)."""
         points = [Point(**p) for p in attrs[ATTR_POINTS]]
         check_stored(config.base, points)
-        return cls(config, points, max(stored, repeats or 1))
+        return cls(config, points, repeats_in(attrs, repeats))
 
     def study_attrs(self) -> dict[str, Any]:
         return {ATTR_POINTS: [asdict(p) for p in self.points], ATTR_REPEATS: self.repeats}
 
     def refresh(self, attrs: Mapping[str, Any]) -> None:
-        self.repeats = max(self.repeats, int(attrs.get(ATTR_REPEATS, 1)))
+        self.repeats = repeats_in(attrs, self.repeats)
 
     # -- the work -------------------------------------------------------------------------
     def describe(self) -> str:

@@ -20,6 +20,13 @@ from scaler.study.experiment import Record
 ATTR_REPEATS = "scaler_repeats"  # the study attribute that holds how many repeats it asks for
 
 
+def repeats_in(attrs: Mapping[str, Any], asked: int | None = None) -> int:
+    """How many repeats a study with attributes `attrs` trains when `asked` for some (None: as
+    many as it has): repeats never shrink, so asking for fewer keeps the ones it has, and a
+    worker that sees them raised by another process takes the new ones up."""
+    return max(int(attrs.get(ATTR_REPEATS, 1)), asked or 1)
+
+
 def group_by(records: list[Record], key: str) -> dict[Hashable, list[Record]]:
     """Records grouped by one item parameter (e.g. 'candidate'), in first-seen order."""
     groups: dict[Hashable, list[Record]] = {}

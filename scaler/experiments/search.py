@@ -22,7 +22,9 @@ from scaler.models import canonical_variant
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.states import State, still_to_train
-from scaler.experiments.repeats import ATTR_REPEATS, aggregate, candidate_state, correctness, difference_of, group_by, per_repeat_top1
+from scaler.experiments.repeats import (
+    ATTR_REPEATS, aggregate, candidate_state, correctness, difference_of, group_by, per_repeat_top1, repeats_in,
+)
 from scaler.statistics import LEVEL, reaches_chance, split_half_reliability
 from scaler.study.create import recorded_spelling
 from scaler.study.results import read_outputs
@@ -141,19 +143,18 @@ class CompoundSearch(ProxyExperiment):
 
     @classmethod
     def restore(cls, config: SearchConfig, attrs: Mapping[str, Any], repeats: int | None = None) -> CompoundSearch:
-        """Repeats never shrink: asking for fewer than the study has keeps the ones it has. The
-        base imported here must build the stored candidates (`check_stored`)."""
-        stored = int(attrs.get(ATTR_REPEATS, 1))
+        """Repeats never shrink (`repeats_in`). The base imported here must build the stored
+        candidates (`check_stored`)."""
         candidates = [Candidate(**c) for c in attrs["scaler_candidates"]]
         check_stored(config.base, candidates)
-        return cls(config, candidates, max(stored, repeats or 1))
+        return cls(config, candidates, repeats_in(attrs, repeats))
 
     def study_attrs(self) -> dict[str, Any]:
         return {"scaler_candidates": [c.to_dict() for c in self.candidates], ATTR_REPEATS: self.repeats}
 
     def refresh(self, attrs: Mapping[str, Any]) -> None:
         """A search raised to more repeats while this worker ran: work on those too."""
-        self.repeats = max(self.repeats, int(attrs.get(ATTR_REPEATS, 1)))
+        self.repeats = repeats_in(attrs, self.repeats)
 
     # -- the work -------------------------------------------------------------------------
     @property
