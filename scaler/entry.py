@@ -4,13 +4,16 @@ with one line once the imports are done), and keeps a reader that goes away
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
+
+_T = TypeVar("_T")
 
 
 class ReaderSafeStream:
@@ -97,6 +100,16 @@ def interrupts_held(insist: bool = True) -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def held_back(load: Callable[[], _T]) -> _T:
+    """`load()` (an import) with Ctrl-C held back (`interrupts_held`), then answered: a
+    KeyboardInterrupt once it is done, where one came meanwhile."""
+    with interrupts_held() as caught:
+        value = load()
+    if caught:
+        raise KeyboardInterrupt
+    return value
+
+
 TERMINATED = 143  # exit code of a command stopped by SIGTERM (128 + 15), as a shell reports it
 _terminated = False
 
@@ -123,10 +136,7 @@ def run() -> None:
     STARTED_FOR_ONE_COMMAND = True
     guard_streams()
     try:
-        with interrupts_held() as caught:
-            from scaler.cli import main
-        if caught:
-            raise KeyboardInterrupt
+        main = held_back(lambda: importlib.import_module("scaler.cli").main)
         signal.signal(signal.SIGTERM, _terminate)
         code = main()
     except KeyboardInterrupt:  # held during the imports, a second one, or one before main's own handling

@@ -3,6 +3,7 @@ module each beside this one and register themselves on `app`."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from enum import Enum
 from typing import Annotated, Any
@@ -15,21 +16,6 @@ from scaler import entry
 # A help text's placeholder for the presets of every family ('efficientnet: b0, b1, ...'),
 # filled in when the help is shown: the families' modules import torch.
 PRESETS = "{presets}"
-
-
-def _held_back(load: Callable[[], Any]) -> Any:
-    """`load()` with Ctrl-C held back: a Ctrl-C inside torch's C++ initialisers would abort the
-    process (SIGABRT, no line of ours: `scaler.entry.interrupts_held`); held back, it is
-    answered (KeyboardInterrupt) once the import is done."""
-    with entry.interrupts_held() as caught:
-        value = load()
-    if caught:
-        raise KeyboardInterrupt
-    return value
-
-
-def _import_torch() -> None:
-    import torch  # noqa: F401
 
 
 def _presets() -> str:
@@ -70,14 +56,14 @@ class LibraryCommand(ExamplesEpilog, typer.core.TyperCommand):
         from scaler.cli.options import refuse_early
 
         refuse_early(ctx.params)
-        _held_back(_import_torch)
+        entry.held_back(lambda: importlib.import_module("torch"))
         return super().invoke(ctx)
 
     def format_help(self, ctx: typer.Context, formatter: Any) -> None:
         """The help, with the presets of every family where a text names them (PRESETS)."""
         naming = [p for p in self.params if PRESETS in (getattr(p, "help", None) or "")]
         if naming:
-            presets = _held_back(_presets)
+            presets = entry.held_back(_presets)
             for parameter in naming:
                 parameter.help = parameter.help.replace(PRESETS, presets)  # type: ignore[attr-defined]
         super().format_help(ctx, formatter)

@@ -3,6 +3,7 @@ resume the study, run it to the end, and judge how it ended."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -51,7 +52,9 @@ def run_command_study(
     if storage is not None:
         check_url(storage)
     validate_name(name)
-    _import_scipy_stats()
+    # scipy.stats (about 1 s) imported with Ctrl-C held back: an import cut short leaves scipy half
+    # made, and the table written on the way out failed with a NameError instead of saying how to resume
+    entry.held_back(lambda: importlib.import_module("scipy.stats"))
     folder = root / name
     log, status = options.logger(quiet)
     with folder_lock(folder):
@@ -88,16 +91,6 @@ def showing(outcome: RunOutcome, handle: StudyHandle) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         raise Interrupted(_how_to_go_on(outcome, handle)) from None
-
-
-def _import_scipy_stats() -> None:
-    """Import scipy.stats (about 1 s; the result tables need it) with Ctrl-C held back: an
-    import cut short leaves scipy half made, and the table written on the way out then failed
-    with a NameError instead of saying how to resume."""
-    with entry.interrupts_held() as caught:
-        import scipy.stats  # noqa: F401
-    if caught:
-        raise KeyboardInterrupt
 
 
 # What to do when time-capped trainings left nothing complete: the cap is part of the configuration.
