@@ -1,7 +1,8 @@
 """Tables of measured figures, as pandas frames: what the CLI renders and what users analyse.
 
 Each function returns one row per item with exact integers (params, MACs) and plain floats;
-formatting for people happens in `scaler.cli.render`.
+formatting numbers for people happens in `scaler.cli.render` (the sentences that compare two
+searches, `SearchComparison.best_lines`, are built here: a library user gets them too).
 """
 
 from __future__ import annotations
@@ -242,7 +243,7 @@ def _official(name: str, num_classes: int) -> dict:
 def pareto_front(frame: pd.DataFrame) -> pd.DataFrame:
     """The finished rows (state complete) no other finished row beats on both top-1 (higher)
     and MACs (lower). Order and columns are kept."""
-    scored = frame[(frame["state"] == "complete") & pd.to_numeric(frame["top1"], errors="coerce").notna()]
+    scored = frame[(frame["state"] == State.COMPLETE.value) & pd.to_numeric(frame["top1"], errors="coerce").notna()]
     keep = []
     for i, row in scored.iterrows():
         dominated = (

@@ -35,7 +35,7 @@ from scaler.files import whole_numbers
 from scaler.experiments.choices import COMPOUND, DEFAULT_STRATEGIES, SINGLE_DIMENSIONS
 from scaler.experiments.proxy import PROXY_OPTIONS, ProxyExperiment, check_stored, train_outcome
 from scaler.data.options import DataOptions
-from scaler.experiments.repeats import ATTR_REPEATS, aggregate, candidate_state, counted, difference_of, group_by, repeats_in
+from scaler.experiments.repeats import ATTR_REPEATS, aggregate, candidate_state, counted_repeats, difference_of, group_by, repeats_in
 from scaler.models.factory import short_name
 from scaler.runtime import Runtime
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, compound_product, compound_scale, validate_coefficients
@@ -384,7 +384,7 @@ def verdict(a: list[Record], b: list[Record], skip: bool = False) -> tuple[float
     states = candidate_state(a), candidate_state(b)
     if skip or not all(s.is_finished for s in states):
         return None, ""
-    mine, theirs = counted(a), counted(b)
+    mine, theirs = counted_repeats(a), counted_repeats(b)
     if not mine or not theirs:
         return None, NO_RESULT
     if State.TIMEOUT in states:  # fewer epochs than planned: not comparable head-on

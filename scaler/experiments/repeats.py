@@ -48,7 +48,7 @@ def candidate_state(records: list[Record]) -> State:
     return State.FAILED
 
 
-def counted(records: list[Record]) -> list[Record]:
+def counted_repeats(records: list[Record]) -> list[Record]:
     """The repeats a configuration's figures are made of: those in its own state (a complete
     configuration's complete repeats; a pruned repeat's partial accuracy never enters a
     complete one's mean), with a top-1."""
@@ -66,12 +66,12 @@ def diverged_only(reason: str) -> bool:
 
 def aggregate(records: list[Record]) -> dict[str, Any]:
     """The table's fields of one configuration from its repeats: means over the counted ones
-    (see `counted`; while repeats still wait or run, over those complete so far, so that a
+    (see `counted_repeats`; while repeats still wait or run, over those complete so far, so that a
     resumed search, or one whose --repeats was raised, keeps showing what it has), the 95%
     interval of top-1 (over repeats when there are 2 or more, else from the validation
     sample), the repeats counted, the state, and what happened to the others."""
     state = candidate_state(records)
-    scored = counted(records) if state.is_finished else [
+    scored = counted_repeats(records) if state.is_finished else [
         r for r in records if r.state is State.COMPLETE and r.attrs.get("top1") is not None
     ]  # fmt: skip
     top1 = [float(r.attrs["top1"]) for r in scored]
@@ -116,7 +116,7 @@ def correctness(records: list[Record]) -> list[np.ndarray] | None:
     """Per-repeat correctness arrays of a configuration's counted repeats (None when not
     stored: runs from before per-image results were kept, or nothing counted)."""
     out = []
-    for r in counted(records):
+    for r in counted_repeats(records):
         if not r.attrs.get("val_correct") or not r.attrs.get("val_images"):
             return None
         out.append(unpack_correct(r.attrs["val_correct"], int(r.attrs["val_images"])))
@@ -140,7 +140,7 @@ def separated_pairs(groups: Mapping[Hashable, list[Record]]) -> tuple[list[tuple
     configurations with 2 or more counted repeats are tested (with one run the seed's noise is
     unmeasured, and a gap that another seed would undo could pass). None when fewer than two
     such configurations, or when one has no per-image results."""
-    tested = [key for key, group in groups.items() if len(counted(group)) >= 2]
+    tested = [key for key, group in groups.items() if len(counted_repeats(group)) >= 2]
     if len(tested) < 2:
         return None
     apart = []
@@ -156,4 +156,4 @@ def separated_pairs(groups: Mapping[Hashable, list[Record]]) -> tuple[list[tuple
 
 def per_repeat_top1(groups: Sequence[list[Record]]) -> list[list[float]]:
     """Each group's counted per-repeat top-1 values."""
-    return [[float(r.attrs["top1"]) for r in counted(group)] for group in groups]
+    return [[float(r.attrs["top1"]) for r in counted_repeats(group)] for group in groups]
