@@ -274,15 +274,16 @@ def _search_to_run(setting: pd.Series) -> str:
 def _pairs_line(reference: pd.Series, proxy: pd.Series) -> str:
     """What the reference can still tell, and how much of it the proxy keeps ('' when unmeasured)."""
     import pandas as pd
+    from scaler.statistics import LEVEL
 
     if pd.isna(reference.get("pairs_apart")) or pd.isna(proxy.get("pairs_judged")):
         return ""
     apart, tested = int(reference["pairs_apart"]), int(reference["pairs_tested"])
     if apart == 0:
-        return f"the reference tells none of its {tested} pairs of candidates apart (p < 0.05 for each)"
+        return f"the reference tells none of its {tested} pairs of candidates apart (p < {1 - LEVEL:.2g} for each)"
     judged, kept = int(proxy["pairs_judged"]), int(proxy["pairs_kept"])
     which = f"{kept}" if judged == apart else f"{kept} of the {judged} it scored"
-    return (f"the reference tells {apart} of its {tested} pairs of candidates apart (p < 0.05 for each); "
+    return (f"the reference tells {apart} of its {tested} pairs of candidates apart (p < {1 - LEVEL:.2g} for each); "
             f"the proxy orders {which} as the reference does")
 
 
