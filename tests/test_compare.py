@@ -32,6 +32,7 @@ from scaler.experiments.comparison import ATTR_POINTS, Comparison, CompareConfig
 from scaler.scaling import round_resolution
 from scaler.states import State
 from scaler.experiments.repeats import correctness
+from scaler.experiments.search import SearchFolder
 from scaler.cli.compare import _from_search, tally_lines, verdict_text
 from scaler.statistics import difference_test, pack_correct
 from scaler.study.experiment import Record, WorkItem
@@ -433,7 +434,7 @@ def test_compound_coefficients_from_a_finished_search(cli, console_script, net, 
     monkeypatch.chdir(tmp_path)
     here = cli("scale", "--from", "s", "--base", "./tinynet.py:make", "--phi", "1", "--format", "csv")
     assert here.code == 0 and "warning" not in here.err, here.err
-    assert not [line for line in _from_search(Path("s"), "tinynet.py:make")[1] if line.startswith("warning")]
+    assert not [line for line in _from_search(SearchFolder.read(Path("s")), "tinynet.py:make")[1] if line.startswith("warning")]
     # a recorded base that is no longer where it was (moved, or typed relative to another folder) is --from's fault
     (tmp_path / "tinynet.py").rename(tmp_path / "moved.py")
     moved = console_script("scale", "--from", "s", "--phi", "1", cwd=tmp_path)  # a new process: no factory imported yet

@@ -475,8 +475,9 @@ def test_scale_from_a_best_whose_network_other_points_built_too_says_they_scale_
     refused = cli("scale", "--from", tmp_path / "flat", "--base-resolution", "0")  # refused by the table: its error alone
     assert refused.code == 2 and refused.err == "error: --base-resolution 0 is not allowed; it must be 1..4096 pixels\n"
     from scaler.cli.compare import _from_search  # compare --from takes the same coefficients, with the same note
+    from scaler.experiments.search import SearchFolder
 
-    coefficients, said, _ = _from_search(tmp_path / "flat", "b0")
+    coefficients, said, _ = _from_search(SearchFolder.read(tmp_path / "flat"), "b0")
     assert coefficients == (best["alpha"], best["beta"], best["gamma"]) and note in said
     # a comparison refused for another reason says that alone, in one line
     refused = cli("compare", "--from", tmp_path / "flat", "--target", "3", "--root", tmp_path)

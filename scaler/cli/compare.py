@@ -25,6 +25,8 @@ from scaler.states import State
 if TYPE_CHECKING:
     import pandas as pd
 
+    from scaler.experiments.search import SearchFolder
+
 # On a terminal too narrow for the table, the columns left out first (`Column.gives_way`; the
 # coefficients together): what is left (strategy, r, MACs, top-1 and the two verdicts) fits 80
 # columns, the longest verdicts ('better (p < 0.001)') included.
@@ -116,7 +118,7 @@ def compare(
     """
     import pandas as pd
     from scaler.experiments.comparison import CompareConfig, Comparison, SUMMARY_NAME, strategies
-    from scaler.experiments.search import check_searched_base
+    from scaler.experiments.search import SearchFolder
     from scaler.plots import check_plot_path
     from scaler.study.create import recorded_spelling
     from scaler.study.results import RESULTS_NAME
@@ -125,19 +127,21 @@ def compare(
         raise UsageError("--compound and --from both set compound's coefficients; give one")
     said: list[str] = []  # what --from's search tells, printed once the options are all accepted
     searched = None  # the base --from's search scaled, taken where no --base is given
+    search = None
     if from_search is not None:
         with attributed_to("from"):
-            coefficients, said, searched = _from_search(from_search, proxy["base"] if options.given(ctx, "base") else None)
-            said += _searched_proxy(ctx, from_search, proxy)
+            search = SearchFolder.read(from_search)
+            coefficients, said, searched = _from_search(search, proxy["base"] if options.given(ctx, "base") else None)
+            said += _searched_proxy(ctx, search, proxy)
         proxy["base"] = searched or proxy["base"]
     else:
         coefficients = _coefficients(compound if compound is not None else f"{PAPER_ALPHA},{PAPER_BETA},{PAPER_GAMMA}")
     taken_data = proxy["data"] if from_search is not None and not options.given(ctx, "data") else None
     with options.recorded_inputs(from_search, base=searched, data=taken_data):
         base, data, train = options.proxy_parts(**proxy)
-        if searched:
+        if searched and search is not None:
             base.spec()  # found here (a factory imported), or --from's fault; a size it cannot take stays the size's
-            check_searched_base(from_search)  # and the network searched, not another file of its name
+            search.check_base()  # and the network searched, not another file of its name
     try:
         chosen = strategies(strategy_list, target, coefficients)
     except UsageError as exc:  # compound's coefficients came from --from's search or the default, not --compound
@@ -187,19 +191,19 @@ def compare(
         raise RunError("no compound network finished training: there is nothing to compare; fix the cause, then rerun with --retry-failed")
 
 
-def _from_search(folder: Path, base: str | None) -> tuple[tuple[float, float, float], list[str], str | None]:
+def _from_search(search: SearchFolder, base: str | None) -> tuple[tuple[float, float, float], list[str], str | None]:
     """Compound's coefficients from a finished search (every candidate finished), the lines
     for stderr (one naming them, its notes, and a warning when `base`, the one given, is not
     the one the search scaled), and the base the search scaled when none is given (None where
     its summary does not say)."""
-    from scaler.experiments.search import best_coefficients, best_notes, searched_variant
     from scaler.models import same_variant
 
-    coefficients = best_coefficients(folder)
-    searched = searched_variant(folder)
+    folder = search.folder
+    coefficients = search.best_coefficients()
+    searched = search.variant()
     taken = f" and its base {searched}" if base is None and searched is not None else ""
     said = [f"compound coefficients from {folder}: ({coefficients[0]:g}, {coefficients[1]:g}, {coefficients[2]:g}){taken}"]
-    said += [f"note: {note}" for note in best_notes(folder)]
+    said += [f"note: {note}" for note in search.best_notes()]
     if base is not None and searched is not None and not same_variant(searched, base):
         said.append(f"warning: {folder} searched base {searched}, this comparison scales {base}")
     return coefficients, said, searched if base is None else None
@@ -211,7 +215,7 @@ def _from_search(folder: Path, base: str | None) -> tuple[tuple[float, float, fl
 _TOGETHER = ({"epochs", "steps"}, {"data", "val_fraction"}, {"optimizer", "lr"})
 
 
-def _searched_proxy(ctx: typer.Context, folder: Path, proxy: dict[str, Any]) -> list[str]:
+def _searched_proxy(ctx: typer.Context, search: SearchFolder, proxy: dict[str, Any]) -> list[str]:
     """Put into `proxy` the search's own base size, data and training (`option_values`) for
     every option not given here (see _TOGETHER), so that compound is compared on the proxy that
     chose it; and the line naming those that differ from this command's defaults. The base
@@ -219,9 +223,8 @@ def _searched_proxy(ctx: typer.Context, folder: Path, proxy: dict[str, Any]) -> 
     it ran is not recorded, and another folder of that name here would be trained on unnoticed."""
     from scaler.data.dataset import CIFAR_PREFIX, SYNTHETIC_SOURCE
     from scaler.experiments.proxy import option_values
-    from scaler.experiments.search import searched_config
 
-    config = searched_config(folder)
+    folder, config = search.folder, search.config()
     if config is None:
         return []
     kept = {name for name in proxy if options.given(ctx, name)}

@@ -60,33 +60,34 @@ def scale(
     depth: a search's proxy base width is not applied.
     """
     from scaler import reports
-    from scaler.experiments.search import best_coefficients, best_notes, check_searched_base, searched_variant
+    from scaler.experiments.search import SearchFolder
     from scaler.models import get_preset, same_variant
 
     phis = parse_phi_list(phi)
     given = [f"--{name}" for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)) if value is not None]
-    searched = None
+    searched, search = None, None
     if from_search is not None:
         if given:
             raise UsageError(f"--from takes alpha, beta and gamma from the search; drop {', '.join(given)}")
         with attributed_to("from"):
-            alpha, beta, gamma = best_coefficients(from_search)
-        searched = searched_variant(from_search)
+            search = SearchFolder.read(from_search)
+            alpha, beta, gamma = search.best_coefficients()
+        searched = search.variant()
     else:
         alpha, beta, gamma = (PAPER_ALPHA if alpha is None else alpha, PAPER_BETA if beta is None else beta,
                               PAPER_GAMMA if gamma is None else gamma)
     with options.recorded_inputs(from_search, base=searched if base is None else None):
         variant, resolution = reports.family_base(base if base is not None else searched or reports.FAMILY_BASE, base_resolution)
-        if from_search is not None and base is None:  # the network searched, not another file of its name
-            check_searched_base(from_search)
+        if search is not None and base is None:  # the network searched, not another file of its name
+            search.check_base()
     counting = nullcontext() if format.is_document else progress_console.status("counting the family with fvcore...")
     beyond, asked = None, phis
     if not options.given(ctx, "phi"):  # the default 0-7: as far as the family can be built
         phis, beyond = reports.phis_that_fit(alpha, beta, gamma, phis, resolution)
     with counting:  # B7-sized networks take seconds each
         frame = reports.family_table(alpha, beta, gamma, phis, base=variant, base_resolution=resolution)
-    if from_search is not None:  # once the table stands: a refused command prints its error alone
-        for note in best_notes(from_search):
+    if search is not None:  # once the table stands: a refused command prints its error alone
+        for note in search.best_notes():
             print(f"note: {note}", file=sys.stderr)
         if searched is not None and not same_variant(searched, variant):
             print(f"warning: {from_search} searched base {searched}; this table scales {variant}", file=sys.stderr)

@@ -330,84 +330,93 @@ def survivors_note(info: dict, best_only: bool = False) -> str | None:
             f"is {why}{'; the best is one of them' if among else ''}; a search without --pruner trains every repeat to its end")
 
 
-def best_notes(folder: Path) -> list[str]:
-    """Notes for a command that takes a finished search's best coefficients (`--from`): when
-    the best is not above chance (`at_chance`) or ranks on the repeats a pruner let finish
-    (`survivors_note`), when the data cannot single it out (how many other complete
-    candidates are tied with it), and when other points of the ranges built its network at the
-    search's phi (they scale to other networks at another phi). Empty when none holds, or the
-    search did not store it."""
-    frame, info = read_results(folder)
-    best = info.get("best") or {}
-    notes = [f"search {folder}: {chance}"] if (chance := at_chance(info)) else []
-    if survivors := survivors_note(info, best_only=True):
-        notes.append(f"search {folder}: {survivors}")
-    tied = [c for c in info.get("tied_best") or [] if best and c != int(best["candidate"])]
-    if tied:
-        others = int((frame["state"] == State.COMPLETE.value).sum()) - 1
-        # named by their points, as every table shows them (another command's table has no # of this search's)
-        points = {int(r["candidate"]): point_name(r["alpha"], r["beta"], r["gamma"]) for _, r in frame.iterrows()}
-        notes.append(f"the best candidate of {folder} is tied with {len(tied)} of the {others} other complete candidate(s) "
-                     f"{', '.join(points.get(c, f'#{c}') for c in tied)}: the data cannot tell them apart, and the first "
-                     "of the ranking (the highest mean top-1, then the fewest MACs) is taken")
-    if same := best.get("same_network"):
-        space = info.get("config", {}).get("space", {})  # a summary that stores same_network stores the space
-        notes.append(f"at phi {space['phi']:g} the best's network was also built by {same}; at another phi those points "
-                     f"scale to other networks: the coefficients taken are the best's, the one of them nearest "
-                     f"alpha*beta^2*gamma^2 = {space['target']:g}")
-    return notes
+@dataclass(frozen=True, eq=False)
+class SearchFolder:
+    """A search folder's results, read once (`read_results`): what `scale --from` and `compare
+    --from` take from it, every answer from the same reading (a `scaler worker --folder` may
+    rewrite the files meanwhile)."""
 
+    folder: Path
+    frame: pd.DataFrame
+    info: dict
 
-def searched_config(folder: Path) -> SearchConfig | None:
-    """The configuration a search folder's study ran, from its summary (None where the summary
-    does not hold it): the proxy `compare --from` trains where not told otherwise."""
-    identity = read_results(folder)[1].get("config")
-    return SearchConfig.from_identity(identity) if identity else None
+    @classmethod
+    def read(cls, folder: Path) -> SearchFolder:
+        return cls(folder, *read_results(folder))
 
+    def best_coefficients(self) -> tuple[float, float, float]:
+        """(alpha, beta, gamma) of the finished search's best candidate; a usage error while any
+        candidate is still to train (the best so far may not be the search's)."""
+        folder, info = self.folder, self.info
+        states = info.get("states", {})
+        waiting = {s: states[s] for s in still_to_train(states)}
+        if waiting:
+            raise UsageError(f"search {folder} is not finished ({', '.join(f'{n} {s}' for s, n in waiting.items())}); "
+                             "finish it with its own command first")
+        best = info.get("best")
+        if not best:
+            states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
+            what = ("its candidates hit --max-seconds: give it more room under a new --name" if State.TIMEOUT.value in info.get("states", {})
+                    else "fix the cause, then rerun it with --retry-failed")
+            raise UsageError(f"search {folder} has no complete candidate ({states}); {what}")
+        return float(best["alpha"]), float(best["beta"]), float(best["gamma"])
 
-def check_searched_base(folder: Path) -> None:
-    """UsageError (param 'base') where the factory a search folder's study scaled, imported
-    here, does not build its best candidate with the parameters the search counted
-    (`ProxyBase.check_builds`): the network `scale --from` and `compare --from` take must be
-    the one searched. Presets, and summaries that hold no configuration or best, are taken."""
-    from scaler.models.registry import is_reference
+    def best_notes(self) -> list[str]:
+        """Notes for a command that takes the best coefficients: when the best is not above
+        chance (`at_chance`) or ranks on the repeats a pruner let finish (`survivors_note`),
+        when the data cannot single it out (how many other complete candidates are tied with
+        it), and when other points of the ranges built its network at the search's phi (they
+        scale to other networks at another phi). Empty when none holds, or the search did not
+        store it."""
+        folder, frame, info = self.folder, self.frame, self.info
+        best = info.get("best") or {}
+        notes = [f"search {folder}: {chance}"] if (chance := at_chance(info)) else []
+        if survivors := survivors_note(info, best_only=True):
+            notes.append(f"search {folder}: {survivors}")
+        tied = [c for c in info.get("tied_best") or [] if best and c != int(best["candidate"])]
+        if tied:
+            others = int((frame["state"] == State.COMPLETE.value).sum()) - 1
+            # named by their points, as every table shows them (another command's table has no # of this search's)
+            points = {int(r["candidate"]): point_name(r["alpha"], r["beta"], r["gamma"]) for _, r in frame.iterrows()}
+            notes.append(f"the best candidate of {folder} is tied with {len(tied)} of the {others} other complete candidate(s) "
+                         f"{', '.join(points.get(c, f'#{c}') for c in tied)}: the data cannot tell them apart, and the first "
+                         "of the ranking (the highest mean top-1, then the fewest MACs) is taken")
+        if same := best.get("same_network"):
+            space = info.get("config", {}).get("space", {})  # a summary that stores same_network stores the space
+            notes.append(f"at phi {space['phi']:g} the best's network was also built by {same}; at another phi those points "
+                         f"scale to other networks: the coefficients taken are the best's, the one of them nearest "
+                         f"alpha*beta^2*gamma^2 = {space['target']:g}")
+        return notes
 
-    info = read_results(folder)[1]
-    best, identity = info.get("best") or {}, info.get("config")
-    if not identity or not is_reference(str(identity.get("base", {}).get("variant", ""))):
-        return
-    if all(key in best for key in ("width_mult", "depth_mult", "resolution", "params")):
-        base = SearchConfig.from_identity(identity).base
-        base.check_builds(float(best["width_mult"]), float(best["depth_mult"]), int(best["resolution"]), int(best["params"]))
+    def config(self) -> SearchConfig | None:
+        """The configuration the study ran, from its summary (None where the summary does not
+        hold it): the proxy `compare --from` trains where not told otherwise."""
+        identity = self.info.get("config")
+        return SearchConfig.from_identity(identity) if identity else None
 
+    def check_base(self) -> None:
+        """UsageError (param 'base') where the factory the study scaled, imported here, does not
+        build its best candidate with the parameters the search counted
+        (`ProxyBase.check_builds`): the network `scale --from` and `compare --from` take must be
+        the one searched. Presets, and summaries that hold no configuration or best, are taken."""
+        from scaler.models.registry import is_reference
 
-def searched_variant(folder: Path) -> str | None:
-    """The base network a search folder's study scaled, spelled as `canonical_variant` spells
-    it (as recorded where no preset has that name any more; None where the summary does not
-    say): the base `scale --from` lays out, and what `compare --from` warns about when it
-    scales another."""
-    variant = read_results(folder)[1].get("config", {}).get("base", {}).get("variant")
-    if variant is None:
-        return None
-    try:
-        return canonical_variant(str(variant))
-    except UsageError:
-        return str(variant)
+        best, identity = self.info.get("best") or {}, self.info.get("config")
+        if not identity or not is_reference(str(identity.get("base", {}).get("variant", ""))):
+            return
+        if all(key in best for key in ("width_mult", "depth_mult", "resolution", "params")):
+            base = SearchConfig.from_identity(identity).base
+            base.check_builds(float(best["width_mult"]), float(best["depth_mult"]), int(best["resolution"]), int(best["params"]))
 
-
-def best_coefficients(folder: Path) -> tuple[float, float, float]:
-    """(alpha, beta, gamma) of a finished search's best candidate; a usage error while any
-    candidate is still to train (the best so far may not be the search's)."""
-    _, info = read_results(folder)
-    states = info.get("states", {})
-    waiting = {s: states[s] for s in still_to_train(states)}
-    if waiting:
-        raise UsageError(f"search {folder} is not finished ({', '.join(f'{n} {s}' for s, n in waiting.items())}); "
-                         "finish it with its own command first")
-    best = info.get("best")
-    if not best:
-        states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
-        what = ("its candidates hit --max-seconds: give it more room under a new --name" if State.TIMEOUT.value in info.get("states", {})
-                else "fix the cause, then rerun it with --retry-failed")
-        raise UsageError(f"search {folder} has no complete candidate ({states}); {what}")
-    return float(best["alpha"]), float(best["beta"]), float(best["gamma"])
+    def variant(self) -> str | None:
+        """The base network the study scaled, spelled as `canonical_variant` spells it (as
+        recorded where no preset has that name any more; None where the summary does not say):
+        the base `scale --from` lays out, and what `compare --from` warns about when it scales
+        another."""
+        variant = self.info.get("config", {}).get("base", {}).get("variant")
+        if variant is None:
+            return None
+        try:
+            return canonical_variant(str(variant))
+        except UsageError:
+            return str(variant)
