@@ -347,7 +347,7 @@ def test_report_of_an_interrupted_comparison_says_it_is_unfinished_and_keeps_its
     monkeypatch.setattr(Comparison, "run", stopped_at_the_fourth)
     # a strategy may be called NA: a name, not a missing value, when read back
     args = compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--strategies", "width,NA=1:1.2:1.18,depth")
-    assert cli(*args).code == 130
+    assert cli(*args).code == 130 and (tmp_path / "cmp" / "compare.png").stat().st_size > 0  # what finished, drawn
     rows = json.loads((shown := cli("report", tmp_path / "cmp", "--format", "json")).out)
     assert shown.code == 0 and [r["strategy"] for r in rows] == ["base", "compound", "width", "NA", "depth"]
     assert [r["state"] for r in rows] == ["complete"] * 3 + ["interrupted", "queued"]

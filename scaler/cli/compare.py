@@ -3,6 +3,7 @@ of the `compare` experiment), with a table per phi, a CSV and a plot."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import sys
@@ -116,8 +117,7 @@ def compare(
     against each strategy), writes <root>/<name>/results.csv, compare.json and a plot. Running
     the same command again resumes.
     """
-    import pandas as pd
-    from scaler.experiments.comparison import CompareConfig, Comparison, SUMMARY_NAME, strategies
+    from scaler.experiments.comparison import CompareConfig, Comparison, SUMMARY_NAME, read_comparison, strategies
     from scaler.experiments.search import SearchFolder
     from scaler.plots import check_plot_path
     from scaler.study.create import recorded_spelling
@@ -172,11 +172,11 @@ def compare(
             settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
             quiet=quiet or format.is_document, counting="counting networks with fvcore...", said=said,
         )  # fmt: skip
-    except Interrupted:  # what finished so far is drawn too
+    except Interrupted:  # what finished so far is drawn too, read as `scaler report` reads it
         if (root / name / RESULTS_NAME).exists():
-            # only empty cells are missing: a strategy called "NA" stays a name
-            frame = pd.read_csv(root / name / RESULTS_NAME, keep_default_na=False, na_values=[""])
-            failure_of(lambda: draw(frame, plot_path, name))  # a plot that cannot be written leaves the interrupt as it is
+            with contextlib.suppress(UsageError):  # a table that cannot be read leaves the interrupt as it is
+                frame = read_comparison(root / name)[0]
+                failure_of(lambda: draw(frame, plot_path, name))  # and so does a plot that cannot be written
         raise
     frame, folder = outcome.frame, handle.folder
     with showing(outcome, handle):
