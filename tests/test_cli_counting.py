@@ -322,13 +322,13 @@ def test_the_help_names_every_family_s_presets_and_a_command_imports_torch_with_
     for command in ("flops", "train"):
         shown = " ".join(cli(command, "--help").out.split())
         assert presets_by_family() in shown and "{presets}" not in shown
-    from scaler import entry
+    from scaler import process
 
     @contextlib.contextmanager
     def pressed_meanwhile():
         yield [signal.SIGINT]
 
-    monkeypatch.setattr(entry, "interrupts_held", pressed_meanwhile)
+    monkeypatch.setattr(process, "interrupts_held", pressed_meanwhile)
     result = cli("flops", "b0")
     assert result.code == 130 and result.out == "" and result.err == "interrupted\n"
 

@@ -335,7 +335,7 @@ def test_no_password_reaches_the_terminal(cli, tmp_path, url, secrets):
 
 
 def test_a_terminal_is_still_a_terminal_behind_the_pipe_guard():
-    from scaler.entry import ReaderSafeStream
+    from scaler.process import ReaderSafeStream
 
     leader, follower = os.openpty()
     with os.fdopen(follower, "w") as terminal:
@@ -345,7 +345,7 @@ def test_a_terminal_is_still_a_terminal_behind_the_pipe_guard():
 
 
 def test_a_ctrl_c_during_the_imports_waits_for_them_and_an_ignored_one_stays_ignored():
-    from scaler.entry import interrupts_held
+    from scaler.process import interrupts_held
 
     try:
         with interrupts_held() as caught:

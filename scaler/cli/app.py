@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from scaler import entry
+from scaler import process
 
 # A help text's placeholder for the presets of every family ('efficientnet: b0, b1, ...'),
 # filled in when the help is shown: the families' modules import torch.
@@ -56,14 +56,14 @@ class LibraryCommand(ExamplesEpilog, typer.core.TyperCommand):
         from scaler.cli.options import refuse_early
 
         refuse_early(ctx.params)
-        entry.held_back(lambda: importlib.import_module("torch"))
+        process.held_back(lambda: importlib.import_module("torch"))
         return super().invoke(ctx)
 
     def format_help(self, ctx: typer.Context, formatter: Any) -> None:
         """The help, with the presets of every family where a text names them (PRESETS)."""
         naming = [p for p in self.params if PRESETS in (getattr(p, "help", None) or "")]
         if naming:
-            presets = entry.held_back(_presets)
+            presets = process.held_back(_presets)
             for parameter in naming:
                 parameter.help = parameter.help.replace(PRESETS, presets)  # type: ignore[attr-defined]
         super().format_help(ctx, formatter)

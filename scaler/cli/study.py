@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from scaler import entry
+from scaler import entry, process
 from scaler.cli import options
 from scaler.cli.app import progress_console
 from scaler.cli.progress import study_bars
@@ -54,7 +54,7 @@ def run_command_study(
     validate_name(name)
     # scipy.stats (about 1 s) imported with Ctrl-C held back: an import cut short leaves scipy half
     # made, and the table written on the way out failed with a NameError instead of saying how to resume
-    entry.held_back(lambda: importlib.import_module("scipy.stats"))
+    process.held_back(lambda: importlib.import_module("scipy.stats"))
     folder = root / name
     log, status = options.logger(quiet)
     with folder_lock(folder):

@@ -22,7 +22,7 @@ def worker_entry(storage_url: str, name: str, folder: Path | None, runtime: dict
     (`runner.worker_process`); an interrupt during the imports ends the process as one during
     the work does (code 130)."""
     _die_with_parent(parent)
-    from scaler.entry import guard_streams, interrupts_held
+    from scaler.process import guard_streams, interrupts_held
 
     guard_streams()
 
