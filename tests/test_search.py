@@ -233,7 +233,7 @@ def test_a_ctrl_c_while_scipy_stats_is_imported_is_held_and_answered_before_the_
     def pressed_meanwhile():
         yield [signal.SIGINT]
 
-    monkeypatch.setattr(study.entry, "interrupts_held", pressed_meanwhile)
+    monkeypatch.setattr(study.process, "interrupts_held", pressed_meanwhile)
     result = cli(*search_args(tmp_path))
     assert result.code == 130 and result.err.strip().splitlines()[-1].startswith("interrupted")
     assert not (tmp_path / "micro").exists()
