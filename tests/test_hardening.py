@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import inspect
+import shlex
 import io
 import multiprocessing
 import os
@@ -204,6 +205,20 @@ def test_a_ctrl_c_during_a_worker_process_s_imports_ends_it_without_a_traceback(
     ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert (ended.returncode, ended.stderr) == (130, "")
     assert "target=worker_entry," in inspect.getsource(runner._run_processes)  # the target the parent spawns
+
+
+def test_a_worker_process_whose_stderr_reader_went_away_exits_with_its_own_code(tmp_path):
+    """A worker process writes its error line to the stderr it inherited; where that pipe's
+    reader is gone (`scaler search ... 2>&1 | head`), the line goes nowhere and the process ends
+    with the error's code (`scaler.process.guard_streams`), not with a BrokenPipeError of its own."""
+    script = ("import os; from scaler.study.spawned import worker_entry; "
+              "worker_entry('sqlite:///nowhere.db', 'x', None, {'device': 'cpu'}, os.getppid())")
+    alone = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert alone.returncode == 2 and alone.stderr.startswith("error: MainProcess: ") and alone.stderr.count("\n") == 1, alone.stderr
+    # the reader (`true`) is gone long before the worker has imported torch and failed
+    gone = subprocess.run(f"set -o pipefail; {shlex.quote(sys.executable)} -c {shlex.quote(script)} 2>&1 >/dev/null | true",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert gone.returncode == 2, gone
 
 
 def test_a_signal_after_the_output_is_written_does_not_turn_a_finished_command_into_a_killed_one():
