@@ -98,6 +98,17 @@ def test_candidates_scale_the_factory(cli, net):
     assert wide["params"] == sum(p.numel() for p in build_model(net, width=1.1, num_classes=10).parameters())
 
 
+def test_what_a_factory_prints_goes_to_stderr_not_into_a_document(cli, tmp_path):
+    """A factory that prints, as it is imported and as it builds, left those lines above the
+    header of `--format csv` on stdout (a new user's walkthrough)."""
+    (tmp_path / "loud.py").write_text('print("importing loud")\n' + TINY_NET.replace(
+        "def make(", 'def make(*args):\n    print("building", *args)\n    return _make(*args)\n\n\ndef _make('))
+    result = cli("candidates", "--base", f"{tmp_path / 'loud.py'}:make", "--base-resolution", "32", "--phi", "1e-9", "--format", "csv")
+    assert result.code == 0, result.err
+    assert result.out.startswith("candidate,alpha,") and "importing" not in result.out and "building" not in result.out
+    assert "importing loud\n" in result.err and "building 1.0 1.0 10\n" in result.err
+
+
 def test_micro_search_and_train_on_the_factory(cli, net, tmp_path):
     root = tmp_path / "searches"
     result = cli(

@@ -12,6 +12,7 @@ unpadded convolutions) is refused only at the resolutions it cannot take.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -98,7 +99,8 @@ def load_factory(reference: str) -> Callable[..., object]:
     if path is not None and not path.is_file():
         raise UsageError(f"factory {reference!r}: no file {location}{read_where(reference)}")
     try:
-        module = importlib.import_module(location) if path is None else _import_file(path)
+        with contextlib.redirect_stdout(sys.stderr):  # what it prints is not the command's output (a CSV on stdout)
+            module = importlib.import_module(location) if path is None else _import_file(path)
     except (Exception, SystemExit) as exc:  # ImportError, SyntaxError, or whatever the module's code raises (sys.exit too)
         raise UsageError(f"factory {reference!r} cannot be imported: {_one_line(exc)}") from None
     if not hasattr(module, attribute):
@@ -114,10 +116,12 @@ def load_factory(reference: str) -> Callable[..., object]:
 
 def build_factory(spec: FactorySpec) -> nn.Module:
     """The module the factory makes for `spec` (on the current default device); UsageError
-    naming what it raised or returned instead."""
+    naming what it raised or returned instead. What the factory prints, as what its module
+    prints when imported, goes to stderr: stdout may be carrying a CSV or JSON document."""
     factory = load_factory(spec.reference)
     try:
-        model = factory(spec.width, spec.depth, spec.num_classes)
+        with contextlib.redirect_stdout(sys.stderr):
+            model = factory(spec.width, spec.depth, spec.num_classes)
     except (Exception, SystemExit) as exc:
         raise UsageError(
             f"factory {spec.reference!r} raised {_one_line(exc)} when called with "
