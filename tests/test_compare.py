@@ -32,7 +32,11 @@ from scaler.experiments.comparison import ATTR_POINTS, Comparison, CompareConfig
 from scaler.scaling import round_resolution
 from scaler.states import State
 from scaler.experiments.repeats import correctness
-from scaler.experiments.search import SearchFolder
+from scaler.experiments.search import SearchConfig, SearchFolder
+from scaler.data import load_dataset
+from scaler.data.manifest import keep_files
+from scaler.data.options import DataOptions
+from PIL import Image
 from scaler.cli.compare import _from_search, tally_lines, verdict_text
 from scaler.statistics import difference_test, pack_correct
 from scaler.study.experiment import Record, WorkItem
@@ -389,6 +393,33 @@ def test_zero_repeats_is_refused_before_any_folder_exists(cli, net, tmp_path):
     assert not (tmp_path / "cmp").exists()
 
 
+def test_a_search_folder_says_where_other_data_than_its_own_is_given(tmp_path):
+    """`compare --from` with --data: the files the search kept (data-files.json) against those
+    given now, a few named; for a search on the synthetic set, another source. Nothing to say
+    where they agree, or where the search kept no files."""
+    def folder(root: Path, shade: int) -> Path:
+        for c in "ab":
+            for i in range(3):
+                (root / c).mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (8, 8), (shade, 40 * i, 0 if c == "a" else 255)).save(root / c / f"{i}.png")
+        return root
+
+    mine, theirs = folder(tmp_path / "mine", 10), folder(tmp_path / "theirs", 200)
+    (study := tmp_path / "s").mkdir()
+    keep_files(study, load_dataset(str(mine), storage_resolution=8))
+    search = SearchFolder(study, pd.DataFrame(), {"config": SearchConfig(data=DataOptions(source=str(mine))).identity()})
+    assert search.data_warning(str(mine), 0.2) is None
+    assert search.data_warning(str(theirs), 0.2).startswith(f"{theirs} is not the data {study} searched on: in {theirs}, ")
+    Image.new("RGB", (8, 8)).save(mine / "b" / "new.png")
+    assert search.data_warning(str(mine), 0.2) == f"{mine} is not the data {study} searched on: in {mine}, 1 file(s) added (b/new.png)"
+    assert search.data_warning("synthetic", 0.2) == f"{study} searched on 6 image files, not on the synthetic data"
+    (synthetic := tmp_path / "t").mkdir()  # a search on the synthetic set keeps no files
+    on_synthetic = SearchFolder(synthetic, pd.DataFrame(), {"config": SearchConfig().identity()})
+    assert on_synthetic.data_warning("synthetic", 0.2) is None
+    assert on_synthetic.data_warning(str(mine), 0.2) == f"{synthetic} searched on the built-in synthetic data, not on {mine}"
+    assert SearchFolder(synthetic, pd.DataFrame(), {}).data_warning(str(mine), 0.2) is None  # nothing recorded: nothing said
+
+
 def test_compound_coefficients_from_a_finished_search(cli, console_script, net, tmp_path, monkeypatch):
     unfinished = Path(__file__).parent / "data" / "legacy-search"  # 2 candidates still queued
     refused = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--from", str(unfinished)))
@@ -415,6 +446,16 @@ def test_compound_coefficients_from_a_finished_search(cli, console_script, net, 
     assert on_b0.code == 0, on_b0.err
     assert f"warning: {tmp_path / 's'} searched base {net}, this comparison scales B0" in on_b0.err
     assert "this comparison scales" not in result.err  # the search's own base: no warning
+    images = tmp_path / "images"  # other data than the search's: said (it went unsaid)
+    for c in range(10):
+        for i in range(6):
+            (images / f"c{c}").mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (25 * c, 40 * i, 0)).save(images / f"c{c}" / f"{i}.png")
+    elsewhere = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", "--from", str(tmp_path / "s"), "--data", images,
+                                  name="elsewhere"))
+    assert elsewhere.code == 0, elsewhere.err
+    assert (f"warning: {tmp_path / 's'} searched on the built-in synthetic data, not on {images}; the coefficients were "
+            "chosen on the search's data") in elsewhere.err.splitlines()
     # without --base, --from takes the base the search scaled (as scale --from does), not B0
     taken = cli(*[a for a in compare_args(net, tmp_path, "--phis", "1", "--repeats", "1", name="taken") if a not in ("--base", net)],
                 "--from", str(tmp_path / "s"))

@@ -230,6 +230,14 @@ def count_train_images(source: str, val_fraction: float = 0.2) -> int | None:
     return CIFAR_IMAGES[0] if isinstance(loader, CifarSource) else loader.train_images()
 
 
+def source_files(source: str, val_fraction: float = 0.2) -> tuple[tuple[str, int, int], ...]:
+    """The stamps of the files the data source `source` is decoded from (`Source.stamps`),
+    found without decoding any (empty for the synthetic set): what `Dataset.files` will hold."""
+    if source == SYNTHETIC_SOURCE:
+        return ()
+    return tuple(map(tuple, _open_source(source, 32, None, None, val_fraction, 0, 32).stamps))
+
+
 def _remember(key: str, dataset: Dataset) -> None:
     _memo[key] = dataset
     _memo.move_to_end(key)

@@ -6,6 +6,7 @@ modification times, or whose editor left a file in it, could not tell which."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from scaler.data.dataset import SYNTHETIC_SOURCE, Dataset
@@ -23,32 +24,45 @@ def keep_files(folder: Path, dataset: Dataset) -> None:
         atomic_write_text(path, json.dumps({"fingerprint": dataset.fingerprint, "files": dataset.files}))
 
 
-def what_changed(folder: Path | None, dataset: Dataset) -> str | None:
-    """How `dataset`'s files differ from those the study in `folder` kept (files added,
-    removed, of another size, or with only a new modification time), a few of each named. None
-    where the study kept none (a study begun before it kept them, or no folder), so that the
-    caller says it in general terms."""
-    if not dataset.files:
-        return "the built-in synthetic data redrawn by a newer scaler" if dataset.source == SYNTHETIC_SOURCE else None
+def kept_files(folder: Path | None) -> dict[str, tuple[int, int]] | None:
+    """The files the study in `folder` kept, by path: (size, mtime); None where it kept none
+    (rendered data, a study begun before it kept them, no folder) or they cannot be read."""
     try:
         kept = json.loads((folder / MANIFEST_NAME).read_text())["files"] if folder is not None else None
-        before = {str(path): (size, mtime) for path, size, mtime in kept}
+        return {str(path): (size, mtime) for path, size, mtime in kept} if kept is not None else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    after = {path: (size, mtime) for path, size, mtime in dataset.files}
-    both = sorted(before.keys() & after.keys())
+
+
+def file_changes(kept: dict[str, tuple[int, int]], source: str, files: Sequence[Sequence]) -> str | None:
+    """How `files` (stamps of the data `source` names) differ from `kept` (files added, removed,
+    of another size, or with only a new modification time), a few of each named; None where
+    they are the same."""
+    after = {path: (size, mtime) for path, size, mtime in files}
+    both = sorted(kept.keys() & after.keys())
     changes = (
-        ("added", sorted(after.keys() - before.keys()), ""),
-        ("removed", sorted(before.keys() - after.keys()), ""),
-        ("of another size", [p for p in both if before[p][0] != after[p][0]], ""),
-        ("with only a new modification time", [p for p in both if before[p][0] == after[p][0] and before[p][1] != after[p][1]],
+        ("added", sorted(after.keys() - kept.keys()), ""),
+        ("removed", sorted(kept.keys() - after.keys()), ""),
+        ("of another size", [p for p in both if kept[p][0] != after[p][0]], ""),
+        ("with only a new modification time", [p for p in both if kept[p][0] == after[p][0] and kept[p][1] != after[p][1]],
          ", as a copy that did not keep the times leaves them (cp -p and rsync -a keep them)"),
     )  # fmt: skip
     parts = [f"{len(paths)} file(s) {what} ({_named(paths)}){why}" for what, paths, why in changes if paths]
-    if not parts:
-        return (f"the image files of {dataset.source} are as they were (names, sizes, times): what changed is "
-                "around them (a file or folder its warnings name) or how they are read (a newer scaler)")
-    return f"in {dataset.source}, " + "; ".join(parts)
+    return f"in {source}, " + "; ".join(parts) if parts else None
+
+
+def what_changed(folder: Path | None, dataset: Dataset) -> str | None:
+    """How `dataset`'s files differ from those the study in `folder` kept (`file_changes`), or
+    that they do not, where its fingerprint changed all the same. None where the study kept
+    none, so that the caller says it in general terms."""
+    if not dataset.files:
+        return "the built-in synthetic data redrawn by a newer scaler" if dataset.source == SYNTHETIC_SOURCE else None
+    kept = kept_files(folder)
+    if kept is None:
+        return None
+    return file_changes(kept, dataset.source, dataset.files) or (
+        f"the image files of {dataset.source} are as they were (names, sizes, times): what changed is around them (a "
+        "file or folder its warnings name) or how they are read (a newer scaler)")
 
 
 def _named(paths: list[str]) -> str:

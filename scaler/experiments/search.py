@@ -14,7 +14,7 @@ import pandas as pd
 
 from scaler.candidates import Candidate, CandidateSpace, ProxyBase, Range, build_candidates, left_out_text, point_name
 from scaler.data import Dataset
-from scaler.errors import UsageError
+from scaler.errors import UsageError, attributed_to
 from scaler.experiments.choices import PRUNERS
 from scaler.experiments.proxy import PROXY_OPTIONS, ProxyExperiment, check_stored, train_outcome
 from scaler.data.options import DataOptions
@@ -407,6 +407,28 @@ class SearchFolder:
         if all(key in best for key in ("width_mult", "depth_mult", "resolution", "params")):
             base = SearchConfig.from_identity(identity).base
             base.check_builds(float(best["width_mult"]), float(best["depth_mult"]), int(best["resolution"]), int(best["params"]))
+
+    def data_warning(self, source: str, val_fraction: float) -> str | None:
+        """Where the data `source` names is not the data the search trained on, the words for it:
+        the files the search kept (`manifest`) against those `source` holds now, or, for a
+        search on the synthetic set, another source. None where they agree, and where the
+        search kept no files to compare (one made before they were kept)."""
+        from scaler.data.dataset import SYNTHETIC_SOURCE, source_files
+        from scaler.data.manifest import file_changes, kept_files
+
+        kept = kept_files(self.folder)
+        config = self.config()
+        if kept is None:
+            searched_synthetic = config is not None and config.data.source == SYNTHETIC_SOURCE
+            if searched_synthetic and source != SYNTHETIC_SOURCE:
+                return f"{self.folder} searched on the built-in synthetic data, not on {source}"
+            return None
+        with attributed_to("data"):
+            files = source_files(source, val_fraction)
+        if not files:
+            return f"{self.folder} searched on {len(kept)} image files, not on the {source} data"
+        change = file_changes(kept, source, files)
+        return f"{source} is not the data {self.folder} searched on: {change}" if change else None
 
     def variant(self) -> str | None:
         """The base network the study scaled, spelled as `canonical_variant` spells it (as
