@@ -302,8 +302,12 @@ def test_a_pruned_repeat_never_enters_a_complete_candidates_mean():
     assert row["reason"] == "1 of 3 repeats pruned (pruned after epoch 1)"
     twice = aggregate([record(0, 0, "complete", 0.8), *(record(0, r, "pruned", 0.1, reason=f"pruned after epoch {r}") for r in (1, 2))])
     assert twice["reason"] == "2 of 3 repeats pruned (pruned after epoch 1, pruned after epoch 2)"  # each, not the first alone
-    only_pruned = aggregate([record(1, 0, "pruned", 0.2), record(1, 1, "pruned", 0.4)])
-    assert only_pruned["state"] == "pruned" and only_pruned["top1"] == pytest.approx(0.3)
+    only_pruned = aggregate([record(1, 0, "pruned", 0.2, reason="pruned after epoch 1"), record(1, 1, "pruned", 0.4, reason="pruned after epoch 2")])
+    assert only_pruned["state"] == "pruned" and only_pruned["top1"] == pytest.approx(0.3) and only_pruned["repeats"] == 2
+    # where each repeat stopped, as one run's row says it (the reason was empty with two or more)
+    assert only_pruned["reason"] == "2 of 2 repeats pruned (pruned after epoch 1, pruned after epoch 2)"
+    timed_out = aggregate([record(2, 0, "timeout", 0.3, reason="time limit reached at epoch 2 step 1"), record(2, 1, "failed", None, reason="diverged: loss nan")])
+    assert timed_out["reason"] == "1 of 2 repeats timeout (time limit reached at epoch 2 step 1); 1 of 2 repeats failed (diverged: loss nan)"
 
 
 def test_equal_accuracies_over_repeats_are_equal_and_rank_by_macs():

@@ -87,8 +87,9 @@ def aggregate(records: list[Record]) -> dict[str, Any]:
 
     reason = records[0].reason if len(records) == 1 else ""
     # What happened to the repeats that do not count: beside a scored mean, or, where none
-    # counts (all failed), to all of them.
-    others = [r for r in records if r.state.is_finished and r not in scored] if state.is_finished else []
+    # counts (all failed), to all of them; and to those that do, where they stopped short
+    # (pruned or timed out: each says at which epoch, as a single run's reason does).
+    others = [r for r in records if r.state.is_finished and (r not in scored or state is not State.COMPLETE)] if state.is_finished else []
     if len(records) > 1 and others:
         reason = "; ".join(
             f"{sum(r.state is s for r in others)} of {len(records)} repeats {s.value}"
