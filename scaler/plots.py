@@ -125,6 +125,11 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
             if not np.isnan(value):
                 right.text(j, i, f"{value * 100:.1f}", ha="center", va="center", color="white", fontsize=8)
         fig.colorbar(image, ax=right, label="mean val top-1 (%), best gamma per cell")
+    else:  # an empty map says why (every candidate failed, timed out or still waits)
+        states = ", ".join(f"{n} {state}" for state, n in frame["state"].value_counts().items())
+        right.text(0.5, 0.5, f"no complete candidate\n({states})", ha="center", va="center", transform=right.transAxes)
+    if scored.empty:
+        left.text(0.5, 0.5, "no candidate has a top-1 yet", ha="center", va="center", transform=left.transAxes)
     right.set_xlabel("beta (width)")
     right.set_ylabel("alpha (depth)")
     right.set_title("top-1 over (alpha, beta), complete candidates")

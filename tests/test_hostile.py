@@ -311,6 +311,8 @@ def test_a_search_where_everything_failed_exits_1(cli, tmp_path):
     assert repeated.err.strip().endswith("run them without --name or under a new one")
     scale = cli("scale", "--from", tmp_path / "micro")
     assert scale.code == 2 and "--retry-failed" in one_line(scale.err)
+    front = cli("report", tmp_path / "micro", "--pareto")  # an empty front says why
+    assert front.code == 0 and "Pareto front of finished candidates: none has finished" in " ".join(front.out.split())
 
 
 # ---------------------------------------------------------------------------------------------

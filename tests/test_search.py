@@ -371,6 +371,8 @@ def test_report_formats_pareto_and_plot(cli, tmp_path):
     assert json.loads(cli("report", folder, "--format", "json").out) == json.loads(searched.out)
     table = cli("report", folder)
     assert table.code == 0 and "★ best" in table.out
+    phi = json.loads((folder / "search.json").read_text())["config"]["space"]["phi"]
+    assert table.out.lstrip().startswith(f"Search micro: phi={phi:g}, T=2")  # titled as the search titled it
     frame = pd.read_csv(folder / "results.csv")
     csv_out = cli("report", folder, "--format", "csv")
     assert csv_out.out.splitlines()[0] == ",".join(RESULT_COLUMNS)
@@ -404,6 +406,8 @@ def test_report_formats_pareto_and_plot(cli, tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
     missing = cli("report", tmp_path / "nowhere")
     assert missing.code == 2 and f"{tmp_path / 'nowhere'} does not exist; give a study folder" in missing.err
+    table_file = cli("report", folder / "results.csv")  # the table for its folder: said so (it "held no results.csv")
+    assert table_file.code == 2 and table_file.err == f"error: {folder / 'results.csv'} is a file; give the study folder that holds it ({folder})\n"
 
 
 def test_scale_from_search(cli, tmp_path):

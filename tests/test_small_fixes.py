@@ -256,6 +256,15 @@ def test_the_search_plot_names_the_table_s_best_not_an_unfinished_row(monkeypatc
     figures.clear()
     plots.plot_search(frame.assign(tied_with_best=[True, False, None]), tmp_path / "search.png")
     assert not [c for c in figures[0].axes[0].collections if "tied" in c.get_label()]  # the best alone: nothing to ring
+    # nothing complete, nothing scored: the empty panels say so (they were blank axes)
+    figures.clear()
+    plots.plot_search(frame.assign(top1=math.nan, state=["failed", "failed", "timeout"]), tmp_path / "search.png")
+    left, right = figures[0].axes[:2]
+    assert [t.get_text() for t in left.texts] == ["no candidate has a top-1 yet"]
+    assert [t.get_text() for t in right.texts] == ["no complete candidate\n(2 failed, 1 timeout)"]
+    figures.clear()
+    plots.plot_search(frame.assign(state="queued"), tmp_path / "search.png")  # partial top-1s drawn, no map
+    assert [t.get_text() for t in figures[0].axes[1].texts] == ["no complete candidate\n(3 queued)"] and not figures[0].axes[0].texts
 
 
 def test_the_best_s_label_stays_inside_the_plot_when_the_best_is_the_costliest(monkeypatch, tmp_path):

@@ -83,11 +83,14 @@ def report(
         print(f"plot written to {plot}", file=sys.stderr)  # a log line: stdout holds the table alone
     states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
     caption = "\n".join(filter(None, [
-        " · ".join(filter(None, [f"{folder}/results.csv", states, legend(shown, format), "Pareto front of finished candidates" if pareto else ""])),
+        " · ".join(filter(None, [f"{folder}/results.csv", states, legend(shown, format),
+                                 ("Pareto front of finished candidates" + ("" if len(shown) else ": none has finished")) if pareto else ""])),
         unfinished_line(frame),
         *reliability_lines(info, shown if pareto else None),
     ]))
-    show_results(shown.reset_index(drop=True), format, f"Search {info['name']}", caption)
+    space = info.get("config", {}).get("space", {})  # as the search titled it, where its summary says
+    title = f"Search {info['name']}" + (f": phi={space['phi']:g}, T={space['target']:g}" if "phi" in space and "target" in space else "")
+    show_results(shown.reset_index(drop=True), format, title, caption)
 
 
 def _comparison(folder: Path, plot: Optional[Path], format: Format) -> None:

@@ -87,6 +87,8 @@ def read_outputs(folder: Path, summary_name: str, columns: list[str], numeric: t
         raise UsageError(f"{folder} is {other}" + (f"; `scaler report {folder}` shows its results" if results.exists() else ""))
     if not folder.exists():
         raise UsageError(f"{folder} does not exist; give a study folder (one that holds {RESULTS_NAME} and {summary_name})")
+    if folder.is_file():  # results.csv itself, given for its folder
+        raise UsageError(f"{folder} is a file; give the study folder that holds it ({folder.parent})")
     if not info.exists() and (folder / JOURNAL_NAME).is_file():  # created, but no training has finished (or deleted)
         raise UsageError(f"{folder} holds a study ({JOURNAL_NAME}) but no summary ({' / '.join(summary_names())}): one is "
                          "written as each training finishes; rerun the study's command (same options) to train and write it")
