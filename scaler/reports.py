@@ -74,7 +74,7 @@ def _label(name: str, spec: Hashable, preset: Preset, num_classes: int) -> str:
     width, depth = getattr(spec, "width"), getattr(spec, "depth")
     changed = [f"w{_exact(width)}"] if width != preset.width else []
     changed += [f"d{_exact(depth)}"] if depth != preset.depth else []
-    changed += [f"{num_classes} classes"] if num_classes != 1000 else []
+    changed += [f"{num_classes} class{'' if num_classes == 1 else 'es'}"] if num_classes != 1000 else []
     return f"{name} ({' '.join(changed)})" if changed else name
 
 

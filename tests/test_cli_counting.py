@@ -108,6 +108,7 @@ def test_an_overridden_preset_is_labelled_with_what_changed(cli):
     assert rows[0]["model"] == "b4 (w1 d1)" and rows[0]["params"] == 5_288_548  # B0's network, not B4
     rows = json.loads(cli("flops", "b4", "--classes", "10", "--format", "json").out)
     assert rows[0]["model"] == "b4 (10 classes)" and rows[0]["paper_params"] is None
+    assert json.loads(cli("flops", "b0", "--classes", "1", "--format", "json").out)[0]["model"] == "b0 (1 class)"
     assert json.loads(cli("flops", "b4", "--width", "1.4", "--format", "json").out)[0]["model"] == "b4"  # its own width
     hair = json.loads(cli("flops", "b0", "--width", "1.0000001", "--format", "json").out)[0]
     assert hair["model"] == "b0 (w1.0000001)" and hair["paper_macs"] is None  # not 'b0 (w1)', which reads as b0
