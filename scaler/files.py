@@ -57,14 +57,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def _umask() -> int:
-    """The process's umask, read once while only the importing thread runs: setting it to read
-    it (the only portable way) changes it for every thread meanwhile."""
+    """The process's umask as it is now: read from /proc (Linux), which changes nothing; else
+    the one it had when this module was imported (setting it to read it, the only portable
+    way, changes it for every thread meanwhile)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _IMPORT_UMASK
+
+
+def _read_umask_once() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return umask
 
 
-_UMASK = _umask()
+_IMPORT_UMASK = _read_umask_once()
 
 
 @contextlib.contextmanager
@@ -80,14 +91,17 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     except OSError as exc:  # named after the file asked for, not the temporary one
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
+            with contextlib.suppress(OSError):  # a file system without modes (vfat, some mounts) keeps its own
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
+        if exc.errno is None:  # not the file system's (io.UnsupportedOperation): as it was raised
+            raise
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -97,13 +111,13 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
 STALE_SECONDS = 60  # a temporary not written to for this long belongs to a writer that was killed
 
 
-def remove_stale_temporaries(folder: Path) -> None:
-    """Remove the temporaries of atomic writes (`.NAME.*.tmp`) a killed writer left in
-    `folder`, those not written to for STALE_SECONDS or more (younger ones may belong to
-    another process writing right now)."""
-    for path in folder.glob(TEMPORARY_GLOB):
+def remove_stale_temporaries(folder: Path, pattern: str = TEMPORARY_GLOB, seconds: float = STALE_SECONDS) -> None:
+    """Remove the temporaries of atomic writes a killed writer left in `folder` (those `pattern`
+    matches; every `.NAME.*.tmp` in a folder only scaler writes), those not written to for
+    `seconds` or more (younger ones may belong to another process writing right now)."""
+    for path in folder.glob(pattern):
         with contextlib.suppress(OSError):
-            if time.time() - path.stat().st_mtime > STALE_SECONDS:
+            if time.time() - path.stat().st_mtime > seconds:
                 path.unlink()
 
 

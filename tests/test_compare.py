@@ -9,6 +9,7 @@ from collections import Counter
 import math
 import re
 import runpy
+import shutil
 import signal
 import subprocess
 import sys
@@ -395,29 +396,41 @@ def test_zero_repeats_is_refused_before_any_folder_exists(cli, net, tmp_path):
 
 def test_a_search_folder_says_where_other_data_than_its_own_is_given(tmp_path):
     """`compare --from` with --data: the files the search kept (data-files.json) against those
-    given now, a few named; for a search on the synthetic set, another source. Nothing to say
-    where they agree, or where the search kept no files."""
-    def folder(root: Path, shade: int) -> Path:
+    given now, a few named (a note only where just their times differ, as after a copy); for a
+    search that kept none, the synthetic set against another source. Nothing to say where they
+    agree, or where it cannot be told."""
+    def folder(root: Path, size: int) -> Path:
         for c in "ab":
             for i in range(3):
                 (root / c).mkdir(parents=True, exist_ok=True)
-                Image.new("RGB", (8, 8), (shade, 40 * i, 0 if c == "a" else 255)).save(root / c / f"{i}.png")
+                Image.new("RGB", (size, size), (size, 40 * i, 0 if c == "a" else 255)).save(root / c / f"{i}.png")
         return root
 
-    mine, theirs = folder(tmp_path / "mine", 10), folder(tmp_path / "theirs", 200)
+    mine, theirs = folder(tmp_path / "mine", 8), folder(tmp_path / "theirs", 40)  # 76- and 104-byte files
     (study := tmp_path / "s").mkdir()
     keep_files(study, load_dataset(str(mine), storage_resolution=8))
     search = SearchFolder(study, pd.DataFrame(), {"config": SearchConfig(data=DataOptions(source=str(mine))).identity()})
-    assert search.data_warning(str(mine), 0.2) is None
-    assert search.data_warning(str(theirs), 0.2).startswith(f"{theirs} is not the data {study} searched on: in {theirs}, ")
+    chosen = "; the coefficients were chosen on the search's data"
+    assert search.data_notice(str(mine), 0.2) is None
+    assert search.data_notice(str(theirs), 0.2) == (f"warning: {theirs} is not the data {study} searched on: in {theirs}, 6 file(s) "
+                                                    f"of another size (a/0.png, a/1.png, a/2.png and 3 more){chosen}")
+    shutil.copytree(mine, copied := tmp_path / "copied", copy_function=shutil.copyfile)  # new times, same names and sizes
+    assert search.data_notice(str(copied), 0.2) == (
+        f"note: {copied} holds the files {study} searched on by name and size, but 6 file(s) with only a new modification time "
+        "(a/0.png, a/1.png, a/2.png and 3 more), as a copy that did not keep the times leaves them (cp -p and rsync -a keep "
+        "them): the same data where it was copied, other data where those files were replaced")
     Image.new("RGB", (8, 8)).save(mine / "b" / "new.png")
-    assert search.data_warning(str(mine), 0.2) == f"{mine} is not the data {study} searched on: in {mine}, 1 file(s) added (b/new.png)"
-    assert search.data_warning("synthetic", 0.2) == f"{study} searched on 6 image files, not on the synthetic data"
+    assert search.data_notice(str(mine), 0.2) == f"warning: {mine} is not the data {study} searched on: in {mine}, 1 file(s) added (b/new.png){chosen}"
+    assert search.data_notice("synthetic", 0.2) == f"warning: {study} searched on 6 image files, not on the synthetic data{chosen}"
     (synthetic := tmp_path / "t").mkdir()  # a search on the synthetic set keeps no files
     on_synthetic = SearchFolder(synthetic, pd.DataFrame(), {"config": SearchConfig().identity()})
-    assert on_synthetic.data_warning("synthetic", 0.2) is None
-    assert on_synthetic.data_warning(str(mine), 0.2) == f"{synthetic} searched on the built-in synthetic data, not on {mine}"
-    assert SearchFolder(synthetic, pd.DataFrame(), {}).data_warning(str(mine), 0.2) is None  # nothing recorded: nothing said
+    assert on_synthetic.data_notice("synthetic", 0.2) is None
+    assert on_synthetic.data_notice(str(mine), 0.2) == f"warning: {synthetic} searched on the built-in synthetic data, not on {mine}{chosen}"
+    assert SearchFolder(synthetic, pd.DataFrame(), {}).data_notice(str(mine), 0.2) is None  # nothing recorded: nothing said
+    (older := tmp_path / "u").mkdir()  # a folder search made before searches kept their files
+    on_folder = SearchFolder(older, pd.DataFrame(), {"config": SearchConfig(data=DataOptions(source="imgs")).identity()})
+    assert on_folder.data_notice("synthetic", 0.2) == f"warning: {older} searched on imgs, not on synthetic{chosen}"
+    assert on_folder.data_notice(str(theirs), 0.2) is None  # a path relative to where it ran: cannot be told
 
 
 def test_compound_coefficients_from_a_finished_search(cli, console_script, net, tmp_path, monkeypatch):

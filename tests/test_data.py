@@ -207,13 +207,16 @@ def test_disk_cache_reused_and_invalidated(tmp_path):
     root = make_folder(tmp_path / "data", per_class=3, classes=("a", "b"))
     cache = tmp_path / "cache"
     cache.mkdir()
-    killed, writing = cache / ".0123.pt.x1.tmp", cache / ".4567.pt.x2.tmp"  # a killed writer's, another's now
-    killed.write_bytes(b"half a cache")
-    writing.write_bytes(b"a part")
-    os.utime(killed, (time.time() - 3600, time.time() - 3600))
+    killed, writing = cache / f".{'0' * 32}.pt.x1.tmp", cache / f".{'4' * 32}.pt.x2.tmp"  # a killed writer's, another's now
+    foreign = cache / ".download.tmp"  # another program's: the cache folder may be /tmp or ~/.cache
+    for old, content in ((killed, b"half a cache"), (writing, b"a part"), (foreign, b"not ours")):
+        old.write_bytes(content)
+    os.utime(killed, (time.time() - 7200, time.time() - 7200))
+    os.utime(foreign, (time.time() - 7200, time.time() - 7200))
+    os.utime(writing, (time.time() - 600, time.time() - 600))  # flushing gigabytes takes a while
     first = load_dataset(str(root), storage_resolution=8, cache_dir=cache)
     assert first.decoded == 6 and (cache / f"{first.fingerprint}.pt").is_file()
-    assert sorted(p.name for p in cache.iterdir() if p.suffix != ".pt") == [writing.name]  # no temporaries of ours left
+    assert sorted(p.name for p in cache.iterdir() if p.suffix != ".pt") == sorted([writing.name, foreign.name])
     umask = os.umask(0o022)
     os.umask(umask)
     assert (cache / f"{first.fingerprint}.pt").stat().st_mode & 0o777 == 0o666 & ~umask  # a shared cache is readable (was 0600)
@@ -229,10 +232,25 @@ def test_disk_cache_reused_and_invalidated(tmp_path):
     assert third.fingerprint != first.fingerprint and third.decoded == 6
 
 
+def test_result_files_take_the_umask_in_force_when_written(tmp_path):
+    """Files written atomically get the permissions a new file would get now (the umask was
+    read once, at import: a process that tightened it later still wrote 0644)."""
+    from scaler.files import atomic_write_text
+
+    before = os.umask(0o077)
+    try:
+        atomic_write_text(tmp_path / "private.json", "{}")
+    finally:
+        os.umask(before)
+    atomic_write_text(tmp_path / "shared.json", "{}")
+    assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o666 & ~before
+
+
 def test_a_study_s_kept_files_name_what_changed(tmp_path):
-    """`keep_files` keeps the files a study started with, once; `what_changed` names what differs
-    from them, a few per kind, and says so where the files are as they were (the fingerprint
-    also reads the layout's warnings) or where nothing was kept."""
+    """`keep_files` keeps the files a study runs on, once per fingerprint; `what_changed` names
+    what differs from them, a few per kind, and says so where the files are as they were (the
+    fingerprint also reads the layout's warnings) or where nothing was kept."""
     root = make_folder(tmp_path / "data", per_class=3, classes=("a", "b"))
     study = tmp_path / "study"
     study.mkdir()
@@ -249,10 +267,13 @@ def test_a_study_s_kept_files_name_what_changed(tmp_path):
                                           "around them (a file or folder its warnings name) or how they are read (a newer scaler)")
     for i in range(5):
         write_png(root / "b" / f"x{i}.png", (9, 9, 9))
-    keep_files(study, load_dataset(str(root), storage_resolution=8))
-    assert (study / MANIFEST_NAME).read_text() == kept  # kept once: the files the study started with
-    assert what_changed(study, load_dataset(str(root), storage_resolution=8)) == (
-        f"in {root}, 5 file(s) added (b/x0.png, b/x1.png, b/x2.png and 2 more)")
+    grown = load_dataset(str(root), storage_resolution=8)
+    assert what_changed(study, grown) == f"in {root}, 5 file(s) added (b/x0.png, b/x1.png, b/x2.png and 2 more)"
+    written = (study / MANIFEST_NAME).stat().st_mtime_ns
+    keep_files(study, first)
+    assert (study / MANIFEST_NAME).stat().st_mtime_ns == written  # the same fingerprint: not written again
+    keep_files(study, grown)  # another fingerprint (the engine calls it only for the study's own): replaced
+    assert len(json.loads((study / MANIFEST_NAME).read_text())["files"]) == 11 and what_changed(study, grown).startswith("the image files")
     synthetic = load_dataset("synthetic", storage_resolution=16, train_images=10, val_images=10, native_resolution=32)
     assert what_changed(study, synthetic) == "the built-in synthetic data redrawn by a newer scaler"
     keep_files(tmp_path, synthetic)

@@ -287,6 +287,10 @@ def test_changed_data_on_resume_is_refused(cli, tmp_path):
         f"in {data}, 1 file(s) removed (class00/1.png); 1 file(s) of another size (class02/4.png); 4 file(s) with only a "
         "new modification time (class01/0.png, class01/1.png, class01/2.png and 1 more), as a copy that did not keep the "
         "times leaves them (cp -p and rsync -a keep them))") in one_line(again.err), again.err
+    (tmp_path / "root" / "micro" / "data-files.json").unlink()  # a study begun before studies kept their files
+    legacy = cli(*args)
+    assert legacy.code == 2 and ": files added, removed or modified); results on different data" in one_line(legacy.err)
+    assert not (tmp_path / "root" / "micro" / "data-files.json").exists()  # changed data is never kept as the study's
 
 
 def test_a_folder_with_more_than_ten_classes_trains_with_its_class_count(cli, tmp_path):

@@ -307,7 +307,7 @@ def test_a_pruned_repeat_never_enters_a_complete_candidates_mean():
     # where each repeat stopped, as one run's row says it (the reason was empty with two or more)
     assert only_pruned["reason"] == "2 of 2 repeats pruned (pruned after epoch 1, pruned after epoch 2)"
     timed_out = aggregate([record(2, 0, "timeout", 0.3, reason="time limit reached at epoch 2 step 1"), record(2, 1, "failed", None, reason="diverged: loss nan")])
-    assert timed_out["reason"] == "1 of 2 repeats timeout (time limit reached at epoch 2 step 1); 1 of 2 repeats failed (diverged: loss nan)"
+    assert timed_out["reason"] == "1 of 2 repeats timed out (time limit reached at epoch 2 step 1); 1 of 2 repeats failed (diverged: loss nan)"
 
 
 def test_equal_accuracies_over_repeats_are_equal_and_rank_by_macs():

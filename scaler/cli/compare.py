@@ -142,8 +142,6 @@ def compare(
         if searched and search is not None:
             base.spec()  # found here (a factory imported), or --from's fault; a size it cannot take stays the size's
             search.check_base()  # and the network searched, not another file of its name
-    if search is not None and (other_data := search.data_warning(data.source, data.val_fraction)):
-        said.append(f"warning: {other_data}; the coefficients were chosen on the search's data")
     try:
         chosen = strategies(strategy_list, target, coefficients)
     except UsageError as exc:  # compound's coefficients came from --from's search or the default, not --compound
@@ -152,6 +150,8 @@ def compare(
         if exc.param == "compound" and compound is None:  # the paper's coefficients do not fit this --target
             raise UsageError(f"{exc}; give --compound coefficients for T = {target:g} (or --from a search run with --target {target:g})", param="target") from None
         raise
+    if search is not None and (other_data := search.data_notice(data.source, data.val_fraction)):
+        said.append(other_data)  # once the options are checked: it reads every file's size and time
     config = CompareConfig(
         base=base,
         data=data,

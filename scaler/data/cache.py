@@ -36,6 +36,10 @@ def read_cache(path: Path, stamp: str) -> Loaded | None:
         return None
 
 
+# What atomic writes of cache files (".<fingerprint>.pt.XXXX.tmp") leave while they run, or when killed.
+CACHE_TEMPORARIES = "." + "[0-9a-f]" * 32 + ".pt.*.tmp"
+
+
 def write_cache(path: Path, loaded: Loaded, stamp: str) -> None:
     """Save atomically (`atomic_writer`: flushed to disk before the rename, readable by whoever
     may read a new file, so a --cache-dir can be shared), first removing what killed writers
@@ -53,7 +57,9 @@ def write_cache(path: Path, loaded: Loaded, stamp: str) -> None:
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(path.parent)  # a killed writer's, gigabytes for a large folder
+        # a killed writer's, gigabytes for a large folder: only this cache's own (the folder may be
+        # /tmp or ~/.cache), and after an hour (flushing gigabytes to a slow disk takes a while)
+        remove_stale_temporaries(path.parent, CACHE_TEMPORARIES, seconds=3600)
         with atomic_writer(path) as f:
             torch.save(blob, f)
     except OSError as e:

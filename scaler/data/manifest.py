@@ -17,11 +17,19 @@ _NAMED = 3  # files named per kind of change before "and N more"
 
 
 def keep_files(folder: Path, dataset: Dataset) -> None:
-    """Write the stamps of `dataset`'s files to the folder's manifest, once: a study keeps the
-    files it started with (nothing is written for rendered data)."""
+    """Write the stamps of `dataset`'s files, the data the study in `folder` runs on, to its
+    manifest, unless it holds them already (nothing is written for rendered data). Called only
+    while the data matches the study's fingerprint, so a manifest of another fingerprint (a
+    study removed and begun again under its name) is replaced."""
     path = folder / MANIFEST_NAME
-    if dataset.files and not path.exists():
-        atomic_write_text(path, json.dumps({"fingerprint": dataset.fingerprint, "files": dataset.files}))
+    if not dataset.files:
+        return
+    try:
+        if json.loads(path.read_text()).get("fingerprint") == dataset.fingerprint:
+            return
+    except (OSError, ValueError, AttributeError):
+        pass  # none yet, or unreadable: written now
+    atomic_write_text(path, json.dumps({"fingerprint": dataset.fingerprint, "files": dataset.files}))
 
 
 def kept_files(folder: Path | None) -> dict[str, tuple[int, int]] | None:
@@ -34,17 +42,17 @@ def kept_files(folder: Path | None) -> dict[str, tuple[int, int]] | None:
         return None
 
 
-def file_changes(kept: dict[str, tuple[int, int]], source: str, files: Sequence[Sequence]) -> str | None:
+def file_changes(kept: dict[str, tuple[int, int]], source: str, files: Sequence[Sequence], times: bool = True) -> str | None:
     """How `files` (stamps of the data `source` names) differ from `kept` (files added, removed,
-    of another size, or with only a new modification time), a few of each named; None where
-    they are the same."""
+    of another size, or, with `times`, with only a new modification time), a few of each named;
+    None where they are the same."""
     after = {path: (size, mtime) for path, size, mtime in files}
     both = sorted(kept.keys() & after.keys())
     changes = (
         ("added", sorted(after.keys() - kept.keys()), ""),
         ("removed", sorted(kept.keys() - after.keys()), ""),
         ("of another size", [p for p in both if kept[p][0] != after[p][0]], ""),
-        ("with only a new modification time", [p for p in both if kept[p][0] == after[p][0] and kept[p][1] != after[p][1]],
+        ("with only a new modification time", [p for p in both if times and kept[p][0] == after[p][0] and kept[p][1] != after[p][1]],
          ", as a copy that did not keep the times leaves them (cp -p and rsync -a keep them)"),
     )  # fmt: skip
     parts = [f"{len(paths)} file(s) {what} ({_named(paths)}){why}" for what, paths, why in changes if paths]

@@ -554,10 +554,12 @@ class Calibration(DatasetContext, Experiment):
         for index in range(len(self.settings)):
             self._subset(index, dataset, runtime)
         batch_note = self.config.search.train.batch_note
-        own = [  # e.g. a try on fewer training images than there are classes, or than a batch
+        whole = batch_note(len(dataset.train))  # the whole data smaller than a batch: said once, for every setting
+        own = [whole] if whole else []
+        own += [  # e.g. a try on fewer training images than there are classes, or than a batch
             f"{self.settings[index].label}: {warning}"
             for index, subset in self._subsets.items()
-            for warning in (*subset.warnings, batch_note(len(subset.train))) if warning and warning not in dataset.warnings
+            for warning in (*subset.warnings, None if whole else batch_note(len(subset.train))) if warning and warning not in dataset.warnings
         ]
         return replace(dataset, warnings=dataset.warnings + tuple(own)) if own else dataset
 

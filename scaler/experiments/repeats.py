@@ -92,7 +92,7 @@ def aggregate(records: list[Record]) -> dict[str, Any]:
     others = [r for r in records if r.state.is_finished and (r not in scored or state is not State.COMPLETE)] if state.is_finished else []
     if len(records) > 1 and others:
         reason = "; ".join(
-            f"{sum(r.state is s for r in others)} of {len(records)} repeats {s.value}"
+            f"{sum(r.state is s for r in others)} of {len(records)} repeats {'timed out' if s is State.TIMEOUT else s.value}"
             + (f" ({', '.join(dict.fromkeys(r.reason for r in others if r.state is s and r.reason))})"
                if any(r.reason for r in others if r.state is s) else "")
             for s in dict.fromkeys(r.state for r in others)

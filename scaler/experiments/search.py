@@ -408,27 +408,36 @@ class SearchFolder:
             base = SearchConfig.from_identity(identity).base
             base.check_builds(float(best["width_mult"]), float(best["depth_mult"]), int(best["resolution"]), int(best["params"]))
 
-    def data_warning(self, source: str, val_fraction: float) -> str | None:
-        """Where the data `source` names is not the data the search trained on, the words for it:
-        the files the search kept (`manifest`) against those `source` holds now, or, for a
-        search on the synthetic set, another source. None where they agree, and where the
-        search kept no files to compare (one made before they were kept)."""
+    def data_notice(self, source: str, val_fraction: float) -> str | None:
+        """Where the data `source` names may not be the data the search trained on, the line
+        that says so: a warning where the files the search kept (`manifest`) and those `source`
+        holds now differ in names or sizes, a note where only their modification times differ
+        (most often a copy that did not keep them: the same data); where the search kept none
+        (the synthetic set, or a search made before they were kept), a warning where one of the
+        two is the synthetic set and the other is not. None where they agree, or where that
+        cannot be told."""
         from scaler.data.dataset import SYNTHETIC_SOURCE, source_files
         from scaler.data.manifest import file_changes, kept_files
 
+        chosen = "the coefficients were chosen on the search's data"
         kept = kept_files(self.folder)
         config = self.config()
         if kept is None:
-            searched_synthetic = config is not None and config.data.source == SYNTHETIC_SOURCE
-            if searched_synthetic and source != SYNTHETIC_SOURCE:
-                return f"{self.folder} searched on the built-in synthetic data, not on {source}"
+            searched = config.data.source if config is not None else None
+            if searched is not None and (searched == SYNTHETIC_SOURCE) != (source == SYNTHETIC_SOURCE):
+                searched_on = "the built-in synthetic data" if searched == SYNTHETIC_SOURCE else searched
+                return f"warning: {self.folder} searched on {searched_on}, not on {source}; {chosen}"
             return None
         with attributed_to("data"):
             files = source_files(source, val_fraction)
         if not files:
-            return f"{self.folder} searched on {len(kept)} image files, not on the {source} data"
-        change = file_changes(kept, source, files)
-        return f"{source} is not the data {self.folder} searched on: {change}" if change else None
+            return f"warning: {self.folder} searched on {len(kept)} image files, not on the {source} data; {chosen}"
+        if change := file_changes(kept, source, files, times=False):
+            return f"warning: {source} is not the data {self.folder} searched on: {change}; {chosen}"
+        if retimed := file_changes(kept, source, files):
+            return (f"note: {source} holds the files {self.folder} searched on by name and size, but {retimed.partition(', ')[2]}: "
+                    "the same data where it was copied, other data where those files were replaced")
+        return None
 
     def variant(self) -> str | None:
         """The base network the study scaled, spelled as `canonical_variant` spells it (as

@@ -117,7 +117,9 @@ def load_factory(reference: str) -> Callable[..., object]:
 def build_factory(spec: FactorySpec) -> nn.Module:
     """The module the factory makes for `spec` (on the current default device); UsageError
     naming what it raised or returned instead. What the factory prints, as what its module
-    prints when imported, goes to stderr: stdout may be carrying a CSV or JSON document."""
+    prints when imported, goes to stderr: stdout may be carrying a CSV or JSON document.
+    (`sys.stdout` is swapped for the whole process meanwhile: no other thread of scaler's
+    writes to it; what C code writes to file descriptor 1 is not redirected.)"""
     factory = load_factory(spec.reference)
     try:
         with contextlib.redirect_stdout(sys.stderr):

@@ -70,8 +70,7 @@ def prepare(handle: StudyHandle, runtime: Runtime) -> Any:
     if handle.study.user_attrs.get(ATTR_CONTEXT) is None and recorded in (None, current):
         handle.study.set_user_attr(ATTR_CONTEXT, current)
     elif recorded != current:
-        change = handle.experiment.context_change(context, handle.folder) or (
-            "files added, removed or modified, or the built-in synthetic data redrawn by a newer scaler")
+        change = handle.experiment.context_change(context, handle.folder) or "files added, removed or modified"
         raise UsageError(
             f"the data of study {handle.name!r} changed since it started (fingerprint {recorded[:12]} -> "
             f"{current[:12]}: {change}); results on different data cannot be ranked together: restore the "
