@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,7 @@ class FakeExperiment(Experiment):
             return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
         return optuna.pruners.NopPruner()
 
-    def prepare(self, runtime: Runtime) -> dict:
+    def prepare(self, runtime: Runtime, check: Callable[[Any], None] | None = None) -> dict:
         if self.config.broken_worker and multiprocessing.parent_process() is not None:
             raise RuntimeError("injected: this worker cannot prepare")
         if self.config.killed_worker and multiprocessing.parent_process() is not None:

@@ -262,7 +262,11 @@ def make_folder(root: Path, classes: int, per_class: int = 5, size: int = 20) ->
     return root
 
 
-def test_changed_data_on_resume_is_refused(cli, tmp_path):
+def test_changed_data_on_resume_is_refused(cli, tmp_path, monkeypatch):
+    """Refused before a changed folder is decoded (a large one took minutes, then was refused),
+    naming the files that changed (`data-files.json`)."""
+    from scaler.data.folder import FolderSource
+
     data = make_folder(tmp_path / "images", classes=3)
     args = [a if a != "64" else "12" for a in search_args(tmp_path / "root")]  # fewer train images
     args = [*args, "--data", str(data), "--val-images", "6"]
@@ -272,10 +276,13 @@ def test_changed_data_on_resume_is_refused(cli, tmp_path):
     kept = json.loads((tmp_path / "root" / "micro" / "data-files.json").read_text())["files"]
     assert len(kept) == 3 * 5 and ["class01/0.png", (data / "class01" / "0.png").stat().st_size, (data / "class01" / "0.png").stat().st_mtime_ns] in kept
     Image.new("RGB", (20, 20), (1, 2, 3)).save(data / "class00" / "new.png")
-    again = cli(*args)
+    with monkeypatch.context() as patched:
+        patched.setattr(FolderSource, "load", lambda self: pytest.fail("the changed folder was decoded"))
+        again = cli(*args)
     assert again.code == 2 and "changed since it started" in one_line(again.err)
     assert f"in {data}, 1 file(s) added (class00/new.png)); results on different data" in again.err  # the files named
     assert (tmp_path / "root" / "micro" / "results.csv").read_text() == before
+    assert [p.name for p in (tmp_path / "root" / ".cache").iterdir()] == [f"{json.loads((tmp_path / 'root' / 'micro' / 'data-files.json').read_text())['fingerprint']}.pt"]
     (data / "class00" / "new.png").unlink()
     old = (data / "class01" / "0.png").stat()
     for name in ("0.png", "1.png", "2.png", "3.png"):  # copied without their times

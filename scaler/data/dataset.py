@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -50,6 +52,16 @@ class Dataset:
         return len(self.classes)
 
 
+class DataIdentity(NamedTuple):
+    """What a data set is before any image is decoded: the source as given, its fingerprint and
+    the stamps of its files (as `Dataset` has them). What `load_dataset`'s `before_decoding`
+    is given, so that a caller can refuse other data before the work of decoding it."""
+
+    source: str
+    fingerprint: str
+    files: tuple[tuple[str, int, int], ...]
+
+
 MAX_IMAGES = 10**8  # the most training or validation images a data set takes
 MIN_TRAIN_IMAGES = 2  # the fewest a training takes: a batch of one gives BatchNorm no statistics
 
@@ -90,6 +102,7 @@ def load_dataset(
     seed: int = 0,
     native_resolution: int = 256,
     cache_dir: Path | None = None,
+    before_decoding: Callable[[DataIdentity], None] | None = None,
 ) -> Dataset:
     """Load (decode once, or fetch from the memo / disk cache) the data set `source` names.
 
@@ -97,6 +110,8 @@ def load_dataset(
     capping is stratified per class and seeded. `val_fraction` applies to folders without
     train/ and val/ sub-folders (CIFAR-10 validates on its test_batch). `native_resolution` is
     the synthetic render size. CIFAR-10 is stored at min(32, storage_resolution).
+    `before_decoding` is called with the data's `DataIdentity` once the source is scanned,
+    before anything is decoded or read from a cache (whatever it raises goes on).
     """
     check_int("storage_resolution", storage_resolution, MIN_TRAIN_RESOLUTION, MAX_RESOLUTION)
     check_int("native_resolution", native_resolution, 32, 4096)
@@ -109,14 +124,15 @@ def load_dataset(
     if not isinstance(source, str):
         raise UsageError(f"data source {source!r} is not allowed; {_SOURCES}", param="data")
     with attributed_to("data"):  # what is wrong with the source itself (missing, unreadable, its layout)
-        return _load(source, storage_resolution, train_images, val_images, val_fraction, seed, native_resolution, cache_dir)
+        loader = _open_source(source, storage_resolution, train_images, val_images, val_fraction, seed, native_resolution)
+    if before_decoding is not None:  # not the source's fault: outside `attributed_to`
+        before_decoding(DataIdentity(source, loader.fingerprint(), tuple(map(tuple, loader.stamps))))
+    with attributed_to("data"):  # an unreadable class, an empty split
+        return _load(source, loader, cache_dir)
 
 
-def _load(source: str, storage_resolution: int, train_images: int | None, val_images: int | None,
-          val_fraction: float, seed: int, native_resolution: int, cache_dir: Path | None) -> Dataset:
-    """`load_dataset` once its arguments are checked."""
-    loader = _open_source(source, storage_resolution, train_images, val_images, val_fraction,
-                          seed, native_resolution)
+def _load(source: str, loader: Source, cache_dir: Path | None) -> Dataset:
+    """`load_dataset` once its arguments are checked and its source opened."""
     fingerprint, stamp = loader.fingerprint(), loader.local_stamp()
     key = f"{fingerprint}:{stamp}"  # a memo of the files as they are now
     if key in _memo:

@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from scaler.data.dataset import SYNTHETIC_SOURCE, Dataset
+from scaler.data.dataset import SYNTHETIC_SOURCE, DataIdentity, Dataset
 from scaler.files import atomic_write_text
 
 MANIFEST_NAME = "data-files.json"
@@ -59,10 +59,11 @@ def file_changes(kept: dict[str, tuple[int, int]], source: str, files: Sequence[
     return f"in {source}, " + "; ".join(parts) if parts else None
 
 
-def what_changed(folder: Path | None, dataset: Dataset) -> str | None:
-    """How `dataset`'s files differ from those the study in `folder` kept (`file_changes`), or
-    that they do not, where its fingerprint changed all the same. None where the study kept
-    none, so that the caller says it in general terms."""
+def what_changed(folder: Path | None, dataset: Dataset | DataIdentity) -> str | None:
+    """How `dataset`'s files (a data set's, or its identity's before it is decoded) differ from
+    those the study in `folder` kept (`file_changes`), or that they do not, where its
+    fingerprint changed all the same. None where the study kept none, so that the caller says
+    it in general terms."""
     if not dataset.files:
         return "the built-in synthetic data redrawn by a newer scaler" if dataset.source == SYNTHETIC_SOURCE else None
     kept = kept_files(folder)

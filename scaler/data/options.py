@@ -5,13 +5,14 @@ counted or loaded, so that the command line reads the defaults without them."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from scaler.errors import UsageError, attributed_to
 
 if TYPE_CHECKING:
-    from scaler.data.dataset import Dataset
+    from scaler.data.dataset import DataIdentity, Dataset
     from scaler.runtime import Runtime
 
 
@@ -74,9 +75,10 @@ class DataOptions:
         with attributed_to("data"):
             return count_classes(self.source, self.val_fraction)
 
-    def load(self, storage_resolution: int, seed: int, runtime: Runtime) -> Dataset:
+    def load(self, storage_resolution: int, seed: int, runtime: Runtime,
+             before_decoding: Callable[[DataIdentity], None] | None = None) -> Dataset:
         """The data set at `storage_resolution`, split with `seed`, cached in the runtime's
-        cache folder."""
+        cache folder; `before_decoding` as `load_dataset` takes it."""
         from scaler.data.dataset import load_dataset
 
         return load_dataset(
@@ -88,6 +90,7 @@ class DataOptions:
             seed=seed,
             native_resolution=self.native_resolution,
             cache_dir=runtime.cache_dir,
+            before_decoding=before_decoding,
         )
 
 

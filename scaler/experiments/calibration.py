@@ -19,7 +19,7 @@ again for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from torch import nn
 
 from scaler.candidates import Candidate, ProxyBase, build_candidates
 from scaler.data import MAX_IMAGES, MIN_TRAIN_IMAGES, SYNTHETIC_TRAIN, Dataset, take_train
+from scaler.data.dataset import DataIdentity
 from scaler.errors import RunError, UsageError, check_int
 from scaler.files import whole_numbers
 from scaler.experiments.choices import DEFAULT_FACTOR, DEFAULT_K
@@ -543,12 +544,12 @@ class Calibration(DatasetContext, Experiment):
         text = f"{setting.label}: {candidate_label(replace(candidate, resolution=network['resolution']))}"
         return f"{text} rep {item['repeat'] + 1}/{self.repeats}" if self.repeats > 1 else text
 
-    def prepare(self, runtime: Runtime) -> Dataset:
+    def prepare(self, runtime: Runtime, check: Callable[[DataIdentity], None] | None = None) -> Dataset:
         """The data once, at the largest resolution and with the most training images any
         setting needs; a setting with fewer trains on the first of them (`take_train`). Its
         warnings add each setting's own, by label (`TrainConfig.batch_note` among them)."""
         _, self._storage_resolution = self.config.data_needs(self.networks)
-        dataset = self._load(self._storage_resolution, runtime)
+        dataset = self._load(self._storage_resolution, runtime, check)  # the study's data: `check`ed before it is decoded
         self.dataset_fingerprint = dataset.fingerprint
         self._subsets = {}
         for index in range(len(self.settings)):
@@ -563,11 +564,11 @@ class Calibration(DatasetContext, Experiment):
         ]
         return replace(dataset, warnings=dataset.warnings + tuple(own)) if own else dataset
 
-    def _load(self, storage_resolution: int, runtime: Runtime) -> Dataset:
+    def _load(self, storage_resolution: int, runtime: Runtime, check: Callable[[DataIdentity], None] | None = None) -> Dataset:
         """The data with the most training images any setting needs, stored at `storage_resolution`."""
         images, _ = self.config.data_needs(self.networks)
         data = replace(self.config.search.data, train_images=images)
-        return load_checked(data, self.config.search.train.seed, self.config.search.base.num_classes, storage_resolution, runtime)
+        return load_checked(data, self.config.search.train.seed, self.config.search.base.num_classes, storage_resolution, runtime, check)
 
     def _subset(self, index: int, context: Dataset, runtime: Runtime) -> Dataset:
         """Setting `index`'s data as its own `scaler search` command has it: stored at the

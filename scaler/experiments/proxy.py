@@ -17,6 +17,7 @@ from torch import nn
 
 from scaler.candidates import ProxyBase
 from scaler.data import Dataset, ImageSplit
+from scaler.data.dataset import DataIdentity
 from scaler.data.manifest import keep_files, what_changed
 from scaler.data.options import DataOptions
 from scaler.errors import Interrupted, UsageError
@@ -30,10 +31,12 @@ from scaler.train_config import TrainConfig
 _K = TypeVar("_K", bound=Hashable)
 
 
-def load_checked(data: DataOptions, seed: int, num_classes: int, storage_resolution: int, runtime: Runtime) -> Dataset:
+def load_checked(data: DataOptions, seed: int, num_classes: int, storage_resolution: int, runtime: Runtime,
+                 before_decoding: Callable[[DataIdentity], None] | None = None) -> Dataset:
     """`data` loaded for a study whose networks classify `num_classes`; refused when it has
-    more classes (one was added since the study started)."""
-    dataset = data.load(storage_resolution, seed, runtime)
+    more classes (one was added since the study started). `before_decoding` as `load_dataset`
+    takes it."""
+    dataset = data.load(storage_resolution, seed, runtime, before_decoding)
     if dataset.num_classes > num_classes:
         raise UsageError(
             f"data {data.source} has {dataset.num_classes} classes but the study's networks classify "
@@ -350,17 +353,17 @@ def option_values(config: ProxyConfig) -> dict[str, object]:
 
 
 class DatasetContext:
-    """What the engine asks of an experiment whose context is a `Dataset` (every one here):
-    its fingerprint, and its files kept in the study's folder (`manifest`), so that a resume
-    on other files names them."""
+    """What the engine asks of an experiment whose context is a `Dataset` (every one here), or,
+    before it is decoded, its `DataIdentity`: its fingerprint, and its files kept in the
+    study's folder (`manifest`), so that a resume on other files names them."""
 
-    def context_fingerprint(self, context: Dataset) -> str:
+    def context_fingerprint(self, context: Dataset | DataIdentity) -> str:
         return context.fingerprint
 
     def keep_context(self, context: Dataset, folder: Path) -> None:
         keep_files(folder, context)
 
-    def context_change(self, context: Dataset, folder: Path | None) -> str | None:
+    def context_change(self, context: Dataset | DataIdentity, folder: Path | None) -> str | None:
         return what_changed(folder, context)
 
 
@@ -381,12 +384,13 @@ class ProxyExperiment(DatasetContext, Experiment):
     def network(self, item: WorkItem) -> ScaledNetwork:
         """The network one item trains."""
 
-    def prepare(self, runtime: Runtime) -> Dataset:
+    def prepare(self, runtime: Runtime, check: Callable[[DataIdentity], None] | None = None) -> Dataset:
         """The study's data at a storage resolution that serves its largest network, with a
-        warning where the batch is larger than its training set (`TrainConfig.batch_note`)."""
+        warning where the batch is larger than its training set (`TrainConfig.batch_note`);
+        `check`ed before it is decoded."""
         config = self.config
         storage_resolution = max(n.resolution for n in self.networks())
-        dataset = load_checked(config.data, config.train.seed, config.base.num_classes, storage_resolution, runtime)
+        dataset = load_checked(config.data, config.train.seed, config.base.num_classes, storage_resolution, runtime, check)
         self.dataset_fingerprint = dataset.fingerprint
         note = config.train.batch_note(len(dataset.train))
         return replace(dataset, warnings=(*dataset.warnings, note)) if note else dataset

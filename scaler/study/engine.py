@@ -61,22 +61,28 @@ ATTR_ORDER = "scaler_queue_order"  # the items in the order workers take them
 def prepare(handle: StudyHandle, runtime: Runtime) -> Any:
     """The experiment's context for this worker (its data), checked against the data the study
     started with: a changed data set is a changed configuration, so it is refused, saying what
-    changed where the study kept it (`Experiment.keep_context`)."""
-    context = handle.experiment.prepare(runtime)
-    current = handle.experiment.context_fingerprint(context)
-    if current is None:
-        return context
-    recorded = handle.study.user_attrs.get(ATTR_CONTEXT) or _summary_data_fingerprint(handle)
-    if handle.study.user_attrs.get(ATTR_CONTEXT) is None and recorded in (None, current):
-        handle.study.set_user_attr(ATTR_CONTEXT, current)
-    elif recorded != current:
-        change = handle.experiment.context_change(context, handle.folder) or "files added, removed or modified"
-        raise UsageError(
-            f"the data of study {handle.name!r} changed since it started (fingerprint {recorded[:12]} -> "
-            f"{current[:12]}: {change}); results on different data cannot be ranked together: restore the "
-            "data (or the scaler it was rendered with), or pick a new --name"
-        )
-    if handle.folder is not None:
+    changed where the study kept it (`Experiment.keep_context`). Checked before it is loaded
+    where the experiment can tell its fingerprint then (an image folder is refused before its
+    images are decoded), and in any case once it is."""
+
+    def check(context: Any) -> None:
+        current = handle.experiment.context_fingerprint(context)
+        if current is None:
+            return
+        recorded = handle.study.user_attrs.get(ATTR_CONTEXT) or _summary_data_fingerprint(handle)
+        if handle.study.user_attrs.get(ATTR_CONTEXT) is None and recorded in (None, current):
+            handle.study.set_user_attr(ATTR_CONTEXT, current)
+        elif recorded != current:
+            change = handle.experiment.context_change(context, handle.folder) or "files added, removed or modified"
+            raise UsageError(
+                f"the data of study {handle.name!r} changed since it started (fingerprint {recorded[:12]} -> "
+                f"{current[:12]}: {change}); results on different data cannot be ranked together: restore the "
+                "data (or the scaler it was rendered with), or pick a new --name"
+            )
+
+    context = handle.experiment.prepare(runtime, check)
+    check(context)
+    if handle.folder is not None and handle.experiment.context_fingerprint(context) is not None:
         handle.experiment.keep_context(context, handle.folder)
     return context
 

@@ -180,12 +180,17 @@ class Experiment(abc.ABC):
         return optuna.pruners.NopPruner()
 
     @abc.abstractmethod
-    def prepare(self, runtime: Runtime) -> Any:
-        """Per worker, once: load what running items needs (data); returns that context."""
+    def prepare(self, runtime: Runtime, check: Callable[[Any], None] | None = None) -> Any:
+        """Per worker, once: load what running items needs (data); returns that context.
+        `check`, where given, is called before the loading with what stands for the context
+        until then (an object `context_fingerprint` and `context_change` read, such as the
+        data's identity before its images are decoded), where the experiment can tell it: the
+        engine refuses changed data there, before the work of loading it."""
 
     def context_fingerprint(self, context: Any) -> str | None:
-        """A fingerprint of what `prepare` loaded (the data): the engine refuses to go on with
-        different data than the study started with. None: nothing to compare."""
+        """A fingerprint of what `prepare` loaded (the data), or of what stands for it before
+        (see `prepare`): the engine refuses to go on with different data than the study
+        started with. None: nothing to compare."""
         return None
 
     def keep_context(self, context: Any, folder: Path) -> None:
