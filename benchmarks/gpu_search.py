@@ -409,7 +409,7 @@ def figures(parser: argparse.ArgumentParser, option: str, text: str) -> set[int]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--timm-path", help="folder to add to sys.path for timm")
     parser.add_argument("--root", help="figure 4 keeps its searches in ROOT/workersN and figure 8 in ROOT/gpu-proxy "

@@ -33,7 +33,7 @@ GOAL = 30_000
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--timm-path", help="folder to add to sys.path for timm")
     parser.add_argument("--root", type=Path, help="--root of the search: a new or empty folder (required unless --wall)")

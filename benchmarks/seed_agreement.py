@@ -57,7 +57,7 @@ def label(row: pd.Series) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("roots", nargs="+", help="two or more searches' --root folders")
     parser.add_argument("--repeats", default="1,2,3,4", help="repeat counts to simulate")
     parser.add_argument("--draws", type=int, default=20000, help="simulated pairs of searches per repeat count")

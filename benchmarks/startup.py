@@ -46,7 +46,7 @@ def median_seconds(argv: list[str], runs: int, code: int = 0) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="fresh processes per figure (the median is shown)")
     args = parser.parse_args(argv)
     if args.runs < 1:

@@ -80,7 +80,8 @@ def calibrate(
     with --repeats 2 or more, how many of the pairs the reference tells apart keep its order).
 
     With --try, cheaper settings are measured too; the cheapest one whose Spearman with the
-    reference is at least 0.8 is recommended, as the `scaler search` command to run. Writes
+    reference is at least 0.8 at p < 0.05 (never with 3 candidates) is recommended, as the
+    `scaler search` command to run. Writes
     <root>/<name>/results.csv (one row per setting and candidate), calibration.json and the
     plot. Running the same command again resumes, and with another --try adds that setting
     and trains only it; `scaler worker` can join a database study.
