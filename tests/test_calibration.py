@@ -187,8 +187,9 @@ def test_a_try_on_fewer_training_images_than_classes_is_warned_with_its_ceiling(
         f"train-images=4: --batch-size {batch} is more than the 4 training images: each epoch is one step on a batch of 4"]
     small = Calibration.plan(replace(planned.config, search=replace(planned.config.search, data=replace(
         planned.config.search.data, train_images=8)), reference=replace(planned.config.reference, train_images=8)))
-    assert [w for w in small.prepare(Runtime(device="cpu")).warnings if "--batch-size" in w] == [  # every setting: said once
-        f"--batch-size {batch} is more than the 8 training images: each epoch is one step on a batch of 8"]
+    assert [w for w in small.prepare(Runtime(device="cpu")).warnings if "--batch-size" in w] == [  # the settings on all: once
+        f"--batch-size {batch} is more than the 8 training images: each epoch is one step on a batch of 8",
+        f"train-images=4: --batch-size {batch} is more than the 4 training images: each epoch is one step on a batch of 4"]
 
 
 def test_config_round_trips_and_refuses_what_cannot_be_calibrated():

@@ -414,7 +414,7 @@ def test_a_search_folder_says_where_other_data_than_its_own_is_given(tmp_path):
     assert search.data_notice(str(mine), 0.2) is None
     assert search.data_notice(str(theirs), 0.2) == (f"warning: {theirs} is not the data {study} searched on: in {theirs}, 6 file(s) "
                                                     f"of another size (a/0.png, a/1.png, a/2.png and 3 more){chosen}")
-    shutil.copytree(mine, copied := tmp_path / "copied", copy_function=shutil.copyfile)  # new times, same names and sizes
+    shutil.copytree(mine, copied := tmp_path / "copied, again", copy_function=shutil.copyfile)  # new times, same names and sizes
     assert search.data_notice(str(copied), 0.2) == (
         f"note: {copied} holds the files {study} searched on by name and size, but 6 file(s) with only a new modification time "
         "(a/0.png, a/1.png, a/2.png and 3 more), as a copy that did not keep the times leaves them (cp -p and rsync -a keep "

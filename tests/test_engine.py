@@ -66,6 +66,23 @@ def states(handle) -> dict[int, State]:
     return {r.item["item"]: r.state for r in records(handle)}
 
 
+def test_an_experiment_whose_prepare_takes_no_check_is_prepared_as_before(tmp_path, monkeypatch):
+    """`Experiment.prepare` gained `check` (changed data refused before it is loaded); a custom
+    experiment written before it, `prepare(self, runtime)`, is called as it was, and one that
+    takes it is given the engine's check (here: the fake's context stands for itself)."""
+    from scaler.study import engine
+
+    folder = tmp_path / unique("old")
+    monkeypatch.setattr(FakeExperiment, "prepare", lambda self, runtime: {"device": runtime.device})
+    with folder_lock(folder):
+        assert engine.prepare(open_fake(folder, FakeConfig(count=2)), CPU) == {"device": "cpu"}
+    given = []
+    monkeypatch.setattr(FakeExperiment, "prepare", lambda self, runtime, check=None: given.append(check) or {"device": "cpu"})
+    with folder_lock(folder):
+        engine.prepare(open_fake(folder, FakeConfig(count=2)), CPU)
+    assert len(given) == 1 and callable(given[0])
+
+
 def test_every_item_runs_once_and_results_are_ranked(tmp_path, storage_url):
     log = tmp_path / "runs.log"
     folder = tmp_path / unique("once")

@@ -262,6 +262,22 @@ def make_folder(root: Path, classes: int, per_class: int = 5, size: int = 20) ->
     return root
 
 
+def test_data_fixed_after_it_failed_to_load_is_not_a_change(cli, tmp_path):
+    """A new study whose folder fails to decode (a class of unreadable files) records no data
+    fingerprint: with the files fixed, the same command trains (the check before decoding
+    recorded the broken folder's, and the fixed one was refused as changed data)."""
+    data = make_folder(tmp_path / "images", classes=3)
+    for i in range(5):
+        (data / "class02" / f"{i}.png").write_text("not an image")
+    args = [a if a != "64" else "12" for a in search_args(tmp_path / "root")]
+    args = [*args, "--data", str(data), "--val-images", "6"]
+    broken = cli(*args)
+    assert broken.code == 2 and "class folder 'class02' has no readable images" in one_line(broken.err)
+    make_folder(data, classes=3)  # the images written again, readable
+    fixed = cli(*args)
+    assert fixed.code == 0, fixed.err
+
+
 def test_changed_data_on_resume_is_refused(cli, tmp_path, monkeypatch):
     """Refused before a changed folder is decoded (a large one took minutes, then was refused),
     naming the files that changed (`data-files.json`)."""

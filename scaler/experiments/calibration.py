@@ -555,12 +555,13 @@ class Calibration(DatasetContext, Experiment):
         for index in range(len(self.settings)):
             self._subset(index, dataset, runtime)
         batch_note = self.config.search.train.batch_note
-        whole = batch_note(len(dataset.train))  # the whole data smaller than a batch: said once, for every setting
+        whole = batch_note(len(dataset.train))  # the whole data smaller than a batch: said once, for the settings on all of it
         own = [whole] if whole else []
         own += [  # e.g. a try on fewer training images than there are classes, or than a batch
             f"{self.settings[index].label}: {warning}"
             for index, subset in self._subsets.items()
-            for warning in (*subset.warnings, None if whole else batch_note(len(subset.train))) if warning and warning not in dataset.warnings
+            for warning in (*subset.warnings, batch_note(len(subset.train)) if len(subset.train) < len(dataset.train) else None)
+            if warning and warning not in dataset.warnings
         ]
         return replace(dataset, warnings=dataset.warnings + tuple(own)) if own else dataset
 

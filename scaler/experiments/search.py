@@ -435,7 +435,7 @@ class SearchFolder:
         if change := file_changes(kept, source, files, times=False):
             return f"warning: {source} is not the data {self.folder} searched on: {change}; {chosen}"
         if retimed := file_changes(kept, source, files):
-            return (f"note: {source} holds the files {self.folder} searched on by name and size, but {retimed.partition(', ')[2]}: "
+            return (f"note: {source} holds the files {self.folder} searched on by name and size, but {retimed[len(f'in {source}, '):]}: "
                     "the same data where it was copied, other data where those files were replaced")
         return None
 

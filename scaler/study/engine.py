@@ -25,6 +25,8 @@ Creating and joining a study is `create.py`; trial bookkeeping `trials.py`.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import json
 import math
 import os
@@ -65,13 +67,14 @@ def prepare(handle: StudyHandle, runtime: Runtime) -> Any:
     where the experiment can tell its fingerprint then (an image folder is refused before its
     images are decoded), and in any case once it is."""
 
-    def check(context: Any) -> None:
+    def check(context: Any, record: bool = True) -> None:
         current = handle.experiment.context_fingerprint(context)
         if current is None:
             return
         recorded = handle.study.user_attrs.get(ATTR_CONTEXT) or _summary_data_fingerprint(handle)
         if handle.study.user_attrs.get(ATTR_CONTEXT) is None and recorded in (None, current):
-            handle.study.set_user_attr(ATTR_CONTEXT, current)
+            if record:  # only data that loaded: fixing data that failed to decode is no change
+                handle.study.set_user_attr(ATTR_CONTEXT, current)
         elif recorded != current:
             change = handle.experiment.context_change(context, handle.folder) or "files added, removed or modified"
             raise UsageError(
@@ -80,7 +83,9 @@ def prepare(handle: StudyHandle, runtime: Runtime) -> Any:
                 "data (or the scaler it was rendered with), or pick a new --name"
             )
 
-    context = handle.experiment.prepare(runtime, check)
+    ahead = functools.partial(check, record=False)
+    takes_check = "check" in inspect.signature(handle.experiment.prepare).parameters  # an experiment of before may not
+    context = handle.experiment.prepare(runtime, check=ahead) if takes_check else handle.experiment.prepare(runtime)
     check(context)
     if handle.folder is not None and handle.experiment.context_fingerprint(context) is not None:
         handle.experiment.keep_context(context, handle.folder)
