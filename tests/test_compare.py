@@ -262,6 +262,7 @@ def test_compare_writes_tables_csv_json_and_plot_and_resumes(cli, net, tmp_path,
     assert singles["compound_vs_it"].isin(["better", "tied", "worse"]).all()
     info = json.loads((folder / "compare.json").read_text())
     assert info["kind"] == "compare" and info["repeats"] == 2 and len(info["compound_vs_single"]) == 6
+    assert info["compound_from"] is None  # the paper's coefficients, from no search
     assert sum(info["tally"].values()) == 6 and "pending" not in info["tally"]
     duel = info["compound_vs_single"][0]
     row = frame[(frame["strategy"] == duel["strategy"]) & (frame["phi"] == duel["phi"])].iloc[0]
@@ -450,6 +451,10 @@ def test_compound_coefficients_from_a_finished_search(cli, console_script, net, 
     assert result.code == 0, result.err
     info = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert info["strategies"]["compound"] == [best["alpha"], best["beta"], best["gamma"]]
+    # where compound came from stays with the comparison (it kept the coefficients alone), and its report says it
+    assert info["compound_from"] == str((tmp_path / "s").resolve())
+    said = f"compound ({best['alpha']:g}, {best['beta']:g}, {best['gamma']:g}) is the best candidate of search {(tmp_path / 's').resolve()}"
+    assert said in " ".join(cli("report", tmp_path / "cmp").out.split()) and said in result.out.replace("\n", " ")
     both = cli(*compare_args(net, tmp_path, "--from", str(tmp_path / "s"), "--compound", "1.2,1.1,1.15"))
     assert both.code == 2 and "give one" in both.err
     # another base is warned of, and only where the comparison runs: refused, it says why alone

@@ -171,7 +171,8 @@ def compare(
     try:
         outcome, handle = run_command_study(
             Comparison, config, name=name, root=root, storage=storage, workers=workers,
-            settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
+            settings={"repeats": repeats, "compound_from": str(from_search.resolve()) if from_search is not None else None},
+            retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
             quiet=quiet or format.is_document, counting="counting networks with fvcore...", said=said,
         )  # fmt: skip
     except Interrupted:  # what finished so far is drawn too, read as `scaler report` reads it
@@ -255,6 +256,9 @@ def show_comparison(frame: pd.DataFrame, info: dict, format: Format, name: str, 
     phi, the tally and `footer` (where the files are); or the CSV or JSON document alone on
     stdout, with the tally beside it on stderr."""
     lines = tally_lines(info) + verdict_notes(frame)
+    if origin := info.get("compound_from"):  # where compound came from, for a comparison read later
+        alpha, beta, gamma = info["strategies"]["compound"]
+        lines.insert(0, f"compound ({alpha:g}, {beta:g}, {gamma:g}) is the best candidate of search {origin}")
     if format in (Format.csv, Format.json):
         emit(frame, [Column(c, c) for c in frame.columns], format.value, console)
         for line in lines:

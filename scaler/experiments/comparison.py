@@ -51,6 +51,7 @@ BASE = "base"
 MAX_COMPARE_PHI = 8
 PRODUCT_TOLERANCE = 0.1  # a named strategy's alpha*beta^2*gamma^2 within 10% of T
 MACS_TOLERANCE = 0.1  # a duel is at equal measured MACs when they differ by at most 10%
+ATTR_FROM = "scaler_compound_from"  # the search folder whose best compound is (`compare --from`), absolute
 ATTR_POINTS = "scaler_points"
 RESULT_COLUMNS = [
     "point", "strategy", "phi", "alpha", "beta", "gamma", "depth_mult", "width_mult", "resolution",
@@ -253,30 +254,34 @@ class Comparison(ProxyExperiment):
                f"strategies.{COMPOUND}": "--compound/--from"}
     noun = "training"
 
-    def __init__(self, config: CompareConfig, points: list[Point], repeats: int = 3) -> None:
+    def __init__(self, config: CompareConfig, points: list[Point], repeats: int = 3, compound_from: str | None = None) -> None:
         check_repeats(repeats)
         self.config = config
         self.points = points
         self.repeats = repeats
+        self.compound_from = compound_from  # the search folder compound's coefficients came from (`compare --from`)
 
     @classmethod
-    def plan(cls, config: CompareConfig, repeats: int = 3) -> Comparison:
-        return cls(config, build_points(config), repeats)
+    def plan(cls, config: CompareConfig, repeats: int = 3, compound_from: str | None = None) -> Comparison:
+        return cls(config, build_points(config), repeats, compound_from)
 
     @classmethod
     def config_from_identity(cls, identity: dict) -> CompareConfig:
         return CompareConfig.from_identity(identity)
 
     @classmethod
-    def restore(cls, config: CompareConfig, attrs: Mapping[str, Any], repeats: int | None = None) -> Comparison:
+    def restore(cls, config: CompareConfig, attrs: Mapping[str, Any], repeats: int | None = None,
+                compound_from: str | None = None) -> Comparison:
         """Repeats never shrink (`repeats_in`). The base imported here must build the stored
-        networks (`check_stored`)."""
+        networks (`check_stored`). The search compound came from is the one first recorded
+        (a comparison begun before it was recorded takes it now)."""
         points = [Point(**p) for p in attrs[ATTR_POINTS]]
         check_stored(config.base, points)
-        return cls(config, points, repeats_in(attrs, repeats))
+        return cls(config, points, repeats_in(attrs, repeats), attrs.get(ATTR_FROM) or compound_from)
 
     def study_attrs(self) -> dict[str, Any]:
-        return {ATTR_POINTS: [asdict(p) for p in self.points], ATTR_REPEATS: self.repeats}
+        return {ATTR_POINTS: [asdict(p) for p in self.points], ATTR_REPEATS: self.repeats,
+                **({ATTR_FROM: self.compound_from} if self.compound_from else {})}
 
     def refresh(self, attrs: Mapping[str, Any]) -> None:
         self.repeats = repeats_in(attrs, self.repeats)
@@ -357,6 +362,7 @@ class Comparison(ProxyExperiment):
             "points": len(self.points),
             "repeats": self.repeats,
             "strategies": {s.name: [s.alpha, s.beta, s.gamma] for s in self.config.strategies},
+            "compound_from": self.compound_from,
             "compound_vs_single": duels,
             "tally": _tally(single),
             "tally_equal_macs": _tally(equal),  # the duels the paper's claim is about: same compute
