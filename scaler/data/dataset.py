@@ -125,15 +125,20 @@ def load_dataset(
         raise UsageError(f"data source {source!r} is not allowed; {_SOURCES}", param="data")
     with attributed_to("data"):  # what is wrong with the source itself (missing, unreadable, its layout)
         loader = _open_source(source, storage_resolution, train_images, val_images, val_fraction, seed, native_resolution)
+    identity = _identity(source, loader)
     if before_decoding is not None:  # not the source's fault: outside `attributed_to`
-        before_decoding(DataIdentity(source, loader.fingerprint(), tuple(map(tuple, loader.stamps))))
+        before_decoding(identity)
     with attributed_to("data"):  # an unreadable class, an empty split
-        return _load(source, loader, cache_dir)
+        return _load(identity, loader, cache_dir)
 
 
-def _load(source: str, loader: Source, cache_dir: Path | None) -> Dataset:
+def _identity(source: str, loader: Source) -> DataIdentity:
+    return DataIdentity(source, loader.fingerprint(), tuple(map(tuple, loader.stamps)))
+
+
+def _load(identity: DataIdentity, loader: Source, cache_dir: Path | None) -> Dataset:
     """`load_dataset` once its arguments are checked and its source opened."""
-    fingerprint, stamp = loader.fingerprint(), loader.local_stamp()
+    source, fingerprint, stamp = identity.source, identity.fingerprint, loader.local_stamp()
     key = f"{fingerprint}:{stamp}"  # a memo of the files as they are now
     if key in _memo:
         _memo.move_to_end(key)
@@ -151,7 +156,7 @@ def _load(source: str, loader: Source, cache_dir: Path | None) -> Dataset:
             write_cache(cache_file, loaded, stamp)
     dataset = Dataset(source, loaded.classes, loaded.train, loaded.val, fingerprint, loaded.skipped,
                       loaded.decoded, loaded.warnings + class_coverage(loaded.classes, loaded.train, loaded.val),
-                      tuple(map(tuple, loader.stamps)))
+                      identity.files)
     _remember(key, dataset)
     return dataset
 
@@ -251,7 +256,7 @@ def source_files(source: str, val_fraction: float = 0.2) -> tuple[tuple[str, int
     found without decoding any (empty for the synthetic set): what `Dataset.files` will hold."""
     if source == SYNTHETIC_SOURCE:
         return ()
-    return tuple(map(tuple, _open_source(source, 32, None, None, val_fraction, 0, 32).stamps))
+    return _identity(source, _open_source(source, 32, None, None, val_fraction, 0, 32)).files
 
 
 def _remember(key: str, dataset: Dataset) -> None:
