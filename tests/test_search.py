@@ -460,6 +460,21 @@ def test_a_best_not_above_chance_is_said_wherever_the_search_is_read(cli, tmp_pa
     assert at_chance({**base, "best": {"top1_low": None}}) is None and at_chance({"best": {"top1_low": 0.05}}) is None  # not known
     assert at_chance({**base, "best": {"top1_low": float("nan")}}) is None and at_chance({"config": None, "best": {"top1_low": 0.05}}) is None
     assert "reaches 1.0% (one of 100 classes)" in at_chance({"config": {"base": {"num_classes": 100}}, "best": {"top1_low": 0.01}})
+    in_steps = {"config": {**base["config"], "train": {"epochs": 5, "steps": 40}}, "best": {"top1_low": 0.05}}
+    assert at_chance(in_steps) == CHANCE.replace("--epochs", "--steps")  # the option the search was set in
+
+
+def test_a_ranking_that_is_mostly_noise_is_said_with_the_option_that_lengthens_it():
+    from scaler.cli.results import reliability_lines
+
+    noisy = {"repeats": 4, "reliability": {"spearman": 0.3, "low": -0.2, "high": 0.7}, "best": {"candidate": 1, "top1_low": 0.4},
+             "tied_best": [1], "states": {"complete": 5}, "config": {"base": {"num_classes": 10}, "train": {"epochs": 5, "steps": None}}}
+    advice = "more --repeats, more --epochs or more --train-images would help"
+    assert "ranking reliability (split-half Spearman over 4 repeats): 0.30 [-0.20, 0.70]" in reliability_lines(noisy)
+    assert any(line.endswith(advice) for line in reliability_lines(noisy))
+    in_steps = {**noisy, "config": {"train": {"epochs": 5, "steps": 40}}}
+    assert any(line.endswith(advice.replace("--epochs", "--steps")) for line in reliability_lines(in_steps))
+    assert not any("mostly noise" in line for line in reliability_lines({**noisy, "reliability": {"spearman": 0.5, "low": 0.1, "high": 0.8}}))
 
 
 def test_scale_from_a_best_whose_network_other_points_built_too_says_they_scale_apart(cli, tmp_path):

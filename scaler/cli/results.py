@@ -89,7 +89,7 @@ def waiting_line(frame: pd.DataFrame, noun: str) -> str | None:
 def reliability_lines(info: dict, shown: pd.DataFrame | None = None) -> list[str]:
     """What the summary says about how far the ranking can be believed, in plain words; with
     `shown`, a part of the table (the Pareto front), also how many of the ties it holds."""
-    from scaler.experiments.search import at_chance, survivors_note
+    from scaler.experiments.search import at_chance, length_option, survivors_note
 
     reliability = info.get("reliability")
     tied = info.get("tied_best") or []
@@ -117,7 +117,7 @@ def reliability_lines(info: dict, shown: pd.DataFrame | None = None) -> list[str
         if value < 0.5:
             lines.append(
                 "the ranking is mostly noise: two halves of the repeats order the candidates differently; "
-                "more --repeats, more --epochs or more --train-images would help"
+                f"more --repeats, more {length_option(info)} or more --train-images would help"
             )
     elif info.get("repeats", 1) >= 2:
         lines.append("ranking reliability: undefined (too few candidates with 2 repeats, or the halves score them all alike)")

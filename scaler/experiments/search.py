@@ -309,7 +309,12 @@ def at_chance(info: dict) -> str | None:
     if (reached := reaches_chance((info.get("best") or {}).get("top1_low"), classes)) is None:
         return None
     return (f"the best candidate is not above chance: {reached}, so the ranking tells little; "
-            "train longer (--epochs), on more images or at a larger --base-resolution")
+            f"train longer ({length_option(info)}), on more images or at a larger --base-resolution")
+
+
+def length_option(info: dict) -> str:
+    """The option that sets how long a search's trainings are: --steps where it was given."""
+    return "--steps" if (((info.get("config") or {}).get("train") or {}).get("steps")) is not None else "--epochs"
 
 
 def survivors_note(info: dict, best_only: bool = False) -> str | None:
