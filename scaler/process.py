@@ -59,11 +59,30 @@ def guard_streams() -> None:
     console script, a worker process): a reader of either that goes away fails nothing (a
     progress line to a closed `2>&1 | head` ended a search with exit 1 and its candidate left
     running)."""
-    # A stream closed at start-up (`2>&-`, a daemon) is None: print() then falls back as Python does
-    if sys.stdout is not None and not isinstance(sys.stdout, ReaderSafeStream):
+    if sys.stdout is None:
+        sys.stdout = _discarded(1)
+    if sys.stderr is None:
+        sys.stderr = _discarded(2)
+    if not isinstance(sys.stdout, ReaderSafeStream):
         sys.stdout = ReaderSafeStream(sys.stdout)  # type: ignore[assignment]
-    if sys.stderr is not None and not isinstance(sys.stderr, ReaderSafeStream):
+    if not isinstance(sys.stderr, ReaderSafeStream):
         sys.stderr = ReaderSafeStream(sys.stderr)  # type: ignore[assignment]
+
+
+def _discarded(fd: int) -> TextIO:
+    """/dev/null for a standard stream closed at start-up (`2>&-`, a daemon), which Python
+    leaves None: print(file=sys.stderr) would then write to stdout (a warning inside a CSV
+    document), and the next file opened would take the free descriptor (a C library's write
+    to 2 landing in a result file). What the user closed stays discarded; the exit code
+    still tells."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.fstat(fd)
+    except OSError:  # closed: /dev/null takes its number
+        os.dup2(null, fd)
+        os.close(null)
+        null = fd
+    return open(null, "w", encoding="utf-8", errors="backslashreplace", closefd=null != fd)
 
 
 @contextmanager
