@@ -243,9 +243,13 @@ def test_items_are_taken_longest_first_where_several_workers_share_them(tmp_path
 
 def test_the_result_files_are_written_before_the_display_says_an_item_finished(tmp_path):
     """A kill right after the line 'complete' finds the item in results.csv too; and with
-    `scaler search | head`, where the line fails on the closed pipe, the files are current."""
+    `scaler search | head`, where the line fails on the closed pipe, the files are current.
+    While an item runs, the files show it running (one worker wrote them only as items ended)."""
     folder = tmp_path / unique("pipe")
     seen = []
+
+    def started(label, epochs):
+        seen.append(sorted(pd.read_csv(folder / "results.csv")["state"]))
 
     def closed_pipe(label, state, reason):
         seen.append(sorted(pd.read_csv(folder / "results.csv")["state"]))
@@ -255,8 +259,8 @@ def test_the_result_files_are_written_before_the_display_says_an_item_finished(t
         handle = open_fake(folder, FakeConfig(count=3))
         reconcile(handle)
         with pytest.raises(BrokenPipeError):
-            work(handle, {}, CPU, events=Events(on_finish=closed_pipe))
-    assert seen == [["complete", "queued", "queued"]]
+            work(handle, {}, CPU, events=Events(on_start=started, on_finish=closed_pipe))
+    assert seen == [["queued", "queued", "running"], ["complete", "queued", "queued"]]
     frame = pd.read_csv(folder / "results.csv")
     assert sorted(frame["state"]) == ["complete", "queued", "queued"]
 

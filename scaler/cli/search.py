@@ -43,7 +43,7 @@ def search(
 ) -> None:
     """Grid-search (alpha, beta, gamma) under alpha*beta^2*gamma^2 ~= T with proxy trainings.
 
-    Writes <root>/<name>/results.csv (ranked) and search.json after every candidate. Running
+    Writes <root>/<name>/results.csv (ranked) and search.json as every candidate starts and ends. Running
     the same command again resumes: finished candidates are kept, interrupted ones retrained.
     """
     from scaler.experiments.search import CompoundSearch, SUMMARY_NAME

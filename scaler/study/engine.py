@@ -17,7 +17,7 @@ How a study stays exactly-once and resumable, whatever its experiment:
 * A trial popped for an item that is already finished (two reconcilers at once) is dropped
   as a DUPLICATE without running.
 * The results are derived from the trials, one record per item, and written atomically
-  after every finished item (`results.py`).
+  as every item starts and after it finishes (`results.py`).
 
 Creating and joining a study is `create.py`; trial bookkeeping `trials.py`.
 """
@@ -280,11 +280,12 @@ def run_trial(
     context: Any,
     runtime: Runtime,
     events: Events,
-    recorded: Callable[[], None] | None = None,
+    refresh_files: Callable[[], None] | None = None,
 ) -> State:
     """Run the item a popped trial stands for and record the outcome; returns its state.
-    `recorded` runs once the outcome is stored and before the display hears of it (the result
-    files are written there: a line that says 'complete' is never ahead of them)."""
+    `refresh_files` (which writes the result files) runs once the item has started, so that
+    the files show it running, and once its outcome is stored, before the display hears of it
+    (a line that says 'complete' is never ahead of the files)."""
     study, storage, experiment = handle.study, handle.storage, handle.experiment
     params = item_params(storage.get_trial(trial._trial_id))
     item = experiment.item_of(params)
@@ -298,14 +299,16 @@ def run_trial(
         trial.set_user_attr("state", State.DUPLICATE.value)
         trial.set_user_attr("reason", f"already finished in trial {done[0].number}")
         study.tell(trial, state=TrialState.FAIL)
-        if recorded:
-            recorded()
+        if refresh_files:
+            refresh_files()
         return State.DUPLICATE
     label = experiment.label(item)
     try:  # from here on, a Ctrl-C anywhere leaves the trial marked interrupted
         trial.set_user_attr("worker", worker_id())
         for key, value in item.params:
             trial.set_user_attr(key, value)
+        if refresh_files:
+            refresh_files()
         with _Heartbeat(handle, trial._trial_id):
             try:  # the experiment's code, its epoch count included: an error fails the item alone
                 epochs = experiment.epochs(context, item)
@@ -333,8 +336,8 @@ def run_trial(
         # Someone else closed this trial meanwhile (a heartbeat judged it stale): the item is
         # someone else's now, this result is dropped.
         state, reason = State.LOST, "the trial was closed by another process"
-    if recorded:
-        recorded()
+    if refresh_files:
+        refresh_files()
     if events.on_finish:
         events.on_finish(label, state, reason)
     return state
@@ -423,7 +426,7 @@ def work(
                     time.sleep(poll_seconds)
                     continue
                 return ran
-            state = run_trial(handle, trial, context, runtime, events, recorded=(lambda: write_outputs(handle)) if writes else None)
+            state = run_trial(handle, trial, context, runtime, events, refresh_files=(lambda: write_outputs(handle)) if writes else None)
         except BaseException as exc:
             if interrupted_by_user(exc) and trial is not None:
                 with contextlib.suppress(Exception):  # the interrupt goes on; `reconcile` finds what this left

@@ -1,5 +1,5 @@
 """The result files of a study folder: the experiment's ranked table (results.csv) and its JSON
-summary, written atomically after every finished item, and read back with checks."""
+summary, written atomically as every item starts and ends, and read back with checks."""
 
 from __future__ import annotations
 
