@@ -133,16 +133,20 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
         if not create:
             _check_sqlite_file(storage)
         heartbeat, grace = heartbeat_timing()
+        sqlite = make_url(normalise_url(storage)).get_backend_name() == "sqlite"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
+                opened = optuna.storages.RDBStorage(
                     normalise_url(storage),
                     heartbeat_interval=heartbeat,
                     grace_period=grace,
                     heartbeat_stale_trial_callback=requeue_lost,
-                    engine_kwargs={"pool_pre_ping": True},
+                    engine_kwargs={"pool_pre_ping": True, **({"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if sqlite else {})},
                 )
+            if sqlite:
+                _begin_immediate(opened.engine)
+            return opened
         except Exception as exc:  # sqlalchemy / driver errors: one line, no password
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if "Failed to import DB access module" in first or isinstance(exc, ImportError):
@@ -161,6 +165,32 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
             f"{path} holds a record Optuna cannot replay ({what}); "
             "the journal is the study's record: restore it from a backup, or move the search folder away to start again"
         ) from None
+
+
+# How long a SQLite connection waits for another process's write lock before "database is
+# locked" (pysqlite's default is 5 s, which four workers taking trials in a loop exceeded once
+# every transaction took the lock, below).
+SQLITE_BUSY_SECONDS = 60.0
+
+
+def _begin_immediate(engine: Any) -> None:
+    """Make every transaction on a SQLite `engine` take the database's write lock as it begins
+    (SQLAlchemy's recipe for pysqlite). SQLite ignores the FOR UPDATE of Optuna's WAITING ->
+    RUNNING, which reads the trial before it writes, and pysqlite begins a transaction only at
+    the write: two workers could both read a trial waiting and both take it (22 of 300 trials
+    were taken twice by 4 processes, and items trained twice). Connections pooled before this
+    are dropped, so none keeps the old behaviour."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()
 
 
 def _check_sqlite_file(url: str) -> None:
