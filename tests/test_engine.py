@@ -212,6 +212,35 @@ def test_processes_racing_for_trials_never_take_one_twice(tmp_path, request, dat
     assert sorted(numbers) == sorted(t.number for t in handle.study.trials)  # each trial taken once
 
 
+def test_a_worker_killed_as_it_takes_a_trial_leaves_one_that_goes_stale(tmp_path, monkeypatch):
+    """Optuna never judges a RUNNING trial without a heartbeat stale: a worker killed between
+    taking a trial and its first heartbeat left it RUNNING forever, and every worker waiting."""
+    monkeypatch.setenv("SCALER_HEARTBEAT_SECONDS", "1")
+    monkeypatch.setenv("SCALER_GRACE_SECONDS", "2")
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    (tmp_path / "taken").mkdir()
+    handle = open_fake(tmp_path / "taken", FakeConfig(count=2), url)
+    reconcile(handle)
+    take = handle.storage.set_trial_state_values
+
+    def taken_then_killed(trial_id, state, values=None):
+        take(trial_id, state, values)
+        raise SystemExit("killed")  # the process dies right after the switch to RUNNING
+
+    monkeypatch.setattr(handle.storage, "set_trial_state_values", taken_then_killed)
+    with pytest.raises(SystemExit):
+        pop_trial(handle)
+    time.sleep(2.5)  # past the grace period
+    other = join_study(url, "taken")
+    from scaler.study.engine import fail_stale_trials
+
+    fail_stale_trials(other.study)
+    trials = other.study.get_trials(deepcopy=False)
+    # failed as stale, and its item queued again (behind the one not yet tried)
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING, optuna.trial.TrialState.WAITING]
+    assert item_params(trials[2]) == item_params(trials[0])
+
+
 def test_workers_take_items_in_the_queue_order_the_study_records(tmp_path, storage_url):
     """`set_queue_order` is kept in the study, so every worker (another process, another
     machine) takes WAITING trials in it; items it does not name come last, in enqueue order."""

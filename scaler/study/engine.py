@@ -185,16 +185,18 @@ def fail_stale_trials(study: optuna.Study) -> None:
 def pop_trial(handle: StudyHandle) -> optuna.trial.Trial | None:
     """Take one WAITING trial for this worker (atomic WAITING -> RUNNING), or None.
 
-    On an RDB storage the first heartbeat is recorded at once: a worker that dies right after
-    taking a trial must still leave a trial that goes stale.
+    On an RDB storage the first heartbeat is recorded before the trial is taken: Optuna never
+    judges a RUNNING trial without a heartbeat stale, so a worker killed between the two writes
+    left a trial RUNNING forever, and every worker waiting on it. (A heartbeat on a trial
+    another worker takes is that worker's first: it goes stale as the other's would.)
     """
     storage = handle.storage
     waiting = storage.get_all_trials(handle.study_id, deepcopy=False, states=(TrialState.WAITING,))
     for frozen in sorted(waiting, key=_queue_position(handle)):  # stable: ties in enqueue order
         try:
+            if handle.uses_heartbeat:
+                storage.record_heartbeat(frozen._trial_id)
             if storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
-                if handle.uses_heartbeat:
-                    storage.record_heartbeat(frozen._trial_id)
                 return optuna.trial.Trial(handle.study, frozen._trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
