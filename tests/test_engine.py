@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 from fake_experiment import FakeConfig, FakeExperiment, OtherFakeExperiment, log_lines, score
 
+import scaler.study.engine as engine_module
 import scaler.study.runner as runner
 import scaler.study.storage as storage_module
 from scaler.study.storage import item_params
@@ -164,6 +165,54 @@ def test_an_item_left_running_is_interrupted_and_run_again(tmp_path, storage_url
     assert set(states(resumed).values()) == {State.COMPLETE}
     orphan_state = resumed.study.trials[orphan.number]
     assert orphan_state.state == optuna.trial.TrialState.FAIL
+
+
+def test_an_error_of_the_worker_after_it_took_an_item_leaves_it_interrupted_not_a_death(tmp_path, storage_url, monkeypatch):
+    """An error that is not the item's, raised once its trial is taken (the display, a refresh
+    of the experiment, the storage), left the trial RUNNING: the next run, or the heartbeat,
+    counted it a death of its process, and three such runs failed an innocent item as
+    'killed, by the out-of-memory killer perhaps'."""
+    folder = tmp_path / unique("error")
+    config = FakeConfig(count=1)
+
+    def display_fails(label, epochs):
+        raise RuntimeError("the display broke")
+
+    with folder_lock(folder):
+        for _ in range(storage_module.MAX_DEATHS):
+            handle = open_fake(folder, config, storage_url)
+            reconcile(handle)
+            with pytest.raises(RuntimeError, match="the display broke"):
+                work(handle, {}, CPU, events=Events(on_start=display_fails))
+            last = handle.study.get_trials(deepcopy=False)[-1 if storage_url is None else -2]
+            assert last.user_attrs["state"] == State.INTERRUPTED.value and not storage_module.process_died(last)
+            assert last.user_attrs["reason"] == "stopped by an error of its worker (RuntimeError: the display broke)"
+        handle = open_fake(folder, config, storage_url)
+        reconcile(handle)
+        assert work(handle, {}, CPU) == 1  # not failed after three 'deaths'
+    assert states(handle) == {0: State.COMPLETE}
+
+
+def test_a_storage_failure_as_an_item_reports_an_epoch_is_not_the_item_s_failure(tmp_path, storage_url, monkeypatch):
+    """A database lock not granted in time, a dropped connection, a journal that cannot be
+    written: the item was recorded failed (kept so until --retry-failed). Now the worker stops
+    with the reason, and the item is interrupted, to be trained again."""
+    folder = tmp_path / unique("lost")
+    config = FakeConfig(count=1, epochs=2)
+    with folder_lock(folder):
+        handle = open_fake(folder, config, storage_url)
+        reconcile(handle)
+        monkeypatch.setattr(optuna.trial.Trial, "report", lambda *a: (_ for _ in ()).throw(
+            optuna.exceptions.StorageInternalError("database is locked")))
+        with pytest.raises(engine_module.StorageFailed, match=r"the study's storage failed as .* reported its epoch 1 "
+                           r"\(StorageInternalError: database is locked\); it goes back to the queue"):
+            work(handle, {}, CPU)
+        monkeypatch.undo()
+        assert states(handle) == {0: State.INTERRUPTED if storage_url is None else State.QUEUED}  # a database queues it at once
+        handle = open_fake(folder, config, storage_url)
+        reconcile(handle)
+        assert work(handle, {}, CPU) == 1
+    assert states(handle) == {0: State.COMPLETE}
 
 
 def test_an_item_enqueued_twice_runs_once(tmp_path, storage_url):

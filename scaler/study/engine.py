@@ -31,6 +31,7 @@ import json
 import math
 import os
 import socket
+import sys
 import threading
 import time
 import warnings
@@ -42,7 +43,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from scaler.errors import UsageError, interrupted_by_user
+from scaler.errors import RunError, UsageError, interrupted_by_user
 from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.study.experiment import Events, Experiment, Outcome, WorkItem
@@ -241,12 +242,18 @@ class _Heartbeat:
 class _TrialReporter:
     """The `Reporter` a running item gets: intermediate values to the pruner, progress out."""
 
-    def __init__(self, trial: optuna.trial.Trial, events: Events) -> None:
-        self._trial, self._events = trial, events
+    def __init__(self, trial: optuna.trial.Trial, events: Events, label: str) -> None:
+        self._trial, self._events, self._label = trial, events, label
 
     def report(self, value: float, step: int) -> bool:
-        self._trial.report(value, step)
-        return self._trial.should_prune()
+        try:
+            self._trial.report(value, step)
+            return self._trial.should_prune()
+        except Exception as exc:
+            if not _is_storage_error(exc):
+                raise
+            raise StorageFailed(f"the study's storage failed as {self._label} reported its epoch {step} ({_error_text(exc)}); "
+                                "it goes back to the queue: run the same command again") from exc
 
     def step(self, step: int, total: int, loss: float, images_per_s: float) -> None:
         if self._events.on_step:
@@ -255,6 +262,20 @@ class _TrialReporter:
     def epoch(self, metrics: Any) -> None:
         if self._events.on_epoch:
             self._events.on_epoch(metrics)
+
+
+class StorageFailed(RunError):
+    """The storage failed while a running item reported to it: not the item's failure (which
+    stays failed until --retry-failed), so the worker stops and the item is interrupted."""
+
+
+def _is_storage_error(exc: Exception) -> bool:
+    """Whether `exc` came from the study's storage: a database (a lock not granted in time, a
+    dropped connection) or the journal's file."""
+    if isinstance(exc, (optuna.exceptions.StorageInternalError, OSError)):
+        return True
+    database_errors = sys.modules.get("sqlalchemy.exc")  # imported with any database storage
+    return database_errors is not None and isinstance(exc, database_errors.SQLAlchemyError)
 
 
 def _suggest_item(trial: optuna.trial.Trial, fixed: dict, experiment: Experiment) -> None:
@@ -320,7 +341,9 @@ def run_trial(
                 if events.on_start:  # the display's code: an error there is not the item's
                     events.on_start(label, epochs)
                 try:
-                    outcome = experiment.run(item, context, runtime, _TrialReporter(trial, events))
+                    outcome = experiment.run(item, context, runtime, _TrialReporter(trial, events, label))
+                except StorageFailed:
+                    raise
                 except Exception as exc:
                     outcome = _failed(exc)
     except BaseException as exc:
@@ -349,17 +372,24 @@ def _failed(exc: Exception) -> Outcome:
     """An item's exception as its FAILED outcome (the study goes on); an interrupt propagates."""
     if interrupted_by_user(exc):
         raise exc
-    reason = "out of memory" if is_out_of_memory(exc) else f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-    return Outcome(State.FAILED, reason)
+    return Outcome(State.FAILED, "out of memory" if is_out_of_memory(exc) else _error_text(exc))
 
 
-def _stopped(handle: StudyHandle, trial_id: int, item: WorkItem | None) -> None:
-    """Mark a trial stopped by Ctrl-C or SIGTERM interrupted. In a shared study (a database)
+def _error_text(exc: BaseException) -> str:
+    """An exception as a reason: its type and the first line of its message, cut at 300."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+
+
+INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM)"
+
+
+def _stopped(handle: StudyHandle, trial_id: int, item: WorkItem | None, reason: str = INTERRUPTED_REASON) -> None:
+    """Mark a trial stopped by Ctrl-C or SIGTERM (or `reason`) interrupted. In a shared study (a database)
     its item goes back to the queue for the workers still running; a folder's own journal is
     resumed by its command. With signals held: the marking is several writes, and a second
     Ctrl-C between them left the trial RUNNING, which the next run counts as a death."""
     with signals_held():
-        mark_interrupted(handle.storage, trial_id, "interrupted (Ctrl-C or SIGTERM)")
+        mark_interrupted(handle.storage, trial_id, reason)
         if handle.uses_heartbeat and item is not None:
             with contextlib.suppress(Exception):
                 _enqueue(handle, item)
@@ -430,12 +460,17 @@ def work(
                 return ran
             state = run_trial(handle, trial, context, runtime, events, refresh_files=(lambda: write_outputs(handle)) if writes else None)
         except BaseException as exc:
-            if interrupted_by_user(exc) and trial is not None:
-                with contextlib.suppress(Exception):  # the interrupt goes on; `reconcile` finds what this left
+            by_user = interrupted_by_user(exc)
+            if trial is not None:
+                with contextlib.suppress(Exception):  # the exception goes on; `reconcile` finds what this left
                     frozen = handle.storage.get_trial(trial._trial_id)
-                    if frozen.state == TrialState.RUNNING:  # stopped before run_trial's guard
-                        _stopped(handle, frozen._trial_id, handle.experiment.item_of(item_params(frozen)))
-            elif writes and isinstance(exc, Exception) and not interrupted_by_user(exc):
+                    # Stopped before run_trial's guard, or by an error that is not the item's (the
+                    # display, the storage, a refresh): interrupted, not a death of its process,
+                    # which MAX_DEATHS counts against the item.
+                    if frozen.state == TrialState.RUNNING:
+                        reason = INTERRUPTED_REASON if by_user else f"stopped by an error of its worker ({_error_text(exc)})"
+                        _stopped(handle, frozen._trial_id, handle.experiment.item_of(item_params(frozen)), reason)
+            if writes and isinstance(exc, Exception) and not by_user:
                 # The display failing while an item runs (a closed pipe, for a caller without
                 # entry's reader-safe streams): the files still show what the journal holds. A
                 # Ctrl-C or SIGTERM (whatever clean-up error it surfaces as) is left to its own
