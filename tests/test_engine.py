@@ -34,7 +34,7 @@ from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.study.create import join_study, open_study
 from scaler.study.engine import ATTR_ORDER, pop_trial, reconcile, run_trial, set_queue_order, work
-from scaler.study.trials import count_finished, mark_interrupted, records
+from scaler.study.trials import count_finished, mark_interrupted, records, trial_state
 from scaler.study.experiment import Events, WorkItem
 from scaler.study import lock, signals
 from scaler.study.lock import folder_lock
@@ -213,6 +213,31 @@ def test_a_storage_failure_as_an_item_reports_an_epoch_is_not_the_item_s_failure
         reconcile(handle)
         assert work(handle, {}, CPU) == 1
     assert states(handle) == {0: State.COMPLETE}
+
+
+def test_a_trial_closed_as_its_worker_records_the_outcome_is_lost_not_complete(tmp_path, monkeypatch):
+    """Another worker judges the trial stale between its worker's last attribute and its tell:
+    Optuna's ValueError ('Cannot tell a FAIL trial') ended the worker, and the failed trial
+    read complete (its 'state' attribute), with its item queued again all the same."""
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    (tmp_path / "late").mkdir()
+    handle = open_fake(tmp_path / "late", FakeConfig(count=1), url)
+    reconcile(handle)
+    other = join_study(url, "late")
+    trial = pop_trial(handle)
+    set_attr = optuna.trial.Trial.set_user_attr
+
+    def judged_stale_meanwhile(self, key, value):
+        set_attr(self, key, value)
+        if key == "reason":  # the outcome's last attribute
+            other.storage.set_trial_state_values(self._trial_id, optuna.trial.TrialState.FAIL)
+
+    monkeypatch.setattr(optuna.trial.Trial, "set_user_attr", judged_stale_meanwhile)
+    assert run_trial(handle, trial, {}, CPU, Events()) == State.LOST
+    monkeypatch.undo()
+    closed = handle.storage.get_trial(trial._trial_id)
+    assert closed.user_attrs["state"] == State.COMPLETE.value  # as far as its worker got
+    assert trial_state(closed) == State.INTERRUPTED and storage_module.process_died(closed)
 
 
 def test_an_item_enqueued_twice_runs_once(tmp_path, storage_url):

@@ -355,7 +355,7 @@ def run_trial(
         raise KeyboardInterrupt from exc
     outcome = _checked(outcome)
     try:
-        _record(study, trial, outcome)
+        _record(study, storage, trial, outcome)
         state, reason = outcome.state, outcome.reason
     except optuna.exceptions.UpdateFinishedTrialError:
         # Someone else closed this trial meanwhile (a heartbeat judged it stale): the item is
@@ -408,16 +408,24 @@ def _checked(outcome: Outcome) -> Outcome:
     return Outcome(State.FAILED, reason, None, outcome.attrs)
 
 
-def _record(study: optuna.Study, trial: optuna.trial.Trial, outcome: Outcome) -> None:
+def _record(study: optuna.Study, storage: optuna.storages.BaseStorage, trial: optuna.trial.Trial, outcome: Outcome) -> None:
+    """Store an item's outcome on its trial: the attributes, then Optuna's state. A trial that
+    another process closed meanwhile (its heartbeat judged stale) raises
+    UpdateFinishedTrialError, however far the writes got."""
     for key, value in outcome.attrs.items():
         trial.set_user_attr(key, value)
     trial.set_user_attr("state", outcome.state.value)
     trial.set_user_attr("reason", outcome.reason)
     state = _OPTUNA_STATE.get(outcome.state, TrialState.FAIL)
-    if state == TrialState.COMPLETE:
-        study.tell(trial, outcome.value)
-    else:
-        study.tell(trial, state=state)
+    try:
+        if state == TrialState.COMPLETE:
+            study.tell(trial, outcome.value)
+        else:
+            study.tell(trial, state=state)
+    except ValueError:  # Optuna's "Cannot tell a FAIL trial": closed (stale) after the last attribute
+        if storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+            raise
+        raise optuna.exceptions.UpdateFinishedTrialError(f"trial {trial.number} was closed by another process") from None
 
 
 def work(

@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from scaler.errors import RunError, UsageError
+from scaler.states import State
 from scaler.study.signals import signals_held
 
 if TYPE_CHECKING:
@@ -87,8 +88,12 @@ MAX_DEATHS = 3  # an item whose process died this many times is failed, not queu
 def process_died(trial: FrozenTrial) -> bool:
     """Whether the process running `trial` died mid-item (killed: out of memory, SIGKILL, a
     machine gone), as `mark_interrupted(..., died=True)` records it; a trial an RDB storage
-    failed for its stale heartbeat carries no state of ours and counts too."""
-    return bool(trial.user_attrs.get(DIED)) or (trial.state == TrialState.FAIL and "state" not in trial.user_attrs)
+    failed for its stale heartbeat counts too: it carries no state of ours, or the ranked one
+    its worker wrote as it recorded the outcome too late."""
+    if trial.user_attrs.get(DIED):
+        return True
+    recorded = trial.user_attrs.get("state")
+    return trial.state == TrialState.FAIL and (recorded is None or recorded in State._value2member_map_ and State(recorded).is_scored)
 
 
 def deaths(trials: list[FrozenTrial]) -> int:

@@ -26,7 +26,10 @@ def trial_state(trial: FrozenTrial | None) -> State:
     if trial.state == TrialState.PRUNED:
         return State.PRUNED
     default = State.COMPLETE if trial.state == TrialState.COMPLETE else State.INTERRUPTED
-    return State(trial.user_attrs.get("state", default))
+    recorded = State(trial.user_attrs.get("state", default))
+    # A failed trial whose attributes say it ranks was closed by another process (stale) as
+    # its worker recorded the outcome: interrupted, as its item is queued again.
+    return recorded if recorded.is_scored == (trial.state == TrialState.COMPLETE) else default
 
 
 def trials_by_item(handle: StudyHandle) -> dict[WorkItem, list[FrozenTrial]]:
