@@ -48,6 +48,21 @@ def test_a_sqlite_url_with_two_slashes_is_refused_with_the_three_slash_form(cli,
     assert not (tmp_path / "root").exists()
 
 
+@pytest.mark.parametrize("command", ["search", "worker"])
+def test_a_sqlite_url_naming_a_folder_or_another_file_is_refused_as_such(cli, tmp_path, command):
+    """A folder read 'does not exist' (worker) or failed at run time (search), and a file that
+    is not a database (an image, a journal) gave the driver's error with exit 1."""
+    args = search_args(tmp_path / "root") if command == "search" else ["worker", "--study", "s"]
+    (tmp_path / "runs").mkdir()
+    folder = cli(*args, "--storage", f"sqlite:///{tmp_path}/runs")
+    assert (folder.code, folder.err) == (2, f"error: --storage: sqlite:///{tmp_path}/runs: {tmp_path}/runs is a folder; give a SQLite "
+                                            f"database file in it (sqlite:///{tmp_path}/runs/studies.db)\n")
+    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    other = cli(*args, "--storage", f"sqlite:///{tmp_path}/image.png")
+    assert (other.code, other.err) == (2, f"error: --storage: sqlite:///{tmp_path}/image.png: {tmp_path}/image.png is not a SQLite database\n")
+    assert (tmp_path / "image.png").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "root").exists()
+
+
 def test_a_missing_mysql_driver_is_named_with_its_pypi_package(cli, tmp_path):
     result = cli(*search_args(tmp_path), "--storage", "mysql://u@127.0.0.1:9/db")
     assert result.code == 1

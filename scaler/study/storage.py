@@ -135,8 +135,7 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
     """
     if is_url(storage):
         check_url(storage)
-        if not create:
-            _check_sqlite_file(storage)
+        _check_sqlite_file(storage, create=create)
         heartbeat, grace = heartbeat_timing()
         sqlite = make_url(normalise_url(storage)).get_backend_name() == "sqlite"
         try:
@@ -198,17 +197,31 @@ def _begin_immediate(engine: Any) -> None:
     engine.dispose()
 
 
-def _check_sqlite_file(url: str) -> None:
-    """UsageError when `url` names a SQLite file that does not exist (SQLAlchemy would create
-    it empty). URI filenames (`?uri=true`, `file:...`) are left to SQLite; in-memory ones
-    never get here (`check_url`)."""
+def _check_sqlite_file(url: str, *, create: bool) -> None:
+    """UsageError when `url` names a SQLite file that cannot be the study's: a folder, a file
+    that is not a SQLite database (an image, a journal), or, without `create`, one that does
+    not exist (SQLAlchemy would create it empty). URI filenames (`?uri=true`, `file:...`) are
+    left to SQLite; in-memory ones never get here (`check_url`)."""
     database = make_url(normalise_url(url))
     name = database.database or ""
     if database.get_backend_name() != "sqlite" or name.startswith("file:") \
             or database.query.get("uri") in ("true", "1"):
         return
-    if not Path(name).is_file():
-        raise UsageError(f"{mask_url(url)}: {Path(name).absolute()} does not exist", param="storage")
+    path = Path(name)
+    if path.is_dir():
+        raise UsageError(f"{mask_url(url)}: {path.absolute()} is a folder; give a SQLite database file in it "
+                         f"(sqlite:///{Path(name, 'studies.db')})", param="storage")
+    if not path.is_file():
+        if not create:
+            raise UsageError(f"{mask_url(url)}: {path.absolute()} does not exist", param="storage")
+        return
+    with open(path, "rb") as file:
+        head = file.read(len(SQLITE_HEADER))
+    if head and head != SQLITE_HEADER:  # an empty file is a new database
+        raise UsageError(f"{mask_url(url)}: {path.absolute()} is not a SQLite database", param="storage")
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 
 def repair_journal(path: Path) -> None:
