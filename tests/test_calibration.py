@@ -537,6 +537,9 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path, monkeypatch):
     assert "training" not in again.err.replace("trainings", "")
     clash = cli(*args, "--candidates", "4")  # named by its option, not the configuration's key (k)
     assert clash.code == 2 and "already exists with another configuration (--candidates: 3 -> 4)" in clash.err
+    longer = cli(*args, "--epochs", "2")  # the reference's epochs follow, with the same --reference-factor
+    assert longer.code == 2 and ("another configuration (the reference's epochs (--reference-epochs, or --reference-factor x "
+                                 "--epochs): 2 -> 4; --epochs: 1 -> 2)") in longer.err, longer.err
     with monkeypatch.context() as full:  # a plot that cannot be written: the table still shown, the plot not named
         full.setattr("scaler.plots.atomic_write_bytes", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
         unplotted = cli(*args)

@@ -404,7 +404,7 @@ class Calibration(DatasetContext, Experiment):
     summary_name = SUMMARY_NAME
     options = {  # a calibration has no --pruner, --steps or --max-seconds of its own
         **{f"search.{key}": option for key, option in SEARCH_OPTIONS.items() if key not in ("pruner", "train.steps", "train.max_seconds")},
-        "k": "--candidates", "reference.epochs": "--reference-epochs/--reference-factor", "reference.train_images": "--reference-train-images",
+        "k": "--candidates", "reference.epochs": "the reference's epochs (--reference-epochs, or --reference-factor x --epochs)", "reference.train_images": "--reference-train-images",
     }
 
     def __init__(
