@@ -188,6 +188,10 @@ BAD = {
     "wrong logits": (TINY_NET.replace("nn.Linear(cin, num_classes)", "nn.Linear(cin, 5)"), "make",
                      "returns shape (1, 5) for a (1, 3, 224, 224) input; expected (1, 1000)"),  # flops' default resolution
     "forward fails": (TINY_NET.replace("nn.Flatten(), ", ""), "make", "its network fails on a (1, 3, 224, 224) input: RuntimeError: "),
+    # one module for every call: a second training (a repeat, the next candidate) began from the first one's weights
+    "one module": ("import torch.nn as nn\nbuilt = nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 1000))\n"
+                   "def make(width, depth, num_classes):\n    return built\n", "make",
+                   "returned a module it returned before; make() must build a new network on every call"),
 }  # fmt: skip
 
 
@@ -201,6 +205,18 @@ def test_bad_factory_is_one_line_naming_it(cli, tmp_path, case):
     assert result.code == 2
     [line] = result.err.strip().splitlines()
     assert line.startswith(f"error: factory {reference!r}") and message in line, line
+
+
+def test_debug_shows_where_in_the_factory_s_own_file_it_failed(cli, tmp_path):
+    """The line in the user's file, not only scaler's frames, where the factory raises or
+    fails to import; the error of its network on an input (here all torch's own modules)."""
+    for case, line in (("raises", 2), ("import error", 1), ("forward fails", None)):
+        source, attribute, message = BAD[case]
+        path = tmp_path / f"debug_{case.replace(' ', '_')}.py"
+        path.write_text(textwrap.dedent(source))
+        result = cli("--debug", "flops", f"{path}:{attribute}")
+        assert result.code == 2 and message in result.err.strip().splitlines()[-1]
+        assert f'File "{path}", line {line}' in result.err if line else "the direct cause of the following" in result.err, result.err
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ import importlib
 import importlib.util
 import re
 import sys
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,7 @@ def load_factory(reference: str) -> Callable[..., object]:
         with contextlib.redirect_stdout(sys.stderr):  # what it prints is not the command's output (a CSV on stdout)
             module = importlib.import_module(location) if path is None else _import_file(path)
     except (Exception, SystemExit) as exc:  # ImportError, SyntaxError, or whatever the module's code raises (sys.exit too)
-        raise UsageError(f"factory {reference!r} cannot be imported: {_one_line(exc)}") from None
+        raise UsageError(f"factory {reference!r} cannot be imported: {_one_line(exc)}") from exc  # --debug: the line in their file
     if not hasattr(module, attribute):
         raise UsageError(f"factory {reference!r}: {location} has no attribute {attribute!r}")
     factory = getattr(module, attribute)
@@ -128,10 +129,18 @@ def build_factory(spec: FactorySpec) -> nn.Module:
         raise UsageError(
             f"factory {spec.reference!r} raised {_one_line(exc)} when called with "
             f"width={spec.width:g}, depth={spec.depth:g}, num_classes={spec.num_classes}"
-        ) from None
+        ) from exc
     if not isinstance(model, nn.Module):
         raise UsageError(f"factory {spec.reference!r} returned an object of type {type(model).__name__}, not a torch.nn.Module")
+    if model in _BUILT:
+        raise UsageError(f"factory {spec.reference!r} returned a module it returned before; make() must build a new network "
+                         "on every call (each training starts from its own initial weights, and one module would carry "
+                         "one training's weights into the next)")
+    _BUILT.add(model)
     return model
+
+
+_BUILT: weakref.WeakSet[nn.Module] = weakref.WeakSet()  # every module a factory returned that is still alive
 
 
 @functools.lru_cache(maxsize=256)
@@ -156,7 +165,7 @@ def check_factory_at(spec: FactorySpec, resolution: int) -> None:
             with torch.no_grad():
                 output = model.eval()(torch.zeros(shape))
         except (Exception, SystemExit) as exc:
-            raise UsageError(f"factory {spec.reference!r}: its network fails on a {shape} input: {_one_line(exc)}") from None
+            raise UsageError(f"factory {spec.reference!r}: its network fails on a {shape} input: {_one_line(exc)}") from exc
     expected = (1, spec.num_classes)
     if not isinstance(output, torch.Tensor):
         raise UsageError(
