@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 from scaler.errors import UsageError, attributed_to
-from scaler.scaling import MAX_PHI, MIN_TRAIN_RESOLUTION, CompoundScale, ScaleLimitError, compound_product, compound_scale, validate_multiplier, validate_resolution
+from scaler.scaling import MAX_MULTIPLIER, MAX_PHI, MIN_TRAIN_RESOLUTION, CompoundScale, ScaleLimitError, compound_product, compound_scale, validate_multiplier, validate_resolution
 
 MODES = ("grid", "surface")
 MAX_TARGET = 64.0  # FLOPs growth per step of phi (the paper's is 2)
@@ -247,10 +247,29 @@ class ProxyBase:
         from scaler.models import check_network
 
         scale = compound_scale(alpha, beta, gamma, phi, self.resolution)
+        self._check_within_limits(scale)
         spec = self.spec(scale.width, scale.depth)
         with attributed_to("base"):  # a network that cannot take its size is the --base's
             check_network(spec, scale.resolution)
         return scale, count_model(spec, scale.resolution)
+
+    def _check_within_limits(self, scale: CompoundScale) -> None:
+        """ScaleLimitError where the base's own width (--base-width included) or depth times
+        beta^phi or alpha^phi passes MAX_MULTIPLIER (compound_scale checks the powers alone):
+        the network's check read 'width = 16.799999999999997 is not allowed', naming no option."""
+        from scaler.models import network_spec
+
+        with attributed_to("base"):
+            own = network_spec(self.variant, num_classes=self.num_classes)
+        for what, name, start, coefficient, grown, param in (
+            ("width", "beta", own.width * self.width, scale.beta, scale.width, "base_width"),
+            ("depth", "alpha", own.depth, scale.alpha, scale.depth, "phi"),
+        ):
+            if start * grown > MAX_MULTIPLIER:  # as the network's own check
+                raise ScaleLimitError(
+                    f"phi {scale.phi:g} gives {what} {start:g} (the base's) x {coefficient:g}^{scale.phi:g} = {start * grown:.4g}, "
+                    f"more than {MAX_MULTIPLIER:g}",
+                    f"lower phi or {name}" + (", or give a smaller --base-width" if param == "base_width" else ""), param=param)
 
     def build(self, width: float = 1.0, depth: float = 1.0) -> nn.Module:
         """The module of `spec(width, depth)`, from its family, residual branches at zero
@@ -356,7 +375,8 @@ def build_candidates(
         try:
             scale, count = base.scaled(alpha, beta, gamma, space.phi)
         except ScaleLimitError as exc:  # a point of the ranges, not --phi alone, is at fault
-            raise UsageError(f"candidate {point_name(alpha, beta, gamma)} of the ranges: {exc.fault}; narrow the ranges or lower phi") from None
+            smaller = ", or give a smaller --base-width" if exc.param == "base_width" else ""
+            raise UsageError(f"candidate {point_name(alpha, beta, gamma)} of the ranges: {exc.fault}; narrow the ranges or lower phi{smaller}") from None
         ratio = count.macs / base_macs
         if flops_tolerance is not None and abs(ratio / nominal - 1) > flops_tolerance:
             continue

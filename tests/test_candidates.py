@@ -114,11 +114,17 @@ def test_a_point_of_the_ranges_past_a_limit_is_named_not_blamed_on_phi():
         compound_scale(1.0, 2.0, 1.0, 5.0)
     assert many_steps.value.param == "phi" and pickle.loads(pickle.dumps(many_steps.value)).param == "phi"
     assert pickle.loads(pickle.dumps(limit.value)).param == "alpha"
-    # a limit of the base's own (its width) is not phi's: its message stays whole
+    # the base's own width (--base-width) times beta^phi: named with its parts (it read 'width = 20.0 is not allowed')
     wide = ProxyBase("b0", resolution=32, width=4.0, num_classes=10)
     fifth = CandidateSpace(alpha=Range(1.0, 1.0, 1.0), beta=Range(5.0, 5.0, 1.0), gamma=Range(1.0, 1.0, 1.0), target=25, tolerance=1)
-    with pytest.raises(UsageError, match=r"^width = 20\.0 is not allowed; it must be a number in \(0, 16\]$"):
+    with pytest.raises(UsageError, match=r"^candidate \(1, 5, 1\) of the ranges: phi 1 gives width 4 \(the base's\) x 5\^1 = 20, more than "
+                                         r"16; narrow the ranges or lower phi, or give a smaller --base-width$"):
         build_candidates(fifth, wide)
+    # and the base's own depth (B7's 3.1) times alpha^phi
+    deep = CandidateSpace(alpha=Range(2.0, 2.0, 1.0), beta=Range(1.0, 1.0, 1.0), gamma=Range(1.0, 1.0, 1.0), phi=3, target=2, tolerance=0.1)
+    with pytest.raises(UsageError, match=r"^candidate \(2, 1, 1\) of the ranges: phi 3 gives depth 3\.1 \(the base's\) x 2\^3 = 24\.8, more "
+                                         r"than 16; narrow the ranges or lower phi$"):
+        build_candidates(deep, ProxyBase("b7", resolution=32, width=0.25, num_classes=10))
 
 
 def test_points_that_build_the_same_network_are_one_candidate():
