@@ -539,6 +539,24 @@ def test_local_worker_processes_share_the_items(tmp_path):
     assert len({pid for _, pid in finishes}) == 2 and os.getpid() not in {pid for _, pid in finishes}
 
 
+def test_worker_processes_items_show_running_in_the_files_as_they_start(tmp_path):
+    """The parent, the one writer of the folder's files, wrote them only as items finished: an
+    item its worker had begun read queued, and one whose worker was killed read running."""
+    folder = tmp_path / "shown"
+    seen: list[tuple[list[str], int]] = []
+
+    class Watching(RecordingDisplay):
+        def set_counts(self, done, running):
+            if running:
+                seen.append((running, int((pd.read_csv(folder / "results.csv")["state"] == "running").sum())))
+
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=2, seconds=3.0))
+        outcome = run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=lambda _: None, display=Watching())
+    assert outcome.finished == 2 and seen
+    assert seen[0][1] >= 1, seen  # the first look that found an item running found it in the files too
+
+
 class RecordingDisplay:
     """A front end's study display that writes down what it is shown (runner.Display)."""
 

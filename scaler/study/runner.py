@@ -369,19 +369,21 @@ def _run_processes(
             try:
                 for process in processes:
                     process.start()
-                last = -1
+                last, shown = -1, None
                 while any(p.is_alive() for p in processes):
                     _release_items_of_dead(handle, processes, dead, log)
                     handle.experiment.refresh(handle.study.user_attrs)  # e.g. tries another process added
                     done = _say_finished(handle, announced, finished)
-                    if done != last and handle.folder is not None:  # the one writer of the folder's files
-                        write_outputs(handle)
                     running = _running(handle)
+                    # The one writer of the folder's files: as items finish, start, or stop with
+                    # their worker (a killed worker's item showed running until another finished).
+                    if (done, running) != shown and handle.folder is not None:
+                        write_outputs(handle)
                     if bars is not None:
                         bars.set_counts(done, "running: " + ", ".join(running) if running else "")
                     elif done != last:
                         log(f"{done}/{total} {noun}s finished; running: {', '.join(running) or 'none'}")
-                    last = done
+                    last, shown = done, (done, running)
                     time.sleep(1.0)
                 for process in processes:
                     process.join()
