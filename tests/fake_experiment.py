@@ -151,6 +151,7 @@ class FakeExperiment(Experiment):
         for epoch in range(1, self.config.epochs + 1):
             reporter.step(epoch, self.config.epochs, 1.0, 100.0)
             partial = value * epoch / self.config.epochs
+            reporter.epoch({"epoch": epoch, "value": partial})
             if reporter.report(partial, epoch) and epoch < self.config.epochs:
                 self._log("finish", index)
                 return Outcome(State.PRUNED, f"pruned after epoch {epoch}", None, {"value": partial, "epochs": epoch})

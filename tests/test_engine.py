@@ -175,15 +175,16 @@ def test_an_error_of_the_worker_after_it_took_an_item_leaves_it_interrupted_not_
     folder = tmp_path / unique("error")
     config = FakeConfig(count=1)
 
-    def display_fails(label, epochs):
+    def display_fails(*args):
         raise RuntimeError("the display broke")
 
     with folder_lock(folder):
-        for _ in range(storage_module.MAX_DEATHS):
+        # as the item starts, or inside its run (a step or an epoch shown: it was recorded the item's failure)
+        for events in (Events(on_start=display_fails), Events(on_step=display_fails), Events(on_epoch=display_fails)):
             handle = open_fake(folder, config, storage_url)
             reconcile(handle)
             with pytest.raises(RuntimeError, match="the display broke"):
-                work(handle, {}, CPU, events=Events(on_start=display_fails))
+                work(handle, {}, CPU, events=events)
             last = handle.study.get_trials(deepcopy=False)[-1 if storage_url is None else -2]
             assert last.user_attrs["state"] == State.INTERRUPTED.value and not storage_module.process_died(last)
             assert last.user_attrs["reason"] == "stopped by an error of its worker (RuntimeError: the display broke)"
@@ -313,6 +314,49 @@ def test_a_worker_killed_as_it_takes_a_trial_leaves_one_that_goes_stale(tmp_path
     # failed as stale, and its item queued again (behind the one not yet tried)
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING, optuna.trial.TrialState.WAITING]
     assert item_params(trials[2]) == item_params(trials[0])
+
+
+def test_a_trial_taken_after_a_long_wait_for_the_database_is_not_judged_stale(tmp_path, monkeypatch):
+    """A heartbeat recorded only before the switch to RUNNING was older than the grace period
+    where the switch waited long for the lock: another worker failed the live trial, counted a
+    death, and the worker crashed on its first write (UpdateFinishedTrialError)."""
+    monkeypatch.setenv("SCALER_HEARTBEAT_SECONDS", "1")
+    monkeypatch.setenv("SCALER_GRACE_SECONDS", "2")
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    (tmp_path / "slow").mkdir()
+    handle = open_fake(tmp_path / "slow", FakeConfig(count=1), url)
+    reconcile(handle)
+    take = handle.storage.set_trial_state_values
+
+    def after_a_wait(trial_id, state, values=None):
+        time.sleep(3.5)  # past the grace period (SQLite stores the heartbeat to the second)
+        return take(trial_id, state, values)
+
+    with monkeypatch.context() as waiting:
+        waiting.setattr(handle.storage, "set_trial_state_values", after_a_wait)
+        trial = pop_trial(handle)
+    other = join_study(url, "slow")
+    engine_module.fail_stale_trials(other.study)
+    assert other.storage.get_trial(trial._trial_id).state == optuna.trial.TrialState.RUNNING
+    assert run_trial(handle, trial, {}, CPU, Events()) == State.COMPLETE
+
+
+def test_a_trial_closed_by_another_process_before_it_runs_is_left_to_it(tmp_path):
+    """Judged stale between the pop and the run: the worker's first write raised
+    UpdateFinishedTrialError and the worker stopped; it now goes on to the next item."""
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    (tmp_path / "closed").mkdir()
+    handle = open_fake(tmp_path / "closed", FakeConfig(count=2), url)
+    reconcile(handle)
+    taken = pop_trial(handle)
+    handle.storage.set_trial_state_values(taken._trial_id, optuna.trial.TrialState.FAIL)  # as a heartbeat check does,
+    storage_module.requeue_lost(handle.study, handle.storage.get_trial(taken._trial_id))  # queuing it again
+    original = engine_module.pop_trial
+    popped = iter([taken])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine_module, "pop_trial", lambda h: next(popped, None) or original(h))
+        assert work(handle, {}, CPU) == 2  # the other item, and the closed one's new trial
+    assert states(handle) == {0: State.COMPLETE, 1: State.COMPLETE}
 
 
 def test_workers_take_items_in_the_queue_order_the_study_records(tmp_path, storage_url):
@@ -594,9 +638,9 @@ def test_a_run_shows_its_progress_on_the_display_it_is_given_and_logs_it_without
         run_study(handle, workers=workers, runtime=CPU, retry_failed=False, log=messages.append, display=display)
     assert display.opened == [(2, 0, "item")]
     labels = [handle.experiment.label(item) for item in handle.experiment.items()]
-    if workers == 1:  # every item's start, steps and end, in order
-        assert display.seen == [e for label in labels for e in (("start", label, 2), ("step", 1, 2), ("step", 2, 2),
-                                                                 ("finish", label, State.COMPLETE))]
+    if workers == 1:  # every item's start, steps, epochs and end, in order
+        assert display.seen == [e for label in labels for e in (("start", label, 2), ("step", 1, 2), ("epoch",), ("step", 2, 2),
+                                                                 ("epoch",), ("finish", label, State.COMPLETE))]
     else:  # worker processes: the study's counts, ending with both items done, and each item's end once
         # (a log file, where no bar is drawn, heard nothing of them until the table)
         assert display.seen and {e[0] for e in display.seen} == {"counts", "finish"} and display.seen[-1] == ("counts", 2)

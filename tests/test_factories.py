@@ -207,6 +207,35 @@ def test_bad_factory_is_one_line_naming_it(cli, tmp_path, case):
     assert line.startswith(f"error: factory {reference!r}") and message in line, line
 
 
+def test_a_module_that_hashes_by_value_or_not_at_all_is_told_from_another_by_identity(cli, tmp_path):
+    """The check that a factory never returns one module twice compared modules by equality:
+    a dataclass module (unhashable) crashed it, and one that hashes by value was refused."""
+    for frozen in ("eq=True", "unsafe_hash=True"):
+        path = tmp_path / f"dataclass_{frozen.split('=')[0]}.py"
+        path.write_text(textwrap.dedent(f"""\
+            from dataclasses import dataclass
+            import torch.nn as nn
+
+            @dataclass({frozen})
+            class Net(nn.Module):
+                classes: int
+
+                def __post_init__(self):
+                    super().__init__()
+                    self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, self.classes))
+
+                def forward(self, x):
+                    return self.body(x)
+
+            def make(width, depth, num_classes):
+                return Net(num_classes)
+            """))
+        kept = build_model(f"{path}:make", num_classes=10)  # alive while the next one is built, equal to it
+        assert build_model(f"{path}:make", num_classes=10) is not kept
+    result = cli("flops", f"{path}:make", "--classes", "10", "--resolution", "32")  # (fvcore itself takes no unhashable module)
+    assert result.code == 0, result.err
+
+
 def test_debug_shows_where_in_the_factory_s_own_file_it_failed(cli, tmp_path):
     """The line in the user's file, not only scaler's frames, where the factory raises or
     fails to import; the error of its network on an input (here all torch's own modules)."""

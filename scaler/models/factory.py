@@ -132,15 +132,18 @@ def build_factory(spec: FactorySpec) -> nn.Module:
         ) from exc
     if not isinstance(model, nn.Module):
         raise UsageError(f"factory {spec.reference!r} returned an object of type {type(model).__name__}, not a torch.nn.Module")
-    if model in _BUILT:
+    earlier = _BUILT.get(id(model))
+    if earlier is not None and earlier() is model:
         raise UsageError(f"factory {spec.reference!r} returned a module it returned before; make() must build a new network "
                          "on every call (each training starts from its own initial weights, and one module would carry "
                          "one training's weights into the next)")
-    _BUILT.add(model)
+    _BUILT[id(model)] = weakref.ref(model, lambda _, key=id(model): _BUILT.pop(key, None))
     return model
 
 
-_BUILT: weakref.WeakSet[nn.Module] = weakref.WeakSet()  # every module a factory returned that is still alive
+# Every module a factory returned that is still alive, by identity (a module may hash by value,
+# or not at all: a dataclass), each entry dropped as its module is.
+_BUILT: dict[int, weakref.ref[nn.Module]] = {}
 
 
 @functools.lru_cache(maxsize=256)

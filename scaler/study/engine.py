@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,10 +186,12 @@ def fail_stale_trials(study: optuna.Study) -> None:
 def pop_trial(handle: StudyHandle) -> optuna.trial.Trial | None:
     """Take one WAITING trial for this worker (atomic WAITING -> RUNNING), or None.
 
-    On an RDB storage the first heartbeat is recorded before the trial is taken: Optuna never
-    judges a RUNNING trial without a heartbeat stale, so a worker killed between the two writes
-    left a trial RUNNING forever, and every worker waiting on it. (A heartbeat on a trial
-    another worker takes is that worker's first: it goes stale as the other's would.)
+    On an RDB storage a heartbeat is recorded before the trial is taken, and again once it is:
+    Optuna never judges a RUNNING trial without a heartbeat stale, so a worker killed between
+    the switch and its first heartbeat left a trial RUNNING forever, and every worker waiting
+    on it; and a switch that waited long for the database's lock must not start out stale.
+    (A heartbeat on a trial another worker takes is that worker's first: it goes stale as the
+    other's would.)
     """
     storage = handle.storage
     waiting = storage.get_all_trials(handle.study_id, deepcopy=False, states=(TrialState.WAITING,))
@@ -198,6 +200,8 @@ def pop_trial(handle: StudyHandle) -> optuna.trial.Trial | None:
             if handle.uses_heartbeat:
                 storage.record_heartbeat(frozen._trial_id)
             if storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
+                if handle.uses_heartbeat:
+                    storage.record_heartbeat(frozen._trial_id)
                 return optuna.trial.Trial(handle.study, frozen._trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
@@ -257,11 +261,31 @@ class _TrialReporter:
 
     def step(self, step: int, total: int, loss: float, images_per_s: float) -> None:
         if self._events.on_step:
-            self._events.on_step(step, total, loss, images_per_s)
+            with _not_the_items():
+                self._events.on_step(step, total, loss, images_per_s)
 
     def epoch(self, metrics: Any) -> None:
         if self._events.on_epoch:
-            self._events.on_epoch(metrics)
+            with _not_the_items():
+                self._events.on_epoch(metrics)
+
+
+class _DisplayFailed(Exception):
+    """The display failed inside an item's run (a closed pipe, for a caller without entry's
+    reader-safe streams): carried out of the experiment's code, which would record it as the
+    item's failure, and raised again as itself."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextlib.contextmanager
+def _not_the_items() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        raise _DisplayFailed(exc) from exc
 
 
 class StorageFailed(RunError):
@@ -344,6 +368,8 @@ def run_trial(
                     outcome = experiment.run(item, context, runtime, _TrialReporter(trial, events, label))
                 except StorageFailed:
                     raise
+                except _DisplayFailed as failed:
+                    raise failed.error from None
                 except Exception as exc:
                     outcome = _failed(exc)
     except BaseException as exc:
@@ -467,6 +493,10 @@ def work(
                     continue
                 return ran
             state = run_trial(handle, trial, context, runtime, events, refresh_files=(lambda: write_outputs(handle)) if writes else None)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            if trial is None:
+                raise
+            continue  # closed by another process (judged stale) before this one ran it: queued again there
         except BaseException as exc:
             by_user = interrupted_by_user(exc)
             if trial is not None:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import optuna
 import pandas as pd
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from scaler.errors import DEBUG_ENV, ScalerError, interrupted_by_user
 from scaler.runtime import Runtime, check_workers, concurrent_workers, oversubscription
@@ -279,12 +279,12 @@ def _data_size(context: Any) -> str:
     return f"{len(train)} + {len(val)} images" if train is not None and val is not None else "its data"
 
 
-def _running(handle: StudyHandle) -> list[str]:
-    """What the study's RUNNING trials are doing: item label and 'in epoch 1', or 'after epoch N'
-    once N epochs are reported (the next may not exist: 'in epoch N+1' named an epoch 2 of 1
-    while the last was evaluated)."""
+def _running(handle: StudyHandle, trials: list[FrozenTrial] | None = None) -> list[str]:
+    """What the study's RUNNING `trials` (by default, read now) are doing: item label and 'in
+    epoch 1', or 'after epoch N' once N epochs are reported (the next may not exist: 'in epoch
+    N+1' named an epoch 2 of 1 while the last was evaluated)."""
     out = []
-    for trial in handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for trial in handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if trials is None else trials:
         item = handle.experiment.item_of(item_params(trial))
         label = handle.experiment.label(item) if item is not None else f"trial {trial.number}"
         reported = max(trial.intermediate_values, default=0)
@@ -374,16 +374,18 @@ def _run_processes(
                     _release_items_of_dead(handle, processes, dead, log)
                     handle.experiment.refresh(handle.study.user_attrs)  # e.g. tries another process added
                     done = _say_finished(handle, announced, finished)
-                    running = _running(handle)
+                    trials = handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                    running = _running(handle, trials)
                     # The one writer of the folder's files: as items finish, start, or stop with
-                    # their worker (a killed worker's item showed running until another finished).
-                    if (done, running) != shown and handle.folder is not None:
+                    # their worker (a killed worker's item showed running until another finished);
+                    # not at every epoch, each a read of the whole study.
+                    if (done, [t.number for t in trials]) != shown and handle.folder is not None:
                         write_outputs(handle)
                     if bars is not None:
                         bars.set_counts(done, "running: " + ", ".join(running) if running else "")
                     elif done != last:
                         log(f"{done}/{total} {noun}s finished; running: {', '.join(running) or 'none'}")
-                    last, shown = done, (done, running)
+                    last, shown = done, (done, [t.number for t in trials])
                     time.sleep(1.0)
                 for process in processes:
                     process.join()

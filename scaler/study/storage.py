@@ -137,7 +137,9 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
         check_url(storage)
         _check_sqlite_file(storage, create=create)
         heartbeat, grace = heartbeat_timing()
-        sqlite = make_url(normalise_url(storage)).get_backend_name() == "sqlite"
+        parsed = make_url(normalise_url(storage))
+        sqlite = parsed.get_backend_name() == "sqlite"
+        busy = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if sqlite and "timeout" not in parsed.query else {}  # a URL's own wins
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -146,7 +148,7 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
                     heartbeat_interval=heartbeat,
                     grace_period=grace,
                     heartbeat_stale_trial_callback=requeue_lost,
-                    engine_kwargs={"pool_pre_ping": True, **({"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if sqlite else {})},
+                    engine_kwargs={"pool_pre_ping": True, **busy},
                 )
             if sqlite:
                 _begin_immediate(opened.engine)
@@ -173,8 +175,10 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
 
 # How long a SQLite connection waits for another process's write lock before "database is
 # locked" (pysqlite's default is 5 s, which four workers taking trials in a loop exceeded once
-# every transaction took the lock, below).
-SQLITE_BUSY_SECONDS = 60.0
+# every transaction took the lock, below); under the default grace period (30 s), so that a
+# heartbeat kept waiting does not let its trial be judged stale, and a Ctrl-C held back during
+# a wait is answered soon enough. A URL's own `?timeout=` is kept.
+SQLITE_BUSY_SECONDS = 20.0
 
 
 def _begin_immediate(engine: Any) -> None:
@@ -215,8 +219,11 @@ def _check_sqlite_file(url: str, *, create: bool) -> None:
         if not create:
             raise UsageError(f"{mask_url(url)}: {path.absolute()} does not exist", param="storage")
         return
-    with open(path, "rb") as file:
-        head = file.read(len(SQLITE_HEADER))
+    try:
+        with open(path, "rb") as file:
+            head = file.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise RunError(f"cannot open storage {mask_url(url)}: {exc.strerror}") from None
     if head and head != SQLITE_HEADER:  # an empty file is a new database
         raise UsageError(f"{mask_url(url)}: {path.absolute()} is not a SQLite database", param="storage")
 
