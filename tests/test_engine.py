@@ -287,15 +287,21 @@ def test_processes_racing_for_trials_never_take_one_twice(tmp_path, request, dat
     assert sorted(numbers) == sorted(t.number for t in handle.study.trials)  # each trial taken once
 
 
-def test_a_worker_killed_as_it_takes_a_trial_leaves_one_that_goes_stale(tmp_path, monkeypatch):
-    """Optuna never judges a RUNNING trial without a heartbeat stale: a worker killed between
-    taking a trial and its first heartbeat left it RUNNING forever, and every worker waiting."""
+def _quick_heartbeat_study(tmp_path: Path, name: str, count: int, monkeypatch) -> tuple[str, object]:
+    """A reconciled fake study of `count` items on SQLite, with a 1 s heartbeat and 2 s grace."""
     monkeypatch.setenv("SCALER_HEARTBEAT_SECONDS", "1")
     monkeypatch.setenv("SCALER_GRACE_SECONDS", "2")
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    (tmp_path / "taken").mkdir()
-    handle = open_fake(tmp_path / "taken", FakeConfig(count=2), url)
+    (tmp_path / name).mkdir()
+    handle = open_fake(tmp_path / name, FakeConfig(count=count), url)
     reconcile(handle)
+    return url, handle
+
+
+def test_a_worker_killed_as_it_takes_a_trial_leaves_one_that_goes_stale(tmp_path, monkeypatch):
+    """Optuna never judges a RUNNING trial without a heartbeat stale: a worker killed between
+    taking a trial and its first heartbeat left it RUNNING forever, and every worker waiting."""
+    url, handle = _quick_heartbeat_study(tmp_path, "taken", 2, monkeypatch)
     take = handle.storage.set_trial_state_values
 
     def taken_then_killed(trial_id, state, values=None):
@@ -307,9 +313,7 @@ def test_a_worker_killed_as_it_takes_a_trial_leaves_one_that_goes_stale(tmp_path
         pop_trial(handle)
     time.sleep(3.5)  # past the grace period (SQLite stores the heartbeat to the second)
     other = join_study(url, "taken")
-    from scaler.study.engine import fail_stale_trials
-
-    fail_stale_trials(other.study)
+    engine_module.fail_stale_trials(other.study)
     trials = other.study.get_trials(deepcopy=False)
     # failed as stale, and its item queued again (behind the one not yet tried)
     assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING, optuna.trial.TrialState.WAITING]
@@ -320,12 +324,7 @@ def test_a_trial_taken_after_a_long_wait_for_the_database_is_not_judged_stale(tm
     """A heartbeat recorded only before the switch to RUNNING was older than the grace period
     where the switch waited long for the lock: another worker failed the live trial, counted a
     death, and the worker crashed on its first write (UpdateFinishedTrialError)."""
-    monkeypatch.setenv("SCALER_HEARTBEAT_SECONDS", "1")
-    monkeypatch.setenv("SCALER_GRACE_SECONDS", "2")
-    url = f"sqlite:///{tmp_path / 'studies.db'}"
-    (tmp_path / "slow").mkdir()
-    handle = open_fake(tmp_path / "slow", FakeConfig(count=1), url)
-    reconcile(handle)
+    url, handle = _quick_heartbeat_study(tmp_path, "slow", 1, monkeypatch)
     take = handle.storage.set_trial_state_values
 
     def after_a_wait(trial_id, state, values=None):
