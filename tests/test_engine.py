@@ -241,6 +241,26 @@ def test_a_trial_closed_as_its_worker_records_the_outcome_is_lost_not_complete(t
     assert trial_state(closed) == State.INTERRUPTED and storage_module.process_died(closed)
 
 
+def test_a_ctrl_c_while_an_outcome_is_recorded_keeps_the_finished_item(tmp_path, monkeypatch):
+    """The outcome is several writes (attributes, then the state): a Ctrl-C between them left
+    the trial interrupted, and its finished training was done again."""
+    folder = tmp_path / "kept"
+    set_attr = optuna.trial.Trial.set_user_attr
+
+    def interrupted_meanwhile(self, key, value):
+        set_attr(self, key, value)
+        if key == "value":  # the outcome's first attribute
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=2))
+        reconcile(handle)
+        monkeypatch.setattr(optuna.trial.Trial, "set_user_attr", interrupted_meanwhile)
+        with pytest.raises(KeyboardInterrupt):
+            work(handle, {}, CPU)
+    assert states(handle) == {0: State.COMPLETE, 1: State.QUEUED}  # answered once the outcome was stored
+
+
 def test_an_item_enqueued_twice_runs_once(tmp_path, storage_url):
     log = tmp_path / "runs.log"
     folder = tmp_path / unique("dup")

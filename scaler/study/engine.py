@@ -381,7 +381,8 @@ def run_trial(
         raise KeyboardInterrupt from exc
     outcome = _checked(outcome)
     try:
-        _record(study, storage, trial, outcome)
+        with signals_held():  # a finished training is kept: a Ctrl-C between the writes lost it (interrupted)
+            _record(study, storage, trial, outcome)
         state, reason = outcome.state, outcome.reason
     except optuna.exceptions.UpdateFinishedTrialError:
         # Someone else closed this trial meanwhile (a heartbeat judged it stale): the item is
