@@ -252,6 +252,13 @@ def test_points_trained_at_another_resolution_are_other_networks_and_said_to_be(
             "resolution, width, depth or size), so are not compared (report compares searches of one proxy; `scaler "
             "calibrate` compares proxies)") in " ".join(table.out.split())
     assert json.loads(cli("report", tmp_path / "A", tmp_path / "B", "--format", "json").out)["other_networks"] == 4
+    # searches of two families: the bases their summaries record are named
+    bases = {"A": {"variant": "resnet50", "width": 0.25, "resolution": 32}, "B": {"variant": "mobilenetv2", "width": 0.5, "resolution": 32}}
+    monkeypatch.setattr(scaler.experiments.search, "read_results", lambda folder: (
+        {"A": a, "B": b}[Path(folder).name].copy(), {"name": Path(folder).name, "config": {"base": bases[Path(folder).name]}}))
+    families = " ".join(cli("report", tmp_path / "A", tmp_path / "B").out.split())
+    assert ("(another resolution, width, depth or size: A's base is resnet50 w0.25 at 32px, B's mobilenetv2 w0.5 at 32px), "
+            "so are not compared") in families
 
 
 def test_points_of_another_proxy_at_the_same_resolution_are_other_networks(cli, monkeypatch, tmp_path):

@@ -372,7 +372,10 @@ def test_report_formats_pareto_and_plot(cli, tmp_path):
     table = cli("report", folder)
     assert table.code == 0 and "★ best" in table.out
     phi = json.loads((folder / "search.json").read_text())["config"]["space"]["phi"]
-    assert table.out.lstrip().startswith(f"Search micro: phi={phi:g}, T=2")  # titled as the search titled it
+    base = json.loads((folder / "search.json").read_text())["config"]["base"]
+    title = f"Search micro: phi={phi:g}, T=2 on {base['variant']} w{base['width']:g} at {base['resolution']}px"  # the base searched
+    assert table.out.lstrip().startswith(title) and searched.code == 0  # titled as the search titled it
+    assert cli(*search_args(tmp_path)).out.lstrip().startswith(title)
     frame = pd.read_csv(folder / "results.csv")
     csv_out = cli("report", folder, "--format", "csv")
     assert csv_out.out.splitlines()[0] == ",".join(RESULT_COLUMNS)

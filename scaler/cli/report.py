@@ -15,7 +15,7 @@ from scaler.cli.options import FormatOption
 from scaler.cli.render import Column, emit, fixed, integer, interval, missing, p_phrase, share, text, to_json
 from scaler.cli.calibrate import draw as draw_calibration, show_calibration
 from scaler.cli.compare import draw as draw_comparison, show_comparison
-from scaler.cli.results import legend, reliability_lines, show_results, unfinished_line, waiting_line
+from scaler.cli.results import base_words, legend, reliability_lines, search_title, show_results, unfinished_line, waiting_line
 from scaler.errors import UsageError
 from scaler.states import State, still_to_train
 from scaler.files import json_ready
@@ -88,9 +88,7 @@ def report(
         unfinished_line(frame),
         *reliability_lines(info, shown if pareto else None),
     ]))
-    space = info.get("config", {}).get("space", {})  # as the search titled it, where its summary says
-    title = f"Search {info['name']}" + (f": phi={space['phi']:g}, T={space['target']:g}" if "phi" in space and "target" in space else "")
-    show_results(shown.reset_index(drop=True), format, title, caption)
+    show_results(shown.reset_index(drop=True), format, search_title(info), caption)  # as the search titled it
 
 
 def _comparison(folder: Path, plot: Optional[Path], format: Format) -> None:
@@ -189,6 +187,12 @@ def _compare(folder_a: Path, folder_b: Path, format: Format) -> None:
          caption="\n".join(_compare_lines(comparison, folder_a, folder_b, info_a, info_b, frame_a, frame_b)))
 
 
+def _other_bases(info_a: dict, info_b: dict) -> str:
+    """': A's base is X, B's Y' where two searches' summaries record other proxy bases."""
+    a, b = base_words(info_a), base_words(info_b)
+    return f": A's base is {a}, B's {b}" if a and b and a != b else ""
+
+
 def _compare_lines(comparison: reports.SearchComparison, folder_a: Path, folder_b: Path, info_a: dict, info_b: dict,
                    frame_a: pd.DataFrame, frame_b: pd.DataFrame) -> list[str]:
     """What the rows of two searches add up to: the searches, the rank agreement, where each
@@ -199,8 +203,8 @@ def _compare_lines(comparison: reports.SearchComparison, folder_a: Path, folder_
              for side, folder, info in (("A", folder_a, info_a), ("B", folder_b, info_b))]
     lines = [f"{', '.join(named)}; {comparison.shared} candidates in both, {comparison.scored} complete in both"
              + (f"; {comparison.other_networks} point(s) of both were trained as other networks (another resolution, "
-                "width, depth or size), so are not compared (report compares searches of one proxy; `scaler calibrate` "
-                "compares proxies)" if comparison.other_networks else "")
+                f"width, depth or size{_other_bases(info_a, info_b)}), so are not compared (report compares searches of one "
+                "proxy; `scaler calibrate` compares proxies)" if comparison.other_networks else "")
              + ("; A and B are one folder, so they agree by construction" if folder_a.resolve() == folder_b.resolve() else "")]
     if comparison.spearman is not None and comparison.kendall is not None:
         (rho, rho_low, rho_high), (tau, tau_low, tau_high) = comparison.spearman, comparison.kendall

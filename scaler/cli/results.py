@@ -86,6 +86,27 @@ def waiting_line(frame: pd.DataFrame, noun: str) -> str | None:
     return f"{len(waiting)} of {len(frame)} {noun}s still to train ({counts})"
 
 
+def search_title(info: dict) -> str:
+    """A search's table title from its summary: its name, phi and T, and the proxy's base
+    (variant as given, width, resolution), where the summary says them: a table read later, or
+    beside another family's, names what was searched."""
+    space = (info.get("config") or {}).get("space") or {}
+    title = f"Search {info['name']}"
+    if "phi" in space and "target" in space:
+        title += f": phi={space['phi']:g}, T={space['target']:g}"
+    if base := base_words(info):
+        title += f" on {base}"
+    return title
+
+
+def base_words(info: dict) -> str | None:
+    """The proxy's base a study's summary records, as 'b0 w0.5 at 64px'; None where it does not."""
+    base = (info.get("config") or {}).get("base") or {}
+    if not {"variant", "width", "resolution"} <= base.keys():
+        return None
+    return f"{base['variant']} w{base['width']:g} at {base['resolution']}px"
+
+
 def reliability_lines(info: dict, shown: pd.DataFrame | None = None) -> list[str]:
     """What the summary says about how far the ranking can be believed, in plain words; with
     `shown`, a part of the table (the Pareto front), also how many of the ties it holds."""

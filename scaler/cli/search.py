@@ -11,7 +11,7 @@ import typer
 from scaler.cli import options
 from scaler.cli.app import Format, app
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
-from scaler.cli.results import legend, reliability_lines, show_results
+from scaler.cli.results import legend, reliability_lines, search_title, show_results
 from scaler.cli.study import check_finished, run_command_study, showing
 from scaler.experiments.choices import PRUNERS
 from scaler.cli.render import counted, elapsed
@@ -57,7 +57,7 @@ def search(
         settings={"repeats": repeats}, retry_failed=retry_failed, device=device, threads=threads, cache_dir=cache_dir,
         quiet=quiet or format.is_document, counting="counting candidates with fvcore...",
     )  # fmt: skip
-    frame, folder, name = outcome.frame, handle.folder, handle.name
+    frame, folder = outcome.frame, handle.folder
     with showing(outcome, handle):
         info = json.loads((folder / SUMMARY_NAME).read_text())
         caption = "\n".join([
@@ -67,7 +67,7 @@ def search(
             ])),
             *reliability_lines(info),
         ])
-        show_results(frame, format, f"Search {name}: phi={config.space.phi:g}, T={config.space.target:g}", caption)
+        show_results(frame, format, search_title(info), caption)
     check_finished(frame, "candidate")
 
 
