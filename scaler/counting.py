@@ -179,7 +179,13 @@ def _count_pieces(layout: list[Piece], resolution: int) -> ModelCount:
 
 
 def count_whole_model(model: nn.Module, resolution: int) -> ModelCount:
-    """One plain fvcore pass over a whole, real model: the reference `count_model` must match."""
+    """One plain fvcore pass over a whole, real model: the reference `count_model` must match.
+    A lazy module's parameters are shaped first, so that their initialisation is not traced
+    (it read 'fvcore counts 0 for: uniform_ x4')."""
+    if any(nn.parameter.is_lazy(p) for p in model.parameters()):
+        from scaler.training import shape_lazy_parameters
+
+        shape_lazy_parameters(model, resolution)
     analysis = _analysis(model, (torch.randn(1, 3, resolution, resolution),))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
