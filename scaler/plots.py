@@ -21,6 +21,7 @@ from scaler.reports import pareto_front, truth
 from scaler.scaling import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, is_paper_point
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 
@@ -76,11 +77,11 @@ def save(fig: Figure, path: Path) -> None:
         plt.close(fig)
 
 
-def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
+def plot_search(frame: pd.DataFrame, path: Path, title: str = "", classes: int | None = None) -> None:
     """Write a two-panel PNG (or any matplotlib format, by suffix) of a search's results.
     Every scored row is drawn, coloured by state; the best, the candidates tied with it (ringed),
     the Pareto front and the map read complete rows only, as the table's ranking does (an
-    unfinished row's top-1 is partial)."""
+    unfinished row's top-1 is partial). With `classes`, chance (one in as many) is a line."""
     plt = _pyplot()
     scored = frame[pd.to_numeric(frame["top1"], errors="coerce").notna()].copy()
     complete = scored[scored["state"] == "complete"]
@@ -110,6 +111,7 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
         right_half = high > low and x > (low + high) / 2  # the label then runs leftwards, inside the axes
         left.annotate(f"best {point_name(best['alpha'], best['beta'], best['gamma'])}", (x, best["top1"] * 100),
                       textcoords="offset points", xytext=(-6, 6) if right_half else (6, 6), ha="right" if right_half else "left")  # fmt: skip
+    _chance_line(left, classes)
     left.set_xlabel("MACs of the scaled proxy (M)")
     left.set_ylabel("val top-1 (%), mean with 95% interval")
     left.set_title("accuracy against cost")
@@ -139,9 +141,10 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "") -> None:
     save(fig, path)
 
 
-def plot_comparison(frame: pd.DataFrame, path: Path, title: str = "") -> None:
+def plot_comparison(frame: pd.DataFrame, path: Path, title: str = "", classes: int | None = None) -> None:
     """Top-1 against MACs, one line per strategy from the unscaled base through phi = 1..K,
-    with 95% intervals as error bars (the shape of the paper's Figure 8)."""
+    with 95% intervals as error bars (the shape of the paper's Figure 8); with `classes`,
+    chance as a line."""
     plt = _pyplot()
     scored = frame[pd.to_numeric(frame["top1"], errors="coerce").notna()]
     base = scored[scored["strategy"] == "base"]
@@ -161,6 +164,7 @@ def plot_comparison(frame: pd.DataFrame, path: Path, title: str = "") -> None:
         tops = group["top1_high"].astype(float).fillna(group["top1"].astype(float))
         ax.annotate(f"φ={int(phi)}", (group["macs"].mean() / 1e6, tops.max() * 100), textcoords="offset points",
                     xytext=(0, 6), ha="center", fontsize=8)
+    _chance_line(ax, classes)
     ax.set_xlabel("MACs (M), measured with fvcore")
     ax.set_ylabel("val top-1 (%), mean with 95% interval")
     ax.set_title(textwrap.fill(title or "scaling strategies at equal nominal FLOPs", 70))  # a long study name was cut off
@@ -170,6 +174,16 @@ def plot_comparison(frame: pd.DataFrame, path: Path, title: str = "") -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     save(fig, path)
+
+
+MARKERS = "osD^vPX"  # one per setting of a calibration, before they repeat
+
+
+def _chance_line(ax: Axes, classes: int | None) -> None:
+    """A dotted horizontal line at chance (one in `classes`, in percent), so that a run that
+    learned nothing reads as such; none without `classes`."""
+    if classes:
+        ax.axhline(100 / classes, color="tab:red", ls=":", lw=1, label=f"chance (1 of {classes} classes)")
 
 
 def _bounds(group: pd.DataFrame) -> list[np.ndarray] | None:
@@ -182,9 +196,11 @@ def _bounds(group: pd.DataFrame) -> list[np.ndarray] | None:
     return [((top1 - low).clip(lower=0) * 100).to_numpy(), ((high - top1).clip(lower=0) * 100).to_numpy()]
 
 
-def plot_calibration(frame: pd.DataFrame, path: Path, title: str = "") -> None:
-    """Each setting's mean top-1 (y) against the reference's (x) per candidate, one colour per
-    setting, with the 95% intervals as error bars and the diagonal."""
+def plot_calibration(frame: pd.DataFrame, path: Path, title: str = "", classes: int | None = None) -> None:
+    """Each setting's mean top-1 (y) against the reference's (x) per candidate, one colour and
+    marker per setting (each a size smaller than the one before, so that settings that agree
+    stay visible on top of each other), with the 95% intervals as error bars, the diagonal and,
+    with `classes`, chance on both axes."""
     plt = _pyplot()
     frame = frame.assign(top1=pd.to_numeric(frame["top1"], errors="coerce"))
     reference = frame[frame["setting"] == 0].set_index("candidate")
@@ -198,13 +214,17 @@ def plot_calibration(frame: pd.DataFrame, path: Path, title: str = "") -> None:
             continue
         x, y = reference.loc[both], group.loc[both]
         color = colors[number % len(colors)]
-        ax.scatter(x["top1"] * 100, y["top1"] * 100, s=36, color=color, label=str(y["label"].iloc[0]), zorder=3)
+        ax.scatter(x["top1"] * 100, y["top1"] * 100, s=max(12, 64 - 10 * number), color=color, marker=MARKERS[number % len(MARKERS)],
+                   label=str(y["label"].iloc[0]), zorder=3 + number)  # fmt: skip
         ax.errorbar(x["top1"] * 100, y["top1"] * 100, xerr=_bounds(x), yerr=_bounds(y), fmt="none", ecolor=color, alpha=0.5, capsize=2)
         shown += [*x["top1"], *y["top1"]]
     if shown:
         (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-        low, high = min(x0, y0), max(x1, y1)
+        low, high = min(x0, y0, *([100 / classes] if classes else [])), max(x1, y1)
         ax.plot([low, high], [low, high], "--", color="tab:gray", lw=1, label="y = x (same accuracy)")
+        if classes:  # on both axes: the reference's chance and the setting's
+            ax.axvline(100 / classes, color="tab:red", ls=":", lw=1)
+            _chance_line(ax, classes)
         ax.set_xlim(low, high)
         ax.set_ylim(low, high)
         ax.legend(fontsize=8)

@@ -267,6 +267,39 @@ def test_the_search_plot_names_the_table_s_best_not_an_unfinished_row(monkeypatc
     assert [t.get_text() for t in figures[0].axes[1].texts] == ["no complete candidate\n(3 queued)"] and not figures[0].axes[0].texts
 
 
+def test_every_plot_draws_chance_where_the_classes_are_known_and_a_calibration_s_settings_stay_visible(monkeypatch, tmp_path):
+    """A run that learned nothing reads as such: chance is a dotted line (both axes of the
+    calibration's). Settings that agree were hidden under one another (one marker and size)."""
+    from scaler import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig))
+    search = pd.DataFrame({
+        "alpha": [1.0, 1.2], "beta": [1.0, 1.0], "gamma": [1.1, 1.1], "macs": [2e6, 3e6], "top1": [0.12, 0.2],
+        "top1_low": [0.05, 0.1], "top1_high": [0.2, 0.3], "state": ["complete"] * 2,
+    })  # fmt: skip
+    compare = pd.DataFrame({"strategy": ["base", "compound"], "phi": [0, 1], "macs": [1e6, 2e6], "top1": [0.1, 0.2],
+                            "top1_low": [0.05, 0.1], "top1_high": [0.2, 0.3]})
+    calibration = pd.DataFrame({"setting": [0, 0, 1, 1, 2, 2], "candidate": [0, 1] * 3, "label": ["reference"] * 2 + ["proxy"] * 2 + ["try"] * 2,
+                                "top1": [0.3, 0.5, 0.2, 0.4, 0.2, 0.4], "top1_low": [0.2, 0.4, 0.1, 0.3, 0.1, 0.3],
+                                "top1_high": [0.4, 0.6, 0.3, 0.5, 0.3, 0.5]})
+    for draw, frame in ((plots.plot_search, search), (plots.plot_comparison, compare), (plots.plot_calibration, calibration)):
+        for classes in (10, None):
+            figures.clear()
+            draw(frame, tmp_path / "x.png", classes=classes)
+            ax = figures[0].axes[0]
+            chance = [line for line in ax.lines if line.get_label() == "chance (1 of 10 classes)"]
+            assert [line.get_ydata()[0] for line in chance] == ([10.0] if classes else []), draw
+    figures.clear()
+    plots.plot_calibration(calibration, tmp_path / "x.png", classes=10)
+    ax = figures[0].axes[0]
+    assert [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":" and line.get_label().startswith("_")] == [10.0]
+    proxy, tried = [c for c in ax.collections if c.get_label() in ("proxy", "try")]
+    assert proxy.get_sizes()[0] > tried.get_sizes()[0]  # the later one on top, smaller
+    assert proxy.get_paths()[0].vertices.shape != tried.get_paths()[0].vertices.shape  # and of another shape (circle, square)
+    assert ax.get_xlim()[0] <= 10 and ax.get_ylim()[0] <= 10  # chance within view
+
+
 def test_the_best_s_label_stays_inside_the_plot_when_the_best_is_the_costliest(monkeypatch, tmp_path):
     from scaler import plots
 

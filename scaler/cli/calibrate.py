@@ -18,6 +18,7 @@ from scaler.cli.app import Format, app, console
 from scaler.cli.options import BASE_OPTIONS, DATA_OPTIONS, SPACE_OPTIONS, EPOCH_TRAIN_OPTIONS, Device, FormatOption, StudyCacheDir, Threads
 from scaler.cli.search import build_search_config
 from scaler.cli.study import check_finished, run_command_study, showing
+from scaler.cli.results import classes_of
 from scaler.experiments.choices import DEFAULT_FACTOR, DEFAULT_K
 from scaler.candidates import point_name
 from scaler.files import whole_numbers
@@ -105,7 +106,7 @@ def calibrate(
     with showing(outcome, handle):
         info = json.loads((folder / SUMMARY_NAME).read_text())
         plot = plot or folder / "calibration.png"
-        unplotted = failure_of(lambda: draw(outcome.frame, plot, handle.name))
+        unplotted = failure_of(lambda: draw(outcome.frame, plot, handle.name, classes_of(info)))
         show_calibration(outcome.frame, info, format, folder, None if unplotted else plot, search_commands(ctx, info),
                          f"this run {elapsed(outcome.seconds)}")
     if unplotted:
@@ -113,11 +114,12 @@ def calibrate(
     check_finished(outcome.frame, "setting-candidate pair")
 
 
-def draw(table: pd.DataFrame, path: Path, name: str) -> None:
-    """The calibration's picture; RunError when it cannot be written."""
+def draw(table: pd.DataFrame, path: Path, name: str, classes: int | None) -> None:
+    """The calibration's picture (chance drawn where `classes` is known); RunError when it
+    cannot be written."""
     from scaler.plots import plot_calibration
 
-    plot_calibration(table, path, title=name)
+    plot_calibration(table, path, title=name, classes=classes)
 
 
 def show_calibration(table: pd.DataFrame, info: dict, format: Format, folder: Path, plot: Path | None,
@@ -131,7 +133,7 @@ def show_calibration(table: pd.DataFrame, info: dict, format: Format, folder: Pa
 
     frame = setting_frame(info, commands)
     advice = recommendation_line(frame, whole_set=info["config"].get("k", DEFAULT_K) > len(info["candidates"]))
-    if chance := reference_at_chance(table, info["config"]["search"]["base"].get("num_classes")):
+    if chance := reference_at_chance(table, classes_of(info)):
         advice += "\n" + chance
     if format in (Format.csv, Format.json):
         emit(frame.drop(columns=["mark", "spearman_text", "kendall_text", "reliability_text", "pairs_text"]), SETTING_COLUMNS, format.value, console)

@@ -179,12 +179,12 @@ def compare(
         if (root / name / RESULTS_NAME).exists():
             with contextlib.suppress(UsageError):  # a table that cannot be read leaves the interrupt as it is
                 frame = read_comparison(root / name)[0]
-                failure_of(lambda: draw(frame, plot_path, name))  # and so does a plot that cannot be written
+                failure_of(lambda: draw(frame, plot_path, name, config.base.num_classes))  # and so does a plot that cannot be written
         raise
     frame, folder = outcome.frame, handle.folder
     with showing(outcome, handle):
         info = json.loads((folder / SUMMARY_NAME).read_text())
-        unplotted = failure_of(lambda: draw(frame, plot_path, name))
+        unplotted = failure_of(lambda: draw(frame, plot_path, name, config.base.num_classes))
         drawn = "" if unplotted else f" · plot {plot_path}"
         show_comparison(frame, info, format, name, f"{folder}/results.csv{drawn} · this run {elapsed(outcome.seconds)}")
     if unplotted:
@@ -244,11 +244,12 @@ def _searched_proxy(ctx: typer.Context, search: SearchFolder, proxy: dict[str, A
     return [f"proxy from {folder}, as it trained (options given here win): {shlex.join(flags)}"] if flags else []
 
 
-def draw(frame: pd.DataFrame, path: Path, name: str) -> None:
-    """The comparison's picture; RunError when it cannot be written."""
+def draw(frame: pd.DataFrame, path: Path, name: str, classes: int | None) -> None:
+    """The comparison's picture (chance drawn where `classes` is known); RunError when it
+    cannot be written."""
     from scaler.plots import plot_comparison
 
-    plot_comparison(frame, path, f"{name}: top-1 against MACs per strategy")
+    plot_comparison(frame, path, f"{name}: top-1 against MACs per strategy", classes=classes)
 
 
 def show_comparison(frame: pd.DataFrame, info: dict, format: Format, name: str, footer: str) -> None:

@@ -15,7 +15,7 @@ from scaler.cli.options import FormatOption
 from scaler.cli.render import Column, emit, fixed, integer, interval, missing, p_phrase, share, text, to_json
 from scaler.cli.calibrate import draw as draw_calibration, show_calibration
 from scaler.cli.compare import draw as draw_comparison, show_comparison
-from scaler.cli.results import base_words, legend, reliability_lines, search_title, show_results, unfinished_line, waiting_line
+from scaler.cli.results import base_words, classes_of, legend, reliability_lines, search_title, show_results, unfinished_line, waiting_line
 from scaler.errors import UsageError
 from scaler.states import State, still_to_train
 from scaler.files import json_ready
@@ -79,7 +79,7 @@ def report(
     frame, info = read_results(folder)
     shown = reports.pareto_front(frame) if pareto else frame
     if plot is not None:
-        plot_search(frame, plot, title=f"{info['name']}")  # RunError when it cannot be written
+        plot_search(frame, plot, title=search_title(info), classes=classes_of(info))  # RunError when it cannot be written
         print(f"plot written to {plot}", file=sys.stderr)  # a log line: stdout holds the table alone
     states = ", ".join(f"{n} {s}" for s, n in info.get("states", {}).items())
     caption = "\n".join(filter(None, [
@@ -97,7 +97,7 @@ def _comparison(folder: Path, plot: Optional[Path], format: Format) -> None:
 
     frame, info = read_comparison(folder)
     if plot is not None:
-        draw_comparison(frame, plot, info["name"])
+        draw_comparison(frame, plot, info["name"], classes_of(info))
         print(f"plot written to {plot}", file=sys.stderr)
     show_comparison(frame, info, format, info["name"], f"{folder}/results.csv" + (f" · plot {plot}" if plot else ""))
     _warn_unfinished(frame, "network")
@@ -110,7 +110,7 @@ def _calibration(folder: Path, plot: Optional[Path], format: Format) -> None:
 
     frame, info = read_calibration(folder)
     if plot is not None:
-        draw_calibration(frame, plot, info["name"])
+        draw_calibration(frame, plot, info["name"], classes_of(info))
         print(f"plot written to {plot}", file=sys.stderr)
     show_calibration(frame, info, format, folder, plot, commands=None)
     _warn_unfinished(frame, "setting-candidate pair")

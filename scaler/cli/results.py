@@ -99,6 +99,15 @@ def search_title(info: dict) -> str:
     return title
 
 
+def classes_of(info: dict) -> int | None:
+    """How many classes a study's summary says its networks tell apart (a search's or a
+    comparison's base, a calibration's search's); None where it does not say."""
+    config = info.get("config") or {}
+    base = config.get("base") or (config.get("search") or {}).get("base") or {}
+    classes = base.get("num_classes")
+    return int(classes) if isinstance(classes, int) and classes > 0 else None
+
+
 def base_words(info: dict) -> str | None:
     """The proxy's base a study's summary records, as 'b0 w0.5 at 64px'; None where it does not."""
     base = (info.get("config") or {}).get("base") or {}
