@@ -214,7 +214,7 @@ def plot_calibration(frame: pd.DataFrame, path: Path, title: str = "", classes: 
             continue
         x, y = reference.loc[both], group.loc[both]
         color = colors[number % len(colors)]
-        ax.scatter(x["top1"] * 100, y["top1"] * 100, s=max(12, 64 - 10 * number), color=color, marker=MARKERS[number % len(MARKERS)],
+        ax.scatter(x["top1"] * 100, y["top1"] * 100, s=max(14, 90 / (number + 1)), color=color, marker=MARKERS[number % len(MARKERS)],
                    label=str(y["label"].iloc[0]), zorder=3 + number)  # fmt: skip
         ax.errorbar(x["top1"] * 100, y["top1"] * 100, xerr=_bounds(x), yerr=_bounds(y), fmt="none", ecolor=color, alpha=0.5, capsize=2)
         shown += [*x["top1"], *y["top1"]]
