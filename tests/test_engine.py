@@ -140,6 +140,17 @@ def test_failures_keep_their_reason_and_are_retried_on_request(tmp_path, storage
     assert sorted(started) == [0, 1, 1, 2, 2, 3]  # the failed items ran again, the complete ones did not
 
 
+def test_an_allocation_failure_is_told_by_its_type_or_words_without_the_engine_importing_torch():
+    import torch
+
+    assert engine_module.is_out_of_memory(torch.OutOfMemoryError()) and engine_module.is_out_of_memory(MemoryError())
+    assert engine_module.is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory"))
+    assert not engine_module.is_out_of_memory(RuntimeError("shapes cannot be multiplied"))
+    imported = subprocess.run([sys.executable, "-c", "import sys, scaler.study.engine, scaler.study.runner; print('torch' in sys.modules)"],
+                              capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "False"  # the engine does not know the work
+
+
 def test_an_item_left_running_is_interrupted_and_run_again(tmp_path, storage_url, monkeypatch):
     """Journal: the folder lock proves a RUNNING trial's process is gone. RDB: its heartbeat
     stops and, after the grace period, the item is queued again."""

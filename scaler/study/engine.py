@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from scaler.errors import RunError, UsageError, interrupted_by_user
@@ -314,8 +313,10 @@ def _suggest_item(trial: optuna.trial.Trial, fixed: dict, experiment: Experiment
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether an exception is an allocation failure (CPU allocator, CUDA, MPS)."""
-    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+    """Whether an exception is an allocation failure (CPU allocator, CUDA, MPS). torch is read
+    where the work imported it: the engine does not need it."""
+    torch = sys.modules.get("torch")
+    if isinstance(exc, MemoryError) or torch is not None and isinstance(exc, torch.OutOfMemoryError):
         return True
     text = str(exc).lower()
     return any(s in text for s in ("out of memory", "can't allocate memory", "cannot allocate memory"))
