@@ -28,13 +28,12 @@ from fake_experiment import FakeConfig, FakeExperiment, OtherFakeExperiment, log
 import scaler.study.engine as engine_module
 import scaler.study.runner as runner
 import scaler.study.storage as storage_module
-from scaler.study.storage import item_params
 from scaler.errors import RunError, UsageError
 from scaler.runtime import Runtime
 from scaler.states import State
 from scaler.study.create import join_study, open_study
 from scaler.study.engine import ATTR_ORDER, pop_trial, reconcile, run_trial, set_queue_order, work
-from scaler.study.trials import count_finished, mark_interrupted, records, trial_state
+from scaler.study.trials import count_finished, item_params, mark_interrupted, process_died, records, requeue_lost, trial_state
 from scaler.study.experiment import Events, WorkItem
 from scaler.study import lock, signals
 from scaler.study.lock import folder_lock
@@ -197,7 +196,7 @@ def test_an_error_of_the_worker_after_it_took_an_item_leaves_it_interrupted_not_
             with pytest.raises(RuntimeError, match="the display broke"):
                 work(handle, {}, CPU, events=events)
             last = handle.study.get_trials(deepcopy=False)[-1 if storage_url is None else -2]
-            assert last.user_attrs["state"] == State.INTERRUPTED.value and not storage_module.process_died(last)
+            assert last.user_attrs["state"] == State.INTERRUPTED.value and not process_died(last)
             assert last.user_attrs["reason"] == "stopped by an error of its worker (RuntimeError: the display broke)"
         handle = open_fake(folder, config, storage_url)
         reconcile(handle)
@@ -249,7 +248,7 @@ def test_a_trial_closed_as_its_worker_records_the_outcome_is_lost_not_complete(t
     monkeypatch.undo()
     closed = handle.storage.get_trial(trial._trial_id)
     assert closed.user_attrs["state"] == State.COMPLETE.value  # as far as its worker got
-    assert trial_state(closed) == State.INTERRUPTED and storage_module.process_died(closed)
+    assert trial_state(closed) == State.INTERRUPTED and process_died(closed)
 
 
 def test_a_ctrl_c_while_an_outcome_is_recorded_keeps_the_finished_item(tmp_path, monkeypatch):
@@ -380,7 +379,7 @@ def test_a_trial_closed_by_another_process_before_it_runs_is_left_to_it(tmp_path
     reconcile(handle)
     taken = pop_trial(handle)
     handle.storage.set_trial_state_values(taken._trial_id, optuna.trial.TrialState.FAIL)  # as a heartbeat check does,
-    storage_module.requeue_lost(handle.study, handle.storage.get_trial(taken._trial_id))  # queuing it again
+    requeue_lost(handle.study, handle.storage.get_trial(taken._trial_id))  # queuing it again
     original = engine_module.pop_trial
     popped = iter([taken])
     with pytest.MonkeyPatch.context() as patch:
@@ -412,7 +411,7 @@ def test_an_item_whose_worker_died_is_taken_again_after_the_items_not_yet_tried(
         reconcile(handle)
         set_queue_order(handle, [WorkItem.of(item=2), WorkItem.of(item=0), WorkItem.of(item=1)])
         lost = pop_trial(handle)  # item 2, whose worker is then killed
-        storage_module.requeue_lost(handle.study, handle.storage.get_trial(lost._trial_id))
+        requeue_lost(handle.study, handle.storage.get_trial(lost._trial_id))
         other = join_study(storage_url, handle.name) if storage_url else handle
         popped = [item_params(h.storage.get_trial(pop_trial(h)._trial_id))["item"] for h in (other, handle, other)]
         assert popped == [0, 1, 2] and pop_trial(handle) is None
@@ -932,7 +931,7 @@ def test_a_ctrl_c_that_reaches_the_parent_alone_stops_its_workers_at_once(tmp_pa
     trials = handle.study.get_trials(deepcopy=False)
     assert not [t for t in trials if t.state is optuna.trial.TrialState.RUNNING]
     stopped = [t for t in trials if t.user_attrs.get("state") == State.INTERRUPTED.value]
-    assert len(stopped) == 2 and not [t for t in trials if storage_module.process_died(t)]  # marked by the workers
+    assert len(stopped) == 2 and not [t for t in trials if process_died(t)]  # marked by the workers
 
 
 def test_a_worker_answers_ctrl_c_and_sigterm_once():
@@ -1147,7 +1146,7 @@ def test_a_running_item_is_shown_with_the_epochs_it_has_done(tmp_path):
         reconcile(handle)
         trial = pop_trial(handle)
         frozen = handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))[0]
-        label = handle.experiment.label(handle.experiment.item_of(storage_module.item_params(frozen)))
+        label = handle.experiment.label(handle.experiment.item_of(item_params(frozen)))
         assert runner._running(handle) == [f"{label} in epoch 1"]
         for epoch in (1, 2):
             trial.report(0.5, epoch)
@@ -1198,7 +1197,7 @@ def test_a_signal_just_as_a_trial_is_taken_leaves_it_interrupted_not_running(tmp
     assert not handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     taken = handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
     assert [t.user_attrs["state"] for t in taken] == [State.INTERRUPTED.value]
-    assert not storage_module.process_died(taken[0])  # a stop, not a death
+    assert not process_died(taken[0])  # a stop, not a death
 
 
 def test_a_signal_inside_the_journal_s_file_lock_waits_for_the_write(tmp_path, monkeypatch):

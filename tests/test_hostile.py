@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 import scaler
-from scaler.study.storage import process_died
+from scaler.study.trials import process_died
 from tests.conftest import TINY_BASE, sigint_default
 from PIL import Image
 

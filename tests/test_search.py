@@ -28,7 +28,7 @@ from scaler.data.options import DataOptions
 from scaler.experiments.search import RESULT_COLUMNS, CompoundSearch, SearchConfig, at_chance
 from scaler.runtime import Runtime
 from scaler.states import State
-from scaler.study.storage import item_params
+from scaler.study.trials import item_params
 from scaler.train_config import TrainConfig
 from tests.conftest import TINY_BASE
 

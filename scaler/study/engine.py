@@ -12,7 +12,7 @@ How a study stays exactly-once and resumable, whatever its experiment:
   alone; a trial left RUNNING by a process that died (journal file: on restart, since the
   folder lock proves nobody else runs it; RDB: by heartbeat) or stopped by Ctrl-C is marked
   INTERRUPTED and its item enqueued again (one whose process died: behind the items not yet
-  tried, and after `storage.MAX_DEATHS` deaths failed instead); failed items are enqueued
+  tried, and after `trials.MAX_DEATHS` deaths failed instead); failed items are enqueued
   again only on request.
 * A trial popped for an item that is already finished (two reconcilers at once) is dropped
   as a DUPLICATE without running.
@@ -49,8 +49,8 @@ from scaler.study.experiment import Events, Experiment, Outcome, WorkItem
 from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
 from scaler.study.signals import signals_held
-from scaler.study.storage import REQUEUED_FROM, heartbeat_timing, item_params, process_died
-from scaler.study.trials import count_finished, item_state, mark_interrupted, representative, trials_by_item
+from scaler.study.storage import heartbeat_timing
+from scaler.study.trials import REQUEUED_FROM, count_finished, item_params, item_state, mark_interrupted, process_died, representative, trials_by_item
 
 # How an outcome is told to Optuna: scored outcomes carry the objective.
 _OPTUNA_STATE = {State.COMPLETE: TrialState.COMPLETE, State.TIMEOUT: TrialState.COMPLETE, State.PRUNED: TrialState.PRUNED}

@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from scaler.study.experiment import WorkItem
-from scaler.study.storage import item_params
+from scaler.study.trials import item_params
 
 RUNG_KEY = "completed_rung_"  # a trial's value at a rung, as Optuna's successive halving records it
 

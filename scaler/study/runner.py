@@ -36,12 +36,12 @@ from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
 from scaler.study.signals import interrupt_once
 from scaler.study.spawned import worker_entry
-from scaler.study.trials import count_finished, mark_interrupted, records
+from scaler.study.trials import MAX_DEATHS, count_finished, item_params, mark_interrupted, records, requeue_lost
 from scaler.study.experiment import Events, WorkItem
-from scaler.study.storage import MAX_DEATHS, item_params, requeue_lost
+
 
 # Rounds of local workers in a row in which killed workers took no item: a round after the
-# first reruns the items of dead workers (each item at most storage.MAX_DEATHS times).
+# first reruns the items of dead workers (each item at most trials.MAX_DEATHS times).
 MAX_IDLE_ROUNDS = 3
 ATTR_TIMING = "scaler_timing_networks"  # a study's attribute: set while a run times networks for its estimate
 

@@ -13,10 +13,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
 from scaler.errors import RunError, UsageError
-from scaler.states import State
 from scaler.study.signals import signals_held
 
 if TYPE_CHECKING:
@@ -75,47 +73,6 @@ def storage_label(storage_url: str) -> str:
     return mask_url(storage_url) if is_url(storage_url) else JOURNAL_NAME
 
 
-def item_params(trial: FrozenTrial) -> dict:
-    """The work item a trial stands for: the parameters it was enqueued (or suggested) with."""
-    return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
-
-
-REQUEUED_FROM = "requeued_from"  # a trial's attribute: the number of the trial whose process died
-DIED = "process_died"  # a trial's attribute: its process died mid-item (killed), not stopped by Ctrl-C
-MAX_DEATHS = 3  # an item whose process died this many times is failed, not queued again
-
-
-def process_died(trial: FrozenTrial) -> bool:
-    """Whether the process running `trial` died mid-item (killed: out of memory, SIGKILL, a
-    machine gone), as `mark_interrupted(..., died=True)` records it; a trial an RDB storage
-    failed for its stale heartbeat counts too: it carries no state of ours, or the ranked one
-    its worker wrote as it recorded the outcome too late."""
-    if trial.user_attrs.get(DIED):
-        return True
-    recorded = trial.user_attrs.get("state")
-    return trial.state == TrialState.FAIL and (recorded is None or recorded in State._value2member_map_ and State(recorded).is_scored)
-
-
-def deaths(trials: list[FrozenTrial]) -> int:
-    """How many of an item's trials ended with their process dead."""
-    return sum(process_died(t) for t in trials)
-
-
-def requeue_lost(study: optuna.Study, trial: FrozenTrial) -> None:
-    """A process died mid-item (the heartbeat callback of RDB storages, and what a parent does
-    for a local worker process it sees dead, or a command for the trials a dead run left
-    running): put the item back in the queue, behind the items not yet tried
-    (`REQUEUED_FROM`). After MAX_DEATHS deaths on it the item is left failed instead: one
-    that kills whatever process trains it (a network too large for the memory) would
-    otherwise be retried without end (`--retry-failed` tries it once more)."""
-    params = item_params(trial)
-    if not params:
-        return
-    earlier = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number != trial.number and item_params(t) == params]
-    if 1 + deaths(earlier) < MAX_DEATHS:
-        study.enqueue_trial(params, user_attrs={**params, REQUEUED_FROM: trial.number})
-
-
 class _Journal(optuna.storages.journal.JournalFileBackend):
     """A folder's journal file whose writes a signal never cuts inside Optuna's file lock
     (`signals_held`): a lock left behind made every later write, the marking of the
@@ -136,6 +93,8 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
     if is_url(storage):
         check_url(storage)
         _check_sqlite_file(storage, create=create)
+        from scaler.study.trials import requeue_lost  # the heartbeat's callback (trials imports this module's users)
+
         heartbeat, grace = heartbeat_timing()
         parsed = make_url(normalise_url(storage))
         sqlite = parsed.get_backend_name() == "sqlite"

@@ -1,5 +1,6 @@
 """Trial bookkeeping: which item a trial ran, the state it stands in, which trial speaks for
-an item, and the records the results are made of."""
+an item, the records the results are made of, and the deaths of the processes that ran it
+(an item is queued again after one, failed after MAX_DEATHS)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,50 @@ from optuna.trial import FrozenTrial, TrialState
 from scaler.states import State
 from scaler.study.experiment import Record, WorkItem
 from scaler.study.handle import StudyHandle
-from scaler.study.storage import DIED, MAX_DEATHS, deaths, item_params, process_died
 
 # Which trial speaks for an item: complete > pruned > running > queued > failed.
 _PREFERENCE = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.WAITING: 3, TrialState.FAIL: 4}
+
+
+def item_params(trial: FrozenTrial) -> dict:
+    """The work item a trial stands for: the parameters it was enqueued (or suggested) with."""
+    return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+
+
+REQUEUED_FROM = "requeued_from"  # a trial's attribute: the number of the trial whose process died
+DIED = "process_died"  # a trial's attribute: its process died mid-item (killed), not stopped by Ctrl-C
+MAX_DEATHS = 3  # an item whose process died this many times is failed, not queued again
+
+
+def process_died(trial: FrozenTrial) -> bool:
+    """Whether the process running `trial` died mid-item (killed: out of memory, SIGKILL, a
+    machine gone), as `mark_interrupted(..., died=True)` records it; a trial an RDB storage
+    failed for its stale heartbeat counts too: it carries no state of ours, or the ranked one
+    its worker wrote as it recorded the outcome too late."""
+    if trial.user_attrs.get(DIED):
+        return True
+    recorded = trial.user_attrs.get("state")
+    return trial.state == TrialState.FAIL and (recorded is None or recorded in State._value2member_map_ and State(recorded).is_scored)
+
+
+def deaths(trials: list[FrozenTrial]) -> int:
+    """How many of an item's trials ended with their process dead."""
+    return sum(process_died(t) for t in trials)
+
+
+def requeue_lost(study: optuna.Study, trial: FrozenTrial) -> None:
+    """A process died mid-item (the heartbeat callback of RDB storages, and what a parent does
+    for a local worker process it sees dead, or a command for the trials a dead run left
+    running): put the item back in the queue, behind the items not yet tried
+    (`REQUEUED_FROM`). After MAX_DEATHS deaths on it the item is left failed instead: one
+    that kills whatever process trains it (a network too large for the memory) would
+    otherwise be retried without end (`--retry-failed` tries it once more)."""
+    params = item_params(trial)
+    if not params:
+        return
+    earlier = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number != trial.number and item_params(t) == params]
+    if 1 + deaths(earlier) < MAX_DEATHS:
+        study.enqueue_trial(params, user_attrs={**params, REQUEUED_FROM: trial.number})
 
 
 def trial_state(trial: FrozenTrial | None) -> State:
@@ -54,7 +95,7 @@ def representative(trials: list[FrozenTrial]) -> FrozenTrial | None:
 def item_state(trials: list[FrozenTrial]) -> tuple[State, str]:
     """The state an item stands in, and why, from its trials: its representative's, except
     that an item whose process died MAX_DEATHS times, the last time included (a Ctrl-C'd
-    `--retry-failed` try is resumed), has failed (`storage.requeue_lost`)."""
+    `--retry-failed` try is resumed), has failed (`requeue_lost`)."""
     trial = representative(trials)
     state = trial_state(trial)
     reason = trial.user_attrs.get("reason", "") if trial is not None and state is not State.RUNNING else ""
