@@ -47,8 +47,9 @@ class TrainConfig:
     # applied to conv/linear weights only (not BN or biases), as in the official code.
     weight_decay: float = 1e-5
     label_smoothing: float = 0.1
-    # Linear warmup over the first 0.3 epoch (from 0), then cosine to 0, per optimizer step:
-    # a short warmup keeps the first steps on fresh BN statistics from blowing up.
+    # Linear warmup over the first 0.3 epoch (from 0; 0.3 of the run where --steps are fewer
+    # than an epoch), then cosine to 0, per optimizer step: a short warmup keeps the first
+    # steps on fresh BN statistics from blowing up.
     warmup_epochs: float = 0.3
     # BatchNorm momentum during the run (PyTorch convention), restored afterwards; None keeps
     # the model's. The official 0.01 suits 350 epochs: over a few hundred proxy steps the

@@ -424,7 +424,10 @@ def _train(model, dataset, resolution, config, device, layout, on_step, on_epoch
     per_epoch = config.steps_per_epoch(len(dataset.train))
     n_epochs = config.planned_epochs(len(dataset.train))
     total = config.steps if config.steps is not None else n_epochs * per_epoch
-    warmup = min(total - 1, round(config.warmup_epochs * per_epoch))
+    # warmup_epochs of an epoch, or of the whole run where it is shorter than an epoch (--steps):
+    # 0.3 of an epoch of 1.28M images is 12,000 steps, and a shorter run was all warmup, ending
+    # at the peak rate without a decay
+    warmup = min(total - 1, round(config.warmup_epochs * min(per_epoch, total)))
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     generator = torch.Generator().manual_seed(config.seed)  # batch order and augmentation
     autocast = _autocast(device, cache=not graphed)

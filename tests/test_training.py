@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from scaler import build_model
+from scaler import training
 from scaler.data import Dataset, ImageSplit, clear_memo, load_dataset
 from scaler.errors import RunError, UsageError
 from scaler.experiments import proxy
@@ -196,6 +197,20 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_factor(10, 100, 10) == 1.0
     assert lr_factor(99, 100, 10) < 0.01
     assert lr_factor(0, 10, 0) == 1.0
+
+
+def test_a_run_shorter_than_an_epoch_warms_up_over_its_share_and_decays(synthetic, monkeypatch):
+    """--steps below 0.3 of an epoch (12,000 steps on ImageNet at batch 32) was all warmup: it
+    ended at the peak rate, with no decay. The warmup is now 0.3 of the run where the run is
+    shorter than an epoch; runs of an epoch or more keep 0.3 of an epoch."""
+    rates: list[float] = []
+    monkeypatch.setattr(training, "set_learning_rate", lambda optimizer, lr: rates.append(lr))
+    run(synthetic, TrainConfig(steps=10, batch_size=2, lr=1.0, optimizer="sgd"))  # 24 steps an epoch
+    assert len(rates) == 10 and rates[:3] == pytest.approx([1 / 4, 2 / 4, 3 / 4]) and rates[3] == 1.0  # 3 steps of warmup
+    assert rates[-1] < 0.05 and rates == sorted(rates[:4]) + sorted(rates[3:], reverse=True)[1:]  # then the cosine down
+    rates.clear()
+    run(synthetic, TrainConfig(epochs=1, batch_size=2, lr=1.0, optimizer="sgd"))
+    assert rates[:8] == pytest.approx([k / 8 for k in range(1, 8)] + [1.0])  # round(0.3 x 24) = 7 steps, as before
 
 
 @pytest.mark.parametrize("field, value, match", [
