@@ -93,6 +93,22 @@ def test_candidates_far_apart_are_not_tied_and_close_ones_are():
     assert difference_test(weak, nearly)[1] >= 0.05
 
 
+def test_one_run_against_several_takes_the_seed_noise_the_several_measure():
+    """A candidate with one counted run (its other repeats pruned or diverged) against a best
+    of three spread over 24 points: the per-image noise alone called a run 4.6 points lower
+    different (p = 0.009), though two runs 5.9 points lower were tied (p = 0.70)."""
+    images = 1000
+    best = [np.arange(images) < k for k in (470, 630, 710)]  # 47, 63 and 71%: seeds 12 points apart
+    one = [np.arange(images) < 557]  # 4.6 points under the best's mean
+    difference, p = difference_test(best, one)
+    assert difference == pytest.approx((0.47 + 0.63 + 0.71) / 3 - 0.557)
+    seed = np.var([0.47, 0.63, 0.71], ddof=1) * (1 / 3 + 1)  # the best's per-run variance, for both sides
+    per_image = (np.mean(best, axis=0) - one[0]).var(ddof=1) / images
+    variance, dof = seed + per_image, (seed + per_image) ** 2 / (seed**2 / 2 + per_image**2 / (images - 1))
+    assert p == pytest.approx(2 * stats.t.sf(difference / np.sqrt(variance), dof)) and p > 0.5  # tied: seeds alone move 12 points
+    assert difference_test(one, best) == pytest.approx((-difference, p))  # either side may hold the one run
+
+
 def test_a_constant_gap_over_two_seeds_is_not_certainty():
     # two seeds, each one point apart on 200 images: the seeds agree exactly, but 2 of 200
     # images are no evidence; the old paired t-test over repeats returned p = 0 here
