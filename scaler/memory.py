@@ -34,7 +34,8 @@ AT_RISK = 4096
 def available_bytes(proc: Path = Path("/proc"), cgroups: Path = Path("/sys/fs/cgroup")) -> int | None:
     """The memory this process can still take: the kernel's MemAvailable, capped by the
     headroom of every memory cgroup the process is in (its own and each above it, cgroup v1
-    or v2), file cache counted as free since the kernel drops it before killing anything.
+    or v2), file cache counted as free since the kernel drops it before killing anything
+    (shared memory aside, which it cannot drop).
     None where nothing can be read (not Linux)."""
     figures = []
     try:
@@ -50,9 +51,9 @@ def available_bytes(proc: Path = Path("/proc"), cgroups: Path = Path("/sys/fs/cg
     for line in memberships:
         hierarchy, controllers, path = (line.split(":", 2) + ["", ""])[:3]
         if hierarchy == "0" and not controllers:  # cgroup v2
-            base, names = cgroups, ("memory.max", "memory.current", "file")
+            base, names = cgroups, ("memory.max", "memory.current", "file", "shmem")
         elif "memory" in controllers.split(","):  # cgroup v1
-            base, names = cgroups / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_cache")
+            base, names = cgroups / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_cache", "total_shmem")
         else:
             continue
         folder = base / path.strip("/")
@@ -64,15 +65,18 @@ def available_bytes(proc: Path = Path("/proc"), cgroups: Path = Path("/sys/fs/cg
     return min(figures) if figures else None
 
 
-def _headroom(folder: Path, limit_name: str, usage_name: str, cache_key: str) -> list[int]:
-    """[limit - usage + file cache] of one cgroup folder; [] without a limit or where unreadable."""
+def _headroom(folder: Path, limit_name: str, usage_name: str, cache_key: str, shared_key: str) -> list[int]:
+    """[limit - usage + file cache] of one cgroup folder, the cache without its shared memory
+    (tmpfs, /dev/shm: counted in the cache, yet the kernel cannot drop it without swap);
+    [] without a limit or where unreadable."""
     try:
         limit = (folder / limit_name).read_text().strip()
         if limit == "max" or int(limit) >= 2**60:  # v1 writes "no limit" as about 2**63
             return []
         usage = int((folder / usage_name).read_text())
         stat = dict(line.split() for line in (folder / "memory.stat").read_text().splitlines() if line.strip())
-        return [max(0, int(limit) - usage + int(stat.get(cache_key, 0)))]
+        droppable = max(0, int(stat.get(cache_key, 0)) - int(stat.get(shared_key, 0)))
+        return [max(0, int(limit) - usage + droppable)]
     except (OSError, ValueError):
         return []
 
@@ -101,12 +105,15 @@ def check_training_fits(model: nn.Module, batch_size: int, resolution: int, devi
     if device.type != "cpu":
         return
     available = available_bytes()
-    if available is None or batch_size * 3 * resolution * resolution * 4 * AT_RISK <= available:
+    states = 2 * sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    # Activations known to be under AT_RISK times the input, plus the states, fit: nothing to
+    # count (the states left out let a network heavy in weights at a small input through)
+    if available is None or batch_size * 3 * resolution * resolution * 4 * AT_RISK + states <= available:
         return
     activations = saved_activation_bytes(model, batch_size, resolution)
     if activations is None:
         return
-    needed = activations + 2 * sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    needed = activations + states
     if needed > available:
         raise RunError(f"training at {resolution} px with batch {batch_size} needs at least "
                        f"{size_text(needed)} of memory ({size_text(activations)} of activations); "

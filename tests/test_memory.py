@@ -112,6 +112,13 @@ def test_training_that_cannot_fit_is_refused_with_its_figures(monkeypatch):
     check_training_fits(net, 32, 64, torch.device("meta"))  # other devices raise their own error
     available(monkeypatch, None)
     check_training_fits(net, 32, 64, CPU)  # memory unknown: nothing to check against
+    # heavy in weights at a small input: the input alone passed the quick look, and the
+    # gradient and optimizer state of 30 MiB of weights were never weighed
+    heavy = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 10_000))
+    states = 2 * 4 * sum(p.numel() for p in heavy.parameters())
+    available(monkeypatch, 2 * 3 * 16 * 16 * 4 * AT_RISK + states // 2)
+    with pytest.raises(RunError, match=r"training at 16 px with batch 2 needs at least 58\.\d MiB"):
+        check_training_fits(heavy, 2, 16, CPU)
 
 
 def test_images_that_cannot_fit_are_refused_before_any_is_rendered(monkeypatch):
@@ -187,6 +194,11 @@ def test_a_cgroup_limit_caps_what_is_available_and_its_file_cache_counts_as_free
     (root / "memory" / "memory.limit_in_bytes").write_text(f"{2**63 - 4096}\n")  # the root: no limit
     proc = fake_proc(tmp_path / "b", ["4:memory:/docker/abc", "1:cpu:/", "0::/"])
     assert memory.available_bytes(proc, root) == gib
+    # shared memory (tmpfs, /dev/shm) is in the cache, and the kernel cannot drop it: not free
+    (group / "memory.stat").write_text(f"cache 10\ntotal_cache {gib}\ntotal_shmem {gib // 4}\n")
+    assert memory.available_bytes(proc, root) == gib - gib // 4
+    (tmp_path / "v2" / "slice" / "memory.stat").write_text(f"anon {3 * gib}\nfile {2 * gib}\nshmem {2 * gib}\n")
+    assert memory.available_bytes(fake_proc(tmp_path / "d", ["0::/slice/job"]), tmp_path / "v2") == gib  # v2: all of it shared
     # no cgroup limit anywhere: MemAvailable
     proc = fake_proc(tmp_path / "c", ["0::/"], available_kib=5 * 2**20)
     assert memory.available_bytes(proc, tmp_path / "none") == 5 * gib
