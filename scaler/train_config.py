@@ -22,6 +22,8 @@ DEFAULT_LR = {"sgd": 0.02, "rmsprop": 0.002, "adamw": 4e-3}
 # The most epochs a training may ask for: a guard against a mistyped number (which would
 # otherwise train for years), far above any schedule (EfficientNet's is 350 epochs).
 MAX_EPOCHS = 10_000
+# The same guard for --steps: 350 epochs of ImageNet at batch 32 are 14 million steps.
+MAX_STEPS = 10**9
 MAX_SEED = 2**63 - 1  # seeds are stored and handed on as signed 64-bit integers
 MAX_REPEATS = 1000  # trainings of one network with independent seeds (`--repeats`)
 
@@ -106,7 +108,7 @@ class TrainConfig:
         """UsageError (one line) for any value out of range."""
         check_int("epochs", self.epochs, 1, MAX_EPOCHS)
         if self.steps is not None:
-            check_int("steps", self.steps, 1)
+            check_int("steps", self.steps, 1, MAX_STEPS)
         if self.max_seconds is not None and not (_number(self.max_seconds)
                                                  and 0 < self.max_seconds < math.inf):
             # inf would cap nothing yet name a study of its own, and JSON has no infinity

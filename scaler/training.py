@@ -68,7 +68,7 @@ class TrainResult:
     train_seconds: float
     images_per_s: float
     steps: int = 0  # optimizer steps taken
-    lr: float = field(default=math.nan)  # peak learning rate used
+    lr: float = field(default=math.nan)  # the schedule's peak learning rate (a run stopped in its warmup never reached it)
     # Per-image top-1 correctness of the last evaluation, packed (scaler.statistics.pack_correct):
     # what paired comparisons of candidates on the same validation images need.
     val_correct: str = ""

@@ -220,6 +220,7 @@ def test_a_run_shorter_than_an_epoch_warms_up_over_its_share_and_decays(syntheti
     ("lr", -1.0, "lr"),
     ("optimizer", "lion", "optimizer"),
     ("steps", 0, "steps"),
+    ("steps", 10**9 + 1, "steps"),  # a mistyped count would train for years
     ("max_seconds", 0, "max_seconds"),
     ("label_smoothing", 1.0, "label_smoothing"),
     ("bn_momentum", 0.0, "bn_momentum"),
