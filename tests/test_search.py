@@ -473,11 +473,20 @@ def test_a_ranking_that_is_mostly_noise_is_said_with_the_option_that_lengthens_i
     noisy = {"repeats": 4, "reliability": {"spearman": 0.3, "low": -0.2, "high": 0.7}, "best": {"candidate": 1, "top1_low": 0.4},
              "tied_best": [1], "states": {"complete": 5}, "config": {"base": {"num_classes": 10}, "train": {"epochs": 5, "steps": None}}}
     advice = "more --repeats, more --epochs or more --train-images would help"
-    assert "ranking reliability (split-half Spearman over 4 repeats): 0.30 [-0.20, 0.70]" in reliability_lines(noisy)
+    assert ("ranking reliability (split-half Spearman over 4 repeats): 0.30 [-0.20, 0.70]; two searches of 4 repeats would "
+            "agree at about 0.46 (Spearman-Brown)") in reliability_lines(noisy)  # 2 x 0.3 / 1.3
     assert any(line.endswith(advice) for line in reliability_lines(noisy))
     in_steps = {**noisy, "config": {"train": {"epochs": 5, "steps": 40}}}
     assert any(line.endswith(advice.replace("--epochs", "--steps")) for line in reliability_lines(in_steps))
-    assert not any("mostly noise" in line for line in reliability_lines({**noisy, "reliability": {"spearman": 0.5, "low": 0.1, "high": 0.8}}))
+    # a half of the repeats ranks less reliably than all of them: 0.4 between halves is 0.57 between whole rankings
+    assert not any("mostly noise" in line for line in reliability_lines({**noisy, "reliability": {"spearman": 0.4, "low": 0.1, "high": 0.8}}))
+    three = reliability_lines({**noisy, "repeats": 3, "reliability": {"spearman": 0.2, "low": -0.4, "high": 0.8}})
+    assert [line for line in three if line.startswith("ranking reliability")][0].endswith(
+        "two searches of 3 repeats would agree at about 0.43 (Spearman-Brown)")  # halves of one run: 3 x 0.2 / 1.4
+    assert any("mostly noise" in line for line in three)
+    unrelated = reliability_lines({**noisy, "reliability": {"spearman": -0.1, "low": -0.5, "high": 0.4}})
+    assert [line for line in unrelated if line.startswith("ranking reliability")][0].endswith("-0.10 [-0.50, 0.40]")
+    assert any("mostly noise" in line for line in unrelated)
 
 
 def test_scale_from_a_best_whose_network_other_points_built_too_says_they_scale_apart(cli, tmp_path):

@@ -142,9 +142,14 @@ def reliability_lines(info: dict, shown: pd.DataFrame | None = None) -> list[str
     elif info.get("best"):
         lines.append("ties with the best: unknown (these runs stored no per-image results; runs from scaler 0.2 on do)")
     if reliability:
+        from scaler.statistics import spearman_brown
+
         value, low, high = reliability["spearman"], reliability["low"], reliability["high"]
-        lines.append(f"ranking reliability (split-half Spearman over {info.get('repeats')} repeats): {value:.2f} [{low:.2f}, {high:.2f}]")
-        if value < 0.5:
+        repeats = int(info.get("repeats") or 2)
+        whole = spearman_brown(value, repeats / (repeats // 2))  # each half holds repeats // 2 of them
+        predicted = f"; two searches of {repeats} repeats would agree at about {whole:.2f} (Spearman-Brown)" if whole is not None else ""
+        lines.append(f"ranking reliability (split-half Spearman over {repeats} repeats): {value:.2f} [{low:.2f}, {high:.2f}]{predicted}")
+        if whole is None or whole < 0.5:
             lines.append(
                 "the ranking is mostly noise: two halves of the repeats order the candidates differently; "
                 f"more --repeats, more {length_option(info)} or more --train-images would help"
