@@ -216,10 +216,9 @@ def split_half_reliability(scores: Sequence[Sequence[float]], seed: int = 0) -> 
 
 def spearman_brown(split_half: float, k: float) -> float | None:
     """The agreement of two whole rankings predicted from the split-half one, each whole
-    ranking `k` times a half's repeats (Spearman-Brown: k r / (1 + (k - 1) r)); a half of the
-    repeats ranks less reliably than all of them (a split-half 0.39 over 4 repeats went with
-    0.56 between two independent 4-repeat rankings in simulation). None where the halves do
-    not agree at all (r <= 0)."""
+    ranking `k` times a half's repeats (Spearman-Brown: k r / (1 + (k - 1) r)): a half of the
+    repeats ranks less reliably than all of them. None where the halves do not agree at all
+    (r <= 0)."""
     if not split_half > 0:
         return None
     return k * split_half / (1 + (k - 1) * split_half)
