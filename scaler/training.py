@@ -42,7 +42,7 @@ CUDA_SYNC_EVERY = 25
 @dataclass(frozen=True)
 class EpochMetrics:
     """One epoch: mean training loss, validation top-1/top-5 (fractions in [0, 1]; top5 None
-    with fewer than 5 classes) and loss (plain cross-entropy), training images/s, the epoch's
+    with 5 classes or fewer, where it is always 100%) and loss (plain cross-entropy), training images/s, the epoch's
     wall time (training + evaluation) and the peak memory so far in MB."""
 
     epoch: int
@@ -239,7 +239,7 @@ def evaluate(model: nn.Module, dataset: Dataset, resolution: int, device: torch.
     ("cpu", "cuda:0" or a torch.device), where `model` already is."""
     device = torch.device(device)
     model.eval()
-    k = 5 if dataset.num_classes >= 5 else None
+    k = 5 if dataset.num_classes > 5 else None  # with 5 classes or fewer every image is in its top 5
     loss_sum = torch.zeros((), device=device)  # float32: MPS has no float64
     hit1 = torch.zeros((), device=device, dtype=torch.int64)
     hit5 = torch.zeros((), device=device, dtype=torch.int64)

@@ -138,12 +138,14 @@ def test_timeout_after_crossing_the_limit(synthetic):
     assert math.isfinite(r.top1)
 
 
-def test_top5_none_with_fewer_than_five_classes():
+@pytest.mark.parametrize("classes", [3, 5])
+def test_top5_none_with_five_classes_or_fewer(classes):
+    """With 5 classes every image is in its top 5: a top-5 of 100% said nothing."""
     g = torch.Generator().manual_seed(0)
     split = lambda n: ImageSplit(  # noqa: E731
         torch.randint(0, 256, (n, 3, 16, 16), generator=g, dtype=torch.uint8),
-        torch.arange(n) % 3)
-    ds = Dataset("toy", ("a", "b", "c"), split(12), split(6), "toy", 0, 12)
+        torch.arange(n) % classes)
+    ds = Dataset("toy", tuple("abcde"[:classes]), split(12), split(10), "toy", 0, 12)
     r = run(ds, TrainConfig(epochs=1, batch_size=4))
     assert r.state is State.COMPLETE and r.top5 is None and r.epochs[0].top5 is None
     assert r.to_dict()["top5"] is None

@@ -258,7 +258,8 @@ class CompoundSearch(ProxyExperiment):
 
 def _tied_with_best(frame: pd.DataFrame, groups: dict[int, list[Record]]) -> list[bool | None]:
     """Per row: whether the data cannot tell it from the best complete row (`difference_test`,
-    unpaired: a candidate's repeats have seeds of their own). True for the best itself; None
+    unpaired: only repeat 0 of every candidate has the search's seed, the others seeds of
+    their own, and one shared seed pairs little between networks that differ). True for the best itself; None
     for rows not complete (a pruned or timed-out accuracy comes from fewer epochs) and where
     per-image results were not stored."""
     complete = frame.index[frame["state"] == State.COMPLETE.value]
