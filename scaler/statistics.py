@@ -7,12 +7,13 @@ ranking reproduces itself. Built on scipy.stats; every function takes plain numb
   n images right).
 * "Tied with the best" tests the difference of mean top-1 against two noises added up: the
   validation sample's (each image's correctness, averaged over a candidate's repeats, paired
-  with the best candidate's on the same image) and, with 2 or more repeats on both sides,
-  the seed's (each side's spread over its repeats); exact McNemar for one run each; tied
-  when p >= 0.05 (two-sided).
+  with the best candidate's on the same image) and the seed's (each side's spread over its
+  repeats; where one side has a single run, the other's stands for both); exact McNemar for
+  one run each; tied when p >= 0.05 (two-sided).
 * Split-half reliability: the repeats are split into two disjoint halves many ways; each half
   ranks the candidates by its mean; the Spearman correlation of the two rankings, with the
-  2.5-97.5% range over the splits.
+  2.5-97.5% range over the splits; Spearman-Brown predicts from it how two rankings of all
+  the repeats would agree.
 
 scipy.stats is imported by the functions that use it: imported with this module, it added
 half a second to the start-up of every command and worker process.

@@ -223,7 +223,7 @@ def _sync(device: torch.device) -> None:
 
 
 class Evaluation(NamedTuple):
-    """One pass over the val split: top-1, top-5 (None with < 5 classes), mean cross-entropy,
+    """One pass over the val split: top-1, top-5 (None with 5 classes or fewer), mean cross-entropy,
     and whether each image (in split order) was right at top-1."""
 
     top1: float

@@ -290,6 +290,13 @@ def test_every_plot_draws_chance_where_the_classes_are_known_and_a_calibration_s
             ax = figures[0].axes[0]
             chance = [line for line in ax.lines if line.get_label() == "chance (1 of 10 classes)"]
             assert [line.get_ydata()[0] for line in chance] == ([10.0] if classes else []), draw
+    # far below the accuracies drawn: the legend says where, and their axis is not stretched down to it
+    figures.clear()
+    high = search.assign(top1=[0.86, 0.89], top1_low=[0.85, 0.88], top1_high=[0.87, 0.90])
+    plots.plot_search(high, tmp_path / "x.png", title="Search s: phi=1, T=2 on /a/long/path/to/a/factory/" + "x" * 120 + ".py:make", classes=10)
+    ax = figures[0].axes[0]
+    assert ax.get_ylim()[0] > 80 and "chance (1 of 10 classes): 10%, below the axis" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "\n" in figures[0].texts[0].get_text()  # a long title wrapped, not cut at both sides
     figures.clear()
     plots.plot_calibration(calibration, tmp_path / "x.png", classes=10)
     ax = figures[0].axes[0]

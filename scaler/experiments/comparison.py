@@ -10,8 +10,8 @@ gamma) whose product alpha*beta^2*gamma^2 is within 10% of T.
 Verdicts (`scaler.statistics.difference_test`): the difference of mean top-1 against the
 validation sample's noise (per image, paired on the shared validation images) plus, with 2 or
 more repeats both sides finished, the seed's (the spread of the per-repeat differences, repeat
-r of every network sharing its seed); with fewer, the validation noise alone (exact McNemar
-for one run each). Rounding (channels to multiples of 8,
+r of every network sharing its seed; with unequal counts, each side's spread; with one run on
+a side, the other side's spread for both); exact McNemar for one run each. Rounding (channels to multiples of 8,
 repeats rounded up) makes measured MACs stray from the nominal T^phi; each duel records the
 ratio of measured MACs, and one more than 10% apart is flagged as not at equal MACs.
 """
