@@ -649,6 +649,11 @@ def test_each_setting_reports_how_well_its_own_repeats_agree():
     noisy = setting_frame(summary(shuffled, steady), ["scaler search", "scaler search"])
     line = recommendation_line(noisy).splitlines()[-1]
     assert line.startswith(f"the reference's own repeats agree at only {noisy['reliability_text'][0]} (split-half Spearman, below 0.8)")
+    # judged on what its split-half figure predicts for all its repeats (Spearman-Brown): 0.7 between halves of
+    # 2 is 0.82 for both, 0.6 is 0.75
+    assert "agree at only" not in recommendation_line(noisy.assign(reliability=[0.7, 1.0]), repeats=2)
+    line = recommendation_line(noisy.assign(reliability=[0.6, 1.0]), repeats=2).splitlines()[-1]
+    assert "(split-half Spearman; about 0.75 for all 2 of them, by Spearman-Brown, below 0.8)" in line
 
     # a summary written before the figure existed renders without it
     for setting in info["settings"]:

@@ -132,7 +132,8 @@ def show_calibration(table: pd.DataFrame, info: dict, format: Format, folder: Pa
     from scaler.experiments.calibration import reference_at_chance
 
     frame = setting_frame(info, commands)
-    advice = recommendation_line(frame, whole_set=info["config"].get("k", DEFAULT_K) > len(info["candidates"]))
+    advice = recommendation_line(frame, whole_set=info["config"].get("k", DEFAULT_K) > len(info["candidates"]),
+                                 repeats=int(info.get("repeats") or 2))
     if chance := reference_at_chance(table, classes_of(info)):
         advice += "\n" + chance
     if format in (Format.csv, Format.json):
@@ -218,13 +219,16 @@ def caption_lines(info: dict, table: pd.DataFrame, folder: Path, plot: Path | No
     ]
 
 
-def recommendation_line(frame: pd.DataFrame, whole_set: bool = False) -> str:
+def recommendation_line(frame: pd.DataFrame, whole_set: bool = False, repeats: int = 2) -> str:
     """The setting to use as a `scaler search` command, or why there is none (`whole_set`: the
     calibration already has all of the search's candidates, so more cannot be asked for); and
-    a warning when the reference disagrees with itself (a Spearman with it then says little)."""
+    a warning when the reference disagrees with itself (a Spearman with it then says little):
+    where the agreement Spearman-Brown predicts for two rankings of all its `repeats` from its
+    split-half figure is below the threshold (a half of the repeats ranks less reliably than
+    the whole reference every setting is measured against)."""
     import pandas as pd
     from scaler.experiments.calibration import THRESHOLD, keeps_threshold
-    from scaler.statistics import LEVEL
+    from scaler.statistics import LEVEL, spearman_brown
 
     chosen = frame[frame["recommended"]]
     measured = frame[(frame["role"] != "reference") & frame["spearman"].notna()]
@@ -244,9 +248,12 @@ def recommendation_line(frame: pd.DataFrame, whole_set: bool = False) -> str:
             f"{p_phrase(row['spearman_p'])}; a wide interval is weak evidence):\n  {_search_to_run(row)}"
         ]
     reference = frame[frame["role"] == "reference"].iloc[0]
-    if pd.notna(reference.get("reliability")) and not keeps_threshold(reference["reliability"]):
+    split_half = reference.get("reliability")
+    whole = spearman_brown(split_half, repeats / max(1, repeats // 2)) if pd.notna(split_half) else None
+    if pd.notna(split_half) and (whole is None or not keeps_threshold(whole)):
+        predicted = f"; about {whole:.2f} for all {repeats} of them, by Spearman-Brown" if whole is not None else ""
         lines.append(
-            f"the reference's own repeats agree at only {reference['reliability_text']} (split-half Spearman, below {THRESHOLD:g}): "
+            f"the reference's own repeats agree at only {reference['reliability_text']} (split-half Spearman{predicted}, below {THRESHOLD:g}): "
             "its ranking is itself uncertain, so any setting's Spearman with it says little; "
             "a longer reference (--reference-factor), more --repeats or candidates farther apart would help"
         )
