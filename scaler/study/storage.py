@@ -93,7 +93,7 @@ def open_storage(storage: str, *, exclusive: bool = False, create: bool = True) 
     if is_url(storage):
         check_url(storage)
         _check_sqlite_file(storage, create=create)
-        from scaler.study.trials import requeue_lost  # the heartbeat's callback (trials imports this module's users)
+        from scaler.study.trials import requeue_lost  # the heartbeat's callback (here: trials -> handle -> storage would cycle)
 
         heartbeat, grace = heartbeat_timing()
         parsed = make_url(normalise_url(storage))
