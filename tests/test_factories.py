@@ -163,6 +163,32 @@ def test_a_lazy_factory_trains(cli, tmp_path):
     assert trained["state"] == "complete" and len(trained["epochs"]) == 1 and trained["steps"] == 2  # 32 images, batch 16
 
 
+def test_a_network_that_fails_in_training_is_named_and_debug_shows_where(cli, tmp_path):
+    """Its check (eval mode) passes; training fails: the line named no network ('error:
+    RuntimeError: boom ... (run with --debug ...)')."""
+    path = tmp_path / "trainfails.py"
+    path.write_text(textwrap.dedent("""\
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self, classes):
+                super().__init__()
+                self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, classes))
+
+            def forward(self, x):
+                if self.training:
+                    raise RuntimeError("boom in training mode")
+                return self.body(x)
+
+        def make(width, depth, num_classes):
+            return Net(num_classes)
+        """))
+    result = cli("train", f"{path}:make", "--resolution", "16", *TRAIN)
+    assert (result.code, result.err.splitlines()[-1]) == (1, f"error: training {path}:make at 16 px failed: RuntimeError: boom in training mode")
+    debug = cli("--debug", "train", f"{path}:make", "--resolution", "16", *TRAIN)
+    assert debug.code == 1 and f'File "{path}", line 10, in forward' in debug.err
+
+
 def test_module_reference(tmp_path, monkeypatch):
     (tmp_path / "tinynet_module.py").write_text(TINY_NET)
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -18,6 +18,7 @@ from scaler.cli.app import PRESETS, Format, app, console, progress_console
 from scaler.cli.options import DATA_OPTIONS, TRAIN_OPTIONS, CacheDir, FormatOption, ProcessDevice, ProcessThreads
 from scaler.cli.progress import StepBar, make_progress
 from scaler.cli.render import Column, emit, fixed, integer, interval, share, text
+from scaler.errors import RunError, ScalerError, interrupted_by_user
 from scaler.files import json_ready
 from scaler.runtime import oversubscription
 from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_resolution
@@ -112,7 +113,14 @@ def train(
             bar = StepBar(progress, variant if repeats == 1 else f"{variant} seed {run_seed}", config.planned_epochs(len(dataset.train)))
             return bar.on_step, bar.on_epoch
 
-        runs = train_repeats(build, dataset, resolution, config, run_on, repeats=repeats, watch=watch)
+        try:
+            runs = train_repeats(build, dataset, resolution, config, run_on, repeats=repeats, watch=watch)
+        except ScalerError:
+            raise
+        except Exception as exc:  # the network's own code (a factory's forward): named, and --debug shows where
+            if interrupted_by_user(exc):  # a clean-up that failed while Ctrl-C was handled
+                raise
+            raise RunError(f"training {variant} at {resolution} px failed: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
     seeds, results = [s for s, _ in runs], [r for _, r in runs]
     title = f"{variant} (w={spec.width:g}, d={spec.depth:g}) at {resolution}px on {data}"
     caption = f"{len(dataset.train)} train / {len(dataset.val)} val images, {dataset.num_classes} classes, device {results[0].device}"
