@@ -199,8 +199,8 @@ class ProxyBase:
         """The base scaled by extra width and depth multipliers (base width applied first)."""
         from scaler.models import network_spec
 
+        base = self._own_spec()
         with attributed_to("base"):  # a factory's fault is the --base that names it
-            base = network_spec(self.variant, num_classes=self.num_classes)
             return network_spec(
                 self.variant,
                 width=base.width * self.width * width,
@@ -253,14 +253,18 @@ class ProxyBase:
             check_network(spec, scale.resolution)
         return scale, count_model(spec, scale.resolution)
 
+    def _own_spec(self) -> Hashable:
+        """The base variant's own spec (its width and depth, before --base-width and scaling)."""
+        from scaler.models import network_spec
+
+        with attributed_to("base"):  # a factory's fault is the --base that names it
+            return network_spec(self.variant, num_classes=self.num_classes)
+
     def _check_within_limits(self, scale: CompoundScale) -> None:
         """ScaleLimitError where the base's own width (--base-width included) or depth times
         beta^phi or alpha^phi passes MAX_MULTIPLIER (compound_scale checks the powers alone):
         the network's check read 'width = 16.799999999999997 is not allowed', naming no option."""
-        from scaler.models import network_spec
-
-        with attributed_to("base"):
-            own = network_spec(self.variant, num_classes=self.num_classes)
+        own = self._own_spec()
         for what, name, start, coefficient, grown, param in (
             ("width", "beta", own.width * self.width, scale.beta, scale.width, "base_width"),
             ("depth", "alpha", own.depth, scale.alpha, scale.depth, "phi"),

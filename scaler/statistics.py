@@ -215,13 +215,14 @@ def split_half_reliability(scores: Sequence[Sequence[float]], seed: int = 0) -> 
     return float(median), float(low), float(high)
 
 
-def spearman_brown(split_half: float, k: float) -> float | None:
-    """The agreement of two whole rankings predicted from the split-half one, each whole
-    ranking `k` times a half's repeats (Spearman-Brown: k r / (1 + (k - 1) r)): a half of the
-    repeats ranks less reliably than all of them. None where the halves do not agree at all
-    (r <= 0)."""
+def spearman_brown(split_half: float, repeats: int) -> float | None:
+    """The agreement of two rankings of all `repeats` predicted from `split_half_reliability`'s
+    figure, whose halves hold repeats // 2 each (Spearman-Brown: k r / (1 + (k - 1) r), k the
+    whole over a half): a half of the repeats ranks less reliably than all of them. None
+    where the halves do not agree at all (r <= 0)."""
     if not split_half > 0:
         return None
+    k = repeats / max(1, repeats // 2)
     return k * split_half / (1 + (k - 1) * split_half)
 
 

@@ -249,7 +249,7 @@ def recommendation_line(frame: pd.DataFrame, whole_set: bool = False, repeats: i
         ]
     reference = frame[frame["role"] == "reference"].iloc[0]
     split_half = reference.get("reliability")
-    whole = spearman_brown(split_half, repeats / max(1, repeats // 2)) if pd.notna(split_half) else None
+    whole = spearman_brown(split_half, repeats) if pd.notna(split_half) else None
     if pd.notna(split_half) and (whole is None or not keeps_threshold(whole)):
         predicted = f"; about {whole:.2f} for all {repeats} of them, by Spearman-Brown" if whole is not None else ""
         lines.append(

@@ -146,7 +146,7 @@ def reliability_lines(info: dict, shown: pd.DataFrame | None = None) -> list[str
 
         value, low, high = reliability["spearman"], reliability["low"], reliability["high"]
         repeats = int(info.get("repeats") or 2)
-        whole = spearman_brown(value, repeats / max(1, repeats // 2))  # each half holds repeats // 2 of them
+        whole = spearman_brown(value, repeats)
         predicted = f"; two searches of {repeats} repeats would agree at about {whole:.2f} (Spearman-Brown)" if whole is not None else ""
         lines.append(f"ranking reliability (split-half Spearman over {repeats} repeats): {value:.2f} [{low:.2f}, {high:.2f}]{predicted}")
         if whole is None or whole < 0.5:
