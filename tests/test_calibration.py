@@ -21,7 +21,7 @@ import pytest
 import torch
 from scipy import stats
 
-from scaler.candidates import Candidate
+from scaler.candidates import Candidate, build_candidates
 from scaler.data import Dataset, ImageSplit, load_dataset, take_train
 from scaler.errors import RunError, UsageError
 from scaler.candidates import CandidateSpace, ProxyBase, Range
@@ -239,6 +239,20 @@ def test_a_calibration_refuses_another_network_under_its_factory_s_name(tmp_path
     assert refused.value.param == "base" and counted == []
 
 
+def test_a_calibration_stores_the_size_of_the_search_s_set_and_keeps_it_when_restored(tmp_path):
+    """So a summary can say whether more --candidates could be picked (k equal to the set's
+    size picks the whole set, which `k > picked` alone cannot tell)."""
+    config = tiny_calibration(tmp_path)
+    whole = build_candidates(config.search.space, config.search.base, config.search.flops_tolerance)
+    planned = Calibration.plan(config)
+    assert len(planned.candidates) == planned.set_size == len(whole) == 3  # k = 3 takes the whole set
+    attrs = json.loads(json.dumps(planned.study_attrs()))
+    assert attrs[ATTR_CALIBRATION]["set_size"] == len(whole)
+    assert Calibration.restore(replace(config, tries=(parse_try("epochs=1"),)), attrs).set_size == len(whole)
+    del attrs[ATTR_CALIBRATION]["set_size"]  # made before the size was stored
+    assert Calibration.restore(config, attrs).set_size is None
+
+
 def test_a_try_asked_later_is_added_and_counts_only_its_own_networks(tmp_path, monkeypatch):
     config = tiny_calibration(tmp_path, "base-resolution=24")
     attrs = json.loads(json.dumps(Calibration.plan(config).study_attrs()))
@@ -434,7 +448,7 @@ def test_bad_calibration_options_are_refused_before_anything_is_created(cli, tmp
 
 
 def micro(tmp_path: Path) -> list[str]:
-    """A micro calibration: 3 of 4 candidates of a tiny factory network at 16-20 px on 64
+    """A micro calibration: the 3 candidates (the whole set) of a tiny factory network at 16-20 px on 64
     synthetic images, 1 epoch (the reference 2), one cheaper try."""
     net = tmp_path / "tinynet.py"
     net.write_text(TINY_NET)
@@ -557,7 +571,7 @@ def test_micro_calibration_end_to_end_and_resume(cli, tmp_path, monkeypatch):
     table = cli("report", folder)
     points = ", ".join(f"({a:g}, {b:g}, {g:.4g})" for a, b, g in frame[["alpha", "beta", "gamma"]][:3].itertuples(index=False))
     assert table.code == 0 and "Calibration cal: 3 candidates x 1 repeat" in table.out
-    assert f"candidates {points} of the search's set" in " ".join(table.out.split())
+    assert f"candidates {points} all 3 of the search's set" in " ".join(table.out.split())  # --candidates 3 of a set of 3
 
     # A try asked later trains only itself; the reference and the other settings are kept.
     grown = cli(*args, "--try", "train-images=48")

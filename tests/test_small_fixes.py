@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from scaler.cli.calibrate import caption_lines
+from scaler.cli.calibrate import caption_lines, has_whole_set
 from scaler.errors import UsageError
 from scaler.files import git_commit, whole_numbers
 from scaler.cli.render import Column, emit, integer, mega, seconds, share, to_json
@@ -214,6 +214,9 @@ def test_calibration_caption_names_the_candidates_by_their_points_and_says_when_
                         f"(--candidates 100 asked for more) · plot {tmp_path}/c.png")
     info["config"]["k"] = 3
     assert caption_lines(info, table, tmp_path, None)[0] == f"{tmp_path}/results.csv · candidates (1.2, 1, 1), (1, 1.1, 1), (1, 1, 1.225) of the search's set"
+    # the set's size stored: --candidates 3 of a set of 3 is the whole set, and more cannot help
+    assert caption_lines({**info, "set_size": 3}, table, tmp_path, None)[0].endswith("(1, 1, 1.225) all 3 of the search's set")
+    assert has_whole_set({**info, "set_size": 3}) and not has_whole_set({**info, "set_size": 4}) and not has_whole_set(info)
 
 
 def test_closed_choices_show_in_help(cli):

@@ -132,7 +132,7 @@ def show_calibration(table: pd.DataFrame, info: dict, format: Format, folder: Pa
     from scaler.experiments.calibration import reference_at_chance
 
     frame = setting_frame(info, commands)
-    advice = recommendation_line(frame, whole_set=info["config"].get("k", DEFAULT_K) > len(info["candidates"]),
+    advice = recommendation_line(frame, whole_set=has_whole_set(info),
                                  repeats=int(info.get("repeats") or 2))
     if chance := reference_at_chance(table, classes_of(info)):
         advice += "\n" + chance
@@ -203,8 +203,8 @@ def caption_lines(info: dict, table: pd.DataFrame, folder: Path, plot: Path | No
     points = {int(r["candidate"]): point_name(r["alpha"], r["beta"], r["gamma"]) for _, r in table.iterrows()}
     picked = ", ".join(points.get(c, f"#{c}") for c in info["candidates"])
     asked = info["config"].get("k", DEFAULT_K)
-    which = f"all {len(info['candidates'])} of the search's set (--candidates {asked} asked for more)" \
-        if asked > len(info["candidates"]) else "of the search's set"
+    more = f" (--candidates {asked} asked for more)" if asked > len(info["candidates"]) else ""
+    which = f"all {len(info['candidates'])} of the search's set{more}" if has_whole_set(info) else "of the search's set"
     return [
         " · ".join([f"{folder}/results.csv", f"candidates {picked} {which}", *([f"plot {plot}"] if plot else [])]),
         "cost: MACs x epochs x training images over the candidates, relative to the proxy's; s: measured training seconds",
@@ -217,6 +217,15 @@ def caption_lines(info: dict, table: pd.DataFrame, folder: Path, plot: Path | No
         "pairs kept: of the pairs of candidates the reference tells apart (mean top-1 differs at p < 0.05 for each pair, "
         "the seed's noise included; with --repeats 2 or more), how many the setting orders as the reference does",
     ]
+
+
+def has_whole_set(info: dict) -> bool:
+    """Whether a calibration (its calibration.json) trains every candidate of the search's set,
+    so asking for more --candidates cannot help. A calibration made before the set's size was
+    stored tells it only where --candidates asked for more than it got."""
+    picked = len(info["candidates"])
+    size = info.get("set_size")
+    return picked >= size if size is not None else info["config"].get("k", DEFAULT_K) > picked
 
 
 def recommendation_line(frame: pd.DataFrame, whole_set: bool = False, repeats: int = 2) -> str:

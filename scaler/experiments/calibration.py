@@ -409,15 +409,18 @@ class Calibration(DatasetContext, Experiment):
 
     def __init__(
         self, config: CalibrationConfig, candidates: list[Candidate], networks: list[list[dict[str, int]]], repeats: int = 1,
-        *, fixed_settings: bool = False,
+        *, fixed_settings: bool = False, set_size: int | None = None,
     ) -> None:
         """`fixed_settings`: a calibration made before tries were stored with the study, whose
-        settings were fixed when it started (and recorded as a categorical parameter)."""
+        settings were fixed when it started (and recorded as a categorical parameter).
+        `set_size`: how many candidates the search's set has (None where a calibration made
+        before it was stored does not say), so a summary can tell whether more could be picked."""
         check_repeats(repeats)
         self.config = config
         self.fixed_settings = fixed_settings
         self.settings = config.settings()
         self.candidates = candidates
+        self.set_size = set_size
         self.position = {c.index: i for i, c in enumerate(candidates)}
         self.networks = networks
         self.repeats = repeats
@@ -429,11 +432,12 @@ class Calibration(DatasetContext, Experiment):
     @classmethod
     def plan(cls, config: CalibrationConfig, repeats: int = 1) -> Calibration:
         search = config.search
-        candidates = spread(build_candidates(search.space, search.base, search.flops_tolerance), config.k)
+        whole = build_candidates(search.space, search.base, search.flops_tolerance)
+        candidates = spread(whole, config.k)
         if len(candidates) < MIN_K:
             raise UsageError(f"the search's set has {len(candidates)} candidate(s); a rank correlation needs at least {MIN_K}: "
                              "widen the coefficient ranges or the tolerance (see scaler candidates)")
-        return cls(config, candidates, count_networks(config, candidates), repeats)
+        return cls(config, candidates, count_networks(config, candidates), repeats, set_size=len(whole))
 
     @classmethod
     def config_from_identity(cls, identity: dict) -> CalibrationConfig:
@@ -455,17 +459,18 @@ class Calibration(DatasetContext, Experiment):
         check_stored(config.search.base, candidates)
         repeats = repeats_in(attrs, repeats)
         networks = stored["networks"]
+        set_size = stored.get("set_size")
         if "tries" not in stored:  # made before tries were stored: they were part of the configuration
             fixed = config.tries[: len(networks) - 2]  # what it began with (its fingerprint matched these first ones)
             if len(config.tries) > len(fixed):
                 raise UsageError(
                     "this calibration was made by an earlier scaler, which fixed its tries when it started; "
                     "calibrate new tries under a new --name", param="try")
-            return cls(replace(config, tries=fixed), candidates, networks, repeats, fixed_settings=True)
+            return cls(replace(config, tries=fixed), candidates, networks, repeats, fixed_settings=True, set_size=set_size)
         kept = tuple(Setting(**t) for t in stored["tries"])
         added = tuple(t for t in config.tries if t.overrides() not in [k.overrides() for k in kept])
         if not added:
-            return cls(replace(config, tries=kept), candidates, networks, repeats)
+            return cls(replace(config, tries=kept), candidates, networks, repeats, set_size=set_size)
         before, merged = replace(config, tries=kept), replace(config, tries=kept + added)
         merged.validate()
         counted = networks + count_networks(replace(config, tries=added), candidates)[2:]
@@ -476,10 +481,12 @@ class Calibration(DatasetContext, Experiment):
                 f"{', '.join(t.label for t in added)} needs more of the data than this calibration prepares "
                 f"({images or 'all'} training images, stored at {resolution} px); a try added later trains on "
                 "those at most: ask for it with the first run, or under a new --name", param="try")
-        return cls(merged, candidates, counted, repeats)
+        return cls(merged, candidates, counted, repeats, set_size=set_size)
 
     def study_attrs(self) -> dict[str, Any]:
         stored: dict[str, Any] = {"candidates": [c.to_dict() for c in self.candidates], "networks": self.networks}
+        if self.set_size is not None:
+            stored["set_size"] = self.set_size
         if not self.fixed_settings:
             stored["tries"] = [asdict(t) for t in self.config.tries]
         return {ATTR_CALIBRATION: stored, ATTR_REPEATS: self.repeats}
@@ -743,6 +750,7 @@ class Calibration(DatasetContext, Experiment):
             "seed": seed,
             "dataset_fingerprint": self.dataset_fingerprint,
             "candidates": [c.index for c in self.candidates],
+            "set_size": self.set_size,
             "repeats": self.repeats,
             "threshold": THRESHOLD,
             "separated_pairs": None if apart is None else [list(pair) for pair in apart],
