@@ -285,6 +285,55 @@ def test_an_item_enqueued_twice_runs_once(tmp_path, storage_url):
     assert sorted(i for e, i, _ in log_lines(log) if e == "start") == [0, 1]
 
 
+def test_twins_popped_at_once_run_the_item_once_and_the_earlier_runs_it(tmp_path, storage_url):
+    """Two workers that popped both trials of an item enqueued twice before either ran: the
+    later one is dropped (the earlier runs), whichever worker gets there first; a later twin
+    popped while the earlier still waits is dropped too, and the earlier runs when popped."""
+    log = tmp_path / "runs.log"
+    folder = tmp_path / unique("twins")
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=2, log=str(log)), storage_url)
+        reconcile(handle)
+        set_queue_order(handle, handle.experiment.items())  # as the runner does: item 0's twins first
+        handle.study.enqueue_trial({"item": 0}, user_attrs={"item": 0})  # a second reconciler
+        earlier, later = pop_trial(handle), pop_trial(handle)  # two workers at once: item 0's twins
+        assert (earlier.number, later.number) == (0, 2)
+        assert run_trial(handle, later, {}, CPU, Events()) is State.DUPLICATE  # before the earlier one trains
+        assert handle.storage.get_trial(later._trial_id).user_attrs["reason"] == "queued twice: trial 0 runs it"
+        assert run_trial(handle, earlier, {}, CPU, Events()) is State.COMPLETE
+        # item 1 enqueued twice, the later twin taken first (the earlier waits)
+        handle.study.enqueue_trial({"item": 1}, user_attrs={"item": 1})
+        first, second = sorted(handle.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)), key=lambda t: t.number)
+        assert handle.storage.set_trial_state_values(second._trial_id, state=optuna.trial.TrialState.RUNNING)
+        taken = optuna.trial.Trial(handle.study, second._trial_id)
+        assert run_trial(handle, taken, {}, CPU, Events()) is State.DUPLICATE
+        assert handle.storage.get_trial(second._trial_id).user_attrs["reason"] == f"queued twice: trial {first.number} waits to run it"
+        assert (trial := pop_trial(handle)).number == first.number and run_trial(handle, trial, {}, CPU, Events()) is State.COMPLETE
+        assert pop_trial(handle) is None
+    assert sorted(i for e, i, _ in log_lines(log) if e == "start") == [0, 1]
+    assert states(handle) == {0: State.COMPLETE, 1: State.COMPLETE}
+
+
+def test_a_twin_dropped_beside_one_interrupted_later_leaves_the_item_queued_again(tmp_path):
+    """The dropped twin does not speak for the item: its earlier twin, interrupted, does, so the
+    next run queues the item again (a duplicate read as the item's state left it unqueued);
+    and a trial requeued from a dead worker's still-running trial is no twin of it."""
+    folder = tmp_path / unique("twins")
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=1))
+        reconcile(handle)
+        handle.study.enqueue_trial({"item": 0}, user_attrs={"item": 0})
+        earlier, later = pop_trial(handle), pop_trial(handle)
+        assert run_trial(handle, later, {}, CPU, Events()) is State.DUPLICATE
+        mark_interrupted(handle.storage, earlier._trial_id, "interrupted (Ctrl-C or SIGTERM)")
+        assert states(handle) == {0: State.INTERRUPTED}
+        assert [item.as_dict() for item in reconcile(handle).queued] == [{"item": 0}]
+        running = pop_trial(handle)  # its worker dies: the parent requeues it before marking it
+        requeue_lost(handle.study, handle.storage.get_trial(running._trial_id))
+        assert run_trial(handle, pop_trial(handle), {}, CPU, Events()) is State.COMPLETE
+    assert states(handle) == {0: State.COMPLETE}
+
+
 def _pop_all(url: str, name: str, start, won) -> None:
     """A process that takes trials of study `name` until none waits, and puts their numbers."""
     handle = join_study(url, name)

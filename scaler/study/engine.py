@@ -14,8 +14,9 @@ How a study stays exactly-once and resumable, whatever its experiment:
   INTERRUPTED and its item enqueued again (one whose process died: behind the items not yet
   tried, and after `trials.MAX_DEATHS` deaths failed instead); failed items are enqueued
   again only on request.
-* A trial popped for an item that is already finished (two reconcilers at once) is dropped
-  as a DUPLICATE without running.
+* A trial popped for an item that is already finished, or that an earlier trial runs or waits
+  to run (an item enqueued twice: two reconcilers at once), is dropped as a DUPLICATE without
+  running (`_twin`).
 * The results are derived from the trials, one record per item, and written atomically
   as every item starts and after it finishes (`results.py`).
 
@@ -335,17 +336,14 @@ def run_trial(
     the files show it running, and once its outcome is stored, before the display hears of it
     (a line that says 'complete' is never ahead of the files)."""
     study, storage, experiment = handle.study, handle.storage, handle.experiment
-    params = item_params(storage.get_trial(trial._trial_id))
+    popped = storage.get_trial(trial._trial_id)
+    params = item_params(popped)
     item = experiment.item_of(params)
     assert item is not None, "a popped trial always carries its item's parameters"
     _suggest_item(trial, params, experiment)
-    done = [
-        t for t in trials_by_item(handle).get(item, [])
-        if t.number != trial.number and t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-    ]  # fmt: skip
-    if done:  # an item enqueued twice (two reconcilers at once): never run it again
+    if twin := _twin(trials_by_item(handle).get(item, []), popped):
         trial.set_user_attr("state", State.DUPLICATE.value)
-        trial.set_user_attr("reason", f"already finished in trial {done[0].number}")
+        trial.set_user_attr("reason", twin)
         study.tell(trial, state=TrialState.FAIL)
         if refresh_files:
             refresh_files()
@@ -394,6 +392,23 @@ def run_trial(
     if events.on_finish:
         events.on_finish(label, state, reason)
     return state
+
+
+def _twin(trials: list[FrozenTrial], popped: FrozenTrial) -> str | None:
+    """Why the item of a trial just popped must not run, or None. An item enqueued twice (two
+    reconcilers at once; a dead worker's trial requeued by its parent and by a heartbeat
+    check) is run by its earliest trial alone: one already finished, or an earlier one running
+    or waiting (it runs, or will). The trial this one was requeued from (`REQUEUED_FROM`,
+    still running until its dead worker is marked) is no twin. Deterministic, so that two
+    workers popping twins at once never both drop the item."""
+    others = [t for t in trials if t.number != popped.number]
+    if done := [t for t in others if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]:
+        return f"already finished in trial {done[0].number}"
+    lost = popped.user_attrs.get(REQUEUED_FROM)
+    earlier = [t for t in others if t.state in (TrialState.RUNNING, TrialState.WAITING) and t.number < popped.number and t.number != lost]
+    if earlier:
+        return f"queued twice: trial {earlier[0].number} {'runs' if earlier[0].state == TrialState.RUNNING else 'waits to run'} it"
+    return None
 
 
 def _failed(exc: Exception) -> Outcome:

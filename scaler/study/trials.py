@@ -85,11 +85,12 @@ def trials_by_item(handle: StudyHandle) -> dict[WorkItem, list[FrozenTrial]]:
 
 
 def representative(trials: list[FrozenTrial]) -> FrozenTrial | None:
-    """The trial that speaks for an item: complete > pruned > running > queued > failed, the
-    latest among equals."""
+    """The trial that speaks for an item: complete > pruned > running > queued > failed >
+    dropped as a duplicate (its twin speaks: interrupted, it is queued again), the latest
+    among equals."""
     if not trials:
         return None
-    return min(trials, key=lambda t: (_PREFERENCE.get(t.state, 9), -t.number))
+    return min(trials, key=lambda t: (_PREFERENCE.get(t.state, 9), t.user_attrs.get("state") == State.DUPLICATE.value, -t.number))
 
 
 def item_state(trials: list[FrozenTrial]) -> tuple[State, str]:
