@@ -86,14 +86,15 @@ def size_text(nbytes: float) -> str:
     return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
 
 
-def check_images_fit(count: int, resolution: int, source: str) -> None:
-    """RunError when `count` RGB images of `resolution` px, stored as bytes, cannot fit in the
-    memory available."""
-    needed = count * 3 * resolution * resolution
+def check_images_fit(count: int, resolution: int, source: str, copies: int = 1) -> None:
+    """RunError when `count` RGB images of `resolution` px, stored as bytes, `copies` times over
+    while they are loaded, cannot fit in the memory available."""
+    needed = copies * count * 3 * resolution * resolution
     available = available_bytes()
     if available is not None and needed > available:
+        twice = f" (held {copies} times over while decoded)" if copies > 1 else ""
         raise RunError(f"data set {source} stored at {resolution} px needs {size_text(needed)} "
-                       f"for its {count:,} images; {size_text(available)} of memory is "
+                       f"for its {count:,} images{twice}; {size_text(available)} of memory is "
                        "available: lower the resolution or use fewer images")
 
 

@@ -24,7 +24,7 @@ from scaler.data import (
 )
 from scaler.data.manifest import MANIFEST_NAME, keep_files, what_changed
 from scaler.data.synthetic import SyntheticRenderer
-from scaler.errors import UsageError
+from scaler.errors import RunError, UsageError
 
 CPU = torch.device("cpu")
 
@@ -316,6 +316,35 @@ def test_cifar10_missing_file(tmp_path):
     with pytest.raises(UsageError, match="data_batch_3"):
         load_dataset(f"cifar10:{root}")
 
+
+
+def test_a_cifar10_meta_naming_other_than_10_classes_is_refused_as_such(tmp_path):
+    """The networks are built for CIFAR-10's 10 classes before the files are read: a meta with
+    12 names was refused as 'a class was added since the study started', of a new study."""
+    root = write_cifar(tmp_path / "cifar")
+    with open(root / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(12)]}, f)
+    with pytest.raises(UsageError, match=r"batches\.meta names 12 classes; CIFAR-10 has 10$"):
+        load_dataset(f"cifar10:{root}")
+
+
+def test_a_cache_write_that_fails_inside_torch_save_is_named(tmp_path, monkeypatch):
+    """torch.save's writer reports a full disk as a RuntimeError ('[enforce fail at
+    inline_container.cc] unexpected pos'); it read as that, with exit 1 and no cause."""
+    import shutil
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1280 vs 1174")
+
+    monkeypatch.setattr(torch, "save", full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 100, 100))
+    with pytest.raises(RunError, match=rf"^cannot write the data cache {tmp_path}/\w+\.pt: no space left on its disk$"):
+        load_dataset("synthetic", storage_resolution=16, train_images=20, val_images=10, cache_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # the temporary file removed
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 0, 10**12))
+    clear_memo()
+    with pytest.raises(RunError, match=r"\.pt: \[enforce fail at inline_container\.cc:672\] \. unexpected pos"):
+        load_dataset("synthetic", storage_resolution=16, train_images=20, val_images=10, cache_dir=tmp_path)
 
 
 @pytest.mark.parametrize("labels", [None, ["x"] * 10])

@@ -205,7 +205,8 @@ def test_decompression_bombs_are_skipped_by_size_without_a_raw_warning(tmp_path,
         ds = load_dataset(str(root), storage_resolution=8)
     assert caught == [] and capfd.readouterr().err == ""
     assert ds.skipped == 2 and len(ds.train) + len(ds.val) == 4
-    assert ds.warnings == (
+    assert ds.warnings == (  # b's held-out file is the big one
+        "class(es) 'b' have no readable validation image (their held-out files are unreadable): top-1 leaves them out",
         ("skipped 2 unreadable image file(s): "
         "a/huge.png: too large: 400 Mpx, over Pillow's limit of 89.5 Mpx; "
         "b/big.png: too large: 144 Mpx, over Pillow's limit of 89.5 Mpx"),
@@ -258,6 +259,10 @@ def test_names_in_messages_stay_on_one_line(tmp_path):
     ds = load_dataset(str(root), storage_resolution=8)
     assert ds.warnings == ((r"skipped 1 unreadable image file(s): 'a/bad\nname.png': not an image "
                            "Pillow can read"),)
+    (root / "bad\nclass").mkdir()  # a class folder with no images: named on one line too
+    with pytest.raises(UsageError, match=r"^class folder 'bad\\nclass' has no images") as refused:
+        load_dataset(str(root), storage_resolution=8)
+    assert "\n" not in str(refused.value)
 
 
 def test_warnings_survive_the_memo_and_the_disk_cache(tmp_path):
@@ -414,10 +419,83 @@ def test_links_that_lead_nowhere_back_up_or_across_are_named(tmp_path):
     assert ds.classes == ("a", "b", "c") and sorted(all_labels(ds).tolist()) == [0, 0, 0, 1, 1, 1, 2, 2]
     assert ds.warnings == (
         "1 class folder link(s) lead nowhere, so their classes are left out: 'd'",
-        "2 linked folder(s) in class folders lead back up to the data folder or into another class's folder "
+        "2 linked folder(s) in class folders lead back up to the data folder, to class folders or into another class's folder "
         "and are not followed: a/up, c/b",
         "1 image link(s) lead nowhere and are not used: a/extra.png",
     )
+
+
+@pytest.mark.parametrize("case", ["class folder linked to another", "val linked to train", "image linked across classes"])
+def test_one_file_reached_as_two_classes_or_both_splits_is_refused(tmp_path, case):
+    """A link (or hard link) that gives one image two labels, or puts a training image in
+    validation, is found by the file's inode and refused: the walk checked only the links it
+    met inside class folders."""
+    if case == "class folder linked to another":
+        root = two_classes(tmp_path / "data")
+        os.symlink(root / "a", root / "c")
+        expected = r"image c/0\.png is the same file as a/0\.png \(a link or a hard link\), labelled both 'a' and 'c'; remove one"
+    elif case == "val linked to train":
+        root = tmp_path / "data"
+        two_classes(root / "train")
+        (root / "val").mkdir()
+        os.symlink(root / "train" / "a", root / "val" / "a")
+        expected = r"image val/a/0\.png is the same file as train/a/0\.png .*, both in train/ and in val/, so validated on"
+    else:
+        root = two_classes(tmp_path / "data")
+        os.link(root / "a" / "1.png", root / "b" / "x.png")
+        expected = r"image b/x\.png is the same file as a/1\.png .*, labelled both 'a' and 'b'"
+    with pytest.raises(UsageError, match=expected):
+        load_dataset(str(root), storage_resolution=8)
+
+
+def test_a_file_linked_twice_in_its_class_is_used_once_so_the_split_cannot_leak_it(tmp_path):
+    root = two_classes(tmp_path / "data", per_class=6)
+    for i in range(6):
+        os.symlink(f"{i}.png", root / "a" / f"link{i}.png")
+    ds = load_dataset(str(root), storage_resolution=8, val_fraction=0.5)
+    assert len(ds.train) + len(ds.val) == 12 and ds.warnings == (
+        "6 image file(s) reached by a second path in their class (a link) are used once",)
+    assert ds.files == tuple(sorted(ds.files)) and not any("link" in name for name, *_ in ds.files)
+
+
+def test_a_class_whose_held_out_files_are_unreadable_is_named(tmp_path):
+    """The split comes before decoding; a class whose validation files all fail to decode was
+    left out of top-1 with only 'skipped 1 unreadable image file(s)' said."""
+    root = tmp_path / "data"
+    two_classes(root / "train")
+    two_classes(root / "val", per_class=1)
+    (root / "val" / "a" / "0.png").write_bytes(b"junk")
+    ds = load_dataset(str(root), storage_resolution=8)
+    assert ds.val.labels.tolist() == [1] and ds.warnings == (
+        "class(es) 'a' have no readable validation image (their held-out files are unreadable): top-1 leaves them out",
+        "skipped 1 unreadable image file(s): val/a/0.png: not an image Pillow can read",
+    )
+
+
+def test_a_link_from_a_class_to_val_is_not_followed(tmp_path):
+    """train/a/more -> val/ would train on every validation image, labelled a."""
+    root = tmp_path / "data"
+    two_classes(root / "train")
+    two_classes(root / "val")
+    os.symlink(root / "val", root / "train" / "a" / "more")
+    flat(root / "stray.png", (1, 2, 3))  # beside train/ and val/: not used, and said
+    ds = load_dataset(str(root), storage_resolution=8)
+    assert (len(ds.train), len(ds.val)) == (4, 4)
+    assert ds.warnings == (
+        "1 image file(s) directly in the data folder are not in a class folder and are not used: stray.png",
+        "1 linked folder(s) in class folders lead back up to the data folder, to class folders or into another class's folder "
+        "and are not followed: train/a/more",
+    )
+
+
+@pytest.mark.parametrize("name", ["valid", "validation"])
+def test_a_validation_folder_not_named_val_is_refused(tmp_path, name):
+    """Read as classes, train/, valid/ and test/ made a classifier of split names."""
+    root = tmp_path / "data"
+    for split in ("train", name, "test"):
+        two_classes(root / split)
+    with pytest.raises(UsageError, match=rf"^data folder {root} has train/ and {name}/: name the validation folder val/"):
+        load_dataset(str(root), storage_resolution=8)
 
 
 def test_the_disk_cache_is_not_used_for_files_replaced_with_the_same_size_and_time(tmp_path):

@@ -3,6 +3,7 @@ atomically; a file that is unreadable or of another format is ignored (and later
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -64,3 +65,7 @@ def write_cache(path: Path, loaded: Loaded, stamp: str) -> None:
             torch.save(blob, f)
     except OSError as e:
         raise RunError(f"cannot write the data cache {path}: {e.strerror or e}") from None
+    except RuntimeError as e:  # torch.save's own writer fails so (a full disk) where Python's raises OSError
+        full = shutil.disk_usage(path.parent).free < sum(t.nbytes for t in blob.values() if isinstance(t, torch.Tensor))
+        raise RunError(f"cannot write the data cache {path}: "
+                       + ("no space left on its disk" if full else str(e).splitlines()[0][:300])) from None

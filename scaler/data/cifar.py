@@ -107,6 +107,8 @@ class CifarSource:
         if not names:
             raise UsageError(f"CIFAR-10 file {self.root / 'batches.meta'} has no b'label_names'")
         classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+        if len(classes) != CIFAR_CLASSES:  # what a study's networks are built for, before loading
+            raise UsageError(f"CIFAR-10 file {self.root / 'batches.meta'} names {len(classes)} classes; CIFAR-10 has {CIFAR_CLASSES}")
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, 0xC1FA])))
         train = self._split(*self._batch(CIFAR_FILES[:5]), self.n_train, len(classes), rng)
         val = self._split(*self._batch(["test_batch"]), self.n_val, len(classes), rng)

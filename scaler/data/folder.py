@@ -47,7 +47,7 @@ class FolderSource:
             raise UsageError(f"data folder {train_root} has no class sub-folders; it needs one "
                              "sub-folder of images per class")
         if len(class_dirs) < 2:
-            raise UsageError(f"data folder {train_root} has 1 class ('{class_dirs[0].name}'); "
+            raise UsageError(f"data folder {train_root} has 1 class ({_classes([class_dirs[0].name])}); "
                              "it needs at least 2 class sub-folders")
         self.classes = tuple(d.name for d in class_dirs)
         val_dirs = {d.name: d for d in _class_dirs(val_root)} if val_root is not None else {}
@@ -65,13 +65,45 @@ class FolderSource:
                                  f"({_classes(self.classes, 10)})")
             self.val_files = [walk.files(val_dirs[c]) if c in val_dirs else []
                               for c in self.classes]
-            self.notes += _loose_images(val_root, "val/") + _dangling_classes(val_root) + _unused_folders(root)
-        self.notes += walk.notes()
+            self.notes += _loose_images(root, "the data folder") + _loose_images(val_root, "val/")
+            self.notes += _dangling_classes(val_root) + _unused_folders(root)
+        self.notes += walk.notes() + self._drop_repeated_files()
         for i, name in enumerate(self.classes):
             if not self.train_files[i] and not (self.val_files and self.val_files[i]):
-                raise UsageError(f"class folder '{name}' has no images "
+                raise UsageError(f"class folder {_classes([name])} has no images "
                                  f"({', '.join(IMAGE_EXTENSIONS)})")
         self.notes += self._split_notes()
+
+    def _drop_repeated_files(self) -> list[str]:
+        """One image file reached by two paths (a linked file or class folder, a hard link): used
+        once where both are in one class and split; refused where they are in two classes
+        (one image, two labels) or in train/ and val/ (a validation image also trained on).
+        Found by the file's device and inode, before the automatic split could put the two
+        paths on either side of it."""
+        first: dict[tuple[int, int], tuple[str, int, Path]] = {}
+        dropped = 0
+        for split, groups in (("train/", self.train_files), ("val/", self.val_files or [])):
+            for c, files in enumerate(groups):
+                kept = []
+                for path in files:
+                    try:
+                        st = path.stat()
+                    except OSError:  # gone since the walk: decoding names it unreadable
+                        kept.append(path)
+                        continue
+                    where, label, seen = first.setdefault((st.st_dev, st.st_ino), (split, c, path))
+                    if seen == path:
+                        kept.append(path)
+                    elif (where, label) == (split, c):
+                        dropped += 1
+                    else:
+                        named = lambda p: _quote(p.relative_to(self.root).as_posix())  # noqa: E731
+                        effect = (f"labelled both {_classes([self.classes[label]])} and {_classes([self.classes[c]])}"
+                                  if label != c else f"both in {where} and in {split}, so validated on what was trained on")
+                        raise UsageError(f"image {named(path)} is the same file as {named(seen)} (a link or a hard "
+                                         f"link), {effect}; remove one of them")
+                groups[c] = kept
+        return [f"{dropped} image file(s) reached by a second path in their class (a link) are used once"] if dropped else []
 
     def _split_notes(self) -> list[str]:
         """Classes that one split will lack; an error when no class can give a val image."""
@@ -166,7 +198,7 @@ class FolderSource:
         first_skip: dict[int, tuple[Path, str]] = {}
         parts, skips = [], []
         for split in taken:
-            imgs, labels, skipped = [], [], []
+            paths, labels, skipped = [], [], []
             for c, files in enumerate(split):
                 for path in files:
                     tried[c] += 1
@@ -175,18 +207,18 @@ class FolderSource:
                         skipped.append((path, result))
                         first_skip[c] = min(first_skip.get(c, (path, result)), (path, result))
                     else:
-                        imgs.append(result)
+                        paths.append(path)
                         labels.append(c)
                         readable[c] += 1
-            parts.append((imgs, labels))
+            parts.append((paths, labels))
             skips.append(skipped)
         for c, name in enumerate(self.classes):
             if tried[c] and not readable[c]:
-                raise UsageError(f"class folder '{name}' has no readable images "
+                raise UsageError(f"class folder {_classes([name])} has no readable images "
                                  f"({self._named([first_skip[c]])})")
-        for (imgs, _), skipped, which, folder in zip(parts, skips, ("training", "validation"),
+        for (paths, _), skipped, which, folder in zip(parts, skips, ("training", "validation"),
                                                      ("train/", "val/")):
-            if imgs:
+            if paths:
                 continue
             if not skipped:  # only with train/ and val/ (see _split_notes)
                 raise UsageError(f"the {which} split of {self.source} is empty: {folder} has "
@@ -194,9 +226,14 @@ class FolderSource:
             example = self._named(sorted(skipped), 1)
             raise UsageError(f"the {which} split of {self.source} is empty: none of its "
                              f"{len(skipped)} image(s) is readable ({example})")
-        train, val = (self._to_split(*part) for part in parts)
+        train, val = (_to_split(decoded, *part) for part in parts)
         skipped = sorted(skips[0] + skips[1])
         notes = list(self.notes)
+        validated = set(parts[1][1])
+        unread = [name for c, name in enumerate(self.classes) if taken[1][c] and c not in validated]
+        if unread:  # the layout's notes named the classes val lacks; these lost theirs to decoding
+            notes.append(f"class(es) {_classes(unread)} have no readable validation image (their held-out files are "
+                         "unreadable): top-1 leaves them out")
         if skipped:
             notes.append(f"skipped {len(skipped)} unreadable image file(s): "
                          f"{self._named(skipped)}")
@@ -210,9 +247,18 @@ class FolderSource:
         more = len(skipped) - limit
         return shown + (f"; and {more} more" if more > 0 else "")
 
-    def _to_split(self, imgs: list[np.ndarray], labels: list[int]) -> ImageSplit:
-        images = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
-        return ImageSplit(images, torch.tensor(labels, dtype=torch.int64))
+
+
+def _to_split(decoded: dict[Path, np.ndarray | str], paths: list[Path], labels: list[int]) -> ImageSplit:
+    """The split of these decoded images, each moved into one preallocated tensor and dropped
+    from `decoded` as it goes: the folder's pixels are held about once (stacking, then
+    permuting, held them 2.6 times over, past what the memory check allows for)."""
+    size = decoded[paths[0]].shape[0]  # type: ignore[union-attr]
+    images = torch.empty((len(paths), 3, size, size), dtype=torch.uint8)
+    pixels = images.numpy()  # shares the memory; writes copy (Pillow's arrays are read-only)
+    for i, path in enumerate(paths):
+        pixels[i] = decoded.pop(path).transpose(2, 0, 1)  # type: ignore[union-attr]
+    return ImageSplit(images, torch.tensor(labels, dtype=torch.int64))
 
 
 def _decode(path: Path, size: int) -> np.ndarray | str:
@@ -233,6 +279,11 @@ def _layout(root: Path) -> tuple[Path, Path | None]:
     """(the folder of training class folders, the folder of validation ones or None). One of
     train/ and val/ beside other class folders is a class (PASCAL VOC has one named train)."""
     train, val = root / "train", root / "val"
+    if train.is_dir() and not val.exists():
+        for name in ("valid", "validation"):
+            if (root / name).is_dir():  # read as classes, they would train a classifier of split names
+                raise UsageError(f"data folder {root} has train/ and {name}/: name the validation folder val/ "
+                                 f"(scaler splits by train/ and val/), or give only class sub-folders")
     if not (train.exists() or val.exists()):
         return root, None
     others = [d for d in _class_dirs(root) if d.name not in ("train", "val", "test")]
@@ -271,8 +322,9 @@ def _class_dirs(folder: Path) -> list[Path]:
 class _ClassWalk:
     """Image files under class folders, recursively, sorted, and what the walk leaves out (for
     one warning each). Linked folders are followed, each visited once per class (a link loop
-    would repeat every image), but not one that holds the data folder (a link back up) or lies
-    in another class's folder (its images would be labelled twice). Only regular files count (a
+    would repeat every image), but not one that holds the data folder or a class folder (a link
+    back up, or to val/ from train/) or lies in another class's folder (its images would be
+    labelled twice). Only regular files count (a
     FIFO named x.png would block the decoder); links that lead nowhere are named."""
 
     def __init__(self, root: Path, class_dirs: list[Path]) -> None:
@@ -307,16 +359,17 @@ class _ClassWalk:
         return sorted(files)
 
     def _may_follow(self, target: Path, own: Path) -> bool:
-        if self.real_root.is_relative_to(target):
-            return False
-        return not any(target.is_relative_to(c) for c in self.class_dirs if c != own)
+        others = [c for c in self.class_dirs if c != own]  # a loop to its own is walked once
+        if self.real_root.is_relative_to(target) or any(c.is_relative_to(target) for c in others):
+            return False  # a link back up, or to a folder of class folders (val/ from train/)
+        return not any(target.is_relative_to(c) for c in others)
 
     def notes(self) -> list[str]:
         named = lambda paths: _some([_quote(p.relative_to(self.root).as_posix()) for p in sorted(paths)])  # noqa: E731
         notes = []
         if self.refused:
-            notes.append(f"{len(self.refused)} linked folder(s) in class folders lead back up to the data folder or "
-                         f"into another class's folder and are not followed: {named(self.refused)}")
+            notes.append(f"{len(self.refused)} linked folder(s) in class folders lead back up to the data folder, to "
+                         f"class folders or into another class's folder and are not followed: {named(self.refused)}")
         if self.dangling:
             notes.append(f"{len(self.dangling)} image link(s) lead nowhere and are not used: {named(self.dangling)}")
         return notes
@@ -356,7 +409,8 @@ def _quote(name: str) -> str:
 
 
 def _classes(names: list[str] | tuple[str, ...], limit: int = _NAMED) -> str:
-    return _some([f"'{_quote(n)}'" for n in names], limit)
+    """Class names in quotes (ascii()'s own where a name is not printable)."""
+    return _some([f"'{n}'" if n.isprintable() else ascii(n) for n in names], limit)
 
 
 def _some(items: list[str], limit: int = _NAMED) -> str:
