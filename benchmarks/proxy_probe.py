@@ -68,8 +68,8 @@ def lr_by_width() -> None:
     if getattr(make, "lr_by_width", False):  # installed already: scaling twice would divide twice
         return
 
-    def scaled(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-        optimizer = make(model, config)
+    def scaled(model: torch.nn.Module, config: TrainConfig, capturable_on: torch.device | None = None) -> torch.optim.Optimizer:
+        optimizer = make(model, config, capturable_on)
         ratio = getattr(model, "width_ratio", 1.0)
         if ratio == 1.0:
             return optimizer
@@ -79,10 +79,10 @@ def lr_by_width() -> None:
         groups, optimizer.param_groups = optimizer.param_groups, []  # no step taken yet: no state
         for group in groups:
             settings = {k: v for k, v in group.items() if k != "params"}
-            for chosen, lr in ((True, group["lr"] / ratio), (False, group["lr"])):
+            for chosen, scale in ((True, 1 / ratio), (False, 1.0)):
                 params = [q for q in group["params"] if (id(q) in wide) == chosen]
-                if params:
-                    optimizer.add_param_group({**settings, "params": params, "lr": lr})
+                if params:  # the schedule sets lr x lr_scale every step (training.set_learning_rate)
+                    optimizer.add_param_group({**settings, "params": params, "lr": group["lr"] * scale, "lr_scale": scale})
         return optimizer
 
     scaled.lr_by_width = True
@@ -96,8 +96,8 @@ def adam_beta2(beta2: float) -> None:
     library's optimizer factory in this process."""
     make = training_module.make_optimizer
 
-    def shorter_memory(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-        optimizer = make(model, config)
+    def shorter_memory(model: torch.nn.Module, config: TrainConfig, capturable_on: torch.device | None = None) -> torch.optim.Optimizer:
+        optimizer = make(model, config, capturable_on)
         for group in optimizer.param_groups:
             if "betas" in group:
                 group["betas"] = (group["betas"][0], beta2)

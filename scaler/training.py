@@ -191,13 +191,15 @@ def make_optimizer(model: nn.Module, config: TrainConfig, capturable_on: torch.d
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Every group's learning rate to `lr`: a number is replaced, a device tensor (a
-    capturable optimizer's, read by a CUDA graph) filled in place."""
+    """Every group's learning rate to `lr`, times the group's own `lr_scale` where it has one
+    (per-group rates of an experiment: benchmarks/proxy_probe.py --lr-by-width): a number is
+    replaced, a device tensor (a capturable optimizer's, read by a CUDA graph) filled in place."""
     for group in optimizer.param_groups:
+        rate = lr * group.get("lr_scale", 1.0)
         if isinstance(group["lr"], torch.Tensor):
-            group["lr"].fill_(lr)
+            group["lr"].fill_(rate)
         else:
-            group["lr"] = lr
+            group["lr"] = rate
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:

@@ -227,6 +227,23 @@ def test_proxy_probe_lr_by_width_slows_only_the_width_scaled_weights(monkeypatch
     assert {lr_of[id(m.weight)] for m in [*pointwise, classifier]} == {(0.002, config.weight_decay)}
     assert {lr_of[id(m.weight)] for m in depthwise} == {(0.004, config.weight_decay)}
     assert lr_of[id(classifier.bias)] == (0.004, 0.0)
+    # the schedule sets every group's rate each step: the width-scaled ones keep their share
+    training.set_learning_rate(optimizer, 0.01)
+    rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert {rates[id(m.weight)] for m in [*pointwise, classifier]} == {0.005} and {rates[id(m.weight)] for m in depthwise} == {0.01}
+
+
+def test_proxy_probe_trains_with_its_optimizer_experiments():
+    """--lr-by-width and --adam-beta2 wrap the library's optimizer factory; it gained an
+    argument (capturable_on) and both wrappers crashed on the first training."""
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/proxy_probe.py", "--no-timm", "--seeds", "0", "--nets", "1,1,1;1,1.1,1",
+         "--epochs", "1", "--train-images", "64", "--val-images", "28", "--storage", "64", "--threads", "1",
+         "--optimizer", "adamw", "--lr-by-width", "--adam-beta2", "0.99"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "width-scaled lr / width" in proc.stdout and "AdamW beta2 0.99" in proc.stdout
 
 
 def test_proxy_probe_adam_beta2_changes_only_adamws_second_moment(monkeypatch):
