@@ -33,6 +33,9 @@ def check_device_name(name: object) -> None:
         raise UsageError(f"device = {name!r} is not allowed; choose one of {', '.join(DEVICES)}", param="device")
 
 
+THREADS_PER_CORE = 4  # the most --threads per core: past the cores threads only compete
+
+
 def check_workers(workers: object) -> None:
     """UsageError unless `workers` (processes that train a study's items) is at least 1."""
     check_int("workers", workers, 1)
@@ -54,8 +57,19 @@ class Runtime:
         check_device_name(self.device)
         if self.threads is not None:
             check_int("threads", self.threads, 1)
-        if self.cache_dir is not None and Path(self.cache_dir).exists() and not Path(self.cache_dir).is_dir():
-            raise UsageError(f"cache folder {self.cache_dir} is a file; give a folder (it is created if missing)", param="cache_dir")
+            cores = os.cpu_count() or 1
+            if self.threads > THREADS_PER_CORE * cores:
+                raise UsageError(f"threads = {self.threads} is not allowed on this machine's {cores} cores; give at most "
+                                 f"{THREADS_PER_CORE * cores} ({THREADS_PER_CORE} per core: more only compete, and 999 on "
+                                 "2 cores stalled a tiny training past 5 minutes)", param="threads")
+        if self.cache_dir is not None:
+            path = Path(self.cache_dir).expanduser()
+            above = next((p for p in (path, *path.parents) if p.exists()), None)  # what is there of it
+            if above is not None and not above.is_dir():
+                where = "is a file" if above == path else f"is under {above}, a file"
+                raise UsageError(f"cache folder {self.cache_dir} {where}; give a folder (it is created if missing)", param="cache_dir")
+            if above is not None and not os.access(above, os.W_OK | os.X_OK):
+                raise UsageError(f"cache folder {self.cache_dir} cannot be written: {above} is not writable", param="cache_dir")
 
     def with_threads(self, threads: int | None) -> Runtime:
         return replace(self, threads=threads)

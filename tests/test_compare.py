@@ -342,6 +342,26 @@ def test_a_verdict_no_test_reached_is_explained_under_the_tables(cli, net, tmp_p
     assert note in cli("report", tmp_path / "cmp", "--format", "csv").err  # beside the document, on stderr
 
 
+def test_a_comparison_whose_best_network_is_at_chance_says_so(cli, net, tmp_path):
+    """Every network within a guess reads 'tied' in each duel: like a search at chance, the
+    comparison says its ties tell nothing (it said nothing, and the tally read as a finding)."""
+    from scaler.cli.compare import chance_lines
+
+    frame = pd.DataFrame({"state": ["complete", "complete", "failed"], "top1": [0.12, 0.094, None],
+                          "top1_low": [0.08, 0.03, None]})  # fmt: skip
+    info = {"config": {"base": {"num_classes": 10}, "train": {"epochs": 1}}}
+    assert chance_lines(frame, info) == [
+        "the best network is not above chance: its top-1 interval reaches 10.0% (one of 10 classes), so its ties tell "
+        "nothing of the strategies; train longer (--epochs), on more images or at a larger --base-resolution"]
+    assert chance_lines(frame.assign(top1_low=[0.11, 0.03, None]), info) == []  # the best's interval is above 10%
+    assert chance_lines(frame, {"config": {"base": {}}}) == []  # classes unknown
+    result = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1"))
+    table = pd.read_csv(tmp_path / "cmp" / "results.csv")
+    at_chance = bool(chance_lines(table, json.loads((tmp_path / "cmp" / "compare.json").read_text())))
+    assert result.code == 0 and ("the best network is not above chance" in " ".join(result.out.split())) == at_chance
+    assert ("the best network is not above chance" in cli("report", tmp_path / "cmp", "--format", "csv").err) == at_chance
+
+
 def test_report_of_an_interrupted_comparison_says_it_is_unfinished_and_keeps_its_names(cli, net, tmp_path, monkeypatch):
     trained = Comparison.run
 

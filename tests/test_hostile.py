@@ -128,6 +128,10 @@ def test_a_file_where_a_folder_belongs_is_refused_by_name(cli, tmp_path):
     train = cli("train", "b0", "--cache-dir", tmp_path / "file", "--steps", "1")
     assert train.code == 2 and train.err.startswith(f"error: --cache-dir: cache folder {tmp_path / 'file'} is a file")
     assert (tmp_path / "file").read_text() == "not a folder"
+    # a folder under a file is refused up front too (it failed after the data was prepared, exit 1)
+    under = cli("train", "b0", "--cache-dir", tmp_path / "file" / "sub", "--steps", "1")
+    assert (under.code, under.err) == (2, f"error: --cache-dir: cache folder {tmp_path / 'file' / 'sub'} is under {tmp_path / 'file'}, "
+                                          "a file; give a folder (it is created if missing)\n")
 
 
 def test_a_name_that_hits_a_folder_of_other_files_is_refused_and_the_files_kept(cli, tmp_path):

@@ -106,16 +106,18 @@ def test_comparison_and_calibration_folders_are_read_as_their_kind_and_named_whe
     (folder / "results.csv").unlink()
     paired = cli("report", folder, folder)
     assert paired.code == 2 and paired.err == f"error: {folder} is a {kind} folder ({summary}), not a search folder (search.json)\n"
-    # a folder with neither summary still gets the study reader's own message
+    # a folder with no summary of any kind: report names every kind's (it named a search's alone)
     empty = tmp_path / "empty"
     empty.mkdir()
+    kinds = "one of search.json / calibration.json / compare.json, as a search, a calibration or a comparison writes them"
     missing = cli("report", empty)
-    assert missing.code == 2 and "is not a study folder: it holds no results.csv or search.json" in missing.err
+    assert (missing.code, missing.err) == (2, f"error: {empty} is not a study folder: it holds no results.csv or summary "
+                                              f"(a study folder holds results.csv and {kinds})\n")
     # one file of the pair: the missing one is named (it said 'no results.csv / search.json' beside a results.csv)
     (empty / "results.csv").write_text("candidate\n")
     half = cli("report", empty)
-    assert half.code == 2 and half.err == (f"error: {empty} is not a study folder: it holds no search.json "
-                                           "(a study folder holds results.csv and search.json)\n"), half.err
+    assert half.code == 2 and half.err == (f"error: {empty} is not a study folder: it holds no summary "
+                                           f"(a study folder holds results.csv and {kinds})\n"), half.err
 
 
 # ---------------------------------------------------------------------------------------------

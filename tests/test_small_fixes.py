@@ -20,7 +20,7 @@ from rich.console import Console
 from scaler.cli.calibrate import caption_lines, has_whole_set
 from scaler.errors import UsageError
 from scaler.files import git_commit, whole_numbers
-from scaler.cli.render import Column, emit, integer, mega, seconds, share, to_json
+from scaler.cli.render import Column, emit, giga, integer, mega, seconds, share, to_json
 from scaler.study import results as study_results
 from scaler.study.create import join_study
 from scaler.study.storage import mask_url
@@ -579,6 +579,13 @@ def test_macs_in_millions_keep_three_digits_on_a_tiny_network():
     assert [mega(v) for v in (45_600, 4_000, 999_600, 4_561_000, 9_996_000, 385_040_000, 0)] == [
         "0.0456", "0.00400", "1.00", "4.56", "10.0", "385.0", "0.0"]
     assert mega(None) == "" and mega(float("nan")) == ""
+
+
+def test_macs_in_billions_keep_three_digits_below_a_tenth():
+    """Four decimals read a proxy's stages as 0.0003 and 0.0004 G: one digit each."""
+    assert [giga(v) for v in (442_000, 279_000, 9_900_000, 99_940_000, 99_960_000, 385_800_000, 0)] == [
+        "0.000442", "0.000279", "0.00990", "0.0999", "0.1000", "0.3858", "0.0000"]
+    assert giga(None) == ""
 
 
 def test_training_seconds_show_tenths_where_whole_seconds_would_read_zero():

@@ -435,6 +435,16 @@ def test_more_threads_than_cores_are_warned_about():
     assert oversubscription(2, None) == f"warning: 2 worker(s) x {cores} thread(s) on {cores} cores: they will compete"
 
 
+def test_threads_past_four_per_core_are_refused_in_one_line(cli):
+    """999 threads on 2 cores stalled a tiny training past 5 minutes (the walkthrough's)."""
+    cores = os.cpu_count() or 1
+    Runtime(device="cpu", threads=4 * cores).validate()
+    result = cli("train", "--threads", str(4 * cores + 1), "--resolution", "16")
+    assert (result.code, result.err) == (2, f"error: --threads {4 * cores + 1} is not allowed on this machine's {cores} cores; "
+                                            f"give at most {4 * cores} (4 per core: more only compete, and 999 on 2 cores stalled a "
+                                            "tiny training past 5 minutes)\n")
+
+
 def test_data_that_does_not_fit_the_device_is_named_as_the_cause(synthetic, monkeypatch):
     def full(split, device):
         raise torch.OutOfMemoryError("CUDA out of memory")

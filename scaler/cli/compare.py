@@ -256,7 +256,7 @@ def show_comparison(frame: pd.DataFrame, info: dict, format: Format, name: str, 
     """A comparison's results (its table and compare.json) as `format` asks: the tables per
     phi, the tally and `footer` (where the files are); or the CSV or JSON document alone on
     stdout, with the tally beside it on stderr."""
-    lines = tally_lines(info) + verdict_notes(frame)
+    lines = tally_lines(info) + verdict_notes(frame) + chance_lines(frame, info)
     if origin := info.get("compound_from"):  # where compound came from, for a comparison read later
         alpha, beta, gamma = info["strategies"]["compound"]
         lines.insert(0, f"compound ({alpha:g}, {beta:g}, {gamma:g}) is the best candidate of search {origin}")
@@ -284,6 +284,26 @@ def verdict_notes(frame: pd.DataFrame) -> list[str]:
     }
     shown = set(frame["vs_base"]) | set(frame["compound_vs_it"])
     return [note for word, note in notes.items() if word in shown]
+
+
+def chance_lines(frame: pd.DataFrame, info: dict) -> list[str]:
+    """A line where the comparison's best finished network (by mean top-1) is not above chance
+    (`reaches_chance`): every network is then within a guess, and its ties say nothing of the
+    strategies (as a search at chance says of its ranking)."""
+    import pandas as pd
+    from scaler.cli.results import classes_of
+    from scaler.experiments.search import length_option
+    from scaler.statistics import reaches_chance
+
+    top1 = pd.to_numeric(frame["top1"], errors="coerce")
+    done = frame[frame["state"].map(lambda s: State(s).is_scored) & top1.notna()]
+    if not len(done):
+        return []
+    best = done.loc[pd.to_numeric(done["top1"]).idxmax()]
+    if (reached := reaches_chance(float(best["top1_low"]), classes_of(info))) is None:
+        return []
+    return [f"the best network is not above chance: {reached}, so its ties tell nothing of the strategies; "
+            f"train longer ({length_option(info)}), on more images or at a larger --base-resolution"]
 
 
 def show_tables(frame: pd.DataFrame, format: Format, info: dict, name: str) -> None:

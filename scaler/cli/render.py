@@ -65,7 +65,12 @@ def mega(value: object) -> str:
 
 
 def giga(value: object) -> str:
-    return "" if missing(value) else f"{value / 1e9:.4f}"
+    """Billions with four decimals; under 0.1 G, three significant digits (a proxy's stages
+    read 0.0003 and 0.0004 G, one digit each)."""
+    if missing(value):
+        return ""
+    billions = value / 1e9  # type: ignore[operator]
+    return f"{billions:.4f}" if billions == 0 or abs(billions) >= 0.09995 else f"{billions:#.3g}"
 
 
 def fixed(digits: int) -> Callable[[object], str]:

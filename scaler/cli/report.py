@@ -58,7 +58,9 @@ def report(
     from scaler import reports
     from scaler.experiments.search import read_results
     from scaler.plots import check_plot_path, plot_search
-    from scaler.study.experiment import kind_in
+    from scaler.study.experiment import kind_in, summary_names
+    from scaler.study.results import RESULTS_NAME
+    from scaler.study.storage import JOURNAL_NAME
 
     if len(folders) > 2:
         raise UsageError(f"report takes one search folder, or two to compare; got {len(folders)}", param="folders")
@@ -71,6 +73,10 @@ def report(
         return
     folder = folders[0]
     kind = kind_in(folder)
+    if kind is None and folder.is_dir() and not (folder / JOURNAL_NAME).is_file():  # no study of any kind
+        lacks = " or ".join([RESULTS_NAME] * (not (folder / RESULTS_NAME).exists()) + ["summary"])
+        raise UsageError(f"{folder} is not a study folder: it holds no {lacks} (a study folder holds {RESULTS_NAME} and "
+                         f"one of {' / '.join(summary_names())}, as a search, a calibration or a comparison writes them)")
     if kind in OTHER_KINDS:
         if pareto:
             raise UsageError(f"--pareto takes a search folder; {folder} is a {kind} folder")
