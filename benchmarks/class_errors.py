@@ -28,6 +28,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scaler.data.synthetic import LAYOUTS, SYNTHETIC_CLASSES, TEXTURES, SyntheticRenderer  # noqa: E402
+from scaler.experiments.calibration import SUMMARY_NAME as CALIBRATION_SUMMARY  # noqa: E402
+from scaler.experiments.search import SUMMARY_NAME as SEARCH_SUMMARY  # noqa: E402
 from scaler.statistics import per_run_noise, unpack_correct  # noqa: E402
 from scaler.states import State  # noqa: E402
 from scaler.study.storage import open_storage  # noqa: E402
@@ -36,6 +38,9 @@ from scaler.study.trials import trial_state  # noqa: E402
 _FIRST_GLYPH = len(TEXTURES) + len(LAYOUTS)
 GROUPS = {"discs": range(len(TEXTURES)), "dots": range(len(TEXTURES), _FIRST_GLYPH), "glyphs": range(_FIRST_GLYPH, len(SYNTHETIC_CLASSES))}
 BINS = ((0, 28), (28, 45), (45, 63), (63, 101))  # visibility, percent
+# The summaries of the study kinds it reads, by name: a study folder holds other JSON files too
+# (data-files.json, from a search on folder data).
+SUMMARIES = (SEARCH_SUMMARY, CALIBRATION_SUMMARY)
 
 
 def recording_renderer(seed: int, stream: int, native: int) -> tuple[SyntheticRenderer, list[int]]:
@@ -75,9 +80,10 @@ def validation_draws(seed: int, count: int, native: int) -> tuple[np.ndarray, np
 def report(folder: Path, curves: bool) -> dict[str, dict[str, float]]:
     """Prints one study's errors (see the module's docstring); returns each configuration's
     top-1 per group, over its repeats."""
-    summary = next((json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))), None)
-    if summary is None:
-        raise SystemExit(f"{folder} holds no study summary (*.json)")
+    path = next((folder / name for name in SUMMARIES if (folder / name).is_file()), None)
+    if path is None:
+        raise SystemExit(f"{folder} holds no study summary ({' or '.join(SUMMARIES)}): give a search's or a calibration's study folder")
+    summary = json.loads(path.read_text())
     config = summary["config"].get("search", summary["config"])
     if config["data"]["source"] != "synthetic":
         raise SystemExit("only studies on the built-in synthetic data can be rendered again")

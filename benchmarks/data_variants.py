@@ -33,9 +33,13 @@ from scaler.data.synthetic import SyntheticRenderer, _shape_mask
 
 
 def _ints(args: str, count: int) -> list[int]:
-    values = [int(v) for v in args.split(",")] if args else []
-    if len(values) != count:
-        raise SystemExit(f"this variant takes {count} integer(s), got {args!r}")
+    """`count` comma-separated integers; ValueError, in words, for anything else."""
+    try:
+        values: list[int] | None = [int(v) for v in args.split(",")] if args else []
+    except ValueError:
+        values = None
+    if values is None or len(values) != count:
+        raise ValueError(f"this variant takes {count} integer(s), got {args!r}")
     return values
 
 
@@ -155,7 +159,7 @@ def glyph_classes(args: str) -> str:
 def visibility(args: str) -> str:
     (lo,) = _ints(args, 1)
     if not 0 <= lo <= 100:
-        raise SystemExit(f"visibility takes a percentage 0-100, got {lo}")
+        raise ValueError(f"visibility takes a percentage 0-100, got {lo}")
     SyntheticRenderer.VISIBILITY = (lo * 256 // 100, 256)
     return f"class objects at {lo}-100% visibility"
 
@@ -251,10 +255,11 @@ VARIANTS: dict[str, Callable[[str], str]] = {
 
 
 def apply(spec: str) -> str:
-    """Patch the synthetic data by `NAME[=ARGS]`; returns what was changed, in words."""
+    """Patch the synthetic data by `NAME[=ARGS]`; returns what was changed, in words. A spec
+    it cannot read raises ValueError, in words (the probe makes it a usage error)."""
     name, _, args = spec.partition("=")
     if name not in VARIANTS:
-        raise SystemExit(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")
+        raise ValueError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")
     described = VARIANTS[name](args)
     # Variant images get a fingerprint of their own: a search or probe run with a variant
     # never reads plain images from a cache (nor leaves its own for plain runs), and a study

@@ -12,12 +12,16 @@ must be identical. Goal: the project's path takes at most 1/4 of the plain pass.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from scaler import build_model, get_preset, network_spec
-from scaler.counting import count_model, count_whole_model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's scaler, whatever the venv points at
+
+from scaler import build_model, get_preset, network_spec  # noqa: E402
+from scaler.counting import count_model, count_whole_model  # noqa: E402
 
 VARIANTS = [f"b{i}" for i in range(8)]
 
@@ -37,11 +41,13 @@ def plain_pass() -> tuple[float, dict[str, int]]:
     return time.perf_counter() - start, totals
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds; the best is kept")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.threads < 1 or args.rounds < 1:
+        parser.error("--threads and --rounds must be >= 1")
     torch.set_num_threads(args.threads)
 
     tiny = network_spec(width=0.25, depth=0.25, num_classes=10)

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 import tempfile
@@ -426,7 +427,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     skip, only = figures(parser, "--skip", args.skip), figures(parser, "--only", args.only)
     skip |= set(range(1, 10)) - only if only else {8}
-    workers_list = [int(w) for w in args.workers.split(",")]
+    try:
+        workers_list = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        workers_list = [0]
+    if min(workers_list) < 1:
+        parser.error(f"--workers {args.workers}: give worker counts >= 1, e.g. 1,4")
+    if args.proxy_workers < 1:
+        parser.error("--proxy-workers must be >= 1")
+    if args.proxy_limit is not None and not 0 < args.proxy_limit < math.inf:
+        parser.error("--proxy-limit must be a number of seconds > 0")
     if len(set(workers_list)) != len(workers_list):
         parser.error(f"--workers {args.workers}: each value once (each search gets its own folder)")
     names = [f"workers{w}" for w in workers_list] * (4 not in skip) + ["gpu-proxy"] * (8 not in skip)

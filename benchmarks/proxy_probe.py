@@ -35,6 +35,7 @@ from timm_support import import_timm, reference_rate  # noqa: E402
 from scaler.candidates import CandidateSpace, ProxyBase  # noqa: E402
 from scaler.data import eval_batches, train_batches  # noqa: E402
 from scaler.data.options import DataOptions  # noqa: E402
+from scaler.errors import UsageError  # noqa: E402
 from scaler.runtime import Runtime  # noqa: E402
 from scaler.scaling import compound_scale  # noqa: E402
 from scaler.statistics import per_run_noise, proportion_interval, unpack_correct  # noqa: E402
@@ -131,7 +132,7 @@ def recalibrated_top1(model: torch.nn.Module, data, resolution: int, augment: bo
     return evaluate(model, data, resolution, device).top1
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = TrainConfig()
     b = ProxyBase()
@@ -172,10 +173,50 @@ def main() -> None:
                    help="also report top-1 with BatchNorm statistics recomputed on the training split (see recalibrated_top1)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--timm-path", default="/tmp/timm_pkgs")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    try:
+        nets = [tuple(float(v) for v in n.split(",")) for n in args.nets.split(";")]
+    except ValueError:
+        nets = []
+    if not nets or any(len(n) != 3 for n in nets):
+        p.error(f"--nets {args.nets}: give each network as alpha,beta,gamma, networks separated by ';'")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        p.error(f"--seeds {args.seeds}: give integer seeds separated by ',', e.g. 0,1")
+    for option, value, ok, allowed in (
+        ("--threads", args.threads, args.threads >= 1, ">= 1"),
+        ("--storage", args.storage, args.storage is None or args.storage >= 1, ">= 1"),
+        ("--base-depth", args.base_depth, args.base_depth > 0, "> 0"),
+        ("--crop-min", args.crop_min, args.crop_min is None or 0 < args.crop_min <= 1, "in (0, 1]"),
+        ("--adam-beta2", args.adam_beta2, args.adam_beta2 is None or 0 <= args.adam_beta2 < 1, "in [0, 1)"),
+    ):
+        if not ok:
+            p.error(f"{option} {value:g}: it must be {allowed}")
+    variants: list[str] = []
+    for spec in args.variant:
+        try:
+            variants.append(apply(spec))
+        except ValueError as error:
+            p.error(f"--variant {spec}: {error}")
+    data_options = DataOptions("synthetic", args.train_images, args.val_images)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         optimizer=args.optimizer, weight_decay=args.weight_decay,
+                         label_smoothing=args.label_smoothing, warmup_epochs=args.warmup_epochs,
+                         clip_grad_norm=args.clip_grad_norm or None)
+    try:  # the library's own checks, as a usage error before anything is trained
+        data_options.validate()
+        classes = data_options.classes()
+        base = ProxyBase(args.base, args.base_resolution, args.base_width, classes,
+                         zero_init=not args.no_zero_init)
+        base.validate()
+        scales = [compound_scale(a, bb, g, 1.0, base.resolution) for a, bb, g in nets]
+        for seed in seeds:
+            replace(config, seed=seed).validate()
+    except UsageError as error:
+        p.error(str(error))
 
     torch.set_flush_denormal(True)
-    variants = [apply(v) for v in args.variant]
     if args.lr_by_width:  # an experiment's switch: every train() in this process
         lr_by_width()
     if args.adam_beta2 is not None:  # an experiment's switch: every train() in this process
@@ -184,23 +225,12 @@ def main() -> None:
         train_batches.__kwdefaults__["scale"] = (args.crop_min, 1.0)
     timm, note = (None, "skipped") if args.no_timm else import_timm(args.timm_path)
     rates = [reference_rate(timm, args.threads)] if timm else []
-    data_options = DataOptions("synthetic", args.train_images, args.val_images)
-    classes = data_options.classes()
-    base = ProxyBase(args.base, args.base_resolution, args.base_width, classes,
-                     zero_init=not args.no_zero_init)
-    nets = [tuple(float(v) for v in n.split(",")) for n in args.nets.split(";")]
-    scales = [compound_scale(a, bb, g, 1.0, base.resolution) for a, bb, g in nets]
     # A search stores its data at its largest candidate's resolution, which every candidate
     # (and so the base here) then reads: the default grid's, unless --storage says otherwise.
     storage = args.storage or max(
         compound_scale(a, bb, g, 1.0, base.resolution).resolution
         for a, bb, g in CandidateSpace().coefficients())
     storage = max(storage, *(s.resolution for s in scales))
-    seeds = [int(s) for s in args.seeds.split(",")]
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         optimizer=args.optimizer, weight_decay=args.weight_decay,
-                         label_smoothing=args.label_smoothing, warmup_epochs=args.warmup_epochs,
-                         clip_grad_norm=args.clip_grad_norm or None)
     runtime = Runtime(device="cpu", threads=args.threads)
     top1: dict[int, list[float]] = {i: [] for i in range(len(nets))}
     recalibrated = {kind: {i: [] for i in range(len(nets))} for kind in ("eval", "augmented")}

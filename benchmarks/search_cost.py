@@ -1,7 +1,8 @@
 """What a default search costs on this machine, in images of timm's efficientnet_b0 step.
 
 Runs `scaler search --phi 1` (the built-in defaults; extra arguments after `--` are passed on,
-e.g. `-- --seed 1`) in a child process with 2 threads, times it, and measures timm's
+e.g. `-- --seed 1`) in a child process with 2 threads, this checkout's scaler as `python -m
+scaler` unless `--scaler` names another command, times it, and measures timm's
 efficientnet_b0 training step (128 px, batch 32, channels_last, 10 classes, plain SGD; see
 timm_support.py) in this process just before and just after it, so that both figures see
 the same machine. Prints the search's own estimate (the "estimated N s" or "N min" line) against
@@ -21,9 +22,13 @@ One folder per seed also gives `seed_agreement.py` its searches:
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from search_run import run_search  # noqa: E402
@@ -32,16 +37,29 @@ from timm_support import REFERENCE, import_timm, reference_rate  # noqa: E402
 GOAL = 30_000
 
 
-def main() -> None:
+def search_command(scaler: str | None, threads: int, root: Path, extra: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The search to time and what its environment adds: by default this checkout's scaler
+    (`python -m scaler` with the repository first on PYTHONPATH, as gpu_search.py runs it: a
+    shared editable venv's console script would run whichever checkout the venv points at);
+    with `scaler`, that command as it is."""
+    command = [scaler] if scaler else [sys.executable, "-m", "scaler"]
+    env = {} if scaler else {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return [*command, "search", "--phi", "1", "--threads", str(threads), "--quiet", "--root", str(root), *extra], env
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--timm-path", help="folder to add to sys.path for timm")
     parser.add_argument("--root", type=Path, help="--root of the search: a new or empty folder (required unless --wall)")
     parser.add_argument("--wall", type=float, help="wall seconds of a finished search (no run)")
-    parser.add_argument("--scaler", default=str(Path(sys.executable).with_name("scaler")),
-                        help="the scaler command (default: next to this Python)")
+    parser.add_argument("--scaler", help="the scaler command (default: this Python's `-m scaler`, on this checkout)")
     parser.add_argument("extra", nargs="*", help="more `scaler search` arguments (after --)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error("--threads must be >= 1")
+    if args.wall is not None and not 0 < args.wall < math.inf:
+        parser.error("--wall must be a number of seconds > 0")
     if args.wall is None and (args.root is None or (args.root.exists() and any(args.root.iterdir()))):
         parser.error("--root must name a new or empty folder (a used one would resume a finished search, not time one)")
     timm, note = import_timm(args.timm_path)
@@ -51,10 +69,9 @@ def main() -> None:
     print(f"{REFERENCE}: {rates[0]:.1f} img/s", flush=True)
     run = None
     if args.wall is None:
-        command = [args.scaler, "search", "--phi", "1", "--threads", str(args.threads),
-                   "--quiet", "--root", str(args.root), *args.extra]
+        command, env = search_command(args.scaler, args.threads, args.root, args.extra)
         print("running: " + " ".join(command), flush=True)
-        run, code = run_search(command, echo=lambda line: print("  | " + line, flush=True))
+        run, code = run_search(command, env=env, echo=lambda line: print("  | " + line, flush=True))
         if code:
             sys.exit(f"search_cost: the search failed (exit {code})")
         wall = run.wall

@@ -62,8 +62,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", default="1,2,3,4", help="repeat counts to simulate")
     parser.add_argument("--draws", type=int, default=20000, help="simulated pairs of searches per repeat count")
     args = parser.parse_args(argv)
+    try:
+        counts = [int(v) for v in args.repeats.split(",")]
+    except ValueError:
+        counts = [0]
+    if min(counts) < 1:
+        parser.error(f"--repeats {args.repeats}: give repeat counts >= 1, e.g. 1,2,3,4")
+    if args.draws < 1:
+        parser.error("--draws must be >= 1")
     if len(args.roots) < 2:
-        raise SystemExit("give two or more searches")
+        parser.error("give two or more searches")
     frames = [load(root) for root in args.roots]
     for (i, a), (j, b) in itertools.combinations(enumerate(frames), 2):
         comparison = compare_searches(a, b)
@@ -98,8 +106,8 @@ def main(argv: list[str] | None = None) -> None:
           f"smallest gap between neighbours {abs(100 * gaps.min()):.1f} points")  # never "-0.0": gaps are >= 0
     if sigma == 0 and np.ptp(means) == 0:  # the rank correlation of two constant rankings is undefined
         raise SystemExit("every search scores every candidate alike: there is no ranking for two searches to agree on")
-    rng = np.random.default_rng(0)
-    for k in (int(v) for v in args.repeats.split(",")):
+    for k in counts:
+        rng = np.random.default_rng((0, k))  # a generator per count: its figures do not depend on the others asked
         noise = rng.normal(0.0, sigma / np.sqrt(k), size=(args.draws, 2, len(means)))
         rhos = np.array([spearmanr(means + x[0], means + x[1]).statistic for x in noise])
         print(f"  --repeats {k}: median Spearman {np.median(rhos):.2f}, P(Spearman >= 0.9) {(rhos >= 0.9).mean():.2f} "

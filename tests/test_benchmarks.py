@@ -423,3 +423,130 @@ def test_the_startup_benchmark_prints_each_figure_beside_its_ratio_to_import_tor
     lines = proc.stdout.splitlines()
     assert re.fullmatch(r"reference: import torch in a fresh interpreter [0-9.]+ s \(median of 1\)", lines[0])
     assert len(lines) == 8 and all(re.fullmatch(r"scaler .+: [0-9.]+ s = [0-9.]+x the reference", line) for line in lines[1:]), lines
+
+
+@pytest.mark.parametrize(("script", "argv", "message"), [
+    ("flops_speed", ["--rounds", "0"], "--threads and --rounds must be >= 1"),
+    ("flops_speed", ["--threads", "0"], "--threads and --rounds must be >= 1"),
+    ("seed_agreement", ["a", "b", "--repeats", "x"], "--repeats x: give repeat counts >= 1"),
+    ("seed_agreement", ["a", "b", "--repeats", "1,0"], "--repeats 1,0: give repeat counts >= 1"),
+    ("seed_agreement", ["a", "b", "--draws", "0"], "--draws must be >= 1"),
+    ("seed_agreement", ["a"], "give two or more searches"),
+    ("proxy_probe", ["--no-timm", "--nets", "1,1"], "--nets 1,1: give each network as alpha,beta,gamma"),
+    ("proxy_probe", ["--no-timm", "--variant", "glyphs-per-class=x"],
+     "--variant glyphs-per-class=x: this variant takes 1 integer(s), got 'x'"),
+    ("proxy_probe", ["--no-timm", "--variant", "no-glyphs=x"], "--variant no-glyphs=x: this variant takes 0 integer(s)"),
+    ("proxy_probe", ["--no-timm", "--seeds", "0,x"], "--seeds 0,x: give integer seeds"),
+    ("proxy_probe", ["--no-timm", "--threads", "0"], "--threads 0: it must be >= 1"),
+    ("proxy_probe", ["--no-timm", "--epochs", "0"], "epochs = 0 is not allowed"),
+    ("gpu_search", ["--device", "cpu", "--workers", "x"], "--workers x: give worker counts >= 1"),
+    ("gpu_search", ["--device", "cpu", "--workers", "1,0"], "--workers 1,0: give worker counts >= 1"),
+    ("gpu_search", ["--device", "cpu", "--proxy-workers", "0"], "--proxy-workers must be >= 1"),
+    ("gpu_search", ["--device", "cpu", "--proxy-limit", "0"], "--proxy-limit must be a number of seconds > 0"),
+    ("search_cost", ["--wall", "-5"], "--wall must be a number of seconds > 0"),
+    ("search_cost", ["--wall", "5", "--threads", "0"], "--threads must be >= 1"),
+    ("train_throughput", ["--steps", "0"], "--steps, --rounds and --threads must be >= 1"),
+    ("train_throughput", ["--rounds", "0"], "--steps, --rounds and --threads must be >= 1"),
+])  # fmt: skip
+def test_benchmarks_refuse_bad_numbers_with_a_usage_line(script, argv, message, monkeypatch, capsys):
+    """Bad command-line input is argparse's one-line error (exit 2), checked before any work:
+    it was a traceback (UnboundLocalError, ValueError) or nan figures."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    module = __import__(script)
+    with pytest.raises(SystemExit) as refused:
+        (module.arguments if script == "train_throughput" else module.main)(argv)  # train_throughput's main sets torch's threads
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and f"error: {message}" in err, err
+
+
+def test_benchmarks_import_this_checkouts_scaler_and_time_its_search(tmp_path, monkeypatch):
+    """flops_speed.py and search_cost.py put the repository first on sys.path, and
+    search_cost.py runs this checkout's scaler (`python -m scaler` with the repository first on
+    PYTHONPATH), not the console script of a shared editable venv that may point elsewhere.
+    A decoy `scaler` on PYTHONPATH stands for the other checkout."""
+    decoy = tmp_path / "decoy" / "scaler"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise SystemExit('the decoy scaler was imported')\n")
+    monkeypatch.setenv("PYTHONPATH", str(decoy.parent))
+    for script, bad in (("flops_speed.py", "--rounds"), ("search_cost.py", "--wall")):
+        proc = subprocess.run([sys.executable, f"benchmarks/{script}", bad, "0"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 2 and "decoy" not in proc.stderr and "must be" in proc.stderr, proc.stderr
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import search_cost
+    from search_run import SearchRun
+
+    ran = []
+    monkeypatch.setattr(search_cost, "import_timm", lambda path: (object(), None))
+    monkeypatch.setattr(search_cost, "reference_rate", lambda timm, threads: 100.0)
+    monkeypatch.setattr(search_cost, "run_search", lambda command, env=None, echo=None: (
+        ran.append((command, env)) or (SearchRun(10.0, None, None), 0)))
+    search_cost.main(["--root", str(tmp_path / "cost"), "--", "--seed", "1"])
+    [(command, env)] = ran
+    assert command[:4] == [sys.executable, "-m", "scaler", "search"] and command[-2:] == ["--seed", "1"]
+    child = subprocess.run([*command[:3], "--help"], env={**os.environ, **env}, cwd=tmp_path, capture_output=True,
+                           text=True, timeout=60)
+    assert child.returncode == 0 and "decoy" not in child.stderr, child.stderr  # this checkout's, before the decoy
+    search_cost.main(["--root", str(tmp_path / "other"), "--scaler", "/opt/scaler"])  # a command named is run as it is
+    assert ran[-1][0][:2] == ["/opt/scaler", "search"] and ran[-1][1] == {}
+
+
+def test_seed_agreement_gives_each_repeat_count_the_same_figures_whatever_else_is_asked(tmp_path, monkeypatch, capsys):
+    """Each repeat count draws from a generator of its own: one generator shared by the counts
+    made a count's figures depend on which counts came before it in --repeats."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from seed_agreement import main as seed_agreement
+
+    roots = [_results(tmp_path / "s0", [0.6, 0.5, 0.4, 0.9], [True, False, False, False]),
+             _results(tmp_path / "s1", [0.7, 0.6, 0.5, 0.8], [True, True, False, False]),
+             _results(tmp_path / "s2", [0.6, 0.4, 0.5, 0.1], [True, False, False, False])]
+    lines = []
+    for repeats in ("4", "1,4", "2,3,4"):
+        seed_agreement([*roots, "--repeats", repeats, "--draws", "100"])
+        lines.append(next(line for line in capsys.readouterr().out.splitlines() if "--repeats 4:" in line))
+    assert lines[0] == lines[1] == lines[2], lines
+
+
+def test_class_errors_reads_the_summary_by_its_name(tmp_path, monkeypatch):
+    """A search on folder data writes data-files.json beside search.json; read as the first
+    *.json it crashed with KeyError: 'config' instead of saying that only synthetic data is
+    rendered again."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from class_errors import report
+
+    from scaler.data.manifest import MANIFEST_NAME
+    from scaler.experiments.search import SUMMARY_NAME
+
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"files": []}))
+    with pytest.raises(SystemExit, match=r"holds no study summary \(search.json or calibration.json\)"):
+        report(tmp_path, False)
+    (tmp_path / SUMMARY_NAME).write_text(json.dumps({"name": "s", "config": {"data": {"source": "folder"}}}))
+    with pytest.raises(SystemExit, match="only studies on the built-in synthetic data can be rendered again"):
+        report(tmp_path, False)
+
+
+def test_train_throughput_alternates_train_and_pure_steps_and_its_usage_names_its_defaults(monkeypatch, capsys):
+    """The end-to-end ratio times train() and the pure steps in alternating rounds (one after
+    the other, noise on a shared machine gave ratios of 3.0 and 0.08); the docstring's usage
+    line names the defaults."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import train_throughput
+    from types import SimpleNamespace
+
+    defaults = train_throughput.arguments([])
+    usage = dict(re.findall(r"\[--(\w+) (\d+)\]", train_throughput.__doc__))
+    assert usage == {"steps": str(defaults.steps), "rounds": str(defaults.rounds), "threads": str(defaults.threads)}
+
+    calls = []
+    monkeypatch.setattr(train_throughput, "load_dataset", lambda *a, **k: SimpleNamespace(num_classes=10))
+    monkeypatch.setattr(train_throughput, "build_model", lambda *a, **k: object())
+    monkeypatch.setattr(train_throughput, "train", lambda *a, **k: calls.append("train") or SimpleNamespace(
+        epochs=[SimpleNamespace(images_per_s=r) for r in (50.0, 90.0, 80.0)], state="complete"))
+    monkeypatch.setattr(train_throughput, "step_rate", lambda model, resolution, batch, steps, warmup: calls.append(
+        f"pure warmup {warmup}") or 100.0)
+    train_throughput.end_to_end(32, 8, 4, 3, 1, 3)
+    assert calls == ["train", "pure warmup 3", "pure warmup 0", "train", "train", "pure warmup 0"]
+    out = capsys.readouterr().out
+    assert "train() best of epochs 2-3 at 32x32 batch 8:   90.0 img/s | pure steps  100.0 img/s | ratio 0.90" in out
+    assert "rounds: train() 90.0, 90.0, 90.0; pure steps 100.0, 100.0, 100.0" in out
