@@ -74,6 +74,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from arguments import positive_ints  # noqa: E402
 from search_run import run_search  # noqa: E402
 from timm_support import import_timm, step_rate  # noqa: E402
 
@@ -418,7 +419,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument("--skip", default="", help="figures to skip, e.g. 1,4 (a call of the device tool has 10 minutes)")
     parser.add_argument("--only", default="", help="the figures to run, e.g. 8 (which runs only when named here)")
-    parser.add_argument("--workers", default="1", help="figure 4's --workers, one search each: e.g. 1,4")
+    parser.add_argument("--workers", type=positive_ints, default="1", help="figure 4's --workers, one search each: e.g. 1,4")
     parser.add_argument("--proxy-workers", type=int, default=1, help="figure 8's --workers")
     parser.add_argument("--train-optimizer", default="sgd", choices=["sgd", "adamw"],
                         help="figure 3's optimizer: sgd (figure 2's) or adamw (scaler train's default, replayed on CUDA)")
@@ -427,18 +428,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     skip, only = figures(parser, "--skip", args.skip), figures(parser, "--only", args.only)
     skip |= set(range(1, 10)) - only if only else {8}
-    try:
-        workers_list = [int(w) for w in args.workers.split(",")]
-    except ValueError:
-        workers_list = [0]
-    if min(workers_list) < 1:
-        parser.error(f"--workers {args.workers}: give worker counts >= 1, e.g. 1,4")
+    workers_list = args.workers
     if args.proxy_workers < 1:
         parser.error("--proxy-workers must be >= 1")
     if args.proxy_limit is not None and not 0 < args.proxy_limit < math.inf:
         parser.error("--proxy-limit must be a number of seconds > 0")
     if len(set(workers_list)) != len(workers_list):
-        parser.error(f"--workers {args.workers}: each value once (each search gets its own folder)")
+        parser.error(f"--workers {','.join(map(str, workers_list))}: each value once (each search gets its own folder)")
     names = [f"workers{w}" for w in workers_list] * (4 not in skip) + ["gpu-proxy"] * (8 not in skip)
     for folder in [Path(args.root) / name for name in names] if args.root else ():
         if folder.exists() and any(folder.iterdir()):  # a finished search would resume, not time anything

@@ -33,6 +33,9 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from arguments import positive_ints  # noqa: E402
 
 from scaler.errors import UsageError  # noqa: E402
 from scaler.experiments.search import read_results  # noqa: E402
@@ -59,15 +62,10 @@ def label(row: pd.Series) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("roots", nargs="+", help="two or more searches' --root folders")
-    parser.add_argument("--repeats", default="1,2,3,4", help="repeat counts to simulate")
+    parser.add_argument("--repeats", type=positive_ints, default="1,2,3,4", help="repeat counts to simulate")
     parser.add_argument("--draws", type=int, default=20000, help="simulated pairs of searches per repeat count")
     args = parser.parse_args(argv)
-    try:
-        counts = [int(v) for v in args.repeats.split(",")]
-    except ValueError:
-        counts = [0]
-    if min(counts) < 1:
-        parser.error(f"--repeats {args.repeats}: give repeat counts >= 1, e.g. 1,2,3,4")
+    counts = args.repeats
     if args.draws < 1:
         parser.error("--draws must be >= 1")
     if len(args.roots) < 2:
