@@ -286,6 +286,13 @@ def test_comparison_of_constructed_searches():
     capped = frame([0.2, 0.3, 0.4, 0.5], [False, False, False, True]).assign(state=["complete", "complete", "complete", "timeout"])
     differences = compare_searches(a, capped).frame.set_index("alpha")["difference"]  # a shorter training's top-1 is no match
     assert differences.isna().tolist() == [True, False, False, False] and differences[1.2] == pytest.approx(-0.1)
+    # equal top-1s: the rank columns order them by MACs, the correlations count ties, and a line says so
+    from scaler.cli.report import _ties_line
+    tied = compare_searches(frame([0.5, 0.5, 0.3, 0.2], [True, True, False, False]), a)
+    assert tied.frame["rank_a"].tolist() == tied.frame["rank_b"].tolist() == [1, 2, 3, 4] and tied.spearman[0] < 1
+    assert _ties_line(tied.frame) == ["equal top-1s (A 2 candidates share one with another): the rank columns order them by MACs, "
+                                      "the correlations count them as ties"]
+    assert _ties_line(same.frame) == []
     # the table on the terminal names each side's state once a row is not complete
     from scaler.cli.report import COMPARE_COLUMNS, shown_compare_columns
     assert shown_compare_columns(same.frame) == COMPARE_COLUMNS

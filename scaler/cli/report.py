@@ -199,6 +199,17 @@ def _other_bases(info_a: dict, info_b: dict) -> str:
     return f": A's base is {a}, B's {b}" if a and b and a != b else ""
 
 
+def _ties_line(frame: pd.DataFrame) -> list[str]:
+    """A word where either search scores candidates complete in both alike: the rank columns
+    order equal top-1s by MACs, the correlations count them as ties, so ranks that read the
+    same in both columns can come with a Spearman below 1."""
+    both = frame[(frame["state_a"] == State.COMPLETE.value) & (frame["state_b"] == State.COMPLETE.value)]
+    tied = [f"{side} {int(top1.duplicated(keep=False).sum())}" for side, top1 in (("A", both["top1_a"]), ("B", both["top1_b"]))
+            if top1.duplicated().any()]
+    return [f"equal top-1s ({', '.join(tied)} candidates share one with another): the rank columns order them by MACs, "
+            "the correlations count them as ties"] if tied else []
+
+
 def _compare_lines(comparison: reports.SearchComparison, folder_a: Path, folder_b: Path, info_a: dict, info_b: dict,
                    frame_a: pd.DataFrame, frame_b: pd.DataFrame) -> list[str]:
     """What the rows of two searches add up to: the searches, the rank agreement, where each
@@ -219,6 +230,7 @@ def _compare_lines(comparison: reports.SearchComparison, folder_a: Path, folder_
             f"Kendall {tau:.2f} [{tau_low:.2f}, {tau_high:.2f}] (95% bootstrap over candidates); "
             f"unrelated rankings agree as well with {p_phrase(comparison.spearman_p)}"
         )
+        lines += _ties_line(comparison.frame)
     else:
         why = (f"only {comparison.scored} candidate(s) complete in both, and it takes 3" if comparison.scored < 3
                else "one search scores them all alike")
