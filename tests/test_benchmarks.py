@@ -459,7 +459,7 @@ def test_benchmarks_refuse_bad_numbers_with_a_usage_line(script, argv, message, 
     assert refused.value.code == 2 and f"error: {message}" in err, err
 
 
-def test_benchmarks_import_this_checkouts_scaler_and_time_its_search(tmp_path, monkeypatch):
+def test_benchmarks_import_this_checkouts_scaler_and_time_its_search(tmp_path, monkeypatch, capsys):
     """flops_speed.py and search_cost.py put the repository first on sys.path, and
     search_cost.py runs this checkout's scaler (`python -m scaler` with the repository first on
     PYTHONPATH), not the console script of a shared editable venv that may point elsewhere.
@@ -490,6 +490,12 @@ def test_benchmarks_import_this_checkouts_scaler_and_time_its_search(tmp_path, m
     assert child.returncode == 0 and "decoy" not in child.stderr, child.stderr  # this checkout's, before the decoy
     search_cost.main(["--root", str(tmp_path / "other"), "--scaler", "/opt/scaler"])  # a command named is run as it is
     assert ran[-1][0][:2] == ["/opt/scaler", "search"] and ran[-1][1] == {}
+    # the goal is the default search's (a --seed keeps it so): another search's cost gets no verdict
+    capsys.readouterr()
+    search_cost.main(["--root", str(tmp_path / "seeded"), "--", "--seed", "2"])
+    assert capsys.readouterr().out.splitlines()[-1].endswith("images (goal <= 30,000: met)")
+    search_cost.main(["--root", str(tmp_path / "longer"), "--", "--epochs", "9"])
+    assert capsys.readouterr().out.splitlines()[-1].endswith("images (the goal <= 30,000 is the default search's; this one has --epochs 9)")
 
 
 def test_seed_agreement_gives_each_repeat_count_the_same_figures_whatever_else_is_asked(tmp_path, monkeypatch, capsys):
