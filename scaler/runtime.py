@@ -68,8 +68,6 @@ class Runtime:
             if above is not None and not above.is_dir():
                 where = "is a file" if above == path else f"is under {above}, a file"
                 raise UsageError(f"cache folder {self.cache_dir} {where}; give a folder (it is created if missing)", param="cache_dir")
-            if above is not None and not os.access(above, os.W_OK | os.X_OK):
-                raise UsageError(f"cache folder {self.cache_dir} cannot be written: {above} is not writable", param="cache_dir")
 
     def with_threads(self, threads: int | None) -> Runtime:
         return replace(self, threads=threads)

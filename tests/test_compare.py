@@ -355,11 +355,11 @@ def test_a_comparison_whose_best_network_is_at_chance_says_so(cli, net, tmp_path
         "nothing of the strategies; train longer (--epochs), on more images or at a larger --base-resolution"]
     assert chance_lines(frame.assign(top1_low=[0.11, 0.03, None]), info) == []  # the best's interval is above 10%
     assert chance_lines(frame, {"config": {"base": {}}}) == []  # classes unknown
-    result = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1"))
+    result = cli(*compare_args(net, tmp_path, "--phis", "1", "--repeats", "1"))  # a micro comparison: at chance
     table = pd.read_csv(tmp_path / "cmp" / "results.csv")
-    at_chance = bool(chance_lines(table, json.loads((tmp_path / "cmp" / "compare.json").read_text())))
-    assert result.code == 0 and ("the best network is not above chance" in " ".join(result.out.split())) == at_chance
-    assert ("the best network is not above chance" in cli("report", tmp_path / "cmp", "--format", "csv").err) == at_chance
+    assert chance_lines(table, json.loads((tmp_path / "cmp" / "compare.json").read_text()))
+    assert result.code == 0 and "the best network is not above chance" in " ".join(result.out.split())
+    assert "the best network is not above chance" in cli("report", tmp_path / "cmp", "--format", "csv").err
 
 
 def test_report_of_an_interrupted_comparison_says_it_is_unfinished_and_keeps_its_names(cli, net, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from scaler import memory
-from scaler.data import load_dataset
+from scaler.data import clear_memo, load_dataset
 from scaler.errors import RunError
 from scaler.data.synthetic import SyntheticSource
 from scaler.memory import AT_RISK, check_images_fit, check_training_fits, count_saved, saved_activation_bytes
@@ -147,6 +147,12 @@ def test_a_folder_counts_the_images_its_caps_take_twice_over(tmp_path, monkeypat
     available(monkeypatch, 2 * 3 * 16 * 16 * 6)
     assert len(load_dataset(str(root), storage_resolution=16, train_images=3, val_images=3).train) == 3
     check_images_fit(6, 16, "x", copies=2)  # the same figure, directly
+    # read from the disk cache, the images are held once: 1.5x of them is enough
+    monkeypatch.undo()
+    load_dataset(str(root), storage_resolution=16, cache_dir=tmp_path / "cache")
+    clear_memo()
+    available(monkeypatch, 3 * 3 * 16 * 16 * 15 // 2)
+    assert load_dataset(str(root), storage_resolution=16, cache_dir=tmp_path / "cache").decoded == 0
 
 
 def test_train_command_refuses_in_one_line_with_exit_1(cli, monkeypatch):

@@ -583,8 +583,8 @@ def test_macs_in_millions_keep_three_digits_on_a_tiny_network():
 
 def test_macs_in_billions_keep_three_digits_below_a_tenth():
     """Four decimals read a proxy's stages as 0.0003 and 0.0004 G: one digit each."""
-    assert [giga(v) for v in (442_000, 279_000, 9_900_000, 99_940_000, 99_960_000, 385_800_000, 0)] == [
-        "0.000442", "0.000279", "0.00990", "0.0999", "0.1000", "0.3858", "0.0000"]
+    assert [giga(v) for v in (442_000, 279_000, 9_900_000, 99_940_000, 99_960_000, 385_800_000, 0, 13_800, 9_996)] == [
+        "0.000442", "0.000279", "0.00990", "0.0999", "0.1000", "0.3858", "0.0000", "0.0000138", "0.0000100"]  # never 1.38e-05
     assert giga(None) == ""
 
 

@@ -439,7 +439,7 @@ def test_threads_past_four_per_core_are_refused_in_one_line(cli):
     """999 threads on 2 cores stalled a tiny training past 5 minutes (the walkthrough's)."""
     cores = os.cpu_count() or 1
     Runtime(device="cpu", threads=4 * cores).validate()
-    result = cli("train", "--threads", str(4 * cores + 1), "--resolution", "16")
+    result = cli("train", "--threads", str(4 * cores + 1), "--resolution", "16", "--steps", "1", "--train-images", "8", "--val-images", "4")
     assert (result.code, result.err) == (2, f"error: --threads {4 * cores + 1} is not allowed on this machine's {cores} cores; "
                                             f"give at most {4 * cores} (4 per core: more only compete, and 999 on 2 cores stalled a "
                                             "tiny training past 5 minutes)\n")

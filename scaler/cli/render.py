@@ -70,7 +70,10 @@ def giga(value: object) -> str:
     if missing(value):
         return ""
     billions = value / 1e9  # type: ignore[operator]
-    return f"{billions:.4f}" if billions == 0 or abs(billions) >= 0.09995 else f"{billions:#.3g}"
+    if billions == 0 or abs(billions) >= 0.09995:
+        return f"{billions:.4f}"
+    digits = 2 - math.floor(math.log10(abs(float(f"{billions:.3g}"))))  # fixed point: 0.0000138, not 1.38e-05
+    return f"{billions:.{digits}f}"
 
 
 def fixed(digits: int) -> Callable[[object], str]:

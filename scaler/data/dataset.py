@@ -144,14 +144,16 @@ def _load(identity: DataIdentity, loader: Source, cache_dir: Path | None) -> Dat
         _memo.move_to_end(key)
         return replace(_memo[key], source=source, decoded=0)
 
-    # a folder's decoded images, then the tensor they move into: measured 2.0x at the peak
-    check_images_fit(*loader.stored_images(), source, copies=2 if isinstance(loader, FolderSource) else 1)
+    count, resolution = loader.stored_images()
+    check_images_fit(count, resolution, source)  # the images, however they come
     cache_file = None
     loaded = None
     if cache_dir is not None:
         cache_file = Path(cache_dir).expanduser() / f"{fingerprint}.pt"
         loaded = read_cache(cache_file, stamp)
     if loaded is None:
+        if isinstance(loader, FolderSource):  # the decoded images, then the tensor they move into: 2.0x at the peak
+            check_images_fit(count, resolution, source, copies=2)
         loaded = loader.load()
         if cache_file is not None:
             write_cache(cache_file, loaded, stamp)

@@ -47,7 +47,7 @@ class FolderSource:
             raise UsageError(f"data folder {train_root} has no class sub-folders; it needs one "
                              "sub-folder of images per class")
         if len(class_dirs) < 2:
-            raise UsageError(f"data folder {train_root} has 1 class ({_classes([class_dirs[0].name])}); "
+            raise UsageError(f"data folder {train_root} has 1 class ({_class(class_dirs[0].name)}); "
                              "it needs at least 2 class sub-folders")
         self.classes = tuple(d.name for d in class_dirs)
         val_dirs = {d.name: d for d in _class_dirs(val_root)} if val_root is not None else {}
@@ -65,45 +65,42 @@ class FolderSource:
                                  f"({_classes(self.classes, 10)})")
             self.val_files = [walk.files(val_dirs[c]) if c in val_dirs else []
                               for c in self.classes]
-            self.notes += _loose_images(root, "the data folder") + _loose_images(val_root, "val/")
-            self.notes += _dangling_classes(val_root) + _unused_folders(root)
-        self.notes += walk.notes() + self._drop_repeated_files()
+            self.notes += _loose_images(val_root, "val/") + _dangling_classes(val_root) + _unused_folders(root)
+        self.notes += walk.notes()
+        # Warnings added after studies were fingerprinted: said, not hashed (a study on a folder
+        # they speak of resumes on the same files); a disk cache keeps them with the data.
+        self.unhashed_notes = (_loose_images(root, "the data folder") if val_root is not None else []) + self._shared_files()
         for i, name in enumerate(self.classes):
             if not self.train_files[i] and not (self.val_files and self.val_files[i]):
-                raise UsageError(f"class folder {_classes([name])} has no images "
+                raise UsageError(f"class folder {_class(name)} has no images "
                                  f"({', '.join(IMAGE_EXTENSIONS)})")
         self.notes += self._split_notes()
 
-    def _drop_repeated_files(self) -> list[str]:
-        """One image file reached by two paths (a linked file or class folder, a hard link): used
-        once where both are in one class and split; refused where they are in two classes
-        (one image, two labels) or in train/ and val/ (a validation image also trained on).
-        Found by the file's device and inode, before the automatic split could put the two
-        paths on either side of it."""
+    def _shared_files(self) -> list[str]:
+        """A warning for image files reached by two paths (a link, a hard link, a store of
+        files by content such as Hugging Face's cache): in two classes, one image has two
+        labels; in train/ and val/, a validation image is trained on; twice in one class, it
+        counts twice (and the automatic split can put it on both sides). Found by device and
+        inode; the files are used as they are, so the data is what it was and what a copy that
+        turned the links into files holds."""
         first: dict[tuple[int, int], tuple[str, int, Path]] = {}
-        dropped = 0
+        found: dict[str, list[str]] = {"two classes": [], "train/ and val/": [], "one class": []}
         for split, groups in (("train/", self.train_files), ("val/", self.val_files or [])):
             for c, files in enumerate(groups):
-                kept = []
                 for path in files:
                     try:
                         st = path.stat()
                     except OSError:  # gone since the walk: decoding names it unreadable
-                        kept.append(path)
                         continue
                     where, label, seen = first.setdefault((st.st_dev, st.st_ino), (split, c, path))
-                    if seen == path:
-                        kept.append(path)
-                    elif (where, label) == (split, c):
-                        dropped += 1
-                    else:
-                        named = lambda p: _quote(p.relative_to(self.root).as_posix())  # noqa: E731
-                        effect = (f"labelled both {_classes([self.classes[label]])} and {_classes([self.classes[c]])}"
-                                  if label != c else f"both in {where} and in {split}, so validated on what was trained on")
-                        raise UsageError(f"image {named(path)} is the same file as {named(seen)} (a link or a hard "
-                                         f"link), {effect}; remove one of them")
-                groups[c] = kept
-        return [f"{dropped} image file(s) reached by a second path in their class (a link) are used once"] if dropped else []
+                    if seen != path:
+                        kind = "two classes" if label != c else "train/ and val/" if where != split else "one class"
+                        found[kind].append(f"{_quote(path.relative_to(self.root).as_posix())} = "
+                                           f"{_quote(seen.relative_to(self.root).as_posix())}")
+        effects = {"two classes": "one image, two labels", "train/ and val/": "validated on what is trained on",
+                   "one class": "counted twice"}
+        return [f"{len(pairs)} image file(s) are also another path's file (a link or a hard link) in {kind}, "
+                f"{effects[kind]}: {_some(pairs)}" for kind, pairs in found.items() if pairs]
 
     def _split_notes(self) -> list[str]:
         """Classes that one split will lack; an error when no class can give a val image."""
@@ -214,7 +211,7 @@ class FolderSource:
             skips.append(skipped)
         for c, name in enumerate(self.classes):
             if tried[c] and not readable[c]:
-                raise UsageError(f"class folder {_classes([name])} has no readable images "
+                raise UsageError(f"class folder {_class(name)} has no readable images "
                                  f"({self._named([first_skip[c]])})")
         for (paths, _), skipped, which, folder in zip(parts, skips, ("training", "validation"),
                                                      ("train/", "val/")):
@@ -228,11 +225,11 @@ class FolderSource:
                              f"{len(skipped)} image(s) is readable ({example})")
         train, val = (_to_split(decoded, *part) for part in parts)
         skipped = sorted(skips[0] + skips[1])
-        notes = list(self.notes)
+        notes = list(self.notes) + self.unhashed_notes
         validated = set(parts[1][1])
         unread = [name for c, name in enumerate(self.classes) if taken[1][c] and c not in validated]
         if unread:  # the layout's notes named the classes val lacks; these lost theirs to decoding
-            notes.append(f"class(es) {_classes(unread)} have no readable validation image (their held-out files are "
+            notes.append(f"class(es) {_some([_class(n) for n in unread])} have no readable validation image (their held-out files are "
                          "unreadable): top-1 leaves them out")
         if skipped:
             notes.append(f"skipped {len(skipped)} unreadable image file(s): "
@@ -322,9 +319,9 @@ def _class_dirs(folder: Path) -> list[Path]:
 class _ClassWalk:
     """Image files under class folders, recursively, sorted, and what the walk leaves out (for
     one warning each). Linked folders are followed, each visited once per class (a link loop
-    would repeat every image), but not one that holds the data folder or a class folder (a link
-    back up, or to val/ from train/) or lies in another class's folder (its images would be
-    labelled twice). Only regular files count (a
+    would repeat every image), but not one that holds the data folder (a link back up) or lies
+    in another class's folder (its images would be labelled twice), nor one that holds other
+    class folders (val/ linked from train/a). Only regular files count (a
     FIFO named x.png would block the decoder); links that lead nowhere are named."""
 
     def __init__(self, root: Path, class_dirs: list[Path]) -> None:
@@ -332,6 +329,7 @@ class _ClassWalk:
         self.class_dirs = [d.resolve() for d in class_dirs]
         self.dangling: list[Path] = []
         self.refused: list[Path] = []
+        self.to_classes: list[Path] = []  # links to a folder of class folders (val/ from train/a)
 
     def files(self, folder: Path) -> list[Path]:
         own = folder.resolve()
@@ -345,8 +343,8 @@ class _ClassWalk:
             kept = []
             for name in sorted(d for d in dirnames if not _hidden(d)):
                 path = Path(dirpath) / name
-                if path.is_symlink() and not self._may_follow(path.resolve(), own):
-                    self.refused.append(path)
+                if path.is_symlink() and (refused := self._refused(path.resolve(), own)) is not None:
+                    refused.append(path)
                 else:
                     kept.append(name)
             dirnames[:] = kept
@@ -358,18 +356,24 @@ class _ClassWalk:
                     self.dangling.append(path)
         return sorted(files)
 
-    def _may_follow(self, target: Path, own: Path) -> bool:
+    def _refused(self, target: Path, own: Path) -> list[Path] | None:
+        """The list a linked folder leading to `target` is named in where it is not followed
+        (a link back up, or into another class's folder; a link to a folder holding class
+        folders, such as val/ from train/a), or None."""
         others = [c for c in self.class_dirs if c != own]  # a loop to its own is walked once
-        if self.real_root.is_relative_to(target) or any(c.is_relative_to(target) for c in others):
-            return False  # a link back up, or to a folder of class folders (val/ from train/)
-        return not any(target.is_relative_to(c) for c in others)
+        if self.real_root.is_relative_to(target) or any(target.is_relative_to(c) for c in others):
+            return self.refused
+        return self.to_classes if any(c.is_relative_to(target) for c in others) else None
 
     def notes(self) -> list[str]:
         named = lambda paths: _some([_quote(p.relative_to(self.root).as_posix()) for p in sorted(paths)])  # noqa: E731
         notes = []
         if self.refused:
-            notes.append(f"{len(self.refused)} linked folder(s) in class folders lead back up to the data folder, to "
-                         f"class folders or into another class's folder and are not followed: {named(self.refused)}")
+            notes.append(f"{len(self.refused)} linked folder(s) in class folders lead back up to the data folder or "
+                         f"into another class's folder and are not followed: {named(self.refused)}")
+        if self.to_classes:
+            notes.append(f"{len(self.to_classes)} linked folder(s) in class folders lead to a folder of class folders "
+                         f"and are not followed: {named(self.to_classes)}")
         if self.dangling:
             notes.append(f"{len(self.dangling)} image link(s) lead nowhere and are not used: {named(self.dangling)}")
         return notes
@@ -409,8 +413,14 @@ def _quote(name: str) -> str:
 
 
 def _classes(names: list[str] | tuple[str, ...], limit: int = _NAMED) -> str:
-    """Class names in quotes (ascii()'s own where a name is not printable)."""
-    return _some([f"'{n}'" if n.isprintable() else ascii(n) for n in names], limit)
+    """Class names in quotes, as the fingerprinted notes have always written them."""
+    return _some([f"'{_quote(n)}'" for n in names], limit)
+
+
+def _class(name: str) -> str:
+    """A class name in quotes for an error or an unhashed note (ascii()'s own quotes where it
+    is not printable: `_classes` doubles them, kept as notes are hashed)."""
+    return f"'{name}'" if name.isprintable() else ascii(name)
 
 
 def _some(items: list[str], limit: int = _NAMED) -> str:
