@@ -245,7 +245,6 @@ class FolderSource:
         return shown + (f"; and {more} more" if more > 0 else "")
 
 
-
 def _to_split(decoded: dict[Path, np.ndarray | str], paths: list[Path], labels: list[int]) -> ImageSplit:
     """The split of these decoded images, each moved into one preallocated tensor and dropped
     from `decoded` as it goes: the folder's pixels are held about once (stacking, then
