@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = TrainConfig()
     b = ProxyBase()
-    p.add_argument("--nets", default="1,1,1;2,1,1;1,1.4,1;1,1,1.4;1.4,1.2,1;1.2,1.1,1.15")
+    p.add_argument("--nets", default="1,1,1;2,1,1;1,1.4,1;1,1,1.4;1.4,1.2,1;1.2,1.1,1.15",
+                   help="alpha,beta,gamma per network, ';' between them; gains and the premise are measured against the first")
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -283,6 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     base_mean = statistics.mean(top1[0])
     half = lambda p: (lambda lo_hi: (lo_hi[1] - lo_hi[0]) / 2)(
         proportion_interval(round(p * n_val), n_val))
+    if nets[0] != (1.0, 1.0, 1.0):  # gains are the first network's; say so where it is not the base
+        print(f"gain and premise against the first network, {','.join(f'{v:g}' for v in nets[0])} (not the base 1,1,1)")
     print(f"{'net':>18} {'top1 per seed':>22} {'mean':>6} {'gain':>6} {'val±':>5} "
           f"{'seeds sd':>8} {'premise':>7} {'s x rate':>9}")
     compound_costs = []

@@ -237,13 +237,15 @@ def test_proxy_probe_trains_with_its_optimizer_experiments():
     """--lr-by-width and --adam-beta2 wrap the library's optimizer factory; it gained an
     argument (capturable_on) and both wrappers crashed on the first training."""
     proc = subprocess.run(
-        [sys.executable, "benchmarks/proxy_probe.py", "--no-timm", "--seeds", "0", "--nets", "1,1,1;1,1.1,1",
+        [sys.executable, "benchmarks/proxy_probe.py", "--no-timm", "--seeds", "0", "--nets", "1,1.1,1;1,1,1",
          "--epochs", "1", "--train-images", "64", "--val-images", "28", "--storage", "64", "--threads", "1",
          "--optimizer", "adamw", "--lr-by-width", "--adam-beta2", "0.99"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "width-scaled lr / width" in proc.stdout and "AdamW beta2 0.99" in proc.stdout
+    # the gains are the first network's, here not the base: said
+    assert "gain and premise against the first network, 1,1.1,1 (not the base 1,1,1)" in proc.stdout
 
 
 def test_proxy_probe_adam_beta2_changes_only_adamws_second_moment(monkeypatch):
