@@ -453,8 +453,8 @@ def test_one_file_reached_by_two_paths_is_named_and_the_data_stays_as_it_was(tmp
         root = two_classes(tmp_path / "data", per_class=3)
         for i in range(3):
             os.symlink(f"{i}.png", root / "a" / f"link{i}.png")
-        expected = ("3 image file(s) are also another path's file (a link or a hard link) in one class, counted twice: "
-                    "a/link0.png = a/0.png, a/link1.png = a/1.png, a/link2.png = a/2.png")
+        expected = ("3 image file(s) are also another path's file (a link or a hard link) in one class, counted twice, and the "
+                    "automatic split can validate on it: a/link0.png = a/0.png, a/link1.png = a/1.png, a/link2.png = a/2.png")
     ds = load_dataset(str(root), storage_resolution=8)
     assert expected in ds.warnings
     paths = sum(name.endswith(".png") for _, _, names in os.walk(root, followlinks=True) for name in names)
@@ -485,12 +485,54 @@ def test_a_link_from_a_class_to_val_is_not_followed(tmp_path):
 
 @pytest.mark.parametrize("name", ["valid", "validation"])
 def test_a_validation_folder_not_named_val_is_refused(tmp_path, name):
-    """Read as classes, train/, valid/ and test/ made a classifier of split names."""
+    """Read as classes, train/, valid/ and test/ made a classifier of split names; beside other
+    class folders they are classes, as before (PASCAL VOC has one named train)."""
     root = tmp_path / "data"
     for split in ("train", name, "test"):
         two_classes(root / split)
     with pytest.raises(UsageError, match=rf"^data folder {root} has train/ and {name}/: name the validation folder val/"):
         load_dataset(str(root), storage_resolution=8)
+    for split in ("train", name):
+        shutil.rmtree(root / split)
+        flat(root / split / "0.png", (9, 9, 9))
+        flat(root / split / "1.png", (9, 9, 9))
+    flat(root / "cat" / "0.png", (1, 1, 1))
+    flat(root / "cat" / "1.png", (1, 1, 1))
+    shutil.rmtree(root / "test")
+    assert load_dataset(str(root), storage_resolution=8).classes == ("cat", "train", name)
+
+
+def test_live_warnings_follow_the_folder_past_the_disk_cache_and_the_memo(tmp_path):
+    """The warnings added after studies were fingerprinted are worked out at every load: a
+    loose image added after the cache was written is said, and one removed is no longer."""
+    root = tmp_path / "data"
+    two_classes(root / "train")
+    two_classes(root / "val")
+    cache = tmp_path / "cache"
+    assert load_dataset(str(root), storage_resolution=8, cache_dir=cache).warnings == ()
+    flat(root / "loose.png", (1, 2, 3))
+    said = "1 image file(s) directly in the data folder are not in a class folder and are not used: loose.png"
+    assert load_dataset(str(root), storage_resolution=8, cache_dir=cache).warnings == (said,)  # the memo's
+    clear_memo()
+    again = load_dataset(str(root), storage_resolution=8, cache_dir=cache)
+    assert again.decoded == 0 and again.warnings == (said,)  # the disk cache's
+    (root / "loose.png").unlink()
+    clear_memo()
+    assert load_dataset(str(root), storage_resolution=8, cache_dir=cache).warnings == ()
+
+
+def test_a_link_in_a_class_to_its_own_folder_is_walked_once_as_before(tmp_path):
+    """a/self -> . where a/ holds b's folder (b -> a/sub): not a link to a folder of class
+    folders (it was followed, adding nothing, and the fingerprint must not change)."""
+    root = two_classes(tmp_path / "data", per_class=1)
+    flat(root / "a" / "sub" / "0.png", (5, 5, 5))
+    shutil.rmtree(root / "b")
+    os.symlink(root / "a" / "sub", root / "b")
+    before = load_dataset(str(root), storage_resolution=8).fingerprint
+    os.symlink(".", root / "a" / "self")
+    clear_memo()
+    after = load_dataset(str(root), storage_resolution=8)
+    assert after.fingerprint == before and not any("folder of class folders" in w for w in after.warnings)
 
 
 def test_a_class_whose_held_out_files_are_unreadable_is_named(tmp_path):

@@ -140,9 +140,10 @@ def _load(identity: DataIdentity, loader: Source, cache_dir: Path | None) -> Dat
     """`load_dataset` once its arguments are checked and its source opened."""
     source, fingerprint, stamp = identity.source, identity.fingerprint, loader.local_stamp()
     key = f"{fingerprint}:{stamp}"  # a memo of the files as they are now
+    live = tuple(loader.live_notes()) if isinstance(loader, FolderSource) else ()  # neither memoised nor cached
     if key in _memo:
         _memo.move_to_end(key)
-        return replace(_memo[key], source=source, decoded=0)
+        return replace(_memo[key], source=source, decoded=0, warnings=_memo[key].warnings + live)
 
     count, resolution = loader.stored_images()
     check_images_fit(count, resolution, source)  # the images, however they come
@@ -161,7 +162,7 @@ def _load(identity: DataIdentity, loader: Source, cache_dir: Path | None) -> Dat
                       loaded.decoded, loaded.warnings + class_coverage(loaded.classes, loaded.train, loaded.val),
                       identity.files)
     _remember(key, dataset)
-    return dataset
+    return replace(dataset, warnings=dataset.warnings + live)
 
 
 def take_train(dataset: Dataset, count: int) -> Dataset:

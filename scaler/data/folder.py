@@ -67,14 +67,18 @@ class FolderSource:
                               for c in self.classes]
             self.notes += _loose_images(val_root, "val/") + _dangling_classes(val_root) + _unused_folders(root)
         self.notes += walk.notes()
-        # Warnings added after studies were fingerprinted: said, not hashed (a study on a folder
-        # they speak of resumes on the same files); a disk cache keeps them with the data.
-        self.unhashed_notes = (_loose_images(root, "the data folder") if val_root is not None else []) + self._shared_files()
         for i, name in enumerate(self.classes):
             if not self.train_files[i] and not (self.val_files and self.val_files[i]):
                 raise UsageError(f"class folder {_class(name)} has no images "
                                  f"({', '.join(IMAGE_EXTENSIONS)})")
         self.notes += self._split_notes()
+
+    def live_notes(self) -> list[str]:
+        """Warnings added after studies were fingerprinted, worked out each time the data is
+        loaded: neither hashed (a study on a folder they speak of resumes on the same files)
+        nor cached (a loose image added later is said; a cache from before says them too)."""
+        loose = _loose_images(self.root, "the data folder") if self.presplit else []
+        return loose + self._shared_files()
 
     def _shared_files(self) -> list[str]:
         """A warning for image files reached by two paths (a link, a hard link, a store of
@@ -98,7 +102,7 @@ class FolderSource:
                         found[kind].append(f"{_quote(path.relative_to(self.root).as_posix())} = "
                                            f"{_quote(seen.relative_to(self.root).as_posix())}")
         effects = {"two classes": "one image, two labels", "train/ and val/": "validated on what is trained on",
-                   "one class": "counted twice"}
+                   "one class": "counted twice" + ("" if self.presplit else ", and the automatic split can validate on it")}
         return [f"{len(pairs)} image file(s) are also another path's file (a link or a hard link) in {kind}, "
                 f"{effects[kind]}: {_some(pairs)}" for kind, pairs in found.items() if pairs]
 
@@ -225,7 +229,7 @@ class FolderSource:
                              f"{len(skipped)} image(s) is readable ({example})")
         train, val = (_to_split(decoded, *part) for part in parts)
         skipped = sorted(skips[0] + skips[1])
-        notes = list(self.notes) + self.unhashed_notes
+        notes = list(self.notes)
         validated = set(parts[1][1])
         unread = [name for c, name in enumerate(self.classes) if taken[1][c] and c not in validated]
         if unread:  # the layout's notes named the classes val lacks; these lost theirs to decoding
@@ -275,7 +279,8 @@ def _layout(root: Path) -> tuple[Path, Path | None]:
     """(the folder of training class folders, the folder of validation ones or None). One of
     train/ and val/ beside other class folders is a class (PASCAL VOC has one named train)."""
     train, val = root / "train", root / "val"
-    if train.is_dir() and not val.exists():
+    splits = ("train", "val", "test", "valid", "validation")
+    if train.is_dir() and not val.exists() and not any(d.name not in splits for d in _class_dirs(root)):
         for name in ("valid", "validation"):
             if (root / name).is_dir():  # read as classes, they would train a classifier of split names
                 raise UsageError(f"data folder {root} has train/ and {name}/: name the validation folder val/ "
@@ -359,9 +364,11 @@ class _ClassWalk:
         """The list a linked folder leading to `target` is named in where it is not followed
         (a link back up, or into another class's folder; a link to a folder holding class
         folders, such as val/ from train/a), or None."""
-        others = [c for c in self.class_dirs if c != own]  # a loop to its own is walked once
+        others = [c for c in self.class_dirs if c != own]
         if self.real_root.is_relative_to(target) or any(target.is_relative_to(c) for c in others):
             return self.refused
+        if target.is_relative_to(own):  # its own folder or one inside it: walked once, as before
+            return None
         return self.to_classes if any(c.is_relative_to(target) for c in others) else None
 
     def notes(self) -> list[str]:
