@@ -113,6 +113,16 @@ def reaches_chance(top1_low: float | None, classes: int | None) -> str | None:
     return f"its top-1 interval reaches {1 / classes:.1%} (one of {classes} classes)"
 
 
+def best_reaches_chance(top1: Sequence[float], top1_low: Sequence[float], classes: int | None) -> str | None:
+    """`reaches_chance` of the best of several accuracies (the highest top-1, the first of
+    equals; unmeasured ones left out): where even the best is not told from a guess, no
+    ranking or tie among them says anything. None where none is measured."""
+    measured = [(float(t), float(low)) for t, low in zip(top1, top1_low) if math.isfinite(float(t))]
+    if not measured:
+        return None
+    return reaches_chance(max(measured, key=lambda pair: pair[0])[1], classes)
+
+
 def _wilson(share: float, total: float, z: float) -> tuple[float, float]:
     """Wilson's interval of a share of `total` trials (not necessarily whole) at the quantile
     `z`; with the normal's quantile and whole counts, `proportion_interval`'s."""

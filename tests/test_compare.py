@@ -39,7 +39,7 @@ from scaler.data.manifest import keep_files
 from scaler.data.options import DataOptions
 from PIL import Image
 from scaler.cli.compare import _from_search, tally_lines, verdict_text
-from scaler.statistics import difference_test, pack_correct
+from scaler.statistics import best_reaches_chance, difference_test, pack_correct
 from scaler.study.experiment import Record, WorkItem
 from tests.test_factories import TINY_NET
 from tests.test_hostile import make_folder
@@ -340,6 +340,15 @@ def test_a_verdict_no_test_reached_is_explained_under_the_tables(cli, net, tmp_p
     note = "unknown: a network of the pair stopped at --max-seconds, after fewer epochs than planned"
     assert note in " ".join(result.out.split()) and "no result:" not in result.out
     assert note in cli("report", tmp_path / "cmp", "--format", "csv").err  # beside the document, on stderr
+
+
+def test_the_best_of_several_accuracies_is_judged_against_chance():
+    """The highest top-1 (unmeasured ones left out) decides, its interval's low end against one
+    in as many as the classes: the rule a comparison and a calibration's reference share."""
+    reached = "its top-1 interval reaches 10.0% (one of 10 classes)"
+    assert best_reaches_chance([0.2, float("nan"), 0.3], [0.15, 0.5, 0.09], 10) == reached  # 0.3 is the best
+    assert best_reaches_chance([0.3, 0.2], [0.11, 0.05], 10) is None
+    assert best_reaches_chance([float("nan")], [0.01], 10) is None and best_reaches_chance([], [], 10) is None
 
 
 def test_a_comparison_whose_best_network_is_at_chance_says_so(cli, net, tmp_path):

@@ -288,19 +288,15 @@ def verdict_notes(frame: pd.DataFrame) -> list[str]:
 
 def chance_lines(frame: pd.DataFrame, info: dict) -> list[str]:
     """A line where the comparison's best finished network (by mean top-1) is not above chance
-    (`reaches_chance`): every network is then within a guess, and its ties say nothing of the
+    (`best_reaches_chance`): every network is then within a guess, and its ties say nothing of the
     strategies (as a search at chance says of its ranking)."""
     import pandas as pd
     from scaler.cli.results import classes_of
     from scaler.experiments.search import length_option
-    from scaler.statistics import reaches_chance
+    from scaler.statistics import best_reaches_chance
 
-    top1 = pd.to_numeric(frame["top1"], errors="coerce")
-    done = frame[frame["state"].map(lambda s: State(s).is_scored) & top1.notna()]
-    if not len(done):
-        return []
-    best = done.loc[pd.to_numeric(done["top1"]).idxmax()]
-    if (reached := reaches_chance(float(best["top1_low"]), classes_of(info))) is None:
+    done = frame[frame["state"].map(lambda s: State(s).is_scored)]
+    if (reached := best_reaches_chance(pd.to_numeric(done["top1"], errors="coerce"), done["top1_low"], classes_of(info))) is None:
         return []
     return [f"the best network is not above chance: {reached}, so its ties tell nothing of the strategies; "
             f"train longer ({length_option(info)}), on more images or at a larger --base-resolution"]

@@ -43,7 +43,7 @@ from scaler.experiments.search import SEARCH_OPTIONS, SearchConfig, candidate_la
 from scaler.runtime import Runtime
 from scaler.scaling import MIN_TRAIN_RESOLUTION, validate_multiplier, validate_resolution
 from scaler.states import State
-from scaler.statistics import LEVEL, agreement_p_value, bootstrap_agreement, reaches_chance, split_half_reliability
+from scaler.statistics import LEVEL, agreement_p_value, best_reaches_chance, bootstrap_agreement, split_half_reliability
 from scaler.study.experiment import (
     Experiment, Outcome, Record, Reporter, WorkItem, fingerprint, identity_digest, register_experiment,
 )
@@ -368,14 +368,11 @@ def count_networks(config: CalibrationConfig, candidates: list[Candidate]) -> li
 
 def reference_at_chance(table: pd.DataFrame, classes: int | None) -> str | None:
     """Where the reference's best complete candidate (by mean top-1) is not above chance
-    (`reaches_chance`): the words for it, since every candidate of the reference is then
+    (`best_reaches_chance`): the words for it, since every candidate of the reference is then
     within a guess and its ranking, the one each setting is measured against, tells little.
     None otherwise."""
     done = table[(table["setting"] == REFERENCE) & (table["state"] == State.COMPLETE.value)]
-    if not len(done):
-        return None
-    best = done.sort_values("top1", ascending=False).iloc[0]
-    if (reached := reaches_chance(float(best["top1_low"]), classes)) is None:
+    if (reached := best_reaches_chance(pd.to_numeric(done["top1"], errors="coerce"), done["top1_low"], classes)) is None:
         return None
     return (f"the reference's best candidate is not above chance: {reached}, so its ranking, and every setting's "
             "Spearman with it, tells little; train the reference longer (--reference-factor) or on more images")
