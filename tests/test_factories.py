@@ -118,6 +118,7 @@ def test_micro_search_and_train_on_the_factory(cli, net, tmp_path):
         *TRAIN, "--root", root, "--quiet", "--format", "json",
     )  # fmt: skip
     assert result.code == 0, result.err
+    assert f"warning: --zero-init changes nothing in {net}" in result.err  # the search's default start
     [folder] = [f for f in root.iterdir() if not f.name.startswith(".")]  # beside .cache
     assert folder.name.startswith("phi1-grid-tinynet-make-r32-w0.5-")  # the reference, shortened
     frame = pd.read_csv(folder / "results.csv")
@@ -147,6 +148,30 @@ def test_a_lazy_factory_is_checked_with_its_parameters_shaped_at_the_resolution(
     with pytest.raises(UsageError, match=r"its network fails on a \(1, 3, 2, 2\) input: RuntimeError: ") as refused:
         base.check_builds(1.0, 1.0, 2, counted)
     assert refused.value.param == "base"
+
+
+def test_zero_init_of_a_factory_with_no_block_to_start_at_zero_is_said(cli, net, tmp_path):
+    """--zero-init (a search's default) calls zero_init_last() on the blocks that have it; a
+    factory's own modules rarely do, and the option then changed nothing without a word."""
+    for start, said in (("--zero-init", True), ("--standard-init", False)):
+        result = cli("train", net, "--resolution", "16", *TRAIN, start, "--format", "json")
+        assert result.code == 0, result.err
+        assert ("--zero-init changes nothing in" in result.err) is said, (start, result.err)
+    assert ProxyBase(net, 32, 0.5, zero_init=False).zero_init_note() is None
+    assert "none of its modules has a zero_init_last() method" in ProxyBase(net, 32, 0.5).zero_init_note()
+    residual = tmp_path / "residual.py"  # a block that can start at zero: nothing to say
+    residual.write_text(TINY_NET + textwrap.dedent("""
+        class Last(nn.BatchNorm2d):
+            def zero_init_last(self):
+                nn.init.zeros_(self.weight)
+
+        def make_residual(width, depth, num_classes):
+            net = make(width, depth, num_classes)
+            net[0][1] = Last(net[0][1].num_features)
+            return net
+        """))
+    assert ProxyBase(f"{residual}:make_residual", 32, 0.5).zero_init_note() is None
+    assert ProxyBase("b0").zero_init_note() is None  # scaler's own blocks all can
 
 
 def test_a_lazy_factory_trains(cli, tmp_path):

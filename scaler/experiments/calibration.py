@@ -551,7 +551,8 @@ class Calibration(DatasetContext, Experiment):
     def prepare(self, runtime: Runtime, check: Callable[[DataIdentity], None] | None = None) -> Dataset:
         """The data once, at the largest resolution and with the most training images any
         setting needs; a setting with fewer trains on the first of them (`take_train`). Its
-        warnings add each setting's own, by label (`TrainConfig.batch_note` among them)."""
+        warnings add each setting's own, by label (`TrainConfig.batch_note` among them), and
+        the base's `zero_init_note`."""
         _, self._storage_resolution = self.config.data_needs(self.networks)
         dataset = self._load(self._storage_resolution, runtime, check)  # the study's data: `check`ed before it is decoded
         self.dataset_fingerprint = dataset.fingerprint
@@ -560,7 +561,7 @@ class Calibration(DatasetContext, Experiment):
             self._subset(index, dataset, runtime)
         batch_note = self.config.search.train.batch_note
         whole = batch_note(len(dataset.train))  # the whole data smaller than a batch: said once, for the settings on all of it
-        own = [whole] if whole else []
+        own = [note for note in (whole, self.config.search.base.zero_init_note()) if note]
         own += [  # e.g. a try on fewer training images than there are classes, or than a batch
             f"{self.settings[index].label}: {warning}"
             for index, subset in self._subsets.items()

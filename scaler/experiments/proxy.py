@@ -386,14 +386,15 @@ class ProxyExperiment(DatasetContext, Experiment):
 
     def prepare(self, runtime: Runtime, check: Callable[[DataIdentity], None] | None = None) -> Dataset:
         """The study's data at a storage resolution that serves its largest network, with a
-        warning where the batch is larger than its training set (`TrainConfig.batch_note`);
+        warning where the batch is larger than its training set (`TrainConfig.batch_note`) and
+        where --zero-init changes nothing in a factory base (`ProxyBase.zero_init_note`);
         `check`ed before it is decoded."""
         config = self.config
         storage_resolution = max(n.resolution for n in self.networks())
         dataset = load_checked(config.data, config.train.seed, config.base.num_classes, storage_resolution, runtime, check)
         self.dataset_fingerprint = dataset.fingerprint
-        note = config.train.batch_note(len(dataset.train))
-        return replace(dataset, warnings=(*dataset.warnings, note)) if note else dataset
+        notes = (config.train.batch_note(len(dataset.train)), config.base.zero_init_note())
+        return replace(dataset, warnings=(*dataset.warnings, *filter(None, notes)))
 
     def epochs(self, context: Dataset, item: WorkItem) -> int:
         return self.config.train.planned_epochs(len(context.train))

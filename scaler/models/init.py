@@ -13,9 +13,20 @@ from __future__ import annotations
 from torch import nn
 
 
-def zero_init_residuals(model: nn.Module) -> None:
+def zero_init_residuals(model: nn.Module) -> int:
     """Call `zero_init_last()` on every block of `model` that has it (ours, and timm's blocks,
-    which use the same name); other modules keep their initialisation."""
-    for block in model.modules():
-        if callable(getattr(block, "zero_init_last", None)):
-            block.zero_init_last()
+    which use the same name); other modules keep their initialisation. Returns how many
+    blocks have it: 0 means the network starts as its own initialisation does
+    (`no_zero_init_note`)."""
+    blocks = [block for block in model.modules() if callable(getattr(block, "zero_init_last", None))]
+    for block in blocks:
+        block.zero_init_last()
+    return len(blocks)
+
+
+def no_zero_init_note(variant: str) -> str:
+    """The words for a network asked to start at zero that has no block to do it (a factory's
+    own modules): it trains from its own initialisation, which the option does not change."""
+    return (f"--zero-init changes nothing in {variant}: none of its modules has a zero_init_last() method "
+            "(as scaler's and timm's residual blocks do, to start their branch at zero), so it starts "
+            "as its own initialisation does")
