@@ -217,7 +217,7 @@ def family_table(
             "params": count.params,
             "macs": count.macs,
             "macs_ratio": count.macs / base_count.macs,
-            "nominal_ratio": round(scale.nominal_flops_ratio, 12),
+            "nominal_ratio": scale.nominal_flops_ratio,
         }
         if network.variant == FAMILY_BASE:
             row.update(_official(f"b{phi}", num_classes))

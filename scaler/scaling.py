@@ -87,8 +87,9 @@ class CompoundScale:
     @property
     def nominal_flops_ratio(self) -> float:
         """(alpha * beta^2 * gamma^2)^phi: how much the FLOPs should grow before rounding (inf
-        past float range; phi 0 of any coefficients is 1)."""
-        return 1.0 if self.phi == 0 else _or_inf(lambda: self.product**self.phi)
+        past float range; phi 0 of any coefficients is 1), to 12 places: sqrt(2)**2 is
+        2.0000000000000004 in floats, and tables and CSVs show it."""
+        return 1.0 if self.phi == 0 else round(_or_inf(lambda: self.product**self.phi), 12)
 
 
 def compound_product(alpha: float, beta: float, gamma: float) -> float:
