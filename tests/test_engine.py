@@ -1159,6 +1159,40 @@ def test_heartbeat_timing_is_read_when_a_database_is_opened_and_checked(monkeypa
         assert message in str(refused.value)
 
 
+def test_result_files_are_written_by_one_process_at_a_time(tmp_path, monkeypatch):
+    """A search and a worker given its folder each rewrite results.csv and the summary; written
+    in turn without a lock, the pair could end as one's table beside the other's summary (a
+    mismatch readers report) or an older state after a newer. Each write holds the folder locked
+    from reading the study to the summary's rename."""
+    from scaler.study import results as study_results
+
+    folder = tmp_path / "s"
+    with folder_lock(folder):
+        handle = open_fake(folder, FakeConfig(count=2), f"sqlite:///{tmp_path / 'studies.db'}", name="s")
+        reconcile(handle)
+        write_outputs(handle)
+    held = []
+    write = study_results.atomic_write_text
+
+    def checked_write(path, text):
+        other = os.open(folder, os.O_RDONLY)  # another open of the folder, as another process has
+        try:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.append(False)
+        except BlockingIOError:
+            held.append(True)
+        finally:
+            os.close(other)
+        write(path, text)
+
+    monkeypatch.setattr(study_results, "atomic_write_text", checked_write)
+    write_outputs(handle)
+    assert held == [True, True]  # results.csv, then the summary
+    other = os.open(folder, os.O_RDONLY)
+    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # and released after
+    os.close(other)
+
+
 def test_a_worker_stopped_by_ctrl_c_puts_its_item_back_for_the_workers_still_running(tmp_path, monkeypatch):
     """On a shared storage a worker stopped by Ctrl-C or SIGTERM (a batch scheduler's
     preemption) marks its trial interrupted and enqueues the item again: another worker, or

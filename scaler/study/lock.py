@@ -90,3 +90,22 @@ def _names(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir() if p.name != LOCK_NAME and not is_temporary(p.name)}
 
 
+
+@contextlib.contextmanager
+def writers_in_turn(folder: Path) -> Iterator[None]:
+    """Hold the folder itself under an exclusive lock, waiting for it: the processes of one
+    study (a search and a worker given its folder) each rewrite its result files, and a
+    table and summary written in turn by two of them could end as one's table beside the
+    other's summary, or an older state after a newer. Where the file system cannot lock a
+    folder (some network file systems), each writes as before."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock

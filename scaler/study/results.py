@@ -15,6 +15,7 @@ from scaler.errors import UsageError
 from scaler.files import atomic_write_text, environment_summary, json_ready, whole_numbers
 from scaler.study.experiment import Record, fingerprint, kind_name, other_kind_in, summary_names
 from scaler.study.handle import StudyHandle
+from scaler.study.lock import writers_in_turn
 from scaler.study.storage import JOURNAL_NAME, storage_label
 from scaler.study.trials import records
 
@@ -47,15 +48,17 @@ def csv_text(frame: pd.DataFrame) -> str:
 
 
 def write_outputs(handle: StudyHandle) -> pd.DataFrame:
-    """Refresh results.csv and the JSON summary in the study folder, each atomically."""
+    """Refresh results.csv and the JSON summary in the study folder, each atomically, one
+    writing process at a time (`writers_in_turn`): the study read, then both files written."""
     assert handle.folder is not None
-    found = records(handle)  # the study is read once per write
-    frame = handle.experiment.table(found)
-    table = csv_text(frame)
-    atomic_write_text(handle.folder / RESULTS_NAME, table)
-    data = json_ready({**summary(handle, frame, found), "results_sha256": _digest(table.encode())})
-    text = json.dumps({**data, SUMMARY_DIGEST: summary_digest(data)}, indent=2)
-    atomic_write_text(handle.folder / handle.experiment.summary_name, text)
+    with writers_in_turn(handle.folder):
+        found = records(handle)  # the study is read once per write
+        frame = handle.experiment.table(found)
+        table = csv_text(frame)
+        atomic_write_text(handle.folder / RESULTS_NAME, table)
+        data = json_ready({**summary(handle, frame, found), "results_sha256": _digest(table.encode())})
+        text = json.dumps({**data, SUMMARY_DIGEST: summary_digest(data)}, indent=2)
+        atomic_write_text(handle.folder / handle.experiment.summary_name, text)
     return frame
 
 
