@@ -30,6 +30,8 @@ _DECIMALS = 6  # grid values are rounded so 1.1 stays 1.1, not 1.100000000000000
 if TYPE_CHECKING:  # networks and their counting (torch, fvcore) are imported where a network is made
     from torch import nn
 
+    from scaler.models import Preset
+
     from scaler.counting import ModelCount
 
 
@@ -127,7 +129,9 @@ class CandidateSpace:
                 for b in self.beta.values():
                     g = math.sqrt(self.target / (a * b * b))
                     if self.gamma.start - 1e-12 <= g <= self.gamma.stop + 1e-12:
-                        points.append((a, b, g))
+                        # within the slack of the bounds: onto them (1.1 ** 2 is 1.2100000000000002, so
+                        # T = 1.21 solves gamma = 0.9999999999999999, which compound_scale refuses)
+                        points.append((a, b, min(max(g, self.gamma.start), self.gamma.stop)))
         if not points:
             raise UsageError(self._why_empty())
         return points
@@ -199,7 +203,7 @@ class ProxyBase:
         """The base scaled by extra width and depth multipliers (base width applied first)."""
         from scaler.models import network_spec
 
-        base = self._own_spec()
+        base = self._preset()
         with attributed_to("base"):  # a factory's fault is the --base that names it
             return network_spec(
                 self.variant,
@@ -271,18 +275,19 @@ class ProxyBase:
             check_network(spec, scale.resolution)
         return scale, count_model(spec, scale.resolution)
 
-    def _own_spec(self) -> Hashable:
-        """The base variant's own spec (its width and depth, before --base-width and scaling)."""
-        from scaler.models import network_spec
+    def _preset(self) -> Preset:
+        """The base variant's own width and depth (before --base-width and scaling), from its
+        preset: a factory is not built (nor checked) at width 1, depth 1, which no candidate uses."""
+        from scaler.models import resolve_variant
 
-        with attributed_to("base"):  # a factory's fault is the --base that names it
-            return network_spec(self.variant, num_classes=self.num_classes)
+        with attributed_to("base"):  # an unknown preset is the --base's fault
+            return resolve_variant(self.variant)[1]
 
     def _check_within_limits(self, scale: CompoundScale) -> None:
         """ScaleLimitError where the base's own width (--base-width included) or depth times
         beta^phi or alpha^phi passes MAX_MULTIPLIER (compound_scale checks the powers alone):
         the network's check read 'width = 16.799999999999997 is not allowed', naming no option."""
-        own = self._own_spec()
+        own = self._preset()
         for what, name, start, coefficient, grown, param in (
             ("width", "beta", own.width * self.width, scale.beta, scale.width, "base_width"),
             ("depth", "alpha", own.depth, scale.alpha, scale.depth, "phi"),

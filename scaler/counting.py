@@ -103,9 +103,10 @@ def count_model(spec: Hashable, resolution: int) -> ModelCount:
         try:  # on the meta device: no memory for weights that are never read
             with torch.device("meta"):
                 model = _materialise(family.build(spec))
-        except Exception:  # a factory that reads a tensor's value while it builds (.item()) needs real ones
-            model = family.build(spec)
-        return count_whole_model(model, resolution)
+            return count_whole_model(model, resolution)
+        except Exception:  # a factory that reads a tensor's value while it builds (.item()), or keeps a
+            # plain tensor attribute (left on the meta device by _materialise), needs a real build
+            return count_whole_model(family.build(spec), resolution)
     return _count_pieces(family.pieces(spec, resolution), resolution)
 
 

@@ -63,7 +63,8 @@ def choose_models(
         # Published figures only apply to the preset as published (`--width 1.0` on b0 is b0).
         # Other classes are custom before the spec of 1000 is built: a factory made for 10
         # classes fails its check at 1000.
-        custom = num_classes != 1000 or (resolution is not None and resolution != preset.resolution) or spec != network_spec(name)
+        custom = (num_classes != 1000 or (resolution is not None and resolution != preset.resolution)
+                  or (spec.width, spec.depth) != (preset.width, preset.depth))  # no second build (a factory's at w1 d1)
         choices.append(ModelChoice(_label(name, spec, preset, num_classes), spec, resolution or preset.resolution, None if custom else preset))
     return choices
 

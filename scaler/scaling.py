@@ -64,7 +64,9 @@ def round_resolution(resolution: float) -> int:
     """Input side length of a compound candidate: nearest multiple of RESOLUTION_DIVISOR, a
     half-way value rounded up (226 -> 228, as 230 -> 232; Python's round() would go to even)."""
     _check_positive("resolution", resolution)
-    return max(RESOLUTION_DIVISOR, math.floor(resolution / RESOLUTION_DIVISOR + 0.5) * RESOLUTION_DIVISOR)
+    # to 9 decimals first: 200 x 1.15 is 229.99999999999997 in floats, a half-way 230 that must go up
+    quarter = round(resolution / RESOLUTION_DIVISOR, 9)
+    return max(RESOLUTION_DIVISOR, math.floor(quarter + 0.5) * RESOLUTION_DIVISOR)
 
 
 @dataclass(frozen=True)

@@ -234,3 +234,20 @@ def test_candidates_classify_as_many_classes_as_the_data_has(cli, tmp_path):
     assert json.loads(cli(*args, "--data", tmp_path / "images", "--classes", "10").out) == ten  # --classes overrides
     missing = cli(*args, "--data", tmp_path / "nowhere")
     assert missing.code == 2 and missing.err.startswith("error: --data: ") and missing.err.count("\n") == 1
+
+
+def test_a_solved_gamma_a_hair_below_one_is_one():
+    """1.1 ** 2 is 1.2100000000000002 in floats: a surface of target 1.21 solved gamma =
+    0.9999999999999999, let through by the bounds' slack, and compound_scale refused the whole
+    command ('gamma = 0.9999999999999999 is not allowed')."""
+    space = CandidateSpace(mode="surface", target=1.21, alpha=Range(1.0, 1.0, 1.0), beta=Range(1.0, 1.1, 0.1))
+    assert space.coefficients()[-1] == (1.0, 1.1, 1.0)
+    assert compound_scale(1.0, 1.1, 1.0, 1.0, 64).resolution == 64
+
+
+def test_a_half_way_resolution_goes_up_whatever_the_float_noise():
+    """200 x 1.15 is 229.99999999999997 in floats: the half-way 230 went down to 228, against
+    the rule (and 230 itself) that half-way goes up."""
+    assert compound_scale(1.2, 1.1, 1.15, 1, 200).resolution == 232
+    assert compound_scale(1.0, 1.0, 1.4, 1, 90).resolution == 128  # 126.0 (125.99999999999999)
+    assert compound_scale(1.0, 1.0, 1.4, 1, 64).resolution == 88  # 89.6: the nearest multiple of 4, as before

@@ -63,13 +63,56 @@ def test_a_factory_that_reads_a_tensor_while_it_builds_is_counted(cli, tmp_path)
     assert row["params"] == 448 + 17_000 and row["macs"] == 16 * 30 * 30 * 27 + 16 * 1000
 
 
+def guarded_factory(path: Path, refuses: str, message: str) -> Path:
+    """The tiny factory written at `path`, raising ValueError(`message`) where `refuses` holds
+    of its arguments: a user's network that can be made at some sizes only."""
+    path.write_text(TINY_NET + "\n\n_plain = make\n\n\ndef make(width, depth, num_classes):\n"
+                    f"    if {refuses}:\n        raise ValueError({message})\n"
+                    "    return _plain(width, depth, num_classes)\n")
+    return path
+
+
+def test_a_factory_is_built_only_at_the_sizes_asked(cli, tmp_path):
+    """flops --width 0.5 and candidates (base width 0.5) built the factory at width 1 as well,
+    to compare with the preset or read its own multipliers: a factory that cannot make
+    width 1 was refused for a network no one asked for."""
+    path = guarded_factory(tmp_path / "half.py", "width > 0.75", "f'width {width} too large'")
+    flops = cli("flops", f"{path}:make", "--width", "0.5", "--resolution", "32", "--format", "json")
+    assert flops.code == 0, flops.err
+    assert json.loads(flops.out)[0]["params"] == count_model(network_spec(f"{path}:make", width=0.5), 32).params
+    listed = cli("candidates", "--base", f"{path}:make", "--base-width", "0.5", "--base-resolution", "32",
+                 "--alpha-range", "1:1.2:0.2", "--beta-range", "1", "--gamma-range", "1", "--tolerance", "2", "--format", "json")
+    assert listed.code == 0, listed.err
+
+
+def test_a_factory_with_a_plain_tensor_attribute_is_counted(tmp_path):
+    """Counting builds a factory's network on the meta device; a tensor kept as a plain
+    attribute (not a buffer) stayed there, and the count failed ('Tensor on device meta is not
+    on the expected device cpu', exit 1) in flops, candidates and search."""
+    (tmp_path / "plain.py").write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        class Scaled(nn.Module):
+            def __init__(self, classes):
+                super().__init__()
+                self.linear = nn.Linear(3, classes)
+                self.scale = torch.ones(3)
+
+            def forward(self, x):
+                return self.linear(x.mean((2, 3)) * self.scale)
+
+        def make(width, depth, num_classes):
+            return Scaled(num_classes)
+        """))
+    count = count_model(network_spec(f"{tmp_path / 'plain.py'}:make", num_classes=10), 32)
+    assert (count.params, count.macs) == (40, 30)  # the linear layer's 3 x 10 weights and 10 biases; 3 x 10 multiply-adds
+
+
 def test_flops_builds_a_factory_for_the_classes_asked_only(cli, tmp_path):
     """A factory made for 10 classes is counted with --classes 10; it was first built and
     checked at 1000 classes, to learn whether it was a preset as published, and refused."""
-    path = tmp_path / "ten.py"
-    path.write_text(TINY_NET + "\n\n_plain = make\n\n\ndef make(width, depth, num_classes):\n"
-                    "    if num_classes != 10:\n        raise ValueError(f'made for 10 classes, not {num_classes}')\n"
-                    "    return _plain(width, depth, num_classes)\n")
+    path = guarded_factory(tmp_path / "ten.py", "num_classes != 10", "f'made for 10 classes, not {num_classes}'")
     result = cli("flops", f"{path}:make", "--classes", "10", "--resolution", "32", "--format", "json")
     assert result.code == 0, result.err
     [row] = json.loads(result.out)
@@ -107,7 +150,8 @@ def test_what_a_factory_prints_goes_to_stderr_not_into_a_document(cli, tmp_path)
     result = cli("candidates", "--base", f"{tmp_path / 'loud.py'}:make", "--base-resolution", "32", "--phi", "1e-9", "--format", "csv")
     assert result.code == 0, result.err
     assert result.out.startswith("candidate,alpha,") and "importing" not in result.out and "building" not in result.out
-    assert "importing loud\n" in result.err and "building 1.0 1.0 10\n" in result.err
+    assert "importing loud\n" in result.err and "building 0.5 1.0 10\n" in result.err
+    assert "building 1.0 1.0" not in result.err  # never at width 1, which no candidate uses
 
 
 def test_micro_search_and_train_on_the_factory(cli, net, tmp_path):
