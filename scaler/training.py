@@ -296,6 +296,11 @@ def _check_logits(logits: object, batch: int, dataset: Dataset) -> None:
         got = f"shape {shape}" if shape is not None else f"an object of type {type(logits).__name__}"
         raise UsageError(f"the model returns {got} for a batch of {batch}; training on {dataset.source} needs "
                          f"({batch}, {dataset.num_classes}) logits: build it with num_classes={dataset.num_classes}")
+    if not logits.is_floating_point():
+        raise UsageError(f"the model returns {logits.dtype} logits; training needs floating-point ones")
+    if not logits.requires_grad:  # torch would fail at backward(): 'element 0 of tensors does not require grad'
+        raise UsageError("the model's logits depend on no trainable weight (it has no parameters, or its forward "
+                         "detaches them or runs under torch.no_grad()): there is nothing to train")
 
 
 # train()'s progress callbacks: on_step(step, total_steps, loss, images_per_s), on_epoch(metrics)

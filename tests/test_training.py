@@ -287,6 +287,35 @@ def test_model_with_too_few_classes_is_a_usage_error(synthetic):
         train(maps, synthetic, 16, TrainConfig(epochs=1, batch_size=8))
 
 
+class _NoWeights(torch.nn.Module):
+    """Logits of no trainable weight: the mean of each channel, repeated to 10 classes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3)).repeat(1, 4)[:, :10]
+
+
+class _Detached(torch.nn.Sequential):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).detach()
+
+
+class _Votes(torch.nn.Sequential):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (super().forward(x) > 0).long()
+
+
+@pytest.mark.parametrize("model, words", [
+    (_NoWeights(), "depend on no trainable weight"),
+    (_Detached(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10)), "depend on no trainable weight"),
+    (_Votes(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10)), "returns torch.int64 logits"),
+])  # fmt: skip
+def test_logits_that_cannot_be_trained_are_a_usage_error(synthetic, model, words):
+    """Each failed inside torch at the first backward ('element 0 of tensors does not require
+    grad', exit 1); the fault is the network given: one line naming it, exit 2."""
+    with pytest.raises(UsageError, match=words):
+        train(model, synthetic, 16, TrainConfig(epochs=1, batch_size=8))
+
+
 def test_result_properties_without_epochs():
     r = TrainResult(State.DIVERGED, "loss became nan at epoch 1 step 1", (), "cpu", 0.1, math.nan)
     assert math.isnan(r.top1) and r.top5 is None and math.isnan(r.val_loss)
