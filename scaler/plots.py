@@ -125,7 +125,9 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "", classes: int |
         right.set_yticks(range(len(best_per_cell.index)), [f"{a:g}" for a in best_per_cell.index])
         for (i, j), value in np.ndenumerate(best_per_cell.values):
             if not np.isnan(value):
-                right.text(j, i, f"{value * 100:.1f}", ha="center", va="center", color="white", fontsize=8)
+                red, green, blue, _ = image.cmap(image.norm(value * 100))  # dark text on viridis' light cells
+                light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
+                right.text(j, i, f"{value * 100:.1f}", ha="center", va="center", color="black" if light else "white", fontsize=8)
         fig.colorbar(image, ax=right, label="mean val top-1 (%), best gamma per cell")
     else:  # an empty map says why (every candidate failed, timed out or still waits)
         states = ", ".join(f"{n} {state}" for state, n in frame["state"].value_counts().items())

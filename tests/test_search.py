@@ -96,6 +96,10 @@ def test_configuration_clash_is_refused(cli, tmp_path):
     assert len(clash.err.strip().splitlines()) == 1
     ranges = cli(*search_args(tmp_path, "--alpha-range", "1:1.4:0.2"))
     assert ranges.code == 2 and "(--alpha-range stop: 1.2 -> 1.4)" in ranges.err
+    close = cli(*search_args(tmp_path, "--lr", "0.05000001", name="lr"))
+    assert close.code == 0, close.err
+    near = cli(*search_args(tmp_path, "--lr", "0.05", name="lr"))  # 6 digits read '0.05 -> 0.05'
+    assert near.code == 2 and "(--lr: 0.05000001 -> 0.05)" in near.err, near.err
     assert (tmp_path / "micro" / "results.csv").read_text() == before
 
 

@@ -533,6 +533,34 @@ def test_a_worker_refuses_a_folder_that_is_not_its_study_s(cli, tiny_search, tmp
     assert old_one.code == 2 and f"holds the results of study 's', not of 'shared' in {mask_url(url)}" in old_one.err
 
 
+def test_a_worker_refuses_a_folder_of_other_files_and_knows_its_storage_however_spelled(cli, tmp_path, monkeypatch):
+    """A worker given a folder of no study (another tool's results.csv, an image set) wrote its
+    study's files into it; and the study's own folder was refused where its SQLite file was
+    spelled another way ('sqlite:///studies.db' from its folder, for the recorded absolute path)."""
+    url = f"sqlite:///{tmp_path}/studies.db"
+    assert cli("search", *TINY_SPACE, *TINY, "--root", tmp_path / "db", "--name", "shared", "--storage", url).code == 0
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "results.csv").write_text("my,own,data\n")
+    for name in ("a", "b", "c", "d"):  # an image set's class folders
+        (tmp_path / "images" / name).mkdir(parents=True)
+    for folder, shown in ((tmp_path / "foreign", "results.csv"), (tmp_path / "images", "a, b, c and 1 more")):
+        result = cli("worker", "--storage", url, "--study", "shared", "--folder", folder, "--quiet")
+        assert result.code == 2 and result.err == (f"error: --folder: folder {folder} holds {shown} and no study; give the "
+                                                   "folder of study 'shared' (or an empty one)\n"), result.err
+    assert (tmp_path / "foreign" / "results.csv").read_text() == "my,own,data\n"
+    early = tmp_path / "early"  # the study's folder before its first summary: its lock and the data's file list
+    early.mkdir()
+    for name in (".lock", "data-files.json"):
+        (early / name).write_text("")
+    joined = cli("worker", "--storage", url, "--study", "shared", "--folder", early, "--quiet")
+    assert joined.code == 0 and (early / "search.json").exists(), joined.err
+    monkeypatch.chdir(tmp_path)
+    relative = cli("worker", "--storage", "sqlite:///studies.db", "--study", "shared", "--folder", tmp_path / "db" / "shared", "--quiet")
+    assert relative.code == 0, relative.err
+    resumed = cli("search", *TINY_SPACE, *TINY, "--root", "db", "--name", "shared", "--storage", "sqlite:///./studies.db")
+    assert resumed.code == 0, resumed.err
+
+
 def test_the_tie_line_counts_only_the_candidates_a_tie_was_tested_on():
     """With the other rows timed out, '0 other candidate(s) the data cannot tell from it' read
     as if they had been compared; a search of one candidate has nothing to rank, and says so
@@ -546,6 +574,8 @@ def test_the_tie_line_counts_only_the_candidates_a_tie_was_tested_on():
     alone = {"tied_best": [0], "best": {"candidate": 0, "top1_low": 0.4}, "repeats": 3, "candidates": 1, "states": {"complete": 1}}
     assert reliability_lines(alone) == ["one candidate: the search has nothing to rank it against; widen the ranges or raise "
                                         "--tolerance (`scaler candidates` lists the candidates of a space)"]
+    alone["config"] = {"space": {"mode": "surface"}}  # solves gamma: --tolerance is not used
+    assert reliability_lines(alone)[0].startswith("one candidate: the search has nothing to rank it against; widen the alpha and beta ranges (")
 
 
 

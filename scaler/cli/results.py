@@ -127,7 +127,9 @@ def reliability_lines(info: dict, shown: pd.DataFrame | None = None) -> list[str
     complete = int(info.get("states", {}).get(State.COMPLETE.value, len(tied)))
     if info.get("best") and complete == 1:  # no tie, no ranking to trust or doubt
         if info.get("candidates") == 1:
-            return [*lines, "one candidate: the search has nothing to rank it against; widen the ranges or raise --tolerance "
+            surface = ((info.get("config") or {}).get("space") or {}).get("mode") == "surface"  # solves gamma: no --tolerance
+            widen = "widen the alpha and beta ranges" if surface else "widen the ranges or raise --tolerance"
+            return [*lines, f"one candidate: the search has nothing to rank it against; {widen} "
                             "(`scaler candidates` lists the candidates of a space)"]
         return [*lines, "no other candidate completed, so no tie with the best could be tested"]
     if tied:

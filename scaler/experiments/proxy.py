@@ -18,7 +18,7 @@ from torch import nn
 from scaler.candidates import ProxyBase
 from scaler.data import Dataset, ImageSplit
 from scaler.data.dataset import DataIdentity
-from scaler.data.manifest import keep_files, what_changed
+from scaler.data.manifest import MANIFEST_NAME, keep_files, what_changed
 from scaler.data.options import DataOptions
 from scaler.errors import Interrupted, UsageError
 from scaler.graphed_step import EAGER_STEPS
@@ -356,6 +356,8 @@ class DatasetContext:
     """What the engine asks of an experiment whose context is a `Dataset` (every one here), or,
     before it is decoded, its `DataIdentity`: its fingerprint, and its files kept in the
     study's folder (`manifest`), so that a resume on other files names them."""
+
+    folder_files = (MANIFEST_NAME,)
 
     def context_fingerprint(self, context: Dataset | DataIdentity) -> str:
         return context.fingerprint

@@ -15,7 +15,7 @@ from scaler.errors import RunError, UsageError
 from scaler.files import is_temporary
 from scaler.study.experiment import Experiment, ExperimentConfig, experiment_class, fingerprint, kind_name
 from scaler.study.handle import StudyHandle
-from scaler.study.lock import LOCK_NAME
+from scaler.study.lock import LOCK_NAME, writers_in_turn
 from scaler.study.pruning import OneValuePerItem
 from scaler.study.results import summary_intact
 from scaler.study.storage import JOURNAL_NAME, is_url, mask_url, open_storage, same_storage, storage_label
@@ -122,9 +122,10 @@ def open_study(
             raise UsageError(_clash_message(name, previous.get("config", {}), config.identity(), kind.options))
         recorded = previous.get("storage")
         if recorded is not None and not same_storage(str(recorded), storage_url):
+            how = "with the same --storage" if is_url(str(recorded)) else "without --storage"
             raise UsageError(
                 f"{name!r} keeps its study in {mask_url(str(recorded))}, not {storage_label(storage_url)}; "
-                "rerun with the same --storage (or none), or pick a new --name"
+                f"rerun {how}, or pick a new --name"
             )
     new_journal = not is_url(storage_url) and not Path(storage_url).exists()
     storage = open_storage(storage_url, exclusive=True)
@@ -256,6 +257,11 @@ def _check_folder(folder: Path, name: str, kind: type[Experiment], storage_url: 
     if journal.exists() and journal.stat().st_size and not own:
         raise UsageError(f"folder {folder} keeps a study of its own ({JOURNAL_NAME}); give the folder of study {name!r}, or a new one",
                          param="folder")
+    with writers_in_turn(folder):  # not between a first results.csv and its summary
+        foreign = [] if (folder / kind.summary_name).exists() else _foreign_files(folder, storage_url, kind.folder_files)
+    if foreign:  # a data set, or another tool's results.csv: overwritten or mixed with the study's files
+        raise UsageError(f"folder {folder} holds {_listed(foreign)} and no study; give the folder of study {name!r} "
+                         "(or an empty one)", param="folder")
 
 
 def _check_no_foreign_files(folder: Path, storage_url: str) -> None:
@@ -263,7 +269,16 @@ def _check_no_foreign_files(folder: Path, storage_url: str) -> None:
     its storage (the journal, or a SQLite file kept there) and the temporaries of atomic
     writes: another tool's results, a data set, whatever `--name` happened to hit would be
     overwritten or mixed with the study's files."""
-    own = {LOCK_NAME}
+    foreign = _foreign_files(folder, storage_url)
+    if foreign:
+        raise UsageError(f"folder {folder} already holds {_listed(foreign)} and no study; pick another --name (or --root), "
+                         "or move its files away")
+
+
+def _foreign_files(folder: Path, storage_url: str, own_files: Sequence[str] = ()) -> list[str]:
+    """What `folder` holds besides the lock, the study's storage kept there (its journal, or a
+    SQLite file), `own_files` and the temporaries of atomic writes, by name."""
+    own = {LOCK_NAME, *own_files}
     if not is_url(storage_url) and Path(storage_url).parent == folder:
         own.add(Path(storage_url).name)
     elif storage_url.startswith("sqlite:"):
@@ -272,11 +287,12 @@ def _check_no_foreign_files(folder: Path, storage_url: str) -> None:
         database = Path(make_url(storage_url).database or "")
         if database.parent.resolve() == folder.resolve():
             own |= {database.name + suffix for suffix in ("", "-journal", "-wal", "-shm")}
-    foreign = sorted(p.name for p in folder.iterdir() if p.name not in own and not is_temporary(p.name))
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise UsageError(f"folder {folder} already holds {shown} and no study; pick another --name (or --root), "
-                         "or move its files away")
+    return sorted(p.name for p in folder.iterdir() if p.name not in own and not is_temporary(p.name))
+
+
+def _listed(names: Sequence[str]) -> str:
+    """The first three of `names`, and how many more."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def _clash_message(name: str, old: dict, new: dict, options: Mapping[str, str]) -> str:
@@ -322,13 +338,17 @@ def _difference(key: str, old: object, new: object, options: Mapping[str, str]) 
     if off.startswith("--") and all(v is _ABSENT or isinstance(v, bool) for v in (old, new)) and (old is True) != (new is True):
         return f"{label}: {on if old is True else off} -> {on if new is True else off}"
 
-    def shown(value: object) -> str:
+    def shown(value: object, short: bool) -> str:
         if value is _ABSENT:
             return "unset"
         if value is None:
             return "default"
         if isinstance(value, tuple):
-            return "(" + ", ".join(map(shown, value)) + ")"
-        return f"{value:g}" if isinstance(value, float) else str(value)
+            return "(" + ", ".join(shown(v, short) for v in value) + ")"
+        if isinstance(value, float):
+            return f"{value:g}" if short else repr(value)
+        return str(value)
 
-    return f"{label}: {shown(old)} -> {shown(new)}"
+    # 6 digits (0.1, 1e-05), unless that hides the difference ('0.1 -> 0.1' for 0.1000001)
+    short = shown(old, True) != shown(new, True)
+    return f"{label}: {shown(old, short)} -> {shown(new, short)}"

@@ -114,6 +114,9 @@ class Experiment(abc.ABC):
     kind: ClassVar[str]  # registry name, stored with the study
     noun: ClassVar[str] = "item"  # what users call a work item, for messages
     summary_name: ClassVar[str]  # the JSON summary beside results.csv
+    # Other files its study writes in its folder, before its first summary (`keep_context`'s):
+    # a worker given the folder takes them for the study's, not for another tool's.
+    folder_files: ClassVar[tuple[str, ...]] = ()
     # The option that sets each part of the identity, by its key or a key above it
     # ("space.alpha" -> "--alpha-range"), so that a message names what the user can change.
     options: ClassVar[Mapping[str, str]] = {}

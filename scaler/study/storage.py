@@ -62,7 +62,10 @@ def same_storage(recorded: str, storage_url: str) -> bool:
             parsed = make_url(normalise_url(url.replace(":***@", "@")))
         except Exception:  # an unparsable label matches nothing
             return (url,)
-        return (parsed.get_backend_name(), parsed.host, parsed.port, parsed.database, parsed.username)
+        database = parsed.database
+        if parsed.get_backend_name() == "sqlite" and database and not database.startswith("file:"):
+            database = os.path.realpath(database)  # one file, however its path is spelled (relative to this folder, as SQLite reads it)
+        return (parsed.get_backend_name(), parsed.host, parsed.port, database, parsed.username)
 
     return identity(recorded) == identity(storage_url)
 
