@@ -4,6 +4,7 @@ back during imports, whose C++ initialisers cannot take it."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -16,9 +17,9 @@ _T = TypeVar("_T")
 
 
 class ReaderSafeStream:
-    """Standard output or error that turns a closed reader (EPIPE: `| head`, a `tee` stopped)
-    into silence: writes after that go nowhere, and the command, a search included, carries on
-    and exits as it would have.
+    """Standard output or error that turns a closed reader (EPIPE: `| head`, a `tee` stopped;
+    EIO: the terminal hung up) into silence: writes after that go nowhere, and the command, a
+    search included, carries on and exits as it would have (after SIGHUP, as interrupted).
     Everything else (isatty, fileno, encoding, ...) is the real stream's, so a terminal is
     still seen as one."""
 
@@ -30,16 +31,22 @@ class ReaderSafeStream:
         if not self.reader_gone:
             try:
                 return self._stream.write(text)
-            except BrokenPipeError:
-                self._silence()
+            except OSError as exc:
+                self._silence_gone(exc)
         return len(text)
 
     def flush(self) -> None:
         if not self.reader_gone:
             try:
                 self._stream.flush()
-            except BrokenPipeError:
-                self._silence()
+            except OSError as exc:
+                self._silence_gone(exc)
+
+    def _silence_gone(self, exc: OSError) -> None:
+        """Silence where `exc` says the reader is gone; raise it otherwise (a full disk)."""
+        if not (isinstance(exc, BrokenPipeError) or exc.errno == errno.EIO):
+            raise exc
+        self._silence()
 
     def _silence(self) -> None:
         self.reader_gone = True

@@ -1,12 +1,16 @@
-"""How a study's processes hold Ctrl-C and SIGTERM over a step that must not be cut
-(scaler.study.signals), in this process's main thread, with real signals."""
+"""How a study's processes hold Ctrl-C, SIGTERM and SIGHUP over a step that must not be cut
+(scaler.study.signals), in this process's main thread, with real signals; and the standard
+streams that outlive their reader (scaler.process)."""
 
 from __future__ import annotations
 
+import errno
+import io
 import signal
 
 import pytest
 
+from scaler.process import ReaderSafeStream
 from scaler.study import signals
 
 
@@ -89,3 +93,44 @@ def test_an_ignored_or_default_signal_is_left_as_it_is():
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_sighup_is_answered_as_ctrl_c_unless_nohup_ignores_it():
+    """A terminal that closes sends SIGHUP; under `nohup` it is ignored, and stays so."""
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        assert signals.answer_as_ctrl_c(handler) == [signal.SIGTERM] and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        assert signals.answer_as_ctrl_c(handler) == [signal.SIGTERM, signal.SIGHUP]
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGHUP)
+        caught = []
+        signal.signal(signal.SIGHUP, lambda signum, frame: caught.append(signum))
+        with signals.signals_held():  # held over a step that must not be cut, like SIGTERM
+            signal.raise_signal(signal.SIGHUP)
+            assert caught == []
+        assert caught == [signal.SIGHUP]
+    finally:
+        for signum, handler_before in saved.items():
+            signal.signal(signum, handler_before)
+
+
+@pytest.mark.parametrize("error, silenced", [(BrokenPipeError(errno.EPIPE, "pipe"), True), (OSError(errno.EIO, "hung up"), True),
+                                             (OSError(errno.ENOSPC, "full"), False)])
+def test_a_stream_whose_reader_is_gone_is_silenced_other_errors_are_raised(error, silenced):
+    """A terminal that hung up answers writes with EIO, as a closed pipe does with EPIPE:
+    the command goes on (and ends as interrupted) rather than failing on a progress line."""
+    class Failing(io.StringIO):
+        def write(self, text: str) -> int:
+            raise error
+
+    stream = ReaderSafeStream(Failing())
+    if silenced:
+        assert stream.write("progress") == len("progress") and stream.reader_gone
+    else:
+        with pytest.raises(OSError, match="full"):
+            stream.write("progress")

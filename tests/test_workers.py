@@ -16,6 +16,7 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import pytest
 from PIL import Image
 
 from scaler.experiments.proxy import ProxyExperiment
@@ -424,16 +425,19 @@ def test_passwords_are_masked():
     assert mask_url("postgresql+psycopg2://me@db/x") == "postgresql+psycopg2://me@db/x"
 
 
-def test_sigterm_is_answered_as_ctrl_c_is_with_the_shells_exit_code(tmp_path):
-    # `kill`, `timeout`, `docker stop` and batch schedulers send SIGTERM.
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_is_answered_as_ctrl_c_is_with_the_shells_exit_code(tmp_path, signum):
+    # `kill`, `timeout`, `docker stop` and batch schedulers send SIGTERM; a terminal that closes
+    # (an ssh connection dropped) sends SIGHUP, which ended a search with its candidate left
+    # running, counted as a death of its item by the next run.
     args = [SCALER, "search", *GRID2, "--root", str(tmp_path), "--name", "term"]
     args[args.index("--epochs") + 1] = "40"  # seconds per candidate
     folder = tmp_path / "term"
     process = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: (folder / "study.journal").exists() and '"worker"' in (folder / "study.journal").read_text(), what="a running candidate")
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 143, err
+    assert process.returncode == 128 + signum, err
     assert err.strip().splitlines()[-1].startswith("interrupted: ") and "resume with the same command" in err
     assert "interrupted" in set(results(folder)["state"])
     final = subprocess.run(args, env=env(), capture_output=True, text=True, timeout=600)
@@ -441,16 +445,22 @@ def test_sigterm_is_answered_as_ctrl_c_is_with_the_shells_exit_code(tmp_path):
     assert set(results(folder)["state"]) == {"complete"}
 
 
-def test_sigterm_reaches_local_workers_and_their_items_are_marked_interrupted(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_reaches_local_workers_and_their_items_are_marked_interrupted(tmp_path, signum):
+    """SIGTERM to the search alone (its workers get it from it); SIGHUP to every process of the
+    session, as a terminal that closes sends it: each worker marks its own item interrupted."""
     args = [SCALER, "search", *GRID2, "--root", str(tmp_path), "--name", "termw", "--workers", "2"]
     args[args.index("--epochs") + 1] = "60"
     folder = tmp_path / "termw"
-    process = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     wait_for(lambda: (folder / "study.journal").exists() and (folder / "study.journal").read_text().count('"worker"') >= 2,
              what="two running candidates")
-    process.send_signal(signal.SIGTERM)
+    if signum == signal.SIGHUP:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 143, err
+    assert process.returncode == 128 + signum, err
     states = set(results(folder)["state"])
     assert "running" not in states and "interrupted" in states, states  # marked by the workers themselves
     final = subprocess.run(args, env=env(), capture_output=True, text=True, timeout=600)

@@ -34,7 +34,7 @@ from scaler.study.create import join_study
 from scaler.study.engine import Plan, prepare, reconcile, set_queue_order, work, worker_id
 from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
-from scaler.study.signals import interrupt_once
+from scaler.study.signals import answer_as_ctrl_c, interrupt_once
 from scaler.study.spawned import worker_entry
 from scaler.study.trials import MAX_DEATHS, count_finished, item_params, mark_interrupted, records, requeue_lost
 from scaler.study.experiment import Events, WorkItem
@@ -300,7 +300,7 @@ def worker_process(storage_url: str, name: str, folder: Path | None, runtime: Ru
     interrupt = interrupt_once()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # an ignored Ctrl-C (`nohup`, a background job) stays ignored, as in the parent
         signal.signal(signal.SIGINT, interrupt)
-    signal.signal(signal.SIGTERM, interrupt)
+    answer_as_ctrl_c(interrupt)
     try:
         handle = join_study(storage_url, name, folder)
         work(handle, prepare(handle, runtime), runtime, write_results=False)  # the parent writes them

@@ -1,4 +1,4 @@
-"""How a study's processes take Ctrl-C and SIGTERM without leaving their records half made.
+"""How a study's processes take Ctrl-C, SIGTERM and SIGHUP without leaving their records half made.
 
 A signal answered in Python raises KeyboardInterrupt between any two bytecodes. Where that
 would leave a record of the study half made, the signal is held back until the step is done
@@ -19,13 +19,13 @@ from typing import Any
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM back while the body runs, then answer them as they would have
-    been, by their own handlers (SIGTERM first: a command stopped by both exits as a SIGTERM
-    did). A second Ctrl-C stops at once where Ctrl-C is Python's own (a user at a terminal
+    """Hold Ctrl-C, SIGTERM and SIGHUP back while the body runs, then answer them as they would
+    have been, by their own handlers (SIGTERM, SIGHUP, then Ctrl-C: a command stopped by more
+    than one exits as the first of these did). A second Ctrl-C stops at once where Ctrl-C is Python's own (a user at a terminal
     insisting, a storage that hangs), never in a worker process, which answers one signal.
     Main thread only (the only one that can set handlers, and the one signals interrupt), for
     handlers set in Python."""
-    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
     previous = {s: handler for s, handler in previous.items() if callable(handler)}
     if threading.current_thread() is not threading.main_thread() or not previous:
         yield
@@ -46,7 +46,7 @@ def signals_held() -> Iterator[None]:
         yield
     finally:
         _put_back({signum: previous[signum] for signum in installed})
-        for signum in previous:  # SIGTERM, then SIGINT: the first answer raises
+        for signum in previous:  # SIGTERM, SIGHUP, then SIGINT: the first answer raises
             if signum in caught:
                 signal.raise_signal(signum)
 
@@ -65,6 +65,18 @@ def _put_back(handlers: dict[int, Any]) -> None:
                 raised = raised or exc
     if raised is not None:
         raise raised
+
+
+def answer_as_ctrl_c(handler: Callable[[int, object], None]) -> list[int]:
+    """Set `handler` (one that raises KeyboardInterrupt) for SIGTERM, and for SIGHUP (a
+    terminal closed, an ssh connection dropped: its processes get it) unless it is ignored
+    (`nohup`: the command carries on when its terminal closes, as it asked); the signals set."""
+    answered = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        answered.append(signal.SIGHUP)
+    for signum in answered:
+        signal.signal(signum, handler)
+    return answered
 
 
 def interrupt_once() -> Callable[[int, object], None]:
