@@ -269,6 +269,7 @@ def test_ctrl_c_marks_the_candidate_interrupted_and_says_how_to_resume(tmp_path)
     assert "interrupted" in set(results(folder)["state"])
     final = subprocess.run(args, env=env(), capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr
+    assert "1 candidate(s) interrupted last time will be trained again" in final.stderr  # it was said after a kill only
     assert set(results(folder)["state"]) == {"complete"}
 
 
@@ -442,6 +443,7 @@ def test_sigterm_is_answered_as_ctrl_c_is_with_the_shells_exit_code(tmp_path, si
     assert "interrupted" in set(results(folder)["state"])
     final = subprocess.run(args, env=env(), capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stderr
+    assert "1 candidate(s) interrupted last time will be trained again" in final.stderr  # it was said after a kill only
     assert set(results(folder)["state"]) == {"complete"}
 
 

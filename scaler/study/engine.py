@@ -157,7 +157,7 @@ def reconcile(handle: StudyHandle, *, retry_failed: bool = False) -> Plan:
         fail_stale_trials(study)
     groups = trials_by_item(handle)
     items = handle.experiment.items()
-    finished, queued, failed = 0, [], []
+    finished, queued, failed, interrupted = 0, [], [], set(stale)  # stale: counted only where queued again below
     for item in items:
         trials = groups.get(item, [])
         states = {t.state for t in trials}
@@ -168,12 +168,15 @@ def reconcile(handle: StudyHandle, *, retry_failed: bool = False) -> Plan:
             queued.append(item)
             continue
         last = representative(trials)
-        if last is None or item_state(trials)[0] is State.INTERRUPTED or retry_failed:
+        again = last is not None and item_state(trials)[0] is State.INTERRUPTED  # by a death, Ctrl-C, SIGTERM or SIGHUP
+        if again:
+            interrupted.add(item)
+        if last is None or again or retry_failed:
             _enqueue(handle, item, after=last)
             queued.append(item)
         else:
             failed.append(item)
-    return Plan(len(items), finished, queued, failed, sum(item in stale for item in queued))
+    return Plan(len(items), finished, queued, failed, sum(item in interrupted for item in queued))
 
 
 def fail_stale_trials(study: optuna.Study) -> None:
