@@ -77,6 +77,12 @@ def save(fig: Figure, path: Path) -> None:
         plt.close(fig)
 
 
+# A scored row's colour by its state; red is chance's line and the paper's point, so a row
+# still queued, running or interrupted (its top-1 from the epochs it had) is not mistaken for them.
+STATE_COLORS = {"complete": "tab:blue", "pruned": "tab:gray", "timeout": "tab:brown", "queued": "tab:olive",
+                "running": "tab:cyan", "interrupted": "tab:purple"}
+
+
 def plot_search(frame: pd.DataFrame, path: Path, title: str = "", classes: int | None = None) -> None:
     """Write a two-panel PNG (or any matplotlib format, by suffix) of a search's results.
     Every scored row is drawn, coloured by state; the best, the candidates tied with it (ringed),
@@ -87,15 +93,15 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "", classes: int |
     complete = scored[scored["state"] == "complete"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
 
-    colors = {"complete": "tab:blue", "pruned": "tab:gray"}
     for state, group in scored.groupby("state"):
-        color = colors.get(state, "tab:red")
+        color = STATE_COLORS.get(state, "tab:pink")
         left.scatter(group["macs"] / 1e6, group["top1"] * 100, s=36, alpha=0.8, color=color, label=state)
         bounds = _bounds(group) if "top1_low" in group else None
         if bounds is not None:
             left.errorbar(group["macs"] / 1e6, group["top1"] * 100, yerr=bounds, fmt="none", ecolor=color, alpha=0.5, capsize=2)
     front = pareto_front(scored).sort_values("macs")
-    left.plot(front["macs"] / 1e6, front["top1"] * 100, "-o", color="tab:orange", lw=1.5, ms=4, label="Pareto front")
+    if len(front):
+        left.plot(front["macs"] / 1e6, front["top1"] * 100, "-o", color="tab:orange", lw=1.5, ms=4, label="Pareto front")
     paper = scored[[is_paper_point(a, b, g) for a, b, g in zip(scored["alpha"], scored["beta"], scored["gamma"])]]
     if len(paper):
         left.scatter(paper["macs"] / 1e6, paper["top1"] * 100, marker="*", s=260, color="tab:red", zorder=5,
@@ -116,7 +122,8 @@ def plot_search(frame: pd.DataFrame, path: Path, title: str = "", classes: int |
     left.set_ylabel("val top-1 (%), mean with 95% interval")
     left.set_title("accuracy against cost")
     left.grid(alpha=0.3)
-    left.legend(fontsize=8)
+    if left.get_legend_handles_labels()[0]:  # nothing scored: no legend (matplotlib warns of an empty one)
+        left.legend(fontsize=8)
 
     if len(complete):
         best_per_cell = complete.groupby(["alpha", "beta"])["top1"].max().unstack("beta")

@@ -61,6 +61,10 @@ def test_a_sqlite_url_naming_a_folder_or_another_file_is_refused_as_such(cli, tm
     other = cli(*args, "--storage", f"sqlite:///{tmp_path}/image.png")
     assert (other.code, other.err) == (2, f"error: --storage: sqlite:///{tmp_path}/image.png: {tmp_path}/image.png is not a SQLite database\n")
     assert (tmp_path / "image.png").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "root").exists()
+    if command == "search":  # a worker's file must exist: 'does not exist' names the file
+        missing = cli(*args, "--storage", f"sqlite:///{tmp_path}/nowhere/s.db")  # SQLite's 'unable to open database file', exit 1
+        assert (missing.code, missing.err) == (2, f"error: --storage: sqlite:///{tmp_path}/nowhere/s.db: the folder "
+                                                  f"{tmp_path}/nowhere does not exist; create it first\n")
 
 
 def test_a_missing_mysql_driver_is_named_with_its_pypi_package(cli, tmp_path):

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 
+import matplotlib.colors
 import pandas as pd
 import pytest
 from rich.console import Console
@@ -268,6 +269,14 @@ def test_the_search_plot_names_the_table_s_best_not_an_unfinished_row(monkeypatc
     figures.clear()
     plots.plot_search(frame.assign(state="queued"), tmp_path / "search.png")  # partial top-1s drawn, no map
     assert [t.get_text() for t in figures[0].axes[1].texts] == ["no complete candidate\n(3 queued)"] and not figures[0].axes[0].texts
+    assert "Pareto front" not in [t.get_text() for t in figures[0].axes[0].get_legend().get_texts()]  # a front of nothing
+    # unfinished rows are not drawn in red, chance's and the paper's colour; the heat map's numbers read on light cells
+    figures.clear()
+    plots.plot_search(frame.assign(state=["complete", "complete", "interrupted"]), tmp_path / "search.png", classes=10)
+    left, right = figures[0].axes[:2]
+    [interrupted] = [c for c in left.collections if c.get_label() == "interrupted"]
+    assert tuple(interrupted.get_facecolor()[0][:3]) != matplotlib.colors.to_rgb("tab:red")
+    assert sorted((t.get_text(), t.get_color()) for t in right.texts) == [("30.0", "white"), ("40.0", "black")]  # 40: viridis yellow
 
 
 def test_every_plot_draws_chance_where_the_classes_are_known_and_a_calibration_s_settings_stay_visible(monkeypatch, tmp_path):
