@@ -21,7 +21,13 @@ def _terminate(signum: int, frame: object) -> None:
     interrupted and one line says how to resume. Local worker processes are sent SIGTERM as
     the study stops (`scaler.study.runner._stop`), and answer both the same way."""
     global _terminated_by
-    _terminated_by = signum
+    if signum == signal.SIGHUP and _terminated_by is not None:
+        # a hang-up comes twice (the shell passes it on to its jobs, the kernel sends it as the
+        # shell exits), a millisecond apart: one answer, or the second cut short the stop of the
+        # worker processes (SIGKILL: items left running, counted as deaths by the next run)
+        return
+    if _terminated_by is None:  # the exit code is the first signal's
+        _terminated_by = signum
     raise KeyboardInterrupt
 
 

@@ -94,7 +94,8 @@ def _discarded(fd: int) -> TextIO:
 
 @contextmanager
 def interrupts_held(insist: bool = True) -> Iterator[list[int]]:
-    """Hold Ctrl-C back while the body runs and list the signals that came meanwhile.
+    """Hold Ctrl-C (and SIGTERM and SIGHUP, where answered as it) back while the body runs and
+    list the signals that came meanwhile.
 
     Importing torch runs C++ initialisers that call back into Python. A KeyboardInterrupt
     raised in one of them is a C++ exception (pybind11::error_already_set) that nothing
@@ -106,23 +107,33 @@ def interrupts_held(insist: bool = True) -> Iterator[list[int]]:
     Ctrl-C stops them at once (an import that hangs), unless `insist` is False (a worker
     process, which its parent stops with SIGTERM, then SIGKILL, if it must). A SIGINT that is
     ignored (a job started with `nohup` or in the background) stays ignored, and so does a call
-    outside the main thread (which cannot set a handler)."""
+    outside the main thread (which cannot set a handler). SIGTERM and SIGHUP are held as well
+    where a Python handler answers them (`scaler.entry`'s, as Ctrl-C): raised inside numpy's
+    or torch's import they left it half done ('RecursionError', exit 1)."""
     caught: list[int] = []
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.default_int_handler or threading.current_thread() is not threading.main_thread():
+    held: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            held[signal.SIGINT] = signal.default_int_handler
+        for signum in (signal.SIGTERM, signal.SIGHUP):  # once answered as Ctrl-C (`scaler.entry`): the same harm
+            if callable(handler := signal.getsignal(signum)):
+                held[signum] = handler
+    if not held:
         yield caught
         return
 
     def hold(signum: int, frame: object) -> None:
-        if caught and insist:  # a second Ctrl-C: the user insists (an import that hangs), stop now
-            raise KeyboardInterrupt
+        if insist and signum != signal.SIGHUP and signum in caught:  # a second Ctrl-C or SIGTERM: the user insists (an
+            held[signum](signum, frame)  # import that hangs), stop now; a hang-up comes twice unasked (`scaler.entry`)
         caught.append(signum)
 
-    signal.signal(signal.SIGINT, hold)
+    for signum in held:
+        signal.signal(signum, hold)
     try:
         yield caught
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
 
 
 def held_back(load: Callable[[], _T]) -> _T:
@@ -130,6 +141,9 @@ def held_back(load: Callable[[], _T]) -> _T:
     KeyboardInterrupt once it is done, where one came meanwhile."""
     with interrupts_held() as caught:
         value = load()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signum in caught:
+            signal.raise_signal(signum)  # answered by its own handler, which the exit code follows
     if caught:
         raise KeyboardInterrupt
     return value

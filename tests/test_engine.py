@@ -1100,7 +1100,7 @@ def test_a_worker_stopped_alone_by_sigterm_is_named_not_blamed_on_an_error(tmp_p
         run_study(handle, workers=2, runtime=CPU, retry_failed=False, log=messages.append)
         assert states(handle) == {0: State.QUEUED, 1: State.COMPLETE}  # queued again for the next run
     assert messages[-1].startswith("1 item(s) left untrained: worker(s) scaler-worker-")
-    assert messages[-1].endswith(" were stopped by a signal (SIGTERM or SIGINT); the same command trains them")
+    assert messages[-1].endswith(" were stopped by a signal (SIGTERM, SIGHUP or SIGINT); the same command trains them")
 
 
 def test_workers_that_stop_on_an_error_are_not_started_again(tmp_path, capfd):

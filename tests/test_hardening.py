@@ -65,6 +65,8 @@ def test_a_sqlite_url_naming_a_folder_or_another_file_is_refused_as_such(cli, tm
         missing = cli(*args, "--storage", f"sqlite:///{tmp_path}/nowhere/s.db")  # SQLite's 'unable to open database file', exit 1
         assert (missing.code, missing.err) == (2, f"error: --storage: sqlite:///{tmp_path}/nowhere/s.db: the folder "
                                                   f"{tmp_path}/nowhere does not exist; create it first\n")
+        under_a_file = cli(*args, "--storage", f"sqlite:///{tmp_path}/image.png/s.db")
+        assert under_a_file.err == f"error: --storage: sqlite:///{tmp_path}/image.png/s.db: the folder {tmp_path}/image.png is a file, not a folder\n"
 
 
 def test_a_missing_mysql_driver_is_named_with_its_pypi_package(cli, tmp_path):

@@ -134,3 +134,52 @@ def test_a_stream_whose_reader_is_gone_is_silenced_other_errors_are_raised(error
     else:
         with pytest.raises(OSError, match="full"):
             stream.write("progress")
+
+
+def test_sigterm_and_sighup_answered_as_ctrl_c_wait_for_an_import():
+    """Raised inside numpy's or torch's import (`held_back`), their KeyboardInterrupt left it
+    half done: 'RecursionError' or 'cannot load module more than once', exit 1, not 143/129."""
+    from scaler.process import held_back
+
+    raised: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        raised.append(signum)
+        raise KeyboardInterrupt
+
+    inside: list[list[int]] = []
+
+    def load() -> int:
+        signal.raise_signal(signal.SIGHUP)
+        inside.append(list(raised))
+        return 1
+
+    saved = signal.signal(signal.SIGHUP, handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            try:
+                held_back(load)
+            except KeyboardInterrupt:
+                assert inside, "the SIGHUP interrupted the import itself"
+                raise
+        assert inside == [[]] and raised == [signal.SIGHUP] and signal.getsignal(signal.SIGHUP) is handler
+    finally:
+        signal.signal(signal.SIGHUP, saved)
+
+
+def test_a_hang_up_sent_twice_is_answered_once(monkeypatch):
+    """A closed terminal's SIGHUP comes twice (the shell passes it on, the kernel sends it as
+    the shell exits): the second cut short the stop of the worker processes (SIGKILL), and
+    their items stayed running, counted as deaths by the next run."""
+    from scaler import entry
+
+    monkeypatch.setattr(entry, "_terminated_by", None)
+    with pytest.raises(KeyboardInterrupt):
+        entry._terminate(signal.SIGHUP, None)
+    try:
+        entry._terminate(signal.SIGHUP, None)  # the second copy: no second interrupt
+    except KeyboardInterrupt:
+        pytest.fail("a second SIGHUP interrupted the stop again")
+    with pytest.raises(KeyboardInterrupt):  # a SIGTERM after it still stops
+        entry._terminate(signal.SIGTERM, None)
+    assert entry._terminated_by == signal.SIGHUP  # the exit code is the first signal's (129)

@@ -82,6 +82,7 @@ def train(
     from scaler.train_config import check_repeats
     from scaler.models import check_network, family_of, network_spec
     from scaler.models.init import no_zero_init_note, zero_init_residuals
+    from scaler.models.registry import is_reference
     from scaler.training import check_trainable, train_repeats
 
     data, train_images, val_images, val_fraction = (flags.pop(k) for k in ("data", "train_images", "val_images", "val_fraction"))
@@ -106,7 +107,7 @@ def train(
     check_trainable(dataset, resolution, config)  # refused before any progress display is drawn
     if note := config.batch_note(len(dataset.train)):
         print(f"warning: {note}", file=sys.stderr)
-    if zero_init and zero_init_residuals(family_of(spec).build(spec)) == 0:
+    if zero_init and is_reference(variant) and zero_init_residuals(family_of(spec).build(spec)) == 0:  # every preset's blocks can
         print(f"warning: {no_zero_init_note(variant)}", file=sys.stderr)
     options.say_notes()  # every option accepted: what they do not use
     with make_progress(progress_console, quiet) as progress:

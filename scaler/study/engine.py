@@ -379,7 +379,7 @@ def run_trial(
             raise
         _stopped(handle, trial._trial_id, item)
         if events.on_finish:
-            events.on_finish(label, State.INTERRUPTED, "Ctrl-C or SIGTERM")
+            events.on_finish(label, State.INTERRUPTED, "Ctrl-C, SIGTERM or SIGHUP")
         raise KeyboardInterrupt from exc
     outcome = _checked(outcome)
     try:
@@ -426,11 +426,11 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
 
-INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM)"
+INTERRUPTED_REASON = "interrupted (Ctrl-C, SIGTERM or SIGHUP)"
 
 
 def _stopped(handle: StudyHandle, trial_id: int, item: WorkItem | None, reason: str = INTERRUPTED_REASON) -> None:
-    """Mark a trial stopped by Ctrl-C or SIGTERM (or `reason`) interrupted. In a shared study (a database)
+    """Mark a trial stopped by Ctrl-C, SIGTERM or SIGHUP (or `reason`) interrupted. In a shared study (a database)
     its item goes back to the queue for the workers still running; a folder's own journal is
     resumed by its command. With signals held: the marking is several writes, and a second
     Ctrl-C between them left the trial RUNNING, which the next run counts as a death."""

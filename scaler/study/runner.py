@@ -408,8 +408,8 @@ def _run_processes(
                 return
             killed = [p for p in processes if p.exitcode < 0]
             if not killed:
-                stopped = [p.name for p in processes if p.exitcode == 130]  # SIGTERM or SIGINT sent to a worker alone
-                why = (f"worker(s) {', '.join(stopped)} were stopped by a signal (SIGTERM or SIGINT); "
+                stopped = [p.name for p in processes if p.exitcode == 130]  # SIGTERM, SIGHUP or SIGINT sent to a worker alone
+                why = (f"worker(s) {', '.join(stopped)} were stopped by a signal (SIGTERM, SIGHUP or SIGINT); "
                        "the same command trains them" if stopped else "the workers stopped on the error above, "
                        "which another round would meet again")
                 log(f"{len(plan.queued)} {noun}(s) left untrained: {why}")

@@ -180,9 +180,10 @@ def _check_sqlite_file(url: str, *, create: bool) -> None:
     if not path.is_file():
         if not create:
             raise UsageError(f"{mask_url(url)}: {path.absolute()} does not exist", param="storage")
-        if not path.absolute().parent.is_dir():  # SQLite makes the file, not its folder: 'unable to open database file'
-            raise UsageError(f"{mask_url(url)}: the folder {path.absolute().parent} does not exist; create it first",
-                             param="storage")
+        folder = path.absolute().parent
+        if not folder.is_dir():  # SQLite makes the file, not its folder: 'unable to open database file'
+            what = "is a file, not a folder" if folder.exists() else "does not exist; create it first"
+            raise UsageError(f"{mask_url(url)}: the folder {folder} {what}", param="storage")
         return
     try:
         with open(path, "rb") as file:
