@@ -177,6 +177,27 @@ def test_an_item_left_running_is_interrupted_and_run_again(tmp_path, storage_url
     assert orphan_state.state == optuna.trial.TrialState.FAIL
 
 
+def test_a_worker_waiting_on_another_process_s_item_says_so_then_takes_it_back(tmp_path, monkeypatch):
+    """A database study rerun at once after a kill trained what it could, then waited out the
+    dead trial's grace with no word (30 s by default, after an estimate that had not counted it)."""
+    monkeypatch.setenv("SCALER_HEARTBEAT_SECONDS", "1")
+    monkeypatch.setenv("SCALER_GRACE_SECONDS", "2")
+    folder, url = tmp_path / "waits", f"sqlite:///{tmp_path / 'studies.db'}"
+    config = FakeConfig(count=2)
+    with folder_lock(folder):
+        handle = open_fake(folder, config, url)
+        reconcile(handle)
+        taken = pop_trial(handle)  # a worker that took an item and died: its heartbeat is fresh
+        waits: list[list[str]] = []
+        assert work(open_fake(folder, config, url), {}, CPU, Events(on_wait=waits.append), poll_seconds=0.2) == 2
+    frozen = handle.storage.get_trial(taken._trial_id)
+    assert waits == [[handle.experiment.label(handle.experiment.item_of(item_params(frozen)))]]
+    said: list[str] = []
+    runner._events(None, said.append).on_wait(["item=0"])
+    assert said == ["waiting for item=0, run by another process; an item whose worker stopped is taken back 2 s after its "
+                    "last heartbeat (SCALER_GRACE_SECONDS) and trained here"]  # once, until its heartbeat went stale and this worker trained it
+
+
 def test_an_error_of_the_worker_after_it_took_an_item_leaves_it_interrupted_not_a_death(tmp_path, storage_url, monkeypatch):
     """An error that is not the item's, raised once its trial is taken (the display, a refresh
     of the experiment, the storage), left the trial RUNNING: the next run, or the heartbeat,

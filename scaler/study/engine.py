@@ -51,7 +51,7 @@ from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
 from scaler.study.signals import signals_held
 from scaler.study.storage import heartbeat_timing
-from scaler.study.trials import REQUEUED_FROM, count_finished, item_params, item_state, mark_interrupted, process_died, representative, trials_by_item
+from scaler.study.trials import REQUEUED_FROM, count_finished, item_params, item_state, mark_interrupted, process_died, representative, trial_label, trials_by_item
 
 # How an outcome is told to Optuna: scored outcomes carry the objective.
 _OPTUNA_STATE = {State.COMPLETE: TrialState.COMPLETE, State.TIMEOUT: TrialState.COMPLETE, State.PRUNED: TrialState.PRUNED}
@@ -489,7 +489,7 @@ def work(
     whose worker dies (no heartbeat) is picked up again.
     """
     events = events or Events()
-    ran, seen = 0, None
+    ran, seen, waited_on = 0, None, None
     writes = write_results and handle.folder is not None
     while True:
         if handle.uses_heartbeat:
@@ -509,6 +509,9 @@ def work(
                     if writes and finished != seen:
                         write_outputs(handle)  # other machines' items finished meanwhile
                     seen = finished
+                    if events.on_wait and waited_on != (numbers := [t.number for t in running]):
+                        events.on_wait([trial_label(handle, t) for t in running])  # a dead worker's item waits out its grace
+                        waited_on = numbers
                     time.sleep(poll_seconds)
                     continue
                 return ran

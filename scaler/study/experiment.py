@@ -87,12 +87,14 @@ class Record:
 class Events:
     """Callbacks a worker calls so a front end can show progress (all optional): an item
     starts (its label and epochs), a training step, an epoch (the trainer's metrics), an item
-    ends."""
+    ends, and the worker waits, no item left to take, on those other processes run (their
+    labels, each time that set changes)."""
 
     on_start: Callable[[str, int], None] | None = None
     on_step: Callable[[int, int, float, float], None] | None = None
     on_epoch: Callable[[Any], None] | None = None
     on_finish: Callable[[str, State, str], None] | None = None
+    on_wait: Callable[[list[str]], None] | None = None
 
 
 class Reporter(Protocol):

@@ -36,7 +36,8 @@ from scaler.study.handle import StudyHandle
 from scaler.study.results import write_outputs
 from scaler.study.signals import answer_as_ctrl_c, interrupt_once
 from scaler.study.spawned import worker_entry
-from scaler.study.trials import MAX_DEATHS, count_finished, item_params, mark_interrupted, records, requeue_lost
+from scaler.study.storage import heartbeat_timing
+from scaler.study.trials import MAX_DEATHS, count_finished, mark_interrupted, records, requeue_lost, trial_label
 from scaler.study.experiment import Events, WorkItem
 
 
@@ -107,13 +108,18 @@ def duration(seconds: float) -> str:
 
 
 def _events(bars: StudyProgress | None, log: Callable[[str], None]) -> Events:
+    def waiting(labels: list[str]) -> None:  # else a stall of up to the grace, unexplained
+        grace = heartbeat_timing()[1]
+        log(f"waiting for {', '.join(labels)}, run by another process; an item whose worker stopped is taken back "
+            f"{grace} s after its last heartbeat (SCALER_GRACE_SECONDS) and trained here")
+
     if bars is not None:
-        return Events(bars.on_start, bars.on_step, bars.on_epoch, bars.on_finish)
+        return Events(bars.on_start, bars.on_step, bars.on_epoch, bars.on_finish, waiting)
 
     def finished(label: str, state: State, reason: str) -> None:
         log(f"{label}: {state}{' (' + reason + ')' if reason else ''}")
 
-    return Events(on_start=lambda label, epochs: log(f"{label}: training"), on_finish=finished)
+    return Events(on_start=lambda label, epochs: log(f"{label}: training"), on_finish=finished, on_wait=waiting)
 
 
 def _prepare(handle: StudyHandle, runtime: Runtime, log: Callable[[str], None]) -> Any:
@@ -285,8 +291,7 @@ def _running(handle: StudyHandle, trials: list[FrozenTrial] | None = None) -> li
     N+1' named an epoch 2 of 1 while the last was evaluated)."""
     out = []
     for trial in handle.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if trials is None else trials:
-        item = handle.experiment.item_of(item_params(trial))
-        label = handle.experiment.label(item) if item is not None else f"trial {trial.number}"
+        label = trial_label(handle, trial)
         reported = max(trial.intermediate_values, default=0)
         out.append(f"{label} after epoch {reported}" if reported else f"{label} in epoch 1")
     return out
@@ -337,9 +342,7 @@ def _release_items_of_dead(handle: StudyHandle, processes: list[multiprocessing.
             reason = f"its worker process {process.name} ended (killed by signal {-process.exitcode})"
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
                 mark_interrupted(handle.storage, trial._trial_id, reason, died=True)
-            item = handle.experiment.item_of(item_params(trial))
-            label = handle.experiment.label(item) if item is not None else f"trial {trial.number}"
-            log(f"warning: {label}: {reason}; it goes back to the queue and is trained again")
+            log(f"warning: {trial_label(handle, trial)}: {reason}; it goes back to the queue and is trained again")
 
 
 def _run_processes(

@@ -22,6 +22,12 @@ def item_params(trial: FrozenTrial) -> dict:
     return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
 
 
+def trial_label(handle: StudyHandle, trial: FrozenTrial) -> str:
+    """The label of the item a trial runs, for progress lines ('trial N' where it has none)."""
+    item = handle.experiment.item_of(item_params(trial))
+    return handle.experiment.label(item) if item is not None else f"trial {trial.number}"
+
+
 REQUEUED_FROM = "requeued_from"  # a trial's attribute: the number of the trial whose process died
 DIED = "process_died"  # a trial's attribute: its process died mid-item (killed), not stopped by Ctrl-C
 MAX_DEATHS = 3  # an item whose process died this many times is failed, not queued again
