@@ -87,7 +87,7 @@ class Record:
 class Events:
     """Callbacks a worker calls so a front end can show progress (all optional): an item
     starts (its label and epochs), a training step, an epoch (the trainer's metrics), an item
-    ends, and the worker waits, no item left to take, on those other processes run (their
+    ends, and the worker, with no item left to take, waits on items other processes run (their
     labels, each time that set changes)."""
 
     on_start: Callable[[str, int], None] | None = None
