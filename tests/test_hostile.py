@@ -191,7 +191,7 @@ def test_another_storage_for_a_journal_search_is_refused(cli, copy, tmp_path):
     before = (copy / "results.csv").read_text()
     result = cli(*search_args(copy.parent), "--storage", f"sqlite:///{tmp_path / 'other.db'}")
     assert result.code == 2 and "keeps its study in study.journal" in one_line(result.err)
-    assert one_line(result.err).endswith("rerun without --storage, or pick a new --name")  # it read '(or none)' either way
+    assert one_line(result.err).endswith("rerun without --storage (and SCALER_STORAGE unset), or pick a new --name")  # '(or none)' either way
     assert (copy / "results.csv").read_text() == before
 
 

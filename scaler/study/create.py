@@ -122,7 +122,7 @@ def open_study(
             raise UsageError(_clash_message(name, previous.get("config", {}), config.identity(), kind.options))
         recorded = previous.get("storage")
         if recorded is not None and not same_storage(str(recorded), storage_url):
-            how = "with the same --storage" if is_url(str(recorded)) else "without --storage"
+            how = "with the same --storage" if is_url(str(recorded)) else "without --storage (and SCALER_STORAGE unset)"
             raise UsageError(
                 f"{name!r} keeps its study in {mask_url(str(recorded))}, not {storage_label(storage_url)}; "
                 f"rerun {how}, or pick a new --name"
