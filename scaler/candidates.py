@@ -245,22 +245,11 @@ class ProxyBase:
                 "edited since)", param="base")
 
     def zero_init_note(self) -> str | None:
-        """Where `zero_init` is asked of a factory base none of whose modules can start at zero
-        (`scaler.models.init.no_zero_init_note`), the words for it; None otherwise (every block
-        of scaler's own families can). A factory is built once here, on the CPU."""
-        import torch
+        """Where `zero_init` is asked of a factory base none of whose modules can start at zero,
+        the words for it (`scaler.models.init.zero_init_note`); None otherwise."""
+        from scaler.models.init import zero_init_note
 
-        from scaler.models import family_of
-        from scaler.models.init import no_zero_init_note, zero_init_residuals
-        from scaler.models.registry import is_reference
-        from scaler.random_state import generators_kept
-
-        if not (self.zero_init and is_reference(self.variant)):
-            return None
-        spec = self.spec()
-        with generators_kept(), torch.device("cpu"):
-            blocks = zero_init_residuals(family_of(spec).build(spec))
-        return None if blocks else no_zero_init_note(self.variant)
+        return zero_init_note(self.variant, self.spec()) if self.zero_init else None
 
     def scaled(self, alpha: float, beta: float, gamma: float, phi: float) -> tuple[CompoundScale, ModelCount]:
         """The compound step (alpha, beta, gamma) at `phi` from this base, and its network

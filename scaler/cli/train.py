@@ -81,8 +81,7 @@ def train(
     final metrics of each seed and their mean with a 95% interval)."""
     from scaler.train_config import check_repeats
     from scaler.models import check_network, family_of, network_spec
-    from scaler.models.init import no_zero_init_note, zero_init_residuals
-    from scaler.models.registry import is_reference
+    from scaler.models.init import zero_init_note, zero_init_residuals
     from scaler.training import check_trainable, train_repeats
 
     data, train_images, val_images, val_fraction = (flags.pop(k) for k in ("data", "train_images", "val_images", "val_fraction"))
@@ -107,8 +106,8 @@ def train(
     check_trainable(dataset, resolution, config)  # refused before any progress display is drawn
     if note := config.batch_note(len(dataset.train)):
         print(f"warning: {note}", file=sys.stderr)
-    if zero_init and is_reference(variant) and zero_init_residuals(family_of(spec).build(spec)) == 0:  # every preset's blocks can
-        print(f"warning: {no_zero_init_note(variant)}", file=sys.stderr)
+    if zero_init and (start_note := zero_init_note(variant, spec)):
+        print(f"warning: {start_note}", file=sys.stderr)
     options.say_notes()  # every option accepted: what they do not use
     with make_progress(progress_console, quiet) as progress:
 

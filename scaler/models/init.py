@@ -10,6 +10,9 @@ with the seed (benchmarks/proxy_probe.py with and without --no-zero-init).
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
+import torch
 from torch import nn
 
 
@@ -30,3 +33,18 @@ def no_zero_init_note(variant: str) -> str:
     return (f"--zero-init changes nothing in {variant}: none of its modules has a zero_init_last() method "
             "(as scaler's and timm's residual blocks do, to start their branch at zero), so it starts "
             "as its own initialisation does")
+
+
+def zero_init_note(variant: str, spec: Hashable) -> str | None:
+    """Where the network of `spec` (of base `variant`), asked to start at zero, has no block to
+    do it, the words for it (`no_zero_init_note`); None otherwise. Only a factory's network is
+    built to see, on the CPU and leaving the random generators as they were: every block of
+    scaler's own families can start at zero."""
+    from scaler.models.registry import family_of, is_reference
+    from scaler.random_state import generators_kept
+
+    if not is_reference(variant):
+        return None
+    with generators_kept(), torch.device("cpu"):
+        blocks = zero_init_residuals(family_of(spec).build(spec))
+    return None if blocks else no_zero_init_note(variant)
